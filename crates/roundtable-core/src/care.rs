@@ -1,0 +1,266 @@
+//! The circle's care: moments, asks and offers, gatherings and potluck,
+//! stepping back. Each edit is one change under the rules of [`Circle`].
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc};
+use rand::RngCore;
+
+use crate::circle::{Circle, checked, child_map, new_entity};
+use crate::error::CoreError;
+use crate::ids::{EntityId, MemberId};
+use crate::schema::{self, limits};
+use crate::time::Timestamp;
+use crate::view::{Answer, RequestKind};
+
+/// A gathering to propose.
+#[derive(Debug, Clone)]
+pub struct NewGathering {
+    /// What it is ("Soup night").
+    pub title: String,
+    /// When it starts, in the time zone where it happens.
+    pub starts: jiff::ZonedDateTime,
+    /// Where.
+    pub place: String,
+    /// Who hosts; the proposer when empty.
+    pub hosts: Vec<MemberId>,
+}
+
+impl Circle {
+    /// Shares a moment: a milestone or an ordinary day.
+    pub fn moment(
+        &mut self,
+        author: MemberId,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(author)?;
+        let text = checked("moment", text, limits::NOTE, true)?;
+        let id = EntityId::random(rng);
+        self.transact(now, "share a moment", |tx| {
+            let obj = new_entity(tx, schema::MOMENTS, id)?;
+            tx.put(&obj, "author", author.to_string())?;
+            tx.put(&obj, "text", text)?;
+            tx.put(&obj, "at", now.as_millis())?;
+            tx.put_object(&obj, schema::REPLIES, ObjType::Map)?;
+            Ok(id)
+        })
+    }
+
+    /// Asks for help, or offers it.
+    pub fn request(
+        &mut self,
+        kind: RequestKind,
+        author: MemberId,
+        text: &str,
+        when: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(author)?;
+        let text = checked(kind.as_str(), text, limits::NOTE, true)?;
+        let when = checked("when", when, limits::NAME, false)?;
+        let id = EntityId::random(rng);
+        self.transact(now, kind.as_str(), |tx| {
+            let obj = new_entity(tx, schema::REQUESTS, id)?;
+            tx.put(&obj, "kind", kind.as_str())?;
+            tx.put(&obj, "author", author.to_string())?;
+            tx.put(&obj, "text", text)?;
+            tx.put(&obj, "when", when)?;
+            tx.put(&obj, "at", now.as_millis())?;
+            tx.put_object(&obj, "commitments", ObjType::Map)?;
+            tx.put_object(&obj, schema::REPLIES, ObjType::Map)?;
+            Ok(id)
+        })
+    }
+
+    /// "I'll bring soup Tuesday": commits to an ask (or takes up an offer).
+    /// Several people committing at once are all kept.
+    pub fn commit_to(
+        &mut self,
+        request: EntityId,
+        author: MemberId,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(author)?;
+        let text = checked("commitment", text, limits::NOTE, true)?;
+        let obj = self.require_entity(schema::REQUESTS, request, "ask or offer")?;
+        let id = EntityId::random(rng);
+        self.transact(now, "commit", |tx| {
+            let commitments = child_map(tx, &obj, "commitments")?;
+            let c = tx.put_object(&commitments, id.to_string(), ObjType::Map)?;
+            tx.put(&c, "author", author.to_string())?;
+            tx.put(&c, "text", text)?;
+            tx.put(&c, "at", now.as_millis())?;
+            Ok(id)
+        })
+    }
+
+    /// Closes an ask or offer with thanks. Only its author can.
+    pub fn close_request(
+        &mut self,
+        request: EntityId,
+        author: MemberId,
+        thanks: &str,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(author)?;
+        let thanks = checked("thanks", thanks, limits::NOTE, false)?;
+        let obj = self.require_entity(schema::REQUESTS, request, "ask or offer")?;
+        if self.get_str(&obj, "author") != Some(author.to_string()) {
+            return Err(CoreError::NotAllowed(
+                "only the person who posted it can mark it done; say thanks with a reply instead"
+                    .into(),
+            ));
+        }
+        self.transact(now, "done", |tx| {
+            let done = tx.put_object(&obj, "done", ObjType::Map)?;
+            tx.put(&done, "at", now.as_millis())?;
+            tx.put(&done, "thanks", thanks)?;
+            Ok(())
+        })
+    }
+
+    /// Proposes a gathering.
+    pub fn gathering(
+        &mut self,
+        author: MemberId,
+        g: &NewGathering,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(author)?;
+        let title = checked("title", &g.title, limits::NAME, true)?;
+        let place = checked("place", &g.place, limits::NOTE, false)?;
+        let hosts = if g.hosts.is_empty() {
+            vec![author]
+        } else {
+            g.hosts.clone()
+        };
+        for h in &hosts {
+            self.require_member(*h)?;
+        }
+        let starts = g.starts.to_string();
+        let id = EntityId::random(rng);
+        self.transact(now, "propose a gathering", |tx| {
+            let obj = new_entity(tx, schema::GATHERINGS, id)?;
+            tx.put(&obj, "title", title)?;
+            tx.put(&obj, "starts", starts.as_str())?;
+            tx.put(&obj, "place", place)?;
+            tx.put(&obj, "author", author.to_string())?;
+            tx.put(&obj, "at", now.as_millis())?;
+            let host_map = tx.put_object(&obj, "hosts", ObjType::Map)?;
+            for h in &hosts {
+                tx.put(&host_map, h.to_string(), true)?;
+            }
+            for m in ["rsvps", "dishes", "came"] {
+                tx.put_object(&obj, m, ObjType::Map)?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// A member's yes, no or maybe. Their latest answer stands.
+    pub fn rsvp(
+        &mut self,
+        gathering: EntityId,
+        member: MemberId,
+        answer: Answer,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(member)?;
+        let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
+        self.transact(now, "rsvp", |tx| {
+            let rsvps = child_map(tx, &obj, "rsvps")?;
+            let r = tx.put_object(&rsvps, member.to_string(), ObjType::Map)?;
+            tx.put(&r, "answer", answer.as_str())?;
+            tx.put(&r, "at", now.as_millis())?;
+            Ok(())
+        })
+    }
+
+    /// Potluck: "I'll bring ...", with dietary notes.
+    pub fn bring(
+        &mut self,
+        gathering: EntityId,
+        member: MemberId,
+        dish: &str,
+        dietary: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(member)?;
+        let dish = checked("dish", dish, limits::NAME, true)?;
+        let dietary = checked("dietary note", dietary, limits::NAME, false)?;
+        let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
+        let id = EntityId::random(rng);
+        self.transact(now, "bring", |tx| {
+            let dishes = child_map(tx, &obj, "dishes")?;
+            let d = tx.put_object(&dishes, id.to_string(), ObjType::Map)?;
+            tx.put(&d, "author", member.to_string())?;
+            tx.put(&d, "dish", dish)?;
+            tx.put(&d, "dietary", dietary)?;
+            tx.put(&d, "at", now.as_millis())?;
+            Ok(id)
+        })
+    }
+
+    /// Records that `who` came to a gathering.
+    pub fn came(
+        &mut self,
+        gathering: EntityId,
+        who: MemberId,
+        marked_by: MemberId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(marked_by)?;
+        self.require_member(who)?;
+        let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
+        self.transact(now, "came", |tx| {
+            let came = child_map(tx, &obj, "came")?;
+            let c = tx.put_object(&came, who.to_string(), ObjType::Map)?;
+            tx.put(&c, "marked_by", marked_by.to_string())?;
+            tx.put(&c, "at", now.as_millis())?;
+            Ok(())
+        })
+    }
+
+    /// "I'm stepping back for a while": the quiet view leaves them be.
+    pub fn step_back(
+        &mut self,
+        member: MemberId,
+        until: Option<Timestamp>,
+        note: &str,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        let obj = self.require_member(member)?;
+        let note = checked("note", note, limits::NOTE, false)?;
+        if until.is_some_and(|u| u <= now) {
+            return Err(CoreError::Invalid(
+                "the date you are away until has already passed".into(),
+            ));
+        }
+        self.transact(now, "step back", |tx| {
+            let away = tx.put_object(&obj, "away", ObjType::Map)?;
+            tx.put(&away, "since", now.as_millis())?;
+            if let Some(u) = until {
+                tx.put(&away, "until", u.as_millis())?;
+            }
+            tx.put(&away, "note", note)?;
+            Ok(())
+        })
+    }
+
+    /// Back again.
+    pub fn come_back(&mut self, member: MemberId, now: Timestamp) -> Result<(), CoreError> {
+        let obj = self.require_member(member)?;
+        self.transact(now, "back", |tx| {
+            if tx.get(&obj, "away")?.is_some() {
+                tx.delete(&obj, "away")?;
+            }
+            Ok(())
+        })
+    }
+}

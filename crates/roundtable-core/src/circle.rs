@@ -1,0 +1,579 @@
+//! A circle: one Automerge document and the edits people make to it.
+//!
+//! Every edit is one Automerge change made through [`Circle::transact`], by the
+//! device set with [`Circle::set_device`]. Edits check what the circle's rules
+//! say (the author is a member, the mood is one of four words, text is not
+//! absurdly long) before anything is written; a refused edit changes nothing.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{
+    ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+};
+use rand::RngCore;
+
+use crate::error::CoreError;
+use crate::identity::DeviceCert;
+use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
+use crate::mood::Mood;
+use crate::schema::{self, SCHEMA_VERSION, limits};
+use crate::time::Timestamp;
+use crate::view::CircleView;
+
+/// A member's own words about themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// The name the circle calls them by.
+    pub name: String,
+    /// Pronouns, if they want to share them.
+    pub pronouns: String,
+    /// "What I'd like you to remember about me."
+    pub remember: String,
+    /// An unfinished story of their own.
+    pub story: String,
+}
+
+impl Profile {
+    /// A profile with only a name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A change to some fields of a profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileEdit {
+    /// New name.
+    pub name: Option<String>,
+    /// New pronouns.
+    pub pronouns: Option<String>,
+    /// New "what I'd like you to remember about me".
+    pub remember: Option<String>,
+    /// New story.
+    pub story: Option<String>,
+}
+
+/// The collections whose entries can be replied to, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Repliable {
+    /// A check-in.
+    Checkin,
+    /// A moment.
+    Moment,
+    /// An ask or an offer.
+    Request,
+}
+
+impl Repliable {
+    /// Every repliable collection.
+    pub const ALL: [Repliable; 3] = [Repliable::Checkin, Repliable::Moment, Repliable::Request];
+
+    pub(crate) const fn collection(self) -> &'static str {
+        match self {
+            Repliable::Checkin => schema::CHECKINS,
+            Repliable::Moment => schema::MOMENTS,
+            Repliable::Request => schema::REQUESTS,
+        }
+    }
+
+    /// The word people use for it.
+    pub const fn noun(self) -> &'static str {
+        match self {
+            Repliable::Checkin => "check-in",
+            Repliable::Moment => "moment",
+            Repliable::Request => "ask or offer",
+        }
+    }
+}
+
+/// One circle's document.
+#[derive(Debug, Clone)]
+pub struct Circle {
+    doc: Automerge,
+}
+
+impl Circle {
+    /// Starts a new circle, with its founder as the first member.
+    ///
+    /// The first change holds every collection of the schema, so devices that
+    /// receive the document later never create them again (see [`crate::schema`]).
+    pub fn create(
+        name: &str,
+        about: &str,
+        founder: &DeviceCert,
+        profile: &Profile,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<Self, CoreError> {
+        founder.verify()?;
+        let name = checked("circle name", name, limits::NAME, true)?;
+        let about = checked("circle's about", about, limits::STORY, false)?;
+        check_profile(profile)?;
+        let id = CircleId::random(rng);
+        let mut doc = Automerge::new().with_actor(actor(founder.device));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, schema::SCHEMA, SCHEMA_VERSION)?;
+        let info = tx.put_object(ROOT, schema::CIRCLE, ObjType::Map)?;
+        tx.put(&info, "id", id.to_string())?;
+        tx.put(&info, "name", name)?;
+        tx.put(&info, "about", about)?;
+        tx.put(&info, "created_at", now.as_millis())?;
+        tx.put(&info, "created_by", founder.member.to_string())?;
+        for c in schema::COLLECTIONS {
+            tx.put_object(ROOT, c, ObjType::Map)?;
+        }
+        put_member(&mut tx, founder, profile, None, now)?;
+        tx.commit_with(commit_options(now, "create circle"));
+        Ok(Self { doc })
+    }
+
+    /// Wraps a document, checking that it is a circle.
+    pub fn from_doc(doc: Automerge) -> Result<Self, CoreError> {
+        let circle = Self { doc };
+        circle.info_obj()?;
+        circle.read_id()?;
+        Ok(circle)
+    }
+
+    /// Loads a saved document. Damaged or hostile bytes give an error, never a panic.
+    pub fn load(bytes: &[u8]) -> Result<Self, CoreError> {
+        let doc = guarded(|| Automerge::load(bytes))?;
+        Self::from_doc(doc)
+    }
+
+    /// Applies changes (or a saved document) received from elsewhere; returns
+    /// how many operations were new. Changes whose history is missing are
+    /// held back by Automerge until it arrives (see [`Self::missing_deps`]).
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<usize, CoreError> {
+        let doc = &mut self.doc;
+        guarded(|| doc.load_incremental(bytes))
+    }
+
+    /// Merges everything another copy of this circle has.
+    pub fn merge(&mut self, other: &mut Circle) -> Result<(), CoreError> {
+        self.doc.merge(&mut other.doc)?;
+        Ok(())
+    }
+
+    /// Hashes of changes we know are needed but have not got.
+    pub fn missing_deps(&self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    /// The whole document, compressed.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The changes made since `heads`, for the log or a peer.
+    pub fn changes_since(&self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
+    /// The current heads of the change graph.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The underlying document.
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// The underlying document, for protocols (e.g. sync) that drive it directly.
+    pub fn doc_mut(&mut self) -> &mut Automerge {
+        &mut self.doc
+    }
+
+    /// Makes later edits come from `device` (its id is the Automerge actor id).
+    pub fn set_device(&mut self, device: DeviceId) {
+        self.doc.set_actor(actor(device));
+    }
+
+    /// This circle's id.
+    pub fn id(&self) -> CircleId {
+        // `from_doc` checked it; a concurrent edit cannot change it because nothing writes it again.
+        self.read_id().unwrap_or(CircleId::from_bytes([0; 16]))
+    }
+
+    /// This circle's name as it stands now.
+    pub fn name(&self) -> String {
+        self.info_obj()
+            .ok()
+            .and_then(|o| self.get_str(&o, "name"))
+            .unwrap_or_default()
+    }
+
+    /// The schema version written in the document.
+    pub fn schema_version(&self) -> u64 {
+        match self.doc.get(ROOT, schema::SCHEMA) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Uint(v) => *v,
+                ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(0),
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    /// Everything in the circle, as plain data.
+    pub fn view(&self) -> CircleView {
+        CircleView::read(&self.doc)
+    }
+
+    /// The canonical JSON form: sorted keys, stable order, so two devices that
+    /// hold the same changes print identical bytes.
+    pub fn canonical_json(&self) -> String {
+        self.view().to_canonical_json()
+    }
+
+    /// Whether `member` belongs to this circle.
+    pub fn is_member(&self, member: MemberId) -> bool {
+        self.entity(schema::MEMBERS, &member.to_string()).is_some()
+    }
+
+    /// The members who are in this circle now.
+    pub fn member_ids(&self) -> Vec<MemberId> {
+        self.view().members.into_keys().collect()
+    }
+
+    /// Which collection holds the repliable entry `id`, if any.
+    pub fn find_repliable(&self, id: EntityId) -> Option<Repliable> {
+        Repliable::ALL
+            .into_iter()
+            .find(|r| self.entity(r.collection(), &id.to_string()).is_some())
+    }
+
+    /// Runs `f` as one change. Refuses if the document is from a newer schema;
+    /// if `f` fails, nothing is written. Returns `f`'s value.
+    pub fn transact<T>(
+        &mut self,
+        now: Timestamp,
+        message: &str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let found = self.schema_version();
+        if found > SCHEMA_VERSION {
+            return Err(CoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mut tx = self.doc.transaction();
+        match f(&mut tx) {
+            Ok(v) => {
+                tx.commit_with(commit_options(now, message));
+                Ok(v)
+            }
+            Err(e) => {
+                tx.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a member with their first device. Adding someone already here
+    /// only adds the device.
+    pub fn add_member(
+        &mut self,
+        device: &DeviceCert,
+        profile: &Profile,
+        invited_by: Option<MemberId>,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        device.verify()?;
+        check_profile(profile)?;
+        if let Some(inviter) = invited_by {
+            self.require_member(inviter)?;
+        }
+        if self.is_member(device.member) {
+            return self.add_device(device, now);
+        }
+        self.transact(now, "add member", |tx| {
+            put_member(tx, device, profile, invited_by, now)
+        })
+    }
+
+    /// Adds a device certified by a member of this circle.
+    pub fn add_device(&mut self, cert: &DeviceCert, now: Timestamp) -> Result<(), CoreError> {
+        cert.verify()?;
+        let member = self.require_member(cert.member)?;
+        self.transact(now, "add device", |tx| {
+            let devices = child_map(tx, &member, schema::DEVICES)?;
+            put_device(tx, &devices, cert, now)
+        })
+    }
+
+    /// Changes some fields of `member`'s own profile.
+    pub fn edit_profile(
+        &mut self,
+        member: MemberId,
+        edit: &ProfileEdit,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        let obj = self.require_member(member)?;
+        let fields = [
+            ("name", &edit.name, limits::NAME, true),
+            ("pronouns", &edit.pronouns, limits::PRONOUNS, false),
+            ("remember", &edit.remember, limits::NOTE, false),
+            ("story", &edit.story, limits::STORY, false),
+        ];
+        for (field, value, max, required) in &fields {
+            if let Some(v) = value {
+                checked(field, v, *max, *required)?;
+            }
+        }
+        self.transact(now, "edit profile", |tx| {
+            for (field, value, _, _) in fields {
+                if let Some(v) = value {
+                    tx.put(&obj, field, v.trim())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Renames the circle or changes what it is about.
+    pub fn edit_circle(
+        &mut self,
+        name: Option<&str>,
+        about: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        let name = name
+            .map(|n| checked("circle name", n, limits::NAME, true))
+            .transpose()?;
+        let about = about
+            .map(|a| checked("circle's about", a, limits::STORY, false))
+            .transpose()?;
+        let info = self.info_obj()?;
+        self.transact(now, "edit circle", |tx| {
+            if let Some(n) = name {
+                tx.put(&info, "name", n)?;
+            }
+            if let Some(a) = about {
+                tx.put(&info, "about", a)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records how `author` is doing.
+    pub fn checkin(
+        &mut self,
+        author: MemberId,
+        mood: Mood,
+        note: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(author)?;
+        let note = checked("note", note, limits::NOTE, false)?;
+        let id = EntityId::random(rng);
+        self.transact(now, "check in", |tx| {
+            let obj = new_entity(tx, schema::CHECKINS, id)?;
+            tx.put(&obj, "author", author.to_string())?;
+            tx.put(&obj, "mood", mood.as_str())?;
+            tx.put(&obj, "note", note)?;
+            tx.put(&obj, "at", now.as_millis())?;
+            tx.put_object(&obj, schema::REPLIES, ObjType::Map)?;
+            Ok(id)
+        })
+    }
+
+    /// Replies, in words, to a check-in, a moment, an ask or an offer.
+    pub fn reply(
+        &mut self,
+        to: EntityId,
+        author: MemberId,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(author)?;
+        let text = checked("reply", text, limits::NOTE, true)?;
+        let kind = self.find_repliable(to).ok_or(CoreError::NoSuchEntity {
+            kind: "check-in, moment, ask or offer",
+            id: to,
+        })?;
+        let target =
+            self.entity(kind.collection(), &to.to_string())
+                .ok_or(CoreError::NoSuchEntity {
+                    kind: kind.noun(),
+                    id: to,
+                })?;
+        let id = EntityId::random(rng);
+        self.transact(now, "reply", |tx| {
+            let replies = child_map(tx, &target, schema::REPLIES)?;
+            let obj = tx.put_object(&replies, id.to_string(), ObjType::Map)?;
+            tx.put(&obj, "author", author.to_string())?;
+            tx.put(&obj, "text", text)?;
+            tx.put(&obj, "at", now.as_millis())?;
+            Ok(id)
+        })
+    }
+
+    /// The map object of a member, or an error saying they are not here.
+    pub(crate) fn require_member(&self, member: MemberId) -> Result<ObjId, CoreError> {
+        self.entity(schema::MEMBERS, &member.to_string())
+            .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))
+    }
+
+    /// The winning map object at `collection[key]`, if there is one.
+    pub(crate) fn entity(&self, collection: &str, key: &str) -> Option<ObjId> {
+        let (Value::Object(ObjType::Map), coll) = self.doc.get(ROOT, collection).ok()?? else {
+            return None;
+        };
+        match self.doc.get(&coll, key).ok()?? {
+            (Value::Object(ObjType::Map), obj) => Some(obj),
+            _ => None,
+        }
+    }
+
+    /// The map object of an entity, or an error naming what is missing.
+    pub(crate) fn require_entity(
+        &self,
+        collection: &str,
+        id: EntityId,
+        kind: &'static str,
+    ) -> Result<ObjId, CoreError> {
+        self.entity(collection, &id.to_string())
+            .ok_or(CoreError::NoSuchEntity { kind, id })
+    }
+
+    fn info_obj(&self) -> Result<ObjId, CoreError> {
+        match self.doc.get(ROOT, schema::CIRCLE) {
+            Ok(Some((Value::Object(ObjType::Map), obj))) => Ok(obj),
+            _ => Err(CoreError::NotACircle("it has no circle record".into())),
+        }
+    }
+
+    fn read_id(&self) -> Result<CircleId, CoreError> {
+        let info = self.info_obj()?;
+        self.get_str(&info, "id")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| CoreError::NotACircle("its circle id is missing or damaged".into()))
+    }
+
+    pub(crate) fn get_str(&self, obj: &ObjId, key: &str) -> Option<String> {
+        match self.doc.get(obj, key).ok()?? {
+            (Value::Scalar(s), _) => match s.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The Automerge actor id of a device.
+pub fn actor(device: DeviceId) -> ActorId {
+    ActorId::from(device.as_bytes().as_slice())
+}
+
+fn commit_options(now: Timestamp, message: &str) -> CommitOptions {
+    CommitOptions::default()
+        .with_message(message)
+        .with_time(now.as_millis().div_euclid(1000))
+}
+
+/// Runs an Automerge parse of outside bytes, turning both errors and panics
+/// into [`CoreError::BadDocument`]: hostile bytes must never bring a node down.
+fn guarded<T>(f: impl FnOnce() -> Result<T, automerge::AutomergeError>) -> Result<T, CoreError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CoreError::BadDocument(e.to_string())),
+        Err(_) => Err(CoreError::BadDocument("malformed data".into())),
+    }
+}
+
+/// Checks a piece of text against its limit; returns it trimmed.
+pub(crate) fn checked<'a>(
+    field: &'static str,
+    text: &'a str,
+    max: usize,
+    required: bool,
+) -> Result<&'a str, CoreError> {
+    let text = text.trim();
+    if required && text.is_empty() {
+        return Err(CoreError::Empty(field));
+    }
+    let len = text.chars().count();
+    if len > max {
+        return Err(CoreError::TooLong { field, len, max });
+    }
+    Ok(text)
+}
+
+fn check_profile(p: &Profile) -> Result<(), CoreError> {
+    checked("name", &p.name, limits::NAME, true)?;
+    checked("pronouns", &p.pronouns, limits::PRONOUNS, false)?;
+    checked("remember", &p.remember, limits::NOTE, false)?;
+    checked("story", &p.story, limits::STORY, false)?;
+    Ok(())
+}
+
+/// The winning map at `ROOT[name]`, created if a document lacks it.
+pub(crate) fn collection(tx: &mut Transaction<'_>, name: &str) -> Result<ObjId, CoreError> {
+    child_map(tx, &ROOT, name)
+}
+
+/// The winning map at `parent[key]`, created if missing.
+pub(crate) fn child_map(
+    tx: &mut Transaction<'_>,
+    parent: &ObjId,
+    key: &str,
+) -> Result<ObjId, CoreError> {
+    match tx.get(parent, key)? {
+        Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => Ok(tx.put_object(parent, key, ObjType::Map)?),
+    }
+}
+
+/// A new map for an entity at `ROOT[collection][id]`.
+pub(crate) fn new_entity(
+    tx: &mut Transaction<'_>,
+    collection_name: &str,
+    id: EntityId,
+) -> Result<ObjId, CoreError> {
+    let coll = collection(tx, collection_name)?;
+    Ok(tx.put_object(&coll, id.to_string(), ObjType::Map)?)
+}
+
+fn put_member(
+    tx: &mut Transaction<'_>,
+    device: &DeviceCert,
+    profile: &Profile,
+    invited_by: Option<MemberId>,
+    now: Timestamp,
+) -> Result<(), CoreError> {
+    let members = collection(tx, schema::MEMBERS)?;
+    let m = tx.put_object(&members, device.member.to_string(), ObjType::Map)?;
+    tx.put(&m, "name", profile.name.trim())?;
+    tx.put(&m, "pronouns", profile.pronouns.trim())?;
+    tx.put(&m, "remember", profile.remember.trim())?;
+    tx.put(&m, "story", profile.story.trim())?;
+    tx.put(&m, "joined_at", now.as_millis())?;
+    match invited_by {
+        Some(i) => tx.put(&m, "invited_by", i.to_string())?,
+        None => tx.put(&m, "invited_by", ScalarValue::Null)?,
+    }
+    let devices = tx.put_object(&m, schema::DEVICES, ObjType::Map)?;
+    put_device(tx, &devices, device, now)
+}
+
+fn put_device(
+    tx: &mut Transaction<'_>,
+    devices: &ObjId,
+    cert: &DeviceCert,
+    now: Timestamp,
+) -> Result<(), CoreError> {
+    let d = tx.put_object(devices, cert.device.to_string(), ObjType::Map)?;
+    tx.put(&d, "cert", cert.signature_hex())?;
+    tx.put(&d, "added_at", now.as_millis())?;
+    Ok(())
+}

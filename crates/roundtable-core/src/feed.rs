@@ -1,0 +1,75 @@
+//! The circle's life in order.
+//!
+//! Entries are ordered causally — by the Lamport counter of the operation
+//! that created them, then by id — never by wall-clock time, so a device
+//! whose clock runs a day ahead shows the wrong time but cannot jump the
+//! queue: anything written after seeing an entry comes after it everywhere.
+
+use crate::ids::{EntityId, MemberId};
+use crate::view::{Checkin, CircleView, Gathering, Member, Moment, Request};
+
+/// One entry of the feed.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'a> {
+    /// Someone joined.
+    Joined(MemberId, &'a Member),
+    /// A check-in.
+    Checkin(EntityId, &'a Checkin),
+    /// A moment.
+    Moment(EntityId, &'a Moment),
+    /// An ask or offer.
+    Request(EntityId, &'a Request),
+    /// A gathering.
+    Gathering(EntityId, &'a Gathering),
+}
+
+impl Entry<'_> {
+    /// Causal position.
+    pub fn order(&self) -> u64 {
+        match self {
+            Entry::Joined(_, m) => m.order,
+            Entry::Checkin(_, c) => c.order,
+            Entry::Moment(_, m) => m.order,
+            Entry::Request(_, r) => r.order,
+            Entry::Gathering(_, g) => g.order,
+        }
+    }
+
+    /// The entry's id as text (a member id for `Joined`).
+    pub fn id(&self) -> String {
+        match self {
+            Entry::Joined(id, _) => id.to_string(),
+            Entry::Checkin(id, _)
+            | Entry::Moment(id, _)
+            | Entry::Request(id, _)
+            | Entry::Gathering(id, _) => id.to_string(),
+        }
+    }
+
+    /// What kind of entry, as printed in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Joined(..) => "joined",
+            Entry::Checkin(..) => "checkin",
+            Entry::Moment(..) => "moment",
+            Entry::Request(_, r) => r.kind.as_str(),
+            Entry::Gathering(..) => "gathering",
+        }
+    }
+}
+
+/// Every entry, oldest first.
+pub fn timeline(view: &CircleView) -> Vec<Entry<'_>> {
+    let mut out: Vec<Entry<'_>> = Vec::new();
+    out.extend(view.members.iter().map(|(id, m)| Entry::Joined(*id, m)));
+    out.extend(view.checkins.iter().map(|(id, c)| Entry::Checkin(*id, c)));
+    out.extend(view.moments.iter().map(|(id, m)| Entry::Moment(*id, m)));
+    out.extend(view.requests.iter().map(|(id, r)| Entry::Request(*id, r)));
+    out.extend(
+        view.gatherings
+            .iter()
+            .map(|(id, g)| Entry::Gathering(*id, g)),
+    );
+    out.sort_by_key(|e| (e.order(), e.id()));
+    out
+}

@@ -1,0 +1,58 @@
+//! The heart of Roundtable, with no I/O: the circle document over Automerge,
+//! identities and keys, and a deterministic simulation driver.
+//!
+//! A *circle* is a small group of people who look after each other. Each
+//! member's device holds the circle as an Automerge document; edits merge
+//! without a server. This crate knows what a circle holds and which edits are
+//! allowed; it never touches a disk, a clock or a network. Time and
+//! randomness are passed in, so everything here runs the same in a test.
+//!
+//! ```
+//! use roundtable_core::{Circle, DeviceKey, MemberKey, Mood, Profile, Timestamp};
+//!
+//! let (maya, phone) = (MemberKey::generate(), DeviceKey::generate());
+//! let cert = maya.certify(phone.id());
+//! let now = Timestamp::from_millis(1_795_464_000_000);
+//! let mut rng = rand::rng();
+//! let mut circle =
+//!     Circle::create("Tuesday Supper", "", &cert, &Profile::named("Maya"), now, &mut rng)?;
+//! circle.checkin(maya.id(), Mood::Heavy, "long week", now, &mut rng)?;
+//!
+//! // A second device gets a copy, and both edit while apart.
+//! let mut copy = Circle::load(&circle.save())?;
+//! let laptop = DeviceKey::generate();
+//! copy.set_device(laptop.id());
+//! copy.add_device(&maya.certify(laptop.id()), now)?;
+//! circle.checkin(maya.id(), Mood::Okay, "soup helped", now, &mut rng)?;
+//!
+//! // Merged in either order, both print the same canonical JSON.
+//! circle.merge(&mut copy)?;
+//! copy.merge(&mut circle)?;
+//! assert_eq!(circle.canonical_json(), copy.canonical_json());
+//! assert_eq!(circle.view().checkins.len(), 2);
+//! # Ok::<(), roundtable_core::CoreError>(())
+//! ```
+
+pub mod care;
+pub mod circle;
+pub mod error;
+pub mod export;
+pub mod feed;
+pub mod identity;
+pub mod ids;
+pub mod mood;
+pub mod quiet;
+pub mod schema;
+pub mod sim;
+pub mod time;
+pub mod view;
+
+pub use care::NewGathering;
+pub use circle::{Circle, Profile, ProfileEdit, Repliable};
+pub use error::{CoreError, ParseIdError};
+pub use identity::{DeviceCert, DeviceKey, KeyKind, MemberKey, parse_key_file};
+pub use ids::{CircleId, DeviceId, EntityId, MemberId, Resolved, resolve_prefix};
+pub use mood::Mood;
+pub use schema::SCHEMA_VERSION;
+pub use time::Timestamp;
+pub use view::{Answer, CircleView, RequestKind};

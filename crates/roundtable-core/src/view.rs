@@ -1,0 +1,556 @@
+//! Reading a circle: the document as plain data, and its canonical JSON.
+//!
+//! The reader walks the document itself rather than trusting any one
+//! object: where concurrent edits left several maps at one key it takes their
+//! union (the winner's fields first), and an entry that does not have the
+//! shape this version expects is left out rather than failing the whole view.
+//! A peer's odd or newer data can therefore never hide the rest of the circle.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value as Json;
+
+use crate::identity::DeviceCert;
+use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
+use crate::mood::Mood;
+use crate::time::Timestamp;
+
+/// The key under which the reader records an object's causal position.
+const ORDER: &str = "__order";
+
+/// Everything in a circle. Serializes to the canonical JSON of `show --json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CircleView {
+    /// Format version written by the newest writer.
+    #[serde(default)]
+    pub schema: u64,
+    /// Name, about, and when it began.
+    #[serde(default, deserialize_with = "or_default")]
+    pub circle: CircleInfo,
+    /// The people in the circle, by member id.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub members: BTreeMap<MemberId, Member>,
+    /// Check-ins, by id.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub checkins: BTreeMap<EntityId, Checkin>,
+    /// Moments: milestones and ordinary days.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub moments: BTreeMap<EntityId, Moment>,
+    /// Asks and offers of help.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub requests: BTreeMap<EntityId, Request>,
+    /// Shared meals and other gatherings.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub gatherings: BTreeMap<EntityId, Gathering>,
+}
+
+/// The circle itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CircleInfo {
+    /// Its id.
+    pub id: CircleId,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// What it is about.
+    #[serde(default)]
+    pub about: String,
+    /// When it was created (display only).
+    #[serde(default)]
+    pub created_at: Timestamp,
+    /// Who created it.
+    #[serde(default, deserialize_with = "or_default")]
+    pub created_by: Option<MemberId>,
+}
+
+impl Default for CircleInfo {
+    fn default() -> Self {
+        Self {
+            id: CircleId::from_bytes([0; 16]),
+            name: String::new(),
+            about: String::new(),
+            created_at: Timestamp::default(),
+            created_by: None,
+        }
+    }
+}
+
+/// A member of the circle, in their own words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Member {
+    /// Their name.
+    pub name: String,
+    /// Their pronouns.
+    #[serde(default)]
+    pub pronouns: String,
+    /// "What I'd like you to remember about me."
+    #[serde(default)]
+    pub remember: String,
+    /// Their unfinished story.
+    #[serde(default)]
+    pub story: String,
+    /// When they joined (display only).
+    #[serde(default)]
+    pub joined_at: Timestamp,
+    /// Who invited them; nobody for the founder.
+    #[serde(default, deserialize_with = "or_default")]
+    pub invited_by: Option<MemberId>,
+    /// Their devices, each certified by their member key.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub devices: BTreeMap<DeviceId, Device>,
+    /// Set while they are stepping back for a while.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub away: Option<Away>,
+    /// Causal position of their joining (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// "I'm stepping back for a while."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Away {
+    /// Since when (display only).
+    #[serde(default)]
+    pub since: Timestamp,
+    /// Until when, if they said.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<Timestamp>,
+    /// What they said.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// One device of a member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Device {
+    /// The member's signature over this device (hex).
+    pub cert: String,
+    /// When it was added (display only).
+    #[serde(default)]
+    pub added_at: Timestamp,
+}
+
+/// "How I am doing."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Checkin {
+    /// Who checked in.
+    pub author: MemberId,
+    /// One of four words.
+    pub mood: Mood,
+    /// What they said.
+    #[serde(default)]
+    pub note: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Replies, in words.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub replies: BTreeMap<EntityId, Reply>,
+    /// Causal position (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// A reply in words. There is no count of replies anywhere, on purpose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Reply {
+    /// Who replied.
+    pub author: MemberId,
+    /// What they said.
+    pub text: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// A milestone or an ordinary Tuesday.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Moment {
+    /// Who shared it.
+    pub author: MemberId,
+    /// What happened.
+    pub text: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Replies, in words.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub replies: BTreeMap<EntityId, Reply>,
+    /// Causal position (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// Whether a request asks for help or offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestKind {
+    /// "Could someone ...?"
+    Ask,
+    /// "I can ..."
+    Offer,
+}
+
+impl RequestKind {
+    /// The word stored and printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Ask => "ask",
+            RequestKind::Offer => "offer",
+        }
+    }
+}
+
+/// An ask for help or an offer of it. Asking is wisdom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Request {
+    /// Ask or offer.
+    pub kind: RequestKind,
+    /// Who asked or offered.
+    pub author: MemberId,
+    /// What is needed or offered.
+    pub text: String,
+    /// When it is needed or available, in their words ("Tuesday evening").
+    #[serde(default)]
+    pub when: String,
+    /// When it was posted (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// People saying "I'll do it", each in their own words; concurrent
+    /// commitments are all kept.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub commitments: BTreeMap<EntityId, Commitment>,
+    /// Set once the author closed it, with their thanks.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub done: Option<Done>,
+    /// Replies, in words.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub replies: BTreeMap<EntityId, Reply>,
+    /// Causal position (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// "I'll bring soup Tuesday."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Commitment {
+    /// Who committed.
+    pub author: MemberId,
+    /// What they said they would do.
+    pub text: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// The loop closed, with thanks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Done {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The author's thanks, in words.
+    #[serde(default)]
+    pub thanks: String,
+}
+
+/// A shared meal or other gathering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Gathering {
+    /// What it is.
+    pub title: String,
+    /// When it starts, with its time zone (RFC 9557, e.g.
+    /// `2026-11-24T19:00:00-05:00[America/New_York]`).
+    pub starts: String,
+    /// Where.
+    #[serde(default)]
+    pub place: String,
+    /// Who is hosting.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub hosts: BTreeMap<MemberId, bool>,
+    /// Who proposed it.
+    pub author: MemberId,
+    /// When it was proposed (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Each member's answer; their latest word stands.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub rsvps: BTreeMap<MemberId, Rsvp>,
+    /// Potluck: who brings what.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub dishes: BTreeMap<EntityId, Dish>,
+    /// Who came.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub came: BTreeMap<MemberId, Came>,
+    /// Causal position (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+impl Gathering {
+    /// The start as a zoned time, if it parses.
+    pub fn starts_zoned(&self) -> Option<jiff::ZonedDateTime> {
+        self.starts.parse().ok()
+    }
+}
+
+/// Yes, no or maybe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    /// Coming.
+    Yes,
+    /// Not coming.
+    No,
+    /// Not sure yet.
+    Maybe,
+}
+
+impl Answer {
+    /// The word stored and printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Answer::Yes => "yes",
+            Answer::No => "no",
+            Answer::Maybe => "maybe",
+        }
+    }
+}
+
+/// A member's answer to a gathering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Rsvp {
+    /// Yes, no or maybe.
+    pub answer: Answer,
+    /// When they answered (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+}
+
+/// Something someone brings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Dish {
+    /// Who brings it.
+    pub author: MemberId,
+    /// What.
+    pub dish: String,
+    /// Dietary notes ("vegan", "has nuts").
+    #[serde(default)]
+    pub dietary: String,
+    /// When they said so (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+}
+
+/// Someone was there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Came {
+    /// Who marked it.
+    pub marked_by: MemberId,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+}
+
+impl CircleView {
+    /// Reads a whole document.
+    pub fn read(doc: &impl ReadDoc) -> Self {
+        let json = read_object(doc, &ROOT, ObjType::Map, 0);
+        let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
+        // A device whose certificate does not verify does not speak for anyone.
+        for (member, m) in &mut view.members {
+            m.devices
+                .retain(|device, d| DeviceCert::from_parts(*member, *device, &d.cert).is_ok());
+        }
+        view
+    }
+
+    /// The canonical JSON: keys sorted at every level, maps ordered by id,
+    /// two-space indentation, a final newline. Identical state gives identical bytes.
+    pub fn to_canonical_json(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or(Json::Null);
+        let mut out = serde_json::to_string_pretty(&canonicalize(value)).unwrap_or_default();
+        out.push('\n');
+        out
+    }
+
+    /// A member's name, or a short id if they are not (or no longer) here.
+    pub fn name_of(&self, member: &MemberId) -> String {
+        self.members
+            .get(member)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("someone ({})", member.fmt_short()))
+    }
+}
+
+/// Sorts object keys at every level, whatever map type serde_json was built with.
+pub fn canonicalize(value: Json) -> Json {
+    match value {
+        Json::Object(map) => {
+            let sorted: BTreeMap<String, Json> =
+                map.into_iter().map(|(k, v)| (k, canonicalize(v))).collect();
+            Json::Object(sorted.into_iter().collect())
+        }
+        Json::Array(items) => Json::Array(items.into_iter().map(canonicalize).collect()),
+        other => other,
+    }
+}
+
+/// Deep enough for any shape this schema has; deeper data is not ours.
+const MAX_DEPTH: usize = 16;
+
+/// Reads an object as JSON. At a key with several concurrent maps, the
+/// winner's fields come first and the others fill in what it lacks.
+fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> Json {
+    if depth > MAX_DEPTH {
+        return Json::Null;
+    }
+    match kind {
+        ObjType::Map | ObjType::Table => {
+            let mut out = serde_json::Map::new();
+            for key in doc.keys(obj) {
+                let Ok(all) = doc.get_all(obj, key.as_str()) else {
+                    continue;
+                };
+                let winner = doc.get(obj, key.as_str()).ok().flatten();
+                let mut merged: Option<Json> = None;
+                // The winner first, then the rest, so the winner's fields take precedence.
+                let ordered = winner.iter().map(|(v, id)| (v.clone(), id.clone())).chain(
+                    all.into_iter()
+                        .filter(|(_, id)| winner.as_ref().is_none_or(|(_, w)| w != id)),
+                );
+                for (value, id) in ordered {
+                    let json = match value {
+                        Value::Object(k) => {
+                            let mut j = read_object(doc, &id, k, depth + 1);
+                            if let (Json::Object(m), ObjId::Id(counter, _, _)) = (&mut j, &id) {
+                                m.insert(ORDER.into(), Json::from(*counter));
+                            }
+                            j
+                        }
+                        Value::Scalar(s) => scalar(&s),
+                    };
+                    merged = Some(match merged {
+                        None => json,
+                        Some(first) => union(first, json),
+                    });
+                }
+                if let Some(j) = merged {
+                    out.insert(key, j);
+                }
+            }
+            Json::Object(out)
+        }
+        ObjType::List => Json::Array(
+            (0..doc.length(obj))
+                .filter_map(|i| doc.get(obj, i).ok().flatten())
+                .map(|(v, id)| match v {
+                    Value::Object(k) => read_object(doc, &id, k, depth + 1),
+                    Value::Scalar(s) => scalar(&s),
+                })
+                .collect(),
+        ),
+        ObjType::Text => Json::String(doc.text(obj).unwrap_or_default()),
+    }
+}
+
+/// `first` with whatever `other` has that `first` lacks, recursively.
+/// Only maps merge: when the winner is a scalar, the winner stands.
+fn union(first: Json, other: Json) -> Json {
+    match (first, other) {
+        (Json::Object(mut a), Json::Object(b)) => {
+            for (k, vb) in b {
+                let merged = match a.remove(&k) {
+                    Some(va) => union(va, vb),
+                    None => vb,
+                };
+                a.insert(k, merged);
+            }
+            Json::Object(a)
+        }
+        (first, _) => first,
+    }
+}
+
+fn scalar(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Timestamp(t) => Json::from(*t),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+    }
+}
+
+/// Deserializes a map, leaving out entries whose key or value does not parse.
+fn lenient_map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: FromStr + Ord,
+    V: DeserializeOwned,
+{
+    let raw = match Json::deserialize(d)? {
+        Json::Object(m) => m,
+        _ => return Ok(BTreeMap::new()),
+    };
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, serde_json::from_value(v).ok()?)))
+        .collect())
+}
+
+/// Deserializes a value, falling back to its default if it does not parse.
+fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    Ok(serde_json::from_value(Json::deserialize(d)?).unwrap_or_default())
+}
+
+impl fmt::Display for CircleView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_canonical_json())
+    }
+}
