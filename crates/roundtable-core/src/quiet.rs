@@ -163,7 +163,7 @@ fn usual_gap_days(times: &[Timestamp], rule: &QuietRule) -> Option<f64> {
         .collect();
     gaps.sort_by(f64::total_cmp);
     let mid = gaps.len() / 2;
-    Some(if gaps.len() % 2 == 0 {
+    Some(if gaps.len().is_multiple_of(2) {
         (gaps[mid - 1] + gaps[mid]) / 2.0
     } else {
         gaps[mid]

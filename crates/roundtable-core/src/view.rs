@@ -48,6 +48,45 @@ pub struct CircleView {
     /// Shared meals and other gatherings.
     #[serde(default, deserialize_with = "lenient_map")]
     pub gatherings: BTreeMap<EntityId, Gathering>,
+    /// Invitations, by id (only the hash of each secret is here).
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub invites: BTreeMap<EntityId, Invite>,
+}
+
+/// An invitation recorded in the circle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Invite {
+    /// The member who made it.
+    pub by: MemberId,
+    /// For a new member or a new device.
+    pub kind: crate::invite::InviteKind,
+    /// BLAKE3 of the secret in the ticket.
+    pub secret_hash: String,
+    /// When it stops working (checked with a little tolerance for clocks).
+    pub expires_at: Timestamp,
+    /// How many times it can be redeemed.
+    pub uses: u32,
+    /// When it was made (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Set when someone withdrew it.
+    #[serde(default)]
+    pub revoked: bool,
+    /// Devices that redeemed it, and their members.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub redeemed: BTreeMap<DeviceId, Redeemed>,
+}
+
+/// One redemption of an invite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Redeemed {
+    /// The member who came in (or whose device did).
+    pub member: MemberId,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
 }
 
 /// The circle itself.

@@ -2,6 +2,8 @@
 //! the same fields edited concurrently, merged in any order, print the same
 //! canonical JSON — and lose nothing anyone created.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! edits, lost and reordered messages, partitions that heal. Every seed must
 //! end with identical canonical JSON on every device.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use automerge::{ChangeHash, ReadDoc};

@@ -1,6 +1,7 @@
 //! Shared fixtures for the core's tests: a circle with a few members, and
 //! random edits of every kind the circle supports.
 
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use rand::{Rng, RngCore};

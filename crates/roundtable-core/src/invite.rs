@@ -1,0 +1,242 @@
+//! Invitations: how someone new, or a new device of a member, comes in.
+//!
+//! An invite is a record in the circle (who made it, for a new member or a
+//! new device, until when, how many uses) holding only the BLAKE3 hash of a
+//! random secret. The secret itself travels in the ticket, to the person
+//! invited, and back over an authenticated connection when they redeem it;
+//! the circle's keys never do. Any member's device that holds the circle
+//! can check and redeem an invite, and every redemption is recorded in the
+//! document, so every device agrees on what was used.
+
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::circle::{Circle, Profile, checked, new_entity};
+use crate::error::CoreError;
+use crate::identity::DeviceCert;
+use crate::ids::{EntityId, MemberId};
+use crate::schema::{self, limits};
+use crate::time::Timestamp;
+use crate::view::{CircleView, Invite};
+
+/// How far apart two devices' clocks may be when an expiry is checked.
+pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
+
+/// Whom an invite is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteKind {
+    /// Someone new to the circle.
+    Member,
+    /// Another device of the member who made the invite.
+    Device,
+}
+
+impl InviteKind {
+    /// The word stored and printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InviteKind::Member => "member",
+            InviteKind::Device => "device",
+        }
+    }
+}
+
+/// The secret half of an invite, carried by the ticket. Zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InviteSecret(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for InviteSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InviteSecret(..)")
+    }
+}
+
+impl InviteSecret {
+    /// A fresh random secret.
+    pub fn random(rng: &mut impl RngCore) -> Self {
+        let mut b = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(b.as_mut());
+        Self(b)
+    }
+
+    /// From its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// What the circle stores: the hash, never the secret.
+    pub fn hash_hex(&self) -> String {
+        blake3::hash(self.0.as_ref()).to_hex().to_string()
+    }
+}
+
+/// What someone redeeming an invite brings.
+#[derive(Debug, Clone)]
+pub struct Redemption<'a> {
+    /// The invite's id.
+    pub invite: EntityId,
+    /// Its secret.
+    pub secret: &'a InviteSecret,
+    /// The redeeming device, certified by its member.
+    pub cert: &'a DeviceCert,
+    /// For a new member: how they want to be called.
+    pub profile: Option<&'a Profile>,
+}
+
+impl Circle {
+    /// Makes an invite; returns its id and the secret for the ticket.
+    pub fn create_invite(
+        &mut self,
+        by: MemberId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<(EntityId, InviteSecret), CoreError> {
+        self.require_member(by)?;
+        if uses == 0 {
+            return Err(CoreError::Invalid(
+                "an invite needs at least one use".into(),
+            ));
+        }
+        if expires_at <= now {
+            return Err(CoreError::Invalid(
+                "an invite must expire in the future".into(),
+            ));
+        }
+        let id = EntityId::random(rng);
+        let secret = InviteSecret::random(rng);
+        let hash = secret.hash_hex();
+        self.transact(now, "invite", |tx| {
+            let obj = new_entity(tx, schema::INVITES, id)?;
+            tx.put(&obj, "by", by.to_string())?;
+            tx.put(&obj, "kind", kind.as_str())?;
+            tx.put(&obj, "secret_hash", hash.as_str())?;
+            tx.put(&obj, "expires_at", expires_at.as_millis())?;
+            tx.put(&obj, "uses", i64::from(uses))?;
+            tx.put(&obj, "at", now.as_millis())?;
+            tx.put_object(&obj, "redeemed", ObjType::Map)?;
+            Ok(())
+        })?;
+        Ok((id, secret))
+    }
+
+    /// Checks an invite the way its redemption will, changing nothing.
+    pub fn check_invite(
+        &self,
+        invite: EntityId,
+        secret: &InviteSecret,
+        now: Timestamp,
+    ) -> Result<Invite, CoreError> {
+        check(&self.view(), invite, secret, now)
+    }
+
+    /// Redeems an invite: checks it, adds the new member (or the new device
+    /// of the inviting member) and records the redemption, all in one change.
+    /// Redeeming again from the same device is accepted and changes nothing,
+    /// so a joiner whose connection broke can simply retry.
+    pub fn redeem_invite(
+        &mut self,
+        r: &Redemption<'_>,
+        now: Timestamp,
+    ) -> Result<Invite, CoreError> {
+        r.cert.verify()?;
+        let view = self.view();
+        if let Some(inv) = view.invites.get(&r.invite)
+            && inv.redeemed.contains_key(&r.cert.device)
+            && inv.secret_hash == r.secret.hash_hex()
+        {
+            return Ok(inv.clone());
+        }
+        let inv = check(&view, r.invite, r.secret, now)?;
+        match inv.kind {
+            InviteKind::Member => {
+                let profile = r.profile.ok_or_else(|| {
+                    CoreError::Invalid("a new member needs a name: join with --as NAME".into())
+                })?;
+                checked("name", &profile.name, limits::NAME, true)?;
+                if self.is_member(r.cert.member) {
+                    return Err(CoreError::NotAllowed(
+                        "you are already a member of this circle".into(),
+                    ));
+                }
+            }
+            InviteKind::Device => {
+                if r.cert.member != inv.by {
+                    return Err(CoreError::NotAllowed(
+                        "this ticket pairs a device of the member who made it, not of someone else"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
+        let cert = r.cert.clone();
+        let profile = r.profile.cloned();
+        let by = inv.by;
+        self.transact(now, "redeem invite", |tx| {
+            let redeemed = crate::circle::child_map(tx, &obj, "redeemed")?;
+            let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
+            tx.put(&rec, "member", cert.member.to_string())?;
+            tx.put(&rec, "at", now.as_millis())?;
+            Ok(())
+        })?;
+        match (inv.kind, profile) {
+            (InviteKind::Member, Some(p)) => self.add_member(&cert, &p, Some(by), now)?,
+            _ => self.add_device(&cert, now)?,
+        }
+        self.view()
+            .invites
+            .get(&r.invite)
+            .cloned()
+            .ok_or(CoreError::NoSuchEntity {
+                kind: "invite",
+                id: r.invite,
+            })
+    }
+}
+
+fn check(
+    view: &CircleView,
+    invite: EntityId,
+    secret: &InviteSecret,
+    now: Timestamp,
+) -> Result<Invite, CoreError> {
+    let inv = view.invites.get(&invite).ok_or_else(|| {
+        CoreError::NotAllowed(
+            "this invite is not known to the circle (it may have been revoked)".into(),
+        )
+    })?;
+    if inv.secret_hash != secret.hash_hex() {
+        return Err(CoreError::NotAllowed(
+            "this ticket's secret does not match its invite".into(),
+        ));
+    }
+    if inv.revoked {
+        return Err(CoreError::NotAllowed(
+            "this invite was revoked; ask for a new one".into(),
+        ));
+    }
+    if now.as_millis() > inv.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
+        return Err(CoreError::NotAllowed(format!(
+            "this invite expired at {}; ask for a new one",
+            inv.expires_at
+        )));
+    }
+    if inv.redeemed.len() >= inv.uses as usize {
+        return Err(CoreError::NotAllowed(
+            "this invite has been used up; ask for a new one".into(),
+        ));
+    }
+    Ok(inv.clone())
+}

@@ -1,0 +1,232 @@
+//! Edits as data: what a person asked for, fully resolved (ids, not
+//! prefixes or names), ready to be carried to whichever process owns the
+//! circle — the CLI itself when no node runs, or the node through its
+//! control API.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::care::NewGathering;
+use crate::circle::{Circle, ProfileEdit};
+use crate::error::CoreError;
+use crate::ids::{EntityId, MemberId};
+use crate::mood::Mood;
+use crate::time::Timestamp;
+use crate::view::{Answer, RequestKind};
+
+/// One edit by the member acting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Op {
+    /// "How I am doing."
+    Checkin {
+        /// One of four words.
+        mood: Mood,
+        /// What they want to say.
+        note: String,
+    },
+    /// A reply, in words.
+    Reply {
+        /// A check-in, moment, ask or offer.
+        to: EntityId,
+        /// What they said.
+        text: String,
+    },
+    /// Their own profile.
+    Profile {
+        /// New name.
+        name: Option<String>,
+        /// New pronouns.
+        pronouns: Option<String>,
+        /// New "what I'd like you to remember about me".
+        remember: Option<String>,
+        /// New story.
+        story: Option<String>,
+    },
+    /// A moment.
+    Moment {
+        /// What happened.
+        text: String,
+    },
+    /// An ask or an offer.
+    Request {
+        /// Which.
+        kind: RequestKind,
+        /// What.
+        text: String,
+        /// When, in their words.
+        when: String,
+    },
+    /// "I'll do it."
+    Commit {
+        /// The ask or offer.
+        to: EntityId,
+        /// What they will do.
+        text: String,
+    },
+    /// Close one's own ask or offer, with thanks.
+    Close {
+        /// The ask or offer.
+        request: EntityId,
+        /// Thanks.
+        thanks: String,
+    },
+    /// Propose a gathering.
+    Gathering {
+        /// What.
+        title: String,
+        /// When, RFC 9557 with its zone.
+        starts: String,
+        /// Where.
+        place: String,
+        /// Who hosts (empty: the proposer).
+        hosts: Vec<MemberId>,
+    },
+    /// Yes, no or maybe.
+    Rsvp {
+        /// The gathering.
+        gathering: EntityId,
+        /// The answer.
+        answer: Answer,
+    },
+    /// Potluck.
+    Bring {
+        /// The gathering.
+        gathering: EntityId,
+        /// What.
+        dish: String,
+        /// Dietary notes.
+        dietary: String,
+    },
+    /// Who came (the actor, when empty).
+    Came {
+        /// The gathering.
+        gathering: EntityId,
+        /// Who came.
+        who: Vec<MemberId>,
+    },
+    /// Stepping back for a while.
+    Away {
+        /// Until when.
+        until: Option<Timestamp>,
+        /// A word for the circle.
+        note: String,
+    },
+    /// Back again.
+    Back,
+}
+
+impl Op {
+    /// A short name for logs and lock holders, e.g. `checkin`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Checkin { .. } => "checkin",
+            Op::Reply { .. } => "reply",
+            Op::Profile { .. } => "profile",
+            Op::Moment { .. } => "moment",
+            Op::Request {
+                kind: RequestKind::Ask,
+                ..
+            } => "ask",
+            Op::Request { .. } => "offer",
+            Op::Commit { .. } => "commit",
+            Op::Close { .. } => "done",
+            Op::Gathering { .. } => "gathering",
+            Op::Rsvp { .. } => "rsvp",
+            Op::Bring { .. } => "bring",
+            Op::Came { .. } => "came",
+            Op::Away { .. } => "away",
+            Op::Back => "back",
+        }
+    }
+}
+
+impl Circle {
+    /// Performs `op` as `me`. Returns the id of what it created, if anything.
+    pub fn perform(
+        &mut self,
+        op: &Op,
+        me: MemberId,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<Option<EntityId>, CoreError> {
+        Ok(match op {
+            Op::Checkin { mood, note } => Some(self.checkin(me, *mood, note, now, rng)?),
+            Op::Reply { to, text } => Some(self.reply(*to, me, text, now, rng)?),
+            Op::Profile {
+                name,
+                pronouns,
+                remember,
+                story,
+            } => {
+                let edit = ProfileEdit {
+                    name: name.clone(),
+                    pronouns: pronouns.clone(),
+                    remember: remember.clone(),
+                    story: story.clone(),
+                };
+                self.edit_profile(me, &edit, now)?;
+                None
+            }
+            Op::Moment { text } => Some(self.moment(me, text, now, rng)?),
+            Op::Request { kind, text, when } => {
+                Some(self.request(*kind, me, text, when, now, rng)?)
+            }
+            Op::Commit { to, text } => Some(self.commit_to(*to, me, text, now, rng)?),
+            Op::Close { request, thanks } => {
+                self.close_request(*request, me, thanks, now)?;
+                None
+            }
+            Op::Gathering {
+                title,
+                starts,
+                place,
+                hosts,
+            } => {
+                let starts = starts.parse().map_err(|_| {
+                    CoreError::Invalid(format!("{starts:?} is not a time with a time zone"))
+                })?;
+                let g = NewGathering {
+                    title: title.clone(),
+                    starts,
+                    place: place.clone(),
+                    hosts: hosts.clone(),
+                };
+                Some(self.gathering(me, &g, now, rng)?)
+            }
+            Op::Rsvp { gathering, answer } => {
+                self.rsvp(*gathering, me, *answer, now)?;
+                None
+            }
+            Op::Bring {
+                gathering,
+                dish,
+                dietary,
+            } => Some(self.bring(*gathering, me, dish, dietary, now, rng)?),
+            Op::Came { gathering, who } => {
+                let who = if who.is_empty() {
+                    vec![me]
+                } else {
+                    who.clone()
+                };
+                // Check everyone first, so the edit is all or nothing.
+                for m in &who {
+                    self.require_member(*m)?;
+                }
+                for m in who {
+                    self.came(*gathering, m, me, now)?;
+                }
+                None
+            }
+            Op::Away { until, note } => {
+                self.step_back(me, *until, note, now)?;
+                None
+            }
+            Op::Back => {
+                self.come_back(me, now)?;
+                None
+            }
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! The messages devices send each other, as bytes.
+//!
+//! Every message is one version byte ([`WIRE_VERSION`]) followed by the
+//! message in postcard encoding. [`decode`] is a pure function from bytes to
+//! a typed message or an error — never a panic, never an allocation much
+//! larger than its input — which makes it the fuzz target for everything a
+//! peer can send. The protocols that carry these messages are described in
+//! `docs/PROTOCOL.md`.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The format version of every message defined here.
+pub const WIRE_VERSION: u8 = 1;
+
+/// The largest message accepted on a stream (a whole circle can travel in
+/// a join or a sync message).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// A message could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Nothing at all.
+    #[error("empty message")]
+    Empty,
+    /// A version this build does not speak.
+    #[error(
+        "message version {found} is not supported (this build speaks {WIRE_VERSION}); update Roundtable"
+    )]
+    Version {
+        /// The version byte found.
+        found: u8,
+    },
+    /// Larger than any message we accept.
+    #[error("message of {0} bytes is larger than the limit")]
+    TooLarge(usize),
+    /// The bytes are not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message with its version byte.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION];
+    // Serializing our own plain data types into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(msg).unwrap_or_default());
+    out
+}
+
+/// Decodes a message, checking its version and size.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::Version { found: version });
+    }
+    if bytes.len() > MAX_MESSAGE {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+/// Join protocol, first message: a device redeeming an invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The circle the invite is for.
+    pub circle: [u8; 16],
+    /// The invite's id.
+    pub invite: [u8; 8],
+    /// The invite's secret, from the ticket.
+    pub secret: [u8; 32],
+    /// The member the connecting device belongs to.
+    pub member: [u8; 32],
+    /// The member's signature certifying the connecting device (64 bytes).
+    pub cert: Vec<u8>,
+    /// For a new member: the name they want.
+    pub name: Option<String>,
+}
+
+/// One circle handed to a device that was let in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeCircle {
+    /// The whole document, saved.
+    pub doc: Vec<u8>,
+    /// The circle's secret (derives its gossip topic).
+    pub secret: [u8; 32],
+}
+
+/// Join protocol, the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinReply {
+    /// In: the circle(s) and, when pairing a device, the member's key.
+    Welcome {
+        /// The circles to store.
+        circles: Vec<WelcomeCircle>,
+        /// The member identity key's seed, for a paired device only.
+        member_key: Option<[u8; 32]>,
+    },
+    /// Not in, and why, in words for the person.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Sync protocol: the frames of one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncFrame {
+    /// The opener names the circle.
+    Hello {
+        /// Which circle.
+        circle: [u8; 16],
+    },
+    /// The answerer serves it; the exchange can begin.
+    Ready,
+    /// The answerer refuses, with a reason.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// One Automerge sync message, or nothing to say this round.
+    Msg(Option<Vec<u8>>),
+}
+
+/// What travels on a circle's gossip topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Which circle.
+    pub circle: [u8; 16],
+    /// The device that made the change.
+    pub from: [u8; 32],
+    /// The news.
+    pub body: Body,
+}
+
+/// The news in an [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// New changes, small enough for gossip.
+    Changes(Vec<u8>),
+    /// "I have new heads": too big for gossip, fetch them by sync.
+    Heads(Vec<[u8; 32]>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let e = Envelope {
+            circle: [1; 16],
+            from: [2; 32],
+            body: Body::Heads(vec![[3; 32]]),
+        };
+        let bytes = encode(&e);
+        assert_eq!(decode::<Envelope>(&bytes).unwrap(), e);
+        assert_eq!(decode::<Envelope>(&[]), Err(WireError::Empty));
+        let mut v2 = bytes.clone();
+        v2[0] = 2;
+        assert_eq!(
+            decode::<Envelope>(&v2),
+            Err(WireError::Version { found: 2 })
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode::<Envelope>(&trailing),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(decode::<Envelope>(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

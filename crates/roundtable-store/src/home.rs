@@ -1,0 +1,207 @@
+//! A home: the directory where one device keeps its identity and circles.
+//!
+//! ```text
+//! HOME/
+//! ├─ lock                    held by the one writer (see `lock`)
+//! ├─ identity/
+//! │  ├─ device.key           0600, this device's secret key
+//! │  └─ member.key           0600, the member identity key
+//! └─ circles/
+//!    └─ <circle id>/         snapshot + log (see `files`), damaged/ if ever needed
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use roundtable_core::{Circle, CircleId, DeviceCert, DeviceKey, MemberKey};
+
+use crate::StoreError;
+use crate::circle::{CircleStore, Repaired};
+use crate::fs::{Fs, OsFs};
+use crate::lock::HomeLock;
+
+const IDENTITY: &str = "identity";
+const DEVICE_KEY: &str = "device.key";
+const MEMBER_KEY: &str = "member.key";
+const CIRCLES: &str = "circles";
+
+/// Proof that this process is the home's only writer. Every method that
+/// writes asks for one.
+pub type WriteLock = HomeLock;
+
+/// Who this device is: its key, its member's key, and the certificate that
+/// binds them.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// This device's secret key.
+    pub device: DeviceKey,
+    /// The member identity key.
+    pub member: MemberKey,
+    /// The member's certificate for this device.
+    pub cert: DeviceCert,
+}
+
+/// One device's home directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+    fs: Arc<dyn Fs>,
+}
+
+impl Home {
+    /// A home at `root` on the real file system. Nothing is touched yet.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self::with_fs(root, Arc::new(OsFs))
+    }
+
+    /// A home on the given file layer (tests inject faults through it).
+    pub fn with_fs(root: impl Into<PathBuf>, fs: Arc<dyn Fs>) -> Self {
+        Self {
+            root: root.into(),
+            fs,
+        }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Becomes the home's only writer, or says who is.
+    pub fn lock(&self, holder: &str) -> Result<WriteLock, StoreError> {
+        self.fs
+            .create_dir_all(&self.root)
+            .map_err(|e| StoreError::io("create", &self.root, e))?;
+        Ok(HomeLock::acquire(&self.root, holder)?)
+    }
+
+    /// A reader's lock: many readers, but not while a writer compacts.
+    pub fn lock_shared(&self) -> Result<Option<HomeLock>, StoreError> {
+        if !self.root.exists() {
+            return Ok(None);
+        }
+        Ok(Some(HomeLock::shared(&self.root)?))
+    }
+
+    fn identity_dir(&self) -> PathBuf {
+        self.root.join(IDENTITY)
+    }
+
+    fn circles_dir(&self) -> PathBuf {
+        self.root.join(CIRCLES)
+    }
+
+    fn circle_dir(&self, id: CircleId) -> PathBuf {
+        self.circles_dir().join(id.to_string())
+    }
+
+    /// This device's identity, if it has one yet.
+    pub fn identity(&self) -> Result<Option<Identity>, StoreError> {
+        let dir = self.identity_dir();
+        let (dpath, mpath) = (dir.join(DEVICE_KEY), dir.join(MEMBER_KEY));
+        let device = match self.fs.read(&dpath) {
+            Ok(bytes) => DeviceKey::from_file_text(&bytes).map_err(|e| StoreError::BadKeyFile {
+                path: dpath.clone(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("read", &dpath, e)),
+        };
+        let member = match self.fs.read(&mpath) {
+            Ok(bytes) => MemberKey::from_file_text(&bytes).map_err(|e| StoreError::BadKeyFile {
+                path: mpath.clone(),
+                reason: e.to_string(),
+            })?,
+            Err(e) => return Err(StoreError::io("read", &mpath, e)),
+        };
+        let cert = member.certify(device.id());
+        Ok(Some(Identity {
+            device,
+            member,
+            cert,
+        }))
+    }
+
+    /// This device's identity, made (durably, 0600) on first use. Returns
+    /// whether it was made now.
+    pub fn ensure_identity(&self, _writer: &WriteLock) -> Result<(Identity, bool), StoreError> {
+        if let Some(me) = self.identity()? {
+            return Ok((me, false));
+        }
+        let dir = self.identity_dir();
+        self.fs
+            .create_dir_all(&dir)
+            .map_err(|e| StoreError::io("create", &dir, e))?;
+        let member = MemberKey::generate();
+        let device = DeviceKey::generate();
+        // The member key first: a device key alone is never left behind without its member.
+        self.write_secret(&dir.join(MEMBER_KEY), member.to_file_text().as_bytes())?;
+        self.write_secret(&dir.join(DEVICE_KEY), device.to_file_text().as_bytes())?;
+        let cert = member.certify(device.id());
+        Ok((
+            Identity {
+                device,
+                member,
+                cert,
+            },
+            true,
+        ))
+    }
+
+    fn write_secret(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        crate::files::write_durably(self.fs.as_ref(), path, bytes)
+    }
+
+    /// The circles kept here, in id order.
+    pub fn circle_ids(&self) -> Result<Vec<CircleId>, StoreError> {
+        let dir = self.circles_dir();
+        let names = match self.fs.list_dir(&dir) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("list", &dir, e)),
+        };
+        let mut ids: Vec<CircleId> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Reads a circle without writing anything. Refuses if its files are
+    /// damaged (beyond the torn tail a crash leaves), naming `repair`.
+    pub fn read_circle(&self, id: CircleId) -> Result<Circle, StoreError> {
+        CircleStore::read(self.fs.clone(), &self.circle_dir(id))
+    }
+
+    /// Opens a circle to edit it.
+    pub fn open_circle(
+        &self,
+        _writer: &WriteLock,
+        id: CircleId,
+    ) -> Result<CircleStore, StoreError> {
+        let me = self.identity()?.ok_or(StoreError::NoIdentity)?;
+        CircleStore::open(self.fs.clone(), &self.circle_dir(id), me.device.id())
+    }
+
+    /// Stores a new circle durably.
+    pub fn create_circle(
+        &self,
+        _writer: &WriteLock,
+        circle: &Circle,
+    ) -> Result<CircleStore, StoreError> {
+        let me = self.identity()?.ok_or(StoreError::NoIdentity)?;
+        let circles = self.circles_dir();
+        self.fs
+            .create_dir_all(&circles)
+            .map_err(|e| StoreError::io("create", &circles, e))?;
+        CircleStore::create(
+            self.fs.clone(),
+            &self.circle_dir(circle.id()),
+            circle,
+            me.device.id(),
+        )
+    }
+
+    /// Sets a damaged circle's files aside and keeps every change that verifies.
+    pub fn repair_circle(&self, _writer: &WriteLock, id: CircleId) -> Result<Repaired, StoreError> {
+        CircleStore::repair(self.fs.clone(), &self.circle_dir(id))
+    }
+}

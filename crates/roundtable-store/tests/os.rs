@@ -1,0 +1,159 @@
+//! The store on the real file system, and the home lock.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use roundtable_store::{
+    CircleFiles, Damage, FileKind, HomeLock, LockError, OsFs, StoreError, write_durably,
+};
+
+#[test]
+fn a_circle_round_trips_through_the_real_file_system() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("circles").join("c1");
+    let mut files = CircleFiles::create(Arc::new(OsFs), &dir, b"snapshot 1").unwrap();
+    files.append(b"one").unwrap();
+    files.append(b"two").unwrap();
+    assert!(matches!(
+        CircleFiles::create(Arc::new(OsFs), &dir, b"again"),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+
+    let (mut files, recovered) = CircleFiles::open(Arc::new(OsFs), &dir).unwrap();
+    assert!(recovered.is_clean());
+    assert_eq!(recovered.snapshot, b"snapshot 1");
+    assert_eq!(recovered.records, [b"one".to_vec(), b"two".to_vec()]);
+    files.append(b"three").unwrap();
+    files.compact(b"snapshot 2").unwrap();
+    files.append(b"four").unwrap();
+
+    let (_, recovered) = CircleFiles::open(Arc::new(OsFs), &dir).unwrap();
+    assert!(recovered.is_clean());
+    assert_eq!(recovered.snapshot, b"snapshot 2");
+    assert_eq!(recovered.records, [b"four".to_vec()]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["log", "snapshot"]);
+}
+
+#[test]
+fn open_reports_damage_and_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("c1");
+    let mut files = CircleFiles::create(Arc::new(OsFs), &dir, b"snapshot").unwrap();
+    files.append(b"one").unwrap();
+    std::fs::write(dir.join("snapshot"), b"").unwrap();
+    std::fs::remove_file(dir.join("log")).unwrap();
+
+    let (mut files, recovered) = CircleFiles::open(Arc::new(OsFs), &dir).unwrap();
+    assert!(recovered.has_real_damage());
+    assert_eq!(
+        recovered.damage,
+        [
+            Damage::BadMagic {
+                file: FileKind::Snapshot
+            },
+            Damage::Missing {
+                file: FileKind::Log
+            },
+        ]
+    );
+    assert_eq!(
+        recovered.describe_damage(),
+        "snapshot does not start with the RTSNAP01 header; the log file is missing"
+    );
+    assert_eq!(std::fs::read(dir.join("snapshot")).unwrap(), b"");
+    assert!(!dir.join("log").exists());
+    assert!(files.append(b"two").is_err());
+
+    files.compact(b"rebuilt").unwrap();
+    assert_eq!(files.set_aside(), [dir.join("damaged").join("snapshot-1")]);
+    assert_eq!(std::fs::read(&files.set_aside()[0]).unwrap(), b"");
+    let (_, recovered) = CircleFiles::open(Arc::new(OsFs), &dir).unwrap();
+    assert!(recovered.is_clean());
+    assert_eq!(recovered.snapshot, b"rebuilt");
+
+    let missing = home.path().join("nothing here");
+    let err = CircleFiles::open(Arc::new(OsFs), &missing).unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn everything_written_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("circles").join("c1");
+    let mut files = CircleFiles::create(Arc::new(OsFs), &dir, b"snapshot").unwrap();
+    files.append(b"one").unwrap();
+    files.compact(b"snapshot 2").unwrap();
+    let key = home.path().join("device.key");
+    write_durably(&OsFs, &key, b"secret").unwrap();
+    assert_eq!(std::fs::read(&key).unwrap(), b"secret");
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for file in [dir.join("snapshot"), dir.join("log"), key] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    for d in [home.path().join("circles"), dir] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+}
+
+#[test]
+fn a_second_writer_is_told_who_holds_the_home() {
+    let home = tempfile::tempdir().unwrap();
+    let held = HomeLock::acquire(home.path(), "roundtable up").unwrap();
+    let err = HomeLock::acquire(home.path(), "roundtable checkin").unwrap_err();
+    let LockError::Held { holder, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        *holder,
+        format!("pid {} (roundtable up)", std::process::id())
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("pid") && message.contains("(roundtable up)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("stop it or wait for it to finish"),
+        "{message}"
+    );
+    assert!(
+        HomeLock::shared(home.path()).is_err(),
+        "a reader waits for the writer"
+    );
+
+    drop(held);
+    let _writer = HomeLock::acquire(home.path(), "roundtable checkin").unwrap();
+}
+
+#[test]
+fn readers_share_the_lock_and_keep_writers_out() {
+    let home = tempfile::tempdir().unwrap();
+    let first = HomeLock::shared(home.path()).unwrap();
+    let second = HomeLock::shared(home.path()).unwrap();
+    let err = HomeLock::acquire(home.path(), "roundtable up").unwrap_err();
+    assert!(err.to_string().contains("a process reading it"), "{err}");
+    drop((first, second));
+    HomeLock::acquire(home.path(), "roundtable up").unwrap();
+}
+
+#[test]
+fn a_lock_waits_briefly_for_its_holder() {
+    let home = tempfile::tempdir().unwrap();
+    let held = HomeLock::acquire(home.path(), "roundtable up").unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(held);
+    });
+    HomeLock::acquire(home.path(), "roundtable checkin").unwrap();
+    releaser.join().unwrap();
+}

@@ -1,0 +1,250 @@
+//! The command line: what people type, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Roundtable: a home for a small circle of people who look after each other.
+///
+/// Each member's device keeps the whole circle; nothing lives on a server.
+/// Start with `roundtable circle create "Tuesday Supper" --as Maya`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "roundtable",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Where this device keeps its circles and keys [default: the platform's data directory]
+    #[arg(long, global = true, env = "ROUNDTABLE_HOME", value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+
+    /// Which circle: its name or the start of its id (needed only when you are in several)
+    #[arg(long, short = 'c', global = true, value_name = "CIRCLE")]
+    pub(crate) circle: Option<String>,
+
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// Say more about what is happening (repeat for more)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+
+    /// Say only what went wrong
+    #[arg(long, short = 'q', global = true)]
+    pub(crate) quiet: bool,
+
+    /// The time to act at instead of the clock, RFC 3339 (for scripts that import history, and tests)
+    #[arg(
+        long,
+        global = true,
+        env = "ROUNDTABLE_NOW",
+        hide = true,
+        value_name = "TIME"
+    )]
+    pub(crate) now: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show this device's id and your member id (made on first use)
+    Id,
+    /// Create or list circles
+    #[command(subcommand)]
+    Circle(CircleCommand),
+    /// Who is in the circle
+    Members,
+    /// Say how you are doing: thriving, okay, heavy or struggling
+    #[command(after_help = "Example: roundtable checkin --mood heavy \"long week\"")]
+    Checkin {
+        /// thriving, okay, heavy or struggling
+        #[arg(long, short = 'm')]
+        mood: String,
+        /// A few words, if you want to say more
+        text: Vec<String>,
+    },
+    /// Reply, in words, to a check-in, moment, ask or offer (the start of its id, as `feed` shows it)
+    Reply {
+        /// The id, or the start of it
+        to: String,
+        /// What you want to say
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Share a moment: a milestone, or an ordinary Tuesday
+    Moment {
+        /// What happened
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Ask the circle for help: a meal, a ride, company
+    #[command(
+        after_help = "Example: roundtable ask \"could someone walk Biscuit?\" --when \"Thursday morning\""
+    )]
+    Ask {
+        /// What would help
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// When, in your words
+        #[arg(long, default_value = "")]
+        when: String,
+    },
+    /// Offer the circle something: a meal, a ride, company
+    Offer {
+        /// What you can give
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// When, in your words
+        #[arg(long, default_value = "")]
+        when: String,
+    },
+    /// Say you'll do it: answer an ask, or take up an offer
+    #[command(after_help = "Example: roundtable commit 3fa2 \"I'll bring soup Tuesday\"")]
+    Commit {
+        /// The ask's or offer's id, or the start of it
+        to: String,
+        /// What you will do
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Close your ask or offer, with thanks
+    Done {
+        /// The ask's or offer's id, or the start of it
+        id: String,
+        /// Your thanks
+        thanks: Vec<String>,
+    },
+    /// Shared meals and other gatherings
+    #[command(subcommand)]
+    Gathering(GatheringCommand),
+    /// Say you are stepping back for a while; the circle will not count you as quiet
+    Away {
+        /// Until when (a date, like 2026-12-24)
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// A word for the circle, if you like
+        note: Vec<String>,
+    },
+    /// Say you are back
+    Back,
+    /// Who has gone quiet, for them, and might like to hear from someone
+    Quiet,
+    /// Write the whole circle to a readable archive
+    Export {
+        /// markdown or json
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
+        format: String,
+        /// Write to this file instead of printing
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Change what the circle knows about you
+    Profile(ProfileArgs),
+    /// The recent life of the circle
+    Feed {
+        /// How many entries to show
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+    },
+    /// The whole circle; with --json, canonical: identical state prints identical bytes
+    Show,
+    /// Recover a damaged circle: keep the damaged files aside and keep every change that verifies
+    Repair,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GatheringCommand {
+    /// Propose a gathering
+    #[command(
+        after_help = "Example: roundtable gathering new \"Soup night\" --at \"2026-12-01 19:00\" --place \"Maya's kitchen\""
+    )]
+    New {
+        /// What it is
+        title: String,
+        /// When it starts: \"2026-12-01 19:00\" (in --tz), or a full time with zone
+        #[arg(long, value_name = "WHEN")]
+        at: String,
+        /// The time zone it happens in [default: this computer's]
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// Where
+        #[arg(long, default_value = "")]
+        place: String,
+        /// Who hosts (a name or member id; repeat for several) [default: you]
+        #[arg(long = "host", value_name = "MEMBER")]
+        hosts: Vec<String>,
+    },
+    /// Gatherings still to come, soonest first
+    Upcoming,
+    /// Say whether you are coming: yes, no or maybe
+    Rsvp {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// yes, no or maybe
+        #[arg(value_parser = ["yes", "no", "maybe"])]
+        answer: String,
+    },
+    /// Potluck: say what you will bring
+    Bring {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// What you will bring
+        #[arg(required = true)]
+        dish: Vec<String>,
+        /// Dietary notes (vegan, has nuts, ...)
+        #[arg(long, default_value = "")]
+        dietary: String,
+    },
+    /// Record who came [default: you]
+    Came {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// Who came (names or member ids)
+        members: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CircleCommand {
+    /// Start a new circle, with you as its first member
+    #[command(after_help = "Example: roundtable circle create \"Tuesday Supper\" --as Maya")]
+    Create {
+        /// What the circle is called
+        name: String,
+        /// What the circle should call you [default: the name you use in your other circles]
+        #[arg(long = "as", value_name = "NAME")]
+        display_name: Option<String>,
+        /// A line about what the circle is for
+        #[arg(long, value_name = "TEXT")]
+        about: Option<String>,
+    },
+    /// The circles this device is in
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProfileArgs {
+    /// The name the circle calls you
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Your pronouns
+    #[arg(long)]
+    pub(crate) pronouns: Option<String>,
+    /// What you'd like the circle to remember about you
+    #[arg(long)]
+    pub(crate) remember: Option<String>,
+    /// Your story, in your own words
+    #[arg(long)]
+    pub(crate) story: Option<String>,
+}

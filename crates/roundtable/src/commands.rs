@@ -1,0 +1,502 @@
+//! What each command does. Edits open the store as its only writer, commit,
+//! and return only once the change is durable; reads never write.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use jiff::tz::TimeZone;
+use roundtable_core::quiet::{QuietRule, quiet};
+use roundtable_core::{
+    Answer, Circle, CircleId, CircleView, EntityId, MemberId, Mood, Op, Profile, RequestKind,
+    Resolved, Timestamp, export, resolve_prefix,
+};
+use roundtable_store::{Home, Identity, WriteLock};
+
+use crate::bad_input;
+use crate::cli::{CircleCommand, Cli, Command, GatheringCommand, Global};
+use crate::render;
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    let home = Home::new(home_dir(&cli.global)?);
+    let g = &cli.global;
+    let now = now(g)?;
+    match cli.command {
+        Command::Id => id(&home, g),
+        Command::Circle(CircleCommand::Create {
+            name,
+            display_name,
+            about,
+        }) => create(&home, g, &name, display_name, about, now),
+        Command::Circle(CircleCommand::List) => list(&home, g),
+        Command::Members => render::members(&read(&home, g)?.view(), g.json),
+        Command::Feed { limit } => render::feed(&read(&home, g)?.view(), limit, now, g.json),
+        Command::Show => render::show(&read(&home, g)?.view(), g.json),
+        Command::Quiet => {
+            let view = read(&home, g)?.view();
+            render::quiet(&quiet(&view, now, &QuietRule::default()), g.json)
+        }
+        Command::Gathering(GatheringCommand::Upcoming) => {
+            render::upcoming(&read(&home, g)?.view(), now, g.json)
+        }
+        Command::Export { format, out } => {
+            let view = read(&home, g)?.view();
+            let text = match format.as_str() {
+                "json" => view.to_canonical_json(),
+                _ => export::markdown(&view, &TimeZone::system()),
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("could not write {}", path.display()))?;
+                    render::done(g.json, &format!("Wrote {}.", path.display()), None)
+                }
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Repair => repair(&home, g),
+        other => {
+            let (op, message) = to_op(&home, g, other)?;
+            let id = perform(&home, g, &op, now)?;
+            render::done(g.json, &message, id)
+        }
+    }
+}
+
+/// Turns an editing command into a resolved [`Op`] (ids, not prefixes or
+/// names) and the words to say once it is done.
+fn to_op(home: &Home, g: &Global, command: Command) -> Result<(Op, String)> {
+    // Prefixes and names are resolved against the circle as it stands.
+    let view = || -> Result<CircleView> { Ok(read(home, g)?.view()) };
+    Ok(match command {
+        Command::Checkin { mood, text } => {
+            let mood: Mood = mood.parse()?;
+            let note = text.join(" ");
+            (Op::Checkin { mood, note }, format!("Checked in: {mood}."))
+        }
+        Command::Reply { to, text } => {
+            let v = view()?;
+            let repliable = v
+                .checkins
+                .keys()
+                .chain(v.moments.keys())
+                .chain(v.requests.keys());
+            let to = resolve_in(repliable, &to, "check-in, moment, ask or offer")?;
+            let text = text.join(" ");
+            (
+                Op::Reply { to, text },
+                "Your reply is in the circle.".into(),
+            )
+        }
+        Command::Profile(a) => {
+            if a.name.is_none() && a.pronouns.is_none() && a.remember.is_none() && a.story.is_none()
+            {
+                return Err(bad_input(
+                    "nothing to change: give --name, --pronouns, --remember or --story",
+                ));
+            }
+            let op = Op::Profile {
+                name: a.name,
+                pronouns: a.pronouns,
+                remember: a.remember,
+                story: a.story,
+            };
+            (op, "Your profile is updated.".into())
+        }
+        Command::Moment { text } => (
+            Op::Moment {
+                text: text.join(" "),
+            },
+            "Shared with the circle.".into(),
+        ),
+        Command::Ask { text, when } => (
+            Op::Request {
+                kind: RequestKind::Ask,
+                text: text.join(" "),
+                when,
+            },
+            "Your ask is with the circle. Asking is wisdom.".into(),
+        ),
+        Command::Offer { text, when } => (
+            Op::Request {
+                kind: RequestKind::Offer,
+                text: text.join(" "),
+                when,
+            },
+            "Your offer is with the circle.".into(),
+        ),
+        Command::Commit { to, text } => {
+            let to = resolve_in(view()?.requests.keys(), &to, "ask or offer")?;
+            let text = text.join(" ");
+            (
+                Op::Commit { to, text },
+                "Thank you. The circle knows you'll do it.".into(),
+            )
+        }
+        Command::Done { id, thanks } => {
+            let request = resolve_in(view()?.requests.keys(), &id, "ask or offer")?;
+            let thanks = thanks.join(" ");
+            (
+                Op::Close { request, thanks },
+                "Marked done. Thank you for closing the loop.".into(),
+            )
+        }
+        Command::Gathering(GatheringCommand::New {
+            title,
+            at,
+            tz,
+            place,
+            hosts,
+        }) => {
+            let starts = parse_when(&at, tz.as_deref())?.to_string();
+            let v = view()?;
+            let hosts = hosts
+                .iter()
+                .map(|h| resolve_member(&v, h))
+                .collect::<Result<Vec<_>>>()?;
+            let message = format!("\"{title}\" is on the table.");
+            (
+                Op::Gathering {
+                    title,
+                    starts,
+                    place,
+                    hosts,
+                },
+                message,
+            )
+        }
+        Command::Gathering(GatheringCommand::Rsvp { id, answer }) => {
+            let gathering = resolve_in(view()?.gatherings.keys(), &id, "gathering")?;
+            let answer = match answer.as_str() {
+                "yes" => Answer::Yes,
+                "no" => Answer::No,
+                _ => Answer::Maybe,
+            };
+            (
+                Op::Rsvp { gathering, answer },
+                format!("You said {}.", answer.as_str()),
+            )
+        }
+        Command::Gathering(GatheringCommand::Bring { id, dish, dietary }) => {
+            let gathering = resolve_in(view()?.gatherings.keys(), &id, "gathering")?;
+            let dish = dish.join(" ");
+            let message = format!("You're bringing {dish}.");
+            (
+                Op::Bring {
+                    gathering,
+                    dish,
+                    dietary,
+                },
+                message,
+            )
+        }
+        Command::Gathering(GatheringCommand::Came { id, members }) => {
+            let v = view()?;
+            let gathering = resolve_in(v.gatherings.keys(), &id, "gathering")?;
+            let who = members
+                .iter()
+                .map(|m| resolve_member(&v, m))
+                .collect::<Result<Vec<_>>>()?;
+            (Op::Came { gathering, who }, "Noted who came.".into())
+        }
+        Command::Away { until, note } => {
+            let until = until.as_deref().map(parse_date).transpose()?;
+            (
+                Op::Away {
+                    until,
+                    note: note.join(" "),
+                },
+                "Take the time you need. The circle won't count you as quiet.".into(),
+            )
+        }
+        Command::Back => (Op::Back, "Welcome back.".into()),
+        Command::Id
+        | Command::Circle(_)
+        | Command::Members
+        | Command::Feed { .. }
+        | Command::Show
+        | Command::Quiet
+        | Command::Export { .. }
+        | Command::Repair
+        | Command::Gathering(GatheringCommand::Upcoming) => {
+            return Err(anyhow::anyhow!(
+                "this command reads the circle; it has no edit to make"
+            ));
+        }
+    })
+}
+
+fn home_dir(g: &Global) -> Result<PathBuf> {
+    if let Some(h) = &g.home {
+        return Ok(h.clone());
+    }
+    directories::ProjectDirs::from("", "", "roundtable")
+        .map(|d| d.data_dir().to_path_buf())
+        .context("could not find a data directory for this user; pass --home DIR")
+}
+
+fn id(home: &Home, g: &Global) -> Result<()> {
+    let (me, created) = match home.identity()? {
+        Some(me) => (me, false),
+        None => {
+            let lock = home.lock("roundtable id")?;
+            home.ensure_identity(&lock)?
+        }
+    };
+    render::identity(&me, created, g.json)
+}
+
+fn create(
+    home: &Home,
+    g: &Global,
+    name: &str,
+    display_name: Option<String>,
+    about: Option<String>,
+    now: Timestamp,
+) -> Result<()> {
+    let lock = home.lock("roundtable circle create")?;
+    let (me, _) = home.ensure_identity(&lock)?;
+    let display_name = match display_name {
+        Some(n) => n,
+        None => known_name(home, &me)
+            .ok_or_else(|| bad_input("say what the circle should call you: add --as YOUR_NAME"))?,
+    };
+    let circle = Circle::create(
+        name,
+        about.as_deref().unwrap_or(""),
+        &me.cert,
+        &Profile::named(display_name.trim()),
+        now,
+        &mut rand::rng(),
+    )?;
+    let id = circle.id();
+    home.create_circle(&lock, &circle)?;
+    if g.json {
+        return render::json(&serde_json::json!({
+            "circle": id.to_string(),
+            "name": circle.name(),
+            "member": me.member.id().to_string(),
+        }));
+    }
+    println!(
+        "Created the circle \"{}\" ({}). You are {} here.",
+        circle.name(),
+        id.fmt_short(),
+        display_name.trim()
+    );
+    println!("Say how you are: roundtable checkin --mood okay \"a few words\"");
+    Ok(())
+}
+
+/// The name this person uses in the circles they are already in.
+fn known_name(home: &Home, me: &Identity) -> Option<String> {
+    let member = me.member.id();
+    home.circle_ids()
+        .ok()?
+        .into_iter()
+        .filter_map(|id| home.read_circle(id).ok())
+        .filter_map(|c| {
+            c.view()
+                .members
+                .get(&member)
+                .map(|m| (m.joined_at, m.name.clone()))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+fn list(home: &Home, g: &Global) -> Result<()> {
+    let mut rows = Vec::new();
+    for id in home.circle_ids()? {
+        rows.push((id, home.read_circle(id).map_err(|e| e.to_string())));
+    }
+    render::circle_list(&rows, g.json)
+}
+
+fn repair(home: &Home, g: &Global) -> Result<()> {
+    let lock = home.lock("roundtable repair")?;
+    let id = select(home, g)?;
+    let report = home.repair_circle(&lock, id)?;
+    render::repaired(id, &report, g.json)
+}
+
+/// Opens the chosen circle for reading, without taking the writer's lock.
+fn read(home: &Home, g: &Global) -> Result<Circle> {
+    let _shared = home.lock_shared()?;
+    let id = select(home, g)?;
+    Ok(home.read_circle(id)?)
+}
+
+/// Performs one edit of the chosen circle as this home's only writer;
+/// returns once the change is durable on disk.
+fn perform(home: &Home, g: &Global, op: &Op, now: Timestamp) -> Result<Option<EntityId>> {
+    let lock: WriteLock = home.lock(&format!("roundtable {}", op.name()))?;
+    let Some(me) = home.identity()? else {
+        return Err(no_circle_yet());
+    };
+    let id = select(home, g)?;
+    let mut store = home.open_circle(&lock, id)?;
+    if !store.circle().is_member(me.member.id()) {
+        return Err(bad_input(format!(
+            "you are not a member of \"{}\"; ask a member for an invitation",
+            store.circle().name()
+        )));
+    }
+    store.edit(|c| Ok(c.perform(op, me.member.id(), now, &mut rand::rng())?))
+}
+
+fn no_circle_yet() -> anyhow::Error {
+    bad_input(
+        "you are in no circle yet: start one with `roundtable circle create NAME --as YOUR_NAME`",
+    )
+}
+
+/// Picks the circle named by `--circle` (a name or an id prefix), or the only one.
+fn select(home: &Home, g: &Global) -> Result<CircleId> {
+    let ids = home.circle_ids()?;
+    let names = || -> Vec<(CircleId, String)> {
+        ids.iter()
+            .map(|id| {
+                let name = home
+                    .read_circle(*id)
+                    .map(|c| c.name())
+                    .unwrap_or_else(|_| "(damaged)".into());
+                (*id, name)
+            })
+            .collect()
+    };
+    let listing = |named: &[(CircleId, String)]| {
+        named
+            .iter()
+            .map(|(id, n)| format!("\"{n}\" ({})", id.fmt_short()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &g.circle {
+        None => match ids.len() {
+            0 => Err(no_circle_yet()),
+            1 => Ok(ids[0]),
+            _ => Err(bad_input(format!(
+                "you are in several circles; say which with --circle NAME: {}",
+                listing(&names())
+            ))),
+        },
+        Some(wanted) => {
+            let named = names();
+            let by_name: Vec<CircleId> = named
+                .iter()
+                .filter(|(_, n)| n.eq_ignore_ascii_case(wanted.trim()))
+                .map(|(id, _)| *id)
+                .collect();
+            if by_name.len() == 1 {
+                return Ok(by_name[0]);
+            }
+            match resolve_prefix(wanted, ids.iter().copied()) {
+                Resolved::One(id) => Ok(id),
+                Resolved::Ambiguous(_) => Err(bad_input(format!(
+                    "\"{wanted}\" matches several circles; type more of the id: {}",
+                    listing(&named)
+                ))),
+                Resolved::None if by_name.len() > 1 => Err(bad_input(format!(
+                    "several circles are called \"{wanted}\"; use the start of the id: {}",
+                    listing(&named)
+                ))),
+                Resolved::None if named.is_empty() => Err(no_circle_yet()),
+                Resolved::None => Err(bad_input(format!(
+                    "no circle called \"{wanted}\"; yours are: {}",
+                    listing(&named)
+                ))),
+            }
+        }
+    }
+}
+
+/// Finds an entry by the start of its id among `ids`.
+fn resolve_in<'a>(
+    ids: impl Iterator<Item = &'a EntityId>,
+    prefix: &str,
+    noun: &str,
+) -> Result<EntityId> {
+    match resolve_prefix(prefix, ids.copied()) {
+        Resolved::One(id) => Ok(id),
+        Resolved::None => Err(bad_input(format!(
+            "there is no {noun} with an id starting with \"{prefix}\"; `roundtable feed` shows the ids"
+        ))),
+        Resolved::Ambiguous(_) => Err(bad_input(format!(
+            "several entries have ids starting with \"{prefix}\"; type more of the id"
+        ))),
+    }
+}
+
+/// Finds a member by name (any case) or the start of their member id.
+fn resolve_member(view: &CircleView, who: &str) -> Result<MemberId> {
+    let by_name: Vec<MemberId> = view
+        .members
+        .iter()
+        .filter(|(_, m)| m.name.eq_ignore_ascii_case(who.trim()))
+        .map(|(id, _)| *id)
+        .collect();
+    if by_name.len() == 1 {
+        return Ok(by_name[0]);
+    }
+    match resolve_prefix(who, view.members.keys().copied()) {
+        Resolved::One(id) => Ok(id),
+        _ => Err(bad_input(format!(
+            "no one in this circle is called \"{who}\"; `roundtable members` lists who is here"
+        ))),
+    }
+}
+
+/// The time to act at: `--now`/`ROUNDTABLE_NOW`, or the clock.
+fn now(g: &Global) -> Result<Timestamp> {
+    match &g.now {
+        None => Ok(Timestamp::now()),
+        Some(s) => s
+            .parse::<jiff::Timestamp>()
+            .map(|t| Timestamp::from_millis(t.as_millisecond()))
+            .map_err(|e| {
+                bad_input(format!(
+                    "ROUNDTABLE_NOW must be an RFC 3339 time like 2026-11-23T20:00:00Z ({e})"
+                ))
+            }),
+    }
+}
+
+/// "2026-12-01 19:00" in `tz` (default: this computer's zone), or a full
+/// zoned time like "2026-12-01T19:00-05:00[America/New_York]".
+fn parse_when(at: &str, tz: Option<&str>) -> Result<jiff::ZonedDateTime> {
+    if let Ok(z) = at.parse::<jiff::ZonedDateTime>() {
+        return Ok(z);
+    }
+    let zone = match tz {
+        Some(name) => TimeZone::get(name).map_err(|_| {
+            bad_input(format!(
+                "unknown time zone \"{name}\"; use a name like Europe/Berlin or America/New_York"
+            ))
+        })?,
+        None => TimeZone::system(),
+    };
+    let civil: jiff::civil::DateTime = at.trim().replacen(' ', "T", 1).parse().map_err(|_| {
+        bad_input(format!(
+            "could not read \"{at}\" as a time; write it like 2026-12-01 19:00"
+        ))
+    })?;
+    civil
+        .to_zoned_datetime(zone)
+        .map_err(|e| bad_input(format!("\"{at}\" does not exist in that time zone ({e})")))
+}
+
+/// A date like 2026-12-24, as the start of that day here.
+fn parse_date(s: &str) -> Result<Timestamp> {
+    let date: jiff::civil::Date = s.trim().parse().map_err(|_| {
+        bad_input(format!(
+            "could not read \"{s}\" as a date; write it like 2026-12-24"
+        ))
+    })?;
+    let z = date
+        .to_zoned_datetime(TimeZone::system())
+        .map_err(|e| bad_input(format!("\"{s}\" is not a day here ({e})")))?;
+    Ok(Timestamp::from_millis(z.timestamp().as_millisecond()))
+}

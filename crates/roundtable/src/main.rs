@@ -1,0 +1,89 @@
+//! `roundtable`: the command-line face of Roundtable.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
+//! Errors are one line on stderr that says what to do.
+
+mod cli;
+mod commands;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+/// An error in what the person typed or gave us: exit code 2.
+#[derive(Debug)]
+pub(crate) struct BadInput(pub(crate) String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// Shorthand for a bad-input error.
+pub(crate) fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+    BadInput(msg.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose, cli.global.quiet);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = exit_code(&err);
+            // One line, whatever the chain of causes.
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("error: {line}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// 2 when the input was at fault, 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use roundtable_core::CoreError;
+    for cause in err.chain() {
+        if cause.is::<BadInput>() {
+            return 2;
+        }
+        if let Some(core) = cause.downcast_ref::<CoreError>() {
+            return match core {
+                CoreError::UnknownMood(_)
+                | CoreError::Empty(_)
+                | CoreError::TooLong { .. }
+                | CoreError::NotAMember(_)
+                | CoreError::NoSuchEntity { .. }
+                | CoreError::NotAllowed(_)
+                | CoreError::Invalid(_) => 2,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_env("ROUNDTABLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .init();
+}

@@ -1,0 +1,464 @@
+//! How things look: plain text for people, JSON for scripts.
+
+use anyhow::Result;
+use std::collections::BTreeMap;
+
+use roundtable_core::feed::{Entry, timeline};
+use roundtable_core::quiet::Quiet;
+use roundtable_core::view::{CircleView, Gathering, Reply};
+use roundtable_core::{Answer, Circle, CircleId, EntityId, Mood, RequestKind, Timestamp};
+use roundtable_store::{Identity, Repaired};
+use serde_json::json;
+
+/// Prints a JSON value, keys sorted, with a final newline.
+pub(crate) fn json(value: &serde_json::Value) -> Result<()> {
+    let v = roundtable_core::view::canonicalize(value.clone());
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// The confirmation of an edit.
+pub(crate) fn done(as_json: bool, message: &str, id: Option<EntityId>) -> Result<()> {
+    if as_json {
+        return json(&json!({ "ok": true, "id": id.map(|i| i.to_string()) }));
+    }
+    println!("{message}");
+    Ok(())
+}
+
+pub(crate) fn identity(me: &Identity, created: bool, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&json!({
+            "device": me.device.id().to_string(),
+            "member": me.member.id().to_string(),
+        }));
+    }
+    if created {
+        println!("Made a new identity for this device.");
+    }
+    println!("device  {}", me.device.id());
+    println!("member  {}", me.member.id());
+    Ok(())
+}
+
+pub(crate) fn circle_list(
+    rows: &[(CircleId, Result<Circle, String>)],
+    as_json: bool,
+) -> Result<()> {
+    if as_json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(id, c)| match c {
+                Ok(c) => {
+                    let v = c.view();
+                    json!({
+                        "id": id.to_string(),
+                        "name": v.circle.name,
+                        "members": v.members.values().map(|m| m.name.clone()).collect::<Vec<_>>(),
+                    })
+                }
+                Err(e) => json!({ "id": id.to_string(), "error": e }),
+            })
+            .collect();
+        return json(&serde_json::Value::Array(items));
+    }
+    if rows.is_empty() {
+        println!(
+            "You are in no circle yet. Start one: roundtable circle create NAME --as YOUR_NAME"
+        );
+    }
+    for (id, c) in rows {
+        match c {
+            Ok(c) => {
+                let v = c.view();
+                let names: Vec<&str> = v.members.values().map(|m| m.name.as_str()).collect();
+                println!(
+                    "{}  {}  ({})",
+                    id.fmt_short(),
+                    v.circle.name,
+                    names.join(", ")
+                );
+            }
+            Err(e) => println!("{}  cannot be read: {e}", id.fmt_short()),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
+    let mut people: Vec<_> = view.members.iter().collect();
+    people.sort_by_key(|(id, m)| (m.order, **id));
+    if as_json {
+        let items: Vec<_> = people
+            .iter()
+            .map(|(id, m)| {
+                json!({
+                    "id": id.to_string(),
+                    "name": m.name,
+                    "pronouns": m.pronouns,
+                    "remember": m.remember,
+                    "story": m.story,
+                    "joined_at": m.joined_at,
+                    "invited_by": m.invited_by.map(|i| i.to_string()),
+                    "devices": m.devices.keys().map(|d| d.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return json(&serde_json::Value::Array(items));
+    }
+    println!("{}", view.circle.name);
+    for (id, m) in people {
+        let pronouns = if m.pronouns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", m.pronouns)
+        };
+        let invited = m
+            .invited_by
+            .map(|i| format!(", invited by {}", view.name_of(&i)))
+            .unwrap_or_default();
+        println!(
+            "  {}{pronouns}  · joined {}{invited}  [{}]",
+            m.name,
+            day(m.joined_at),
+            id.fmt_short()
+        );
+        if !m.remember.is_empty() {
+            println!("      remember: {}", m.remember);
+        }
+    }
+    Ok(())
+}
+
+/// The recent life of the circle, oldest first, newest at the bottom where
+/// the eye lands in a terminal. Ordered causally (what someone saw before they
+/// wrote comes first), never by whose clock is ahead.
+pub(crate) fn feed(view: &CircleView, limit: usize, now: Timestamp, as_json: bool) -> Result<()> {
+    let all = timeline(view);
+    let items = &all[all.len().saturating_sub(limit)..];
+    if as_json {
+        let out: Vec<_> = items.iter().map(|e| entry_json(view, e)).collect();
+        return json(&serde_json::Value::Array(out));
+    }
+    if items.iter().all(|e| matches!(e, Entry::Joined(..))) && items.len() <= 1 {
+        println!(
+            "Nothing here yet. Say how you are: roundtable checkin --mood okay \"a few words\""
+        );
+        return Ok(());
+    }
+    for e in items {
+        entry_text(view, e, now);
+    }
+    Ok(())
+}
+
+fn entry_json(view: &CircleView, e: &Entry<'_>) -> serde_json::Value {
+    let (v, author) = match e {
+        Entry::Joined(id, m) => (serde_json::to_value(m), Some(*id)),
+        Entry::Checkin(_, c) => (serde_json::to_value(c), Some(c.author)),
+        Entry::Moment(_, m) => (serde_json::to_value(m), Some(m.author)),
+        Entry::Request(_, r) => (serde_json::to_value(r), Some(r.author)),
+        Entry::Gathering(_, g) => (serde_json::to_value(g), Some(g.author)),
+    };
+    let mut v = v.unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("kind".into(), json!(e.kind()));
+        obj.insert("id".into(), json!(e.id()));
+        if let Some(a) = author {
+            obj.insert("author_name".into(), json!(view.name_of(&a)));
+        }
+        for key in ["replies", "commitments"] {
+            if let Some(map) = obj.get_mut(key).and_then(|m| m.as_object_mut()) {
+                for r in map.values_mut() {
+                    let name = r["author"]
+                        .as_str()
+                        .and_then(|a| a.parse().ok())
+                        .map(|a| view.name_of(&a));
+                    if let (Some(o), Some(n)) = (r.as_object_mut(), name) {
+                        o.insert("author_name".into(), json!(n));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
+    match e {
+        Entry::Joined(_, m) => {
+            let by = m
+                .invited_by
+                .map(|i| format!(", invited by {}", view.name_of(&i)))
+                .unwrap_or_default();
+            println!(
+                "{} joined the circle{by} · {}",
+                m.name,
+                ago(m.joined_at, now)
+            );
+        }
+        Entry::Checkin(id, c) => {
+            let who = view.name_of(&c.author);
+            println!(
+                "{who} is feeling {} · {}  [{}]",
+                c.mood,
+                ago(c.at, now),
+                short(id)
+            );
+            if !c.note.is_empty() {
+                println!("  \"{}\"", c.note);
+            }
+            reply_lines(view, &c.replies, now);
+            if c.mood == Mood::Struggling && c.replies.is_empty() {
+                println!(
+                    "    {who} could use a word. Reply: roundtable reply {} \"...\"",
+                    short(id)
+                );
+            }
+        }
+        Entry::Moment(id, m) => {
+            println!(
+                "{} shared a moment · {}  [{}]",
+                view.name_of(&m.author),
+                ago(m.at, now),
+                short(id)
+            );
+            println!("  {}", m.text);
+            reply_lines(view, &m.replies, now);
+        }
+        Entry::Request(id, r) => {
+            let verb = match r.kind {
+                RequestKind::Ask => "asks",
+                RequestKind::Offer => "offers",
+            };
+            let when = if r.when.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.when)
+            };
+            println!(
+                "{} {verb}: {}{when} · {}  [{}]",
+                view.name_of(&r.author),
+                r.text,
+                ago(r.at, now),
+                short(id)
+            );
+            let mut cs: Vec<_> = r.commitments.iter().collect();
+            cs.sort_by_key(|(cid, c)| (c.order, **cid));
+            for (_, c) in cs {
+                println!("    {}: {}", view.name_of(&c.author), c.text);
+            }
+            reply_lines(view, &r.replies, now);
+            match &r.done {
+                Some(d) if d.thanks.is_empty() => println!("    done"),
+                Some(d) => println!("    done: {}", d.thanks),
+                None if r.kind == RequestKind::Ask && r.commitments.is_empty() => {
+                    println!(
+                        "    Can you help? roundtable commit {} \"I'll ...\"",
+                        short(id)
+                    );
+                }
+                None => {}
+            }
+        }
+        Entry::Gathering(id, g) => {
+            println!(
+                "{} proposed {} · {}  [{}]",
+                view.name_of(&g.author),
+                g.title,
+                starts(g),
+                short(id)
+            );
+            if !g.place.is_empty() {
+                println!("  at {}", g.place);
+            }
+        }
+    }
+    println!();
+}
+
+fn reply_lines(view: &CircleView, replies: &BTreeMap<EntityId, Reply>, now: Timestamp) {
+    let mut rs: Vec<_> = replies.iter().collect();
+    rs.sort_by_key(|(rid, r)| (r.order, **rid));
+    for (_, r) in rs {
+        println!(
+            "    {}: {} · {}",
+            view.name_of(&r.author),
+            r.text,
+            ago(r.at, now)
+        );
+    }
+}
+
+/// A gathering's start in its own zone: "Tue 1 Dec 2026, 19:00 (America/New_York)".
+fn starts(g: &Gathering) -> String {
+    match g.starts_zoned() {
+        Some(z) => {
+            let zone = z.time_zone().iana_name().unwrap_or("local").to_owned();
+            format!("{} ({zone})", z.strftime("%a %-d %b %Y, %H:%M"))
+        }
+        None => g.starts.clone(),
+    }
+}
+
+pub(crate) fn quiet(quiet: &[Quiet], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&serde_json::to_value(quiet)?);
+    }
+    if quiet.is_empty() {
+        println!("No one has gone quiet. Everyone has been heard from within their usual rhythm.");
+        return Ok(());
+    }
+    for q in quiet {
+        println!("{}.", q.reason);
+    }
+    println!();
+    let names: Vec<&str> = quiet.iter().map(|q| q.name.as_str()).collect();
+    println!(
+        "Maybe reach out to {}. A word is enough.",
+        names.join(" or ")
+    );
+    Ok(())
+}
+
+pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
+    // Still "upcoming" until a few hours after it began: people are there.
+    let horizon = now.plus_millis(-6 * 3_600_000);
+    let mut items: Vec<(&EntityId, &Gathering, i64)> = view
+        .gatherings
+        .iter()
+        .filter_map(|(id, g)| {
+            let t = g.starts_zoned()?.timestamp().as_millisecond();
+            (t >= horizon.as_millis()).then_some((id, g, t))
+        })
+        .collect();
+    items.sort_by_key(|(id, _, t)| (*t, **id));
+    if as_json {
+        let out: Vec<_> = items
+            .iter()
+            .map(|(id, g, _)| {
+                let mut v = serde_json::to_value(g).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".into(), json!(id.to_string()));
+                }
+                v
+            })
+            .collect();
+        return json(&serde_json::Value::Array(out));
+    }
+    if items.is_empty() {
+        println!(
+            "Nothing on the calendar. Propose one: roundtable gathering new TITLE --at \"2026-12-01 19:00\""
+        );
+        return Ok(());
+    }
+    for (id, g, _) in items {
+        println!("{}  [{}]", g.title, short(id));
+        println!(
+            "  {}{}",
+            starts(g),
+            if g.place.is_empty() {
+                String::new()
+            } else {
+                format!(", at {}", g.place)
+            }
+        );
+        let hosts: Vec<String> = g.hosts.keys().map(|h| view.name_of(h)).collect();
+        println!("  hosted by {}", hosts.join(" and "));
+        for answer in [Answer::Yes, Answer::Maybe, Answer::No] {
+            let who: Vec<String> = g
+                .rsvps
+                .iter()
+                .filter(|(_, r)| r.answer == answer)
+                .map(|(m, _)| view.name_of(m))
+                .collect();
+            if !who.is_empty() {
+                let label = match answer {
+                    Answer::Yes => "coming",
+                    Answer::Maybe => "maybe",
+                    Answer::No => "can't make it",
+                };
+                println!("  {label}: {}", who.join(", "));
+            }
+        }
+        for d in g.dishes.values() {
+            let diet = if d.dietary.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.dietary)
+            };
+            println!("  {} brings {}{diet}", view.name_of(&d.author), d.dish);
+        }
+        println!();
+    }
+    Ok(())
+}
+
+pub(crate) fn show(view: &CircleView, as_json: bool) -> Result<()> {
+    if as_json {
+        print!("{}", view.to_canonical_json());
+        return Ok(());
+    }
+    println!("{}  ({})", view.circle.name, view.circle.id);
+    if !view.circle.about.is_empty() {
+        println!("{}", view.circle.about);
+    }
+    println!("Begun {}", day(view.circle.created_at));
+    println!();
+    members(view, false)?;
+    println!();
+    feed(view, usize::MAX, Timestamp::now(), false)
+}
+
+pub(crate) fn repaired(id: CircleId, r: &Repaired, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&json!({
+            "circle": id.to_string(),
+            "set_aside": r.set_aside.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "changes_kept": r.changes_kept,
+            "changes_missing": r.changes_missing,
+        }));
+    }
+    if r.set_aside.is_empty() {
+        println!("Nothing needed repair.");
+        return Ok(());
+    }
+    for p in &r.set_aside {
+        println!("Kept the damaged file aside: {}", p.display());
+    }
+    println!(
+        "Recovered every change that verifies ({} kept).",
+        r.changes_kept
+    );
+    if r.changes_missing > 0 {
+        println!(
+            "{} changes could not be recovered here; other members' devices may still have them and will send them when you sync.",
+            r.changes_missing
+        );
+    }
+    Ok(())
+}
+
+fn short(id: &EntityId) -> String {
+    id.to_string()[..6].to_owned()
+}
+
+fn day(t: Timestamp) -> String {
+    t.to_jiff()
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%-d %b %Y")
+        .to_string()
+}
+
+/// "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", or a date.
+fn ago(t: Timestamp, now: Timestamp) -> String {
+    let secs = (now.as_millis() - t.as_millis()) / 1000;
+    match secs {
+        s if s < 60 => "just now".into(),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s if s < 2 * 86_400 => "yesterday".into(),
+        s if s < 14 * 86_400 => format!("{} days ago", s / 86_400),
+        _ => day(t),
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable examples of Roundtable live beside this file.

@@ -1,0 +1,233 @@
+//! Helpers for Roundtable's integration tests: run the real `roundtable`
+//! binary against temporary homes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use roundtable_core::{Profile, Timestamp};
+use roundtable_store::{CircleStore, Home, StoreError};
+
+/// The `roundtable` binary built for this test run. `cargo test --workspace`
+/// builds it next to the test executables.
+pub fn roundtable_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/roundtable
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = dir.join(format!("roundtable{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// What a run of the binary printed, and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with everything printed unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the run succeeded.
+    pub fn ok(self) -> Self {
+        self.expect_code(0)
+    }
+
+    /// The standard output parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Asserts that stderr is exactly one line starting with `error: `.
+    pub fn one_line_error(self) -> Self {
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr, got:\n{}",
+            self.stderr
+        );
+        assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+        self
+    }
+}
+
+/// A temporary home for one device, and a way to run the binary in it.
+#[derive(Debug)]
+pub struct TestHome {
+    dir: tempfile::TempDir,
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHome {
+    /// A new empty home.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `roundtable --home HOME args...`, with no stdin, bounded by a timeout.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(roundtable_bin());
+        cmd.arg("--home").arg(self.path()).args(args);
+        run_bounded(cmd, Duration::from_secs(60))
+    }
+
+    /// Runs the binary with its clock fixed at `now` (RFC 3339).
+    pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
+        let mut cmd = Command::new(roundtable_bin());
+        cmd.env("ROUNDTABLE_NOW", now)
+            .arg("--home")
+            .arg(self.path())
+            .args(args);
+        run_bounded(cmd, Duration::from_secs(60))
+    }
+
+    /// The store of this home, for helpers that stand in for the network.
+    pub fn store(&self) -> Home {
+        Home::new(self.path())
+    }
+
+    /// Every file under the home and its bytes, to check that nothing changed.
+    pub fn snapshot_files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        collect(self.path(), self.path(), &mut out);
+        out
+    }
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, out);
+        } else if path.file_name().is_some_and(|n| n != "lock") {
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            out.insert(rel, std::fs::read(&path).unwrap_or_default());
+        }
+    }
+}
+
+/// Brings `newcomer` into the only circle of `host` the way an invitation
+/// will: `host` adds them as a member, and they receive the whole document.
+/// Stands in for the join flow of the network layer in tests of the CLI.
+pub fn join_by_hand(host: &TestHome, newcomer: &TestHome, name: &str) {
+    let hs = host.store();
+    let ns = newcomer.store();
+    let lock = hs.lock("test join").expect("lock host");
+    let id = *hs
+        .circle_ids()
+        .expect("circles")
+        .first()
+        .expect("host has a circle");
+    let inviter = hs.identity().expect("identity").expect("host identity");
+    let mut store = hs.open_circle(&lock, id).expect("open host circle");
+    let nlock = ns.lock("test join").expect("lock newcomer");
+    let (me, _) = ns.ensure_identity(&nlock).expect("newcomer identity");
+    store
+        .edit(|c| -> Result<(), StoreError> {
+            let profile = Profile::named(name);
+            Ok(c.add_member(
+                &me.cert,
+                &profile,
+                Some(inviter.member.id()),
+                Timestamp::now(),
+            )?)
+        })
+        .expect("add member");
+    ns.create_circle(&nlock, store.circle())
+        .expect("store circle at newcomer");
+}
+
+/// Exchanges every change between the homes' copies of their circles, as
+/// sync over the network will. Stands in for the network in CLI tests.
+pub fn sync_by_hand(homes: &[&TestHome]) {
+    let stores: Vec<Home> = homes.iter().map(|h| h.store()).collect();
+    let locks: Vec<_> = stores
+        .iter()
+        .map(|s| s.lock("test sync").expect("lock"))
+        .collect();
+    let id = *stores[0]
+        .circle_ids()
+        .expect("circles")
+        .first()
+        .expect("a circle");
+    let mut open: Vec<CircleStore> = stores
+        .iter()
+        .zip(&locks)
+        .map(|(s, l)| s.open_circle(l, id).expect("open circle"))
+        .collect();
+    let everything: Vec<Vec<u8>> = open.iter().map(|s| s.circle().save()).collect();
+    for store in &mut open {
+        for doc in &everything {
+            store.apply(doc).expect("apply changes");
+        }
+    }
+}
+
+/// Runs a command to completion, killing it if it outlives `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn roundtable");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reading both pipes to the end in another thread: a full pipe must never stall the child.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("collect output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{cmd:?} ran longer than {limit:?}");
+        }
+    };
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = output;
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}

@@ -1,0 +1,322 @@
+//! The circle's care from the CLI alone: three members, a fixed clock.
+
+#![allow(clippy::unwrap_used)]
+
+use roundtable_tests::{TestHome, join_by_hand, sync_by_hand};
+
+/// Noon UTC on day `d` of November 2026 (day 0 is 1 November).
+fn day(d: u32) -> String {
+    let date = jiff_date(d);
+    format!("{date}T12:00:00Z")
+}
+
+fn jiff_date(d: u32) -> String {
+    // November has 30 days; the tests stay within November and December.
+    if d < 30 {
+        format!("2026-11-{:02}", d + 1)
+    } else {
+        format!("2026-12-{:02}", d - 29)
+    }
+}
+
+struct Circle {
+    maya: TestHome,
+    sam: TestHome,
+    ada: TestHome,
+}
+
+fn circle() -> Circle {
+    let c = Circle {
+        maya: TestHome::new(),
+        sam: TestHome::new(),
+        ada: TestHome::new(),
+    };
+    c.maya
+        .run_at(
+            &day(0),
+            &["circle", "create", "Tuesday Supper", "--as", "Maya"],
+        )
+        .ok();
+    join_by_hand(&c.maya, &c.sam, "Sam");
+    join_by_hand(&c.maya, &c.ada, "Ada");
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    c
+}
+
+fn id_of(run: roundtable_tests::Run) -> String {
+    run.ok().json()["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn quiet_names_exactly_who_a_fixed_clock_expects() {
+    let c = circle();
+    for d in [0, 4, 8, 12, 16, 20] {
+        c.sam.run_at(&day(d), &["checkin", "--mood", "okay"]).ok();
+    }
+    c.ada
+        .run_at(&day(1), &["checkin", "--mood", "heavy", "new here"])
+        .ok();
+    for d in 0..31 {
+        c.maya
+            .run_at(&day(d), &["checkin", "--mood", "thriving"])
+            .ok();
+    }
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    let q = c.maya.run_at(&day(31), &["quiet", "--json"]).ok().json();
+    let names: Vec<&str> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Ada", "Sam"], "{q:#}");
+    let sam = &q.as_array().unwrap()[1];
+    assert_eq!(
+        sam["reason"],
+        "Sam usually shows up every 4 days; it has been 11 days"
+    );
+    assert_eq!(sam["days_silent"], 11);
+    let text = c.maya.run_at(&day(31), &["quiet"]).ok().stdout;
+    assert!(text.contains("Maybe reach out to Ada or Sam"), "{text}");
+
+    // Sam steps back; he is left be.
+    c.sam
+        .run_at(&day(21), &["away", "--until", &jiff_date(45), "exams"])
+        .ok();
+    sync_by_hand(&[&c.maya, &c.sam]);
+    let q = c.maya.run_at(&day(31), &["quiet", "--json"]).ok().json();
+    let names: Vec<&str> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Ada"]);
+    c.sam.run_at(&day(32), &["back"]).ok();
+}
+
+#[test]
+fn every_kind_of_care_from_the_cli() {
+    let c = circle();
+    let (maya, sam, ada) = (&c.maya, &c.sam, &c.ada);
+    let checkin = id_of(maya.run_at(
+        &day(2),
+        &["checkin", "-m", "struggling", "rough week", "--json"],
+    ));
+    sync_by_hand(&[maya, sam, ada]);
+    sam.run_at(
+        &day(2),
+        &["reply", &checkin[..6], "you're not carrying this alone"],
+    )
+    .ok();
+
+    let ask = id_of(maya.run_at(
+        &day(2),
+        &[
+            "ask", "soup", "this", "week?", "--when", "Tuesday", "--json",
+        ],
+    ));
+    let offer = id_of(ada.run_at(&day(2), &["offer", "a ride to the clinic", "--json"]));
+    sync_by_hand(&[maya, sam, ada]);
+    // Two members commit at once, on their own devices: both are kept.
+    sam.run_at(&day(3), &["commit", &ask[..6], "I'll bring soup Tuesday"])
+        .ok();
+    ada.run_at(&day(3), &["commit", &ask[..6], "I'll bring bread"])
+        .ok();
+    maya.run_at(&day(3), &["commit", &offer[..6], "yes please, Friday"])
+        .ok();
+    sync_by_hand(&[maya, sam, ada]);
+    let r = sam
+        .run_at(&day(4), &["done", &ask[..6]])
+        .expect_code(2)
+        .one_line_error();
+    assert!(
+        r.stderr.contains("only the person who posted it"),
+        "{}",
+        r.stderr
+    );
+    maya.run_at(&day(4), &["done", &ask[..6], "thank", "you", "both"])
+        .ok();
+
+    let g = id_of(maya.run_at(
+        &day(4),
+        &[
+            "gathering",
+            "new",
+            "Soup night",
+            "--at",
+            "2026-11-24 19:00",
+            "--tz",
+            "Europe/Lisbon",
+            "--place",
+            "Maya's kitchen",
+            "--host",
+            "Ada",
+            "--host",
+            "Maya",
+            "--json",
+        ],
+    ));
+    sync_by_hand(&[maya, sam, ada]);
+    sam.run_at(&day(5), &["gathering", "rsvp", &g[..6], "yes"])
+        .ok();
+    ada.run_at(&day(5), &["gathering", "rsvp", &g[..6], "maybe"])
+        .ok();
+    sam.run_at(
+        &day(5),
+        &[
+            "gathering",
+            "bring",
+            &g[..6],
+            "lentil soup",
+            "--dietary",
+            "vegan",
+        ],
+    )
+    .ok();
+    let moment = id_of(ada.run_at(&day(6), &["moment", "first tomatoes of the year", "--json"]));
+    sync_by_hand(&[maya, sam, ada]);
+    maya.run_at(&day(6), &["reply", &moment[..6], "so proud of you"])
+        .ok();
+    maya.run_at(&day(24), &["gathering", "came", &g[..6], "Sam", "Maya"])
+        .ok();
+    maya.run_at(&day(6), &["profile", "--story", "I moved here in spring"])
+        .ok();
+
+    let up = maya
+        .run_at(&day(6), &["gathering", "upcoming", "--json"])
+        .ok()
+        .json();
+    assert_eq!(up[0]["title"], "Soup night");
+    assert_eq!(up[0]["starts"], "2026-11-24T19:00:00+00:00[Europe/Lisbon]");
+    let text = maya.run_at(&day(6), &["gathering", "upcoming"]).ok().stdout;
+    assert!(text.contains("Sam brings lentil soup (vegan)"), "{text}");
+    assert!(text.contains("coming: Sam"), "{text}");
+    let past = maya
+        .run_at(&day(40), &["gathering", "upcoming", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        past.as_array().unwrap().len(),
+        0,
+        "a past gathering is not upcoming"
+    );
+
+    sync_by_hand(&[maya, sam, ada]);
+    let feed = ada
+        .run_at(&day(7), &["feed", "--json", "-n", "100"])
+        .ok()
+        .json();
+    let kinds: Vec<&str> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in ["joined", "checkin", "ask", "offer", "gathering", "moment"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    let ask_entry = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == ask.as_str())
+        .unwrap();
+    assert_eq!(
+        ask_entry["commitments"].as_object().unwrap().len(),
+        2,
+        "{ask_entry:#}"
+    );
+    assert_eq!(ask_entry["done"]["thanks"], "thank you both");
+    let text = ada.run_at(&day(7), &["feed", "-n", "100"]).ok().stdout;
+    assert!(!text.contains(" likes"), "no counts of anything: {text}");
+
+    let md = ada
+        .run_at(&day(7), &["export", "--format", "markdown"])
+        .ok()
+        .stdout;
+    for needle in [
+        "rough week",
+        "you're not carrying this alone",
+        "soup this week?",
+        "I'll bring soup Tuesday",
+        "I'll bring bread",
+        "thank you both",
+        "Soup night",
+        "lentil soup (vegan)",
+        "first tomatoes of the year",
+        "so proud of you",
+        "came: ",
+        "I moved here in spring",
+    ] {
+        assert!(
+            md.contains(needle),
+            "{needle:?} missing from the archive:\n{md}"
+        );
+    }
+    let out = ada.path().join("archive.json");
+    ada.run(&["export", "--format", "json", "--out", out.to_str().unwrap()])
+        .ok();
+    let archived: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(archived, ada.run(&["show", "--json"]).ok().json());
+
+    // All three devices hold the same circle.
+    let shows: Vec<String> = [maya, sam, ada]
+        .iter()
+        .map(|h| h.run(&["show", "--json"]).ok().stdout)
+        .collect();
+    assert_eq!(shows[0], shows[1]);
+    assert_eq!(shows[1], shows[2]);
+}
+
+#[test]
+fn care_commands_refuse_bad_input() {
+    let c = circle();
+    let m = &c.maya;
+    let before = m.snapshot_files();
+    m.run(&["gathering", "new", "x", "--at", "next tuesday"])
+        .expect_code(2)
+        .one_line_error();
+    m.run(&[
+        "gathering",
+        "new",
+        "x",
+        "--at",
+        "2026-12-01 19:00",
+        "--tz",
+        "Mars/Olympus",
+    ])
+    .expect_code(2)
+    .one_line_error();
+    m.run(&[
+        "gathering",
+        "new",
+        "x",
+        "--at",
+        "2026-12-01 19:00",
+        "--host",
+        "Nobody",
+    ])
+    .expect_code(2)
+    .one_line_error();
+    m.run(&["gathering", "rsvp", "abcdef", "yes"])
+        .expect_code(2)
+        .one_line_error();
+    m.run(&["gathering", "rsvp", "abcdef", "perhaps"])
+        .expect_code(2);
+    m.run(&["away", "--until", "someday"])
+        .expect_code(2)
+        .one_line_error();
+    m.run_at(&day(10), &["away", "--until", "2026-11-02"])
+        .expect_code(2)
+        .one_line_error();
+    m.run(&["commit", "abcdef", "soup"])
+        .expect_code(2)
+        .one_line_error();
+    m.run(&["export", "--format", "pdf"]).expect_code(2);
+    m.run_at("yesterday", &["show"])
+        .expect_code(2)
+        .one_line_error();
+    assert_eq!(before, m.snapshot_files());
+}
