@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         start,
         &mut rng,
     )?;
-    let mut store = home.create_circle(&lock, &circle)?;
+    let mut store = home.create_circle(&lock, &circle, &[7; 32])?;
     let sam = MemberKey::generate();
     let ada = MemberKey::generate();
     store.edit(|c| -> Result<(), StoreError> {

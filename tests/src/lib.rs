@@ -1,5 +1,10 @@
 //! Helpers for Roundtable's integration tests: run the real `roundtable`
-//! binary against temporary homes.
+//! binary against temporary homes, and real nodes in one process
+//! ([`Cluster`]).
+
+pub mod cluster;
+
+pub use cluster::{Cluster, bounded};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,7 +176,11 @@ pub fn join_by_hand(host: &TestHome, newcomer: &TestHome, name: &str) {
             )?)
         })
         .expect("add member");
-    ns.create_circle(&nlock, store.circle())
+    let secret = hs
+        .circle_secret(id)
+        .expect("read secret")
+        .expect("host has the secret");
+    ns.create_circle(&nlock, store.circle(), &secret)
         .expect("store circle at newcomer");
 }
 

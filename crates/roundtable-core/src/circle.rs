@@ -179,6 +179,11 @@ impl Circle {
         self.doc.get_heads()
     }
 
+    /// Whether this copy holds the change with this hash.
+    pub fn has_change(&self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
+    }
+
     /// The underlying document.
     pub fn doc(&self) -> &Automerge {
         &self.doc
@@ -483,7 +488,9 @@ fn commit_options(now: Timestamp, message: &str) -> CommitOptions {
 
 /// Runs an Automerge parse of outside bytes, turning both errors and panics
 /// into [`CoreError::BadDocument`]: hostile bytes must never bring a node down.
-fn guarded<T>(f: impl FnOnce() -> Result<T, automerge::AutomergeError>) -> Result<T, CoreError> {
+pub(crate) fn guarded<T>(
+    f: impl FnOnce() -> Result<T, automerge::AutomergeError>,
+) -> Result<T, CoreError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(CoreError::BadDocument(e.to_string())),

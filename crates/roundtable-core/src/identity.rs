@@ -26,6 +26,8 @@ pub enum KeyKind {
     Device,
     /// A member identity key.
     Member,
+    /// A circle's secret (derives its gossip topic).
+    Circle,
 }
 
 impl KeyKind {
@@ -33,6 +35,7 @@ impl KeyKind {
         match self {
             KeyKind::Device => "roundtable-device-key-1",
             KeyKind::Member => "roundtable-member-key-1",
+            KeyKind::Circle => "roundtable-circle-secret-1",
         }
     }
 }
@@ -197,7 +200,8 @@ fn decode_hex_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn key_file_text(kind: KeyKind, seed: &[u8; 32]) -> Zeroizing<String> {
+/// The one line of text a secret of `kind` is kept as; read back with [`parse_key_file`].
+pub fn key_file_text(kind: KeyKind, seed: &[u8; 32]) -> Zeroizing<String> {
     let mut s = Zeroizing::new(String::with_capacity(kind.tag().len() + 66));
     s.push_str(kind.tag());
     s.push(':');
@@ -214,6 +218,7 @@ pub fn parse_key_file(kind: KeyKind, bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>
     let what = match kind {
         KeyKind::Device => "device key",
         KeyKind::Member => "member key",
+        KeyKind::Circle => "circle secret",
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|_| CoreError::BadKey(format!("the {what} file is not text")))?;

@@ -434,12 +434,38 @@ impl CircleView {
     pub fn read(doc: &impl ReadDoc) -> Self {
         let json = read_object(doc, &ROOT, ObjType::Map, 0);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
+        view.check_devices();
+        view
+    }
+
+    /// Only the members (and their certified devices): cheaper than a whole
+    /// read when that is all a caller needs, as the network's admission is.
+    pub fn read_members(doc: &impl ReadDoc) -> BTreeMap<MemberId, Member> {
+        let Ok(all) = doc.get_all(&ROOT, crate::schema::MEMBERS) else {
+            return BTreeMap::new();
+        };
+        let mut root = serde_json::Map::new();
+        let merged = all
+            .into_iter()
+            .filter_map(|(v, id)| match v {
+                Value::Object(k) => Some(read_object(doc, &id, k, 1)),
+                Value::Scalar(_) => None,
+            })
+            .reduce(union);
+        if let Some(m) = merged {
+            root.insert(crate::schema::MEMBERS.into(), m);
+        }
+        let mut view: CircleView = serde_json::from_value(Json::Object(root)).unwrap_or_default();
+        view.check_devices();
+        view.members
+    }
+
+    fn check_devices(&mut self) {
         // A device whose certificate does not verify does not speak for anyone.
-        for (member, m) in &mut view.members {
+        for (member, m) in &mut self.members {
             m.devices
                 .retain(|device, d| DeviceCert::from_parts(*member, *device, &d.cert).is_ok());
         }
-        view
     }
 
     /// The canonical JSON: keys sorted at every level, maps ordered by id,

@@ -13,7 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roundtable_core::{Circle, CircleId, DeviceCert, DeviceKey, MemberKey};
+use roundtable_core::{
+    Circle, CircleId, DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file,
+};
 
 use crate::StoreError;
 use crate::circle::{CircleStore, Repaired};
@@ -24,6 +26,7 @@ const IDENTITY: &str = "identity";
 const DEVICE_KEY: &str = "device.key";
 const MEMBER_KEY: &str = "member.key";
 const CIRCLES: &str = "circles";
+const SECRETS: &str = "secrets";
 
 /// Proof that this process is the home's only writer. Every method that
 /// writes asks for one.
@@ -181,13 +184,16 @@ impl Home {
         CircleStore::open(self.fs.clone(), &self.circle_dir(id), me.device.id())
     }
 
-    /// Stores a new circle durably.
+    /// Stores a new circle durably, with its secret (kept 0600 beside the
+    /// identity; written first, so a circle is never without its secret).
     pub fn create_circle(
         &self,
-        _writer: &WriteLock,
+        writer: &WriteLock,
         circle: &Circle,
+        secret: &[u8; 32],
     ) -> Result<CircleStore, StoreError> {
         let me = self.identity()?.ok_or(StoreError::NoIdentity)?;
+        self.save_circle_secret(writer, circle.id(), secret)?;
         let circles = self.circles_dir();
         self.fs
             .create_dir_all(&circles)
@@ -198,6 +204,71 @@ impl Home {
             circle,
             me.device.id(),
         )
+    }
+
+    /// A circle's secret, which derives its gossip topic.
+    pub fn circle_secret(&self, id: CircleId) -> Result<Option<[u8; 32]>, StoreError> {
+        let path = self.root.join(SECRETS).join(id.to_string());
+        match self.fs.read(&path) {
+            Ok(bytes) => parse_key_file(KeyKind::Circle, &bytes)
+                .map(|s| Some(*s))
+                .map_err(|e| StoreError::BadKeyFile {
+                    path,
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    /// Keeps a circle's secret (durably, 0600).
+    pub fn save_circle_secret(
+        &self,
+        _writer: &WriteLock,
+        id: CircleId,
+        secret: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let dir = self.root.join(SECRETS);
+        crate::files::create_dir_durably(self.fs.as_ref(), &dir)?;
+        let text = key_file_text(KeyKind::Circle, secret);
+        self.write_secret(&dir.join(id.to_string()), text.as_bytes())
+    }
+
+    /// Replaces this device's member key (pairing makes a device speak for
+    /// an existing member). Refused while the device is in any circle.
+    pub fn adopt_member_key(
+        &self,
+        _writer: &WriteLock,
+        member: &MemberKey,
+    ) -> Result<Identity, StoreError> {
+        let dir = self.identity_dir();
+        self.write_secret(&dir.join(MEMBER_KEY), member.to_file_text().as_bytes())?;
+        self.identity()?.ok_or(StoreError::NoIdentity)
+    }
+
+    /// A small file of the node's own under the home (address book, peer
+    /// sync states), if it exists.
+    pub fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.root.join(rel);
+        match self.fs.read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    /// Writes a small file under the home atomically and durably.
+    pub fn write_file(
+        &self,
+        _writer: &WriteLock,
+        rel: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            crate::files::create_dir_durably(self.fs.as_ref(), parent)?;
+        }
+        crate::files::write_durably(self.fs.as_ref(), &path, bytes)
     }
 
     /// Sets a damaged circle's files aside and keeps every change that verifies.

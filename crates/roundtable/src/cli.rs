@@ -58,6 +58,50 @@ pub(crate) struct Global {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run this device's node: keep your circles in sync with the others'
+    #[command(after_help = "Stop it with Ctrl-C. While it runs, every other command talks to it.")]
+    Up {
+        /// Where to listen, e.g. 0.0.0.0:7000 (repeat for several) [default: all interfaces, any port]
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// Relays: default, none (direct and local network only), or the URL of your own relay
+        #[arg(long, default_value = "default", value_name = "default|none|URL")]
+        relay: String,
+        /// Do not look for other devices on the local network
+        #[arg(long)]
+        no_mdns: bool,
+    },
+    /// The node's peers and circles, and what each peer still lacks
+    Status,
+    /// Invite someone: prints a ticket to send them (your node must be running)
+    #[command(after_help = "They join with: roundtable join TICKET --as THEIR_NAME")]
+    Invite {
+        /// How long the ticket works, e.g. 30m, 24h, 7d
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// How many people can use it
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Also draw the ticket as a QR code
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Join a circle with a ticket someone sent you
+    Join {
+        /// The ticket (one line starting with "roundtable")
+        ticket: String,
+        /// What the circle should call you
+        #[arg(long = "as", value_name = "NAME")]
+        display_name: Option<String>,
+    },
+    /// Add another device of yours: without a ticket, print one; with one, use it
+    Pair {
+        /// A ticket from `roundtable pair` on your other device
+        ticket: Option<String>,
+        /// Also draw the ticket as a QR code
+        #[arg(long)]
+        qr: bool,
+    },
     /// Show this device's id and your member id (made on first use)
     Id,
     /// Create or list circles

@@ -7,39 +7,75 @@ use anyhow::{Context, Result};
 use jiff::tz::TimeZone;
 use roundtable_core::quiet::{QuietRule, quiet};
 use roundtable_core::{
-    Answer, Circle, CircleId, CircleView, EntityId, MemberId, Mood, Op, Profile, RequestKind,
-    Resolved, Timestamp, export, resolve_prefix,
+    Answer, Circle, CircleId, CircleView, EntityId, InviteKind, MemberId, Mood, Op, Profile,
+    RequestKind, Resolved, Timestamp, export, resolve_prefix,
 };
-use roundtable_store::{Home, Identity, WriteLock};
+use roundtable_node::control::ControlRequest;
+use roundtable_store::{Home, Identity};
 
-use crate::bad_input;
+use crate::backend::Backend;
 use crate::cli::{CircleCommand, Cli, Command, GatheringCommand, Global};
 use crate::render;
+use crate::{bad_input, network};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
-    let home = Home::new(home_dir(&cli.global)?);
+    let b = Backend::new(Home::new(home_dir(&cli.global)?));
+    let home = &b;
     let g = &cli.global;
     let now = now(g)?;
     match cli.command {
-        Command::Id => id(&home, g),
+        Command::Up {
+            listen,
+            relay,
+            no_mdns,
+        } => network::up(&b, g, listen, &relay, no_mdns),
+        Command::Status => network::status(&b, g),
+        Command::Invite { expires, uses, qr } => {
+            let circle = select(&b, g)?;
+            let args = network::InviteArgs {
+                kind: InviteKind::Member,
+                expires: &expires,
+                uses,
+                qr,
+            };
+            network::invite(&b, g, circle, args, now)
+        }
+        Command::Join {
+            ticket,
+            display_name,
+        } => network::join(&b, g, &ticket, display_name.as_deref(), now),
+        Command::Pair {
+            ticket: Some(t), ..
+        } => network::join(&b, g, &t, None, now),
+        Command::Pair { ticket: None, qr } => {
+            let circle = select(&b, g)?;
+            let args = network::InviteArgs {
+                kind: InviteKind::Device,
+                expires: "1h",
+                uses: 1,
+                qr,
+            };
+            network::invite(&b, g, circle, args, now)
+        }
+        Command::Id => id(b.home(), g),
         Command::Circle(CircleCommand::Create {
             name,
             display_name,
             about,
-        }) => create(&home, g, &name, display_name, about, now),
-        Command::Circle(CircleCommand::List) => list(&home, g),
-        Command::Members => render::members(&read(&home, g)?.view(), g.json),
-        Command::Feed { limit } => render::feed(&read(&home, g)?.view(), limit, now, g.json),
-        Command::Show => render::show(&read(&home, g)?.view(), g.json),
+        }) => create(home, g, &name, display_name, about, now),
+        Command::Circle(CircleCommand::List) => list(home, g),
+        Command::Members => render::members(&read(home, g)?.view(), g.json),
+        Command::Feed { limit } => render::feed(&read(home, g)?.view(), limit, now, g.json),
+        Command::Show => render::show(&read(home, g)?.view(), g.json),
         Command::Quiet => {
-            let view = read(&home, g)?.view();
+            let view = read(home, g)?.view();
             render::quiet(&quiet(&view, now, &QuietRule::default()), g.json)
         }
         Command::Gathering(GatheringCommand::Upcoming) => {
-            render::upcoming(&read(&home, g)?.view(), now, g.json)
+            render::upcoming(&read(home, g)?.view(), now, g.json)
         }
         Command::Export { format, out } => {
-            let view = read(&home, g)?.view();
+            let view = read(home, g)?.view();
             let text = match format.as_str() {
                 "json" => view.to_canonical_json(),
                 _ => export::markdown(&view, &TimeZone::system()),
@@ -56,10 +92,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Repair => repair(&home, g),
+        Command::Repair => repair(home, g),
         other => {
-            let (op, message) = to_op(&home, g, other)?;
-            let id = perform(&home, g, &op, now)?;
+            let (op, message) = to_op(home, g, other)?;
+            let id = perform(home, g, &op, now)?;
             render::done(g.json, &message, id)
         }
     }
@@ -67,7 +103,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 
 /// Turns an editing command into a resolved [`Op`] (ids, not prefixes or
 /// names) and the words to say once it is done.
-fn to_op(home: &Home, g: &Global, command: Command) -> Result<(Op, String)> {
+fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
     // Prefixes and names are resolved against the circle as it stands.
     let view = || -> Result<CircleView> { Ok(read(home, g)?.view()) };
     Ok(match command {
@@ -220,6 +256,11 @@ fn to_op(home: &Home, g: &Global, command: Command) -> Result<(Op, String)> {
         | Command::Quiet
         | Command::Export { .. }
         | Command::Repair
+        | Command::Up { .. }
+        | Command::Status
+        | Command::Invite { .. }
+        | Command::Join { .. }
+        | Command::Pair { .. }
         | Command::Gathering(GatheringCommand::Upcoming) => {
             return Err(anyhow::anyhow!(
                 "this command reads the circle; it has no edit to make"
@@ -249,40 +290,64 @@ fn id(home: &Home, g: &Global) -> Result<()> {
 }
 
 fn create(
-    home: &Home,
+    b: &Backend,
     g: &Global,
     name: &str,
     display_name: Option<String>,
     about: Option<String>,
     now: Timestamp,
 ) -> Result<()> {
-    let lock = home.lock("roundtable circle create")?;
-    let (me, _) = home.ensure_identity(&lock)?;
-    let display_name = match display_name {
-        Some(n) => n,
-        None => known_name(home, &me)
-            .ok_or_else(|| bad_input("say what the circle should call you: add --as YOUR_NAME"))?,
+    let about = about.unwrap_or_default();
+    let (id, member, display_name) = match b.node() {
+        Some(client) => {
+            let me = b
+                .home()
+                .identity()?
+                .ok_or_else(|| anyhow::anyhow!("the node has no identity"))?;
+            let display_name = display_name.or_else(|| known_name(b, &me)).ok_or_else(|| {
+                bad_input("say what the circle should call you: add --as YOUR_NAME")
+            })?;
+            let req = ControlRequest::Create {
+                name: name.to_owned(),
+                about: about.clone(),
+                display_name: display_name.trim().to_owned(),
+                now,
+            };
+            let v = Backend::call(client, &req)?;
+            let id: CircleId = serde_json::from_value(v["circle"].clone())?;
+            (id, me.member.id(), display_name)
+        }
+        None => {
+            let home = b.home();
+            let lock = home.lock("roundtable circle create")?;
+            let (me, _) = home.ensure_identity(&lock)?;
+            let display_name = display_name.or_else(|| known_name(b, &me)).ok_or_else(|| {
+                bad_input("say what the circle should call you: add --as YOUR_NAME")
+            })?;
+            let circle = Circle::create(
+                name,
+                &about,
+                &me.cert,
+                &Profile::named(display_name.trim()),
+                now,
+                &mut rand::rng(),
+            )?;
+            let mut secret = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+            home.create_circle(&lock, &circle, &secret)?;
+            (circle.id(), me.member.id(), display_name)
+        }
     };
-    let circle = Circle::create(
-        name,
-        about.as_deref().unwrap_or(""),
-        &me.cert,
-        &Profile::named(display_name.trim()),
-        now,
-        &mut rand::rng(),
-    )?;
-    let id = circle.id();
-    home.create_circle(&lock, &circle)?;
     if g.json {
         return render::json(&serde_json::json!({
             "circle": id.to_string(),
-            "name": circle.name(),
-            "member": me.member.id().to_string(),
+            "name": name.trim(),
+            "member": member.to_string(),
         }));
     }
     println!(
         "Created the circle \"{}\" ({}). You are {} here.",
-        circle.name(),
+        name.trim(),
         id.fmt_short(),
         display_name.trim()
     );
@@ -291,12 +356,12 @@ fn create(
 }
 
 /// The name this person uses in the circles they are already in.
-fn known_name(home: &Home, me: &Identity) -> Option<String> {
+fn known_name(b: &Backend, me: &Identity) -> Option<String> {
     let member = me.member.id();
-    home.circle_ids()
+    b.circle_ids()
         .ok()?
         .into_iter()
-        .filter_map(|id| home.read_circle(id).ok())
+        .filter_map(|id| b.read_circle(id).ok())
         .filter_map(|c| {
             c.view()
                 .members
@@ -307,44 +372,52 @@ fn known_name(home: &Home, me: &Identity) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-fn list(home: &Home, g: &Global) -> Result<()> {
+fn list(b: &Backend, g: &Global) -> Result<()> {
     let mut rows = Vec::new();
-    for id in home.circle_ids()? {
-        rows.push((id, home.read_circle(id).map_err(|e| e.to_string())));
+    for id in b.circle_ids()? {
+        rows.push((id, b.read_circle(id).map_err(|e| format!("{e:#}"))));
     }
     render::circle_list(&rows, g.json)
 }
 
-fn repair(home: &Home, g: &Global) -> Result<()> {
+fn repair(b: &Backend, g: &Global) -> Result<()> {
+    if b.node().is_some() {
+        return Err(anyhow::anyhow!(
+            "the node is running and holds the circles open; stop `roundtable up` first, then repair"
+        ));
+    }
+    let home = b.home();
     let lock = home.lock("roundtable repair")?;
-    let id = select(home, g)?;
+    let id = select(b, g)?;
     let report = home.repair_circle(&lock, id)?;
     render::repaired(id, &report, g.json)
 }
 
 /// Opens the chosen circle for reading, without taking the writer's lock.
-fn read(home: &Home, g: &Global) -> Result<Circle> {
-    let _shared = home.lock_shared()?;
-    let id = select(home, g)?;
-    Ok(home.read_circle(id)?)
+fn read(b: &Backend, g: &Global) -> Result<Circle> {
+    let _shared = b.read_lock()?;
+    let id = select(b, g)?;
+    b.read_circle(id)
 }
 
-/// Performs one edit of the chosen circle as this home's only writer;
-/// returns once the change is durable on disk.
-fn perform(home: &Home, g: &Global, op: &Op, now: Timestamp) -> Result<Option<EntityId>> {
-    let lock: WriteLock = home.lock(&format!("roundtable {}", op.name()))?;
-    let Some(me) = home.identity()? else {
+/// Performs one edit of the chosen circle; returns once the change is
+/// durable on disk (written by the running node, or here as the home's only
+/// writer).
+fn perform(b: &Backend, g: &Global, op: &Op, now: Timestamp) -> Result<Option<EntityId>> {
+    let Some(me) = b.home().identity()? else {
         return Err(no_circle_yet());
     };
-    let id = select(home, g)?;
-    let mut store = home.open_circle(&lock, id)?;
-    if !store.circle().is_member(me.member.id()) {
-        return Err(bad_input(format!(
-            "you are not a member of \"{}\"; ask a member for an invitation",
-            store.circle().name()
-        )));
-    }
-    store.edit(|c| Ok(c.perform(op, me.member.id(), now, &mut rand::rng())?))
+    let id = select(b, g)?;
+    b.perform(id, op, now, |home, lock| {
+        let mut store = home.open_circle(lock, id)?;
+        if !store.circle().is_member(me.member.id()) {
+            return Err(bad_input(format!(
+                "you are not a member of \"{}\"; ask a member for an invitation",
+                store.circle().name()
+            )));
+        }
+        store.edit(|c| Ok(c.perform(op, me.member.id(), now, &mut rand::rng())?))
+    })
 }
 
 fn no_circle_yet() -> anyhow::Error {
@@ -354,12 +427,12 @@ fn no_circle_yet() -> anyhow::Error {
 }
 
 /// Picks the circle named by `--circle` (a name or an id prefix), or the only one.
-fn select(home: &Home, g: &Global) -> Result<CircleId> {
-    let ids = home.circle_ids()?;
+fn select(b: &Backend, g: &Global) -> Result<CircleId> {
+    let ids = b.circle_ids()?;
     let names = || -> Vec<(CircleId, String)> {
         ids.iter()
             .map(|id| {
-                let name = home
+                let name = b
                     .read_circle(*id)
                     .map(|c| c.name())
                     .unwrap_or_else(|_| "(damaged)".into());

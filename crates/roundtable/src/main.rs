@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 //! Errors are one line on stderr that says what to do.
 
+mod backend;
 mod cli;
 mod commands;
+mod network;
 mod render;
 
 use std::process::ExitCode;
@@ -70,13 +72,33 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = match (quiet, verbose) {
+    let ours = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
+    // The network stack below us reports unreachable relays, DNS and
+    // multicast, and refused strangers, at warning level and again and again
+    // when offline; that is expected and not the person's to fix. It speaks
+    // from -vv on.
+    let stack = if verbose >= 2 { ours } else { "error" };
+    let default = [
+        "iroh",
+        "iroh_relay",
+        "iroh_gossip",
+        "iroh_dns",
+        "iroh_mdns_address_lookup",
+        "noq",
+        "noq_proto",
+        "noq_udp",
+    ]
+    .iter()
+    .fold(ours.to_owned(), |acc, t| format!("{acc},{t}={stack}"));
+    // mDNS with no multicast route fails on every probe, at error level.
+    let mdns = if verbose >= 2 { ours } else { "off" };
+    let default = format!("{default},swarm_discovery={mdns}");
     let filter =
         EnvFilter::try_from_env("ROUNDTABLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -462,3 +462,42 @@ fn ago(t: Timestamp, now: Timestamp) -> String {
         _ => day(t),
     }
 }
+
+pub(crate) fn status(s: &roundtable_node::Status) {
+    println!("This device  {}", s.device);
+    println!("Listening    {}", s.addrs.join(", "));
+    if s.circles.is_empty() {
+        println!("No circles yet.");
+    }
+    for c in &s.circles {
+        println!();
+        println!("{}  ({})", c.name, c.id.fmt_short());
+        if c.devices.is_empty() {
+            println!("  no other devices yet: invite someone with `roundtable invite`");
+        }
+        for d in &c.devices {
+            let state = match (d.connected, d.has_all_our_changes) {
+                (true, true) => "connected, up to date",
+                (true, false) => "connected, catching up",
+                (false, true) => "away, up to date",
+                (false, false) => "away, still lacks some of our changes",
+            };
+            let synced = d
+                .last_synced
+                .map(|t| format!("last synced {}", ago(t, Timestamp::now())))
+                .unwrap_or_else(|| "never synced".into());
+            println!("  {} ({})  {state}; {synced}", d.name, d.device.fmt_short());
+        }
+    }
+}
+
+/// Draws a ticket as a QR code in the terminal.
+pub(crate) fn qr(text: &str) -> Result<()> {
+    let code = qrcode::QrCode::new(text.as_bytes())?;
+    let image = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    println!("{image}");
+    Ok(())
+}

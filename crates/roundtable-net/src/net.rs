@@ -1,0 +1,231 @@
+//! The endpoint, the router and gossip of one device.
+
+use iroh::address_lookup::memory::MemoryLookup;
+use iroh::endpoint::{Connection, presets};
+use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::{Endpoint, EndpointAddr, EndpointId, RelayConfig, RelayMap, RelayMode, SecretKey};
+use iroh_gossip::Gossip;
+use iroh_mdns_address_lookup::MdnsAddressLookup;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::admission::{AdmissionHook, Admitted};
+use crate::config::{NetConfig, RelayChoice};
+use crate::{GOSSIP_ALPN, GOSSIP_MAX_MESSAGE, JOIN_ALPN, SYNC_ALPN};
+
+/// A connection accepted on one of our own protocols, for the node to serve.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A peer wants to sync a circle (already admitted).
+    Sync(Connection),
+    /// A device wants to redeem an invite (not admitted yet: check the invite first).
+    Join(Connection),
+}
+
+/// What went wrong in the network layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The endpoint could not start.
+    #[error("could not start networking: {0}")]
+    Bind(String),
+    /// A listen address was not usable.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// A peer could not be reached.
+    #[error("could not reach {peer}: {reason}")]
+    Connect {
+        /// Short id of the peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Hands accepted connections to the node.
+#[derive(Debug, Clone)]
+struct Forward {
+    join: bool,
+    tx: mpsc::Sender<Incoming>,
+}
+
+impl ProtocolHandler for Forward {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let incoming = if self.join {
+            Incoming::Join(conn)
+        } else {
+            Incoming::Sync(conn)
+        };
+        // The node keeps the connection alive for as long as it serves it.
+        if self.tx.send(incoming).await.is_err() {
+            debug!("node is shutting down; dropping a connection");
+        }
+        Ok(())
+    }
+}
+
+/// One device on the network.
+#[derive(Debug)]
+pub struct Net {
+    dialer: Dialer,
+    router: Router,
+    gossip: Gossip,
+    admitted: Admitted,
+}
+
+/// The part of [`Net`] that dials out; cheap to clone into tasks.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    endpoint: Endpoint,
+    memory: MemoryLookup,
+}
+
+impl Dialer {
+    /// Remembers where a device can be reached (from a ticket, a peer, ...).
+    pub fn add_addr(&self, addr: EndpointAddr) {
+        if !addr.is_empty() {
+            self.memory.add_endpoint_info(addr);
+        }
+    }
+
+    /// Where a device was last reachable, as far as this endpoint knows.
+    pub async fn known_addr(&self, id: EndpointId) -> Option<EndpointAddr> {
+        let info = self.endpoint.remote_info(id).await?;
+        let addr = EndpointAddr::from_parts(id, info.addrs().map(|a| a.addr().clone()));
+        (!addr.is_empty()).then_some(addr)
+    }
+
+    /// Opens a connection to a device for one of our protocols.
+    pub async fn connect(
+        &self,
+        addr: impl Into<EndpointAddr>,
+        alpn: &[u8],
+    ) -> Result<Connection, NetError> {
+        let addr = addr.into();
+        let peer = addr.id.fmt_short().to_string();
+        self.endpoint
+            .connect(addr, alpn)
+            .await
+            .map_err(|e| NetError::Connect {
+                peer,
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl Net {
+    /// Starts the endpoint with the device's secret key. Returns once it is
+    /// listening; never waits for relays or DNS.
+    pub async fn bind(
+        secret: [u8; 32],
+        config: &NetConfig,
+        admitted: Admitted,
+        incoming: mpsc::Sender<Incoming>,
+    ) -> Result<Self, NetError> {
+        let memory = MemoryLookup::new();
+        let mut builder = Endpoint::builder(presets::Minimal)
+            .secret_key(SecretKey::from_bytes(&secret))
+            .clear_ip_transports();
+        for addr in &config.listen {
+            builder = builder.bind_addr(*addr).map_err(|e| NetError::Listen {
+                addr: *addr,
+                reason: e.to_string(),
+            })?;
+        }
+        let relay = match &config.relay {
+            RelayChoice::Disabled => RelayMode::Disabled,
+            RelayChoice::Default => RelayMode::Default,
+            // No QUIC address discovery: a circle's own relay needs only its URL.
+            RelayChoice::Custom(url) => {
+                RelayMode::Custom(RelayMap::from(RelayConfig::new(url.clone(), None)))
+            }
+        };
+        let endpoint = builder
+            .relay_mode(relay)
+            .address_lookup(memory.clone())
+            .hooks(AdmissionHook {
+                admitted: admitted.clone(),
+            })
+            .bind()
+            .await
+            .map_err(|e| NetError::Bind(e.to_string()))?;
+        if config.mdns {
+            match MdnsAddressLookup::builder().build(endpoint.id()) {
+                Ok(mdns) => match endpoint.address_lookup() {
+                    Ok(lookups) => lookups.add(mdns),
+                    Err(e) => warn!("local network discovery is off: {e}"),
+                },
+                Err(e) => warn!("local network discovery is off: {e}"),
+            }
+        }
+        let gossip = Gossip::builder()
+            .max_message_size(GOSSIP_MAX_MESSAGE)
+            .spawn(endpoint.clone());
+        let router = Router::builder(endpoint.clone())
+            .accept(GOSSIP_ALPN, gossip.clone())
+            .accept(
+                SYNC_ALPN,
+                Forward {
+                    join: false,
+                    tx: incoming.clone(),
+                },
+            )
+            .accept(
+                JOIN_ALPN,
+                Forward {
+                    join: true,
+                    tx: incoming,
+                },
+            )
+            .spawn();
+        Ok(Self {
+            dialer: Dialer { endpoint, memory },
+            router,
+            gossip,
+            admitted,
+        })
+    }
+
+    /// This device's id on the network (its device id).
+    pub fn id(&self) -> EndpointId {
+        self.dialer.endpoint.id()
+    }
+
+    /// How others can reach this device: its id and direct addresses (and relay).
+    pub fn addr(&self) -> EndpointAddr {
+        self.dialer.endpoint.addr()
+    }
+
+    /// The local UDP sockets, with their ports.
+    pub fn bound_sockets(&self) -> Vec<std::net::SocketAddr> {
+        self.dialer.endpoint.bound_sockets()
+    }
+
+    /// The devices admitted to connect.
+    pub fn admitted(&self) -> &Admitted {
+        &self.admitted
+    }
+
+    /// Gossip, for subscribing to circles' topics.
+    pub fn gossip(&self) -> &Gossip {
+        &self.gossip
+    }
+
+    /// A handle that dials out, for tasks.
+    pub fn dialer(&self) -> Dialer {
+        self.dialer.clone()
+    }
+
+    /// Shuts down in order: protocol handlers (gossip leaves its topics),
+    /// then the endpoint closes its connections.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.router.shutdown().await {
+            warn!("network shutdown: {e}");
+        }
+    }
+}

@@ -1,0 +1,951 @@
+//! The node's actor: the one task that owns the circles, the store and the
+//! network, and reacts to requests, incoming connections, gossip and timers
+//! in a single `select!` loop.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use n0_future::StreamExt;
+use roundtable_core::wire::{self, Body, Envelope, JoinReply, JoinRequest, WelcomeCircle};
+use roundtable_core::{
+    ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, InviteKind, InviteSecret,
+    MemberId, MemberKey, Op, PeerSync, Profile, Redemption, Timestamp,
+};
+use roundtable_net::{
+    CircleTicket, Dialer, EndpointAddr, EndpointId, GOSSIP_MAX_PAYLOAD, GossipEvent, GossipSender,
+    Incoming, Net, topic_for,
+};
+use roundtable_store::{CircleStore, Home, Identity, StoreError, WriteLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{Instrument, debug, error_span, info, warn};
+
+use crate::handle::{NodeHandle, Request};
+use crate::session::{self, Welcome};
+use crate::{CircleStatus, DeviceStatus, Event, NodeConfig, NodeError, Status};
+
+/// What is kept about a peer between runs.
+#[derive(Serialize, Deserialize)]
+struct PeerRecord {
+    state: Vec<u8>,
+    last_synced: Option<i64>,
+}
+
+struct Peer {
+    sync: PeerSync,
+    last_synced: Option<Timestamp>,
+    backoff: Duration,
+    next: Instant,
+}
+
+struct Served {
+    store: CircleStore,
+    secret: [u8; 32],
+    sender: Option<GossipSender>,
+    _reader: Option<AbortOnDropHandle<()>>,
+    peers: BTreeMap<EndpointId, Peer>,
+    neighbors: BTreeSet<EndpointId>,
+}
+
+pub(crate) struct Actor {
+    config: NodeConfig,
+    home: Home,
+    lock: Option<WriteLock>,
+    me: Identity,
+    net: Option<Net>,
+    dialer: Dialer,
+    circles: BTreeMap<CircleId, Served>,
+    tx: mpsc::Sender<Request>,
+    rx: mpsc::Receiver<Request>,
+    incoming: mpsc::Receiver<Incoming>,
+    gossip_tx: mpsc::Sender<(CircleId, GossipEvent)>,
+    gossip_rx: mpsc::Receiver<(CircleId, GossipEvent)>,
+    events: broadcast::Sender<Event>,
+    tasks: JoinSet<()>,
+    running: HashSet<(CircleId, EndpointId)>,
+    control: Option<AbortOnDropHandle<()>>,
+    dropped_gossip: u64,
+}
+
+fn endpoint_of(device: DeviceId) -> Option<EndpointId> {
+    EndpointId::from_bytes(device.as_bytes()).ok()
+}
+
+fn device_of(id: EndpointId) -> DeviceId {
+    DeviceId::from_bytes(*id.as_bytes())
+}
+
+fn peer_file(circle: CircleId, peer: EndpointId) -> String {
+    format!("peers/{circle}/{peer}")
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut s);
+    s
+}
+
+impl Actor {
+    pub(crate) async fn spawn(
+        config: NodeConfig,
+    ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
+        let home = Home::new(&config.home);
+        let lock = home.lock("roundtable up")?;
+        let (me, _) = home.ensure_identity(&lock)?;
+        let (tx, rx) = mpsc::channel(256);
+        let (incoming_tx, incoming) = mpsc::channel(64);
+        let (gossip_tx, gossip_rx) = mpsc::channel(1024);
+        let (events, _) = broadcast::channel(1024);
+        let net = Net::bind(
+            *me.device.to_seed(),
+            &config.net,
+            Default::default(),
+            incoming_tx,
+        )
+        .await?;
+        let dialer = net.dialer();
+        let span = error_span!("node", me = %me.device.id().fmt_short());
+        let mut actor = Actor {
+            config,
+            home,
+            lock: Some(lock),
+            me,
+            net: Some(net),
+            dialer,
+            circles: BTreeMap::new(),
+            tx: tx.clone(),
+            rx,
+            incoming,
+            gossip_tx,
+            gossip_rx,
+            events: events.clone(),
+            tasks: JoinSet::new(),
+            running: HashSet::new(),
+            control: None,
+            dropped_gossip: 0,
+        };
+        actor.load_addresses();
+        for id in actor.home.circle_ids()? {
+            if let Err(e) = actor.open(id).await {
+                warn!(circle = %id, "not serving this circle: {e}");
+            }
+        }
+        actor.refresh_admitted();
+        let handle = NodeHandle { tx, events };
+        if actor.config.control_socket {
+            let server = crate::control::serve(actor.home.root(), handle.clone())
+                .map_err(|e| NodeError::Protocol(format!("control socket: {e}")))?;
+            actor.control = Some(AbortOnDropHandle::new(server));
+        }
+        let task = tokio::spawn(actor.run().instrument(span));
+        Ok((handle, task))
+    }
+
+    fn lock(&self) -> &WriteLock {
+        // The lock is held from spawn until shutdown, and only released after the loop ends.
+        self.lock
+            .as_ref()
+            .expect("the writer's lock is held while the node runs")
+    }
+
+    fn net(&self) -> &Net {
+        self.net
+            .as_ref()
+            .expect("the network runs while the node runs")
+    }
+
+    /// Opens a stored circle and joins its gossip topic.
+    async fn open(&mut self, id: CircleId) -> Result<(), NodeError> {
+        let store = self.home.open_circle(self.lock(), id)?;
+        let secret = match self.home.circle_secret(id)? {
+            Some(s) => s,
+            None => {
+                // A circle made before secrets existed: the founder's device makes one.
+                let s = random_secret();
+                self.home.save_circle_secret(self.lock(), id, &s)?;
+                s
+            }
+        };
+        self.serve(id, store, secret).await;
+        Ok(())
+    }
+
+    async fn serve(&mut self, id: CircleId, store: CircleStore, secret: [u8; 32]) {
+        let devices = self.devices_of(store.circle());
+        let mut peers = BTreeMap::new();
+        for peer in &devices {
+            let record = self
+                .home
+                .read_file(&peer_file(id, *peer))
+                .ok()
+                .flatten()
+                .and_then(|b| postcard::from_bytes::<PeerRecord>(&b).ok());
+            peers.insert(
+                *peer,
+                Peer {
+                    sync: record
+                        .as_ref()
+                        .map(|r| PeerSync::restore(&r.state))
+                        .unwrap_or_default(),
+                    last_synced: record
+                        .and_then(|r| r.last_synced)
+                        .map(Timestamp::from_millis),
+                    backoff: self.config.anti_entropy,
+                    next: Instant::now(),
+                },
+            );
+        }
+        let topic = topic_for(&secret, id.as_bytes());
+        let (sender, reader) = match self.net().gossip().subscribe(topic, devices.clone()).await {
+            Ok(t) => {
+                let (sender, mut receiver) = t.split();
+                let tx = self.gossip_tx.clone();
+                let reader = tokio::spawn(async move {
+                    while let Some(Ok(ev)) = receiver.next().await {
+                        if tx.send((id, ev)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                (Some(sender), Some(AbortOnDropHandle::new(reader)))
+            }
+            Err(e) => {
+                warn!(circle = %id, "could not follow the circle's live changes: {e}");
+                (None, None)
+            }
+        };
+        info!(circle = %id, peers = devices.len(), "serving circle");
+        self.circles.insert(
+            id,
+            Served {
+                store,
+                secret,
+                sender,
+                _reader: reader,
+                peers,
+                neighbors: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// The other devices of a circle's members (certificates checked by the view).
+    fn devices_of(&self, circle: &Circle) -> Vec<EndpointId> {
+        let mine = self.me.device.id();
+        roundtable_core::CircleView::read_members(circle.doc())
+            .values()
+            .flat_map(|m| m.devices.keys().copied())
+            .filter(|d| *d != mine)
+            .filter_map(endpoint_of)
+            .collect()
+    }
+
+    /// Recomputes who may connect, and meets any device that is new.
+    fn refresh_admitted(&mut self) {
+        let mut all = Vec::new();
+        let ids: Vec<CircleId> = self.circles.keys().copied().collect();
+        for id in ids {
+            let devices = self.devices_of(self.circles[&id].store.circle());
+            let served = self.circles.get_mut(&id).expect("present");
+            let mut new = Vec::new();
+            for d in &devices {
+                served.peers.entry(*d).or_insert_with(|| {
+                    new.push(*d);
+                    Peer {
+                        sync: PeerSync::fresh(),
+                        last_synced: None,
+                        backoff: Duration::from_secs(1),
+                        next: Instant::now(),
+                    }
+                });
+            }
+            if let (Some(sender), false) = (&served.sender, new.is_empty()) {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    let _ = sender.join_peers(new).await;
+                });
+            }
+            all.extend(devices);
+        }
+        self.net().admitted().set(all);
+    }
+
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                Some(req) = self.rx.recv() => {
+                    if let Request::Shutdown(reply) = req {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    self.handle(req).await;
+                }
+                Some(conn) = self.incoming.recv() => self.accept(conn),
+                Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
+                _ = tick.tick() => self.anti_entropy(),
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+            }
+        }
+    }
+
+    fn accept(&mut self, conn: Incoming) {
+        let tx = self.tx.clone();
+        match conn {
+            Incoming::Sync(conn) => self.tasks.spawn(session::sync_as_answerer(conn, tx)),
+            Incoming::Join(conn) => self.tasks.spawn(session::serve_join(conn, tx)),
+        };
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    async fn handle(&mut self, req: Request) {
+        match req {
+            Request::Circles(reply) => {
+                let list = self
+                    .circles
+                    .iter()
+                    .map(|(id, s)| (*id, s.store.circle().name()))
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Request::Doc { circle, reply } => {
+                let doc = self
+                    .circles
+                    .get(&circle)
+                    .map(|s| s.store.circle().save())
+                    .ok_or(NodeError::UnknownCircle(circle));
+                let _ = reply.send(doc);
+            }
+            Request::Perform {
+                circle,
+                op,
+                now,
+                reply,
+            } => {
+                let _ = reply.send(self.perform(circle, &op, now).await);
+            }
+            Request::Create {
+                name,
+                about,
+                display_name,
+                now,
+                reply,
+            } => {
+                let _ = reply.send(self.create(&name, &about, &display_name, now).await);
+            }
+            Request::Invite {
+                circle,
+                kind,
+                expires_at,
+                uses,
+                now,
+                reply,
+            } => {
+                let _ = reply.send(self.invite(circle, kind, expires_at, uses, now).await);
+            }
+            Request::JoinPrep(reply) => {
+                let _ = reply.send((self.me.clone(), self.dialer.clone()));
+            }
+            Request::Welcome {
+                welcome,
+                inviter,
+                reply,
+            } => {
+                let _ = reply.send(self.welcome(welcome, inviter).await);
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Request::Addr(reply) => {
+                let _ = reply.send(self.net().addr());
+            }
+            Request::Identity(reply) => {
+                let _ = reply.send((self.me.device.id(), self.me.member.id()));
+            }
+            Request::SyncAdmit {
+                circle,
+                peer,
+                reply,
+            } => {
+                let result = match self.circles.get_mut(&circle) {
+                    None => Err("this device does not hold that circle".to_owned()),
+                    Some(s) => match s.peers.get_mut(&peer) {
+                        None => Err("your device is not admitted to this circle".to_owned()),
+                        Some(p) => {
+                            p.sync.new_session();
+                            self.running.insert((circle, peer));
+                            Ok(())
+                        }
+                    },
+                };
+                let _ = reply.send(result);
+            }
+            Request::SyncGenerate {
+                circle,
+                peer,
+                reply,
+            } => {
+                let msg = self.circles.get_mut(&circle).and_then(|s| {
+                    let p = s.peers.get_mut(&peer)?;
+                    s.store.circle().sync_generate(&mut p.sync)
+                });
+                let _ = reply.send(msg);
+            }
+            Request::SyncReceive {
+                circle,
+                peer,
+                msg,
+                reply,
+            } => {
+                let _ = reply.send(self.sync_receive(circle, peer, &msg));
+            }
+            Request::SyncEnd { circle, peer, ok } => self.sync_end(circle, peer, ok),
+            Request::JoinServe {
+                request,
+                peer,
+                reply,
+            } => {
+                let answer = self.serve_join(request, peer).await;
+                let _ = reply.send(answer);
+            }
+            Request::Remember(addr) => self.save_address(addr),
+            Request::Shutdown(_) => {}
+        }
+    }
+
+    async fn perform(
+        &mut self,
+        circle: CircleId,
+        op: &Op,
+        now: Timestamp,
+    ) -> Result<Option<EntityId>, NodeError> {
+        let member = self.me.member.id();
+        let served = self
+            .circles
+            .get_mut(&circle)
+            .ok_or(NodeError::UnknownCircle(circle))?;
+        let before = served.store.circle().heads();
+        let id = served.store.edit(|c| -> Result<_, StoreError> {
+            Ok(c.perform(op, member, now, &mut rand::rng())?)
+        })?;
+        self.announce(circle, &before).await;
+        Ok(id)
+    }
+
+    async fn create(
+        &mut self,
+        name: &str,
+        about: &str,
+        display_name: &str,
+        now: Timestamp,
+    ) -> Result<CircleId, NodeError> {
+        let circle = Circle::create(
+            name,
+            about,
+            &self.me.cert,
+            &Profile::named(display_name),
+            now,
+            &mut rand::rng(),
+        )?;
+        let id = circle.id();
+        let secret = random_secret();
+        let store = self.home.create_circle(self.lock(), &circle, &secret)?;
+        self.serve(id, store, secret).await;
+        self.emit(Event::Changed { circle: id });
+        Ok(id)
+    }
+
+    async fn invite(
+        &mut self,
+        circle: CircleId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        now: Timestamp,
+    ) -> Result<CircleTicket, NodeError> {
+        let member = self.me.member.id();
+        let served = self
+            .circles
+            .get_mut(&circle)
+            .ok_or(NodeError::UnknownCircle(circle))?;
+        let before = served.store.circle().heads();
+        let (invite, secret) = served.store.edit(|c| -> Result<_, StoreError> {
+            Ok(c.create_invite(member, kind, expires_at, uses, now, &mut rand::rng())?)
+        })?;
+        self.announce(circle, &before).await;
+        Ok(CircleTicket {
+            circle,
+            inviter: self.net().addr(),
+            invite,
+            secret,
+            kind,
+            expires_at,
+        })
+    }
+
+    /// Gossips what changed since `before`: the changes themselves when they
+    /// fit, else the new heads (peers then fetch them by sync).
+    async fn announce(&mut self, circle: CircleId, before: &[ChangeHash]) {
+        self.emit(Event::Changed { circle });
+        self.refresh_admitted();
+        let Some(served) = self.circles.get(&circle) else {
+            return;
+        };
+        let changes = served.store.circle().changes_since(before);
+        if changes.is_empty() {
+            return;
+        }
+        let from = *self.me.device.id().as_bytes();
+        let mut bytes = wire::encode(&Envelope {
+            circle: *circle.as_bytes(),
+            from,
+            body: Body::Changes(changes),
+        });
+        if bytes.len() > GOSSIP_MAX_PAYLOAD {
+            let heads = served.store.circle().heads().iter().map(|h| h.0).collect();
+            bytes = wire::encode(&Envelope {
+                circle: *circle.as_bytes(),
+                from,
+                body: Body::Heads(heads),
+            });
+        }
+        if let Some(sender) = &served.sender
+            && let Err(e) = sender.broadcast(bytes.into()).await
+        {
+            debug!(%circle, "gossip broadcast failed: {e}");
+        }
+    }
+
+    async fn on_gossip(&mut self, circle: CircleId, ev: GossipEvent) {
+        match ev {
+            GossipEvent::NeighborUp(peer) => {
+                if let Some(s) = self.circles.get_mut(&circle) {
+                    s.neighbors.insert(peer);
+                }
+                self.emit(Event::PeerUp {
+                    circle,
+                    peer: device_of(peer),
+                });
+                // A peer that comes up may have missed anything: catch up now.
+                self.start_sync(circle, peer);
+            }
+            GossipEvent::NeighborDown(peer) => {
+                if let Some(s) = self.circles.get_mut(&circle) {
+                    s.neighbors.remove(&peer);
+                }
+                self.emit(Event::PeerDown {
+                    circle,
+                    peer: device_of(peer),
+                });
+            }
+            GossipEvent::Received(msg) => {
+                self.on_envelope(circle, &msg.content, msg.delivered_from)
+                    .await
+            }
+            GossipEvent::Lagged => {
+                let peers: Vec<EndpointId> = self
+                    .circles
+                    .get(&circle)
+                    .map(|s| s.neighbors.iter().copied().collect())
+                    .unwrap_or_default();
+                for p in peers {
+                    self.start_sync(circle, p);
+                }
+            }
+        }
+    }
+
+    async fn on_envelope(&mut self, circle: CircleId, bytes: &[u8], via: EndpointId) {
+        let env = match wire::decode::<Envelope>(bytes) {
+            Ok(env) if env.circle == *circle.as_bytes() => env,
+            Ok(_) | Err(_) => {
+                self.dropped_gossip += 1;
+                debug!(%circle, dropped = self.dropped_gossip, "dropped a gossip message that does not read");
+                return;
+            }
+        };
+        let Some(from) = EndpointId::from_bytes(&env.from).ok() else {
+            self.dropped_gossip += 1;
+            return;
+        };
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        if !served.peers.contains_key(&from) {
+            self.dropped_gossip += 1;
+            debug!(%circle, from = %from.fmt_short(), "dropped gossip from a device not in the circle");
+            return;
+        }
+        let need_sync = match env.body {
+            Body::Changes(changes) => {
+                let before = served.store.circle().heads();
+                match served.store.apply(&changes) {
+                    Ok(_) => {
+                        if served.store.circle().heads() != before {
+                            self.emit(Event::Changed { circle });
+                            self.refresh_admitted();
+                        }
+                        let served = &self.circles[&circle];
+                        !served.store.circle().missing_deps().is_empty()
+                    }
+                    Err(e) => {
+                        self.dropped_gossip += 1;
+                        debug!(%circle, "gossiped changes did not apply: {e}");
+                        true
+                    }
+                }
+            }
+            Body::Heads(heads) => heads
+                .iter()
+                .any(|h| !served.store.circle().has_change(&ChangeHash(*h))),
+        };
+        if need_sync {
+            self.start_sync(circle, from);
+            if via != from {
+                self.start_sync(circle, via);
+            }
+        }
+    }
+
+    fn start_sync(&mut self, circle: CircleId, peer: EndpointId) {
+        if peer == self.net().id() || self.running.contains(&(circle, peer)) {
+            return;
+        }
+        let Some(p) = self
+            .circles
+            .get_mut(&circle)
+            .and_then(|s| s.peers.get_mut(&peer))
+        else {
+            return;
+        };
+        p.sync.new_session();
+        self.running.insert((circle, peer));
+        let dialer = self.dialer.clone();
+        let tx = self.tx.clone();
+        self.tasks
+            .spawn(session::sync_as_opener(dialer, tx, circle, peer));
+    }
+
+    fn anti_entropy(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(CircleId, EndpointId)> = self
+            .circles
+            .iter()
+            .flat_map(|(id, s)| {
+                s.peers
+                    .iter()
+                    .filter(|(_, p)| p.next <= now)
+                    .map(|(peer, _)| (*id, *peer))
+            })
+            .filter(|k| !self.running.contains(k))
+            .collect();
+        for (circle, peer) in due {
+            if let Some(p) = self
+                .circles
+                .get_mut(&circle)
+                .and_then(|s| s.peers.get_mut(&peer))
+            {
+                // Until this attempt ends, do not try again.
+                p.next = now + self.config.max_backoff * 4;
+            }
+            self.start_sync(circle, peer);
+        }
+    }
+
+    fn sync_receive(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+        msg: &[u8],
+    ) -> Result<(), String> {
+        let served = self
+            .circles
+            .get_mut(&circle)
+            .ok_or_else(|| "unknown circle".to_owned())?;
+        let Served { store, peers, .. } = served;
+        let p = peers
+            .get_mut(&peer)
+            .ok_or_else(|| "not admitted".to_owned())?;
+        let before = store.circle().heads();
+        store
+            .edit(|c| -> Result<(), StoreError> { Ok(c.sync_receive(&mut p.sync, msg)?) })
+            .map_err(|e| e.to_string())?;
+        if store.circle().heads() != before {
+            self.emit(Event::Changed { circle });
+            self.refresh_admitted();
+        }
+        Ok(())
+    }
+
+    fn sync_end(&mut self, circle: CircleId, peer: EndpointId, ok: bool) {
+        self.running.remove(&(circle, peer));
+        let (interval, max) = (self.config.anti_entropy, self.config.max_backoff);
+        let Some(p) = self
+            .circles
+            .get_mut(&circle)
+            .and_then(|s| s.peers.get_mut(&peer))
+        else {
+            return;
+        };
+        if ok {
+            p.last_synced = Some(Timestamp::now());
+            p.backoff = interval;
+            p.next = Instant::now() + interval;
+        } else {
+            p.backoff = (p.backoff * 2).clamp(Duration::from_secs(1), max);
+            p.next = Instant::now() + p.backoff;
+        }
+        let record = PeerRecord {
+            state: p.sync.persist(),
+            last_synced: p.last_synced.map(Timestamp::as_millis),
+        };
+        if let Ok(bytes) = postcard::to_stdvec(&record)
+            && let Err(e) = self
+                .home
+                .write_file(self.lock(), &peer_file(circle, peer), &bytes)
+        {
+            debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
+        }
+        self.remember_addr(peer);
+        self.emit(Event::Synced {
+            circle,
+            peer: device_of(peer),
+            ok,
+        });
+    }
+
+    async fn serve_join(&mut self, req: JoinRequest, peer: EndpointId) -> JoinReply {
+        let refuse = |reason: String| JoinReply::Refused { reason };
+        let circle = CircleId::from_bytes(req.circle);
+        if !self.circles.contains_key(&circle) {
+            return refuse(
+                "this device does not hold that circle any more; ask for a new ticket".into(),
+            );
+        }
+        let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
+            return refuse("the device certificate is malformed".into());
+        };
+        let cert = DeviceCert {
+            member: MemberId::from_bytes(req.member),
+            device: device_of(peer),
+            signature,
+        };
+        if cert.verify().is_err() {
+            return refuse("your device's certificate does not verify".into());
+        }
+        let secret = InviteSecret::from_bytes(req.secret);
+        let profile = req.name.as_deref().map(Profile::named);
+        let now = Timestamp::now();
+        let redemption = Redemption {
+            invite: EntityId::from_bytes(req.invite),
+            secret: &secret,
+            cert: &cert,
+            profile: profile.as_ref(),
+        };
+        let served = self.circles.get_mut(&circle).expect("checked above");
+        let before = served.store.circle().heads();
+        let invite = match served
+            .store
+            .edit(|c| -> Result<_, StoreError> { Ok(c.redeem_invite(&redemption, now)?) })
+        {
+            Ok(inv) => inv,
+            Err(e) => return refuse(e.to_string()),
+        };
+        self.announce(circle, &before).await;
+        let mut handed = vec![circle];
+        if invite.kind == InviteKind::Device {
+            // A member's new device joins every circle the member is in here.
+            let others: Vec<CircleId> = self
+                .circles
+                .iter()
+                .filter(|(id, s)| **id != circle && s.store.circle().is_member(cert.member))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in others {
+                let served = self.circles.get_mut(&id).expect("listed above");
+                let before = served.store.circle().heads();
+                if served
+                    .store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.add_device(&cert, now)?) })
+                    .is_ok()
+                {
+                    self.announce(id, &before).await;
+                    handed.push(id);
+                }
+            }
+        }
+        let circles = handed
+            .iter()
+            .map(|id| WelcomeCircle {
+                doc: self.circles[id].store.circle().save(),
+                secret: self.circles[id].secret,
+            })
+            .collect();
+        let member_key = (invite.kind == InviteKind::Device && cert.member == self.me.member.id())
+            .then(|| *self.me.member.to_seed());
+        info!(%circle, peer = %peer.fmt_short(), kind = invite.kind.as_str(), "let a device in");
+        JoinReply::Welcome {
+            circles,
+            member_key,
+        }
+    }
+
+    async fn welcome(
+        &mut self,
+        welcome: Welcome,
+        inviter: EndpointAddr,
+    ) -> Result<Vec<CircleId>, NodeError> {
+        if let Some(seed) = welcome.member_key {
+            let member = MemberKey::from_seed(&seed);
+            if member.id() != self.me.member.id() {
+                if !self.circles.is_empty() {
+                    return Err(NodeError::Refused(
+                        "this device already belongs to a member with circles; pair a fresh device instead"
+                            .into(),
+                    ));
+                }
+                self.me = self.home.adopt_member_key(self.lock(), &member)?;
+            }
+        }
+        self.dialer.add_addr(inviter.clone());
+        self.save_address(inviter.clone());
+        let mut ids = Vec::new();
+        for wc in welcome.circles {
+            let circle = Circle::load(&wc.doc)?;
+            let id = circle.id();
+            if !circle.is_member(self.me.member.id()) {
+                return Err(NodeError::Refused(
+                    "the circle handed over does not list this device's member".into(),
+                ));
+            }
+            if let Some(served) = self.circles.get_mut(&id) {
+                served.store.apply(&wc.doc)?;
+            } else {
+                let store = self.home.create_circle(self.lock(), &circle, &wc.secret)?;
+                self.serve(id, store, wc.secret).await;
+            }
+            ids.push(id);
+        }
+        self.refresh_admitted();
+        for id in &ids {
+            self.emit(Event::Changed { circle: *id });
+            self.start_sync(*id, inviter.id);
+        }
+        Ok(ids)
+    }
+
+    fn status(&self) -> Status {
+        let net = self.net();
+        let circles = self
+            .circles
+            .iter()
+            .map(|(id, s)| {
+                let circle = s.store.circle();
+                let view = circle.view();
+                let owner = |d: &DeviceId| {
+                    view.members
+                        .iter()
+                        .find(|(_, m)| m.devices.contains_key(d))
+                        .map(|(mid, m)| (*mid, m.name.clone()))
+                };
+                let devices = s
+                    .peers
+                    .iter()
+                    .filter_map(|(peer, p)| {
+                        let device = device_of(*peer);
+                        let (member, name) = owner(&device)?;
+                        Some(DeviceStatus {
+                            device,
+                            member,
+                            name,
+                            connected: s.neighbors.contains(peer),
+                            has_all_our_changes: circle.peer_has_everything(&p.sync),
+                            last_synced: p.last_synced,
+                        })
+                    })
+                    .collect();
+                CircleStatus {
+                    id: *id,
+                    name: circle.name(),
+                    connected: s.neighbors.iter().map(|p| device_of(*p)).collect(),
+                    devices,
+                }
+            })
+            .collect();
+        Status {
+            device: self.me.device.id(),
+            member: self.me.member.id(),
+            addrs: net.bound_sockets().iter().map(|a| a.to_string()).collect(),
+            circles,
+        }
+    }
+
+    // --- the address book: where devices were last reached ---
+
+    fn load_addresses(&mut self) {
+        let Ok(Some(bytes)) = self.home.read_file("addresses.json") else {
+            return;
+        };
+        let Ok(addrs) = serde_json::from_slice::<Vec<EndpointAddr>>(&bytes) else {
+            warn!("the address book does not read; starting without it");
+            return;
+        };
+        for a in addrs {
+            self.dialer.add_addr(a);
+        }
+    }
+
+    fn save_address(&self, addr: EndpointAddr) {
+        let mut book: Vec<EndpointAddr> = self
+            .home
+            .read_file("addresses.json")
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        book.retain(|a| a.id != addr.id);
+        book.push(addr);
+        if let Ok(bytes) = serde_json::to_vec_pretty(&book)
+            && let Err(e) = self.home.write_file(self.lock(), "addresses.json", &bytes)
+        {
+            debug!("could not save the address book: {e}");
+        }
+    }
+
+    /// Asks the endpoint where `peer` was reached, and keeps it in the
+    /// address book so the next run can dial it before anyone else speaks.
+    fn remember_addr(&mut self, peer: EndpointId) {
+        let dialer = self.dialer.clone();
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            if let Some(addr) = dialer.known_addr(peer).await {
+                let _ = tx.send(Request::Remember(addr)).await;
+            }
+        });
+    }
+
+    async fn shutdown(&mut self) {
+        info!("shutting down");
+        self.control = None;
+        let _ = std::fs::remove_file(crate::control::socket_path(self.home.root()));
+        // Leave every topic: drop the senders and the readers.
+        for s in self.circles.values_mut() {
+            s.sender = None;
+            s._reader = None;
+        }
+        self.tasks.shutdown().await;
+        if let Some(net) = self.net.take() {
+            net.shutdown().await;
+        }
+        self.circles.clear();
+        self.lock = None;
+    }
+}

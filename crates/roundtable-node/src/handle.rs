@@ -1,0 +1,240 @@
+//! The node and its cloneable handle.
+
+use roundtable_core::wire::JoinRequest;
+use roundtable_core::{CircleId, DeviceId, EntityId, InviteKind, MemberId, Op, Timestamp};
+use roundtable_net::{CircleTicket, Dialer, EndpointAddr, EndpointId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::actor::Actor;
+use crate::session::Welcome;
+use crate::{Event, NodeConfig, NodeError, Status};
+
+/// What the handle asks of the actor.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Circles(oneshot::Sender<Vec<(CircleId, String)>>),
+    Doc {
+        circle: CircleId,
+        reply: oneshot::Sender<Result<Vec<u8>, NodeError>>,
+    },
+    Perform {
+        circle: CircleId,
+        op: Op,
+        now: Timestamp,
+        reply: oneshot::Sender<Result<Option<EntityId>, NodeError>>,
+    },
+    Create {
+        name: String,
+        about: String,
+        display_name: String,
+        now: Timestamp,
+        reply: oneshot::Sender<Result<CircleId, NodeError>>,
+    },
+    Invite {
+        circle: CircleId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        now: Timestamp,
+        reply: oneshot::Sender<Result<CircleTicket, NodeError>>,
+    },
+    /// What a joining device needs from its own node: who it is and a dialer.
+    JoinPrep(oneshot::Sender<(roundtable_store::Identity, Dialer)>),
+    Welcome {
+        welcome: Welcome,
+        inviter: EndpointAddr,
+        reply: oneshot::Sender<Result<Vec<CircleId>, NodeError>>,
+    },
+    Status(oneshot::Sender<Status>),
+    Addr(oneshot::Sender<EndpointAddr>),
+    Identity(oneshot::Sender<(DeviceId, MemberId)>),
+    // From session tasks.
+    SyncAdmit {
+        circle: CircleId,
+        peer: EndpointId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    SyncGenerate {
+        circle: CircleId,
+        peer: EndpointId,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    SyncReceive {
+        circle: CircleId,
+        peer: EndpointId,
+        msg: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    SyncEnd {
+        circle: CircleId,
+        peer: EndpointId,
+        ok: bool,
+    },
+    JoinServe {
+        request: JoinRequest,
+        peer: EndpointId,
+        reply: oneshot::Sender<roundtable_core::wire::JoinReply>,
+    },
+    /// Where a peer was reached, for the address book.
+    Remember(EndpointAddr),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable way to talk to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    pub(crate) tx: mpsc::Sender<Request>,
+    pub(crate) events: broadcast::Sender<Event>,
+}
+
+impl NodeHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Closed)?;
+        rx.await.map_err(|_| NodeError::Closed)
+    }
+
+    /// The circles served, with their names.
+    pub async fn circles(&self) -> Result<Vec<(CircleId, String)>, NodeError> {
+        self.ask(Request::Circles).await
+    }
+
+    /// A circle's whole document, saved (to read it elsewhere).
+    pub async fn doc(&self, circle: CircleId) -> Result<Vec<u8>, NodeError> {
+        self.ask(|reply| Request::Doc { circle, reply }).await?
+    }
+
+    /// Performs an edit as this device's member; returns once it is durable
+    /// (and on its way to the circle).
+    pub async fn perform(
+        &self,
+        circle: CircleId,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Option<EntityId>, NodeError> {
+        self.ask(|reply| Request::Perform {
+            circle,
+            op,
+            now,
+            reply,
+        })
+        .await?
+    }
+
+    /// Starts a new circle with this device's member as its first member.
+    pub async fn create_circle(
+        &self,
+        name: &str,
+        about: &str,
+        display_name: &str,
+        now: Timestamp,
+    ) -> Result<CircleId, NodeError> {
+        self.ask(|reply| Request::Create {
+            name: name.to_owned(),
+            about: about.to_owned(),
+            display_name: display_name.to_owned(),
+            now,
+            reply,
+        })
+        .await?
+    }
+
+    /// Makes an invite and the ticket that carries it.
+    pub async fn invite(
+        &self,
+        circle: CircleId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        now: Timestamp,
+    ) -> Result<CircleTicket, NodeError> {
+        self.ask(|reply| Request::Invite {
+            circle,
+            kind,
+            expires_at,
+            uses,
+            now,
+            reply,
+        })
+        .await?
+    }
+
+    /// Redeems a ticket: reaches the inviting device, and stores the
+    /// circle(s) it hands over. Returns the circles now served.
+    pub async fn join(
+        &self,
+        ticket: &CircleTicket,
+        name: Option<&str>,
+    ) -> Result<Vec<CircleId>, NodeError> {
+        let (me, dialer) = self.ask(Request::JoinPrep).await?;
+        let welcome = crate::session::redeem_ticket(&dialer, ticket, &me, name).await?;
+        let inviter = ticket.inviter.clone();
+        self.ask(|reply| Request::Welcome {
+            welcome,
+            inviter,
+            reply,
+        })
+        .await?
+    }
+
+    /// Peers, circles and how each peer stands.
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        self.ask(Request::Status).await
+    }
+
+    /// How others reach this device.
+    pub async fn addr(&self) -> Result<EndpointAddr, NodeError> {
+        self.ask(Request::Addr).await
+    }
+
+    /// This device and its member.
+    pub async fn identity(&self) -> Result<(DeviceId, MemberId), NodeError> {
+        self.ask(Request::Identity).await
+    }
+
+    /// Follows what happens in the node.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+/// A running node. Dropping it without [`Node::shutdown`] stops it abruptly.
+#[derive(Debug)]
+pub struct Node {
+    handle: NodeHandle,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node on its home: takes the home's writer lock, opens every
+    /// circle, binds the network and joins each circle's gossip topic.
+    /// Returns as soon as it listens; it never waits for relays or DNS.
+    pub async fn spawn(config: NodeConfig) -> Result<Self, NodeError> {
+        let (handle, task) = Actor::spawn(config).await?;
+        Ok(Self { handle, task })
+    }
+
+    /// A handle to talk to the node.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops in order: no new work, sync states saved, gossip topics left,
+    /// the endpoint closed, the control socket removed, the lock released.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        if self.handle.tx.send(Request::Shutdown(reply)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.task
+            .await
+            .map_err(|e| NodeError::Protocol(format!("node task failed: {e}")))
+    }
+}

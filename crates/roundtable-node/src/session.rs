@@ -1,0 +1,331 @@
+//! The protocols' sessions, each in a task of its own: sync as the opener
+//! or the answerer, and join as the inviter or the joiner. Sessions move
+//! bytes; every decision about a circle is the actor's, asked for by message.
+
+use std::time::Duration;
+
+use roundtable_core::CircleId;
+use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame, WelcomeCircle};
+use roundtable_net::framing::{read_frame, write_frame};
+use roundtable_net::{
+    CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,
+};
+use roundtable_store::Identity;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+use tracing::debug;
+
+use crate::NodeError;
+use crate::handle::Request;
+
+/// The longest wait for any one step of a session.
+const STEP: Duration = Duration::from_secs(20);
+/// A session that needs more rounds than this is not converging.
+const MAX_ROUNDS: usize = 1_000;
+/// The largest join request accepted (it holds a name and a certificate).
+const MAX_JOIN_REQUEST: usize = 16 * 1024;
+
+/// What a device receives when an invite lets it in.
+#[derive(Debug)]
+pub struct Welcome {
+    /// The circles to keep.
+    pub circles: Vec<WelcomeCircle>,
+    /// For a paired device: its member's key.
+    pub member_key: Option<[u8; 32]>,
+}
+
+type Send = roundtable_net::framing::SendHalf;
+type Recv = roundtable_net::framing::RecvHalf;
+
+async fn step<T, E: std::fmt::Display>(
+    what: &str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, NodeError> {
+    match timeout(STEP, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(NodeError::Protocol(format!("{what}: {e}"))),
+        Err(_) => Err(NodeError::Protocol(format!("{what}: the peer went silent"))),
+    }
+}
+
+async fn send_frame(send: &mut Send, frame: &SyncFrame) -> Result<(), NodeError> {
+    step("sending", write_frame(send, &wire::encode(frame))).await
+}
+
+async fn recv_frame(recv: &mut Recv) -> Result<SyncFrame, NodeError> {
+    let bytes = step("receiving", read_frame(recv, MAX_MESSAGE))
+        .await?
+        .ok_or_else(|| NodeError::Protocol("the peer ended the session early".into()))?;
+    wire::decode(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))
+}
+
+async fn ask<T>(
+    actor: &mpsc::Sender<Request>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Request,
+) -> Result<T, NodeError> {
+    let (reply, rx) = oneshot::channel();
+    actor
+        .send(make(reply))
+        .await
+        .map_err(|_| NodeError::Closed)?;
+    rx.await.map_err(|_| NodeError::Closed)
+}
+
+/// Opens a sync session with `peer` for `circle`, and tells the actor how it ended.
+pub(crate) async fn sync_as_opener(
+    dialer: Dialer,
+    actor: mpsc::Sender<Request>,
+    circle: CircleId,
+    peer: EndpointId,
+) {
+    let result = open_sync(&dialer, &actor, circle, peer).await;
+    if let Err(e) = &result {
+        debug!(peer = %peer.fmt_short(), %circle, "sync did not complete: {e}");
+    }
+    let _ = actor
+        .send(Request::SyncEnd {
+            circle,
+            peer,
+            ok: result.is_ok(),
+        })
+        .await;
+}
+
+async fn open_sync(
+    dialer: &Dialer,
+    actor: &mpsc::Sender<Request>,
+    circle: CircleId,
+    peer: EndpointId,
+) -> Result<(), NodeError> {
+    let conn = step(
+        "connecting",
+        dialer.connect(EndpointAddr::from(peer), SYNC_ALPN),
+    )
+    .await?;
+    let (mut send, mut recv) = step("opening a stream", conn.open_bi()).await?;
+    send_frame(
+        &mut send,
+        &SyncFrame::Hello {
+            circle: *circle.as_bytes(),
+        },
+    )
+    .await?;
+    match recv_frame(&mut recv).await? {
+        SyncFrame::Ready => {}
+        SyncFrame::Refused { reason } => return Err(NodeError::Refused(reason)),
+        other => {
+            return Err(NodeError::Protocol(format!(
+                "expected Ready, got {other:?}"
+            )));
+        }
+    }
+    rounds(actor, circle, peer, &mut send, &mut recv, true).await?;
+    let _ = send.finish();
+    // Wait for the answerer to finish too, then close.
+    let _ = timeout(STEP, read_frame(&mut recv, 16)).await;
+    conn.close(0u32.into(), b"synced");
+    Ok(())
+}
+
+/// Answers a sync session a peer opened.
+pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Request>) {
+    let peer = conn.remote_id();
+    let mut circle = None;
+    let result = answer_sync(&conn, &actor, peer, &mut circle).await;
+    if let Err(e) = &result {
+        debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}");
+    }
+    if let Some(circle) = circle {
+        let _ = actor
+            .send(Request::SyncEnd {
+                circle,
+                peer,
+                ok: result.is_ok(),
+            })
+            .await;
+    }
+}
+
+async fn answer_sync(
+    conn: &Connection,
+    actor: &mpsc::Sender<Request>,
+    peer: EndpointId,
+    circle_out: &mut Option<CircleId>,
+) -> Result<(), NodeError> {
+    let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
+    let SyncFrame::Hello { circle } = recv_frame(&mut recv).await? else {
+        return Err(NodeError::Protocol(
+            "a sync session must start with Hello".into(),
+        ));
+    };
+    let circle = CircleId::from_bytes(circle);
+    if let Err(reason) = ask(actor, |reply| Request::SyncAdmit {
+        circle,
+        peer,
+        reply,
+    })
+    .await?
+    {
+        send_frame(&mut send, &SyncFrame::Refused { reason }).await?;
+        let _ = send.finish();
+        let _ = timeout(STEP, conn.closed()).await;
+        return Ok(());
+    }
+    *circle_out = Some(circle);
+    send_frame(&mut send, &SyncFrame::Ready).await?;
+    rounds(actor, circle, peer, &mut send, &mut recv, false).await?;
+    let _ = send.finish();
+    let _ = timeout(STEP, conn.closed()).await;
+    Ok(())
+}
+
+/// Lockstep rounds: the opener speaks first; a round in which neither side
+/// has anything to say ends the session on both sides at once.
+async fn rounds(
+    actor: &mpsc::Sender<Request>,
+    circle: CircleId,
+    peer: EndpointId,
+    send: &mut Send,
+    recv: &mut Recv,
+    opener: bool,
+) -> Result<(), NodeError> {
+    for _ in 0..MAX_ROUNDS {
+        let (mine, theirs) = if opener {
+            let mine = ask(actor, |reply| Request::SyncGenerate {
+                circle,
+                peer,
+                reply,
+            })
+            .await?;
+            send_frame(send, &SyncFrame::Msg(mine.clone())).await?;
+            let theirs = expect_msg(recv_frame(recv).await?)?;
+            receive(actor, circle, peer, &theirs).await?;
+            (mine, theirs)
+        } else {
+            let theirs = expect_msg(recv_frame(recv).await?)?;
+            receive(actor, circle, peer, &theirs).await?;
+            let mine = ask(actor, |reply| Request::SyncGenerate {
+                circle,
+                peer,
+                reply,
+            })
+            .await?;
+            send_frame(send, &SyncFrame::Msg(mine.clone())).await?;
+            (mine, theirs)
+        };
+        if mine.is_none() && theirs.is_none() {
+            return Ok(());
+        }
+    }
+    Err(NodeError::Protocol("sync did not converge".into()))
+}
+
+fn expect_msg(frame: SyncFrame) -> Result<Option<Vec<u8>>, NodeError> {
+    match frame {
+        SyncFrame::Msg(m) => Ok(m),
+        other => Err(NodeError::Protocol(format!(
+            "expected a sync message, got {other:?}"
+        ))),
+    }
+}
+
+async fn receive(
+    actor: &mpsc::Sender<Request>,
+    circle: CircleId,
+    peer: EndpointId,
+    msg: &Option<Vec<u8>>,
+) -> Result<(), NodeError> {
+    let Some(msg) = msg else {
+        return Ok(());
+    };
+    let msg = msg.clone();
+    ask(actor, |reply| Request::SyncReceive {
+        circle,
+        peer,
+        msg,
+        reply,
+    })
+    .await?
+    .map_err(NodeError::Protocol)
+}
+
+/// Serves a device redeeming an invite.
+pub(crate) async fn serve_join(conn: Connection, actor: mpsc::Sender<Request>) {
+    let peer = conn.remote_id();
+    if let Err(e) = answer_join(&conn, &actor, peer).await {
+        debug!(peer = %peer.fmt_short(), "join did not complete: {e}");
+    }
+}
+
+async fn answer_join(
+    conn: &Connection,
+    actor: &mpsc::Sender<Request>,
+    peer: EndpointId,
+) -> Result<(), NodeError> {
+    let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
+    let bytes = step("receiving", read_frame(&mut recv, MAX_JOIN_REQUEST))
+        .await?
+        .ok_or_else(|| NodeError::Protocol("no join request".into()))?;
+    let reply = match wire::decode::<JoinRequest>(&bytes) {
+        Ok(request) => {
+            ask(actor, |reply| Request::JoinServe {
+                request,
+                peer,
+                reply,
+            })
+            .await?
+        }
+        Err(e) => JoinReply::Refused {
+            reason: format!("the join request could not be read ({e}); update Roundtable"),
+        },
+    };
+    step("sending", write_frame(&mut send, &wire::encode(&reply))).await?;
+    let _ = send.finish();
+    let _ = timeout(STEP, conn.closed()).await;
+    Ok(())
+}
+
+/// Redeems a ticket at the inviting device and returns what it hands over.
+/// Works with or without a node running here: it only needs a dialer.
+pub async fn redeem_ticket(
+    dialer: &Dialer,
+    ticket: &CircleTicket,
+    me: &Identity,
+    name: Option<&str>,
+) -> Result<Welcome, NodeError> {
+    dialer.add_addr(ticket.inviter.clone());
+    let conn = match timeout(STEP, dialer.connect(ticket.inviter.clone(), JOIN_ALPN)).await {
+        Ok(Ok(c)) => c,
+        _ => {
+            return Err(NodeError::Protocol(format!(
+                "could not reach the inviting device ({}); ask them to run `roundtable up` and try again",
+                ticket.inviter.id.fmt_short()
+            )));
+        }
+    };
+    let request = JoinRequest {
+        circle: *ticket.circle.as_bytes(),
+        invite: *ticket.invite.as_bytes(),
+        secret: *ticket.secret.as_bytes(),
+        member: *me.member.id().as_bytes(),
+        cert: me.cert.signature.to_vec(),
+        name: name.map(str::to_owned),
+    };
+    let (mut send, mut recv) = step("opening a stream", conn.open_bi()).await?;
+    step("sending", write_frame(&mut send, &wire::encode(&request))).await?;
+    let _ = send.finish();
+    let bytes = step("receiving", read_frame(&mut recv, MAX_MESSAGE))
+        .await?
+        .ok_or_else(|| NodeError::Protocol("the inviting device closed the connection".into()))?;
+    conn.close(0u32.into(), b"thanks");
+    match wire::decode::<JoinReply>(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))? {
+        JoinReply::Welcome {
+            circles,
+            member_key,
+        } => Ok(Welcome {
+            circles,
+            member_key,
+        }),
+        JoinReply::Refused { reason } => Err(NodeError::Refused(reason)),
+    }
+}

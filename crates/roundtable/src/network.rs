@@ -1,0 +1,299 @@
+//! Commands of the network: up, status, invite, join, pair.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use roundtable_core::invite::CLOCK_TOLERANCE_MS;
+use roundtable_core::{CircleId, InviteKind, Timestamp};
+use roundtable_net::{CircleTicket, RelayChoice};
+use roundtable_node::control::ControlRequest;
+use roundtable_node::{Node, NodeConfig, NodeError, Status};
+use serde_json::json;
+
+use crate::backend::Backend;
+use crate::cli::Global;
+use crate::{bad_input, render};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+fn node_error(e: NodeError) -> anyhow::Error {
+    match e {
+        NodeError::Refused(reason) => bad_input(reason),
+        NodeError::Store(roundtable_store::StoreError::Lock(l)) => anyhow::anyhow!(l),
+        other => anyhow::anyhow!(other),
+    }
+}
+
+pub(crate) fn relay_choice(relay: &str) -> Result<RelayChoice> {
+    Ok(match relay {
+        "default" => RelayChoice::Default,
+        "none" => RelayChoice::Disabled,
+        url => RelayChoice::Custom(url.parse().map_err(|_| {
+            bad_input(format!(
+                "--relay takes default, none, or a relay URL like https://relay.example.org; got \"{url}\""
+            ))
+        })?),
+    })
+}
+
+/// `roundtable up`: runs the node until Ctrl-C or SIGTERM.
+pub(crate) fn up(
+    b: &Backend,
+    g: &Global,
+    listen: Vec<std::net::SocketAddr>,
+    relay: &str,
+    no_mdns: bool,
+) -> Result<()> {
+    if b.node().is_some() {
+        return Err(anyhow::anyhow!(
+            "a node is already running on this home; `roundtable status` shows it"
+        ));
+    }
+    let mut config = NodeConfig::new(b.home().root());
+    if !listen.is_empty() {
+        config.net.listen = listen;
+    }
+    config.net.relay = relay_choice(relay)?;
+    config.net.mdns = !no_mdns;
+    runtime()?.block_on(async {
+        let node = Node::spawn(config).await.map_err(node_error)?;
+        let h = node.handle();
+        let status = h.status().await.map_err(node_error)?;
+        if g.json {
+            render::json(&json!({
+                "device": status.device,
+                "member": status.member,
+                "listening": status.addrs,
+                "circles": status.circles.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            println!("Roundtable is up.");
+            println!("  device     {}", status.device);
+            println!("  listening  {}", status.addrs.join(", "));
+            if status.circles.is_empty() {
+                println!("You are in no circle yet. Start one:  roundtable circle create NAME --as YOUR_NAME");
+                println!("or join one with a ticket:           roundtable join TICKET --as YOUR_NAME");
+            }
+            for c in &status.circles {
+                println!("  serving    {} ({})", c.name, c.id.fmt_short());
+            }
+            println!("Press Ctrl-C to stop.");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        wait_for_stop().await;
+        if !g.json {
+            println!("Stopping...");
+        }
+        match tokio::time::timeout(Duration::from_secs(2), node.shutdown()).await {
+            Ok(r) => r.map_err(node_error),
+            Err(_) => Err(anyhow::anyhow!("the node did not stop within 2 s")),
+        }
+    })
+}
+
+async fn wait_for_stop() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub(crate) fn status(b: &Backend, g: &Global) -> Result<()> {
+    let Some(client) = b.node() else {
+        if g.json {
+            return render::json(&json!({"running": false}));
+        }
+        println!("The node is not running; start it with `roundtable up` to sync with the others.");
+        return Ok(());
+    };
+    let v = Backend::call(client, &ControlRequest::Status)?;
+    if g.json {
+        let mut v = v;
+        v["running"] = json!(true);
+        return render::json(&v);
+    }
+    let status: Status = serde_json::from_value(v)?;
+    render::status(&status);
+    Ok(())
+}
+
+/// Parses "30m", "24h", "7d", "2w".
+pub(crate) fn parse_expiry(s: &str) -> Result<i64> {
+    let span: jiff::Span = s.trim().parse().map_err(|_| {
+        bad_input(format!(
+            "could not read \"{s}\" as a duration; write it like 30m, 24h or 7d"
+        ))
+    })?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| {
+            bad_input(format!(
+                "\"{s}\" is not a duration I can use; write it like 24h or 7d"
+            ))
+        })?;
+    let ms = d.as_millis();
+    if ms <= 0 {
+        return Err(bad_input(
+            "a ticket must last a while: give a duration like 24h",
+        ));
+    }
+    Ok(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+fn need_node(b: &Backend, what: &str) -> Result<()> {
+    if b.node().is_none() {
+        return Err(anyhow::anyhow!(
+            "{what} needs your node running, so the other device can reach it: start `roundtable up` in another terminal, then try again"
+        ));
+    }
+    Ok(())
+}
+
+/// What an invitation is for and how long it lasts.
+pub(crate) struct InviteArgs<'a> {
+    pub(crate) kind: InviteKind,
+    pub(crate) expires: &'a str,
+    pub(crate) uses: u32,
+    pub(crate) qr: bool,
+}
+
+pub(crate) fn invite(
+    b: &Backend,
+    g: &Global,
+    circle: CircleId,
+    args: InviteArgs<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let InviteArgs {
+        kind,
+        expires,
+        uses,
+        qr,
+    } = args;
+    let expires_ms = parse_expiry(expires)?;
+    if uses == 0 {
+        return Err(bad_input("--uses must be at least 1"));
+    }
+    need_node(b, "inviting")?;
+    let client = b.node().context("node")?;
+    let req = ControlRequest::Invite {
+        circle,
+        kind,
+        expires_at: now.plus_millis(expires_ms),
+        uses,
+        now,
+    };
+    let v = Backend::call(client, &req)?;
+    let ticket = v["ticket"].as_str().unwrap_or_default().to_owned();
+    if g.json {
+        return render::json(&json!({"ticket": ticket, "expires_at": now.plus_millis(expires_ms)}));
+    }
+    println!("{ticket}");
+    if qr {
+        render::qr(&ticket)?;
+    }
+    if !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let how = match kind {
+            InviteKind::Member => "They join with: roundtable join TICKET --as THEIR_NAME",
+            InviteKind::Device => "On your other device: roundtable pair TICKET",
+        };
+        eprintln!(
+            "{how}  (works for {expires}, {uses} use{})",
+            if uses == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// `join` and `pair TICKET`: redeem a ticket, through the running node or a
+/// short-lived one.
+pub(crate) fn join(
+    b: &Backend,
+    g: &Global,
+    line: &str,
+    name: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    let ticket = CircleTicket::parse(line).map_err(|e| bad_input(e.to_string()))?;
+    if now.as_millis() > ticket.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
+        return Err(bad_input(format!(
+            "this ticket expired at {}; ask for a new one",
+            ticket.expires_at
+        )));
+    }
+    if ticket.kind == InviteKind::Member && name.is_none() {
+        return Err(bad_input(
+            "say what the circle should call you: add --as YOUR_NAME",
+        ));
+    }
+    if ticket.kind == InviteKind::Device && name.is_some() {
+        return Err(bad_input(
+            "this ticket pairs a device; use `roundtable pair TICKET` (your name comes with it)",
+        ));
+    }
+    let circles: Vec<CircleId> = match b.node() {
+        Some(client) => {
+            let req = ControlRequest::Join {
+                ticket: line.trim().to_owned(),
+                name: name.map(str::to_owned),
+            };
+            let v = Backend::call(client, &req)?;
+            serde_json::from_value(v["circles"].clone())?
+        }
+        None => runtime()?.block_on(async {
+            let mut config = NodeConfig::new(b.home().root());
+            config.net.relay = RelayChoice::Disabled;
+            config.net.mdns = false;
+            config.control_socket = false;
+            let node = Node::spawn(config).await.map_err(node_error)?;
+            let result = node.handle().join(&ticket, name).await;
+            let _ = node.shutdown().await;
+            result.map_err(node_error)
+        })?,
+    };
+    let home = b.home();
+    let names: Vec<String> = circles
+        .iter()
+        .map(|id| {
+            Backend::new(roundtable_store::Home::new(home.root()))
+                .read_circle(*id)
+                .map(|c| c.name())
+                .unwrap_or_else(|_| id.fmt_short())
+        })
+        .collect();
+    if g.json {
+        return render::json(&json!({"circles": circles}));
+    }
+    match ticket.kind {
+        InviteKind::Member => println!("You're in: {}. Welcome.", names.join(", ")),
+        InviteKind::Device => println!(
+            "This device is paired. Your circles here: {}.",
+            names.join(", ")
+        ),
+    }
+    if b.node().is_none() {
+        println!("Start your node to stay in sync: roundtable up");
+    }
+    Ok(())
+}

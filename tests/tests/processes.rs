@@ -1,0 +1,177 @@
+//! The real binary as separate processes: two homes, `roundtable up` on
+//! both, invite → join → edits on each side → identical `show --json`; an
+//! offline edit merges when the node comes back; SIGTERM stops in order.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use roundtable_tests::{TestHome, roundtable_bin};
+
+struct Up(Child);
+
+impl Up {
+    fn start(home: &TestHome) -> Self {
+        let child = Command::new(roundtable_bin())
+            .arg("--home")
+            .arg(home.path())
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--relay",
+                "none",
+                "--no-mdns",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let up = Self(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !home.path().join("control.sock").exists() {
+            assert!(Instant::now() < deadline, "the node did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The socket answers once the node serves.
+        while home.run(&["status", "--json"]).json()["running"] != true {
+            assert!(Instant::now() < deadline, "the node does not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        up
+    }
+
+    /// SIGTERM, then the node must exit cleanly.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                assert!(status.success(), "the node exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_identical(homes: &[&TestHome], check: impl Fn(&serde_json::Value) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shows: Vec<String> = homes
+            .iter()
+            .map(|h| h.run(&["show", "--json"]).ok().stdout)
+            .collect();
+        if shows.windows(2).all(|w| w[0] == w[1])
+            && check(&serde_json::from_str(&shows[0]).unwrap())
+        {
+            return shows[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the homes did not converge:\n{}",
+            shows.join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn notes(v: &serde_json::Value) -> Vec<String> {
+    let mut n: Vec<String> = v["checkins"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["note"].as_str().unwrap().to_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn two_homes_invite_join_edit_and_converge() {
+    let (maya, sam) = (TestHome::new(), TestHome::new());
+    maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+        .ok();
+    // Inviting needs the node: without it, a clear error.
+    let r = maya.run(&["invite"]).expect_code(1).one_line_error();
+    assert!(r.stderr.contains("roundtable up"), "{}", r.stderr);
+
+    let maya_up = Up::start(&maya);
+    let sam_up = Up::start(&sam);
+    let ticket = maya
+        .run(&["invite", "--expires", "1h"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    sam.run(&["join", &ticket, "--as", "Sam"]).ok();
+    // A used-up ticket is refused with one line, exit 2.
+    let other = TestHome::new();
+    let r = other
+        .run(&["join", &ticket, "--as", "Eve"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("used up"), "{}", r.stderr);
+
+    maya.run(&["checkin", "--mood", "heavy", "long week"]).ok();
+    sam.run(&["checkin", "--mood", "okay", "here if you need me"])
+        .ok();
+    wait_identical(&[&maya, &sam], |v| {
+        notes(v) == ["here if you need me", "long week"]
+    });
+    let status = maya.run(&["status", "--json"]).ok().json();
+    assert_eq!(
+        status["circles"][0]["devices"].as_array().unwrap().len(),
+        1,
+        "{status:#}"
+    );
+
+    // Sam goes offline, writes anyway; it merges when his node is back.
+    sam_up.stop();
+    sam.run(&["checkin", "--mood", "thriving", "written offline"])
+        .ok();
+    let sam_up = Up::start(&sam);
+    wait_identical(&[&maya, &sam], |v| notes(v).len() == 3);
+    maya_up.stop();
+    sam_up.stop();
+    assert!(
+        !maya.path().join("control.sock").exists(),
+        "the socket is removed on shutdown"
+    );
+}
+
+#[test]
+fn bad_tickets_are_one_line_errors() {
+    let home = TestHome::new();
+    for (ticket, words) in [
+        ("hello", "not a Roundtable ticket"),
+        ("roundtableaaaa", "damaged or incomplete"),
+        ("roundtable", "damaged or incomplete"),
+    ] {
+        let r = home
+            .run(&["join", ticket, "--as", "Eve"])
+            .expect_code(2)
+            .one_line_error();
+        assert!(r.stderr.contains(words), "{ticket}: {}", r.stderr);
+    }
+    assert!(
+        !home.path().join("circles").exists(),
+        "a bad ticket changed nothing"
+    );
+}
