@@ -883,7 +883,15 @@ impl Actor {
         Status {
             device: self.me.device.id(),
             member: self.me.member.id(),
-            addrs: net.bound_sockets().iter().map(|a| a.to_string()).collect(),
+            // Where others can reach us (every interface), else the bound sockets.
+            addrs: {
+                let reachable: Vec<String> = net.addr().ip_addrs().map(|a| a.to_string()).collect();
+                if reachable.is_empty() {
+                    net.bound_sockets().iter().map(|a| a.to_string()).collect()
+                } else {
+                    reachable
+                }
+            },
             circles,
         }
     }
