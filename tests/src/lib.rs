@@ -149,6 +149,20 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
     }
 }
 
+/// The notes of every check-in in a `show --json`, sorted.
+pub fn notes(show: &serde_json::Value) -> Vec<String> {
+    let mut notes: Vec<String> = show["checkins"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter_map(|c| c["note"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    notes.sort();
+    notes
+}
+
 /// Brings `newcomer` into the only circle of `host` the way an invitation
 /// will: `host` adds them as a member, and they receive the whole document.
 /// Stands in for the join flow of the network layer in tests of the CLI.

@@ -27,15 +27,7 @@ fn home_with_checkins(n: usize) -> TestHome {
 }
 
 fn notes(home: &TestHome) -> Vec<String> {
-    let v = home.run(&["show", "--json"]).ok().json();
-    let mut notes: Vec<String> = v["checkins"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|c| c["note"].as_str().unwrap().to_owned())
-        .collect();
-    notes.sort();
-    notes
+    roundtable_tests::notes(&home.run(&["show", "--json"]).ok().json())
 }
 
 #[test]

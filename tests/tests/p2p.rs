@@ -6,24 +6,13 @@
 use std::time::Duration;
 
 use roundtable_core::{Circle, Mood, Op, Timestamp};
-use roundtable_tests::{Cluster, bounded};
+use roundtable_tests::{Cluster, bounded, notes};
 
 fn checkin(note: &str) -> Op {
     Op::Checkin {
         mood: Mood::Okay,
         note: note.into(),
     }
-}
-
-fn notes(v: &serde_json::Value) -> Vec<String> {
-    let mut n: Vec<String> = v["checkins"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|c| c["note"].as_str().unwrap().to_owned())
-        .collect();
-    n.sort();
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use roundtable_tests::{TestHome, roundtable_bin};
+use roundtable_tests::{TestHome, notes, roundtable_bin};
 
 struct Up(Child);
 
@@ -90,17 +90,6 @@ fn wait_identical(homes: &[&TestHome], check: impl Fn(&serde_json::Value) -> boo
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn notes(v: &serde_json::Value) -> Vec<String> {
-    let mut n: Vec<String> = v["checkins"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|c| c["note"].as_str().unwrap().to_owned())
-        .collect();
-    n.sort();
-    n
 }
 
 #[test]

@@ -71,3 +71,21 @@ pub enum CoreError {
     #[error("the circle document refused the edit: {0}")]
     Automerge(#[from] automerge::AutomergeError),
 }
+
+impl CoreError {
+    /// Whether the person's input was at fault (a refused edit, an unknown
+    /// name or id), as opposed to something failing underneath; the CLI
+    /// exits with 2 for the first and 1 for the second.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            CoreError::UnknownMood(_)
+                | CoreError::Empty(_)
+                | CoreError::TooLong { .. }
+                | CoreError::NotAMember(_)
+                | CoreError::NoSuchEntity { .. }
+                | CoreError::NotAllowed(_)
+                | CoreError::Invalid(_)
+        )
+    }
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use data_encoding::BASE64;
-use roundtable_core::{CircleId, CoreError, InviteKind, Op, Timestamp};
+use roundtable_core::{CircleId, InviteKind, Op, Timestamp};
 use roundtable_net::CircleTicket;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -104,17 +104,9 @@ pub struct ControlError {
 
 fn is_bad_input(e: &NodeError) -> bool {
     match e {
-        NodeError::Core(c) => matches!(
-            c,
-            CoreError::UnknownMood(_)
-                | CoreError::Empty(_)
-                | CoreError::TooLong { .. }
-                | CoreError::NotAMember(_)
-                | CoreError::NoSuchEntity { .. }
-                | CoreError::NotAllowed(_)
-                | CoreError::Invalid(_)
-        ),
-        NodeError::Store(roundtable_store::StoreError::Refused(_)) => true,
+        NodeError::Core(c) | NodeError::Store(roundtable_store::StoreError::Refused(c)) => {
+            c.is_bad_input()
+        }
         NodeError::UnknownCircle(_) | NodeError::Refused(_) => true,
         _ => false,
     }

@@ -55,16 +55,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         if let Some(core) = cause.downcast_ref::<CoreError>() {
-            return match core {
-                CoreError::UnknownMood(_)
-                | CoreError::Empty(_)
-                | CoreError::TooLong { .. }
-                | CoreError::NotAMember(_)
-                | CoreError::NoSuchEntity { .. }
-                | CoreError::NotAllowed(_)
-                | CoreError::Invalid(_) => 2,
-                _ => 1,
-            };
+            return if core.is_bad_input() { 2 } else { 1 };
         }
     }
     1
