@@ -2,7 +2,7 @@
 //! network, and reacts to requests, incoming connections, gossip and timers
 //! in a single `select!` loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use n0_future::StreamExt;
@@ -65,7 +65,9 @@ pub(crate) struct Actor {
     gossip_rx: mpsc::Receiver<(CircleId, GossipEvent)>,
     events: broadcast::Sender<Event>,
     tasks: JoinSet<()>,
-    running: HashSet<(CircleId, EndpointId)>,
+    /// The one sync session allowed per circle and peer, by token.
+    running: HashMap<(CircleId, EndpointId), u64>,
+    next_token: u64,
     control: Option<AbortOnDropHandle<()>>,
     dropped_gossip: u64,
 }
@@ -123,7 +125,8 @@ impl Actor {
             gossip_rx,
             events: events.clone(),
             tasks: JoinSet::new(),
-            running: HashSet::new(),
+            running: HashMap::new(),
+            next_token: 0,
             control: None,
             dropped_gossip: 0,
         };
@@ -375,18 +378,7 @@ impl Actor {
                 peer,
                 reply,
             } => {
-                let result = match self.circles.get_mut(&circle) {
-                    None => Err("this device does not hold that circle".to_owned()),
-                    Some(s) => match s.peers.get_mut(&peer) {
-                        None => Err("your device is not admitted to this circle".to_owned()),
-                        Some(p) => {
-                            p.sync.new_session();
-                            self.running.insert((circle, peer));
-                            Ok(())
-                        }
-                    },
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.admit_sync(circle, peer));
             }
             Request::SyncGenerate {
                 circle,
@@ -407,7 +399,12 @@ impl Actor {
             } => {
                 let _ = reply.send(self.sync_receive(circle, peer, &msg));
             }
-            Request::SyncEnd { circle, peer, ok } => self.sync_end(circle, peer, ok),
+            Request::SyncEnd {
+                circle,
+                peer,
+                token,
+                ok,
+            } => self.sync_end(circle, peer, token, ok),
             Request::JoinServe {
                 request,
                 peer,
@@ -615,8 +612,32 @@ impl Actor {
         }
     }
 
+    /// Lets a peer's session in. When both sides opened one at the same
+    /// time, the session opened by the smaller device id goes on and the
+    /// other is refused, so exactly one runs.
+    fn admit_sync(&mut self, circle: CircleId, peer: EndpointId) -> Result<u64, String> {
+        let me = self.net().id();
+        let busy = self.running.contains_key(&(circle, peer));
+        let Some(p) = self
+            .circles
+            .get_mut(&circle)
+            .ok_or_else(|| "this device does not hold that circle".to_owned())?
+            .peers
+            .get_mut(&peer)
+        else {
+            return Err("your device is not admitted to this circle".to_owned());
+        };
+        if busy && peer > me {
+            return Err("busy: a sync with you is already under way".to_owned());
+        }
+        p.sync.new_session();
+        self.next_token += 1;
+        self.running.insert((circle, peer), self.next_token);
+        Ok(self.next_token)
+    }
+
     fn start_sync(&mut self, circle: CircleId, peer: EndpointId) {
-        if peer == self.net().id() || self.running.contains(&(circle, peer)) {
+        if peer == self.net().id() || self.running.contains_key(&(circle, peer)) {
             return;
         }
         let Some(p) = self
@@ -627,11 +648,13 @@ impl Actor {
             return;
         };
         p.sync.new_session();
-        self.running.insert((circle, peer));
+        self.next_token += 1;
+        let token = self.next_token;
+        self.running.insert((circle, peer), token);
         let dialer = self.dialer.clone();
         let tx = self.tx.clone();
         self.tasks
-            .spawn(session::sync_as_opener(dialer, tx, circle, peer));
+            .spawn(session::sync_as_opener(dialer, tx, circle, peer, token));
     }
 
     fn anti_entropy(&mut self) {
@@ -645,7 +668,7 @@ impl Actor {
                     .filter(|(_, p)| p.next <= now)
                     .map(|(peer, _)| (*id, *peer))
             })
-            .filter(|k| !self.running.contains(k))
+            .filter(|k| !self.running.contains_key(k))
             .collect();
         for (circle, peer) in due {
             if let Some(p) = self
@@ -685,7 +708,11 @@ impl Actor {
         Ok(())
     }
 
-    fn sync_end(&mut self, circle: CircleId, peer: EndpointId, ok: bool) {
+    fn sync_end(&mut self, circle: CircleId, peer: EndpointId, token: u64, ok: bool) {
+        if self.running.get(&(circle, peer)) != Some(&token) {
+            // A session that lost the tie-break to the peer's: nothing to record.
+            return;
+        }
         self.running.remove(&(circle, peer));
         let (interval, max) = (self.config.anti_entropy, self.config.max_backoff);
         let Some(p) = self

@@ -50,10 +50,11 @@ pub(crate) enum Request {
     Addr(oneshot::Sender<EndpointAddr>),
     Identity(oneshot::Sender<(DeviceId, MemberId)>),
     // From session tasks.
+    /// Returns the session's token, or why not.
     SyncAdmit {
         circle: CircleId,
         peer: EndpointId,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<u64, String>>,
     },
     SyncGenerate {
         circle: CircleId,
@@ -69,6 +70,7 @@ pub(crate) enum Request {
     SyncEnd {
         circle: CircleId,
         peer: EndpointId,
+        token: u64,
         ok: bool,
     },
     JoinServe {

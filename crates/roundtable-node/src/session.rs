@@ -77,16 +77,30 @@ pub(crate) async fn sync_as_opener(
     actor: mpsc::Sender<Request>,
     circle: CircleId,
     peer: EndpointId,
+    token: u64,
 ) {
     let result = open_sync(&dialer, &actor, circle, peer).await;
+    end(&actor, circle, peer, token, result).await;
+}
+
+/// Tells the actor how a session ended.
+async fn end(
+    actor: &mpsc::Sender<Request>,
+    circle: CircleId,
+    peer: EndpointId,
+    token: u64,
+    result: Result<(), NodeError>,
+) {
     if let Err(e) = &result {
         debug!(peer = %peer.fmt_short(), %circle, "sync did not complete: {e}");
     }
+    let ok = result.is_ok();
     let _ = actor
         .send(Request::SyncEnd {
             circle,
             peer,
-            ok: result.is_ok(),
+            token,
+            ok,
         })
         .await;
 }
@@ -130,19 +144,15 @@ async fn open_sync(
 /// Answers a sync session a peer opened.
 pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Request>) {
     let peer = conn.remote_id();
-    let mut circle = None;
-    let result = answer_sync(&conn, &actor, peer, &mut circle).await;
-    if let Err(e) = &result {
-        debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}");
-    }
-    if let Some(circle) = circle {
-        let _ = actor
-            .send(Request::SyncEnd {
-                circle,
-                peer,
-                ok: result.is_ok(),
-            })
-            .await;
+    let mut admitted = None;
+    let result = answer_sync(&conn, &actor, peer, &mut admitted).await;
+    match admitted {
+        Some((circle, token)) => end(&actor, circle, peer, token, result).await,
+        None => {
+            if let Err(e) = result {
+                debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}");
+            }
+        }
     }
 }
 
@@ -150,7 +160,7 @@ async fn answer_sync(
     conn: &Connection,
     actor: &mpsc::Sender<Request>,
     peer: EndpointId,
-    circle_out: &mut Option<CircleId>,
+    admitted: &mut Option<(CircleId, u64)>,
 ) -> Result<(), NodeError> {
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
     let SyncFrame::Hello { circle } = recv_frame(&mut recv).await? else {
@@ -159,19 +169,22 @@ async fn answer_sync(
         ));
     };
     let circle = CircleId::from_bytes(circle);
-    if let Err(reason) = ask(actor, |reply| Request::SyncAdmit {
+    let admit = ask(actor, |reply| Request::SyncAdmit {
         circle,
         peer,
         reply,
     })
-    .await?
-    {
-        send_frame(&mut send, &SyncFrame::Refused { reason }).await?;
-        let _ = send.finish();
-        let _ = timeout(STEP, conn.closed()).await;
-        return Ok(());
-    }
-    *circle_out = Some(circle);
+    .await?;
+    let token = match admit {
+        Ok(token) => token,
+        Err(reason) => {
+            send_frame(&mut send, &SyncFrame::Refused { reason }).await?;
+            let _ = send.finish();
+            let _ = timeout(STEP, conn.closed()).await;
+            return Ok(());
+        }
+    };
+    *admitted = Some((circle, token));
     send_frame(&mut send, &SyncFrame::Ready).await?;
     rounds(actor, circle, peer, &mut send, &mut recv, false).await?;
     let _ = send.finish();
