@@ -244,3 +244,72 @@ async fn an_outsider_with_the_topic_and_an_address_gets_nothing_in_or_out() {
     outsider.shutdown().await;
     bounded("shutdown", cluster.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_adds_another_device_of_the_same_member() {
+    use roundtable_core::InviteKind;
+    use roundtable_node::{Node, NodeConfig};
+
+    let cluster = Cluster::spawn(2).await;
+    let (maya_device, maya) = cluster.handle(0).identity().await.unwrap();
+    let laptop_home = tempfile::tempdir().unwrap();
+    let laptop = bounded(
+        "start",
+        Node::spawn(NodeConfig::loopback(laptop_home.path())),
+    )
+    .await
+    .unwrap();
+    let now = Timestamp::now();
+    let ticket = cluster
+        .handle(0)
+        .invite(
+            cluster.circle,
+            InviteKind::Device,
+            now.plus_millis(3_600_000),
+            1,
+            now,
+        )
+        .await
+        .unwrap();
+    bounded("pairing", laptop.handle().join(&ticket, None))
+        .await
+        .unwrap();
+    let (laptop_device, laptop_member) = laptop.handle().identity().await.unwrap();
+    assert_eq!(
+        laptop_member, maya,
+        "the paired device speaks for the same member"
+    );
+    assert_ne!(laptop_device, maya_device);
+    // The laptop edits as Maya, and everyone sees both of her devices.
+    laptop
+        .handle()
+        .perform(cluster.circle, checkin("from my laptop"), Timestamp::now())
+        .await
+        .unwrap();
+    let json = cluster.converge(|v| notes(v) == ["from my laptop"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let devices = v["members"][maya.to_string()]["devices"]
+        .as_object()
+        .unwrap();
+    assert!(
+        devices.contains_key(&laptop_device.to_string()),
+        "{devices:?}"
+    );
+    assert_eq!(devices.len(), 2);
+    // A device ticket cannot be used by someone else's device.
+    let stranger_home = tempfile::tempdir().unwrap();
+    let stranger = bounded(
+        "start",
+        Node::spawn(NodeConfig::loopback(stranger_home.path())),
+    )
+    .await
+    .unwrap();
+    let err = stranger.handle().join(&ticket, None).await.unwrap_err();
+    assert!(
+        err.to_string().contains("used up") || err.to_string().contains("member who made it"),
+        "{err}"
+    );
+    laptop.shutdown().await.unwrap();
+    stranger.shutdown().await.unwrap();
+    cluster.shutdown().await;
+}

@@ -760,7 +760,7 @@ impl Actor {
         let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
             return refuse("the device certificate is malformed".into());
         };
-        let cert = DeviceCert {
+        let mut cert = DeviceCert {
             member: MemberId::from_bytes(req.member),
             device: device_of(peer),
             signature,
@@ -768,11 +768,38 @@ impl Actor {
         if cert.verify().is_err() {
             return refuse("your device's certificate does not verify".into());
         }
+        let invite_id = EntityId::from_bytes(req.invite);
+        let pairing = self.circles[&circle]
+            .store
+            .circle()
+            .view()
+            .invites
+            .get(&invite_id)
+            .is_some_and(|i| i.kind == InviteKind::Device);
+        if pairing {
+            // A new device of this member: the member key here certifies it
+            // (the device's own key proved itself in the TLS handshake), and
+            // travels to it in the welcome.
+            if self.circles[&circle]
+                .store
+                .circle()
+                .view()
+                .invites
+                .get(&invite_id)
+                .is_some_and(|i| i.by != self.me.member.id())
+            {
+                return refuse(
+                    "pair using a ticket from one of your own devices' nodes, the one that made it"
+                        .into(),
+                );
+            }
+            cert = self.me.member.certify(device_of(peer));
+        }
         let secret = InviteSecret::from_bytes(req.secret);
         let profile = req.name.as_deref().map(Profile::named);
         let now = Timestamp::now();
         let redemption = Redemption {
-            invite: EntityId::from_bytes(req.invite),
+            invite: invite_id,
             secret: &secret,
             cert: &cert,
             profile: profile.as_ref(),
