@@ -38,6 +38,7 @@ pub mod circle;
 pub mod error;
 pub mod export;
 pub mod feed;
+pub mod fuzzing;
 pub mod identity;
 pub mod ids;
 pub mod invite;

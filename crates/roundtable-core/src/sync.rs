@@ -30,8 +30,10 @@ impl PeerSync {
     /// only costs a longer first exchange).
     pub fn restore(bytes: &[u8]) -> Self {
         match State::decode(bytes) {
-            Ok(state) => Self { state },
-            Err(_) => Self::fresh(),
+            // Automerge writes the heads sorted and asserts they are when it
+            // encodes the next message, so unsorted ones are damage too.
+            Ok(state) if state.shared_heads.is_sorted() => Self { state },
+            _ => Self::fresh(),
         }
     }
 

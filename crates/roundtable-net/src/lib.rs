@@ -31,6 +31,7 @@
 mod admission;
 mod config;
 pub mod framing;
+pub mod fuzzing;
 mod net;
 pub mod ticket;
 

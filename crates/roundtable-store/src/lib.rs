@@ -62,6 +62,7 @@ mod error;
 pub mod fault;
 mod files;
 mod fs;
+pub mod fuzzing;
 mod home;
 mod lock;
 

@@ -1,0 +1,20 @@
+//! Checks run by the `ticket` fuzz target and by the replay of its kept
+//! inputs (`tests/tests/fuzz_regressions.rs`). Not part of the API.
+#![doc(hidden)]
+
+use iroh_tickets::Ticket;
+
+use crate::CircleTicket;
+
+/// A pasted line never panics the parser; a ticket that parses prints back
+/// to a line that parses to the same ticket.
+pub fn ticket(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(t) = CircleTicket::parse(line) {
+        let again = CircleTicket::parse(&t.to_line()).expect("a printed ticket parses");
+        assert_eq!(again, t, "a ticket survives printing");
+        assert_eq!(again.encode_bytes(), t.encode_bytes());
+    }
+}
