@@ -235,7 +235,8 @@ impl Home {
     }
 
     /// Replaces this device's member key (pairing makes a device speak for
-    /// an existing member). Refused while the device is in any circle.
+    /// an existing member). The caller makes sure the device is in no circle
+    /// under its old member key first.
     pub fn adopt_member_key(
         &self,
         _writer: &WriteLock,
