@@ -418,6 +418,24 @@ impl Actor {
         }
     }
 
+    /// Edits a circle durably, then tells the circle what changed.
+    async fn edit_announced<T>(
+        &mut self,
+        circle: CircleId,
+        f: impl FnOnce(&mut Circle) -> Result<T, roundtable_core::CoreError>,
+    ) -> Result<T, NodeError> {
+        let served = self
+            .circles
+            .get_mut(&circle)
+            .ok_or(NodeError::UnknownCircle(circle))?;
+        let before = served.store.circle().heads();
+        let out = served
+            .store
+            .edit(|c| -> Result<_, StoreError> { Ok(f(c)?) })?;
+        self.announce(circle, &before).await;
+        Ok(out)
+    }
+
     async fn perform(
         &mut self,
         circle: CircleId,
@@ -425,16 +443,8 @@ impl Actor {
         now: Timestamp,
     ) -> Result<Option<EntityId>, NodeError> {
         let member = self.me.member.id();
-        let served = self
-            .circles
-            .get_mut(&circle)
-            .ok_or(NodeError::UnknownCircle(circle))?;
-        let before = served.store.circle().heads();
-        let id = served.store.edit(|c| -> Result<_, StoreError> {
-            Ok(c.perform(op, member, now, &mut rand::rng())?)
-        })?;
-        self.announce(circle, &before).await;
-        Ok(id)
+        self.edit_announced(circle, |c| c.perform(op, member, now, &mut rand::rng()))
+            .await
     }
 
     async fn create(
@@ -469,15 +479,11 @@ impl Actor {
         now: Timestamp,
     ) -> Result<CircleTicket, NodeError> {
         let member = self.me.member.id();
-        let served = self
-            .circles
-            .get_mut(&circle)
-            .ok_or(NodeError::UnknownCircle(circle))?;
-        let before = served.store.circle().heads();
-        let (invite, secret) = served.store.edit(|c| -> Result<_, StoreError> {
-            Ok(c.create_invite(member, kind, expires_at, uses, now, &mut rand::rng())?)
-        })?;
-        self.announce(circle, &before).await;
+        let (invite, secret) = self
+            .edit_announced(circle, |c| {
+                c.create_invite(member, kind, expires_at, uses, now, &mut rand::rng())
+            })
+            .await?;
         Ok(CircleTicket {
             circle,
             inviter: self.net().addr(),
@@ -804,16 +810,13 @@ impl Actor {
             cert: &cert,
             profile: profile.as_ref(),
         };
-        let served = self.circles.get_mut(&circle).expect("checked above");
-        let before = served.store.circle().heads();
-        let invite = match served
-            .store
-            .edit(|c| -> Result<_, StoreError> { Ok(c.redeem_invite(&redemption, now)?) })
+        let invite = match self
+            .edit_announced(circle, |c| c.redeem_invite(&redemption, now))
+            .await
         {
             Ok(inv) => inv,
             Err(e) => return refuse(e.to_string()),
         };
-        self.announce(circle, &before).await;
         let mut handed = vec![circle];
         if invite.kind == InviteKind::Device {
             // A member's new device joins every circle the member is in here.
