@@ -30,7 +30,12 @@ fn main() -> Result<()> {
         start,
         &mut rng,
     )?;
-    let mut store = home.create_circle(&lock, &circle, &[7; 32])?;
+    let keys = roundtable_core::Keyring::with(roundtable_core::EpochKey::random(
+        0,
+        maya.device.id(),
+        &mut rng,
+    ));
+    let mut store = home.create_circle(&lock, &circle, &keys)?;
     let sam = MemberKey::generate();
     let ada = MemberKey::generate();
     store.edit(|c| -> Result<(), StoreError> {

@@ -190,11 +190,11 @@ pub fn join_by_hand(host: &TestHome, newcomer: &TestHome, name: &str) {
             )?)
         })
         .expect("add member");
-    let secret = hs
-        .circle_secret(id)
-        .expect("read secret")
-        .expect("host has the secret");
-    ns.create_circle(&nlock, store.circle(), &secret)
+    let keys = hs
+        .circle_keys(id)
+        .expect("read keys")
+        .expect("host has the keys");
+    ns.create_circle(&nlock, store.circle(), &keys)
         .expect("store circle at newcomer");
 }
 

@@ -164,8 +164,9 @@ async fn a_change_bigger_than_the_gossip_cap_still_arrives_everywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_outsider_with_the_topic_and_an_address_gets_nothing_in_or_out() {
-    use roundtable_core::wire::{self, Body, Envelope};
+async fn outsider_with_topic_and_address_gets_no_plaintext_and_no_write() {
+    use roundtable_core::keys;
+    use roundtable_core::wire::Body;
     use roundtable_net::{Admitted, GossipEvent, Net, NetConfig, SYNC_ALPN, topic_for};
 
     let cluster = Cluster::spawn(2).await;
@@ -174,9 +175,10 @@ async fn an_outsider_with_the_topic_and_an_address_gets_nothing_in_or_out() {
         .await;
     let before = cluster.json(0).await;
 
-    // The outsider knows the circle's secret (so the topic) and member 0's address.
+    // The outsider knows the circle's key (so the topic) and member 0's address.
     let home = roundtable_store::Home::new(cluster.home(0));
-    let secret = home.circle_secret(cluster.circle).unwrap().unwrap();
+    let ring = home.circle_keys(cluster.circle).unwrap().unwrap();
+    let secret = *ring.active().secret();
     let member_addr = cluster.handle(0).addr().await.unwrap();
     let (tx, _rx) = tokio::sync::mpsc::channel(4);
     let outsider = Net::bind([99; 32], &NetConfig::loopback(), Admitted::default(), tx)
@@ -209,6 +211,7 @@ async fn an_outsider_with_the_topic_and_an_address_gets_nothing_in_or_out() {
     // It forges a check-in and gossips it.
     let doc = cluster.handle(0).doc(cluster.circle).await.unwrap();
     let mut copy = Circle::load(&doc).unwrap();
+    copy.set_device(roundtable_core::DeviceKey::from_seed(&[99; 32]).id());
     let heads = copy.heads();
     let member = copy.member_ids()[0];
     copy.checkin(
@@ -219,12 +222,13 @@ async fn an_outsider_with_the_topic_and_an_address_gets_nothing_in_or_out() {
         &mut rand::rng(),
     )
     .unwrap();
-    let env = Envelope {
-        circle: *cluster.circle.as_bytes(),
-        from: *outsider.id().as_bytes(),
-        body: Body::Changes(copy.changes_since(&heads)),
+    let outsider_key = roundtable_core::DeviceKey::from_seed(&[99; 32]);
+    let body = Body::Changes {
+        changes: copy.changes_since(&heads),
+        head: roundtable_core::SignedHead::sign(&copy, &outsider_key).unwrap(),
     };
-    let _ = sender.broadcast(wire::encode(&env).into()).await;
+    let sealed = keys::seal(cluster.circle, &ring, &outsider_key, &body, &mut rand::rng()).unwrap();
+    let _ = sender.broadcast(sealed.into()).await;
     // Members keep editing; the outsider hears none of it.
     cluster.perform(1, checkin("members only")).await;
     let heard = tokio::time::timeout(Duration::from_secs(3), async {

@@ -236,9 +236,9 @@ impl Circle {
         self.view().to_canonical_json()
     }
 
-    /// Whether `member` belongs to this circle.
+    /// Whether `member` belongs to this circle now (joined, not removed).
     pub fn is_member(&self, member: MemberId) -> bool {
-        self.entity(schema::MEMBERS, &member.to_string()).is_some()
+        self.require_member(member).is_ok()
     }
 
     /// The members who are in this circle now.
@@ -424,8 +424,16 @@ impl Circle {
 
     /// The map object of a member, or an error saying they are not here.
     pub(crate) fn require_member(&self, member: MemberId) -> Result<ObjId, CoreError> {
-        self.entity(schema::MEMBERS, &member.to_string())
-            .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))
+        let obj = self
+            .entity(schema::MEMBERS, &member.to_string())
+            .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))?;
+        if self.membership().removed.contains(&member) {
+            return Err(CoreError::NotAMember(format!(
+                "member {} (removed from the circle by consent)",
+                member.fmt_short()
+            )));
+        }
+        Ok(obj)
     }
 
     /// The winning map object at `collection[key]`, if there is one.

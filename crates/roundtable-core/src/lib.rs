@@ -33,6 +33,7 @@
 //! # Ok::<(), roundtable_core::CoreError>(())
 //! ```
 
+pub mod authorship;
 pub mod care;
 pub mod circle;
 pub mod error;
@@ -42,6 +43,8 @@ pub mod fuzzing;
 pub mod identity;
 pub mod ids;
 pub mod invite;
+pub mod keys;
+pub mod membership;
 pub mod mood;
 pub mod op;
 pub mod quiet;
@@ -53,12 +56,15 @@ pub mod view;
 pub mod wire;
 
 pub use automerge::ChangeHash;
+pub use authorship::{Applied, HeadBook, Rejection, SignedHead};
 pub use care::NewGathering;
 pub use circle::{Circle, Profile, ProfileEdit, Repliable};
 pub use error::{CoreError, ParseIdError};
 pub use identity::{DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file};
 pub use ids::{CircleId, DeviceId, EntityId, MemberId, Resolved, resolve_prefix};
 pub use invite::{InviteKind, InviteSecret, Redemption};
+pub use keys::{EnvelopeError, EpochKey, KeyOffer, Keyring, ReplayFilter};
+pub use membership::{Membership, Proposal, ProposalState};
 pub use mood::Mood;
 pub use op::Op;
 pub use schema::SCHEMA_VERSION;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::care::NewGathering;
 use crate::circle::{Circle, ProfileEdit};
 use crate::error::CoreError;
-use crate::ids::{EntityId, MemberId};
+use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::mood::Mood;
 use crate::time::Timestamp;
 use crate::view::{Answer, RequestKind};
@@ -115,6 +115,33 @@ pub enum Op {
     },
     /// Back again.
     Back,
+    /// Withdraws an invite so its ticket stops working.
+    RevokeInvite {
+        /// The invite.
+        invite: EntityId,
+    },
+    /// Revokes another device of the member acting (a lost one).
+    RevokeDevice {
+        /// The device.
+        device: DeviceId,
+    },
+    /// Proposes to remove a member.
+    ProposeRemoval {
+        /// Whom.
+        target: MemberId,
+        /// Why, in words.
+        reason: String,
+    },
+    /// Consents to a proposal to remove a member.
+    Consent {
+        /// The proposal.
+        proposal: EntityId,
+    },
+    /// Withdraws one's own proposal.
+    Withdraw {
+        /// The proposal.
+        proposal: EntityId,
+    },
 }
 
 impl Op {
@@ -138,6 +165,11 @@ impl Op {
             Op::Came { .. } => "came",
             Op::Away { .. } => "away",
             Op::Back => "back",
+            Op::RevokeInvite { .. } => "invite revoke",
+            Op::RevokeDevice { .. } => "device revoke",
+            Op::ProposeRemoval { .. } => "remove propose",
+            Op::Consent { .. } => "remove consent",
+            Op::Withdraw { .. } => "remove withdraw",
         }
     }
 }
@@ -225,6 +257,25 @@ impl Circle {
             }
             Op::Back => {
                 self.come_back(me, now)?;
+                None
+            }
+            Op::RevokeInvite { invite } => {
+                self.revoke_invite(me, *invite, now)?;
+                None
+            }
+            Op::RevokeDevice { device } => {
+                self.revoke_device(me, *device, now)?;
+                None
+            }
+            Op::ProposeRemoval { target, reason } => {
+                Some(self.propose_removal(me, *target, reason, now, rng)?)
+            }
+            Op::Consent { proposal } => {
+                self.consent_removal(me, *proposal, now)?;
+                None
+            }
+            Op::Withdraw { proposal } => {
+                self.withdraw_removal(me, *proposal, now)?;
                 None
             }
         })

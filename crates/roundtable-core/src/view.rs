@@ -22,6 +22,9 @@ use crate::time::Timestamp;
 
 /// The key under which the reader records an object's causal position.
 const ORDER: &str = "__order";
+/// The key under which the reader records the device that made an object
+/// (its Automerge actor), so rules can check who wrote what.
+const BY: &str = "__by";
 
 /// Everything in a circle. Serializes to the canonical JSON of `show --json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +54,71 @@ pub struct CircleView {
     /// Invitations, by id (only the hash of each secret is here).
     #[serde(default, deserialize_with = "lenient_map")]
     pub invites: BTreeMap<EntityId, Invite>,
+    /// Proposals to remove a member, as written (see [`crate::membership`]
+    /// for what they add up to).
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub removals: BTreeMap<EntityId, RemovalRecord>,
+}
+
+/// A proposal to remove a member, as written in the circle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemovalRecord {
+    /// Whom it would remove.
+    pub target: MemberId,
+    /// Who proposed it.
+    pub by: MemberId,
+    /// In the proposer's words.
+    #[serde(default)]
+    pub reason: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The members whose consent counts, as the proposer saw the circle.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub electorate: BTreeMap<MemberId, bool>,
+    /// Consents, by the consenting device.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub consents: BTreeMap<DeviceId, Consent>,
+    /// Set when the proposer withdrew it.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub withdrawn: Option<Withdrawn>,
+    /// Causal position (a Lamport clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+    /// The device that wrote it.
+    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    pub by_device: Option<DeviceId>,
+}
+
+/// One member's consent to a removal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Consent {
+    /// The member consenting.
+    pub member: MemberId,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The device that wrote it.
+    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    pub by_device: Option<DeviceId>,
+}
+
+/// A withdrawal of a proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Withdrawn {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The device that wrote it.
+    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    pub by_device: Option<DeviceId>,
 }
 
 /// An invitation recorded in the circle.
@@ -185,6 +253,28 @@ pub struct Device {
     /// When it was added (display only).
     #[serde(default)]
     pub added_at: Timestamp,
+    /// Set when another device of the member revoked it.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked: Option<Revoked>,
+}
+
+/// A device's revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Revoked {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+    /// The device that wrote it.
+    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    pub by_device: Option<DeviceId>,
 }
 
 /// "How I am doing."
@@ -526,8 +616,9 @@ fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> 
                     let json = match value {
                         Value::Object(k) => {
                             let mut j = read_object(doc, &id, k, depth + 1);
-                            if let (Json::Object(m), ObjId::Id(counter, _, _)) = (&mut j, &id) {
+                            if let (Json::Object(m), ObjId::Id(counter, actor, _)) = (&mut j, &id) {
                                 m.insert(ORDER.into(), Json::from(*counter));
+                                m.insert(BY.into(), Json::String(actor.to_hex_string()));
                             }
                             j
                         }

@@ -10,8 +10,11 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::authorship::SignedHead;
+use crate::keys::KeyOffer;
+
 /// The format version of every message defined here.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// The largest message accepted on a stream (a whole circle can travel in
 /// a join or a sync message).
@@ -90,8 +93,10 @@ pub struct JoinRequest {
 pub struct WelcomeCircle {
     /// The whole document, saved.
     pub doc: Vec<u8>,
-    /// The circle's secret (derives its gossip topic).
-    pub secret: [u8; 32],
+    /// The circle key of the current epoch (it also derives the gossip topic).
+    pub key: KeyOffer,
+    /// Signed heads proving who wrote the document's changes.
+    pub heads: Vec<SignedHead>,
 }
 
 /// Join protocol, the answer.
@@ -126,28 +131,35 @@ pub enum SyncFrame {
         /// Why.
         reason: String,
     },
-    /// One Automerge sync message, or nothing to say this round.
-    Msg(Option<Vec<u8>>),
+    /// One round: signed heads the sender has not sent yet in this
+    /// session, and one Automerge sync message, or nothing to say.
+    Round {
+        /// Proofs of authorship (see [`crate::authorship`]).
+        heads: Vec<SignedHead>,
+        /// The sync message.
+        msg: Option<Vec<u8>>,
+    },
+    /// After the rounds: the circle key of the sender's epoch, for a peer
+    /// still admitted (`None` for one that is not).
+    Keys(Option<KeyOffer>),
 }
 
-/// What travels on a circle's gossip topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// Which circle.
-    pub circle: [u8; 16],
-    /// The device that made the change.
-    pub from: [u8; 32],
-    /// The news.
-    pub body: Body,
-}
-
-/// The news in an [`Envelope`].
+/// The news inside a sealed gossip envelope (see [`crate::keys`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    /// New changes, small enough for gossip.
-    Changes(Vec<u8>),
+    /// New changes of the sending device, small enough for gossip, and its
+    /// signed head that proves them.
+    Changes {
+        /// The changes.
+        changes: Vec<u8>,
+        /// The sender's signed head.
+        head: SignedHead,
+    },
     /// "I have new heads": too big for gossip, fetch them by sync.
-    Heads(Vec<[u8; 32]>),
+    Heads {
+        /// The sender's heads of the document.
+        heads: Vec<[u8; 32]>,
+    },
 }
 
 #[cfg(test)]
@@ -156,26 +168,24 @@ mod tests {
 
     #[test]
     fn round_trip_and_refusals() {
-        let e = Envelope {
-            circle: [1; 16],
-            from: [2; 32],
-            body: Body::Heads(vec![[3; 32]]),
+        let e = Body::Heads {
+            heads: vec![[3; 32]],
         };
         let bytes = encode(&e);
-        assert_eq!(decode::<Envelope>(&bytes).unwrap(), e);
-        assert_eq!(decode::<Envelope>(&[]), Err(WireError::Empty));
-        let mut v2 = bytes.clone();
-        v2[0] = 2;
+        assert_eq!(decode::<Body>(&bytes).unwrap(), e);
+        assert_eq!(decode::<Body>(&[]), Err(WireError::Empty));
+        let mut v9 = bytes.clone();
+        v9[0] = 9;
         assert_eq!(
-            decode::<Envelope>(&v2),
-            Err(WireError::Version { found: 2 })
+            decode::<Body>(&v9),
+            Err(WireError::Version { found: 9 })
         );
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(matches!(
-            decode::<Envelope>(&trailing),
+            decode::<Body>(&trailing),
             Err(WireError::Malformed(_))
         ));
-        assert!(decode::<Envelope>(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode::<Body>(&bytes[..bytes.len() - 1]).is_err());
     }
 }

@@ -6,14 +6,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use n0_future::StreamExt;
-use roundtable_core::wire::{self, Body, Envelope, JoinReply, JoinRequest, WelcomeCircle};
+use roundtable_core::keys;
+use roundtable_core::wire::{Body, JoinReply, JoinRequest, WelcomeCircle};
 use roundtable_core::{
-    ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, InviteKind, InviteSecret,
-    MemberId, MemberKey, Op, PeerSync, Profile, Redemption, Timestamp,
+    Applied, ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, EpochKey, HeadBook,
+    InviteKind, InviteSecret, KeyOffer, Keyring, MemberId, MemberKey, Membership, Op, PeerSync,
+    Profile, Redemption, ReplayFilter, SignedHead, Timestamp,
 };
 use roundtable_net::{
-    CircleTicket, Dialer, EndpointAddr, EndpointId, GOSSIP_MAX_PAYLOAD, GossipEvent, GossipSender,
-    Incoming, Net, topic_for,
+    CircleTicket, Dialer, EndpointAddr, EndpointId, GossipEvent, GossipSender, Incoming, Net,
+    topic_for,
 };
 use roundtable_store::{CircleStore, Home, Identity, StoreError, WriteLock};
 use serde::{Deserialize, Serialize};
@@ -43,7 +45,13 @@ struct Peer {
 
 struct Served {
     store: CircleStore,
-    secret: [u8; 32],
+    /// The circle keys of the current epoch.
+    keys: Keyring,
+    /// Proofs of who wrote what (see `roundtable_core::authorship`).
+    book: HeadBook,
+    /// Who is in, as the circle says now.
+    membership: Membership,
+    replays: ReplayFilter,
     sender: Option<GossipSender>,
     _reader: Option<AbortOnDropHandle<()>>,
     peers: BTreeMap<EndpointId, Peer>,
@@ -69,7 +77,10 @@ pub(crate) struct Actor {
     running: HashMap<(CircleId, EndpointId), u64>,
     next_token: u64,
     control: Option<AbortOnDropHandle<()>>,
-    dropped_gossip: u64,
+    /// Gossip messages dropped, by reason.
+    dropped: BTreeMap<String, u64>,
+    /// Received changes refused, by reason.
+    refused: BTreeMap<String, u64>,
 }
 
 fn endpoint_of(device: DeviceId) -> Option<EndpointId> {
@@ -84,10 +95,8 @@ fn peer_file(circle: CircleId, peer: EndpointId) -> String {
     format!("peers/{circle}/{peer}")
 }
 
-fn random_secret() -> [u8; 32] {
-    let mut s = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut s);
-    s
+fn heads_file(circle: CircleId) -> String {
+    format!("heads/{circle}")
 }
 
 impl Actor {
@@ -128,7 +137,8 @@ impl Actor {
             running: HashMap::new(),
             next_token: 0,
             control: None,
-            dropped_gossip: 0,
+            dropped: BTreeMap::new(),
+            refused: BTreeMap::new(),
         };
         actor.load_addresses();
         for id in actor.home.circle_ids()? {
@@ -136,7 +146,7 @@ impl Actor {
                 warn!(circle = %id, "not serving this circle: {e}");
             }
         }
-        actor.refresh_admitted();
+        actor.refresh_admitted().await;
         let handle = NodeHandle { tx, events };
         if actor.config.control_socket {
             let server = crate::control::serve(actor.home.root(), handle.clone())
@@ -163,21 +173,29 @@ impl Actor {
     /// Opens a stored circle and joins its gossip topic.
     async fn open(&mut self, id: CircleId) -> Result<(), NodeError> {
         let store = self.home.open_circle(self.lock(), id)?;
-        let secret = match self.home.circle_secret(id)? {
-            Some(s) => s,
+        let keys = match self.home.circle_keys(id)? {
+            Some(k) => k,
             None => {
-                // A circle made before secrets existed: the founder's device makes one.
-                let s = random_secret();
-                self.home.save_circle_secret(self.lock(), id, &s)?;
-                s
+                // A circle kept without keys: this device starts epoch 0's.
+                let k = Keyring::with(EpochKey::random(0, self.me.device.id(), &mut rand::rng()));
+                self.home.save_circle_keys(self.lock(), id, &k)?;
+                k
             }
         };
-        self.serve(id, store, secret).await;
+        self.serve(id, store, keys).await;
         Ok(())
     }
 
-    async fn serve(&mut self, id: CircleId, store: CircleStore, secret: [u8; 32]) {
-        let devices = self.devices_of(store.circle());
+    async fn serve(&mut self, id: CircleId, store: CircleStore, keys: Keyring) {
+        let membership = store.circle().membership();
+        let book = self
+            .home
+            .read_file(&heads_file(id))
+            .ok()
+            .flatten()
+            .map(|b| HeadBook::restore(&b))
+            .unwrap_or_default();
+        let devices = self.others(&membership);
         let mut peers = BTreeMap::new();
         for peer in &devices {
             let record = self
@@ -201,8 +219,37 @@ impl Actor {
                 },
             );
         }
-        let topic = topic_for(&secret, id.as_bytes());
-        let (sender, reader) = match self.net().gossip().subscribe(topic, devices.clone()).await {
+        info!(circle = %id, peers = devices.len(), epoch = keys.epoch(), "serving circle");
+        self.circles.insert(
+            id,
+            Served {
+                store,
+                keys,
+                book,
+                membership,
+                replays: ReplayFilter::default(),
+                sender: None,
+                _reader: None,
+                peers,
+                neighbors: BTreeSet::new(),
+            },
+        );
+        self.follow(id).await;
+    }
+
+    /// Joins the gossip topic of a circle's current key (leaving the one
+    /// of an earlier key, if any).
+    async fn follow(&mut self, id: CircleId) {
+        let Some(served) = self.circles.get_mut(&id) else {
+            return;
+        };
+        served.sender = None;
+        served._reader = None;
+        served.neighbors.clear();
+        let topic = topic_for(served.keys.active().secret(), id.as_bytes());
+        let devices: Vec<EndpointId> = served.peers.keys().copied().collect();
+        let net = self.net.as_ref().expect("the network runs while the node runs");
+        match net.gossip().subscribe(topic, devices).await {
             Ok(t) => {
                 let (sender, mut receiver) = t.split();
                 let tx = self.gossip_tx.clone();
@@ -213,45 +260,36 @@ impl Actor {
                         }
                     }
                 });
-                (Some(sender), Some(AbortOnDropHandle::new(reader)))
+                served.sender = Some(sender);
+                served._reader = Some(AbortOnDropHandle::new(reader));
             }
-            Err(e) => {
-                warn!(circle = %id, "could not follow the circle's live changes: {e}");
-                (None, None)
-            }
-        };
-        info!(circle = %id, peers = devices.len(), "serving circle");
-        self.circles.insert(
-            id,
-            Served {
-                store,
-                secret,
-                sender,
-                _reader: reader,
-                peers,
-                neighbors: BTreeSet::new(),
-            },
-        );
+            Err(e) => warn!(circle = %id, "could not follow the circle's live changes: {e}"),
+        }
     }
 
-    /// The other devices of a circle's members (certificates checked by the view).
-    fn devices_of(&self, circle: &Circle) -> Vec<EndpointId> {
+    /// The devices, other than this one, admitted to a circle.
+    fn others(&self, membership: &Membership) -> Vec<EndpointId> {
         let mine = self.me.device.id();
-        roundtable_core::CircleView::read_members(circle.doc())
-            .values()
-            .flat_map(|m| m.devices.keys().copied())
-            .filter(|d| *d != mine)
-            .filter_map(endpoint_of)
+        membership
+            .admitted
+            .iter()
+            .filter(|d| **d != mine)
+            .filter_map(|d| endpoint_of(*d))
             .collect()
     }
 
-    /// Recomputes who may connect, and meets any device that is new.
-    fn refresh_admitted(&mut self) {
+    /// Reads who is in each circle again: lets in new devices and meets
+    /// them, drops devices that departed, and when the circle has gone into
+    /// a new epoch, makes a key for it and moves to its gossip topic.
+    async fn refresh_admitted(&mut self) {
         let mut all = Vec::new();
         let ids: Vec<CircleId> = self.circles.keys().copied().collect();
+        let me = self.me.device.id();
         for id in ids {
-            let devices = self.devices_of(self.circles[&id].store.circle());
+            let membership = self.circles[&id].store.circle().membership();
+            let devices = self.others(&membership);
             let served = self.circles.get_mut(&id).expect("present");
+            served.peers.retain(|p, _| devices.contains(p));
             let mut new = Vec::new();
             for d in &devices {
                 served.peers.entry(*d).or_insert_with(|| {
@@ -264,7 +302,20 @@ impl Actor {
                     }
                 });
             }
-            if let (Some(sender), false) = (&served.sender, new.is_empty()) {
+            let rotated = served.keys.advance(membership.epoch, me, &mut rand::rng());
+            served.membership = membership;
+            if rotated {
+                let keys = served.keys.clone();
+                if let Err(e) = self.home.save_circle_keys(self.lock(), id, &keys) {
+                    warn!(circle = %id, "could not keep the new epoch's key: {e}");
+                }
+                info!(circle = %id, epoch = keys.epoch(), "the circle moved to a new epoch; new key, new topic");
+                self.follow(id).await;
+                // Hand the new key to everyone still in.
+                for d in &devices {
+                    self.start_sync(id, *d);
+                }
+            } else if let (Some(sender), false) = (&served.sender, new.is_empty()) {
                 let sender = sender.clone();
                 tokio::spawn(async move {
                     let _ = sender.join_peers(new).await;
@@ -383,22 +434,37 @@ impl Actor {
             Request::SyncGenerate {
                 circle,
                 peer,
+                first,
                 reply,
             } => {
-                let msg = self.circles.get_mut(&circle).and_then(|s| {
-                    let p = s.peers.get_mut(&peer)?;
-                    s.store.circle().sync_generate(&mut p.sync)
-                });
-                let _ = reply.send(msg);
+                let _ = reply.send(self.sync_generate(circle, peer, first));
             }
             Request::SyncReceive {
                 circle,
                 peer,
+                heads,
                 msg,
                 reply,
             } => {
-                let _ = reply.send(self.sync_receive(circle, peer, &msg));
+                let _ = reply.send(self.sync_receive(circle, peer, &heads, msg.as_deref()).await);
             }
+            Request::SyncKeyOut {
+                circle,
+                peer,
+                reply,
+            } => {
+                let offer = self
+                    .circles
+                    .get(&circle)
+                    .filter(|s| s.membership.admitted.contains(&device_of(peer)))
+                    .map(|s| s.keys.offer());
+                let _ = reply.send(offer);
+            }
+            Request::SyncKeyIn {
+                circle,
+                peer,
+                offer,
+            } => self.key_in(circle, peer, &offer).await,
             Request::SyncEnd {
                 circle,
                 peer,
@@ -463,9 +529,9 @@ impl Actor {
             &mut rand::rng(),
         )?;
         let id = circle.id();
-        let secret = random_secret();
-        let store = self.home.create_circle(self.lock(), &circle, &secret)?;
-        self.serve(id, store, secret).await;
+        let keys = Keyring::with(EpochKey::random(0, self.me.device.id(), &mut rand::rng()));
+        let store = self.home.create_circle(self.lock(), &circle, &keys)?;
+        self.serve(id, store, keys).await;
         self.emit(Event::Changed { circle: id });
         Ok(id)
     }
@@ -495,10 +561,11 @@ impl Actor {
     }
 
     /// Gossips what changed since `before`: the changes themselves when they
-    /// fit, else the new heads (peers then fetch them by sync).
+    /// fit, else the new heads (peers then fetch them by sync). Either way
+    /// sealed with the circle key and signed by this device.
     async fn announce(&mut self, circle: CircleId, before: &[ChangeHash]) {
         self.emit(Event::Changed { circle });
-        self.refresh_admitted();
+        self.refresh_admitted().await;
         let Some(served) = self.circles.get(&circle) else {
             return;
         };
@@ -506,21 +573,16 @@ impl Actor {
         if changes.is_empty() {
             return;
         }
-        let from = *self.me.device.id().as_bytes();
-        let mut bytes = wire::encode(&Envelope {
-            circle: *circle.as_bytes(),
-            from,
-            body: Body::Changes(changes),
-        });
-        if bytes.len() > GOSSIP_MAX_PAYLOAD {
-            let heads = served.store.circle().heads().iter().map(|h| h.0).collect();
-            bytes = wire::encode(&Envelope {
-                circle: *circle.as_bytes(),
-                from,
-                body: Body::Heads(heads),
+        let seal = |body: Body| {
+            keys::seal(circle, &served.keys, &self.me.device, &body, &mut rand::rng())
+        };
+        let sealed = SignedHead::sign(served.store.circle(), &self.me.device)
+            .and_then(|head| seal(Body::Changes { changes, head }))
+            .or_else(|| {
+                let heads = served.store.circle().heads().iter().map(|h| h.0).collect();
+                seal(Body::Heads { heads })
             });
-        }
-        if let Some(sender) = &served.sender
+        if let (Some(sender), Some(bytes)) = (&served.sender, sealed)
             && let Err(e) = sender.broadcast(bytes.into()).await
         {
             debug!(%circle, "gossip broadcast failed: {e}");
@@ -566,47 +628,66 @@ impl Actor {
         }
     }
 
+    fn count(map: &mut BTreeMap<String, u64>, reason: impl ToString) -> u64 {
+        let n = map.entry(reason.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    /// Counts and logs changes that were refused.
+    fn note_refused(&mut self, circle: CircleId, from: EndpointId, applied: &Applied) {
+        for (hash, why) in &applied.rejected {
+            let n = Self::count(&mut self.refused, why);
+            debug!(%circle, from = %from.fmt_short(), change = %hash, count = n, "refused a change: {why}");
+        }
+    }
+
     async fn on_envelope(&mut self, circle: CircleId, bytes: &[u8], via: EndpointId) {
-        let env = match wire::decode::<Envelope>(bytes) {
-            Ok(env) if env.circle == *circle.as_bytes() => env,
-            Ok(_) | Err(_) => {
-                self.dropped_gossip += 1;
-                debug!(%circle, dropped = self.dropped_gossip, "dropped a gossip message that does not read");
-                return;
-            }
-        };
-        let Some(from) = EndpointId::from_bytes(&env.from).ok() else {
-            self.dropped_gossip += 1;
-            return;
-        };
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
         };
-        if !served.peers.contains_key(&from) {
-            self.dropped_gossip += 1;
-            debug!(%circle, from = %from.fmt_short(), "dropped gossip from a device not in the circle");
+        if served.replays.is_replay(bytes) {
+            let n = Self::count(&mut self.dropped, "replayed");
+            debug!(%circle, count = n, "a gossip message came again; nothing to do");
             return;
         }
-        let need_sync = match env.body {
-            Body::Changes(changes) => {
+        let admitted = &served.membership.admitted;
+        let (from, body) = match keys::open(bytes, circle, &served.keys, |d| admitted.contains(&d)) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let n = Self::count(&mut self.dropped, e);
+                debug!(%circle, via = %via.fmt_short(), count = n, "dropped a gossip message: {e}");
+                return;
+            }
+        };
+        let Some(from) = endpoint_of(from) else {
+            return;
+        };
+        let need_sync = match body {
+            Body::Changes { changes, head } => {
                 let before = served.store.circle().heads();
-                match served.store.apply(&changes) {
-                    Ok(_) => {
-                        if served.store.circle().heads() != before {
+                served.book.learn(circle, [&head]);
+                let Served { store, book, .. } = served;
+                match store.edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&changes, book)?) }) {
+                    Ok(applied) => {
+                        let changed = store.circle().heads() != before;
+                        let missing = !store.circle().missing_deps().is_empty();
+                        self.note_refused(circle, from, &applied);
+                        if changed {
+                            self.keep_book(circle);
                             self.emit(Event::Changed { circle });
-                            self.refresh_admitted();
+                            self.refresh_admitted().await;
                         }
-                        let served = &self.circles[&circle];
-                        !served.store.circle().missing_deps().is_empty()
+                        missing
                     }
                     Err(e) => {
-                        self.dropped_gossip += 1;
-                        debug!(%circle, "gossiped changes did not apply: {e}");
+                        let n = Self::count(&mut self.dropped, "does not apply");
+                        debug!(%circle, count = n, "gossiped changes did not apply: {e}");
                         true
                     }
                 }
             }
-            Body::Heads(heads) => heads
+            Body::Heads { heads } => heads
                 .iter()
                 .any(|h| !served.store.circle().has_change(&ChangeHash(*h))),
         };
@@ -616,6 +697,53 @@ impl Actor {
                 self.start_sync(circle, via);
             }
         }
+    }
+
+    /// Keeps a circle's head book, so proofs survive a restart.
+    fn keep_book(&self, circle: CircleId) {
+        let Some(served) = self.circles.get(&circle) else {
+            return;
+        };
+        if let Err(e) = self
+            .home
+            .write_file(self.lock(), &heads_file(circle), &served.book.persist())
+        {
+            debug!(%circle, "could not keep the signed heads: {e}");
+        }
+    }
+
+    fn sync_generate(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+        first: bool,
+    ) -> (Vec<SignedHead>, Option<Vec<u8>>) {
+        let Some(s) = self.circles.get_mut(&circle) else {
+            return (Vec::new(), None);
+        };
+        let mut heads = if first { s.book.all() } else { Vec::new() };
+        heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
+        let msg = s
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| s.store.circle().sync_generate(&mut p.sync));
+        (heads, msg)
+    }
+
+    async fn key_in(&mut self, circle: CircleId, peer: EndpointId, offer: &KeyOffer) {
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        // Only from a device our own copy still admits.
+        if !served.membership.admitted.contains(&device_of(peer)) || !served.keys.accept(offer) {
+            return;
+        }
+        let keys = served.keys.clone();
+        if let Err(e) = self.home.save_circle_keys(self.lock(), circle, &keys) {
+            warn!(%circle, "could not keep the circle key: {e}");
+        }
+        debug!(%circle, epoch = keys.epoch(), "settled on the circle key another device made");
+        self.follow(circle).await;
     }
 
     /// Lets a peer's session in. When both sides opened one at the same
@@ -689,27 +817,42 @@ impl Actor {
         }
     }
 
-    fn sync_receive(
+    async fn sync_receive(
         &mut self,
         circle: CircleId,
         peer: EndpointId,
-        msg: &[u8],
+        heads: &[SignedHead],
+        msg: Option<&[u8]>,
     ) -> Result<(), String> {
         let served = self
             .circles
             .get_mut(&circle)
             .ok_or_else(|| "unknown circle".to_owned())?;
-        let Served { store, peers, .. } = served;
+        let learned = served.book.learn(circle, heads) > 0;
+        let Some(msg) = msg else {
+            if learned {
+                self.keep_book(circle);
+            }
+            return Ok(());
+        };
+        let Served {
+            store, peers, book, ..
+        } = served;
         let p = peers
             .get_mut(&peer)
             .ok_or_else(|| "not admitted".to_owned())?;
         let before = store.circle().heads();
-        store
-            .edit(|c| -> Result<(), StoreError> { Ok(c.sync_receive(&mut p.sync, msg)?) })
+        let applied = store
+            .edit(|c| -> Result<_, StoreError> { Ok(c.sync_receive_verified(&mut p.sync, msg, book)?) })
             .map_err(|e| e.to_string())?;
-        if store.circle().heads() != before {
+        let changed = store.circle().heads() != before;
+        self.note_refused(circle, peer, &applied);
+        if changed || learned {
+            self.keep_book(circle);
+        }
+        if changed {
             self.emit(Event::Changed { circle });
-            self.refresh_admitted();
+            self.refresh_admitted().await;
         }
         Ok(())
     }
@@ -841,9 +984,15 @@ impl Actor {
         }
         let circles = handed
             .iter()
-            .map(|id| WelcomeCircle {
-                doc: self.circles[id].store.circle().save(),
-                secret: self.circles[id].secret,
+            .map(|id| {
+                let served = &self.circles[id];
+                let mut heads = served.book.all();
+                heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
+                WelcomeCircle {
+                    doc: served.store.circle().save(),
+                    key: served.keys.offer(),
+                    heads,
+                }
             })
             .collect();
         let member_key = (invite.kind == InviteKind::Device && cert.member == self.me.member.id())
@@ -876,22 +1025,39 @@ impl Actor {
         self.save_address(inviter.clone());
         let mut ids = Vec::new();
         for wc in welcome.circles {
-            let circle = Circle::load(&wc.doc)?;
-            let id = circle.id();
+            // Even the inviter's copy is checked: every change must be proven.
+            let probe = Circle::load(&wc.doc)?;
+            let id = probe.id();
+            let mut book = HeadBook::new();
+            book.learn(id, &wc.heads);
+            let (circle, applied) = Circle::load_verified(&wc.doc, &mut book)?;
+            if !applied.rejected.is_empty() {
+                return Err(NodeError::Refused(format!(
+                    "the circle handed over holds {} change(s) whose authors could not be verified; ask another member for a ticket",
+                    applied.rejected.len()
+                )));
+            }
             if !circle.is_member(self.me.member.id()) {
                 return Err(NodeError::Refused(
                     "the circle handed over does not list this device's member".into(),
                 ));
             }
             if let Some(served) = self.circles.get_mut(&id) {
-                served.store.apply(&wc.doc)?;
+                let Served { store, book: known, .. } = served;
+                known.learn(id, &wc.heads);
+                store.edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
             } else {
-                let store = self.home.create_circle(self.lock(), &circle, &wc.secret)?;
-                self.serve(id, store, wc.secret).await;
+                let keys = Keyring::with(EpochKey::new(wc.key.epoch, wc.key.by, wc.key.key));
+                let store = self.home.create_circle(self.lock(), &circle, &keys)?;
+                self.serve(id, store, keys).await;
+                if let Some(served) = self.circles.get_mut(&id) {
+                    served.book = book;
+                }
             }
+            self.keep_book(id);
             ids.push(id);
         }
-        self.refresh_admitted();
+        self.refresh_admitted().await;
         for id in &ids {
             self.emit(Event::Changed { circle: *id });
             self.start_sync(*id, inviter.id);
@@ -932,6 +1098,7 @@ impl Actor {
                 CircleStatus {
                     id: *id,
                     name: circle.name(),
+                    epoch: s.keys.epoch(),
                     connected: s.neighbors.iter().map(|p| device_of(*p)).collect(),
                     devices,
                 }
@@ -950,6 +1117,8 @@ impl Actor {
                 }
             },
             circles,
+            dropped: self.dropped.clone(),
+            refused: self.refused.clone(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The node and its cloneable handle.
 
 use roundtable_core::wire::JoinRequest;
-use roundtable_core::{CircleId, DeviceId, EntityId, InviteKind, MemberId, Op, Timestamp};
+use roundtable_core::{
+    CircleId, DeviceId, EntityId, InviteKind, KeyOffer, MemberId, Op, SignedHead, Timestamp,
+};
 use roundtable_net::{CircleTicket, Dialer, EndpointAddr, EndpointId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -59,13 +61,28 @@ pub(crate) enum Request {
     SyncGenerate {
         circle: CircleId,
         peer: EndpointId,
-        reply: oneshot::Sender<Option<Vec<u8>>>,
+        /// The session's first round: send every signed head known.
+        first: bool,
+        reply: oneshot::Sender<(Vec<SignedHead>, Option<Vec<u8>>)>,
     },
     SyncReceive {
         circle: CircleId,
         peer: EndpointId,
-        msg: Vec<u8>,
+        heads: Vec<SignedHead>,
+        msg: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The key to hand a peer after the rounds, if it is still admitted.
+    SyncKeyOut {
+        circle: CircleId,
+        peer: EndpointId,
+        reply: oneshot::Sender<Option<KeyOffer>>,
+    },
+    /// A key a peer handed over.
+    SyncKeyIn {
+        circle: CircleId,
+        peer: EndpointId,
+        offer: KeyOffer,
     },
     SyncEnd {
         circle: CircleId,

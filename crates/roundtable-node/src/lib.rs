@@ -151,6 +151,14 @@ pub struct Status {
     pub addrs: Vec<String>,
     /// Each circle served.
     pub circles: Vec<CircleStatus>,
+    /// Gossip messages dropped since start, by reason (replayed, bad
+    /// signature, does not decrypt, ...).
+    #[serde(default)]
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Received changes refused since start, by reason (unproven author,
+    /// device not admitted, ...).
+    #[serde(default)]
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 /// One circle in [`Status`].
@@ -160,6 +168,9 @@ pub struct CircleStatus {
     pub id: CircleId,
     /// Its name.
     pub name: String,
+    /// Its epoch: one more for every removal and device revocation.
+    #[serde(default)]
+    pub epoch: u64,
     /// Devices connected in its gossip neighbourhood now.
     pub connected: Vec<DeviceId>,
     /// Every other device of the circle, and how it stands.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roundtable_core::CircleId;
+use roundtable_core::{CircleId, SignedHead};
 use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame, WelcomeCircle};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
@@ -129,7 +129,8 @@ async fn open_sync(
         SyncFrame::Refused { reason } => return Err(NodeError::Refused(reason)),
         other => {
             return Err(NodeError::Protocol(format!(
-                "expected Ready, got {other:?}"
+                "expected Ready, got {}",
+                frame_name(&other)
             )));
         }
     }
@@ -193,7 +194,9 @@ async fn answer_sync(
 }
 
 /// Lockstep rounds: the opener speaks first; a round in which neither side
-/// has anything to say ends the session on both sides at once.
+/// has anything to say ends the session on both sides at once. Then each
+/// side hands the other the circle key of its epoch, if its own copy of the
+/// circle still admits the other (see `roundtable_core::keys`).
 async fn rounds(
     actor: &mpsc::Sender<Request>,
     circle: CircleId,
@@ -202,42 +205,90 @@ async fn rounds(
     recv: &mut Recv,
     opener: bool,
 ) -> Result<(), NodeError> {
-    for _ in 0..MAX_ROUNDS {
+    let generate = |first| {
+        ask(actor, move |reply| Request::SyncGenerate {
+            circle,
+            peer,
+            first,
+            reply,
+        })
+    };
+    let mut settled = false;
+    for round in 0..MAX_ROUNDS {
+        let first = round == 0;
         let (mine, theirs) = if opener {
-            let mine = ask(actor, |reply| Request::SyncGenerate {
-                circle,
-                peer,
-                reply,
-            })
-            .await?;
-            send_frame(send, &SyncFrame::Msg(mine.clone())).await?;
-            let theirs = expect_msg(recv_frame(recv).await?)?;
-            receive(actor, circle, peer, &theirs).await?;
-            (mine, theirs)
+            let (heads, mine) = generate(first).await?;
+            let said = mine.is_some();
+            send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
+            let theirs = expect_round(recv_frame(recv).await?)?;
+            let heard = theirs.1.is_some();
+            receive(actor, circle, peer, theirs).await?;
+            (said, heard)
         } else {
-            let theirs = expect_msg(recv_frame(recv).await?)?;
-            receive(actor, circle, peer, &theirs).await?;
-            let mine = ask(actor, |reply| Request::SyncGenerate {
-                circle,
-                peer,
-                reply,
-            })
-            .await?;
-            send_frame(send, &SyncFrame::Msg(mine.clone())).await?;
-            (mine, theirs)
+            let theirs = expect_round(recv_frame(recv).await?)?;
+            let heard = theirs.1.is_some();
+            receive(actor, circle, peer, theirs).await?;
+            let (heads, mine) = generate(first).await?;
+            let said = mine.is_some();
+            send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
+            (said, heard)
         };
-        if mine.is_none() && theirs.is_none() {
-            return Ok(());
+        if !mine && !theirs {
+            settled = true;
+            break;
         }
     }
-    Err(NodeError::Protocol("sync did not converge".into()))
+    if !settled {
+        return Err(NodeError::Protocol("sync did not converge".into()));
+    }
+    let key_out = ask(actor, |reply| Request::SyncKeyOut {
+        circle,
+        peer,
+        reply,
+    });
+    let theirs = if opener {
+        send_frame(send, &SyncFrame::Keys(key_out.await?)).await?;
+        recv_frame(recv).await?
+    } else {
+        let theirs = recv_frame(recv).await?;
+        send_frame(send, &SyncFrame::Keys(key_out.await?)).await?;
+        theirs
+    };
+    match theirs {
+        SyncFrame::Keys(Some(offer)) => {
+            let _ = actor
+                .send(Request::SyncKeyIn {
+                    circle,
+                    peer,
+                    offer,
+                })
+                .await;
+            Ok(())
+        }
+        SyncFrame::Keys(None) => Ok(()),
+        other => Err(NodeError::Protocol(format!(
+            "expected keys, got {}",
+            frame_name(&other)
+        ))),
+    }
 }
 
-fn expect_msg(frame: SyncFrame) -> Result<Option<Vec<u8>>, NodeError> {
+fn frame_name(frame: &SyncFrame) -> &'static str {
     match frame {
-        SyncFrame::Msg(m) => Ok(m),
+        SyncFrame::Hello { .. } => "Hello",
+        SyncFrame::Ready => "Ready",
+        SyncFrame::Refused { .. } => "Refused",
+        SyncFrame::Round { .. } => "Round",
+        SyncFrame::Keys(_) => "Keys",
+    }
+}
+
+fn expect_round(frame: SyncFrame) -> Result<(Vec<SignedHead>, Option<Vec<u8>>), NodeError> {
+    match frame {
+        SyncFrame::Round { heads, msg } => Ok((heads, msg)),
         other => Err(NodeError::Protocol(format!(
-            "expected a sync message, got {other:?}"
+            "expected a sync round, got {}",
+            frame_name(&other)
         ))),
     }
 }
@@ -246,15 +297,15 @@ async fn receive(
     actor: &mpsc::Sender<Request>,
     circle: CircleId,
     peer: EndpointId,
-    msg: &Option<Vec<u8>>,
+    (heads, msg): (Vec<SignedHead>, Option<Vec<u8>>),
 ) -> Result<(), NodeError> {
-    let Some(msg) = msg else {
+    if heads.is_empty() && msg.is_none() {
         return Ok(());
-    };
-    let msg = msg.clone();
+    }
     ask(actor, |reply| Request::SyncReceive {
         circle,
         peer,
+        heads,
         msg,
         reply,
     })

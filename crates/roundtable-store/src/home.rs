@@ -6,6 +6,7 @@
 //! ├─ identity/
 //! │  ├─ device.key           0600, this device's secret key
 //! │  └─ member.key           0600, the member identity key
+//! ├─ secrets/<circle id>     0600, the circle's keys of its current epoch
 //! └─ circles/
 //!    └─ <circle id>/         snapshot + log (see `files`), damaged/ if ever needed
 //! ```
@@ -13,9 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roundtable_core::{
-    Circle, CircleId, DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file,
-};
+use roundtable_core::{Circle, CircleId, DeviceCert, DeviceKey, Keyring, MemberKey};
 
 use crate::StoreError;
 use crate::circle::{CircleStore, Repaired};
@@ -184,16 +183,16 @@ impl Home {
         CircleStore::open(self.fs.clone(), &self.circle_dir(id), me.device.id())
     }
 
-    /// Stores a new circle durably, with its secret (kept 0600 beside the
-    /// identity; written first, so a circle is never without its secret).
+    /// Stores a new circle durably, with its keys (kept 0600 beside the
+    /// identity; written first, so a circle is never without its key).
     pub fn create_circle(
         &self,
         writer: &WriteLock,
         circle: &Circle,
-        secret: &[u8; 32],
+        keys: &Keyring,
     ) -> Result<CircleStore, StoreError> {
         let me = self.identity()?.ok_or(StoreError::NoIdentity)?;
-        self.save_circle_secret(writer, circle.id(), secret)?;
+        self.save_circle_keys(writer, circle.id(), keys)?;
         let circles = self.circles_dir();
         self.fs
             .create_dir_all(&circles)
@@ -206,12 +205,12 @@ impl Home {
         )
     }
 
-    /// A circle's secret, which derives its gossip topic.
-    pub fn circle_secret(&self, id: CircleId) -> Result<Option<[u8; 32]>, StoreError> {
+    /// A circle's keys for its current epoch (see `roundtable_core::keys`).
+    pub fn circle_keys(&self, id: CircleId) -> Result<Option<Keyring>, StoreError> {
         let path = self.root.join(SECRETS).join(id.to_string());
         match self.fs.read(&path) {
-            Ok(bytes) => parse_key_file(KeyKind::Circle, &bytes)
-                .map(|s| Some(*s))
+            Ok(bytes) => Keyring::from_file_text(&bytes)
+                .map(Some)
                 .map_err(|e| StoreError::BadKeyFile {
                     path,
                     reason: e.to_string(),
@@ -221,17 +220,16 @@ impl Home {
         }
     }
 
-    /// Keeps a circle's secret (durably, 0600).
-    pub fn save_circle_secret(
+    /// Keeps a circle's keys (durably, 0600), replacing those of earlier epochs.
+    pub fn save_circle_keys(
         &self,
         _writer: &WriteLock,
         id: CircleId,
-        secret: &[u8; 32],
+        keys: &Keyring,
     ) -> Result<(), StoreError> {
         let dir = self.root.join(SECRETS);
         crate::files::create_dir_durably(self.fs.as_ref(), &dir)?;
-        let text = key_file_text(KeyKind::Circle, secret);
-        self.write_secret(&dir.join(id.to_string()), text.as_bytes())
+        self.write_secret(&dir.join(id.to_string()), keys.to_file_text().as_bytes())
     }
 
     /// Replaces this device's member key (pairing makes a device speak for

@@ -332,9 +332,12 @@ fn create(
                 now,
                 &mut rand::rng(),
             )?;
-            let mut secret = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
-            home.create_circle(&lock, &circle, &secret)?;
+            let keys = roundtable_core::Keyring::with(roundtable_core::EpochKey::random(
+                0,
+                me.device.id(),
+                &mut rand::rng(),
+            ));
+            home.create_circle(&lock, &circle, &keys)?;
             (circle.id(), me.member.id(), display_name)
         }
     };

@@ -1,0 +1,410 @@
+//! Who wrote what: every change is proven to come from the device named as
+//! its author before it is applied.
+//!
+//! A change's Automerge actor id is the id (the public key) of the device
+//! that made it. A device proves authorship by signing its *head*: the hash
+//! of its latest change. Because a change's hash covers the hashes of the
+//! changes it builds on, one signed head vouches for that device's whole
+//! history up to it. So proofs cost one signature per device and session,
+//! not one per change, and nothing of them is stored in the document.
+//!
+//! Signed heads travel with gossip and at the start of every sync session,
+//! and every device keeps the newest one it has seen of each device
+//! ([`HeadBook`]). A change received from anyone — its author or a member
+//! relaying it — is applied only when:
+//!
+//! - a signed head of its actor's device reaches it through the hash chain
+//!   (so a member cannot make or alter a change under another's actor id);
+//! - its device is admitted to the circle, or, for a device that has
+//!   departed (revoked, or its member removed), the change does not build on
+//!   its departure (so it cannot go on writing, while what it wrote before
+//!   stays, wherever it arrived first);
+//! - it keeps the circle's outline: only the first change writes at the
+//!   document's root.
+//!
+//! Changes that fail are dropped and counted; the rest are applied.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use automerge::legacy::ObjectId;
+use automerge::{ActorId, Change, ChangeHash, ReadDoc};
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::circle::{Circle, guarded};
+use crate::error::CoreError;
+use crate::identity::DeviceKey;
+use crate::ids::{CircleId, DeviceId};
+use crate::membership::Membership;
+
+const HEAD_CONTEXT: &[u8] = b"roundtable/head/1";
+
+/// A device's signature over its newest change in one circle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// The device (whose id is also its Automerge actor id).
+    pub device: [u8; 32],
+    /// Sequence number of the change among this device's changes.
+    pub seq: u64,
+    /// The change's hash.
+    pub hash: [u8; 32],
+    /// ed25519 signature by the device key (64 bytes).
+    pub sig: Vec<u8>,
+}
+
+fn head_message(circle: CircleId, device: &[u8; 32], seq: u64, hash: &[u8; 32]) -> Vec<u8> {
+    [
+        HEAD_CONTEXT,
+        circle.as_bytes(),
+        device,
+        &seq.to_le_bytes(),
+        hash,
+    ]
+    .concat()
+}
+
+impl SignedHead {
+    /// Signs `device`'s newest change in `circle`; `None` before its first.
+    pub fn sign(circle: &Circle, key: &DeviceKey) -> Option<Self> {
+        let device = *key.id().as_bytes();
+        let change = circle.last_change_of(&ActorId::from(device.as_slice()))?;
+        let hash = change.hash().0;
+        let seq = change.seq();
+        let sig = key.sign(&head_message(circle.id(), &device, seq, &hash));
+        Some(Self {
+            device,
+            seq,
+            hash,
+            sig: sig.to_vec(),
+        })
+    }
+
+    /// Checks the signature against the device's key.
+    pub fn verify(&self, circle: CircleId) -> bool {
+        let (Ok(key), Ok(sig)) = (
+            VerifyingKey::from_bytes(&self.device),
+            <[u8; 64]>::try_from(self.sig.as_slice()),
+        ) else {
+            return false;
+        };
+        key.verify_strict(
+            &head_message(circle, &self.device, self.seq, &self.hash),
+            &Signature::from_bytes(&sig),
+        )
+        .is_ok()
+    }
+
+    /// The device that signed.
+    pub fn device_id(&self) -> DeviceId {
+        DeviceId::from_bytes(self.device)
+    }
+}
+
+/// The signed heads known of each device in one circle: the newest whose
+/// change this copy holds (it covers every change of that device here), and
+/// a few newer ones whose changes are still on their way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadBook {
+    heads: BTreeMap<[u8; 32], Vec<SignedHead>>,
+}
+
+impl HeadBook {
+    /// Newer heads kept per device while their changes are on their way.
+    const PENDING: usize = 3;
+
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads a kept book; damaged bytes give an empty one (peers send heads
+    /// again at every session).
+    pub fn restore(bytes: &[u8]) -> Self {
+        postcard::from_bytes(bytes).unwrap_or_default()
+    }
+
+    /// The bytes to keep.
+    pub fn persist(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Takes in heads that verify and are not known yet; returns how many
+    /// were taken. Heads that do not verify are ignored.
+    pub fn learn<'a>(
+        &mut self,
+        circle: CircleId,
+        heads: impl IntoIterator<Item = &'a SignedHead>,
+    ) -> usize {
+        let mut taken = 0;
+        for h in heads {
+            let known = self.heads.entry(h.device).or_default();
+            let older = known.first().is_some_and(|k| k.seq > h.seq);
+            if older || known.iter().any(|k| k.hash == h.hash) || !h.verify(circle) {
+                continue;
+            }
+            known.push(h.clone());
+            known.sort_by_key(|k| k.seq);
+            if known.len() > 1 + Self::PENDING {
+                // Keep the first (it may be the one this copy holds).
+                known.remove(1);
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Drops heads older than the newest one whose change `circle` holds.
+    pub fn settle(&mut self, circle: &Circle) {
+        for known in self.heads.values_mut() {
+            if let Some(i) = known
+                .iter()
+                .rposition(|k| circle.has_change(&ChangeHash(k.hash)))
+            {
+                known.drain(..i);
+            }
+        }
+    }
+
+    /// Every head known, to hand to a peer.
+    pub fn all(&self) -> Vec<SignedHead> {
+        self.heads.values().flatten().cloned().collect()
+    }
+
+    fn of(&self, device: &[u8; 32]) -> impl Iterator<Item = ChangeHash> + '_ {
+        self.heads
+            .get(device)
+            .into_iter()
+            .flatten()
+            .map(|h| ChangeHash(h.hash))
+    }
+}
+
+/// What applying received changes did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Changes that were new and proven, now in the circle.
+    pub applied: usize,
+    /// Changes dropped, each with the reason.
+    pub rejected: Vec<(ChangeHash, Rejection)>,
+}
+
+/// Why a received change was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Its actor is not a device id.
+    NotADevice,
+    /// No signed head of its device covers it.
+    Unproven,
+    /// Its device is not (or no longer) admitted to the circle.
+    NotAdmitted,
+    /// It writes at the document's root, which only the first change does.
+    Outline,
+    /// It builds on a change that was dropped.
+    BuildsOnRejected,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rejection::NotADevice => "its author is not a device",
+            Rejection::Unproven => "its author's signature does not cover it",
+            Rejection::NotAdmitted => "its device is not admitted to the circle",
+            Rejection::Outline => "it rewrites the circle's outline",
+            Rejection::BuildsOnRejected => "it builds on a change that was refused",
+        })
+    }
+}
+
+impl Circle {
+    /// The newest change made by `actor`, if any.
+    pub(crate) fn last_change_of(&self, actor: &ActorId) -> Option<Change> {
+        // The device's changes form a chain; the newest is found from the heads back.
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ChangeHash> = self.heads();
+        let mut best: Option<Change> = None;
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            let Some(c) = self.doc().get_change_by_hash(&h) else {
+                continue;
+            };
+            if c.actor_id() == actor {
+                if best.as_ref().is_none_or(|b| b.seq() < c.seq()) {
+                    best = Some(c);
+                }
+                // Everything behind this change of theirs is older.
+                continue;
+            }
+            stack.extend(c.deps().iter().copied());
+        }
+        best
+    }
+
+    /// Applies received changes (change chunks or a saved document),
+    /// keeping only those whose authorship is proven by `heads` and whose
+    /// device may write (see the module docs). Nothing unproven is ever
+    /// applied, not even for a moment visible to a reader.
+    pub fn apply_verified(
+        &mut self,
+        bytes: &[u8],
+        heads: &mut HeadBook,
+    ) -> Result<Applied, CoreError> {
+        let before = self.heads();
+        self.apply(bytes)?;
+        self.verify_since(&before, heads)
+    }
+
+    /// Loads a saved circle received from elsewhere, keeping only the
+    /// changes proven the same way.
+    pub fn load_verified(bytes: &[u8], heads: &mut HeadBook) -> Result<(Self, Applied), CoreError> {
+        let mut circle = Self::load(bytes)?;
+        let applied = circle.verify_since(&[], heads)?;
+        Circle::from_doc(circle.doc().clone()).map(|c| (c, applied))
+    }
+
+    /// Applies an Automerge sync message the same way.
+    pub fn sync_receive_verified(
+        &mut self,
+        peer: &mut crate::sync::PeerSync,
+        bytes: &[u8],
+        heads: &mut HeadBook,
+    ) -> Result<Applied, CoreError> {
+        let before = self.heads();
+        self.sync_receive(peer, bytes)?;
+        self.verify_since(&before, heads)
+    }
+
+    /// Checks every change applied since `before`; when any fails, goes
+    /// back to `before` and applies only the ones that passed. Settles the
+    /// head book on what this copy then holds.
+    fn verify_since(
+        &mut self,
+        before: &[ChangeHash],
+        heads: &mut HeadBook,
+    ) -> Result<Applied, CoreError> {
+        let out = self.judge_since(before, heads);
+        heads.settle(self);
+        out
+    }
+
+    fn judge_since(&mut self, before: &[ChangeHash], heads: &HeadBook) -> Result<Applied, CoreError> {
+        let new = self.doc().get_changes(before);
+        if new.is_empty() {
+            return Ok(Applied::default());
+        }
+        let rejected = judge(self, before, &new, heads);
+        if rejected.is_empty() {
+            return Ok(Applied {
+                applied: new.len(),
+                rejected: Vec::new(),
+            });
+        }
+        let bad: HashSet<ChangeHash> = rejected.iter().map(|(h, _)| *h).collect();
+        let good: Vec<Change> = new.into_iter().filter(|c| !bad.contains(&c.hash())).collect();
+        let applied = good.len();
+        let actor = self.doc().get_actor().clone();
+        let doc = self.doc();
+        let mut back = guarded(|| doc.fork_at(before))?;
+        back.set_actor(actor);
+        guarded(|| back.apply_changes(good))?;
+        *self.doc_mut() = back;
+        Ok(Applied { applied, rejected })
+    }
+}
+
+/// Decides which of `new` (just applied on top of `before`) must go.
+fn judge(
+    circle: &Circle,
+    before: &[ChangeHash],
+    new: &[Change],
+    heads: &HeadBook,
+) -> Vec<(ChangeHash, Rejection)> {
+    // Rules read the circle as it stands with the new changes; a change
+    // that is dropped cannot have admitted its own author, because a
+    // device's admission is written by someone already admitted.
+    let membership = Membership::read(circle.doc());
+    let by_hash: HashMap<ChangeHash, &Change> = new.iter().map(|c| (c.hash(), c)).collect();
+    let had_history = !before.is_empty();
+
+    // For each device: the new changes of it that its signed head reaches
+    // through the hash chain.
+    let covered_from = |starts: &mut dyn Iterator<Item = ChangeHash>, actor: &ActorId| {
+        let mut out = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ChangeHash> = starts.filter(|h| by_hash.contains_key(h)).collect();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            let Some(c) = by_hash.get(&h) else { continue };
+            if c.actor_id() == actor {
+                out.insert(h);
+            }
+            stack.extend(c.deps().iter().filter(|d| by_hash.contains_key(d)));
+        }
+        out
+    };
+
+    let actors: BTreeSet<ActorId> = new.iter().map(|c| c.actor_id().clone()).collect();
+    let mut proven: HashSet<ChangeHash> = HashSet::new();
+    for actor in &actors {
+        let Ok(bytes) = <[u8; 32]>::try_from(actor.to_bytes()) else {
+            continue;
+        };
+        proven.extend(covered_from(&mut heads.of(&bytes), actor));
+    }
+    // Whether a departed device was still in when it made a change: read
+    // the circle as that change saw it.
+    let was_in = |c: &Change, device: DeviceId| {
+        circle
+            .doc()
+            .fork_at(c.deps())
+            .is_ok_and(|then| Membership::read(&then).admitted.contains(&device))
+    };
+
+    let mut rejected = Vec::new();
+    let mut bad: HashSet<ChangeHash> = HashSet::new();
+    // `get_changes` lists changes in causal order, so a change's new deps are judged first.
+    for c in new {
+        let hash = c.hash();
+        let verdict = (|| {
+            let Ok(bytes) = <[u8; 32]>::try_from(c.actor_id().to_bytes()) else {
+                return Some(Rejection::NotADevice);
+            };
+            if c.deps().iter().any(|d| bad.contains(d)) {
+                return Some(Rejection::BuildsOnRejected);
+            }
+            if !proven.contains(&hash) {
+                return Some(Rejection::Unproven);
+            }
+            let device = DeviceId::from_bytes(bytes);
+            let allowed = membership.admitted.contains(&device)
+                || (membership.departed.contains(&device) && was_in(c, device))
+                // The founder's first change makes the circle it is admitted to.
+                || (!had_history && c.deps().is_empty());
+            if !allowed {
+                return Some(Rejection::NotAdmitted);
+            }
+            if writes_outline(c, had_history) {
+                return Some(Rejection::Outline);
+            }
+            None
+        })();
+        if let Some(r) = verdict {
+            bad.insert(hash);
+            rejected.push((hash, r));
+        }
+    }
+    rejected
+}
+
+/// Whether a change writes at the document's root or starts a second
+/// history: only the circle's first change may.
+fn writes_outline(c: &Change, had_history: bool) -> bool {
+    if c.deps().is_empty() {
+        return had_history;
+    }
+    let expanded = c.decode();
+    expanded.operations.iter().any(|op| op.obj == ObjectId::Root)
+}

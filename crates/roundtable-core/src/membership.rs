@@ -1,0 +1,485 @@
+//! Who is in the circle now: members, removal by consent, revoked devices,
+//! and the epoch they add up to.
+//!
+//! Everything here is a pure function of the document, so every device that
+//! holds the same changes reaches the same answer, whatever order they
+//! arrived in.
+//!
+//! **Removal by consent; nobody owns the table.** Any member may propose to
+//! remove another. The proposal records its *electorate*: the members other
+//! than the one concerned, as the proposer saw the circle. It carries when
+//! a majority of the electorate consents, and never with fewer than two
+//! people: `needed = max(2, ⌊n/2⌋ + 1)`. The proposer's consent is implied.
+//! So in a circle of two nobody can be removed, and no single member can
+//! ever remove anyone. A consent counts only when written by a device of
+//! the member it names, and only for members of the electorate. The
+//! proposer may withdraw a proposal that has not carried; a consent
+//! written concurrently with a withdrawal that completes the count still
+//! carries it, so a removal, once carried anywhere, stays carried
+//! everywhere.
+//!
+//! Every rule here only ever adds: more changes can carry a proposal or
+//! revoke a device, never undo either, so devices that have seen more never
+//! disagree with the past of devices that have seen less. A proposal's
+//! electorate is as its proposer wrote it; an honest node writes every
+//! current member but the one concerned, and `remove list` shows it.
+//!
+//! **Revoked devices.** Another device of the same member may revoke a
+//! device (a lost phone). Two devices revoking each other at once are both
+//! revoked: the rule never depends on which news arrived first.
+//!
+//! **Epochs.** Each carried removal and each revocation starts a new epoch:
+//! `epoch = carried removals + revoked devices`. The circle key, and the
+//! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
+//!
+//! **Departed devices.** A revoked device, and every device of a removed
+//! member, has *departed*. Its changes made before it departed (by causal
+//! order: the change does not build on its departure) stay part of the
+//! circle, so devices that took them in while the news travelled agree with
+//! those that did not; changes that build on its departure are refused
+//! (see [`crate::authorship`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc};
+use rand::RngCore;
+
+use crate::circle::{Circle, checked, child_map, new_entity};
+use crate::error::CoreError;
+use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::schema::{self, limits};
+use crate::time::Timestamp;
+use crate::view::{CircleView, RemovalRecord};
+
+/// Where a proposal to remove someone stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProposalState {
+    /// Waiting for consents.
+    Open,
+    /// Enough consents: the member is removed.
+    Carried,
+    /// The proposer took it back.
+    Withdrawn,
+    /// It does not count (its electorate left someone out, or the member
+    /// concerned had already left).
+    Void,
+}
+
+impl ProposalState {
+    /// The word printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProposalState::Open => "open",
+            ProposalState::Carried => "carried",
+            ProposalState::Withdrawn => "withdrawn",
+            ProposalState::Void => "void",
+        }
+    }
+}
+
+/// A proposal as the rules read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Proposal {
+    /// Its id.
+    pub id: EntityId,
+    /// Whom it would remove.
+    pub target: MemberId,
+    /// Who proposed it.
+    pub by: MemberId,
+    /// In the proposer's words.
+    pub reason: String,
+    /// When (display only).
+    pub at: Timestamp,
+    /// Members whose consent counts.
+    pub electorate: BTreeSet<MemberId>,
+    /// Members who consented (the proposer included).
+    pub consents: BTreeSet<MemberId>,
+    /// How many consents it takes.
+    pub needed: usize,
+    /// Where it stands.
+    pub state: ProposalState,
+}
+
+/// The circle's membership as the document says it is now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// The current epoch.
+    pub epoch: u64,
+    /// Members who are in the circle (not removed).
+    pub members: BTreeSet<MemberId>,
+    /// Members removed by consent.
+    pub removed: BTreeSet<MemberId>,
+    /// Devices that may connect and write: certified devices of current
+    /// members, not revoked.
+    pub admitted: BTreeSet<DeviceId>,
+    /// Devices revoked by their member.
+    pub revoked: BTreeSet<DeviceId>,
+    /// Devices that departed: revoked, or of a removed member.
+    pub departed: BTreeSet<DeviceId>,
+    /// Every proposal, by id.
+    pub proposals: BTreeMap<EntityId, Proposal>,
+}
+
+impl Membership {
+    /// Reads the membership out of a document.
+    pub fn read(doc: &impl ReadDoc) -> Self {
+        Self::from_view(&CircleView::read(doc))
+    }
+
+    /// Works the membership out of a view.
+    pub fn from_view(view: &CircleView) -> Self {
+        let mut out = Membership::default();
+        let device_owner: BTreeMap<DeviceId, MemberId> = view
+            .members
+            .iter()
+            .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
+            .collect();
+
+        // Revocations: one counts when another device of the same member
+        // wrote it. Two devices revoking each other at once both end up
+        // revoked, so the answer never depends on which arrived first.
+        for (member, m) in &view.members {
+            for (device, d) in &m.devices {
+                let valid = d.revoked.as_ref().and_then(|r| r.by_device).is_some_and(|by| {
+                    by != *device && device_owner.get(&by) == Some(member)
+                });
+                if valid {
+                    out.revoked.insert(*device);
+                    out.departed.insert(*device);
+                    out.epoch += 1;
+                }
+            }
+        }
+
+        // Proposals, in causal order.
+        let mut records: Vec<(&EntityId, &RemovalRecord)> = view.removals.iter().collect();
+        records.sort_by_key(|(id, r)| (r.order, **id));
+        for (id, r) in records {
+            let proposal = judge_proposal(view, &device_owner, &out.removed, *id, r);
+            if proposal.state == ProposalState::Carried {
+                out.removed.insert(proposal.target);
+                out.epoch += 1;
+                if let Some(m) = view.members.get(&proposal.target) {
+                    out.departed.extend(m.devices.keys().copied());
+                }
+            }
+            out.proposals.insert(*id, proposal);
+        }
+
+        for (member, m) in &view.members {
+            if out.removed.contains(member) {
+                continue;
+            }
+            out.members.insert(*member);
+            out.admitted.extend(
+                m.devices
+                    .keys()
+                    .filter(|d| !out.revoked.contains(d))
+                    .copied(),
+            );
+        }
+        out
+    }
+
+    /// Whether `member` is in the circle now.
+    pub fn is_member(&self, member: MemberId) -> bool {
+        self.members.contains(&member)
+    }
+}
+
+/// How many consents a proposal with this electorate needs.
+pub fn needed(electorate: usize) -> usize {
+    (electorate / 2 + 1).max(2)
+}
+
+fn judge_proposal(
+    view: &CircleView,
+    device_owner: &BTreeMap<DeviceId, MemberId>,
+    removed_before: &BTreeSet<MemberId>,
+    id: EntityId,
+    r: &RemovalRecord,
+) -> Proposal {
+    let electorate: BTreeSet<MemberId> = r
+        .electorate
+        .iter()
+        .filter(|(_, v)| **v)
+        .map(|(m, _)| *m)
+        .collect();
+    let by_device_ok = r
+        .by_device
+        .is_some_and(|d| device_owner.get(&d) == Some(&r.by));
+    let well_formed = by_device_ok
+        && r.by != r.target
+        && electorate.contains(&r.by)
+        && !electorate.contains(&r.target)
+        && electorate.iter().all(|m| view.members.contains_key(m))
+        && view.members.contains_key(&r.target);
+    let mut consents = BTreeSet::new();
+    if by_device_ok {
+        consents.insert(r.by);
+    }
+    for (device, c) in &r.consents {
+        if c.by_device == Some(*device)
+            && device_owner.get(device) == Some(&c.member)
+            && electorate.contains(&c.member)
+        {
+            consents.insert(c.member);
+        }
+    }
+    let withdrawn = r
+        .withdrawn
+        .as_ref()
+        .and_then(|w| w.by_device)
+        .is_some_and(|d| device_owner.get(&d) == Some(&r.by));
+    let needed = needed(electorate.len());
+    let state = if !well_formed || removed_before.contains(&r.target) {
+        ProposalState::Void
+    } else if consents.len() >= needed {
+        ProposalState::Carried
+    } else if withdrawn {
+        ProposalState::Withdrawn
+    } else {
+        ProposalState::Open
+    };
+    Proposal {
+        id,
+        target: r.target,
+        by: r.by,
+        reason: r.reason.clone(),
+        at: r.at,
+        electorate,
+        consents,
+        needed,
+        state,
+    }
+}
+
+impl Circle {
+    /// The membership as the document says it is now.
+    pub fn membership(&self) -> Membership {
+        Membership::read(self.doc())
+    }
+
+    /// The device whose edits these are (the document's actor).
+    pub fn device(&self) -> Option<DeviceId> {
+        <[u8; 32]>::try_from(self.doc().get_actor().to_bytes())
+            .ok()
+            .map(DeviceId::from_bytes)
+    }
+
+    fn me(&self) -> Result<DeviceId, CoreError> {
+        self.device()
+            .ok_or_else(|| CoreError::Invalid("this copy of the circle has no device set".into()))
+    }
+
+    /// Revokes another device of `member` (this device's member).
+    pub fn revoke_device(
+        &mut self,
+        member: MemberId,
+        device: DeviceId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        let me = self.me()?;
+        let view = self.view();
+        let m = view
+            .members
+            .get(&member)
+            .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))?;
+        if !m.devices.contains_key(&me) {
+            return Err(CoreError::NotAllowed(
+                "only a device of the same member can revoke a device".into(),
+            ));
+        }
+        if !m.devices.contains_key(&device) {
+            return Err(CoreError::NotAllowed(format!(
+                "device {} is not one of yours; `roundtable device list` shows them",
+                device.fmt_short()
+            )));
+        }
+        if device == me {
+            return Err(CoreError::NotAllowed(
+                "a device cannot revoke itself; revoke it from another of your devices".into(),
+            ));
+        }
+        let membership = Membership::from_view(&view);
+        if membership.revoked.contains(&me) {
+            return Err(CoreError::NotAllowed("this device has been revoked".into()));
+        }
+        if membership.revoked.contains(&device) {
+            return Err(CoreError::NotAllowed(format!(
+                "device {} is already revoked",
+                device.fmt_short()
+            )));
+        }
+        let obj = self.require_member(member)?;
+        self.transact(now, "revoke device", |tx| {
+            let devices = child_map(tx, &obj, schema::DEVICES)?;
+            let d = child_map(tx, &devices, &device.to_string())?;
+            let r = tx.put_object(&d, "revoked", ObjType::Map)?;
+            tx.put(&r, "at", now.as_millis())?;
+            Ok(())
+        })
+    }
+
+    /// Proposes to remove `target`; returns the proposal's id.
+    pub fn propose_removal(
+        &mut self,
+        by: MemberId,
+        target: MemberId,
+        reason: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.require_member(by)?;
+        let reason = checked("reason", reason, limits::NOTE, false)?;
+        let view = self.view();
+        let membership = Membership::from_view(&view);
+        if !membership.is_member(target) {
+            return Err(CoreError::NotAMember(format!("member {}", target.fmt_short())));
+        }
+        if target == by {
+            return Err(CoreError::NotAllowed(
+                "to leave, step back instead (`roundtable away`); a proposal is about someone else"
+                    .into(),
+            ));
+        }
+        if let Some(p) = membership
+            .proposals
+            .values()
+            .find(|p| p.target == target && p.state == ProposalState::Open)
+        {
+            return Err(CoreError::NotAllowed(format!(
+                "there is already an open proposal about them ({}); consent to it instead",
+                p.id
+            )));
+        }
+        let electorate: Vec<MemberId> = membership
+            .members
+            .iter()
+            .filter(|m| **m != target)
+            .copied()
+            .collect();
+        let id = EntityId::random(rng);
+        self.transact(now, "propose removal", |tx| {
+            let obj = new_entity(tx, schema::REMOVALS, id)?;
+            tx.put(&obj, "target", target.to_string())?;
+            tx.put(&obj, "by", by.to_string())?;
+            tx.put(&obj, "reason", reason)?;
+            tx.put(&obj, "at", now.as_millis())?;
+            let e = tx.put_object(&obj, "electorate", ObjType::Map)?;
+            for m in &electorate {
+                tx.put(&e, m.to_string(), true)?;
+            }
+            tx.put_object(&obj, "consents", ObjType::Map)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    fn open_proposal(&self, id: EntityId) -> Result<(Proposal, CircleView), CoreError> {
+        let view = self.view();
+        let membership = Membership::from_view(&view);
+        let p = membership
+            .proposals
+            .get(&id)
+            .cloned()
+            .ok_or(CoreError::NoSuchEntity {
+                kind: "proposal",
+                id,
+            })?;
+        match p.state {
+            ProposalState::Open => Ok((p, view)),
+            other => Err(CoreError::NotAllowed(format!(
+                "this proposal is {}; nothing more to do",
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Consents to a proposal, as `by` (this device's member).
+    pub fn consent_removal(
+        &mut self,
+        by: MemberId,
+        proposal: EntityId,
+        now: Timestamp,
+    ) -> Result<ProposalState, CoreError> {
+        self.require_member(by)?;
+        let me = self.me()?;
+        let (p, _) = self.open_proposal(proposal)?;
+        if by == p.target {
+            return Err(CoreError::NotAllowed(
+                "this proposal is about you; it is for the others to decide".into(),
+            ));
+        }
+        if !p.electorate.contains(&by) {
+            return Err(CoreError::NotAllowed(
+                "you joined after this proposal was made, so it is not yours to decide".into(),
+            ));
+        }
+        if p.consents.contains(&by) {
+            return Err(CoreError::NotAllowed(
+                "you have already consented to this proposal".into(),
+            ));
+        }
+        let obj = self.require_entity(schema::REMOVALS, proposal, "proposal")?;
+        self.transact(now, "consent to removal", |tx| {
+            let consents = child_map(tx, &obj, "consents")?;
+            let c = tx.put_object(&consents, me.to_string(), ObjType::Map)?;
+            tx.put(&c, "member", by.to_string())?;
+            tx.put(&c, "at", now.as_millis())?;
+            Ok(())
+        })?;
+        Ok(self
+            .membership()
+            .proposals
+            .get(&proposal)
+            .map_or(ProposalState::Open, |p| p.state))
+    }
+
+    /// Withdraws a proposal `by` made.
+    pub fn withdraw_removal(
+        &mut self,
+        by: MemberId,
+        proposal: EntityId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(by)?;
+        let (p, _) = self.open_proposal(proposal)?;
+        if p.by != by {
+            return Err(CoreError::NotAllowed(
+                "only the member who proposed it can withdraw a proposal".into(),
+            ));
+        }
+        let obj = self.require_entity(schema::REMOVALS, proposal, "proposal")?;
+        self.transact(now, "withdraw removal", |tx| {
+            let w = tx.put_object(&obj, "withdrawn", ObjType::Map)?;
+            tx.put(&w, "at", now.as_millis())?;
+            Ok(())
+        })
+    }
+
+    /// Revokes an invite so its ticket no longer works.
+    pub fn revoke_invite(
+        &mut self,
+        by: MemberId,
+        invite: EntityId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(by)?;
+        let view = self.view();
+        let inv = view.invites.get(&invite).ok_or(CoreError::NoSuchEntity {
+            kind: "invite",
+            id: invite,
+        })?;
+        if inv.revoked {
+            return Err(CoreError::NotAllowed("this invite is already revoked".into()));
+        }
+        let obj = self.require_entity(schema::INVITES, invite, "invite")?;
+        self.transact(now, "revoke invite", |tx| {
+            tx.put(&obj, "revoked", true)?;
+            Ok(())
+        })
+    }
+}
