@@ -8,6 +8,7 @@
 //! Keys are kept on disk as one line of text, parsed by [`parse_key_file`]
 //! (a pure function, fuzzed).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -107,6 +108,12 @@ impl DeviceKey {
     }
 }
 
+/// Whether `sig` is `device`'s signature over `msg` (strict verification).
+pub fn verify_device_signature(device: DeviceId, msg: &[u8], sig: &[u8; 64]) -> bool {
+    VerifyingKey::from_bytes(device.as_bytes())
+        .is_ok_and(|k| k.verify_strict(msg, &Signature::from_bytes(sig)).is_ok())
+}
+
 impl MemberKey {
     /// Certifies that `device` speaks for this member.
     pub fn certify(&self, device: DeviceId) -> DeviceCert {
@@ -156,10 +163,25 @@ impl DeviceCert {
                 self.member.fmt_short()
             ))
         };
+        // Every read of a circle checks every certificate in it; a
+        // certificate that verified once always will, so remember it.
+        static VERIFIED: std::sync::OnceLock<std::sync::Mutex<HashSet<[u8; 32]>>> =
+            std::sync::OnceLock::new();
+        let digest = *blake3::hash(&[self.member.as_bytes().as_slice(), self.device.as_bytes(), &self.signature].concat()).as_bytes();
+        let verified = VERIFIED.get_or_init(Default::default);
+        if verified.lock().is_ok_and(|v| v.contains(&digest)) {
+            return Ok(());
+        }
         let key = VerifyingKey::from_bytes(self.member.as_bytes()).map_err(|_| bad())?;
         let sig = Signature::from_bytes(&self.signature);
         key.verify_strict(&cert_message(self.member, self.device), &sig)
-            .map_err(|_| bad())
+            .map_err(|_| bad())?;
+        if let Ok(mut v) = verified.lock()
+            && v.len() < 100_000
+        {
+            v.insert(digest);
+        }
+        Ok(())
     }
 
     /// The signature as hex, as stored in the circle document.

@@ -60,7 +60,10 @@ pub use authorship::{Applied, HeadBook, Rejection, SignedHead};
 pub use care::NewGathering;
 pub use circle::{Circle, Profile, ProfileEdit, Repliable};
 pub use error::{CoreError, ParseIdError};
-pub use identity::{DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file};
+pub use identity::{
+    DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file,
+    verify_device_signature,
+};
 pub use ids::{CircleId, DeviceId, EntityId, MemberId, Resolved, resolve_prefix};
 pub use invite::{InviteKind, InviteSecret, Redemption};
 pub use keys::{EnvelopeError, EpochKey, KeyOffer, Keyring, ReplayFilter};

@@ -125,7 +125,7 @@ pub struct Membership {
 impl Membership {
     /// Reads the membership out of a document.
     pub fn read(doc: &impl ReadDoc) -> Self {
-        Self::from_view(&CircleView::read(doc))
+        Self::from_view(&CircleView::read_membership(doc))
     }
 
     /// Works the membership out of a view.

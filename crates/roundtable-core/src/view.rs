@@ -529,25 +529,37 @@ impl CircleView {
     }
 
     /// Only the members (and their certified devices): cheaper than a whole
-    /// read when that is all a caller needs, as the network's admission is.
+    /// read when that is all a caller needs.
     pub fn read_members(doc: &impl ReadDoc) -> BTreeMap<MemberId, Member> {
-        let Ok(all) = doc.get_all(&ROOT, crate::schema::MEMBERS) else {
-            return BTreeMap::new();
-        };
+        Self::read_collections(doc, &[crate::schema::MEMBERS]).members
+    }
+
+    /// Only the collections membership rests on: members and removals.
+    pub fn read_membership(doc: &impl ReadDoc) -> Self {
+        Self::read_collections(doc, &[crate::schema::MEMBERS, crate::schema::REMOVALS])
+    }
+
+    fn read_collections(doc: &impl ReadDoc, collections: &[&str]) -> Self {
         let mut root = serde_json::Map::new();
-        let merged = all
-            .into_iter()
-            .filter_map(|(v, id)| match v {
-                Value::Object(k) => Some(read_object(doc, &id, k, 1)),
-                Value::Scalar(_) => None,
-            })
-            .reduce(union);
-        if let Some(m) = merged {
-            root.insert(crate::schema::MEMBERS.into(), m);
+        for collection in collections {
+            let Ok(all) = doc.get_all(&ROOT, *collection) else {
+                continue;
+            };
+            let merged = all
+                .into_iter()
+                .rev()
+                .filter_map(|(v, id)| match v {
+                    Value::Object(k) => Some(read_object(doc, &id, k, 1)),
+                    Value::Scalar(_) => None,
+                })
+                .reduce(union);
+            if let Some(m) = merged {
+                root.insert((*collection).into(), m);
+            }
         }
         let mut view: CircleView = serde_json::from_value(Json::Object(root)).unwrap_or_default();
         view.check_devices();
-        view.members
+        view
     }
 
     fn check_devices(&mut self) {
@@ -602,16 +614,14 @@ fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> 
         ObjType::Map | ObjType::Table => {
             let mut out = serde_json::Map::new();
             for key in doc.keys(obj) {
-                let Ok(all) = doc.get_all(obj, key.as_str()) else {
+                let Ok(mut all) = doc.get_all(obj, key.as_str()) else {
                     continue;
                 };
-                let winner = doc.get(obj, key.as_str()).ok().flatten();
+                // Automerge's winner is the last of the conflicting values.
+                let winner = all.pop();
                 let mut merged: Option<Json> = None;
                 // The winner first, then the rest, so the winner's fields take precedence.
-                let ordered = winner.iter().map(|(v, id)| (v.clone(), id.clone())).chain(
-                    all.into_iter()
-                        .filter(|(_, id)| winner.as_ref().is_none_or(|(_, w)| w != id)),
-                );
+                let ordered = winner.into_iter().chain(all);
                 for (value, id) in ordered {
                     let json = match value {
                         Value::Object(k) => {

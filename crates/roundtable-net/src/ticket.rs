@@ -3,12 +3,17 @@
 //! A ticket is `roundtable` followed by lowercase base32 (iroh's ticket
 //! convention) of a versioned postcard body and a 4-byte BLAKE3 checksum, so
 //! a mistyped or cut ticket is caught before anything is dialled. It carries
-//! the circle's id, where to reach the inviting device, and the invite's id
-//! and secret — never the circle's key or secret.
+//! the circle's id, where to reach the inviting device, and the invite's id,
+//! secret, kind, expiry and uses — never the circle's key — all signed by the
+//! inviting device, so a ticket altered on the way is refused before anything
+//! is dialled.
 
 use iroh::EndpointAddr;
 use iroh_tickets::{ParseError, Ticket};
-use roundtable_core::{CircleId, EntityId, InviteKind, InviteSecret, Timestamp};
+use roundtable_core::{
+    CircleId, DeviceId, DeviceKey, EntityId, InviteKind, InviteSecret, Timestamp,
+    verify_device_signature,
+};
 use serde::{Deserialize, Serialize};
 
 /// An invitation, as carried by a ticket.
@@ -26,10 +31,18 @@ pub struct CircleTicket {
     pub kind: InviteKind,
     /// When the invite stops working (as the inviter's clock said).
     pub expires_at: Timestamp,
+    /// How many times it can be redeemed.
+    pub uses: u32,
+    /// The inviting device's signature over all of the above but the
+    /// addresses (which are only hints where to reach it).
+    pub sig: [u8; 64],
 }
+
+const TICKET_CONTEXT: &[u8] = b"roundtable/ticket/1";
 
 #[derive(Serialize, Deserialize)]
 enum Wire {
+    /// Unsigned tickets of the first version: refused.
     V1 {
         circle: [u8; 16],
         inviter: EndpointAddr,
@@ -37,6 +50,16 @@ enum Wire {
         secret: [u8; 32],
         device: bool,
         expires_at: i64,
+    },
+    V2 {
+        circle: [u8; 16],
+        inviter: EndpointAddr,
+        invite: [u8; 8],
+        secret: [u8; 32],
+        device: bool,
+        expires_at: i64,
+        uses: u32,
+        sig: Vec<u8>,
     },
 }
 
@@ -53,13 +76,15 @@ impl Ticket for CircleTicket {
     const KIND: &'static str = "roundtable";
 
     fn encode_bytes(&self) -> Vec<u8> {
-        let wire = Wire::V1 {
+        let wire = Wire::V2 {
             circle: *self.circle.as_bytes(),
             inviter: self.inviter.clone(),
             invite: *self.invite.as_bytes(),
             secret: *self.secret.as_bytes(),
             device: self.kind == InviteKind::Device,
             expires_at: self.expires_at.as_millis(),
+            uses: self.uses,
+            sig: self.sig.to_vec(),
         };
         let mut body = postcard::to_stdvec(&wire).unwrap_or_default();
         let sum = checksum(&body);
@@ -75,15 +100,24 @@ impl Ticket for CircleTicket {
         if checksum(body) != sum {
             return Err(ParseError::verification_failed("checksum mismatch"));
         }
-        let Wire::V1 {
+        let Wire::V2 {
             circle,
             inviter,
             invite,
             secret,
             device,
             expires_at,
-        } = postcard::from_bytes(body)?;
-        Ok(Self {
+            uses,
+            sig,
+        } = postcard::from_bytes(body)?
+        else {
+            return Err(ParseError::verification_failed(
+                "it is from an older version of Roundtable",
+            ));
+        };
+        let sig = <[u8; 64]>::try_from(sig.as_slice())
+            .map_err(|_| ParseError::verification_failed("its signature is malformed"))?;
+        let ticket = Self {
             circle: CircleId::from_bytes(circle),
             inviter,
             invite: EntityId::from_bytes(invite),
@@ -94,7 +128,15 @@ impl Ticket for CircleTicket {
                 InviteKind::Member
             },
             expires_at: Timestamp::from_millis(expires_at),
-        })
+            uses,
+            sig,
+        };
+        if !verify_device_signature(ticket.inviter_device(), &ticket.signed_part(), &ticket.sig) {
+            return Err(ParseError::verification_failed(
+                "it was altered after the inviting device signed it",
+            ));
+        }
+        Ok(ticket)
     }
 }
 
@@ -113,6 +155,31 @@ pub enum TicketError {
 }
 
 impl CircleTicket {
+    /// The inviting device.
+    pub fn inviter_device(&self) -> DeviceId {
+        DeviceId::from_bytes(*self.inviter.id.as_bytes())
+    }
+
+    fn signed_part(&self) -> Vec<u8> {
+        [
+            TICKET_CONTEXT,
+            self.circle.as_bytes(),
+            self.inviter.id.as_bytes(),
+            self.invite.as_bytes(),
+            blake3::hash(self.secret.as_bytes()).as_bytes(),
+            &[u8::from(self.kind == InviteKind::Device)],
+            &self.expires_at.as_millis().to_le_bytes(),
+            &self.uses.to_le_bytes(),
+        ]
+        .concat()
+    }
+
+    /// Signs the ticket with the inviting device's key (whose id must be
+    /// `inviter.id`).
+    pub fn sign(&mut self, key: &DeviceKey) {
+        self.sig = key.sign(&self.signed_part());
+    }
+
     /// The ticket as one line of text.
     pub fn to_line(&self) -> String {
         self.encode_string()
@@ -143,15 +210,32 @@ mod tests {
     use super::*;
 
     fn ticket() -> CircleTicket {
-        let id = iroh::SecretKey::from_bytes(&[5; 32]).public();
-        CircleTicket {
+        let key = DeviceKey::from_seed(&[5; 32]);
+        let id = iroh::PublicKey::from_bytes(key.id().as_bytes()).unwrap();
+        let mut t = CircleTicket {
             circle: CircleId::from_bytes([1; 16]),
             inviter: EndpointAddr::new(id).with_ip_addr("127.0.0.1:4242".parse().unwrap()),
             invite: EntityId::from_bytes([2; 8]),
             secret: InviteSecret::from_bytes([3; 32]),
             kind: InviteKind::Member,
             expires_at: Timestamp::from_millis(1_795_464_000_000),
-        }
+            uses: 1,
+            sig: [0; 64],
+        };
+        t.sign(&key);
+        t
+    }
+
+    #[test]
+    fn a_tampered_ticket_is_refused_even_with_a_good_checksum() {
+        let mut t = ticket();
+        // Someone extends the expiry and re-computes the checksum: the signature catches it.
+        t.expires_at = Timestamp::from_millis(t.expires_at.as_millis() + 86_400_000);
+        let err = CircleTicket::parse(&t.to_line()).unwrap_err();
+        assert!(err.to_string().contains("altered"), "{err}");
+        let mut t = ticket();
+        t.uses = 100;
+        assert!(CircleTicket::parse(&t.to_line()).is_err());
     }
 
     #[test]

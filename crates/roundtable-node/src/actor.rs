@@ -550,14 +550,18 @@ impl Actor {
                 c.create_invite(member, kind, expires_at, uses, now, &mut rand::rng())
             })
             .await?;
-        Ok(CircleTicket {
+        let mut ticket = CircleTicket {
             circle,
             inviter: self.net().addr(),
             invite,
             secret,
             kind,
             expires_at,
-        })
+            uses,
+            sig: [0; 64],
+        };
+        ticket.sign(&self.me.device);
+        Ok(ticket)
     }
 
     /// Gossips what changed since `before`: the changes themselves when they

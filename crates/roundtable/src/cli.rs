@@ -74,8 +74,13 @@ pub(crate) enum Command {
     /// The node's peers and circles, and what each peer still lacks
     Status,
     /// Invite someone: prints a ticket to send them (your node must be running)
-    #[command(after_help = "They join with: roundtable join TICKET --as THEIR_NAME")]
+    #[command(
+        after_help = "They join with: roundtable join TICKET --as THEIR_NAME\n`roundtable invite list` shows your circle's invites; `roundtable invite revoke ID` stops one.",
+        args_conflicts_with_subcommands = true
+    )]
     Invite {
+        #[command(subcommand)]
+        action: Option<InviteCommand>,
         /// How long the ticket works, e.g. 30m, 24h, 7d
         #[arg(long, default_value = "24h")]
         expires: String,
@@ -104,6 +109,15 @@ pub(crate) enum Command {
     },
     /// Show this device's id and your member id (made on first use)
     Id,
+    /// Your devices: list them, or revoke a lost one from another of yours
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Removal by consent: nobody owns the table
+    #[command(
+        subcommand,
+        after_help = "A removal carries when a majority of the other members consent, and never with fewer than two people."
+    )]
+    Remove(RemoveCommand),
     /// Create or list circles
     #[command(subcommand)]
     Circle(CircleCommand),
@@ -291,4 +305,51 @@ pub(crate) struct ProfileArgs {
     /// Your story, in your own words
     #[arg(long)]
     pub(crate) story: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InviteCommand {
+    /// The circle's invites: who made them, until when, how many uses are left
+    List,
+    /// Stop an invite's ticket from working
+    Revoke {
+        /// The invite's id (or the start of it), from `roundtable invite list`
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCommand {
+    /// Your devices in this circle, and which are revoked
+    List,
+    /// Revoke a lost or stolen device: it is refused from then on, its later
+    /// edits are rejected, and the circle's key changes
+    Revoke {
+        /// The device's id (or the start of it), from `roundtable device list`
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RemoveCommand {
+    /// Propose to remove a member; the others decide
+    Propose {
+        /// Their name or member id
+        member: String,
+        /// Why, in a few words (they will see it)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Consent to a proposal
+    Consent {
+        /// The proposal's id (or the start of it), from `roundtable remove list`
+        proposal: String,
+    },
+    /// Withdraw a proposal you made
+    Withdraw {
+        /// The proposal's id (or the start of it)
+        proposal: String,
+    },
+    /// Proposals, who consented, and how many it takes
+    List,
 }

@@ -14,7 +14,10 @@ use roundtable_node::control::ControlRequest;
 use roundtable_store::{Home, Identity};
 
 use crate::backend::Backend;
-use crate::cli::{CircleCommand, Cli, Command, GatheringCommand, Global};
+use crate::cli::{
+    CircleCommand, Cli, Command, DeviceCommand, GatheringCommand, Global, InviteCommand,
+    RemoveCommand,
+};
 use crate::render;
 use crate::{bad_input, network};
 
@@ -30,7 +33,25 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             no_mdns,
         } => network::up(&b, g, listen, &relay, no_mdns),
         Command::Status => network::status(&b, g),
-        Command::Invite { expires, uses, qr } => {
+        Command::Invite {
+            action: Some(InviteCommand::List),
+            ..
+        } => render::invites(&read(home, g)?.view(), now, g.json),
+        Command::Device(DeviceCommand::List) => {
+            let me = b.home().identity()?.ok_or_else(no_circle_yet)?;
+            let circle = read(home, g)?;
+            render::devices(&circle.view(), &circle.membership(), &me, g.json)
+        }
+        Command::Remove(RemoveCommand::List) => {
+            let circle = read(home, g)?;
+            render::proposals(&circle.view(), &circle.membership(), g.json)
+        }
+        Command::Invite {
+            action: None,
+            expires,
+            uses,
+            qr,
+        } => {
             let circle = select(&b, g)?;
             let args = network::InviteArgs {
                 kind: InviteKind::Member,
@@ -248,6 +269,64 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
             )
         }
         Command::Back => (Op::Back, "Welcome back.".into()),
+        Command::Invite {
+            action: Some(InviteCommand::Revoke { id }),
+            ..
+        } => {
+            let v = view()?;
+            let invite = resolve_in(v.invites.keys(), &id, "invite")?;
+            (
+                Op::RevokeInvite { invite },
+                "The invite is revoked; its ticket no longer works.".into(),
+            )
+        }
+        Command::Device(DeviceCommand::Revoke { id }) => {
+            let v = view()?;
+            let device = match resolve_prefix(&id, v.members.values().flat_map(|m| m.devices.keys().copied())) {
+                Resolved::One(d) => d,
+                Resolved::None => {
+                    return Err(bad_input(format!(
+                        "there is no device with an id starting with \"{id}\"; `roundtable device list` shows them"
+                    )));
+                }
+                Resolved::Ambiguous(_) => {
+                    return Err(bad_input(format!(
+                        "several devices have ids starting with \"{id}\"; type more of the id"
+                    )));
+                }
+            };
+            (
+                Op::RevokeDevice { device },
+                format!(
+                    "Device {} is revoked: it is refused from now on, and the circle has a new key.",
+                    device.fmt_short()
+                ),
+            )
+        }
+        Command::Remove(RemoveCommand::Propose { member, reason }) => {
+            let v = view()?;
+            let target = resolve_member(&v, &member)?;
+            (
+                Op::ProposeRemoval {
+                    target,
+                    reason: reason.unwrap_or_default(),
+                },
+                format!(
+                    "Proposed. {} and the others will see it; it carries when a majority of the other members consent.",
+                    v.name_of(&target)
+                ),
+            )
+        }
+        Command::Remove(RemoveCommand::Consent { proposal }) => {
+            let v = view()?;
+            let proposal = resolve_in(v.removals.keys(), &proposal, "proposal")?;
+            (Op::Consent { proposal }, "Your consent is recorded.".into())
+        }
+        Command::Remove(RemoveCommand::Withdraw { proposal }) => {
+            let v = view()?;
+            let proposal = resolve_in(v.removals.keys(), &proposal, "proposal")?;
+            (Op::Withdraw { proposal }, "The proposal is withdrawn.".into())
+        }
         Command::Id
         | Command::Circle(_)
         | Command::Members
@@ -259,6 +338,8 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
         | Command::Up { .. }
         | Command::Status
         | Command::Invite { .. }
+        | Command::Device(DeviceCommand::List)
+        | Command::Remove(RemoveCommand::List)
         | Command::Join { .. }
         | Command::Pair { .. }
         | Command::Gathering(GatheringCommand::Upcoming) => {

@@ -501,3 +501,150 @@ pub(crate) fn qr(text: &str) -> Result<()> {
     println!("{image}");
     Ok(())
 }
+
+/// The circle's invites.
+pub(crate) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
+    let mut list: Vec<_> = view.invites.iter().collect();
+    list.sort_by_key(|(id, i)| (i.at, **id));
+    let state = |i: &roundtable_core::view::Invite| {
+        if i.revoked {
+            "revoked"
+        } else if i.redeemed.len() >= i.uses as usize {
+            "used up"
+        } else if now.as_millis() > i.expires_at.as_millis() {
+            "expired"
+        } else {
+            "open"
+        }
+    };
+    if as_json {
+        let items: Vec<_> = list
+            .iter()
+            .map(|(id, i)| {
+                json!({
+                    "id": id.to_string(),
+                    "by": i.by.to_string(),
+                    "kind": i.kind.as_str(),
+                    "expires_at": i.expires_at,
+                    "uses": i.uses,
+                    "used": i.redeemed.len(),
+                    "state": state(i),
+                })
+            })
+            .collect();
+        return json(&serde_json::Value::Array(items));
+    }
+    if list.is_empty() {
+        println!("No invites yet. `roundtable invite` makes one.");
+    }
+    for (id, i) in list {
+        println!(
+            "{}  {} by {}, {} of {} used, expires {}  [{}]",
+            short(id),
+            i.kind.as_str(),
+            view.name_of(&i.by),
+            i.redeemed.len(),
+            i.uses,
+            i.expires_at,
+            state(i)
+        );
+    }
+    Ok(())
+}
+
+/// This member's devices.
+pub(crate) fn devices(
+    view: &CircleView,
+    membership: &roundtable_core::Membership,
+    me: &Identity,
+    as_json: bool,
+) -> Result<()> {
+    let mine = view
+        .members
+        .get(&me.member.id())
+        .map(|m| m.devices.clone())
+        .unwrap_or_default();
+    let this = me.device.id();
+    if as_json {
+        let items: Vec<_> = mine
+            .iter()
+            .map(|(d, info)| {
+                json!({
+                    "id": d.to_string(),
+                    "added_at": info.added_at,
+                    "this_device": *d == this,
+                    "revoked": membership.revoked.contains(d),
+                })
+            })
+            .collect();
+        return json(&serde_json::Value::Array(items));
+    }
+    for (d, info) in &mine {
+        let mut notes = Vec::new();
+        if *d == this {
+            notes.push("this device");
+        }
+        if membership.revoked.contains(d) {
+            notes.push("revoked");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", notes.join(", "))
+        };
+        println!("{}  added {}{notes}", d.fmt_short(), info.added_at);
+    }
+    Ok(())
+}
+
+/// Proposals to remove someone, and where each stands.
+pub(crate) fn proposals(
+    view: &CircleView,
+    membership: &roundtable_core::Membership,
+    as_json: bool,
+) -> Result<()> {
+    let names = |ids: &std::collections::BTreeSet<roundtable_core::MemberId>| {
+        ids.iter().map(|m| view.name_of(m)).collect::<Vec<_>>()
+    };
+    if as_json {
+        let items: Vec<_> = membership
+            .proposals
+            .values()
+            .map(|p| {
+                json!({
+                    "id": p.id.to_string(),
+                    "target": p.target.to_string(),
+                    "by": p.by.to_string(),
+                    "reason": p.reason,
+                    "state": p.state.as_str(),
+                    "consents": p.consents.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                    "electorate": p.electorate.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                    "needed": p.needed,
+                })
+            })
+            .collect();
+        return json(&json!({ "epoch": membership.epoch, "proposals": items }));
+    }
+    if membership.proposals.is_empty() {
+        println!("No proposals. Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people.");
+    }
+    for p in membership.proposals.values() {
+        println!(
+            "{}  remove {}, proposed by {}  [{}]",
+            short(&p.id),
+            view.name_of(&p.target),
+            view.name_of(&p.by),
+            p.state.as_str()
+        );
+        if !p.reason.is_empty() {
+            println!("    \"{}\"", p.reason);
+        }
+        println!(
+            "    {} of {} consents needed: {}",
+            p.consents.len(),
+            p.needed,
+            names(&p.consents).join(", ")
+        );
+    }
+    Ok(())
+}
