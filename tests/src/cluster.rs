@@ -145,13 +145,53 @@ impl Cluster {
     /// Waits until every running node prints the same JSON, and `check`
     /// holds for it.
     pub async fn converge(&self, check: impl Fn(&serde_json::Value) -> bool) -> String {
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_some())
+            .collect();
+        self.converge_among(&running, check).await
+    }
+
+    /// The circle keys node `i` keeps (read from its home).
+    pub fn keys(&self, i: usize) -> roundtable_core::Keyring {
+        roundtable_store::Home::new(self.home(i))
+            .circle_keys(self.circle)
+            .expect("keys read")
+            .expect("keys kept")
+    }
+
+    /// Waits until `check` holds for node `i`'s status.
+    pub async fn status_until(
+        &self,
+        i: usize,
+        check: impl Fn(&roundtable_node::Status) -> bool,
+    ) -> roundtable_node::Status {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let status = bounded("status", self.handle(i).status())
+                .await
+                .expect("status");
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {i}'s status never got there: {status:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until nodes `among` print the same JSON, and `check` holds for it.
+    pub async fn converge_among(
+        &self,
+        among: &[usize],
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> String {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let mut all = Vec::new();
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].is_some() {
-                    all.push(self.json(i).await);
-                }
+            for i in among {
+                all.push(self.json(*i).await);
             }
             let same = all.windows(2).all(|w| w[0] == w[1]);
             if same && check(&serde_json::from_str(&all[0]).expect("json")) {

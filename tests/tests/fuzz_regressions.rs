@@ -60,3 +60,8 @@ fn store_files() {
 fn ticket() {
     replay("ticket", roundtable_net::fuzzing::ticket);
 }
+
+#[test]
+fn envelope() {
+    replay("envelope", roundtable_core::fuzzing::envelope);
+}

@@ -227,7 +227,14 @@ async fn outsider_with_topic_and_address_gets_no_plaintext_and_no_write() {
         changes: copy.changes_since(&heads),
         head: roundtable_core::SignedHead::sign(&copy, &outsider_key).unwrap(),
     };
-    let sealed = keys::seal(cluster.circle, &ring, &outsider_key, &body, &mut rand::rng()).unwrap();
+    let sealed = keys::seal(
+        cluster.circle,
+        &ring,
+        &outsider_key,
+        &body,
+        &mut rand::rng(),
+    )
+    .unwrap();
     let _ = sender.broadcast(sealed.into()).await;
     // Members keep editing; the outsider hears none of it.
     cluster.perform(1, checkin("members only")).await;

@@ -164,3 +164,86 @@ fn bad_tickets_are_one_line_errors() {
         "a bad ticket changed nothing"
     );
 }
+
+#[test]
+fn expired_used_up_revoked_and_tampered_tickets_are_refused() {
+    use roundtable_net::CircleTicket;
+
+    let maya = TestHome::new();
+    maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+        .ok();
+    let maya_up = Up::start(&maya);
+    let ticket = |args: &[&str]| maya.run(args).ok().stdout.trim().to_owned();
+    let refused = |t: &str, words: &str| {
+        let eve = TestHome::new();
+        let r = eve
+            .run(&["join", t, "--as", "Eve"])
+            .expect_code(2)
+            .one_line_error();
+        assert!(r.stderr.contains(words), "{words}: {}", r.stderr);
+        assert!(
+            !eve.path().join("circles").exists(),
+            "a refused ticket changed nothing"
+        );
+    };
+
+    // Expired: made long ago (the node takes the invite's time from the
+    // command), for one day.
+    let old = maya
+        .run_at("2026-01-01T10:00:00Z", &["invite", "--expires", "24h"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    refused(&old, "expired");
+
+    // Used up: one use, used.
+    let once = ticket(&["invite", "--expires", "1h"]);
+    let sam = TestHome::new();
+    sam.run(&["join", &once, "--as", "Sam"]).ok();
+    refused(&once, "used up");
+
+    // Revoked.
+    let withdrawn = ticket(&["invite", "--expires", "1h"]);
+    let invites = maya.run(&["invite", "list", "--json"]).ok().json();
+    let open: Vec<&serde_json::Value> = invites
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "open")
+        .collect();
+    assert_eq!(open.len(), 1, "{invites:#}");
+    let id = open[0]["id"].as_str().unwrap();
+    maya.run(&["invite", "revoke", &id[..8]]).ok();
+    refused(&withdrawn, "revoked");
+
+    // Tampered: a longer expiry, with the checksum made good again.
+    let fresh = ticket(&["invite", "--expires", "1h"]);
+    let mut t = CircleTicket::parse(&fresh).unwrap();
+    t.expires_at = t.expires_at.plus_millis(30 * 86_400_000);
+    refused(&t.to_line(), "altered");
+
+    // The circle key is never in a ticket, and its file is private.
+    let id = maya.run(&["circle", "list", "--json"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_file = maya.path().join("secrets").join(&id);
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let key_hex = text.trim().rsplit(':').next().unwrap().to_owned();
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&key_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    for line in [&old, &once, &withdrawn, &fresh] {
+        let t = CircleTicket::parse(line).unwrap();
+        let bytes = iroh_tickets::Ticket::encode_bytes(&t);
+        assert!(!bytes.windows(32).any(|w| w == key.as_slice()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    maya_up.stop();
+}

@@ -251,8 +251,11 @@ impl Circle {
         heads: &mut HeadBook,
     ) -> Result<Applied, CoreError> {
         let before = self.heads();
-        self.apply(bytes)?;
-        self.verify_since(&before, heads)
+        // Bytes that fail part-way may have added changes: check those too.
+        let result = self.apply(bytes);
+        let verified = self.verify_since(&before, heads);
+        result?;
+        verified
     }
 
     /// Loads a saved circle received from elsewhere, keeping only the
@@ -271,8 +274,10 @@ impl Circle {
         heads: &mut HeadBook,
     ) -> Result<Applied, CoreError> {
         let before = self.heads();
-        self.sync_receive(peer, bytes)?;
-        self.verify_since(&before, heads)
+        let result = self.sync_receive(peer, bytes);
+        let verified = self.verify_since(&before, heads);
+        result?;
+        verified
     }
 
     /// Checks every change applied since `before`; when any fails, goes
@@ -288,7 +293,11 @@ impl Circle {
         out
     }
 
-    fn judge_since(&mut self, before: &[ChangeHash], heads: &HeadBook) -> Result<Applied, CoreError> {
+    fn judge_since(
+        &mut self,
+        before: &[ChangeHash],
+        heads: &HeadBook,
+    ) -> Result<Applied, CoreError> {
         let new = self.doc().get_changes(before);
         if new.is_empty() {
             return Ok(Applied::default());
@@ -301,7 +310,10 @@ impl Circle {
             });
         }
         let bad: HashSet<ChangeHash> = rejected.iter().map(|(h, _)| *h).collect();
-        let good: Vec<Change> = new.into_iter().filter(|c| !bad.contains(&c.hash())).collect();
+        let good: Vec<Change> = new
+            .into_iter()
+            .filter(|c| !bad.contains(&c.hash()))
+            .collect();
         let applied = good.len();
         let actor = self.doc().get_actor().clone();
         let doc = self.doc();
@@ -406,5 +418,8 @@ fn writes_outline(c: &Change, had_history: bool) -> bool {
         return had_history;
     }
     let expanded = c.decode();
-    expanded.operations.iter().any(|op| op.obj == ObjectId::Root)
+    expanded
+        .operations
+        .iter()
+        .any(|op| op.obj == ObjectId::Root)
 }

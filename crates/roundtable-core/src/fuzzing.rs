@@ -19,10 +19,10 @@ use serde::de::DeserializeOwned;
 
 use crate::circle::Circle;
 use crate::identity::{DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file};
-use crate::view::CircleView;
 use crate::keys::{self, EpochKey, Keyring, Sealed};
+use crate::view::CircleView;
 use crate::wire::{self, Body, JoinReply, JoinRequest, SyncFrame};
-use crate::{Mood, PeerSync, Profile, Timestamp};
+use crate::{HeadBook, Mood, PeerSync, Profile, SignedHead, Timestamp};
 
 /// When [`base_circle`] was created; its later edits follow within milliseconds.
 pub const BASE_TIME: Timestamp = Timestamp::from_millis(1_795_464_000_000);
@@ -122,6 +122,20 @@ pub fn circle_bytes(data: &[u8]) {
         survives_save_and_load(&circle, "the base circle after apply");
     }
 
+    // Verified: with only the founder's head at the base known, no new
+    // change can be proven, so nothing gets in, whatever the bytes.
+    let mut circle = base.clone();
+    let mut book = HeadBook::new();
+    book.learn(base.id(), &SignedHead::sign(&base, &base_device()));
+    let _ = circle.apply_verified(data, &mut book);
+    assert_eq!(circle.heads(), base.heads(), "an unproven change got in");
+    let _ = circle.sync_receive_verified(&mut PeerSync::fresh(), data, &mut book);
+    assert_eq!(
+        circle.heads(),
+        base.heads(),
+        "an unproven change got in by sync"
+    );
+
     let mut circle = base.clone();
     let mut peer = PeerSync::restore(data);
     let _ = circle.sync_generate(&mut peer);
@@ -208,7 +222,11 @@ pub fn envelope(data: &[u8]) {
     // The same bytes as a keyring file.
     if let Ok(k) = Keyring::from_file_text(data) {
         let back = Keyring::from_file_text(k.to_file_text().as_bytes());
-        assert_eq!(back.ok().as_ref(), Some(&k), "a keyring file does not round-trip");
+        assert_eq!(
+            back.ok().as_ref(),
+            Some(&k),
+            "a keyring file does not round-trip"
+        );
     }
 }
 

@@ -167,7 +167,15 @@ impl DeviceCert {
         // certificate that verified once always will, so remember it.
         static VERIFIED: std::sync::OnceLock<std::sync::Mutex<HashSet<[u8; 32]>>> =
             std::sync::OnceLock::new();
-        let digest = *blake3::hash(&[self.member.as_bytes().as_slice(), self.device.as_bytes(), &self.signature].concat()).as_bytes();
+        let digest = *blake3::hash(
+            &[
+                self.member.as_bytes().as_slice(),
+                self.device.as_bytes(),
+                &self.signature,
+            ]
+            .concat(),
+        )
+        .as_bytes();
         let verified = VERIFIED.get_or_init(Default::default);
         if verified.lock().is_ok_and(|v| v.contains(&digest)) {
             return Ok(());

@@ -55,8 +55,8 @@ pub mod time;
 pub mod view;
 pub mod wire;
 
-pub use automerge::ChangeHash;
 pub use authorship::{Applied, HeadBook, Rejection, SignedHead};
+pub use automerge::ChangeHash;
 pub use care::NewGathering;
 pub use circle::{Circle, Profile, ProfileEdit, Repliable};
 pub use error::{CoreError, ParseIdError};

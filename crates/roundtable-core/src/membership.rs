@@ -142,9 +142,11 @@ impl Membership {
         // revoked, so the answer never depends on which arrived first.
         for (member, m) in &view.members {
             for (device, d) in &m.devices {
-                let valid = d.revoked.as_ref().and_then(|r| r.by_device).is_some_and(|by| {
-                    by != *device && device_owner.get(&by) == Some(member)
-                });
+                let valid = d
+                    .revoked
+                    .as_ref()
+                    .and_then(|r| r.by_device)
+                    .is_some_and(|by| by != *device && device_owner.get(&by) == Some(member));
                 if valid {
                     out.revoked.insert(*device);
                     out.departed.insert(*device);
@@ -337,7 +339,10 @@ impl Circle {
         let view = self.view();
         let membership = Membership::from_view(&view);
         if !membership.is_member(target) {
-            return Err(CoreError::NotAMember(format!("member {}", target.fmt_short())));
+            return Err(CoreError::NotAMember(format!(
+                "member {}",
+                target.fmt_short()
+            )));
         }
         if target == by {
             return Err(CoreError::NotAllowed(
@@ -474,7 +479,9 @@ impl Circle {
             id: invite,
         })?;
         if inv.revoked {
-            return Err(CoreError::NotAllowed("this invite is already revoked".into()));
+            return Err(CoreError::NotAllowed(
+                "this invite is already revoked".into(),
+            ));
         }
         let obj = self.require_entity(schema::INVITES, invite, "invite")?;
         self.transact(now, "revoke invite", |tx| {

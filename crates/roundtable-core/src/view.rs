@@ -91,7 +91,12 @@ pub struct RemovalRecord {
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
     /// The device that wrote it.
-    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
     pub by_device: Option<DeviceId>,
 }
 
@@ -105,7 +110,12 @@ pub struct Consent {
     #[serde(default)]
     pub at: Timestamp,
     /// The device that wrote it.
-    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
     pub by_device: Option<DeviceId>,
 }
 
@@ -117,7 +127,12 @@ pub struct Withdrawn {
     #[serde(default)]
     pub at: Timestamp,
     /// The device that wrote it.
-    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
     pub by_device: Option<DeviceId>,
 }
 
@@ -273,7 +288,12 @@ pub struct Revoked {
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
     /// The device that wrote it.
-    #[serde(default, rename = "__by", deserialize_with = "or_default", skip_serializing)]
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
     pub by_device: Option<DeviceId>,
 }
 

@@ -176,10 +176,7 @@ mod tests {
         assert_eq!(decode::<Body>(&[]), Err(WireError::Empty));
         let mut v9 = bytes.clone();
         v9[0] = 9;
-        assert_eq!(
-            decode::<Body>(&v9),
-            Err(WireError::Version { found: 9 })
-        );
+        assert_eq!(decode::<Body>(&v9), Err(WireError::Version { found: 9 }));
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(matches!(

@@ -25,13 +25,37 @@ fn circle() -> (Dev, Dev, Dev) {
     let mut rng = rand::rng();
     let mk = |_| (MemberKey::generate(), DeviceKey::generate());
     let [(maya, mp), (sam, sp), (ana, ap)] = [0, 1, 2].map(mk);
-    let mut c = Circle::create("Supper", "", &maya.certify(mp.id()), &Profile::named("Maya"), now(), &mut rng).unwrap();
-    c.add_member(&sam.certify(sp.id()), &Profile::named("Sam"), Some(maya.id()), now()).unwrap();
-    c.add_member(&ana.certify(ap.id()), &Profile::named("Ana"), Some(maya.id()), now()).unwrap();
+    let mut c = Circle::create(
+        "Supper",
+        "",
+        &maya.certify(mp.id()),
+        &Profile::named("Maya"),
+        now(),
+        &mut rng,
+    )
+    .unwrap();
+    c.add_member(
+        &sam.certify(sp.id()),
+        &Profile::named("Sam"),
+        Some(maya.id()),
+        now(),
+    )
+    .unwrap();
+    c.add_member(
+        &ana.certify(ap.id()),
+        &Profile::named("Ana"),
+        Some(maya.id()),
+        now(),
+    )
+    .unwrap();
     let dev = |key: DeviceKey, member: MemberKey| {
         let mut copy = c.clone();
         copy.set_device(key.id());
-        Dev { key, member, circle: copy }
+        Dev {
+            key,
+            member,
+            circle: copy,
+        }
     };
     (dev(mp, maya), dev(sp, sam), dev(ap, ana))
 }
@@ -48,10 +72,21 @@ fn book_of(devs: &[&Dev]) -> HeadBook {
 fn honest_changes_apply_through_a_relaying_member() {
     let (maya, mut sam, mut ana) = circle();
     let before = sam.circle.heads();
-    sam.circle.checkin(sam.member.id(), Mood::Heavy, "long week", now(), &mut rand::rng()).unwrap();
+    sam.circle
+        .checkin(
+            sam.member.id(),
+            Mood::Heavy,
+            "long week",
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
     // Ana gets Sam's change from Maya's node, with Sam's signed head relayed.
     let changes = sam.circle.changes_since(&before);
-    let out = ana.circle.apply_verified(&changes, &mut book_of(&[&maya, &sam])).unwrap();
+    let out = ana
+        .circle
+        .apply_verified(&changes, &mut book_of(&[&maya, &sam]))
+        .unwrap();
     assert_eq!(out.applied, 1);
     assert!(out.rejected.is_empty());
     assert_eq!(ana.circle.heads(), sam.circle.heads());
@@ -63,15 +98,30 @@ fn forged_author_change_is_rejected() {
     // Maya's node writes a check-in as Sam, under Sam's device's actor id.
     let before = maya.circle.heads();
     maya.circle.set_device(sam.key.id());
-    maya.circle.checkin(sam.member.id(), Mood::Struggling, "forged", now(), &mut rand::rng()).unwrap();
+    maya.circle
+        .checkin(
+            sam.member.id(),
+            Mood::Struggling,
+            "forged",
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
     let forged = maya.circle.changes_since(&before);
     // Every signed head there is, Maya's own included (she could sign only hers).
     let book = book_of(&[&maya, &sam]);
-    let out = ana.circle.apply_verified(&forged, &mut book.clone()).unwrap();
+    let out = ana
+        .circle
+        .apply_verified(&forged, &mut book.clone())
+        .unwrap();
     assert_eq!(out.applied, 0);
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].1, Rejection::Unproven);
-    assert_eq!(ana.circle.heads(), before, "the forged change is not in Ana's copy");
+    assert_eq!(
+        ana.circle.heads(),
+        before,
+        "the forged change is not in Ana's copy"
+    );
     assert!(ana.circle.view().checkins.is_empty());
 }
 
@@ -79,13 +129,25 @@ fn forged_author_change_is_rejected() {
 fn altered_change_under_a_real_head_is_rejected() {
     let (maya, mut sam, mut ana) = circle();
     let before = sam.circle.heads();
-    sam.circle.checkin(sam.member.id(), Mood::Okay, "fine", now(), &mut rand::rng()).unwrap();
+    sam.circle
+        .checkin(sam.member.id(), Mood::Okay, "fine", now(), &mut rand::rng())
+        .unwrap();
     let honest_book = book_of(&[&maya, &sam]);
     // A copy that diverges: same actor, same seq, different content.
     let mut fake = maya.circle.clone();
     fake.set_device(sam.key.id());
-    fake.checkin(sam.member.id(), Mood::Struggling, "not what Sam said", now(), &mut rand::rng()).unwrap();
-    let out = ana.circle.apply_verified(&fake.changes_since(&before), &mut honest_book.clone()).unwrap();
+    fake.checkin(
+        sam.member.id(),
+        Mood::Struggling,
+        "not what Sam said",
+        now(),
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let out = ana
+        .circle
+        .apply_verified(&fake.changes_since(&before), &mut honest_book.clone())
+        .unwrap();
     assert_eq!(out.applied, 0);
     assert_eq!(out.rejected[0].1, Rejection::Unproven);
 }
@@ -101,7 +163,10 @@ fn a_change_rewriting_the_outline_is_rejected() {
         })
         .unwrap();
     let bad = maya.circle.changes_since(&before);
-    let out = ana.circle.apply_verified(&bad, &mut book_of(&[&maya])).unwrap();
+    let out = ana
+        .circle
+        .apply_verified(&bad, &mut book_of(&[&maya]))
+        .unwrap();
     assert_eq!(out.rejected[0].1, Rejection::Outline);
     // The circle still loads and reads.
     let reloaded = Circle::load(&ana.circle.save()).unwrap();
@@ -114,23 +179,59 @@ fn a_revoked_device_cannot_go_on_writing() {
     let (mut maya, sam, mut ana) = circle();
     // Maya pairs a phone, the phone writes, then she revokes it from her laptop.
     let phone = DeviceKey::generate();
-    maya.circle.add_device(&maya.member.certify(phone.id()), now()).unwrap();
+    maya.circle
+        .add_device(&maya.member.certify(phone.id()), now())
+        .unwrap();
     let mut lost = maya.circle.clone();
     lost.set_device(phone.id());
-    lost.checkin(maya.member.id(), Mood::Okay, "from the phone", now(), &mut rng).unwrap();
+    lost.checkin(
+        maya.member.id(),
+        Mood::Okay,
+        "from the phone",
+        now(),
+        &mut rng,
+    )
+    .unwrap();
     maya.circle.merge(&mut lost.clone()).unwrap();
-    let phone_dev = Dev { key: phone, member: MemberKey::generate(), circle: lost.clone() };
-    maya.circle.revoke_device(maya.member.id(), phone_dev.key.id(), now()).unwrap();
+    let phone_dev = Dev {
+        key: phone,
+        member: MemberKey::generate(),
+        circle: lost.clone(),
+    };
+    maya.circle
+        .revoke_device(maya.member.id(), phone_dev.key.id(), now())
+        .unwrap();
     assert_eq!(maya.circle.membership().epoch, 1);
     // Ana syncs everything so far: accepted.
-    let out = ana.circle.apply_verified(&maya.circle.save(), &mut book_of(&[&maya, &sam, &phone_dev])).unwrap();
+    let out = ana
+        .circle
+        .apply_verified(
+            &maya.circle.save(),
+            &mut book_of(&[&maya, &sam, &phone_dev]),
+        )
+        .unwrap();
     assert!(out.rejected.is_empty(), "{out:?}");
     // The thief writes on: refused, though the phone's signature is real.
     let mut thief = phone_dev;
     thief.circle.merge(&mut ana.circle.clone()).unwrap();
     let before = thief.circle.heads();
-    thief.circle.checkin(maya.member.id(), Mood::Struggling, "stolen", now(), &mut rng).unwrap();
-    let out = ana.circle.apply_verified(&thief.circle.changes_since(&before), &mut book_of(&[&thief])).unwrap();
+    thief
+        .circle
+        .checkin(
+            maya.member.id(),
+            Mood::Struggling,
+            "stolen",
+            now(),
+            &mut rng,
+        )
+        .unwrap();
+    let out = ana
+        .circle
+        .apply_verified(
+            &thief.circle.changes_since(&before),
+            &mut book_of(&[&thief]),
+        )
+        .unwrap();
     assert_eq!(out.rejected[0].1, Rejection::NotAdmitted);
     assert!(!ana.circle.membership().admitted.contains(&thief.key.id()));
 }
@@ -142,7 +243,10 @@ fn envelopes_open_only_with_the_key_and_say_why_not() {
     let mut rng = rand::rng();
     let keys = Keyring::with(EpochKey::random(0, maya.key.id(), &mut rng));
     let head = SignedHead::sign(&maya.circle, &maya.key).unwrap();
-    let body = Body::Changes { changes: vec![1, 2, 3], head };
+    let body = Body::Changes {
+        changes: vec![1, 2, 3],
+        head,
+    };
     let sealed = keys::seal(id, &keys, &maya.key, &body, &mut rng).unwrap();
     let admitted = |d| d == maya.key.id() || d == sam.key.id();
     let (from, opened) = keys::open(&sealed, id, &keys, admitted).unwrap();
@@ -151,17 +255,32 @@ fn envelopes_open_only_with_the_key_and_say_why_not() {
     assert!(!sealed.windows(3).any(|w| w == [1, 2, 3]));
 
     let other = Keyring::with(EpochKey::random(0, sam.key.id(), &mut rng));
-    assert_eq!(keys::open(&sealed, id, &other, admitted), Err(EnvelopeError::Undecryptable));
+    assert_eq!(
+        keys::open(&sealed, id, &other, admitted),
+        Err(EnvelopeError::Undecryptable)
+    );
     let mut later = keys.clone();
     later.advance(1, sam.key.id(), &mut rng);
-    assert_eq!(keys::open(&sealed, id, &later, admitted), Err(EnvelopeError::OtherEpoch));
-    assert_eq!(keys::open(&sealed, id, &keys, |d| d == sam.key.id()), Err(EnvelopeError::NotAdmitted));
+    assert_eq!(
+        keys::open(&sealed, id, &later, admitted),
+        Err(EnvelopeError::OtherEpoch)
+    );
+    assert_eq!(
+        keys::open(&sealed, id, &keys, |d| d == sam.key.id()),
+        Err(EnvelopeError::NotAdmitted)
+    );
     for i in [1, 20, sealed.len() / 2, sealed.len() - 1] {
         let mut t = sealed.clone();
         t[i] ^= 0x40;
-        assert!(keys::open(&t, id, &keys, admitted).is_err(), "tampered byte {i} opened");
+        assert!(
+            keys::open(&t, id, &keys, admitted).is_err(),
+            "tampered byte {i} opened"
+        );
     }
-    assert_eq!(keys::open(&[], id, &keys, admitted), Err(EnvelopeError::Malformed));
+    assert_eq!(
+        keys::open(&[], id, &keys, admitted),
+        Err(EnvelopeError::Malformed)
+    );
 
     let mut replay = ReplayFilter::default();
     assert!(!replay.is_replay(&sealed));
@@ -176,13 +295,19 @@ fn envelope_sizes_fall_in_a_few_buckets() {
     let head = SignedHead::sign(&maya.circle, &maya.key).unwrap();
     let mut sizes = std::collections::BTreeSet::new();
     for n in [0, 10, 200, 300, 900, 1300, 2000, 3300] {
-        let body = Body::Changes { changes: vec![7; n], head: head.clone() };
+        let body = Body::Changes {
+            changes: vec![7; n],
+            head: head.clone(),
+        };
         let sealed = keys::seal(maya.circle.id(), &keys, &maya.key, &body, &mut rng).unwrap();
         assert!(sealed.len() <= 4096);
         sizes.insert(sealed.len());
     }
     assert_eq!(sizes.len(), PAD_BUCKETS.len(), "{sizes:?}");
-    let too_big = Body::Changes { changes: vec![7; 4000], head };
+    let too_big = Body::Changes {
+        changes: vec![7; 4000],
+        head,
+    };
     assert!(keys::seal(maya.circle.id(), &keys, &maya.key, &too_big, &mut rng).is_none());
 }
 
@@ -198,7 +323,10 @@ fn keyrings_settle_on_the_smallest_devices_candidate() {
     kb.accept(&ka.offer());
     ka.accept(&kb.offer());
     assert_eq!(ka.active(), kb.active());
-    assert_eq!(ka.active().by, std::cmp::min(*a.id().as_bytes(), *b.id().as_bytes()));
+    assert_eq!(
+        ka.active().by,
+        std::cmp::min(*a.id().as_bytes(), *b.id().as_bytes())
+    );
     // Kept and read back.
     let back = Keyring::from_file_text(ka.to_file_text().as_bytes()).unwrap();
     assert_eq!(back.active(), ka.active());

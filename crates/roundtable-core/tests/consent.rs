@@ -80,7 +80,12 @@ fn sync(nodes: &mut [Node], a: usize, b: usize, rng: &mut StdRng) -> bool {
     if !nodes[a].admits(nodes[b].id()) || !nodes[b].admits(nodes[a].id()) {
         return false;
     }
-    let before = (nodes[a].circle.heads(), nodes[b].circle.heads(), nodes[a].keys.clone(), nodes[b].keys.clone());
+    let before = (
+        nodes[a].circle.heads(),
+        nodes[b].circle.heads(),
+        nodes[a].keys.clone(),
+        nodes[b].keys.clone(),
+    );
     let same = nodes[a].circle.heads() == nodes[b].circle.heads();
     for (from, to) in [(a, b), (b, a)].into_iter().filter(|_| !same) {
         let heads = nodes[from].heads();
@@ -96,7 +101,10 @@ fn sync(nodes: &mut [Node], a: usize, b: usize, rng: &mut StdRng) -> bool {
         let node = &mut nodes[to];
         node.book.learn(circle, &heads);
         let applied = node.circle.apply_verified(&doc, &mut node.book).unwrap();
-        assert!(applied.rejected.is_empty(), "honest changes refused: {applied:?}");
+        assert!(
+            applied.rejected.is_empty(),
+            "honest changes refused: {applied:?}"
+        );
     }
     for n in [a, b] {
         nodes[n].rotate(rng);
@@ -107,12 +115,20 @@ fn sync(nodes: &mut [Node], a: usize, b: usize, rng: &mut StdRng) -> bool {
             nodes[to].keys.accept(&offer);
         }
     }
-    before != (nodes[a].circle.heads(), nodes[b].circle.heads(), nodes[a].keys.clone(), nodes[b].keys.clone())
+    before
+        != (
+            nodes[a].circle.heads(),
+            nodes[b].circle.heads(),
+            nodes[a].keys.clone(),
+            nodes[b].keys.clone(),
+        )
 }
 
 fn setup(rng: &mut StdRng) -> Vec<Node> {
     let members = rng.random_range(3..=5);
-    let keys: Vec<MemberKey> = (0..members).map(|_| MemberKey::from_seed(&rng.random())).collect();
+    let keys: Vec<MemberKey> = (0..members)
+        .map(|_| MemberKey::from_seed(&rng.random()))
+        .collect();
     // Member 0 has two devices, so one can revoke the other.
     let mut devices: Vec<(DeviceKey, usize)> = (0..members)
         .map(|m| (DeviceKey::from_seed(&rng.random()), m))
@@ -134,7 +150,12 @@ fn setup(rng: &mut StdRng) -> Vec<Node> {
             circle.add_device(&cert, t).unwrap();
         } else {
             circle
-                .add_member(&cert, &Profile::named(format!("m{m}")), Some(keys[0].id()), t)
+                .add_member(
+                    &cert,
+                    &Profile::named(format!("m{m}")),
+                    Some(keys[0].id()),
+                    t,
+                )
                 .unwrap();
         }
     }
@@ -200,9 +221,7 @@ fn act(nodes: &mut [Node], n: usize, step: usize, rng: &mut StdRng) {
                 .admitted
                 .iter()
                 .filter(|d| **d != node.id())
-                .filter(|d| {
-                    node.circle.view().members[&me].devices.contains_key(d)
-                })
+                .filter(|d| node.circle.view().members[&me].devices.contains_key(d))
                 .copied()
                 .collect();
             match mine.first() {
@@ -216,7 +235,11 @@ fn act(nodes: &mut [Node], n: usize, step: usize, rng: &mut StdRng) {
             .map(|_| ()),
     };
     if result.is_err() {
-        assert_eq!(before, node.circle.heads(), "a refused edit changed something");
+        assert_eq!(
+            before,
+            node.circle.heads(),
+            "a refused edit changed something"
+        );
     }
     node.rotate(rng);
 }
@@ -237,7 +260,9 @@ fn run(seed: u64) {
         for _ in 0..rng.random_range(0..=4) {
             let a = rng.random_range(0..count);
             let b = rng.random_range(0..count);
-            let apart = cut.as_ref().is_some_and(|c| c.contains(&a) != c.contains(&b));
+            let apart = cut
+                .as_ref()
+                .is_some_and(|c| c.contains(&a) != c.contains(&b));
             if a != b && !apart {
                 sync(&mut nodes, a, b, &mut rng);
             }
@@ -267,7 +292,10 @@ fn run(seed: u64) {
     // who knows talks to it; so the answer is a fixed point.
     let mut live_ids: BTreeSet<DeviceId> = nodes.iter().map(Node::id).collect();
     let reference = loop {
-        let holders: Vec<&Node> = nodes.iter().filter(|n| live_ids.contains(&n.id())).collect();
+        let holders: Vec<&Node> = nodes
+            .iter()
+            .filter(|n| live_ids.contains(&n.id()))
+            .collect();
         if holders.is_empty() {
             // Everyone removed everyone else at once: legal, if sad.
             return;
@@ -280,7 +308,11 @@ fn run(seed: u64) {
         for n in &holders {
             let out = all.apply_verified(&n.circle.save(), &mut book).unwrap();
             if std::env::var("SIM_DEBUG").is_ok() && !out.rejected.is_empty() {
-                eprintln!("reference refused from {}: {:?}", n.id().fmt_short(), out.rejected);
+                eprintln!(
+                    "reference refused from {}: {:?}",
+                    n.id().fmt_short(),
+                    out.rejected
+                );
             }
         }
         let m = all.membership();
@@ -313,10 +345,18 @@ fn run(seed: u64) {
     }
     for n in &live {
         let m = n.membership();
-        assert_eq!(n.circle.heads(), first.circle.heads(), "seed {seed}: documents differ");
+        assert_eq!(
+            n.circle.heads(),
+            first.circle.heads(),
+            "seed {seed}: documents differ"
+        );
         assert_eq!(m.epoch, m0.epoch, "seed {seed}: epochs differ");
         assert_eq!(m.members, m0.members, "seed {seed}: members differ");
-        assert_eq!(n.keys.epoch(), m0.epoch, "seed {seed}: a keyring lags its epoch");
+        assert_eq!(
+            n.keys.epoch(),
+            m0.epoch,
+            "seed {seed}: a keyring lags its epoch"
+        );
         assert_eq!(
             n.keys.active(),
             first.keys.active(),

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use n0_future::StreamExt;
-use roundtable_core::keys;
-use roundtable_core::wire::{Body, JoinReply, JoinRequest, WelcomeCircle};
+use roundtable_core::keys::{self, Sealed};
+use roundtable_core::wire::{self, Body, JoinReply, JoinRequest, WelcomeCircle};
 use roundtable_core::{
-    Applied, ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, EpochKey, HeadBook,
-    InviteKind, InviteSecret, KeyOffer, Keyring, MemberId, MemberKey, Membership, Op, PeerSync,
-    Profile, Redemption, ReplayFilter, SignedHead, Timestamp,
+    Applied, ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, EnvelopeError, EpochKey,
+    HeadBook, InviteKind, InviteSecret, KeyOffer, Keyring, MemberId, MemberKey, Membership, Op,
+    PeerSync, Profile, Redemption, ReplayFilter, SignedHead, Timestamp,
 };
 use roundtable_net::{
     CircleTicket, Dialer, EndpointAddr, EndpointId, GossipEvent, GossipSender, Incoming, Net,
@@ -248,7 +248,10 @@ impl Actor {
         served.neighbors.clear();
         let topic = topic_for(served.keys.active().secret(), id.as_bytes());
         let devices: Vec<EndpointId> = served.peers.keys().copied().collect();
-        let net = self.net.as_ref().expect("the network runs while the node runs");
+        let net = self
+            .net
+            .as_ref()
+            .expect("the network runs while the node runs");
         match net.gossip().subscribe(topic, devices).await {
             Ok(t) => {
                 let (sender, mut receiver) = t.split();
@@ -446,7 +449,10 @@ impl Actor {
                 msg,
                 reply,
             } => {
-                let _ = reply.send(self.sync_receive(circle, peer, &heads, msg.as_deref()).await);
+                let _ = reply.send(
+                    self.sync_receive(circle, peer, &heads, msg.as_deref())
+                        .await,
+                );
             }
             Request::SyncKeyOut {
                 circle,
@@ -578,7 +584,13 @@ impl Actor {
             return;
         }
         let seal = |body: Body| {
-            keys::seal(circle, &served.keys, &self.me.device, &body, &mut rand::rng())
+            keys::seal(
+                circle,
+                &served.keys,
+                &self.me.device,
+                &body,
+                &mut rand::rng(),
+            )
         };
         let sealed = SignedHead::sign(served.store.circle(), &self.me.device)
             .and_then(|head| seal(Body::Changes { changes, head }))
@@ -656,11 +668,20 @@ impl Actor {
             return;
         }
         let admitted = &served.membership.admitted;
-        let (from, body) = match keys::open(bytes, circle, &served.keys, |d| admitted.contains(&d)) {
+        let (from, body) = match keys::open(bytes, circle, &served.keys, |d| admitted.contains(&d))
+        {
             Ok(opened) => opened,
             Err(e) => {
                 let n = Self::count(&mut self.dropped, e);
                 debug!(%circle, via = %via.fmt_short(), count = n, "dropped a gossip message: {e}");
+                // From a later epoch: the sender knows something we do not yet.
+                if e == EnvelopeError::OtherEpoch
+                    && let Ok(sealed) = wire::decode::<Sealed>(bytes)
+                    && sealed.epoch > served.keys.epoch()
+                    && let Ok(from) = EndpointId::from_bytes(&sealed.from)
+                {
+                    self.start_sync(circle, from);
+                }
                 return;
             }
         };
@@ -672,7 +693,9 @@ impl Actor {
                 let before = served.store.circle().heads();
                 served.book.learn(circle, [&head]);
                 let Served { store, book, .. } = served;
-                match store.edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&changes, book)?) }) {
+                match store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&changes, book)?) })
+                {
                     Ok(applied) => {
                         let changed = store.circle().heads() != before;
                         let missing = !store.circle().missing_deps().is_empty();
@@ -708,9 +731,9 @@ impl Actor {
         let Some(served) = self.circles.get(&circle) else {
             return;
         };
-        if let Err(e) = self
-            .home
-            .write_file(self.lock(), &heads_file(circle), &served.book.persist())
+        if let Err(e) =
+            self.home
+                .write_file(self.lock(), &heads_file(circle), &served.book.persist())
         {
             debug!(%circle, "could not keep the signed heads: {e}");
         }
@@ -847,7 +870,9 @@ impl Actor {
             .ok_or_else(|| "not admitted".to_owned())?;
         let before = store.circle().heads();
         let applied = store
-            .edit(|c| -> Result<_, StoreError> { Ok(c.sync_receive_verified(&mut p.sync, msg, book)?) })
+            .edit(|c| -> Result<_, StoreError> {
+                Ok(c.sync_receive_verified(&mut p.sync, msg, book)?)
+            })
             .map_err(|e| e.to_string())?;
         let changed = store.circle().heads() != before;
         self.note_refused(circle, peer, &applied);
@@ -1047,9 +1072,12 @@ impl Actor {
                 ));
             }
             if let Some(served) = self.circles.get_mut(&id) {
-                let Served { store, book: known, .. } = served;
+                let Served {
+                    store, book: known, ..
+                } = served;
                 known.learn(id, &wc.heads);
-                store.edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
+                store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
             } else {
                 let keys = Keyring::with(EpochKey::new(wc.key.epoch, wc.key.by, wc.key.key));
                 let store = self.home.create_circle(self.lock(), &circle, &keys)?;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use roundtable_core::{CircleId, SignedHead};
 use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame, WelcomeCircle};
+use roundtable_core::{CircleId, SignedHead};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,

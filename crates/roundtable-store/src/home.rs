@@ -209,12 +209,14 @@ impl Home {
     pub fn circle_keys(&self, id: CircleId) -> Result<Option<Keyring>, StoreError> {
         let path = self.root.join(SECRETS).join(id.to_string());
         match self.fs.read(&path) {
-            Ok(bytes) => Keyring::from_file_text(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::BadKeyFile {
-                    path,
-                    reason: e.to_string(),
-                }),
+            Ok(bytes) => {
+                Keyring::from_file_text(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::BadKeyFile {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", &path, e)),
         }

@@ -282,7 +282,10 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
         }
         Command::Device(DeviceCommand::Revoke { id }) => {
             let v = view()?;
-            let device = match resolve_prefix(&id, v.members.values().flat_map(|m| m.devices.keys().copied())) {
+            let device = match resolve_prefix(
+                &id,
+                v.members.values().flat_map(|m| m.devices.keys().copied()),
+            ) {
                 Resolved::One(d) => d,
                 Resolved::None => {
                     return Err(bad_input(format!(
@@ -325,7 +328,10 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
         Command::Remove(RemoveCommand::Withdraw { proposal }) => {
             let v = view()?;
             let proposal = resolve_in(v.removals.keys(), &proposal, "proposal")?;
-            (Op::Withdraw { proposal }, "The proposal is withdrawn.".into())
+            (
+                Op::Withdraw { proposal },
+                "The proposal is withdrawn.".into(),
+            )
         }
         Command::Id
         | Command::Circle(_)

@@ -86,6 +86,7 @@ pub(crate) fn circle_list(
 }
 
 pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
+    let membership = roundtable_core::Membership::from_view(view);
     let mut people: Vec<_> = view.members.iter().collect();
     people.sort_by_key(|(id, m)| (m.order, **id));
     if as_json {
@@ -101,6 +102,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
                     "joined_at": m.joined_at,
                     "invited_by": m.invited_by.map(|i| i.to_string()),
                     "devices": m.devices.keys().map(|d| d.to_string()).collect::<Vec<_>>(),
+                    "removed": membership.removed.contains(id),
                 })
             })
             .collect();
@@ -125,6 +127,21 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
         );
         if !m.remember.is_empty() {
             println!("      remember: {}", m.remember);
+        }
+        if membership.removed.contains(id) {
+            println!("      removed from the circle by consent");
+        }
+        for p in membership
+            .proposals
+            .values()
+            .filter(|p| p.target == *id && p.state == roundtable_core::ProposalState::Open)
+        {
+            println!(
+                "      {} proposed removing them ({} of {} consents; `roundtable remove list`)",
+                view.name_of(&p.by),
+                p.consents.len(),
+                p.needed
+            );
         }
     }
     Ok(())
@@ -626,7 +643,9 @@ pub(crate) fn proposals(
         return json(&json!({ "epoch": membership.epoch, "proposals": items }));
     }
     if membership.proposals.is_empty() {
-        println!("No proposals. Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people.");
+        println!(
+            "No proposals. Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people."
+        );
     }
     for p in membership.proposals.values() {
         println!(
