@@ -181,7 +181,10 @@ async fn outsider_with_topic_and_address_gets_no_plaintext_and_no_write() {
     let secret = *ring.active().secret();
     let member_addr = cluster.handle(0).addr().await.unwrap();
     let (tx, _rx) = tokio::sync::mpsc::channel(4);
-    let outsider = Net::bind([99; 32], &NetConfig::loopback(), Admitted::default(), tx)
+    // (Its own side lets it dial the member; the member's side must refuse.)
+    let lets_out = Admitted::default();
+    lets_out.set([member_addr.id]);
+    let outsider = Net::bind([99; 32], &NetConfig::loopback(), lets_out, tx)
         .await
         .unwrap();
     outsider.dialer().add_addr(member_addr.clone());

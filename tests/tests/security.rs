@@ -71,18 +71,19 @@ async fn forged_author_change_is_rejected_everywhere() {
     };
     let sealed = keys::seal(cluster.circle, &ring, &me.device, &body, &mut rand::rng()).unwrap();
 
-    let (tx, _rx) = tokio::sync::mpsc::channel(4);
-    let rogue = Net::bind(
-        *me.device.to_seed(),
-        &NetConfig::loopback(),
-        Admitted::default(),
-        tx,
-    )
-    .await
-    .unwrap();
-    let mut peers = Vec::new();
+    let mut addrs = Vec::new();
     for i in [0, 2] {
-        let addr = cluster.handle(i).addr().await.unwrap();
+        addrs.push(cluster.handle(i).addr().await.unwrap());
+    }
+    // Its own side lets it dial the members (they admit it: it is a member).
+    let (tx, _rx) = tokio::sync::mpsc::channel(4);
+    let admitted = Admitted::default();
+    admitted.set(addrs.iter().map(|a| a.id));
+    let rogue = Net::bind(*me.device.to_seed(), &NetConfig::loopback(), admitted, tx)
+        .await
+        .unwrap();
+    let mut peers = Vec::new();
+    for addr in addrs {
         rogue.dialer().add_addr(addr.clone());
         peers.push(addr.id);
     }

@@ -4,21 +4,43 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use iroh::EndpointId;
-use iroh::endpoint::{AfterHandshakeOutcome, Connection, EndpointHooks, Side};
+use iroh::endpoint::{
+    AfterHandshakeOutcome, Connection, EndpointHooks, Side, WeakConnectionHandle,
+};
 use tracing::debug;
 
 use crate::JOIN_ALPN;
 
-/// The set of devices admitted to at least one circle we serve. Cheap to
-/// clone; the node updates it whenever membership changes.
+/// The set of devices admitted to at least one circle we serve, and the
+/// connections open with them. Cheap to clone; the node updates it whenever
+/// membership changes, and connections of devices no longer admitted are
+/// closed then and there.
 #[derive(Debug, Clone, Default)]
-pub struct Admitted(Arc<RwLock<HashSet<EndpointId>>>);
+pub struct Admitted(Arc<RwLock<Inner>>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    set: HashSet<EndpointId>,
+    open: Vec<(EndpointId, WeakConnectionHandle)>,
+}
 
 impl Admitted {
-    /// Replaces the whole set.
+    /// Replaces the whole set, closing connections of devices left out.
     pub fn set(&self, devices: impl IntoIterator<Item = EndpointId>) {
         let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
-        *guard = devices.into_iter().collect();
+        guard.set = devices.into_iter().collect();
+        let Inner { set, open } = &mut *guard;
+        open.retain(|(id, weak)| {
+            let Some(conn) = weak.upgrade() else {
+                return false;
+            };
+            if set.contains(id) {
+                return true;
+            }
+            debug!(peer = %id.fmt_short(), "closing the connection of a device no longer admitted");
+            conn.close(NOT_ADMITTED.into(), b"no longer admitted");
+            false
+        });
     }
 
     /// Whether `id` is admitted.
@@ -26,6 +48,7 @@ impl Admitted {
         self.0
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .set
             .contains(id)
     }
 
@@ -34,17 +57,28 @@ impl Admitted {
         self.0
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .set
             .iter()
             .copied()
             .collect()
+    }
+
+    /// Remembers an open connection (without keeping it open), so it can be
+    /// closed if its device stops being admitted.
+    fn track(&self, conn: &Connection) {
+        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
+        guard.open.retain(|(_, w)| w.upgrade().is_some());
+        guard.open.push((conn.remote_id(), conn.weak_handle()));
     }
 }
 
 /// Application close code for a refused device.
 pub(crate) const NOT_ADMITTED: u32 = 403;
 
-/// Checks every incoming connection once its TLS handshake proved the
-/// remote's id, before any protocol handler runs.
+/// Checks every connection, incoming or outgoing, once its TLS handshake
+/// proved the remote's id and before any protocol handler — gossip, sync,
+/// any other — sees a byte. Only the join protocol is open to devices that
+/// are not admitted.
 #[derive(Debug)]
 pub(crate) struct AdmissionHook {
     pub(crate) admitted: Admitted,
@@ -52,14 +86,20 @@ pub(crate) struct AdmissionHook {
 
 impl EndpointHooks for AdmissionHook {
     async fn after_handshake(&self, conn: &Connection) -> AfterHandshakeOutcome {
-        if conn.side() == Side::Client || conn.alpn() == JOIN_ALPN {
+        if conn.alpn() == JOIN_ALPN {
             return AfterHandshakeOutcome::Accept;
         }
         let remote = conn.remote_id();
         if self.admitted.contains(&remote) {
+            self.admitted.track(conn);
             return AfterHandshakeOutcome::Accept;
         }
-        debug!(peer = %remote.fmt_short(), "refused a device that is not admitted");
+        let side = if conn.side() == Side::Client {
+            "to"
+        } else {
+            "from"
+        };
+        debug!(peer = %remote.fmt_short(), "refused a connection {side} a device that is not admitted");
         AfterHandshakeOutcome::Reject {
             error_code: NOT_ADMITTED.into(),
             reason: b"not admitted".to_vec(),

@@ -234,7 +234,19 @@ impl Actor {
                 neighbors: BTreeSet::new(),
             },
         );
+        // Let the circle's devices in (and out) before gossip dials them.
+        self.admit_peers();
         self.follow(id).await;
+    }
+
+    /// Tells the network who may connect: every peer of every circle served.
+    fn admit_peers(&self) {
+        let all: BTreeSet<EndpointId> = self
+            .circles
+            .values()
+            .flat_map(|s| s.peers.keys().copied())
+            .collect();
+        self.net().admitted().set(all);
     }
 
     /// Joins the gossip topic of a circle's current key (leaving the one
@@ -285,7 +297,6 @@ impl Actor {
     /// them, drops devices that departed, and when the circle has gone into
     /// a new epoch, makes a key for it and moves to its gossip topic.
     async fn refresh_admitted(&mut self) {
-        let mut all = Vec::new();
         let ids: Vec<CircleId> = self.circles.keys().copied().collect();
         let me = self.me.device.id();
         for id in ids {
@@ -307,6 +318,8 @@ impl Actor {
             }
             let rotated = served.keys.advance(membership.epoch, me, &mut rand::rng());
             served.membership = membership;
+            self.admit_peers();
+            let served = self.circles.get_mut(&id).expect("present");
             if rotated {
                 let keys = served.keys.clone();
                 if let Err(e) = self.home.save_circle_keys(self.lock(), id, &keys) {
@@ -324,9 +337,7 @@ impl Actor {
                     let _ = sender.join_peers(new).await;
                 });
             }
-            all.extend(devices);
         }
-        self.net().admitted().set(all);
     }
 
     async fn run(mut self) {
