@@ -26,7 +26,7 @@ use crate::view::{CircleView, Invite};
 pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
 
 /// Whom an invite is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InviteKind {
     /// Someone new to the circle.

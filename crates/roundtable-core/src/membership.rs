@@ -32,6 +32,11 @@
 //! `epoch = carried removals + revoked devices`. The circle key, and the
 //! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
 //!
+//! **Invites used at once.** Two devices may let people in with the same
+//! invite at the same time. Only its first `uses` redemptions count, in
+//! causal order (then by device id); someone who came in only beyond that
+//! is not in, and every device ends up agreeing on who that is.
+//!
 //! **Departed devices.** A revoked device, and every device of a removed
 //! member, has *departed*. Its changes made before it departed (by causal
 //! order: the change does not build on its departure) stay part of the
@@ -48,6 +53,7 @@ use rand::RngCore;
 use crate::circle::{Circle, checked, child_map, new_entity};
 use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::invite::InviteKind;
 use crate::schema::{self, limits};
 use crate::time::Timestamp;
 use crate::view::{CircleView, RemovalRecord};
@@ -155,6 +161,50 @@ impl Membership {
             }
         }
 
+        // Invites: two devices may let people in with the same invite at
+        // once. Only its first `uses` redemptions count, in causal order then
+        // by device id; whoever came in only beyond that is not in (what they
+        // wrote meanwhile stays, as for a departed device).
+        let mut counted = BTreeSet::new();
+        let mut beyond = BTreeSet::new();
+        for inv in view.invites.values() {
+            let mut all: Vec<(u64, DeviceId, MemberId)> = inv
+                .redeemed
+                .iter()
+                .map(|(d, r)| (r.order, *d, r.member))
+                .collect();
+            all.sort();
+            for (i, (_, device, member)) in all.into_iter().enumerate() {
+                let entry = (device, member, inv.kind);
+                if i < inv.uses as usize {
+                    counted.insert(entry);
+                } else {
+                    beyond.insert(entry);
+                }
+            }
+        }
+        let mut turned_away_members = BTreeSet::new();
+        let mut turned_away_devices = BTreeSet::new();
+        for (device, member, kind) in &beyond {
+            let also_counted = |k: InviteKind| {
+                counted.iter().any(|(d, m, kk)| {
+                    *kk == k && (*d == *device || (k == InviteKind::Member && m == member))
+                })
+            };
+            if *kind == InviteKind::Member && !also_counted(InviteKind::Member) {
+                turned_away_members.insert(*member);
+            }
+            if !counted.iter().any(|(d, _, _)| d == device) {
+                turned_away_devices.insert(*device);
+            }
+        }
+        for m in &turned_away_members {
+            if let Some(mm) = view.members.get(m) {
+                out.departed.extend(mm.devices.keys().copied());
+            }
+        }
+        out.departed.extend(turned_away_devices.iter().copied());
+
         // Proposals, in causal order.
         let mut records: Vec<(&EntityId, &RemovalRecord)> = view.removals.iter().collect();
         records.sort_by_key(|(id, r)| (r.order, **id));
@@ -171,14 +221,14 @@ impl Membership {
         }
 
         for (member, m) in &view.members {
-            if out.removed.contains(member) {
+            if out.removed.contains(member) || turned_away_members.contains(member) {
                 continue;
             }
             out.members.insert(*member);
             out.admitted.extend(
                 m.devices
                     .keys()
-                    .filter(|d| !out.revoked.contains(d))
+                    .filter(|d| !out.revoked.contains(d) && !turned_away_devices.contains(d))
                     .copied(),
             );
         }

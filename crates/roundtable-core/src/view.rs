@@ -170,6 +170,10 @@ pub struct Redeemed {
     /// When (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// Causal position (a Lamport clock): of concurrent redemptions beyond
+    /// an invite's uses, the earliest count (see [`crate::membership`]).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
 }
 
 /// The circle itself.
@@ -554,9 +558,10 @@ impl CircleView {
         Self::read_collections(doc, &[crate::schema::MEMBERS]).members
     }
 
-    /// Only the collections membership rests on: members and removals.
+    /// Only the collections membership rests on: members, invites and removals.
     pub fn read_membership(doc: &impl ReadDoc) -> Self {
-        Self::read_collections(doc, &[crate::schema::MEMBERS, crate::schema::REMOVALS])
+        use crate::schema::{INVITES, MEMBERS, REMOVALS};
+        Self::read_collections(doc, &[MEMBERS, INVITES, REMOVALS])
     }
 
     fn read_collections(doc: &impl ReadDoc, collections: &[&str]) -> Self {

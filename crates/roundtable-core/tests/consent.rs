@@ -423,3 +423,62 @@ fn one_member_alone_cannot_remove_anyone() {
     assert!(m.members.contains(&target));
     assert_eq!(m.epoch, 0);
 }
+
+#[test]
+fn concurrent_redemptions_of_a_single_use_invite_resolve_to_one() {
+    use roundtable_core::{InviteKind, Redemption};
+
+    let mut rng = StdRng::seed_from_u64(11);
+    let maya = MemberKey::from_seed(&rng.random());
+    let (laptop, phone) = (
+        DeviceKey::from_seed(&rng.random()),
+        DeviceKey::from_seed(&rng.random()),
+    );
+    let mut a = Circle::create(
+        "Sim",
+        "",
+        &maya.certify(laptop.id()),
+        &Profile::named("Maya"),
+        now(0),
+        &mut rng,
+    )
+    .unwrap();
+    a.add_device(&maya.certify(phone.id()), now(0)).unwrap();
+    let (invite, secret) = a
+        .create_invite(maya.id(), InviteKind::Member, now(100), 1, now(1), &mut rng)
+        .unwrap();
+    // Two of Maya's devices each let someone in with the same ticket.
+    let mut b = a.clone();
+    b.set_device(phone.id());
+    let (x, y) = (
+        MemberKey::from_seed(&rng.random()),
+        MemberKey::from_seed(&rng.random()),
+    );
+    let (xd, yd) = (
+        DeviceKey::from_seed(&rng.random()),
+        DeviceKey::from_seed(&rng.random()),
+    );
+    for (copy, who, dev, name) in [(&mut a, &x, &xd, "X"), (&mut b, &y, &yd, "Y")] {
+        copy.redeem_invite(
+            &Redemption {
+                invite,
+                secret: &secret,
+                cert: &who.certify(dev.id()),
+                profile: Some(&Profile::named(name)),
+            },
+            now(2),
+        )
+        .unwrap();
+        assert!(copy.membership().is_member(who.id()));
+    }
+    a.merge(&mut b.clone()).unwrap();
+    b.merge(&mut a.clone()).unwrap();
+    let (ma, mb) = (a.membership(), b.membership());
+    assert_eq!(ma, mb, "both copies agree");
+    let in_x = ma.is_member(x.id());
+    let in_y = ma.is_member(y.id());
+    assert!(in_x ^ in_y, "exactly one of the two is in");
+    let out = if in_x { yd.id() } else { xd.id() };
+    assert!(!ma.admitted.contains(&out));
+    assert!(ma.departed.contains(&out));
+}

@@ -501,10 +501,13 @@ fn perform(b: &Backend, g: &Global, op: &Op, now: Timestamp) -> Result<Option<En
     b.perform(id, op, now, |home, lock| {
         let mut store = home.open_circle(lock, id)?;
         if !store.circle().is_member(me.member.id()) {
-            return Err(bad_input(format!(
-                "you are not a member of \"{}\"; ask a member for an invitation",
-                store.circle().name()
-            )));
+            let circle = store.circle();
+            let why = if circle.membership().removed.contains(&me.member.id()) {
+                "you were removed from \"{}\" by consent; what you had stays on this device"
+            } else {
+                "you are not a member of \"{}\"; ask a member for an invitation"
+            };
+            return Err(bad_input(why.replace("{}", &circle.name())));
         }
         store.edit(|c| Ok(c.perform(op, me.member.id(), now, &mut rand::rng())?))
     })
