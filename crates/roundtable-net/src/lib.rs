@@ -57,15 +57,16 @@ pub const GOSSIP_ALPN: &[u8] = iroh_gossip::ALPN;
 pub const GOSSIP_MAX_MESSAGE: usize = 4096;
 
 /// The largest payload this device puts on gossip: the cap less room for
-/// gossip's own framing. Anything larger is announced instead and fetched
+/// gossip's own framing. Sealed envelopes never exceed it (their padding
+/// buckets are chosen so); anything larger is announced instead and fetched
 /// by sync.
 pub const GOSSIP_MAX_PAYLOAD: usize = GOSSIP_MAX_MESSAGE - 256;
 
-/// The gossip topic of a circle, derived from the circle's secret and id —
-/// never from anything public alone.
-pub fn topic_for(circle_secret: &[u8; 32], circle_id: &[u8; 16]) -> TopicId {
+/// The gossip topic of a circle in an epoch, derived from the epoch's circle
+/// key and the circle's id — never from anything public alone.
+pub fn topic_for(circle_key: &[u8; 32], circle_id: &[u8; 16]) -> TopicId {
     let mut hasher = blake3::Hasher::new_derive_key("roundtable 2026 gossip topic v1");
-    hasher.update(circle_secret);
+    hasher.update(circle_key);
     hasher.update(circle_id);
     TopicId::from_bytes(*hasher.finalize().as_bytes())
 }
@@ -80,5 +81,39 @@ mod tests {
         assert_eq!(a, topic_for(&[1; 32], &[9; 16]));
         assert_ne!(a, topic_for(&[2; 32], &[9; 16]));
         assert_ne!(a, topic_for(&[1; 32], &[8; 16]));
+    }
+
+    #[test]
+    fn the_largest_sealed_envelope_fits_the_gossip_payload() {
+        use roundtable_core::keys::{PAD_BUCKETS, seal};
+        use roundtable_core::wire::Body;
+        use roundtable_core::{CircleId, DeviceKey, EpochKey, Keyring};
+
+        let keys = Keyring::with(EpochKey::new(u64::MAX, [1; 32], [2; 32]));
+        let device = DeviceKey::from_seed(&[3; 32]);
+        let circle = CircleId::from_bytes([4; 16]);
+        let mut rng = rand::rng();
+        // As many heads as the largest bucket holds.
+        let mut n = 0;
+        while let Some(sealed) = seal(
+            circle,
+            &keys,
+            &device,
+            &Body::Heads {
+                heads: vec![[9; 32]; n + 1],
+            },
+            &mut rng,
+        ) {
+            assert!(
+                sealed.len() <= GOSSIP_MAX_PAYLOAD,
+                "{} > {GOSSIP_MAX_PAYLOAD}",
+                sealed.len()
+            );
+            n += 1;
+        }
+        assert!(
+            n * 32 > PAD_BUCKETS[PAD_BUCKETS.len() - 1] - 64,
+            "only {n} heads fit"
+        );
     }
 }
