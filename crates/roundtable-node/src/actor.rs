@@ -759,8 +759,12 @@ impl Actor {
         let Some(s) = self.circles.get_mut(&circle) else {
             return (Vec::new(), None);
         };
-        let mut heads = if first { s.book.all() } else { Vec::new() };
-        heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
+        // Every proof known, and our own newest, once per session.
+        let mut heads = Vec::new();
+        if first {
+            heads = s.book.all();
+            heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
+        }
         let msg = s
             .peers
             .get_mut(&peer)
