@@ -19,14 +19,14 @@
 //!   departed (revoked, or its member removed), the change does not build on
 //!   its departure (so it cannot go on writing, while what it wrote before
 //!   stays, wherever it arrived first);
-//! - it keeps the circle's outline: only the first change writes at the
-//!   document's root.
+//! - it keeps the circle's outline and the records of who is in: only the
+//!   first change writes at the document's root, and nobody rewrites a
+//!   consent, a proposal, a device or a redemption (see [`crate::shape`]).
 //!
 //! Changes that fail are dropped and counted; the rest are applied.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use automerge::legacy::ObjectId;
 use automerge::{ActorId, Change, ChangeHash, ReadDoc};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,7 @@ use crate::error::CoreError;
 use crate::identity::DeviceKey;
 use crate::ids::{CircleId, DeviceId};
 use crate::membership::Membership;
+use crate::shape::Shape;
 
 const HEAD_CONTEXT: &[u8] = b"roundtable/head/1";
 
@@ -197,7 +198,8 @@ pub enum Rejection {
     Unproven,
     /// Its device is not (or no longer) admitted to the circle.
     NotAdmitted,
-    /// It writes at the document's root, which only the first change does.
+    /// It writes at the document's root (which only the first change
+    /// does), or rewrites a record of who is in (see [`crate::shape`]).
     Outline,
     /// It builds on a change that was dropped.
     BuildsOnRejected,
@@ -209,7 +211,7 @@ impl std::fmt::Display for Rejection {
             Rejection::NotADevice => "its author is not a device",
             Rejection::Unproven => "its author's signature does not cover it",
             Rejection::NotAdmitted => "its device is not admitted to the circle",
-            Rejection::Outline => "it rewrites the circle's outline",
+            Rejection::Outline => "it rewrites the circle's outline or a record of who is in",
             Rejection::BuildsOnRejected => "it builds on a change that was refused",
         })
     }
@@ -251,9 +253,10 @@ impl Circle {
         heads: &mut HeadBook,
     ) -> Result<Applied, CoreError> {
         let before = self.heads();
+        let was = self.membership();
         // Bytes that fail part-way may have added changes: check those too.
         let result = self.apply(bytes);
-        let verified = self.verify_since(&before, heads);
+        let verified = self.verify_since(&before, Some(&was), heads);
         result?;
         verified
     }
@@ -262,7 +265,7 @@ impl Circle {
     /// changes proven the same way.
     pub fn load_verified(bytes: &[u8], heads: &mut HeadBook) -> Result<(Self, Applied), CoreError> {
         let mut circle = Self::load(bytes)?;
-        let applied = circle.verify_since(&[], heads)?;
+        let applied = circle.verify_since(&[], None, heads)?;
         Circle::from_doc(circle.doc().clone()).map(|c| (c, applied))
     }
 
@@ -274,8 +277,9 @@ impl Circle {
         heads: &mut HeadBook,
     ) -> Result<Applied, CoreError> {
         let before = self.heads();
+        let was = self.membership();
         let result = self.sync_receive(peer, bytes);
-        let verified = self.verify_since(&before, heads);
+        let verified = self.verify_since(&before, Some(&was), heads);
         result?;
         verified
     }
@@ -286,9 +290,10 @@ impl Circle {
     fn verify_since(
         &mut self,
         before: &[ChangeHash],
+        was: Option<&Membership>,
         heads: &mut HeadBook,
     ) -> Result<Applied, CoreError> {
-        let out = self.judge_since(before, heads);
+        let out = self.judge_since(before, was, heads);
         heads.settle(self);
         out
     }
@@ -296,13 +301,14 @@ impl Circle {
     fn judge_since(
         &mut self,
         before: &[ChangeHash],
+        was: Option<&Membership>,
         heads: &HeadBook,
     ) -> Result<Applied, CoreError> {
         let new = self.doc().get_changes(before);
         if new.is_empty() {
             return Ok(Applied::default());
         }
-        let rejected = judge(self, before, &new, heads);
+        let rejected = judge(self, before, was, &new, heads);
         if rejected.is_empty() {
             return Ok(Applied {
                 applied: new.len(),
@@ -326,16 +332,17 @@ impl Circle {
 }
 
 /// Decides which of `new` (just applied on top of `before`) must go.
+/// Decides which of `new` (just applied on top of `before`, where the
+/// membership was `was`) must go.
 fn judge(
     circle: &Circle,
     before: &[ChangeHash],
+    was: Option<&Membership>,
     new: &[Change],
     heads: &HeadBook,
 ) -> Vec<(ChangeHash, Rejection)> {
-    // Rules read the circle as it stands with the new changes; a change
-    // that is dropped cannot have admitted its own author, because a
-    // device's admission is written by someone already admitted.
     let membership = Membership::read(circle.doc());
+    let shape = Shape::read(circle.doc());
     let by_hash: HashMap<ChangeHash, &Change> = new.iter().map(|c| (c.hash(), c)).collect();
     let had_history = !before.is_empty();
 
@@ -366,14 +373,45 @@ fn judge(
         };
         proven.extend(covered_from(&mut heads.of(&bytes), actor));
     }
-    // Whether a departed device was still in when it made a change: read
-    // the circle as that change saw it.
-    let was_in = |c: &Change, device: DeviceId| {
+    // Admission: a change counts only if its device was admitted in the
+    // circle the change builds on. That is quick to see for a device
+    // admitted both before and after the batch; for any other, the circle
+    // is read as the change saw it. A device's own changes form a chain
+    // along which admission starts once and ends once, so when its first
+    // and last new changes were made while admitted, all between were too.
+    let was_in = |c: &Change, device: &DeviceId| {
         circle
             .doc()
             .fork_at(c.deps())
-            .is_ok_and(|then| Membership::read(&then).admitted.contains(&device))
+            .is_ok_and(|then| Membership::read(&then).admitted.contains(device))
     };
+    let quick = |device: &DeviceId| {
+        membership.admitted.contains(device) && was.is_none_or(|m| m.admitted.contains(device))
+    };
+    let mut chains: BTreeMap<[u8; 32], Vec<&Change>> = BTreeMap::new();
+    for c in new {
+        if let Ok(bytes) = <[u8; 32]>::try_from(c.actor_id().to_bytes())
+            && !quick(&DeviceId::from_bytes(bytes))
+        {
+            chains.entry(bytes).or_default().push(c);
+        }
+    }
+    let mut was_admitted: HashSet<ChangeHash> = HashSet::new();
+    for (bytes, mut chain) in chains {
+        let device = DeviceId::from_bytes(bytes);
+        chain.sort_by_key(|c| c.seq());
+        let ends = [chain[0], chain[chain.len() - 1]];
+        if ends.iter().all(|c| was_in(c, &device)) {
+            was_admitted.extend(chain.iter().map(|c| c.hash()));
+        } else {
+            was_admitted.extend(
+                chain
+                    .iter()
+                    .filter(|c| was_in(c, &device))
+                    .map(|c| c.hash()),
+            );
+        }
+    }
 
     let mut rejected = Vec::new();
     let mut bad: HashSet<ChangeHash> = HashSet::new();
@@ -391,14 +429,14 @@ fn judge(
                 return Some(Rejection::Unproven);
             }
             let device = DeviceId::from_bytes(bytes);
-            let allowed = membership.admitted.contains(&device)
-                || (membership.departed.contains(&device) && was_in(c, device))
+            let allowed = quick(&device)
+                || was_admitted.contains(&hash)
                 // The founder's first change makes the circle it is admitted to.
                 || (!had_history && c.deps().is_empty());
             if !allowed {
                 return Some(Rejection::NotAdmitted);
             }
-            if writes_outline(c, had_history) {
+            if shape.breaks(c, circle.doc(), had_history) {
                 return Some(Rejection::Outline);
             }
             None
@@ -409,17 +447,4 @@ fn judge(
         }
     }
     rejected
-}
-
-/// Whether a change writes at the document's root or starts a second
-/// history: only the circle's first change may.
-fn writes_outline(c: &Change, had_history: bool) -> bool {
-    if c.deps().is_empty() {
-        return had_history;
-    }
-    let expanded = c.decode();
-    expanded
-        .operations
-        .iter()
-        .any(|op| op.obj == ObjectId::Root)
 }

@@ -49,6 +49,7 @@ pub mod mood;
 pub mod op;
 pub mod quiet;
 pub mod schema;
+mod shape;
 pub mod sim;
 pub mod sync;
 pub mod time;

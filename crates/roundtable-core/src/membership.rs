@@ -20,9 +20,10 @@
 //!
 //! Every rule here only ever adds: more changes can carry a proposal or
 //! revoke a device, never undo either, so devices that have seen more never
-//! disagree with the past of devices that have seen less. A proposal's
-//! electorate is as its proposer wrote it; an honest node writes every
-//! current member but the one concerned, and `remove list` shows it.
+//! disagree with the past of devices that have seen less. The records they
+//! rest on only grow, and a proposal's electorate is exactly the other
+//! members its proposer's copy held: a change that breaks either is refused
+//! on arrival (see [`crate::shape`]).
 //!
 //! **Revoked devices.** Another device of the same member may revoke a
 //! device (a lost phone). Two devices revoking each other at once are both

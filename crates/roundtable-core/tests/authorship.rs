@@ -336,3 +336,211 @@ fn keyrings_settle_on_the_smallest_devices_candidate() {
     assert!(!old.accept(&ka.offer()));
     assert_eq!(old.epoch(), 0);
 }
+
+/// The removals collection's object in `c`.
+fn removals(c: &Circle) -> automerge::ObjId {
+    use automerge::ReadDoc;
+    match c.doc().get(automerge::ROOT, "removals").unwrap().unwrap() {
+        (automerge::Value::Object(_), id) => id,
+        _ => panic!("no removals collection"),
+    }
+}
+
+#[test]
+fn a_proposal_with_a_narrowed_electorate_is_rejected() {
+    let (mut maya, sam, mut ana) = circle();
+    let before = maya.circle.heads();
+    let mut honest = maya.circle.clone();
+    // Maya's node writes a proposal to remove Sam that leaves Ana out of the vote.
+    let coll = removals(&maya.circle);
+    let (maya_id, sam_id) = (maya.member.id(), sam.member.id());
+    maya.circle
+        .transact(now(), "narrowed", |tx| {
+            use automerge::ObjType;
+            let p = tx.put_object(&coll, "00000000000000aa", ObjType::Map)?;
+            tx.put(&p, "target", sam_id.to_string())?;
+            tx.put(&p, "by", maya_id.to_string())?;
+            let e = tx.put_object(&p, "electorate", ObjType::Map)?;
+            tx.put(&e, maya_id.to_string(), true)?;
+            tx.put_object(&p, "consents", ObjType::Map)?;
+            Ok(())
+        })
+        .unwrap();
+    let out = ana
+        .circle
+        .apply_verified(&maya.circle.changes_since(&before), &mut book_of(&[&maya]))
+        .unwrap();
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].1, Rejection::Outline);
+    // The honest way is accepted.
+    honest
+        .propose_removal(maya_id, sam_id, "", now(), &mut rand::rng())
+        .unwrap();
+    let out = ana
+        .circle
+        .apply_verified(
+            &honest.changes_since(&before),
+            &mut book_of(&[&Dev {
+                key: maya.key,
+                member: maya.member,
+                circle: honest.clone(),
+            }]),
+        )
+        .unwrap();
+    assert!(out.rejected.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_removed_member_cannot_undo_their_removal() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+
+    let mut rng = rand::rng();
+    let (mut maya, mut sam, mut ana) = circle();
+    let p = maya
+        .circle
+        .propose_removal(maya.member.id(), ana.member.id(), "", now(), &mut rng)
+        .unwrap();
+    sam.circle.merge(&mut maya.circle.clone()).unwrap();
+    let before_sam = sam.circle.heads();
+    sam.circle
+        .consent_removal(sam.member.id(), p, now())
+        .unwrap();
+    let mut book = book_of(&[&maya, &sam]);
+    ana.circle.merge(&mut maya.circle.clone()).unwrap();
+    let out = ana
+        .circle
+        .apply_verified(&sam.circle.changes_since(&before_sam), &mut book)
+        .unwrap();
+    assert!(out.rejected.is_empty());
+    // Ana's node deletes Sam's consent (it is about her, after all).
+    let mut bad = ana.circle.clone();
+    bad.set_device(ana.key.id());
+    let before = bad.heads();
+    let coll = removals(&bad);
+    let proposal = match bad.doc().get(&coll, p.to_string()).unwrap().unwrap() {
+        (_, id) => id,
+    };
+    let consents = match bad.doc().get(&proposal, "consents").unwrap().unwrap() {
+        (_, id) => id,
+    };
+    bad.transact(now(), "erase", |tx| {
+        tx.delete(&consents, sam.key.id().to_string())?;
+        Ok(())
+    })
+    .unwrap();
+    let mut judge = maya.circle.clone();
+    judge.merge(&mut sam.circle.clone()).unwrap();
+    let ana_dev = Dev {
+        key: ana.key,
+        member: ana.member,
+        circle: bad.clone(),
+    };
+    let out = judge
+        .apply_verified(&bad.changes_since(&before), &mut book_of(&[&ana_dev]))
+        .unwrap();
+    assert_eq!(out.rejected[0].1, Rejection::NotAdmitted);
+    assert_eq!(
+        judge.membership().proposals[&p].state,
+        roundtable_core::ProposalState::Carried
+    );
+}
+
+#[test]
+fn a_consent_in_another_devices_name_is_rejected() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+
+    let (mut maya, sam, mut ana) = circle();
+    let p = maya
+        .circle
+        .propose_removal(
+            maya.member.id(),
+            ana.member.id(),
+            "",
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
+    ana.circle.merge(&mut maya.circle.clone()).unwrap();
+    // Ana's node (she is still in) writes Sam's consent, under her own device.
+    let before = ana.circle.heads();
+    let coll = removals(&ana.circle);
+    let (_, proposal) = ana.circle.doc().get(&coll, p.to_string()).unwrap().unwrap();
+    let (_, consents) = ana
+        .circle
+        .doc()
+        .get(&proposal, "consents")
+        .unwrap()
+        .unwrap();
+    let (sam_device, sam_member) = (sam.key.id(), sam.member.id());
+    ana.circle
+        .transact(now(), "forge", |tx| {
+            let c = tx.put_object(&consents, sam_device.to_string(), automerge::ObjType::Map)?;
+            tx.put(&c, "member", sam_member.to_string())?;
+            Ok(())
+        })
+        .unwrap();
+    let mut judge = maya.circle.clone();
+    let out = judge
+        .apply_verified(&ana.circle.changes_since(&before), &mut book_of(&[&ana]))
+        .unwrap();
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].1, Rejection::Outline);
+    assert_eq!(
+        judge.membership().proposals[&p].state,
+        roundtable_core::ProposalState::Open
+    );
+}
+
+#[test]
+fn undoing_a_revocation_is_rejected() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+
+    let (mut maya, mut sam, _) = circle();
+    let phone = DeviceKey::generate();
+    maya.circle
+        .add_device(&maya.member.certify(phone.id()), now())
+        .unwrap();
+    maya.circle
+        .revoke_device(maya.member.id(), phone.id(), now())
+        .unwrap();
+    sam.circle.merge(&mut maya.circle.clone()).unwrap();
+    assert!(sam.circle.membership().revoked.contains(&phone.id()));
+    // Sam's node (an admitted member) deletes the revocation.
+    let before = sam.circle.heads();
+    let (_, members) = sam
+        .circle
+        .doc()
+        .get(automerge::ROOT, "members")
+        .unwrap()
+        .unwrap();
+    let (_, m) = sam
+        .circle
+        .doc()
+        .get(&members, maya.member.id().to_string())
+        .unwrap()
+        .unwrap();
+    let (_, devices) = sam.circle.doc().get(&m, "devices").unwrap().unwrap();
+    let (_, d) = sam
+        .circle
+        .doc()
+        .get(&devices, phone.id().to_string())
+        .unwrap()
+        .unwrap();
+    sam.circle
+        .transact(now(), "undo", |tx| {
+            tx.delete(&d, "revoked")?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(!sam.circle.membership().revoked.contains(&phone.id()));
+    let mut judge = maya.circle.clone();
+    let out = judge
+        .apply_verified(&sam.circle.changes_since(&before), &mut book_of(&[&sam]))
+        .unwrap();
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].1, Rejection::Outline);
+    assert!(judge.membership().revoked.contains(&phone.id()));
+}

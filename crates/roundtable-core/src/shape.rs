@@ -1,0 +1,204 @@
+//! What a change may do to the records membership rests on.
+//!
+//! Automerge lets any writer put, overwrite or delete anything. For most of a
+//! circle that is what people want (anyone may fix a typo in a gathering's
+//! place). For the records that decide who is in, it is not: a member could
+//! delete someone's consent, overwrite a device's certificate, un-revoke a
+//! device or shrink a proposal's electorate. So a received change is refused
+//! (see [`crate::authorship`]) when it:
+//!
+//! - writes at the document's root (only the circle's first change does);
+//! - overwrites or deletes anything in the members collection, a member's
+//!   devices, a device record, an invite's redemptions, or the removals
+//!   collection and everything in it (these records only ever grow);
+//! - replaces a member's devices map, writes a device record other than to
+//!   revoke it, or writes a proposal other than to withdraw it;
+//! - writes a consent for another device than its own;
+//! - makes a proposal whose electorate is not exactly the members, other
+//!   than the one concerned, that the change's own history holds.
+//!
+//! The first change of a circle, and objects a change creates itself, are
+//! free: the rules guard what others made.
+
+use std::collections::{BTreeSet, HashSet};
+
+use automerge::legacy::{Key, ObjectId, OpId, OpType};
+use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, Value};
+
+use crate::ids::MemberId;
+use crate::membership::Membership;
+use crate::schema;
+use crate::view::CircleView;
+
+/// The guarded objects of a document, by the ids changes name them with.
+#[derive(Debug, Default)]
+pub(crate) struct Shape {
+    members: Option<ObjectId>,
+    member_objs: HashSet<ObjectId>,
+    devices_maps: HashSet<ObjectId>,
+    device_objs: HashSet<ObjectId>,
+    redeemed_maps: HashSet<ObjectId>,
+    removals: Option<ObjectId>,
+    proposals: HashSet<ObjectId>,
+    consents_maps: HashSet<ObjectId>,
+    /// Objects nobody writes into once made: electorates, consents,
+    /// withdrawals, revocations, redemptions.
+    sealed: HashSet<ObjectId>,
+}
+
+fn legacy(id: &ObjId) -> ObjectId {
+    match id {
+        ObjId::Root => ObjectId::Root,
+        ObjId::Id(ctr, actor, _) => ObjectId::Id(OpId(*ctr, actor.clone())),
+    }
+}
+
+/// Every map object at `obj[key]` (concurrent ones included).
+fn maps(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
+    doc.get_all(obj, key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(v, id)| matches!(v, Value::Object(ObjType::Map)).then_some(id))
+        .collect()
+}
+
+/// Every map object that is a value of `obj`.
+fn children(doc: &Automerge, obj: &ObjId) -> Vec<ObjId> {
+    doc.keys(obj).flat_map(|k| maps(doc, obj, &k)).collect()
+}
+
+impl Shape {
+    /// Reads the guarded objects of `doc`.
+    pub(crate) fn read(doc: &Automerge) -> Self {
+        let mut s = Shape::default();
+        if let Some(members) = maps(doc, &ROOT, schema::MEMBERS).into_iter().next() {
+            for m in children(doc, &members) {
+                for devices in maps(doc, &m, schema::DEVICES) {
+                    for d in children(doc, &devices) {
+                        s.sealed.extend(maps(doc, &d, "revoked").iter().map(legacy));
+                        s.device_objs.insert(legacy(&d));
+                    }
+                    s.devices_maps.insert(legacy(&devices));
+                }
+                s.member_objs.insert(legacy(&m));
+            }
+            s.members = Some(legacy(&members));
+        }
+        if let Some(invites) = maps(doc, &ROOT, schema::INVITES).into_iter().next() {
+            for inv in children(doc, &invites) {
+                for redeemed in maps(doc, &inv, "redeemed") {
+                    s.sealed.extend(children(doc, &redeemed).iter().map(legacy));
+                    s.redeemed_maps.insert(legacy(&redeemed));
+                }
+            }
+        }
+        if let Some(removals) = maps(doc, &ROOT, schema::REMOVALS).into_iter().next() {
+            for p in children(doc, &removals) {
+                for e in maps(doc, &p, "electorate") {
+                    s.sealed.insert(legacy(&e));
+                }
+                for w in maps(doc, &p, "withdrawn") {
+                    s.sealed.insert(legacy(&w));
+                }
+                for c in maps(doc, &p, "consents") {
+                    s.sealed.extend(children(doc, &c).iter().map(legacy));
+                    s.consents_maps.insert(legacy(&c));
+                }
+                s.proposals.insert(legacy(&p));
+            }
+            s.removals = Some(legacy(&removals));
+        }
+        s
+    }
+
+    fn is_in(&self, obj: &ObjectId, set: &HashSet<ObjectId>) -> bool {
+        set.contains(obj)
+    }
+
+    /// Whether `c` breaks a rule (see the module docs). `doc` holds `c` and
+    /// everything it builds on.
+    pub(crate) fn breaks(&self, c: &Change, doc: &Automerge, had_history: bool) -> bool {
+        if c.deps().is_empty() {
+            return had_history;
+        }
+        let actor = c.actor_id();
+        let start = c.start_op().get();
+        let made_here = |obj: &ObjectId| match obj {
+            ObjectId::Id(OpId(ctr, a)) => a == actor && *ctr >= start,
+            ObjectId::Root => false,
+        };
+        let expanded = c.decode();
+        let mut new_proposals = Vec::new();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            let obj = &op.obj;
+            if *obj == ObjectId::Root {
+                return true;
+            }
+            if made_here(obj) {
+                continue;
+            }
+            let key = match &op.key {
+                Key::Map(k) => k.as_str(),
+                Key::Seq(_) => "",
+            };
+            let rewrites = !op.pred.is_empty() || matches!(op.action, OpType::Delete);
+            let makes_map = matches!(op.action, OpType::Make(ObjType::Map));
+            let guarded_collection = self.members.as_ref() == Some(obj)
+                || self.removals.as_ref() == Some(obj)
+                || self.is_in(obj, &self.devices_maps)
+                || self.is_in(obj, &self.redeemed_maps)
+                || self.is_in(obj, &self.consents_maps);
+            let broken = if self.is_in(obj, &self.sealed) {
+                true
+            } else if self.is_in(obj, &self.member_objs) {
+                key == schema::DEVICES
+            } else if self.is_in(obj, &self.device_objs) {
+                rewrites || !(key == "revoked" && makes_map)
+            } else if self.is_in(obj, &self.proposals) {
+                rewrites || !(key == "withdrawn" && makes_map)
+            } else if self.is_in(obj, &self.consents_maps) {
+                rewrites || !makes_map || key != actor.to_hex_string()
+            } else if guarded_collection {
+                if self.removals.as_ref() == Some(obj) && makes_map && !rewrites {
+                    new_proposals.push(start + i as u64);
+                }
+                rewrites
+            } else {
+                false
+            };
+            if broken {
+                return true;
+            }
+        }
+        new_proposals
+            .into_iter()
+            .any(|ctr| !honest_electorate(c, actor, ctr, doc))
+    }
+}
+
+/// Whether the proposal made by op `ctr` of `c` names as its electorate
+/// exactly the members, but the one concerned, of the circle as `c` saw it.
+fn honest_electorate(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> bool {
+    let view = CircleView::read_membership(doc);
+    let Some(p) = view.removals.values().find(|r| {
+        r.order == ctr
+            && r.by_device
+                .is_some_and(|d| d.as_bytes().as_slice() == actor.to_bytes())
+    }) else {
+        // A map in the removals collection that does not read as a proposal
+        // is no proposal; it decides nothing.
+        return true;
+    };
+    let Ok(then) = doc.fork_at(c.deps()) else {
+        return false;
+    };
+    let members = Membership::read(&then).members;
+    let expected: BTreeSet<MemberId> = members.into_iter().filter(|m| *m != p.target).collect();
+    let written: BTreeSet<MemberId> = p
+        .electorate
+        .iter()
+        .filter(|(_, v)| **v)
+        .map(|(m, _)| *m)
+        .collect();
+    written == expected
+}
