@@ -303,10 +303,26 @@ impl Circle {
         })
     }
 
-    /// Adds a device certified by a member of this circle.
+    /// Adds a device certified by a member of this circle. Adding one that
+    /// is already there changes nothing; a revoked one cannot come back
+    /// (records of who is in only grow, see `shape`).
     pub fn add_device(&mut self, cert: &DeviceCert, now: Timestamp) -> Result<(), CoreError> {
         cert.verify()?;
         let member = self.require_member(cert.member)?;
+        if let Some(known) = self
+            .view()
+            .members
+            .get(&cert.member)
+            .and_then(|m| m.devices.get(&cert.device).cloned())
+        {
+            if known.revoked.is_some() {
+                return Err(CoreError::NotAllowed(
+                    "this device was revoked and cannot come back; reset it to pair it as a new device"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        }
         self.transact(now, "add device", |tx| {
             let devices = child_map(tx, &member, schema::DEVICES)?;
             put_device(tx, &devices, cert, now)

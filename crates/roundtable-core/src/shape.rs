@@ -111,10 +111,6 @@ impl Shape {
         s
     }
 
-    fn is_in(&self, obj: &ObjectId, set: &HashSet<ObjectId>) -> bool {
-        set.contains(obj)
-    }
-
     /// Whether `c` breaks a rule (see the module docs). `doc` holds `c` and
     /// everything it builds on.
     pub(crate) fn breaks(&self, c: &Change, doc: &Automerge, had_history: bool) -> bool {
@@ -145,18 +141,18 @@ impl Shape {
             let makes_map = matches!(op.action, OpType::Make(ObjType::Map));
             let guarded_collection = self.members.as_ref() == Some(obj)
                 || self.removals.as_ref() == Some(obj)
-                || self.is_in(obj, &self.devices_maps)
-                || self.is_in(obj, &self.redeemed_maps)
-                || self.is_in(obj, &self.consents_maps);
-            let broken = if self.is_in(obj, &self.sealed) {
+                || self.devices_maps.contains(obj)
+                || self.redeemed_maps.contains(obj)
+                || self.consents_maps.contains(obj);
+            let broken = if self.sealed.contains(obj) {
                 true
-            } else if self.is_in(obj, &self.member_objs) {
+            } else if self.member_objs.contains(obj) {
                 key == schema::DEVICES
-            } else if self.is_in(obj, &self.device_objs) {
+            } else if self.device_objs.contains(obj) {
                 rewrites || !(key == "revoked" && makes_map)
-            } else if self.is_in(obj, &self.proposals) {
+            } else if self.proposals.contains(obj) {
                 rewrites || !(key == "withdrawn" && makes_map)
-            } else if self.is_in(obj, &self.consents_maps) {
+            } else if self.consents_maps.contains(obj) {
                 rewrites || !makes_map || key != actor.to_hex_string()
             } else if guarded_collection {
                 if self.removals.as_ref() == Some(obj) && makes_map && !rewrites {
