@@ -418,12 +418,8 @@ fn a_removed_member_cannot_undo_their_removal() {
     bad.set_device(ana.key.id());
     let before = bad.heads();
     let coll = removals(&bad);
-    let proposal = match bad.doc().get(&coll, p.to_string()).unwrap().unwrap() {
-        (_, id) => id,
-    };
-    let consents = match bad.doc().get(&proposal, "consents").unwrap().unwrap() {
-        (_, id) => id,
-    };
+    let (_, proposal) = bad.doc().get(&coll, p.to_string()).unwrap().unwrap();
+    let (_, consents) = bad.doc().get(&proposal, "consents").unwrap().unwrap();
     bad.transact(now(), "erase", |tx| {
         tx.delete(&consents, sam.key.id().to_string())?;
         Ok(())
