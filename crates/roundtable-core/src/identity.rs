@@ -27,7 +27,8 @@ pub enum KeyKind {
     Device,
     /// A member identity key.
     Member,
-    /// A circle's secret (derives its gossip topic).
+    /// A circle's secret as the first version kept it; read now as the
+    /// circle key of epoch 0 (see `crate::keys::Keyring`).
     Circle,
 }
 

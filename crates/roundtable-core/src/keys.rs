@@ -24,12 +24,11 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::CoreError;
-use crate::identity::DeviceKey;
+use crate::identity::{DeviceKey, KeyKind, parse_key_file};
 use crate::ids::{CircleId, DeviceId};
 use crate::wire::{self, Body};
 
 const KEY_FILE_PREFIX: &str = "roundtable-circle-keys-2";
-const OLD_SECRET_PREFIX: &str = "roundtable-circle-secret-1:";
 const ENVELOPE_CONTEXT: &[u8] = b"roundtable/envelope/1";
 const AEAD_CONTEXT: &str = "roundtable gossip aead v1";
 
@@ -199,9 +198,8 @@ impl Keyring {
         let text = std::str::from_utf8(bytes).map_err(|_| bad())?;
         let mut candidates = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            if let Some(old) = line.strip_prefix(OLD_SECRET_PREFIX) {
-                let key = unhex::<32>(old).ok_or_else(bad)?;
-                candidates.push(EpochKey::new(0, [0; 32], key));
+            if let Ok(old) = parse_key_file(KeyKind::Circle, line.as_bytes()) {
+                candidates.push(EpochKey::new(0, [0; 32], *old));
                 continue;
             }
             let mut parts = line.split(':');

@@ -552,12 +552,6 @@ impl CircleView {
         view
     }
 
-    /// Only the members (and their certified devices): cheaper than a whole
-    /// read when that is all a caller needs.
-    pub fn read_members(doc: &impl ReadDoc) -> BTreeMap<MemberId, Member> {
-        Self::read_collections(doc, &[crate::schema::MEMBERS]).members
-    }
-
     /// Only the collections membership rests on: members, invites and removals.
     pub fn read_membership(doc: &impl ReadDoc) -> Self {
         use crate::schema::{INVITES, MEMBERS, REMOVALS};

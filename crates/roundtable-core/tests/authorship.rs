@@ -331,6 +331,10 @@ fn keyrings_settle_on_the_smallest_devices_candidate() {
     let back = Keyring::from_file_text(ka.to_file_text().as_bytes()).unwrap();
     assert_eq!(back.active(), ka.active());
     assert!(Keyring::from_file_text(b"roundtable-circle-keys-2:1:zz").is_err());
+    // The single secret of the first version reads as epoch 0's key.
+    let old = format!("roundtable-circle-secret-1:{}\n", "07".repeat(32));
+    let old = Keyring::from_file_text(old.as_bytes()).unwrap();
+    assert_eq!((old.epoch(), *old.active().secret()), (0, [7; 32]));
     // A key for another epoch is not taken.
     let mut old = Keyring::with(EpochKey::random(0, b.id(), &mut rng));
     assert!(!old.accept(&ka.offer()));
