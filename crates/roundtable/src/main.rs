@@ -87,9 +87,11 @@ fn init_tracing(verbose: u8, quiet: bool) {
     ]
     .iter()
     .fold(ours.to_owned(), |acc, t| format!("{acc},{t}={stack}"));
-    // mDNS with no multicast route fails on every probe, at error level.
-    let mdns = if verbose >= 2 { ours } else { "off" };
-    let default = format!("{default},swarm_discovery={mdns}");
+    // mDNS with no multicast route fails on every probe, at error level, and
+    // the relay transport reports its channel closing when the node stops.
+    let noisy = if verbose >= 2 { ours } else { "off" };
+    let default =
+        format!("{default},swarm_discovery={noisy},iroh::socket::transports::relay={noisy}");
     let filter =
         EnvFilter::try_from_env("ROUNDTABLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
