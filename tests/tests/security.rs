@@ -32,6 +32,18 @@ fn member_named(json: &str, name: &str) -> roundtable_core::MemberId {
     id.parse().unwrap()
 }
 
+/// Waits until nodes `a` and `b` keep the same circle key.
+async fn same_key(cluster: &Cluster, a: usize, b: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while cluster.keys(a).active() != cluster.keys(b).active() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nodes {a} and {b} never settled on one key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits a little and checks that `node` still lacks `note`.
 async fn never_gets(cluster: &Cluster, node: usize, note: &str) {
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -177,11 +189,7 @@ async fn removed_member_is_refused_and_cannot_read_after_rotation() {
     for i in [0, 1] {
         cluster.status_until(i, |s| s.circles[0].epoch == 1).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while cluster.keys(0).active() != cluster.keys(1).active() {
-        assert!(tokio::time::Instant::now() < deadline, "keys never settled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    same_key(&cluster, 0, 1).await;
     assert_ne!(cluster.keys(0).active(), before_keys.active());
 
     // Written after the removal: the removed member never reads it.
@@ -206,14 +214,7 @@ async fn removed_member_is_refused_and_cannot_read_after_rotation() {
         })
         .await;
     cluster.status_until(2, |s| s.circles[0].epoch == 1).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while cluster.keys(2).active() != cluster.keys(0).active() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the returning device never got the key"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    same_key(&cluster, 2, 0).await;
     // Nothing was deleted from the removed member's own device.
     let json = cluster.json(3).await;
     assert!(json.contains("still here?"));
@@ -269,11 +270,7 @@ async fn revoked_device_is_refused_and_cannot_read_after_rotation() {
     for i in [0, 1] {
         cluster.status_until(i, |s| s.circles[0].epoch == 1).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while cluster.keys(0).active() != cluster.keys(1).active() {
-        assert!(tokio::time::Instant::now() < deadline, "keys never settled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    same_key(&cluster, 0, 1).await;
     cluster.perform(1, checkin("after the revocation")).await;
     cluster
         .converge(|v| notes(v).contains(&"after the revocation".to_owned()))
