@@ -81,6 +81,33 @@ impl Cluster {
             .expect("join");
     }
 
+    /// Pairs a new device with node `i`'s member: a node in a fresh home
+    /// redeems a device ticket from node `i`. Returns the new node, its
+    /// home, and the (now used) ticket.
+    pub async fn pair(&self, i: usize) -> (Node, TempDir, roundtable_net::CircleTicket) {
+        let home = tempfile::tempdir().expect("tempdir");
+        let node = bounded("start", Node::spawn(NodeConfig::loopback(home.path())))
+            .await
+            .expect("node starts");
+        let now = Timestamp::now();
+        let ticket = bounded(
+            "inviting a device",
+            self.handle(i).invite(
+                self.circle,
+                InviteKind::Device,
+                now.plus_millis(3_600_000),
+                1,
+                now,
+            ),
+        )
+        .await
+        .expect("device invite");
+        bounded("pairing", node.handle().join(&ticket, None))
+            .await
+            .expect("pairing");
+        (node, home, ticket)
+    }
+
     /// Node `i`'s handle (it must be running).
     pub fn handle(&self, i: usize) -> NodeHandle {
         self.nodes[i].as_ref().expect("node is running").handle()

@@ -261,33 +261,11 @@ async fn outsider_with_topic_and_address_gets_no_plaintext_and_no_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairing_adds_another_device_of_the_same_member() {
-    use roundtable_core::InviteKind;
     use roundtable_node::{Node, NodeConfig};
 
     let cluster = Cluster::spawn(2).await;
     let (maya_device, maya) = cluster.handle(0).identity().await.unwrap();
-    let laptop_home = tempfile::tempdir().unwrap();
-    let laptop = bounded(
-        "start",
-        Node::spawn(NodeConfig::loopback(laptop_home.path())),
-    )
-    .await
-    .unwrap();
-    let now = Timestamp::now();
-    let ticket = cluster
-        .handle(0)
-        .invite(
-            cluster.circle,
-            InviteKind::Device,
-            now.plus_millis(3_600_000),
-            1,
-            now,
-        )
-        .await
-        .unwrap();
-    bounded("pairing", laptop.handle().join(&ticket, None))
-        .await
-        .unwrap();
+    let (laptop, _laptop_home, ticket) = cluster.pair(0).await;
     let (laptop_device, laptop_member) = laptop.handle().identity().await.unwrap();
     assert_eq!(
         laptop_member, maya,

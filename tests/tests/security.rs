@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use roundtable_core::keys;
 use roundtable_core::wire::Body;
-use roundtable_core::{Circle, EntityId, InviteKind, Mood, Op, SignedHead, Timestamp};
+use roundtable_core::{Circle, EntityId, Mood, Op, SignedHead, Timestamp};
 use roundtable_net::{Admitted, Net, NetConfig, topic_for};
-use roundtable_node::{Node, NodeConfig};
 use roundtable_tests::{Cluster, bounded, notes};
 
 fn checkin(note: &str) -> Op {
@@ -30,6 +29,14 @@ fn member_named(json: &str, name: &str) -> roundtable_core::MemberId {
         .find(|(_, m)| m["name"] == name)
         .unwrap();
     id.parse().unwrap()
+}
+
+/// The one proposal in a circle's JSON.
+fn the_proposal(json: &str) -> EntityId {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let removals = v["removals"].as_object().unwrap();
+    assert_eq!(removals.len(), 1, "{removals:?}");
+    removals.keys().next().unwrap().parse().unwrap()
 }
 
 /// Waits until nodes `a` and `b` keep the same circle key.
@@ -172,15 +179,7 @@ async fn removed_member_is_refused_and_cannot_read_after_rotation() {
             v["removals"].as_object().unwrap().len() == 1
         })
         .await;
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let proposal: EntityId = v["removals"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let proposal = the_proposal(&json);
     // One member alone cannot carry it: still epoch 0, still four.
     cluster.status_until(0, |s| s.circles[0].epoch == 0).await;
     cluster.perform(1, Op::Consent { proposal }).await;
@@ -228,28 +227,7 @@ async fn revoked_device_is_refused_and_cannot_read_after_rotation() {
         .converge(|v| v["members"].as_object().unwrap().len() == 2)
         .await;
     // Maya pairs a phone.
-    let phone_home = tempfile::tempdir().unwrap();
-    let phone = bounded(
-        "start",
-        Node::spawn(NodeConfig::loopback(phone_home.path())),
-    )
-    .await
-    .unwrap();
-    let now = Timestamp::now();
-    let ticket = cluster
-        .handle(0)
-        .invite(
-            cluster.circle,
-            InviteKind::Device,
-            now.plus_millis(3_600_000),
-            1,
-            now,
-        )
-        .await
-        .unwrap();
-    bounded("pairing", phone.handle().join(&ticket, None))
-        .await
-        .unwrap();
+    let (phone, phone_home, _) = cluster.pair(0).await;
     let (phone_device, _) = phone.handle().identity().await.unwrap();
     phone
         .handle()
@@ -320,15 +298,7 @@ async fn one_member_alone_cannot_remove_anyone() {
     let json = cluster
         .converge(|v| v["removals"].as_object().unwrap().len() == 1)
         .await;
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let proposal: EntityId = v["removals"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let proposal = the_proposal(&json);
     // Consenting again as the proposer is refused; in a circle of two, the
     // one concerned cannot consent; nobody else can.
     let err = cluster

@@ -544,3 +544,57 @@ fn undoing_a_revocation_is_rejected() {
     assert_eq!(out.rejected[0].1, Rejection::Outline);
     assert!(judge.membership().revoked.contains(&phone.id()));
 }
+
+#[test]
+fn only_the_same_members_device_can_revoke_a_device() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+
+    let (mut maya, mut sam, _) = circle();
+    let phone = DeviceKey::generate();
+    maya.circle
+        .add_device(&maya.member.certify(phone.id()), now())
+        .unwrap();
+    sam.circle.merge(&mut maya.circle.clone()).unwrap();
+    // Sam cannot revoke Maya's phone through the rules...
+    let err = sam
+        .circle
+        .revoke_device(sam.member.id(), phone.id(), now())
+        .unwrap_err();
+    assert!(err.to_string().contains("not one of yours"), "{err}");
+    // ...nor by writing the revocation by hand: it arrives, and counts for nothing.
+    let before = sam.circle.heads();
+    let (_, members) = sam
+        .circle
+        .doc()
+        .get(automerge::ROOT, "members")
+        .unwrap()
+        .unwrap();
+    let (_, m) = sam
+        .circle
+        .doc()
+        .get(&members, maya.member.id().to_string())
+        .unwrap()
+        .unwrap();
+    let (_, devices) = sam.circle.doc().get(&m, "devices").unwrap().unwrap();
+    let (_, d) = sam
+        .circle
+        .doc()
+        .get(&devices, phone.id().to_string())
+        .unwrap()
+        .unwrap();
+    sam.circle
+        .transact(now(), "not mine", |tx| {
+            tx.put_object(&d, "revoked", automerge::ObjType::Map)?;
+            Ok(())
+        })
+        .unwrap();
+    let mut judge = maya.circle.clone();
+    judge
+        .apply_verified(&sam.circle.changes_since(&before), &mut book_of(&[&sam]))
+        .unwrap();
+    let m = judge.membership();
+    assert!(m.admitted.contains(&phone.id()));
+    assert!(m.revoked.is_empty());
+    assert_eq!(m.epoch, 0);
+}
