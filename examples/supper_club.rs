@@ -31,8 +31,9 @@ fn main() -> Result<()> {
         &mut rng,
     )?;
     let keys = roundtable_core::Keyring::with(roundtable_core::EpochKey::random(
+        circle.id(),
         0,
-        maya.device.id(),
+        &maya.device,
         &mut rng,
     ));
     let mut store = home.create_circle(&lock, &circle, &keys)?;

@@ -37,6 +37,7 @@ use crate::identity::DeviceKey;
 use crate::ids::{CircleId, DeviceId};
 use crate::membership::Membership;
 use crate::shape::Shape;
+use crate::view::CircleView;
 
 const HEAD_CONTEXT: &[u8] = b"roundtable/head/1";
 
@@ -104,22 +105,46 @@ impl SignedHead {
 /// The signed heads known of each device in one circle: the newest whose
 /// change this copy holds (it covers every change of that device here), and
 /// a few newer ones whose changes are still on their way.
+///
+/// The book is bounded, whatever peers send: it keeps heads only for the
+/// circle's certified devices ([`HeadBook::know_devices`]), at most
+/// `1 + PENDING` of each, plus a few heads of devices not (yet) certified
+/// here, whose certificates may be on their way in the same session. A
+/// head is verified only once it has a place in the book, so a flood of
+/// heads costs a lookup each, not a signature check.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadBook {
     heads: BTreeMap<[u8; 32], Vec<SignedHead>>,
+    /// Heads of devices not certified here (yet), oldest first; not kept
+    /// across restarts (peers send heads again at every session).
+    #[serde(skip)]
+    strangers: Vec<SignedHead>,
+    /// The circle's certified devices (departed ones included: their
+    /// history still needs its proof).
+    #[serde(skip)]
+    devices: BTreeSet<[u8; 32]>,
 }
 
 impl HeadBook {
     /// Newer heads kept per device while their changes are on their way.
     const PENDING: usize = 3;
+    /// Heads kept of devices not certified here.
+    pub const STRANGERS: usize = 16;
 
     /// An empty book.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty book for the devices `circle` certifies.
+    pub fn for_circle(circle: &Circle) -> Self {
+        let mut book = Self::new();
+        book.know_devices(&circle.membership().certified);
+        book
+    }
+
     /// Reads a kept book; damaged bytes give an empty one (peers send heads
-    /// again at every session).
+    /// again at every session). Call [`HeadBook::know_devices`] before use.
     pub fn restore(bytes: &[u8]) -> Self {
         postcard::from_bytes(bytes).unwrap_or_default()
     }
@@ -127,6 +152,22 @@ impl HeadBook {
     /// The bytes to keep.
     pub fn persist(&self) -> Vec<u8> {
         postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Tells the book which devices the circle certifies: heads of others
+    /// are dropped, heads of strangers now certified are taken in.
+    pub fn know_devices(&mut self, devices: &BTreeSet<DeviceId>) {
+        self.devices = devices.iter().map(|d| *d.as_bytes()).collect();
+        let known = &self.devices;
+        self.heads.retain(|d, _| known.contains(d));
+        let strangers = std::mem::take(&mut self.strangers);
+        for h in strangers {
+            if self.devices.contains(&h.device) {
+                self.place(h);
+            } else {
+                self.strangers.push(h);
+            }
+        }
     }
 
     /// Takes in heads that verify and are not known yet; returns how many
@@ -138,20 +179,40 @@ impl HeadBook {
     ) -> usize {
         let mut taken = 0;
         for h in heads {
-            let known = self.heads.entry(h.device).or_default();
-            let older = known.first().is_some_and(|k| k.seq > h.seq);
-            if older || known.iter().any(|k| k.hash == h.hash) || !h.verify(circle) {
+            let fresh = if self.devices.contains(&h.device) {
+                let known = self.heads.get(&h.device);
+                let older = known.and_then(|k| k.first()).is_some_and(|k| k.seq > h.seq);
+                !older && !known.is_some_and(|k| k.iter().any(|k| k.hash == h.hash))
+            } else {
+                !self.strangers.iter().any(|k| k.hash == h.hash)
+            };
+            if !fresh || !h.verify(circle) {
                 continue;
             }
-            known.push(h.clone());
-            known.sort_by_key(|k| k.seq);
-            if known.len() > 1 + Self::PENDING {
-                // Keep the first (it may be the one this copy holds).
-                known.remove(1);
+            if self.devices.contains(&h.device) {
+                self.place(h.clone());
+            } else {
+                self.strangers.push(h.clone());
+                if self.strangers.len() > Self::STRANGERS {
+                    self.strangers.remove(0);
+                }
             }
             taken += 1;
         }
         taken
+    }
+
+    fn place(&mut self, h: SignedHead) {
+        let known = self.heads.entry(h.device).or_default();
+        if known.iter().any(|k| k.hash == h.hash) {
+            return;
+        }
+        known.push(h);
+        known.sort_by_key(|k| k.seq);
+        if known.len() > 1 + Self::PENDING {
+            // Keep the first (it may be the one this copy holds).
+            known.remove(1);
+        }
     }
 
     /// Drops heads older than the newest one whose change `circle` holds.
@@ -168,14 +229,31 @@ impl HeadBook {
 
     /// Every head known, to hand to a peer.
     pub fn all(&self) -> Vec<SignedHead> {
-        self.heads.values().flatten().cloned().collect()
+        self.heads
+            .values()
+            .flatten()
+            .chain(&self.strangers)
+            .cloned()
+            .collect()
+    }
+
+    /// How many heads the book holds.
+    pub fn len(&self) -> usize {
+        self.heads.values().map(Vec::len).sum::<usize>() + self.strangers.len()
+    }
+
+    /// Whether the book holds no head.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn of(&self, device: &[u8; 32]) -> impl Iterator<Item = ChangeHash> + '_ {
+        let device = *device;
         self.heads
-            .get(device)
+            .get(&device)
             .into_iter()
             .flatten()
+            .chain(self.strangers.iter().filter(move |h| h.device == device))
             .map(|h| ChangeHash(h.hash))
     }
 }
@@ -203,6 +281,8 @@ pub enum Rejection {
     Outline,
     /// It builds on a change that was dropped.
     BuildsOnRejected,
+    /// It is larger than any edit may be (see [`crate::shape`]).
+    TooLarge,
 }
 
 impl std::fmt::Display for Rejection {
@@ -213,6 +293,7 @@ impl std::fmt::Display for Rejection {
             Rejection::NotAdmitted => "its device is not admitted to the circle",
             Rejection::Outline => "it rewrites the circle's outline or a record of who is in",
             Rejection::BuildsOnRejected => "it builds on a change that was refused",
+            Rejection::TooLarge => "it is larger than any edit may be",
         })
     }
 }
@@ -294,6 +375,7 @@ impl Circle {
         heads: &mut HeadBook,
     ) -> Result<Applied, CoreError> {
         let out = self.judge_since(before, was, heads);
+        heads.know_devices(&self.membership().certified);
         heads.settle(self);
         out
     }
@@ -341,8 +423,9 @@ fn judge(
     new: &[Change],
     heads: &HeadBook,
 ) -> Vec<(ChangeHash, Rejection)> {
-    let membership = Membership::read(circle.doc());
-    let shape = Shape::read(circle.doc());
+    let view = CircleView::read_membership(circle.doc());
+    let membership = Membership::from_view(&view);
+    let shape = Shape::read(circle.doc(), &view);
     let by_hash: HashMap<ChangeHash, &Change> = new.iter().map(|c| (c.hash(), c)).collect();
     let had_history = !before.is_empty();
 
@@ -424,6 +507,9 @@ fn judge(
             };
             if c.deps().iter().any(|d| bad.contains(d)) {
                 return Some(Rejection::BuildsOnRejected);
+            }
+            if crate::shape::too_large(c) {
+                return Some(Rejection::TooLarge);
             }
             if !proven.contains(&hash) {
                 return Some(Rejection::Unproven);

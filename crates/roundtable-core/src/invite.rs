@@ -17,13 +17,22 @@ use zeroize::Zeroizing;
 use crate::circle::{Circle, Profile, checked, new_entity};
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
-use crate::ids::{EntityId, MemberId};
+use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::membership::Membership;
 use crate::schema::{self, limits};
 use crate::time::Timestamp;
 use crate::view::{CircleView, Invite};
 
 /// How far apart two devices' clocks may be when an expiry is checked.
 pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
+
+/// What a device says of an invite it does not know, in every case, so an
+/// outsider learns nothing of which circles or invites it holds.
+pub const UNKNOWN_INVITE: &str =
+    "this invite is not known to the circle (it may have been revoked)";
+
+/// The longest an invite may stay open: thirty days.
+pub const MAX_INVITE_LIFETIME_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Whom an invite is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -114,6 +123,12 @@ impl Circle {
                 "an invite must expire in the future".into(),
             ));
         }
+        if expires_at.as_millis() - now.as_millis() > MAX_INVITE_LIFETIME_MS {
+            return Err(CoreError::Invalid(
+                "an invite can stay open for at most 30 days; make a new one when it runs out"
+                    .into(),
+            ));
+        }
         let id = EntityId::random(rng);
         let secret = InviteSecret::random(rng);
         let hash = secret.hash_hex();
@@ -138,7 +153,7 @@ impl Circle {
         secret: &InviteSecret,
         now: Timestamp,
     ) -> Result<Invite, CoreError> {
-        check(&self.view(), invite, secret, now)
+        check(&self.view(), self.device(), invite, secret, now)
     }
 
     /// Redeems an invite: checks it, adds the new member (or the new device
@@ -158,14 +173,26 @@ impl Circle {
         {
             return Ok(inv.clone());
         }
-        let inv = check(&view, r.invite, r.secret, now)?;
+        let inv = check(&view, self.device(), r.invite, r.secret, now)?;
+        let membership = Membership::from_view(&view);
+        if membership.departed.contains(&r.cert.device) {
+            return Err(CoreError::NotAllowed(
+                "this device has left the circle and cannot come back with a ticket".into(),
+            ));
+        }
         match inv.kind {
             InviteKind::Member => {
                 let profile = r.profile.ok_or_else(|| {
                     CoreError::Invalid("a new member needs a name: join with --as NAME".into())
                 })?;
                 checked("name", &profile.name, limits::NAME, true)?;
-                if self.is_member(r.cert.member) {
+                if membership.removed.contains(&r.cert.member) {
+                    return Err(CoreError::NotAllowed(
+                        "you were removed from this circle by consent; a ticket cannot bring you back"
+                            .into(),
+                    ));
+                }
+                if view.members.contains_key(&r.cert.member) {
                     return Err(CoreError::NotAllowed(
                         "you are already a member of this circle".into(),
                     ));
@@ -206,20 +233,33 @@ impl Circle {
     }
 }
 
+/// Checks an invite as `here` (the device checking) sees the circle.
+/// Invites whose maker has left (a revoked device, a removed member) no
+/// longer work. The clock tolerance applies only when another device's
+/// clock set the expiry.
 fn check(
     view: &CircleView,
+    here: Option<DeviceId>,
     invite: EntityId,
     secret: &InviteSecret,
     now: Timestamp,
 ) -> Result<Invite, CoreError> {
-    let inv = view.invites.get(&invite).ok_or_else(|| {
-        CoreError::NotAllowed(
-            "this invite is not known to the circle (it may have been revoked)".into(),
-        )
-    })?;
+    let inv = view
+        .invites
+        .get(&invite)
+        .ok_or_else(|| CoreError::NotAllowed(UNKNOWN_INVITE.into()))?;
     if inv.secret_hash != secret.hash_hex() {
         return Err(CoreError::NotAllowed(
             "this ticket's secret does not match its invite".into(),
+        ));
+    }
+    let maker_in = inv
+        .by_device
+        .is_some_and(|d| Membership::from_view(view).admitted.contains(&d));
+    if !maker_in {
+        return Err(CoreError::NotAllowed(
+            "the device that made this invite has left the circle; ask a member for a new one"
+                .into(),
         ));
     }
     if inv.revoked {
@@ -227,7 +267,12 @@ fn check(
             "this invite was revoked; ask for a new one".into(),
         ));
     }
-    if now.as_millis() > inv.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
+    let tolerance = if inv.by_device.is_some() && inv.by_device == here {
+        0
+    } else {
+        CLOCK_TOLERANCE_MS
+    };
+    if now.as_millis() > inv.expires_at.as_millis() + tolerance {
         return Err(CoreError::NotAllowed(format!(
             "this invite expired at {}; ask for a new one",
             inv.expires_at

@@ -8,6 +8,14 @@
 //! the document (a removed member has the document) and never travels in a
 //! ticket. Only the current epoch's keys are kept.
 //!
+//! A candidate counts only as made by the device that signed it: its maker
+//! signs the epoch and a hash of the key ([`KeyOffer::verify`]), so a
+//! member relaying keys cannot pass one off as another device's. A device
+//! that signs two candidates for one epoch (say, to give different peers
+//! different keys) is settled deterministically: of its candidates, the one
+//! with the smallest key hash counts, and every device that sees both picks
+//! the same one.
+//!
 //! An envelope is encrypted with XChaCha20-Poly1305 under a key derived from
 //! the circle key, bound to the circle id, the epoch and the sending device
 //! (as associated data), padded to one of a few sizes, and signed by the
@@ -28,8 +36,11 @@ use crate::identity::{DeviceKey, KeyKind, parse_key_file};
 use crate::ids::{CircleId, DeviceId};
 use crate::wire::{self, Body};
 
-const KEY_FILE_PREFIX: &str = "roundtable-circle-keys-2";
+const KEY_FILE_PREFIX: &str = "roundtable-circle-keys-3";
+/// Key files of the version before candidates were signed.
+const KEY_FILE_PREFIX_UNSIGNED: &str = "roundtable-circle-keys-2";
 const ENVELOPE_CONTEXT: &[u8] = b"roundtable/envelope/1";
+const CANDIDATE_CONTEXT: &[u8] = b"roundtable/candidate/1";
 const AEAD_CONTEXT: &str = "roundtable gossip aead v1";
 
 /// Plaintext sizes an envelope is padded to (the largest fits gossip's
@@ -44,6 +55,9 @@ pub struct EpochKey {
     /// The device that made it (the smallest wins).
     pub by: [u8; 32],
     key: Zeroizing<[u8; 32]>,
+    /// The maker's signature (see [`KeyOffer::verify`]); `None` only for
+    /// keys kept by a version that did not sign them.
+    sig: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for EpochKey {
@@ -58,24 +72,47 @@ impl std::fmt::Debug for EpochKey {
 }
 
 impl EpochKey {
-    /// A key from its parts.
+    /// An unsigned key from its parts (tests and fuzzing; a keyring never
+    /// offers an unsigned key).
     pub fn new(epoch: u64, by: [u8; 32], key: [u8; 32]) -> Self {
         Self {
             epoch,
             by,
             key: Zeroizing::new(key),
+            sig: None,
         }
     }
 
-    /// A fresh random candidate made by `by`.
-    pub fn random(epoch: u64, by: DeviceId, rng: &mut impl RngCore) -> Self {
+    /// A fresh random candidate for `circle`, made and signed by `device`.
+    pub fn random(
+        circle: CircleId,
+        epoch: u64,
+        device: &DeviceKey,
+        rng: &mut impl RngCore,
+    ) -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(key.as_mut());
+        let by = *device.id().as_bytes();
+        let sig = device
+            .sign(&candidate_message(circle, epoch, &by, &key))
+            .to_vec();
         Self {
             epoch,
-            by: *by.as_bytes(),
+            by,
             key,
+            sig: Some(sig),
         }
+    }
+
+    /// The hash that orders a device's candidates (and that it signs).
+    fn commitment(&self) -> [u8; 32] {
+        *blake3::hash(self.key.as_ref()).as_bytes()
+    }
+
+    /// The order candidates are chosen in: the smallest maker, then the
+    /// smallest key hash.
+    fn rank(&self) -> ([u8; 32], [u8; 32]) {
+        (self.by, self.commitment())
     }
 
     /// The key's bytes (for the gossip topic and the hand-over).
@@ -89,6 +126,17 @@ impl EpochKey {
     }
 }
 
+fn candidate_message(circle: CircleId, epoch: u64, by: &[u8; 32], key: &[u8; 32]) -> Vec<u8> {
+    [
+        CANDIDATE_CONTEXT,
+        circle.as_bytes(),
+        &epoch.to_le_bytes(),
+        by,
+        blake3::hash(key).as_bytes(),
+    ]
+    .concat()
+}
+
 /// A key as handed to another device over an authenticated connection.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyOffer {
@@ -98,6 +146,27 @@ pub struct KeyOffer {
     pub by: [u8; 32],
     /// The key.
     pub key: [u8; 32],
+    /// The maker's signature over the circle, the epoch and the key's hash
+    /// (64 bytes).
+    pub sig: Vec<u8>,
+}
+
+impl KeyOffer {
+    /// Whether the device named `by` signed this key for `circle`.
+    pub fn verify(&self, circle: CircleId) -> bool {
+        let (Ok(maker), Ok(sig)) = (
+            VerifyingKey::from_bytes(&self.by),
+            <[u8; 64]>::try_from(self.sig.as_slice()),
+        ) else {
+            return false;
+        };
+        maker
+            .verify_strict(
+                &candidate_message(circle, self.epoch, &self.by, &self.key),
+                &Signature::from_bytes(&sig),
+            )
+            .is_ok()
+    }
 }
 
 impl std::fmt::Debug for KeyOffer {
@@ -133,60 +202,115 @@ impl Keyring {
         self.epoch
     }
 
-    /// The key in use: the candidate of the smallest device id.
+    /// The key in use: the candidate of the smallest device id (and of
+    /// its candidates, the smallest key hash).
     pub fn active(&self) -> &EpochKey {
         // A keyring always holds at least one candidate (see `with` and `advance`).
         self.candidates
             .iter()
-            .min_by_key(|k| k.by)
+            .min_by_key(|k| k.rank())
             .expect("a keyring holds a key")
     }
 
     /// Moves to `epoch` with a fresh candidate of our own, when the circle
     /// has gone past the keyring's epoch; returns whether it moved. The
     /// keyring never goes back.
-    pub fn advance(&mut self, epoch: u64, me: DeviceId, rng: &mut impl RngCore) -> bool {
+    pub fn advance(
+        &mut self,
+        circle: CircleId,
+        epoch: u64,
+        me: &DeviceKey,
+        rng: &mut impl RngCore,
+    ) -> bool {
         if epoch <= self.epoch {
             return false;
         }
         self.epoch = epoch;
-        self.candidates = vec![EpochKey::random(epoch, me, rng)];
+        self.candidates = vec![EpochKey::random(circle, epoch, me, rng)];
         true
     }
 
-    /// What to hand an admitted peer.
-    pub fn offer(&self) -> KeyOffer {
+    /// What to hand an admitted peer: the key in use, with its maker's
+    /// signature. `None` when that key was kept unsigned by an earlier
+    /// version and is not ours to sign (see [`Keyring::sign_own`]).
+    pub fn offer(&self) -> Option<KeyOffer> {
         let k = self.active();
-        KeyOffer {
+        Some(KeyOffer {
             epoch: k.epoch,
             by: k.by,
             key: *k.secret(),
+            sig: k.sig.clone()?,
+        })
+    }
+
+    /// Signs our own candidates kept unsigned by an earlier version.
+    pub fn sign_own(&mut self, circle: CircleId, me: &DeviceKey) {
+        let mine = *me.id().as_bytes();
+        for k in self.candidates.iter_mut().filter(|k| k.by == mine) {
+            if k.sig.is_none() {
+                let msg = candidate_message(circle, k.epoch, &k.by, &k.key);
+                k.sig = Some(me.sign(&msg).to_vec());
+            }
         }
     }
 
+    /// A keyring holding the key an admitted device handed over, when it
+    /// is signed by its maker for `circle`.
+    pub fn from_offer(circle: CircleId, offer: &KeyOffer) -> Option<Self> {
+        offer.verify(circle).then(|| {
+            Self::with(EpochKey {
+                epoch: offer.epoch,
+                by: offer.by,
+                key: Zeroizing::new(offer.key),
+                sig: Some(offer.sig.clone()),
+            })
+        })
+    }
+
     /// Takes in a peer's key for our epoch; returns whether the active key
-    /// changed. Keys for other epochs are ignored: the document tells the
-    /// epoch, and the sync that comes first brings the document.
-    pub fn accept(&mut self, offer: &KeyOffer) -> bool {
-        if offer.epoch != self.epoch || self.candidates.iter().any(|k| k.by == offer.by) {
+    /// changed. Keys for other epochs are ignored (the document tells the
+    /// epoch, and the sync that comes first brings the document), and so
+    /// are keys their maker did not sign for `circle`. Of two candidates
+    /// of one maker, the one with the smaller key hash is kept, so the
+    /// keyring stays one candidate per maker whatever peers send.
+    pub fn accept(&mut self, circle: CircleId, offer: &KeyOffer) -> bool {
+        if offer.epoch != self.epoch || !offer.verify(circle) {
             return false;
         }
-        let before = self.active().by;
-        self.candidates
-            .push(EpochKey::new(offer.epoch, offer.by, offer.key));
-        before != self.active().by
+        let before = self.active().rank();
+        let candidate = EpochKey {
+            epoch: offer.epoch,
+            by: offer.by,
+            key: Zeroizing::new(offer.key),
+            sig: Some(offer.sig.clone()),
+        };
+        match self.candidates.iter_mut().find(|k| k.by == offer.by) {
+            Some(k) if candidate.rank() < k.rank() => *k = candidate,
+            Some(_) => return false,
+            None => self.candidates.push(candidate),
+        }
+        before != self.active().rank()
     }
 
     /// The file text: one line per candidate.
     pub fn to_file_text(&self) -> Zeroizing<String> {
         let mut out = String::new();
         for k in &self.candidates {
-            out.push_str(&format!(
-                "{KEY_FILE_PREFIX}:{}:{}:{}\n",
-                k.epoch,
-                hex(&k.by),
-                hex(k.secret())
-            ));
+            match &k.sig {
+                Some(sig) => out.push_str(&format!(
+                    "{KEY_FILE_PREFIX}:{}:{}:{}:{}\n",
+                    k.epoch,
+                    hex(&k.by),
+                    hex(k.secret()),
+                    hex(sig)
+                )),
+                None => out.push_str(&format!(
+                    "{KEY_FILE_PREFIX_UNSIGNED}:{}:{}:{}\n",
+                    k.epoch,
+                    hex(&k.by),
+                    hex(k.secret())
+                )),
+            }
         }
         Zeroizing::new(out)
     }
@@ -202,21 +326,21 @@ impl Keyring {
                 candidates.push(EpochKey::new(0, [0; 32], *old));
                 continue;
             }
-            let mut parts = line.split(':');
-            let (Some(KEY_FILE_PREFIX), Some(epoch), Some(by), Some(key), None) = (
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-            ) else {
-                return Err(bad());
+            let parts: Vec<&str> = line.split(':').collect();
+            let (epoch, by, key, sig) = match parts.as_slice() {
+                [KEY_FILE_PREFIX, epoch, by, key, sig] => (epoch, by, key, Some(sig)),
+                [KEY_FILE_PREFIX_UNSIGNED, epoch, by, key] => (epoch, by, key, None),
+                _ => return Err(bad()),
             };
-            candidates.push(EpochKey::new(
+            let mut k = EpochKey::new(
                 epoch.parse().map_err(|_| bad())?,
                 unhex::<32>(by).ok_or_else(bad)?,
                 unhex::<32>(key).ok_or_else(bad)?,
-            ));
+            );
+            if let Some(sig) = sig {
+                k.sig = Some(unhex::<64>(sig).ok_or_else(bad)?.to_vec());
+            }
+            candidates.push(k);
         }
         let epoch = candidates.iter().map(|k| k.epoch).max().ok_or_else(bad)?;
         candidates.retain(|k| k.epoch == epoch);

@@ -66,7 +66,7 @@ pub use identity::{
     verify_device_signature,
 };
 pub use ids::{CircleId, DeviceId, EntityId, MemberId, Resolved, resolve_prefix};
-pub use invite::{InviteKind, InviteSecret, Redemption};
+pub use invite::{InviteKind, InviteSecret, Redemption, UNKNOWN_INVITE};
 pub use keys::{EnvelopeError, EpochKey, KeyOffer, Keyring, ReplayFilter};
 pub use membership::{Membership, Proposal, ProposalState};
 pub use mood::Mood;

@@ -123,6 +123,8 @@ pub struct Membership {
     pub admitted: BTreeSet<DeviceId>,
     /// Devices revoked by their member.
     pub revoked: BTreeSet<DeviceId>,
+    /// Every device certified by its member, whether still in or departed.
+    pub certified: BTreeSet<DeviceId>,
     /// Devices that departed: revoked, or of a removed member.
     pub departed: BTreeSet<DeviceId>,
     /// Every proposal, by id.
@@ -143,6 +145,7 @@ impl Membership {
             .iter()
             .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
             .collect();
+        out.certified = device_owner.keys().copied().collect();
 
         // Revocations: one counts when another device of the same member
         // wrote it. Two devices revoking each other at once both end up
@@ -529,6 +532,11 @@ impl Circle {
             kind: "invite",
             id: invite,
         })?;
+        if inv.by != by {
+            return Err(CoreError::NotAllowed(
+                "only the member who made an invite can revoke it; ask them".into(),
+            ));
+        }
         if inv.revoked {
             return Err(CoreError::NotAllowed(
                 "this invite is already revoked".into(),

@@ -15,19 +15,28 @@
 //!   revoke it, or writes a proposal other than to withdraw it;
 //! - writes a consent for another device than its own;
 //! - makes a proposal whose electorate is not exactly the members, other
-//!   than the one concerned, that the change's own history holds.
+//!   than the one concerned, that the change's own history holds;
+//! - overwrites or deletes an invite, or changes one in any way but to
+//!   revoke it, or does so from a device not of the member who made it
+//!   (so nobody can un-revoke, extend or re-key someone else's invite).
 //!
 //! The first change of a circle, and objects a change creates itself, are
 //! free: the rules guard what others made.
+//!
+//! Every change, the first included, also keeps to the sizes a local edit
+//! keeps to ([`too_large`]): no text longer than its field allows, no more
+//! operations than an edit makes, so a member cannot bloat everyone's copy.
 
 use std::collections::{BTreeSet, HashSet};
 
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
-use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, Value};
+use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+
+use std::collections::HashMap;
 
 use crate::ids::MemberId;
 use crate::membership::Membership;
-use crate::schema;
+use crate::schema::{self, limits};
 use crate::view::CircleView;
 
 /// The guarded objects of a document, by the ids changes name them with.
@@ -41,6 +50,12 @@ pub(crate) struct Shape {
     removals: Option<ObjectId>,
     proposals: HashSet<ObjectId>,
     consents_maps: HashSet<ObjectId>,
+    invites: Option<ObjectId>,
+    /// Each invite, and the member whose device made it (`None` when its
+    /// maker is no certified device: nobody may change it).
+    invite_objs: HashMap<ObjectId, Option<MemberId>>,
+    /// The member of each certified device.
+    owner: HashMap<ActorId, MemberId>,
     /// Objects nobody writes into once made: electorates, consents,
     /// withdrawals, revocations, redemptions.
     sealed: HashSet<ObjectId>,
@@ -68,9 +83,16 @@ fn children(doc: &Automerge, obj: &ObjId) -> Vec<ObjId> {
 }
 
 impl Shape {
-    /// Reads the guarded objects of `doc`.
-    pub(crate) fn read(doc: &Automerge) -> Self {
+    /// Reads the guarded objects of `doc`, whose membership collections
+    /// read as `view`.
+    pub(crate) fn read(doc: &Automerge, view: &CircleView) -> Self {
         let mut s = Shape::default();
+        for (member, m) in &view.members {
+            for device in m.devices.keys() {
+                s.owner
+                    .insert(ActorId::from(device.as_bytes().as_slice()), *member);
+            }
+        }
         if let Some(members) = maps(doc, &ROOT, schema::MEMBERS).into_iter().next() {
             for m in children(doc, &members) {
                 for devices in maps(doc, &m, schema::DEVICES) {
@@ -90,7 +112,13 @@ impl Shape {
                     s.sealed.extend(children(doc, &redeemed).iter().map(legacy));
                     s.redeemed_maps.insert(legacy(&redeemed));
                 }
+                let maker = match &inv {
+                    ObjId::Id(_, actor, _) => s.owner.get(actor).copied(),
+                    ObjId::Root => None,
+                };
+                s.invite_objs.insert(legacy(&inv), maker);
             }
+            s.invites = Some(legacy(&invites));
         }
         if let Some(removals) = maps(doc, &ROOT, schema::REMOVALS).into_iter().next() {
             for p in children(doc, &removals) {
@@ -141,6 +169,7 @@ impl Shape {
             let makes_map = matches!(op.action, OpType::Make(ObjType::Map));
             let guarded_collection = self.members.as_ref() == Some(obj)
                 || self.removals.as_ref() == Some(obj)
+                || self.invites.as_ref() == Some(obj)
                 || self.devices_maps.contains(obj)
                 || self.redeemed_maps.contains(obj)
                 || self.consents_maps.contains(obj);
@@ -154,6 +183,11 @@ impl Shape {
                 rewrites || !(key == "withdrawn" && makes_map)
             } else if self.consents_maps.contains(obj) {
                 rewrites || !makes_map || key != actor.to_hex_string()
+            } else if let Some(maker) = self.invite_objs.get(obj) {
+                let revokes = key == "revoked"
+                    && matches!(op.action, OpType::Put(ScalarValue::Boolean(true)));
+                let same_member = maker.is_some() && self.owner.get(actor) == maker.as_ref();
+                !(revokes && same_member)
             } else if guarded_collection {
                 if self.removals.as_ref() == Some(obj) && makes_map && !rewrites {
                     new_proposals.push(start + i as u64);
@@ -197,4 +231,49 @@ fn honest_electorate(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> 
         .map(|(m, _)| *m)
         .collect();
     written == expected
+}
+
+/// The most operations one change may hold: far more than any edit makes
+/// (a new circle, the largest, makes a few dozen).
+pub(crate) const MAX_OPS: usize = 1_000;
+/// The longest map key: ids and field names are far shorter.
+const MAX_KEY: usize = 128;
+/// The longest change message or extra data: edits write a few words.
+const MAX_NOTE_BYTES: usize = 1_024;
+
+/// The most characters a text at `key` may hold, as local edits allow.
+fn text_limit(key: &str) -> usize {
+    match key {
+        "name" | "title" | "dish" | "dietary" | "when" => limits::NAME,
+        "pronouns" => limits::PRONOUNS,
+        "story" | "about" => limits::STORY,
+        _ => limits::NOTE,
+    }
+}
+
+/// Whether `c` is larger than any edit may be: too many operations, a
+/// text longer than its field allows, a long key, bytes, or a long message.
+pub(crate) fn too_large(c: &Change) -> bool {
+    if c.len() > MAX_OPS
+        || c.message().is_some_and(|m| m.len() > MAX_NOTE_BYTES)
+        || c.extra_bytes().len() > MAX_NOTE_BYTES
+    {
+        return true;
+    }
+    c.decode().operations.iter().any(|op| {
+        let key = match &op.key {
+            Key::Map(k) => k.as_str(),
+            Key::Seq(_) => "",
+        };
+        if key.len() > MAX_KEY {
+            return true;
+        }
+        match &op.action {
+            OpType::Put(ScalarValue::Str(text)) => text.chars().count() > text_limit(key),
+            OpType::Put(ScalarValue::Bytes(b)) => b.len() > MAX_NOTE_BYTES,
+            OpType::Put(ScalarValue::Unknown { bytes, .. }) => bytes.len() > MAX_NOTE_BYTES,
+            OpType::MarkBegin(_) | OpType::MarkEnd(_) => true,
+            _ => false,
+        }
+    })
 }

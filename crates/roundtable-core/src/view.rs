@@ -159,6 +159,15 @@ pub struct Invite {
     /// Devices that redeemed it, and their members.
     #[serde(default, deserialize_with = "lenient_map")]
     pub redeemed: BTreeMap<DeviceId, Redeemed>,
+    /// The device that wrote it: an invite counts only when this is a
+    /// device of the member it names as `by`.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
 }
 
 /// One redemption of an invite.
@@ -548,7 +557,7 @@ impl CircleView {
     pub fn read(doc: &impl ReadDoc) -> Self {
         let json = read_object(doc, &ROOT, ObjType::Map, 0);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
-        view.check_devices();
+        view.check_authors();
         view
     }
 
@@ -577,16 +586,26 @@ impl CircleView {
             }
         }
         let mut view: CircleView = serde_json::from_value(Json::Object(root)).unwrap_or_default();
-        view.check_devices();
+        view.check_authors();
         view
     }
 
-    fn check_devices(&mut self) {
+    fn check_authors(&mut self) {
         // A device whose certificate does not verify does not speak for anyone.
         for (member, m) in &mut self.members {
             m.devices
                 .retain(|device, d| DeviceCert::from_parts(*member, *device, &d.cert).is_ok());
         }
+        // An invite speaks for the member it names only when a device of
+        // that member wrote it; any other is no invite at all.
+        let members = &self.members;
+        self.invites.retain(|_, inv| {
+            inv.by_device.is_some_and(|d| {
+                members
+                    .get(&inv.by)
+                    .is_some_and(|m| m.devices.contains_key(&d))
+            })
+        });
     }
 
     /// The canonical JSON: keys sorted at every level, maps ordered by id,

@@ -241,7 +241,7 @@ fn envelopes_open_only_with_the_key_and_say_why_not() {
     let (maya, sam, _) = circle();
     let id = maya.circle.id();
     let mut rng = rand::rng();
-    let keys = Keyring::with(EpochKey::random(0, maya.key.id(), &mut rng));
+    let keys = Keyring::with(EpochKey::random(id, 0, &maya.key, &mut rng));
     let head = SignedHead::sign(&maya.circle, &maya.key).unwrap();
     let body = Body::Changes {
         changes: vec![1, 2, 3],
@@ -254,13 +254,13 @@ fn envelopes_open_only_with_the_key_and_say_why_not() {
     // No plaintext in the bytes on the wire.
     assert!(!sealed.windows(3).any(|w| w == [1, 2, 3]));
 
-    let other = Keyring::with(EpochKey::random(0, sam.key.id(), &mut rng));
+    let other = Keyring::with(EpochKey::random(id, 0, &sam.key, &mut rng));
     assert_eq!(
         keys::open(&sealed, id, &other, admitted),
         Err(EnvelopeError::Undecryptable)
     );
     let mut later = keys.clone();
-    later.advance(1, sam.key.id(), &mut rng);
+    later.advance(id, 1, &sam.key, &mut rng);
     assert_eq!(
         keys::open(&sealed, id, &later, admitted),
         Err(EnvelopeError::OtherEpoch)
@@ -290,8 +290,9 @@ fn envelopes_open_only_with_the_key_and_say_why_not() {
 #[test]
 fn envelope_sizes_fall_in_a_few_buckets() {
     let (maya, _, _) = circle();
+    let id = maya.circle.id();
     let mut rng = rand::rng();
-    let keys = Keyring::with(EpochKey::random(0, maya.key.id(), &mut rng));
+    let keys = Keyring::with(EpochKey::random(id, 0, &maya.key, &mut rng));
     let head = SignedHead::sign(&maya.circle, &maya.key).unwrap();
     let mut sizes = std::collections::BTreeSet::new();
     for n in [0, 10, 200, 300, 900, 1300, 2000, 3300] {
@@ -314,30 +315,32 @@ fn envelope_sizes_fall_in_a_few_buckets() {
 #[test]
 fn keyrings_settle_on_the_smallest_devices_candidate() {
     let mut rng = rand::rng();
+    let circle = roundtable_core::CircleId::random(&mut rng);
     let (a, b) = (DeviceKey::generate(), DeviceKey::generate());
-    let start = EpochKey::random(0, a.id(), &mut rng);
+    let start = EpochKey::random(circle, 0, &a, &mut rng);
     let (mut ka, mut kb) = (Keyring::with(start.clone()), Keyring::with(start));
-    assert!(ka.advance(1, a.id(), &mut rng));
-    assert!(kb.advance(1, b.id(), &mut rng));
+    assert!(ka.advance(circle, 1, &a, &mut rng));
+    assert!(kb.advance(circle, 1, &b, &mut rng));
     assert_ne!(ka.active(), kb.active());
-    kb.accept(&ka.offer());
-    ka.accept(&kb.offer());
+    kb.accept(circle, &ka.offer().unwrap());
+    ka.accept(circle, &kb.offer().unwrap());
     assert_eq!(ka.active(), kb.active());
     assert_eq!(
         ka.active().by,
         std::cmp::min(*a.id().as_bytes(), *b.id().as_bytes())
     );
-    // Kept and read back.
+    // Kept and read back, signature included.
     let back = Keyring::from_file_text(ka.to_file_text().as_bytes()).unwrap();
     assert_eq!(back.active(), ka.active());
-    assert!(Keyring::from_file_text(b"roundtable-circle-keys-2:1:zz").is_err());
+    assert_eq!(back.offer(), ka.offer());
+    assert!(Keyring::from_file_text(b"roundtable-circle-keys-3:1:zz").is_err());
     // The single secret of the first version reads as epoch 0's key.
     let old = format!("roundtable-circle-secret-1:{}\n", "07".repeat(32));
     let old = Keyring::from_file_text(old.as_bytes()).unwrap();
     assert_eq!((old.epoch(), *old.active().secret()), (0, [7; 32]));
     // A key for another epoch is not taken.
-    let mut old = Keyring::with(EpochKey::random(0, b.id(), &mut rng));
-    assert!(!old.accept(&ka.offer()));
+    let mut old = Keyring::with(EpochKey::random(circle, 0, &b, &mut rng));
+    assert!(!old.accept(circle, &ka.offer().unwrap()));
     assert_eq!(old.epoch(), 0);
 }
 

@@ -64,8 +64,8 @@ impl Node {
 
     fn rotate(&mut self, rng: &mut StdRng) {
         let epoch = self.membership().epoch;
-        let me = self.id();
-        self.keys.advance(epoch, me, rng);
+        let circle = self.circle.id();
+        self.keys.advance(circle, epoch, &self.device, rng);
     }
 }
 
@@ -111,8 +111,9 @@ fn sync(nodes: &mut [Node], a: usize, b: usize, rng: &mut StdRng) -> bool {
     }
     for (from, to) in [(a, b), (b, a)] {
         if nodes[from].admits(nodes[to].id()) && nodes[to].admits(nodes[from].id()) {
-            let offer = nodes[from].keys.offer();
-            nodes[to].keys.accept(&offer);
+            let offer = nodes[from].keys.offer().unwrap();
+            let circle = nodes[to].circle.id();
+            nodes[to].keys.accept(circle, &offer);
         }
     }
     before
@@ -161,7 +162,7 @@ fn setup(rng: &mut StdRng) -> Vec<Node> {
     }
     let mut book = HeadBook::new();
     book.learn(circle.id(), &SignedHead::sign(&circle, &devices[0].0));
-    let key = EpochKey::random(0, devices[0].0.id(), rng);
+    let key = EpochKey::random(circle.id(), 0, &devices[0].0, rng);
     devices
         .into_iter()
         .map(|(device, m)| {

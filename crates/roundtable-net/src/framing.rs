@@ -1,6 +1,7 @@
 //! Length-prefixed frames on a stream: `u32` length (little endian), then
 //! the bytes. Reading refuses a frame longer than the caller's limit before
-//! allocating for it.
+//! allocating for it, and allocates as the bytes arrive, not as announced:
+//! a peer that announces 64 MiB and sends ten bytes costs ten bytes.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -25,6 +26,9 @@ pub enum FrameError {
         max: usize,
     },
 }
+
+/// The most a frame's buffer holds before its bytes arrive.
+const FIRST_ALLOCATION: usize = 64 * 1024;
 
 /// Writes one frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), FrameError> {
@@ -52,8 +56,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if len > max {
         return Err(FrameError::TooLong { len, max });
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    let mut buf = Vec::with_capacity(len.min(FIRST_ALLOCATION));
+    r.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(Some(buf))
 }
 

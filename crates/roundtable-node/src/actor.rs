@@ -11,7 +11,7 @@ use roundtable_core::wire::{self, Body, JoinReply, JoinRequest, WelcomeCircle};
 use roundtable_core::{
     Applied, ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, EnvelopeError, EpochKey,
     HeadBook, InviteKind, InviteSecret, KeyOffer, Keyring, MemberId, MemberKey, Membership, Op,
-    PeerSync, Profile, Redemption, ReplayFilter, SignedHead, Timestamp,
+    PeerSync, Profile, Redemption, ReplayFilter, SignedHead, Timestamp, UNKNOWN_INVITE,
 };
 use roundtable_net::{
     CircleTicket, Dialer, EndpointAddr, EndpointId, GossipEvent, GossipSender, Incoming, Net,
@@ -66,6 +66,8 @@ pub(crate) struct Actor {
     net: Option<Net>,
     dialer: Dialer,
     circles: BTreeMap<CircleId, Served>,
+    /// Circles whose files could not be opened, and why.
+    unopened: BTreeMap<CircleId, String>,
     tx: mpsc::Sender<Request>,
     rx: mpsc::Receiver<Request>,
     incoming: mpsc::Receiver<Incoming>,
@@ -73,8 +75,15 @@ pub(crate) struct Actor {
     gossip_rx: mpsc::Receiver<(CircleId, GossipEvent)>,
     events: broadcast::Sender<Event>,
     tasks: JoinSet<()>,
-    /// The one sync session allowed per circle and peer, by token.
-    running: HashMap<(CircleId, EndpointId), u64>,
+    /// Sync sessions peers opened, each ending with its peer's id.
+    answering: JoinSet<EndpointId>,
+    /// How many of those each peer has open.
+    answering_per_peer: HashMap<EndpointId, usize>,
+    /// Join requests being served (anyone may ask, so they are few at once).
+    joining: JoinSet<()>,
+    /// The one sync session allowed per circle and peer, by token, and
+    /// whether we opened it.
+    running: HashMap<(CircleId, EndpointId), (u64, Role)>,
     next_token: u64,
     control: Option<AbortOnDropHandle<()>>,
     /// Gossip messages dropped, by reason.
@@ -82,6 +91,21 @@ pub(crate) struct Actor {
     /// Received changes refused, by reason.
     refused: BTreeMap<String, u64>,
 }
+
+/// Who opened a sync session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Opener,
+    Answerer,
+}
+
+/// Sync sessions one peer may have open with us at once, counted from the
+/// connection on (before its Hello is read).
+const MAX_ANSWERING_PER_PEER: usize = 8;
+/// Sync sessions peers may have open with us at once, in all.
+const MAX_ANSWERING: usize = 256;
+/// Join requests served at once.
+const MAX_JOINING: usize = 16;
 
 fn endpoint_of(device: DeviceId) -> Option<EndpointId> {
     EndpointId::from_bytes(device.as_bytes()).ok()
@@ -127,6 +151,7 @@ impl Actor {
             net: Some(net),
             dialer,
             circles: BTreeMap::new(),
+            unopened: BTreeMap::new(),
             tx: tx.clone(),
             rx,
             incoming,
@@ -134,6 +159,9 @@ impl Actor {
             gossip_rx,
             events: events.clone(),
             tasks: JoinSet::new(),
+            answering: JoinSet::new(),
+            answering_per_peer: HashMap::new(),
+            joining: JoinSet::new(),
             running: HashMap::new(),
             next_token: 0,
             control: None,
@@ -144,6 +172,7 @@ impl Actor {
         for id in actor.home.circle_ids()? {
             if let Err(e) = actor.open(id).await {
                 warn!(circle = %id, "not serving this circle: {e}");
+                actor.unopened.insert(id, e.to_string());
             }
         }
         actor.refresh_admitted().await;
@@ -174,10 +203,18 @@ impl Actor {
     async fn open(&mut self, id: CircleId) -> Result<(), NodeError> {
         let store = self.home.open_circle(self.lock(), id)?;
         let keys = match self.home.circle_keys(id)? {
-            Some(k) => k,
+            Some(mut k) => {
+                // Keys kept by a version that did not sign candidates.
+                let before = k.clone();
+                k.sign_own(id, &self.me.device);
+                if k != before {
+                    self.home.save_circle_keys(self.lock(), id, &k)?;
+                }
+                k
+            }
             None => {
                 // A circle kept without keys: this device starts epoch 0's.
-                let k = Keyring::with(EpochKey::random(0, self.me.device.id(), &mut rand::rng()));
+                let k = Keyring::with(EpochKey::random(id, 0, &self.me.device, &mut rand::rng()));
                 self.home.save_circle_keys(self.lock(), id, &k)?;
                 k
             }
@@ -188,13 +225,16 @@ impl Actor {
 
     async fn serve(&mut self, id: CircleId, store: CircleStore, keys: Keyring) {
         let membership = store.circle().membership();
-        let book = self
+        let mut book = self
             .home
             .read_file(&heads_file(id))
             .ok()
             .flatten()
             .map(|b| HeadBook::restore(&b))
             .unwrap_or_default();
+        // Only the circle's own devices have a place in the book.
+        let kept = book.len();
+        book.know_devices(&membership.certified);
         let devices = self.others(&membership);
         let mut peers = BTreeMap::new();
         for peer in &devices {
@@ -234,6 +274,9 @@ impl Actor {
                 neighbors: BTreeSet::new(),
             },
         );
+        if self.circles[&id].book.len() != kept {
+            self.keep_book(id);
+        }
         // Let the circle's devices in (and out) before gossip dials them.
         self.admit_peers();
         self.follow(id).await;
@@ -298,7 +341,6 @@ impl Actor {
     /// a new epoch, makes a key for it and moves to its gossip topic.
     async fn refresh_admitted(&mut self) {
         let ids: Vec<CircleId> = self.circles.keys().copied().collect();
-        let me = self.me.device.id();
         for id in ids {
             let membership = self.circles[&id].store.circle().membership();
             let devices = self.others(&membership);
@@ -316,7 +358,10 @@ impl Actor {
                     }
                 });
             }
-            let rotated = served.keys.advance(membership.epoch, me, &mut rand::rng());
+            let rotated =
+                served
+                    .keys
+                    .advance(id, membership.epoch, &self.me.device, &mut rand::rng());
             served.membership = membership;
             self.admit_peers();
             let served = self.circles.get_mut(&id).expect("present");
@@ -358,16 +403,63 @@ impl Actor {
                 Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
                 _ = tick.tick() => self.anti_entropy(),
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                Some(done) = self.answering.join_next(), if !self.answering.is_empty() => {
+                    if let Ok(peer) = done
+                        && let Some(n) = self.answering_per_peer.get_mut(&peer)
+                    {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.answering_per_peer.remove(&peer);
+                        }
+                    }
+                }
+                Some(_) = self.joining.join_next(), if !self.joining.is_empty() => {}
             }
         }
     }
 
+    /// Starts serving a connection a peer opened, unless that peer (or
+    /// everyone) already has as many open as we serve at once: then the
+    /// connection is closed at once, before anything is read from it.
     fn accept(&mut self, conn: Incoming) {
         let tx = self.tx.clone();
         match conn {
-            Incoming::Sync(conn) => self.tasks.spawn(session::sync_as_answerer(conn, tx)),
-            Incoming::Join(conn) => self.tasks.spawn(session::serve_join(conn, tx)),
-        };
+            Incoming::Sync(conn) => {
+                let peer = conn.remote_id();
+                let open = self.answering_per_peer.entry(peer).or_default();
+                if *open >= MAX_ANSWERING_PER_PEER || self.answering.len() >= MAX_ANSWERING {
+                    let n = Self::count(&mut self.dropped, "too many sync sessions at once");
+                    debug!(peer = %peer.fmt_short(), count = n, "refused a sync session: too many open");
+                    conn.close(1u32.into(), b"busy");
+                    return;
+                }
+                *open += 1;
+                self.answering.spawn(async move {
+                    session::sync_as_answerer(conn, tx).await;
+                    peer
+                });
+            }
+            Incoming::Join(conn) => {
+                if self.joining.len() >= MAX_JOINING {
+                    let n = Self::count(&mut self.dropped, "too many joins at once");
+                    debug!(count = n, "refused a join: too many at once");
+                    conn.close(1u32.into(), b"busy");
+                    return;
+                }
+                self.joining.spawn(session::serve_join(conn, tx));
+            }
+        }
+    }
+
+    /// Why a circle is not served here.
+    fn unknown(&self, circle: CircleId) -> NodeError {
+        match self.unopened.get(&circle) {
+            Some(reason) => NodeError::Unopened {
+                circle,
+                reason: reason.clone(),
+            },
+            None => NodeError::UnknownCircle(circle),
+        }
     }
 
     fn emit(&self, event: Event) {
@@ -381,6 +473,7 @@ impl Actor {
                     .circles
                     .iter()
                     .map(|(id, s)| (*id, s.store.circle().name()))
+                    .chain(self.unopened.keys().map(|id| (*id, "(damaged)".to_owned())))
                     .collect();
                 let _ = reply.send(list);
             }
@@ -389,7 +482,7 @@ impl Actor {
                     .circles
                     .get(&circle)
                     .map(|s| s.store.circle().save())
-                    .ok_or(NodeError::UnknownCircle(circle));
+                    .ok_or_else(|| self.unknown(circle));
                 let _ = reply.send(doc);
             }
             Request::Perform {
@@ -424,10 +517,10 @@ impl Actor {
             }
             Request::Welcome {
                 welcome,
-                inviter,
+                ticket,
                 reply,
             } => {
-                let _ = reply.send(self.welcome(welcome, inviter).await);
+                let _ = reply.send(self.welcome(welcome, &ticket).await);
             }
             Request::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -474,7 +567,7 @@ impl Actor {
                     .circles
                     .get(&circle)
                     .filter(|s| s.membership.admitted.contains(&device_of(peer)))
-                    .map(|s| s.keys.offer());
+                    .and_then(|s| s.keys.offer());
                 let _ = reply.send(offer);
             }
             Request::SyncKeyIn {
@@ -507,10 +600,10 @@ impl Actor {
         circle: CircleId,
         f: impl FnOnce(&mut Circle) -> Result<T, roundtable_core::CoreError>,
     ) -> Result<T, NodeError> {
-        let served = self
-            .circles
-            .get_mut(&circle)
-            .ok_or(NodeError::UnknownCircle(circle))?;
+        if !self.circles.contains_key(&circle) {
+            return Err(self.unknown(circle));
+        }
+        let served = self.circles.get_mut(&circle).expect("checked above");
         let before = served.store.circle().heads();
         let out = served
             .store
@@ -546,7 +639,7 @@ impl Actor {
             &mut rand::rng(),
         )?;
         let id = circle.id();
-        let keys = Keyring::with(EpochKey::random(0, self.me.device.id(), &mut rand::rng()));
+        let keys = Keyring::with(EpochKey::random(id, 0, &self.me.device, &mut rand::rng()));
         let store = self.home.create_circle(self.lock(), &circle, &keys)?;
         self.serve(id, store, keys).await;
         self.emit(Event::Changed { circle: id });
@@ -776,8 +869,13 @@ impl Actor {
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
         };
-        // Only from a device our own copy still admits.
-        if !served.membership.admitted.contains(&device_of(peer)) || !served.keys.accept(offer) {
+        // Only from a device our own copy still admits, and only a key made
+        // (and signed) by a device admitted too.
+        let admitted = &served.membership.admitted;
+        if !admitted.contains(&device_of(peer))
+            || !admitted.contains(&DeviceId::from_bytes(offer.by))
+            || !served.keys.accept(circle, offer)
+        {
             return;
         }
         let keys = served.keys.clone();
@@ -793,7 +891,7 @@ impl Actor {
     /// other is refused, so exactly one runs.
     fn admit_sync(&mut self, circle: CircleId, peer: EndpointId) -> Result<u64, String> {
         let me = self.net().id();
-        let busy = self.running.contains_key(&(circle, peer));
+        let busy = self.running.get(&(circle, peer)).map(|(_, role)| *role);
         let Some(p) = self
             .circles
             .get_mut(&circle)
@@ -803,12 +901,21 @@ impl Actor {
         else {
             return Err("your device is not admitted to this circle".to_owned());
         };
-        if busy && peer > me {
+        // One session per circle and peer: a second one the peer opens is
+        // refused, and so is theirs when ours is on and our id is smaller.
+        // Only when both opened at once and theirs wins does it replace ours.
+        let busy = match busy {
+            Some(Role::Answerer) => true,
+            Some(Role::Opener) => peer > me,
+            None => false,
+        };
+        if busy {
             return Err("busy: a sync with you is already under way".to_owned());
         }
         p.sync.new_session();
         self.next_token += 1;
-        self.running.insert((circle, peer), self.next_token);
+        self.running
+            .insert((circle, peer), (self.next_token, Role::Answerer));
         Ok(self.next_token)
     }
 
@@ -826,7 +933,7 @@ impl Actor {
         p.sync.new_session();
         self.next_token += 1;
         let token = self.next_token;
-        self.running.insert((circle, peer), token);
+        self.running.insert((circle, peer), (token, Role::Opener));
         let dialer = self.dialer.clone();
         let tx = self.tx.clone();
         self.tasks
@@ -902,7 +1009,7 @@ impl Actor {
     }
 
     fn sync_end(&mut self, circle: CircleId, peer: EndpointId, token: u64, ok: bool) {
-        if self.running.get(&(circle, peer)) != Some(&token) {
+        if self.running.get(&(circle, peer)).map(|(t, _)| *t) != Some(token) {
             // A session that lost the tie-break to the peer's: nothing to record.
             return;
         }
@@ -946,9 +1053,9 @@ impl Actor {
         let refuse = |reason: String| JoinReply::Refused { reason };
         let circle = CircleId::from_bytes(req.circle);
         if !self.circles.contains_key(&circle) {
-            return refuse(
-                "this device does not hold that circle any more; ask for a new ticket".into(),
-            );
+            // The same words as for an invite this circle does not know, so
+            // nobody learns from asking which circles this device holds.
+            return refuse(UNKNOWN_INVITE.into());
         }
         let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
             return refuse("the device certificate is malformed".into());
@@ -962,25 +1069,21 @@ impl Actor {
             return refuse("your device's certificate does not verify".into());
         }
         let invite_id = EntityId::from_bytes(req.invite);
-        let pairing = self.circles[&circle]
+        // The view holds only invites a device of their member wrote.
+        let pairing_by = self.circles[&circle]
             .store
             .circle()
             .view()
             .invites
             .get(&invite_id)
-            .is_some_and(|i| i.kind == InviteKind::Device);
-        if pairing {
+            .filter(|i| i.kind == InviteKind::Device)
+            .map(|i| i.by);
+        if let Some(by) = pairing_by {
             // A new device of this member: the member key here certifies it
             // (the device's own key proved itself in the TLS handshake), and
-            // travels to it in the welcome.
-            if self.circles[&circle]
-                .store
-                .circle()
-                .view()
-                .invites
-                .get(&invite_id)
-                .is_some_and(|i| i.by != self.me.member.id())
-            {
+            // travels to it in the welcome. Only for an invite this member's
+            // own device wrote.
+            if by != self.me.member.id() {
                 return refuse(
                     "pair using a ticket from one of your own devices' nodes, the one that made it"
                         .into(),
@@ -1004,6 +1107,20 @@ impl Actor {
             Ok(inv) => inv,
             Err(e) => return refuse(e.to_string()),
         };
+        // Whatever the redemption wrote, nothing is handed over unless the
+        // circle now admits the device (not to a removed member, not on an
+        // invite whose maker has left, not beyond an invite's uses).
+        if !self.circles[&circle]
+            .store
+            .circle()
+            .membership()
+            .admitted
+            .contains(&device_of(peer))
+        {
+            let n = Self::count(&mut self.refused, "join not admitted after redeeming");
+            info!(%circle, peer = %peer.fmt_short(), count = n, "a redeemed invite did not let the device in; handing over nothing");
+            return refuse("this ticket cannot let you into the circle; ask a member".into());
+        }
         let mut handed = vec![circle];
         if invite.kind == InviteKind::Device {
             // A member's new device joins every circle the member is in here.
@@ -1026,19 +1143,26 @@ impl Actor {
                 }
             }
         }
-        let circles = handed
-            .iter()
-            .map(|id| {
-                let served = &self.circles[id];
-                let mut heads = served.book.all();
-                heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
-                WelcomeCircle {
-                    doc: served.store.circle().save(),
-                    key: served.keys.offer(),
-                    heads,
+        let mut circles = Vec::new();
+        for id in &handed {
+            let served = &self.circles[id];
+            let Some(key) = served.keys.offer() else {
+                if *id == circle {
+                    return refuse(
+                        "this device cannot hand over the circle's key yet; ask another member for a ticket"
+                            .into(),
+                    );
                 }
-            })
-            .collect();
+                continue;
+            };
+            let mut heads = served.book.all();
+            heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
+            circles.push(WelcomeCircle {
+                doc: served.store.circle().save(),
+                key,
+                heads,
+            });
+        }
         let member_key = (invite.kind == InviteKind::Device && cert.member == self.me.member.id())
             .then(|| *self.me.member.to_seed());
         info!(%circle, peer = %peer.fmt_short(), kind = invite.kind.as_str(), "let a device in");
@@ -1051,28 +1175,16 @@ impl Actor {
     async fn welcome(
         &mut self,
         welcome: Welcome,
-        inviter: EndpointAddr,
+        ticket: &CircleTicket,
     ) -> Result<Vec<CircleId>, NodeError> {
-        if let Some(seed) = welcome.member_key {
-            let member = MemberKey::from_seed(&seed);
-            if member.id() != self.me.member.id() {
-                if !self.circles.is_empty() {
-                    return Err(NodeError::Refused(
-                        "this device already belongs to a member with circles; pair a fresh device instead"
-                            .into(),
-                    ));
-                }
-                self.me = self.home.adopt_member_key(self.lock(), &member)?;
-            }
-        }
-        self.dialer.add_addr(inviter.clone());
-        self.save_address(inviter.clone());
-        let mut ids = Vec::new();
+        let refused = |why: &str| NodeError::Refused(why.to_owned());
+        // Everything handed over is checked before anything is kept: every
+        // change proven, every key signed by a device of its circle.
+        let mut checked = Vec::new();
         for wc in welcome.circles {
-            // Even the inviter's copy is checked: every change must be proven.
             let probe = Circle::load(&wc.doc)?;
             let id = probe.id();
-            let mut book = HeadBook::new();
+            let mut book = HeadBook::for_circle(&probe);
             book.learn(id, &wc.heads);
             let (circle, applied) = Circle::load_verified(&wc.doc, &mut book)?;
             if !applied.rejected.is_empty() {
@@ -1081,9 +1193,51 @@ impl Actor {
                     applied.rejected.len()
                 )));
             }
+            let keys = Keyring::from_offer(id, &wc.key)
+                .filter(|_| {
+                    circle
+                        .membership()
+                        .admitted
+                        .contains(&DeviceId::from_bytes(wc.key.by))
+                })
+                .ok_or_else(|| {
+                    refused("the circle key handed over is not signed by a device of the circle; ask another member for a ticket")
+                })?;
+            checked.push((circle, book, keys, wc));
+        }
+        let Some((ticketed, ..)) = checked.iter().find(|(c, ..)| c.id() == ticket.circle) else {
+            return Err(refused(
+                "the inviting device did not hand over the circle of the ticket",
+            ));
+        };
+        if let Some(seed) = welcome.member_key {
+            // A member key comes only with a device ticket, and only the key
+            // of the member whose device made that invite.
+            let member = MemberKey::from_seed(&seed);
+            let maker = ticketed.view().invites.get(&ticket.invite).map(|i| i.by);
+            if ticket.kind != InviteKind::Device || maker != Some(member.id()) {
+                return Err(refused(
+                    "the inviting device handed over a member key this ticket does not call for; nothing was kept",
+                ));
+            }
+            if member.id() != self.me.member.id() {
+                if !self.circles.is_empty() {
+                    return Err(refused(
+                        "this device already belongs to a member with circles; pair a fresh device instead",
+                    ));
+                }
+                self.me = self.home.adopt_member_key(self.lock(), &member)?;
+            }
+        }
+        let inviter = ticket.inviter.clone();
+        self.dialer.add_addr(inviter.clone());
+        self.save_address(inviter.clone());
+        let mut ids = Vec::new();
+        for (circle, book, keys, wc) in checked {
+            let id = circle.id();
             if !circle.is_member(self.me.member.id()) {
-                return Err(NodeError::Refused(
-                    "the circle handed over does not list this device's member".into(),
+                return Err(refused(
+                    "the circle handed over does not list this device's member",
                 ));
             }
             if let Some(served) = self.circles.get_mut(&id) {
@@ -1094,7 +1248,6 @@ impl Actor {
                 store
                     .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
             } else {
-                let keys = Keyring::with(EpochKey::new(wc.key.epoch, wc.key.by, wc.key.key));
                 let store = self.home.create_circle(self.lock(), &circle, &keys)?;
                 self.serve(id, store, keys).await;
                 if let Some(served) = self.circles.get_mut(&id) {
@@ -1223,6 +1376,8 @@ impl Actor {
             s._reader = None;
         }
         self.tasks.shutdown().await;
+        self.answering.shutdown().await;
+        self.joining.shutdown().await;
         if let Some(net) = self.net.take() {
             net.shutdown().await;
         }

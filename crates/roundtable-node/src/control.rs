@@ -18,7 +18,7 @@ use roundtable_core::{CircleId, InviteKind, Op, Timestamp};
 use roundtable_net::CircleTicket;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::{UnixListener, UnixStream as TokioUnixStream};
 use tracing::debug;
 
@@ -26,6 +26,10 @@ use crate::{NodeError, NodeHandle};
 
 /// The socket's file name in the home.
 pub const SOCKET: &str = "control.sock";
+
+/// The longest request line the node reads (a request carries at most a
+/// few texts within the circle's limits).
+pub const MAX_REQUEST: usize = 1024 * 1024;
 
 /// Where a home's control socket is.
 pub fn socket_path(home: &Path) -> PathBuf {
@@ -136,11 +140,18 @@ pub(crate) fn serve(home: &Path, node: NodeHandle) -> std::io::Result<tokio::tas
 
 async fn serve_one(stream: TokioUnixStream, node: NodeHandle) {
     let (read, mut write) = stream.into_split();
-    let mut lines = TokioBufReader::new(read).lines();
-    let Ok(Some(line)) = lines.next_line().await else {
+    // One request line, read no further than the longest request can be.
+    let mut line = Vec::new();
+    let mut reader = TokioBufReader::new(read).take(MAX_REQUEST as u64 + 1);
+    if reader.read_until(b'\n', &mut line).await.is_err() || line.is_empty() {
         return;
-    };
-    let request: ControlRequest = match serde_json::from_str(&line) {
+    }
+    if line.len() > MAX_REQUEST {
+        let err = json!({"error": format!("the request is longer than the {MAX_REQUEST} bytes a request may be"), "bad_input": true});
+        let _ = write.write_all(format!("{err}\n").as_bytes()).await;
+        return;
+    }
+    let request: ControlRequest = match serde_json::from_slice(&line) {
         Ok(r) => r,
         Err(e) => {
             let err = json!({"error": format!("the node did not understand the request ({e})"), "bad_input": true});

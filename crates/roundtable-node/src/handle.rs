@@ -45,7 +45,7 @@ pub(crate) enum Request {
     JoinPrep(oneshot::Sender<(roundtable_store::Identity, Dialer)>),
     Welcome {
         welcome: Welcome,
-        inviter: EndpointAddr,
+        ticket: Box<CircleTicket>,
         reply: oneshot::Sender<Result<Vec<CircleId>, NodeError>>,
     },
     Status(oneshot::Sender<Status>),
@@ -194,10 +194,10 @@ impl NodeHandle {
     ) -> Result<Vec<CircleId>, NodeError> {
         let (me, dialer) = self.ask(Request::JoinPrep).await?;
         let welcome = crate::session::redeem_ticket(&dialer, ticket, &me, name).await?;
-        let inviter = ticket.inviter.clone();
+        let ticket = Box::new(ticket.clone());
         self.ask(|reply| Request::Welcome {
             welcome,
-            inviter,
+            ticket,
             reply,
         })
         .await?

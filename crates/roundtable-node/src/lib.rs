@@ -96,6 +96,14 @@ pub enum NodeError {
     /// No such circle here.
     #[error("this device is not in circle {0}")]
     UnknownCircle(CircleId),
+    /// A circle whose files the node could not open when it started.
+    #[error("the running node could not open this circle: {reason} (stop `roundtable up` first)")]
+    Unopened {
+        /// Which circle.
+        circle: CircleId,
+        /// Why, naming what to do.
+        reason: String,
+    },
     /// The other device said no, with its reason.
     #[error("{0}")]
     Refused(String),

@@ -24,6 +24,9 @@ const STEP: Duration = Duration::from_secs(20);
 const MAX_ROUNDS: usize = 1_000;
 /// The largest join request accepted (it holds a name and a certificate).
 const MAX_JOIN_REQUEST: usize = 16 * 1024;
+/// The largest frame read before the peer is admitted to a circle (a
+/// Hello, a Ready or a Refused with its reason).
+const MAX_OPENING: usize = 1024;
 
 /// What a device receives when an invite lets it in.
 #[derive(Debug)]
@@ -53,7 +56,11 @@ async fn send_frame(send: &mut Send, frame: &SyncFrame) -> Result<(), NodeError>
 }
 
 async fn recv_frame(recv: &mut Recv) -> Result<SyncFrame, NodeError> {
-    let bytes = step("receiving", read_frame(recv, MAX_MESSAGE))
+    recv_frame_of(recv, MAX_MESSAGE).await
+}
+
+async fn recv_frame_of(recv: &mut Recv, max: usize) -> Result<SyncFrame, NodeError> {
+    let bytes = step("receiving", read_frame(recv, max))
         .await?
         .ok_or_else(|| NodeError::Protocol("the peer ended the session early".into()))?;
     wire::decode(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))
@@ -124,7 +131,7 @@ async fn open_sync(
         },
     )
     .await?;
-    match recv_frame(&mut recv).await? {
+    match recv_frame_of(&mut recv, MAX_OPENING).await? {
         SyncFrame::Ready => {}
         SyncFrame::Refused { reason } => return Err(NodeError::Refused(reason)),
         other => {
@@ -164,7 +171,7 @@ async fn answer_sync(
     admitted: &mut Option<(CircleId, u64)>,
 ) -> Result<(), NodeError> {
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
-    let SyncFrame::Hello { circle } = recv_frame(&mut recv).await? else {
+    let SyncFrame::Hello { circle } = recv_frame_of(&mut recv, MAX_OPENING).await? else {
         return Err(NodeError::Protocol(
             "a sync session must start with Hello".into(),
         ));

@@ -420,8 +420,9 @@ fn create(
                 &mut rand::rng(),
             )?;
             let keys = roundtable_core::Keyring::with(roundtable_core::EpochKey::random(
+                circle.id(),
                 0,
-                me.device.id(),
+                &me.device,
                 &mut rand::rng(),
             ));
             home.create_circle(&lock, &circle, &keys)?;
