@@ -118,6 +118,11 @@ impl Cluster {
         self.homes[i].path()
     }
 
+    /// Whether node `i` is running.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].is_some()
+    }
+
     /// How many nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -1,10 +1,12 @@
 //! Helpers for Roundtable's integration tests: run the real `roundtable`
-//! binary against temporary homes, and real nodes in one process
-//! ([`Cluster`]).
+//! binary against temporary homes, real nodes in one process
+//! ([`Cluster`]), and a member's device turned rogue ([`Rogue`]).
 
 pub mod cluster;
+pub mod rogue;
 
 pub use cluster::{Cluster, bounded};
+pub use rogue::Rogue;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

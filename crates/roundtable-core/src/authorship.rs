@@ -70,15 +70,21 @@ impl SignedHead {
     pub fn sign(circle: &Circle, key: &DeviceKey) -> Option<Self> {
         let device = *key.id().as_bytes();
         let change = circle.last_change_of(&ActorId::from(device.as_slice()))?;
-        let hash = change.hash().0;
-        let seq = change.seq();
-        let sig = key.sign(&head_message(circle.id(), &device, seq, &hash));
-        Some(Self {
+        Some(Self::new(circle.id(), key, change.seq(), change.hash().0))
+    }
+
+    /// Signs that change `hash`, number `seq` among `key`'s changes, is
+    /// the device's newest in `circle` (whatever it really holds: a peer
+    /// checks the hash chain, not the claim).
+    pub fn new(circle: CircleId, key: &DeviceKey, seq: u64, hash: [u8; 32]) -> Self {
+        let device = *key.id().as_bytes();
+        let sig = key.sign(&head_message(circle, &device, seq, &hash));
+        Self {
             device,
             seq,
             hash,
             sig: sig.to_vec(),
-        })
+        }
     }
 
     /// Checks the signature against the device's key.
