@@ -10,8 +10,8 @@ pub use rogue::Rogue;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use roundtable_core::{Profile, Timestamp};
 use roundtable_store::{CircleStore, Home, StoreError};
@@ -254,5 +254,70 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `roundtable up` of a home, as a process: on loopback, relay and mDNS
+/// off. Killed when dropped.
+pub struct Up(Child);
+
+impl Up {
+    /// Starts it and waits until it answers on its control socket.
+    pub fn start(home: &TestHome) -> Self {
+        let child = Command::new(roundtable_bin())
+            .arg("--home")
+            .arg(home.path())
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--relay",
+                "none",
+                "--no-mdns",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("roundtable up starts");
+        let up = Self(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !home.path().join("control.sock").exists() {
+            assert!(Instant::now() < deadline, "the node did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The socket answers once the node serves.
+        while home.run(&["status", "--json"]).json()["running"] != true {
+            assert!(Instant::now() < deadline, "the node does not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        up
+    }
+
+    /// SIGTERM, then the node must exit cleanly.
+    pub fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().expect("the node's status") {
+                assert!(status.success(), "the node exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -38,24 +38,31 @@ impl Rogue {
     /// Takes over stopped node `i`: its keys, its copy, and an endpoint of
     /// its own that can reach every running node of the cluster.
     pub async fn take_over(cluster: &Cluster, i: usize) -> Self {
-        let home = Home::new(cluster.home(i));
-        let me = home.identity().expect("identity").expect("has identity");
-        let keys = home
-            .circle_keys(cluster.circle)
-            .expect("keys")
-            .expect("kept");
-        let mut circle = home.read_circle(cluster.circle).expect("its copy");
-        circle.set_device(me.device.id());
-        let mut book = home
-            .read_file(&format!("heads/{}", cluster.circle))
-            .expect("heads")
-            .map(|b| HeadBook::restore(&b))
-            .unwrap_or_default();
-        book.know_devices(&circle.membership().certified);
         let mut addrs = Vec::new();
         for j in (0..cluster.len()).filter(|j| *j != i && cluster.is_running(*j)) {
             addrs.push(cluster.handle(j).addr().await.expect("addr"));
         }
+        Self::from_home(cluster.home(i), cluster.circle, addrs).await
+    }
+
+    /// Takes over the device of `home` (whose node must be stopped) in
+    /// `circle`, able to reach `addrs`.
+    pub async fn from_home(
+        home: &std::path::Path,
+        circle_id: roundtable_core::CircleId,
+        addrs: Vec<EndpointAddr>,
+    ) -> Self {
+        let home = Home::new(home);
+        let me = home.identity().expect("identity").expect("has identity");
+        let keys = home.circle_keys(circle_id).expect("keys").expect("kept");
+        let mut circle = home.read_circle(circle_id).expect("its copy");
+        circle.set_device(me.device.id());
+        let mut book = home
+            .read_file(&format!("heads/{circle_id}"))
+            .expect("heads")
+            .map(|b| HeadBook::restore(&b))
+            .unwrap_or_default();
+        book.know_devices(&circle.membership().certified);
         let (tx, mut incoming) = mpsc::channel(64);
         let admitted = Admitted::default();
         admitted.set(addrs.iter().map(|a| a.id));

@@ -4,72 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use roundtable_tests::{TestHome, notes, roundtable_bin};
-
-struct Up(Child);
-
-impl Up {
-    fn start(home: &TestHome) -> Self {
-        let child = Command::new(roundtable_bin())
-            .arg("--home")
-            .arg(home.path())
-            .args([
-                "up",
-                "--listen",
-                "127.0.0.1:0",
-                "--relay",
-                "none",
-                "--no-mdns",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let up = Self(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !home.path().join("control.sock").exists() {
-            assert!(Instant::now() < deadline, "the node did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The socket answers once the node serves.
-        while home.run(&["status", "--json"]).json()["running"] != true {
-            assert!(Instant::now() < deadline, "the node does not answer");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        up
-    }
-
-    /// SIGTERM, then the node must exit cleanly.
-    fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                assert!(status.success(), "the node exited with {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the node did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use roundtable_tests::{TestHome, Up, notes};
 
 fn wait_identical(homes: &[&TestHome], check: impl Fn(&serde_json::Value) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -526,3 +526,157 @@ async fn a_huge_control_request_is_refused_and_the_node_goes_on() {
     bounded("status", cluster.handle(0).status()).await.unwrap();
     cluster.shutdown().await;
 }
+
+/// Maya's `roundtable up` (the real binary) against Sam's device turned
+/// rogue: a forged pairing, a head flood, an oversized change and a session
+/// storm, one after the other; then Sam's own node runs again and the
+/// circle syncs as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_refuses_a_rogue_member_and_goes_on() {
+    use roundtable_tests::{TestHome, Up};
+    let (maya, sam) = (TestHome::new(), TestHome::new());
+    maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+        .ok();
+    let maya_up = Up::start(&maya);
+    let sam_up = Up::start(&sam);
+    let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+    sam.run(&["join", &ticket, "--as", "Sam"]).ok();
+    sam_up.stop();
+    let status = maya.run(&["status", "--json"]).json();
+    let maya_device: EndpointId = status["device"].as_str().unwrap().parse().unwrap();
+    let circle: roundtable_core::CircleId = status["circles"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let maya_member: roundtable_core::MemberId =
+        status["member"].as_str().unwrap().parse().unwrap();
+    let mut addr = roundtable_net::EndpointAddr::new(maya_device);
+    for a in status["addrs"].as_array().unwrap() {
+        addr = addr.with_ip_addr(a.as_str().unwrap().parse().unwrap());
+    }
+    let mut rogue = Rogue::from_home(sam.path(), circle, vec![addr.clone()]).await;
+
+    // A device invite in Maya's name, then a thief asks to be paired by it.
+    let (invite, secret) = rogue
+        .circle
+        .create_invite(
+            maya_member,
+            InviteKind::Device,
+            Timestamp::now().plus_millis(3_600_000),
+            1,
+            Timestamp::now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
+    rogue.sync(maya_device, Vec::new(), None).await.unwrap();
+    let thief_home = tempfile::tempdir().unwrap();
+    let h = Home::new(thief_home.path());
+    let (thief, _) = h.ensure_identity(&h.lock("test").unwrap()).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::channel(4);
+    let net = Net::bind(
+        *thief.device.to_seed(),
+        &NetConfig::loopback(),
+        Admitted::default(),
+        tx,
+    )
+    .await
+    .unwrap();
+    net.dialer().add_addr(addr.clone());
+    let t = CircleTicket {
+        circle,
+        inviter: addr.clone(),
+        invite,
+        secret,
+        kind: InviteKind::Device,
+        expires_at: Timestamp::now().plus_millis(3_600_000),
+        uses: 1,
+        sig: [0; 64],
+    };
+    let answer = bounded(
+        "redeeming",
+        roundtable_node::redeem_ticket(&net.dialer(), &t, &thief, None),
+    )
+    .await;
+    assert!(
+        matches!(&answer, Err(NodeError::Refused(r)) if r == UNKNOWN_INVITE),
+        "{answer:?}"
+    );
+    net.shutdown().await;
+
+    // Thousands of signed heads, three times over.
+    let flood: Vec<SignedHead> = (0..3_000u64)
+        .map(|i| SignedHead::new(circle, &DeviceKey::generate(), i, [i as u8; 32]))
+        .collect();
+    for _ in 0..3 {
+        rogue.sync(maya_device, flood.clone(), None).await.unwrap();
+    }
+    let size = std::fs::metadata(maya.path().join(format!("heads/{circle}")))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(size < 8 * 1024, "Maya's heads file grew to {size} bytes");
+
+    // A check-in of four megabytes.
+    let Some((Value::Object(_), checkins)) = rogue.circle.doc().get(ROOT, "checkins").unwrap()
+    else {
+        panic!("no check-ins")
+    };
+    let member = rogue.me.member.id();
+    rogue
+        .circle
+        .transact(Timestamp::now(), "huge", |tx| {
+            let c = tx.put_object(&checkins, "00000000000000aa", ObjType::Map)?;
+            tx.put(&c, "author", member.to_string())?;
+            tx.put(&c, "mood", "okay")?;
+            tx.put(&c, "note", "x".repeat(4 * 1024 * 1024))?;
+            Ok(())
+        })
+        .unwrap();
+    let _ = rogue.sync(maya_device, Vec::new(), None).await;
+
+    // A storm of sessions that never say hello.
+    let mut held = Vec::new();
+    for _ in 0..24 {
+        if let Some((conn, mut send, recv)) = rogue.try_open_sync(maya_device).await
+            && send.write_all(&[1, 0]).await.is_ok()
+        {
+            held.push((conn, send, recv));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let s = maya.run(&["status", "--json"]).json();
+        let refused = s["refused"][roundtable_core::Rejection::TooLarge.to_string()].as_u64();
+        let storm = s["dropped"]["too many sync sessions at once"].as_u64();
+        if refused >= Some(1) && storm >= Some(1) {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["running"], true);
+    drop(held);
+    drop(rogue);
+
+    // Sam's own node again: the circle syncs, without the rogue's junk.
+    let sam_up = Up::start(&sam);
+    sam.run(&["checkin", "--mood", "okay", "back to normal"])
+        .ok();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let show = maya.run(&["show", "--json"]).ok().stdout;
+        if show.contains("back to normal") {
+            assert!(!show.contains("xxxxxxxx"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Sam's check-in never reached Maya"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let maya_show = maya.run(&["members", "--json"]).ok().stdout;
+    assert!(!maya_show.contains(&thief.device.id().to_string()));
+    sam_up.stop();
+    maya_up.stop();
+}

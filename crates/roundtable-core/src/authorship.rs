@@ -184,8 +184,29 @@ impl HeadBook {
         heads: impl IntoIterator<Item = &'a SignedHead>,
     ) -> usize {
         let mut taken = 0;
+        // An honest peer sends at most as many of one device as a book
+        // keeps; signatures beyond that are not even checked.
+        let mut tried: HashMap<[u8; 32], usize> = HashMap::new();
+        let mut strangers_tried = 0;
         for h in heads {
-            let fresh = if self.devices.contains(&h.device) {
+            let known_device = self.devices.contains(&h.device);
+            let tries = if known_device {
+                let n = tried.entry(h.device).or_default();
+                *n += 1;
+                *n
+            } else {
+                strangers_tried += 1;
+                strangers_tried
+            };
+            let limit = if known_device {
+                1 + Self::PENDING
+            } else {
+                Self::STRANGERS
+            };
+            if tries > limit {
+                continue;
+            }
+            let fresh = if known_device {
                 let known = self.heads.get(&h.device);
                 let older = known.and_then(|k| k.first()).is_some_and(|k| k.seq > h.seq);
                 !older && !known.is_some_and(|k| k.iter().any(|k| k.hash == h.hash))
@@ -195,7 +216,7 @@ impl HeadBook {
             if !fresh || !h.verify(circle) {
                 continue;
             }
-            if self.devices.contains(&h.device) {
+            if known_device {
                 self.place(h.clone());
             } else {
                 self.strangers.push(h.clone());

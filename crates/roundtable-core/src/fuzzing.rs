@@ -204,6 +204,23 @@ pub fn wire(data: &[u8]) {
     round_trip::<SyncFrame>(data);
     round_trip::<Sealed>(data);
     round_trip::<Body>(data);
+    // What a node does with a frame's heads and keys: a bounded book, and
+    // no key taken that its maker did not sign.
+    let circle = crate::ids::CircleId::from_bytes([3; 16]);
+    match wire::decode::<SyncFrame>(data) {
+        Ok(SyncFrame::Round { heads, .. }) => {
+            let mut book = HeadBook::new();
+            book.learn(circle, &heads);
+            assert!(book.len() <= HeadBook::STRANGERS, "the head book grew");
+        }
+        Ok(SyncFrame::Keys(Some(offer))) => {
+            let mut ring = Keyring::with(EpochKey::new(offer.epoch, [0xff; 32], [0; 32]));
+            if ring.accept(circle, &offer) {
+                assert!(offer.verify(circle), "an unsigned key was taken");
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Opening a gossip envelope: any bytes give a body or a reason, never a

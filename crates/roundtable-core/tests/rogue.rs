@@ -86,6 +86,9 @@ fn circle() -> (Dev, Dev, Dev) {
     (dev(mp, maya), dev(sp, sam), dev(ap, ana))
 }
 
+/// One way to rewrite a record, inside a transaction.
+type Rewrite<'a> = Box<dyn Fn(&mut automerge::transaction::Transaction<'_>) + 'a>;
+
 /// The map of invite `id` in `c`.
 fn invite_obj(c: &Circle, id: roundtable_core::EntityId) -> ObjId {
     let Some((Value::Object(_), invites)) = c.doc().get(ROOT, "invites").unwrap() else {
@@ -170,10 +173,7 @@ fn nobody_but_the_makers_member_changes_an_invite_and_only_to_revoke_it() {
         );
     }
     let obj = invite_obj(&sam.circle, invite);
-    let attempts: Vec<(
-        &str,
-        Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>,
-    )> = vec![
+    let attempts: Vec<(&str, Rewrite<'_>)> = vec![
         (
             "extend its expiry",
             Box::new(|tx| {
