@@ -149,3 +149,32 @@ fn a_second_writer_is_told_who_holds_the_home() {
     );
     assert_eq!(before, home.snapshot_files());
 }
+
+#[test]
+fn a_running_node_names_repair_for_a_damaged_circle() {
+    let home = home_with_checkins(4);
+    let log = circle_dir(&home).join("log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let len = bytes.len();
+    bytes[len - 30] ^= 0x40;
+    std::fs::write(&log, &bytes).unwrap();
+    let before = home.snapshot_files();
+    let up = roundtable_tests::Up::start(&home);
+    for args in [&["show"][..], &["checkin", "--mood", "okay", "hello"]] {
+        let r = home.run(args).expect_code(1).one_line_error();
+        assert!(
+            r.stderr.contains("repair") && !r.stderr.contains("no circle yet"),
+            "says what to do: {}",
+            r.stderr
+        );
+    }
+    up.stop();
+    let after = home.snapshot_files();
+    let circles: Vec<_> = before
+        .keys()
+        .filter(|p| p.to_string_lossy().contains("circles"))
+        .collect();
+    for p in circles {
+        assert_eq!(before.get(p), after.get(p), "{} was changed", p.display());
+    }
+}

@@ -85,5 +85,10 @@ mod tests {
         ));
         // A stream cut inside a frame is an error, not a clean end.
         assert!(read_frame(&mut &buf[..50], 1000).await.is_err());
+        // A length of a gigabyte before ten bytes: an error, and only the
+        // bytes that came were ever held.
+        let mut lying = (1u32 << 30).to_le_bytes().to_vec();
+        lying.extend_from_slice(&[7; 10]);
+        assert!(read_frame(&mut lying.as_slice(), usize::MAX).await.is_err());
     }
 }

@@ -75,13 +75,13 @@ pub(crate) enum Command {
     Status,
     /// Invite someone: prints a ticket to send them (your node must be running)
     #[command(
-        after_help = "They join with: roundtable join TICKET --as THEIR_NAME\n`roundtable invite list` shows your circle's invites; `roundtable invite revoke ID` stops one.",
+        after_help = "They join with: roundtable join TICKET --as THEIR_NAME\n`roundtable invite list` shows your circle's invites; `roundtable invite revoke ID` stops one of yours.",
         args_conflicts_with_subcommands = true
     )]
     Invite {
         #[command(subcommand)]
         action: Option<InviteCommand>,
-        /// How long the ticket works, e.g. 30m, 24h, 7d
+        /// How long the ticket works, e.g. 30m, 24h, 7d (at most 30d)
         #[arg(long, default_value = "24h")]
         expires: String,
         /// How many people can use it
