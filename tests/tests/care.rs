@@ -78,6 +78,15 @@ fn quiet_names_exactly_who_a_fixed_clock_expects() {
     assert_eq!(sam["days_silent"], 11);
     let text = c.maya.run_at(&day(31), &["quiet"]).ok().stdout;
     assert!(text.contains("Maybe reach out to Ada or Sam"), "{text}");
+    // Ada, asking, is never listed to herself.
+    let q = c.ada.run_at(&day(31), &["quiet", "--json"]).ok().json();
+    let names: Vec<&str> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Sam"], "{q:#}");
 
     // Sam steps back; he is left be.
     c.sam
@@ -92,7 +101,29 @@ fn quiet_names_exactly_who_a_fixed_clock_expects() {
         .map(|q| q["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["Ada"]);
+    let text = c.maya.run_at(&day(31), &["quiet"]).ok().stdout;
+    assert!(
+        text.contains("Leaving be: Sam is stepping back until") && text.contains(": exams."),
+        "{text}"
+    );
+    let members = c.maya.run_at(&day(31), &["members", "--json"]).ok().json();
+    let sam = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "Sam")
+        .unwrap();
+    assert_eq!(sam["away"]["note"], "exams", "{members:#}");
+    let feed = c.maya.run_at(&day(31), &["feed"]).ok().stdout;
+    assert!(feed.contains("Sam is stepping back until"), "{feed}");
     c.sam.run_at(&day(32), &["back"]).ok();
+    // Back when not away: said kindly, nothing written.
+    let r = c
+        .sam
+        .run_at(&day(33), &["back"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("not stepping back"), "{}", r.stderr);
 }
 
 #[test]

@@ -87,6 +87,15 @@ impl Circle {
         self.require_member(author)?;
         let text = checked("commitment", text, limits::NOTE, true)?;
         let obj = self.require_entity(schema::REQUESTS, request, "ask or offer")?;
+        if let Some(r) = self.view().requests.get(&request)
+            && r.done.is_some()
+        {
+            return Err(CoreError::NotAllowed(format!(
+                "{}'s {} is already done, so there is nothing left to take on; thank you all the same",
+                self.view().name_of(&r.author),
+                r.kind.as_str()
+            )));
+        }
         let id = EntityId::random(rng);
         self.transact(now, "commit", |tx| {
             let commitments = child_map(tx, &obj, "commitments")?;
@@ -114,6 +123,21 @@ impl Circle {
                 "only the person who posted it can mark it done; say thanks with a reply instead"
                     .into(),
             ));
+        }
+        if let Some(done) = self
+            .view()
+            .requests
+            .get(&request)
+            .and_then(|r| r.done.clone())
+        {
+            let thanks = if done.thanks.is_empty() {
+                String::new()
+            } else {
+                format!(" (with thanks: \"{}\")", done.thanks)
+            };
+            return Err(CoreError::NotAllowed(format!(
+                "this is already done{thanks}; to add more, reply to it"
+            )));
         }
         self.transact(now, "done", |tx| {
             let done = tx.put_object(&obj, "done", ObjType::Map)?;
@@ -256,6 +280,17 @@ impl Circle {
     /// Back again.
     pub fn come_back(&mut self, member: MemberId, now: Timestamp) -> Result<(), CoreError> {
         let obj = self.require_member(member)?;
+        if self
+            .view()
+            .members
+            .get(&member)
+            .is_none_or(|m| m.away.is_none())
+        {
+            return Err(CoreError::NotAllowed(
+                "you are not stepping back, so there is nothing to come back from; glad you're here"
+                    .into(),
+            ));
+        }
         self.transact(now, "back", |tx| {
             if tx.get(&obj, "away")?.is_some() {
                 tx.delete(&obj, "away")?;

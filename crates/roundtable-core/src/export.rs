@@ -18,6 +18,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
             .to_string()
     };
     let name = |m: &crate::ids::MemberId| view.name_of(m);
+    let membership = crate::membership::Membership::from_view(view);
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "# {}\n", view.circle.name);
@@ -87,8 +88,13 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
     };
     for e in timeline(view) {
         match e {
-            Entry::Joined(_, m) => {
-                let _ = writeln!(w, "- {} — {} joined the circle", when(m.joined_at), m.name);
+            Entry::Joined(id, m) => {
+                let _ = writeln!(
+                    w,
+                    "- {} — {} joined the circle",
+                    when(m.joined_at),
+                    name(&id)
+                );
             }
             Entry::Checkin(_, c) => {
                 let note = if c.note.is_empty() {
@@ -177,6 +183,15 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 if !g.came.is_empty() {
                     let came: Vec<String> = g.came.keys().map(&name).collect();
                     let _ = writeln!(w, "  - came: {}", came.join(", "));
+                }
+            }
+            Entry::SteppingBack(m, a) => {
+                let words = crate::quiet::away_words(view, &m, a);
+                let _ = writeln!(w, "- {} — {words}", when(a.since));
+            }
+            Entry::Proposal(id, _) => {
+                if let Some(p) = membership.proposals.get(&id) {
+                    let _ = writeln!(w, "- {} — {}", when(p.at), p.words(view));
                 }
             }
         }

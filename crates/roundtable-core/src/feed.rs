@@ -6,7 +6,7 @@
 //! queue: anything written after seeing an entry comes after it everywhere.
 
 use crate::ids::{EntityId, MemberId};
-use crate::view::{Checkin, CircleView, Gathering, Member, Moment, Request};
+use crate::view::{Away, Checkin, CircleView, Gathering, Member, Moment, RemovalRecord, Request};
 
 /// One entry of the feed.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,11 @@ pub enum Entry<'a> {
     Request(EntityId, &'a Request),
     /// A gathering.
     Gathering(EntityId, &'a Gathering),
+    /// Someone is stepping back for a while.
+    SteppingBack(MemberId, &'a Away),
+    /// A proposal to remove someone (what became of it: see
+    /// [`crate::membership::Membership::proposals`]).
+    Proposal(EntityId, &'a RemovalRecord),
 }
 
 impl Entry<'_> {
@@ -32,17 +37,20 @@ impl Entry<'_> {
             Entry::Moment(_, m) => m.order,
             Entry::Request(_, r) => r.order,
             Entry::Gathering(_, g) => g.order,
+            Entry::SteppingBack(_, a) => a.order,
+            Entry::Proposal(_, p) => p.order,
         }
     }
 
     /// The entry's id as text (a member id for `Joined`).
     pub fn id(&self) -> String {
         match self {
-            Entry::Joined(id, _) => id.to_string(),
+            Entry::Joined(id, _) | Entry::SteppingBack(id, _) => id.to_string(),
             Entry::Checkin(id, _)
             | Entry::Moment(id, _)
             | Entry::Request(id, _)
-            | Entry::Gathering(id, _) => id.to_string(),
+            | Entry::Gathering(id, _)
+            | Entry::Proposal(id, _) => id.to_string(),
         }
     }
 
@@ -54,6 +62,8 @@ impl Entry<'_> {
             Entry::Moment(..) => "moment",
             Entry::Request(_, r) => r.kind.as_str(),
             Entry::Gathering(..) => "gathering",
+            Entry::SteppingBack(..) => "stepping_back",
+            Entry::Proposal(..) => "removal_proposal",
         }
     }
 }
@@ -70,6 +80,12 @@ pub fn timeline(view: &CircleView) -> Vec<Entry<'_>> {
             .iter()
             .map(|(id, g)| Entry::Gathering(*id, g)),
     );
+    out.extend(
+        view.members
+            .iter()
+            .filter_map(|(id, m)| Some(Entry::SteppingBack(*id, m.away.as_ref()?))),
+    );
+    out.extend(view.removals.iter().map(|(id, p)| Entry::Proposal(*id, p)));
     out.sort_by_key(|e| (e.order(), e.id()));
     out
 }

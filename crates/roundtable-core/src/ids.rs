@@ -158,10 +158,17 @@ pub enum Resolved<T> {
     None,
     /// Several candidates match; the caller should ask for more characters.
     Ambiguous(Vec<T>),
+    /// Fewer characters than [`MIN_PREFIX`] that are not a whole id: too
+    /// few to mean one thing for long, as the circle grows.
+    TooShort,
 }
 
+/// The fewest characters of an id that a lookup accepts.
+pub const MIN_PREFIX: usize = 4;
+
 /// Finds the candidates whose hex form starts with `prefix` (case-insensitive).
-/// An exact match wins even when it is also the prefix of another id.
+/// An exact match wins even when it is also the prefix of another id; any
+/// other prefix needs at least [`MIN_PREFIX`] characters.
 pub fn resolve_prefix<T: fmt::Display + Clone>(
     prefix: &str,
     candidates: impl IntoIterator<Item = T>,
@@ -179,6 +186,9 @@ pub fn resolve_prefix<T: fmt::Display + Clone>(
         if s.starts_with(&prefix) {
             found.push(c);
         }
+    }
+    if prefix.chars().count() < MIN_PREFIX {
+        return Resolved::TooShort;
     }
     match found.len() {
         0 => Resolved::None,
@@ -205,9 +215,18 @@ mod tests {
     fn prefixes() {
         let a = EntityId::from_bytes([0xab, 0, 0, 0, 0, 0, 0, 0]);
         let b = EntityId::from_bytes([0xac, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(resolve_prefix("ab", [a, b]), Resolved::One(a));
-        assert_eq!(resolve_prefix("a", [a, b]), Resolved::Ambiguous(vec![a, b]));
-        assert_eq!(resolve_prefix("ff", [a, b]), Resolved::None);
+        assert_eq!(resolve_prefix("ab00", [a, b]), Resolved::One(a));
+        assert_eq!(resolve_prefix("AB00", [a, b]), Resolved::One(a));
+        assert_eq!(resolve_prefix("ab", [a, b]), Resolved::TooShort);
+        assert_eq!(resolve_prefix("a", [a, b]), Resolved::TooShort);
+        let c = EntityId::from_bytes([0xab, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(
+            resolve_prefix("ab00", [a, c]),
+            Resolved::Ambiguous(vec![a, c])
+        );
+        assert_eq!(resolve_prefix("ff00", [a, b]), Resolved::None);
         assert_eq!(resolve_prefix("", [a, b]), Resolved::None);
+        // A whole id is never too short.
+        assert_eq!(resolve_prefix("x", ["x"]), Resolved::One("x"));
     }
 }

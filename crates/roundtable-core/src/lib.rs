@@ -47,6 +47,7 @@ pub mod keys;
 pub mod membership;
 pub mod mood;
 pub mod op;
+pub mod people;
 pub mod quiet;
 pub mod schema;
 mod shape;
@@ -65,7 +66,7 @@ pub use identity::{
     DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file,
     verify_device_signature,
 };
-pub use ids::{CircleId, DeviceId, EntityId, MemberId, Resolved, resolve_prefix};
+pub use ids::{CircleId, DeviceId, EntityId, MIN_PREFIX, MemberId, Resolved, resolve_prefix};
 pub use invite::{InviteKind, InviteSecret, Redemption, UNKNOWN_INVITE};
 pub use keys::{EnvelopeError, EpochKey, KeyOffer, Keyring, ReplayFilter};
 pub use membership::{Membership, Proposal, ProposalState};

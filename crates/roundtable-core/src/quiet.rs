@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::ids::MemberId;
+use crate::membership::Membership;
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
@@ -96,16 +97,79 @@ pub fn signs_of_life(view: &CircleView) -> BTreeMap<MemberId, Vec<Timestamp>> {
     signs
 }
 
+/// Someone the quiet view leaves be, and why, in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SteppingBack {
+    /// Who.
+    pub member: MemberId,
+    /// Their name, as the views show it.
+    pub name: String,
+    /// Until when, if they said.
+    pub until: Option<Timestamp>,
+    /// What they said.
+    pub note: String,
+    /// "Lee is stepping back until 12 Dec: family stuff".
+    pub reason: String,
+}
+
+/// Whether `member` is stepping back at `now`.
+fn away_at(view: &CircleView, member: &MemberId, now: Timestamp) -> Option<SteppingBack> {
+    let a = view.members.get(member)?.away.as_ref()?;
+    if a.until.is_some_and(|u| u <= now) {
+        return None;
+    }
+    Some(SteppingBack {
+        member: *member,
+        name: view.name_of(member),
+        until: a.until,
+        note: a.note.clone(),
+        reason: away_words(view, member, a),
+    })
+}
+
+/// "Lee is stepping back until 12 Dec: family stuff".
+pub fn away_words(view: &CircleView, member: &MemberId, away: &crate::view::Away) -> String {
+    let mut words = format!("{} is stepping back", view.name_of(member));
+    if let Some(u) = away.until {
+        words.push_str(&format!(" until {}", crate::people::day_month(u)));
+    }
+    if !away.note.is_empty() {
+        words.push_str(&format!(": {}", away.note));
+    }
+    words
+}
+
+/// The members stepping back at `now`, whom the quiet view leaves be.
+pub fn stepping_back(view: &CircleView, now: Timestamp) -> Vec<SteppingBack> {
+    let removed = Membership::from_view(view).removed;
+    view.members
+        .keys()
+        .filter(|id| !removed.contains(id))
+        .filter_map(|id| away_at(view, id, now))
+        .collect()
+}
+
+/// The members who are quiet at `now`, longest silence (for them) first,
+/// as `asking` sees them: never themselves.
+pub fn quiet_for(
+    view: &CircleView,
+    now: Timestamp,
+    rule: &QuietRule,
+    asking: MemberId,
+) -> Vec<Quiet> {
+    let mut out = quiet(view, now, rule);
+    out.retain(|q| q.member != asking);
+    out
+}
+
 /// The members who are quiet at `now`, longest silence (for them) first.
+/// Members removed from the circle, and those stepping back, are not.
 pub fn quiet(view: &CircleView, now: Timestamp, rule: &QuietRule) -> Vec<Quiet> {
     let signs = signs_of_life(view);
+    let removed = Membership::from_view(view).removed;
     let mut out: Vec<(f64, Quiet)> = Vec::new();
     for (id, member) in &view.members {
-        let stepping_back = member
-            .away
-            .as_ref()
-            .is_some_and(|a| a.until.is_none_or(|u| u > now));
-        if stepping_back {
+        if removed.contains(id) || away_at(view, id, now).is_some() {
             continue;
         }
         let times = signs.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -122,7 +186,7 @@ pub fn quiet(view: &CircleView, now: Timestamp, rule: &QuietRule) -> Vec<Quiet> 
             continue;
         }
         let days = silent_days.floor() as i64;
-        let name = member.name.clone();
+        let name = view.name_of(id);
         let reason = match (usual, last) {
             (Some(gap), _) => format!(
                 "{name} usually shows up every {}; it has been {days} days",

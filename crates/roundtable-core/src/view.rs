@@ -270,6 +270,9 @@ pub struct Away {
     /// What they said.
     #[serde(default)]
     pub note: String,
+    /// Causal position (a Lamport clock), for the feed.
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
 }
 
 /// One device of a member.
@@ -615,14 +618,6 @@ impl CircleView {
         let mut out = serde_json::to_string_pretty(&canonicalize(value)).unwrap_or_default();
         out.push('\n');
         out
-    }
-
-    /// A member's name, or a short id if they are not (or no longer) here.
-    pub fn name_of(&self, member: &MemberId) -> String {
-        self.members
-            .get(member)
-            .map(|m| m.name.clone())
-            .unwrap_or_else(|| format!("someone ({})", member.fmt_short()))
     }
 }
 

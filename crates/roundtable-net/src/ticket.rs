@@ -187,12 +187,14 @@ impl CircleTicket {
 
     /// Reads a ticket someone pasted. Surrounding white space is ignored.
     /// Pure; never panics (fuzzed).
+    /// Whitespace anywhere in the text is ignored: chat apps and mail wrap
+    /// long lines.
     pub fn parse(line: &str) -> Result<Self, TicketError> {
-        let line = line.trim();
+        let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::WrongPrefix);
         }
-        Self::decode_string(line).map_err(|e| {
+        Self::decode_string(&line).map_err(|e| {
             let why = match e {
                 ParseError::Kind { .. } => return TicketError::WrongPrefix,
                 ParseError::Encoding { .. } => "not valid base32".to_owned(),
@@ -244,6 +246,14 @@ mod tests {
         let line = t.to_line();
         assert!(line.starts_with("roundtable"), "{line}");
         assert_eq!(CircleTicket::parse(&format!("  {line}\n")).unwrap(), t);
+        // Wrapped by a chat app every 40 characters, with spaces and tabs.
+        let wrapped: String = line
+            .as_bytes()
+            .chunks(40)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n \t");
+        assert_eq!(CircleTicket::parse(&wrapped).unwrap(), t);
         assert_eq!(
             CircleTicket::parse("endpointabc"),
             Err(TicketError::WrongPrefix)

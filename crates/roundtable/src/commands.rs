@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use jiff::tz::TimeZone;
-use roundtable_core::quiet::{QuietRule, quiet};
+use roundtable_core::quiet::{QuietRule, quiet, quiet_for, stepping_back};
 use roundtable_core::{
-    Answer, Circle, CircleId, CircleView, EntityId, InviteKind, MemberId, Mood, Op, Profile,
-    RequestKind, Resolved, Timestamp, export, resolve_prefix,
+    Answer, Circle, CircleId, CircleView, EntityId, InviteKind, MIN_PREFIX, MemberId, Mood, Op,
+    Profile, RequestKind, Resolved, Timestamp, export, resolve_prefix,
 };
 use roundtable_node::control::ControlRequest;
 use roundtable_store::{Home, Identity};
@@ -90,7 +90,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Show => render::show(&read(home, g)?.view(), g.json),
         Command::Quiet => {
             let view = read(home, g)?.view();
-            render::quiet(&quiet(&view, now, &QuietRule::default()), g.json)
+            let me = home.home().identity()?.map(|i| i.member.id());
+            let quiet = match me {
+                Some(me) => quiet_for(&view, now, &QuietRule::default(), me),
+                None => quiet(&view, now, &QuietRule::default()),
+            };
+            render::quiet(&quiet, &stepping_back(&view, now), g.json)
         }
         Command::Gathering(GatheringCommand::Upcoming) => {
             render::upcoming(&read(home, g)?.view(), now, g.json)
@@ -142,10 +147,8 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
                 .chain(v.requests.keys());
             let to = resolve_in(repliable, &to, "check-in, moment, ask or offer")?;
             let text = text.join(" ");
-            (
-                Op::Reply { to, text },
-                "Your reply is in the circle.".into(),
-            )
+            let message = format!("Replied to {}.", what_it_is(&v, to));
+            (Op::Reply { to, text }, message)
         }
         Command::Profile(a) => {
             if a.name.is_none() && a.pronouns.is_none() && a.remember.is_none() && a.story.is_none()
@@ -185,20 +188,24 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
             "Your offer is with the circle.".into(),
         ),
         Command::Commit { to, text } => {
-            let to = resolve_in(view()?.requests.keys(), &to, "ask or offer")?;
+            let v = view()?;
+            let to = resolve_in(v.requests.keys(), &to, "ask or offer")?;
             let text = text.join(" ");
-            (
-                Op::Commit { to, text },
-                "Thank you. The circle knows you'll do it.".into(),
-            )
+            let message = format!(
+                "Thank you. You took on {}; the circle knows you'll do it.",
+                what_it_is(&v, to)
+            );
+            (Op::Commit { to, text }, message)
         }
         Command::Done { id, thanks } => {
-            let request = resolve_in(view()?.requests.keys(), &id, "ask or offer")?;
+            let v = view()?;
+            let request = resolve_in(v.requests.keys(), &id, "ask or offer")?;
             let thanks = thanks.join(" ");
-            (
-                Op::Close { request, thanks },
-                "Marked done. Thank you for closing the loop.".into(),
-            )
+            let message = format!(
+                "Marked {} done. Thank you for closing the loop.",
+                what_it_is(&v, request)
+            );
+            (Op::Close { request, thanks }, message)
         }
         Command::Gathering(GatheringCommand::New {
             title,
@@ -295,6 +302,11 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
                 Resolved::Ambiguous(_) => {
                     return Err(bad_input(format!(
                         "several devices have ids starting with \"{id}\"; type more of the id"
+                    )));
+                }
+                Resolved::TooShort => {
+                    return Err(bad_input(format!(
+                        "\"{id}\" is too short: type at least {MIN_PREFIX} characters of the device's id"
                     )));
                 }
             };
@@ -566,12 +578,14 @@ fn select(b: &Backend, g: &Global) -> Result<CircleId> {
                     "\"{wanted}\" matches several circles; type more of the id: {}",
                     listing(&named)
                 ))),
-                Resolved::None if by_name.len() > 1 => Err(bad_input(format!(
-                    "several circles are called \"{wanted}\"; use the start of the id: {}",
-                    listing(&named)
-                ))),
-                Resolved::None if named.is_empty() => Err(no_circle_yet()),
-                Resolved::None => Err(bad_input(format!(
+                Resolved::None | Resolved::TooShort if by_name.len() > 1 => {
+                    Err(bad_input(format!(
+                        "several circles are called \"{wanted}\"; use the start of the id: {}",
+                        listing(&named)
+                    )))
+                }
+                Resolved::None | Resolved::TooShort if named.is_empty() => Err(no_circle_yet()),
+                Resolved::None | Resolved::TooShort => Err(bad_input(format!(
                     "no circle called \"{wanted}\"; yours are: {}",
                     listing(&named)
                 ))),
@@ -594,26 +608,54 @@ fn resolve_in<'a>(
         Resolved::Ambiguous(_) => Err(bad_input(format!(
             "several entries have ids starting with \"{prefix}\"; type more of the id"
         ))),
+        Resolved::TooShort => Err(bad_input(format!(
+            "\"{prefix}\" is too short to find a {noun} by: type at least {MIN_PREFIX} characters of its id"
+        ))),
     }
 }
 
-/// Finds a member by name (any case) or the start of their member id.
+/// Finds a member by name (any case, as `members` shows it) or the start
+/// of their member id.
 fn resolve_member(view: &CircleView, who: &str) -> Result<MemberId> {
-    let by_name: Vec<MemberId> = view
-        .members
-        .iter()
-        .filter(|(_, m)| m.name.eq_ignore_ascii_case(who.trim()))
-        .map(|(id, _)| *id)
-        .collect();
-    if by_name.len() == 1 {
-        return Ok(by_name[0]);
-    }
-    match resolve_prefix(who, view.members.keys().copied()) {
+    match view.find_member(who) {
         Resolved::One(id) => Ok(id),
-        _ => Err(bad_input(format!(
+        Resolved::Ambiguous(several) => {
+            let listing: Vec<String> = several
+                .iter()
+                .map(|id| format!("{} [{}]", view.name_of(id), id.fmt_short()))
+                .collect();
+            Err(bad_input(format!(
+                "{} people here are called \"{}\": {}; say which with the start of their id",
+                several.len(),
+                who.trim(),
+                listing.join(", ")
+            )))
+        }
+        Resolved::TooShort => Err(bad_input(format!(
+            "no one here is called \"{who}\", and an id needs at least {MIN_PREFIX} characters; `roundtable members` lists who is here"
+        ))),
+        Resolved::None => Err(bad_input(format!(
             "no one in this circle is called \"{who}\"; `roundtable members` lists who is here"
         ))),
     }
+}
+
+/// What an entry is, for a confirmation: "Lee's check-in of Tue 8 Dec".
+fn what_it_is(view: &CircleView, id: EntityId) -> String {
+    let (author, what, at) = if let Some(c) = view.checkins.get(&id) {
+        (c.author, "check-in", c.at)
+    } else if let Some(m) = view.moments.get(&id) {
+        (m.author, "moment", m.at)
+    } else if let Some(r) = view.requests.get(&id) {
+        (r.author, r.kind.as_str(), r.at)
+    } else {
+        return "it".into();
+    };
+    format!(
+        "{}'s {what} of {}",
+        view.name_of(&author),
+        render::local_day(at)
+    )
 }
 
 /// The time to act at: `--now`/`ROUNDTABLE_NOW`, or the clock.

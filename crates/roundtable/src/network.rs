@@ -285,6 +285,23 @@ pub(crate) fn join(
     if g.json {
         return render::json(&json!({"circles": circles}));
     }
+    if let (Some(name), Ok(Some(me))) = (name, home.identity()) {
+        for id in &circles {
+            let Ok(c) = Backend::new(roundtable_store::Home::new(home.root())).read_circle(*id)
+            else {
+                continue;
+            };
+            let view = c.view();
+            if view.name_taken(name, Some(me.member.id())) {
+                eprintln!(
+                    "Someone in \"{}\" is called {} too; the others will see you as \"{}\". To choose another name: roundtable profile --name NEW_NAME",
+                    view.circle.name,
+                    name.trim(),
+                    view.name_of(&me.member.id())
+                );
+            }
+        }
+    }
     match ticket.kind {
         InviteKind::Member => println!("You're in: {}. Welcome.", names.join(", ")),
         InviteKind::Device => println!(

@@ -4,7 +4,7 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 
 use roundtable_core::feed::{Entry, timeline};
-use roundtable_core::quiet::Quiet;
+use roundtable_core::quiet::{Quiet, SteppingBack};
 use roundtable_core::view::{CircleView, Gathering, Reply};
 use roundtable_core::{Answer, Circle, CircleId, EntityId, Mood, RequestKind, Timestamp};
 use roundtable_store::{Identity, Repaired};
@@ -54,7 +54,11 @@ pub(crate) fn circle_list(
                     json!({
                         "id": id.to_string(),
                         "name": v.circle.name,
-                        "members": v.members.values().map(|m| m.name.clone()).collect::<Vec<_>>(),
+                        "members": roundtable_core::Membership::from_view(&v)
+                            .members
+                            .iter()
+                            .map(|m| v.name_of(m))
+                            .collect::<Vec<_>>(),
                     })
                 }
                 Err(e) => json!({ "id": id.to_string(), "error": e }),
@@ -71,7 +75,8 @@ pub(crate) fn circle_list(
         match c {
             Ok(c) => {
                 let v = c.view();
-                let names: Vec<&str> = v.members.values().map(|m| m.name.as_str()).collect();
+                let current = roundtable_core::Membership::from_view(&v).members;
+                let names: Vec<String> = current.iter().map(|m| v.name_of(m)).collect();
                 println!(
                     "{}  {}  ({})",
                     id.fmt_short(),
@@ -96,6 +101,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
                 json!({
                     "id": id.to_string(),
                     "name": m.name,
+                    "shown_as": view.name_of(id),
                     "pronouns": m.pronouns,
                     "remember": m.remember,
                     "story": m.story,
@@ -103,6 +109,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
                     "invited_by": m.invited_by.map(|i| i.to_string()),
                     "devices": m.devices.keys().map(|d| d.to_string()).collect::<Vec<_>>(),
                     "removed": membership.removed.contains(id),
+                    "away": m.away,
                 })
             })
             .collect();
@@ -121,12 +128,15 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
             .unwrap_or_default();
         println!(
             "  {}{pronouns}  · joined {}{invited}  [{}]",
-            m.name,
+            view.name_of(id),
             day(m.joined_at),
             id.fmt_short()
         );
         if !m.remember.is_empty() {
             println!("      remember: {}", m.remember);
+        }
+        if let Some(a) = &m.away {
+            println!("      {}", roundtable_core::quiet::away_words(view, id, a));
         }
         if membership.removed.contains(id) {
             println!("      removed from the circle by consent");
@@ -176,6 +186,18 @@ fn entry_json(view: &CircleView, e: &Entry<'_>) -> serde_json::Value {
         Entry::Moment(_, m) => (serde_json::to_value(m), Some(m.author)),
         Entry::Request(_, r) => (serde_json::to_value(r), Some(r.author)),
         Entry::Gathering(_, g) => (serde_json::to_value(g), Some(g.author)),
+        Entry::SteppingBack(id, a) => (serde_json::to_value(a), Some(*id)),
+        Entry::Proposal(id, p) => {
+            let words = roundtable_core::Membership::from_view(view)
+                .proposals
+                .get(id)
+                .map(|p| p.words(view));
+            let mut v = serde_json::to_value(p).unwrap_or_default();
+            if let (Some(o), Some(w)) = (v.as_object_mut(), words) {
+                o.insert("words".into(), json!(w));
+            }
+            (Ok(v), Some(p.by))
+        }
     };
     let mut v = v.unwrap_or_default();
     if let Some(obj) = v.as_object_mut() {
@@ -203,16 +225,32 @@ fn entry_json(view: &CircleView, e: &Entry<'_>) -> serde_json::Value {
 
 fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
     match e {
-        Entry::Joined(_, m) => {
+        Entry::Joined(id, m) => {
             let by = m
                 .invited_by
                 .map(|i| format!(", invited by {}", view.name_of(&i)))
                 .unwrap_or_default();
             println!(
                 "{} joined the circle{by} · {}",
-                m.name,
+                view.name_of(id),
                 ago(m.joined_at, now)
             );
+        }
+        Entry::SteppingBack(id, a) => {
+            println!(
+                "{} · {}",
+                roundtable_core::quiet::away_words(view, id, a),
+                ago(a.since, now)
+            );
+        }
+        Entry::Proposal(id, p) => {
+            if let Some(words) = roundtable_core::Membership::from_view(view)
+                .proposals
+                .get(id)
+                .map(|p| p.words(view))
+            {
+                println!("{words} · {}  [{}]", ago(p.at, now), short(id));
+            }
         }
         Entry::Checkin(id, c) => {
             let who = view.name_of(&c.author);
@@ -289,6 +327,10 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
             if !g.place.is_empty() {
                 println!("  at {}", g.place);
             }
+            if !g.came.is_empty() {
+                let came: Vec<String> = g.came.keys().map(|m| view.name_of(m)).collect();
+                println!("  came: {}", came.join(", "));
+            }
         }
     }
     println!();
@@ -318,23 +360,29 @@ fn starts(g: &Gathering) -> String {
     }
 }
 
-pub(crate) fn quiet(quiet: &[Quiet], as_json: bool) -> Result<()> {
+pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Result<()> {
     if as_json {
         return json(&serde_json::to_value(quiet)?);
     }
     if quiet.is_empty() {
         println!("No one has gone quiet. Everyone has been heard from within their usual rhythm.");
-        return Ok(());
+    } else {
+        for q in quiet {
+            println!("{}.", q.reason);
+        }
+        println!();
+        let names: Vec<&str> = quiet.iter().map(|q| q.name.as_str()).collect();
+        println!(
+            "Maybe reach out to {}. A word is enough.",
+            names.join(" or ")
+        );
     }
-    for q in quiet {
-        println!("{}.", q.reason);
+    if !away.is_empty() {
+        println!();
+        for a in away {
+            println!("Leaving be: {}.", a.reason);
+        }
     }
-    println!();
-    let names: Vec<&str> = quiet.iter().map(|q| q.name.as_str()).collect();
-    println!(
-        "Maybe reach out to {}. A word is enough.",
-        names.join(" or ")
-    );
     Ok(())
 }
 
@@ -460,6 +508,14 @@ fn short(id: &EntityId) -> String {
     id.to_string()[..6].to_owned()
 }
 
+/// "Tue 8 Dec", in this computer's time zone.
+pub(crate) fn local_day(t: Timestamp) -> String {
+    t.to_jiff()
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%a %-d %b")
+        .to_string()
+}
+
 fn day(t: Timestamp) -> String {
     t.to_jiff()
         .to_zoned_datetime(jiff::tz::TimeZone::system())
@@ -496,8 +552,8 @@ pub(crate) fn status(s: &roundtable_node::Status) {
             let state = match (d.connected, d.has_all_our_changes) {
                 (true, true) => "connected, up to date",
                 (true, false) => "connected, catching up",
-                (false, true) => "away, up to date",
-                (false, false) => "away, still lacks some of our changes",
+                (false, true) => "not connected, up to date",
+                (false, false) => "not connected, still lacks some of our changes",
             };
             let synced = d
                 .last_synced

@@ -1,0 +1,183 @@
+//! The circle as people live it: names nobody confuses, stepping back that
+//! shows, and loops that close once.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Cast, T0};
+use roundtable_core::feed::{Entry, timeline};
+use roundtable_core::quiet::{QuietRule, quiet, quiet_for, stepping_back};
+use roundtable_core::{
+    CoreError, DeviceKey, MemberKey, Profile, RequestKind, Resolved, Timestamp, export,
+};
+
+const DAY: i64 = 86_400_000;
+
+fn t(days: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + days * DAY)
+}
+
+#[test]
+fn two_members_may_share_a_name_but_nobody_is_ambiguous() {
+    let cast = Cast::new(21);
+    let mut c = cast.circle();
+    let maya = cast.members[0].id();
+    // Two people called Ana join on different days, a third on the second's day.
+    let anas: Vec<MemberKey> = (0..3).map(|_| MemberKey::generate()).collect();
+    for (i, (ana, day)) in anas.iter().zip([2, 9, 9]).enumerate() {
+        let name = if i == 0 { "Ana" } else { "ana" };
+        c.add_member(
+            &ana.certify(DeviceKey::generate().id()),
+            &Profile::named(name),
+            Some(maya),
+            t(day),
+        )
+        .unwrap();
+    }
+    let v = c.view();
+    let shown: Vec<String> = anas.iter().map(|a| v.name_of(&a.id())).collect();
+    assert!(shown[0].starts_with("Ana (joined "), "{shown:?}");
+    // Joined on the same day: the start of the member id tells them apart.
+    assert!(shown[1].starts_with("ana ("), "{shown:?}");
+    assert!(!shown[1].contains("joined"), "{shown:?}");
+    assert_ne!(shown[1], shown[2]);
+    // Maya's name is hers alone: shown as it is.
+    assert_eq!(v.name_of(&maya), "Maya");
+
+    // Looking up "Ana" finds all three and says so; a shown name finds one.
+    match v.find_member("ANA") {
+        Resolved::Ambiguous(several) => assert_eq!(several.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    for (a, s) in anas.iter().zip(&shown) {
+        assert_eq!(v.find_member(s), Resolved::One(a.id()));
+        assert_eq!(
+            v.find_member(&a.id().to_string()[..8]),
+            Resolved::One(a.id())
+        );
+    }
+    assert_eq!(v.find_member("maya"), Resolved::One(maya));
+    assert_eq!(v.find_member("ab"), Resolved::TooShort);
+    assert!(v.name_taken("ANA", Some(anas[0].id())));
+    assert!(!v.name_taken("Maya", Some(maya)));
+    // Every view speaks the same names: the quiet view among them.
+    let q = quiet(&v, t(40), &QuietRule::default());
+    let quiet_names: Vec<&str> = q.iter().map(|q| q.name.as_str()).collect();
+    for s in &shown {
+        assert!(quiet_names.contains(&s.as_str()), "{quiet_names:?}");
+    }
+}
+
+#[test]
+fn quiet_never_lists_the_person_asking_nor_anyone_removed() {
+    let cast = Cast::new(22);
+    let mut c = cast.circle();
+    let [maya, sam, ada] = [0, 1, 2].map(|i| cast.members[i].id());
+    let names = |q: Vec<roundtable_core::quiet::Quiet>| -> Vec<String> {
+        let mut n: Vec<String> = q.into_iter().map(|q| q.name).collect();
+        n.sort();
+        n
+    };
+    // Nobody has said a word in 20 days: all three are quiet to the circle.
+    assert_eq!(
+        names(quiet(&c.view(), t(20), &QuietRule::default())).len(),
+        3
+    );
+    assert_eq!(
+        names(quiet_for(&c.view(), t(20), &QuietRule::default(), sam)),
+        ["Ada", "Maya"]
+    );
+    // Ada is removed by consent: she is no one's quiet any more.
+    let mut rng = rand::rng();
+    let mut maya_copy = cast.fork(&c, 1);
+    maya_copy.set_device(DeviceKey::from_seed(&[200; 32]).id());
+    let p = maya_copy
+        .propose_removal(maya, ada, "", t(20), &mut rng)
+        .unwrap();
+    c.merge(&mut maya_copy).unwrap();
+    c.set_device(DeviceKey::from_seed(&[202; 32]).id());
+    c.consent_removal(sam, p, t(20)).unwrap();
+    assert!(c.membership().removed.contains(&ada));
+    assert_eq!(
+        names(quiet_for(&c.view(), t(21), &QuietRule::default(), maya)),
+        ["Sam"]
+    );
+    // The feed and the archive say what happened.
+    let v = c.view();
+    let words: Vec<String> = timeline(&v)
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Proposal(id, _) => Some(c.membership().proposals[id].words(&v)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(words.len(), 1);
+    assert!(
+        words[0].starts_with("Ada left the circle by consent"),
+        "{words:?}"
+    );
+    let md = export::markdown(&v, &jiff::tz::TimeZone::UTC);
+    assert!(md.contains("Ada left the circle by consent"), "{md}");
+}
+
+#[test]
+fn stepping_back_shows_and_coming_back_needs_having_left() {
+    let cast = Cast::new(23);
+    let mut c = cast.circle();
+    let sam = cast.members[1].id();
+    let err = c.come_back(sam, t(1)).unwrap_err();
+    assert!(matches!(err, CoreError::NotAllowed(_)), "{err}");
+    assert!(err.to_string().contains("not stepping back"));
+    c.step_back(sam, Some(t(13)), "family stuff", t(2)).unwrap();
+    let v = c.view();
+    let away = stepping_back(&v, t(3));
+    assert_eq!(away.len(), 1);
+    assert!(
+        away[0].reason.starts_with("Sam is stepping back until ")
+            && away[0].reason.ends_with(": family stuff"),
+        "{}",
+        away[0].reason
+    );
+    assert!(
+        quiet(&v, t(12), &QuietRule::default())
+            .iter()
+            .all(|q| q.member != sam)
+    );
+    assert!(
+        timeline(&v)
+            .iter()
+            .any(|e| matches!(e, Entry::SteppingBack(m, _) if *m == sam))
+    );
+    let md = export::markdown(&v, &jiff::tz::TimeZone::UTC);
+    assert!(md.contains("Sam is stepping back until"), "{md}");
+    // After the date they gave, they are simply here again.
+    assert!(stepping_back(&v, t(14)).is_empty());
+    c.come_back(sam, t(5)).unwrap();
+    assert!(c.view().members[&sam].away.is_none());
+}
+
+#[test]
+fn a_loop_closes_once_and_its_thanks_stay() {
+    let cast = Cast::new(24);
+    let mut c = cast.circle();
+    let mut rng = rand::rng();
+    let [maya, sam] = [0, 1].map(|i| cast.members[i].id());
+    let ask = c
+        .request(RequestKind::Ask, maya, "soup?", "Tuesday", t(1), &mut rng)
+        .unwrap();
+    c.commit_to(ask, sam, "I'll bring soup", t(1), &mut rng)
+        .unwrap();
+    c.close_request(ask, maya, "thank you Sam", t(2)).unwrap();
+    let before = c.canonical_json();
+    let err = c.close_request(ask, maya, "again", t(3)).unwrap_err();
+    assert!(err.to_string().contains("thank you Sam"), "{err}");
+    let err = c
+        .commit_to(ask, sam, "more soup", t(3), &mut rng)
+        .unwrap_err();
+    assert!(err.to_string().contains("already done"), "{err}");
+    assert_eq!(c.canonical_json(), before, "refusals change nothing");
+    assert_eq!(
+        c.view().requests[&ask].done.as_ref().unwrap().thanks,
+        "thank you Sam"
+    );
+}
