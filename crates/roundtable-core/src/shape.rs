@@ -11,6 +11,8 @@
 //! - overwrites or deletes anything in the members collection, a member's
 //!   devices, a device record, an invite's redemptions, or the removals
 //!   collection and everything in it (these records only ever grow);
+//! - writes into a member's record (their profile, devices, stepping back)
+//!   from a device that is not theirs;
 //! - replaces a member's devices map, writes a device record other than to
 //!   revoke it, or writes a proposal other than to withdraw it;
 //! - writes a consent for another device than its own;
@@ -44,6 +46,9 @@ use crate::view::CircleView;
 pub(crate) struct Shape {
     members: Option<ObjectId>,
     member_objs: HashSet<ObjectId>,
+    /// A member's record and what is in it (devices, stepping back): only
+    /// that member's devices write there.
+    member_of: HashMap<ObjectId, Option<MemberId>>,
     devices_maps: HashSet<ObjectId>,
     device_objs: HashSet<ObjectId>,
     redeemed_maps: HashSet<ObjectId>,
@@ -94,15 +99,25 @@ impl Shape {
             }
         }
         if let Some(members) = maps(doc, &ROOT, schema::MEMBERS).into_iter().next() {
-            for m in children(doc, &members) {
-                for devices in maps(doc, &m, schema::DEVICES) {
-                    for d in children(doc, &devices) {
-                        s.sealed.extend(maps(doc, &d, "revoked").iter().map(legacy));
-                        s.device_objs.insert(legacy(&d));
+            for key in doc.keys(&members) {
+                let member = key.parse::<MemberId>().ok();
+                for m in maps(doc, &members, &key) {
+                    let mut owned = vec![legacy(&m)];
+                    for devices in maps(doc, &m, schema::DEVICES) {
+                        for d in children(doc, &devices) {
+                            s.sealed.extend(maps(doc, &d, "revoked").iter().map(legacy));
+                            s.device_objs.insert(legacy(&d));
+                            owned.push(legacy(&d));
+                        }
+                        s.devices_maps.insert(legacy(&devices));
+                        owned.push(legacy(&devices));
                     }
-                    s.devices_maps.insert(legacy(&devices));
+                    owned.extend(maps(doc, &m, "away").iter().map(legacy));
+                    s.member_objs.insert(legacy(&m));
+                    for o in owned {
+                        s.member_of.insert(o, member);
+                    }
                 }
-                s.member_objs.insert(legacy(&m));
             }
             s.members = Some(legacy(&members));
         }
@@ -173,7 +188,11 @@ impl Shape {
                 || self.devices_maps.contains(obj)
                 || self.redeemed_maps.contains(obj)
                 || self.consents_maps.contains(obj);
-            let broken = if self.sealed.contains(obj) {
+            let someone_elses = self
+                .member_of
+                .get(obj)
+                .is_some_and(|m| m.is_none() || self.owner.get(actor) != m.as_ref());
+            let broken = if self.sealed.contains(obj) || someone_elses {
                 true
             } else if self.member_objs.contains(obj) {
                 key == schema::DEVICES

@@ -572,3 +572,89 @@ fn changes_larger_than_any_edit_are_refused() {
     let out = ana.receive(&honest, &before, &[&sam]);
     assert!(out.rejected.is_empty(), "{out:?}");
 }
+
+#[test]
+fn nobody_writes_into_another_members_record() {
+    let (mut maya, mut sam, mut ana) = circle();
+    let maya_id = maya.member.id();
+    let members = || {
+        let Some((Value::Object(_), m)) = sam.circle.doc().get(ROOT, "members").unwrap() else {
+            panic!()
+        };
+        let Some((Value::Object(_), rec)) = sam.circle.doc().get(&m, maya_id.to_string()).unwrap()
+        else {
+            panic!()
+        };
+        rec
+    };
+    let rec = members();
+    let attempts: Vec<(&str, Rewrite<'_>)> = vec![
+        (
+            "rename Maya",
+            Box::new(|tx| {
+                tx.put(&rec, "name", "Mallory").unwrap();
+            }),
+        ),
+        (
+            "say Maya is stepping back",
+            Box::new(|tx| {
+                let a = tx.put_object(&rec, "away", ObjType::Map).unwrap();
+                tx.put(&a, "note", "gone").unwrap();
+            }),
+        ),
+        (
+            "rewrite what the circle remembers of Maya",
+            Box::new(|tx| {
+                tx.put(&rec, "remember", "nothing").unwrap();
+            }),
+        ),
+    ];
+    for (what, attempt) in attempts {
+        let mut rogue = sam.circle.clone();
+        let before = rogue.heads();
+        rogue
+            .transact(now(), "rewrite", |tx| {
+                attempt(tx);
+                Ok(())
+            })
+            .unwrap();
+        let rogue_dev = Dev {
+            key: sam.key.clone(),
+            member: sam.member.clone(),
+            circle: rogue.clone(),
+        };
+        let out = ana.receive(&rogue, &before, &[&rogue_dev]);
+        assert_eq!(
+            out.rejected.iter().map(|r| r.1).collect::<Vec<_>>(),
+            vec![Rejection::Outline],
+            "Sam tried to {what}"
+        );
+    }
+    assert_eq!(ana.circle.view().members[&maya_id].name, "Maya");
+    // Maya's own edits of her record, and Sam's of his, are accepted.
+    let before = maya.circle.heads();
+    maya.circle
+        .perform(
+            &roundtable_core::Op::Profile {
+                name: Some("Maya R".into()),
+                pronouns: None,
+                remember: Some("I bake".into()),
+                story: None,
+            },
+            maya_id,
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
+    maya.circle.step_back(maya_id, None, "a week off", now()).unwrap();
+    maya.circle.come_back(maya_id, later(1)).unwrap();
+    let maya_circle = maya.circle.clone();
+    let out = ana.receive(&maya_circle, &before, &[&maya]);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    assert_eq!(ana.circle.view().members[&maya_id].name, "Maya R");
+    let before = sam.circle.heads();
+    let sam_id = sam.member.id();
+    sam.circle.step_back(sam_id, None, "exams", now()).unwrap();
+    let sam_circle = sam.circle.clone();
+    assert!(ana.receive(&sam_circle, &before, &[&sam]).rejected.is_empty());
+}
