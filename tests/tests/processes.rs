@@ -184,3 +184,75 @@ fn expired_used_up_revoked_and_tampered_tickets_are_refused() {
     }
     maya_up.stop();
 }
+
+#[test]
+fn names_nobody_confuses_and_devices_with_names() {
+    let (first, second) = (TestHome::new(), TestHome::new());
+    first
+        .run(&["circle", "create", "Tuesday Supper", "--as", "Ana"])
+        .ok();
+    // The founder's device is named after the computer.
+    let devices = first.run(&["device", "list", "--json"]).ok().json();
+    assert!(
+        !devices[0]["name"].as_str().unwrap().is_empty(),
+        "{devices:#}"
+    );
+    let first_up = Up::start(&first);
+    let second_up = Up::start(&second);
+    let ticket = first.run(&["invite"]).ok().stdout.trim().to_owned();
+    // Wrapped by a chat app: still one ticket.
+    let wrapped: String = ticket
+        .as_bytes()
+        .chunks(60)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let joined = second
+        .run(&[
+            "join",
+            &wrapped,
+            "--as",
+            "ana",
+            "--device-name",
+            "Ana's phone",
+        ])
+        .ok();
+    assert!(
+        joined.stderr.contains("the others will see you as \"ana ("),
+        "{}",
+        joined.stderr
+    );
+    let mine = second.run(&["device", "list", "--json"]).ok().json();
+    assert_eq!(mine[0]["name"], "Ana's phone", "{mine:#}");
+    wait_identical(&[&first, &second], |v| {
+        v["members"].as_object().is_some_and(|m| m.len() == 2)
+            && serde_json::to_string(v).unwrap().contains("Ana's phone")
+    });
+    // Two people called Ana: every view tells them apart, and a lookup
+    // by the bare name lists both instead of guessing.
+    let members = first.run(&["members"]).ok().stdout;
+    assert_eq!(members.matches("\n  Ana (").count(), 1, "{members}");
+    assert_eq!(members.matches("\n  ana (").count(), 1, "{members}");
+    let r = first
+        .run(&["remove", "propose", "ANA"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(
+        r.stderr.contains("2 people here are called"),
+        "{}",
+        r.stderr
+    );
+    // Status names the other device.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = first.run(&["status"]).ok().stdout;
+        if s.contains("Ana's phone") {
+            assert!(!s.contains("away"), "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    second_up.stop();
+    first_up.stop();
+}

@@ -329,6 +329,29 @@ impl Circle {
         })
     }
 
+    /// Names this device ("Ana's phone"), as its member's devices list it.
+    /// Only a device names itself.
+    pub fn name_device(&mut self, name: &str, now: Timestamp) -> Result<(), CoreError> {
+        let me = self.device().ok_or_else(|| {
+            CoreError::Invalid("this copy of the circle has no device set".into())
+        })?;
+        let name = check_device_name(name)?;
+        let member = self
+            .view()
+            .members
+            .iter()
+            .find(|(_, m)| m.devices.contains_key(&me))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| CoreError::NotAMember("this device is in no member's record".into()))?;
+        let obj = self.require_member(member)?;
+        self.transact(now, "name device", |tx| {
+            let devices = child_map(tx, &obj, schema::DEVICES)?;
+            let d = child_map(tx, &devices, &me.to_string())?;
+            tx.put(&d, "name", name)?;
+            Ok(())
+        })
+    }
+
     /// Changes some fields of `member`'s own profile.
     pub fn edit_profile(
         &mut self,
@@ -538,6 +561,11 @@ pub(crate) fn checked<'a>(
         return Err(CoreError::TooLong { field, len, max });
     }
     Ok(text)
+}
+
+/// A device's name as it will be kept, or why it cannot be.
+pub fn check_device_name(name: &str) -> Result<&str, CoreError> {
+    checked("device name", name, limits::NAME, true)
 }
 
 fn check_profile(p: &Profile) -> Result<(), CoreError> {

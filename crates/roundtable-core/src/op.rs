@@ -115,6 +115,11 @@ pub enum Op {
     },
     /// Back again.
     Back,
+    /// Names the device acting.
+    NameDevice {
+        /// "Ana's phone".
+        name: String,
+    },
     /// Withdraws an invite so its ticket stops working.
     RevokeInvite {
         /// The invite.
@@ -165,6 +170,7 @@ impl Op {
             Op::Came { .. } => "came",
             Op::Away { .. } => "away",
             Op::Back => "back",
+            Op::NameDevice { .. } => "device name",
             Op::RevokeInvite { .. } => "invite revoke",
             Op::RevokeDevice { .. } => "device revoke",
             Op::ProposeRemoval { .. } => "remove propose",
@@ -257,6 +263,10 @@ impl Circle {
             }
             Op::Back => {
                 self.come_back(me, now)?;
+                None
+            }
+            Op::NameDevice { name } => {
+                self.name_device(name, now)?;
                 None
             }
             Op::RevokeInvite { invite } => {

@@ -14,7 +14,8 @@
 //! - writes into a member's record (their profile, devices, stepping back)
 //!   from a device that is not theirs;
 //! - replaces a member's devices map, writes a device record other than to
-//!   revoke it, or writes a proposal other than to withdraw it;
+//!   revoke it (or, the device itself, to name it), or writes a proposal
+//!   other than to withdraw it;
 //! - writes a consent for another device than its own;
 //! - makes a proposal whose electorate is not exactly the members, other
 //!   than the one concerned, that the change's own history holds;
@@ -50,7 +51,8 @@ pub(crate) struct Shape {
     /// that member's devices write there.
     member_of: HashMap<ObjectId, Option<MemberId>>,
     devices_maps: HashSet<ObjectId>,
-    device_objs: HashSet<ObjectId>,
+    /// Each device record, and the device it is of.
+    device_objs: HashMap<ObjectId, ActorId>,
     redeemed_maps: HashSet<ObjectId>,
     removals: Option<ObjectId>,
     proposals: HashSet<ObjectId>,
@@ -104,10 +106,18 @@ impl Shape {
                 for m in maps(doc, &members, &key) {
                     let mut owned = vec![legacy(&m)];
                     for devices in maps(doc, &m, schema::DEVICES) {
-                        for d in children(doc, &devices) {
-                            s.sealed.extend(maps(doc, &d, "revoked").iter().map(legacy));
-                            s.device_objs.insert(legacy(&d));
-                            owned.push(legacy(&d));
+                        for dkey in doc.keys(&devices) {
+                            let device = dkey
+                                .parse::<crate::ids::DeviceId>()
+                                .map(|d| ActorId::from(d.as_bytes().as_slice()))
+                                .ok();
+                            for d in maps(doc, &devices, &dkey) {
+                                s.sealed.extend(maps(doc, &d, "revoked").iter().map(legacy));
+                                if let Some(device) = &device {
+                                    s.device_objs.insert(legacy(&d), device.clone());
+                                }
+                                owned.push(legacy(&d));
+                            }
                         }
                         s.devices_maps.insert(legacy(&devices));
                         owned.push(legacy(&devices));
@@ -196,8 +206,12 @@ impl Shape {
                 true
             } else if self.member_objs.contains(obj) {
                 key == schema::DEVICES
-            } else if self.device_objs.contains(obj) {
-                rewrites || !(key == "revoked" && makes_map)
+            } else if let Some(device) = self.device_objs.get(obj) {
+                let revokes = key == "revoked" && makes_map && !rewrites;
+                let names_itself = key == "name"
+                    && device == actor
+                    && matches!(op.action, OpType::Put(ScalarValue::Str(_)));
+                !(revokes || names_itself)
             } else if self.proposals.contains(obj) {
                 rewrites || !(key == "withdrawn" && makes_map)
             } else if self.consents_maps.contains(obj) {

@@ -284,6 +284,9 @@ pub struct Device {
     /// When it was added (display only).
     #[serde(default)]
     pub added_at: Timestamp,
+    /// What the device calls itself ("Ana's phone"); empty until it says.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// Set when another device of the member revoked it.
     #[serde(
         default,

@@ -181,3 +181,66 @@ fn a_loop_closes_once_and_its_thanks_stay() {
         "thank you Sam"
     );
 }
+
+#[test]
+fn a_device_names_itself_and_only_itself() {
+    use roundtable_core::{HeadBook, Rejection, SignedHead};
+    let cast = Cast::new(25);
+    let base = cast.circle();
+    // Sam's device (seed 202 in `Cast::circle`) names itself; Maya's device
+    // tries to rename it.
+    let sam_dev = DeviceKey::from_seed(&[202; 32]);
+    let maya_dev = DeviceKey::from_seed(&[200; 32]);
+    let mut sam = base.clone();
+    sam.set_device(sam_dev.id());
+    sam.name_device("Sam's laptop", t(1)).unwrap();
+    let mut ada = base.clone();
+    ada.set_device(DeviceKey::from_seed(&[203; 32]).id());
+    let mut book = HeadBook::for_circle(&ada);
+    book.learn(ada.id(), &SignedHead::sign(&sam, &sam_dev));
+    book.learn(ada.id(), &SignedHead::sign(&base, &maya_dev));
+    let out = ada
+        .apply_verified(&sam.changes_since(&base.heads()), &mut book)
+        .unwrap();
+    assert!(out.rejected.is_empty(), "{out:?}");
+    let sam_id = cast.members[1].id();
+    assert_eq!(
+        ada.view().members[&sam_id].devices[&sam_dev.id()].name,
+        "Sam's laptop"
+    );
+    // Maya's device writes a name into Sam's device record by hand.
+    let mut maya = sam.clone();
+    maya.set_device(maya_dev.id());
+    let before = maya.heads();
+    let Some((automerge::Value::Object(_), members)) =
+        automerge::ReadDoc::get(maya.doc(), automerge::ROOT, "members").unwrap()
+    else {
+        panic!()
+    };
+    let rec = automerge::ReadDoc::get(maya.doc(), &members, sam_id.to_string())
+        .unwrap()
+        .unwrap()
+        .1;
+    let devices = automerge::ReadDoc::get(maya.doc(), &rec, "devices")
+        .unwrap()
+        .unwrap()
+        .1;
+    let d = automerge::ReadDoc::get(maya.doc(), &devices, sam_dev.id().to_string())
+        .unwrap()
+        .unwrap()
+        .1;
+    maya.transact(t(2), "rename", |tx| {
+        use automerge::transaction::Transactable;
+        tx.put(&d, "name", "stolen")?;
+        Ok(())
+    })
+    .unwrap();
+    book.learn(ada.id(), &SignedHead::sign(&maya, &maya_dev));
+    let out = ada
+        .apply_verified(&maya.changes_since(&before), &mut book)
+        .unwrap();
+    assert_eq!(out.rejected[0].1, Rejection::Outline);
+    // A name is a name: not empty, not a paragraph.
+    assert!(sam.name_device("  ", t(3)).is_err());
+    assert!(sam.name_device(&"x".repeat(500), t(3)).is_err());
+}

@@ -646,7 +646,9 @@ fn nobody_writes_into_another_members_record() {
             &mut rand::rng(),
         )
         .unwrap();
-    maya.circle.step_back(maya_id, None, "a week off", now()).unwrap();
+    maya.circle
+        .step_back(maya_id, None, "a week off", now())
+        .unwrap();
     maya.circle.come_back(maya_id, later(1)).unwrap();
     let maya_circle = maya.circle.clone();
     let out = ana.receive(&maya_circle, &before, &[&maya]);
@@ -656,5 +658,9 @@ fn nobody_writes_into_another_members_record() {
     let sam_id = sam.member.id();
     sam.circle.step_back(sam_id, None, "exams", now()).unwrap();
     let sam_circle = sam.circle.clone();
-    assert!(ana.receive(&sam_circle, &before, &[&sam]).rejected.is_empty());
+    assert!(
+        ana.receive(&sam_circle, &before, &[&sam])
+            .rejected
+            .is_empty()
+    );
 }

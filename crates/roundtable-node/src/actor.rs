@@ -1276,19 +1276,20 @@ impl Actor {
                 let owner = |d: &DeviceId| {
                     view.members
                         .iter()
-                        .find(|(_, m)| m.devices.contains_key(d))
-                        .map(|(mid, m)| (*mid, m.name.clone()))
+                        .find_map(|(mid, m)| Some((*mid, m.devices.get(d)?.name.clone())))
+                        .map(|(mid, device_name)| (mid, view.name_of(&mid), device_name))
                 };
                 let devices = s
                     .peers
                     .iter()
                     .filter_map(|(peer, p)| {
                         let device = device_of(*peer);
-                        let (member, name) = owner(&device)?;
+                        let (member, name, device_name) = owner(&device)?;
                         Some(DeviceStatus {
                             device,
                             member,
                             name,
+                            device_name,
                             connected: s.neighbors.contains(peer),
                             has_all_our_changes: circle.peer_has_everything(&p.sync),
                             last_synced: p.last_synced,

@@ -194,6 +194,9 @@ pub struct DeviceStatus {
     pub member: MemberId,
     /// Their name.
     pub name: String,
+    /// What the device calls itself ("Ana's phone"), if it said.
+    #[serde(default)]
+    pub device_name: String,
     /// Connected now.
     pub connected: bool,
     /// Whether, at the last sync, it had every change we have now.

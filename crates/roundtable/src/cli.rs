@@ -93,19 +93,28 @@ pub(crate) enum Command {
     },
     /// Join a circle with a ticket someone sent you
     Join {
-        /// The ticket (one line starting with "roundtable")
+        /// The ticket (one line starting with "roundtable"; line breaks in it are fine)
         ticket: String,
         /// What the circle should call you
         #[arg(long = "as", value_name = "NAME")]
         display_name: Option<String>,
+        /// What to call this device [default: this computer's name]
+        #[arg(long, value_name = "NAME")]
+        device_name: Option<String>,
     },
     /// Add another device of yours: without a ticket, print one; with one, use it
+    #[command(
+        after_help = "Example: on your laptop, roundtable pair --qr; on your phone, roundtable pair TICKET --name \"Ana's phone\""
+    )]
     Pair {
         /// A ticket from `roundtable pair` on your other device
         ticket: Option<String>,
         /// Also draw the ticket as a QR code
         #[arg(long)]
         qr: bool,
+        /// What to call this device, when pairing it [default: this computer's name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
     },
     /// Show this device's id and your member id (made on first use)
     Id,

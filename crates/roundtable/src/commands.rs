@@ -64,11 +64,28 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Join {
             ticket,
             display_name,
-        } => network::join(&b, g, &ticket, display_name.as_deref(), now),
+            device_name,
+        } => {
+            if let Some(n) = &device_name {
+                roundtable_core::circle::check_device_name(n)?;
+            }
+            let circles = network::join(&b, g, &ticket, display_name.as_deref(), now)?;
+            name_this_device(&b, &circles, device_name, now)
+        }
         Command::Pair {
-            ticket: Some(t), ..
-        } => network::join(&b, g, &t, None, now),
-        Command::Pair { ticket: None, qr } => {
+            ticket: Some(t),
+            name,
+            ..
+        } => {
+            if let Some(n) = &name {
+                roundtable_core::circle::check_device_name(n)?;
+            }
+            let circles = network::join(&b, g, &t, None, now)?;
+            name_this_device(&b, &circles, name, now)
+        }
+        Command::Pair {
+            ticket: None, qr, ..
+        } => {
             let circle = select(&b, g)?;
             let args = network::InviteArgs {
                 kind: InviteKind::Device,
@@ -448,6 +465,7 @@ fn create(
             "member": member.to_string(),
         }));
     }
+    name_this_device(b, &[id], None, now)?;
     println!(
         "Created the circle \"{}\" ({}). You are {} here.",
         name.trim(),
@@ -455,6 +473,48 @@ fn create(
         display_name.trim()
     );
     println!("Say how you are: roundtable checkin --mood okay \"a few words\"");
+    Ok(())
+}
+
+/// What this computer is called, for naming its device.
+fn host_name() -> String {
+    let host = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if host.is_empty() {
+        "this device".into()
+    } else {
+        host
+    }
+}
+
+/// Names this device in `circles` (`name`, or this computer's name). A
+/// device that cannot be named keeps working unnamed; only a name that is
+/// not allowed is an error.
+fn name_this_device(
+    b: &Backend,
+    circles: &[CircleId],
+    name: Option<String>,
+    now: Timestamp,
+) -> Result<()> {
+    let explicit = name.is_some();
+    let name = name.unwrap_or_else(host_name);
+    let op = Op::NameDevice { name };
+    let Some(me) = b.home().identity()? else {
+        return Ok(());
+    };
+    for id in circles {
+        let result = b.perform(*id, &op, now, |home, lock| {
+            let mut store = home.open_circle(lock, *id)?;
+            store.edit(|c| Ok(c.perform(&op, me.member.id(), now, &mut rand::rng())?))
+        });
+        if let Err(e) = result
+            && explicit
+        {
+            return Err(e);
+        }
+    }
     Ok(())
 }
 

@@ -234,7 +234,7 @@ pub(crate) fn join(
     line: &str,
     name: Option<&str>,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Vec<CircleId>> {
     let ticket = CircleTicket::parse(line).map_err(|e| bad_input(e.to_string()))?;
     if now.as_millis() > ticket.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
         return Err(bad_input(format!(
@@ -283,7 +283,8 @@ pub(crate) fn join(
         })
         .collect();
     if g.json {
-        return render::json(&json!({"circles": circles}));
+        render::json(&json!({"circles": circles}))?;
+        return Ok(circles);
     }
     if let (Some(name), Ok(Some(me))) = (name, home.identity()) {
         for id in &circles {
@@ -312,5 +313,5 @@ pub(crate) fn join(
     if b.node().is_none() {
         println!("Start your node to stay in sync: roundtable up");
     }
-    Ok(())
+    Ok(circles)
 }

@@ -559,7 +559,12 @@ pub(crate) fn status(s: &roundtable_node::Status) {
                 .last_synced
                 .map(|t| format!("last synced {}", ago(t, Timestamp::now())))
                 .unwrap_or_else(|| "never synced".into());
-            println!("  {} ({})  {state}; {synced}", d.name, d.device.fmt_short());
+            let device = if d.device_name.is_empty() {
+                d.device.fmt_short()
+            } else {
+                format!("{}, {}", d.device_name, d.device.fmt_short())
+            };
+            println!("  {} ({device})  {state}; {synced}", d.name);
         }
     }
 }
@@ -644,6 +649,7 @@ pub(crate) fn devices(
             .map(|(d, info)| {
                 json!({
                     "id": d.to_string(),
+                    "name": info.name,
                     "added_at": info.added_at,
                     "this_device": *d == this,
                     "revoked": membership.revoked.contains(d),
@@ -665,7 +671,16 @@ pub(crate) fn devices(
         } else {
             format!("  [{}]", notes.join(", "))
         };
-        println!("{}  added {}{notes}", d.fmt_short(), info.added_at);
+        let name = if info.name.is_empty() {
+            "(unnamed)"
+        } else {
+            info.name.as_str()
+        };
+        println!(
+            "{name}  {}  added {}{notes}",
+            d.fmt_short(),
+            day(info.added_at)
+        );
     }
     Ok(())
 }
