@@ -351,3 +351,65 @@ fn care_commands_refuse_bad_input() {
         .one_line_error();
     assert_eq!(before, m.snapshot_files());
 }
+
+#[test]
+fn change_take_back_and_close_once_from_the_cli() {
+    let c = circle();
+    let (maya, sam) = (&c.maya, &c.sam);
+    let checkin = id_of(sam.run_at(&day(2), &["checkin", "-m", "heavy", "rough week", "--json"]));
+    sam.run_at(&day(2), &["edit", &checkin[..6], "rough week, better now"])
+        .ok();
+    let feed = sam.run_at(&day(2), &["feed"]).ok().stdout;
+    assert!(feed.contains("\"rough week, better now\""), "{feed}");
+    sync_by_hand(&[maya, sam]);
+    // Not Maya's to change.
+    let r = maya
+        .run_at(&day(2), &["edit", &checkin[..6], "fine"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("Sam's"), "{}", r.stderr);
+    // Too short an id to find anything by.
+    let r = maya
+        .run_at(&day(2), &["reply", &checkin[..2], "hi"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("at least 4"), "{}", r.stderr);
+    let replied = maya
+        .run_at(&day(2), &["reply", &checkin[..6], "here for you"])
+        .ok()
+        .stdout;
+    assert!(
+        replied.contains("Replied to Sam's check-in of "),
+        "{replied}"
+    );
+    sam.run_at(&day(3), &["withdraw", &checkin[..6]]).ok();
+    sync_by_hand(&[maya, sam]);
+    for home in [maya, sam] {
+        let shown = format!(
+            "{}{}",
+            home.run_at(&day(3), &["feed"]).ok().stdout,
+            home.run_at(&day(3), &["show", "--json"]).ok().stdout
+        );
+        assert!(!shown.contains("rough week"), "{shown}");
+        assert!(!shown.contains("here for you"), "{shown}");
+    }
+    // A loop closes once; its thanks stay.
+    let ask = id_of(maya.run_at(&day(4), &["ask", "soup?", "--json"]));
+    sync_by_hand(&[maya, sam]);
+    sam.run_at(&day(4), &["commit", &ask[..6], "I'll bring soup"])
+        .ok();
+    sync_by_hand(&[maya, sam]);
+    maya.run_at(&day(5), &["done", &ask[..6], "thank you Sam"])
+        .ok();
+    let r = maya
+        .run_at(&day(5), &["done", &ask[..6], "again"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("thank you Sam"), "{}", r.stderr);
+    sync_by_hand(&[maya, sam]);
+    let r = sam
+        .run_at(&day(5), &["commit", &ask[..6], "more soup"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("already done"), "{}", r.stderr);
+}

@@ -87,9 +87,13 @@ impl Circle {
         self.require_member(author)?;
         let text = checked("commitment", text, limits::NOTE, true)?;
         let obj = self.require_entity(schema::REQUESTS, request, "ask or offer")?;
-        if let Some(r) = self.view().requests.get(&request)
-            && r.done.is_some()
-        {
+        let Some(r) = self.view().requests.get(&request).cloned() else {
+            return Err(CoreError::NoSuchEntity {
+                kind: "ask or offer",
+                id: request,
+            });
+        };
+        if r.done.is_some() {
             return Err(CoreError::NotAllowed(format!(
                 "{}'s {} is already done, so there is nothing left to take on; thank you all the same",
                 self.view().name_of(&r.author),

@@ -115,6 +115,18 @@ pub enum Op {
     },
     /// Back again.
     Back,
+    /// Changes the words of something the actor wrote.
+    EditEntry {
+        /// The check-in, moment, ask, offer, reply, commitment or dish.
+        id: EntityId,
+        /// The new words.
+        text: String,
+    },
+    /// Takes back something the actor wrote.
+    WithdrawEntry {
+        /// The check-in, moment, ask, offer, reply, commitment or dish.
+        id: EntityId,
+    },
     /// Names the device acting.
     NameDevice {
         /// "Ana's phone".
@@ -171,6 +183,8 @@ impl Op {
             Op::Away { .. } => "away",
             Op::Back => "back",
             Op::NameDevice { .. } => "device name",
+            Op::EditEntry { .. } => "edit",
+            Op::WithdrawEntry { .. } => "withdraw",
             Op::RevokeInvite { .. } => "invite revoke",
             Op::RevokeDevice { .. } => "device revoke",
             Op::ProposeRemoval { .. } => "remove propose",
@@ -263,6 +277,14 @@ impl Circle {
             }
             Op::Back => {
                 self.come_back(me, now)?;
+                None
+            }
+            Op::EditEntry { id, text } => {
+                self.edit_entry(*id, me, text, now)?;
+                None
+            }
+            Op::WithdrawEntry { id } => {
+                self.withdraw_entry(*id, me, now)?;
                 None
             }
             Op::NameDevice { name } => {

@@ -12,7 +12,9 @@
 //!   devices, a device record, an invite's redemptions, or the removals
 //!   collection and everything in it (these records only ever grow);
 //! - writes into a member's record (their profile, devices, stepping back)
-//!   from a device that is not theirs;
+//!   from a device that is not theirs, or changes what another member
+//!   wrote (a check-in, moment, ask or offer, reply, commitment, dish or
+//!   RSVP: only its author's devices edit or withdraw it);
 //! - replaces a member's devices map, writes a device record other than to
 //!   revoke it (or, the device itself, to name it), or writes a proposal
 //!   other than to withdraw it;
@@ -198,10 +200,24 @@ impl Shape {
                 || self.devices_maps.contains(obj)
                 || self.redeemed_maps.contains(obj)
                 || self.consents_maps.contains(obj);
-            let someone_elses = self
-                .member_of
-                .get(obj)
-                .is_some_and(|m| m.is_none() || self.owner.get(actor) != m.as_ref());
+            let writer = self.owner.get(actor);
+            let someone_elses = match self.member_of.get(obj) {
+                Some(m) => m.is_none() || writer != m.as_ref(),
+                None => match authored(doc, obj) {
+                    // What someone wrote: only its author's devices change it.
+                    Some(Written::Entry) => {
+                        writer.is_none() || writer != creator(obj).and_then(|a| self.owner.get(a))
+                    }
+                    // An RSVP is given in one's own name.
+                    Some(Written::RsvpsOf) => writer.is_none_or(|w| key != w.to_string()),
+                    // Replacing or deleting an entry is its author's to do.
+                    Some(Written::Collection) => op
+                        .pred
+                        .iter()
+                        .any(|p| writer.is_none() || self.owner.get(&p.1) != writer),
+                    None => false,
+                },
+            };
             let broken = if self.sealed.contains(obj) || someone_elses {
                 true
             } else if self.member_objs.contains(obj) {
@@ -236,6 +252,57 @@ impl Shape {
         new_proposals
             .into_iter()
             .any(|ctr| !honest_electorate(c, actor, ctr, doc))
+    }
+}
+
+/// What kind of written thing an object is, by where it sits.
+enum Written {
+    /// A check-in, moment, ask or offer, or a reply, commitment, dish or
+    /// RSVP: its author's alone.
+    Entry,
+    /// A gathering's RSVPs, keyed by member.
+    RsvpsOf,
+    /// A collection of entries (check-ins, replies, dishes, ...).
+    Collection,
+}
+
+/// The device (actor) that made an object.
+fn creator(obj: &ObjectId) -> Option<&ActorId> {
+    match obj {
+        ObjectId::Id(OpId(_, actor)) => Some(actor),
+        ObjectId::Root => None,
+    }
+}
+
+/// Whether `obj` is something a member wrote, found by its path from the
+/// root (only for objects a change writes into, so only a few per change).
+fn authored(doc: &Automerge, obj: &ObjectId) -> Option<Written> {
+    let ObjectId::Id(OpId(ctr, actor)) = obj else {
+        return None;
+    };
+    // The actor's index is looked up when it does not match.
+    let id = ObjId::Id(*ctr, actor.clone(), usize::MAX);
+    let path: Vec<String> = doc
+        .parents(&id)
+        .ok()?
+        .path()
+        .into_iter()
+        .map(|(_, prop)| match prop {
+            automerge::Prop::Map(k) => k,
+            automerge::Prop::Seq(i) => i.to_string(),
+        })
+        .collect();
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    let entries = [schema::CHECKINS, schema::MOMENTS, schema::REQUESTS];
+    match path.as_slice() {
+        [c] if entries.contains(c) => Some(Written::Collection),
+        [c, _, schema::REPLIES | "commitments"] if entries.contains(c) => Some(Written::Collection),
+        [schema::GATHERINGS, _, "dishes"] => Some(Written::Collection),
+        [c, _] if entries.contains(c) => Some(Written::Entry),
+        [c, _, schema::REPLIES | "commitments", _] if entries.contains(c) => Some(Written::Entry),
+        [schema::GATHERINGS, _, "dishes" | "rsvps", _] => Some(Written::Entry),
+        [schema::GATHERINGS, _, "rsvps"] => Some(Written::RsvpsOf),
+        _ => None,
     }
 }
 

@@ -561,7 +561,8 @@ pub struct Came {
 impl CircleView {
     /// Reads a whole document.
     pub fn read(doc: &impl ReadDoc) -> Self {
-        let json = read_object(doc, &ROOT, ObjType::Map, 0);
+        let mut json = read_object(doc, &ROOT, ObjType::Map, 0);
+        crate::entries::drop_withdrawn(&mut json);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
         view.check_authors();
         view

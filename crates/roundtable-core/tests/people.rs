@@ -244,3 +244,76 @@ fn a_device_names_itself_and_only_itself() {
     assert!(sam.name_device("  ", t(3)).is_err());
     assert!(sam.name_device(&"x".repeat(500), t(3)).is_err());
 }
+
+#[test]
+fn what_you_wrote_you_can_change_or_take_back_and_nobody_else_can() {
+    let cast = Cast::new(26);
+    let mut c = cast.circle();
+    let mut rng = rand::rng();
+    let [maya, sam] = [0, 1].map(|i| cast.members[i].id());
+    let checkin = c
+        .checkin(
+            sam,
+            roundtable_core::Mood::Heavy,
+            "rough week",
+            t(1),
+            &mut rng,
+        )
+        .unwrap();
+    let reply = c
+        .reply(checkin, maya, "here for you", t(1), &mut rng)
+        .unwrap();
+    let ask = c
+        .request(
+            RequestKind::Ask,
+            sam,
+            "a lift to the clinic",
+            "Friday",
+            t(1),
+            &mut rng,
+        )
+        .unwrap();
+    let commitment = c
+        .commit_to(ask, maya, "I can drive", t(1), &mut rng)
+        .unwrap();
+    // Only the author changes or withdraws.
+    for id in [checkin, ask] {
+        let err = c.edit_entry(id, maya, "changed", t(2)).unwrap_err();
+        assert!(err.to_string().contains("Sam's"), "{err}");
+        assert!(c.withdraw_entry(id, maya, t(2)).is_err());
+    }
+    assert!(c.edit_entry(reply, sam, "x", t(2)).is_err());
+    // Edits show everywhere.
+    c.edit_entry(checkin, sam, "rough week, better now", t(2))
+        .unwrap();
+    c.edit_entry(commitment, maya, "I can drive, 9am", t(2))
+        .unwrap();
+    let v = c.view();
+    assert_eq!(v.checkins[&checkin].note, "rough week, better now");
+    assert_eq!(
+        v.requests[&ask].commitments[&commitment].text,
+        "I can drive, 9am"
+    );
+    // Withdrawn: no text of it anywhere a view reaches.
+    c.withdraw_entry(reply, maya, t(3)).unwrap();
+    c.withdraw_entry(ask, sam, t(3)).unwrap();
+    let v = c.view();
+    assert!(v.checkins[&checkin].replies.is_empty());
+    assert!(!v.requests.contains_key(&ask));
+    let shown = format!(
+        "{}{}",
+        v.to_canonical_json(),
+        export::markdown(&v, &jiff::tz::TimeZone::UTC)
+    );
+    for gone in ["here for you", "a lift to the clinic", "I can drive"] {
+        assert!(!shown.contains(gone), "{gone:?} is still shown");
+    }
+    assert!(
+        timeline(&v)
+            .iter()
+            .all(|e| !matches!(e, Entry::Request(id, _) if *id == ask))
+    );
+    // Nothing more can be done with what was withdrawn.
+    assert!(c.commit_to(ask, maya, "me too", t(4), &mut rng).is_err());
+    assert!(c.edit_entry(ask, sam, "again", t(4)).is_err());
+}

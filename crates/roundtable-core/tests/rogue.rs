@@ -664,3 +664,158 @@ fn nobody_writes_into_another_members_record() {
             .is_empty()
     );
 }
+
+/// The object at `path` from the root of `c`.
+fn at(c: &Circle, path: &[String]) -> ObjId {
+    let mut obj = ROOT;
+    for p in path {
+        obj = match c.doc().get(&obj, p.as_str()).unwrap() {
+            Some((Value::Object(_), id)) => id,
+            other => panic!("nothing at {p}: {other:?}"),
+        };
+    }
+    obj
+}
+
+#[test]
+fn what_a_member_wrote_is_theirs_to_change() {
+    let mut rng = rand::rng();
+    let (mut maya, mut sam, mut ana) = circle();
+    let maya_id = maya.member.id();
+    // Maya checks in, asks, and RSVPs to a gathering; Sam and Ana get it.
+    let before = maya.circle.heads();
+    let checkin = maya
+        .circle
+        .checkin(maya_id, Mood::Heavy, "long week", now(), &mut rng)
+        .unwrap();
+    let reply = maya
+        .circle
+        .reply(checkin, maya_id, "thanks all", now(), &mut rng)
+        .unwrap();
+    let g = maya
+        .circle
+        .gathering(
+            maya_id,
+            &roundtable_core::NewGathering {
+                title: "Soup".into(),
+                starts: "2026-12-01T19:00[UTC]".parse().unwrap(),
+                place: String::new(),
+                hosts: vec![],
+            },
+            now(),
+            &mut rng,
+        )
+        .unwrap();
+    maya.circle
+        .rsvp(g, maya_id, roundtable_core::Answer::Yes, now())
+        .unwrap();
+    let dish = maya
+        .circle
+        .bring(g, maya_id, "bread", "", now(), &mut rng)
+        .unwrap();
+    let maya_circle = maya.circle.clone();
+    for other in [&mut sam, &mut ana] {
+        assert!(
+            other
+                .receive(&maya_circle, &before, &[&maya])
+                .rejected
+                .is_empty()
+        );
+    }
+    let s = |x: &dyn ToString| x.to_string();
+    let entry = at(&sam.circle, &[s(&"checkins"), s(&checkin)]);
+    let replies = at(&sam.circle, &[s(&"checkins"), s(&checkin), s(&"replies")]);
+    let checkins = at(&sam.circle, &[s(&"checkins")]);
+    let rsvps = at(&sam.circle, &[s(&"gatherings"), s(&g), s(&"rsvps")]);
+    let dishes = at(&sam.circle, &[s(&"gatherings"), s(&g), s(&"dishes")]);
+    let dish_obj = at(
+        &sam.circle,
+        &[s(&"gatherings"), s(&g), s(&"dishes"), s(&dish)],
+    );
+    let attempts: Vec<(&str, Rewrite<'_>)> = vec![
+        (
+            "edit Maya's check-in",
+            Box::new(|tx| {
+                tx.put(&entry, "note", "all is fine").unwrap();
+            }),
+        ),
+        (
+            "delete Maya's check-in",
+            Box::new(|tx| {
+                tx.delete(&checkins, checkin.to_string()).unwrap();
+            }),
+        ),
+        (
+            "delete Maya's reply",
+            Box::new(|tx| {
+                tx.delete(&replies, reply.to_string()).unwrap();
+            }),
+        ),
+        (
+            "answer for Maya",
+            Box::new(|tx| {
+                let r = tx
+                    .put_object(&rsvps, maya_id.to_string(), ObjType::Map)
+                    .unwrap();
+                tx.put(&r, "answer", "no").unwrap();
+            }),
+        ),
+        (
+            "change Maya's dish",
+            Box::new(|tx| {
+                tx.put(&dish_obj, "dish", "nothing").unwrap();
+            }),
+        ),
+        (
+            "take Maya's dish away",
+            Box::new(|tx| {
+                tx.delete(&dishes, dish.to_string()).unwrap();
+            }),
+        ),
+    ];
+    for (what, attempt) in attempts {
+        let mut rogue = sam.circle.clone();
+        let before = rogue.heads();
+        rogue
+            .transact(now(), "rewrite", |tx| {
+                attempt(tx);
+                Ok(())
+            })
+            .unwrap();
+        let rogue_dev = Dev {
+            key: sam.key.clone(),
+            member: sam.member.clone(),
+            circle: rogue.clone(),
+        };
+        let out = ana.receive(&rogue, &before, &[&rogue_dev]);
+        assert_eq!(
+            out.rejected.iter().map(|r| r.1).collect::<Vec<_>>(),
+            vec![Rejection::Outline],
+            "Sam tried to {what}"
+        );
+    }
+    // What others add beside Maya's entries is theirs: replies, RSVPs,
+    // dishes, commitments.
+    let sam_id = sam.member.id();
+    let before = sam.circle.heads();
+    sam.circle
+        .reply(checkin, sam_id, "here for you", now(), &mut rng)
+        .unwrap();
+    sam.circle
+        .rsvp(g, sam_id, roundtable_core::Answer::Maybe, now())
+        .unwrap();
+    sam.circle
+        .rsvp(g, sam_id, roundtable_core::Answer::Yes, now())
+        .unwrap();
+    sam.circle
+        .bring(g, sam_id, "soup", "", now(), &mut rng)
+        .unwrap();
+    let sam_circle = sam.circle.clone();
+    let out = ana.receive(&sam_circle, &before, &[&sam]);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    let view = ana.circle.view();
+    assert_eq!(view.checkins[&checkin].note, "long week");
+    assert_eq!(view.checkins[&checkin].replies.len(), 2);
+    assert_eq!(view.gatherings[&g].rsvps.len(), 2);
+    assert_eq!(view.gatherings[&g].dishes.len(), 2);
+}

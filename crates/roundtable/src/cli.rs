@@ -192,6 +192,24 @@ pub(crate) enum Command {
         /// Your thanks
         thanks: Vec<String>,
     },
+    /// Change the words of something you wrote: a check-in, moment, ask,
+    /// offer, reply, commitment or dish
+    #[command(
+        after_help = "Example: roundtable edit 3fa2 \"long week, but the weekend was lovely\""
+    )]
+    Edit {
+        /// Its id, or the start of it (as `feed` shows it)
+        id: String,
+        /// The new words
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Take back something you wrote; nobody sees it any more
+    #[command(after_help = "Example: roundtable withdraw 3fa2")]
+    Withdraw {
+        /// Its id, or the start of it (as `feed` shows it)
+        id: String,
+    },
     /// Shared meals and other gatherings
     #[command(subcommand)]
     Gathering(GatheringCommand),

@@ -293,6 +293,27 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
             )
         }
         Command::Back => (Op::Back, "Welcome back.".into()),
+        Command::Edit { id, text } => {
+            let v = view()?;
+            let ids = roundtable_core::entries::entry_ids(&v);
+            let id = resolve_in(ids.iter(), &id, "entry")?;
+            (
+                Op::EditEntry {
+                    id,
+                    text: text.join(" "),
+                },
+                "Changed. Everyone sees the new words.".into(),
+            )
+        }
+        Command::Withdraw { id } => {
+            let v = view()?;
+            let ids = roundtable_core::entries::entry_ids(&v);
+            let id = resolve_in(ids.iter(), &id, "entry")?;
+            (
+                Op::WithdrawEntry { id },
+                "Withdrawn. Nobody sees it any more.".into(),
+            )
+        }
         Command::Invite {
             action: Some(InviteCommand::Revoke { id }),
             ..

@@ -339,12 +339,13 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
 fn reply_lines(view: &CircleView, replies: &BTreeMap<EntityId, Reply>, now: Timestamp) {
     let mut rs: Vec<_> = replies.iter().collect();
     rs.sort_by_key(|(rid, r)| (r.order, **rid));
-    for (_, r) in rs {
+    for (id, r) in rs {
         println!(
-            "    {}: {} · {}",
+            "    {}: {} · {}  [{}]",
             view.name_of(&r.author),
             r.text,
-            ago(r.at, now)
+            ago(r.at, now),
+            short(id)
         );
     }
 }

@@ -1,0 +1,281 @@
+//! Taking back and changing what one wrote: check-ins, moments, asks and
+//! offers, replies, commitments and dishes can be edited, and withdrawn,
+//! by their author alone (received changes are held to the same rule, see
+//! [`crate::shape`]).
+//!
+//! Withdrawing empties the entry's text in the document and marks it
+//! `withdrawn`; views leave withdrawn entries out entirely, so no text of
+//! theirs is shown anywhere. The change history keeps what Automerge must:
+//! the earlier values stay in past changes, which a member could read with
+//! tools of their own.
+
+use automerge::transaction::Transactable;
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
+
+use crate::circle::{Circle, checked};
+use crate::error::CoreError;
+use crate::ids::{EntityId, MemberId};
+use crate::schema::{self, limits};
+use crate::time::Timestamp;
+use crate::view::CircleView;
+
+/// What kind of entry an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A check-in.
+    Checkin,
+    /// A moment.
+    Moment,
+    /// An ask or an offer.
+    Request,
+    /// A reply to one of those.
+    Reply,
+    /// A commitment to an ask or offer.
+    Commitment,
+    /// A dish someone brings to a gathering.
+    Dish,
+}
+
+impl EntryKind {
+    /// In words.
+    pub fn noun(self) -> &'static str {
+        match self {
+            EntryKind::Checkin => "check-in",
+            EntryKind::Moment => "moment",
+            EntryKind::Request => "ask or offer",
+            EntryKind::Reply => "reply",
+            EntryKind::Commitment => "commitment",
+            EntryKind::Dish => "dish",
+        }
+    }
+
+    /// The field that holds its words, how long they may be, and whether
+    /// an edit may leave it empty.
+    fn text_field(self) -> (&'static str, usize, bool) {
+        match self {
+            EntryKind::Checkin => ("note", limits::NOTE, false),
+            EntryKind::Dish => ("dish", limits::NAME, true),
+            _ => ("text", limits::NOTE, true),
+        }
+    }
+
+    /// Fields a withdrawal empties.
+    fn words(self) -> &'static [&'static str] {
+        match self {
+            EntryKind::Checkin => &["note"],
+            EntryKind::Request => &["text", "when"],
+            EntryKind::Dish => &["dish", "dietary"],
+            _ => &["text"],
+        }
+    }
+}
+
+/// Where an entry sits: its path from the root, and whose it is.
+#[derive(Debug, Clone)]
+struct Found {
+    kind: EntryKind,
+    path: Vec<String>,
+    author: MemberId,
+}
+
+fn find(view: &CircleView, id: EntityId) -> Option<Found> {
+    let key = id.to_string();
+    let p = |parts: &[&str]| parts.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    if let Some(c) = view.checkins.get(&id) {
+        return Some(Found {
+            kind: EntryKind::Checkin,
+            path: p(&[schema::CHECKINS, &key]),
+            author: c.author,
+        });
+    }
+    if let Some(m) = view.moments.get(&id) {
+        return Some(Found {
+            kind: EntryKind::Moment,
+            path: p(&[schema::MOMENTS, &key]),
+            author: m.author,
+        });
+    }
+    if let Some(r) = view.requests.get(&id) {
+        return Some(Found {
+            kind: EntryKind::Request,
+            path: p(&[schema::REQUESTS, &key]),
+            author: r.author,
+        });
+    }
+    let replies = view
+        .checkins
+        .iter()
+        .map(|(pid, c)| (schema::CHECKINS, pid, &c.replies))
+        .chain(
+            view.moments
+                .iter()
+                .map(|(pid, m)| (schema::MOMENTS, pid, &m.replies)),
+        )
+        .chain(
+            view.requests
+                .iter()
+                .map(|(pid, r)| (schema::REQUESTS, pid, &r.replies)),
+        );
+    for (coll, parent, rs) in replies {
+        if let Some(r) = rs.get(&id) {
+            return Some(Found {
+                kind: EntryKind::Reply,
+                path: p(&[coll, &parent.to_string(), schema::REPLIES, &key]),
+                author: r.author,
+            });
+        }
+    }
+    for (parent, r) in &view.requests {
+        if let Some(c) = r.commitments.get(&id) {
+            return Some(Found {
+                kind: EntryKind::Commitment,
+                path: p(&[schema::REQUESTS, &parent.to_string(), "commitments", &key]),
+                author: c.author,
+            });
+        }
+    }
+    for (parent, g) in &view.gatherings {
+        if let Some(d) = g.dishes.get(&id) {
+            return Some(Found {
+                kind: EntryKind::Dish,
+                path: p(&[schema::GATHERINGS, &parent.to_string(), "dishes", &key]),
+                author: d.author,
+            });
+        }
+    }
+    None
+}
+
+/// Every id an entry one can edit or withdraw has: for looking one up by
+/// the start of its id.
+pub fn entry_ids(view: &CircleView) -> Vec<EntityId> {
+    let mut ids: Vec<EntityId> = Vec::new();
+    ids.extend(view.checkins.keys());
+    ids.extend(view.moments.keys());
+    ids.extend(view.requests.keys());
+    for c in view.checkins.values() {
+        ids.extend(c.replies.keys());
+    }
+    for m in view.moments.values() {
+        ids.extend(m.replies.keys());
+    }
+    for r in view.requests.values() {
+        ids.extend(r.replies.keys());
+        ids.extend(r.commitments.keys());
+    }
+    for g in view.gatherings.values() {
+        ids.extend(g.dishes.keys());
+    }
+    ids
+}
+
+impl Circle {
+    fn obj_at(&self, path: &[String]) -> Option<ObjId> {
+        let mut obj = ROOT;
+        for key in path {
+            obj = match self.doc().get(&obj, key.as_str()).ok()?? {
+                (Value::Object(ObjType::Map), id) => id,
+                _ => return None,
+            };
+        }
+        Some(obj)
+    }
+
+    fn own_entry(&self, id: EntityId, me: MemberId) -> Result<(Found, ObjId), CoreError> {
+        self.require_member(me)?;
+        let view = self.view();
+        let found = find(&view, id).ok_or(CoreError::NoSuchEntity { kind: "entry", id })?;
+        if found.author != me {
+            return Err(CoreError::NotAllowed(format!(
+                "this {} is {}'s; only they can change or withdraw it",
+                found.kind.noun(),
+                view.name_of(&found.author)
+            )));
+        }
+        let obj = self.obj_at(&found.path).ok_or(CoreError::NoSuchEntity {
+            kind: found.kind.noun(),
+            id,
+        })?;
+        Ok((found, obj))
+    }
+
+    /// Changes the words of something `me` wrote; returns what it was.
+    pub fn edit_entry(
+        &mut self,
+        id: EntityId,
+        me: MemberId,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<EntryKind, CoreError> {
+        let (found, obj) = self.own_entry(id, me)?;
+        let (field, max, required) = found.kind.text_field();
+        let text = checked(found.kind.noun(), text, max, required)?;
+        self.transact(now, "edit", |tx| {
+            tx.put(&obj, field, text)?;
+            tx.put(&obj, "edited_at", now.as_millis())?;
+            Ok(())
+        })?;
+        Ok(found.kind)
+    }
+
+    /// Takes back something `me` wrote: its words are emptied and views
+    /// leave it out. Returns what it was.
+    pub fn withdraw_entry(
+        &mut self,
+        id: EntityId,
+        me: MemberId,
+        now: Timestamp,
+    ) -> Result<EntryKind, CoreError> {
+        let (found, obj) = self.own_entry(id, me)?;
+        self.transact(now, "withdraw", |tx| {
+            for field in found.kind.words() {
+                if tx.get(&obj, *field)?.is_some() {
+                    tx.put(&obj, *field, "")?;
+                }
+            }
+            tx.put(&obj, WITHDRAWN, now.as_millis())?;
+            Ok(())
+        })?;
+        Ok(found.kind)
+    }
+}
+
+/// The field that marks an entry withdrawn.
+pub(crate) const WITHDRAWN: &str = "withdrawn";
+
+/// Leaves withdrawn entries out of a circle read as JSON (before it is
+/// typed), so no view shows them.
+pub(crate) fn drop_withdrawn(root: &mut serde_json::Value) {
+    let gone = |v: &serde_json::Value| v.get(WITHDRAWN).is_some();
+    let prune = |map: &mut serde_json::Value, sub: &[&str]| {
+        if let Some(entries) = map.as_object_mut() {
+            entries.retain(|_, e| !gone(e));
+            for e in entries.values_mut() {
+                for s in sub {
+                    if let Some(inner) = e.get_mut(*s).and_then(|m| m.as_object_mut()) {
+                        inner.retain(|_, x| !gone(x));
+                    }
+                }
+            }
+        }
+    };
+    for (coll, sub) in [
+        (schema::CHECKINS, &[schema::REPLIES][..]),
+        (schema::MOMENTS, &[schema::REPLIES][..]),
+        (schema::REQUESTS, &[schema::REPLIES, "commitments"][..]),
+    ] {
+        if let Some(m) = root.get_mut(coll) {
+            prune(m, sub);
+        }
+    }
+    if let Some(gatherings) = root
+        .get_mut(schema::GATHERINGS)
+        .and_then(|g| g.as_object_mut())
+    {
+        for g in gatherings.values_mut() {
+            if let Some(dishes) = g.get_mut("dishes").and_then(|d| d.as_object_mut()) {
+                dishes.retain(|_, d| !gone(d));
+            }
+        }
+    }
+}
