@@ -413,3 +413,54 @@ fn change_take_back_and_close_once_from_the_cli() {
         .one_line_error();
     assert!(r.stderr.contains("already done"), "{}", r.stderr);
 }
+
+#[test]
+fn a_second_dish_says_whether_it_replaces_the_first_and_a_second_circle_of_one_name_asks() {
+    let c = circle();
+    let maya = &c.maya;
+    let g = id_of(maya.run_at(
+        &day(2),
+        &[
+            "gathering",
+            "new",
+            "Soup night",
+            "--at",
+            "2026-11-20 19:00",
+            "--tz",
+            "UTC",
+            "--json",
+        ],
+    ));
+    let said = |args: &[&str]| maya.run_at(&day(3), args).ok().stdout;
+    assert!(said(&["gathering", "bring", &g[..6], "bread"]).contains("You're bringing bread."));
+    let out = said(&["gathering", "bring", &g[..6], "soup", "--instead"]);
+    assert!(out.contains("soup instead of bread"), "{out}");
+    let out = said(&["gathering", "bring", &g[..6], "cake"]);
+    assert!(out.contains("cake as well as soup"), "{out}");
+    let show = maya.run_at(&day(3), &["show", "--json"]).ok().json();
+    let mut dishes: Vec<&str> = show["gatherings"][&g]["dishes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|d| d["dish"].as_str().unwrap())
+        .collect();
+    dishes.sort();
+    assert_eq!(dishes, ["cake", "soup"]);
+
+    let r = maya
+        .run_at(&day(3), &["circle", "create", "tuesday supper"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("--again"), "{}", r.stderr);
+    maya.run_at(&day(3), &["circle", "create", "Tuesday Supper", "--again"])
+        .ok();
+    assert_eq!(
+        maya.run(&["circle", "list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

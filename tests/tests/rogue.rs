@@ -290,14 +290,31 @@ async fn session_storms_are_refused_and_honest_sync_goes_on() {
             s.dropped.get(storm).is_some_and(|n| *n >= 1)
         })
         .await;
-    // A Hello announcing a 2 GiB frame: refused before any allocation.
-    let (_c, mut send, _r) = rogue.open_sync(maya).await;
-    send.write_all(&0x7fff_ffffu32.to_le_bytes()).await.unwrap();
+
     // Two sessions of one peer at once: the second is refused as busy.
     let hello = wire::encode(&SyncFrame::Hello {
         circle: *cluster.circle.as_bytes(),
     });
     drop(held);
+    // A Hello announcing a 2 GiB frame: refused before any allocation.
+    // (The node may still be closing the storm's connections: retry.)
+    let mut lying = None;
+    for _ in 0..50 {
+        if let Some((c, mut send, r)) = rogue.try_open_sync(maya).await
+            && send.write_all(&0x7fff_ffffu32.to_le_bytes()).await.is_ok()
+        {
+            lying = Some((c, send, r));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_c, _s, mut lying_recv) = lying.expect("a connection is served again");
+    let closed = bounded(
+        "the lying session to end",
+        roundtable_net::framing::read_frame(&mut lying_recv, 4096),
+    )
+    .await;
+    assert!(!matches!(closed, Ok(Some(_))), "{closed:?}");
     // (Maya's node may be opening a session of its own to the rogue's
     // device: until one of ours is let in, try again.)
     let mut admitted = None;
@@ -320,16 +337,22 @@ async fn session_storms_are_refused_and_honest_sync_goes_on() {
         }
     }
     let first = admitted.expect("one session is let in");
-    let (_conn, mut send, mut recv) = rogue.open_sync(maya).await;
-    write_frame(&mut send, &hello).await.unwrap();
-    let bytes = bounded(
-        "an answer",
-        roundtable_net::framing::read_frame(&mut recv, 4096),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let second = wire::decode::<SyncFrame>(&bytes).unwrap();
+    let mut second = None;
+    for _ in 0..50 {
+        if let Some((_conn, mut send, mut recv)) = rogue.try_open_sync(maya).await
+            && write_frame(&mut send, &hello).await.is_ok()
+            && let Ok(Some(bytes)) = bounded(
+                "an answer",
+                roundtable_net::framing::read_frame(&mut recv, 4096),
+            )
+            .await
+        {
+            second = Some(wire::decode::<SyncFrame>(&bytes).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = second.expect("a second session is answered");
     assert!(
         matches!(&second, SyncFrame::Refused { reason } if reason.contains("busy")),
         "{second:?}"

@@ -240,6 +240,37 @@ impl Circle {
     }
 }
 
+impl Circle {
+    /// The dishes `member` brings to a gathering now.
+    pub fn dishes_of(&self, gathering: EntityId, member: MemberId) -> Vec<(EntityId, String)> {
+        self.view()
+            .gatherings
+            .get(&gathering)
+            .map(|g| {
+                g.dishes
+                    .iter()
+                    .filter(|(_, d)| d.author == member)
+                    .map(|(id, d)| (*id, d.dish.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Withdraws every dish `member` brings to a gathering (before they
+    /// bring something else instead).
+    pub fn withdraw_dishes(
+        &mut self,
+        gathering: EntityId,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        for (id, _) in self.dishes_of(gathering, member) {
+            self.withdraw_entry(id, member, now)?;
+        }
+        Ok(())
+    }
+}
+
 /// The field that marks an entry withdrawn.
 pub(crate) const WITHDRAWN: &str = "withdrawn";
 

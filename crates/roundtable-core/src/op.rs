@@ -98,6 +98,9 @@ pub enum Op {
         dish: String,
         /// Dietary notes.
         dietary: String,
+        /// Instead of what the actor brings already (else as well).
+        #[serde(default)]
+        instead: bool,
     },
     /// Who came (the actor, when empty).
     Came {
@@ -255,7 +258,13 @@ impl Circle {
                 gathering,
                 dish,
                 dietary,
-            } => Some(self.bring(*gathering, me, dish, dietary, now, rng)?),
+                instead,
+            } => {
+                if *instead {
+                    self.withdraw_dishes(*gathering, me, now)?;
+                }
+                Some(self.bring(*gathering, me, dish, dietary, now, rng)?)
+            }
             Op::Came { gathering, who } => {
                 let who = if who.is_empty() {
                     vec![me]

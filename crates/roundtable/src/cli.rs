@@ -290,6 +290,9 @@ pub(crate) enum GatheringCommand {
         /// Dietary notes (vegan, has nuts, ...)
         #[arg(long, default_value = "")]
         dietary: String,
+        /// Instead of what you said you would bring (else you bring both)
+        #[arg(long)]
+        instead: bool,
     },
     /// Record who came [default: you]
     Came {
@@ -313,6 +316,9 @@ pub(crate) enum CircleCommand {
         /// A line about what the circle is for
         #[arg(long, value_name = "TEXT")]
         about: Option<String>,
+        /// Start it even though you are in a circle of that name already
+        #[arg(long)]
+        again: bool,
     },
     /// The circles this device is in
     List,

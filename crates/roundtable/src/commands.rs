@@ -100,7 +100,23 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             name,
             display_name,
             about,
-        }) => create(home, g, &name, display_name, about, now),
+            again,
+        }) => {
+            if !again {
+                let same = home.circle_ids()?.into_iter().find(|id| {
+                    home.read_circle(*id)
+                        .is_ok_and(|c| c.name().trim().eq_ignore_ascii_case(name.trim()))
+                });
+                if let Some(id) = same {
+                    return Err(bad_input(format!(
+                        "you are in a circle called \"{}\" already ({}); to start another of that name, add --again",
+                        name.trim(),
+                        id.fmt_short()
+                    )));
+                }
+            }
+            create(home, g, &name, display_name, about, now)
+        }
         Command::Circle(CircleCommand::List) => list(home, g),
         Command::Members => render::members(&read(home, g)?.view(), g.json),
         Command::Feed { limit } => render::feed(&read(home, g)?.view(), limit, now, g.json),
@@ -260,15 +276,40 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
                 format!("You said {}.", answer.as_str()),
             )
         }
-        Command::Gathering(GatheringCommand::Bring { id, dish, dietary }) => {
-            let gathering = resolve_in(view()?.gatherings.keys(), &id, "gathering")?;
+        Command::Gathering(GatheringCommand::Bring {
+            id,
+            dish,
+            dietary,
+            instead,
+        }) => {
+            let circle = read(home, g)?;
+            let gathering = resolve_in(circle.view().gatherings.keys(), &id, "gathering")?;
             let dish = dish.join(" ");
-            let message = format!("You're bringing {dish}.");
+            let before: Vec<String> = match home.home().identity()? {
+                Some(me) => circle
+                    .dishes_of(gathering, me.member.id())
+                    .into_iter()
+                    .map(|(_, d)| d)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let message = match (before.is_empty(), instead) {
+                (true, _) => format!("You're bringing {dish}."),
+                (false, true) => format!(
+                    "You're bringing {dish} instead of {}.",
+                    before.join(" and ")
+                ),
+                (false, false) => format!(
+                    "You're bringing {dish} as well as {}. (To bring it instead, add --instead.)",
+                    before.join(" and ")
+                ),
+            };
             (
                 Op::Bring {
                     gathering,
                     dish,
                     dietary,
+                    instead,
                 },
                 message,
             )
