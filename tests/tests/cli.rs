@@ -212,3 +212,42 @@ fn help_is_clear() {
         r.stdout
     );
 }
+
+#[test]
+fn quiet_json_errors_json_export_and_closed_pipes() {
+    let home = TestHome::new();
+    supper(&home);
+    // -q: nothing on success.
+    let r = home.run(&["-q", "checkin", "--mood", "okay", "fine"]).ok();
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
+    // Under --json an error is JSON on stderr too.
+    let r = home
+        .run(&["--json", "checkin", "--mood", "sideways"])
+        .expect_code(2);
+    let e: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(e["bad_input"], true);
+    assert!(e["error"].as_str().unwrap().contains("sideways"), "{e}");
+    // export --json writes JSON.
+    let r = home.run(&["export", "--json"]).ok();
+    assert!(
+        r.json()["circle"]["name"] == "Tuesday Supper",
+        "{}",
+        r.stdout
+    );
+    // A reader that leaves early: no panic, no noise.
+    for i in 0..30 {
+        home.run(&["-q", "moment", &format!("line {i}")]).ok();
+    }
+    let mut child = std::process::Command::new(roundtable_tests::roundtable_bin())
+        .arg("--home")
+        .arg(home.path())
+        .args(["feed", "-n", "1000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

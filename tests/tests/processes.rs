@@ -256,3 +256,46 @@ fn names_nobody_confuses_and_devices_with_names() {
     second_up.stop();
     first_up.stop();
 }
+
+#[test]
+fn up_keeps_running_when_nobody_reads_its_output() {
+    let home = TestHome::new();
+    home.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+        .ok();
+    let mut child = std::process::Command::new(roundtable_tests::roundtable_bin())
+        .arg("--home")
+        .arg(home.path())
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            "none",
+            "--no-mdns",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The terminal is closed before the node says anything.
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while home.run(&["status", "--json"]).json()["running"] != true {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the node stopped: {:?}",
+            child.wait_with_output()
+        );
+        assert!(Instant::now() < deadline, "the node does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    home.run(&["checkin", "--mood", "okay", "still here"]).ok();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

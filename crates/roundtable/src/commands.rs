@@ -135,7 +135,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { format, out } => {
             let view = read(home, g)?.view();
-            let text = match format.as_str() {
+            // `--json` asks for JSON whatever --format says.
+            let format = if g.json { "json" } else { format.as_str() };
+            let text = match format {
                 "json" => view.to_canonical_json(),
                 _ => export::markdown(&view, &TimeZone::system()),
             };
@@ -528,6 +530,9 @@ fn create(
         }));
     }
     name_this_device(b, &[id], None, now)?;
+    if render::silent() {
+        return Ok(());
+    }
     println!(
         "Created the circle \"{}\" ({}). You are {} here.",
         name.trim(),

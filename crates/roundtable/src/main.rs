@@ -34,14 +34,28 @@ pub(crate) fn bad_input(msg: impl Into<String>) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Output piped into `head` ends quietly, as any Unix tool does; only
+    // the node keeps running when nobody reads what it prints.
+    if !matches!(cli.command, cli::Command::Up { .. }) {
+        sigpipe::reset();
+    }
     init_tracing(cli.global.verbose, cli.global.quiet);
+    render::set_quiet(cli.global.quiet);
+    let json = cli.global.json;
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = exit_code(&err);
             // One line, whatever the chain of causes.
             let line = format!("{err:#}").replace('\n', " ");
-            eprintln!("error: {line}");
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": line, "bad_input": code == 2 })
+                );
+            } else {
+                eprintln!("error: {line}");
+            }
             ExitCode::from(code)
         }
     }

@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+/// Prints a line for the person running `up`, if anyone is still reading:
+/// a closed terminal or a pipe whose reader left must not stop the node.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use anyhow::{Context, Result};
 use roundtable_core::invite::CLOCK_TOLERANCE_MS;
 use roundtable_core::{CircleId, InviteKind, Timestamp};
@@ -73,23 +82,23 @@ pub(crate) fn up(
                 "circles": status.circles.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
             }))?;
         } else {
-            println!("Roundtable is up.");
-            println!("  device     {}", status.device);
-            println!("  listening  {}", status.addrs.join(", "));
+            say!("Roundtable is up.");
+            say!("  device     {}", status.device);
+            say!("  listening  {}", status.addrs.join(", "));
             if status.circles.is_empty() {
-                println!("You are in no circle yet. Start one:  roundtable circle create NAME --as YOUR_NAME");
-                println!("or join one with a ticket:           roundtable join TICKET --as YOUR_NAME");
+                say!("You are in no circle yet. Start one:  roundtable circle create NAME --as YOUR_NAME");
+                say!("or join one with a ticket:           roundtable join TICKET --as YOUR_NAME");
             }
             for c in &status.circles {
-                println!("  serving    {} ({})", c.name, c.id.fmt_short());
+                say!("  serving    {} ({})", c.name, c.id.fmt_short());
             }
-            println!("Press Ctrl-C to stop.");
+            say!("Press Ctrl-C to stop.");
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
         wait_for_stop().await;
         if !g.json {
-            println!("Stopping...");
+            say!("Stopping...");
         }
         match tokio::time::timeout(Duration::from_secs(2), node.shutdown()).await {
             Ok(r) => r.map_err(node_error),
@@ -302,6 +311,9 @@ pub(crate) fn join(
                 );
             }
         }
+    }
+    if render::silent() {
+        return Ok(circles);
     }
     match ticket.kind {
         InviteKind::Member => println!("You're in: {}. Welcome.", names.join(", ")),

@@ -18,11 +18,25 @@ pub(crate) fn json(value: &serde_json::Value) -> Result<()> {
 }
 
 /// The confirmation of an edit.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q`: say nothing when things go well.
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` asked for silence on success.
+pub(crate) fn silent() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(crate) fn done(as_json: bool, message: &str, id: Option<EntityId>) -> Result<()> {
     if as_json {
         return json(&json!({ "ok": true, "id": id.map(|i| i.to_string()) }));
     }
-    println!("{message}");
+    if !silent() {
+        println!("{message}");
+    }
     Ok(())
 }
 
