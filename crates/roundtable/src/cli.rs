@@ -59,7 +59,9 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run this device's node: keep your circles in sync with the others'
-    #[command(after_help = "Stop it with Ctrl-C. While it runs, every other command talks to it.")]
+    #[command(
+        after_help = "Example: roundtable up --relay none\nStop it with Ctrl-C. While it runs, every other command talks to it."
+    )]
     Up {
         /// Where to listen, e.g. 0.0.0.0:7000 (repeat for several) [default: all interfaces, any port]
         #[arg(long, value_name = "ADDR")]
@@ -72,10 +74,11 @@ pub(crate) enum Command {
         no_mdns: bool,
     },
     /// The node's peers and circles, and what each peer still lacks
+    #[command(after_help = "Example: roundtable status --json")]
     Status,
     /// Invite someone: prints a ticket to send them (your node must be running)
     #[command(
-        after_help = "They join with: roundtable join TICKET --as THEIR_NAME\n`roundtable invite list` shows your circle's invites; `roundtable invite revoke ID` stops one of yours.",
+        after_help = "Example: roundtable invite --expires 7d --uses 3 --qr\nThey join with: roundtable join TICKET --as THEIR_NAME\n`roundtable invite list` shows your circle's invites; `roundtable invite revoke ID` stops one of yours.",
         args_conflicts_with_subcommands = true
     )]
     Invite {
@@ -92,6 +95,7 @@ pub(crate) enum Command {
         qr: bool,
     },
     /// Join a circle with a ticket someone sent you
+    #[command(after_help = "Example: roundtable join roundtable... --as Sam")]
     Join {
         /// The ticket (one line starting with "roundtable"; line breaks in it are fine)
         ticket: String,
@@ -117,6 +121,7 @@ pub(crate) enum Command {
         name: Option<String>,
     },
     /// Show this device's id and your member id (made on first use)
+    #[command(after_help = "Example: roundtable id --json")]
     Id,
     /// Your devices: list them, or revoke a lost one from another of yours
     #[command(subcommand)]
@@ -124,13 +129,14 @@ pub(crate) enum Command {
     /// Removal by consent: nobody owns the table
     #[command(
         subcommand,
-        after_help = "A removal carries when a majority of the other members consent, and never with fewer than two people."
+        after_help = "Example: roundtable remove propose Lee --reason \"...\"\nA removal carries when a majority of the other members consent, and never with fewer than two people."
     )]
     Remove(RemoveCommand),
     /// Create or list circles
     #[command(subcommand)]
     Circle(CircleCommand),
     /// Who is in the circle
+    #[command(after_help = "Example: roundtable members --json")]
     Members,
     /// Say how you are doing: thriving, okay, heavy or struggling
     #[command(after_help = "Example: roundtable checkin --mood heavy \"long week\"")]
@@ -142,6 +148,7 @@ pub(crate) enum Command {
         text: Vec<String>,
     },
     /// Reply, in words, to a check-in, moment, ask or offer (the start of its id, as `feed` shows it)
+    #[command(after_help = "Example: roundtable reply 3fa2 \"you're not carrying this alone\"")]
     Reply {
         /// The id, or the start of it
         to: String,
@@ -150,6 +157,7 @@ pub(crate) enum Command {
         text: Vec<String>,
     },
     /// Share a moment: a milestone, or an ordinary Tuesday
+    #[command(after_help = "Example: roundtable moment \"first snow on the allotment\"")]
     Moment {
         /// What happened
         #[arg(required = true)]
@@ -168,6 +176,9 @@ pub(crate) enum Command {
         when: String,
     },
     /// Offer the circle something: a meal, a ride, company
+    #[command(
+        after_help = "Example: roundtable offer \"a lift to the station\" --when \"weekday mornings\""
+    )]
     Offer {
         /// What you can give
         #[arg(required = true)]
@@ -186,6 +197,7 @@ pub(crate) enum Command {
         text: Vec<String>,
     },
     /// Close your ask or offer, with thanks
+    #[command(after_help = "Example: roundtable done 3fa2 \"thank you Sam, the soup was perfect\"")]
     Done {
         /// The ask's or offer's id, or the start of it
         id: String,
@@ -214,6 +226,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Gathering(GatheringCommand),
     /// Say you are stepping back for a while; the circle will not count you as quiet
+    #[command(after_help = "Example: roundtable away --until 2026-12-24 \"family stuff\"")]
     Away {
         /// Until when (a date, like 2026-12-24)
         #[arg(long, value_name = "DATE")]
@@ -222,10 +235,13 @@ pub(crate) enum Command {
         note: Vec<String>,
     },
     /// Say you are back
+    #[command(after_help = "Example: roundtable back")]
     Back,
     /// Who has gone quiet, for them, and might like to hear from someone
+    #[command(after_help = "Example: roundtable quiet")]
     Quiet,
     /// Write the whole circle to a readable archive
+    #[command(after_help = "Example: roundtable export --out tuesday-supper.md")]
     Export {
         /// markdown or json
         #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
@@ -235,16 +251,22 @@ pub(crate) enum Command {
         out: Option<PathBuf>,
     },
     /// Change what the circle knows about you
+    #[command(
+        after_help = "Example: roundtable profile --pronouns she/her --remember \"I don't eat fish\""
+    )]
     Profile(ProfileArgs),
     /// The recent life of the circle
+    #[command(after_help = "Example: roundtable feed -n 50")]
     Feed {
         /// How many entries to show
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
     },
     /// The whole circle; with --json, canonical: identical state prints identical bytes
+    #[command(after_help = "Example: roundtable show --json")]
     Show,
     /// Recover a damaged circle: keep the damaged files aside and keep every change that verifies
+    #[command(after_help = "Example: roundtable repair --circle \"Tuesday Supper\"")]
     Repair,
 }
 
@@ -271,8 +293,10 @@ pub(crate) enum GatheringCommand {
         hosts: Vec<String>,
     },
     /// Gatherings still to come, soonest first
+    #[command(after_help = "Example: roundtable gathering upcoming")]
     Upcoming,
     /// Say whether you are coming: yes, no or maybe
+    #[command(after_help = "Example: roundtable gathering rsvp 3fa2 yes")]
     Rsvp {
         /// The gathering's id, or the start of it
         id: String,
@@ -281,6 +305,7 @@ pub(crate) enum GatheringCommand {
         answer: String,
     },
     /// Potluck: say what you will bring
+    #[command(after_help = "Example: roundtable gathering bring 3fa2 lentil soup --dietary vegan")]
     Bring {
         /// The gathering's id, or the start of it
         id: String,
@@ -295,6 +320,7 @@ pub(crate) enum GatheringCommand {
         instead: bool,
     },
     /// Record who came [default: you]
+    #[command(after_help = "Example: roundtable gathering came 3fa2 Maya Sam")]
     Came {
         /// The gathering's id, or the start of it
         id: String,
@@ -321,6 +347,7 @@ pub(crate) enum CircleCommand {
         again: bool,
     },
     /// The circles this device is in
+    #[command(after_help = "Example: roundtable circle list --json")]
     List,
 }
 
@@ -343,8 +370,10 @@ pub(crate) struct ProfileArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum InviteCommand {
     /// The circle's invites: who made them, until when, how many uses are left
+    #[command(after_help = "Example: roundtable invite list")]
     List,
     /// Stop an invite's ticket from working
+    #[command(after_help = "Example: roundtable invite revoke 3fa2")]
     Revoke {
         /// The invite's id (or the start of it), from `roundtable invite list`
         id: String,
@@ -354,9 +383,11 @@ pub(crate) enum InviteCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DeviceCommand {
     /// Your devices in this circle, and which are revoked
+    #[command(after_help = "Example: roundtable device list")]
     List,
     /// Revoke a lost or stolen device: it is refused from then on, its later
     /// edits are rejected, and the circle's key changes
+    #[command(after_help = "Example: roundtable device revoke 9c1e")]
     Revoke {
         /// The device's id (or the start of it), from `roundtable device list`
         id: String,
@@ -366,6 +397,9 @@ pub(crate) enum DeviceCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum RemoveCommand {
     /// Propose to remove a member; the others decide
+    #[command(
+        after_help = "Example: roundtable remove propose Lee --reason \"we have talked with Lee many times\""
+    )]
     Propose {
         /// Their name or member id
         member: String,
@@ -374,15 +408,49 @@ pub(crate) enum RemoveCommand {
         reason: Option<String>,
     },
     /// Consent to a proposal
+    #[command(after_help = "Example: roundtable remove consent 3fa2")]
     Consent {
         /// The proposal's id (or the start of it), from `roundtable remove list`
         proposal: String,
     },
     /// Withdraw a proposal you made
+    #[command(after_help = "Example: roundtable remove withdraw 3fa2")]
     Withdraw {
         /// The proposal's id (or the start of it)
         proposal: String,
     },
     /// Proposals, who consented, and how many it takes
+    #[command(after_help = "Example: roundtable remove list")]
     List,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command a person runs shows an example in its --help.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+            let leafish = cmd.get_subcommands().next().is_none()
+                || cmd.is_args_conflicts_with_subcommands_set();
+            let help = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            if leafish && !path.is_empty() && !help.contains("Example") {
+                missing.push(path.clone());
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), String::new(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no example in --help of:{}",
+            missing.join(",")
+        );
+    }
 }
