@@ -106,20 +106,31 @@ impl TestHome {
         self.dir.path()
     }
 
+    /// The config file this home's runs read (none until a test writes it).
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.toml")
+    }
+
+    /// `roundtable --home HOME`, reading this home's config file only.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(roundtable_bin());
+        cmd.env("ROUNDTABLE_CONFIG", self.config_path())
+            .arg("--home")
+            .arg(self.path());
+        cmd
+    }
+
     /// Runs `roundtable --home HOME args...`, with no stdin, bounded by a timeout.
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(roundtable_bin());
-        cmd.arg("--home").arg(self.path()).args(args);
+        let mut cmd = self.command();
+        cmd.args(args);
         run_bounded(cmd, Duration::from_secs(60))
     }
 
     /// Runs the binary with its clock fixed at `now` (RFC 3339).
     pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
-        let mut cmd = Command::new(roundtable_bin());
-        cmd.env("ROUNDTABLE_NOW", now)
-            .arg("--home")
-            .arg(self.path())
-            .args(args);
+        let mut cmd = self.command();
+        cmd.env("ROUNDTABLE_NOW", now).args(args);
         run_bounded(cmd, Duration::from_secs(60))
     }
 
@@ -264,9 +275,8 @@ pub struct Up(Child);
 impl Up {
     /// Starts it and waits until it answers on its control socket.
     pub fn start(home: &TestHome) -> Self {
-        let child = Command::new(roundtable_bin())
-            .arg("--home")
-            .arg(home.path())
+        let child = home
+            .command()
             .args([
                 "up",
                 "--listen",

@@ -238,9 +238,8 @@ fn quiet_json_errors_json_export_and_closed_pipes() {
     for i in 0..30 {
         home.run(&["-q", "moment", &format!("line {i}")]).ok();
     }
-    let mut child = std::process::Command::new(roundtable_tests::roundtable_bin())
-        .arg("--home")
-        .arg(home.path())
+    let mut child = home
+        .command()
         .args(["feed", "-n", "1000"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -250,4 +249,46 @@ fn quiet_json_errors_json_export_and_closed_pipes() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn completions_man_page_and_a_config_file_of_defaults() {
+    let home = TestHome::new();
+    let bash = home.run(&["completions", "bash"]).ok().stdout;
+    assert!(
+        bash.contains("roundtable") && bash.contains("checkin"),
+        "{bash}"
+    );
+    let man = home.run(&["man"]).ok().stdout;
+    assert!(man.contains(".TH") && man.contains("checkin"), "{man}");
+
+    // The name in the config file is used when --as is not given, and the
+    // circle it names is the one commands act on (any case).
+    std::fs::write(home.config_path(), "name = \"Maya\"\n").unwrap();
+    home.run(&["circle", "create", "Tuesday Supper"]).ok();
+    home.run(&["circle", "create", "Book Club"]).ok();
+    let members = home
+        .run(&["members", "--json", "--circle", "book club"])
+        .ok()
+        .json();
+    assert_eq!(members[0]["name"], "Maya");
+    let r = home.run(&["feed"]).expect_code(2).one_line_error();
+    assert!(r.stderr.contains("several circles"), "{}", r.stderr);
+    std::fs::write(
+        home.config_path(),
+        "name = \"Maya\"\ncircle = \"BOOK CLUB\"\n",
+    )
+    .unwrap();
+    home.run(&["moment", "we picked a book"]).ok();
+    let book = home
+        .run(&["show", "--json", "--circle", "Book Club"])
+        .ok()
+        .stdout;
+    assert!(book.contains("we picked a book"));
+    let shown = home.run(&["config", "--json"]).ok().json();
+    assert_eq!(shown["circle"], "BOOK CLUB");
+    // A config file that does not read is named, never ignored.
+    std::fs::write(home.config_path(), "circel = \"x\"\n").unwrap();
+    let r = home.run(&["feed"]).expect_code(2).one_line_error();
+    assert!(r.stderr.contains("config.toml"), "{}", r.stderr);
 }

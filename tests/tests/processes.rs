@@ -262,9 +262,8 @@ fn up_keeps_running_when_nobody_reads_its_output() {
     let home = TestHome::new();
     home.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
         .ok();
-    let mut child = std::process::Command::new(roundtable_tests::roundtable_bin())
-        .arg("--home")
-        .arg(home.path())
+    let mut child = home
+        .command()
         .args([
             "up",
             "--listen",

@@ -29,7 +29,8 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "ROUNDTABLE_HOME", value_name = "DIR")]
     pub(crate) home: Option<PathBuf>,
 
-    /// Which circle: its name or the start of its id (needed only when you are in several)
+    /// Which circle: its name (any case) or the start of its id (needed only when you are in
+    /// several) [default: `circle` in the config file, see `roundtable config`]
     #[arg(long, short = 'c', global = true, value_name = "CIRCLE")]
     pub(crate) circle: Option<String>,
 
@@ -265,6 +266,22 @@ pub(crate) enum Command {
     /// The whole circle; with --json, canonical: identical state prints identical bytes
     #[command(after_help = "Example: roundtable show --json")]
     Show,
+    /// Print a shell's completions for roundtable (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Example: roundtable completions bash > ~/.local/share/bash-completion/completions/roundtable"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print roundtable's manual page (roff)
+    #[command(after_help = "Example: roundtable man | man -l -")]
+    Man,
+    /// Where your defaults live, and what they say
+    #[command(
+        after_help = "Example: roundtable config\nThe file may say: circle = \"Tuesday Supper\" and name = \"Maya\""
+    )]
+    Config,
     /// Recover a damaged circle: keep the damaged files aside and keep every change that verifies
     #[command(after_help = "Example: roundtable repair --circle \"Tuesday Supper\"")]
     Repair,

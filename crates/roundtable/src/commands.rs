@@ -21,12 +21,32 @@ use crate::cli::{
 use crate::render;
 use crate::{bad_input, network};
 
-pub(crate) fn run(cli: Cli) -> Result<()> {
+pub(crate) fn run(mut cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "roundtable", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let config = crate::config::load()?;
+    if cli.global.circle.is_none() {
+        cli.global.circle = config.circle.clone();
+    }
     let b = Backend::new(Home::new(home_dir(&cli.global)?));
     let home = &b;
     let g = &cli.global;
     let now = now(g)?;
+    let default_name = |given: Option<String>| given.or_else(|| config.name.clone());
     match cli.command {
+        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Config => render::config(crate::config::path(), &config, g.json),
         Command::Up {
             listen,
             relay,
@@ -69,6 +89,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             if let Some(n) = &device_name {
                 roundtable_core::circle::check_device_name(n)?;
             }
+            let display_name = default_name(display_name);
             let circles = network::join(&b, g, &ticket, display_name.as_deref(), now)?;
             name_this_device(&b, &circles, device_name, now)
         }
@@ -102,6 +123,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             about,
             again,
         }) => {
+            let display_name = default_name(display_name);
             if !again {
                 let same = home.circle_ids()?.into_iter().find(|id| {
                     home.read_circle(*id)
@@ -441,7 +463,10 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
         | Command::Remove(RemoveCommand::List)
         | Command::Join { .. }
         | Command::Pair { .. }
-        | Command::Gathering(GatheringCommand::Upcoming) => {
+        | Command::Gathering(GatheringCommand::Upcoming)
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Config => {
             return Err(anyhow::anyhow!(
                 "this command reads the circle; it has no edit to make"
             ));

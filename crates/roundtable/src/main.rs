@@ -6,6 +6,7 @@
 mod backend;
 mod cli;
 mod commands;
+mod config;
 mod network;
 mod render;
 

@@ -40,6 +40,35 @@ pub(crate) fn done(as_json: bool, message: &str, id: Option<EntityId>) -> Result
     Ok(())
 }
 
+/// Where the config file is, and what it sets.
+pub(crate) fn config(
+    path: Option<std::path::PathBuf>,
+    c: &crate::config::Config,
+    as_json: bool,
+) -> Result<()> {
+    let shown = path.as_ref().map(|p| p.display().to_string());
+    if as_json {
+        return json(&json!({ "path": shown, "circle": c.circle, "name": c.name }));
+    }
+    match &shown {
+        Some(p) => println!("Your defaults live in {p}"),
+        None => println!("This system has no config directory; set ROUNDTABLE_CONFIG to a file."),
+    }
+    match &c.circle {
+        Some(circle) => println!(
+            "  circle = \"{circle}\"   (commands act on it unless --circle says otherwise)"
+        ),
+        None => println!("  circle: not set (add: circle = \"NAME\")"),
+    }
+    match &c.name {
+        Some(name) => {
+            println!("  name = \"{name}\"   (new circles call you this unless --as says otherwise)")
+        }
+        None => println!("  name: not set (add: name = \"YOUR NAME\")"),
+    }
+    Ok(())
+}
+
 pub(crate) fn identity(me: &Identity, created: bool, as_json: bool) -> Result<()> {
     if as_json {
         return json(&json!({
