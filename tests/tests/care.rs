@@ -309,26 +309,32 @@ fn care_commands_refuse_bad_input() {
     m.run(&["gathering", "new", "x", "--at", "next tuesday"])
         .expect_code(2)
         .one_line_error();
-    m.run(&[
-        "gathering",
-        "new",
-        "x",
-        "--at",
-        "2026-12-01 19:00",
-        "--tz",
-        "Mars/Olympus",
-    ])
+    m.run_at(
+        &day(10),
+        &[
+            "gathering",
+            "new",
+            "x",
+            "--at",
+            "2026-12-01 19:00",
+            "--tz",
+            "Mars/Olympus",
+        ],
+    )
     .expect_code(2)
     .one_line_error();
-    m.run(&[
-        "gathering",
-        "new",
-        "x",
-        "--at",
-        "2026-12-01 19:00",
-        "--host",
-        "Nobody",
-    ])
+    m.run_at(
+        &day(10),
+        &[
+            "gathering",
+            "new",
+            "x",
+            "--at",
+            "2026-12-01 19:00",
+            "--host",
+            "Nobody",
+        ],
+    )
     .expect_code(2)
     .one_line_error();
     m.run(&["gathering", "rsvp", "abcdef", "yes"])
@@ -463,4 +469,70 @@ fn a_second_dish_says_whether_it_replaces_the_first_and_a_second_circle_of_one_n
             .len(),
         2
     );
+}
+
+#[test]
+fn dates_as_people_type_and_read_them() {
+    let c = circle();
+    let m = &c.maya;
+    // Day 2 is Tuesday 3 November 2026; "thursday 7pm" is the 5th.
+    let g = id_of(m.run_at(
+        &day(2),
+        &[
+            "gathering",
+            "new",
+            "Soup night",
+            "--at",
+            "thursday 7pm",
+            "--tz",
+            "UTC",
+            "--json",
+        ],
+    ));
+    let show = m.run_at(&day(2), &["show", "--json"]).ok().json();
+    assert_eq!(
+        show["gatherings"][&g]["starts"],
+        "2026-11-05T19:00:00+00:00[UTC]"
+    );
+    let text = m.run_at(&day(2), &["gathering", "upcoming"]).ok().stdout;
+    assert!(!text.contains("2026-11-05T"), "no raw times: {text}");
+    // In the past: asks for --past.
+    let r = m
+        .run_at(
+            &day(2),
+            &[
+                "gathering",
+                "new",
+                "Old",
+                "--at",
+                "2026-11-01 19:00",
+                "--tz",
+                "UTC",
+            ],
+        )
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("--past"), "{}", r.stderr);
+    m.run_at(
+        &day(2),
+        &[
+            "gathering",
+            "new",
+            "Old",
+            "--at",
+            "2026-11-01 19:00",
+            "--tz",
+            "UTC",
+            "--past",
+        ],
+    )
+    .ok();
+    // Stepping back "in 3 days" and "next week".
+    m.run_at(&day(2), &["away", "--until", "in 3 days", "a short trip"])
+        .ok();
+    let members = m.run_at(&day(2), &["members", "--json"]).ok().json();
+    let until = members[0]["away"]["until"].as_str().unwrap().to_owned();
+    assert!(until.starts_with("2026-11-06"), "{until}");
+    m.run_at(&day(2), &["back"]).ok();
+    m.run_at(&day(2), &["away", "--until", "next week"]).ok();
 }

@@ -65,3 +65,8 @@ fn ticket() {
 fn envelope() {
     replay("envelope", roundtable_core::fuzzing::envelope);
 }
+
+#[test]
+fn dates() {
+    replay("dates", roundtable_core::fuzzing::dates);
+}

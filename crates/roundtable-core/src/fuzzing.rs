@@ -247,6 +247,27 @@ pub fn envelope(data: &[u8]) {
     }
 }
 
+/// `dates::parse` on any text, at a fixed moment: never panics, and a date
+/// it reads is a real day whose time, when given, exists there or says why
+/// not.
+pub fn dates(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let now: jiff::ZonedDateTime = match "2026-11-29T10:00[Europe/Berlin]".parse() {
+        Ok(z) => z,
+        Err(e) => panic!("the fixed moment does not parse: {e}"),
+    };
+    if let Ok(typed) = crate::dates::parse(text, &now) {
+        let _ = typed.at(now.time_zone(), jiff::civil::Time::midnight());
+        let _ = crate::dates::words(
+            crate::time::Timestamp::from_millis(now.timestamp().as_millisecond()),
+            crate::time::Timestamp::from_millis(now.timestamp().as_millisecond()),
+            now.time_zone(),
+        );
+    }
+}
+
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(data: &[u8]) {
     let name = std::any::type_name::<T>();
     let msg = match wire::decode::<T>(data) {

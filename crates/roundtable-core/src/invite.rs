@@ -273,10 +273,9 @@ fn check(
         CLOCK_TOLERANCE_MS
     };
     if now.as_millis() > inv.expires_at.as_millis() + tolerance {
-        return Err(CoreError::NotAllowed(format!(
-            "this invite expired at {}; ask for a new one",
-            inv.expires_at
-        )));
+        return Err(CoreError::NotAllowed(
+            "this invite has expired; ask for a new one".into(),
+        ));
     }
     if inv.redeemed.len() >= inv.uses as usize {
         return Err(CoreError::NotAllowed(

@@ -36,6 +36,7 @@
 pub mod authorship;
 pub mod care;
 pub mod circle;
+pub mod dates;
 pub mod entries;
 pub mod error;
 pub mod export;

@@ -229,7 +229,7 @@ pub(crate) enum Command {
     /// Say you are stepping back for a while; the circle will not count you as quiet
     #[command(after_help = "Example: roundtable away --until 2026-12-24 \"family stuff\"")]
     Away {
-        /// Until when (a date, like 2026-12-24)
+        /// Until when: "2026-12-24", "friday", "next week", "in 3 days"
         #[arg(long, value_name = "DATE")]
         until: Option<String>,
         /// A word for the circle, if you like
@@ -296,7 +296,7 @@ pub(crate) enum GatheringCommand {
     New {
         /// What it is
         title: String,
-        /// When it starts: \"2026-12-01 19:00\" (in --tz), or a full time with zone
+        /// When it starts: "tuesday 7pm", "2026-12-01 19:00", "8 Dec 6pm" (in --tz)
         #[arg(long, value_name = "WHEN")]
         at: String,
         /// The time zone it happens in [default: this computer's]
@@ -308,6 +308,9 @@ pub(crate) enum GatheringCommand {
         /// Who hosts (a name or member id; repeat for several) [default: you]
         #[arg(long = "host", value_name = "MEMBER")]
         hosts: Vec<String>,
+        /// Record a gathering that already happened
+        #[arg(long)]
+        past: bool,
     },
     /// Gatherings still to come, soonest first
     #[command(after_help = "Example: roundtable gathering upcoming")]

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use roundtable_core::quiet::{QuietRule, quiet, quiet_for, stepping_back};
 use roundtable_core::{
     Answer, Circle, CircleId, CircleView, EntityId, InviteKind, MIN_PREFIX, MemberId, Mood, Op,
-    Profile, RequestKind, Resolved, Timestamp, export, resolve_prefix,
+    Profile, RequestKind, Resolved, Timestamp, dates, export, resolve_prefix,
 };
 use roundtable_node::control::ControlRequest;
 use roundtable_store::{Home, Identity};
@@ -177,7 +177,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         }
         Command::Repair => repair(home, g),
         other => {
-            let (op, message) = to_op(home, g, other)?;
+            let (op, message) = to_op(home, g, other, now)?;
             let id = perform(home, g, &op, now)?;
             render::done(g.json, &message, id)
         }
@@ -186,7 +186,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
 
 /// Turns an editing command into a resolved [`Op`] (ids, not prefixes or
 /// names) and the words to say once it is done.
-fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
+fn to_op(home: &Backend, g: &Global, command: Command, now: Timestamp) -> Result<(Op, String)> {
     // Prefixes and names are resolved against the circle as it stands.
     let view = || -> Result<CircleView> { Ok(read(home, g)?.view()) };
     Ok(match command {
@@ -270,8 +270,9 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
             tz,
             place,
             hosts,
+            past,
         }) => {
-            let starts = parse_when(&at, tz.as_deref())?.to_string();
+            let starts = parse_when(&at, tz.as_deref(), now, past)?.to_string();
             let v = view()?;
             let hosts = hosts
                 .iter()
@@ -348,7 +349,7 @@ fn to_op(home: &Backend, g: &Global, command: Command) -> Result<(Op, String)> {
             (Op::Came { gathering, who }, "Noted who came.".into())
         }
         Command::Away { until, note } => {
-            let until = until.as_deref().map(parse_date).transpose()?;
+            let until = until.as_deref().map(|u| parse_date(u, now)).transpose()?;
             (
                 Op::Away {
                     until,
@@ -825,39 +826,58 @@ fn now(g: &Global) -> Result<Timestamp> {
     }
 }
 
-/// "2026-12-01 19:00" in `tz` (default: this computer's zone), or a full
-/// zoned time like "2026-12-01T19:00-05:00[America/New_York]".
-fn parse_when(at: &str, tz: Option<&str>) -> Result<jiff::ZonedDateTime> {
-    if let Ok(z) = at.parse::<jiff::ZonedDateTime>() {
-        return Ok(z);
-    }
-    let zone = match tz {
+fn zone(tz: Option<&str>) -> Result<TimeZone> {
+    match tz {
         Some(name) => TimeZone::get(name).map_err(|_| {
             bad_input(format!(
                 "unknown time zone \"{name}\"; use a name like Europe/Berlin or America/New_York"
             ))
-        })?,
-        None => TimeZone::system(),
-    };
-    let civil: jiff::civil::DateTime = at.trim().replacen(' ', "T", 1).parse().map_err(|_| {
-        bad_input(format!(
-            "could not read \"{at}\" as a time; write it like 2026-12-01 19:00"
-        ))
-    })?;
-    civil
-        .to_zoned_datetime(zone)
-        .map_err(|e| bad_input(format!("\"{at}\" does not exist in that time zone ({e})")))
+        }),
+        None => Ok(TimeZone::system()),
+    }
 }
 
-/// A date like 2026-12-24, as the start of that day here.
-fn parse_date(s: &str) -> Result<Timestamp> {
-    let date: jiff::civil::Date = s.trim().parse().map_err(|_| {
-        bad_input(format!(
-            "could not read \"{s}\" as a date; write it like 2026-12-24"
-        ))
-    })?;
-    let z = date
-        .to_zoned_datetime(TimeZone::system())
-        .map_err(|e| bad_input(format!("\"{s}\" is not a day here ({e})")))?;
+/// When a gathering starts, as typed ("tuesday 7pm", "2026-12-01 19:00",
+/// in `tz`, default this computer's zone), or a full zoned time like
+/// "2026-12-01T19:00-05:00[America/New_York]". A time in the past needs
+/// `past`.
+fn parse_when(
+    at: &str,
+    tz: Option<&str>,
+    now: Timestamp,
+    past: bool,
+) -> Result<jiff::ZonedDateTime> {
+    let zone = zone(tz)?;
+    let z = match at.parse::<jiff::ZonedDateTime>() {
+        Ok(z) => z,
+        Err(_) => {
+            let typed = dates::parse(at, &now.to_jiff().to_zoned_datetime(zone.clone()))?;
+            if typed.time.is_none() {
+                return Err(bad_input(format!(
+                    "say what time it starts, like \"{at} 7pm\""
+                )));
+            }
+            typed.at(&zone, jiff::civil::Time::midnight())?
+        }
+    };
+    if z.timestamp().as_millisecond() < now.as_millis() && !past {
+        return Err(bad_input(format!(
+            "{} is in the past; to record a gathering that already happened, add --past",
+            dates::words(
+                Timestamp::from_millis(z.timestamp().as_millisecond()),
+                now,
+                &zone
+            )
+        )));
+    }
+    Ok(z)
+}
+
+/// A day as typed ("2026-12-24", "next week", "in 3 days", "friday"), as
+/// the start of that day here (or the time given).
+fn parse_date(s: &str, now: Timestamp) -> Result<Timestamp> {
+    let zone = TimeZone::system();
+    let typed = dates::parse(s, &now.to_jiff().to_zoned_datetime(zone.clone()))?;
+    let z = typed.at(&zone, jiff::civil::Time::midnight())?;
     Ok(Timestamp::from_millis(z.timestamp().as_millisecond()))
 }

@@ -247,8 +247,8 @@ pub(crate) fn join(
     let ticket = CircleTicket::parse(line).map_err(|e| bad_input(e.to_string()))?;
     if now.as_millis() > ticket.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
         return Err(bad_input(format!(
-            "this ticket expired at {}; ask for a new one",
-            ticket.expires_at
+            "this ticket expired {}; ask for a new one",
+            roundtable_core::dates::words(ticket.expires_at, now, &jiff::tz::TimeZone::system())
         )));
     }
     if ticket.kind == InviteKind::Member && name.is_none() {

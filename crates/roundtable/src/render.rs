@@ -3,10 +3,11 @@
 use anyhow::Result;
 use std::collections::BTreeMap;
 
+use jiff::tz::TimeZone;
 use roundtable_core::feed::{Entry, timeline};
 use roundtable_core::quiet::{Quiet, SteppingBack};
 use roundtable_core::view::{CircleView, Gathering, Reply};
-use roundtable_core::{Answer, Circle, CircleId, EntityId, Mood, RequestKind, Timestamp};
+use roundtable_core::{Answer, Circle, CircleId, EntityId, Mood, RequestKind, Timestamp, dates};
 use roundtable_store::{Identity, Repaired};
 use serde_json::json;
 
@@ -393,14 +394,22 @@ fn reply_lines(view: &CircleView, replies: &BTreeMap<EntityId, Reply>, now: Time
     }
 }
 
-/// A gathering's start in its own zone: "Tue 1 Dec 2026, 19:00 (America/New_York)".
+/// A gathering's start in this computer's time: "Tue 1 Dec, 19:00", and
+/// where it happens in another zone, its own time there too.
 fn starts(g: &Gathering) -> String {
-    match g.starts_zoned() {
-        Some(z) => {
-            let zone = z.time_zone().iana_name().unwrap_or("local").to_owned();
-            format!("{} ({zone})", z.strftime("%a %-d %b %Y, %H:%M"))
-        }
-        None => g.starts.clone(),
+    let Some(z) = g.starts_zoned() else {
+        return g.starts.clone();
+    };
+    let here = TimeZone::system();
+    let t = Timestamp::from_millis(z.timestamp().as_millisecond());
+    let local = dates::words(t, Timestamp::now(), &here);
+    let there = z.time_zone().iana_name().unwrap_or("its zone");
+    if z.time_zone().iana_name() == here.iana_name()
+        || z.offset() == t.to_jiff().to_zoned_datetime(here).offset()
+    {
+        local
+    } else {
+        format!("{local} ({} in {there})", z.strftime("%H:%M"))
     }
 }
 
@@ -560,11 +569,9 @@ pub(crate) fn local_day(t: Timestamp) -> String {
         .to_string()
 }
 
+/// "Tue 8 Dec" in this computer's time zone (with the year when not this year's).
 fn day(t: Timestamp) -> String {
-    t.to_jiff()
-        .to_zoned_datetime(jiff::tz::TimeZone::system())
-        .strftime("%-d %b %Y")
-        .to_string()
+    dates::day_words(t, Timestamp::now(), &TimeZone::system())
 }
 
 /// "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", or a date.
@@ -667,7 +674,7 @@ pub(crate) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Resul
             view.name_of(&i.by),
             i.redeemed.len(),
             i.uses,
-            i.expires_at,
+            dates::words(i.expires_at, now, &TimeZone::system()),
             state(i)
         );
     }
