@@ -36,24 +36,25 @@ fn bad(text: &str) -> CoreError {
 }
 
 const WEEKDAYS: [(&str, Weekday); 7] = [
-    ("mon", Weekday::Monday),
-    ("tue", Weekday::Tuesday),
-    ("wed", Weekday::Wednesday),
-    ("thu", Weekday::Thursday),
-    ("fri", Weekday::Friday),
-    ("sat", Weekday::Saturday),
-    ("sun", Weekday::Sunday),
+    ("monday", Weekday::Monday),
+    ("tuesday", Weekday::Tuesday),
+    ("wednesday", Weekday::Wednesday),
+    ("thursday", Weekday::Thursday),
+    ("friday", Weekday::Friday),
+    ("saturday", Weekday::Saturday),
+    ("sunday", Weekday::Sunday),
 ];
 
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
 
+/// "tue", "tues", "tuesday": at least three letters of a day's name.
 fn weekday(word: &str) -> Option<Weekday> {
     let w = word.trim_end_matches(',');
     WEEKDAYS
         .iter()
-        .find(|(short, _)| w.len() >= 3 && short.starts_with(&w[..3]) && w.starts_with(short))
+        .find(|(name, _)| w.chars().count() >= 3 && name.starts_with(w))
         .map(|(_, d)| *d)
 }
 
