@@ -67,7 +67,8 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 
-    /// Asserts that stderr is exactly one line starting with `error: `.
+    /// Asserts that stderr is exactly one line starting with `error: `
+    /// (or, under `--json`, one JSON object naming the error).
     pub fn one_line_error(self) -> Self {
         let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(
@@ -76,7 +77,14 @@ impl Run {
             "expected one line on stderr, got:\n{}",
             self.stderr
         );
-        assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+        // Under --json, the one line is a JSON object with the error.
+        let json_error = serde_json::from_str::<serde_json::Value>(lines[0])
+            .is_ok_and(|v| v["error"].is_string());
+        assert!(
+            lines[0].starts_with("error: ") || json_error,
+            "{}",
+            lines[0]
+        );
         self
     }
 }

@@ -106,6 +106,9 @@ pub(crate) enum Command {
         /// What to call this device [default: this computer's name]
         #[arg(long, value_name = "NAME")]
         device_name: Option<String>,
+        /// Relays, when no node runs here: default, none, or a URL [default: the ticket's relay]
+        #[arg(long, value_name = "default|none|URL")]
+        relay: Option<String>,
     },
     /// Add another device of yours: without a ticket, print one; with one, use it
     #[command(
@@ -120,6 +123,9 @@ pub(crate) enum Command {
         /// What to call this device, when pairing it [default: this computer's name]
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// Relays, when no node runs here: default, none, or a URL [default: the ticket's relay]
+        #[arg(long, value_name = "default|none|URL")]
+        relay: Option<String>,
     },
     /// Show this device's id and your member id (made on first use)
     #[command(after_help = "Example: roundtable id --json")]

@@ -85,23 +85,32 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             ticket,
             display_name,
             device_name,
+            relay,
         } => {
             if let Some(n) = &device_name {
                 roundtable_core::circle::check_device_name(n)?;
             }
             let display_name = default_name(display_name);
-            let circles = network::join(&b, g, &ticket, display_name.as_deref(), now)?;
+            let circles = network::join(
+                &b,
+                g,
+                &ticket,
+                display_name.as_deref(),
+                relay.as_deref(),
+                now,
+            )?;
             name_this_device(&b, &circles, device_name, now)
         }
         Command::Pair {
             ticket: Some(t),
             name,
+            relay,
             ..
         } => {
             if let Some(n) = &name {
                 roundtable_core::circle::check_device_name(n)?;
             }
-            let circles = network::join(&b, g, &t, None, now)?;
+            let circles = network::join(&b, g, &t, None, relay.as_deref(), now)?;
             name_this_device(&b, &circles, name, now)
         }
         Command::Pair {

@@ -242,6 +242,7 @@ pub(crate) fn join(
     g: &Global,
     line: &str,
     name: Option<&str>,
+    relay: Option<&str>,
     now: Timestamp,
 ) -> Result<Vec<CircleId>> {
     let ticket = CircleTicket::parse(line).map_err(|e| bad_input(e.to_string()))?;
@@ -261,6 +262,36 @@ pub(crate) fn join(
             "this ticket pairs a device; use `roundtable pair TICKET` (your name comes with it)",
         ));
     }
+    // Without a node here, a short-lived one reaches the inviter the way
+    // `up` would: the ticket's direct addresses, its relay (or --relay),
+    // and this network by mDNS.
+    let relay = match relay {
+        Some(r) => relay_choice(r)?,
+        None => match ticket.inviter.relay_urls().next() {
+            Some(url) => RelayChoice::Custom(url.clone()),
+            None => RelayChoice::Disabled,
+        },
+    };
+    let progress = !g.json && !render::silent();
+    if progress {
+        let mut ways: Vec<String> = Vec::new();
+        let direct: Vec<String> = ticket.inviter.ip_addrs().map(|a| a.to_string()).collect();
+        if !direct.is_empty() {
+            ways.push(format!("directly at {}", direct.join(", ")));
+        }
+        match (&relay, b.node().is_some()) {
+            (_, true) => ways.push("through this device's running node".into()),
+            (RelayChoice::Custom(url), false) => ways.push(format!("through the relay {url}")),
+            (RelayChoice::Default, false) => ways.push("through the public relays".into()),
+            (RelayChoice::Disabled, false) => {}
+        }
+        ways.push("on this network (mDNS)".into());
+        eprintln!(
+            "Reaching the inviting device ({}) {}...",
+            ticket.inviter.id.fmt_short(),
+            ways.join(", ")
+        );
+    }
     let circles: Vec<CircleId> = match b.node() {
         Some(client) => {
             let req = ControlRequest::Join {
@@ -272,8 +303,8 @@ pub(crate) fn join(
         }
         None => runtime()?.block_on(async {
             let mut config = NodeConfig::new(b.home().root());
-            config.net.relay = RelayChoice::Disabled;
-            config.net.mdns = false;
+            config.net.relay = relay;
+            config.net.mdns = true;
             config.control_socket = false;
             let node = Node::spawn(config).await.map_err(node_error)?;
             let result = node.handle().join(&ticket, name).await;
@@ -285,10 +316,22 @@ pub(crate) fn join(
     let names: Vec<String> = circles
         .iter()
         .map(|id| {
-            Backend::new(roundtable_store::Home::new(home.root()))
-                .read_circle(*id)
-                .map(|c| c.name())
-                .unwrap_or_else(|_| id.fmt_short())
+            match Backend::new(roundtable_store::Home::new(home.root())).read_circle(*id) {
+                Ok(c) => {
+                    if progress {
+                        let view = c.view();
+                        eprintln!(
+                            "Received \"{}\": {} changes, {} members, {} entries in its life so far.",
+                            c.name(),
+                            c.doc().get_changes(&[]).len(),
+                            roundtable_core::Membership::from_view(&view).members.len(),
+                            roundtable_core::feed::timeline(&view).len()
+                        );
+                    }
+                    c.name()
+                }
+                Err(_) => id.fmt_short(),
+            }
         })
         .collect();
     if g.json {
