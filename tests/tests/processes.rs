@@ -298,3 +298,61 @@ fn up_keeps_running_when_nobody_reads_its_output() {
     assert!(out.status.success(), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn up_v_tells_the_nodes_own_story() {
+    let (maya, sam) = (TestHome::new(), TestHome::new());
+    maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+        .ok();
+    let log_path = maya.path().join("up.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = maya
+        .command()
+        .args([
+            "-v",
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            "none",
+            "--no-mdns",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while maya.run(&["status", "--json"]).json()["running"] != true {
+        assert!(Instant::now() < deadline, "the node does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sam_up = Up::start(&sam);
+    let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+    sam.run(&["join", &ticket, "--as", "Sam", "--device-name", "laptop"])
+        .ok();
+    sam.run(&["checkin", "--mood", "okay", "hello"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let story = loop {
+        let story = std::fs::read_to_string(&log_path).unwrap();
+        if story.contains("synced with Sam (laptop)") && story.contains("is connected") {
+            break story;
+        }
+        assert!(Instant::now() < deadline, "{story}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(story.contains("let a device in"), "{story}");
+    // The node's own words, not the network library's.
+    assert!(
+        story
+            .lines()
+            .all(|l| !l.contains("iroh") && !l.contains("noq")),
+        "{story}"
+    );
+    sam_up.stop();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

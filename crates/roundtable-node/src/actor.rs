@@ -41,6 +41,9 @@ struct Peer {
     last_synced: Option<Timestamp>,
     backoff: Duration,
     next: Instant,
+    /// This session's changes applied from the peer, and bytes sent to it.
+    session_in: usize,
+    session_out: usize,
 }
 
 struct Served {
@@ -256,6 +259,8 @@ impl Actor {
                         .map(Timestamp::from_millis),
                     backoff: self.config.anti_entropy,
                     next: Instant::now(),
+                    session_in: 0,
+                    session_out: 0,
                 },
             );
         }
@@ -355,6 +360,8 @@ impl Actor {
                         last_synced: None,
                         backoff: Duration::from_secs(1),
                         next: Instant::now(),
+                        session_in: 0,
+                        session_out: 0,
                     }
                 });
             }
@@ -449,6 +456,25 @@ impl Actor {
                 self.joining.spawn(session::serve_join(conn, tx));
             }
         }
+    }
+
+    /// A peer device as a person knows it: "Sam's phone" or "Sam (3fa2…)".
+    fn who(&self, circle: CircleId, peer: EndpointId) -> String {
+        let device = device_of(peer);
+        self.circles
+            .get(&circle)
+            .and_then(|s| {
+                let view = s.store.circle().view();
+                view.members.iter().find_map(|(m, mm)| {
+                    let d = mm.devices.get(&device)?;
+                    Some(if d.name.is_empty() {
+                        format!("{} ({})", view.name_of(m), device.fmt_short())
+                    } else {
+                        format!("{} ({})", view.name_of(m), d.name)
+                    })
+                })
+            })
+            .unwrap_or_else(|| device.fmt_short())
     }
 
     /// Why a circle is not served here.
@@ -715,6 +741,9 @@ impl Actor {
                 if let Some(s) = self.circles.get_mut(&circle) {
                     s.neighbors.insert(peer);
                 }
+                if tracing::enabled!(tracing::Level::INFO) {
+                    info!(%circle, "{} is connected", self.who(circle, peer));
+                }
                 self.emit(Event::PeerUp {
                     circle,
                     peer: device_of(peer),
@@ -858,10 +887,11 @@ impl Actor {
             heads = s.book.all();
             heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
         }
-        let msg = s
-            .peers
-            .get_mut(&peer)
-            .and_then(|p| s.store.circle().sync_generate(&mut p.sync));
+        let msg = s.peers.get_mut(&peer).and_then(|p| {
+            let msg = s.store.circle().sync_generate(&mut p.sync);
+            p.session_out += msg.as_ref().map_or(0, Vec::len);
+            msg
+        });
         (heads, msg)
     }
 
@@ -996,6 +1026,7 @@ impl Actor {
                 Ok(c.sync_receive_verified(&mut p.sync, msg, book)?)
             })
             .map_err(|e| e.to_string())?;
+        p.session_in += applied.applied;
         let changed = store.circle().heads() != before;
         self.note_refused(circle, peer, &applied);
         if changed || learned {
@@ -1022,6 +1053,11 @@ impl Actor {
         else {
             return;
         };
+        let (got, sent) = (
+            std::mem::take(&mut p.session_in),
+            std::mem::take(&mut p.session_out),
+        );
+        let told = ok && (got > 0 || sent > 0);
         if ok {
             p.last_synced = Some(Timestamp::now());
             p.backoff = interval;
@@ -1040,6 +1076,9 @@ impl Actor {
                 .write_file(self.lock(), &peer_file(circle, peer), &bytes)
         {
             debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
+        }
+        if told && tracing::enabled!(tracing::Level::INFO) {
+            info!(%circle, "synced with {}: {got} changes in, {} KB out", self.who(circle, peer), sent.div_ceil(1024));
         }
         self.remember_addr(peer);
         self.emit(Event::Synced {
