@@ -356,3 +356,62 @@ fn up_v_tells_the_nodes_own_story() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn leaving_a_circle_from_the_command_line() {
+    let (maya, sam, ada) = (TestHome::new(), TestHome::new(), TestHome::new());
+    maya.run(&["circle", "create", "Book Club", "--as", "Maya"])
+        .ok();
+    let ups = [Up::start(&maya), Up::start(&sam), Up::start(&ada)];
+    for (home, name) in [(&sam, "Sam"), (&ada, "Ada")] {
+        let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+        home.run(&["join", &ticket, "--as", name]).ok();
+    }
+    wait_identical(&[&maya, &sam, &ada], |v| {
+        v["members"].as_object().is_some_and(|m| m.len() == 3)
+    });
+    let said = sam.run(&["circle", "leave", "--forget"]).ok().stdout;
+    assert!(said.contains("You left \"Book Club\""), "{said}");
+    // The others see it, and move to a new key without Sam.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members = maya.run(&["members", "--json"]).ok().json();
+        let sam_left = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "Sam" && m["left"] == true);
+        let epoch = maya.run(&["status", "--json"]).json()["circles"][0]["epoch"].as_u64();
+        if sam_left && epoch == Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{members:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let feed = maya.run(&["feed"]).ok().stdout;
+    assert!(feed.contains("Sam left the circle"), "{feed}");
+    // Sam's device stops serving it, and forgets its copy, as asked.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sam
+        .path()
+        .join("circles")
+        .read_dir()
+        .unwrap()
+        .next()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "Sam's copy is still there");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let circles = sam.run(&["circle", "list", "--json"]).ok().json();
+    assert_eq!(circles.as_array().unwrap().len(), 0, "{circles:#}");
+    // Maya and Ada go on.
+    ada.run(&["checkin", "--mood", "okay", "still reading"])
+        .ok();
+    wait_identical(&[&maya, &ada], |v| {
+        serde_json::to_string(v).unwrap().contains("still reading")
+    });
+    for up in ups {
+        up.stop();
+    }
+}

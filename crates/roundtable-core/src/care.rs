@@ -281,6 +281,18 @@ impl Circle {
         })
     }
 
+    /// Leaves the circle: `member` is out from then on, their devices with
+    /// them, and the others move to a new key. It cannot be undone; coming
+    /// back takes an invitation and a new identity.
+    pub fn leave(&mut self, member: MemberId, now: Timestamp) -> Result<(), CoreError> {
+        let obj = self.require_member(member)?;
+        self.transact(now, "leave", |tx| {
+            let left = tx.put_object(&obj, "left", ObjType::Map)?;
+            tx.put(&left, "at", now.as_millis())?;
+            Ok(())
+        })
+    }
+
     /// Back again.
     pub fn come_back(&mut self, member: MemberId, now: Timestamp) -> Result<(), CoreError> {
         let obj = self.require_member(member)?;

@@ -466,9 +466,16 @@ impl Circle {
         let obj = self
             .entity(schema::MEMBERS, &member.to_string())
             .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))?;
-        if self.membership().removed.contains(&member) {
+        let membership = self.membership();
+        if membership.removed.contains(&member) {
             return Err(CoreError::NotAMember(format!(
                 "member {} (removed from the circle by consent)",
+                member.fmt_short()
+            )));
+        }
+        if membership.left.contains(&member) {
+            return Err(CoreError::NotAMember(format!(
+                "member {} (left the circle)",
                 member.fmt_short()
             )));
         }

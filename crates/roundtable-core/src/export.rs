@@ -185,6 +185,9 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     let _ = writeln!(w, "  - came: {}", came.join(", "));
                 }
             }
+            Entry::Left(m, l) => {
+                let _ = writeln!(w, "- {} — {} left the circle", when(l.at), name(&m));
+            }
             Entry::SteppingBack(m, a) => {
                 let words = crate::quiet::away_words(view, &m, a);
                 let _ = writeln!(w, "- {} — {words}", when(a.since));

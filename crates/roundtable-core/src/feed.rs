@@ -6,7 +6,9 @@
 //! queue: anything written after seeing an entry comes after it everywhere.
 
 use crate::ids::{EntityId, MemberId};
-use crate::view::{Away, Checkin, CircleView, Gathering, Member, Moment, RemovalRecord, Request};
+use crate::view::{
+    Away, Checkin, CircleView, Gathering, Left, Member, Moment, RemovalRecord, Request,
+};
 
 /// One entry of the feed.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +25,8 @@ pub enum Entry<'a> {
     Gathering(EntityId, &'a Gathering),
     /// Someone is stepping back for a while.
     SteppingBack(MemberId, &'a Away),
+    /// Someone left the circle.
+    Left(MemberId, &'a Left),
     /// A proposal to remove someone (what became of it: see
     /// [`crate::membership::Membership::proposals`]).
     Proposal(EntityId, &'a RemovalRecord),
@@ -38,6 +42,7 @@ impl Entry<'_> {
             Entry::Request(_, r) => r.order,
             Entry::Gathering(_, g) => g.order,
             Entry::SteppingBack(_, a) => a.order,
+            Entry::Left(_, l) => l.order,
             Entry::Proposal(_, p) => p.order,
         }
     }
@@ -45,7 +50,9 @@ impl Entry<'_> {
     /// The entry's id as text (a member id for `Joined`).
     pub fn id(&self) -> String {
         match self {
-            Entry::Joined(id, _) | Entry::SteppingBack(id, _) => id.to_string(),
+            Entry::Joined(id, _) | Entry::SteppingBack(id, _) | Entry::Left(id, _) => {
+                id.to_string()
+            }
             Entry::Checkin(id, _)
             | Entry::Moment(id, _)
             | Entry::Request(id, _)
@@ -63,6 +70,7 @@ impl Entry<'_> {
             Entry::Request(_, r) => r.kind.as_str(),
             Entry::Gathering(..) => "gathering",
             Entry::SteppingBack(..) => "stepping_back",
+            Entry::Left(..) => "left",
             Entry::Proposal(..) => "removal_proposal",
         }
     }
@@ -84,6 +92,11 @@ pub fn timeline(view: &CircleView) -> Vec<Entry<'_>> {
         view.members
             .iter()
             .filter_map(|(id, m)| Some(Entry::SteppingBack(*id, m.away.as_ref()?))),
+    );
+    out.extend(
+        view.members
+            .iter()
+            .filter_map(|(id, m)| Some(Entry::Left(*id, m.left.as_ref()?))),
     );
     out.extend(view.removals.iter().map(|(id, p)| Entry::Proposal(*id, p)));
     out.sort_by_key(|e| (e.order(), e.id()));

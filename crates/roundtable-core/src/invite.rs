@@ -192,6 +192,12 @@ impl Circle {
                             .into(),
                     ));
                 }
+                if membership.left.contains(&r.cert.member) {
+                    return Err(CoreError::NotAllowed(
+                        "you left this circle; to come back, ask for a new ticket and join as someone new (from a fresh --home)"
+                            .into(),
+                    ));
+                }
                 if view.members.contains_key(&r.cert.member) {
                     return Err(CoreError::NotAllowed(
                         "you are already a member of this circle".into(),

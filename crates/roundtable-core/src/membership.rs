@@ -29,8 +29,13 @@
 //! device (a lost phone). Two devices revoking each other at once are both
 //! revoked: the rule never depends on which news arrived first.
 //!
-//! **Epochs.** Each carried removal and each revocation starts a new epoch:
-//! `epoch = carried removals + revoked devices`. The circle key, and the
+//! **Leaving.** A member may leave of their own accord (only their own
+//! device writes it, and nobody undoes it): they are out, their devices
+//! with them. A proposal about someone who left counts for nothing.
+//!
+//! **Epochs.** Each carried removal, each revocation and each leaving
+//! starts a new epoch: `epoch = carried removals + revoked devices + members
+//! who left`. The circle key, and the
 //! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
 //!
 //! **Invites used at once.** Two devices may let people in with the same
@@ -118,6 +123,8 @@ pub struct Membership {
     pub members: BTreeSet<MemberId>,
     /// Members removed by consent.
     pub removed: BTreeSet<MemberId>,
+    /// Members who left of their own accord.
+    pub left: BTreeSet<MemberId>,
     /// Devices that may connect and write: certified devices of current
     /// members, not revoked.
     pub admitted: BTreeSet<DeviceId>,
@@ -209,11 +216,24 @@ impl Membership {
         }
         out.departed.extend(turned_away_devices.iter().copied());
 
+        // Leaving: a member who says they leave is out, their devices with
+        // them, and the circle moves to a new epoch. A proposal about them
+        // then counts for nothing, whichever came first, so the epoch moves
+        // once for them whatever order the news arrives in.
+        for (member, m) in &view.members {
+            if m.left.is_some() && !turned_away_members.contains(member) {
+                out.left.insert(*member);
+                out.epoch += 1;
+                out.departed.extend(m.devices.keys().copied());
+            }
+        }
+
         // Proposals, in causal order.
         let mut records: Vec<(&EntityId, &RemovalRecord)> = view.removals.iter().collect();
         records.sort_by_key(|(id, r)| (r.order, **id));
         for (id, r) in records {
-            let proposal = judge_proposal(view, &device_owner, &out.removed, *id, r);
+            let gone: BTreeSet<MemberId> = out.removed.union(&out.left).copied().collect();
+            let proposal = judge_proposal(view, &device_owner, &gone, *id, r);
             if proposal.state == ProposalState::Carried {
                 out.removed.insert(proposal.target);
                 out.epoch += 1;
@@ -225,7 +245,10 @@ impl Membership {
         }
 
         for (member, m) in &view.members {
-            if out.removed.contains(member) || turned_away_members.contains(member) {
+            if out.removed.contains(member)
+                || out.left.contains(member)
+                || turned_away_members.contains(member)
+            {
                 continue;
             }
             out.members.insert(*member);

@@ -118,6 +118,12 @@ pub enum Op {
     },
     /// Back again.
     Back,
+    /// Leaves the circle for good.
+    Leave {
+        /// Also forget this device's copy, once the others know.
+        #[serde(default)]
+        forget: bool,
+    },
     /// Changes the words of something the actor wrote.
     EditEntry {
         /// The check-in, moment, ask, offer, reply, commitment or dish.
@@ -185,6 +191,7 @@ impl Op {
             Op::Came { .. } => "came",
             Op::Away { .. } => "away",
             Op::Back => "back",
+            Op::Leave { .. } => "circle leave",
             Op::NameDevice { .. } => "device name",
             Op::EditEntry { .. } => "edit",
             Op::WithdrawEntry { .. } => "withdraw",
@@ -286,6 +293,10 @@ impl Circle {
             }
             Op::Back => {
                 self.come_back(me, now)?;
+                None
+            }
+            Op::Leave { .. } => {
+                self.leave(me, now)?;
                 None
             }
             Op::EditEntry { id, text } => {

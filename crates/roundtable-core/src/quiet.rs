@@ -141,10 +141,10 @@ pub fn away_words(view: &CircleView, member: &MemberId, away: &crate::view::Away
 
 /// The members stepping back at `now`, whom the quiet view leaves be.
 pub fn stepping_back(view: &CircleView, now: Timestamp) -> Vec<SteppingBack> {
-    let removed = Membership::from_view(view).removed;
+    let in_now = Membership::from_view(view).members;
     view.members
         .keys()
-        .filter(|id| !removed.contains(id))
+        .filter(|id| in_now.contains(id))
         .filter_map(|id| away_at(view, id, now))
         .collect()
 }
@@ -163,13 +163,14 @@ pub fn quiet_for(
 }
 
 /// The members who are quiet at `now`, longest silence (for them) first.
-/// Members removed from the circle, and those stepping back, are not.
+/// Members no longer in the circle (removed, left), and those stepping
+/// back, are not.
 pub fn quiet(view: &CircleView, now: Timestamp, rule: &QuietRule) -> Vec<Quiet> {
     let signs = signs_of_life(view);
-    let removed = Membership::from_view(view).removed;
+    let in_now = Membership::from_view(view).members;
     let mut out: Vec<(f64, Quiet)> = Vec::new();
     for (id, member) in &view.members {
-        if removed.contains(id) || away_at(view, id, now).is_some() {
+        if !in_now.contains(id) || away_at(view, id, now).is_some() {
             continue;
         }
         let times = signs.get(id).map(Vec::as_slice).unwrap_or(&[]);

@@ -11,8 +11,8 @@
 //! - overwrites or deletes anything in the members collection, a member's
 //!   devices, a device record, an invite's redemptions, or the removals
 //!   collection and everything in it (these records only ever grow);
-//! - writes into a member's record (their profile, devices, stepping back)
-//!   from a device that is not theirs, or changes what another member
+//! - writes into a member's record (their profile, devices, stepping back,
+//!   leaving) from a device that is not theirs, undoes a leaving, or changes what another member
 //!   wrote (a check-in, moment, ask or offer, reply, commitment, dish or
 //!   RSVP: only its author's devices edit or withdraw it);
 //! - replaces a member's devices map, writes a device record other than to
@@ -125,6 +125,7 @@ impl Shape {
                         owned.push(legacy(&devices));
                     }
                     owned.extend(maps(doc, &m, "away").iter().map(legacy));
+                    s.sealed.extend(maps(doc, &m, "left").iter().map(legacy));
                     s.member_objs.insert(legacy(&m));
                     for o in owned {
                         s.member_of.insert(o, member);
@@ -221,7 +222,8 @@ impl Shape {
             let broken = if self.sealed.contains(obj) || someone_elses {
                 true
             } else if self.member_objs.contains(obj) {
-                key == schema::DEVICES
+                // Leaving is said once and never taken back.
+                key == schema::DEVICES || (key == "left" && (rewrites || !makes_map))
             } else if let Some(device) = self.device_objs.get(obj) {
                 let revokes = key == "revoked" && makes_map && !rewrites;
                 let names_itself = key == "name"

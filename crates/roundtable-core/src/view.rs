@@ -248,6 +248,13 @@ pub struct Member {
         skip_serializing_if = "Option::is_none"
     )]
     pub away: Option<Away>,
+    /// Set when they left the circle of their own accord.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub left: Option<Left>,
     /// Causal position of their joining (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -270,6 +277,18 @@ pub struct Away {
     /// What they said.
     #[serde(default)]
     pub note: String,
+    /// Causal position (a Lamport clock), for the feed.
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// "I'm leaving the circle."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Left {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
     /// Causal position (a Lamport clock), for the feed.
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,

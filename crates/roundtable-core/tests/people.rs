@@ -317,3 +317,53 @@ fn what_you_wrote_you_can_change_or_take_back_and_nobody_else_can() {
     assert!(c.commit_to(ask, maya, "me too", t(4), &mut rng).is_err());
     assert!(c.edit_entry(ask, sam, "again", t(4)).is_err());
 }
+
+#[test]
+fn leaving_is_for_good_and_moves_the_key_on() {
+    let cast = Cast::new(27);
+    let mut c = cast.circle();
+    let mut rng = rand::rng();
+    let [maya, sam, ada] = [0, 1, 2].map(|i| cast.members[i].id());
+    let sam_dev = DeviceKey::from_seed(&[202; 32]).id();
+    let epoch = c.membership().epoch;
+    // A proposal about Ada, and Ada leaving of her own accord.
+    let p = {
+        let mut m = c.clone();
+        m.set_device(DeviceKey::from_seed(&[200; 32]).id());
+        let p = m.propose_removal(maya, ada, "", t(1), &mut rng).unwrap();
+        c.merge(&mut m).unwrap();
+        p
+    };
+    c.set_device(sam_dev);
+    c.leave(sam, t(2)).unwrap();
+    let m = c.membership();
+    assert!(m.left.contains(&sam) && !m.members.contains(&sam));
+    assert!(m.departed.contains(&sam_dev) && !m.admitted.contains(&sam_dev));
+    assert_eq!(m.epoch, epoch + 1);
+    assert!(c.leave(sam, t(3)).is_err(), "once is enough");
+    assert!(
+        c.checkin(sam, roundtable_core::Mood::Okay, "", t(3), &mut rng)
+            .is_err()
+    );
+    let v = c.view();
+    assert!(
+        timeline(&v)
+            .iter()
+            .any(|e| matches!(e, Entry::Left(m, _) if *m == sam))
+    );
+    assert!(export::markdown(&v, &jiff::tz::TimeZone::UTC).contains("Sam left the circle"));
+    assert!(
+        quiet(&v, t(60), &QuietRule::default())
+            .iter()
+            .all(|q| q.member != sam)
+    );
+    // A proposal about someone who then leaves counts for nothing: the
+    // epoch moves once for her, whatever arrives first.
+    let mut ada_copy = c.clone();
+    ada_copy.set_device(DeviceKey::from_seed(&[203; 32]).id());
+    ada_copy.leave(ada, t(4)).unwrap();
+    c.merge(&mut ada_copy).unwrap();
+    let m = c.membership();
+    assert_eq!(m.proposals[&p].state, roundtable_core::ProposalState::Void);
+    assert_eq!(m.epoch, epoch + 2);
+}

@@ -819,3 +819,36 @@ fn what_a_member_wrote_is_theirs_to_change() {
     assert_eq!(view.gatherings[&g].rsvps.len(), 2);
     assert_eq!(view.gatherings[&g].dishes.len(), 2);
 }
+
+#[test]
+fn a_leaving_cannot_be_taken_back() {
+    let (_maya, mut sam, mut ana) = circle();
+    let sam_id = sam.member.id();
+    let before = sam.circle.heads();
+    sam.circle.leave(sam_id, now()).unwrap();
+    let sam_circle = sam.circle.clone();
+    assert!(
+        ana.receive(&sam_circle, &before, &[&sam])
+            .rejected
+            .is_empty()
+    );
+    assert!(ana.circle.membership().left.contains(&sam_id));
+    // Sam's device deletes the record of leaving, to be back in.
+    let mut rogue = sam.circle.clone();
+    let before = rogue.heads();
+    let rec = at(&rogue, &["members".to_owned(), sam_id.to_string()]);
+    rogue
+        .transact(later(1), "undo", |tx| {
+            tx.delete(&rec, "left")?;
+            Ok(())
+        })
+        .unwrap();
+    let rogue_dev = Dev {
+        key: sam.key.clone(),
+        member: sam.member.clone(),
+        circle: rogue.clone(),
+    };
+    let out = ana.receive(&rogue, &before, &[&rogue_dev]);
+    assert!(!out.rejected.is_empty(), "{out:?}");
+    assert!(ana.circle.membership().left.contains(&sam_id));
+}

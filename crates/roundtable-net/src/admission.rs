@@ -75,6 +75,16 @@ impl Admitted {
 /// Application close code for a refused device.
 pub(crate) const NOT_ADMITTED: u32 = 403;
 
+/// Whether the other device closed `conn` because it does not (or no
+/// longer) admit this one: proof that it knows this device departed.
+pub fn closed_as_not_admitted(conn: &Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(iroh::endpoint::ConnectionError::ApplicationClosed(close))
+            if close.error_code == NOT_ADMITTED.into()
+    )
+}
+
 /// Checks every connection, incoming or outgoing, once its TLS handshake
 /// proved the remote's id and before any protocol handler — gossip, sync,
 /// any other — sees a byte. Only the join protocol is open to devices that

@@ -35,7 +35,7 @@ pub mod fuzzing;
 mod net;
 pub mod ticket;
 
-pub use admission::Admitted;
+pub use admission::{Admitted, closed_as_not_admitted};
 pub use config::{NetConfig, RelayChoice};
 pub use iroh::endpoint::Connection;
 pub use iroh::{EndpointAddr, EndpointId, RelayUrl, TransportAddr};

@@ -282,6 +282,18 @@ impl Actor {
         if self.circles[&id].book.len() != kept {
             self.keep_book(id);
         }
+        // A circle this member left, and that a peer already has all of:
+        // nothing more to serve.
+        let served = &self.circles[&id];
+        if served.membership.left.contains(&self.me.member.id())
+            && served
+                .peers
+                .values()
+                .any(|p| served.store.circle().peer_has_everything(&p.sync))
+        {
+            self.unserve_left(id);
+            return;
+        }
         // Let the circle's devices in (and out) before gossip dials them.
         self.admit_peers();
         self.follow(id).await;
@@ -606,7 +618,8 @@ impl Actor {
                 peer,
                 token,
                 ok,
-            } => self.sync_end(circle, peer, token, ok),
+                refused,
+            } => self.sync_end(circle, peer, token, ok, refused),
             Request::JoinServe {
                 request,
                 peer,
@@ -645,8 +658,34 @@ impl Actor {
         now: Timestamp,
     ) -> Result<Option<EntityId>, NodeError> {
         let member = self.me.member.id();
-        self.edit_announced(circle, |c| c.perform(op, member, now, &mut rand::rng()))
-            .await
+        let out = self
+            .edit_announced(circle, |c| c.perform(op, member, now, &mut rand::rng()))
+            .await?;
+        if let Op::Leave { forget: true } = op {
+            self.home.mark_forget(self.lock(), circle)?;
+        }
+        Ok(out)
+    }
+
+    /// Stops serving a circle this member left, once a peer has it: its
+    /// gossip topic is left, its devices no longer admitted for its sake,
+    /// and its files forgotten if the member asked.
+    fn unserve_left(&mut self, circle: CircleId) {
+        let Some(served) = self.circles.remove(&circle) else {
+            return;
+        };
+        let name = served.store.circle().name();
+        drop(served);
+        self.running.retain(|(c, _), _| *c != circle);
+        self.admit_peers();
+        info!(%circle, "you left \"{name}\" and the others know; this device no longer serves it");
+        if self.home.marked_forget(circle) {
+            match self.home.forget_circle(self.lock(), circle) {
+                Ok(()) => info!(%circle, "forgot this device's copy of \"{name}\", as asked"),
+                Err(e) => warn!(%circle, "could not forget the circle's files: {e}"),
+            }
+        }
+        self.emit(Event::Changed { circle });
     }
 
     async fn create(
@@ -1039,7 +1078,14 @@ impl Actor {
         Ok(())
     }
 
-    fn sync_end(&mut self, circle: CircleId, peer: EndpointId, token: u64, ok: bool) {
+    fn sync_end(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+        token: u64,
+        ok: bool,
+        refused: bool,
+    ) {
         if self.running.get(&(circle, peer)).map(|(t, _)| *t) != Some(token) {
             // A session that lost the tie-break to the peer's: nothing to record.
             return;
@@ -1086,6 +1132,16 @@ impl Actor {
             peer: device_of(peer),
             ok,
         });
+        // Once a peer has had everything (or shut us out as departed), the
+        // others know this member left.
+        let left = (ok || refused)
+            && self
+                .circles
+                .get(&circle)
+                .is_some_and(|s| s.membership.left.contains(&self.me.member.id()));
+        if left {
+            self.unserve_left(circle);
+        }
     }
 
     async fn serve_join(&mut self, req: JoinRequest, peer: EndpointId) -> JoinReply {

@@ -89,6 +89,8 @@ pub(crate) enum Request {
         peer: EndpointId,
         token: u64,
         ok: bool,
+        /// The peer closed us out as not admitted (it knows we departed).
+        refused: bool,
     },
     JoinServe {
         request: JoinRequest,

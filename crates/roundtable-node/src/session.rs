@@ -9,6 +9,7 @@ use roundtable_core::{CircleId, SignedHead};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,
+    closed_as_not_admitted,
 };
 use roundtable_store::Identity;
 use tokio::sync::{mpsc, oneshot};
@@ -86,8 +87,11 @@ pub(crate) async fn sync_as_opener(
     peer: EndpointId,
     token: u64,
 ) {
-    let result = open_sync(&dialer, &actor, circle, peer).await;
-    end(&actor, circle, peer, token, result).await;
+    let mut conn = None;
+    let result = open_sync(&dialer, &actor, circle, peer, &mut conn).await;
+    // A peer that closed us out as not admitted knows we departed.
+    let refused = result.is_err() && conn.as_ref().is_some_and(closed_as_not_admitted);
+    end(&actor, circle, peer, token, result, refused).await;
 }
 
 /// Tells the actor how a session ended.
@@ -97,6 +101,7 @@ async fn end(
     peer: EndpointId,
     token: u64,
     result: Result<(), NodeError>,
+    refused: bool,
 ) {
     if let Err(e) = &result {
         debug!(peer = %peer.fmt_short(), %circle, "sync did not complete: {e}");
@@ -108,6 +113,7 @@ async fn end(
             peer,
             token,
             ok,
+            refused,
         })
         .await;
 }
@@ -117,12 +123,14 @@ async fn open_sync(
     actor: &mpsc::Sender<Request>,
     circle: CircleId,
     peer: EndpointId,
+    slot: &mut Option<Connection>,
 ) -> Result<(), NodeError> {
     let conn = step(
         "connecting",
         dialer.connect(EndpointAddr::from(peer), SYNC_ALPN),
     )
     .await?;
+    *slot = Some(conn.clone());
     let (mut send, mut recv) = step("opening a stream", conn.open_bi()).await?;
     send_frame(
         &mut send,
@@ -155,7 +163,7 @@ pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Reque
     let mut admitted = None;
     let result = answer_sync(&conn, &actor, peer, &mut admitted).await;
     match admitted {
-        Some((circle, token)) => end(&actor, circle, peer, token, result).await,
+        Some((circle, token)) => end(&actor, circle, peer, token, result, false).await,
         None => {
             if let Err(e) = result {
                 debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}");

@@ -272,6 +272,55 @@ impl Home {
         crate::files::write_durably(self.fs.as_ref(), &path, bytes)
     }
 
+    /// Forgets a circle: its files, keys, signed heads and sync state are
+    /// removed from this device. Only for a circle this member left.
+    pub fn forget_circle(&self, _writer: &WriteLock, id: CircleId) -> Result<(), StoreError> {
+        for rel in [
+            format!("circles/{id}"),
+            format!("secrets/{id}"),
+            format!("heads/{id}"),
+            format!("peers/{id}"),
+            format!("forget/{id}"),
+        ] {
+            let path = self.root().join(&rel);
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match gone {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        op: "remove",
+                        path,
+                        source: e,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks that a circle be forgotten once the others know this member
+    /// left (see [`Home::forget_circle`]).
+    pub fn mark_forget(&self, writer: &WriteLock, id: CircleId) -> Result<(), StoreError> {
+        self.write_file(
+            writer,
+            &format!("forget/{id}"),
+            b"forget once the others know\n",
+        )
+    }
+
+    /// Whether a circle is to be forgotten once the others know.
+    pub fn marked_forget(&self, id: CircleId) -> bool {
+        self.read_file(&format!("forget/{id}"))
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
     /// Sets a damaged circle's files aside and keeps every change that verifies.
     pub fn repair_circle(&self, _writer: &WriteLock, id: CircleId) -> Result<Repaired, StoreError> {
         CircleStore::repair(self.fs.clone(), &self.circle_dir(id))

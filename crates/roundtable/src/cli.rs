@@ -375,6 +375,14 @@ pub(crate) enum CircleCommand {
     /// The circles this device is in
     #[command(after_help = "Example: roundtable circle list --json")]
     List,
+    /// Leave a circle for good: the others see you left and move to a new
+    /// key; your devices stop serving it once one of them knows
+    #[command(after_help = "Example: roundtable circle leave --circle \"Book Club\" --forget")]
+    Leave {
+        /// Also forget this device's copy, once the others know you left
+        #[arg(long)]
+        forget: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -149,6 +149,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             create(home, g, &name, display_name, about, now)
         }
         Command::Circle(CircleCommand::List) => list(home, g),
+        Command::Circle(CircleCommand::Leave { forget }) => leave(&b, g, forget, now),
         Command::Members => render::members(&read(home, g)?.view(), g.json),
         Command::Feed { limit } => render::feed(&read(home, g)?.view(), limit, now, g.json),
         Command::Show => render::show(&read(home, g)?.view(), g.json),
@@ -576,6 +577,38 @@ fn create(
     );
     println!("Say how you are: roundtable checkin --mood okay \"a few words\"");
     Ok(())
+}
+
+/// `circle leave`: this member leaves the chosen circle for good.
+fn leave(b: &Backend, g: &Global, forget: bool, now: Timestamp) -> Result<()> {
+    let Some(me) = b.home().identity()? else {
+        return Err(no_circle_yet());
+    };
+    let id = select(b, g)?;
+    let name = b.read_circle(id)?.name();
+    let op = Op::Leave { forget };
+    b.perform(id, &op, now, |home, lock| {
+        let mut store = home.open_circle(lock, id)?;
+        let out = store.edit(|c| -> Result<_, roundtable_store::StoreError> {
+            Ok(c.perform(&op, me.member.id(), now, &mut rand::rng())?)
+        })?;
+        if forget {
+            home.mark_forget(lock, id)?;
+        }
+        Ok(out)
+    })?;
+    let copy = if forget {
+        "then it forgets its copy"
+    } else {
+        "your copy stays on this device"
+    };
+    render::done(
+        g.json,
+        &format!(
+            "You left \"{name}\". The others will know when this device next syncs with one of them (`roundtable up`); from then on it no longer serves the circle, and {copy}."
+        ),
+        None,
+    )
 }
 
 /// What this computer is called, for naming its device.

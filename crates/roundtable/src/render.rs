@@ -153,6 +153,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
                     "invited_by": m.invited_by.map(|i| i.to_string()),
                     "devices": m.devices.keys().map(|d| d.to_string()).collect::<Vec<_>>(),
                     "removed": membership.removed.contains(id),
+                    "left": membership.left.contains(id),
                     "away": m.away,
                 })
             })
@@ -184,6 +185,9 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
         }
         if membership.removed.contains(id) {
             println!("      removed from the circle by consent");
+        }
+        if membership.left.contains(id) {
+            println!("      left the circle");
         }
         for p in membership
             .proposals
@@ -231,6 +235,7 @@ fn entry_json(view: &CircleView, e: &Entry<'_>) -> serde_json::Value {
         Entry::Request(_, r) => (serde_json::to_value(r), Some(r.author)),
         Entry::Gathering(_, g) => (serde_json::to_value(g), Some(g.author)),
         Entry::SteppingBack(id, a) => (serde_json::to_value(a), Some(*id)),
+        Entry::Left(id, l) => (serde_json::to_value(l), Some(*id)),
         Entry::Proposal(id, p) => {
             let words = roundtable_core::Membership::from_view(view)
                 .proposals
@@ -279,6 +284,9 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
                 view.name_of(id),
                 ago(m.joined_at, now)
             );
+        }
+        Entry::Left(id, l) => {
+            println!("{} left the circle · {}", view.name_of(id), ago(l.at, now));
         }
         Entry::SteppingBack(id, a) => {
             println!(
