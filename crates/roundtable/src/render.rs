@@ -507,13 +507,18 @@ pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
                 println!("  {label}: {}", who.join(", "));
             }
         }
-        for d in g.dishes.values() {
+        for (did, d) in &g.dishes {
             let diet = if d.dietary.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", d.dietary)
             };
-            println!("  {} brings {}{diet}", view.name_of(&d.author), d.dish);
+            println!(
+                "  {} brings {}{diet}  [{}]",
+                view.name_of(&d.author),
+                d.dish,
+                short(did)
+            );
         }
         println!();
     }
