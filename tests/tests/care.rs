@@ -536,3 +536,50 @@ fn dates_as_people_type_and_read_them() {
     m.run_at(&day(2), &["back"]).ok();
     m.run_at(&day(2), &["away", "--until", "next week"]).ok();
 }
+
+#[test]
+fn an_rsvp_with_a_word_and_taken_back() {
+    let c = circle();
+    let m = &c.maya;
+    let g = id_of(m.run_at(
+        &day(2),
+        &[
+            "gathering",
+            "new",
+            "Soup",
+            "--at",
+            "thursday 7pm",
+            "--tz",
+            "UTC",
+            "--json",
+        ],
+    ));
+    m.run_at(
+        &day(2),
+        &[
+            "gathering",
+            "rsvp",
+            &g[..6],
+            "yes",
+            "--note",
+            "running late",
+        ],
+    )
+    .ok();
+    let text = m.run_at(&day(2), &["gathering", "upcoming"]).ok().stdout;
+    assert!(text.contains("Maya (\"running late\")"), "{text}");
+    m.run_at(&day(2), &["gathering", "rsvp", &g[..6], "--undo"])
+        .ok();
+    let show = m.run_at(&day(2), &["show", "--json"]).ok().json();
+    assert!(
+        show["gatherings"][&g]["rsvps"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+    let r = m
+        .run_at(&day(2), &["gathering", "rsvp", &g[..6], "--undo"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("nothing to take back"), "{}", r.stderr);
+}

@@ -101,6 +101,7 @@ async fn partitions_that_edit_the_same_records_heal_to_one_circle() {
         Op::Rsvp {
             gathering: g,
             answer: roundtable_core::Answer::Maybe,
+            note: String::new(),
         },
     );
     cluster
@@ -109,6 +110,7 @@ async fn partitions_that_edit_the_same_records_heal_to_one_circle() {
             Op::Rsvp {
                 gathering: g,
                 answer: roundtable_core::Answer::Yes,
+                note: "running late".into(),
             },
         )
         .await;

@@ -218,9 +218,9 @@ fn names_nobody_confuses_and_devices_with_names() {
         ])
         .ok();
     assert!(
-        joined.stderr.contains("the others will see you as \"ana ("),
+        joined.stdout.contains("the others will see you as \"ana ("),
         "{}",
-        joined.stderr
+        joined.stdout
     );
     let mine = second.run(&["device", "list", "--json"]).ok().json();
     assert_eq!(mine[0]["name"], "Ana's phone", "{mine:#}");

@@ -144,7 +144,7 @@ async fn join_with_no_node_goes_through_the_tickets_relay() {
     });
     let (r, sam) = bounded("joining through the relay", joined).await.unwrap();
     let r = r.ok();
-    assert!(r.stderr.contains("through the relay"), "{}", r.stderr);
+    assert!(r.stdout.contains("through the relay"), "{}", r.stdout);
     assert!(r.stdout.contains("You're in: Relay Supper"), "{}", r.stdout);
     let members = sam.run(&["members", "--json"]).ok().json();
     assert_eq!(members.as_array().unwrap().len(), 2);

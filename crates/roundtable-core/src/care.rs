@@ -198,13 +198,58 @@ impl Circle {
         answer: Answer,
         now: Timestamp,
     ) -> Result<(), CoreError> {
+        self.rsvp_noted(gathering, member, answer, "", now)
+    }
+
+    /// A member's yes, no or maybe, with a note ("running late"). Their
+    /// latest answer and note stand.
+    pub fn rsvp_noted(
+        &mut self,
+        gathering: EntityId,
+        member: MemberId,
+        answer: Answer,
+        note: &str,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
         self.require_member(member)?;
+        let note = checked("note", note, limits::NOTE, false)?;
         let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
         self.transact(now, "rsvp", |tx| {
             let rsvps = child_map(tx, &obj, "rsvps")?;
             let r = tx.put_object(&rsvps, member.to_string(), ObjType::Map)?;
             tx.put(&r, "answer", answer.as_str())?;
             tx.put(&r, "at", now.as_millis())?;
+            if !note.is_empty() {
+                tx.put(&r, "note", note)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes back `member`'s answer to a gathering, note and all.
+    pub fn withdraw_rsvp(
+        &mut self,
+        gathering: EntityId,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(member)?;
+        let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
+        if !self
+            .view()
+            .gatherings
+            .get(&gathering)
+            .is_some_and(|g| g.rsvps.contains_key(&member))
+        {
+            return Err(CoreError::NotAllowed(
+                "you have not answered this gathering, so there is nothing to take back".into(),
+            ));
+        }
+        self.transact(now, "withdraw rsvp", |tx| {
+            let rsvps = child_map(tx, &obj, "rsvps")?;
+            let r = child_map(tx, &rsvps, &member.to_string())?;
+            tx.put(&r, "note", "")?;
+            tx.put(&r, crate::entries::WITHDRAWN, now.as_millis())?;
             Ok(())
         })
     }

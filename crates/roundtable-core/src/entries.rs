@@ -304,8 +304,10 @@ pub(crate) fn drop_withdrawn(root: &mut serde_json::Value) {
         .and_then(|g| g.as_object_mut())
     {
         for g in gatherings.values_mut() {
-            if let Some(dishes) = g.get_mut("dishes").and_then(|d| d.as_object_mut()) {
-                dishes.retain(|_, d| !gone(d));
+            for sub in ["dishes", "rsvps"] {
+                if let Some(m) = g.get_mut(sub).and_then(|d| d.as_object_mut()) {
+                    m.retain(|_, d| !gone(d));
+                }
             }
         }
     }

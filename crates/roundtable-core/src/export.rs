@@ -170,7 +170,12 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 let hosts: Vec<String> = g.hosts.keys().map(&name).collect();
                 let _ = writeln!(w, "  - hosted by {}", hosts.join(", "));
                 for (m, r) in &g.rsvps {
-                    let _ = writeln!(w, "  - {}: {}", name(m), r.answer.as_str());
+                    let note = if r.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", r.note)
+                    };
+                    let _ = writeln!(w, "  - {}: {}{note}", name(m), r.answer.as_str());
                 }
                 for d in g.dishes.values() {
                     let diet = if d.dietary.is_empty() {

@@ -89,6 +89,14 @@ pub enum Op {
         gathering: EntityId,
         /// The answer.
         answer: Answer,
+        /// A word with it.
+        #[serde(default)]
+        note: String,
+    },
+    /// Takes back one's answer to a gathering.
+    WithdrawRsvp {
+        /// The gathering.
+        gathering: EntityId,
     },
     /// Potluck.
     Bring {
@@ -187,6 +195,7 @@ impl Op {
             Op::Close { .. } => "done",
             Op::Gathering { .. } => "gathering",
             Op::Rsvp { .. } => "rsvp",
+            Op::WithdrawRsvp { .. } => "rsvp withdraw",
             Op::Bring { .. } => "bring",
             Op::Came { .. } => "came",
             Op::Away { .. } => "away",
@@ -257,8 +266,16 @@ impl Circle {
                 };
                 Some(self.gathering(me, &g, now, rng)?)
             }
-            Op::Rsvp { gathering, answer } => {
-                self.rsvp(*gathering, me, *answer, now)?;
+            Op::Rsvp {
+                gathering,
+                answer,
+                note,
+            } => {
+                self.rsvp_noted(*gathering, me, *answer, note, now)?;
+                None
+            }
+            Op::WithdrawRsvp { gathering } => {
+                self.withdraw_rsvp(*gathering, me, now)?;
                 None
             }
             Op::Bring {

@@ -548,6 +548,9 @@ pub struct Rsvp {
     /// When they answered (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// A word with it ("running late").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Something someone brings.

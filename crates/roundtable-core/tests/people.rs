@@ -367,3 +367,43 @@ fn leaving_is_for_good_and_moves_the_key_on() {
     assert_eq!(m.proposals[&p].state, roundtable_core::ProposalState::Void);
     assert_eq!(m.epoch, epoch + 2);
 }
+
+#[test]
+fn an_answer_to_a_gathering_carries_a_word_and_can_be_taken_back() {
+    let cast = Cast::new(28);
+    let mut c = cast.circle();
+    let mut rng = rand::rng();
+    let [maya, sam] = [0, 1].map(|i| cast.members[i].id());
+    let g = c
+        .gathering(
+            maya,
+            &roundtable_core::NewGathering {
+                title: "Soup".into(),
+                starts: "2026-12-01T19:00[UTC]".parse().unwrap(),
+                place: String::new(),
+                hosts: vec![],
+            },
+            t(1),
+            &mut rng,
+        )
+        .unwrap();
+    c.rsvp_noted(g, sam, roundtable_core::Answer::Yes, "running late", t(1))
+        .unwrap();
+    assert_eq!(c.view().gatherings[&g].rsvps[&sam].note, "running late");
+    c.rsvp_noted(g, sam, roundtable_core::Answer::Maybe, "", t(2))
+        .unwrap();
+    let r = c.view().gatherings[&g].rsvps[&sam].clone();
+    assert_eq!(
+        (r.answer, r.note.as_str()),
+        (roundtable_core::Answer::Maybe, "")
+    );
+    c.withdraw_rsvp(g, sam, t(3)).unwrap();
+    assert!(c.view().gatherings[&g].rsvps.is_empty());
+    assert!(
+        c.withdraw_rsvp(g, sam, t(4)).is_err(),
+        "nothing left to take back"
+    );
+    // Answering again after taking it back counts.
+    c.rsvp(g, sam, roundtable_core::Answer::Yes, t(5)).unwrap();
+    assert_eq!(c.view().gatherings[&g].rsvps.len(), 1);
+}

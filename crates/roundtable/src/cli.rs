@@ -327,8 +327,14 @@ pub(crate) enum GatheringCommand {
         /// The gathering's id, or the start of it
         id: String,
         /// yes, no or maybe
-        #[arg(value_parser = ["yes", "no", "maybe"])]
-        answer: String,
+        #[arg(value_parser = ["yes", "no", "maybe"], required_unless_present = "undo")]
+        answer: Option<String>,
+        /// A word with it ("running late"); answering again replaces it
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Take your answer back
+        #[arg(long, conflicts_with = "answer")]
+        undo: bool,
     },
     /// Potluck: say what you will bring
     #[command(after_help = "Example: roundtable gathering bring 3fa2 lentil soup --dietary vegan")]

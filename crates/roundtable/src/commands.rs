@@ -299,15 +299,30 @@ fn to_op(home: &Backend, g: &Global, command: Command, now: Timestamp) -> Result
                 message,
             )
         }
-        Command::Gathering(GatheringCommand::Rsvp { id, answer }) => {
+        Command::Gathering(GatheringCommand::Rsvp {
+            id,
+            answer,
+            note,
+            undo,
+        }) => {
             let gathering = resolve_in(view()?.gatherings.keys(), &id, "gathering")?;
-            let answer = match answer.as_str() {
-                "yes" => Answer::Yes,
-                "no" => Answer::No,
+            if undo {
+                return Ok((
+                    Op::WithdrawRsvp { gathering },
+                    "Your answer is taken back.".into(),
+                ));
+            }
+            let answer = match answer.as_deref() {
+                Some("yes") => Answer::Yes,
+                Some("no") => Answer::No,
                 _ => Answer::Maybe,
             };
             (
-                Op::Rsvp { gathering, answer },
+                Op::Rsvp {
+                    gathering,
+                    answer,
+                    note,
+                },
                 format!("You said {}.", answer.as_str()),
             )
         }

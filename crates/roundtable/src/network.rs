@@ -272,6 +272,8 @@ pub(crate) fn join(
             None => RelayChoice::Disabled,
         },
     };
+    // Progress goes with the other words for the person, on stdout; stderr
+    // keeps to the one line of an error.
     let progress = !g.json && !render::silent();
     if progress {
         let mut ways: Vec<String> = Vec::new();
@@ -286,7 +288,7 @@ pub(crate) fn join(
             (RelayChoice::Disabled, false) => {}
         }
         ways.push("on this network (mDNS)".into());
-        eprintln!(
+        println!(
             "Reaching the inviting device ({}) {}...",
             ticket.inviter.id.fmt_short(),
             ways.join(", ")
@@ -320,7 +322,7 @@ pub(crate) fn join(
                 Ok(c) => {
                     if progress {
                         let view = c.view();
-                        eprintln!(
+                        println!(
                             "Received \"{}\": {} changes, {} members, {} entries in its life so far.",
                             c.name(),
                             c.doc().get_changes(&[]).len(),
@@ -346,7 +348,7 @@ pub(crate) fn join(
             };
             let view = c.view();
             if view.name_taken(name, Some(me.member.id())) {
-                eprintln!(
+                println!(
                     "Someone in \"{}\" is called {} too; the others will see you as \"{}\". To choose another name: roundtable profile --name NEW_NAME",
                     view.circle.name,
                     name.trim(),

@@ -496,7 +496,13 @@ pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
                 .rsvps
                 .iter()
                 .filter(|(_, r)| r.answer == answer)
-                .map(|(m, _)| view.name_of(m))
+                .map(|(m, r)| {
+                    if r.note.is_empty() {
+                        view.name_of(m)
+                    } else {
+                        format!("{} (\"{}\")", view.name_of(m), r.note)
+                    }
+                })
                 .collect();
             if !who.is_empty() {
                 let label = match answer {
