@@ -194,7 +194,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 let _ = writeln!(w, "- {} — {} left the circle", when(l.at), name(&m));
             }
             Entry::SteppingBack(m, a) => {
-                let words = crate::quiet::away_words(view, &m, a);
+                let words = crate::quiet::away_words(view, &m, a, tz);
                 let _ = writeln!(w, "- {} — {words}", when(a.since));
             }
             Entry::Proposal(id, _) => {

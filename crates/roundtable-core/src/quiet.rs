@@ -112,26 +112,28 @@ pub struct SteppingBack {
     pub reason: String,
 }
 
-/// Whether `member` is stepping back at `now`.
-fn away_at(view: &CircleView, member: &MemberId, now: Timestamp) -> Option<SteppingBack> {
+/// `member`'s stepping back, while it lasts at `now`.
+fn away_at<'a>(
+    view: &'a CircleView,
+    member: &MemberId,
+    now: Timestamp,
+) -> Option<&'a crate::view::Away> {
     let a = view.members.get(member)?.away.as_ref()?;
-    if a.until.is_some_and(|u| u <= now) {
-        return None;
-    }
-    Some(SteppingBack {
-        member: *member,
-        name: view.name_of(member),
-        until: a.until,
-        note: a.note.clone(),
-        reason: away_words(view, member, a),
-    })
+    a.until.is_none_or(|u| u > now).then_some(a)
 }
 
-/// "Lee is stepping back until 12 Dec: family stuff".
-pub fn away_words(view: &CircleView, member: &MemberId, away: &crate::view::Away) -> String {
+/// "Lee is stepping back until Sat 12 Dec: family stuff", the day in `tz`
+/// (the reader's).
+pub fn away_words(
+    view: &CircleView,
+    member: &MemberId,
+    away: &crate::view::Away,
+    tz: &jiff::tz::TimeZone,
+) -> String {
     let mut words = format!("{} is stepping back", view.name_of(member));
     if let Some(u) = away.until {
-        words.push_str(&format!(" until {}", crate::people::day_month(u)));
+        let day = u.to_jiff().to_zoned_datetime(tz.clone());
+        words.push_str(&format!(" until {}", day.strftime("%a %-d %b")));
     }
     if !away.note.is_empty() {
         words.push_str(&format!(": {}", away.note));
@@ -139,13 +141,27 @@ pub fn away_words(view: &CircleView, member: &MemberId, away: &crate::view::Away
     words
 }
 
-/// The members stepping back at `now`, whom the quiet view leaves be.
-pub fn stepping_back(view: &CircleView, now: Timestamp) -> Vec<SteppingBack> {
+/// The members stepping back at `now`, whom the quiet view leaves be, in
+/// words for a reader in `tz`.
+pub fn stepping_back(
+    view: &CircleView,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> Vec<SteppingBack> {
     let in_now = Membership::from_view(view).members;
     view.members
         .keys()
         .filter(|id| in_now.contains(id))
-        .filter_map(|id| away_at(view, id, now))
+        .filter_map(|id| {
+            let a = away_at(view, id, now)?;
+            Some(SteppingBack {
+                member: *id,
+                name: view.name_of(id),
+                until: a.until,
+                note: a.note.clone(),
+                reason: away_words(view, id, a, tz),
+            })
+        })
         .collect()
 }
 

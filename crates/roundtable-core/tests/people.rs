@@ -130,7 +130,7 @@ fn stepping_back_shows_and_coming_back_needs_having_left() {
     assert!(err.to_string().contains("not stepping back"));
     c.step_back(sam, Some(t(13)), "family stuff", t(2)).unwrap();
     let v = c.view();
-    let away = stepping_back(&v, t(3));
+    let away = stepping_back(&v, t(3), &jiff::tz::TimeZone::UTC);
     assert_eq!(away.len(), 1);
     assert!(
         away[0].reason.starts_with("Sam is stepping back until ")
@@ -151,7 +151,7 @@ fn stepping_back_shows_and_coming_back_needs_having_left() {
     let md = export::markdown(&v, &jiff::tz::TimeZone::UTC);
     assert!(md.contains("Sam is stepping back until"), "{md}");
     // After the date they gave, they are simply here again.
-    assert!(stepping_back(&v, t(14)).is_empty());
+    assert!(stepping_back(&v, t(14), &jiff::tz::TimeZone::UTC).is_empty());
     c.come_back(sam, t(5)).unwrap();
     assert!(c.view().members[&sam].away.is_none());
 }

@@ -160,7 +160,11 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                 Some(me) => quiet_for(&view, now, &QuietRule::default(), me),
                 None => quiet(&view, now, &QuietRule::default()),
             };
-            render::quiet(&quiet, &stepping_back(&view, now), g.json)
+            render::quiet(
+                &quiet,
+                &stepping_back(&view, now, &TimeZone::system()),
+                g.json,
+            )
         }
         Command::Gathering(GatheringCommand::Upcoming) => {
             render::upcoming(&read(home, g)?.view(), now, g.json)

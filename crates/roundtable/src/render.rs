@@ -181,7 +181,10 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
             println!("      remember: {}", m.remember);
         }
         if let Some(a) = &m.away {
-            println!("      {}", roundtable_core::quiet::away_words(view, id, a));
+            println!(
+                "      {}",
+                roundtable_core::quiet::away_words(view, id, a, &TimeZone::system())
+            );
         }
         if membership.removed.contains(id) {
             println!("      removed from the circle by consent");
@@ -291,7 +294,7 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
         Entry::SteppingBack(id, a) => {
             println!(
                 "{} · {}",
-                roundtable_core::quiet::away_words(view, id, a),
+                roundtable_core::quiet::away_words(view, id, a, &TimeZone::system()),
                 ago(a.since, now)
             );
         }
