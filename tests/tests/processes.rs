@@ -197,6 +197,9 @@ fn names_nobody_confuses_and_devices_with_names() {
         !devices[0]["name"].as_str().unwrap().is_empty(),
         "{devices:#}"
     );
+    first
+        .run(&["checkin", "--mood", "okay", "hello from Ana"])
+        .ok();
     let first_up = Up::start(&first);
     let second_up = Up::start(&second);
     let ticket = first.run(&["invite"]).ok().stdout.trim().to_owned();
@@ -222,6 +225,14 @@ fn names_nobody_confuses_and_devices_with_names() {
         "{}",
         joined.stdout
     );
+    assert!(
+        joined.stdout.contains("Received \"Tuesday Supper\""),
+        "{}",
+        joined.stdout
+    );
+    // The whole history is there at once.
+    let feed = second.run(&["feed"]).ok().stdout;
+    assert!(feed.contains("hello from Ana"), "{feed}");
     let mine = second.run(&["device", "list", "--json"]).ok().json();
     assert_eq!(mine[0]["name"], "Ana's phone", "{mine:#}");
     wait_identical(&[&first, &second], |v| {
