@@ -12,9 +12,10 @@
 //!   devices, a device record, an invite's redemptions, or the removals
 //!   collection and everything in it (these records only ever grow);
 //! - writes into a member's record (their profile, devices, stepping back,
-//!   leaving) from a device that is not theirs, undoes a leaving, or changes what another member
-//!   wrote (a check-in, moment, ask or offer, reply, commitment, dish or
-//!   RSVP: only its author's devices edit or withdraw it);
+//!   leaving) from a device that is not theirs, undoes a leaving, or
+//!   changes what another member wrote (a check-in, moment, ask or offer,
+//!   reply, commitment, dish or RSVP: only its author's devices edit or
+//!   withdraw it);
 //! - replaces a member's devices map, writes a device record other than to
 //!   revoke it (or, the device itself, to name it), or writes a proposal
 //!   other than to withdraw it;
@@ -32,12 +33,10 @@
 //! keeps to ([`too_large`]): no text longer than its field allows, no more
 //! operations than an edit makes, so a member cannot bloat everyone's copy.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
-
-use std::collections::HashMap;
 
 use crate::ids::MemberId;
 use crate::membership::Membership;
@@ -49,8 +48,8 @@ use crate::view::CircleView;
 pub(crate) struct Shape {
     members: Option<ObjectId>,
     member_objs: HashSet<ObjectId>,
-    /// A member's record and what is in it (devices, stepping back): only
-    /// that member's devices write there.
+    /// A member's record and what is in it (devices, stepping back,
+    /// leaving): only that member's devices write there.
     member_of: HashMap<ObjectId, Option<MemberId>>,
     devices_maps: HashSet<ObjectId>,
     /// Each device record, and the device it is of.
