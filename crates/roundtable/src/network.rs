@@ -100,9 +100,11 @@ pub(crate) fn up(
         if !g.json {
             say!("Stopping...");
         }
-        match tokio::time::timeout(Duration::from_secs(2), node.shutdown()).await {
+        // Stopping in order closes connections gracefully; on a busy
+        // machine that can take a few seconds.
+        match tokio::time::timeout(Duration::from_secs(10), node.shutdown()).await {
             Ok(r) => r.map_err(node_error),
-            Err(_) => Err(anyhow::anyhow!("the node did not stop within 2 s")),
+            Err(_) => Err(anyhow::anyhow!("the node did not stop within 10 s")),
         }
     })
 }
