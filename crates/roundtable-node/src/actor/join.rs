@@ -1,0 +1,222 @@
+//! Letting devices in: serving an invite's redemption, and keeping what a
+//! welcome hands over.
+
+use super::*;
+
+impl Actor {
+    pub(super) async fn serve_join(&mut self, req: JoinRequest, peer: EndpointId) -> JoinReply {
+        let refuse = |reason: String| JoinReply::Refused { reason };
+        let circle = CircleId::from_bytes(req.circle);
+        if !self.circles.contains_key(&circle) {
+            // The same words as for an invite this circle does not know, so
+            // nobody learns from asking which circles this device holds.
+            return refuse(UNKNOWN_INVITE.into());
+        }
+        let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
+            return refuse("the device certificate is malformed".into());
+        };
+        let mut cert = DeviceCert {
+            member: MemberId::from_bytes(req.member),
+            device: device_of(peer),
+            signature,
+        };
+        if cert.verify().is_err() {
+            return refuse("your device's certificate does not verify".into());
+        }
+        let invite_id = EntityId::from_bytes(req.invite);
+        // The view holds only invites a device of their member wrote.
+        let pairing_by = self.circles[&circle]
+            .store
+            .circle()
+            .view()
+            .invites
+            .get(&invite_id)
+            .filter(|i| i.kind == InviteKind::Device)
+            .map(|i| i.by);
+        if let Some(by) = pairing_by {
+            // A new device of this member: the member key here certifies it
+            // (the device's own key proved itself in the TLS handshake), and
+            // travels to it in the welcome. Only for an invite this member's
+            // own device wrote.
+            if by != self.me.member.id() {
+                return refuse(
+                    "pair using a ticket from one of your own devices' nodes, the one that made it"
+                        .into(),
+                );
+            }
+            cert = self.me.member.certify(device_of(peer));
+        }
+        let secret = InviteSecret::from_bytes(req.secret);
+        let profile = req.name.as_deref().map(Profile::named);
+        let now = Timestamp::now();
+        let redemption = Redemption {
+            invite: invite_id,
+            secret: &secret,
+            cert: &cert,
+            profile: profile.as_ref(),
+        };
+        let invite = match self
+            .edit_announced(circle, |c| c.redeem_invite(&redemption, now))
+            .await
+        {
+            Ok(inv) => inv,
+            Err(e) => return refuse(e.to_string()),
+        };
+        // Whatever the redemption wrote, nothing is handed over unless the
+        // circle now admits the device (not to a removed member, not on an
+        // invite whose maker has left, not beyond an invite's uses).
+        if !self.circles[&circle]
+            .store
+            .circle()
+            .membership()
+            .admitted
+            .contains(&device_of(peer))
+        {
+            let n = Self::count(&mut self.refused, "join not admitted after redeeming");
+            info!(%circle, peer = %peer.fmt_short(), count = n, "a redeemed invite did not let the device in; handing over nothing");
+            return refuse("this ticket cannot let you into the circle; ask a member".into());
+        }
+        let mut handed = vec![circle];
+        if invite.kind == InviteKind::Device {
+            // A member's new device joins every circle the member is in here.
+            let others: Vec<CircleId> = self
+                .circles
+                .iter()
+                .filter(|(id, s)| **id != circle && s.store.circle().is_member(cert.member))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in others {
+                let served = self.circles.get_mut(&id).expect("listed above");
+                let before = served.store.circle().heads();
+                if served
+                    .store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.add_device(&cert, now)?) })
+                    .is_ok()
+                {
+                    self.announce(id, &before).await;
+                    handed.push(id);
+                }
+            }
+        }
+        let mut circles = Vec::new();
+        for id in &handed {
+            let served = &self.circles[id];
+            let Some(key) = served.keys.offer() else {
+                if *id == circle {
+                    return refuse(
+                        "this device cannot hand over the circle's key yet; ask another member for a ticket"
+                            .into(),
+                    );
+                }
+                continue;
+            };
+            let mut heads = served.book.all();
+            heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
+            circles.push(WelcomeCircle {
+                doc: served.store.circle().save(),
+                key,
+                heads,
+            });
+        }
+        let member_key = (invite.kind == InviteKind::Device && cert.member == self.me.member.id())
+            .then(|| *self.me.member.to_seed());
+        info!(%circle, peer = %peer.fmt_short(), kind = invite.kind.as_str(), "let a device in");
+        JoinReply::Welcome {
+            circles,
+            member_key,
+        }
+    }
+
+    pub(super) async fn welcome(
+        &mut self,
+        welcome: Welcome,
+        ticket: &CircleTicket,
+    ) -> Result<Vec<CircleId>, NodeError> {
+        let refused = |why: &str| NodeError::Refused(why.to_owned());
+        // Everything handed over is checked before anything is kept: every
+        // change proven, every key signed by a device of its circle.
+        let mut checked = Vec::new();
+        for wc in welcome.circles {
+            let probe = Circle::load(&wc.doc)?;
+            let id = probe.id();
+            let mut book = HeadBook::for_circle(&probe);
+            book.learn(id, &wc.heads);
+            let (circle, applied) = Circle::load_verified(&wc.doc, &mut book)?;
+            if !applied.rejected.is_empty() {
+                return Err(NodeError::Refused(format!(
+                    "the circle handed over holds {} change(s) whose authors could not be verified; ask another member for a ticket",
+                    applied.rejected.len()
+                )));
+            }
+            let keys = Keyring::from_offer(id, &wc.key)
+                .filter(|_| {
+                    circle
+                        .membership()
+                        .admitted
+                        .contains(&DeviceId::from_bytes(wc.key.by))
+                })
+                .ok_or_else(|| {
+                    refused("the circle key handed over is not signed by a device of the circle; ask another member for a ticket")
+                })?;
+            checked.push((circle, book, keys, wc));
+        }
+        let Some((ticketed, ..)) = checked.iter().find(|(c, ..)| c.id() == ticket.circle) else {
+            return Err(refused(
+                "the inviting device did not hand over the circle of the ticket",
+            ));
+        };
+        if let Some(seed) = welcome.member_key {
+            // A member key comes only with a device ticket, and only the key
+            // of the member whose device made that invite.
+            let member = MemberKey::from_seed(&seed);
+            let maker = ticketed.view().invites.get(&ticket.invite).map(|i| i.by);
+            if ticket.kind != InviteKind::Device || maker != Some(member.id()) {
+                return Err(refused(
+                    "the inviting device handed over a member key this ticket does not call for; nothing was kept",
+                ));
+            }
+            if member.id() != self.me.member.id() {
+                if !self.circles.is_empty() {
+                    return Err(refused(
+                        "this device already belongs to a member with circles; pair a fresh device instead",
+                    ));
+                }
+                self.me = self.home.adopt_member_key(self.lock(), &member)?;
+            }
+        }
+        let inviter = ticket.inviter.clone();
+        self.dialer.add_addr(inviter.clone());
+        self.save_address(inviter.clone());
+        let mut ids = Vec::new();
+        for (circle, book, keys, wc) in checked {
+            let id = circle.id();
+            if !circle.is_member(self.me.member.id()) {
+                return Err(refused(
+                    "the circle handed over does not list this device's member",
+                ));
+            }
+            if let Some(served) = self.circles.get_mut(&id) {
+                let Served {
+                    store, book: known, ..
+                } = served;
+                known.learn(id, &wc.heads);
+                store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
+            } else {
+                let store = self.home.create_circle(self.lock(), &circle, &keys)?;
+                self.serve(id, store, keys).await;
+                if let Some(served) = self.circles.get_mut(&id) {
+                    served.book = book;
+                }
+            }
+            self.keep_book(id);
+            ids.push(id);
+        }
+        self.refresh_admitted().await;
+        for id in &ids {
+            self.emit(Event::Changed { circle: *id });
+            self.start_sync(*id, inviter.id);
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,239 @@
+//! The catch-up path: the actor's side of sync sessions (admitting them,
+//! generating and receiving rounds, keys, how each ends) and anti-entropy.
+
+use super::*;
+
+impl Actor {
+    pub(super) fn sync_generate(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+        first: bool,
+    ) -> (Vec<SignedHead>, Option<Vec<u8>>) {
+        let Some(s) = self.circles.get_mut(&circle) else {
+            return (Vec::new(), None);
+        };
+        // Every proof known, and our own newest, once per session.
+        let mut heads = Vec::new();
+        if first {
+            heads = s.book.all();
+            heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
+        }
+        let msg = s.peers.get_mut(&peer).and_then(|p| {
+            let msg = s.store.circle().sync_generate(&mut p.sync);
+            p.session_out += msg.as_ref().map_or(0, Vec::len);
+            msg
+        });
+        (heads, msg)
+    }
+
+    pub(super) async fn key_in(&mut self, circle: CircleId, peer: EndpointId, offer: &KeyOffer) {
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        // Only from a device our own copy still admits, and only a key made
+        // (and signed) by a device admitted too.
+        let admitted = &served.membership.admitted;
+        if !admitted.contains(&device_of(peer))
+            || !admitted.contains(&DeviceId::from_bytes(offer.by))
+            || !served.keys.accept(circle, offer)
+        {
+            return;
+        }
+        let keys = served.keys.clone();
+        if let Err(e) = self.home.save_circle_keys(self.lock(), circle, &keys) {
+            warn!(%circle, "could not keep the circle key: {e}");
+        }
+        debug!(%circle, epoch = keys.epoch(), "settled on the circle key another device made");
+        self.follow(circle).await;
+    }
+
+    /// Lets a peer's session in. When both sides opened one at the same
+    /// time, the session opened by the smaller device id goes on and the
+    /// other is refused, so exactly one runs.
+    pub(super) fn admit_sync(&mut self, circle: CircleId, peer: EndpointId) -> Result<u64, String> {
+        let me = self.net().id();
+        let busy = self.running.get(&(circle, peer)).map(|(_, role)| *role);
+        let Some(p) = self
+            .circles
+            .get_mut(&circle)
+            .ok_or_else(|| "this device does not hold that circle".to_owned())?
+            .peers
+            .get_mut(&peer)
+        else {
+            return Err("your device is not admitted to this circle".to_owned());
+        };
+        // One session per circle and peer: a second one the peer opens is
+        // refused, and so is theirs when ours is on and our id is smaller.
+        // Only when both opened at once and theirs wins does it replace ours.
+        let busy = match busy {
+            Some(Role::Answerer) => true,
+            Some(Role::Opener) => peer > me,
+            None => false,
+        };
+        if busy {
+            return Err("busy: a sync with you is already under way".to_owned());
+        }
+        p.sync.new_session();
+        self.next_token += 1;
+        self.running
+            .insert((circle, peer), (self.next_token, Role::Answerer));
+        Ok(self.next_token)
+    }
+
+    pub(super) fn start_sync(&mut self, circle: CircleId, peer: EndpointId) {
+        if peer == self.net().id() || self.running.contains_key(&(circle, peer)) {
+            return;
+        }
+        let Some(p) = self
+            .circles
+            .get_mut(&circle)
+            .and_then(|s| s.peers.get_mut(&peer))
+        else {
+            return;
+        };
+        p.sync.new_session();
+        self.next_token += 1;
+        let token = self.next_token;
+        self.running.insert((circle, peer), (token, Role::Opener));
+        let dialer = self.dialer.clone();
+        let tx = self.tx.clone();
+        self.tasks
+            .spawn(session::sync_as_opener(dialer, tx, circle, peer, token));
+    }
+
+    pub(super) fn anti_entropy(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(CircleId, EndpointId)> = self
+            .circles
+            .iter()
+            .flat_map(|(id, s)| {
+                s.peers
+                    .iter()
+                    .filter(|(_, p)| p.next <= now)
+                    .map(|(peer, _)| (*id, *peer))
+            })
+            .filter(|k| !self.running.contains_key(k))
+            .collect();
+        for (circle, peer) in due {
+            if let Some(p) = self
+                .circles
+                .get_mut(&circle)
+                .and_then(|s| s.peers.get_mut(&peer))
+            {
+                // Until this attempt ends, do not try again.
+                p.next = now + self.config.max_backoff * 4;
+            }
+            self.start_sync(circle, peer);
+        }
+    }
+
+    pub(super) async fn sync_receive(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+        heads: &[SignedHead],
+        msg: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let served = self
+            .circles
+            .get_mut(&circle)
+            .ok_or_else(|| "unknown circle".to_owned())?;
+        let learned = served.book.learn(circle, heads) > 0;
+        let Some(msg) = msg else {
+            if learned {
+                self.keep_book(circle);
+            }
+            return Ok(());
+        };
+        let Served {
+            store, peers, book, ..
+        } = served;
+        let p = peers
+            .get_mut(&peer)
+            .ok_or_else(|| "not admitted".to_owned())?;
+        let before = store.circle().heads();
+        let applied = store
+            .edit(|c| -> Result<_, StoreError> {
+                Ok(c.sync_receive_verified(&mut p.sync, msg, book)?)
+            })
+            .map_err(|e| e.to_string())?;
+        p.session_in += applied.applied;
+        let changed = store.circle().heads() != before;
+        self.note_refused(circle, peer, &applied);
+        if changed || learned {
+            self.keep_book(circle);
+        }
+        if changed {
+            self.emit(Event::Changed { circle });
+            self.refresh_admitted().await;
+        }
+        Ok(())
+    }
+
+    pub(super) fn sync_end(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+        token: u64,
+        ok: bool,
+        refused: bool,
+    ) {
+        if self.running.get(&(circle, peer)).map(|(t, _)| *t) != Some(token) {
+            // A session that lost the tie-break to the peer's: nothing to record.
+            return;
+        }
+        self.running.remove(&(circle, peer));
+        let (interval, max) = (self.config.anti_entropy, self.config.max_backoff);
+        let Some(p) = self
+            .circles
+            .get_mut(&circle)
+            .and_then(|s| s.peers.get_mut(&peer))
+        else {
+            return;
+        };
+        let (got, sent) = (
+            std::mem::take(&mut p.session_in),
+            std::mem::take(&mut p.session_out),
+        );
+        let told = ok && (got > 0 || sent > 0);
+        if ok {
+            p.last_synced = Some(Timestamp::now());
+            p.backoff = interval;
+            p.next = Instant::now() + interval;
+        } else {
+            p.backoff = (p.backoff * 2).clamp(Duration::from_secs(1), max);
+            p.next = Instant::now() + p.backoff;
+        }
+        let record = PeerRecord {
+            state: p.sync.persist(),
+            last_synced: p.last_synced.map(Timestamp::as_millis),
+        };
+        if let Ok(bytes) = postcard::to_stdvec(&record)
+            && let Err(e) = self
+                .home
+                .write_file(self.lock(), &peer_file(circle, peer), &bytes)
+        {
+            debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
+        }
+        if told && tracing::enabled!(tracing::Level::INFO) {
+            info!(%circle, "synced with {}: {got} changes in, {} KB out", self.who(circle, peer), sent.div_ceil(1024));
+        }
+        self.remember_addr(peer);
+        self.emit(Event::Synced {
+            circle,
+            peer: device_of(peer),
+            ok,
+        });
+        // Once a peer has had everything (or shut us out as departed), the
+        // others know this member left.
+        let left = (ok || refused)
+            && self
+                .circles
+                .get(&circle)
+                .is_some_and(|s| s.membership.left.contains(&self.me.member.id()));
+        if left {
+            self.unserve_left(circle);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! This device's circles: starting, listing, leaving and repairing one,
+//! and naming the device in them.
+
+use super::*;
+
+pub(super) fn create(
+    b: &Backend,
+    g: &Global,
+    name: &str,
+    display_name: Option<String>,
+    about: Option<String>,
+    now: Timestamp,
+) -> Result<()> {
+    let about = about.unwrap_or_default();
+    let (id, member, display_name) = match b.node() {
+        Some(client) => {
+            let me = b
+                .home()
+                .identity()?
+                .ok_or_else(|| anyhow::anyhow!("the node has no identity"))?;
+            let display_name = display_name.or_else(|| known_name(b, &me)).ok_or_else(|| {
+                bad_input("say what the circle should call you: add --as YOUR_NAME")
+            })?;
+            let req = ControlRequest::Create {
+                name: name.to_owned(),
+                about: about.clone(),
+                display_name: display_name.trim().to_owned(),
+                now,
+            };
+            let v = Backend::call(client, &req)?;
+            let id: CircleId = serde_json::from_value(v["circle"].clone())?;
+            (id, me.member.id(), display_name)
+        }
+        None => {
+            let home = b.home();
+            let lock = home.lock("roundtable circle create")?;
+            let (me, _) = home.ensure_identity(&lock)?;
+            let display_name = display_name.or_else(|| known_name(b, &me)).ok_or_else(|| {
+                bad_input("say what the circle should call you: add --as YOUR_NAME")
+            })?;
+            let circle = Circle::create(
+                name,
+                &about,
+                &me.cert,
+                &Profile::named(display_name.trim()),
+                now,
+                &mut rand::rng(),
+            )?;
+            let keys = roundtable_core::Keyring::with(roundtable_core::EpochKey::random(
+                circle.id(),
+                0,
+                &me.device,
+                &mut rand::rng(),
+            ));
+            home.create_circle(&lock, &circle, &keys)?;
+            (circle.id(), me.member.id(), display_name)
+        }
+    };
+    if g.json {
+        return render::json(&serde_json::json!({
+            "circle": id.to_string(),
+            "name": name.trim(),
+            "member": member.to_string(),
+        }));
+    }
+    name_this_device(b, &[id], None, now)?;
+    if render::silent() {
+        return Ok(());
+    }
+    println!(
+        "Created the circle \"{}\" ({}). You are {} here.",
+        name.trim(),
+        id.fmt_short(),
+        display_name.trim()
+    );
+    println!("Say how you are: roundtable checkin --mood okay \"a few words\"");
+    Ok(())
+}
+
+/// `circle leave`: this member leaves the chosen circle for good.
+pub(super) fn leave(b: &Backend, g: &Global, forget: bool, now: Timestamp) -> Result<()> {
+    let Some(me) = b.home().identity()? else {
+        return Err(no_circle_yet());
+    };
+    let id = select(b, g)?;
+    let name = b.read_circle(id)?.name();
+    let op = Op::Leave { forget };
+    b.perform(id, &op, now, |home, lock| {
+        let mut store = home.open_circle(lock, id)?;
+        let out = store.edit(|c| -> Result<_, roundtable_store::StoreError> {
+            Ok(c.perform(&op, me.member.id(), now, &mut rand::rng())?)
+        })?;
+        if forget {
+            home.mark_forget(lock, id)?;
+        }
+        Ok(out)
+    })?;
+    let copy = if forget {
+        "then it forgets its copy"
+    } else {
+        "your copy stays on this device"
+    };
+    render::done(
+        g.json,
+        &format!(
+            "You left \"{name}\". The others will know when this device next syncs with one of them (`roundtable up`); from then on it no longer serves the circle, and {copy}."
+        ),
+        None,
+    )
+}
+
+/// What this computer is called, for naming its device.
+pub(super) fn host_name() -> String {
+    let host = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if host.is_empty() {
+        "this device".into()
+    } else {
+        host
+    }
+}
+
+/// Names this device in `circles` (`name`, or this computer's name). A
+/// device that cannot be named keeps working unnamed; only a name that is
+/// not allowed is an error.
+pub(super) fn name_this_device(
+    b: &Backend,
+    circles: &[CircleId],
+    name: Option<String>,
+    now: Timestamp,
+) -> Result<()> {
+    let explicit = name.is_some();
+    let name = name.unwrap_or_else(host_name);
+    let op = Op::NameDevice { name };
+    let Some(me) = b.home().identity()? else {
+        return Ok(());
+    };
+    for id in circles {
+        let result = b.perform(*id, &op, now, |home, lock| {
+            let mut store = home.open_circle(lock, *id)?;
+            store.edit(|c| Ok(c.perform(&op, me.member.id(), now, &mut rand::rng())?))
+        });
+        if let Err(e) = result
+            && explicit
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The name this person uses in the circles they are already in.
+pub(super) fn known_name(b: &Backend, me: &Identity) -> Option<String> {
+    let member = me.member.id();
+    b.circle_ids()
+        .ok()?
+        .into_iter()
+        .filter_map(|id| b.read_circle(id).ok())
+        .filter_map(|c| {
+            c.view()
+                .members
+                .get(&member)
+                .map(|m| (m.joined_at, m.name.clone()))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+pub(super) fn list(b: &Backend, g: &Global) -> Result<()> {
+    let mut rows = Vec::new();
+    for id in b.circle_ids()? {
+        rows.push((id, b.read_circle(id).map_err(|e| format!("{e:#}"))));
+    }
+    render::circle_list(&rows, g.json)
+}
+
+pub(super) fn repair(b: &Backend, g: &Global) -> Result<()> {
+    if b.node().is_some() {
+        return Err(anyhow::anyhow!(
+            "the node is running and holds the circles open; stop `roundtable up` first, then repair"
+        ));
+    }
+    let home = b.home();
+    let lock = home.lock("roundtable repair")?;
+    let id = select(b, g)?;
+    let report = home.repair_circle(&lock, id)?;
+    render::repaired(id, &report, g.json)
+}
