@@ -643,7 +643,7 @@ fn resolve_in<'a>(
             "several entries have ids starting with \"{prefix}\"; type more of the id"
         ))),
         Resolved::TooShort => Err(bad_input(format!(
-            "\"{prefix}\" is too short to find a {noun} by: type at least {MIN_PREFIX} characters of its id"
+            "\"{prefix}\" is too short to find the {noun} by: type at least {MIN_PREFIX} characters of its id"
         ))),
     }
 }
