@@ -276,8 +276,8 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
     }
 }
 
-/// `roundtable up` of a home, as a process: on loopback, relay and mDNS
-/// off. Killed when dropped.
+/// `roundtable up` of a home, as a process: on loopback, relay, mDNS and
+/// the web app off. Killed when dropped.
 pub struct Up(Child);
 
 impl Up {
@@ -292,6 +292,7 @@ impl Up {
                 "--relay",
                 "none",
                 "--no-mdns",
+                "--no-web",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -282,6 +282,8 @@ fn up_keeps_running_when_nobody_reads_its_output() {
             "--relay",
             "none",
             "--no-mdns",
+            "--web",
+            "127.0.0.1:0",
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -327,6 +329,8 @@ fn up_v_tells_the_nodes_own_story() {
             "--relay",
             "none",
             "--no-mdns",
+            "--web",
+            "127.0.0.1:0",
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

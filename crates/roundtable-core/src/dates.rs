@@ -196,6 +196,66 @@ pub fn day_words(t: Timestamp, now: Timestamp, tz: &TimeZone) -> String {
     }
 }
 
+/// When a gathering starts, as typed ("tuesday 7pm", "2026-12-01 19:00",
+/// read in `tz`), or a full zoned time like
+/// "2026-12-01T19:00-05:00[America/New_York]". A day without a time is
+/// refused: a gathering needs one. Whether it lies before `now` is for the
+/// caller to weigh (a gathering that already happened may be recorded).
+pub fn gathering_start(text: &str, tz: &TimeZone, now: Timestamp) -> Result<Zoned, CoreError> {
+    if let Ok(z) = text.trim().parse::<Zoned>() {
+        return Ok(z);
+    }
+    let typed = parse(text, &now.to_jiff().to_zoned_datetime(tz.clone()))?;
+    if typed.time.is_none() {
+        return Err(CoreError::Invalid(format!(
+            "say what time it starts, like \"{} 7pm\"",
+            text.trim()
+        )));
+    }
+    typed.at(tz, Time::midnight())
+}
+
+/// A day as typed ("2026-12-24", "next week", "in 3 days", "friday"), as
+/// the start of that day in `tz` (or the time given).
+pub fn day_start(text: &str, tz: &TimeZone, now: Timestamp) -> Result<Timestamp, CoreError> {
+    let typed = parse(text, &now.to_jiff().to_zoned_datetime(tz.clone()))?;
+    let z = typed.at(tz, Time::midnight())?;
+    Ok(Timestamp::from_millis(z.timestamp().as_millisecond()))
+}
+
+/// How long ago, as a person says it: "just now", "5 min ago", "3 h ago",
+/// "yesterday", "4 days ago", or the day.
+pub fn ago(t: Timestamp, now: Timestamp, tz: &TimeZone) -> String {
+    let secs = (now.as_millis() - t.as_millis()) / 1000;
+    match secs {
+        s if s < 60 => "just now".into(),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s if s < 2 * 86_400 => "yesterday".into(),
+        s if s < 14 * 86_400 => format!("{} days ago", s / 86_400),
+        _ => day_words(t, now, tz),
+    }
+}
+
+/// When a gathering starts, in the reader's zone `tz`; with the time at
+/// the gathering's place when that zone differs ("Thu 10 Dec, 19:00
+/// (20:00 in Europe/Berlin)"). The stored text when it does not parse.
+pub fn starts_words(g: &crate::view::Gathering, now: Timestamp, tz: &TimeZone) -> String {
+    let Some(z) = g.starts_zoned() else {
+        return g.starts.clone();
+    };
+    let t = Timestamp::from_millis(z.timestamp().as_millisecond());
+    let local = words(t, now, tz);
+    let there = z.time_zone().iana_name().unwrap_or("its zone");
+    if z.time_zone().iana_name() == tz.iana_name()
+        || z.offset() == t.to_jiff().to_zoned_datetime(tz.clone()).offset()
+    {
+        local
+    } else {
+        format!("{local} ({} in {there})", z.strftime("%H:%M"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -268,6 +268,9 @@ impl Membership {
     }
 }
 
+/// The rule for removing someone, in words, as every view states it.
+pub const REMOVAL_RULE: &str = "Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people.";
+
 /// How many consents a proposal with this electorate needs.
 pub fn needed(electorate: usize) -> usize {
     (electorate / 2 + 1).max(2)

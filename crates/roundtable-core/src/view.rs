@@ -410,6 +410,14 @@ impl RequestKind {
             RequestKind::Offer => "offer",
         }
     }
+
+    /// "asks", "offers": what its author does, in a sentence.
+    pub const fn verb(self) -> &'static str {
+        match self {
+            RequestKind::Ask => "asks",
+            RequestKind::Offer => "offers",
+        }
+    }
 }
 
 /// An ask for help or an offer of it. Asking is wisdom.
@@ -513,6 +521,88 @@ impl Gathering {
     /// The start as a zoned time, if it parses.
     pub fn starts_zoned(&self) -> Option<jiff::ZonedDateTime> {
         self.starts.parse().ok()
+    }
+
+    /// When it starts, if the time parses.
+    pub fn starts_at(&self) -> Option<Timestamp> {
+        self.starts_zoned()
+            .map(|z| Timestamp::from_millis(z.timestamp().as_millisecond()))
+    }
+}
+
+/// How long after its start a gathering still counts as upcoming: people
+/// are there.
+pub const UPCOMING_FOR_MS: i64 = 6 * 3_600_000;
+
+impl CircleView {
+    /// Gatherings still to come (or under way), soonest first.
+    pub fn upcoming(&self, now: Timestamp) -> Vec<(&EntityId, &Gathering)> {
+        let horizon = now.as_millis() - UPCOMING_FOR_MS;
+        let mut items: Vec<_> = self
+            .gatherings
+            .iter()
+            .filter_map(|(id, g)| {
+                let t = g.starts_at()?.as_millis();
+                (t >= horizon).then_some((t, id, g))
+            })
+            .collect();
+        items.sort_by_key(|(t, id, _)| (*t, **id));
+        items.into_iter().map(|(_, id, g)| (id, g)).collect()
+    }
+
+    /// Gatherings that are over, most recent first.
+    pub fn past_gatherings(&self, now: Timestamp) -> Vec<(&EntityId, &Gathering)> {
+        let horizon = now.as_millis() - UPCOMING_FOR_MS;
+        let mut items: Vec<_> = self
+            .gatherings
+            .iter()
+            .filter_map(|(id, g)| {
+                let t = g.starts_at().map_or(i64::MIN, |t| t.as_millis());
+                (t < horizon).then_some((t, id, g))
+            })
+            .collect();
+        items.sort_by_key(|(t, id, _)| (std::cmp::Reverse(*t), **id));
+        items.into_iter().map(|(_, id, g)| (id, g)).collect()
+    }
+}
+
+/// Where an invite stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteState {
+    /// It still lets people in.
+    Open,
+    /// Its maker withdrew it.
+    Revoked,
+    /// Every use is taken.
+    UsedUp,
+    /// Past its expiry.
+    Expired,
+}
+
+impl InviteState {
+    /// "open", "revoked", "used up", "expired".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InviteState::Open => "open",
+            InviteState::Revoked => "revoked",
+            InviteState::UsedUp => "used up",
+            InviteState::Expired => "expired",
+        }
+    }
+}
+
+impl Invite {
+    /// Where it stands at `now`.
+    pub fn state(&self, now: Timestamp) -> InviteState {
+        if self.revoked {
+            InviteState::Revoked
+        } else if self.redeemed.len() >= self.uses as usize {
+            InviteState::UsedUp
+        } else if now.as_millis() > self.expires_at.as_millis() {
+            InviteState::Expired
+        } else {
+            InviteState::Open
+        }
     }
 }
 

@@ -73,6 +73,26 @@ pub(crate) enum Command {
         /// Do not look for other devices on the local network
         #[arg(long)]
         no_mdns: bool,
+        /// Where to serve the web app (this machine only; the next free port if taken)
+        #[arg(long, default_value = "127.0.0.1:7777", value_name = "ADDR")]
+        web: std::net::SocketAddr,
+        /// Do not serve the web app
+        #[arg(long, conflicts_with = "web")]
+        no_web: bool,
+        /// Do not open the web app in a browser
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// The web app's link: open it in a browser on this machine to use your circles there
+    #[command(after_help = "Example: roundtable web --open
+`roundtable up` serves the app and prints this link. Anyone with the link can open your circles on this computer: `--new-link` makes a new one and signs every browser out.")]
+    Web {
+        /// Open it in the browser
+        #[arg(long)]
+        open: bool,
+        /// Make a new link; the old one and every browser holding it stop working
+        #[arg(long)]
+        new_link: bool,
     },
     /// The node's peers and circles, and what each peer still lacks
     #[command(after_help = "Example: roundtable status --json")]

@@ -57,7 +57,17 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             listen,
             relay,
             no_mdns,
-        } => network::up(&b, g, listen, &relay, no_mdns),
+            web,
+            no_web,
+            no_browser,
+        } => {
+            let web = network::WebChoice {
+                addr: (!no_web).then_some(web),
+                browser: !no_browser,
+            };
+            network::up(&b, g, listen, &relay, no_mdns, web)
+        }
+        Command::Web { open, new_link } => network::web(&b, g, open, new_link),
         Command::Status => network::status(&b, g),
         Command::Invite {
             action: Some(InviteCommand::List),
@@ -493,6 +503,7 @@ fn to_op(home: &Backend, g: &Global, command: Command, now: Timestamp) -> Result
         | Command::Export { .. }
         | Command::Repair
         | Command::Up { .. }
+        | Command::Web { .. }
         | Command::Status
         | Command::Invite { .. }
         | Command::Device(DeviceCommand::List)

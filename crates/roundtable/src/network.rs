@@ -17,6 +17,7 @@ use roundtable_core::{CircleId, InviteKind, Timestamp};
 use roundtable_net::{CircleTicket, RelayChoice};
 use roundtable_node::control::ControlRequest;
 use roundtable_node::{Node, NodeConfig, NodeError, Status};
+use roundtable_web::WebApp;
 use serde_json::json;
 
 use crate::backend::Backend;
@@ -52,13 +53,29 @@ pub(crate) fn relay_choice(relay: &str) -> Result<RelayChoice> {
 }
 
 /// `roundtable up`: runs the node until Ctrl-C or SIGTERM.
+/// Whether and where `up` serves the web app.
+pub(crate) struct WebChoice {
+    /// Where, or no web app.
+    pub(crate) addr: Option<std::net::SocketAddr>,
+    /// Open it in a browser, on a desktop session.
+    pub(crate) browser: bool,
+}
+
 pub(crate) fn up(
     b: &Backend,
     g: &Global,
     listen: Vec<std::net::SocketAddr>,
     relay: &str,
     no_mdns: bool,
+    web: WebChoice,
 ) -> Result<()> {
+    if let Some(addr) = web.addr
+        && !addr.ip().is_loopback()
+    {
+        return Err(bad_input(format!(
+            "--web is for this machine only: give a loopback address such as 127.0.0.1:7777, not {addr}"
+        )));
+    }
     if b.node().is_some() {
         return Err(anyhow::anyhow!(
             "a node is already running on this home; `roundtable status` shows it"
@@ -74,31 +91,68 @@ pub(crate) fn up(
         let node = Node::spawn(config).await.map_err(node_error)?;
         let h = node.handle();
         let status = h.status().await.map_err(node_error)?;
+        let app = match web.addr {
+            Some(addr) => {
+                let home = roundtable_store::Home::new(b.home().root());
+                match WebApp::start(h.clone(), home, addr).await {
+                    Ok(app) => Some(app),
+                    Err(e) => {
+                        let _ = node.shutdown().await;
+                        return Err(anyhow::anyhow!(e));
+                    }
+                }
+            }
+            None => None,
+        };
+        let link = match &app {
+            Some(app) => {
+                b.home().set_web_address(&app.addr().to_string())?;
+                Some(app.login_url()?)
+            }
+            None => None,
+        };
         if g.json {
             render::json(&json!({
                 "device": status.device,
                 "member": status.member,
                 "listening": status.addrs,
                 "circles": status.circles.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
+                "web": link,
             }))?;
         } else {
             say!("Roundtable is up.");
             say!("  device     {}", status.device);
             say!("  listening  {}", status.addrs.join(", "));
-            if status.circles.is_empty() {
-                say!("You are in no circle yet. Start one:  roundtable circle create NAME --as YOUR_NAME");
-                say!("or join one with a ticket:           roundtable join TICKET --as YOUR_NAME");
-            }
             for c in &status.circles {
                 say!("  serving    {} ({})", c.name, c.id.fmt_short());
+            }
+            if let (Some(app), Some(link)) = (&app, &link) {
+                if let Some(port) = app.moved() {
+                    say!("Port {port} was taken, so the web app uses {} instead.", app.addr().port());
+                }
+                say!("Open your circle in a browser on this computer:");
+                say!("  {link}");
+            } else if status.circles.is_empty() {
+                say!("You are in no circle yet. Start one:  roundtable circle create NAME --as YOUR_NAME");
+                say!("or join one with a ticket:           roundtable join TICKET --as YOUR_NAME");
             }
             say!("Press Ctrl-C to stop.");
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        if let Some(link) = &link
+            && web.browser
+            && desktop_session()
+            && let Err(e) = open::that_detached(link)
+        {
+            tracing::info!("could not open a browser: {e}");
+        }
         wait_for_stop().await;
         if !g.json {
             say!("Stopping...");
+        }
+        if let Some(app) = app {
+            app.stop().await;
         }
         // Stopping in order closes connections gracefully; on a busy
         // machine that can take a few seconds.
@@ -107,6 +161,49 @@ pub(crate) fn up(
             Err(_) => Err(anyhow::anyhow!("the node did not stop within 10 s")),
         }
     })
+}
+
+/// Whether someone sits at a screen here, who a browser could open for.
+fn desktop_session() -> bool {
+    if cfg!(any(target_os = "macos", target_os = "windows")) {
+        return true;
+    }
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+/// `roundtable web`: the link that lets a browser on this machine in.
+pub(crate) fn web(b: &Backend, g: &Global, open_it: bool, new_link: bool) -> Result<()> {
+    let home = b.home();
+    let token = if new_link {
+        roundtable_web::access::new_token(home)?
+    } else {
+        match home.web_token()? {
+            Some(t) => t,
+            None => roundtable_web::access::new_token(home)?,
+        }
+    };
+    let running = b.node().is_some();
+    let addr: std::net::SocketAddr = home
+        .web_address()?
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 7777)));
+    let link = roundtable_web::access::login_url(addr, &token);
+    if g.json {
+        return render::json(&json!({"web": link, "running": running}));
+    }
+    println!("{link}");
+    if !running && !render::silent() {
+        println!("The node is not running; the link works once `roundtable up` runs.");
+    }
+    if new_link && !render::silent() {
+        println!("Every browser that had the old link is signed out.");
+    }
+    if open_it {
+        open::that_detached(&link).context("could not open a browser; open the link by hand")?;
+    }
+    Ok(())
 }
 
 async fn wait_for_stop() {

@@ -215,20 +215,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
 /// A gathering's start in this computer's time: "Tue 1 Dec, 19:00", and
 /// where it happens in another zone, its own time there too.
 fn starts(g: &Gathering) -> String {
-    let Some(z) = g.starts_zoned() else {
-        return g.starts.clone();
-    };
-    let here = TimeZone::system();
-    let t = Timestamp::from_millis(z.timestamp().as_millisecond());
-    let local = dates::words(t, Timestamp::now(), &here);
-    let there = z.time_zone().iana_name().unwrap_or("its zone");
-    if z.time_zone().iana_name() == here.iana_name()
-        || z.offset() == t.to_jiff().to_zoned_datetime(here).offset()
-    {
-        local
-    } else {
-        format!("{local} ({} in {there})", z.strftime("%H:%M"))
-    }
+    dates::starts_words(g, Timestamp::now(), &TimeZone::system())
 }
 
 pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Result<()> {
@@ -258,21 +245,11 @@ pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Re
 }
 
 pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
-    // Still "upcoming" until a few hours after it began: people are there.
-    let horizon = now.plus_millis(-6 * 3_600_000);
-    let mut items: Vec<(&EntityId, &Gathering, i64)> = view
-        .gatherings
-        .iter()
-        .filter_map(|(id, g)| {
-            let t = g.starts_zoned()?.timestamp().as_millisecond();
-            (t >= horizon.as_millis()).then_some((id, g, t))
-        })
-        .collect();
-    items.sort_by_key(|(id, _, t)| (*t, **id));
+    let items = view.upcoming(now);
     if as_json {
         let out: Vec<_> = items
             .iter()
-            .map(|(id, g, _)| {
+            .map(|(id, g)| {
                 let mut v = serde_json::to_value(g).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("id".into(), json!(id.to_string()));
@@ -288,7 +265,7 @@ pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
         );
         return Ok(());
     }
-    for (id, g, _) in items {
+    for (id, g) in items {
         println!("{}  [{}]", g.title, short(id));
         println!(
             "  {}{}",
@@ -405,15 +382,7 @@ fn day(t: Timestamp) -> String {
 
 /// "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", or a date.
 fn ago(t: Timestamp, now: Timestamp) -> String {
-    let secs = (now.as_millis() - t.as_millis()) / 1000;
-    match secs {
-        s if s < 60 => "just now".into(),
-        s if s < 3600 => format!("{} min ago", s / 60),
-        s if s < 86_400 => format!("{} h ago", s / 3600),
-        s if s < 2 * 86_400 => "yesterday".into(),
-        s if s < 14 * 86_400 => format!("{} days ago", s / 86_400),
-        _ => day(t),
-    }
+    dates::ago(t, now, &TimeZone::system())
 }
 
 pub(crate) fn status(s: &roundtable_node::Status) {
@@ -464,17 +433,7 @@ pub(crate) fn qr(text: &str) -> Result<()> {
 pub(crate) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
     let mut list: Vec<_> = view.invites.iter().collect();
     list.sort_by_key(|(id, i)| (i.at, **id));
-    let state = |i: &roundtable_core::view::Invite| {
-        if i.revoked {
-            "revoked"
-        } else if i.redeemed.len() >= i.uses as usize {
-            "used up"
-        } else if now.as_millis() > i.expires_at.as_millis() {
-            "expired"
-        } else {
-            "open"
-        }
-    };
+    let state = |i: &roundtable_core::view::Invite| i.state(now).as_str();
     if as_json {
         let items: Vec<_> = list
             .iter()
@@ -595,7 +554,8 @@ pub(crate) fn proposals(
     }
     if membership.proposals.is_empty() {
         println!(
-            "No proposals. Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people."
+            "No proposals. {}",
+            roundtable_core::membership::REMOVAL_RULE
         );
     }
     for p in membership.proposals.values() {

@@ -39,18 +39,7 @@ pub(super) fn parse_when(
     past: bool,
 ) -> Result<jiff::ZonedDateTime> {
     let zone = zone(tz)?;
-    let z = match at.parse::<jiff::ZonedDateTime>() {
-        Ok(z) => z,
-        Err(_) => {
-            let typed = dates::parse(at, &now.to_jiff().to_zoned_datetime(zone.clone()))?;
-            if typed.time.is_none() {
-                return Err(bad_input(format!(
-                    "say what time it starts, like \"{at} 7pm\""
-                )));
-            }
-            typed.at(&zone, jiff::civil::Time::midnight())?
-        }
-    };
+    let z = dates::gathering_start(at, &zone, now)?;
     if z.timestamp().as_millisecond() < now.as_millis() && !past {
         return Err(bad_input(format!(
             "{} is in the past; to record a gathering that already happened, add --past",
@@ -67,8 +56,5 @@ pub(super) fn parse_when(
 /// A day as typed ("2026-12-24", "next week", "in 3 days", "friday"), as
 /// the start of that day here (or the time given).
 pub(super) fn parse_date(s: &str, now: Timestamp) -> Result<Timestamp> {
-    let zone = TimeZone::system();
-    let typed = dates::parse(s, &now.to_jiff().to_zoned_datetime(zone.clone()))?;
-    let z = typed.at(&zone, jiff::civil::Time::midnight())?;
-    Ok(Timestamp::from_millis(z.timestamp().as_millisecond()))
+    Ok(dates::day_start(s, &TimeZone::system(), now)?)
 }

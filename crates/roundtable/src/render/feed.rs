@@ -131,10 +131,7 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
             reply_lines(view, &m.replies, now);
         }
         Entry::Request(id, r) => {
-            let verb = match r.kind {
-                RequestKind::Ask => "asks",
-                RequestKind::Offer => "offers",
-            };
+            let verb = r.kind.verb();
             let when = if r.when.is_empty() {
                 String::new()
             } else {

@@ -1,0 +1,252 @@
+//! Who gets in: only the person at this machine.
+//!
+//! - The secret lives in the home (`web-token`, owner-only) and survives
+//!   restarts; [`new_token`] replaces it, letting every browser out.
+//! - `/login?token=SECRET` (the link `roundtable up` prints) sets it as the
+//!   `rt_session` cookie: HttpOnly, SameSite=Strict, and sends the browser
+//!   on to `/` so the secret leaves the address bar.
+//! - Every other request must carry the cookie, name this app's own host
+//!   in `Host` (a DNS-rebinding page names its own), and, when it says where
+//!   it comes from (`Origin`, `Sec-Fetch-Site`), come from this app. No
+//!   CORS headers are ever sent.
+//! - Every form also carries [`form_token`], derived from the secret, which
+//!   no other page can read.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use data_encoding::BASE64URL_NOPAD;
+use roundtable_store::{Home, StoreError};
+
+use crate::Shared;
+
+/// The cookie that carries the secret.
+pub const COOKIE: &str = "rt_session";
+
+/// The name of the hidden field every form carries.
+pub const FORM_FIELD: &str = "_form";
+
+/// The secret, made on first use.
+pub fn ensure_token(home: &Home) -> Result<String, StoreError> {
+    match home.web_token()? {
+        Some(t) => Ok(t),
+        None => new_token(home),
+    }
+}
+
+/// A new secret: links and cookies holding the old one stop working.
+pub fn new_token(home: &Home) -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    let token = BASE64URL_NOPAD.encode(&bytes);
+    home.set_web_token(&token)?;
+    Ok(token)
+}
+
+/// The link that lets a browser in.
+pub fn login_url(addr: SocketAddr, token: &str) -> String {
+    format!("http://{}/login?token={token}", host_of(addr))
+}
+
+/// The value of the hidden field of every form.
+pub fn form_token(token: &str) -> String {
+    let key = blake3::derive_key("roundtable web form 2026", token.as_bytes());
+    blake3::hash(&key).to_hex()[..32].to_owned()
+}
+
+/// `127.0.0.1:7777`, `[::1]:7777`.
+pub(crate) fn host_of(addr: SocketAddr) -> String {
+    addr.to_string()
+}
+
+/// The `Host` values this app answers to.
+pub(crate) fn hosts(addr: SocketAddr) -> Vec<String> {
+    vec![host_of(addr), format!("localhost:{}", addr.port())]
+}
+
+/// Equal, in time that does not depend on where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The secret as the home holds it now (a rotation elsewhere counts at once).
+pub(crate) fn current_token(app: &Shared) -> Option<String> {
+    match app.home.web_token() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("could not read the web app's secret: {e}");
+            None
+        }
+    }
+}
+
+/// Checks every request before any page sees it.
+pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !app.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            &format!("This app answers only at http://{}/.", host_of(app.addr)),
+        );
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let ok = origin.to_str().is_ok_and(|o| {
+            app.hosts
+                .iter()
+                .any(|h| o.eq_ignore_ascii_case(&format!("http://{h}")))
+        });
+        if !ok {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Another site tried to reach your circle; it was refused.",
+            );
+        }
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|s| s.as_bytes() == b"cross-site" || s.as_bytes() == b"same-site")
+        && req.uri().path() != "/login"
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Another site tried to reach your circle; it was refused.",
+        );
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::POST) {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "That is not something this app does.",
+        );
+    }
+    let Some(token) = current_token(&app) else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This app has no secret yet: restart `roundtable up`.",
+        );
+    };
+    if req.uri().path() == "/login" {
+        return login(req.uri().query().unwrap_or(""), &token);
+    }
+    match cookie_value(req.headers()) {
+        Some(c) if same_secret(&c, &token) => {}
+        _ => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "To open your circle here, use the link `roundtable up` printed, or run `roundtable web` to see it again.",
+            );
+        }
+    }
+    req.extensions_mut()
+        .insert(crate::app::FormToken(form_token(&token)));
+    let mut res = next.run(req).await;
+    harden(res.headers_mut());
+    res
+}
+
+fn login(query: &str, token: &str) -> Response {
+    let given = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| v);
+    match given {
+        Some(g) if same_secret(g, token) => {
+            let mut res = Redirect::to("/").into_response();
+            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            harden(res.headers_mut());
+            res
+        }
+        _ => refuse(
+            StatusCode::FORBIDDEN,
+            "This link is out of date. Run `roundtable web` to see the current one.",
+        ),
+    }
+}
+
+/// What every answer says about itself: no framing, no caching, no
+/// outside sources, no referrer.
+fn harden(h: &mut HeaderMap) {
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    );
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+}
+
+/// A refusal in plain words, as a small page that needs nothing else.
+fn refuse(status: StatusCode, words: &str) -> Response {
+    let body = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Roundtable" }
+            }
+            body {
+                main {
+                    h1 { "Roundtable" }
+                    p { (words) }
+                }
+            }
+        }
+    };
+    let mut res = (status, body).into_response();
+    harden(res.headers_mut());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_tokens_follow_the_secret() {
+        assert_eq!(form_token("a"), form_token("a"));
+        assert_ne!(form_token("a"), form_token("b"));
+        assert_eq!(form_token("a").len(), 32);
+    }
+
+    #[test]
+    fn only_the_named_cookie_counts() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("other=1; rt_session=abc; x=y"),
+        );
+        assert_eq!(cookie_value(&h).as_deref(), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("rt_sessionx=abc"));
+        assert_eq!(cookie_value(&h), None);
+    }
+}

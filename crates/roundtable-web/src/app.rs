@@ -1,0 +1,332 @@
+//! What every page shares: the node, the routes, reading a circle, acting,
+//! and how a form's outcome is shown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use data_encoding::BASE64URL_NOPAD;
+use jiff::tz::TimeZone;
+use roundtable_core::{Circle, CircleId, DeviceId, EntityId, MemberId, Op, Timestamp};
+use roundtable_node::{NodeError, NodeHandle};
+use roundtable_store::Home;
+use tokio::sync::watch;
+
+use crate::{Shared, access, live, pages};
+
+/// The app's state.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) node: NodeHandle,
+    pub(crate) home: Home,
+    pub(crate) addr: SocketAddr,
+    pub(crate) hosts: Vec<String>,
+    pub(crate) device: DeviceId,
+    pub(crate) member: MemberId,
+    /// The reader's zone: the app runs on the reader's own machine.
+    pub(crate) tz: TimeZone,
+    /// Turns true when the app stops: live pages are told to let go.
+    pub(crate) stopping: watch::Receiver<bool>,
+}
+
+impl Inner {
+    pub(crate) fn shared(
+        node: NodeHandle,
+        home: Home,
+        addr: SocketAddr,
+        device: DeviceId,
+        member: MemberId,
+        stopping: watch::Receiver<bool>,
+    ) -> Shared {
+        Arc::new(Inner {
+            node,
+            home,
+            addr,
+            hosts: access::hosts(addr),
+            device,
+            member,
+            tz: TimeZone::system(),
+            stopping,
+        })
+    }
+}
+
+impl Inner {
+    pub(crate) fn router(self: &Arc<Self>) -> Router {
+        use pages::*;
+        Router::new()
+            .route("/", get(welcome::root))
+            .route("/welcome", get(welcome::page))
+            .route("/create", post(welcome::create))
+            .route("/join", post(welcome::join))
+            .route("/status", get(status::page))
+            .route("/new-link", post(status::new_link))
+            .route("/events", get(live::events))
+            .route("/assets/{file}", get(assets::serve))
+            .route("/c/{c}", get(home::page))
+            .route("/c/{c}/checkin", post(home::checkin))
+            .route("/c/{c}/moment", post(home::moment))
+            .route("/c/{c}/e/{e}", get(entry::page))
+            .route("/c/{c}/e/{e}/reply", post(entry::reply))
+            .route("/c/{c}/e/{e}/commit", post(entry::commit))
+            .route("/c/{c}/e/{e}/done", post(entry::done))
+            .route("/c/{c}/e/{e}/edit", post(entry::edit))
+            .route("/c/{c}/e/{e}/withdraw", post(entry::withdraw))
+            .route("/c/{c}/help", get(help::page).post(help::share))
+            .route(
+                "/c/{c}/gatherings",
+                get(gatherings::list).post(gatherings::propose),
+            )
+            .route("/c/{c}/g/{g}", get(gatherings::page))
+            .route("/c/{c}/g/{g}/rsvp", post(gatherings::rsvp))
+            .route("/c/{c}/g/{g}/bring", post(gatherings::bring))
+            .route("/c/{c}/g/{g}/came", post(gatherings::came))
+            .route("/c/{c}/people", get(people::page))
+            .route("/c/{c}/profile", post(people::profile))
+            .route("/c/{c}/away", post(people::away))
+            .route("/c/{c}/back", post(people::back))
+            .route("/c/{c}/invite", get(invite::page).post(invite::make))
+            .route("/c/{c}/invite/{i}/revoke", post(invite::revoke))
+            .route("/c/{c}/pair", get(invite::pair_page).post(invite::pair))
+            .route("/c/{c}/removal", get(removal::page).post(removal::propose))
+            .route("/c/{c}/removal/{p}/consent", post(removal::consent))
+            .route("/c/{c}/removal/{p}/withdraw", post(removal::withdraw))
+            .route("/c/{c}/export.md", get(status::export_markdown))
+            .route("/c/{c}/export.json", get(status::export_json))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                access::guard,
+            ))
+            .with_state(self.clone())
+    }
+
+    /// A circle as the node holds it now.
+    pub(crate) async fn circle(&self, id: CircleId) -> Result<Circle, Failure> {
+        let bytes = self.node.doc(id).await.map_err(Failure::node)?;
+        Circle::load(&bytes)
+            .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+
+    /// Performs an edit; returns once the node says it is durable.
+    pub(crate) async fn perform(
+        &self,
+        circle: CircleId,
+        op: Op,
+    ) -> Result<Option<EntityId>, String> {
+        self.node
+            .perform(circle, op, Timestamp::now())
+            .await
+            .map_err(|e| plain(&e))
+    }
+}
+
+/// A node error in words a person can act on.
+pub(crate) fn plain(e: &NodeError) -> String {
+    match e {
+        NodeError::Closed => "Your node has stopped. Start `roundtable up` again.".into(),
+        other => sentence(&other.to_string()),
+    }
+}
+
+/// A message of the core's ("could not read ...") as a sentence on a page.
+pub(crate) fn sentence(s: &str) -> String {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return "Something went wrong.".into();
+    };
+    let end = if s.ends_with('.') { "" } else { "." };
+    format!("{}{}{end}", first.to_uppercase(), chars.as_str())
+}
+
+/// A page that could not be shown.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    status: StatusCode,
+    words: String,
+}
+
+impl Failure {
+    pub(crate) fn new(status: StatusCode, words: impl Into<String>) -> Self {
+        Self {
+            status,
+            words: words.into(),
+        }
+    }
+
+    pub(crate) fn node(e: NodeError) -> Self {
+        let status = match e {
+            NodeError::UnknownCircle(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, plain(&e))
+    }
+
+    pub(crate) fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("There is no such {what} in this circle (it may have been taken back)."),
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.status, pages::layout::bare("Roundtable", &self.words)).into_response()
+    }
+}
+
+async fn not_found() -> Failure {
+    Failure::new(StatusCode::NOT_FOUND, "There is no such page here.")
+}
+
+/// The fields of a form that came from one of this app's pages: it must
+/// carry the form token (see [`access::form_token`]).
+pub(crate) struct Posted(pub(crate) HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for Posted {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let token = req
+            .extensions()
+            .get::<FormToken>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+        let Form(fields) = Form::<HashMap<String, String>>::from_request(req, state)
+            .await
+            .map_err(|_| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "That form did not arrive whole. Try again.",
+                )
+            })?;
+        let given = fields
+            .get(access::FORM_FIELD)
+            .map(String::as_str)
+            .unwrap_or("");
+        if token.is_empty() || !access::same_secret(given, &token) {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "This form is out of date or came from elsewhere. Reload the page and try again.",
+            ));
+        }
+        Ok(Posted(fields))
+    }
+}
+
+impl Posted {
+    /// A field, trimmed; empty when absent.
+    pub(crate) fn get(&self, name: &str) -> String {
+        self.0
+            .get(name)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// A field's text with its inner line breaks kept, trimmed at the ends.
+    pub(crate) fn text(&self, name: &str) -> String {
+        self.0
+            .get(name)
+            .map(|s| s.replace("\r\n", "\n").trim().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The form token of this request's session, put there by the guard.
+#[derive(Debug, Clone)]
+pub(crate) struct FormToken(pub(crate) String);
+
+/// A form that failed: what went wrong and what was typed, so the page is
+/// shown again with both.
+#[derive(Debug, Default)]
+pub(crate) struct Failed {
+    pub(crate) form: &'static str,
+    pub(crate) message: String,
+    pub(crate) values: HashMap<String, String>,
+}
+
+impl Failed {
+    pub(crate) fn new(form: &'static str, message: impl Into<String>, posted: Posted) -> Self {
+        Self {
+            form,
+            message: message.into(),
+            values: posted.0,
+        }
+    }
+
+    /// What was typed in `field` of `form`, if that form failed.
+    pub(crate) fn value<'a>(failed: Option<&'a Failed>, form: &str, field: &str) -> &'a str {
+        failed
+            .filter(|f| f.form == form)
+            .and_then(|f| f.values.get(field))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// What the page the person comes back to says, once: a flash cookie.
+#[derive(Debug, Default)]
+pub(crate) struct Said(pub(crate) Option<String>);
+
+const SAID: &str = "rt_said";
+
+impl<S: Send + Sync> FromRequestParts<S> for Said {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let said = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == SAID)
+            .and_then(|(_, v)| BASE64URL_NOPAD.decode(v.as_bytes()).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|s| !s.is_empty());
+        Ok(Said(said))
+    }
+}
+
+/// After a form was saved: back to `to`, which will say `words`.
+pub(crate) fn saved(to: &str, words: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    let cookie = format!(
+        "{SAID}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60",
+        BASE64URL_NOPAD.encode(words.as_bytes())
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// A page, clearing what it said once.
+pub(crate) fn shown(markup: maud::Markup, said: &Said) -> Response {
+    let mut res = markup.into_response();
+    if said.0.is_some() {
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("rt_said=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        );
+    }
+    res
+}
+
+/// A page shown again because its form failed.
+pub(crate) fn again(markup: maud::Markup) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, markup).into_response()
+}
+
+/// Parses an id from a path; a wrong one is "no such thing".
+pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Failure> {
+    s.parse().map_err(|_| Failure::not_found(what))
+}

@@ -1,0 +1,365 @@
+//! One check-in, moment, ask or offer, with its replies: reply in words,
+//! take something on, close with thanks, change or take back your own.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use roundtable_core::feed::Entry;
+use roundtable_core::quiet::away_words;
+use roundtable_core::view::{Reply, Request};
+use roundtable_core::{
+    CircleId, CircleView, EntityId, MemberId, Membership, Mood, Op, RequestKind, Timestamp, dates,
+};
+
+use super::layout::{Place, page as layout};
+use super::{Ctx, ago, name, problem, words};
+use crate::Shared;
+use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+
+/// One line of the circle's life, as the home lists it.
+pub(crate) fn feed_item(
+    app: &Shared,
+    view: &CircleView,
+    membership: &Membership,
+    c: CircleId,
+    e: &Entry<'_>,
+) -> Markup {
+    let now = Timestamp::now();
+    let link = |id: &EntityId| format!("/c/{c}/e/{id}");
+    html! {
+        li.item.(e.kind()) {
+            @match e {
+                Entry::Joined(id, m) => {
+                    p { (name(view, id)) " joined the circle"
+                        @if let Some(by) = m.invited_by { ", invited by " (name(view, &by)) }
+                        " · " (ago(app, m.joined_at)) }
+                }
+                Entry::Left(id, l) => { p { (name(view, id)) " left the circle · " (ago(app, l.at)) } }
+                Entry::SteppingBack(id, a) => { p { (away_words(view, id, a, &app.tz)) " · " (ago(app, a.since)) } }
+                Entry::Proposal(id, p) => {
+                    @if let Some(words) = membership.proposals.get(id).map(|p| p.words(view)) {
+                        p { (words) " · " (ago(app, p.at)) " · " a href={ "/c/" (c) "/removal" } { "see the proposal" } }
+                    }
+                }
+                Entry::Checkin(id, ci) => {
+                    p.head { strong { (name(view, &ci.author)) } " is feeling " span.mood.(ci.mood.as_str()) { (ci.mood.as_str()) } " · " (ago(app, ci.at)) }
+                    @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
+                    (replies(app, view, &ci.replies))
+                    @if ci.mood == Mood::Struggling && ci.replies.is_empty() {
+                        p.nudge { (name(view, &ci.author)) " could use a word." }
+                    }
+                    p.act { a href=(link(id)) aria-label={ "Reply to " (name(view, &ci.author)) } { "Reply" } }
+                }
+                Entry::Moment(id, m) => {
+                    p.head { strong { (name(view, &m.author)) } " shared a moment · " (ago(app, m.at)) }
+                    blockquote { (words(&m.text)) }
+                    (replies(app, view, &m.replies))
+                    p.act { a href=(link(id)) aria-label={ "Reply to " (name(view, &m.author)) "'s moment" } { "Reply" } }
+                }
+                Entry::Request(id, r) => {
+                    (request_summary(app, view, r))
+                    p.act { a href=(link(id)) aria-label={ "Open " (name(view, &r.author)) "'s " (r.kind.as_str()) } {
+                        @if r.done.is_some() { "Open" } @else if r.kind == RequestKind::Ask { "Reply or help" } @else { "Reply or take it up" }
+                    } }
+                }
+                Entry::Gathering(id, g) => {
+                    p.head { strong { (name(view, &g.author)) } " proposed " a href={ "/c/" (c) "/g/" (id) } { (g.title) } " · " (dates::starts_words(g, now, &app.tz)) }
+                    @if !g.place.is_empty() { p.sub { "at " (g.place) } }
+                }
+            }
+        }
+    }
+}
+
+fn request_summary(app: &Shared, view: &CircleView, r: &Request) -> Markup {
+    let mut cs: Vec<_> = r.commitments.iter().collect();
+    cs.sort_by_key(|(cid, c)| (c.order, **cid));
+    html! {
+        p.head { strong { (name(view, &r.author)) } " " (r.kind.verb()) ": " (r.text)
+            @if !r.when.is_empty() { " (" (r.when) ")" }
+            " · " (ago(app, r.at)) }
+        @if !cs.is_empty() {
+            ul.replies {
+                @for (_, c) in cs { li { strong { (name(view, &c.author)) } " will: " (c.text) } }
+            }
+        }
+        (replies(app, view, &r.replies))
+        @match &r.done {
+            Some(d) if d.thanks.is_empty() => { p.done { "Done." } }
+            Some(d) => { p.done { "Done: " (d.thanks) } }
+            None => {}
+        }
+    }
+}
+
+/// Replies, oldest first, in words (never counted).
+pub(crate) fn replies(
+    app: &Shared,
+    view: &CircleView,
+    replies: &BTreeMap<EntityId, Reply>,
+) -> Markup {
+    let mut rs: Vec<_> = replies.iter().collect();
+    rs.sort_by_key(|(rid, r)| (r.order, **rid));
+    html! {
+        @if !rs.is_empty() {
+            ul.replies {
+                @for (_, r) in rs {
+                    li { strong { (name(view, &r.author)) } ": " (words(&r.text)) " · " (ago(app, r.at)) }
+                }
+            }
+        }
+    }
+}
+
+enum Found<'a> {
+    Checkin(&'a roundtable_core::view::Checkin),
+    Moment(&'a roundtable_core::view::Moment),
+    Request(&'a Request),
+}
+
+impl Found<'_> {
+    fn author(&self) -> MemberId {
+        match self {
+            Found::Checkin(x) => x.author,
+            Found::Moment(x) => x.author,
+            Found::Request(x) => x.author,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Found::Checkin(x) => &x.note,
+            Found::Moment(x) => &x.text,
+            Found::Request(x) => &x.text,
+        }
+    }
+}
+
+fn find(view: &CircleView, e: EntityId) -> Option<Found<'_>> {
+    view.checkins
+        .get(&e)
+        .map(Found::Checkin)
+        .or_else(|| view.moments.get(&e).map(Found::Moment))
+        .or_else(|| view.requests.get(&e).map(Found::Request))
+}
+
+pub(crate) async fn page(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, e)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, e) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
+    Ok(shown(render(&app, &ctx, c, e, None).await?, &ctx.said))
+}
+
+async fn render(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    e: EntityId,
+    failed: Option<&Failed>,
+) -> Result<Markup, Failure> {
+    let circle = app.circle(c).await?;
+    let view = circle.view();
+    let found = find(&view, e).ok_or_else(|| Failure::not_found("entry"))?;
+    let mine = found.author() == app.member;
+    let v = |form, field| Failed::value(failed, form, field);
+    let here = format!("/c/{c}/e/{e}");
+    let (title, main) = match &found {
+        Found::Checkin(ci) => (
+            format!("{} is feeling {}", name(&view, &ci.author), ci.mood),
+            html! {
+                p.head { " · " (ago(app, ci.at)) }
+                @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
+                (replies(app, &view, &ci.replies))
+            },
+        ),
+        Found::Moment(m) => (
+            format!("{} shared a moment", name(&view, &m.author)),
+            html! {
+                blockquote { (words(&m.text)) }
+                (replies(app, &view, &m.replies))
+            },
+        ),
+        Found::Request(r) => (
+            format!("{} {}", name(&view, &r.author), r.kind.verb()),
+            request_summary(app, &view, r),
+        ),
+    };
+    let request = match &found {
+        Found::Request(r) => Some(*r),
+        _ => None,
+    };
+    let body = html! {
+        p.back { a href={ "/c/" (c) } { "← Back to the circle" } }
+        article.entry {
+            h1 { (title) }
+            div #entry data-live { (main) }
+        }
+        section.card aria-labelledby="reply-title" {
+            h2 #reply-title { "Reply" }
+            form method="post" action={ (here) "/reply" } aria-labelledby="reply-title" {
+                (ctx.token())
+                (problem(failed, "reply"))
+                label for="reply-words" { "Your reply" }
+                textarea #reply-words name="text" rows="3" required maxlength="2000" { (v("reply", "text")) }
+                button type="submit" { "Reply" }
+            }
+        }
+        @if let Some(r) = request.filter(|r| r.done.is_none()) {
+            @if !mine {
+                section.card aria-labelledby="commit-title" {
+                    h2 #commit-title { @if r.kind == RequestKind::Ask { "Can you help?" } @else { "Take it up" } }
+                    form method="post" action={ (here) "/commit" } aria-labelledby="commit-title" {
+                        (ctx.token())
+                        (problem(failed, "commit"))
+                        label for="commit-words" { "What you'll do" }
+                        input #commit-words name="text" required maxlength="500" placeholder="I'll bring soup on Tuesday" value=(v("commit", "text"));
+                        button type="submit" { "I'll do it" }
+                    }
+                }
+            } @else {
+                section.card aria-labelledby="done-title" {
+                    h2 #done-title { "Close it, with thanks" }
+                    form method="post" action={ (here) "/done" } aria-labelledby="done-title" {
+                        (ctx.token())
+                        (problem(failed, "done"))
+                        label for="thanks-words" { "Thanks (optional)" }
+                        input #thanks-words name="thanks" maxlength="500" placeholder="Thank you, Sam — the soup was perfect" value=(v("done", "thanks"));
+                        button type="submit" { "Mark done" }
+                    }
+                }
+            }
+        }
+        @if mine {
+            section.card aria-labelledby="edit-title" {
+                h2 #edit-title { "Your words" }
+                form method="post" action={ (here) "/edit" } aria-labelledby="edit-title" {
+                    (ctx.token())
+                    (problem(failed, "edit"))
+                    label for="edit-words" { "Change what you wrote" }
+                    textarea #edit-words name="text" rows="2" maxlength="2000" {
+                        @if failed.is_some_and(|f| f.form == "edit") { (v("edit", "text")) } @else { (found.text()) }
+                    }
+                    button type="submit" { "Save the change" }
+                }
+                form method="post" action={ (here) "/withdraw" } {
+                    (ctx.token())
+                    (problem(failed, "withdraw"))
+                    button.quiet type="submit" { "Take it back" }
+                }
+            }
+        }
+    };
+    Ok(layout(app, ctx, Some(c), Place::Home, &title, body).await)
+}
+
+async fn act(
+    app: &Shared,
+    ctx: &Ctx,
+    (c, e): (String, String),
+    form: Posted,
+    form_name: &'static str,
+    make: impl FnOnce(EntityId, &Posted) -> (Op, String),
+) -> Result<Response, Failure> {
+    let (c, e): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
+    let (op, words) = make(e, &form);
+    let to = if form_name == "withdraw" {
+        format!("/c/{c}")
+    } else {
+        format!("/c/{c}/e/{e}")
+    };
+    Ok(match app.perform(c, op).await {
+        Ok(_) => saved(&to, &words),
+        Err(message) => {
+            let f = Failed::new(form_name, message, form);
+            again(render(app, ctx, c, e, Some(&f)).await?)
+        }
+    })
+}
+
+pub(crate) async fn reply(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "reply", |to, f| {
+        (
+            Op::Reply {
+                to,
+                text: f.text("text"),
+            },
+            "Your reply is with the circle.".into(),
+        )
+    })
+    .await
+}
+
+pub(crate) async fn commit(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "commit", |to, f| {
+        (
+            Op::Commit {
+                to,
+                text: f.get("text"),
+            },
+            "Thank you. The circle knows you'll do it.".into(),
+        )
+    })
+    .await
+}
+
+pub(crate) async fn done(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "done", |request, f| {
+        (
+            Op::Close {
+                request,
+                thanks: f.get("thanks"),
+            },
+            "Marked done. Thank you for closing the loop.".into(),
+        )
+    })
+    .await
+}
+
+pub(crate) async fn edit(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "edit", |id, f| {
+        (
+            Op::EditEntry {
+                id,
+                text: f.text("text"),
+            },
+            "Your words are changed.".into(),
+        )
+    })
+    .await
+}
+
+pub(crate) async fn withdraw(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "withdraw", |id, _| {
+        (Op::WithdrawEntry { id }, "Taken back.".into())
+    })
+    .await
+}

@@ -1,0 +1,367 @@
+//! Gatherings: propose one, answer, bring a dish, and note who came.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use roundtable_core::view::Gathering;
+use roundtable_core::{Answer, CircleId, CircleView, EntityId, Membership, Op, Timestamp, dates};
+
+use super::layout::{Place, page as layout};
+use super::{Ctx, name, problem};
+use crate::Shared;
+use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+
+pub(crate) async fn list(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(shown(render_list(&app, &ctx, c, None).await?, &ctx.said))
+}
+
+fn summary(app: &Shared, view: &CircleView, c: CircleId, id: &EntityId, g: &Gathering) -> Markup {
+    let now = Timestamp::now();
+    let coming: Vec<String> = g
+        .rsvps
+        .iter()
+        .filter(|(_, r)| r.answer == Answer::Yes)
+        .map(|(m, _)| name(view, m))
+        .collect();
+    html! {
+        li {
+            a href={ "/c/" (c) "/g/" (id) } { strong { (g.title) } }
+            p.sub { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
+            @if !coming.is_empty() { p.sub { "Coming: " (coming.join(", ")) } }
+        }
+    }
+}
+
+async fn render_list(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    failed: Option<&Failed>,
+) -> Result<Markup, Failure> {
+    let view = app.circle(c).await?.view();
+    let now = Timestamp::now();
+    let v = |field| Failed::value(failed, "propose", field);
+    let upcoming = view.upcoming(now);
+    let past = view.past_gatherings(now);
+    let body = html! {
+        h1 { "Gatherings" }
+        section #upcoming data-live aria-labelledby="upcoming-title" {
+            h2 #upcoming-title { "Coming up" }
+            @if upcoming.is_empty() { p { "Nothing on the calendar yet." } }
+            ul.cards { @for (id, g) in &upcoming { (summary(app, &view, c, id, g)) } }
+        }
+        section.card aria-labelledby="propose-title" {
+            h2 #propose-title { "Propose a gathering" }
+            form method="post" action={ "/c/" (c) "/gatherings" } aria-labelledby="propose-title" {
+                (ctx.token())
+                (problem(failed, "propose"))
+                label for="g-title" { "What" }
+                input #g-title name="title" required maxlength="200" placeholder="Soup night" value=(v("title"));
+                label for="g-when" { "When" }
+                input #g-when name="at" required maxlength="100" aria-describedby="g-when-hint" placeholder="thursday 7pm" value=(v("at"));
+                p.hint #g-when-hint { "As you would say it: \"thursday 7pm\", \"8 Dec 19:30\", \"2026-12-24 18:00\". Your time zone: " (app.tz.iana_name().unwrap_or("this computer's")) "." }
+                label for="g-where" { "Where (optional)" }
+                input #g-where name="place" maxlength="200" placeholder="Maya's kitchen" value=(v("place"));
+                label.check { input type="checkbox" name="past" value="yes" checked[v("past") == "yes"]; " It already happened (to record it)" }
+                button type="submit" { "Propose" }
+            }
+        }
+        @if !past.is_empty() {
+            section #past data-live aria-labelledby="past-title" {
+                h2 #past-title { "Past" }
+                ul.cards { @for (id, g) in past.iter().take(20) { (summary(app, &view, c, id, g)) } }
+            }
+        }
+    };
+    Ok(layout(app, ctx, Some(c), Place::Gatherings, "Gatherings", body).await)
+}
+
+pub(crate) async fn propose(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    let now = Timestamp::now();
+    let title = form.get("title");
+    let starts = match dates::gathering_start(&form.get("at"), &app.tz, now) {
+        Ok(z) if z.timestamp().as_millisecond() < now.as_millis() && form.get("past") != "yes" => {
+            Err(format!(
+                "{} is in the past. To record a gathering that already happened, tick \"It already happened\".",
+                dates::words(
+                    Timestamp::from_millis(z.timestamp().as_millisecond()),
+                    now,
+                    &app.tz
+                )
+            ))
+        }
+        Ok(z) => Ok(z.to_string()),
+        Err(e) => Err(crate::app::sentence(&e.to_string())),
+    };
+    let outcome = match starts {
+        Ok(starts) => {
+            let op = Op::Gathering {
+                title: title.clone(),
+                starts,
+                place: form.get("place"),
+                hosts: Vec::new(),
+            };
+            app.perform(c, op).await
+        }
+        Err(e) => Err(e),
+    };
+    Ok(match outcome {
+        Ok(Some(id)) => saved(
+            &format!("/c/{c}/g/{id}"),
+            &format!("\"{title}\" is on the table."),
+        ),
+        Ok(None) => saved(
+            &format!("/c/{c}/gatherings"),
+            &format!("\"{title}\" is on the table."),
+        ),
+        Err(message) => {
+            let f = Failed::new("propose", message, form);
+            again(render_list(&app, &ctx, c, Some(&f)).await?)
+        }
+    })
+}
+
+pub(crate) async fn page(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, g)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, g) = (parse_id(&c, "circle")?, parse_id(&g, "gathering")?);
+    Ok(shown(render(&app, &ctx, c, g, None).await?, &ctx.said))
+}
+
+async fn render(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    id: EntityId,
+    failed: Option<&Failed>,
+) -> Result<Markup, Failure> {
+    let circle = app.circle(c).await?;
+    let view = circle.view();
+    let membership: Membership = circle.membership();
+    let g = view
+        .gatherings
+        .get(&id)
+        .ok_or_else(|| Failure::not_found("gathering"))?;
+    let now = Timestamp::now();
+    let here = format!("/c/{c}/g/{id}");
+    let mine = g.rsvps.get(&app.member);
+    let my_dishes = circle.dishes_of(id, app.member);
+    let began = g
+        .starts_at()
+        .is_some_and(|t| t.as_millis() <= now.as_millis());
+    let v = |form, field| Failed::value(failed, form, field);
+    let chosen = match v("rsvp", "answer") {
+        "" => mine.map(|r| r.answer.as_str()).unwrap_or(""),
+        a => a,
+    };
+    let hosts: Vec<String> = g.hosts.keys().map(|h| name(&view, h)).collect();
+    let mut members: Vec<_> = view
+        .members
+        .iter()
+        .filter(|(m, _)| membership.members.contains(m))
+        .collect();
+    members.sort_by_key(|(m, x)| (x.order, **m));
+    let body = html! {
+        p.back { a href={ "/c/" (c) "/gatherings" } { "← All gatherings" } }
+        h1 { (g.title) }
+        div #gathering data-live {
+            p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
+            p { "Hosted by " (hosts.join(" and ")) "." }
+            h2 { "Who's coming" }
+            @let groups = [(Answer::Yes, "Coming"), (Answer::Maybe, "Maybe"), (Answer::No, "Can't make it")];
+            @if g.rsvps.is_empty() { p { "No answers yet." } }
+            @for (answer, label) in groups {
+                @let who: Vec<_> = g.rsvps.iter().filter(|(_, r)| r.answer == answer).collect();
+                @if !who.is_empty() {
+                    p { strong { (label) ": " }
+                        @for (i, (m, r)) in who.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (name(&view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
+                        }
+                    }
+                }
+            }
+            h2 { "Potluck" }
+            @if g.dishes.is_empty() { p { "No dishes yet." } }
+            ul.plain {
+                @for d in g.dishes.values() {
+                    li { (name(&view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
+                }
+            }
+            @if !g.came.is_empty() {
+                h2 { "Who came" }
+                @let came: Vec<String> = g.came.keys().map(|m| name(&view, m)).collect();
+                p { (came.join(", ")) }
+            }
+        }
+        section.card aria-labelledby="rsvp-title" {
+            h2 #rsvp-title { "Your answer" }
+            form method="post" action={ (here) "/rsvp" } aria-labelledby="rsvp-title" {
+                (ctx.token())
+                (problem(failed, "rsvp"))
+                fieldset.choice {
+                    legend { "Are you coming?" }
+                    label { input type="radio" name="answer" value="yes" required checked[chosen == "yes"]; " Yes" }
+                    label { input type="radio" name="answer" value="maybe" checked[chosen == "maybe"]; " Maybe" }
+                    label { input type="radio" name="answer" value="no" checked[chosen == "no"]; " No" }
+                }
+                label for="rsvp-note" { "A word with it (optional)" }
+                input #rsvp-note name="note" maxlength="200" placeholder="might be late" value=(if failed.is_some() { v("rsvp", "note") } else { mine.map(|r| r.note.as_str()).unwrap_or("") });
+                button type="submit" { "Answer" }
+            }
+            @if mine.is_some() {
+                form method="post" action={ (here) "/rsvp" } {
+                    (ctx.token())
+                    input type="hidden" name="answer" value="undo";
+                    button.quiet type="submit" { "Take back my answer" }
+                }
+            }
+        }
+        section.card aria-labelledby="bring-title" {
+            h2 #bring-title { "Bring something" }
+            form method="post" action={ (here) "/bring" } aria-labelledby="bring-title" {
+                (ctx.token())
+                (problem(failed, "bring"))
+                label for="dish" { "Dish" }
+                input #dish name="dish" required maxlength="200" placeholder="lentil soup" value=(v("bring", "dish"));
+                label for="dietary" { "Dietary notes (optional)" }
+                input #dietary name="dietary" maxlength="200" placeholder="vegan, no nuts" value=(v("bring", "dietary"));
+                @if !my_dishes.is_empty() {
+                    @let before: Vec<&str> = my_dishes.iter().map(|(_, d)| d.as_str()).collect();
+                    label.check { input type="checkbox" name="instead" value="yes" checked[v("bring", "instead") == "yes"]; " Instead of " (before.join(" and ")) }
+                }
+                button type="submit" { "Bring it" }
+            }
+        }
+        @if began {
+            section.card aria-labelledby="came-title" {
+                h2 #came-title { "Who came" }
+                form method="post" action={ (here) "/came" } aria-labelledby="came-title" {
+                    (ctx.token())
+                    (problem(failed, "came"))
+                    fieldset.choice {
+                        legend { "Tick who was there" }
+                        @for (m, _) in &members {
+                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member && g.came.is_empty())]; " " (name(&view, m)) }
+                        }
+                    }
+                    button type="submit" { "Note who came" }
+                }
+            }
+        }
+    };
+    Ok(layout(app, ctx, Some(c), Place::Gatherings, &g.title, body).await)
+}
+
+async fn act(
+    app: &Shared,
+    ctx: &Ctx,
+    (c, g): (String, String),
+    form: Posted,
+    form_name: &'static str,
+    make: impl FnOnce(EntityId, &Posted) -> Result<(Op, String), String>,
+) -> Result<Response, Failure> {
+    let (c, g): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&g, "gathering")?);
+    let outcome = match make(g, &form) {
+        Ok((op, words)) => app.perform(c, op).await.map(|_| words),
+        Err(e) => Err(e),
+    };
+    Ok(match outcome {
+        Ok(words) => saved(&format!("/c/{c}/g/{g}"), &words),
+        Err(message) => {
+            let f = Failed::new(form_name, message, form);
+            again(render(app, ctx, c, g, Some(&f)).await?)
+        }
+    })
+}
+
+pub(crate) async fn rsvp(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "rsvp", |gathering, f| {
+        let answer = match f.get("answer").as_str() {
+            "undo" => {
+                return Ok((
+                    Op::WithdrawRsvp { gathering },
+                    "Your answer is taken back.".into(),
+                ));
+            }
+            "yes" => Answer::Yes,
+            "no" => Answer::No,
+            "maybe" => Answer::Maybe,
+            _ => return Err("Choose yes, maybe or no.".into()),
+        };
+        let words = match answer {
+            Answer::Yes => "You're coming. See you there.",
+            Answer::Maybe => "You said maybe.",
+            Answer::No => "You said you can't make it. You'll be missed.",
+        };
+        Ok((
+            Op::Rsvp {
+                gathering,
+                answer,
+                note: f.get("note"),
+            },
+            words.into(),
+        ))
+    })
+    .await
+}
+
+pub(crate) async fn bring(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "bring", |gathering, f| {
+        let dish = f.get("dish");
+        let words = format!("You're bringing {dish}.");
+        Ok((
+            Op::Bring {
+                gathering,
+                dish,
+                dietary: f.get("dietary"),
+                instead: f.get("instead") == "yes",
+            },
+            words,
+        ))
+    })
+    .await
+}
+
+pub(crate) async fn came(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, ids, form, "came", |gathering, f| {
+        let who =
+            f.0.iter()
+                .filter(|(k, v)| k.starts_with("m-") && v.as_str() == "yes")
+                .filter_map(|(k, _)| k[2..].parse().ok())
+                .collect::<Vec<_>>();
+        if who.is_empty() {
+            return Err("Tick at least one person who came.".into());
+        }
+        Ok((Op::Came { gathering, who }, "Noted who came.".into()))
+    })
+    .await
+}

@@ -1,0 +1,117 @@
+//! Asks and offers: ask for a hand (asking is wisdom), offer one, and see
+//! what is open and what was done.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use roundtable_core::{CircleId, Op, RequestKind};
+
+use super::layout::{Place, page as layout};
+use super::{Ctx, name, problem};
+use crate::Shared;
+use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+
+pub(crate) async fn page(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
+}
+
+async fn render(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    failed: Option<&Failed>,
+) -> Result<Markup, Failure> {
+    let view = app.circle(c).await?.view();
+    let v = |field| Failed::value(failed, "share", field);
+    let kind = v("kind");
+    let mut all: Vec<_> = view.requests.iter().collect();
+    all.sort_by_key(|(id, r)| (std::cmp::Reverse(r.order), **id));
+    let (open, closed): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, r)| r.done.is_none());
+    let body = html! {
+        h1 { "Asks & offers" }
+        section.card aria-labelledby="share-title" {
+            h2 #share-title { "Ask for a hand, or offer one" }
+            form method="post" action={ "/c/" (c) "/help" } aria-labelledby="share-title" {
+                (ctx.token())
+                (problem(failed, "share"))
+                fieldset.choice {
+                    legend { "This is" }
+                    label { input type="radio" name="kind" value="ask" required checked[kind != "offer"]; " an ask" }
+                    label { input type="radio" name="kind" value="offer" checked[kind == "offer"]; " an offer" }
+                }
+                label for="share-what" { "What" }
+                input #share-what name="text" required maxlength="1000" placeholder="A lift to the clinic" value=(v("text"));
+                label for="share-when" { "When (optional)" }
+                input #share-when name="when" maxlength="200" placeholder="Tuesday morning" value=(v("when"));
+                button type="submit" { "Share" }
+            }
+        }
+        section #requests data-live aria-labelledby="open-title" {
+            h2 #open-title { "Open" }
+            @if open.is_empty() { p { "Nothing open right now." } }
+            ul.cards {
+                @for (id, r) in &open {
+                    li {
+                        a href={ "/c/" (c) "/e/" (id) } { strong { (name(&view, &r.author)) } " " (r.kind.verb()) ": " (r.text) }
+                        @if !r.when.is_empty() { " (" (r.when) ")" }
+                        @if !r.commitments.is_empty() {
+                            @let who: Vec<String> = r.commitments.values().map(|x| name(&view, &x.author)).collect();
+                            p.sub { (who.join(", ")) " will help." }
+                        } @else if r.kind == RequestKind::Ask {
+                            p.sub { "No one has taken this on yet." }
+                        }
+                    }
+                }
+            }
+            @if !closed.is_empty() {
+                h2 { "Done" }
+                ul.cards {
+                    @for (id, r) in closed.iter().take(20) {
+                        li {
+                            a href={ "/c/" (c) "/e/" (id) } { (name(&view, &r.author)) " " (r.kind.verb()) ": " (r.text) }
+                            @if let Some(d) = &r.done { @if !d.thanks.is_empty() { p.sub { "Thanks: " (d.thanks) } } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(app, ctx, Some(c), Place::Help, "Asks & offers", body).await)
+}
+
+pub(crate) async fn share(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    let kind = if form.get("kind") == "offer" {
+        RequestKind::Offer
+    } else {
+        RequestKind::Ask
+    };
+    let op = Op::Request {
+        kind,
+        text: form.get("text"),
+        when: form.get("when"),
+    };
+    Ok(match app.perform(c, op).await {
+        Ok(_) => saved(
+            &format!("/c/{c}/help"),
+            match kind {
+                RequestKind::Ask => "Your ask is with the circle. Asking is wisdom.",
+                RequestKind::Offer => "Your offer is with the circle.",
+            },
+        ),
+        Err(message) => {
+            let f = Failed::new("share", message, form);
+            again(render(&app, &ctx, c, Some(&f)).await?)
+        }
+    })
+}

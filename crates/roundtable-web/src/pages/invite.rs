@@ -1,0 +1,282 @@
+//! Inviting someone and pairing a device: a ticket to copy and a QR code
+//! to scan, the invites made so far, and revoking one.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use data_encoding::BASE64;
+use maud::{Markup, html};
+use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp, dates};
+
+use super::layout::{Place, page as layout};
+use super::{Ctx, name, problem};
+use crate::Shared;
+use crate::app::{Failed, Failure, Posted, again, parse_id, plain, saved, shown};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// How long an invite may stay open, as offered on the page.
+const LASTS: [(&str, &str, i64); 4] = [
+    ("1d", "a day", 24 * HOUR_MS),
+    ("3d", "three days", 72 * HOUR_MS),
+    ("7d", "a week", 7 * 24 * HOUR_MS),
+    ("30d", "thirty days", 30 * 24 * HOUR_MS),
+];
+
+/// A ticket just made, to show once.
+struct Made {
+    ticket: String,
+    kind: InviteKind,
+    expires_at: Timestamp,
+    uses: u32,
+}
+
+pub(crate) async fn page(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(shown(render(&app, &ctx, c, None, None).await?, &ctx.said))
+}
+
+/// The QR code of a ticket, as an image.
+fn qr(ticket: &str) -> Markup {
+    match qrcode::QrCode::new(ticket.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build();
+            html! { img.qr src={ "data:image/svg+xml;base64," (BASE64.encode(svg.as_bytes())) } alt="QR code of the ticket, to scan with the other device"; }
+        }
+        Err(_) => {
+            html! { p.hint { "This ticket is too long for a QR code; copy the text instead." } }
+        }
+    }
+}
+
+fn show_ticket(app: &Shared, made: &Made) -> Markup {
+    let now = Timestamp::now();
+    let how = match made.kind {
+        InviteKind::Member => {
+            "Send it to them however you like (a message, a letter). They open Roundtable, choose \"Join with a ticket\", paste it or scan the code, and say their name."
+        }
+        InviteKind::Device => {
+            "On your other device, start Roundtable (`roundtable up`), choose \"Join with a ticket\", and paste this or scan the code. Keep this device running until it is done."
+        }
+    };
+    html! {
+        section.card.ticket aria-labelledby="ticket-title" {
+            h2 #ticket-title { @if made.kind == InviteKind::Member { "Your invite" } @else { "Your pairing ticket" } }
+            p { (how) }
+            label for="made-ticket" { "Ticket" }
+            textarea #made-ticket readonly rows="4" spellcheck="false" { (made.ticket) }
+            button.secondary type="button" data-copy="made-ticket" { "Copy the ticket" }
+            (qr(&made.ticket))
+            p.sub { "Works until " (dates::words(made.expires_at, now, &app.tz)) ", for "
+                (made.uses) @if made.uses == 1 { " person" } @else { " people" } "." }
+        }
+    }
+}
+
+async fn render(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    made: Option<&Made>,
+    failed: Option<&Failed>,
+) -> Result<Markup, Failure> {
+    let view = app.circle(c).await?.view();
+    let now = Timestamp::now();
+    let v = |field| Failed::value(failed, "invite", field);
+    let lasts = match v("lasts") {
+        "" => "7d",
+        l => l,
+    };
+    let uses = match v("uses") {
+        "" => "1",
+        u => u,
+    };
+    let mut list: Vec<_> = view
+        .invites
+        .iter()
+        .filter(|(_, i)| i.kind == InviteKind::Member)
+        .collect();
+    list.sort_by_key(|(id, i)| (std::cmp::Reverse(i.at), **id));
+    let body = html! {
+        h1 { "Invite someone" }
+        @if let Some(m) = made { (show_ticket(app, m)) }
+        section.card aria-labelledby="invite-title" {
+            h2 #invite-title { "Make an invite" }
+            p.hint { "An invite is a ticket that lets someone join from their own device. Only this device can hand the circle over, so keep Roundtable running until they have joined." }
+            form method="post" action={ "/c/" (c) "/invite" } aria-labelledby="invite-title" {
+                (ctx.token())
+                (problem(failed, "invite"))
+                label for="lasts" { "Works for" }
+                select #lasts name="lasts" {
+                    @for (value, words, _) in LASTS { option value=(value) selected[value == lasts] { (words) } }
+                }
+                label for="uses" { "How many people may use it" }
+                input #uses name="uses" type="number" min="1" max="50" required value=(uses);
+                button type="submit" { "Make an invite" }
+            }
+        }
+        section #invites data-live aria-labelledby="invites-title" {
+            h2 #invites-title { "Invites so far" }
+            @if list.is_empty() { p { "None yet." } }
+            ul.cards {
+                @for (id, i) in &list {
+                    @let state = i.state(now);
+                    li {
+                        strong { "By " (name(&view, &i.by)) } " · " (state.as_str())
+                        p.sub { (i.redeemed.len()) " of " (i.uses) " used · "
+                            @if state == roundtable_core::view::InviteState::Expired { "expired " } @else { "works until " }
+                            (dates::words(i.expires_at, now, &app.tz)) }
+                        @if !i.redeemed.is_empty() {
+                            @let who: Vec<String> = i.redeemed.values().map(|r| name(&view, &r.member)).collect();
+                            p.sub { "Joined with it: " (who.join(", ")) }
+                        }
+                        @if state == roundtable_core::view::InviteState::Open && i.by == app.member {
+                            form method="post" action={ "/c/" (c) "/invite/" (id) "/revoke" } {
+                                (ctx.token())
+                                button.quiet type="submit" aria-label={ "Revoke the invite made " (dates::words(i.at, now, &app.tz)) } { "Revoke" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(app, ctx, Some(c), Place::Invite, "Invite", body).await)
+}
+
+pub(crate) async fn make(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    let lasts = LASTS
+        .iter()
+        .find(|(v, _, _)| *v == form.get("lasts"))
+        .map(|(_, _, ms)| *ms);
+    let uses: Option<u32> = form
+        .get("uses")
+        .parse()
+        .ok()
+        .filter(|u| (1..=50).contains(u));
+    let outcome = match (lasts, uses) {
+        (Some(ms), Some(uses)) => mint(&app, c, InviteKind::Member, ms, uses).await,
+        (None, _) => Err("Choose how long the invite works.".into()),
+        (_, None) => Err("Say how many people may use it: 1 to 50.".into()),
+    };
+    Ok(match outcome {
+        Ok(made) => shown(render(&app, &ctx, c, Some(&made), None).await?, &ctx.said),
+        Err(message) => {
+            let f = Failed::new("invite", message, form);
+            again(render(&app, &ctx, c, None, Some(&f)).await?)
+        }
+    })
+}
+
+async fn mint(
+    app: &Shared,
+    c: CircleId,
+    kind: InviteKind,
+    lasts_ms: i64,
+    uses: u32,
+) -> Result<Made, String> {
+    let now = Timestamp::now();
+    let expires_at = now.plus_millis(lasts_ms);
+    let ticket = app
+        .node
+        .invite(c, kind, expires_at, uses, now)
+        .await
+        .map_err(|e| plain(&e))?;
+    Ok(Made {
+        ticket: ticket.to_line(),
+        kind,
+        expires_at,
+        uses,
+    })
+}
+
+pub(crate) async fn revoke(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, i)): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let (c, invite): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
+    Ok(match app.perform(c, Op::RevokeInvite { invite }).await {
+        Ok(_) => saved(
+            &format!("/c/{c}/invite"),
+            "The invite is revoked; its ticket no longer works.",
+        ),
+        Err(message) => {
+            let f = Failed::new("invite", message, form);
+            again(render(&app, &ctx, c, None, Some(&f)).await?)
+        }
+    })
+}
+
+pub(crate) async fn pair_page(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(shown(
+        render_pair(&app, &ctx, c, None, None).await,
+        &ctx.said,
+    ))
+}
+
+async fn render_pair(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    made: Option<&Made>,
+    failed: Option<&Failed>,
+) -> Markup {
+    let body = html! {
+        h1 { "Pair a device" }
+        p.lead { "Use the circle from your phone or another computer too. It becomes yours: same name, same circle." }
+        @if let Some(m) = made { (show_ticket(app, m)) }
+        section.card aria-labelledby="pair-title" {
+            h2 #pair-title { "On this device" }
+            p { "Make a pairing ticket. It works once, for an hour." }
+            form method="post" action={ "/c/" (c) "/pair" } aria-labelledby="pair-title" {
+                (ctx.token())
+                (problem(failed, "pair"))
+                button type="submit" { "Make a pairing ticket" }
+            }
+        }
+        section.card {
+            h2 { "On the other device" }
+            p { "Start Roundtable there, choose " a href="/welcome" { "Join with a ticket" } ", and paste the ticket or scan its code. Leave \"Your name\" empty: your name comes with it." }
+        }
+    };
+    layout(app, ctx, Some(c), Place::People, "Pair a device", body).await
+}
+
+pub(crate) async fn pair(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(match mint(&app, c, InviteKind::Device, HOUR_MS, 1).await {
+        Ok(made) => shown(
+            render_pair(&app, &ctx, c, Some(&made), None).await,
+            &ctx.said,
+        ),
+        Err(message) => {
+            let f = Failed::new("pair", message, form);
+            again(render_pair(&app, &ctx, c, None, Some(&f)).await)
+        }
+    })
+}

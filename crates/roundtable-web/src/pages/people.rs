@@ -1,0 +1,202 @@
+//! The people of the circle, what to remember about each, your own
+//! profile, your devices, and stepping back for a while.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use roundtable_core::quiet::away_words;
+use roundtable_core::{CircleId, Op, Timestamp, dates};
+
+use super::layout::{Place, page as layout};
+use super::{Ctx, name, problem, words};
+use crate::Shared;
+use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+
+pub(crate) async fn page(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
+}
+
+async fn render(
+    app: &Shared,
+    ctx: &Ctx,
+    c: CircleId,
+    failed: Option<&Failed>,
+) -> Result<Markup, Failure> {
+    let circle = app.circle(c).await?;
+    let view = circle.view();
+    let membership = circle.membership();
+    let now = Timestamp::now();
+    let mut people: Vec<_> = view
+        .members
+        .iter()
+        .filter(|(id, _)| membership.members.contains(id))
+        .collect();
+    people.sort_by_key(|(id, m)| (m.order, **id));
+    let me = view.members.get(&app.member);
+    let field = |form: &str, name: &str, current: &str| -> String {
+        if failed.is_some_and(|f| f.form == form) {
+            Failed::value(failed, form, name).to_owned()
+        } else {
+            current.to_owned()
+        }
+    };
+    let body = html! {
+        h1 { "People" }
+        section #people data-live aria-labelledby="people-title" {
+            h2 #people-title { "Who is in the circle" }
+            ul.cards {
+                @for (id, m) in &people {
+                    li {
+                        strong { (name(&view, id)) }
+                        @if !m.pronouns.is_empty() { " (" (m.pronouns) ")" }
+                        @if **id == app.member { " " span.tag { "you" } }
+                        p.sub { "Joined " (dates::day_words(m.joined_at, now, &app.tz))
+                            @if let Some(by) = m.invited_by { ", invited by " (name(&view, &by)) } }
+                        @if let Some(a) = &m.away { p.sub { (away_words(&view, id, a, &app.tz)) } }
+                        @if !m.remember.is_empty() { p { "Remember: " (words(&m.remember)) } }
+                        @if !m.story.is_empty() { p { (words(&m.story)) } }
+                    }
+                }
+            }
+        }
+        @if let Some(me) = me.filter(|_| membership.is_member(app.member)) {
+            section.card aria-labelledby="profile-title" {
+                h2 #profile-title { "About you" }
+                form method="post" action={ "/c/" (c) "/profile" } aria-labelledby="profile-title" {
+                    (ctx.token())
+                    (problem(failed, "profile"))
+                    label for="p-name" { "Your name" }
+                    input #p-name name="name" required maxlength="80" value=(field("profile", "name", &me.name));
+                    label for="p-pronouns" { "Pronouns (optional)" }
+                    input #p-pronouns name="pronouns" maxlength="40" value=(field("profile", "pronouns", &me.pronouns));
+                    label for="p-remember" { "What the circle should remember about you" }
+                    textarea #p-remember name="remember" rows="2" maxlength="1000" placeholder="vegetarian; my sister's name is Ines" { (field("profile", "remember", &me.remember)) }
+                    label for="p-story" { "A little about you (optional)" }
+                    textarea #p-story name="story" rows="3" maxlength="4000" { (field("profile", "story", &me.story)) }
+                    button type="submit" { "Save" }
+                }
+            }
+            section.card aria-labelledby="away-title" {
+                h2 #away-title { "Stepping back" }
+                @if let Some(a) = &me.away {
+                    p { (away_words(&view, &app.member, a, &app.tz)) }
+                    form method="post" action={ "/c/" (c) "/back" } {
+                        (ctx.token())
+                        (problem(failed, "back"))
+                        button type="submit" { "I'm back" }
+                    }
+                } @else {
+                    p.hint { "Take a break without worrying anyone: while you step back, the circle won't count you as quiet." }
+                    form method="post" action={ "/c/" (c) "/away" } aria-labelledby="away-title" {
+                        (ctx.token())
+                        (problem(failed, "away"))
+                        label for="away-until" { "Until (optional)" }
+                        input #away-until name="until" maxlength="60" placeholder="next week, 24 Dec" value=(Failed::value(failed, "away", "until"));
+                        label for="away-note" { "A word for the circle (optional)" }
+                        input #away-note name="note" maxlength="500" placeholder="family stuff" value=(Failed::value(failed, "away", "note"));
+                        button type="submit" { "Step back" }
+                    }
+                }
+            }
+            section.card aria-labelledby="devices-title" {
+                h2 #devices-title { "Your devices" }
+                ul.plain {
+                    @for (d, info) in &me.devices {
+                        li {
+                            (if info.name.is_empty() { "a device" } else { info.name.as_str() })
+                            @if *d == app.device { " " span.tag { "this one" } }
+                            @if membership.revoked.contains(d) { " " span.tag { "revoked" } }
+                        }
+                    }
+                }
+                p { a href={ "/c/" (c) "/pair" } { "Pair another device" } }
+            }
+        }
+    };
+    Ok(layout(app, ctx, Some(c), Place::People, "People", body).await)
+}
+
+async fn act(
+    app: &Shared,
+    ctx: &Ctx,
+    c: String,
+    form: Posted,
+    form_name: &'static str,
+    make: impl FnOnce(&Posted) -> Result<(Op, String), String>,
+) -> Result<Response, Failure> {
+    let c: CircleId = parse_id(&c, "circle")?;
+    let outcome = match make(&form) {
+        Ok((op, words)) => app.perform(c, op).await.map(|_| words),
+        Err(e) => Err(e),
+    };
+    Ok(match outcome {
+        Ok(words) => saved(&format!("/c/{c}/people"), &words),
+        Err(message) => {
+            let f = Failed::new(form_name, message, form);
+            again(render(app, ctx, c, Some(&f)).await?)
+        }
+    })
+}
+
+pub(crate) async fn profile(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, c, form, "profile", |f| {
+        Ok((
+            Op::Profile {
+                name: Some(f.get("name")),
+                pronouns: Some(f.get("pronouns")),
+                remember: Some(f.text("remember")),
+                story: Some(f.text("story")),
+            },
+            "Your profile is updated.".into(),
+        ))
+    })
+    .await
+}
+
+pub(crate) async fn away(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let tz = app.tz.clone();
+    act(&app, &ctx, c, form, "away", move |f| {
+        let until = match f.get("until") {
+            u if u.is_empty() => None,
+            u => Some(
+                dates::day_start(&u, &tz, Timestamp::now())
+                    .map_err(|e| crate::app::sentence(&e.to_string()))?,
+            ),
+        };
+        Ok((
+            Op::Away {
+                until,
+                note: f.get("note"),
+            },
+            "Take the time you need. The circle won't count you as quiet.".into(),
+        ))
+    })
+    .await
+}
+
+pub(crate) async fn back(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    act(&app, &ctx, c, form, "back", |_| {
+        Ok((Op::Back, "Welcome back.".into()))
+    })
+    .await
+}

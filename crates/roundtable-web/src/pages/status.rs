@@ -1,0 +1,125 @@
+//! How this device stands: who it is in touch with, whether they are up to
+//! date, when they last synced; the circle as a file; a new link.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use roundtable_core::{CircleId, Timestamp, export};
+
+use super::Ctx;
+use super::layout::{Place, page as layout};
+use crate::app::{Failure, Posted, parse_id, shown};
+use crate::{Shared, access};
+
+pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response, Failure> {
+    let status = app.node.status().await.map_err(Failure::node)?;
+    let now = Timestamp::now();
+    let body = html! {
+        h1 { "Status" }
+        section #status data-live aria-labelledby="devices-title" {
+            h2 #devices-title { "Devices" }
+            @if status.circles.is_empty() { p { "You are in no circle yet." } }
+            @for c in &status.circles {
+                h3 { (c.name) }
+                @if c.devices.is_empty() {
+                    p { "No other devices yet. " a href={ "/c/" (c.id) "/invite" } { "Invite someone" } }
+                }
+                table {
+                    caption.visually-hidden { "Devices of " (c.name) }
+                    thead { tr { th scope="col" { "Whose" } th scope="col" { "Connected" } th scope="col" { "Has your changes" } th scope="col" { "Last synced" } } }
+                    tbody {
+                        @for d in &c.devices {
+                            tr {
+                                td { (d.name) @if !d.device_name.is_empty() { " — " (d.device_name) } }
+                                td { @if d.connected { "yes" } @else { "no" } }
+                                td { @if d.has_all_our_changes { "up to date" } @else if d.connected { "catching up" } @else { "not yet" } }
+                                td { @match d.last_synced { Some(t) => { (super::ago(&app, t)) } None => { "never" } } }
+                            }
+                        }
+                    }
+                }
+                p { "Export: " a href={ "/c/" (c.id) "/export.md" } download { "as a readable document" } " · " a href={ "/c/" (c.id) "/export.json" } download { "as data (JSON)" } }
+            }
+        }
+        section.card aria-labelledby="device-title" {
+            h2 #device-title { "This device" }
+            p { "Device id: " code { (status.device) } }
+            p { "Listening at: " (status.addrs.join(", ")) }
+            p.sub { "Checked " (super::ago(&app, now)) "." }
+        }
+        section.card aria-labelledby="link-title" {
+            h2 #link-title { "The link to this app" }
+            p { "Anyone holding the link `roundtable up` printed can open your circle on this computer. If it went somewhere it should not have, make a new one: every other browser is signed out, and this one stays in." }
+            form method="post" action="/new-link" aria-labelledby="link-title" {
+                (ctx.token())
+                button.quiet type="submit" { "Make a new link" }
+            }
+        }
+    };
+    Ok(shown(
+        layout(&app, &ctx, None, Place::Status, "Status", body).await,
+        &ctx.said,
+    ))
+}
+
+pub(crate) async fn new_link(
+    State(app): State<Shared>,
+    _form: Posted,
+) -> Result<Response, Failure> {
+    let token = access::new_token(&app.home)
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut res = crate::app::saved(
+        "/status",
+        "A new link is made; other browsers are signed out. Run `roundtable web` to see it.",
+    );
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict",
+        access::COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+async fn export(app: &Shared, c: &str, markdown: bool) -> Result<Response, Failure> {
+    let c: CircleId = parse_id(c, "circle")?;
+    let view = app.circle(c).await?.view();
+    let (body, kind, ext) = if markdown {
+        (
+            export::markdown(&view, &app.tz),
+            "text/markdown; charset=utf-8",
+            "md",
+        )
+    } else {
+        (view.to_canonical_json(), "application/json", "json")
+    };
+    let file: String = view
+        .circle
+        .name
+        .chars()
+        .map(|ch| if ch.is_alphanumeric() { ch } else { '-' })
+        .collect();
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.{ext}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
+pub(crate) async fn export_markdown(
+    State(app): State<Shared>,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    export(&app, &c, true).await
+}
+
+pub(crate) async fn export_json(
+    State(app): State<Shared>,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    export(&app, &c, false).await
+}

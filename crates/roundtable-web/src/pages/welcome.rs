@@ -1,0 +1,192 @@
+//! The first page: start a circle, or join one with a ticket (pasted, or
+//! scanned where the browser can read a QR code).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use roundtable_core::invite::CLOCK_TOLERANCE_MS;
+use roundtable_core::{InviteKind, Op, Timestamp, dates};
+use roundtable_net::CircleTicket;
+
+use super::layout::{Place, page as layout};
+use super::{Ctx, problem};
+use crate::Shared;
+use crate::app::{Failed, Failure, Posted, again, plain, saved, shown};
+
+/// `/`: the first circle, or the welcome when there is none.
+pub(crate) async fn root(State(app): State<Shared>) -> Result<Response, Failure> {
+    let circles = app.node.circles().await.map_err(Failure::node)?;
+    Ok(match circles.first() {
+        Some((id, _)) => Redirect::to(&format!("/c/{id}")).into_response(),
+        None => Redirect::to("/welcome").into_response(),
+    })
+}
+
+pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Response {
+    shown(render(&app, &ctx, None).await, &ctx.said)
+}
+
+async fn render(app: &Shared, ctx: &Ctx, failed: Option<&Failed>) -> maud::Markup {
+    let v = |form, field| Failed::value(failed, form, field);
+    let first = app
+        .node
+        .circles()
+        .await
+        .map(|c| c.is_empty())
+        .unwrap_or(true);
+    let body = html! {
+        h1 { @if first { "Welcome to Roundtable" } @else { "Start or join another circle" } }
+        p.lead {
+            "A home for a small circle of people who look after each other. "
+            "It lives on your devices and your friends' devices — nobody else's."
+        }
+        div.two {
+            section.card aria-labelledby="start-title" {
+                h2 #start-title { "Start a circle" }
+                form method="post" action="/create" aria-labelledby="start-title" {
+                    (ctx.token())
+                    (problem(failed, "create"))
+                    label for="circle-name" { "Circle name" }
+                    input #circle-name name="name" required maxlength="120" placeholder="Tuesday Supper" value=(v("create", "name"));
+                    label for="create-you" { "Your name" }
+                    input #create-you name="as" required maxlength="80" autocomplete="name" value=(v("create", "as"));
+                    label for="circle-about" { "What the circle is for (optional)" }
+                    textarea #circle-about name="about" rows="2" maxlength="1000" { (v("create", "about")) }
+                    button type="submit" { "Start the circle" }
+                }
+            }
+            section.card aria-labelledby="join-title" {
+                h2 #join-title { "Join with a ticket" }
+                p.hint { "A friend in the circle makes a ticket on their device (Invite), and sends it to you. To add another device of your own, make one under People → Pair a device." }
+                form method="post" action="/join" aria-labelledby="join-title" {
+                    (ctx.token())
+                    (problem(failed, "join"))
+                    label for="ticket" { "Ticket" }
+                    textarea #ticket name="ticket" required rows="4" spellcheck="false" autocomplete="off" placeholder="roundtable…" { (v("join", "ticket")) }
+                    button.secondary type="button" hidden data-scan="ticket" { "Scan a QR code" }
+                    video.scanner hidden muted playsinline aria-label="Camera, looking for a QR code" {}
+                    label for="join-you" { "Your name" }
+                    input #join-you name="as" maxlength="80" autocomplete="name" aria-describedby="join-you-hint" value=(v("join", "as"));
+                    p.hint #join-you-hint { "How the circle will know you. Leave it empty when pairing a device of your own." }
+                    label for="device-name" { "This device's name (optional)" }
+                    input #device-name name="device" maxlength="80" placeholder=(host_name()) value=(v("join", "device"));
+                    button type="submit" { "Join" }
+                }
+            }
+        }
+    };
+    layout(app, ctx, None, Place::Elsewhere, "Welcome", body).await
+}
+
+pub(crate) async fn create(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Response {
+    let name = form.get("name");
+    let who = form.get("as");
+    let about = form.text("about");
+    if who.is_empty() {
+        let f = Failed::new("create", "Say what the circle should call you.", form);
+        return again(render(&app, &ctx, Some(&f)).await);
+    }
+    match app
+        .node
+        .create_circle(&name, &about, &who, Timestamp::now())
+        .await
+    {
+        Ok(id) => {
+            name_device(&app, id, None).await;
+            saved(
+                &format!("/c/{id}"),
+                &format!(
+                    "\"{}\" is started, and you are {who} here. Invite the others when you are ready.",
+                    name.trim()
+                ),
+            )
+        }
+        Err(e) => {
+            let f = Failed::new("create", plain(&e), form);
+            again(render(&app, &ctx, Some(&f)).await)
+        }
+    }
+}
+
+pub(crate) async fn join(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Response {
+    let outcome = redeem(&app, &form).await;
+    match outcome {
+        Ok((first, words)) => saved(&format!("/c/{first}"), &words),
+        Err(message) => {
+            let f = Failed::new("join", message, form);
+            again(render(&app, &ctx, Some(&f)).await)
+        }
+    }
+}
+
+async fn redeem(
+    app: &Shared,
+    form: &Posted,
+) -> Result<(roundtable_core::CircleId, String), String> {
+    let ticket = CircleTicket::parse(&form.get("ticket")).map_err(|e| {
+        format!(
+            "That ticket does not read ({e}). Copy it again, whole, from the message it came in."
+        )
+    })?;
+    let now = Timestamp::now();
+    if now.as_millis() > ticket.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
+        return Err(format!(
+            "This ticket expired {}. Ask for a new one.",
+            dates::words(ticket.expires_at, now, &app.tz)
+        ));
+    }
+    let who = form.get("as");
+    let name = match ticket.kind {
+        InviteKind::Member if who.is_empty() => {
+            return Err("Say what the circle should call you.".into());
+        }
+        InviteKind::Member => Some(who.as_str()),
+        InviteKind::Device => None,
+    };
+    let circles = app.node.join(&ticket, name).await.map_err(|e| plain(&e))?;
+    let Some(first) = circles.first().copied() else {
+        return Err("The other device handed over no circle.".into());
+    };
+    let device = form.get("device");
+    for id in &circles {
+        name_device(app, *id, Some(device.clone()).filter(|d| !d.is_empty())).await;
+    }
+    let names: Vec<String> = app
+        .node
+        .circles()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(id, _)| circles.contains(id))
+        .map(|(_, n)| n)
+        .collect();
+    let words = match ticket.kind {
+        InviteKind::Member => format!("You're in: {}. Welcome.", names.join(", ")),
+        InviteKind::Device => format!(
+            "This device is paired. Your circles here: {}.",
+            names.join(", ")
+        ),
+    };
+    Ok((first, words))
+}
+
+/// Names this device in a circle (its host name unless the person gave
+/// one), as `roundtable join` does.
+async fn name_device(app: &Shared, circle: roundtable_core::CircleId, name: Option<String>) {
+    let name = name.unwrap_or_else(host_name);
+    if let Err(e) = app.perform(circle, Op::NameDevice { name }).await {
+        tracing::debug!("could not name this device: {e}");
+    }
+}
+
+fn host_name() -> String {
+    let host = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if host.is_empty() {
+        "this device".into()
+    } else {
+        host
+    }
+}
