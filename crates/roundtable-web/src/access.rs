@@ -2,9 +2,10 @@
 //!
 //! - The secret lives in the home (`web-token`, owner-only) and survives
 //!   restarts; [`new_token`] replaces it, letting every browser out.
-//! - `/login?token=SECRET` (the link `roundtable up` prints) sets it as the
-//!   `rt_session` cookie: HttpOnly, SameSite=Strict, and sends the browser
-//!   on to `/` so the secret leaves the address bar.
+//! - `/login?token=SECRET` (the link `roundtable up` prints) sets the
+//!   `rt_session` cookie, a value derived from the secret ([`session_value`]):
+//!   HttpOnly, SameSite=Strict; and sends the browser on to `/` so the secret
+//!   leaves the address bar.
 //! - Every other request must carry the cookie, name this app's own host
 //!   in `Host` (a DNS-rebinding page names its own), and, when it says where
 //!   it comes from (`Origin`, `Sec-Fetch-Site`), come from this app. No
@@ -49,6 +50,13 @@ pub fn new_token(home: &Home) -> Result<String, StoreError> {
 /// The link that lets a browser in.
 pub fn login_url(addr: SocketAddr, token: &str) -> String {
     format!("http://{}/login?token={token}", host_of(addr))
+}
+
+/// The cookie's value: derived from the secret, so a cookie read off a
+/// disk or a screen is not the link.
+pub fn session_value(token: &str) -> String {
+    let key = blake3::derive_key("roundtable web session 2026", token.as_bytes());
+    data_encoding::HEXLOWER.encode(&key)
 }
 
 /// The value of the hidden field of every form.
@@ -146,7 +154,7 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
         return login(req.uri().query().unwrap_or(""), &token);
     }
     match cookie_value(req.headers()) {
-        Some(c) if same_secret(&c, &token) => {}
+        Some(c) if same_secret(&c, &session_value(&token)) => {}
         _ => {
             return refuse(
                 StatusCode::UNAUTHORIZED,
@@ -170,7 +178,10 @@ fn login(query: &str, token: &str) -> Response {
     match given {
         Some(g) if same_secret(g, token) => {
             let mut res = Redirect::to("/").into_response();
-            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            let cookie = format!(
+                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+                session_value(token)
+            );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -197,7 +208,8 @@ fn harden(h: &mut HeaderMap) {
     );
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // Not "no-referrer": with it, a browser sends `Origin: null` on its own forms.
+    set(h, "referrer-policy", "same-origin");
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, "cache-control", "no-store");
     }

@@ -69,6 +69,7 @@ impl Inner {
             .route("/new-link", post(status::new_link))
             .route("/events", get(live::events))
             .route("/assets/{file}", get(assets::serve))
+            .route("/favicon.ico", get(assets::icon))
             .route("/c/{c}", get(home::page))
             .route("/c/{c}/checkin", post(home::checkin))
             .route("/c/{c}/moment", post(home::moment))

@@ -128,7 +128,14 @@ impl Setup {
     fn ours(&self) -> Vec<(&'static str, String)> {
         vec![
             ("Host", self.addr().to_string()),
-            ("Cookie", format!("{}={}", access::COOKIE, self.token())),
+            (
+                "Cookie",
+                format!(
+                    "{}={}",
+                    access::COOKIE,
+                    access::session_value(&self.token())
+                ),
+            ),
         ]
     }
 
@@ -199,7 +206,15 @@ async fn only_the_person_at_this_machine_gets_in() {
     assert_eq!(a.status, 303);
     assert_eq!(a.header("location"), ["/"]);
     let cookie = a.header("set-cookie").join(";");
-    assert!(cookie.contains(&format!("{}={}", access::COOKIE, s.token())));
+    assert!(cookie.contains(&format!(
+        "{}={}",
+        access::COOKIE,
+        access::session_value(&s.token())
+    )));
+    assert!(
+        !cookie.contains(&s.token()),
+        "the cookie is the link's secret"
+    );
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -476,7 +491,10 @@ async fn the_secret_survives_a_restart_and_a_new_link_lets_old_browsers_out() {
     let with = |token: &str| {
         vec![
             ("Host", addr.to_string()),
-            ("Cookie", format!("{}={token}", access::COOKIE)),
+            (
+                "Cookie",
+                format!("{}={}", access::COOKIE, access::session_value(token)),
+            ),
             ("Origin", format!("http://{addr}")),
         ]
     };
@@ -493,7 +511,11 @@ async fn the_secret_survives_a_restart_and_a_new_link_lets_old_browsers_out() {
     assert_eq!(a.status, 303);
     let new = home.web_token().expect("reads").expect("made");
     assert_ne!(new, old);
-    assert!(a.header("set-cookie").iter().any(|c| c.contains(&new)));
+    assert!(
+        a.header("set-cookie")
+            .iter()
+            .any(|c| c.contains(&access::session_value(&new)))
+    );
     assert_eq!(
         request(addr, "GET", "/status", &with(&old), "")
             .await

@@ -35,3 +35,8 @@ pub(crate) async fn serve(Path(file): Path<String>) -> Response {
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }
+
+/// What browsers ask for unbidden.
+pub(crate) async fn icon() -> Response {
+    serve(Path("icon.svg".to_owned())).await
+}

@@ -121,6 +121,7 @@ pub(crate) async fn page(
                 }
                 footer {
                     p { "Your circle lives on your devices and your friends' devices; there is no server." }
+                    @if !circles.is_empty() { p { a href="/welcome" { "Start or join another circle" } } }
                 }
             }
         }

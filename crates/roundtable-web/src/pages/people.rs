@@ -116,6 +116,10 @@ async fn render(
                 }
                 p { a href={ "/c/" (c) "/pair" } { "Pair another device" } }
             }
+            section.card aria-labelledby="removal-title" {
+                h2 #removal-title { "If someone harms the circle" }
+                p { (roundtable_core::membership::REMOVAL_RULE) " " a href={ "/c/" (c) "/removal" } { "Proposals to remove someone" } }
+            }
         }
     };
     Ok(layout(app, ctx, Some(c), Place::People, "People", body).await)

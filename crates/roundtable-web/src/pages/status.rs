@@ -57,8 +57,10 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
             }
         }
     };
+    // The places of the (first) circle stay at hand.
+    let circle = status.circles.first().map(|c| c.id);
     Ok(shown(
-        layout(&app, &ctx, None, Place::Status, "Status", body).await,
+        layout(&app, &ctx, circle, Place::Status, "Status", body).await,
         &ctx.said,
     ))
 }

@@ -1,0 +1,298 @@
+// The web app end to end: two real nodes (`roundtable up`, separate
+// processes on loopback), each with its own headless Chromium. Maya starts
+// a circle and invites Sam entirely through her browser; Sam joins from the
+// pasted ticket in his; then the circle's life round-trips between the two
+// pages without a reload, every page passes an accessibility check, and
+// requests without the secret, with a wrong Host, or from another origin
+// are refused.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  tempHome, up, stop, browser, closeBrowser, openApp, cookieOf,
+  assertNoSeriousA11y, rawRequest, runJson,
+} from './harness.mjs';
+
+const T = { timeout: 30_000 };
+let chromium;
+let maya;
+let sam;
+let mayaPage;
+let samPage;
+const visited = [];
+
+/** Asserts no serious or critical accessibility problem, and notes the page. */
+async function checked(page, label) {
+  visited.push(label);
+  await assertNoSeriousA11y(page, label);
+}
+
+/** Waits until `text` shows in the page (no reload). */
+async function shows(page, text, what = text) {
+  await page.getByText(text).first().waitFor({ state: 'visible', ...T }).catch((e) => {
+    throw new Error(`timed out waiting for "${what}" on ${page.url()}: ${e.message}`);
+  });
+}
+
+/** Marks the page so a reload would show (the mark would be gone). */
+async function mark(page) {
+  await page.evaluate(() => { window.__noReload = true; });
+}
+
+async function stillSamePage(page) {
+  assert.equal(await page.evaluate(() => window.__noReload === true), true, 'the page reloaded');
+}
+
+function form(page, name) {
+  return page.getByRole('form', { name });
+}
+
+before(async () => {
+  const [mh, sh] = [await tempHome(), await tempHome()];
+  maya = await up(mh);
+  sam = await up(sh);
+  chromium = await browser();
+  ({ page: mayaPage } = await openApp(chromium, maya.url));
+  ({ page: samPage } = await openApp(chromium, sam.url));
+});
+
+after(async () => {
+  if (chromium) await closeBrowser(chromium);
+  for (const n of [maya, sam]) if (n) await stop(n);
+});
+
+test('a circle is started, a newcomer invited and joined, all in the browser', async () => {
+  // Maya: the first-run page, then a new circle.
+  await mayaPage.waitForURL(/\/welcome$/, T);
+  await shows(mayaPage, 'Welcome to Roundtable');
+  await checked(mayaPage, 'welcome');
+  const start = form(mayaPage, 'Start a circle');
+  await start.getByLabel('Circle name').fill('Tuesday Supper');
+  await start.getByLabel('Your name').fill('Maya');
+  await start.getByRole('button', { name: 'Start the circle' }).click();
+  await mayaPage.waitForURL(/\/c\/[0-9a-f]+$/, T);
+  await shows(mayaPage, '"Tuesday Supper" is started');
+  await checked(mayaPage, 'home');
+
+  // An invite: the ticket as text and as a QR code.
+  await mayaPage.getByRole('link', { name: 'Invite', exact: true }).click();
+  await checked(mayaPage, 'invite');
+  const invite = form(mayaPage, 'Make an invite');
+  await invite.getByLabel('How many people may use it').fill('2');
+  await invite.getByRole('button', { name: 'Make an invite' }).click();
+  const ticket = await mayaPage.getByLabel('Ticket', { exact: true }).inputValue(T);
+  assert.match(ticket, /^roundtable/);
+  await assert.doesNotReject(mayaPage.getByRole('img', { name: /QR code of the ticket/ }).waitFor(T));
+  await shows(mayaPage, '0 of 2 used');
+  await checked(mayaPage, 'invite with a ticket');
+
+  // Sam pastes it on his own device and says his name.
+  await samPage.waitForURL(/\/welcome$/, T);
+  const join = form(samPage, 'Join with a ticket');
+  await join.getByLabel('Ticket').fill(ticket);
+  await join.getByLabel('Your name', { exact: true }).fill('Sam');
+  await join.getByRole('button', { name: 'Join' }).click();
+  await samPage.waitForURL(/\/c\/[0-9a-f]+$/, { timeout: 60_000 });
+  await shows(samPage, "You're in: Tuesday Supper. Welcome.");
+  await shows(samPage, 'Maya joined the circle');
+
+  // Maya's invite page learns it was used, without a reload.
+  await mark(mayaPage);
+  await shows(mayaPage, 'Joined with it: Sam');
+  await stillSamePage(mayaPage);
+});
+
+test('a failed form says why in words and keeps what was typed', async () => {
+  await mayaPage.getByRole('link', { name: 'Gatherings' }).click();
+  await checked(mayaPage, 'gatherings');
+  const propose = form(mayaPage, 'Propose a gathering');
+  await propose.getByLabel('What').fill('Soup night');
+  await propose.getByLabel('When').fill('someday soon');
+  await propose.getByRole('button', { name: 'Propose' }).click();
+  await shows(mayaPage, 'Could not read "someday soon" as a date');
+  assert.equal(await propose.getByLabel('What').inputValue(), 'Soup night');
+  assert.equal(await propose.getByLabel('When').inputValue(), 'someday soon');
+  await checked(mayaPage, 'gatherings with a problem');
+});
+
+test('a check-in in one browser appears in the other without a reload', async () => {
+  await mayaPage.getByRole('link', { name: 'Home' }).click();
+  await samPage.getByRole('link', { name: 'Home' }).click();
+  await mark(samPage);
+  const checkin = form(mayaPage, 'How are you?');
+  await checkin.getByLabel('heavy').check();
+  await checkin.getByLabel('In your words (optional)').fill('long week, tired');
+  await checkin.getByRole('button', { name: 'Check in' }).click();
+  await shows(mayaPage, 'Checked in: heavy.');
+  await shows(samPage, 'long week, tired');
+  await stillSamePage(samPage);
+  // Both see each other in touch.
+  await shows(samPage, /In touch with Maya/, 'in touch with Maya');
+  await shows(mayaPage, /In touch with Sam/, 'in touch with Sam');
+});
+
+test('a reply in words reaches the one who checked in', async () => {
+  await samPage.getByRole('link', { name: 'Reply to Maya' }).first().click();
+  await checked(samPage, 'entry');
+  const reply = form(samPage, 'Reply');
+  await reply.getByLabel('Your reply').fill('Thinking of you. Soup on Thursday?');
+  await reply.getByRole('button', { name: 'Reply' }).click();
+  await shows(samPage, 'Your reply is with the circle.');
+  await mark(mayaPage);
+  await shows(mayaPage, 'Thinking of you. Soup on Thursday?');
+  await stillSamePage(mayaPage);
+});
+
+test('a gathering: an answer and a potluck dish round-trip', async () => {
+  await mayaPage.getByRole('link', { name: 'Gatherings' }).click();
+  const propose = form(mayaPage, 'Propose a gathering');
+  await propose.getByLabel('What').fill('Soup night');
+  await propose.getByLabel('When').fill('tomorrow 7pm');
+  await propose.getByLabel('Where (optional)').fill("Maya's kitchen");
+  await propose.getByRole('button', { name: 'Propose' }).click();
+  await shows(mayaPage, '"Soup night" is on the table.');
+  await checked(mayaPage, 'gathering');
+  await mark(mayaPage);
+
+  await samPage.getByRole('link', { name: 'Gatherings' }).click();
+  await samPage.getByRole('link', { name: 'Soup night' }).click(T);
+  const answer = form(samPage, 'Your answer');
+  await answer.getByLabel('Yes').check();
+  await answer.getByLabel('A word with it (optional)').fill('might be late');
+  await answer.getByRole('button', { name: 'Answer' }).click();
+  await shows(samPage, "You're coming. See you there.");
+  const bring = form(samPage, 'Bring something');
+  await bring.getByLabel('Dish').fill('lentil soup');
+  await bring.getByLabel('Dietary notes (optional)').fill('vegan');
+  await bring.getByRole('button', { name: 'Bring it' }).click();
+  await shows(samPage, "You're bringing lentil soup.");
+
+  await shows(mayaPage, '“might be late”', 'the RSVP note');
+  await shows(mayaPage, 'lentil soup');
+  await stillSamePage(mayaPage);
+});
+
+test('an ask is taken up and closed with thanks', async () => {
+  await samPage.getByRole('link', { name: 'Asks & offers' }).click();
+  await checked(samPage, 'asks and offers');
+  const share = form(samPage, 'Ask for a hand, or offer one');
+  await share.getByLabel('an ask').check();
+  await share.getByLabel('What', { exact: true }).fill('A lift to the clinic');
+  await share.getByLabel('When (optional)').fill('Tuesday morning');
+  await share.getByRole('button', { name: 'Share' }).click();
+  await shows(samPage, 'Asking is wisdom.');
+
+  await mayaPage.getByRole('link', { name: 'Asks & offers' }).click();
+  await mayaPage.getByRole('link', { name: /Sam asks: A lift to the clinic/ }).click(T);
+  const commit = form(mayaPage, 'Can you help?');
+  await commit.getByLabel("What you'll do").fill("I'll drive you");
+  await commit.getByRole('button', { name: "I'll do it" }).click();
+  await shows(mayaPage, "The circle knows you'll do it.");
+  await mark(mayaPage);
+
+  await samPage.getByRole('link', { name: /Sam asks: A lift to the clinic/ }).click(T);
+  await shows(samPage, "I'll drive you");
+  const done = form(samPage, 'Close it, with thanks');
+  await done.getByLabel('Thanks (optional)').fill('Thank you, Maya!');
+  await done.getByRole('button', { name: 'Mark done' }).click();
+  await shows(samPage, 'Thank you for closing the loop.');
+  await shows(mayaPage, 'Thank you, Maya!');
+  await stillSamePage(mayaPage);
+});
+
+test('stepping back and coming back, seen by the circle', async () => {
+  await samPage.getByRole('link', { name: 'People' }).click();
+  await checked(samPage, 'people');
+  const away = form(samPage, 'Stepping back');
+  await away.getByLabel('Until (optional)').fill('next week');
+  await away.getByLabel('A word for the circle (optional)').fill('family stuff');
+  await away.getByRole('button', { name: 'Step back' }).click();
+  await shows(samPage, 'Take the time you need.');
+  await mayaPage.getByRole('link', { name: 'Home' }).click();
+  await shows(mayaPage, /Sam is stepping back.*family stuff/, 'Sam stepping back');
+  await samPage.getByRole('button', { name: "I'm back" }).click();
+  await shows(samPage, 'Welcome back.');
+});
+
+test('profile, pairing, removal and status pages read well', async () => {
+  await mayaPage.getByRole('link', { name: 'People' }).click();
+  const profile = form(mayaPage, 'About you');
+  await profile.getByLabel('What the circle should remember about you').fill('vegetarian');
+  await profile.getByRole('button', { name: 'Save' }).click();
+  await shows(mayaPage, 'Your profile is updated.');
+  await samPage.getByRole('link', { name: 'People' }).click();
+  await shows(samPage, 'Remember: vegetarian');
+
+  await mayaPage.getByRole('link', { name: 'Pair another device' }).click();
+  await mayaPage.getByRole('button', { name: 'Make a pairing ticket' }).click();
+  assert.match(await mayaPage.getByLabel('Ticket', { exact: true }).inputValue(T), /^roundtable/);
+  await checked(mayaPage, 'pair');
+
+  await mayaPage.goto(mayaPage.url().replace(/\/pair$/, '/removal'));
+  await shows(mayaPage, 'Nobody owns the table');
+  await checked(mayaPage, 'removal');
+
+  await mayaPage.getByRole('link', { name: 'Status' }).click();
+  await shows(mayaPage, 'Devices');
+  await checked(mayaPage, 'status');
+
+  // The same on a phone-sized screen.
+  const { page: phone, context } = await openApp(chromium, maya.url, { width: 360, height: 740 });
+  await phone.waitForURL(/\/c\/[0-9a-f]+$/, T);
+  await checked(phone, 'home on a phone');
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the home page is ${overflow}px wider than a 360px screen`);
+  await context.close();
+});
+
+test('without the secret, with a wrong Host, or from another origin: refused', async () => {
+  const origin = maya.origin;
+  const host = new URL(origin).host;
+  const cookie = await cookieOf(mayaPage.context(), origin);
+  assert.ok(cookie, 'the browser holds the session cookie');
+  const was = runJson(maya.home, ['--json', 'show']);
+
+  const bare = await rawRequest({ origin, path: '/', headers: { Host: host } });
+  assert.equal(bare.status, 401);
+  const rebound = await rawRequest({
+    origin, path: '/', headers: { Host: `rebound.example:${new URL(origin).port}`, Cookie: `rt_session=${cookie}` },
+  });
+  assert.equal(rebound.status, 421);
+  const body = 'mood=struggling&note=forged';
+  const circle = was.circle.id;
+  const cross = await rawRequest({
+    origin,
+    path: `/c/${circle}/checkin`,
+    method: 'POST',
+    headers: {
+      Host: host, Cookie: `rt_session=${cookie}`, Origin: 'http://evil.example',
+      'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': String(body.length),
+    },
+    body,
+  });
+  assert.equal(cross.status, 403);
+  // A page of another origin in the same browser cannot post either: its
+  // request carries no cookie (SameSite=Strict) and no form token.
+  const evil = await mayaPage.context().newPage();
+  await evil.setContent(`<form id="f" method="post" action="${origin}/c/${circle}/checkin">
+      <input name="mood" value="struggling"><input name="note" value="forged"></form>`);
+  const [answer] = await Promise.all([
+    evil.waitForNavigation(T),
+    evil.evaluate(() => document.getElementById('f').submit()),
+  ]);
+  assert.ok(answer && answer.status() >= 400, `a cross-site form was answered ${answer?.status()}`);
+  await evil.close();
+  const afterShow = runJson(maya.home, ['--json', 'show']);
+  assert.ok(!JSON.stringify(afterShow).includes('forged'), 'a forged check-in landed');
+  assert.equal(Object.keys(afterShow.checkins ?? {}).length, Object.keys(was.checkins ?? {}).length);
+});
+
+test('a page says when this device is offline', async () => {
+  await mayaPage.getByRole('link', { name: 'Home' }).click();
+  await shows(mayaPage, /In touch with Sam/, 'in touch with Sam');
+  await stop(sam);
+  sam = undefined;
+  await shows(mayaPage, /^Offline/, 'the offline notice');
+  assert.ok(visited.length >= 12, `only ${visited.length} pages were checked: ${visited.join(', ')}`);
+});
