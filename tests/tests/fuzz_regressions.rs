@@ -70,3 +70,8 @@ fn envelope() {
 fn dates() {
     replay("dates", roundtable_core::fuzzing::dates);
 }
+
+#[test]
+fn web_request() {
+    replay("web_request", roundtable_web::fuzzing::web_request);
+}

@@ -59,6 +59,14 @@ pub fn session_value(token: &str) -> String {
     data_encoding::HEXLOWER.encode(&key)
 }
 
+/// The `Set-Cookie` value that lets a browser in.
+pub(crate) fn session_cookie(token: &str) -> String {
+    format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        session_value(token)
+    )
+}
+
 /// The value of the hidden field of every form.
 pub fn form_token(token: &str) -> String {
     let key = blake3::derive_key("roundtable web form 2026", token.as_bytes());
@@ -71,16 +79,17 @@ pub(crate) fn host_of(addr: SocketAddr) -> String {
 }
 
 /// The `Host` values this app answers to.
-pub(crate) fn hosts(addr: SocketAddr) -> Vec<String> {
+pub fn hosts(addr: SocketAddr) -> Vec<String> {
     vec![host_of(addr), format!("localhost:{}", addr.port())]
 }
 
 /// Equal, in time that does not depend on where they differ.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+pub fn same_secret(a: &str, b: &str) -> bool {
     blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
+/// The session cookie's value, if the request carries one.
+pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -102,97 +111,125 @@ pub(crate) fn current_token(app: &Shared) -> Option<String> {
     }
 }
 
-/// Checks every request before any page sees it.
-pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
-    let headers = req.headers();
+/// What the guard decided about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Let it through to the pages.
+    Pass,
+    /// `/login` with the right secret: set the cookie, go to `/`.
+    LogIn,
+    /// Refused, with the status and the words to show.
+    Refuse(u16, &'static str),
+}
+
+const ELSEWHERE: &str = "Another site tried to reach your circle; it was refused.";
+const NOT_HERE: &str = "This app answers only at its own address on this computer.";
+
+/// Decides about a request from its method, path, query and headers alone:
+/// pure, so every rule is tested and fuzzed without a server. `hosts` are
+/// the `Host` values this app answers to; `token` the secret as the home
+/// holds it now.
+pub fn decide(
+    hosts: &[String],
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Decision {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !app.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-        return refuse(
-            StatusCode::MISDIRECTED_REQUEST,
-            &format!("This app answers only at http://{}/.", host_of(app.addr)),
-        );
+    if !hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return Decision::Refuse(421, NOT_HERE);
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let ok = origin.to_str().is_ok_and(|o| {
-            app.hosts
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    if let Some(origin) = origins.next() {
+        let ours = origin.to_str().is_ok_and(|o| {
+            hosts
                 .iter()
                 .any(|h| o.eq_ignore_ascii_case(&format!("http://{h}")))
         });
-        if !ok {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "Another site tried to reach your circle; it was refused.",
-            );
+        if !ours || origins.next().is_some() {
+            return Decision::Refuse(403, ELSEWHERE);
         }
     }
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|s| s.as_bytes() == b"cross-site" || s.as_bytes() == b"same-site")
-        && req.uri().path() != "/login"
-    {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Another site tried to reach your circle; it was refused.",
-        );
+    let fetched_from_elsewhere = headers
+        .get_all("sec-fetch-site")
+        .iter()
+        .any(|s| s.as_bytes() == b"cross-site" || s.as_bytes() == b"same-site");
+    if fetched_from_elsewhere && path != "/login" {
+        return Decision::Refuse(403, ELSEWHERE);
     }
-    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::POST) {
-        return refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "That is not something this app does.",
-        );
+    if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
+        return Decision::Refuse(405, "That is not something this app does.");
     }
-    let Some(token) = current_token(&app) else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This app has no secret yet: restart `roundtable up`.",
-        );
+    let Some(token) = token else {
+        return Decision::Refuse(503, "This app has no secret yet: restart `roundtable up`.");
     };
-    if req.uri().path() == "/login" {
-        return login(req.uri().query().unwrap_or(""), &token);
+    if path == "/login" {
+        let given = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| v);
+        return match given {
+            Some(g) if *method == Method::GET && same_secret(g, token) => Decision::LogIn,
+            _ => Decision::Refuse(
+                403,
+                "This link is out of date. Run `roundtable web` to see the current one.",
+            ),
+        };
     }
-    match cookie_value(req.headers()) {
-        Some(c) if same_secret(&c, &session_value(&token)) => {}
-        _ => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "To open your circle here, use the link `roundtable up` printed, or run `roundtable web` to see it again.",
-            );
-        }
+    match cookie_value(headers) {
+        Some(c) if same_secret(&c, &session_value(token)) => Decision::Pass,
+        _ => Decision::Refuse(
+            401,
+            "To open your circle here, use the link `roundtable up` printed, or run `roundtable web` to see it again.",
+        ),
     }
-    req.extensions_mut()
-        .insert(crate::app::FormToken(form_token(&token)));
-    let mut res = next.run(req).await;
-    harden(res.headers_mut());
-    res
 }
 
-fn login(query: &str, token: &str) -> Response {
-    let given = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "token")
-        .map(|(_, v)| v);
-    match given {
-        Some(g) if same_secret(g, token) => {
-            let mut res = Redirect::to("/").into_response();
-            let cookie = format!(
-                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-                session_value(token)
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                res.headers_mut().insert(header::SET_COOKIE, v);
-            }
+/// Checks every request before any page sees it.
+pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
+    let token = current_token(&app);
+    let decision = decide(
+        &app.hosts,
+        req.method(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+        req.headers(),
+        token.as_deref(),
+    );
+    match (decision, token) {
+        (Decision::Pass, Some(token)) => {
+            req.extensions_mut()
+                .insert(crate::app::FormToken(form_token(&token)));
+            let mut res = next.run(req).await;
             harden(res.headers_mut());
             res
         }
-        _ => refuse(
-            StatusCode::FORBIDDEN,
-            "This link is out of date. Run `roundtable web` to see the current one.",
+        (Decision::LogIn, Some(token)) => logged_in(&token),
+        (Decision::Refuse(status, words), _) => refuse(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            words,
+        ),
+        (_, None) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This app has no secret yet.",
         ),
     }
+}
+
+/// The browser that opened the link: its cookie, and on to `/`.
+fn logged_in(token: &str) -> Response {
+    let mut res = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(token)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    harden(res.headers_mut());
+    res
 }
 
 /// What every answer says about itself: no framing, no caching, no

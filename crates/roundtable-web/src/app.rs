@@ -25,7 +25,6 @@ use crate::{Shared, access, live, pages};
 pub(crate) struct Inner {
     pub(crate) node: NodeHandle,
     pub(crate) home: Home,
-    pub(crate) addr: SocketAddr,
     pub(crate) hosts: Vec<String>,
     pub(crate) device: DeviceId,
     pub(crate) member: MemberId,
@@ -47,7 +46,6 @@ impl Inner {
         Arc::new(Inner {
             node,
             home,
-            addr,
             hosts: access::hosts(addr),
             device,
             member,

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub mod access;
 mod app;
+pub mod fuzzing;
 mod live;
 mod pages;
 

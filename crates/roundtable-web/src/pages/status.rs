@@ -75,11 +75,7 @@ pub(crate) async fn new_link(
         "/status",
         "A new link is made; other browsers are signed out. Run `roundtable web` to see it.",
     );
-    let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict",
-        access::COOKIE
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Ok(v) = HeaderValue::from_str(&access::session_cookie(&token)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
