@@ -328,14 +328,13 @@ impl std::fmt::Display for Rejection {
 impl Circle {
     /// The newest change made by `actor`, if any.
     pub(crate) fn last_change_of(&self, actor: &ActorId) -> Option<Change> {
-        // This copy's own device, once Automerge knows it as one of the
-        // document's actors: it keeps each actor's newest sequence number,
-        // so no walk through history is needed. (It does not know a device
-        // that has not written since its actor was set; then the walk.)
-        if self.doc().get_actor() == actor
-            && let Some(c) = self.doc().get_last_local_change()
-        {
-            return Some(c);
+        // This copy's own device: Automerge keeps each actor's newest
+        // sequence number, and knows the device as one of the document's
+        // actors whenever it has written (every path that brings changes in
+        // tells it again, see `know_own_actor`). So a device that never
+        // wrote costs a lookup, not a walk through all of history.
+        if self.doc().get_actor() == actor {
+            return self.doc().get_last_local_change();
         }
         self.walk_to_last_change_of(actor)
     }
@@ -450,6 +449,7 @@ impl Circle {
         back.set_actor(actor);
         guarded(|| back.apply_changes(good))?;
         *self.doc_mut() = back;
+        self.know_own_actor();
         Ok(Applied { applied, rejected })
     }
 }
@@ -631,6 +631,29 @@ mod tests {
         fresh.merge(&mut at_sam.clone()).unwrap();
         assert_eq!(
             fresh.last_change_of(&sam_actor).unwrap().hash(),
+            quick.hash()
+        );
+        // ... or as bytes (gossip, a log), or by sync.
+        let mut by_bytes = c.clone();
+        by_bytes.set_device(sd.id());
+        by_bytes.apply(&at_sam.save()).unwrap();
+        assert_eq!(
+            by_bytes.last_change_of(&sam_actor).unwrap().hash(),
+            quick.hash()
+        );
+        let mut by_sync = c.clone();
+        by_sync.set_device(sd.id());
+        let (mut ours, mut theirs) = (crate::PeerSync::fresh(), crate::PeerSync::fresh());
+        for _ in 0..10 {
+            if let Some(m) = at_sam.sync_generate(&mut theirs) {
+                by_sync.sync_receive(&mut ours, &m).unwrap();
+            }
+            if let Some(m) = by_sync.sync_generate(&mut ours) {
+                at_sam.sync_receive(&mut theirs, &m).unwrap();
+            }
+        }
+        assert_eq!(
+            by_sync.last_change_of(&sam_actor).unwrap().hash(),
             quick.hash()
         );
     }

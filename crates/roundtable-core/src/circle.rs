@@ -150,13 +150,25 @@ impl Circle {
     /// held back by Automerge until it arrives (see [`Self::missing_deps`]).
     pub fn apply(&mut self, bytes: &[u8]) -> Result<usize, CoreError> {
         let doc = &mut self.doc;
-        guarded(|| doc.load_incremental(bytes))
+        let new = guarded(|| doc.load_incremental(bytes));
+        self.know_own_actor();
+        new
     }
 
     /// Merges everything another copy of this circle has.
     pub fn merge(&mut self, other: &mut Circle) -> Result<(), CoreError> {
-        self.doc.merge(&mut other.doc)?;
+        let merged = self.doc.merge(&mut other.doc);
+        self.know_own_actor();
+        merged?;
         Ok(())
+    }
+
+    /// After changes arrived from elsewhere: if some were this device's own
+    /// (restored from a peer), Automerge learns that its actor has history,
+    /// so [`Circle::last_change_of`] needs no walk. A lookup, not a walk.
+    pub(crate) fn know_own_actor(&mut self) {
+        let actor = self.doc.get_actor().clone();
+        self.doc.set_actor(actor);
     }
 
     /// Hashes of changes we know are needed but have not got.

@@ -51,6 +51,13 @@ impl PeerSync {
     pub fn their_heads(&self) -> Option<&[ChangeHash]> {
         self.state.their_heads.as_deref()
     }
+
+    /// Whether, as of the last session, the peer had exactly what `heads`
+    /// (this copy's heads, sorted as Automerge gives them) hold: then a new
+    /// session has nothing of ours to send.
+    pub fn level_with(&self, heads: &[ChangeHash]) -> bool {
+        self.state.shared_heads == heads
+    }
 }
 
 impl Circle {
@@ -68,7 +75,9 @@ impl Circle {
             .map_err(|e| CoreError::BadDocument(format!("bad sync message: {e}")))?;
         let doc = self.doc_mut();
         let state = &mut peer.state;
-        guarded(|| doc.receive_sync_message(state, msg))
+        let received = guarded(|| doc.receive_sync_message(state, msg));
+        self.know_own_actor();
+        received
     }
 
     /// Whether the peer, as far as we know, has every change we have.
