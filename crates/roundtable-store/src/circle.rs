@@ -11,9 +11,21 @@ use crate::StoreError;
 use crate::files::{CircleFiles, Recovered};
 use crate::fs::Fs;
 
-/// Compact once the log holds this many bytes: loading replays the log, so
-/// it should stay small next to the snapshot.
-const COMPACT_AFTER_BYTES: u64 = 1 << 20;
+/// The log is compacted into the snapshot once it holds more than this
+/// share of the snapshot's size (1/8)... A change is stored many times
+/// smaller in a snapshot than as a log record, so a log left to grow soon
+/// outweighs the snapshot on disk and slows every open.
+const COMPACT_AT_SHARE: u64 = 8;
+
+/// ... but never for a log smaller than this: a small circle would
+/// otherwise rewrite its snapshot every few edits.
+const COMPACT_MIN_LOG: u64 = 64 << 10;
+
+/// Whether a log of `log` bytes next to a snapshot of `snapshot` bytes is
+/// due to be compacted.
+fn due(log: u64, snapshot: u64) -> bool {
+    log > COMPACT_MIN_LOG && log > snapshot / COMPACT_AT_SHARE
+}
 
 /// What `repair` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,7 +154,7 @@ impl CircleStore {
             self.reload();
             return Err(e);
         }
-        if self.files.log_len() > COMPACT_AFTER_BYTES {
+        if due(self.files.log_len(), self.files.snapshot_len()) {
             // The edit is already durable; a failed compaction only means a longer log.
             if let Err(e) = self.compact() {
                 warn!(dir = %self.dir.display(), "compaction failed, will retry later: {e}");
@@ -213,16 +225,29 @@ fn build(dir: &Path, recovered: &Recovered) -> Result<Circle, StoreError> {
         dir: dir.to_path_buf(),
         what,
     };
-    let mut circle = Circle::load(&recovered.snapshot)
-        .map_err(|e| damaged(format!("the snapshot verifies but does not load ({e})")))?;
-    for (i, record) in recovered.records.iter().enumerate() {
-        circle.apply(record).map_err(|e| {
-            damaged(format!(
-                "log record {} verifies but does not load ({e})",
-                i + 1
-            ))
-        })?;
-    }
+    // One load of the snapshot and every record after it, as Automerge
+    // reads concatenated chunks; only when that fails, record by record to
+    // say which one.
+    let whole: Vec<u8> = std::iter::once(&recovered.snapshot)
+        .chain(&recovered.records)
+        .flat_map(|b| b.iter().copied())
+        .collect();
+    let circle = match Circle::load(&whole) {
+        Ok(c) => c,
+        Err(_) => {
+            let mut circle = Circle::load(&recovered.snapshot)
+                .map_err(|e| damaged(format!("the snapshot verifies but does not load ({e})")))?;
+            for (i, record) in recovered.records.iter().enumerate() {
+                circle.apply(record).map_err(|e| {
+                    damaged(format!(
+                        "log record {} verifies but does not load ({e})",
+                        i + 1
+                    ))
+                })?;
+            }
+            circle
+        }
+    };
     if !circle.missing_deps().is_empty() {
         return Err(damaged(format!(
             "{} changes in the log build on changes that are missing",

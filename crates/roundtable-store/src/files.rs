@@ -109,6 +109,7 @@ pub struct CircleFiles {
     /// this one can see but a power cut would lose.
     dirs_synced: bool,
     log_len: u64,
+    snapshot_len: u64,
     set_aside: Vec<PathBuf>,
 }
 
@@ -156,6 +157,7 @@ impl CircleFiles {
             log_damaged: false,
             dirs_synced: true,
             log_len: LOG_MAGIC.len() as u64,
+            snapshot_len: snapshot.len() as u64,
             set_aside: Vec::new(),
         })
     }
@@ -190,6 +192,7 @@ impl CircleFiles {
             }),
         }
         let snapshot_damaged = !recovered.damage.is_empty();
+        let snapshot_len = recovered.snapshot.len() as u64;
         let log_path = dir.join(FileKind::Log.file_name());
         let mut log_len = 0;
         match read_if_present(fs.as_ref(), &log_path)? {
@@ -230,6 +233,7 @@ impl CircleFiles {
             log_damaged: blocked.is_some(),
             dirs_synced: false,
             log_len,
+            snapshot_len,
             set_aside: Vec::new(),
         };
         Ok((files, recovered))
@@ -246,6 +250,7 @@ impl CircleFiles {
         self.snapshot_damaged |= fresh.snapshot_damaged;
         self.log_damaged |= fresh.log_damaged;
         self.log_len = fresh.log_len;
+        self.snapshot_len = fresh.snapshot_len;
         Ok(recovered)
     }
 
@@ -268,6 +273,11 @@ impl CircleFiles {
     /// The log's size in bytes, to decide when to compact.
     pub fn log_len(&self) -> u64 {
         self.log_len
+    }
+
+    /// The snapshot's size in bytes (its payload), to decide when to compact.
+    pub fn snapshot_len(&self) -> u64 {
+        self.snapshot_len
     }
 
     /// Where the last [`compact`](Self::compact) kept damaged files.
@@ -341,6 +351,7 @@ impl CircleFiles {
         self.log_damaged = false;
         self.blocked = None;
         self.log_len = LOG_MAGIC.len() as u64;
+        self.snapshot_len = snapshot.len() as u64;
         Ok(())
     }
 

@@ -157,3 +157,65 @@ fn a_lock_waits_briefly_for_its_holder() {
     HomeLock::acquire(home.path(), "roundtable checkin").unwrap();
     releaser.join().unwrap();
 }
+
+/// A circle that lives for years: the log is folded into the snapshot as it
+/// grows, so the files stay close to Automerge's own `save()`, and what
+/// opens is exactly what was written.
+#[test]
+fn the_log_is_compacted_as_a_circle_grows() {
+    use roundtable_core::{Circle, EpochKey, Keyring, Mood, Profile, Timestamp};
+    use roundtable_store::Home;
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let lock = home.lock("test").unwrap();
+    let (me, _) = home.ensure_identity(&lock).unwrap();
+    let mut rng = rand::rng();
+    let t = Timestamp::from_millis(1_795_464_000_000);
+    let circle =
+        Circle::create("Supper", "", &me.cert, &Profile::named("Maya"), t, &mut rng).unwrap();
+    let keys = Keyring::with(EpochKey::random(circle.id(), 0, &me.device, &mut rng));
+    let mut store = home.create_circle(&lock, &circle, &keys).unwrap();
+    let files = |name: &str| {
+        std::fs::metadata(
+            dir.path()
+                .join("circles")
+                .join(circle.id().to_string())
+                .join(name),
+        )
+        .unwrap()
+        .len()
+    };
+    let mut most_log = 0;
+    for i in 0..3_000 {
+        store
+            .edit(|c| -> Result<_, StoreError> {
+                Ok(c.checkin(
+                    me.member.id(),
+                    Mood::Okay,
+                    &format!("day {i}: a few words"),
+                    t,
+                    &mut rng,
+                )
+                .unwrap())
+            })
+            .unwrap();
+        most_log = most_log.max(files("log"));
+    }
+    let saved = store.circle().save().len() as u64;
+    let (snapshot, log) = (files("snapshot"), files("log"));
+    // The log never grew past its share of the snapshot (plus one record).
+    assert!(
+        most_log <= (64 << 10) + 4096 || most_log <= snapshot / 8 + 4096,
+        "log reached {most_log} B next to a {snapshot} B snapshot"
+    );
+    assert!(
+        snapshot + log <= saved + saved / 8 + (64 << 10) + 64,
+        "{snapshot} + {log} B on disk for a {saved} B save()"
+    );
+    let heads = store.circle().heads();
+    drop(store);
+    let reopened = home.open_circle(&lock, circle.id()).unwrap();
+    assert_eq!(reopened.circle().heads(), heads);
+    assert_eq!(reopened.circle().view().checkins.len(), 3_000);
+}
