@@ -49,6 +49,8 @@ struct Peer {
     /// This session's changes applied from the peer, and bytes sent to it.
     session_in: usize,
     session_out: usize,
+    /// At this session's start the peer had everything we had.
+    level: bool,
 }
 
 struct Served {
@@ -266,6 +268,7 @@ impl Actor {
                     next: Instant::now(),
                     session_in: 0,
                     session_out: 0,
+                    level: false,
                 },
             );
         }
@@ -379,6 +382,7 @@ impl Actor {
                         next: Instant::now(),
                         session_in: 0,
                         session_out: 0,
+                        level: false,
                     }
                 });
             }
@@ -507,6 +511,21 @@ impl Actor {
 
     fn emit(&self, event: Event) {
         let _ = self.events.send(event);
+    }
+
+    /// A circle changed here: followers are told, and its peers are due for
+    /// anti-entropy at the usual pace again (it slows down while nothing
+    /// changes; see `sync_end`).
+    fn changed(&mut self, circle: CircleId) {
+        self.emit(Event::Changed { circle });
+        let interval = self.config.anti_entropy;
+        let soon = Instant::now() + interval;
+        if let Some(s) = self.circles.get_mut(&circle) {
+            for p in s.peers.values_mut() {
+                p.backoff = p.backoff.min(interval);
+                p.next = p.next.min(soon);
+            }
+        }
     }
 
     async fn handle(&mut self, req: Request) {
@@ -690,7 +709,7 @@ impl Actor {
                 Err(e) => warn!(%circle, "could not forget the circle's files: {e}"),
             }
         }
-        self.emit(Event::Changed { circle });
+        self.changed(circle);
     }
 
     async fn create(
@@ -712,7 +731,7 @@ impl Actor {
         let keys = Keyring::with(EpochKey::random(id, 0, &self.me.device, &mut rand::rng()));
         let store = self.home.create_circle(self.lock(), &circle, &keys)?;
         self.serve(id, store, keys).await;
-        self.emit(Event::Changed { circle: id });
+        self.changed(id);
         Ok(id)
     }
 

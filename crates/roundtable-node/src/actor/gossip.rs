@@ -8,7 +8,7 @@ impl Actor {
     /// fit, else the new heads (peers then fetch them by sync). Either way
     /// sealed with the circle key and signed by this device.
     pub(super) async fn announce(&mut self, circle: CircleId, before: &[ChangeHash]) {
-        self.emit(Event::Changed { circle });
+        self.changed(circle);
         self.refresh_admitted().await;
         let Some(served) = self.circles.get(&circle) else {
             return;
@@ -139,7 +139,7 @@ impl Actor {
                         self.note_refused(circle, from, &applied);
                         if changed {
                             self.keep_book(circle);
-                            self.emit(Event::Changed { circle });
+                            self.changed(circle);
                             self.refresh_admitted().await;
                         }
                         missing

@@ -214,7 +214,7 @@ impl Actor {
         }
         self.refresh_admitted().await;
         for id in &ids {
-            self.emit(Event::Changed { circle: *id });
+            self.changed(*id);
             self.start_sync(*id, inviter.id);
         }
         Ok(ids)

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How much slower than usual anti-entropy gets while nothing changes.
+const IDLE_SLOWDOWN: u32 = 8;
+
 impl Actor {
     pub(super) fn sync_generate(
         &mut self,
@@ -54,13 +57,12 @@ impl Actor {
     pub(super) fn admit_sync(&mut self, circle: CircleId, peer: EndpointId) -> Result<u64, String> {
         let me = self.net().id();
         let busy = self.running.get(&(circle, peer)).map(|(_, role)| *role);
-        let Some(p) = self
+        let served = self
             .circles
             .get_mut(&circle)
-            .ok_or_else(|| "this device does not hold that circle".to_owned())?
-            .peers
-            .get_mut(&peer)
-        else {
+            .ok_or_else(|| "this device does not hold that circle".to_owned())?;
+        let heads = served.store.circle().heads();
+        let Some(p) = served.peers.get_mut(&peer) else {
             return Err("your device is not admitted to this circle".to_owned());
         };
         // One session per circle and peer: a second one the peer opens is
@@ -75,6 +77,7 @@ impl Actor {
             return Err("busy: a sync with you is already under way".to_owned());
         }
         p.sync.new_session();
+        p.level = p.sync.level_with(&heads);
         self.next_token += 1;
         self.running
             .insert((circle, peer), (self.next_token, Role::Answerer));
@@ -85,14 +88,15 @@ impl Actor {
         if peer == self.net().id() || self.running.contains_key(&(circle, peer)) {
             return;
         }
-        let Some(p) = self
-            .circles
-            .get_mut(&circle)
-            .and_then(|s| s.peers.get_mut(&peer))
-        else {
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        let heads = served.store.circle().heads();
+        let Some(p) = served.peers.get_mut(&peer) else {
             return;
         };
         p.sync.new_session();
+        p.level = p.sync.level_with(&heads);
         self.next_token += 1;
         let token = self.next_token;
         self.running.insert((circle, peer), (token, Role::Opener));
@@ -165,7 +169,7 @@ impl Actor {
             self.keep_book(circle);
         }
         if changed {
-            self.emit(Event::Changed { circle });
+            self.changed(circle);
             self.refresh_admitted().await;
         }
         Ok(())
@@ -196,25 +200,37 @@ impl Actor {
             std::mem::take(&mut p.session_in),
             std::mem::take(&mut p.session_out),
         );
-        let told = ok && (got > 0 || sent > 0);
-        if ok {
-            p.last_synced = Some(Timestamp::now());
+        // Something changed hands, or could have: an idle check-in is one
+        // where the peer already had all of ours and sent nothing new.
+        let told = ok && (got > 0 || !p.level);
+        if told {
             p.backoff = interval;
-            p.next = Instant::now() + interval;
+        } else if ok {
+            // Nothing to say either way: while nothing changes, check in
+            // less and less often (a change here resets it; a change there
+            // makes that device check in with us).
+            p.backoff = (p.backoff * 2).clamp(interval, interval * IDLE_SLOWDOWN);
         } else {
             p.backoff = (p.backoff * 2).clamp(Duration::from_secs(1), max);
-            p.next = Instant::now() + p.backoff;
         }
-        let record = PeerRecord {
-            state: p.sync.persist(),
-            last_synced: p.last_synced.map(Timestamp::as_millis),
-        };
-        if let Ok(bytes) = postcard::to_stdvec(&record)
-            && let Err(e) = self
-                .home
-                .write_file(self.lock(), &peer_file(circle, peer), &bytes)
-        {
-            debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
+        p.next = Instant::now() + p.backoff;
+        if ok {
+            p.last_synced = Some(Timestamp::now());
+        }
+        // An idle check-in changes nothing worth a write (its time is kept
+        // in memory until the next session that exchanges something).
+        if told || !ok {
+            let record = PeerRecord {
+                state: p.sync.persist(),
+                last_synced: p.last_synced.map(Timestamp::as_millis),
+            };
+            if let Ok(bytes) = postcard::to_stdvec(&record)
+                && let Err(e) = self
+                    .home
+                    .write_file(self.lock(), &peer_file(circle, peer), &bytes)
+            {
+                debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
+            }
         }
         if told && tracing::enabled!(tracing::Level::INFO) {
             info!(%circle, "synced with {}: {got} changes in, {} KB out", self.who(circle, peer), sent.div_ceil(1024));
