@@ -116,6 +116,32 @@ test('a failed form says why in words and keeps what was typed', async () => {
   await checked(mayaPage, 'gatherings with a problem');
 });
 
+test('the keyboard alone is enough, and focus can be seen', async () => {
+  await mayaPage.getByRole('link', { name: 'Home' }).click();
+  await mayaPage.keyboard.press('Tab');
+  const first = await mayaPage.evaluate(() => ({
+    text: document.activeElement?.textContent,
+    outline: getComputedStyle(document.activeElement).outlineStyle,
+  }));
+  assert.equal(first.text, 'Skip to the page');
+  assert.notEqual(first.outline, 'none', 'the focused link shows no focus ring');
+  // Tab to the first mood, choose it with the arrow keys, say a word,
+  // and send it with Enter.
+  let onMood = false;
+  for (let i = 0; i < 40 && !onMood; i++) {
+    await mayaPage.keyboard.press('Tab');
+    onMood = await mayaPage.evaluate(() => document.activeElement?.name === 'mood');
+  }
+  assert.ok(onMood, 'the moods cannot be reached with Tab');
+  await mayaPage.keyboard.press('ArrowRight');
+  await mayaPage.keyboard.press('Tab');
+  await mayaPage.keyboard.type('typed without a mouse');
+  await mayaPage.keyboard.press('Tab');
+  await mayaPage.keyboard.press('Enter');
+  await shows(mayaPage, 'Checked in: okay.');
+  await shows(mayaPage, 'typed without a mouse');
+});
+
 test('a check-in in one browser appears in the other without a reload', async () => {
   await mayaPage.getByRole('link', { name: 'Home' }).click();
   await samPage.getByRole('link', { name: 'Home' }).click();
