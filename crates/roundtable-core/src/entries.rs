@@ -243,17 +243,7 @@ impl Circle {
 impl Circle {
     /// The dishes `member` brings to a gathering now.
     pub fn dishes_of(&self, gathering: EntityId, member: MemberId) -> Vec<(EntityId, String)> {
-        self.view()
-            .gatherings
-            .get(&gathering)
-            .map(|g| {
-                g.dishes
-                    .iter()
-                    .filter(|(_, d)| d.author == member)
-                    .map(|(id, d)| (*id, d.dish.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.view().dishes_of(gathering, member)
     }
 
     /// Withdraws every dish `member` brings to a gathering (before they
@@ -310,5 +300,21 @@ pub(crate) fn drop_withdrawn(root: &mut serde_json::Value) {
                 }
             }
         }
+    }
+}
+
+impl CircleView {
+    /// What `member` brings to a gathering, as (dish id, dish).
+    pub fn dishes_of(&self, gathering: EntityId, member: MemberId) -> Vec<(EntityId, String)> {
+        self.gatherings
+            .get(&gathering)
+            .map(|g| {
+                g.dishes
+                    .iter()
+                    .filter(|(_, d)| d.author == member)
+                    .map(|(id, d)| (*id, d.dish.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }

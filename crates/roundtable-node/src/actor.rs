@@ -66,6 +66,8 @@ struct Served {
     _reader: Option<AbortOnDropHandle<()>>,
     peers: BTreeMap<EndpointId, Peer>,
     neighbors: BTreeSet<EndpointId>,
+    /// The last reading and the heads it was read at.
+    reading: Option<(Vec<roundtable_core::ChangeHash>, crate::Reading)>,
 }
 
 pub(crate) struct Actor {
@@ -78,6 +80,8 @@ pub(crate) struct Actor {
     circles: BTreeMap<CircleId, Served>,
     /// Circles whose files could not be opened, and why.
     unopened: BTreeMap<CircleId, String>,
+    /// Circles whose head book changed since it was last written.
+    unsaved_books: BTreeSet<CircleId>,
     tx: mpsc::Sender<Request>,
     rx: mpsc::Receiver<Request>,
     incoming: mpsc::Receiver<Incoming>,
@@ -133,6 +137,25 @@ fn heads_file(circle: CircleId) -> String {
     format!("heads/{circle}")
 }
 
+impl Served {
+    /// The circle as it reads now; read again only when it changed.
+    fn read(&mut self) -> crate::Reading {
+        let heads = self.store.circle().heads();
+        if let Some((at, reading)) = &self.reading
+            && *at == heads
+        {
+            return reading.clone();
+        }
+        let circle = self.store.circle();
+        let reading = crate::Reading {
+            view: std::sync::Arc::new(circle.view()),
+            membership: std::sync::Arc::new(circle.membership()),
+        };
+        self.reading = Some((heads, reading.clone()));
+        reading
+    }
+}
+
 impl Actor {
     pub(crate) async fn spawn(
         config: NodeConfig,
@@ -162,6 +185,7 @@ impl Actor {
             dialer,
             circles: BTreeMap::new(),
             unopened: BTreeMap::new(),
+            unsaved_books: BTreeSet::new(),
             tx: tx.clone(),
             rx,
             incoming,
@@ -285,6 +309,7 @@ impl Actor {
                 _reader: None,
                 peers,
                 neighbors: BTreeSet::new(),
+                reading: None,
             },
         );
         if self.circles[&id].book.len() != kept {
@@ -429,7 +454,10 @@ impl Actor {
                 }
                 Some(conn) = self.incoming.recv() => self.accept(conn),
                 Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
-                _ = tick.tick() => self.anti_entropy(),
+                _ = tick.tick() => {
+                    self.anti_entropy();
+                    self.save_books();
+                }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 Some(done) = self.answering.join_next(), if !self.answering.is_empty() => {
                     if let Ok(peer) = done
@@ -538,6 +566,13 @@ impl Actor {
                     .chain(self.unopened.keys().map(|id| (*id, "(damaged)".to_owned())))
                     .collect();
                 let _ = reply.send(list);
+            }
+            Request::Read { circle, reply } => {
+                let reading = match self.circles.get_mut(&circle) {
+                    Some(s) => Ok(s.read()),
+                    None => Err(self.unknown(circle)),
+                };
+                let _ = reply.send(reading);
             }
             Request::Doc { circle, reply } => {
                 let doc = self
@@ -775,6 +810,7 @@ impl Actor {
         self.tasks.shutdown().await;
         self.answering.shutdown().await;
         self.joining.shutdown().await;
+        self.save_books();
         if let Some(net) = self.net.take() {
             net.shutdown().await;
         }

@@ -20,6 +20,10 @@ pub(crate) enum Request {
         circle: CircleId,
         reply: oneshot::Sender<Result<Vec<u8>, NodeError>>,
     },
+    Read {
+        circle: CircleId,
+        reply: oneshot::Sender<Result<crate::Reading, NodeError>>,
+    },
     Perform {
         circle: CircleId,
         op: Op,
@@ -130,6 +134,12 @@ impl NodeHandle {
     /// A circle's whole document, saved (to read it elsewhere).
     pub async fn doc(&self, circle: CircleId) -> Result<Vec<u8>, NodeError> {
         self.ask(|reply| Request::Doc { circle, reply }).await?
+    }
+
+    /// A circle as it reads now, without copying its document: the node
+    /// keeps the reading until the circle changes.
+    pub async fn read(&self, circle: CircleId) -> Result<crate::Reading, NodeError> {
+        self.ask(|reply| Request::Read { circle, reply }).await?
     }
 
     /// Performs an edit as this device's member; returns once it is durable

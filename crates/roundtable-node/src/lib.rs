@@ -148,6 +148,16 @@ pub enum Event {
     },
 }
 
+/// A circle as it reads now: what pages and views show, computed once
+/// per change of the circle and shared until the next one.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Everything in the circle, as the core reads it.
+    pub view: std::sync::Arc<roundtable_core::CircleView>,
+    /// Who is in.
+    pub membership: std::sync::Arc<roundtable_core::Membership>,
+}
+
 /// What `roundtable status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {

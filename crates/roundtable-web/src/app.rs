@@ -13,8 +13,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use data_encoding::BASE64URL_NOPAD;
 use jiff::tz::TimeZone;
-use roundtable_core::{Circle, CircleId, DeviceId, EntityId, MemberId, Op, Timestamp};
-use roundtable_node::{NodeError, NodeHandle};
+use roundtable_core::{CircleId, DeviceId, EntityId, MemberId, Op, Timestamp};
+use roundtable_node::{NodeError, NodeHandle, Reading};
 use roundtable_store::Home;
 use tokio::sync::watch;
 
@@ -106,11 +106,10 @@ impl Inner {
             .with_state(self.clone())
     }
 
-    /// A circle as the node holds it now.
-    pub(crate) async fn circle(&self, id: CircleId) -> Result<Circle, Failure> {
-        let bytes = self.node.doc(id).await.map_err(Failure::node)?;
-        Circle::load(&bytes)
-            .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    /// A circle as the node reads it now (kept by the node until it
+    /// changes, so pages read no document of their own).
+    pub(crate) async fn read(&self, id: CircleId) -> Result<Reading, Failure> {
+        self.node.read(id).await.map_err(Failure::node)
     }
 
     /// Performs an edit; returns once the node says it is durable.

@@ -163,16 +163,26 @@ impl Actor {
         }
     }
 
-    /// Keeps a circle's head book, so proofs survive a restart.
-    pub(super) fn keep_book(&self, circle: CircleId) {
-        let Some(served) = self.circles.get(&circle) else {
-            return;
-        };
-        if let Err(e) =
-            self.home
-                .write_file(self.lock(), &heads_file(circle), &served.book.persist())
-        {
-            debug!(%circle, "could not keep the signed heads: {e}");
+    /// Keeps a circle's head book, so proofs survive a restart: written
+    /// with the next tick (at most twice a second) and at shutdown, not on
+    /// every change. A proof lost to a crash costs nothing lasting: every
+    /// device sends its own, and all it knows, in each sync session.
+    pub(super) fn keep_book(&mut self, circle: CircleId) {
+        self.unsaved_books.insert(circle);
+    }
+
+    /// Writes the head books that changed.
+    pub(super) fn save_books(&mut self) {
+        for circle in std::mem::take(&mut self.unsaved_books) {
+            let Some(served) = self.circles.get(&circle) else {
+                continue;
+            };
+            if let Err(e) =
+                self.home
+                    .write_file(self.lock(), &heads_file(circle), &served.book.persist())
+            {
+                debug!(%circle, "could not keep the signed heads: {e}");
+            }
         }
     }
 }

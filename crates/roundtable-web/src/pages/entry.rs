@@ -161,31 +161,31 @@ async fn render(
     e: EntityId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let circle = app.circle(c).await?;
-    let view = circle.view();
-    let found = find(&view, e).ok_or_else(|| Failure::not_found("entry"))?;
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
     let mine = found.author() == app.member;
     let v = |form, field| Failed::value(failed, form, field);
     let here = format!("/c/{c}/e/{e}");
     let (title, main) = match &found {
         Found::Checkin(ci) => (
-            format!("{} is feeling {}", name(&view, &ci.author), ci.mood),
+            format!("{} is feeling {}", name(view, &ci.author), ci.mood),
             html! {
                 p.head { " · " (ago(app, ci.at)) }
                 @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
-                (replies(app, &view, &ci.replies))
+                (replies(app, view, &ci.replies))
             },
         ),
         Found::Moment(m) => (
-            format!("{} shared a moment", name(&view, &m.author)),
+            format!("{} shared a moment", name(view, &m.author)),
             html! {
                 blockquote { (words(&m.text)) }
-                (replies(app, &view, &m.replies))
+                (replies(app, view, &m.replies))
             },
         ),
         Found::Request(r) => (
-            format!("{} {}", name(&view, &r.author), r.kind.verb()),
-            request_summary(app, &view, r),
+            format!("{} {}", name(view, &r.author), r.kind.verb()),
+            request_summary(app, view, r),
         ),
     };
     let request = match &found {

@@ -43,7 +43,8 @@ async fn render_list(
     c: CircleId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let view = app.circle(c).await?.view();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
     let now = Timestamp::now();
     let v = |field| Failed::value(failed, "propose", field);
     let upcoming = view.upcoming(now);
@@ -53,7 +54,7 @@ async fn render_list(
         section #upcoming data-live aria-labelledby="upcoming-title" {
             h2 #upcoming-title { "Coming up" }
             @if upcoming.is_empty() { p { "Nothing on the calendar yet." } }
-            ul.cards { @for (id, g) in &upcoming { (summary(app, &view, c, id, g)) } }
+            ul.cards { @for (id, g) in &upcoming { (summary(app, view, c, id, g)) } }
         }
         section.card aria-labelledby="propose-title" {
             h2 #propose-title { "Propose a gathering" }
@@ -74,7 +75,7 @@ async fn render_list(
         @if !past.is_empty() {
             section #past data-live aria-labelledby="past-title" {
                 h2 #past-title { "Past" }
-                ul.cards { @for (id, g) in past.iter().take(20) { (summary(app, &view, c, id, g)) } }
+                ul.cards { @for (id, g) in past.iter().take(20) { (summary(app, view, c, id, g)) } }
             }
         }
     };
@@ -148,9 +149,9 @@ async fn render(
     id: EntityId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let circle = app.circle(c).await?;
-    let view = circle.view();
-    let membership: Membership = circle.membership();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let membership: &Membership = &reading.membership;
     let g = view
         .gatherings
         .get(&id)
@@ -158,7 +159,7 @@ async fn render(
     let now = Timestamp::now();
     let here = format!("/c/{c}/g/{id}");
     let mine = g.rsvps.get(&app.member);
-    let my_dishes = circle.dishes_of(id, app.member);
+    let my_dishes = view.dishes_of(id, app.member);
     let began = g
         .starts_at()
         .is_some_and(|t| t.as_millis() <= now.as_millis());
@@ -167,7 +168,7 @@ async fn render(
         "" => mine.map(|r| r.answer.as_str()).unwrap_or(""),
         a => a,
     };
-    let hosts: Vec<String> = g.hosts.keys().map(|h| name(&view, h)).collect();
+    let hosts: Vec<String> = g.hosts.keys().map(|h| name(view, h)).collect();
     let mut members: Vec<_> = view
         .members
         .iter()
@@ -189,7 +190,7 @@ async fn render(
                     p { strong { (label) ": " }
                         @for (i, (m, r)) in who.iter().enumerate() {
                             @if i > 0 { ", " }
-                            (name(&view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
+                            (name(view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
                         }
                     }
                 }
@@ -198,12 +199,12 @@ async fn render(
             @if g.dishes.is_empty() { p { "No dishes yet." } }
             ul.plain {
                 @for d in g.dishes.values() {
-                    li { (name(&view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
+                    li { (name(view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
                 }
             }
             @if !g.came.is_empty() {
                 h2 { "Who came" }
-                @let came: Vec<String> = g.came.keys().map(|m| name(&view, m)).collect();
+                @let came: Vec<String> = g.came.keys().map(|m| name(view, m)).collect();
                 p { (came.join(", ")) }
             }
         }
@@ -255,7 +256,7 @@ async fn render(
                     fieldset.choice {
                         legend { "Tick who was there" }
                         @for (m, _) in &members {
-                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member && g.came.is_empty())]; " " (name(&view, m)) }
+                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member && g.came.is_empty())]; " " (name(view, m)) }
                         }
                     }
                     button type="submit" { "Note who came" }

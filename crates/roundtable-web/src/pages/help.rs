@@ -26,7 +26,8 @@ async fn render(
     c: CircleId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let view = app.circle(c).await?.view();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
     let v = |field| Failed::value(failed, "share", field);
     let kind = v("kind");
     let mut all: Vec<_> = view.requests.iter().collect();
@@ -57,10 +58,10 @@ async fn render(
             ul.cards {
                 @for (id, r) in &open {
                     li {
-                        a href={ "/c/" (c) "/e/" (id) } { strong { (name(&view, &r.author)) } " " (r.kind.verb()) ": " (r.text) }
+                        a href={ "/c/" (c) "/e/" (id) } { strong { (name(view, &r.author)) } " " (r.kind.verb()) ": " (r.text) }
                         @if !r.when.is_empty() { " (" (r.when) ")" }
                         @if !r.commitments.is_empty() {
-                            @let who: Vec<String> = r.commitments.values().map(|x| name(&view, &x.author)).collect();
+                            @let who: Vec<String> = r.commitments.values().map(|x| name(view, &x.author)).collect();
                             p.sub { (who.join(", ")) " will help." }
                         } @else if r.kind == RequestKind::Ask {
                             p.sub { "No one has taken this on yet." }
@@ -73,7 +74,7 @@ async fn render(
                 ul.cards {
                     @for (id, r) in closed.iter().take(20) {
                         li {
-                            a href={ "/c/" (c) "/e/" (id) } { (name(&view, &r.author)) " " (r.kind.verb()) ": " (r.text) }
+                            a href={ "/c/" (c) "/e/" (id) } { (name(view, &r.author)) " " (r.kind.verb()) ": " (r.text) }
                             @if let Some(d) = &r.done { @if !d.thanks.is_empty() { p.sub { "Thanks: " (d.thanks) } } }
                         }
                     }

@@ -32,14 +32,14 @@ async fn render(
     c: CircleId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let circle = app.circle(c).await?;
-    let view = circle.view();
-    let membership = circle.membership();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let membership = &*reading.membership;
     let now = Timestamp::now();
     let v = |form, field| Failed::value(failed, form, field);
     let chosen = v("checkin", "mood");
-    let quiet = quiet_for(&view, now, &QuietRule::default(), app.member);
-    let away = stepping_back(&view, now, &app.tz);
+    let quiet = quiet_for(view, now, &QuietRule::default(), app.member);
+    let away = stepping_back(view, now, &app.tz);
     let me_in = membership.is_member(app.member);
     let body = html! {
         h1 { (view.circle.name) }
@@ -97,26 +97,26 @@ async fn render(
                 }
                 section #open data-live aria-labelledby="open-title" {
                     h2 #open-title { "Asks & offers" }
-                    @let open: Vec<_> = open_requests(&view);
+                    @let open: Vec<_> = open_requests(view);
                     @if open.is_empty() {
                         p { "Nothing open. " a href={ "/c/" (c) "/help" } { "Ask for a hand, or offer one" } }
                     } @else {
                         ul.plain {
                             @for (id, r) in open.iter().take(5) {
-                                li { a href={ "/c/" (c) "/e/" (id) } { (name(&view, &r.author)) " " (r.kind.verb()) ": " (r.text) } }
+                                li { a href={ "/c/" (c) "/e/" (id) } { (name(view, &r.author)) " " (r.kind.verb()) ": " (r.text) } }
                             }
                         }
                     }
                 }
                 section #here data-live aria-labelledby="here-title" {
                     h2 #here-title { "Who is here" }
-                    (who_is_here(&view, &membership))
+                    (who_is_here(view, membership))
                 }
             }
             div {
                 section #life data-live aria-labelledby="life-title" {
                     h2 #life-title { "Recent" }
-                    (recent(app, &view, &membership, c))
+                    (recent(app, view, membership, c))
                 }
                 @if me_in {
                     section.card aria-labelledby="moment-title" {

@@ -87,7 +87,8 @@ async fn render(
     made: Option<&Made>,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let view = app.circle(c).await?.view();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
     let now = Timestamp::now();
     let v = |field| Failed::value(failed, "invite", field);
     let lasts = match v("lasts") {
@@ -129,12 +130,12 @@ async fn render(
                 @for (id, i) in &list {
                     @let state = i.state(now);
                     li {
-                        strong { "By " (name(&view, &i.by)) } " · " (state.as_str())
+                        strong { "By " (name(view, &i.by)) } " · " (state.as_str())
                         p.sub { (i.redeemed.len()) " of " (i.uses) " used · "
                             @if state == roundtable_core::view::InviteState::Expired { "expired " } @else { "works until " }
                             (dates::words(i.expires_at, now, &app.tz)) }
                         @if !i.redeemed.is_empty() {
-                            @let who: Vec<String> = i.redeemed.values().map(|r| name(&view, &r.member)).collect();
+                            @let who: Vec<String> = i.redeemed.values().map(|r| name(view, &r.member)).collect();
                             p.sub { "Joined with it: " (who.join(", ")) }
                         }
                         @if state == roundtable_core::view::InviteState::Open && i.by == app.member {

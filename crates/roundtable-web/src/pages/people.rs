@@ -27,9 +27,9 @@ async fn render(
     c: CircleId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let circle = app.circle(c).await?;
-    let view = circle.view();
-    let membership = circle.membership();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let membership = &*reading.membership;
     let now = Timestamp::now();
     let mut people: Vec<_> = view
         .members
@@ -52,12 +52,12 @@ async fn render(
             ul.cards {
                 @for (id, m) in &people {
                     li {
-                        strong { (name(&view, id)) }
+                        strong { (name(view, id)) }
                         @if !m.pronouns.is_empty() { " (" (m.pronouns) ")" }
                         @if **id == app.member { " " span.tag { "you" } }
                         p.sub { "Joined " (dates::day_words(m.joined_at, now, &app.tz))
-                            @if let Some(by) = m.invited_by { ", invited by " (name(&view, &by)) } }
-                        @if let Some(a) = &m.away { p.sub { (away_words(&view, id, a, &app.tz)) } }
+                            @if let Some(by) = m.invited_by { ", invited by " (name(view, &by)) } }
+                        @if let Some(a) = &m.away { p.sub { (away_words(view, id, a, &app.tz)) } }
                         @if !m.remember.is_empty() { p { "Remember: " (words(&m.remember)) } }
                         @if !m.story.is_empty() { p { (words(&m.story)) } }
                     }
@@ -84,7 +84,7 @@ async fn render(
             section.card aria-labelledby="away-title" {
                 h2 #away-title { "Stepping back" }
                 @if let Some(a) = &me.away {
-                    p { (away_words(&view, &app.member, a, &app.tz)) }
+                    p { (away_words(view, &app.member, a, &app.tz)) }
                     form method="post" action={ "/c/" (c) "/back" } {
                         (ctx.token())
                         (problem(failed, "back"))

@@ -27,9 +27,9 @@ async fn render(
     c: CircleId,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
-    let circle = app.circle(c).await?;
-    let view = circle.view();
-    let membership = circle.membership();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let membership = &*reading.membership;
     let v = |field| Failed::value(failed, "propose", field);
     let mut others: Vec<_> = view
         .members
@@ -54,9 +54,9 @@ async fn render(
             ul.cards {
                 @for p in &proposals {
                     li {
-                        p { (p.words(&view)) " · " (ago(app, p.at)) }
+                        p { (p.words(view)) " · " (ago(app, p.at)) }
                         @if !p.reason.is_empty() { blockquote { (p.reason) } }
-                        @let consented: Vec<String> = p.consents.iter().map(|m| name(&view, m)).collect();
+                        @let consented: Vec<String> = p.consents.iter().map(|m| name(view, m)).collect();
                         p.sub { "It needs " (p.needed) " of the " (p.electorate.len()) " asked."
                             @if !consented.is_empty() { " Agreed so far: " (consented.join(", ")) "." } }
                         @if p.state == ProposalState::Open {
@@ -68,7 +68,7 @@ async fn render(
                             } @else if p.electorate.contains(&app.member) && !p.consents.contains(&app.member) {
                                 form method="post" action={ "/c/" (c) "/removal/" (p.id) "/consent" } {
                                     (ctx.token())
-                                    button type="submit" { "I agree " (name(&view, &p.target)) " should be removed" }
+                                    button type="submit" { "I agree " (name(view, &p.target)) " should be removed" }
                                 }
                             }
                         }
@@ -87,7 +87,7 @@ async fn render(
                     select #target name="target" required {
                         option value="" { "Choose…" }
                         @for (id, _) in &others {
-                            option value=(id) selected[v("target") == id.to_string()] { (name(&view, id)) }
+                            option value=(id) selected[v("target") == id.to_string()] { (name(view, id)) }
                         }
                     }
                     label for="reason" { "Why, in words" }

@@ -83,10 +83,11 @@ pub(crate) async fn new_link(
 
 async fn export(app: &Shared, c: &str, markdown: bool) -> Result<Response, Failure> {
     let c: CircleId = parse_id(c, "circle")?;
-    let view = app.circle(c).await?.view();
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
     let (body, kind, ext) = if markdown {
         (
-            export::markdown(&view, &app.tz),
+            export::markdown(view, &app.tz),
             "text/markdown; charset=utf-8",
             "md",
         )
