@@ -58,7 +58,7 @@ impl Rogue {
         let mut circle = home.read_circle(circle_id).expect("its copy");
         circle.set_device(me.device.id());
         let mut book = home
-            .read_file(&format!("heads/{circle_id}"))
+            .read_record(roundtable_store::NodeRecord::HeadBook(circle_id))
             .expect("heads")
             .map(|b| HeadBook::restore(&b))
             .unwrap_or_default();

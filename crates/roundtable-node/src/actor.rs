@@ -17,7 +17,7 @@ use roundtable_net::{
     CircleTicket, Dialer, EndpointAddr, EndpointId, GossipEvent, GossipSender, Incoming, Net,
     topic_for,
 };
-use roundtable_store::{CircleStore, Home, Identity, StoreError, WriteLock};
+use roundtable_store::{CircleStore, Home, Identity, NodeRecord, StoreError, WriteLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
@@ -129,12 +129,12 @@ fn device_of(id: EndpointId) -> DeviceId {
     DeviceId::from_bytes(*id.as_bytes())
 }
 
-fn peer_file(circle: CircleId, peer: EndpointId) -> String {
-    format!("peers/{circle}/{peer}")
-}
-
-fn heads_file(circle: CircleId) -> String {
-    format!("heads/{circle}")
+/// Where the sync state with a peer is kept.
+fn peer_record(circle: CircleId, peer: EndpointId) -> NodeRecord {
+    NodeRecord::PeerSync {
+        circle,
+        peer: device_of(peer),
+    }
 }
 
 impl Served {
@@ -261,7 +261,7 @@ impl Actor {
         let membership = store.circle().membership();
         let mut book = self
             .home
-            .read_file(&heads_file(id))
+            .read_record(NodeRecord::HeadBook(id))
             .ok()
             .flatten()
             .map(|b| HeadBook::restore(&b))
@@ -274,7 +274,7 @@ impl Actor {
         for peer in &devices {
             let record = self
                 .home
-                .read_file(&peer_file(id, *peer))
+                .read_record(peer_record(id, *peer))
                 .ok()
                 .flatten()
                 .and_then(|b| postcard::from_bytes::<PeerRecord>(&b).ok());

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roundtable_core::{Circle, CircleId, DeviceCert, DeviceKey, Keyring, MemberKey};
+use roundtable_core::{Circle, CircleId, DeviceCert, DeviceId, DeviceKey, Keyring, MemberKey};
 
 use crate::StoreError;
 use crate::circle::{CircleStore, Repaired};
@@ -27,6 +27,41 @@ const MEMBER_KEY: &str = "member.key";
 const CIRCLES: &str = "circles";
 const SECRETS: &str = "secrets";
 const WEB_TOKEN: &str = "web-token";
+const HEADS: &str = "heads";
+const PEERS: &str = "peers";
+const FORGET: &str = "forget";
+const ADDRESSES: &str = "addresses.json";
+
+/// The node's own records in the home, each a small file written whole
+/// (see `docs/ARCHITECTURE.md`, "Storage layout"). The store decides where
+/// each lives; the node names what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRecord {
+    /// A circle's signed heads: proofs of who wrote what.
+    HeadBook(CircleId),
+    /// What was shared with a peer device at the last sync of a circle.
+    PeerSync {
+        /// The circle.
+        circle: CircleId,
+        /// The peer device.
+        peer: DeviceId,
+    },
+    /// Where each peer device was last reached.
+    AddressBook,
+    /// A circle this member left, to forget once the others know.
+    Forget(CircleId),
+}
+
+impl NodeRecord {
+    fn path(self) -> String {
+        match self {
+            NodeRecord::HeadBook(c) => format!("{HEADS}/{c}"),
+            NodeRecord::PeerSync { circle, peer } => format!("{PEERS}/{circle}/{peer}"),
+            NodeRecord::AddressBook => ADDRESSES.to_owned(),
+            NodeRecord::Forget(c) => format!("{FORGET}/{c}"),
+        }
+    }
+}
 const WEB_ADDRESS: &str = "web-address";
 
 /// Proof that this process is the home's only writer. Every method that
@@ -249,29 +284,32 @@ impl Home {
         self.identity()?.ok_or(StoreError::NoIdentity)
     }
 
-    /// A small file of the node's own under the home (address book, peer
-    /// sync states), if it exists.
-    pub fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// One of the node's own records, if it was written.
+    pub fn read_record(&self, record: NodeRecord) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_file(&record.path())
+    }
+
+    /// Writes one of the node's own records, atomically and durably.
+    pub fn write_record(
+        &self,
+        _writer: &WriteLock,
+        record: NodeRecord,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let path = self.root.join(record.path());
+        if let Some(parent) = path.parent() {
+            crate::files::create_dir_durably(self.fs.as_ref(), parent)?;
+        }
+        crate::files::write_durably(self.fs.as_ref(), &path, bytes)
+    }
+
+    fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.root.join(rel);
         match self.fs.read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", &path, e)),
         }
-    }
-
-    /// Writes a small file under the home atomically and durably.
-    pub fn write_file(
-        &self,
-        _writer: &WriteLock,
-        rel: &str,
-        bytes: &[u8],
-    ) -> Result<(), StoreError> {
-        let path = self.root.join(rel);
-        if let Some(parent) = path.parent() {
-            crate::files::create_dir_durably(self.fs.as_ref(), parent)?;
-        }
-        crate::files::write_durably(self.fs.as_ref(), &path, bytes)
     }
 
     /// The secret that lets a browser on this machine into the web app, if
@@ -316,11 +354,11 @@ impl Home {
     /// removed from this device. Only for a circle this member left.
     pub fn forget_circle(&self, _writer: &WriteLock, id: CircleId) -> Result<(), StoreError> {
         for rel in [
-            format!("circles/{id}"),
-            format!("secrets/{id}"),
-            format!("heads/{id}"),
-            format!("peers/{id}"),
-            format!("forget/{id}"),
+            format!("{CIRCLES}/{id}"),
+            format!("{SECRETS}/{id}"),
+            NodeRecord::HeadBook(id).path(),
+            format!("{PEERS}/{id}"),
+            NodeRecord::Forget(id).path(),
         ] {
             let path = self.root().join(&rel);
             let gone = if path.is_dir() {
@@ -346,16 +384,16 @@ impl Home {
     /// Asks that a circle be forgotten once the others know this member
     /// left (see [`Home::forget_circle`]).
     pub fn mark_forget(&self, writer: &WriteLock, id: CircleId) -> Result<(), StoreError> {
-        self.write_file(
+        self.write_record(
             writer,
-            &format!("forget/{id}"),
+            NodeRecord::Forget(id),
             b"forget once the others know\n",
         )
     }
 
     /// Whether a circle is to be forgotten once the others know.
     pub fn marked_forget(&self, id: CircleId) -> bool {
-        self.read_file(&format!("forget/{id}"))
+        self.read_record(NodeRecord::Forget(id))
             .ok()
             .flatten()
             .is_some()

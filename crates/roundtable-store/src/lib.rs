@@ -74,5 +74,5 @@ pub use crate::files::{
     write_durably,
 };
 pub use crate::fs::{Fs, OsFs};
-pub use crate::home::{Home, Identity, WriteLock};
+pub use crate::home::{Home, Identity, NodeRecord, WriteLock};
 pub use crate::lock::{HomeLock, LOCK_FILE, LockError};

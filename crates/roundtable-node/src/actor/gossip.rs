@@ -179,7 +179,11 @@ impl Actor {
             };
             if let Err(e) =
                 self.home
-                    .write_file(self.lock(), &heads_file(circle), &served.book.persist())
+                    .write_record(
+                    self.lock(),
+                    NodeRecord::HeadBook(circle),
+                    &served.book.persist(),
+                )
             {
                 debug!(%circle, "could not keep the signed heads: {e}");
             }

@@ -65,7 +65,7 @@ impl Actor {
     // --- the address book: where devices were last reached ---
 
     pub(super) fn load_addresses(&mut self) {
-        let Ok(Some(bytes)) = self.home.read_file("addresses.json") else {
+        let Ok(Some(bytes)) = self.home.read_record(NodeRecord::AddressBook) else {
             return;
         };
         let Ok(addrs) = serde_json::from_slice::<Vec<EndpointAddr>>(&bytes) else {
@@ -80,7 +80,7 @@ impl Actor {
     pub(super) fn save_address(&self, addr: EndpointAddr) {
         let mut book: Vec<EndpointAddr> = self
             .home
-            .read_file("addresses.json")
+            .read_record(NodeRecord::AddressBook)
             .ok()
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -88,7 +88,7 @@ impl Actor {
         book.retain(|a| a.id != addr.id);
         book.push(addr);
         if let Ok(bytes) = serde_json::to_vec_pretty(&book)
-            && let Err(e) = self.home.write_file(self.lock(), "addresses.json", &bytes)
+            && let Err(e) = self.home.write_record(self.lock(), NodeRecord::AddressBook, &bytes)
         {
             debug!("could not save the address book: {e}");
         }

@@ -227,7 +227,7 @@ impl Actor {
             if let Ok(bytes) = postcard::to_stdvec(&record)
                 && let Err(e) = self
                     .home
-                    .write_file(self.lock(), &peer_file(circle, peer), &bytes)
+                    .write_record(self.lock(), peer_record(circle, peer), &bytes)
             {
                 debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
             }
