@@ -284,6 +284,22 @@ impl Home {
         self.identity()?.ok_or(StoreError::NoIdentity)
     }
 
+    /// Gives this home the identity of the given keys, replacing any: for
+    /// tools that build many devices of known keys (simulations,
+    /// benchmarks), not for a person's device, which makes its own.
+    pub fn set_identity(
+        &self,
+        _writer: &WriteLock,
+        member: &MemberKey,
+        device: &DeviceKey,
+    ) -> Result<Identity, StoreError> {
+        let dir = self.identity_dir();
+        crate::files::create_dir_durably(self.fs.as_ref(), &dir)?;
+        self.write_secret(&dir.join(MEMBER_KEY), member.to_file_text().as_bytes())?;
+        self.write_secret(&dir.join(DEVICE_KEY), device.to_file_text().as_bytes())?;
+        self.identity()?.ok_or(StoreError::NoIdentity)
+    }
+
     /// One of the node's own records, if it was written.
     pub fn read_record(&self, record: NodeRecord) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_file(&record.path())

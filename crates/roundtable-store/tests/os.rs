@@ -219,3 +219,23 @@ fn the_log_is_compacted_as_a_circle_grows() {
     assert_eq!(reopened.circle().heads(), heads);
     assert_eq!(reopened.circle().view().checkins.len(), 3_000);
 }
+
+#[test]
+fn a_home_can_be_given_known_keys() {
+    use roundtable_core::{DeviceKey, MemberKey};
+    use roundtable_store::Home;
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let lock = home.lock("test").unwrap();
+    let (member, device) = (
+        MemberKey::from_seed(&[7; 32]),
+        DeviceKey::from_seed(&[8; 32]),
+    );
+    let me = home.set_identity(&lock, &member, &device).unwrap();
+    assert_eq!(me.member.id(), member.id());
+    assert_eq!(me.device.id(), device.id());
+    drop(lock);
+    let again = Home::new(dir.path()).identity().unwrap().unwrap();
+    assert_eq!(again.device.id(), device.id());
+}
