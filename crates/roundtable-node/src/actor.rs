@@ -542,8 +542,8 @@ impl Actor {
     }
 
     /// A circle changed here: followers are told, and its peers are due for
-    /// anti-entropy at the usual pace again (it slows down while nothing
-    /// changes; see `sync_end`).
+    /// anti-entropy within the usual interval (sooner than a failed
+    /// peer's backoff would say).
     fn changed(&mut self, circle: CircleId) {
         self.emit(Event::Changed { circle });
         let interval = self.config.anti_entropy;

@@ -23,8 +23,15 @@ async fn a_reading_is_read_again_only_when_the_circle_changed() {
         .expect("made");
     let first = h.read(c).await.expect("reads");
     let again = h.read(c).await.expect("reads");
-    assert!(Arc::ptr_eq(&first.view, &again.view), "read twice though nothing changed");
-    assert!(first.membership.is_member(first.view.circle.created_by.expect("a founder")));
+    assert!(
+        Arc::ptr_eq(&first.view, &again.view),
+        "read twice though nothing changed"
+    );
+    assert!(
+        first
+            .membership
+            .is_member(first.view.circle.created_by.expect("a founder"))
+    );
     h.perform(
         c,
         Op::Checkin {
@@ -39,5 +46,8 @@ async fn a_reading_is_read_again_only_when_the_circle_changed() {
     assert!(!Arc::ptr_eq(&first.view, &after.view));
     assert_eq!(after.view.checkins.len(), 1);
     assert!(after.view.checkins.values().any(|x| x.note == "hello"));
-    timeout(LIMIT, node.shutdown()).await.expect("in time").expect("stops");
+    timeout(LIMIT, node.shutdown())
+        .await
+        .expect("in time")
+        .expect("stops");
 }

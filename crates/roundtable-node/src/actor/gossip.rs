@@ -177,14 +177,11 @@ impl Actor {
             let Some(served) = self.circles.get(&circle) else {
                 continue;
             };
-            if let Err(e) =
-                self.home
-                    .write_record(
-                    self.lock(),
-                    NodeRecord::HeadBook(circle),
-                    &served.book.persist(),
-                )
-            {
+            if let Err(e) = self.home.write_record(
+                self.lock(),
+                NodeRecord::HeadBook(circle),
+                &served.book.persist(),
+            ) {
                 debug!(%circle, "could not keep the signed heads: {e}");
             }
         }

@@ -88,7 +88,9 @@ impl Actor {
         book.retain(|a| a.id != addr.id);
         book.push(addr);
         if let Ok(bytes) = serde_json::to_vec_pretty(&book)
-            && let Err(e) = self.home.write_record(self.lock(), NodeRecord::AddressBook, &bytes)
+            && let Err(e) = self
+                .home
+                .write_record(self.lock(), NodeRecord::AddressBook, &bytes)
         {
             debug!("could not save the address book: {e}");
         }

@@ -3,9 +3,6 @@
 
 use super::*;
 
-/// How much slower than usual anti-entropy gets while nothing changes.
-const IDLE_SLOWDOWN: u32 = 8;
-
 impl Actor {
     pub(super) fn sync_generate(
         &mut self,
@@ -203,13 +200,8 @@ impl Actor {
         // Something changed hands, or could have: an idle check-in is one
         // where the peer already had all of ours and sent nothing new.
         let told = ok && (got > 0 || !p.level);
-        if told {
+        if ok {
             p.backoff = interval;
-        } else if ok {
-            // Nothing to say either way: while nothing changes, check in
-            // less and less often (a change here resets it; a change there
-            // makes that device check in with us).
-            p.backoff = (p.backoff * 2).clamp(interval, interval * IDLE_SLOWDOWN);
         } else {
             p.backoff = (p.backoff * 2).clamp(Duration::from_secs(1), max);
         }
@@ -225,9 +217,9 @@ impl Actor {
                 last_synced: p.last_synced.map(Timestamp::as_millis),
             };
             if let Ok(bytes) = postcard::to_stdvec(&record)
-                && let Err(e) = self
-                    .home
-                    .write_record(self.lock(), peer_record(circle, peer), &bytes)
+                && let Err(e) =
+                    self.home
+                        .write_record(self.lock(), peer_record(circle, peer), &bytes)
             {
                 debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
             }
