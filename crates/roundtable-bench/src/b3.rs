@@ -1,0 +1,142 @@
+//! B3 history: circles with years of realistic history (20 members:
+//! check-ins, replies, moments, asks and offers, gatherings with answers and
+//! dishes), laid out on disk as a device keeps them (snapshot + log). Disk
+//! against Automerge's `save()`; opening against `Automerge::load`; the real
+//! binary's `show --json` and an offline `checkin` as processes against
+//! process start (`roundtable id`) plus `Automerge::load` (plus one fsynced
+//! append for the edit); a view read through a running node.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use automerge::Automerge;
+use roundtable_core::Circle;
+use roundtable_node::Node;
+use roundtable_store::Home;
+
+use crate::Ctx;
+use crate::setup::{dir_size, free_port, median, median_of, node_config, roundtable, timed_run};
+use crate::table::{Goal, Row, bytes};
+
+pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for ops in ctx.plan.histories.clone() {
+        // The largest circle takes seconds a run: fewer repeats.
+        let repeats = if ops >= 1_000_000 {
+            ctx.plan.repeats.min(3)
+        } else {
+            ctx.plan.repeats
+        };
+        let h = ctx.history(ops)?;
+        let (dir, id) = (h.dir.clone(), h.id);
+        let label = format!("~{} ops", crate::setup::count(ops as usize));
+        let size = format!("{} ops, {} changes, 20 members", h.ops, h.changes);
+        let home = Home::new(&dir);
+        let save = home.read_circle(id)?.save();
+
+        let disk = dir_size(&dir.join("circles").join(id.to_string()));
+        rows.push(
+            Row::new("B3", format!("{label}: disk"))
+                .bytes(disk, save.len() as u64)
+                .goal(Goal::AtMost(1.1))
+                .note(format!("snapshot + log vs save(); {size}")),
+        );
+
+        let (open, load) = {
+            let lock = home.lock("bench")?;
+            let (open, _) = median_of(repeats, || Ok(home.open_circle(&lock, id)?))?;
+            let (load, _) = median_of(repeats, || Ok(Automerge::load(&save)?))?;
+            (open, load)
+        };
+        rows.push(
+            Row::new("B3", format!("{label}: open"))
+                .times(open, load)
+                .goal(Goal::AtMost(1.2))
+                .note(format!(
+                    "Home::open_circle vs Automerge::load of the same save(); median of {repeats}"
+                )),
+        );
+
+        let id_run = |()| -> Result<Duration> {
+            let mut c = roundtable(&dir)?;
+            c.arg("id");
+            timed_run(c)
+        };
+        let (start, _) = median_of(repeats, || id_run(()))?;
+        let (show, _) = median_of(repeats, || {
+            let mut c = roundtable(&dir)?;
+            c.args(["show", "--json"]);
+            timed_run(c)
+        })?;
+        rows.push(
+            Row::new("B3", format!("{label}: show --json (process)"))
+                .times(show, start + load)
+                .goal(Goal::AtMost(1.5))
+                .note(format!(
+                    "anchor: `roundtable id` process ({}) + Automerge::load ({})",
+                    crate::table::ms(start),
+                    crate::table::ms(load)
+                )),
+        );
+
+        let append = fsynced_append(&dir, repeats)?;
+        let (checkin, _) = median_of(repeats, || {
+            let mut c = roundtable(&dir)?;
+            c.args(["checkin", "--mood", "okay", "a quiet week, thank you all"]);
+            timed_run(c)
+        })?;
+        rows.push(
+            Row::new("B3", format!("{label}: offline checkin (process)"))
+                .times(checkin, start + load + append)
+                .goal(Goal::AtMost(3.0))
+                .note(format!(
+                    "anchor: process start + Automerge::load + one fsynced append ({})",
+                    crate::table::ms(append)
+                )),
+        );
+
+        let node = Node::spawn(node_config(&dir, free_port()?)).await?;
+        let handle = node.handle();
+        let mut views = Vec::new();
+        let mut first = None;
+        for _ in 0..repeats.max(1) {
+            let t = Instant::now();
+            let doc = handle.doc(id).await?;
+            let view = Circle::load(&doc)?.view();
+            let took = t.elapsed();
+            first.get_or_insert(view.checkins.len());
+            views.push(took);
+        }
+        node.shutdown().await?;
+        rows.push(
+            Row::new("B3", format!("{label}: a view through the node"))
+                .times(median(&views), load)
+                .note(format!(
+                    "NodeHandle::doc + Circle::load + view() (what a web page does) vs Automerge::load; {} check-ins; save() is {}",
+                    first.unwrap_or(0),
+                    bytes(save.len() as u64)
+                )),
+        );
+    }
+    Ok(rows)
+}
+
+/// The median time to append one record of a check-in's size to a file
+/// and fsync it, in the circle's directory.
+fn fsynced_append(dir: &std::path::Path, repeats: usize) -> Result<Duration> {
+    let path = dir.join("append-probe");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    let record = vec![7u8; 200];
+    let (d, _) = median_of(repeats.max(5), || {
+        f.write_all(&record)?;
+        f.sync_all()?;
+        Ok(())
+    })?;
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(d)
+}
