@@ -36,8 +36,6 @@ use crate::error::CoreError;
 use crate::identity::DeviceKey;
 use crate::ids::{CircleId, DeviceId};
 use crate::membership::Membership;
-use crate::shape::Shape;
-use crate::view::CircleView;
 
 const HEAD_CONTEXT: &[u8] = b"roundtable/head/1";
 
@@ -464,9 +462,9 @@ fn judge(
     new: &[Change],
     heads: &HeadBook,
 ) -> Vec<(ChangeHash, Rejection)> {
-    let view = CircleView::read_membership(circle.doc());
-    let membership = Membership::from_view(&view);
-    let shape = Shape::read(circle.doc(), &view);
+    let standing = circle.standing();
+    let membership = &standing.membership;
+    let shape = standing.shape(circle.doc());
     let by_hash: HashMap<ChangeHash, &Change> = new.iter().map(|c| (c.hash(), c)).collect();
     let had_history = !before.is_empty();
 

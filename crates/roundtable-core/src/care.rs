@@ -87,7 +87,8 @@ impl Circle {
         self.require_member(author)?;
         let text = checked("commitment", text, limits::NOTE, true)?;
         let obj = self.require_entity(schema::REQUESTS, request, "ask or offer")?;
-        let Some(r) = self.view().requests.get(&request).cloned() else {
+        let view = self.view_of(&[schema::MEMBERS, schema::REQUESTS]);
+        let Some(r) = view.requests.get(&request) else {
             return Err(CoreError::NoSuchEntity {
                 kind: "ask or offer",
                 id: request,
@@ -96,7 +97,7 @@ impl Circle {
         if r.done.is_some() {
             return Err(CoreError::NotAllowed(format!(
                 "{}'s {} is already done, so there is nothing left to take on; thank you all the same",
-                self.view().name_of(&r.author),
+                view.name_of(&r.author),
                 r.kind.as_str()
             )));
         }
@@ -129,7 +130,7 @@ impl Circle {
             ));
         }
         if let Some(done) = self
-            .view()
+            .view_of(&[schema::REQUESTS])
             .requests
             .get(&request)
             .and_then(|r| r.done.clone())
@@ -236,7 +237,7 @@ impl Circle {
         self.require_member(member)?;
         let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
         if !self
-            .view()
+            .view_of(&[schema::GATHERINGS])
             .gatherings
             .get(&gathering)
             .is_some_and(|g| g.rsvps.contains_key(&member))
@@ -342,7 +343,8 @@ impl Circle {
     pub fn come_back(&mut self, member: MemberId, now: Timestamp) -> Result<(), CoreError> {
         let obj = self.require_member(member)?;
         if self
-            .view()
+            .standing()
+            .view
             .members
             .get(&member)
             .is_none_or(|m| m.away.is_none())

@@ -7,6 +7,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use automerge::PatchLog;
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{
     ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
@@ -18,6 +19,7 @@ use crate::identity::DeviceCert;
 use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
 use crate::mood::Mood;
 use crate::schema::{self, SCHEMA_VERSION, limits};
+use crate::standing::{Kept, Standing};
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
@@ -94,6 +96,8 @@ impl Repliable {
 #[derive(Debug, Clone)]
 pub struct Circle {
     doc: Automerge,
+    /// Who is in, as last read, with the heads it holds for.
+    kept: Kept,
 }
 
 impl Circle {
@@ -128,15 +132,27 @@ impl Circle {
         }
         put_member(&mut tx, founder, profile, None, now)?;
         tx.commit_with(commit_options(now, "create circle"));
-        Ok(Self { doc })
+        Ok(Self::wrap(doc))
     }
 
     /// Wraps a document, checking that it is a circle.
     pub fn from_doc(doc: Automerge) -> Result<Self, CoreError> {
-        let circle = Self { doc };
+        let circle = Self::wrap(doc);
         circle.info_obj()?;
         circle.read_id()?;
         Ok(circle)
+    }
+
+    fn wrap(doc: Automerge) -> Self {
+        Self {
+            doc,
+            kept: Kept::default(),
+        }
+    }
+
+    /// Who is in as the document says now, read again only when it moved.
+    pub(crate) fn standing(&self) -> std::sync::Arc<Standing> {
+        self.kept.now(&self.doc)
     }
 
     /// Loads a saved document. Damaged or hostile bytes give an error, never a panic.
@@ -242,6 +258,12 @@ impl Circle {
         CircleView::read(&self.doc)
     }
 
+    /// Only the named collections of the view, for an edit that checks
+    /// something in them without reading the whole circle.
+    pub(crate) fn view_of(&self, collections: &[&str]) -> CircleView {
+        CircleView::read_collections(&self.doc, collections)
+    }
+
     /// The canonical JSON form: sorted keys, stable order, so two devices that
     /// hold the same changes print identical bytes.
     pub fn canonical_json(&self) -> String {
@@ -255,7 +277,7 @@ impl Circle {
 
     /// The members who are in this circle now.
     pub fn member_ids(&self) -> Vec<MemberId> {
-        self.view().members.into_keys().collect()
+        self.standing().view.members.keys().copied().collect()
     }
 
     /// Which collection holds the repliable entry `id`, if any.
@@ -280,10 +302,22 @@ impl Circle {
                 supported: SCHEMA_VERSION,
             });
         }
-        let mut tx = self.doc.transaction();
+        // When who is in is kept for these heads, the edit's patches say
+        // whether it still holds after it.
+        let before = self.doc.get_heads();
+        let watch = self.kept.holds_at(&before);
+        let log = PatchLog::new(watch);
+        let mut tx = self
+            .doc
+            .transaction_log_patches(log)
+            .map_err(|e| CoreError::Invalid(format!("could not start an edit: {e}")))?;
         match f(&mut tx) {
             Ok(v) => {
-                tx.commit_with(commit_options(now, message));
+                let (_, mut log) = tx.commit_with(commit_options(now, message));
+                if watch {
+                    let patches = self.doc.make_patches(&mut log);
+                    self.kept.carry(&before, self.doc.get_heads(), &patches);
+                }
                 Ok(v)
             }
             Err(e) => {
@@ -478,7 +512,8 @@ impl Circle {
         let obj = self
             .entity(schema::MEMBERS, &member.to_string())
             .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))?;
-        let membership = self.membership();
+        let standing = self.standing();
+        let membership = &standing.membership;
         if membership.removed.contains(&member) {
             return Err(CoreError::NotAMember(format!(
                 "member {} (removed from the circle by consent)",

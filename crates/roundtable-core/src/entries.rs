@@ -243,7 +243,8 @@ impl Circle {
 impl Circle {
     /// The dishes `member` brings to a gathering now.
     pub fn dishes_of(&self, gathering: EntityId, member: MemberId) -> Vec<(EntityId, String)> {
-        self.view().dishes_of(gathering, member)
+        self.view_of(&[schema::GATHERINGS])
+            .dishes_of(gathering, member)
     }
 
     /// Withdraws every dish `member` brings to a gathering (before they

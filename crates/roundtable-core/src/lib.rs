@@ -54,6 +54,7 @@ pub mod quiet;
 pub mod schema;
 mod shape;
 pub mod sim;
+mod standing;
 pub mod sync;
 pub mod time;
 pub mod view;

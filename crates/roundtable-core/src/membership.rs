@@ -339,9 +339,10 @@ fn judge_proposal(
 }
 
 impl Circle {
-    /// The membership as the document says it is now.
+    /// The membership as the document says it is now (kept until it
+    /// changes, see [`crate::standing`]).
     pub fn membership(&self) -> Membership {
-        Membership::read(self.doc())
+        self.standing().membership.clone()
     }
 
     /// The device whose edits these are (the document's actor).

@@ -686,7 +686,10 @@ impl CircleView {
         Self::read_collections(doc, &[MEMBERS, INVITES, REMOVALS])
     }
 
-    fn read_collections(doc: &impl ReadDoc, collections: &[&str]) -> Self {
+    /// Only the named collections, read as [`Self::read`] reads them; the
+    /// rest of the view is empty. Invites are checked against members, so
+    /// read the members with them.
+    pub(crate) fn read_collections(doc: &impl ReadDoc, collections: &[&str]) -> Self {
         let mut root = serde_json::Map::new();
         for collection in collections {
             let Ok(all) = doc.get_all(&ROOT, *collection) else {
@@ -704,7 +707,9 @@ impl CircleView {
                 root.insert((*collection).into(), m);
             }
         }
-        let mut view: CircleView = serde_json::from_value(Json::Object(root)).unwrap_or_default();
+        let mut root = Json::Object(root);
+        crate::entries::drop_withdrawn(&mut root);
+        let mut view: CircleView = serde_json::from_value(root).unwrap_or_default();
         view.check_authors();
         view
     }
@@ -755,6 +760,9 @@ const MAX_DEPTH: usize = 16;
 
 /// Reads an object as JSON. At a key with several concurrent maps, the
 /// winner's fields come first and the others fill in what it lacks.
+///
+/// A map is read in one pass over its keys; only a key where concurrent
+/// edits left several values is looked up again for all of them.
 fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> Json {
     if depth > MAX_DEPTH {
         return Json::Null;
@@ -762,48 +770,57 @@ fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> 
     match kind {
         ObjType::Map | ObjType::Table => {
             let mut out = serde_json::Map::new();
-            for key in doc.keys(obj) {
-                let Ok(mut all) = doc.get_all(obj, key.as_str()) else {
-                    continue;
+            for item in doc.map_range(obj, ..) {
+                let id = item.id();
+                let json = if item.conflict {
+                    read_key(doc, obj, &item.key, depth)
+                } else {
+                    Some(read_value(doc, item.value.into_value(), &id, depth, true))
                 };
-                // Automerge's winner is the last of the conflicting values.
-                let winner = all.pop();
-                let mut merged: Option<Json> = None;
-                // The winner first, then the rest, so the winner's fields take precedence.
-                let ordered = winner.into_iter().chain(all);
-                for (value, id) in ordered {
-                    let json = match value {
-                        Value::Object(k) => {
-                            let mut j = read_object(doc, &id, k, depth + 1);
-                            if let (Json::Object(m), ObjId::Id(counter, actor, _)) = (&mut j, &id) {
-                                m.insert(ORDER.into(), Json::from(*counter));
-                                m.insert(BY.into(), Json::String(actor.to_hex_string()));
-                            }
-                            j
-                        }
-                        Value::Scalar(s) => scalar(&s),
-                    };
-                    merged = Some(match merged {
-                        None => json,
-                        Some(first) => union(first, json),
-                    });
-                }
-                if let Some(j) = merged {
-                    out.insert(key, j);
+                if let Some(j) = json {
+                    out.insert(item.key.into_owned(), j);
                 }
             }
             Json::Object(out)
         }
         ObjType::List => Json::Array(
-            (0..doc.length(obj))
-                .filter_map(|i| doc.get(obj, i).ok().flatten())
-                .map(|(v, id)| match v {
-                    Value::Object(k) => read_object(doc, &id, k, depth + 1),
-                    Value::Scalar(s) => scalar(&s),
+            doc.list_range(obj, ..)
+                .map(|item| {
+                    let id = item.id();
+                    read_value(doc, item.value.into_value(), &id, depth, false)
                 })
                 .collect(),
         ),
         ObjType::Text => Json::String(doc.text(obj).unwrap_or_default()),
+    }
+}
+
+/// Every value concurrent edits left at `key`, merged: the winner's fields
+/// first, the others filling in what it lacks.
+fn read_key(doc: &impl ReadDoc, obj: &ObjId, key: &str, depth: usize) -> Option<Json> {
+    let mut all = doc.get_all(obj, key).ok()?;
+    // Automerge's winner is the last of the conflicting values.
+    let winner = all.pop();
+    winner
+        .into_iter()
+        .chain(all)
+        .map(|(value, id)| read_value(doc, value, &id, depth, true))
+        .reduce(union)
+}
+
+/// One value as JSON. A map in a map is marked with its causal position
+/// and its maker (`mark`); maps in lists are not.
+fn read_value(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId, depth: usize, mark: bool) -> Json {
+    match value {
+        Value::Object(k) => {
+            let mut j = read_object(doc, id, k, depth + 1);
+            if let (true, Json::Object(m), ObjId::Id(counter, actor, _)) = (mark, &mut j, id) {
+                m.insert(ORDER.into(), Json::from(*counter));
+                m.insert(BY.into(), Json::String(actor.to_hex_string()));
+            }
+            j
+        }
+        Value::Scalar(s) => scalar(&s),
     }
 }
 
@@ -867,5 +884,125 @@ where
 impl fmt::Display for CircleView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_canonical_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, Automerge};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The reader as it was first written: every key looked up with all its
+    /// values. The one-pass reader must say exactly what this says.
+    fn by_key(doc: &Automerge, obj: &ObjId, kind: ObjType, depth: usize) -> Json {
+        if depth > MAX_DEPTH {
+            return Json::Null;
+        }
+        let value = |value: Value<'_>, id: ObjId, mark: bool| match value {
+            Value::Object(k) => {
+                let mut j = by_key(doc, &id, k, depth + 1);
+                if let (true, Json::Object(m), ObjId::Id(counter, actor, _)) = (mark, &mut j, &id) {
+                    m.insert(ORDER.into(), Json::from(*counter));
+                    m.insert(BY.into(), Json::String(actor.to_hex_string()));
+                }
+                j
+            }
+            Value::Scalar(s) => scalar(&s),
+        };
+        match kind {
+            ObjType::Map | ObjType::Table => {
+                let mut out = serde_json::Map::new();
+                for key in doc.keys(obj) {
+                    let mut all = doc.get_all(obj, key.as_str()).unwrap();
+                    let winner = all.pop();
+                    let merged = winner
+                        .into_iter()
+                        .chain(all)
+                        .map(|(v, id)| value(v, id, true))
+                        .reduce(union);
+                    if let Some(j) = merged {
+                        out.insert(key, j);
+                    }
+                }
+                Json::Object(out)
+            }
+            ObjType::List => Json::Array(
+                (0..doc.length(obj))
+                    .filter_map(|i| doc.get(obj, i).unwrap())
+                    .map(|(v, id)| value(v, id, false))
+                    .collect(),
+            ),
+            ObjType::Text => Json::String(doc.text(obj).unwrap()),
+        }
+    }
+
+    /// One edit of a random document: a scalar, a map, a list or a text at
+    /// one of a few keys, somewhere among the maps already there.
+    fn edit(doc: &mut Automerge, path: &[u8], key: u8, what: u8) {
+        let mut tx = doc.transaction();
+        let mut obj = ROOT;
+        for step in path {
+            let maps: Vec<ObjId> = tx
+                .map_range(&obj, ..)
+                .filter(|i| matches!(i.value, automerge::ValueRef::Object(ObjType::Map)))
+                .map(|i| i.id())
+                .collect();
+            if maps.is_empty() {
+                break;
+            }
+            obj = maps[usize::from(*step) % maps.len()].clone();
+        }
+        let key = format!("k{}", key % 4);
+        match what % 6 {
+            0 => drop(tx.put(&obj, &key, i64::from(what))),
+            1 => drop(tx.put(&obj, &key, format!("s{what}"))),
+            2 => {
+                let m = tx.put_object(&obj, &key, ObjType::Map).unwrap();
+                tx.put(&m, "x", i64::from(what)).unwrap();
+            }
+            3 => {
+                let l = tx.put_object(&obj, &key, ObjType::List).unwrap();
+                let m = tx.insert_object(&l, 0, ObjType::Map).unwrap();
+                tx.put(&m, "y", "in a list").unwrap();
+                tx.insert(&l, 1, true).unwrap();
+            }
+            4 => {
+                let t = tx.put_object(&obj, &key, ObjType::Text).unwrap();
+                tx.splice_text(&t, 0, 0, "words").unwrap();
+            }
+            _ => drop(tx.delete(&obj, &key)),
+        }
+        tx.commit();
+    }
+
+    proptest! {
+        /// Three copies edit apart (so keys hold conflicting values and
+        /// concurrent maps), merge, and both readers agree on every copy.
+        #[test]
+        fn one_pass_reads_what_key_by_key_reads(
+            edits in prop::collection::vec((0usize..3, prop::collection::vec(any::<u8>(), 0..3), any::<u8>(), any::<u8>(), any::<bool>()), 1..40)
+        ) {
+            let mut copies: Vec<Automerge> = (0..3u8)
+                .map(|i| Automerge::new().with_actor(ActorId::from(vec![i + 1; 16])))
+                .collect();
+            for (copy, path, key, what, merge) in edits {
+                edit(&mut copies[copy], &path, key, what);
+                if merge {
+                    let mut other = copies[(copy + 1) % 3].clone();
+                    copies[copy].merge(&mut other).unwrap();
+                }
+            }
+            for doc in &copies {
+                prop_assert_eq!(
+                    read_object(doc, &ROOT, ObjType::Map, 0),
+                    by_key(doc, &ROOT, ObjType::Map, 0)
+                );
+            }
+        }
     }
 }

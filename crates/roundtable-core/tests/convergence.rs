@@ -12,7 +12,7 @@ use common::{Cast, Edit, T0};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use roundtable_core::{Circle, EntityId};
+use roundtable_core::{Circle, EntityId, Membership};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -60,6 +60,17 @@ fn run(copies: usize, steps: &[Step], final_order: &[usize]) -> Result<(), TestC
                 circles[*into].merge(&mut other).unwrap();
             }
             Step::Merge { .. } => {}
+        }
+        // The membership each copy keeps between edits is the one the
+        // document says now.
+        for (i, c) in circles.iter().enumerate() {
+            prop_assert_eq!(
+                c.membership(),
+                Membership::read(c.doc()),
+                "copy {} after step {}",
+                i,
+                t
+            );
         }
     }
     // Everyone hears from everyone, in the generated order.
