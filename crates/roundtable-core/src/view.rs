@@ -6,10 +6,11 @@
 //! shape this version expects is left out rather than failing the whole view.
 //! A peer's odd or newer data can therefore never hide the rest of the circle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
+use automerge::iter::{DocItem, DocObjItem};
 use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -673,7 +674,7 @@ pub struct Came {
 impl CircleView {
     /// Reads a whole document.
     pub fn read(doc: &impl ReadDoc) -> Self {
-        let mut json = read_object(doc, &ROOT, ObjType::Map, 0);
+        let mut json = read_tree(doc, &ROOT, ObjType::Map, 0);
         crate::entries::drop_withdrawn(&mut json);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
         view.check_authors();
@@ -699,7 +700,7 @@ impl CircleView {
                 .into_iter()
                 .rev()
                 .filter_map(|(v, id)| match v {
-                    Value::Object(k) => Some(read_object(doc, &id, k, 1)),
+                    Value::Object(k) => Some(read_tree(doc, &id, k, 1)),
                     Value::Scalar(_) => None,
                 })
                 .reduce(union);
@@ -758,6 +759,81 @@ pub fn canonicalize(value: Json) -> Json {
 /// Deep enough for any shape this schema has; deeper data is not ours.
 const MAX_DEPTH: usize = 16;
 
+/// Reads a map and everything under it as JSON, the way [`read_object`]
+/// does, in one pass over the document: Automerge walks every object below
+/// `obj` once, and only keys with concurrent values, and objects other than
+/// maps, are looked up again.
+fn read_tree(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> Json {
+    if kind != ObjType::Map {
+        return read_object(doc, obj, kind, depth);
+    }
+    let mut maps: HashMap<ObjId, Slots> = HashMap::new();
+    // Automerge gives an object's keys one after another.
+    let mut current: Option<(std::sync::Arc<ObjId>, Slots)> = None;
+    for DocObjItem { obj, item } in doc.iter_at(obj, None) {
+        let DocItem::Map(item) = item else { continue };
+        if current.as_ref().is_none_or(|(o, _)| **o != *obj) {
+            if let Some((o, slots)) = current.take() {
+                maps.entry((*o).clone()).or_default().extend(slots);
+            }
+            current = Some((obj, Vec::new()));
+        }
+        let id = item.id();
+        let slot = match (item.conflict, item.value.into_value()) {
+            (true, _) => Slot::Conflict,
+            (false, Value::Object(k)) => Slot::Object(k, id),
+            (false, Value::Scalar(s)) => Slot::Scalar(scalar(&s)),
+        };
+        if let Some((_, slots)) = &mut current {
+            slots.push((item.key.into_owned(), slot));
+        }
+    }
+    if let Some((o, slots)) = current {
+        maps.entry((*o).clone()).or_default().extend(slots);
+    }
+    build(doc, &maps, obj, depth)
+}
+
+/// What one pass saw in a map, key by key.
+type Slots = Vec<(String, Slot)>;
+
+/// What one pass saw at a map's key.
+enum Slot {
+    Scalar(Json),
+    Object(ObjType, ObjId),
+    /// Concurrent values: looked up again, all of them.
+    Conflict,
+}
+
+/// Puts together the JSON of a map from what [`read_tree`] gathered.
+fn build(doc: &impl ReadDoc, maps: &HashMap<ObjId, Slots>, obj: &ObjId, depth: usize) -> Json {
+    if depth > MAX_DEPTH {
+        return Json::Null;
+    }
+    let mut out = serde_json::Map::new();
+    for (key, slot) in maps.get(obj).into_iter().flatten() {
+        let json = match slot {
+            Slot::Scalar(j) => Some(j.clone()),
+            Slot::Object(ObjType::Map, id) => Some(mark(build(doc, maps, id, depth + 1), id)),
+            Slot::Object(k, id) => Some(read_value(doc, Value::Object(*k), id, depth, true)),
+            Slot::Conflict => read_key(doc, obj, key, depth),
+        };
+        if let Some(j) = json {
+            out.insert(key.clone(), j);
+        }
+    }
+    Json::Object(out)
+}
+
+/// A map read from inside a map, marked with its causal position and maker.
+fn mark(mut json: Json, id: &ObjId) -> Json {
+    if let (Json::Object(m), ObjId::Id(counter, actor, _)) = (&mut json, id) {
+        m.insert(ORDER.into(), Json::from(*counter));
+        m.insert(BY.into(), Json::String(actor.to_hex_string()));
+    }
+    json
+}
+
 /// Reads an object as JSON. At a key with several concurrent maps, the
 /// winner's fields come first and the others fill in what it lacks.
 ///
@@ -809,16 +885,18 @@ fn read_key(doc: &impl ReadDoc, obj: &ObjId, key: &str, depth: usize) -> Option<
 }
 
 /// One value as JSON. A map in a map is marked with its causal position
-/// and its maker (`mark`); maps in lists are not.
-fn read_value(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId, depth: usize, mark: bool) -> Json {
+/// and its maker (`marked`); maps in lists are not.
+fn read_value(
+    doc: &impl ReadDoc,
+    value: Value<'_>,
+    id: &ObjId,
+    depth: usize,
+    marked: bool,
+) -> Json {
     match value {
         Value::Object(k) => {
-            let mut j = read_object(doc, id, k, depth + 1);
-            if let (true, Json::Object(m), ObjId::Id(counter, actor, _)) = (mark, &mut j, id) {
-                m.insert(ORDER.into(), Json::from(*counter));
-                m.insert(BY.into(), Json::String(actor.to_hex_string()));
-            }
-            j
+            let j = read_object(doc, id, k, depth + 1);
+            if marked { mark(j, id) } else { j }
         }
         Value::Scalar(s) => scalar(&s),
     }
@@ -998,10 +1076,9 @@ mod tests {
                 }
             }
             for doc in &copies {
-                prop_assert_eq!(
-                    read_object(doc, &ROOT, ObjType::Map, 0),
-                    by_key(doc, &ROOT, ObjType::Map, 0)
-                );
+                let expected = by_key(doc, &ROOT, ObjType::Map, 0);
+                prop_assert_eq!(&read_object(doc, &ROOT, ObjType::Map, 0), &expected);
+                prop_assert_eq!(&read_tree(doc, &ROOT, ObjType::Map, 0), &expected);
             }
         }
     }
