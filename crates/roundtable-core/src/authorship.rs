@@ -428,6 +428,7 @@ impl Circle {
         if new.is_empty() {
             return Ok(Applied::default());
         }
+        self.carry_standing(before, &new);
         let rejected = judge(self, before, was, &new, heads);
         if rejected.is_empty() {
             return Ok(Applied {

@@ -19,7 +19,7 @@ use crate::identity::DeviceCert;
 use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
 use crate::mood::Mood;
 use crate::schema::{self, SCHEMA_VERSION, limits};
-use crate::standing::{Kept, Standing};
+use crate::standing::{self, Kept, Standing};
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
@@ -153,6 +153,14 @@ impl Circle {
     /// Who is in as the document says now, read again only when it moved.
     pub(crate) fn standing(&self) -> std::sync::Arc<Standing> {
         self.kept.now(&self.doc)
+    }
+
+    /// After `changes` were applied on top of `before`: when none of them
+    /// wrote anything membership rests on, who was in at `before` still is.
+    pub(crate) fn carry_standing(&self, before: &[ChangeHash], changes: &[automerge::Change]) {
+        if self.kept.holds_at(before) && !standing::changes_touch(&self.doc, changes) {
+            self.kept.carry(before, self.doc.get_heads());
+        }
     }
 
     /// Loads a saved document. Damaged or hostile bytes give an error, never a panic.
@@ -314,9 +322,8 @@ impl Circle {
         match f(&mut tx) {
             Ok(v) => {
                 let (_, mut log) = tx.commit_with(commit_options(now, message));
-                if watch {
-                    let patches = self.doc.make_patches(&mut log);
-                    self.kept.carry(&before, self.doc.get_heads(), &patches);
+                if watch && !standing::patches_touch(&self.doc.make_patches(&mut log)) {
+                    self.kept.carry(&before, self.doc.get_heads());
                 }
                 Ok(v)
             }

@@ -5,16 +5,19 @@
 //! removals out of the document each time would make every edit dearer as
 //! the circle grows, so a [`Circle`](crate::circle::Circle) keeps that
 //! reading together with the heads it was read at, and reads again only
-//! once the heads have moved. A local edit that wrote nothing under those
-//! collections (its own patches say where it wrote) carries the reading
-//! over to its new heads. Keyed by heads, a kept reading can never be
-//! stale: whatever changed the document in any other way, the next look
-//! finds different heads and reads again.
+//! once the heads have moved. Changes that wrote nothing under those
+//! collections carry the reading over to their new heads: for a local edit
+//! its own patches say where it wrote; for changes from a peer, where the
+//! objects their operations write into were made. Keyed by heads, a kept
+//! reading can never be stale: whatever changed the document in any other
+//! way, the next look finds different heads and reads again.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use automerge::{Automerge, ChangeHash, Patch, Prop};
+use automerge::legacy::{ObjectId, OpId};
+use automerge::{Automerge, Change, ChangeHash, ObjId, Patch, Prop, ReadDoc};
 
 use crate::membership::Membership;
 use crate::schema::{INVITES, MEMBERS, REMOVALS};
@@ -78,13 +81,9 @@ impl Kept {
         self.slot().as_ref().is_some_and(|(at, _)| at == heads)
     }
 
-    /// After an edit from `from` to `to` whose patches are `patches`: when
-    /// it wrote nothing membership rests on, the kept standing holds at `to`
-    /// too.
-    pub(crate) fn carry(&self, from: &[ChangeHash], to: Vec<ChangeHash>, patches: &[Patch]) {
-        if patches.iter().any(touches_membership) {
-            return;
-        }
+    /// After changes from `from` to `to` that wrote nothing membership
+    /// rests on: the kept standing holds at `to` too.
+    pub(crate) fn carry(&self, from: &[ChangeHash], to: Vec<ChangeHash>) {
         let mut slot = self.slot();
         if let Some((at, _)) = &mut *slot
             && at == from
@@ -94,12 +93,45 @@ impl Kept {
     }
 }
 
-/// Whether a patch lands on the root itself or under members, invites or removals.
-fn touches_membership(patch: &Patch) -> bool {
-    match patch.path.first() {
+/// Whether a local edit's patches land on the root itself or under
+/// members, invites or removals.
+pub(crate) fn patches_touch(patches: &[Patch]) -> bool {
+    patches.iter().any(|patch| match patch.path.first() {
         None => true,
-        Some((_, Prop::Map(collection))) => [MEMBERS, INVITES, REMOVALS].contains(&&**collection),
-        Some((_, Prop::Seq(_))) => true,
+        Some((_, prop)) => is_membership(prop),
+    })
+}
+
+/// Whether any operation of `changes` (applied to `doc`) writes at the
+/// root or into an object under members, invites or removals. An object's
+/// place is where the operation that made it put it, whether or not it is
+/// still visible, so a write into a lost or deleted object counts too.
+pub(crate) fn changes_touch(doc: &Automerge, changes: &[Change]) -> bool {
+    let mut seen: HashMap<ObjectId, bool> = HashMap::new();
+    for change in changes {
+        for op in change.decode().operations {
+            let touches = *seen.entry(op.obj).or_insert_with_key(|obj| {
+                let ObjectId::Id(OpId(counter, actor)) = obj else {
+                    return true;
+                };
+                // The actor's index is looked up when it does not match.
+                let id = ObjId::Id(*counter, actor.clone(), usize::MAX);
+                doc.parents(&id).map_or(true, |p| {
+                    p.path().first().is_none_or(|(_, prop)| is_membership(prop))
+                })
+            });
+            if touches {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn is_membership(prop: &Prop) -> bool {
+    match prop {
+        Prop::Map(collection) => [MEMBERS, INVITES, REMOVALS].contains(&collection.as_str()),
+        Prop::Seq(_) => true,
     }
 }
 

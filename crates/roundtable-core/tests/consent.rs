@@ -27,8 +27,6 @@ struct Node {
     circle: Circle,
     keys: Keyring,
     book: HeadBook,
-    /// The membership read at `read_at`, so it is read once per change.
-    cached: std::cell::RefCell<(Vec<roundtable_core::ChangeHash>, Membership)>,
     /// This device's signed head at `signed.0`.
     signed: std::cell::RefCell<(Vec<roundtable_core::ChangeHash>, Option<SignedHead>)>,
 }
@@ -39,12 +37,7 @@ impl Node {
     }
 
     fn membership(&self) -> Membership {
-        let mut c = self.cached.borrow_mut();
-        let heads = self.circle.heads();
-        if c.0 != heads {
-            *c = (heads, self.circle.membership());
-        }
-        c.1.clone()
+        self.circle.membership()
     }
 
     fn heads(&self) -> Vec<SignedHead> {
@@ -104,6 +97,12 @@ fn sync(nodes: &mut [Node], a: usize, b: usize, rng: &mut StdRng) -> bool {
         assert!(
             applied.rejected.is_empty(),
             "honest changes refused: {applied:?}"
+        );
+        // Who the circle keeps as in, carried over changes that wrote
+        // nothing of membership or read again, is who the document says.
+        assert_eq!(
+            node.circle.membership(),
+            Membership::read(node.circle.doc())
         );
     }
     for n in [a, b] {
@@ -174,7 +173,6 @@ fn setup(rng: &mut StdRng) -> Vec<Node> {
                 circle: copy,
                 keys: Keyring::with(key.clone()),
                 book: book.clone(),
-                cached: Default::default(),
                 signed: Default::default(),
             }
         })
