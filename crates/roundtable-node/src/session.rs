@@ -139,6 +139,11 @@ async fn open_sync(
         },
     )
     .await?;
+    // The first round goes out with the Hello, without waiting for Ready:
+    // the answerer reads it only once it has let us in, and drops it with
+    // the stream when it does not.
+    let first = opening_round(actor, circle, peer).await?;
+    send_frame(&mut send, &first).await?;
     match recv_frame_of(&mut recv, MAX_OPENING).await? {
         SyncFrame::Ready => {}
         SyncFrame::Refused { reason } => return Err(NodeError::Refused(reason)),
@@ -149,7 +154,7 @@ async fn open_sync(
             )));
         }
     }
-    rounds(actor, circle, peer, &mut send, &mut recv, true).await?;
+    rounds(actor, circle, peer, &mut send, &mut recv, Some(first)).await?;
     let _ = send.finish();
     // Wait for the answerer to finish too, then close.
     let _ = timeout(STEP, read_frame(&mut recv, 16)).await;
@@ -202,24 +207,44 @@ async fn answer_sync(
     };
     *admitted = Some((circle, token));
     send_frame(&mut send, &SyncFrame::Ready).await?;
-    rounds(actor, circle, peer, &mut send, &mut recv, false).await?;
+    rounds(actor, circle, peer, &mut send, &mut recv, None).await?;
     let _ = send.finish();
     let _ = timeout(STEP, conn.closed()).await;
     Ok(())
 }
 
-/// Lockstep rounds: the opener speaks first; a round in which neither side
-/// has anything to say ends the session on both sides at once. Then each
-/// side hands the other the circle key of its epoch, if its own copy of the
-/// circle still admits the other (see `roundtable_core::keys`).
+/// The opener's first round, made before the answerer has said Ready.
+async fn opening_round(
+    actor: &mpsc::Sender<Request>,
+    circle: CircleId,
+    peer: EndpointId,
+) -> Result<SyncFrame, NodeError> {
+    let (heads, msg) = ask(actor, |reply| Request::SyncGenerate {
+        circle,
+        peer,
+        first: true,
+        reply,
+    })
+    .await?;
+    Ok(SyncFrame::Round { heads, msg })
+}
+
+/// Lockstep rounds: the opener speaks first (its first round, `sent`,
+/// already went out with the Hello); a round in which neither side has
+/// anything to say ends the session on both sides at once. Then each side
+/// hands the other the circle key of its epoch, if its own copy of the
+/// circle still admits the other (see `roundtable_core::keys`). Neither
+/// waits for the other's key before sending its own, so the answerer's
+/// rides right behind its last round and the keys cost no round trip.
 async fn rounds(
     actor: &mpsc::Sender<Request>,
     circle: CircleId,
     peer: EndpointId,
     send: &mut Send,
     recv: &mut Recv,
-    opener: bool,
+    mut sent: Option<SyncFrame>,
 ) -> Result<(), NodeError> {
+    let opener = sent.is_some();
     let generate = |first| {
         ask(actor, move |reply| Request::SyncGenerate {
             circle,
@@ -232,9 +257,15 @@ async fn rounds(
     for round in 0..MAX_ROUNDS {
         let first = round == 0;
         let (mine, theirs) = if opener {
-            let (heads, mine) = generate(first).await?;
-            let said = mine.is_some();
-            send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
+            let said = match sent.take() {
+                Some(SyncFrame::Round { msg, .. }) => msg.is_some(),
+                _ => {
+                    let (heads, mine) = generate(first).await?;
+                    let said = mine.is_some();
+                    send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
+                    said
+                }
+            };
             let theirs = expect_round(recv_frame(recv).await?)?;
             let heard = theirs.1.is_some();
             receive(actor, circle, peer, theirs).await?;
@@ -260,16 +291,10 @@ async fn rounds(
         circle,
         peer,
         reply,
-    });
-    let theirs = if opener {
-        send_frame(send, &SyncFrame::Keys(key_out.await?)).await?;
-        recv_frame(recv).await?
-    } else {
-        let theirs = recv_frame(recv).await?;
-        send_frame(send, &SyncFrame::Keys(key_out.await?)).await?;
-        theirs
-    };
-    match theirs {
+    })
+    .await?;
+    send_frame(send, &SyncFrame::Keys(key_out)).await?;
+    match recv_frame(recv).await? {
         SyncFrame::Keys(Some(offer)) => {
             let _ = actor
                 .send(Request::SyncKeyIn {
