@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use automerge::legacy::{ObjectId, OpId};
+use automerge::legacy::{ObjectId, OpId, OpType};
 use automerge::{Automerge, Change, ChangeHash, ObjId, Patch, Prop, ReadDoc};
 
 use crate::membership::Membership;
@@ -107,25 +107,44 @@ pub(crate) fn patches_touch(patches: &[Patch]) -> bool {
 /// place is where the operation that made it put it, whether or not it is
 /// still visible, so a write into a lost or deleted object counts too.
 pub(crate) fn changes_touch(doc: &Automerge, changes: &[Change]) -> bool {
-    let mut seen: HashMap<ObjectId, bool> = HashMap::new();
+    // Where each object written into sits, by whether that is under
+    // membership: objects the changes make themselves inherit it from the
+    // object they are made in, so only older ones are looked up.
+    let mut under: HashMap<ObjectId, bool> = HashMap::new();
     for change in changes {
-        for op in change.decode().operations {
-            let touches = *seen.entry(op.obj).or_insert_with_key(|obj| {
-                let ObjectId::Id(OpId(counter, actor)) = obj else {
-                    return true;
-                };
-                // The actor's index is looked up when it does not match.
-                let id = ObjId::Id(*counter, actor.clone(), usize::MAX);
-                doc.parents(&id).map_or(true, |p| {
-                    p.path().first().is_none_or(|(_, prop)| is_membership(prop))
-                })
-            });
+        let start = change.start_op().get();
+        let actor = change.actor_id();
+        for (i, op) in change.decode().operations.into_iter().enumerate() {
+            let touches = match under.get(&op.obj) {
+                Some(t) => *t,
+                None => {
+                    let t = placed_under_membership(doc, &op.obj);
+                    under.insert(op.obj.clone(), t);
+                    t
+                }
+            };
             if touches {
                 return true;
+            }
+            if matches!(op.action, OpType::Make(_)) {
+                under.insert(ObjectId::Id(OpId(start + i as u64, actor.clone())), false);
             }
         }
     }
     false
+}
+
+/// Whether an object that was already there sits at the root or under
+/// members, invites or removals.
+fn placed_under_membership(doc: &Automerge, obj: &ObjectId) -> bool {
+    let ObjectId::Id(OpId(counter, actor)) = obj else {
+        return true;
+    };
+    // The actor's index is looked up when it does not match.
+    let id = ObjId::Id(*counter, actor.clone(), usize::MAX);
+    doc.parents(&id).map_or(true, |p| {
+        p.path().first().is_none_or(|(_, prop)| is_membership(prop))
+    })
 }
 
 fn is_membership(prop: &Prop) -> bool {
