@@ -19,7 +19,7 @@ use roundtable_net::{
 };
 use roundtable_store::{CircleStore, Home, Identity, NodeRecord, StoreError, WriteLock};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
@@ -51,6 +51,9 @@ struct Peer {
     session_out: usize,
     /// At this session's start the peer had everything we had.
     level: bool,
+    /// Something called for a sync while one was under way: run another
+    /// as soon as it ends, rather than at the next anti-entropy tick.
+    again: bool,
 }
 
 struct Served {
@@ -72,6 +75,11 @@ struct Served {
 
 pub(crate) struct Actor {
     config: NodeConfig,
+    /// The node's span, which every task it spawns carries too.
+    span: tracing::Span,
+    /// Ends when the [`crate::Node`] is dropped: the node then stops as
+    /// if asked to.
+    node_gone: oneshot::Receiver<()>,
     home: Home,
     lock: Option<WriteLock>,
     me: Identity,
@@ -99,7 +107,7 @@ pub(crate) struct Actor {
     /// whether we opened it.
     running: HashMap<(CircleId, EndpointId), (u64, Role)>,
     next_token: u64,
-    control: Option<AbortOnDropHandle<()>>,
+    control: Option<crate::control::ControlServer>,
     /// Gossip messages dropped, by reason.
     dropped: BTreeMap<String, u64>,
     /// Received changes refused, by reason.
@@ -157,8 +165,10 @@ impl Served {
 }
 
 impl Actor {
+    /// Starts the actor; it stops when asked to, or when `node_gone` ends.
     pub(crate) async fn spawn(
         config: NodeConfig,
+        node_gone: oneshot::Receiver<()>,
     ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
         let home = Home::new(&config.home);
         let lock = home.lock("roundtable up")?;
@@ -178,6 +188,8 @@ impl Actor {
         let span = error_span!("node", me = %me.device.id().fmt_short());
         let mut actor = Actor {
             config,
+            span: span.clone(),
+            node_gone,
             home,
             lock: Some(lock),
             me,
@@ -212,9 +224,9 @@ impl Actor {
         actor.refresh_admitted().await;
         let handle = NodeHandle { tx, events };
         if actor.config.control_socket {
-            let server = crate::control::serve(actor.home.root(), handle.clone())
+            let server = crate::control::serve(actor.home.root(), handle.clone(), &span)
                 .map_err(|e| NodeError::Protocol(format!("control socket: {e}")))?;
-            actor.control = Some(AbortOnDropHandle::new(server));
+            actor.control = Some(server);
         }
         let task = tokio::spawn(actor.run().instrument(span));
         Ok((handle, task))
@@ -293,6 +305,7 @@ impl Actor {
                     session_in: 0,
                     session_out: 0,
                     level: false,
+                    again: false,
                 },
             );
         }
@@ -361,13 +374,16 @@ impl Actor {
             Ok(t) => {
                 let (sender, mut receiver) = t.split();
                 let tx = self.gossip_tx.clone();
-                let reader = tokio::spawn(async move {
-                    while let Some(Ok(ev)) = receiver.next().await {
-                        if tx.send((id, ev)).await.is_err() {
-                            break;
+                let reader = tokio::spawn(
+                    async move {
+                        while let Some(Ok(ev)) = receiver.next().await {
+                            if tx.send((id, ev)).await.is_err() {
+                                break;
+                            }
                         }
                     }
-                });
+                    .instrument(self.span.clone()),
+                );
                 served.sender = Some(sender);
                 served._reader = Some(AbortOnDropHandle::new(reader));
             }
@@ -408,6 +424,7 @@ impl Actor {
                         session_in: 0,
                         session_out: 0,
                         level: false,
+                        again: false,
                     }
                 });
             }
@@ -431,9 +448,12 @@ impl Actor {
                 }
             } else if let (Some(sender), false) = (&served.sender, new.is_empty()) {
                 let sender = sender.clone();
-                tokio::spawn(async move {
-                    let _ = sender.join_peers(new).await;
-                });
+                tokio::spawn(
+                    async move {
+                        let _ = sender.join_peers(new).await;
+                    }
+                    .instrument(self.span.clone()),
+                );
             }
         }
     }
@@ -451,6 +471,11 @@ impl Actor {
                         return;
                     }
                     self.handle(req).await;
+                }
+                _ = &mut self.node_gone => {
+                    info!("the node was dropped without a shutdown: stopping");
+                    self.shutdown().await;
+                    return;
                 }
                 Some(conn) = self.incoming.recv() => self.accept(conn),
                 Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
@@ -490,10 +515,13 @@ impl Actor {
                     return;
                 }
                 *open += 1;
-                self.answering.spawn(async move {
-                    session::sync_as_answerer(conn, tx).await;
-                    peer
-                });
+                self.answering.spawn(
+                    async move {
+                        session::sync_as_answerer(conn, tx).await;
+                        peer
+                    }
+                    .instrument(self.span.clone()),
+                );
             }
             Incoming::Join(conn) => {
                 if self.joining.len() >= MAX_JOINING {
@@ -502,7 +530,8 @@ impl Actor {
                     conn.close(1u32.into(), b"busy");
                     return;
                 }
-                self.joining.spawn(session::serve_join(conn, tx));
+                self.joining
+                    .spawn(session::serve_join(conn, tx).instrument(self.span.clone()));
             }
         }
     }
@@ -810,6 +839,11 @@ impl Actor {
         self.tasks.shutdown().await;
         self.answering.shutdown().await;
         self.joining.shutdown().await;
+        // Sessions only move bytes: what they exchanged is already in the
+        // actor's sync states, kept here as a session's end would keep it.
+        for (circle, peer) in std::mem::take(&mut self.running).into_keys() {
+            self.keep_peer(circle, peer);
+        }
         self.save_books();
         if let Some(net) = self.net.take() {
             net.shutdown().await;

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::{UnixListener, UnixStream as TokioUnixStream};
-use tracing::debug;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{Instrument, debug};
 
 use crate::{NodeError, NodeHandle};
 
@@ -116,29 +118,60 @@ fn is_bad_input(e: &NodeError) -> bool {
     }
 }
 
+/// The control socket while it is served. Dropping it stops taking
+/// connections and tells every client still connected to stop: a follower
+/// of events sees the stream end, a request under way is answered.
+pub(crate) struct ControlServer {
+    _accept: AbortOnDropHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Starts serving the control socket of `home`. Any socket file already
 /// there is stale (this node holds the home's writer lock), so it is replaced.
-pub(crate) fn serve(home: &Path, node: NodeHandle) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub(crate) fn serve(
+    home: &Path,
+    node: NodeHandle,
+    span: &tracing::Span,
+) -> std::io::Result<ControlServer> {
     let path = socket_path(home);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve_one(stream, node.clone()));
-                }
-                Err(e) => {
-                    debug!("control socket: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stop = CancellationToken::new();
+    let clients = stop.clone();
+    let client_span = span.clone();
+    let accept = tokio::spawn(
+        async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(
+                            serve_one(stream, node.clone(), clients.clone())
+                                .instrument(client_span.clone()),
+                        );
+                    }
+                    Err(e) => {
+                        debug!("control socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             }
         }
-    }))
+        .instrument(span.clone()),
+    );
+    Ok(ControlServer {
+        _accept: AbortOnDropHandle::new(accept),
+        stop,
+    })
 }
 
-async fn serve_one(stream: TokioUnixStream, node: NodeHandle) {
+async fn serve_one(stream: TokioUnixStream, node: NodeHandle, stop: CancellationToken) {
     let (read, mut write) = stream.into_split();
     // One request line, read no further than the longest request can be.
     let mut line = Vec::new();
@@ -161,7 +194,8 @@ async fn serve_one(stream: TokioUnixStream, node: NodeHandle) {
     };
     if let ControlRequest::Events = request {
         let mut events = node.subscribe();
-        while let Ok(ev) = events.recv().await {
+        // Until the node stops: then the stream ends.
+        while let Some(Ok(ev)) = stop.run_until_cancelled(events.recv()).await {
             let line = serde_json::to_string(&ev).unwrap_or_default();
             if write
                 .write_all(format!("{line}\n").as_bytes())

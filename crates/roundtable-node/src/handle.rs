@@ -236,11 +236,15 @@ impl NodeHandle {
     }
 }
 
-/// A running node. Dropping it without [`Node::shutdown`] stops it abruptly.
+/// A running node. Dropping it stops the node as [`Node::shutdown`] does,
+/// in the background: wait for that to end with `shutdown` instead when the
+/// home is needed again at once.
 #[derive(Debug)]
 pub struct Node {
     handle: NodeHandle,
     task: JoinHandle<()>,
+    /// Dropped with the node, which tells the actor to stop.
+    _alive: oneshot::Sender<()>,
 }
 
 impl Node {
@@ -248,8 +252,13 @@ impl Node {
     /// circle, binds the network and joins each circle's gossip topic.
     /// Returns as soon as it listens; it never waits for relays or DNS.
     pub async fn spawn(config: NodeConfig) -> Result<Self, NodeError> {
-        let (handle, task) = Actor::spawn(config).await?;
-        Ok(Self { handle, task })
+        let (alive, gone) = oneshot::channel();
+        let (handle, task) = Actor::spawn(config, gone).await?;
+        Ok(Self {
+            handle,
+            task,
+            _alive: alive,
+        })
     }
 
     /// A handle to talk to the node.
@@ -260,12 +269,16 @@ impl Node {
     /// Stops in order: no new work, sync states saved, gossip topics left,
     /// the endpoint closed, the control socket removed, the lock released.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        let Self {
+            handle,
+            task,
+            _alive,
+        } = self;
         let (reply, rx) = oneshot::channel();
-        if self.handle.tx.send(Request::Shutdown(reply)).await.is_ok() {
+        if handle.tx.send(Request::Shutdown(reply)).await.is_ok() {
             let _ = rx.await;
         }
-        self.task
-            .await
+        task.await
             .map_err(|e| NodeError::Protocol(format!("node task failed: {e}")))
     }
 }

@@ -101,10 +101,13 @@ impl Actor {
     pub(super) fn remember_addr(&mut self, peer: EndpointId) {
         let dialer = self.dialer.clone();
         let tx = self.tx.clone();
-        self.tasks.spawn(async move {
-            if let Some(addr) = dialer.known_addr(peer).await {
-                let _ = tx.send(Request::Remember(addr)).await;
+        self.tasks.spawn(
+            async move {
+                if let Some(addr) = dialer.known_addr(peer).await {
+                    let _ = tx.send(Request::Remember(addr)).await;
+                }
             }
-        });
+            .instrument(self.span.clone()),
+        );
     }
 }

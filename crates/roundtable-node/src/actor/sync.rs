@@ -27,6 +27,25 @@ impl Actor {
         (heads, msg)
     }
 
+    /// Writes what this device knows it shares with `peer` (Automerge's
+    /// sync state) and when they last synced.
+    pub(super) fn keep_peer(&self, circle: CircleId, peer: EndpointId) {
+        let Some(p) = self.circles.get(&circle).and_then(|s| s.peers.get(&peer)) else {
+            return;
+        };
+        let record = PeerRecord {
+            state: p.sync.persist(),
+            last_synced: p.last_synced.map(Timestamp::as_millis),
+        };
+        if let Ok(bytes) = postcard::to_stdvec(&record)
+            && let Err(e) = self
+                .home
+                .write_record(self.lock(), peer_record(circle, peer), &bytes)
+        {
+            debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
+        }
+    }
+
     pub(super) async fn key_in(&mut self, circle: CircleId, peer: EndpointId, offer: &KeyOffer) {
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
@@ -82,9 +101,10 @@ impl Actor {
     }
 
     pub(super) fn start_sync(&mut self, circle: CircleId, peer: EndpointId) {
-        if peer == self.net().id() || self.running.contains_key(&(circle, peer)) {
+        if peer == self.net().id() {
             return;
         }
+        let busy = self.running.contains_key(&(circle, peer));
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
         };
@@ -92,6 +112,12 @@ impl Actor {
         let Some(p) = served.peers.get_mut(&peer) else {
             return;
         };
+        if busy {
+            // What called for this may have come after the running session
+            // exchanged what it covers: go again when it ends.
+            p.again = true;
+            return;
+        }
         p.sync.new_session();
         p.level = p.sync.level_with(&heads);
         self.next_token += 1;
@@ -99,8 +125,9 @@ impl Actor {
         self.running.insert((circle, peer), (token, Role::Opener));
         let dialer = self.dialer.clone();
         let tx = self.tx.clone();
-        self.tasks
-            .spawn(session::sync_as_opener(dialer, tx, circle, peer, token));
+        self.tasks.spawn(
+            session::sync_as_opener(dialer, tx, circle, peer, token).instrument(self.span.clone()),
+        );
     }
 
     pub(super) fn anti_entropy(&mut self) {
@@ -197,6 +224,7 @@ impl Actor {
             std::mem::take(&mut p.session_in),
             std::mem::take(&mut p.session_out),
         );
+        let again = std::mem::take(&mut p.again) && ok;
         // Something changed hands, or could have: an idle check-in is one
         // where the peer already had all of ours and sent nothing new.
         let told = ok && (got > 0 || !p.level);
@@ -212,17 +240,7 @@ impl Actor {
         // An idle check-in changes nothing worth a write (its time is kept
         // in memory until the next session that exchanges something).
         if told || !ok {
-            let record = PeerRecord {
-                state: p.sync.persist(),
-                last_synced: p.last_synced.map(Timestamp::as_millis),
-            };
-            if let Ok(bytes) = postcard::to_stdvec(&record)
-                && let Err(e) =
-                    self.home
-                        .write_record(self.lock(), peer_record(circle, peer), &bytes)
-            {
-                debug!("could not keep the sync state of {}: {e}", peer.fmt_short());
-            }
+            self.keep_peer(circle, peer);
         }
         if told && tracing::enabled!(tracing::Level::INFO) {
             info!(%circle, "synced with {}: {got} changes in, {} KB out", self.who(circle, peer), sent.div_ceil(1024));
@@ -242,6 +260,8 @@ impl Actor {
                 .is_some_and(|s| s.membership.left.contains(&self.me.member.id()));
         if left {
             self.unserve_left(circle);
+        } else if again {
+            self.start_sync(circle, peer);
         }
     }
 }

@@ -1,0 +1,106 @@
+//! How a node ends: by `shutdown`, or by being dropped, and what it tells
+//! those still following it.
+
+use std::time::Duration;
+
+use roundtable_core::Timestamp;
+use roundtable_node::control::{ControlClient, socket_path};
+use roundtable_node::{Node, NodeConfig, NodeError};
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn start(home: &std::path::Path) -> Node {
+    timeout(LIMIT, Node::spawn(NodeConfig::loopback(home)))
+        .await
+        .expect("starts in time")
+        .expect("starts")
+}
+
+/// Dropping the node without `shutdown` stops it: its handles say so, the
+/// control socket goes, and the home's lock is free for the next node.
+#[tokio::test]
+async fn dropping_the_node_stops_it_and_frees_the_home() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    let handle = node.handle();
+    let circle = handle
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    drop(node);
+    timeout(LIMIT, async {
+        while !matches!(handle.status().await, Err(NodeError::Closed)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the handle says the node stopped");
+    assert!(
+        !socket_path(dir.path()).exists(),
+        "the control socket outlived the node"
+    );
+    // The lock is released once the stopped node is gone.
+    let again = timeout(LIMIT, async {
+        loop {
+            match Node::spawn(NodeConfig::loopback(dir.path())).await {
+                Ok(node) => return node,
+                Err(NodeError::Store(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => panic!("the second node failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the home is free again");
+    let circles = again.handle().circles().await.expect("answers");
+    assert_eq!(
+        circles.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [circle]
+    );
+    timeout(LIMIT, again.shutdown())
+        .await
+        .expect("in time")
+        .expect("stops");
+}
+
+/// Someone following the node's events over the control socket (`up`'s
+/// followers, `--follow`) sees the stream end when the node stops, rather
+/// than waiting on a node that is gone.
+#[tokio::test]
+async fn followers_are_told_when_the_node_stops() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    let client = ControlClient::connect(dir.path()).expect("the control socket answers");
+    let (heard, hearing) = std::sync::mpsc::channel();
+    let follower = tokio::task::spawn_blocking(move || {
+        client.follow(|_| {
+            let _ = heard.send(());
+            true
+        })
+    });
+    // Edit until the follower hears about it, so it surely follows.
+    let handle = node.handle();
+    timeout(LIMIT, async {
+        loop {
+            handle
+                .create_circle("Supper", "", "Maya", Timestamp::now())
+                .await
+                .expect("made");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if hearing.try_recv().is_ok() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the follower hears events");
+    timeout(LIMIT, node.shutdown())
+        .await
+        .expect("in time")
+        .expect("stops");
+    timeout(LIMIT, follower)
+        .await
+        .expect("the follower's stream ended")
+        .expect("the follower did not panic")
+        .expect("the stream ended cleanly");
+}
