@@ -29,6 +29,8 @@ const ANCHOR_LOST: Duration = Duration::from_secs(5);
 struct Run {
     lat: Vec<Duration>,
     missed: usize,
+    /// What the last node dropped or refused of what gossip brought, by reason.
+    dropped: String,
 }
 
 impl Run {
@@ -54,10 +56,11 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
                 .times(ours.p(0.5), anchor.p(0.5))
                 .goal(Goal::AtMost(1.5))
                 .note(format!(
-                    "{edits} edits by rotating authors; missed (not applied within {} s): {} ours, {} bare gossip; gossip payload {size} B (the sealed envelope)",
+                    "{edits} edits by rotating authors; missed (not applied within {} s): {} ours, {} bare gossip; gossip payload {size} B (the sealed envelope); the last node dropped or refused: {}",
                     GOSSIP_WINDOW.as_secs(),
                     ours.missed,
-                    anchor.missed
+                    anchor.missed,
+                    ours.dropped,
                 )),
         );
         rows.push(Row::new("B1", what("p99")).times(ours.p(0.99), anchor.p(0.99)));
@@ -157,8 +160,24 @@ async fn roundtable(dir: &std::path::Path, n: usize, edits: usize) -> Result<Run
             );
         }
     }
+    let status = last.status().await?;
+    let dropped = status
+        .dropped
+        .iter()
+        .chain(&status.refused)
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect::<Vec<_>>();
+    let dropped = if dropped.is_empty() {
+        "nothing".to_owned()
+    } else {
+        dropped.join(", ")
+    };
     nodes.shutdown().await?;
-    Ok(Run { lat, missed })
+    Ok(Run {
+        lat,
+        missed,
+        dropped,
+    })
 }
 
 async fn gossip(n: usize, edits: usize, size: usize) -> Result<Run> {
@@ -241,5 +260,9 @@ async fn gossip(n: usize, edits: usize, size: usize) -> Result<Run> {
     for r in routers {
         r.shutdown().await?;
     }
-    Ok(Run { lat, missed })
+    Ok(Run {
+        lat,
+        missed,
+        dropped: String::new(),
+    })
 }
