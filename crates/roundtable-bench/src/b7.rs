@@ -44,7 +44,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
         .times(ours.ours, took)
         .goal(Goal::Below(1.0))
         .note(
-            "ours: B2's catch-up (both up → same heads); samod: dial → document found → same heads",
+            "ours: B2's catch-up (the second node's start → same heads); samod: dial → document found → same heads",
         ),
         Row::new(
             "B7",

@@ -7,7 +7,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::PatchLog;
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{
     ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
@@ -19,7 +18,7 @@ use crate::identity::DeviceCert;
 use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
 use crate::mood::Mood;
 use crate::schema::{self, SCHEMA_VERSION, limits};
-use crate::standing::{self, Kept, Standing};
+use crate::standing::{Kept, Standing};
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
@@ -158,9 +157,7 @@ impl Circle {
     /// After `changes` were applied on top of `before`: when none of them
     /// wrote anything membership rests on, who was in at `before` still is.
     pub(crate) fn carry_standing(&self, before: &[ChangeHash], changes: &[automerge::Change]) {
-        if self.kept.holds_at(before) && !standing::changes_touch(&self.doc, changes) {
-            self.kept.carry(before, self.doc.get_heads());
-        }
+        self.kept.carry_over(&self.doc, before, changes);
     }
 
     /// Loads a saved document. Damaged or hostile bytes give an error, never a panic.
@@ -310,20 +307,16 @@ impl Circle {
                 supported: SCHEMA_VERSION,
             });
         }
-        // When who is in is kept for these heads, the edit's patches say
-        // whether it still holds after it.
         let before = self.doc.get_heads();
-        let watch = self.kept.holds_at(&before);
-        let log = PatchLog::new(watch);
-        let mut tx = self
-            .doc
-            .transaction_log_patches(log)
-            .map_err(|e| CoreError::Invalid(format!("could not start an edit: {e}")))?;
+        let mut tx = self.doc.transaction();
         match f(&mut tx) {
             Ok(v) => {
-                let (_, mut log) = tx.commit_with(commit_options(now, message));
-                if watch && !standing::patches_touch(&self.doc.make_patches(&mut log)) {
-                    self.kept.carry(&before, self.doc.get_heads());
+                let (hash, _) = tx.commit_with(commit_options(now, message));
+                // Who is in still holds unless the edit wrote where it rests.
+                if let Some(change) = hash.and_then(|h| self.doc.get_change_by_hash(&h))
+                    && self.kept.holds_at(&before)
+                {
+                    self.kept.carry_over(&self.doc, &before, &[change]);
                 }
                 Ok(v)
             }

@@ -6,9 +6,9 @@
 //! the circle grows, so a [`Circle`](crate::circle::Circle) keeps that
 //! reading together with the heads it was read at, and reads again only
 //! once the heads have moved. Changes that wrote nothing under those
-//! collections carry the reading over to their new heads: for a local edit
-//! its own patches say where it wrote; for changes from a peer, where the
-//! objects their operations write into were made. Keyed by heads, a kept
+//! collections (as where the objects their operations write into were
+//! made says), local or from a peer, carry the reading over to their new
+//! heads. Keyed by heads, a kept
 //! reading can never be stale: whatever changed the document in any other
 //! way, the next look finds different heads and reads again.
 
@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use automerge::legacy::{ObjectId, OpId, OpType};
-use automerge::{Automerge, Change, ChangeHash, ObjId, Patch, Prop, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash, ObjId, Prop, ReadDoc};
 
 use crate::membership::Membership;
 use crate::schema::{INVITES, MEMBERS, REMOVALS};
@@ -54,10 +54,21 @@ impl Standing {
 
 /// A circle's kept [`Standing`] and the heads it holds for.
 #[derive(Default)]
-pub(crate) struct Kept(Mutex<Option<(Vec<ChangeHash>, Arc<Standing>)>>);
+pub(crate) struct Kept(Mutex<Inner>);
+
+#[derive(Default, Clone)]
+struct Inner {
+    at: Option<(Vec<ChangeHash>, Arc<Standing>)>,
+    /// For objects changes wrote into: whether they sit under membership.
+    /// An object's place is fixed when it is made, so this never goes stale.
+    places: HashMap<ObjectId, bool>,
+}
+
+/// Places remembered at most; past this the memory starts again.
+const MAX_PLACES: usize = 4_096;
 
 impl Kept {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<(Vec<ChangeHash>, Arc<Standing>)>> {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Nothing panics while holding the lock; a poisoned one still holds a whole value.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -66,60 +77,77 @@ impl Kept {
     /// match, else read again and kept.
     pub(crate) fn now(&self, doc: &Automerge) -> Arc<Standing> {
         let heads = doc.get_heads();
-        if let Some((at, standing)) = &*self.slot()
+        if let Some((at, standing)) = &self.inner().at
             && *at == heads
         {
             return standing.clone();
         }
         let standing = Arc::new(Standing::read(doc));
-        *self.slot() = Some((heads, standing.clone()));
+        self.inner().at = Some((heads, standing.clone()));
         standing
     }
 
     /// Whether a standing is kept for exactly `heads`.
     pub(crate) fn holds_at(&self, heads: &[ChangeHash]) -> bool {
-        self.slot().as_ref().is_some_and(|(at, _)| at == heads)
+        self.inner().at.as_ref().is_some_and(|(at, _)| at == heads)
     }
 
-    /// After changes from `from` to `to` that wrote nothing membership
-    /// rests on: the kept standing holds at `to` too.
-    pub(crate) fn carry(&self, from: &[ChangeHash], to: Vec<ChangeHash>) {
-        let mut slot = self.slot();
-        if let Some((at, _)) = &mut *slot
-            && at == from
-        {
-            *at = to;
+    /// After `changes` were applied to `doc` on top of `before`: when none
+    /// of them wrote anything membership rests on, the standing kept for
+    /// `before` holds for the heads `doc` has now.
+    pub(crate) fn carry_over(&self, doc: &Automerge, before: &[ChangeHash], changes: &[Change]) {
+        let mut inner = self.inner();
+        if inner.at.as_ref().is_none_or(|(at, _)| at != before) {
+            return;
+        }
+        if inner.places.len() > MAX_PLACES {
+            inner.places.clear();
+        }
+        if changes_touch(doc, changes, &mut inner.places) {
+            return;
+        }
+        if let Some((at, _)) = &mut inner.at {
+            *at = doc.get_heads();
         }
     }
 }
 
-/// Whether a local edit's patches land on the root itself or under
-/// members, invites or removals.
-pub(crate) fn patches_touch(patches: &[Patch]) -> bool {
-    patches.iter().any(|patch| match patch.path.first() {
-        None => true,
-        Some((_, prop)) => is_membership(prop),
-    })
+impl Clone for Kept {
+    fn clone(&self) -> Self {
+        Self(Mutex::new(self.inner().clone()))
+    }
+}
+
+impl fmt::Debug for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner();
+        f.debug_struct("Kept")
+            .field("heads", &inner.at.as_ref().map(|(at, _)| at.len()))
+            .field("places", &inner.places.len())
+            .finish()
+    }
 }
 
 /// Whether any operation of `changes` (applied to `doc`) writes at the
 /// root or into an object under members, invites or removals. An object's
 /// place is where the operation that made it put it, whether or not it is
 /// still visible, so a write into a lost or deleted object counts too.
-pub(crate) fn changes_touch(doc: &Automerge, changes: &[Change]) -> bool {
-    // Where each object written into sits, by whether that is under
-    // membership: objects the changes make themselves inherit it from the
-    // object they are made in, so only older ones are looked up.
-    let mut under: HashMap<ObjectId, bool> = HashMap::new();
+/// Objects the changes make themselves sit where they are made; older ones
+/// are looked up once and remembered in `places`.
+fn changes_touch(
+    doc: &Automerge,
+    changes: &[Change],
+    places: &mut HashMap<ObjectId, bool>,
+) -> bool {
     for change in changes {
         let start = change.start_op().get();
         let actor = change.actor_id();
         for (i, op) in change.decode().operations.into_iter().enumerate() {
-            let touches = match under.get(&op.obj) {
+            let touches = match places.get(&op.obj) {
                 Some(t) => *t,
                 None => {
                     let t = placed_under_membership(doc, &op.obj);
-                    under.insert(op.obj.clone(), t);
+                    places.insert(op.obj.clone(), t);
                     t
                 }
             };
@@ -127,7 +155,7 @@ pub(crate) fn changes_touch(doc: &Automerge, changes: &[Change]) -> bool {
                 return true;
             }
             if matches!(op.action, OpType::Make(_)) {
-                under.insert(ObjectId::Id(OpId(start + i as u64, actor.clone())), false);
+                places.insert(ObjectId::Id(OpId(start + i as u64, actor.clone())), false);
             }
         }
     }
@@ -151,18 +179,5 @@ fn is_membership(prop: &Prop) -> bool {
     match prop {
         Prop::Map(collection) => [MEMBERS, INVITES, REMOVALS].contains(&collection.as_str()),
         Prop::Seq(_) => true,
-    }
-}
-
-impl Clone for Kept {
-    fn clone(&self) -> Self {
-        Self(Mutex::new(self.slot().clone()))
-    }
-}
-
-impl fmt::Debug for Kept {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kept = self.slot().as_ref().map(|(at, _)| at.len());
-        f.debug_struct("Kept").field("heads", &kept).finish()
     }
 }
