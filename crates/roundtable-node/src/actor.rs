@@ -71,6 +71,8 @@ struct Served {
     neighbors: BTreeSet<EndpointId>,
     /// The last reading and the heads it was read at.
     reading: Option<(Vec<roundtable_core::ChangeHash>, crate::Reading)>,
+    /// Folding the log in failed at the last try.
+    compact_failing: bool,
 }
 
 pub(crate) struct Actor {
@@ -269,7 +271,9 @@ impl Actor {
         Ok(())
     }
 
-    async fn serve(&mut self, id: CircleId, store: CircleStore, keys: Keyring) {
+    async fn serve(&mut self, id: CircleId, mut store: CircleStore, keys: Keyring) {
+        // Folding the log in waits for the tick, off the path of a write.
+        store.compact_later();
         let membership = store.circle().membership();
         let mut book = self
             .home
@@ -323,6 +327,7 @@ impl Actor {
                 peers,
                 neighbors: BTreeSet::new(),
                 reading: None,
+                compact_failing: false,
             },
         );
         if self.circles[&id].book.len() != kept {
@@ -458,6 +463,23 @@ impl Actor {
         }
     }
 
+    /// Folds each circle's log into its snapshot once it is due.
+    fn compact_due(&mut self) {
+        for (id, served) in &mut self.circles {
+            match served.store.compact_if_due() {
+                Ok(_) => served.compact_failing = false,
+                // Said once, not every tick (a full disk stays full a while).
+                Err(e) if served.compact_failing => {
+                    debug!(circle = %id, "still cannot fold the log into the snapshot: {e}");
+                }
+                Err(e) => {
+                    served.compact_failing = true;
+                    warn!(circle = %id, "could not fold the log into the snapshot, will keep trying: {e}");
+                }
+            }
+        }
+    }
+
     async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -482,6 +504,7 @@ impl Actor {
                 _ = tick.tick() => {
                     self.anti_entropy();
                     self.save_books();
+                    self.compact_due();
                 }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 Some(done) = self.answering.join_next(), if !self.answering.is_empty() => {

@@ -104,3 +104,46 @@ async fn followers_are_told_when_the_node_stops() {
         .expect("the follower did not panic")
         .expect("the stream ended cleanly");
 }
+
+/// A running node folds a circle's grown log into its snapshot between
+/// messages, not on the path of the write that made it due.
+#[tokio::test]
+async fn a_running_node_folds_a_grown_log_in() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    let handle = node.handle();
+    let circle = handle
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let log = dir
+        .path()
+        .join("circles")
+        .join(circle.to_string())
+        .join("log");
+    let size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+    let mut most = 0;
+    for i in 0..600 {
+        let op = roundtable_core::Op::Checkin {
+            mood: roundtable_core::Mood::Okay,
+            note: format!("day {i}: a few words about how it went"),
+        };
+        timeout(LIMIT, handle.perform(circle, op, Timestamp::now()))
+            .await
+            .expect("in time")
+            .expect("performs");
+        most = most.max(size());
+    }
+    assert!(most > 64 << 10, "the log never grew: {most} B");
+    timeout(LIMIT, async {
+        while size() > 64 << 10 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the log was folded into the snapshot");
+    timeout(LIMIT, node.shutdown())
+        .await
+        .expect("in time")
+        .expect("stops");
+}

@@ -46,6 +46,9 @@ pub struct CircleStore {
     files: CircleFiles,
     circle: Circle,
     device: DeviceId,
+    /// Whoever holds the store folds the log in with
+    /// [`CircleStore::compact_if_due`], not each write.
+    compact_later: bool,
 }
 
 impl CircleStore {
@@ -63,6 +66,7 @@ impl CircleStore {
             files,
             circle,
             device,
+            compact_later: false,
         })
     }
 
@@ -81,6 +85,7 @@ impl CircleStore {
             files,
             circle,
             device,
+            compact_later: false,
         })
     }
 
@@ -154,13 +159,31 @@ impl CircleStore {
             self.reload();
             return Err(e);
         }
-        if due(self.files.log_len(), self.files.snapshot_len()) {
+        if !self.compact_later {
             // The edit is already durable; a failed compaction only means a longer log.
-            if let Err(e) = self.compact() {
+            if let Err(e) = self.compact_if_due() {
                 warn!(dir = %self.dir.display(), "compaction failed, will retry later: {e}");
             }
         }
         Ok(())
+    }
+
+    /// Leaves folding the log into the snapshot to [`Self::compact_if_due`],
+    /// so a write (an edit, changes from a peer) is acknowledged as soon as
+    /// it is durable, without rewriting the snapshot first. A node calls it
+    /// between messages.
+    pub fn compact_later(&mut self) {
+        self.compact_later = true;
+    }
+
+    /// Folds the log into the snapshot when it has grown past its share
+    /// (see [`due`]); says whether it did.
+    pub fn compact_if_due(&mut self) -> Result<bool, StoreError> {
+        if !due(self.files.log_len(), self.files.snapshot_len()) {
+            return Ok(false);
+        }
+        self.compact()?;
+        Ok(true)
     }
 
     /// Throws away the in-memory state and reads the disk again. The file

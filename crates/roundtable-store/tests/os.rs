@@ -220,6 +220,61 @@ fn the_log_is_compacted_as_a_circle_grows() {
     assert_eq!(reopened.circle().view().checkins.len(), 3_000);
 }
 
+/// A node leaves folding the log in to its own time: writes only append,
+/// and `compact_if_due` folds the log in once it is due, not before.
+#[test]
+fn compaction_can_wait_for_its_holder() {
+    use roundtable_core::{Circle, EpochKey, Keyring, Mood, Profile, Timestamp};
+    use roundtable_store::Home;
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let lock = home.lock("test").unwrap();
+    let (me, _) = home.ensure_identity(&lock).unwrap();
+    let mut rng = rand::rng();
+    let t = Timestamp::from_millis(1_795_464_000_000);
+    let circle =
+        Circle::create("Supper", "", &me.cert, &Profile::named("Maya"), t, &mut rng).unwrap();
+    let keys = Keyring::with(EpochKey::random(circle.id(), 0, &me.device, &mut rng));
+    let mut store = home.create_circle(&lock, &circle, &keys).unwrap();
+    store.compact_later();
+    let log = || {
+        std::fs::metadata(
+            dir.path()
+                .join("circles")
+                .join(circle.id().to_string())
+                .join("log"),
+        )
+        .map_or(0, |m| m.len())
+    };
+    assert!(!store.compact_if_due().unwrap(), "nothing is due yet");
+    for i in 0..1_000 {
+        store
+            .edit(|c| -> Result<_, StoreError> {
+                Ok(
+                    c.checkin(me.member.id(), Mood::Okay, &format!("day {i}"), t, &mut rng)
+                        .unwrap(),
+                )
+            })
+            .unwrap();
+    }
+    let grown = log();
+    assert!(
+        grown > 64 << 10,
+        "the log was folded in by a write: {grown} B"
+    );
+    assert!(store.compact_if_due().unwrap(), "a grown log is due");
+    assert!(log() < grown / 8, "the log is still {} B", log());
+    assert!(
+        !store.compact_if_due().unwrap(),
+        "nothing is due right after"
+    );
+    let heads = store.circle().heads();
+    drop(store);
+    let reopened = home.open_circle(&lock, circle.id()).unwrap();
+    assert_eq!(reopened.circle().heads(), heads);
+}
+
 #[test]
 fn a_home_can_be_given_known_keys() {
     use roundtable_core::{DeviceKey, MemberKey};
