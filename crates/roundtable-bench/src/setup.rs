@@ -835,8 +835,8 @@ pub(crate) async fn wait_in_sync(
             Err(broadcast::error::RecvError::Closed) => bail!("a node stopped"),
         };
         if check {
-            let ha = node_circle(a.0, circle).await?.heads();
-            let hb = node_circle(b.0, circle).await?.heads();
+            let ha = a.0.heads(circle).await?;
+            let hb = b.0.heads(circle).await?;
             if ha == hb {
                 return Ok(at);
             }

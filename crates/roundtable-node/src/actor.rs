@@ -463,9 +463,13 @@ impl Actor {
         }
     }
 
-    /// Folds each circle's log into its snapshot once it is due.
+    /// Folds each circle's log into its snapshot once it is due, and no
+    /// sync session of the circle is under way (it would wait for it).
     fn compact_due(&mut self) {
         for (id, served) in &mut self.circles {
+            if self.running.keys().any(|(circle, _)| circle == id) {
+                continue;
+            }
             match served.store.compact_if_due() {
                 Ok(_) => served.compact_failing = false,
                 // Said once, not every tick (a full disk stays full a while).
@@ -625,6 +629,14 @@ impl Actor {
                     None => Err(self.unknown(circle)),
                 };
                 let _ = reply.send(reading);
+            }
+            Request::Heads { circle, reply } => {
+                let heads = self
+                    .circles
+                    .get(&circle)
+                    .map(|s| s.store.circle().heads())
+                    .ok_or_else(|| self.unknown(circle));
+                let _ = reply.send(heads);
             }
             Request::Doc { circle, reply } => {
                 let doc = self

@@ -24,6 +24,10 @@ pub(crate) enum Request {
         circle: CircleId,
         reply: oneshot::Sender<Result<crate::Reading, NodeError>>,
     },
+    Heads {
+        circle: CircleId,
+        reply: oneshot::Sender<Result<Vec<roundtable_core::ChangeHash>, NodeError>>,
+    },
     Perform {
         circle: CircleId,
         op: Op,
@@ -140,6 +144,15 @@ impl NodeHandle {
     /// keeps the reading until the circle changes.
     pub async fn read(&self, circle: CircleId) -> Result<crate::Reading, NodeError> {
         self.ask(|reply| Request::Read { circle, reply }).await?
+    }
+
+    /// The heads of a circle's change graph: two copies with the same heads
+    /// hold the same changes. Cheap, unlike [`Self::doc`].
+    pub async fn heads(
+        &self,
+        circle: CircleId,
+    ) -> Result<Vec<roundtable_core::ChangeHash>, NodeError> {
+        self.ask(|reply| Request::Heads { circle, reply }).await?
     }
 
     /// Performs an edit as this device's member; returns once it is durable
