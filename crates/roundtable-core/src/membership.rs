@@ -339,8 +339,8 @@ fn judge_proposal(
 }
 
 impl Circle {
-    /// The membership as the document says it is now (kept until it
-    /// changes, see [`crate::standing`]).
+    /// The membership as the document says it is now (the circle keeps
+    /// it until a change touches what it rests on).
     pub fn membership(&self) -> Membership {
         self.standing().membership.clone()
     }

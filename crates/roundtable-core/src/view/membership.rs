@@ -1,0 +1,294 @@
+//! Who is in, as written: members and their devices, invites and their
+//! redemptions, proposals to remove someone and the consents to them. What
+//! these add up to is [`crate::membership`]'s to say.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{lenient_map, or_default};
+use crate::ids::{DeviceId, MemberId};
+use crate::time::Timestamp;
+
+/// A proposal to remove a member, as written in the circle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemovalRecord {
+    /// Whom it would remove.
+    pub target: MemberId,
+    /// Who proposed it.
+    pub by: MemberId,
+    /// In the proposer's words.
+    #[serde(default)]
+    pub reason: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The members whose consent counts, as the proposer saw the circle.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub electorate: BTreeMap<MemberId, bool>,
+    /// Consents, by the consenting device.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub consents: BTreeMap<DeviceId, Consent>,
+    /// Set when the proposer withdrew it.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub withdrawn: Option<Withdrawn>,
+    /// Causal position (a Lamport clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+    /// The device that wrote it.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+}
+
+/// One member's consent to a removal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Consent {
+    /// The member consenting.
+    pub member: MemberId,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The device that wrote it.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+}
+
+/// A withdrawal of a proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Withdrawn {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The device that wrote it.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+}
+
+/// An invitation recorded in the circle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Invite {
+    /// The member who made it.
+    pub by: MemberId,
+    /// For a new member or a new device.
+    pub kind: crate::invite::InviteKind,
+    /// BLAKE3 of the secret in the ticket.
+    pub secret_hash: String,
+    /// When it stops working (checked with a little tolerance for clocks).
+    pub expires_at: Timestamp,
+    /// How many times it can be redeemed.
+    pub uses: u32,
+    /// When it was made (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Set when someone withdrew it.
+    #[serde(default)]
+    pub revoked: bool,
+    /// Devices that redeemed it, and their members.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub redeemed: BTreeMap<DeviceId, Redeemed>,
+    /// The device that wrote it: an invite counts only when this is a
+    /// device of the member it names as `by`.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+}
+
+/// One redemption of an invite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Redeemed {
+    /// The member who came in (or whose device did).
+    pub member: MemberId,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock): of concurrent redemptions beyond
+    /// an invite's uses, the earliest count (see [`crate::membership`]).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// A member of the circle, in their own words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Member {
+    /// Their name.
+    pub name: String,
+    /// Their pronouns.
+    #[serde(default)]
+    pub pronouns: String,
+    /// "What I'd like you to remember about me."
+    #[serde(default)]
+    pub remember: String,
+    /// Their unfinished story.
+    #[serde(default)]
+    pub story: String,
+    /// When they joined (display only).
+    #[serde(default)]
+    pub joined_at: Timestamp,
+    /// Who invited them; nobody for the founder.
+    #[serde(default, deserialize_with = "or_default")]
+    pub invited_by: Option<MemberId>,
+    /// Their devices, each certified by their member key.
+    #[serde(default, deserialize_with = "lenient_map")]
+    pub devices: BTreeMap<DeviceId, Device>,
+    /// Set while they are stepping back for a while.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub away: Option<Away>,
+    /// Set when they left the circle of their own accord.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub left: Option<Left>,
+    /// Causal position of their joining (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// "I'm stepping back for a while."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Away {
+    /// Since when (display only).
+    #[serde(default)]
+    pub since: Timestamp,
+    /// Until when, if they said.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<Timestamp>,
+    /// What they said.
+    #[serde(default)]
+    pub note: String,
+    /// Causal position (a Lamport clock), for the feed.
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// "I'm leaving the circle."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Left {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock), for the feed.
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// One device of a member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Device {
+    /// The member's signature over this device (hex).
+    pub cert: String,
+    /// When it was added (display only).
+    #[serde(default)]
+    pub added_at: Timestamp,
+    /// What the device calls itself ("Ana's phone"); empty until it says.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Set when another device of the member revoked it.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked: Option<Revoked>,
+}
+
+/// A device's revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Revoked {
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+    /// The device that wrote it.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+}
+
+/// Where an invite stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteState {
+    /// It still lets people in.
+    Open,
+    /// Its maker withdrew it.
+    Revoked,
+    /// Every use is taken.
+    UsedUp,
+    /// Past its expiry.
+    Expired,
+}
+
+impl InviteState {
+    /// "open", "revoked", "used up", "expired".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InviteState::Open => "open",
+            InviteState::Revoked => "revoked",
+            InviteState::UsedUp => "used up",
+            InviteState::Expired => "expired",
+        }
+    }
+}
+
+impl Invite {
+    /// Where it stands at `now`.
+    pub fn state(&self, now: Timestamp) -> InviteState {
+        if self.revoked {
+            InviteState::Revoked
+        } else if self.redeemed.len() >= self.uses as usize {
+            InviteState::UsedUp
+        } else if now.as_millis() > self.expires_at.as_millis() {
+            InviteState::Expired
+        } else {
+            InviteState::Open
+        }
+    }
+}
