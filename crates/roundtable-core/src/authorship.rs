@@ -428,7 +428,6 @@ impl Circle {
         if new.is_empty() {
             return Ok(Applied::default());
         }
-        self.carry_standing(before, &new);
         let rejected = judge(self, before, was, &new, heads);
         if rejected.is_empty() {
             return Ok(Applied {

@@ -154,12 +154,6 @@ impl Circle {
         self.kept.now(&self.doc)
     }
 
-    /// After `changes` were applied on top of `before`: when none of them
-    /// wrote anything membership rests on, who was in at `before` still is.
-    pub(crate) fn carry_standing(&self, before: &[ChangeHash], changes: &[automerge::Change]) {
-        self.kept.carry_over(&self.doc, before, changes);
-    }
-
     /// Loads a saved document. Damaged or hostile bytes give an error, never a panic.
     pub fn load(bytes: &[u8]) -> Result<Self, CoreError> {
         let doc = guarded(|| Automerge::load(bytes))?;

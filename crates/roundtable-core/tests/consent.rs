@@ -98,8 +98,7 @@ fn sync(nodes: &mut [Node], a: usize, b: usize, rng: &mut StdRng) -> bool {
             applied.rejected.is_empty(),
             "honest changes refused: {applied:?}"
         );
-        // Who the circle keeps as in, carried over changes that wrote
-        // nothing of membership or read again, is who the document says.
+        // Who the circle keeps as in is who the document says.
         assert_eq!(
             node.circle.membership(),
             Membership::read(node.circle.doc())
