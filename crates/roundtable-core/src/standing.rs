@@ -7,10 +7,9 @@
 //! reading together with the heads it was read at, and reads again only
 //! once the heads have moved. A local edit that wrote nothing under those
 //! collections (as where the objects its operations write into were made
-//! says) carries the reading over to its new heads. Changes from a peer
-//! are read again: carrying it over them too changed how a ten-node
-//! circle behaves in a way not yet understood (see docs/BENCHMARKS.md), so
-//! it is left out until it is. Keyed by heads, a kept
+//! says) carries the reading over to its new heads; changes from a peer
+//! are read again (see docs/BENCHMARKS.md on carrying it over those too).
+//! Keyed by heads, a kept
 //! reading can never be stale: whatever changed the document in any other
 //! way, the next look finds different heads and reads again.
 
