@@ -14,7 +14,7 @@ use roundtable_node::Event;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Ctx;
-use crate::setup::{Cast, Nodes, bare_endpoint, found, quantile};
+use crate::setup::{Cast, Nodes, bare_endpoint, bare_gossip, found, quantile};
 use crate::table::{Goal, Row};
 
 /// An edit not applied within this long was not carried by gossip (it came,
@@ -186,14 +186,8 @@ async fn gossip(n: usize, edits: usize, size: usize) -> Result<Run> {
     let mut routers = Vec::new();
     for _ in 0..n {
         let ep = bare_endpoint().await?;
-        let g = iroh_gossip::Gossip::builder()
-            .max_message_size(roundtable_net::GOSSIP_MAX_MESSAGE)
-            .spawn(ep.clone());
-        routers.push(
-            iroh::protocol::Router::builder(ep.clone())
-                .accept(iroh_gossip::ALPN, g.clone())
-                .spawn(),
-        );
+        let (g, router) = bare_gossip(&ep);
+        routers.push(router);
         eps.push(ep);
         gossips.push(g);
     }

@@ -26,7 +26,9 @@ use roundtable_store::Home;
 
 use crate::Ctx;
 use crate::child::LiveChild;
-use crate::setup::{HistoryHome, UpProcess, count, cpu_of, free_port, median, thread_cpu};
+use crate::setup::{
+    HistoryHome, UpProcess, bare_gossip, count, cpu_of, free_port, median, thread_cpu,
+};
 use crate::table::{Goal, Row, ms};
 
 /// What one history's run measured, per change.
@@ -227,12 +229,7 @@ async fn per_change(h: &HistoryHome, n: usize) -> Result<PerChange> {
     mem.add_endpoint_info(EndpointAddr::from_parts(node_id, [local(port)]));
     mem.add_endpoint_info(EndpointAddr::from_parts(bare_id, [local(bare_port)]));
     ep.address_lookup()?.add(mem);
-    let gossip = iroh_gossip::Gossip::builder()
-        .max_message_size(roundtable_net::GOSSIP_MAX_MESSAGE)
-        .spawn(ep.clone());
-    let router = iroh::protocol::Router::builder(ep.clone())
-        .accept(iroh_gossip::ALPN, gossip.clone())
-        .spawn();
+    let (gossip, router) = bare_gossip(&ep);
     let topic = roundtable_net::topic_for(h.keys.active().secret(), id.as_bytes());
     let (to_node, mut node_rx) = gossip.subscribe(topic, vec![node_id]).await?.split();
     let (to_bare, mut bare_rx) = gossip

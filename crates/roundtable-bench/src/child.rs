@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow, bail};
 use automerge::Automerge;
 use roundtable_store::Home;
 
-use crate::setup::{bare_endpoint, rss};
+use crate::setup::{bare_endpoint, bare_gossip, rss};
 
 /// Runs a child mode.
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -55,12 +55,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 .build()?;
             rt.block_on(async {
                 let ep = bare_endpoint().await?;
-                let gossip = iroh_gossip::Gossip::builder()
-                    .max_message_size(roundtable_net::GOSSIP_MAX_MESSAGE)
-                    .spawn(ep.clone());
-                let router = iroh::protocol::Router::builder(ep.clone())
-                    .accept(iroh_gossip::ALPN, gossip.clone())
-                    .spawn();
+                let (gossip, router) = bare_gossip(&ep);
                 let (_sender, mut receiver) = gossip
                     .subscribe(iroh_gossip::TopicId::from_bytes(topic), Vec::new())
                     .await?
