@@ -158,12 +158,18 @@ fn a_lock_waits_briefly_for_its_holder() {
     releaser.join().unwrap();
 }
 
-/// A circle that lives for years: the log is folded into the snapshot as it
-/// grows, so the files stay close to Automerge's own `save()`, and what
-/// opens is exactly what was written.
-#[test]
-fn the_log_is_compacted_as_a_circle_grows() {
-    use roundtable_core::{Circle, EpochKey, Keyring, Mood, Profile, Timestamp};
+/// A new home with its identity, its writer's lock and a new circle in it.
+struct Fresh {
+    dir: tempfile::TempDir,
+    home: roundtable_store::Home,
+    lock: roundtable_store::WriteLock,
+    me: roundtable_store::Identity,
+    circle: roundtable_core::Circle,
+    store: roundtable_store::CircleStore,
+}
+
+fn fresh_circle() -> Fresh {
+    use roundtable_core::{Circle, EpochKey, Keyring, Profile, Timestamp};
     use roundtable_store::Home;
 
     let dir = tempfile::tempdir().unwrap();
@@ -175,7 +181,34 @@ fn the_log_is_compacted_as_a_circle_grows() {
     let circle =
         Circle::create("Supper", "", &me.cert, &Profile::named("Maya"), t, &mut rng).unwrap();
     let keys = Keyring::with(EpochKey::random(circle.id(), 0, &me.device, &mut rng));
-    let mut store = home.create_circle(&lock, &circle, &keys).unwrap();
+    let store = home.create_circle(&lock, &circle, &keys).unwrap();
+    Fresh {
+        dir,
+        home,
+        lock,
+        me,
+        circle,
+        store,
+    }
+}
+
+/// A circle that lives for years: the log is folded into the snapshot as it
+/// grows, so the files stay close to Automerge's own `save()`, and what
+/// opens is exactly what was written.
+#[test]
+fn the_log_is_compacted_as_a_circle_grows() {
+    use roundtable_core::{Mood, Timestamp};
+
+    let Fresh {
+        dir,
+        home,
+        lock,
+        me,
+        circle,
+        mut store,
+    } = fresh_circle();
+    let mut rng = rand::rng();
+    let t = Timestamp::from_millis(1_795_464_000_000);
     let files = |name: &str| {
         std::fs::metadata(
             dir.path()
@@ -224,19 +257,18 @@ fn the_log_is_compacted_as_a_circle_grows() {
 /// and `compact_if_due` folds the log in once it is due, not before.
 #[test]
 fn compaction_can_wait_for_its_holder() {
-    use roundtable_core::{Circle, EpochKey, Keyring, Mood, Profile, Timestamp};
-    use roundtable_store::Home;
+    use roundtable_core::{Mood, Timestamp};
 
-    let dir = tempfile::tempdir().unwrap();
-    let home = Home::new(dir.path());
-    let lock = home.lock("test").unwrap();
-    let (me, _) = home.ensure_identity(&lock).unwrap();
+    let Fresh {
+        dir,
+        home,
+        lock,
+        me,
+        circle,
+        mut store,
+    } = fresh_circle();
     let mut rng = rand::rng();
     let t = Timestamp::from_millis(1_795_464_000_000);
-    let circle =
-        Circle::create("Supper", "", &me.cert, &Profile::named("Maya"), t, &mut rng).unwrap();
-    let keys = Keyring::with(EpochKey::random(circle.id(), 0, &me.device, &mut rng));
-    let mut store = home.create_circle(&lock, &circle, &keys).unwrap();
     store.compact_later();
     let log = || {
         std::fs::metadata(
