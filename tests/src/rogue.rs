@@ -3,7 +3,7 @@
 //! node never would.
 
 use roundtable_core::wire::{self, JoinReply, JoinRequest, SyncFrame, WelcomeCircle};
-use roundtable_core::{Circle, HeadBook, KeyOffer, Keyring, PeerSync, SignedHead};
+use roundtable_core::{Applied, Circle, HeadBook, KeyOffer, Keyring, PeerSync, SignedHead};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     Admitted, Connection, EndpointAddr, EndpointId, Incoming, JOIN_ALPN, Net, NetConfig, SYNC_ALPN,
@@ -154,11 +154,40 @@ impl Rogue {
         extra: Vec<SignedHead>,
         keys: Option<KeyOffer>,
     ) -> Result<Option<KeyOffer>, String> {
-        // The peer may be opening a session to this device at the same
-        // moment (the rogue closes it): until it lets ours in, try again.
+        let mut no_pause = None::<std::future::Ready<()>>;
+        self.session_when_free(peer, extra, keys, &mut no_pause)
+            .await
+            .map(|(theirs, _)| theirs)
+    }
+
+    /// An honest session with `peer` as the opener that takes its time:
+    /// after the peer's first round it waits for `between` before going
+    /// on. Returns what it applied of the peer's changes, each checked
+    /// against the signed heads the peer sent, as any node checks them.
+    pub async fn sync_pausing(
+        &mut self,
+        peer: EndpointId,
+        between: impl Future<Output = ()>,
+    ) -> Result<Applied, String> {
+        self.session_when_free(peer, Vec::new(), None, &mut Some(between))
+            .await
+            .map(|(_, applied)| applied)
+    }
+
+    /// A session, again while the peer says it is busy: it may be opening
+    /// one to this device at the same moment (the rogue closes it).
+    async fn session_when_free(
+        &mut self,
+        peer: EndpointId,
+        extra: Vec<SignedHead>,
+        keys: Option<KeyOffer>,
+        between: &mut Option<impl Future<Output = ()>>,
+    ) -> Result<(Option<KeyOffer>, Applied), String> {
         let mut result = Err(String::new());
         for _ in 0..50 {
-            result = self.sync_once(peer, extra.clone(), keys.clone()).await;
+            result = self
+                .session(peer, extra.clone(), keys.clone(), between)
+                .await;
             match &result {
                 Err(e) if e.contains("busy") => {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -169,12 +198,17 @@ impl Rogue {
         result
     }
 
-    async fn sync_once(
+    /// One session as the opener: `extra` heads in the first round beside
+    /// its real ones, `between` (when there) awaited once the peer's first
+    /// round is in, its copy's real sync messages, then `keys` as its key
+    /// frame.
+    async fn session(
         &mut self,
         peer: EndpointId,
         extra: Vec<SignedHead>,
         keys: Option<KeyOffer>,
-    ) -> Result<Option<KeyOffer>, String> {
+        between: &mut Option<impl Future<Output = ()>>,
+    ) -> Result<(Option<KeyOffer>, Applied), String> {
         let (conn, mut send, mut recv) = self.open_sync(peer).await;
         let circle = *self.circle.id().as_bytes();
         let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -189,6 +223,7 @@ impl Rogue {
             let mut sync = PeerSync::fresh();
             let mut heads: Vec<SignedHead> = self.heads();
             heads.extend(extra);
+            let mut applied = Applied::default();
             for _ in 0..1_000 {
                 let mine = self.circle.sync_generate(&mut sync);
                 let said = mine.is_some();
@@ -199,14 +234,21 @@ impl Rogue {
                 write_frame(&mut send, &wire::encode(&round))
                     .await
                     .map_err(|e| err(&e))?;
-                let SyncFrame::Round { msg, .. } = recv_frame(&mut recv).await? else {
+                let SyncFrame::Round { heads: proofs, msg } = recv_frame(&mut recv).await? else {
                     return Err("expected a round".into());
                 };
+                if let Some(between) = between.take() {
+                    between.await;
+                }
                 let heard = msg.is_some();
+                self.book.learn(self.circle.id(), &proofs);
                 if let Some(m) = msg {
-                    self.circle
-                        .sync_receive(&mut sync, &m)
+                    let round = self
+                        .circle
+                        .sync_receive_verified(&mut sync, &m, &mut self.book)
                         .map_err(|e| err(&e))?;
+                    applied.applied += round.applied;
+                    applied.rejected.extend(round.rejected);
                 }
                 if !said && !heard {
                     break;
@@ -216,7 +258,7 @@ impl Rogue {
                 .await
                 .map_err(|e| err(&e))?;
             match recv_frame(&mut recv).await? {
-                SyncFrame::Keys(theirs) => Ok(theirs),
+                SyncFrame::Keys(theirs) => Ok((theirs, applied)),
                 other => Err(format!("expected keys, got {other:?}")),
             }
         };

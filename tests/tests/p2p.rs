@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use roundtable_core::{Circle, Mood, Op, Timestamp};
-use roundtable_tests::{Cluster, bounded, notes};
+use roundtable_tests::{Cluster, Rogue, bounded, notes};
 
 fn checkin(note: &str) -> Op {
     Op::Checkin {
@@ -24,6 +24,65 @@ async fn an_edit_on_one_of_five_reaches_all() {
     cluster.perform(3, checkin("hello from three")).await;
     let json = cluster.converge(|v| notes(v) == ["hello from three"]).await;
     assert!(json.contains("Friend 3"));
+    cluster.shutdown().await;
+}
+
+/// Every device joined through one inviter, most of them before the others
+/// knew they were in or where they were. Gossip left to itself keeps them
+/// hanging on the inviter (five neighbours at most) or on nobody; each
+/// device finds neighbours of its own, so the live path goes on without the
+/// inviter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_joined_through_one_inviter_find_neighbours_of_their_own() {
+    let n = 7;
+    let mut cluster = Cluster::spawn(n).await;
+    let inviter = cluster.handle(0).identity().await.unwrap().0;
+    for i in 1..n {
+        cluster
+            .status_until(i, |s| s.circles[0].connected.iter().any(|d| *d != inviter))
+            .await;
+    }
+    cluster.stop(0).await;
+    let note = "without Maya";
+    cluster.perform(1, checkin(note)).await;
+    let others: Vec<usize> = (1..n).collect();
+    cluster
+        .converge_among(&others, |v| notes(v).contains(&note.to_owned()))
+        .await;
+    cluster.shutdown().await;
+}
+
+/// A change that reaches a node while it is in a sync session goes out in
+/// that session with the signed head that proves it: the heads a session
+/// sends are not only those known when it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_arrives_during_a_session_goes_out_with_its_proof() {
+    let mut cluster = Cluster::spawn(3).await;
+    cluster
+        .converge(|v| v["members"].as_object().unwrap().len() == 3)
+        .await;
+    cluster.stop(2).await;
+    // Node 2's device, syncing by hand so it can take its time.
+    let mut slow = Rogue::take_over(&cluster, 2).await;
+    let zero = cluster.handle(0).addr().await.unwrap().id;
+    let note = "while you were syncing";
+    let applied = slow
+        .sync_pausing(zero, async {
+            // Node 1 edits; node 0 has it by gossip before the session goes on.
+            cluster.perform(1, checkin(note)).await;
+            cluster
+                .converge_among(&[0], |v| notes(v).contains(&note.to_owned()))
+                .await;
+        })
+        .await
+        .unwrap();
+    assert!(
+        applied.rejected.is_empty(),
+        "node 0 sent changes without their proof: {:?}",
+        applied.rejected
+    );
+    let json: serde_json::Value = serde_json::from_str(&slow.circle.canonical_json()).unwrap();
+    assert!(notes(&json).contains(&note.to_owned()), "{json}");
     cluster.shutdown().await;
 }
 

@@ -115,6 +115,14 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Quiet unless asked: `RUST_LOG=roundtable_node=debug` shows what the
+    // nodes under test decide, on stderr, without touching the table.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if !args.child.is_empty() {
         return child::run(&args.child);
     }

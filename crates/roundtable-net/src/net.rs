@@ -83,6 +83,7 @@ pub struct Net {
 pub struct Dialer {
     endpoint: Endpoint,
     memory: MemoryLookup,
+    gossip: Gossip,
 }
 
 impl Dialer {
@@ -98,6 +99,24 @@ impl Dialer {
         let info = self.endpoint.remote_info(id).await?;
         let addr = EndpointAddr::from_parts(id, info.addrs().map(|a| a.addr().clone()));
         (!addr.is_empty()).then_some(addr)
+    }
+
+    /// Connects to a device for gossip and hands the connection to gossip,
+    /// which then sends what it holds for that device over it.
+    ///
+    /// Gossip dials by itself too, but a device it once failed to dial it
+    /// never dials again (iroh-gossip 0.101 keeps what it meant to send
+    /// waiting for a connection), so a neighbour lost that way is found
+    /// again only through a connection made here.
+    pub async fn connect_gossip(&self, peer: EndpointId) -> Result<(), NetError> {
+        let conn = self.connect(EndpointAddr::from(peer), GOSSIP_ALPN).await?;
+        self.gossip
+            .handle_connection(conn)
+            .await
+            .map_err(|e| NetError::Connect {
+                peer: peer.fmt_short().to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Opens a connection to a device for one of our protocols.
@@ -184,7 +203,11 @@ impl Net {
             )
             .spawn();
         Ok(Self {
-            dialer: Dialer { endpoint, memory },
+            dialer: Dialer {
+                endpoint,
+                memory,
+                gossip: gossip.clone(),
+            },
             router,
             gossip,
             admitted,

@@ -2,7 +2,7 @@
 //! network, and reacts to requests, incoming connections, gossip and timers
 //! in a single `select!` loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use n0_future::StreamExt;
@@ -55,6 +55,31 @@ struct Peer {
     /// Something called for a sync while one was under way: run another
     /// as soon as it ends, rather than at the next anti-entropy tick.
     again: bool,
+    /// Signed heads (by change hash) this session has sent the peer.
+    heads_sent: HashSet<[u8; 32]>,
+}
+
+impl Peer {
+    fn new(sync: PeerSync, last_synced: Option<Timestamp>, backoff: Duration) -> Self {
+        Self {
+            sync,
+            last_synced,
+            backoff,
+            next: Instant::now(),
+            session_in: 0,
+            session_out: 0,
+            level: false,
+            again: false,
+            heads_sent: HashSet::new(),
+        }
+    }
+
+    /// Starts a session with this peer, while this copy is at `heads`.
+    fn begin_session(&mut self, heads: &[ChangeHash]) {
+        self.sync.new_session();
+        self.level = self.sync.level_with(heads);
+        self.heads_sent.clear();
+    }
 }
 
 struct Served {
@@ -74,6 +99,9 @@ struct Served {
     reading: Option<(Vec<roundtable_core::ChangeHash>, crate::Reading)>,
     /// Folding the log in failed at the last try.
     compact_failing: bool,
+    /// When to look for more gossip neighbours next, and the wait after that.
+    mend_at: Instant,
+    mend_every: Duration,
 }
 
 pub(crate) struct Actor {
@@ -271,6 +299,7 @@ impl Actor {
                 Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
                 _ = tick.tick() => {
                     self.anti_entropy();
+                    self.mend_neighbourhoods();
                     self.save_books();
                     self.compact_due();
                 }
@@ -466,10 +495,9 @@ impl Actor {
             Request::SyncGenerate {
                 circle,
                 peer,
-                first,
                 reply,
             } => {
-                let _ = reply.send(self.sync_generate(circle, peer, first));
+                let _ = reply.send(self.sync_generate(circle, peer));
             }
             Request::SyncReceive {
                 circle,

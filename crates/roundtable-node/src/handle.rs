@@ -69,8 +69,6 @@ pub(crate) enum Request {
     SyncGenerate {
         circle: CircleId,
         peer: EndpointId,
-        /// The session's first round: send every signed head known.
-        first: bool,
         reply: oneshot::Sender<(Vec<SignedHead>, Option<Vec<u8>>)>,
     },
     SyncReceive {

@@ -222,7 +222,6 @@ async fn opening_round(
     let (heads, msg) = ask(actor, |reply| Request::SyncGenerate {
         circle,
         peer,
-        first: true,
         reply,
     })
     .await?;
@@ -245,22 +244,20 @@ async fn rounds(
     mut sent: Option<SyncFrame>,
 ) -> Result<(), NodeError> {
     let opener = sent.is_some();
-    let generate = |first| {
+    let generate = || {
         ask(actor, move |reply| Request::SyncGenerate {
             circle,
             peer,
-            first,
             reply,
         })
     };
     let mut settled = false;
-    for round in 0..MAX_ROUNDS {
-        let first = round == 0;
+    for _ in 0..MAX_ROUNDS {
         let (mine, theirs) = if opener {
             let said = match sent.take() {
                 Some(SyncFrame::Round { msg, .. }) => msg.is_some(),
                 _ => {
-                    let (heads, mine) = generate(first).await?;
+                    let (heads, mine) = generate().await?;
                     let said = mine.is_some();
                     send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
                     said
@@ -274,7 +271,7 @@ async fn rounds(
             let theirs = expect_round(recv_frame(recv).await?)?;
             let heard = theirs.1.is_some();
             receive(actor, circle, peer, theirs).await?;
-            let (heads, mine) = generate(first).await?;
+            let (heads, mine) = generate().await?;
             let said = mine.is_some();
             send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
             (said, heard)

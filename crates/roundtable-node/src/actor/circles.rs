@@ -3,6 +3,7 @@
 //! (and the epoch's key with it), folding its log in, and letting go of a
 //! circle its member left.
 
+use super::gossip::MEND_FIRST;
 use super::*;
 
 impl Actor {
@@ -55,21 +56,16 @@ impl Actor {
                 .and_then(|b| postcard::from_bytes::<PeerRecord>(&b).ok());
             peers.insert(
                 *peer,
-                Peer {
-                    sync: record
+                Peer::new(
+                    record
                         .as_ref()
                         .map(|r| PeerSync::restore(&r.state))
                         .unwrap_or_default(),
-                    last_synced: record
+                    record
                         .and_then(|r| r.last_synced)
                         .map(Timestamp::from_millis),
-                    backoff: self.config.anti_entropy,
-                    next: Instant::now(),
-                    session_in: 0,
-                    session_out: 0,
-                    level: false,
-                    again: false,
-                },
+                    self.config.anti_entropy,
+                ),
             );
         }
         info!(circle = %id, peers = devices.len(), epoch = keys.epoch(), "serving circle");
@@ -87,6 +83,8 @@ impl Actor {
                 neighbors: BTreeSet::new(),
                 reading: None,
                 compact_failing: false,
+                mend_at: Instant::now() + MEND_FIRST,
+                mend_every: MEND_FIRST,
             },
         );
         if self.circles[&id].book.len() != kept {
@@ -180,16 +178,7 @@ impl Actor {
             for d in &devices {
                 served.peers.entry(*d).or_insert_with(|| {
                     new.push(*d);
-                    Peer {
-                        sync: PeerSync::fresh(),
-                        last_synced: None,
-                        backoff: Duration::from_secs(1),
-                        next: Instant::now(),
-                        session_in: 0,
-                        session_out: 0,
-                        level: false,
-                        again: false,
-                    }
+                    Peer::new(PeerSync::fresh(), None, Duration::from_secs(1))
                 });
             }
             let rotated =

@@ -1,7 +1,18 @@
 //! The live path: what this node gossips after an edit, and what it does
 //! with the envelopes and neighbour events gossip brings.
 
+use rand::seq::SliceRandom as _;
+
 use super::*;
+
+/// Gossip neighbours a device looks for in each circle (fewer when fewer
+/// devices are in). Gossip keeps up to five; three keep a small circle's
+/// neighbourhood connected when some go away.
+const NEIGHBOURS: usize = 3;
+/// The first wait before looking for more neighbours, doubled at each try
+/// that does not bring enough, up to [`MEND_AT_MOST`].
+pub(super) const MEND_FIRST: Duration = Duration::from_secs(2);
+const MEND_AT_MOST: Duration = Duration::from_secs(60);
 
 impl Actor {
     /// Gossips what changed since `before`: the changes themselves when they
@@ -36,6 +47,65 @@ impl Actor {
             && let Err(e) = sender.broadcast(bytes.into()).await
         {
             debug!(%circle, "gossip broadcast failed: {e}");
+        }
+    }
+
+    /// Asks devices of the circle to become gossip neighbours wherever
+    /// this device has fewer than it looks for. Gossip's own repair cannot
+    /// be left to: a device it once failed to dial (one whose address it
+    /// did not know yet, or that was away) it never dials again, so in a
+    /// circle whose devices all joined through one inviter most are left
+    /// with the inviter as their only neighbour, or none, and their edits
+    /// travel only by sync. So this device connects to a few devices it
+    /// knows how to reach, hands gossip the connections, and asks them in.
+    pub(super) fn mend_neighbourhoods(&mut self) {
+        let now = Instant::now();
+        let mut asks = Vec::new();
+        for served in self.circles.values_mut() {
+            let want = served.peers.len().min(NEIGHBOURS);
+            if served.neighbors.len() >= want {
+                served.mend_every = MEND_FIRST;
+                served.mend_at = now + MEND_FIRST;
+                continue;
+            }
+            let Some(sender) = served.sender.clone() else {
+                continue;
+            };
+            if now < served.mend_at {
+                continue;
+            }
+            served.mend_at = now + served.mend_every;
+            served.mend_every = (served.mend_every * 2).min(MEND_AT_MOST);
+            let mut others: Vec<EndpointId> = served
+                .peers
+                .keys()
+                .filter(|p| !served.neighbors.contains(*p))
+                .copied()
+                .collect();
+            others.shuffle(&mut rand::rng());
+            asks.push((sender, others, want - served.neighbors.len()));
+        }
+        for (sender, others, missing) in asks {
+            let dialer = self.dialer.clone();
+            self.tasks.spawn(
+                async move {
+                    let mut met = Vec::new();
+                    for peer in others {
+                        if met.len() == missing {
+                            break;
+                        }
+                        if dialer.known_addr(peer).await.is_some()
+                            && dialer.connect_gossip(peer).await.is_ok()
+                        {
+                            met.push(peer);
+                        }
+                    }
+                    if !met.is_empty() {
+                        let _ = sender.join_peers(met).await;
+                    }
+                }
+                .instrument(self.span.clone()),
+            );
         }
     }
 

@@ -8,22 +8,22 @@ impl Actor {
         &mut self,
         circle: CircleId,
         peer: EndpointId,
-        first: bool,
     ) -> (Vec<SignedHead>, Option<Vec<u8>>) {
         let Some(s) = self.circles.get_mut(&circle) else {
             return (Vec::new(), None);
         };
-        // Every proof known, and our own newest, once per session.
-        let mut heads = Vec::new();
-        if first {
-            heads = s.book.all();
-            heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
-        }
-        let msg = s.peers.get_mut(&peer).and_then(|p| {
-            let msg = s.store.circle().sync_generate(&mut p.sync);
-            p.session_out += msg.as_ref().map_or(0, Vec::len);
-            msg
-        });
+        let Some(p) = s.peers.get_mut(&peer) else {
+            return (Vec::new(), None);
+        };
+        // Every proof known, and our own newest, that this session has not
+        // sent yet: changes that came in since the last round (by gossip,
+        // or from another session) go out with the heads that prove them,
+        // else the peer would have to refuse them as unproven.
+        let mut heads = s.book.all();
+        heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
+        heads.retain(|h| p.heads_sent.insert(h.hash));
+        let msg = s.store.circle().sync_generate(&mut p.sync);
+        p.session_out += msg.as_ref().map_or(0, Vec::len);
         (heads, msg)
     }
 
@@ -92,8 +92,7 @@ impl Actor {
         if busy {
             return Err("busy: a sync with you is already under way".to_owned());
         }
-        p.sync.new_session();
-        p.level = p.sync.level_with(&heads);
+        p.begin_session(&heads);
         self.next_token += 1;
         self.running
             .insert((circle, peer), (self.next_token, Role::Answerer));
@@ -118,8 +117,7 @@ impl Actor {
             p.again = true;
             return;
         }
-        p.sync.new_session();
-        p.level = p.sync.level_with(&heads);
+        p.begin_session(&heads);
         self.next_token += 1;
         let token = self.next_token;
         self.running.insert((circle, peer), (token, Role::Opener));
