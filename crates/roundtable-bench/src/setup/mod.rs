@@ -91,7 +91,7 @@ impl Plan {
     pub(crate) fn full() -> Self {
         Self {
             quick: false,
-            b1: vec![(3, 1000), (10, 300)],
+            b1: vec![(3, 1000), (10, 1000)],
             b2: vec![
                 Regime {
                     shared: 0,
