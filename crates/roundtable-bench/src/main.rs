@@ -5,6 +5,8 @@
 //! roundtable-bench --all --markdown      every scenario, full sizes
 //! roundtable-bench --quick               tiny sizes: checks the harness, not the speed
 //! roundtable-bench --only B1,B3          some scenarios (full sizes unless --quick)
+//! roundtable-bench --only B3,B4,B5 --histories 1000000
+//!                                         histories of other sizes
 //! ```
 
 mod b1;
@@ -44,6 +46,10 @@ struct Args {
     /// Print the table as Markdown.
     #[arg(long)]
     markdown: bool,
+    /// Sizes of the histories B3, B4 and B5 read, in operations, instead
+    /// of the plan's (e.g. 1000000: too slow to build for `--all`).
+    #[arg(long, value_delimiter = ',')]
+    histories: Vec<u64>,
     /// Internal: a measurement that runs in a process of its own.
     #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true)]
     child: Vec<String>,
@@ -126,11 +132,14 @@ fn main() -> Result<()> {
     if !args.child.is_empty() {
         return child::run(&args.child);
     }
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if !args.histories.is_empty() {
+        plan.histories = args.histories.clone();
+    }
     let only: Vec<String> = args.only.iter().map(|s| s.trim().to_uppercase()).collect();
     for s in &only {
         if !SCENARIOS.contains(&s.as_str()) {
