@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, debug, error_span, info, warn};
 
-use crate::handle::{NodeHandle, Request};
+use crate::handle::{NodeHandle, Request, SyncRefusal};
 use crate::session::{self, Welcome};
 use crate::{CircleStatus, DeviceStatus, Event, NodeConfig, NodeError, Status};
 

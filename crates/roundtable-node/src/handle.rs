@@ -64,7 +64,7 @@ pub(crate) enum Request {
     SyncAdmit {
         circle: CircleId,
         peer: EndpointId,
-        reply: oneshot::Sender<Result<u64, String>>,
+        reply: oneshot::Sender<Result<u64, SyncRefusal>>,
     },
     SyncGenerate {
         circle: CircleId,
@@ -76,7 +76,7 @@ pub(crate) enum Request {
         peer: EndpointId,
         heads: Vec<SignedHead>,
         msg: Option<Vec<u8>>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), SyncRefusal>>,
     },
     /// The key to hand a peer after the rounds, if it is still admitted.
     SyncKeyOut {
@@ -106,6 +106,24 @@ pub(crate) enum Request {
     /// Where a peer was reached, for the address book.
     Remember(EndpointAddr),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Why the actor will not go on with a sync session: said to the peer
+/// when it opened the session, else the session ends with it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SyncRefusal {
+    /// This node does not serve the circle.
+    #[error("this device does not hold that circle")]
+    UnknownCircle,
+    /// The peer's device is not admitted to the circle.
+    #[error("your device is not admitted to this circle")]
+    NotAdmitted,
+    /// A session with the peer is under way already.
+    #[error("busy: a sync with you is already under way")]
+    Busy,
+    /// What the peer sent could not be applied or kept.
+    #[error("what you sent does not apply: {0}")]
+    DoesNotApply(#[from] roundtable_store::StoreError),
 }
 
 /// A cheap, cloneable way to talk to a running node.

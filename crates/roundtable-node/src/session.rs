@@ -198,7 +198,8 @@ async fn answer_sync(
     .await?;
     let token = match admit {
         Ok(token) => token,
-        Err(reason) => {
+        Err(refusal) => {
+            let reason = refusal.to_string();
             send_frame(&mut send, &SyncFrame::Refused { reason }).await?;
             let _ = send.finish();
             let _ = timeout(STEP, conn.closed()).await;
@@ -347,7 +348,7 @@ async fn receive(
         reply,
     })
     .await?
-    .map_err(NodeError::Protocol)
+    .map_err(|refusal| NodeError::Protocol(refusal.to_string()))
 }
 
 /// Serves a device redeeming an invite.

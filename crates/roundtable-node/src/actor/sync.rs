@@ -70,16 +70,20 @@ impl Actor {
     /// Lets a peer's session in. When both sides opened one at the same
     /// time, the session opened by the smaller device id goes on and the
     /// other is refused, so exactly one runs.
-    pub(super) fn admit_sync(&mut self, circle: CircleId, peer: EndpointId) -> Result<u64, String> {
+    pub(super) fn admit_sync(
+        &mut self,
+        circle: CircleId,
+        peer: EndpointId,
+    ) -> Result<u64, SyncRefusal> {
         let me = self.net().id();
         let busy = self.running.get(&(circle, peer)).map(|(_, role)| *role);
         let served = self
             .circles
             .get_mut(&circle)
-            .ok_or_else(|| "this device does not hold that circle".to_owned())?;
+            .ok_or(SyncRefusal::UnknownCircle)?;
         let heads = served.store.circle().heads();
         let Some(p) = served.peers.get_mut(&peer) else {
-            return Err("your device is not admitted to this circle".to_owned());
+            return Err(SyncRefusal::NotAdmitted);
         };
         // One session per circle and peer: a second one the peer opens is
         // refused, and so is theirs when ours is on and our id is smaller.
@@ -90,7 +94,7 @@ impl Actor {
             None => false,
         };
         if busy {
-            return Err("busy: a sync with you is already under way".to_owned());
+            return Err(SyncRefusal::Busy);
         }
         p.begin_session(&heads);
         self.next_token += 1;
@@ -160,11 +164,11 @@ impl Actor {
         peer: EndpointId,
         heads: &[SignedHead],
         msg: Option<&[u8]>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SyncRefusal> {
         let served = self
             .circles
             .get_mut(&circle)
-            .ok_or_else(|| "unknown circle".to_owned())?;
+            .ok_or(SyncRefusal::UnknownCircle)?;
         let learned = served.book.learn(circle, heads) > 0;
         let Some(msg) = msg else {
             if learned {
@@ -175,15 +179,11 @@ impl Actor {
         let Served {
             store, peers, book, ..
         } = served;
-        let p = peers
-            .get_mut(&peer)
-            .ok_or_else(|| "not admitted".to_owned())?;
+        let p = peers.get_mut(&peer).ok_or(SyncRefusal::NotAdmitted)?;
         let before = store.circle().heads();
-        let applied = store
-            .edit(|c| -> Result<_, StoreError> {
-                Ok(c.sync_receive_verified(&mut p.sync, msg, book)?)
-            })
-            .map_err(|e| e.to_string())?;
+        let applied = store.edit(|c| -> Result<_, StoreError> {
+            Ok(c.sync_receive_verified(&mut p.sync, msg, book)?)
+        })?;
         p.session_in += applied.applied;
         let changed = store.circle().heads() != before;
         self.note_refused(circle, peer, &applied);
