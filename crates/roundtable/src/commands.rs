@@ -45,14 +45,13 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
     if cli.global.circle.is_none() {
         cli.global.circle = config.circle.clone();
     }
-    let b = Backend::new(Home::new(home_dir(&cli.global)?));
-    let home = &b;
-    let g = &cli.global;
-    let now = now(g)?;
+    let backend = &Backend::new(Home::new(home_dir(&cli.global)?));
+    let global = &cli.global;
+    let now = now(global)?;
     let default_name = |given: Option<String>| given.or_else(|| config.name.clone());
     match cli.command {
         Command::Completions { .. } | Command::Man => Ok(()),
-        Command::Config => render::config(crate::config::path(), &config, g.json),
+        Command::Config => render::config(crate::config::path(), &config, global.json),
         Command::Up {
             listen,
             relay,
@@ -65,22 +64,22 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                 addr: (!no_web).then_some(web),
                 browser: !no_browser,
             };
-            network::up(&b, g, listen, &relay, no_mdns, web)
+            network::up(backend, global, listen, &relay, no_mdns, web)
         }
-        Command::Web { open, new_link } => network::web(&b, g, open, new_link),
-        Command::Status => network::status(&b, g),
+        Command::Web { open, new_link } => network::web(backend, global, open, new_link),
+        Command::Status => network::status(backend, global),
         Command::Invite {
             action: Some(InviteCommand::List),
             ..
-        } => render::invites(&read(home, g)?.view(), now, g.json),
+        } => render::invites(&read(backend, global)?.view(), now, global.json),
         Command::Device(DeviceCommand::List) => {
-            let me = b.home().identity()?.ok_or_else(no_circle_yet)?;
-            let circle = read(home, g)?;
-            render::devices(&circle.view(), &circle.membership(), &me, g.json)
+            let me = backend.home().identity()?.ok_or_else(no_circle_yet)?;
+            let circle = read(backend, global)?;
+            render::devices(&circle.view(), &circle.membership(), &me, global.json)
         }
         Command::Remove(RemoveCommand::List) => {
-            let circle = read(home, g)?;
-            render::proposals(&circle.view(), &circle.membership(), g.json)
+            let circle = read(backend, global)?;
+            render::proposals(&circle.view(), &circle.membership(), global.json)
         }
         Command::Invite {
             action: None,
@@ -88,14 +87,14 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             uses,
             qr,
         } => {
-            let circle = select(&b, g)?;
+            let circle = select(backend, global)?;
             let args = network::InviteArgs {
                 kind: InviteKind::Member,
                 expires: &expires,
                 uses,
                 qr,
             };
-            network::invite(&b, g, circle, args, now)
+            network::invite(backend, global, circle, args, now)
         }
         Command::Join {
             ticket,
@@ -108,14 +107,14 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             }
             let display_name = default_name(display_name);
             let circles = network::join(
-                &b,
-                g,
+                backend,
+                global,
                 &ticket,
                 display_name.as_deref(),
                 relay.as_deref(),
                 now,
             )?;
-            name_this_device(&b, &circles, device_name, now)
+            name_this_device(backend, &circles, device_name, now)
         }
         Command::Pair {
             ticket: Some(t),
@@ -126,22 +125,22 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             if let Some(n) = &name {
                 roundtable_core::circle::check_device_name(n)?;
             }
-            let circles = network::join(&b, g, &t, None, relay.as_deref(), now)?;
-            name_this_device(&b, &circles, name, now)
+            let circles = network::join(backend, global, &t, None, relay.as_deref(), now)?;
+            name_this_device(backend, &circles, name, now)
         }
         Command::Pair {
             ticket: None, qr, ..
         } => {
-            let circle = select(&b, g)?;
+            let circle = select(backend, global)?;
             let args = network::InviteArgs {
                 kind: InviteKind::Device,
                 expires: "1h",
                 uses: 1,
                 qr,
             };
-            network::invite(&b, g, circle, args, now)
+            network::invite(backend, global, circle, args, now)
         }
-        Command::Id => id(b.home(), g),
+        Command::Id => id(backend.home(), global),
         Command::Circle(CircleCommand::Create {
             name,
             display_name,
@@ -150,8 +149,9 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         }) => {
             let display_name = default_name(display_name);
             if !again {
-                let same = home.circle_ids()?.into_iter().find(|id| {
-                    home.read_circle(*id)
+                let same = backend.circle_ids()?.into_iter().find(|id| {
+                    backend
+                        .read_circle(*id)
                         .is_ok_and(|c| c.name().trim().eq_ignore_ascii_case(name.trim()))
                 });
                 if let Some(id) = same {
@@ -162,16 +162,18 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                     )));
                 }
             }
-            create(home, g, &name, display_name, about, now)
+            create(backend, global, &name, display_name, about, now)
         }
-        Command::Circle(CircleCommand::List) => list(home, g),
-        Command::Circle(CircleCommand::Leave { forget }) => leave(&b, g, forget, now),
-        Command::Members => render::members(&read(home, g)?.view(), g.json),
-        Command::Feed { limit } => render::feed(&read(home, g)?.view(), limit, now, g.json),
-        Command::Show => render::show(&read(home, g)?.view(), g.json),
+        Command::Circle(CircleCommand::List) => list(backend, global),
+        Command::Circle(CircleCommand::Leave { forget }) => leave(backend, global, forget, now),
+        Command::Members => render::members(&read(backend, global)?.view(), global.json),
+        Command::Feed { limit } => {
+            render::feed(&read(backend, global)?.view(), limit, now, global.json)
+        }
+        Command::Show => render::show(&read(backend, global)?.view(), global.json),
         Command::Quiet => {
-            let view = read(home, g)?.view();
-            let me = home.home().identity()?.map(|i| i.member.id());
+            let view = read(backend, global)?.view();
+            let me = backend.home().identity()?.map(|i| i.member.id());
             let quiet = match me {
                 Some(me) => quiet_for(&view, now, &QuietRule::default(), me),
                 None => quiet(&view, now, &QuietRule::default()),
@@ -179,16 +181,16 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             render::quiet(
                 &quiet,
                 &stepping_back(&view, now, &TimeZone::system()),
-                g.json,
+                global.json,
             )
         }
         Command::Gathering(GatheringCommand::Upcoming) => {
-            render::upcoming(&read(home, g)?.view(), now, g.json)
+            render::upcoming(&read(backend, global)?.view(), now, global.json)
         }
         Command::Export { format, out } => {
-            let view = read(home, g)?.view();
+            let view = read(backend, global)?.view();
             // `--json` asks for JSON whatever --format says.
-            let format = if g.json { "json" } else { format.as_str() };
+            let format = if global.json { "json" } else { format.as_str() };
             let text = match format {
                 "json" => view.to_canonical_json(),
                 _ => export::markdown(&view, &TimeZone::system()),
@@ -197,7 +199,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                 Some(path) => {
                     std::fs::write(&path, text)
                         .with_context(|| format!("could not write {}", path.display()))?;
-                    render::done(g.json, &format!("Wrote {}.", path.display()), None)
+                    render::done(global.json, &format!("Wrote {}.", path.display()), None)
                 }
                 None => {
                     print!("{text}");
@@ -205,20 +207,25 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Repair => repair(home, g),
+        Command::Repair => repair(backend, global),
         other => {
-            let (op, message) = to_op(home, g, other, now)?;
-            let id = perform(home, g, &op, now)?;
-            render::done(g.json, &message, id)
+            let (op, message) = to_op(backend, global, other, now)?;
+            let id = perform(backend, global, &op, now)?;
+            render::done(global.json, &message, id)
         }
     }
 }
 
 /// Turns an editing command into a resolved [`Op`] (ids, not prefixes or
 /// names) and the words to say once it is done.
-fn to_op(home: &Backend, g: &Global, command: Command, now: Timestamp) -> Result<(Op, String)> {
+fn to_op(
+    backend: &Backend,
+    global: &Global,
+    command: Command,
+    now: Timestamp,
+) -> Result<(Op, String)> {
     // Prefixes and names are resolved against the circle as it stands.
-    let view = || -> Result<CircleView> { Ok(read(home, g)?.view()) };
+    let view = || -> Result<CircleView> { Ok(read(backend, global)?.view()) };
     Ok(match command {
         Command::Checkin { mood, text } => {
             let mood: Mood = mood.parse()?;
@@ -352,10 +359,10 @@ fn to_op(home: &Backend, g: &Global, command: Command, now: Timestamp) -> Result
             dietary,
             instead,
         }) => {
-            let circle = read(home, g)?;
+            let circle = read(backend, global)?;
             let gathering = resolve_in(circle.view().gatherings.keys(), &id, "gathering")?;
             let dish = dish.join(" ");
-            let before: Vec<String> = match home.home().identity()? {
+            let before: Vec<String> = match backend.home().identity()? {
                 Some(me) => circle
                     .dishes_of(gathering, me.member.id())
                     .into_iter()
@@ -521,8 +528,8 @@ fn to_op(home: &Backend, g: &Global, command: Command, now: Timestamp) -> Result
     })
 }
 
-fn home_dir(g: &Global) -> Result<PathBuf> {
-    if let Some(h) = &g.home {
+fn home_dir(global: &Global) -> Result<PathBuf> {
+    if let Some(h) = &global.home {
         return Ok(h.clone());
     }
     directories::ProjectDirs::from("", "", "roundtable")
@@ -530,7 +537,7 @@ fn home_dir(g: &Global) -> Result<PathBuf> {
         .context("could not find a data directory for this user; pass --home DIR")
 }
 
-fn id(home: &Home, g: &Global) -> Result<()> {
+fn id(home: &Home, global: &Global) -> Result<()> {
     let (me, created) = match home.identity()? {
         Some(me) => (me, false),
         None => {
@@ -538,25 +545,30 @@ fn id(home: &Home, g: &Global) -> Result<()> {
             home.ensure_identity(&lock)?
         }
     };
-    render::identity(&me, created, g.json)
+    render::identity(&me, created, global.json)
 }
 
 /// Opens the chosen circle for reading, without taking the writer's lock.
-fn read(b: &Backend, g: &Global) -> Result<Circle> {
-    let _shared = b.read_lock()?;
-    let id = select(b, g)?;
-    b.read_circle(id)
+fn read(backend: &Backend, global: &Global) -> Result<Circle> {
+    let _shared = backend.read_lock()?;
+    let id = select(backend, global)?;
+    backend.read_circle(id)
 }
 
 /// Performs one edit of the chosen circle; returns once the change is
 /// durable on disk (written by the running node, or here as the home's only
 /// writer).
-fn perform(b: &Backend, g: &Global, op: &Op, now: Timestamp) -> Result<Option<EntityId>> {
-    let Some(me) = b.home().identity()? else {
+fn perform(
+    backend: &Backend,
+    global: &Global,
+    op: &Op,
+    now: Timestamp,
+) -> Result<Option<EntityId>> {
+    let Some(me) = backend.home().identity()? else {
         return Err(no_circle_yet());
     };
-    let id = select(b, g)?;
-    b.perform(id, op, now, |home, lock| {
+    let id = select(backend, global)?;
+    backend.perform(id, op, now, |home, lock| {
         let mut store = home.open_circle(lock, id)?;
         if !store.circle().is_member(me.member.id()) {
             let circle = store.circle();
@@ -578,12 +590,12 @@ fn no_circle_yet() -> anyhow::Error {
 }
 
 /// Picks the circle named by `--circle` (a name or an id prefix), or the only one.
-fn select(b: &Backend, g: &Global) -> Result<CircleId> {
-    let ids = b.circle_ids()?;
+fn select(backend: &Backend, global: &Global) -> Result<CircleId> {
+    let ids = backend.circle_ids()?;
     let names = || -> Vec<(CircleId, String)> {
         ids.iter()
             .map(|id| {
-                let name = b
+                let name = backend
                     .read_circle(*id)
                     .map(|c| c.name())
                     .unwrap_or_else(|_| "(damaged)".into());
@@ -598,7 +610,7 @@ fn select(b: &Backend, g: &Global) -> Result<CircleId> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match &g.circle {
+    match &global.circle {
         None => match ids.len() {
             0 => Err(no_circle_yet()),
             1 => Ok(ids[0]),

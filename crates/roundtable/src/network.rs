@@ -62,8 +62,8 @@ pub(crate) struct WebChoice {
 }
 
 pub(crate) fn up(
-    b: &Backend,
-    g: &Global,
+    backend: &Backend,
+    global: &Global,
     listen: Vec<std::net::SocketAddr>,
     relay: &str,
     no_mdns: bool,
@@ -76,12 +76,12 @@ pub(crate) fn up(
             "--web is for this machine only: give a loopback address such as 127.0.0.1:7777, not {addr}"
         )));
     }
-    if b.node().is_some() {
+    if backend.node().is_some() {
         return Err(anyhow::anyhow!(
             "a node is already running on this home; `roundtable status` shows it"
         ));
     }
-    let mut config = NodeConfig::new(b.home().root());
+    let mut config = NodeConfig::new(backend.home().root());
     if !listen.is_empty() {
         config.net.listen = listen;
     }
@@ -93,7 +93,7 @@ pub(crate) fn up(
         let status = h.status().await.map_err(node_error)?;
         let app = match web.addr {
             Some(addr) => {
-                let home = roundtable_store::Home::new(b.home().root());
+                let home = roundtable_store::Home::new(backend.home().root());
                 match WebApp::start(h.clone(), home, addr).await {
                     Ok(app) => Some(app),
                     Err(e) => {
@@ -106,12 +106,12 @@ pub(crate) fn up(
         };
         let link = match &app {
             Some(app) => {
-                b.home().set_web_address(&app.addr().to_string())?;
+                backend.home().set_web_address(&app.addr().to_string())?;
                 Some(app.login_url()?)
             }
             None => None,
         };
-        if g.json {
+        if global.json {
             render::json(&json!({
                 "device": status.device,
                 "member": status.member,
@@ -148,7 +148,7 @@ pub(crate) fn up(
             tracing::info!("could not open a browser: {e}");
         }
         wait_for_stop().await;
-        if !g.json {
+        if !global.json {
             say!("Stopping...");
         }
         if let Some(app) = app {
@@ -174,8 +174,8 @@ fn desktop_session() -> bool {
 }
 
 /// `roundtable web`: the link that lets a browser on this machine in.
-pub(crate) fn web(b: &Backend, g: &Global, open_it: bool, new_link: bool) -> Result<()> {
-    let home = b.home();
+pub(crate) fn web(backend: &Backend, global: &Global, open_it: bool, new_link: bool) -> Result<()> {
+    let home = backend.home();
     let token = if new_link {
         roundtable_web::access::new_token(home)?
     } else {
@@ -184,13 +184,13 @@ pub(crate) fn web(b: &Backend, g: &Global, open_it: bool, new_link: bool) -> Res
             None => roundtable_web::access::new_token(home)?,
         }
     };
-    let running = b.node().is_some();
+    let running = backend.node().is_some();
     let addr: std::net::SocketAddr = home
         .web_address()?
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 7777)));
     let link = roundtable_web::access::login_url(addr, &token);
-    if g.json {
+    if global.json {
         return render::json(&json!({"web": link, "running": running}));
     }
     println!("{link}");
@@ -227,16 +227,16 @@ async fn wait_for_stop() {
     let _ = ctrl_c.await;
 }
 
-pub(crate) fn status(b: &Backend, g: &Global) -> Result<()> {
-    let Some(client) = b.node() else {
-        if g.json {
+pub(crate) fn status(backend: &Backend, global: &Global) -> Result<()> {
+    let Some(client) = backend.node() else {
+        if global.json {
             return render::json(&json!({"running": false}));
         }
         println!("The node is not running; start it with `roundtable up` to sync with the others.");
         return Ok(());
     };
     let v = Backend::call(client, &ControlRequest::Status)?;
-    if g.json {
+    if global.json {
         let mut v = v;
         v["running"] = json!(true);
         return render::json(&v);
@@ -269,8 +269,8 @@ pub(crate) fn parse_expiry(s: &str) -> Result<i64> {
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-fn need_node(b: &Backend, what: &str) -> Result<()> {
-    if b.node().is_none() {
+fn need_node(backend: &Backend, what: &str) -> Result<()> {
+    if backend.node().is_none() {
         return Err(anyhow::anyhow!(
             "{what} needs your node running, so the other device can reach it: start `roundtable up` in another terminal, then try again"
         ));
@@ -287,8 +287,8 @@ pub(crate) struct InviteArgs<'a> {
 }
 
 pub(crate) fn invite(
-    b: &Backend,
-    g: &Global,
+    backend: &Backend,
+    global: &Global,
     circle: CircleId,
     args: InviteArgs<'_>,
     now: Timestamp,
@@ -303,8 +303,8 @@ pub(crate) fn invite(
     if uses == 0 {
         return Err(bad_input("--uses must be at least 1"));
     }
-    need_node(b, "inviting")?;
-    let client = b.node().context("node")?;
+    need_node(backend, "inviting")?;
+    let client = backend.node().context("node")?;
     let req = ControlRequest::Invite {
         circle,
         kind,
@@ -314,14 +314,14 @@ pub(crate) fn invite(
     };
     let v = Backend::call(client, &req)?;
     let ticket = v["ticket"].as_str().unwrap_or_default().to_owned();
-    if g.json {
+    if global.json {
         return render::json(&json!({"ticket": ticket, "expires_at": now.plus_millis(expires_ms)}));
     }
     println!("{ticket}");
     if qr {
         render::qr(&ticket)?;
     }
-    if !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if !global.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let how = match kind {
             InviteKind::Member => "They join with: roundtable join TICKET --as THEIR_NAME",
             InviteKind::Device => "On your other device: roundtable pair TICKET",
@@ -337,8 +337,8 @@ pub(crate) fn invite(
 /// `join` and `pair TICKET`: redeem a ticket, through the running node or a
 /// short-lived one.
 pub(crate) fn join(
-    b: &Backend,
-    g: &Global,
+    backend: &Backend,
+    global: &Global,
     line: &str,
     name: Option<&str>,
     relay: Option<&str>,
@@ -373,14 +373,14 @@ pub(crate) fn join(
     };
     // Progress goes with the other words for the person, on stdout; stderr
     // keeps to the one line of an error.
-    let progress = !g.json && !render::silent();
+    let progress = !global.json && !render::silent();
     if progress {
         let mut ways: Vec<String> = Vec::new();
         let direct: Vec<String> = ticket.inviter.ip_addrs().map(|a| a.to_string()).collect();
         if !direct.is_empty() {
             ways.push(format!("directly at {}", direct.join(", ")));
         }
-        match (&relay, b.node().is_some()) {
+        match (&relay, backend.node().is_some()) {
             (_, true) => ways.push("through this device's running node".into()),
             (RelayChoice::Custom(url), false) => ways.push(format!("through the relay {url}")),
             (RelayChoice::Default, false) => ways.push("through the public relays".into()),
@@ -393,7 +393,7 @@ pub(crate) fn join(
             ways.join(", ")
         );
     }
-    let circles: Vec<CircleId> = match b.node() {
+    let circles: Vec<CircleId> = match backend.node() {
         Some(client) => {
             let req = ControlRequest::Join {
                 ticket: line.trim().to_owned(),
@@ -403,7 +403,7 @@ pub(crate) fn join(
             serde_json::from_value(v["circles"].clone())?
         }
         None => runtime()?.block_on(async {
-            let mut config = NodeConfig::new(b.home().root());
+            let mut config = NodeConfig::new(backend.home().root());
             config.net.relay = relay;
             config.net.mdns = true;
             config.control_socket = false;
@@ -413,7 +413,7 @@ pub(crate) fn join(
             result.map_err(node_error)
         })?,
     };
-    let home = b.home();
+    let home = backend.home();
     let names: Vec<String> = circles
         .iter()
         .map(|id| {
@@ -435,7 +435,7 @@ pub(crate) fn join(
             }
         })
         .collect();
-    if g.json {
+    if global.json {
         render::json(&json!({"circles": circles}))?;
         return Ok(circles);
     }
@@ -466,7 +466,7 @@ pub(crate) fn join(
             names.join(", ")
         ),
     }
-    if b.node().is_none() {
+    if backend.node().is_none() {
         println!("Start your node to stay in sync: roundtable up");
     }
     Ok(circles)

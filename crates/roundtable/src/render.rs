@@ -214,8 +214,8 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
 
 /// A gathering's start in this computer's time: "Tue 1 Dec, 19:00", and
 /// where it happens in another zone, its own time there too.
-fn starts(g: &Gathering) -> String {
-    dates::starts_words(g, Timestamp::now(), &TimeZone::system())
+fn starts(gathering: &Gathering) -> String {
+    dates::starts_words(gathering, Timestamp::now(), &TimeZone::system())
 }
 
 pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Result<()> {
@@ -249,8 +249,8 @@ pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
     if as_json {
         let out: Vec<_> = items
             .iter()
-            .map(|(id, g)| {
-                let mut v = serde_json::to_value(g).unwrap_or_default();
+            .map(|(id, gathering)| {
+                let mut v = serde_json::to_value(gathering).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("id".into(), json!(id.to_string()));
                 }
@@ -265,21 +265,21 @@ pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
         );
         return Ok(());
     }
-    for (id, g) in items {
-        println!("{}  [{}]", g.title, short(id));
+    for (id, gathering) in items {
+        println!("{}  [{}]", gathering.title, short(id));
         println!(
             "  {}{}",
-            starts(g),
-            if g.place.is_empty() {
+            starts(gathering),
+            if gathering.place.is_empty() {
                 String::new()
             } else {
-                format!(", at {}", g.place)
+                format!(", at {}", gathering.place)
             }
         );
-        let hosts: Vec<String> = g.hosts.keys().map(|h| view.name_of(h)).collect();
+        let hosts: Vec<String> = gathering.hosts.keys().map(|h| view.name_of(h)).collect();
         println!("  hosted by {}", hosts.join(" and "));
         for answer in [Answer::Yes, Answer::Maybe, Answer::No] {
-            let who: Vec<String> = g
+            let who: Vec<String> = gathering
                 .rsvps
                 .iter()
                 .filter(|(_, r)| r.answer == answer)
@@ -300,7 +300,7 @@ pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
                 println!("  {label}: {}", who.join(", "));
             }
         }
-        for (did, d) in &g.dishes {
+        for (did, d) in &gathering.dishes {
             let diet = if d.dietary.is_empty() {
                 String::new()
             } else {

@@ -4,23 +4,25 @@
 use super::*;
 
 pub(super) fn create(
-    b: &Backend,
-    g: &Global,
+    backend: &Backend,
+    global: &Global,
     name: &str,
     display_name: Option<String>,
     about: Option<String>,
     now: Timestamp,
 ) -> Result<()> {
     let about = about.unwrap_or_default();
-    let (id, member, display_name) = match b.node() {
+    let (id, member, display_name) = match backend.node() {
         Some(client) => {
-            let me = b
+            let me = backend
                 .home()
                 .identity()?
                 .ok_or_else(|| anyhow::anyhow!("the node has no identity"))?;
-            let display_name = display_name.or_else(|| known_name(b, &me)).ok_or_else(|| {
-                bad_input("say what the circle should call you: add --as YOUR_NAME")
-            })?;
+            let display_name = display_name
+                .or_else(|| known_name(backend, &me))
+                .ok_or_else(|| {
+                    bad_input("say what the circle should call you: add --as YOUR_NAME")
+                })?;
             let req = ControlRequest::Create {
                 name: name.to_owned(),
                 about: about.clone(),
@@ -32,12 +34,14 @@ pub(super) fn create(
             (id, me.member.id(), display_name)
         }
         None => {
-            let home = b.home();
+            let home = backend.home();
             let lock = home.lock("roundtable circle create")?;
             let (me, _) = home.ensure_identity(&lock)?;
-            let display_name = display_name.or_else(|| known_name(b, &me)).ok_or_else(|| {
-                bad_input("say what the circle should call you: add --as YOUR_NAME")
-            })?;
+            let display_name = display_name
+                .or_else(|| known_name(backend, &me))
+                .ok_or_else(|| {
+                    bad_input("say what the circle should call you: add --as YOUR_NAME")
+                })?;
             let circle = Circle::create(
                 name,
                 &about,
@@ -56,14 +60,14 @@ pub(super) fn create(
             (circle.id(), me.member.id(), display_name)
         }
     };
-    if g.json {
+    if global.json {
         return render::json(&serde_json::json!({
             "circle": id.to_string(),
             "name": name.trim(),
             "member": member.to_string(),
         }));
     }
-    name_this_device(b, &[id], None, now)?;
+    name_this_device(backend, &[id], None, now)?;
     if render::silent() {
         return Ok(());
     }
@@ -78,14 +82,19 @@ pub(super) fn create(
 }
 
 /// `circle leave`: this member leaves the chosen circle for good.
-pub(super) fn leave(b: &Backend, g: &Global, forget: bool, now: Timestamp) -> Result<()> {
-    let Some(me) = b.home().identity()? else {
+pub(super) fn leave(
+    backend: &Backend,
+    global: &Global,
+    forget: bool,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(me) = backend.home().identity()? else {
         return Err(no_circle_yet());
     };
-    let id = select(b, g)?;
-    let name = b.read_circle(id)?.name();
+    let id = select(backend, global)?;
+    let name = backend.read_circle(id)?.name();
     let op = Op::Leave { forget };
-    b.perform(id, &op, now, |home, lock| {
+    backend.perform(id, &op, now, |home, lock| {
         let mut store = home.open_circle(lock, id)?;
         let out = store.edit(|c| -> Result<_, roundtable_store::StoreError> {
             Ok(c.perform(&op, me.member.id(), now, &mut rand::rng())?)
@@ -101,7 +110,7 @@ pub(super) fn leave(b: &Backend, g: &Global, forget: bool, now: Timestamp) -> Re
         "your copy stays on this device"
     };
     render::done(
-        g.json,
+        global.json,
         &format!(
             "You left \"{name}\". The others will know when this device next syncs with one of them (`roundtable up`); from then on it no longer serves the circle, and {copy}."
         ),
@@ -126,7 +135,7 @@ pub(super) fn host_name() -> String {
 /// device that cannot be named keeps working unnamed; only a name that is
 /// not allowed is an error.
 pub(super) fn name_this_device(
-    b: &Backend,
+    backend: &Backend,
     circles: &[CircleId],
     name: Option<String>,
     now: Timestamp,
@@ -134,11 +143,11 @@ pub(super) fn name_this_device(
     let explicit = name.is_some();
     let name = name.unwrap_or_else(host_name);
     let op = Op::NameDevice { name };
-    let Some(me) = b.home().identity()? else {
+    let Some(me) = backend.home().identity()? else {
         return Ok(());
     };
     for id in circles {
-        let result = b.perform(*id, &op, now, |home, lock| {
+        let result = backend.perform(*id, &op, now, |home, lock| {
             let mut store = home.open_circle(lock, *id)?;
             store.edit(|c| Ok(c.perform(&op, me.member.id(), now, &mut rand::rng())?))
         });
@@ -152,12 +161,13 @@ pub(super) fn name_this_device(
 }
 
 /// The name this person uses in the circles they are already in.
-pub(super) fn known_name(b: &Backend, me: &Identity) -> Option<String> {
+pub(super) fn known_name(backend: &Backend, me: &Identity) -> Option<String> {
     let member = me.member.id();
-    b.circle_ids()
+    backend
+        .circle_ids()
         .ok()?
         .into_iter()
-        .filter_map(|id| b.read_circle(id).ok())
+        .filter_map(|id| backend.read_circle(id).ok())
         .filter_map(|c| {
             c.view()
                 .members
@@ -168,23 +178,23 @@ pub(super) fn known_name(b: &Backend, me: &Identity) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-pub(super) fn list(b: &Backend, g: &Global) -> Result<()> {
+pub(super) fn list(backend: &Backend, global: &Global) -> Result<()> {
     let mut rows = Vec::new();
-    for id in b.circle_ids()? {
-        rows.push((id, b.read_circle(id).map_err(|e| format!("{e:#}"))));
+    for id in backend.circle_ids()? {
+        rows.push((id, backend.read_circle(id).map_err(|e| format!("{e:#}"))));
     }
-    render::circle_list(&rows, g.json)
+    render::circle_list(&rows, global.json)
 }
 
-pub(super) fn repair(b: &Backend, g: &Global) -> Result<()> {
-    if b.node().is_some() {
+pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
+    if backend.node().is_some() {
         return Err(anyhow::anyhow!(
             "the node is running and holds the circles open; stop `roundtable up` first, then repair"
         ));
     }
-    let home = b.home();
+    let home = backend.home();
     let lock = home.lock("roundtable repair")?;
-    let id = select(b, g)?;
+    let id = select(backend, global)?;
     let report = home.repair_circle(&lock, id)?;
-    render::repaired(id, &report, g.json)
+    render::repaired(id, &report, global.json)
 }

@@ -3,8 +3,8 @@
 use super::*;
 
 /// The time to act at: `--now`/`ROUNDTABLE_NOW`, or the clock.
-pub(super) fn now(g: &Global) -> Result<Timestamp> {
-    match &g.now {
+pub(super) fn now(global: &Global) -> Result<Timestamp> {
+    match &global.now {
         None => Ok(Timestamp::now()),
         Some(s) => s
             .parse::<jiff::Timestamp>()

@@ -30,7 +30,7 @@ fn entry_json(view: &CircleView, e: &Entry<'_>) -> serde_json::Value {
         Entry::Checkin(_, c) => (serde_json::to_value(c), Some(c.author)),
         Entry::Moment(_, m) => (serde_json::to_value(m), Some(m.author)),
         Entry::Request(_, r) => (serde_json::to_value(r), Some(r.author)),
-        Entry::Gathering(_, g) => (serde_json::to_value(g), Some(g.author)),
+        Entry::Gathering(_, gathering) => (serde_json::to_value(gathering), Some(gathering.author)),
         Entry::SteppingBack(id, a) => (serde_json::to_value(a), Some(*id)),
         Entry::Left(id, l) => (serde_json::to_value(l), Some(*id)),
         Entry::Proposal(id, p) => {
@@ -162,19 +162,19 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
                 None => {}
             }
         }
-        Entry::Gathering(id, g) => {
+        Entry::Gathering(id, gathering) => {
             println!(
                 "{} proposed {} · {}  [{}]",
-                view.name_of(&g.author),
-                g.title,
-                starts(g),
+                view.name_of(&gathering.author),
+                gathering.title,
+                starts(gathering),
                 short(id)
             );
-            if !g.place.is_empty() {
-                println!("  at {}", g.place);
+            if !gathering.place.is_empty() {
+                println!("  at {}", gathering.place);
             }
-            if !g.came.is_empty() {
-                let came: Vec<String> = g.came.keys().map(|m| view.name_of(m)).collect();
+            if !gathering.came.is_empty() {
+                let came: Vec<String> = gathering.came.keys().map(|m| view.name_of(m)).collect();
                 println!("  came: {}", came.join(", "));
             }
         }
