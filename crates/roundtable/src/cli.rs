@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::care::ProfileArgs;
+use crate::commands::circles::CircleCommand;
+use crate::commands::gatherings::GatheringCommand;
+use crate::commands::people::{DeviceCommand, InviteCommand, RemoveCommand};
+
 /// Roundtable: a home for a small circle of people who look after each other.
 ///
 /// Each member's device keeps the whole circle; nothing lives on a server.
@@ -311,177 +316,6 @@ pub(crate) enum Command {
     /// Recover a damaged circle: keep the damaged files aside and keep every change that verifies
     #[command(after_help = "Example: roundtable repair --circle \"Tuesday Supper\"")]
     Repair,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum GatheringCommand {
-    /// Propose a gathering
-    #[command(
-        after_help = "Example: roundtable gathering new \"Soup night\" --at \"2026-12-01 19:00\" --place \"Maya's kitchen\""
-    )]
-    New {
-        /// What it is
-        title: String,
-        /// When it starts: "tuesday 7pm", "2026-12-01 19:00", "8 Dec 6pm" (in --tz)
-        #[arg(long, value_name = "WHEN")]
-        at: String,
-        /// The time zone it happens in [default: this computer's]
-        #[arg(long, value_name = "ZONE")]
-        tz: Option<String>,
-        /// Where
-        #[arg(long, default_value = "")]
-        place: String,
-        /// Who hosts (a name or member id; repeat for several) [default: you]
-        #[arg(long = "host", value_name = "MEMBER")]
-        hosts: Vec<String>,
-        /// Record a gathering that already happened
-        #[arg(long)]
-        past: bool,
-    },
-    /// Gatherings still to come, soonest first
-    #[command(after_help = "Example: roundtable gathering upcoming")]
-    Upcoming,
-    /// Say whether you are coming: yes, no or maybe
-    #[command(after_help = "Example: roundtable gathering rsvp 3fa2 yes")]
-    Rsvp {
-        /// The gathering's id, or the start of it
-        id: String,
-        /// yes, no or maybe
-        #[arg(value_parser = ["yes", "no", "maybe"], required_unless_present = "undo")]
-        answer: Option<String>,
-        /// A word with it ("running late"); answering again replaces it
-        #[arg(long, default_value = "")]
-        note: String,
-        /// Take your answer back
-        #[arg(long, conflicts_with = "answer")]
-        undo: bool,
-    },
-    /// Potluck: say what you will bring
-    #[command(after_help = "Example: roundtable gathering bring 3fa2 lentil soup --dietary vegan")]
-    Bring {
-        /// The gathering's id, or the start of it
-        id: String,
-        /// What you will bring
-        #[arg(required = true)]
-        dish: Vec<String>,
-        /// Dietary notes (vegan, has nuts, ...)
-        #[arg(long, default_value = "")]
-        dietary: String,
-        /// Instead of what you said you would bring (else you bring both)
-        #[arg(long)]
-        instead: bool,
-    },
-    /// Record who came [default: you]
-    #[command(after_help = "Example: roundtable gathering came 3fa2 Maya Sam")]
-    Came {
-        /// The gathering's id, or the start of it
-        id: String,
-        /// Who came (names or member ids)
-        members: Vec<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum CircleCommand {
-    /// Start a new circle, with you as its first member
-    #[command(after_help = "Example: roundtable circle create \"Tuesday Supper\" --as Maya")]
-    Create {
-        /// What the circle is called
-        name: String,
-        /// What the circle should call you [default: the name you use in your other circles]
-        #[arg(long = "as", value_name = "NAME")]
-        display_name: Option<String>,
-        /// A line about what the circle is for
-        #[arg(long, value_name = "TEXT")]
-        about: Option<String>,
-        /// Start it even though you are in a circle of that name already
-        #[arg(long)]
-        again: bool,
-    },
-    /// The circles this device is in
-    #[command(after_help = "Example: roundtable circle list --json")]
-    List,
-    /// Leave a circle for good: the others see you left and move to a new
-    /// key; your devices stop serving it once one of them knows
-    #[command(after_help = "Example: roundtable circle leave --circle \"Book Club\" --forget")]
-    Leave {
-        /// Also forget this device's copy, once the others know you left
-        #[arg(long)]
-        forget: bool,
-    },
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ProfileArgs {
-    /// The name the circle calls you
-    #[arg(long)]
-    pub(crate) name: Option<String>,
-    /// Your pronouns
-    #[arg(long)]
-    pub(crate) pronouns: Option<String>,
-    /// What you'd like the circle to remember about you
-    #[arg(long)]
-    pub(crate) remember: Option<String>,
-    /// Your story, in your own words
-    #[arg(long)]
-    pub(crate) story: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum InviteCommand {
-    /// The circle's invites: who made them, until when, how many uses are left
-    #[command(after_help = "Example: roundtable invite list")]
-    List,
-    /// Stop an invite's ticket from working
-    #[command(after_help = "Example: roundtable invite revoke 3fa2")]
-    Revoke {
-        /// The invite's id (or the start of it), from `roundtable invite list`
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum DeviceCommand {
-    /// Your devices in this circle, and which are revoked
-    #[command(after_help = "Example: roundtable device list")]
-    List,
-    /// Revoke a lost or stolen device: it is refused from then on, its later
-    /// edits are rejected, and the circle's key changes
-    #[command(after_help = "Example: roundtable device revoke 9c1e")]
-    Revoke {
-        /// The device's id (or the start of it), from `roundtable device list`
-        id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum RemoveCommand {
-    /// Propose to remove a member; the others decide
-    #[command(
-        after_help = "Example: roundtable remove propose Lee --reason \"we have talked with Lee many times\""
-    )]
-    Propose {
-        /// Their name or member id
-        member: String,
-        /// Why, in a few words (they will see it)
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Consent to a proposal
-    #[command(after_help = "Example: roundtable remove consent 3fa2")]
-    Consent {
-        /// The proposal's id (or the start of it), from `roundtable remove list`
-        proposal: String,
-    },
-    /// Withdraw a proposal you made
-    #[command(after_help = "Example: roundtable remove withdraw 3fa2")]
-    Withdraw {
-        /// The proposal's id (or the start of it)
-        proposal: String,
-    },
-    /// Proposals, who consented, and how many it takes
-    #[command(after_help = "Example: roundtable remove list")]
-    List,
 }
 
 #[cfg(test)]

@@ -14,15 +14,18 @@ use roundtable_node::control::ControlRequest;
 use roundtable_store::{Home, Identity};
 
 use crate::backend::Backend;
-use crate::cli::{
-    CircleCommand, Cli, Command, DeviceCommand, GatheringCommand, Global, InviteCommand,
-    RemoveCommand,
-};
+use crate::cli::{Cli, Command, Global};
 use crate::render;
 use crate::{bad_input, network};
 
-mod circles;
+pub(crate) mod care;
+pub(crate) mod circles;
+pub(crate) mod gatherings;
+mod help;
+pub(crate) mod people;
 mod when;
+
+use circles::CircleCommand;
 
 use circles::{create, leave, list, name_this_device, repair};
 use when::{now, parse_date, parse_when};
@@ -49,6 +52,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
     let global = &cli.global;
     let now = now(global)?;
     let default_name = |given: Option<String>| given.or_else(|| config.name.clone());
+    let view = || -> Result<CircleView> { Ok(read(backend, global)?.view()) };
     match cli.command {
         Command::Completions { .. } | Command::Man => Ok(()),
         Command::Config => render::config(crate::config::path(), &config, global.json),
@@ -69,18 +73,11 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         Command::Web { open, new_link } => network::web(backend, global, open, new_link),
         Command::Status => network::status(backend, global),
         Command::Invite {
-            action: Some(InviteCommand::List),
+            action: Some(action),
             ..
-        } => render::invites(&read(backend, global)?.view(), now, global.json),
-        Command::Device(DeviceCommand::List) => {
-            let me = backend.home().identity()?.ok_or_else(no_circle_yet)?;
-            let circle = read(backend, global)?;
-            render::devices(&circle.view(), &circle.membership(), &me, global.json)
-        }
-        Command::Remove(RemoveCommand::List) => {
-            let circle = read(backend, global)?;
-            render::proposals(&circle.view(), &circle.membership(), global.json)
-        }
+        } => people::invite(backend, global, action, now),
+        Command::Device(command) => people::device(backend, global, command, now),
+        Command::Remove(command) => people::remove(backend, global, command, now),
         Command::Invite {
             action: None,
             expires,
@@ -184,9 +181,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                 global.json,
             )
         }
-        Command::Gathering(GatheringCommand::Upcoming) => {
-            render::upcoming(&read(backend, global)?.view(), now, global.json)
-        }
+        Command::Gathering(command) => gatherings::run(backend, global, command, now),
         Command::Export { format, out } => {
             let view = read(backend, global)?.view();
             // `--json` asks for JSON whatever --format says.
@@ -208,324 +203,58 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             }
         }
         Command::Repair => repair(backend, global),
-        other => {
-            let (op, message) = to_op(backend, global, other, now)?;
-            let id = perform(backend, global, &op, now)?;
-            render::done(global.json, &message, id)
+        // Edits: prefixes and names are resolved against the circle as it stands.
+        Command::Checkin { mood, text } => {
+            perform_and_say(backend, global, care::checkin(&mood, text)?, now)
+        }
+        Command::Reply { to, text } => {
+            let edit = care::reply(&view()?, &to, text)?;
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Profile(args) => perform_and_say(backend, global, care::profile(args)?, now),
+        Command::Moment { text } => perform_and_say(backend, global, care::moment(text), now),
+        Command::Away { until, note } => {
+            let edit = care::away(until.as_deref(), note, now)?;
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Back => perform_and_say(backend, global, care::back(), now),
+        Command::Edit { id, text } => {
+            let edit = care::edit_entry(&view()?, &id, text)?;
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Withdraw { id } => {
+            let edit = care::withdraw_entry(&view()?, &id)?;
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Ask { text, when } => {
+            let edit = help::request(RequestKind::Ask, text, when);
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Offer { text, when } => {
+            let edit = help::request(RequestKind::Offer, text, when);
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Commit { to, text } => {
+            let edit = help::commit(&view()?, &to, text)?;
+            perform_and_say(backend, global, edit, now)
+        }
+        Command::Done { id, thanks } => {
+            let edit = help::done(&view()?, &id, thanks)?;
+            perform_and_say(backend, global, edit, now)
         }
     }
 }
 
-/// Turns an editing command into a resolved [`Op`] (ids, not prefixes or
-/// names) and the words to say once it is done.
-fn to_op(
+/// Performs one edit (a resolved [`Op`] and the words to say once it is
+/// done) and says it.
+fn perform_and_say(
     backend: &Backend,
     global: &Global,
-    command: Command,
+    (op, message): (Op, String),
     now: Timestamp,
-) -> Result<(Op, String)> {
-    // Prefixes and names are resolved against the circle as it stands.
-    let view = || -> Result<CircleView> { Ok(read(backend, global)?.view()) };
-    Ok(match command {
-        Command::Checkin { mood, text } => {
-            let mood: Mood = mood.parse()?;
-            let note = text.join(" ");
-            (Op::Checkin { mood, note }, format!("Checked in: {mood}."))
-        }
-        Command::Reply { to, text } => {
-            let v = view()?;
-            let repliable = v
-                .checkins
-                .keys()
-                .chain(v.moments.keys())
-                .chain(v.requests.keys());
-            let to = resolve_in(repliable, &to, "check-in, moment, ask or offer")?;
-            let text = text.join(" ");
-            let message = format!("Replied to {}.", what_it_is(&v, to));
-            (Op::Reply { to, text }, message)
-        }
-        Command::Profile(a) => {
-            if a.name.is_none() && a.pronouns.is_none() && a.remember.is_none() && a.story.is_none()
-            {
-                return Err(bad_input(
-                    "nothing to change: give --name, --pronouns, --remember or --story",
-                ));
-            }
-            let op = Op::Profile {
-                name: a.name,
-                pronouns: a.pronouns,
-                remember: a.remember,
-                story: a.story,
-            };
-            (op, "Your profile is updated.".into())
-        }
-        Command::Moment { text } => (
-            Op::Moment {
-                text: text.join(" "),
-            },
-            "Shared with the circle.".into(),
-        ),
-        Command::Ask { text, when } => (
-            Op::Request {
-                kind: RequestKind::Ask,
-                text: text.join(" "),
-                when,
-            },
-            "Your ask is with the circle. Asking is wisdom.".into(),
-        ),
-        Command::Offer { text, when } => (
-            Op::Request {
-                kind: RequestKind::Offer,
-                text: text.join(" "),
-                when,
-            },
-            "Your offer is with the circle.".into(),
-        ),
-        Command::Commit { to, text } => {
-            let v = view()?;
-            let to = resolve_in(v.requests.keys(), &to, "ask or offer")?;
-            let text = text.join(" ");
-            let message = format!(
-                "Thank you. You took on {}; the circle knows you'll do it.",
-                what_it_is(&v, to)
-            );
-            (Op::Commit { to, text }, message)
-        }
-        Command::Done { id, thanks } => {
-            let v = view()?;
-            let request = resolve_in(v.requests.keys(), &id, "ask or offer")?;
-            let thanks = thanks.join(" ");
-            let message = format!(
-                "Marked {} done. Thank you for closing the loop.",
-                what_it_is(&v, request)
-            );
-            (Op::Close { request, thanks }, message)
-        }
-        Command::Gathering(GatheringCommand::New {
-            title,
-            at,
-            tz,
-            place,
-            hosts,
-            past,
-        }) => {
-            let starts = parse_when(&at, tz.as_deref(), now, past)?.to_string();
-            let v = view()?;
-            let hosts = hosts
-                .iter()
-                .map(|h| resolve_member(&v, h))
-                .collect::<Result<Vec<_>>>()?;
-            let message = format!("\"{title}\" is on the table.");
-            (
-                Op::Gathering {
-                    title,
-                    starts,
-                    place,
-                    hosts,
-                },
-                message,
-            )
-        }
-        Command::Gathering(GatheringCommand::Rsvp {
-            id,
-            answer,
-            note,
-            undo,
-        }) => {
-            let gathering = resolve_in(view()?.gatherings.keys(), &id, "gathering")?;
-            if undo {
-                return Ok((
-                    Op::WithdrawRsvp { gathering },
-                    "Your answer is taken back.".into(),
-                ));
-            }
-            let answer = match answer.as_deref() {
-                Some("yes") => Answer::Yes,
-                Some("no") => Answer::No,
-                _ => Answer::Maybe,
-            };
-            (
-                Op::Rsvp {
-                    gathering,
-                    answer,
-                    note,
-                },
-                format!("You said {}.", answer.as_str()),
-            )
-        }
-        Command::Gathering(GatheringCommand::Bring {
-            id,
-            dish,
-            dietary,
-            instead,
-        }) => {
-            let circle = read(backend, global)?;
-            let gathering = resolve_in(circle.view().gatherings.keys(), &id, "gathering")?;
-            let dish = dish.join(" ");
-            let before: Vec<String> = match backend.home().identity()? {
-                Some(me) => circle
-                    .dishes_of(gathering, me.member.id())
-                    .into_iter()
-                    .map(|(_, d)| d)
-                    .collect(),
-                None => Vec::new(),
-            };
-            let message = match (before.is_empty(), instead) {
-                (true, _) => format!("You're bringing {dish}."),
-                (false, true) => format!(
-                    "You're bringing {dish} instead of {}.",
-                    before.join(" and ")
-                ),
-                (false, false) => format!(
-                    "You're bringing {dish} as well as {}. (To bring it instead, add --instead.)",
-                    before.join(" and ")
-                ),
-            };
-            (
-                Op::Bring {
-                    gathering,
-                    dish,
-                    dietary,
-                    instead,
-                },
-                message,
-            )
-        }
-        Command::Gathering(GatheringCommand::Came { id, members }) => {
-            let v = view()?;
-            let gathering = resolve_in(v.gatherings.keys(), &id, "gathering")?;
-            let who = members
-                .iter()
-                .map(|m| resolve_member(&v, m))
-                .collect::<Result<Vec<_>>>()?;
-            (Op::Came { gathering, who }, "Noted who came.".into())
-        }
-        Command::Away { until, note } => {
-            let until = until.as_deref().map(|u| parse_date(u, now)).transpose()?;
-            (
-                Op::Away {
-                    until,
-                    note: note.join(" "),
-                },
-                "Take the time you need. The circle won't count you as quiet.".into(),
-            )
-        }
-        Command::Back => (Op::Back, "Welcome back.".into()),
-        Command::Edit { id, text } => {
-            let v = view()?;
-            let ids = roundtable_core::entries::entry_ids(&v);
-            let id = resolve_in(ids.iter(), &id, "entry")?;
-            (
-                Op::EditEntry {
-                    id,
-                    text: text.join(" "),
-                },
-                "Changed. Everyone sees the new words.".into(),
-            )
-        }
-        Command::Withdraw { id } => {
-            let v = view()?;
-            let ids = roundtable_core::entries::entry_ids(&v);
-            let id = resolve_in(ids.iter(), &id, "entry")?;
-            (
-                Op::WithdrawEntry { id },
-                "Withdrawn. Nobody sees it any more.".into(),
-            )
-        }
-        Command::Invite {
-            action: Some(InviteCommand::Revoke { id }),
-            ..
-        } => {
-            let v = view()?;
-            let invite = resolve_in(v.invites.keys(), &id, "invite")?;
-            (
-                Op::RevokeInvite { invite },
-                "The invite is revoked; its ticket no longer works.".into(),
-            )
-        }
-        Command::Device(DeviceCommand::Revoke { id }) => {
-            let v = view()?;
-            let device = match resolve_prefix(
-                &id,
-                v.members.values().flat_map(|m| m.devices.keys().copied()),
-            ) {
-                Resolved::One(d) => d,
-                Resolved::None => {
-                    return Err(bad_input(format!(
-                        "there is no device with an id starting with \"{id}\"; `roundtable device list` shows them"
-                    )));
-                }
-                Resolved::Ambiguous(_) => {
-                    return Err(bad_input(format!(
-                        "several devices have ids starting with \"{id}\"; type more of the id"
-                    )));
-                }
-                Resolved::TooShort => {
-                    return Err(bad_input(format!(
-                        "\"{id}\" is too short: type at least {MIN_PREFIX} characters of the device's id"
-                    )));
-                }
-            };
-            (
-                Op::RevokeDevice { device },
-                format!(
-                    "Device {} is revoked: it is refused from now on, and the circle has a new key.",
-                    device.fmt_short()
-                ),
-            )
-        }
-        Command::Remove(RemoveCommand::Propose { member, reason }) => {
-            let v = view()?;
-            let target = resolve_member(&v, &member)?;
-            (
-                Op::ProposeRemoval {
-                    target,
-                    reason: reason.unwrap_or_default(),
-                },
-                format!(
-                    "Proposed. {} and the others will see it; it carries when a majority of the other members consent.",
-                    v.name_of(&target)
-                ),
-            )
-        }
-        Command::Remove(RemoveCommand::Consent { proposal }) => {
-            let v = view()?;
-            let proposal = resolve_in(v.removals.keys(), &proposal, "proposal")?;
-            (Op::Consent { proposal }, "Your consent is recorded.".into())
-        }
-        Command::Remove(RemoveCommand::Withdraw { proposal }) => {
-            let v = view()?;
-            let proposal = resolve_in(v.removals.keys(), &proposal, "proposal")?;
-            (
-                Op::Withdraw { proposal },
-                "The proposal is withdrawn.".into(),
-            )
-        }
-        Command::Id
-        | Command::Circle(_)
-        | Command::Members
-        | Command::Feed { .. }
-        | Command::Show
-        | Command::Quiet
-        | Command::Export { .. }
-        | Command::Repair
-        | Command::Up { .. }
-        | Command::Web { .. }
-        | Command::Status
-        | Command::Invite { .. }
-        | Command::Device(DeviceCommand::List)
-        | Command::Remove(RemoveCommand::List)
-        | Command::Join { .. }
-        | Command::Pair { .. }
-        | Command::Gathering(GatheringCommand::Upcoming)
-        | Command::Completions { .. }
-        | Command::Man
-        | Command::Config => {
-            return Err(anyhow::anyhow!(
-                "this command reads the circle; it has no edit to make"
-            ));
-        }
-    })
+) -> Result<()> {
+    let id = perform(backend, global, &op, now)?;
+    render::done(global.json, &message, id)
 }
 
 fn home_dir(global: &Global) -> Result<PathBuf> {

@@ -3,6 +3,37 @@
 
 use super::*;
 
+// What can be done with this device's circles.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum CircleCommand {
+    /// Start a new circle, with you as its first member
+    #[command(after_help = "Example: roundtable circle create \"Tuesday Supper\" --as Maya")]
+    Create {
+        /// What the circle is called
+        name: String,
+        /// What the circle should call you [default: the name you use in your other circles]
+        #[arg(long = "as", value_name = "NAME")]
+        display_name: Option<String>,
+        /// A line about what the circle is for
+        #[arg(long, value_name = "TEXT")]
+        about: Option<String>,
+        /// Start it even though you are in a circle of that name already
+        #[arg(long)]
+        again: bool,
+    },
+    /// The circles this device is in
+    #[command(after_help = "Example: roundtable circle list --json")]
+    List,
+    /// Leave a circle for good: the others see you left and move to a new
+    /// key; your devices stop serving it once one of them knows
+    #[command(after_help = "Example: roundtable circle leave --circle \"Book Club\" --forget")]
+    Leave {
+        /// Also forget this device's copy, once the others know you left
+        #[arg(long)]
+        forget: bool,
+    },
+}
+
 pub(super) fn create(
     backend: &Backend,
     global: &Global,

@@ -1,0 +1,200 @@
+//! Gatherings: proposing one, answering, saying what you will bring,
+//! recording who came, and what is still to come.
+
+use super::*;
+
+// What can be done about gatherings.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum GatheringCommand {
+    /// Propose a gathering
+    #[command(
+        after_help = "Example: roundtable gathering new \"Soup night\" --at \"2026-12-01 19:00\" --place \"Maya's kitchen\""
+    )]
+    New {
+        /// What it is
+        title: String,
+        /// When it starts: "tuesday 7pm", "2026-12-01 19:00", "8 Dec 6pm" (in --tz)
+        #[arg(long, value_name = "WHEN")]
+        at: String,
+        /// The time zone it happens in [default: this computer's]
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// Where
+        #[arg(long, default_value = "")]
+        place: String,
+        /// Who hosts (a name or member id; repeat for several) [default: you]
+        #[arg(long = "host", value_name = "MEMBER")]
+        hosts: Vec<String>,
+        /// Record a gathering that already happened
+        #[arg(long)]
+        past: bool,
+    },
+    /// Gatherings still to come, soonest first
+    #[command(after_help = "Example: roundtable gathering upcoming")]
+    Upcoming,
+    /// Say whether you are coming: yes, no or maybe
+    #[command(after_help = "Example: roundtable gathering rsvp 3fa2 yes")]
+    Rsvp {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// yes, no or maybe
+        #[arg(value_parser = ["yes", "no", "maybe"], required_unless_present = "undo")]
+        answer: Option<String>,
+        /// A word with it ("running late"); answering again replaces it
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Take your answer back
+        #[arg(long, conflicts_with = "answer")]
+        undo: bool,
+    },
+    /// Potluck: say what you will bring
+    #[command(after_help = "Example: roundtable gathering bring 3fa2 lentil soup --dietary vegan")]
+    Bring {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// What you will bring
+        #[arg(required = true)]
+        dish: Vec<String>,
+        /// Dietary notes (vegan, has nuts, ...)
+        #[arg(long, default_value = "")]
+        dietary: String,
+        /// Instead of what you said you would bring (else you bring both)
+        #[arg(long)]
+        instead: bool,
+    },
+    /// Record who came [default: you]
+    #[command(after_help = "Example: roundtable gathering came 3fa2 Maya Sam")]
+    Came {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// Who came (names or member ids)
+        members: Vec<String>,
+    },
+}
+
+pub(super) fn run(
+    backend: &Backend,
+    global: &Global,
+    command: GatheringCommand,
+    now: Timestamp,
+) -> Result<()> {
+    if let GatheringCommand::Upcoming = command {
+        return render::upcoming(&read(backend, global)?.view(), now, global.json);
+    }
+    let edit = to_op(backend, global, command, now)?;
+    perform_and_say(backend, global, edit, now)
+}
+
+/// Turns a gathering command into a resolved edit and the words to say.
+fn to_op(
+    backend: &Backend,
+    global: &Global,
+    command: GatheringCommand,
+    now: Timestamp,
+) -> Result<(Op, String)> {
+    let view = || -> Result<CircleView> { Ok(read(backend, global)?.view()) };
+    Ok(match command {
+        GatheringCommand::Upcoming => {
+            return Err(anyhow::anyhow!("listing gatherings makes no edit"));
+        }
+        GatheringCommand::New {
+            title,
+            at,
+            tz,
+            place,
+            hosts,
+            past,
+        } => {
+            let starts = parse_when(&at, tz.as_deref(), now, past)?.to_string();
+            let v = view()?;
+            let hosts = hosts
+                .iter()
+                .map(|h| resolve_member(&v, h))
+                .collect::<Result<Vec<_>>>()?;
+            let message = format!("\"{title}\" is on the table.");
+            (
+                Op::Gathering {
+                    title,
+                    starts,
+                    place,
+                    hosts,
+                },
+                message,
+            )
+        }
+        GatheringCommand::Rsvp {
+            id,
+            answer,
+            note,
+            undo,
+        } => {
+            let gathering = resolve_in(view()?.gatherings.keys(), &id, "gathering")?;
+            if undo {
+                return Ok((
+                    Op::WithdrawRsvp { gathering },
+                    "Your answer is taken back.".into(),
+                ));
+            }
+            let answer = match answer.as_deref() {
+                Some("yes") => Answer::Yes,
+                Some("no") => Answer::No,
+                _ => Answer::Maybe,
+            };
+            (
+                Op::Rsvp {
+                    gathering,
+                    answer,
+                    note,
+                },
+                format!("You said {}.", answer.as_str()),
+            )
+        }
+        GatheringCommand::Bring {
+            id,
+            dish,
+            dietary,
+            instead,
+        } => {
+            let circle = read(backend, global)?;
+            let gathering = resolve_in(circle.view().gatherings.keys(), &id, "gathering")?;
+            let dish = dish.join(" ");
+            let before: Vec<String> = match backend.home().identity()? {
+                Some(me) => circle
+                    .dishes_of(gathering, me.member.id())
+                    .into_iter()
+                    .map(|(_, d)| d)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let message = match (before.is_empty(), instead) {
+                (true, _) => format!("You're bringing {dish}."),
+                (false, true) => format!(
+                    "You're bringing {dish} instead of {}.",
+                    before.join(" and ")
+                ),
+                (false, false) => format!(
+                    "You're bringing {dish} as well as {}. (To bring it instead, add --instead.)",
+                    before.join(" and ")
+                ),
+            };
+            (
+                Op::Bring {
+                    gathering,
+                    dish,
+                    dietary,
+                    instead,
+                },
+                message,
+            )
+        }
+        GatheringCommand::Came { id, members } => {
+            let v = view()?;
+            let gathering = resolve_in(v.gatherings.keys(), &id, "gathering")?;
+            let who = members
+                .iter()
+                .map(|m| resolve_member(&v, m))
+                .collect::<Result<Vec<_>>>()?;
+            (Op::Came { gathering, who }, "Noted who came.".into())
+        }
+    })
+}
