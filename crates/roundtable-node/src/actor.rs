@@ -26,6 +26,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, debug, error_span, info, warn};
 
 use crate::handle::{NodeHandle, Request, SyncRefusal};
+use crate::schedule::{self, Schedule, Timing};
 use crate::session::{self, Welcome};
 use crate::{CircleStatus, DeviceStatus, Event, NodeConfig, NodeError, Status};
 
@@ -42,34 +43,28 @@ struct PeerRecord {
     last_synced: Option<i64>,
 }
 
+/// What a circle keeps of one peer: what the two share, and the session
+/// under way. When to sync with it is the [`Schedule`]'s to say.
 struct Peer {
     sync: PeerSync,
     last_synced: Option<Timestamp>,
-    backoff: Duration,
-    next: Instant,
     /// This session's changes applied from the peer, and bytes sent to it.
     session_in: usize,
     session_out: usize,
     /// At this session's start the peer had everything we had.
     level: bool,
-    /// Something called for a sync while one was under way: run another
-    /// as soon as it ends, rather than at the next anti-entropy tick.
-    again: bool,
     /// Signed heads (by change hash) this session has sent the peer.
     heads_sent: HashSet<[u8; 32]>,
 }
 
 impl Peer {
-    fn new(sync: PeerSync, last_synced: Option<Timestamp>, backoff: Duration) -> Self {
+    fn new(sync: PeerSync, last_synced: Option<Timestamp>) -> Self {
         Self {
             sync,
             last_synced,
-            backoff,
-            next: Instant::now(),
             session_in: 0,
             session_out: 0,
             level: false,
-            again: false,
             heads_sent: HashSet::new(),
         }
     }
@@ -134,10 +129,9 @@ pub(crate) struct Actor {
     answering_per_peer: HashMap<EndpointId, usize>,
     /// Join requests being served (anyone may ask, so they are few at once).
     joining: JoinSet<()>,
-    /// The one sync session allowed per circle and peer, by token, and
-    /// whether we opened it.
-    running: HashMap<(CircleId, EndpointId), (u64, Role)>,
-    next_token: u64,
+    /// When to sync with whom: the sessions under way, and when each
+    /// peer is due.
+    schedule: Schedule<CircleId, EndpointId>,
     control: Option<crate::control::ControlServer>,
     /// Gossip messages dropped, by reason.
     dropped: BTreeMap<String, u64>,
@@ -145,11 +139,10 @@ pub(crate) struct Actor {
     refused: BTreeMap<String, u64>,
 }
 
-/// Who opened a sync session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Opener,
-    Answerer,
+/// The time, as the schedule takes it (tokio's clock, so a paused test
+/// clock holds for it too).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 /// Sync sessions one peer may have open with us at once, counted from the
@@ -217,6 +210,10 @@ impl Actor {
         .await?;
         let dialer = net.dialer();
         let span = error_span!("node", me = %me.device.id().fmt_short());
+        let timing = Timing {
+            anti_entropy: config.anti_entropy,
+            max_backoff: config.max_backoff,
+        };
         let mut actor = Actor {
             config,
             span: span.clone(),
@@ -239,8 +236,7 @@ impl Actor {
             answering: JoinSet::new(),
             answering_per_peer: HashMap::new(),
             joining: JoinSet::new(),
-            running: HashMap::new(),
-            next_token: 0,
+            schedule: Schedule::new(timing),
             control: None,
             dropped: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -395,14 +391,8 @@ impl Actor {
     /// peer's backoff would say).
     fn changed(&mut self, circle: CircleId) {
         self.emit(Event::Changed { circle });
-        let interval = self.config.anti_entropy;
-        let soon = Instant::now() + interval;
-        if let Some(s) = self.circles.get_mut(&circle) {
-            for p in s.peers.values_mut() {
-                p.backoff = p.backoff.min(interval);
-                p.next = p.next.min(soon);
-            }
-        }
+        self.schedule
+            .handle(schedule::Input::Changed { circle }, now());
     }
 
     async fn handle(&mut self, req: Request) {
@@ -647,7 +637,9 @@ impl Actor {
         self.joining.shutdown().await;
         // Sessions only move bytes: what they exchanged is already in the
         // actor's sync states, kept here as a session's end would keep it.
-        for (circle, peer) in std::mem::take(&mut self.running).into_keys() {
+        let running: Vec<(CircleId, EndpointId)> =
+            self.schedule.sessions().map(|(c, p, _)| (c, p)).collect();
+        for (circle, peer) in running {
             self.keep_peer(circle, peer);
         }
         self.save_books();

@@ -26,6 +26,7 @@
 mod actor;
 pub mod control;
 mod handle;
+mod schedule;
 mod session;
 
 use std::path::PathBuf;

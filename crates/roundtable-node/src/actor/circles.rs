@@ -64,8 +64,15 @@ impl Actor {
                     record
                         .and_then(|r| r.last_synced)
                         .map(Timestamp::from_millis),
-                    self.config.anti_entropy,
                 ),
+            );
+            self.schedule.handle(
+                schedule::Input::Met {
+                    circle: id,
+                    peer: *peer,
+                    first: self.config.anti_entropy,
+                },
+                now(),
             );
         }
         info!(circle = %id, peers = devices.len(), epoch = keys.epoch(), "serving circle");
@@ -173,13 +180,32 @@ impl Actor {
             let membership = self.circles[&id].store.circle().membership();
             let devices = self.others(&membership);
             let served = self.circles.get_mut(&id).expect("present");
-            served.peers.retain(|p, _| devices.contains(p));
+            let gone: Vec<EndpointId> = served
+                .peers
+                .keys()
+                .filter(|p| !devices.contains(p))
+                .copied()
+                .collect();
             let mut new = Vec::new();
             for d in &devices {
                 served.peers.entry(*d).or_insert_with(|| {
                     new.push(*d);
-                    Peer::new(PeerSync::fresh(), None, Duration::from_secs(1))
+                    Peer::new(PeerSync::fresh(), None)
                 });
+            }
+            for peer in gone {
+                served.peers.remove(&peer);
+                self.schedule
+                    .handle(schedule::Input::Gone { circle: id, peer }, now());
+            }
+            for peer in &new {
+                let first = Duration::from_secs(1);
+                let met = schedule::Input::Met {
+                    circle: id,
+                    peer: *peer,
+                    first,
+                };
+                self.schedule.handle(met, now());
             }
             let rotated =
                 served
@@ -215,7 +241,7 @@ impl Actor {
     /// sync session of the circle is under way (it would wait for it).
     pub(super) fn compact_due(&mut self) {
         for (id, served) in &mut self.circles {
-            if self.running.keys().any(|(circle, _)| circle == id) {
+            if self.schedule.syncing(*id) {
                 continue;
             }
             match served.store.compact_if_due() {
@@ -241,7 +267,8 @@ impl Actor {
         };
         let name = served.store.circle().name();
         drop(served);
-        self.running.retain(|(c, _), _| *c != circle);
+        self.schedule
+            .handle(schedule::Input::LetGo { circle }, now());
         self.admit_peers();
         info!(%circle, "you left \"{name}\" and the others know; this device no longer serves it");
         if self.home.marked_forget(circle) {

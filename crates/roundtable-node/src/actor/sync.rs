@@ -67,94 +67,83 @@ impl Actor {
         self.follow(circle).await;
     }
 
-    /// Lets a peer's session in. When both sides opened one at the same
-    /// time, the session opened by the smaller device id goes on and the
-    /// other is refused, so exactly one runs.
+    /// Lets a peer's session in, if the schedule says so (one session per
+    /// circle and peer; of two opened at once, the smaller id's goes on).
     pub(super) fn admit_sync(
         &mut self,
         circle: CircleId,
         peer: EndpointId,
     ) -> Result<u64, SyncRefusal> {
-        let me = self.net().id();
-        let busy = self.running.get(&(circle, peer)).map(|(_, role)| *role);
         let served = self
             .circles
-            .get_mut(&circle)
+            .get(&circle)
             .ok_or(SyncRefusal::UnknownCircle)?;
-        let heads = served.store.circle().heads();
-        let Some(p) = served.peers.get_mut(&peer) else {
+        if !served.peers.contains_key(&peer) {
             return Err(SyncRefusal::NotAdmitted);
-        };
-        // One session per circle and peer: a second one the peer opens is
-        // refused, and so is theirs when ours is on and our id is smaller.
-        // Only when both opened at once and theirs wins does it replace ours.
-        let busy = match busy {
-            Some(Role::Answerer) => true,
-            Some(Role::Opener) => peer > me,
-            None => false,
-        };
-        if busy {
-            return Err(SyncRefusal::Busy);
         }
-        p.begin_session(&heads);
-        self.next_token += 1;
-        self.running
-            .insert((circle, peer), (self.next_token, Role::Answerer));
-        Ok(self.next_token)
+        let asked = schedule::Input::Asked {
+            circle,
+            peer,
+            theirs_first: peer < self.net().id(),
+        };
+        for output in self.schedule.handle(asked, now()) {
+            match output {
+                schedule::Output::Admit { token, .. } => {
+                    self.begin_session(circle, peer);
+                    return Ok(token);
+                }
+                schedule::Output::Busy { .. } => return Err(SyncRefusal::Busy),
+                _ => {}
+            }
+        }
+        Err(SyncRefusal::Busy)
     }
 
+    /// Asks for a sync with `peer` now; the schedule says whether one opens
+    /// (or runs again once the one under way ends).
     pub(super) fn start_sync(&mut self, circle: CircleId, peer: EndpointId) {
         if peer == self.net().id() {
             return;
         }
-        let busy = self.running.contains_key(&(circle, peer));
-        let Some(served) = self.circles.get_mut(&circle) else {
-            return;
-        };
-        let heads = served.store.circle().heads();
-        let Some(p) = served.peers.get_mut(&peer) else {
-            return;
-        };
-        if busy {
-            // What called for this may have come after the running session
-            // exchanged what it covers: go again when it ends.
-            p.again = true;
-            return;
-        }
-        p.begin_session(&heads);
-        self.next_token += 1;
-        let token = self.next_token;
-        self.running.insert((circle, peer), (token, Role::Opener));
-        let dialer = self.dialer.clone();
-        let tx = self.tx.clone();
-        self.tasks.spawn(
-            session::sync_as_opener(dialer, tx, circle, peer, token).instrument(self.span.clone()),
-        );
+        let outputs = self
+            .schedule
+            .handle(schedule::Input::Wanted { circle, peer }, now());
+        self.open_sessions(outputs);
     }
 
+    /// Syncs with the peers due for anti-entropy.
     pub(super) fn anti_entropy(&mut self) {
-        let now = Instant::now();
-        let due: Vec<(CircleId, EndpointId)> = self
-            .circles
-            .iter()
-            .flat_map(|(id, s)| {
-                s.peers
-                    .iter()
-                    .filter(|(_, p)| p.next <= now)
-                    .map(|(peer, _)| (*id, *peer))
-            })
-            .filter(|k| !self.running.contains_key(k))
-            .collect();
-        for (circle, peer) in due {
-            if let Some(p) = self
-                .circles
-                .get_mut(&circle)
-                .and_then(|s| s.peers.get_mut(&peer))
+        let outputs = self.schedule.handle(schedule::Input::Tick, now());
+        self.open_sessions(outputs);
+    }
+
+    /// Opens the sessions the schedule said to open.
+    fn open_sessions(&mut self, outputs: Vec<schedule::Output<CircleId, EndpointId>>) {
+        for output in outputs {
+            if let schedule::Output::Open {
+                circle,
+                peer,
+                token,
+            } = output
             {
-                // Until this attempt ends, do not try again.
-                p.next = now + self.config.max_backoff * 4;
+                self.begin_session(circle, peer);
+                let dialer = self.dialer.clone();
+                let tx = self.tx.clone();
+                self.tasks.spawn(
+                    session::sync_as_opener(dialer, tx, circle, peer, token)
+                        .instrument(self.span.clone()),
+                );
             }
-            self.start_sync(circle, peer);
+        }
+    }
+
+    /// A session with `peer` starts from what this copy holds now.
+    fn begin_session(&mut self, circle: CircleId, peer: EndpointId) {
+        if let Some(served) = self.circles.get_mut(&circle) {
+            let heads = served.store.circle().heads();
+            if let Some(p) = served.peers.get_mut(&peer) {
+                p.begin_session(&heads);
+            }
         }
     }
 
@@ -205,12 +194,24 @@ impl Actor {
         ok: bool,
         refused: bool,
     ) {
-        if self.running.get(&(circle, peer)).map(|(t, _)| *t) != Some(token) {
+        let ended = schedule::Input::Ended {
+            circle,
+            peer,
+            token,
+            ok,
+        };
+        let Some(again) = self
+            .schedule
+            .handle(ended, now())
+            .into_iter()
+            .find_map(|output| match output {
+                schedule::Output::Closed { again, .. } => Some(again),
+                _ => None,
+            })
+        else {
             // A session that lost the tie-break to the peer's: nothing to record.
             return;
-        }
-        self.running.remove(&(circle, peer));
-        let (interval, max) = (self.config.anti_entropy, self.config.max_backoff);
+        };
         let Some(p) = self
             .circles
             .get_mut(&circle)
@@ -222,16 +223,9 @@ impl Actor {
             std::mem::take(&mut p.session_in),
             std::mem::take(&mut p.session_out),
         );
-        let again = std::mem::take(&mut p.again) && ok;
         // Something changed hands, or could have: an idle check-in is one
         // where the peer already had all of ours and sent nothing new.
         let told = ok && (got > 0 || !p.level);
-        if ok {
-            p.backoff = interval;
-        } else {
-            p.backoff = (p.backoff * 2).clamp(Duration::from_secs(1), max);
-        }
-        p.next = Instant::now() + p.backoff;
         if ok {
             p.last_synced = Some(Timestamp::now());
         }

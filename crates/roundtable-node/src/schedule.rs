@@ -1,0 +1,560 @@
+//! When to sync, and with whom: the node's sync decisions as a state
+//! machine with no socket, file or clock of its own.
+//!
+//! The actor feeds it what happened ([`Input`]: a peer met or gone,
+//! something that calls for a sync, a peer's session asking in, a session's
+//! end, time passing) with the time it happened, and carries out what it
+//! says ([`Output`]: open a session, let one in or refuse it, record one's
+//! end). It decides:
+//!
+//! - **one session per circle and peer**: a sync asked for while one runs is
+//!   not dropped but runs again right after it (only if it went well: a
+//!   failing peer waits for its backoff);
+//! - **which of two sessions opened at once goes on**: the one opened by
+//!   the smaller device id, on both sides alike;
+//! - **anti-entropy and backoff**: a peer is synced again one interval
+//!   after a session that went well, and after one that failed, after a
+//!   wait that doubles from a second up to the most; a change here brings
+//!   every peer of the circle within the interval again;
+//! - **a session's end counts only for the session that is current**: one
+//!   that lost the tie-break ends without a word.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Which side of a session this device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// This device opened it.
+    Opener,
+    /// The peer opened it.
+    Answerer,
+}
+
+/// How often peers are synced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// A peer is synced again this long after a session that went well.
+    pub(crate) anti_entropy: Duration,
+    /// The longest wait after sessions that failed.
+    pub(crate) max_backoff: Duration,
+}
+
+/// What happened, as the actor tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Input<C, P> {
+    /// A peer to sync with in a circle: first due after `first`.
+    Met { circle: C, peer: P, first: Duration },
+    /// A peer no longer to sync with in a circle (it departed).
+    Gone { circle: C, peer: P },
+    /// A circle no longer served: its peers and sessions are forgotten.
+    LetGo { circle: C },
+    /// Something calls for a sync with the peer now: it came up, it has
+    /// heads this copy lacks, gossip lagged, or a key is to be handed over.
+    Wanted { circle: C, peer: P },
+    /// The peer opened a session. `theirs_first`: the peer's device id is
+    /// the smaller, so of two sessions opened at once, the peer's goes on.
+    Asked {
+        circle: C,
+        peer: P,
+        theirs_first: bool,
+    },
+    /// The circle changed here: its peers are due within the interval.
+    Changed { circle: C },
+    /// A session ended, well (`ok`) or not.
+    Ended {
+        circle: C,
+        peer: P,
+        token: u64,
+        ok: bool,
+    },
+    /// Time passed: peers due for anti-entropy are synced.
+    Tick,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Output<C, P> {
+    /// Open a session with the peer; it is known by `token`.
+    Open { circle: C, peer: P, token: u64 },
+    /// Let the peer's session in; it is known by `token`.
+    Admit { circle: C, peer: P, token: u64 },
+    /// Refuse the peer's session: one with it is under way.
+    Busy { circle: C, peer: P },
+    /// The current session with the peer ended, well (`ok`) or not;
+    /// `again`: something called for a sync while it ran (ask again with
+    /// [`Input::Wanted`] unless there is reason not to).
+    Closed {
+        circle: C,
+        peer: P,
+        ok: bool,
+        again: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    backoff: Duration,
+    next: Instant,
+    again: bool,
+}
+
+/// The sync decisions of one node (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule<C, P> {
+    timing: Timing,
+    plans: BTreeMap<(C, P), Plan>,
+    running: BTreeMap<(C, P), (u64, Role)>,
+    next_token: u64,
+}
+
+impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
+    /// No peers yet.
+    pub(crate) fn new(timing: Timing) -> Self {
+        Self {
+            timing,
+            plans: BTreeMap::new(),
+            running: BTreeMap::new(),
+            next_token: 0,
+        }
+    }
+
+    /// Takes in what happened at `now`; returns what to do, in order.
+    pub(crate) fn handle(&mut self, input: Input<C, P>, now: Instant) -> Vec<Output<C, P>> {
+        let mut out = Vec::new();
+        match input {
+            Input::Met {
+                circle,
+                peer,
+                first,
+            } => {
+                self.plans.entry((circle, peer)).or_insert(Plan {
+                    backoff: first,
+                    next: now,
+                    again: false,
+                });
+            }
+            Input::Gone { circle, peer } => {
+                self.plans.remove(&(circle, peer));
+            }
+            Input::LetGo { circle } => {
+                self.plans.retain(|(c, _), _| *c != circle);
+                self.running.retain(|(c, _), _| *c != circle);
+            }
+            Input::Wanted { circle, peer } => {
+                let key = (circle, peer);
+                let Some(plan) = self.plans.get_mut(&key) else {
+                    return out;
+                };
+                if self.running.contains_key(&key) {
+                    // What called for it may have come after the running
+                    // session exchanged what it covers.
+                    plan.again = true;
+                } else {
+                    out.push(self.open(key));
+                }
+            }
+            Input::Asked {
+                circle,
+                peer,
+                theirs_first,
+            } => {
+                let key = (circle, peer);
+                let busy = match self.running.get(&key).map(|(_, role)| *role) {
+                    Some(Role::Answerer) => true,
+                    Some(Role::Opener) => !theirs_first,
+                    None => false,
+                };
+                if busy {
+                    out.push(Output::Busy { circle, peer });
+                } else {
+                    let token = self.token();
+                    self.running.insert(key, (token, Role::Answerer));
+                    out.push(Output::Admit {
+                        circle,
+                        peer,
+                        token,
+                    });
+                }
+            }
+            Input::Changed { circle } => {
+                let interval = self.timing.anti_entropy;
+                for (_, plan) in self.plans.range_mut(..).filter(|((c, _), _)| *c == circle) {
+                    plan.backoff = plan.backoff.min(interval);
+                    plan.next = plan.next.min(now + interval);
+                }
+            }
+            Input::Ended {
+                circle,
+                peer,
+                token,
+                ok,
+            } => {
+                let key = (circle, peer);
+                if self.running.get(&key).map(|(t, _)| *t) != Some(token) {
+                    // A session that lost the tie-break: nothing to record.
+                    return out;
+                }
+                self.running.remove(&key);
+                let Timing {
+                    anti_entropy,
+                    max_backoff,
+                } = self.timing;
+                let again = match self.plans.get_mut(&key) {
+                    Some(plan) => {
+                        plan.backoff = if ok {
+                            anti_entropy
+                        } else {
+                            (plan.backoff * 2).clamp(Duration::from_secs(1), max_backoff)
+                        };
+                        plan.next = now + plan.backoff;
+                        std::mem::take(&mut plan.again) && ok
+                    }
+                    None => false,
+                };
+                out.push(Output::Closed {
+                    circle,
+                    peer,
+                    ok,
+                    again,
+                });
+            }
+            Input::Tick => {
+                let due: Vec<(C, P)> = self
+                    .plans
+                    .iter()
+                    .filter(|(key, plan)| plan.next <= now && !self.running.contains_key(key))
+                    .map(|(key, _)| *key)
+                    .collect();
+                for key in due {
+                    if let Some(plan) = self.plans.get_mut(&key) {
+                        // Until this attempt ends, not again.
+                        plan.next = now + self.timing.max_backoff * 4;
+                    }
+                    out.push(self.open(key));
+                }
+            }
+        }
+        out
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn open(&mut self, (circle, peer): (C, P)) -> Output<C, P> {
+        let token = self.token();
+        self.running.insert((circle, peer), (token, Role::Opener));
+        Output::Open {
+            circle,
+            peer,
+            token,
+        }
+    }
+
+    /// Whether a session of `circle` is under way.
+    pub(crate) fn syncing(&self, circle: C) -> bool {
+        self.running.keys().any(|(c, _)| *c == circle)
+    }
+
+    /// The sessions under way: circle, peer and this device's role.
+    pub(crate) fn sessions(&self) -> impl Iterator<Item = (C, P, Role)> + '_ {
+        self.running
+            .iter()
+            .map(|((c, p), (_, role))| (*c, *p, *role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type S = Schedule<u8, u8>;
+
+    const TIMING: Timing = Timing {
+        anti_entropy: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(20),
+    };
+
+    fn met(s: &mut S, peer: u8, now: Instant) {
+        s.handle(
+            Input::Met {
+                circle: 1,
+                peer,
+                first: TIMING.anti_entropy,
+            },
+            now,
+        );
+    }
+
+    fn opened(out: &[Output<u8, u8>]) -> Vec<(u8, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Open { peer, token, .. } => Some((*peer, *token)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn end(s: &mut S, peer: u8, token: u64, ok: bool, now: Instant) -> Vec<Output<u8, u8>> {
+        s.handle(
+            Input::Ended {
+                circle: 1,
+                peer,
+                token,
+                ok,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn a_peer_met_is_synced_at_the_next_tick_and_then_every_interval() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        let first = opened(&s.handle(Input::Tick, t0));
+        assert_eq!(first.len(), 1);
+        // While it runs, ticks open nothing more.
+        assert!(opened(&s.handle(Input::Tick, t0 + TIMING.anti_entropy * 10)).is_empty());
+        end(&mut s, 7, first[0].1, true, t0);
+        assert!(opened(&s.handle(Input::Tick, t0 + Duration::from_secs(9))).is_empty());
+        assert_eq!(
+            opened(&s.handle(Input::Tick, t0 + TIMING.anti_entropy)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn failures_back_off_doubling_up_to_the_most_and_success_resets() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let (_, token) = opened(&s.handle(Input::Tick, now))[0];
+            end(&mut s, 7, token, false, now);
+            // The earliest tick that opens again is the wait.
+            let mut wait = Duration::ZERO;
+            while opened(&s.clone().handle(Input::Tick, now + wait)).is_empty() {
+                wait += Duration::from_secs(1);
+            }
+            waits.push(wait.as_secs());
+            now += wait;
+        }
+        assert_eq!(
+            waits,
+            [20, 20, 20, 20],
+            "10 s doubled is past the 20 s most"
+        );
+        let mut s = S::new(Timing {
+            anti_entropy: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(20),
+        });
+        s.handle(
+            Input::Met {
+                circle: 1,
+                peer: 7,
+                first: Duration::from_secs(1),
+            },
+            t0,
+        );
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for ok in [false, false, false, false, false, true] {
+            let (_, token) = opened(&s.handle(Input::Tick, now))[0];
+            end(&mut s, 7, token, ok, now);
+            let mut wait = Duration::ZERO;
+            while opened(&s.clone().handle(Input::Tick, now + wait)).is_empty() {
+                wait += Duration::from_secs(1);
+            }
+            waits.push(wait.as_secs());
+            now += wait;
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 20, 1]);
+    }
+
+    #[test]
+    fn a_sync_wanted_while_one_runs_runs_right_after_it_if_it_went_well() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        let want = Input::Wanted { circle: 1, peer: 7 };
+        let (_, token) = opened(&s.handle(want.clone(), t0))[0];
+        assert!(opened(&s.handle(want.clone(), t0)).is_empty());
+        assert_eq!(
+            end(&mut s, 7, token, true, t0),
+            [Output::Closed {
+                circle: 1,
+                peer: 7,
+                ok: true,
+                again: true
+            }]
+        );
+        // Once: the flag is spent.
+        let (_, token) = opened(&s.handle(want.clone(), t0))[0];
+        assert_eq!(
+            end(&mut s, 7, token, true, t0),
+            [Output::Closed {
+                circle: 1,
+                peer: 7,
+                ok: true,
+                again: false
+            }]
+        );
+        // A failing peer waits for its backoff instead.
+        let (_, token) = opened(&s.handle(want.clone(), t0))[0];
+        s.handle(want, t0);
+        assert_eq!(
+            end(&mut s, 7, token, false, t0),
+            [Output::Closed {
+                circle: 1,
+                peer: 7,
+                ok: false,
+                again: false
+            }]
+        );
+    }
+
+    #[test]
+    fn of_two_sessions_opened_at_once_the_smaller_ids_goes_on_and_the_other_ends_silently() {
+        let t0 = Instant::now();
+        // This device's id is the smaller: the peer's session is refused.
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        let (_, ours) = opened(&s.handle(Input::Wanted { circle: 1, peer: 7 }, t0))[0];
+        let asked = Input::Asked {
+            circle: 1,
+            peer: 7,
+            theirs_first: false,
+        };
+        assert_eq!(s.handle(asked, t0), [Output::Busy { circle: 1, peer: 7 }]);
+        assert_eq!(end(&mut s, 7, ours, true, t0).len(), 1);
+        // The peer's id is the smaller: theirs replaces ours, whose end is
+        // not recorded.
+        let (_, ours) = opened(&s.handle(Input::Wanted { circle: 1, peer: 7 }, t0))[0];
+        let asked = Input::Asked {
+            circle: 1,
+            peer: 7,
+            theirs_first: true,
+        };
+        let [Output::Admit { token: theirs, .. }] = s.handle(asked, t0)[..] else {
+            panic!("the peer's session goes on");
+        };
+        assert!(end(&mut s, 7, ours, false, t0).is_empty());
+        // A second session the peer opens while theirs runs is refused.
+        let again = Input::Asked {
+            circle: 1,
+            peer: 7,
+            theirs_first: true,
+        };
+        assert_eq!(s.handle(again, t0), [Output::Busy { circle: 1, peer: 7 }]);
+        assert_eq!(end(&mut s, 7, theirs, true, t0).len(), 1);
+        assert!(!s.syncing(1));
+    }
+
+    #[test]
+    fn a_change_brings_a_backed_off_peer_within_the_interval() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        let (_, token) = opened(&s.handle(Input::Tick, t0))[0];
+        end(&mut s, 7, token, false, t0);
+        let (_, token) = opened(&s.handle(Input::Tick, t0 + TIMING.max_backoff))[0];
+        end(&mut s, 7, token, false, t0 + TIMING.max_backoff);
+        let t1 = t0 + TIMING.max_backoff;
+        s.handle(Input::Changed { circle: 1 }, t1);
+        assert_eq!(
+            opened(&s.handle(Input::Tick, t1 + TIMING.anti_entropy)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn departed_peers_and_let_go_circles_are_not_synced() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        met(&mut s, 8, t0);
+        s.handle(Input::Gone { circle: 1, peer: 7 }, t0);
+        assert_eq!(opened(&s.handle(Input::Tick, t0)), [(8, 1)]);
+        assert!(s.syncing(1));
+        s.handle(Input::LetGo { circle: 1 }, t0);
+        assert!(!s.syncing(1));
+        assert!(
+            s.handle(Input::Wanted { circle: 1, peer: 8 }, t0)
+                .is_empty()
+        );
+        assert!(
+            s.handle(Input::Tick, t0 + TIMING.max_backoff * 10)
+                .is_empty()
+        );
+    }
+
+    /// Whatever happens, in any order: never two sessions with one peer, a
+    /// token is never reused, and every session opened or admitted is
+    /// closed at most once.
+    #[test]
+    fn one_session_per_peer_whatever_happens() {
+        use proptest::prelude::*;
+        let input =
+            (0u8..7, 0u8..3, any::<bool>(), 0u64..40).prop_map(
+                |(kind, peer, flag, n)| match kind {
+                    0 => Input::Met {
+                        circle: 1,
+                        peer,
+                        first: Duration::from_secs(1),
+                    },
+                    1 => Input::Gone { circle: 1, peer },
+                    2 => Input::Wanted { circle: 1, peer },
+                    3 => Input::Asked {
+                        circle: 1,
+                        peer,
+                        theirs_first: flag,
+                    },
+                    4 => Input::Changed { circle: 1 },
+                    5 => Input::Ended {
+                        circle: 1,
+                        peer,
+                        token: n,
+                        ok: flag,
+                    },
+                    _ => Input::Tick,
+                },
+            );
+        proptest!(|(steps in proptest::collection::vec((input, 0u64..30), 1..200))| {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut s = S::new(TIMING);
+            let mut current: BTreeMap<u8, u64> = BTreeMap::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for (input, secs) in steps {
+                now += Duration::from_secs(secs);
+                for o in s.handle(input, now) {
+                    match o {
+                        Output::Open { peer, token, .. } => {
+                            prop_assert!(!current.contains_key(&peer), "two sessions with {peer}");
+                            prop_assert!(seen.insert(token), "token {token} reused");
+                            current.insert(peer, token);
+                        }
+                        Output::Admit { peer, token, .. } => {
+                            prop_assert!(seen.insert(token), "token {token} reused");
+                            // Replacing ours is the one case of an admit while one runs.
+                            current.insert(peer, token);
+                        }
+                        Output::Busy { peer, .. } => {
+                            prop_assert!(current.contains_key(&peer), "busy with no session");
+                        }
+                        Output::Closed { peer, .. } => {
+                            prop_assert!(current.remove(&peer).is_some(), "closed twice");
+                        }
+                    }
+                }
+                let running: Vec<u8> = s.sessions().map(|(_, p, _)| p).collect();
+                prop_assert_eq!(running, current.keys().copied().collect::<Vec<_>>());
+            }
+        });
+    }
+}
