@@ -89,14 +89,10 @@ struct Served {
     sender: Option<GossipSender>,
     _reader: Option<AbortOnDropHandle<()>>,
     peers: BTreeMap<EndpointId, Peer>,
-    neighbors: BTreeSet<EndpointId>,
     /// The last reading and the heads it was read at.
     reading: Option<(Vec<roundtable_core::ChangeHash>, crate::Reading)>,
     /// Folding the log in failed at the last try.
     compact_failing: bool,
-    /// When to look for more gossip neighbours next, and the wait after that.
-    mend_at: Instant,
-    mend_every: Duration,
 }
 
 pub(crate) struct Actor {
@@ -294,8 +290,7 @@ impl Actor {
                 Some(conn) = self.incoming.recv() => self.accept(conn),
                 Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
                 _ = tick.tick() => {
-                    self.anti_entropy();
-                    self.mend_neighbourhoods();
+                    self.tick();
                     self.save_books();
                     self.compact_due();
                 }

@@ -17,10 +17,25 @@
 //!   wait that doubles from a second up to the most; a change here brings
 //!   every peer of the circle within the interval again;
 //! - **a session's end counts only for the session that is current**: one
-//!   that lost the tie-break ends without a word.
+//!   that lost the tie-break ends without a word;
+//! - **gossip neighbours of one's own**: with fewer than three (or than
+//!   the circle's other devices, if fewer), a few more devices are asked in,
+//!   two seconds after the count fell and then at doubling waits up to a
+//!   minute. Gossip's own repair cannot be left to: a device it once failed
+//!   to dial it never dials again (iroh-gossip 0.101), so in a circle joined
+//!   through one inviter most devices would hang on the inviter, or on
+//!   nobody, and their edits would travel only by sync.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+
+/// Gossip neighbours a device looks for in each circle (fewer when fewer
+/// devices are in). Gossip keeps up to five.
+const NEIGHBOURS: usize = 3;
+/// The first wait before asking for more neighbours, doubled at each try
+/// that does not bring enough, up to [`MEND_AT_MOST`].
+const MEND_FIRST: Duration = Duration::from_secs(2);
+const MEND_AT_MOST: Duration = Duration::from_secs(60);
 
 /// Which side of a session this device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +83,14 @@ pub(crate) enum Input<C, P> {
         token: u64,
         ok: bool,
     },
-    /// Time passed: peers due for anti-entropy are synced.
+    /// Gossip connected the peer as a neighbour in the circle.
+    NeighbourUp { circle: C, peer: P },
+    /// Gossip lost the peer as a neighbour in the circle.
+    NeighbourDown { circle: C, peer: P },
+    /// The circle's gossip topic was joined afresh: no neighbours yet.
+    Followed { circle: C },
+    /// Time passed: peers due for anti-entropy are synced, and circles
+    /// short of gossip neighbours ask for more.
     Tick,
 }
 
@@ -81,6 +103,13 @@ pub(crate) enum Output<C, P> {
     Admit { circle: C, peer: P, token: u64 },
     /// Refuse the peer's session: one with it is under way.
     Busy { circle: C, peer: P },
+    /// Ask `missing` of `candidates` (the circle's devices that are not
+    /// neighbours, in no particular order) to become gossip neighbours.
+    Meet {
+        circle: C,
+        candidates: Vec<P>,
+        missing: usize,
+    },
     /// The current session with the peer ended, well (`ok`) or not;
     /// `again`: something called for a sync while it ran (ask again with
     /// [`Input::Wanted`] unless there is reason not to).
@@ -99,6 +128,22 @@ struct Plan {
     again: bool,
 }
 
+/// When a circle next asks for neighbours, and the wait after that.
+#[derive(Debug, Clone)]
+struct Mend {
+    at: Instant,
+    every: Duration,
+}
+
+impl Mend {
+    fn after(now: Instant) -> Self {
+        Self {
+            at: now + MEND_FIRST,
+            every: MEND_FIRST,
+        }
+    }
+}
+
 /// The sync decisions of one node (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule<C, P> {
@@ -106,6 +151,8 @@ pub(crate) struct Schedule<C, P> {
     plans: BTreeMap<(C, P), Plan>,
     running: BTreeMap<(C, P), (u64, Role)>,
     next_token: u64,
+    neighbours: BTreeMap<C, BTreeSet<P>>,
+    mending: BTreeMap<C, Mend>,
 }
 
 impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
@@ -116,6 +163,8 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
             plans: BTreeMap::new(),
             running: BTreeMap::new(),
             next_token: 0,
+            neighbours: BTreeMap::new(),
+            mending: BTreeMap::new(),
         }
     }
 
@@ -140,6 +189,19 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
             Input::LetGo { circle } => {
                 self.plans.retain(|(c, _), _| *c != circle);
                 self.running.retain(|(c, _), _| *c != circle);
+                self.neighbours.remove(&circle);
+                self.mending.remove(&circle);
+            }
+            Input::NeighbourUp { circle, peer } => {
+                self.neighbours.entry(circle).or_default().insert(peer);
+            }
+            Input::NeighbourDown { circle, peer } => {
+                if let Some(n) = self.neighbours.get_mut(&circle) {
+                    n.remove(&peer);
+                }
+            }
+            Input::Followed { circle } => {
+                self.neighbours.remove(&circle);
             }
             Input::Wanted { circle, peer } => {
                 let key = (circle, peer);
@@ -233,9 +295,54 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                     }
                     out.push(self.open(key));
                 }
+                self.mend(now, &mut out);
             }
         }
         out
+    }
+
+    /// Asks for neighbours where a circle has fewer than it looks for.
+    fn mend(&mut self, now: Instant, out: &mut Vec<Output<C, P>>) {
+        let circles: BTreeSet<C> = self.plans.keys().map(|(c, _)| *c).collect();
+        self.mending.retain(|c, _| circles.contains(c));
+        for circle in circles {
+            let devices: Vec<P> = self
+                .plans
+                .keys()
+                .filter(|(c, _)| *c == circle)
+                .map(|(_, p)| *p)
+                .collect();
+            let neighbours = self.neighbours.get(&circle);
+            let have = neighbours.map_or(0, BTreeSet::len);
+            let want = devices.len().min(NEIGHBOURS);
+            let mend = self
+                .mending
+                .entry(circle)
+                .or_insert_with(|| Mend::after(now));
+            if have >= want {
+                *mend = Mend::after(now);
+                continue;
+            }
+            if now < mend.at {
+                continue;
+            }
+            mend.at = now + mend.every;
+            mend.every = (mend.every * 2).min(MEND_AT_MOST);
+            let candidates = devices
+                .into_iter()
+                .filter(|p| !neighbours.is_some_and(|n| n.contains(p)))
+                .collect();
+            out.push(Output::Meet {
+                circle,
+                candidates,
+                missing: want - have,
+            });
+        }
+    }
+
+    /// The circle's gossip neighbours now.
+    pub(crate) fn neighbours(&self, circle: C) -> impl Iterator<Item = P> + '_ {
+        self.neighbours.get(&circle).into_iter().flatten().copied()
     }
 
     fn token(&mut self) -> u64 {
@@ -493,6 +600,70 @@ mod tests {
         );
     }
 
+    fn meets(out: &[Output<u8, u8>]) -> Vec<(Vec<u8>, usize)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Meet {
+                    candidates,
+                    missing,
+                    ..
+                } => Some((candidates.clone(), *missing)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_circle_short_of_neighbours_asks_for_more_at_doubling_waits() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        for peer in 1..=5 {
+            met(&mut s, peer, t0);
+        }
+        s.handle(Input::NeighbourUp { circle: 1, peer: 1 }, t0);
+        // The count is first looked at on a tick; the first ask comes
+        // two seconds later, then after 2, 4, 8 ... up to 60 s.
+        assert!(meets(&s.handle(Input::Tick, t0)).is_empty());
+        let mut asked = Vec::new();
+        for secs in 1..=200 {
+            let out = s.handle(Input::Tick, t0 + Duration::from_secs(secs));
+            for (candidates, missing) in meets(&out) {
+                assert_eq!(candidates, [2, 3, 4, 5], "not the neighbour it has");
+                assert_eq!(missing, 2);
+                asked.push(secs);
+            }
+        }
+        assert_eq!(asked, [2, 4, 8, 16, 32, 64, 124, 184]);
+        // Enough neighbours: no more asking, and the waits start over.
+        s.handle(Input::NeighbourUp { circle: 1, peer: 2 }, t0);
+        s.handle(Input::NeighbourUp { circle: 1, peer: 3 }, t0);
+        let t1 = t0 + Duration::from_secs(300);
+        assert!(meets(&s.handle(Input::Tick, t1)).is_empty());
+        s.handle(Input::NeighbourDown { circle: 1, peer: 3 }, t1);
+        assert!(meets(&s.handle(Input::Tick, t1 + Duration::from_secs(1))).is_empty());
+        assert_eq!(
+            meets(&s.handle(Input::Tick, t1 + Duration::from_secs(2))),
+            [(vec![3, 4, 5], 1)]
+        );
+    }
+
+    #[test]
+    fn a_small_circle_wants_as_many_neighbours_as_it_has_devices() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 9, t0);
+        s.handle(Input::Tick, t0);
+        assert_eq!(
+            meets(&s.handle(Input::Tick, t0 + Duration::from_secs(2))),
+            [(vec![9], 1)]
+        );
+        s.handle(Input::NeighbourUp { circle: 1, peer: 9 }, t0);
+        assert!(meets(&s.handle(Input::Tick, t0 + Duration::from_secs(100))).is_empty());
+        // A new topic starts with none.
+        s.handle(Input::Followed { circle: 1 }, t0);
+        assert_eq!(s.neighbours(1).count(), 0);
+    }
+
     /// Whatever happens, in any order: never two sessions with one peer, a
     /// token is never reused, and every session opened or admitted is
     /// closed at most once.
@@ -550,6 +721,7 @@ mod tests {
                         Output::Closed { peer, .. } => {
                             prop_assert!(current.remove(&peer).is_some(), "closed twice");
                         }
+                        Output::Meet { .. } => {}
                     }
                 }
                 let running: Vec<u8> = s.sessions().map(|(_, p, _)| p).collect();

@@ -3,7 +3,6 @@
 //! (and the epoch's key with it), folding its log in, and letting go of a
 //! circle its member left.
 
-use super::gossip::MEND_FIRST;
 use super::*;
 
 impl Actor {
@@ -87,11 +86,8 @@ impl Actor {
                 sender: None,
                 _reader: None,
                 peers,
-                neighbors: BTreeSet::new(),
                 reading: None,
                 compact_failing: false,
-                mend_at: Instant::now() + MEND_FIRST,
-                mend_every: MEND_FIRST,
             },
         );
         if self.circles[&id].book.len() != kept {
@@ -132,7 +128,11 @@ impl Actor {
         };
         served.sender = None;
         served._reader = None;
-        served.neighbors.clear();
+        self.schedule
+            .handle(schedule::Input::Followed { circle: id }, now());
+        let Some(served) = self.circles.get_mut(&id) else {
+            return;
+        };
         let topic = topic_for(served.keys.active().secret(), id.as_bytes());
         let devices: Vec<EndpointId> = served.peers.keys().copied().collect();
         let net = self

@@ -5,15 +5,6 @@ use rand::seq::SliceRandom as _;
 
 use super::*;
 
-/// Gossip neighbours a device looks for in each circle (fewer when fewer
-/// devices are in). Gossip keeps up to five; three keep a small circle's
-/// neighbourhood connected when some go away.
-const NEIGHBOURS: usize = 3;
-/// The first wait before looking for more neighbours, doubled at each try
-/// that does not bring enough, up to [`MEND_AT_MOST`].
-pub(super) const MEND_FIRST: Duration = Duration::from_secs(2);
-const MEND_AT_MOST: Duration = Duration::from_secs(60);
-
 impl Actor {
     /// Gossips what changed since `before`: the changes themselves when they
     /// fit, else the new heads (peers then fetch them by sync). Either way
@@ -50,71 +41,48 @@ impl Actor {
         }
     }
 
-    /// Asks devices of the circle to become gossip neighbours wherever
-    /// this device has fewer than it looks for. Gossip's own repair cannot
-    /// be left to: a device it once failed to dial (one whose address it
-    /// did not know yet, or that was away) it never dials again, so in a
-    /// circle whose devices all joined through one inviter most are left
-    /// with the inviter as their only neighbour, or none, and their edits
-    /// travel only by sync. So this device connects to a few devices it
-    /// knows how to reach, hands gossip the connections, and asks them in.
-    pub(super) fn mend_neighbourhoods(&mut self) {
-        let now = Instant::now();
-        let mut asks = Vec::new();
-        for served in self.circles.values_mut() {
-            let want = served.peers.len().min(NEIGHBOURS);
-            if served.neighbors.len() >= want {
-                served.mend_every = MEND_FIRST;
-                served.mend_at = now + MEND_FIRST;
-                continue;
-            }
-            let Some(sender) = served.sender.clone() else {
-                continue;
-            };
-            if now < served.mend_at {
-                continue;
-            }
-            served.mend_at = now + served.mend_every;
-            served.mend_every = (served.mend_every * 2).min(MEND_AT_MOST);
-            let mut others: Vec<EndpointId> = served
-                .peers
-                .keys()
-                .filter(|p| !served.neighbors.contains(*p))
-                .copied()
-                .collect();
-            others.shuffle(&mut rand::rng());
-            asks.push((sender, others, want - served.neighbors.len()));
-        }
-        for (sender, others, missing) in asks {
-            let dialer = self.dialer.clone();
-            self.tasks.spawn(
-                async move {
-                    let mut met = Vec::new();
-                    for peer in others {
-                        if met.len() == missing {
-                            break;
-                        }
-                        if dialer.known_addr(peer).await.is_some()
-                            && dialer.connect_gossip(peer).await.is_ok()
-                        {
-                            met.push(peer);
-                        }
+    /// Asks up to `missing` of `candidates` to become gossip neighbours
+    /// in `circle` (the schedule says when a circle is short of them): this
+    /// device connects to devices it knows how to reach, in random order,
+    /// hands gossip the connections, and asks them in. Gossip would not
+    /// dial again a device it once failed to reach.
+    pub(super) fn meet(
+        &mut self,
+        circle: CircleId,
+        mut candidates: Vec<EndpointId>,
+        missing: usize,
+    ) {
+        let Some(sender) = self.circles.get(&circle).and_then(|s| s.sender.clone()) else {
+            return;
+        };
+        candidates.shuffle(&mut rand::rng());
+        let dialer = self.dialer.clone();
+        self.tasks.spawn(
+            async move {
+                let mut met = Vec::new();
+                for peer in candidates {
+                    if met.len() == missing {
+                        break;
                     }
-                    if !met.is_empty() {
-                        let _ = sender.join_peers(met).await;
+                    if dialer.known_addr(peer).await.is_some()
+                        && dialer.connect_gossip(peer).await.is_ok()
+                    {
+                        met.push(peer);
                     }
                 }
-                .instrument(self.span.clone()),
-            );
-        }
+                if !met.is_empty() {
+                    let _ = sender.join_peers(met).await;
+                }
+            }
+            .instrument(self.span.clone()),
+        );
     }
 
     pub(super) async fn on_gossip(&mut self, circle: CircleId, ev: GossipEvent) {
         match ev {
             GossipEvent::NeighborUp(peer) => {
-                if let Some(s) = self.circles.get_mut(&circle) {
-                    s.neighbors.insert(peer);
-                }
+                self.schedule
+                    .handle(schedule::Input::NeighbourUp { circle, peer }, now());
                 if tracing::enabled!(tracing::Level::INFO) {
                     info!(%circle, "{} is connected", self.who(circle, peer));
                 }
@@ -126,9 +94,8 @@ impl Actor {
                 self.start_sync(circle, peer);
             }
             GossipEvent::NeighborDown(peer) => {
-                if let Some(s) = self.circles.get_mut(&circle) {
-                    s.neighbors.remove(&peer);
-                }
+                self.schedule
+                    .handle(schedule::Input::NeighbourDown { circle, peer }, now());
                 self.emit(Event::PeerDown {
                     circle,
                     peer: device_of(peer),
@@ -139,11 +106,7 @@ impl Actor {
                     .await
             }
             GossipEvent::Lagged => {
-                let peers: Vec<EndpointId> = self
-                    .circles
-                    .get(&circle)
-                    .map(|s| s.neighbors.iter().copied().collect())
-                    .unwrap_or_default();
+                let peers: Vec<EndpointId> = self.schedule.neighbours(circle).collect();
                 for p in peers {
                     self.start_sync(circle, p);
                 }

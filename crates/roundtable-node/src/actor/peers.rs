@@ -11,6 +11,7 @@ impl Actor {
             .iter()
             .map(|(id, s)| {
                 let circle = s.store.circle();
+                let neighbours: BTreeSet<EndpointId> = self.schedule.neighbours(*id).collect();
                 let view = circle.view();
                 let owner = |d: &DeviceId| {
                     view.members
@@ -29,7 +30,7 @@ impl Actor {
                             member,
                             name,
                             device_name,
-                            connected: s.neighbors.contains(peer),
+                            connected: neighbours.contains(peer),
                             has_all_our_changes: circle.peer_has_everything(&p.sync),
                             last_synced: p.last_synced,
                         })
@@ -39,7 +40,7 @@ impl Actor {
                     id: *id,
                     name: circle.name(),
                     epoch: s.keys.epoch(),
-                    connected: s.neighbors.iter().map(|p| device_of(*p)).collect(),
+                    connected: neighbours.iter().map(|p| device_of(*p)).collect(),
                     devices,
                 }
             })

@@ -108,31 +108,42 @@ impl Actor {
         let outputs = self
             .schedule
             .handle(schedule::Input::Wanted { circle, peer }, now());
-        self.open_sessions(outputs);
+        self.carry_out(outputs);
     }
 
-    /// Syncs with the peers due for anti-entropy.
-    pub(super) fn anti_entropy(&mut self) {
+    /// Time passed: syncs with the peers due for anti-entropy, and asks
+    /// for gossip neighbours where a circle is short of them.
+    pub(super) fn tick(&mut self) {
         let outputs = self.schedule.handle(schedule::Input::Tick, now());
-        self.open_sessions(outputs);
+        self.carry_out(outputs);
     }
 
-    /// Opens the sessions the schedule said to open.
-    fn open_sessions(&mut self, outputs: Vec<schedule::Output<CircleId, EndpointId>>) {
+    /// Carries out what the schedule said: opens sessions, asks for
+    /// neighbours. (Admitting and closing are answered where they are asked.)
+    fn carry_out(&mut self, outputs: Vec<schedule::Output<CircleId, EndpointId>>) {
         for output in outputs {
-            if let schedule::Output::Open {
-                circle,
-                peer,
-                token,
-            } = output
-            {
-                self.begin_session(circle, peer);
-                let dialer = self.dialer.clone();
-                let tx = self.tx.clone();
-                self.tasks.spawn(
-                    session::sync_as_opener(dialer, tx, circle, peer, token)
-                        .instrument(self.span.clone()),
-                );
+            match output {
+                schedule::Output::Open {
+                    circle,
+                    peer,
+                    token,
+                } => {
+                    self.begin_session(circle, peer);
+                    let dialer = self.dialer.clone();
+                    let tx = self.tx.clone();
+                    self.tasks.spawn(
+                        session::sync_as_opener(dialer, tx, circle, peer, token)
+                            .instrument(self.span.clone()),
+                    );
+                }
+                schedule::Output::Meet {
+                    circle,
+                    candidates,
+                    missing,
+                } => self.meet(circle, candidates, missing),
+                schedule::Output::Admit { .. }
+                | schedule::Output::Busy { .. }
+                | schedule::Output::Closed { .. } => {}
             }
         }
     }
