@@ -25,9 +25,9 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, debug, error_span, info, warn};
 
-use crate::handle::{NodeHandle, Request, SyncRefusal};
+use crate::handle::{NodeHandle, Request};
 use crate::schedule::{self, Schedule, Timing};
-use crate::session::{self, Welcome};
+use crate::session::{self, SessionRequest, SyncRefusal, Welcome};
 use crate::{CircleStatus, DeviceStatus, Event, NodeConfig, NodeError, Status};
 
 mod circles;
@@ -112,8 +112,11 @@ pub(crate) struct Actor {
     unopened: BTreeMap<CircleId, String>,
     /// Circles whose head book changed since it was last written.
     unsaved_books: BTreeSet<CircleId>,
-    tx: mpsc::Sender<Request>,
+    /// What the node's handles ask (the public API).
     rx: mpsc::Receiver<Request>,
+    /// What sessions and other tasks ask; they get `sessions_tx`.
+    sessions_tx: mpsc::Sender<SessionRequest>,
+    sessions_rx: mpsc::Receiver<SessionRequest>,
     incoming: mpsc::Receiver<Incoming>,
     gossip_tx: mpsc::Sender<(CircleId, GossipEvent)>,
     gossip_rx: mpsc::Receiver<(CircleId, GossipEvent)>,
@@ -194,6 +197,7 @@ impl Actor {
         let lock = home.lock("roundtable up")?;
         let (me, _) = home.ensure_identity(&lock)?;
         let (tx, rx) = mpsc::channel(256);
+        let (sessions_tx, sessions_rx) = mpsc::channel(256);
         let (incoming_tx, incoming) = mpsc::channel(64);
         let (gossip_tx, gossip_rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(1024);
@@ -222,8 +226,9 @@ impl Actor {
             circles: BTreeMap::new(),
             unopened: BTreeMap::new(),
             unsaved_books: BTreeSet::new(),
-            tx: tx.clone(),
             rx,
+            sessions_tx,
+            sessions_rx,
             incoming,
             gossip_tx,
             gossip_rx,
@@ -282,6 +287,7 @@ impl Actor {
                     }
                     self.handle(req).await;
                 }
+                Some(req) = self.sessions_rx.recv() => self.handle_session(req).await,
                 _ = &mut self.node_gone => {
                     info!("the node was dropped without a shutdown: stopping");
                     self.shutdown().await;
@@ -314,7 +320,7 @@ impl Actor {
     /// everyone) already has as many open as we serve at once: then the
     /// connection is closed at once, before anything is read from it.
     fn accept(&mut self, conn: Incoming) {
-        let tx = self.tx.clone();
+        let tx = self.sessions_tx.clone();
         match conn {
             Incoming::Sync(conn) => {
                 let peer = conn.remote_id();
@@ -470,21 +476,28 @@ impl Actor {
             Request::Identity(reply) => {
                 let _ = reply.send((self.me.device.id(), self.me.member.id()));
             }
-            Request::SyncAdmit {
+            Request::Shutdown(_) => {}
+        }
+    }
+
+    /// Answers what a session (or another of the node's tasks) asks.
+    async fn handle_session(&mut self, req: SessionRequest) {
+        match req {
+            SessionRequest::SyncAdmit {
                 circle,
                 peer,
                 reply,
             } => {
                 let _ = reply.send(self.admit_sync(circle, peer));
             }
-            Request::SyncGenerate {
+            SessionRequest::SyncGenerate {
                 circle,
                 peer,
                 reply,
             } => {
                 let _ = reply.send(self.sync_generate(circle, peer));
             }
-            Request::SyncReceive {
+            SessionRequest::SyncReceive {
                 circle,
                 peer,
                 heads,
@@ -496,7 +509,7 @@ impl Actor {
                         .await,
                 );
             }
-            Request::SyncKeyOut {
+            SessionRequest::SyncKeyOut {
                 circle,
                 peer,
                 reply,
@@ -508,19 +521,19 @@ impl Actor {
                     .and_then(|s| s.keys.offer());
                 let _ = reply.send(offer);
             }
-            Request::SyncKeyIn {
+            SessionRequest::SyncKeyIn {
                 circle,
                 peer,
                 offer,
             } => self.key_in(circle, peer, &offer).await,
-            Request::SyncEnd {
+            SessionRequest::SyncEnd {
                 circle,
                 peer,
                 token,
                 ok,
                 refused,
             } => self.sync_end(circle, peer, token, ok, refused),
-            Request::JoinServe {
+            SessionRequest::JoinServe {
                 request,
                 peer,
                 reply,
@@ -528,8 +541,7 @@ impl Actor {
                 let answer = self.serve_join(request, peer).await;
                 let _ = reply.send(answer);
             }
-            Request::Remember(addr) => self.save_address(addr),
-            Request::Shutdown(_) => {}
+            SessionRequest::Remember(addr) => self.save_address(addr),
         }
     }
 

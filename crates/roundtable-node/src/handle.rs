@@ -1,10 +1,7 @@
 //! The node and its cloneable handle.
 
-use roundtable_core::wire::JoinRequest;
-use roundtable_core::{
-    CircleId, DeviceId, EntityId, InviteKind, KeyOffer, MemberId, Op, SignedHead, Timestamp,
-};
-use roundtable_net::{CircleTicket, Dialer, EndpointAddr, EndpointId};
+use roundtable_core::{CircleId, DeviceId, EntityId, InviteKind, MemberId, Op, Timestamp};
+use roundtable_net::{CircleTicket, Dialer, EndpointAddr};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -12,7 +9,8 @@ use crate::actor::Actor;
 use crate::session::Welcome;
 use crate::{Event, NodeConfig, NodeError, Status};
 
-/// What the handle asks of the actor.
+/// What the handle asks of the actor: the node's public API. (What
+/// sessions and other tasks ask is [`crate::session::SessionRequest`].)
 #[derive(Debug)]
 pub(crate) enum Request {
     Circles(oneshot::Sender<Vec<(CircleId, String)>>),
@@ -59,71 +57,7 @@ pub(crate) enum Request {
     Status(oneshot::Sender<Status>),
     Addr(oneshot::Sender<EndpointAddr>),
     Identity(oneshot::Sender<(DeviceId, MemberId)>),
-    // From session tasks.
-    /// Returns the session's token, or why not.
-    SyncAdmit {
-        circle: CircleId,
-        peer: EndpointId,
-        reply: oneshot::Sender<Result<u64, SyncRefusal>>,
-    },
-    SyncGenerate {
-        circle: CircleId,
-        peer: EndpointId,
-        reply: oneshot::Sender<(Vec<SignedHead>, Option<Vec<u8>>)>,
-    },
-    SyncReceive {
-        circle: CircleId,
-        peer: EndpointId,
-        heads: Vec<SignedHead>,
-        msg: Option<Vec<u8>>,
-        reply: oneshot::Sender<Result<(), SyncRefusal>>,
-    },
-    /// The key to hand a peer after the rounds, if it is still admitted.
-    SyncKeyOut {
-        circle: CircleId,
-        peer: EndpointId,
-        reply: oneshot::Sender<Option<KeyOffer>>,
-    },
-    /// A key a peer handed over.
-    SyncKeyIn {
-        circle: CircleId,
-        peer: EndpointId,
-        offer: KeyOffer,
-    },
-    SyncEnd {
-        circle: CircleId,
-        peer: EndpointId,
-        token: u64,
-        ok: bool,
-        /// The peer closed us out as not admitted (it knows we departed).
-        refused: bool,
-    },
-    JoinServe {
-        request: JoinRequest,
-        peer: EndpointId,
-        reply: oneshot::Sender<roundtable_core::wire::JoinReply>,
-    },
-    /// Where a peer was reached, for the address book.
-    Remember(EndpointAddr),
     Shutdown(oneshot::Sender<()>),
-}
-
-/// Why the actor will not go on with a sync session: said to the peer
-/// when it opened the session, else the session ends with it.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SyncRefusal {
-    /// This node does not serve the circle.
-    #[error("this device does not hold that circle")]
-    UnknownCircle,
-    /// The peer's device is not admitted to the circle.
-    #[error("your device is not admitted to this circle")]
-    NotAdmitted,
-    /// A session with the peer is under way already.
-    #[error("busy: a sync with you is already under way")]
-    Busy,
-    /// What the peer sent could not be applied or kept.
-    #[error("what you sent does not apply: {0}")]
-    DoesNotApply(#[from] roundtable_store::StoreError),
 }
 
 /// A cheap, cloneable way to talk to a running node.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame, WelcomeCircle};
-use roundtable_core::{CircleId, SignedHead};
+use roundtable_core::{CircleId, KeyOffer, SignedHead};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,
@@ -17,7 +17,6 @@ use tokio::time::timeout;
 use tracing::debug;
 
 use crate::NodeError;
-use crate::handle::Request;
 
 /// The longest wait for any one step of a session.
 const STEP: Duration = Duration::from_secs(20);
@@ -36,6 +35,75 @@ pub struct Welcome {
     pub circles: Vec<WelcomeCircle>,
     /// For a paired device: its member's key.
     pub member_key: Option<[u8; 32]>,
+}
+
+/// What sessions (and the node's other tasks) ask of the actor, apart
+/// from the public API the handle speaks ([`crate::handle::Request`]).
+#[derive(Debug)]
+pub(crate) enum SessionRequest {
+    /// Returns the session's token, or why not.
+    SyncAdmit {
+        circle: CircleId,
+        peer: EndpointId,
+        reply: oneshot::Sender<Result<u64, SyncRefusal>>,
+    },
+    SyncGenerate {
+        circle: CircleId,
+        peer: EndpointId,
+        reply: oneshot::Sender<(Vec<SignedHead>, Option<Vec<u8>>)>,
+    },
+    SyncReceive {
+        circle: CircleId,
+        peer: EndpointId,
+        heads: Vec<SignedHead>,
+        msg: Option<Vec<u8>>,
+        reply: oneshot::Sender<Result<(), SyncRefusal>>,
+    },
+    /// The key to hand a peer after the rounds, if it is still admitted.
+    SyncKeyOut {
+        circle: CircleId,
+        peer: EndpointId,
+        reply: oneshot::Sender<Option<KeyOffer>>,
+    },
+    /// A key a peer handed over.
+    SyncKeyIn {
+        circle: CircleId,
+        peer: EndpointId,
+        offer: KeyOffer,
+    },
+    SyncEnd {
+        circle: CircleId,
+        peer: EndpointId,
+        token: u64,
+        ok: bool,
+        /// The peer closed us out as not admitted (it knows we departed).
+        refused: bool,
+    },
+    JoinServe {
+        request: JoinRequest,
+        peer: EndpointId,
+        reply: oneshot::Sender<roundtable_core::wire::JoinReply>,
+    },
+    /// Where a peer was reached, for the address book.
+    Remember(EndpointAddr),
+}
+
+/// Why the actor will not go on with a sync session: said to the peer
+/// when it opened the session, else the session ends with it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SyncRefusal {
+    /// This node does not serve the circle.
+    #[error("this device does not hold that circle")]
+    UnknownCircle,
+    /// The peer's device is not admitted to the circle.
+    #[error("your device is not admitted to this circle")]
+    NotAdmitted,
+    /// A session with the peer is under way already.
+    #[error("busy: a sync with you is already under way")]
+    Busy,
+    /// What the peer sent could not be applied or kept.
+    #[error("what you sent does not apply: {0}")]
+    DoesNotApply(#[from] roundtable_store::StoreError),
 }
 
 type Send = roundtable_net::framing::SendHalf;
@@ -68,8 +136,8 @@ async fn recv_frame_of(recv: &mut Recv, max: usize) -> Result<SyncFrame, NodeErr
 }
 
 async fn ask<T>(
-    actor: &mpsc::Sender<Request>,
-    make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    actor: &mpsc::Sender<SessionRequest>,
+    make: impl FnOnce(oneshot::Sender<T>) -> SessionRequest,
 ) -> Result<T, NodeError> {
     let (reply, rx) = oneshot::channel();
     actor
@@ -82,7 +150,7 @@ async fn ask<T>(
 /// Opens a sync session with `peer` for `circle`, and tells the actor how it ended.
 pub(crate) async fn sync_as_opener(
     dialer: Dialer,
-    actor: mpsc::Sender<Request>,
+    actor: mpsc::Sender<SessionRequest>,
     circle: CircleId,
     peer: EndpointId,
     token: u64,
@@ -96,7 +164,7 @@ pub(crate) async fn sync_as_opener(
 
 /// Tells the actor how a session ended.
 async fn end(
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     circle: CircleId,
     peer: EndpointId,
     token: u64,
@@ -108,7 +176,7 @@ async fn end(
     }
     let ok = result.is_ok();
     let _ = actor
-        .send(Request::SyncEnd {
+        .send(SessionRequest::SyncEnd {
             circle,
             peer,
             token,
@@ -120,7 +188,7 @@ async fn end(
 
 async fn open_sync(
     dialer: &Dialer,
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     circle: CircleId,
     peer: EndpointId,
     slot: &mut Option<Connection>,
@@ -163,7 +231,7 @@ async fn open_sync(
 }
 
 /// Answers a sync session a peer opened.
-pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Request>) {
+pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<SessionRequest>) {
     let peer = conn.remote_id();
     let mut admitted = None;
     let result = answer_sync(&conn, &actor, peer, &mut admitted).await;
@@ -179,7 +247,7 @@ pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Reque
 
 async fn answer_sync(
     conn: &Connection,
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     peer: EndpointId,
     admitted: &mut Option<(CircleId, u64)>,
 ) -> Result<(), NodeError> {
@@ -190,7 +258,7 @@ async fn answer_sync(
         ));
     };
     let circle = CircleId::from_bytes(circle);
-    let admit = ask(actor, |reply| Request::SyncAdmit {
+    let admit = ask(actor, |reply| SessionRequest::SyncAdmit {
         circle,
         peer,
         reply,
@@ -216,11 +284,11 @@ async fn answer_sync(
 
 /// The opener's first round, made before the answerer has said Ready.
 async fn opening_round(
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     circle: CircleId,
     peer: EndpointId,
 ) -> Result<SyncFrame, NodeError> {
-    let (heads, msg) = ask(actor, |reply| Request::SyncGenerate {
+    let (heads, msg) = ask(actor, |reply| SessionRequest::SyncGenerate {
         circle,
         peer,
         reply,
@@ -237,7 +305,7 @@ async fn opening_round(
 /// waits for the other's key before sending its own, so the answerer's
 /// rides right behind its last round and the keys cost no round trip.
 async fn rounds(
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     circle: CircleId,
     peer: EndpointId,
     send: &mut Send,
@@ -246,7 +314,7 @@ async fn rounds(
 ) -> Result<(), NodeError> {
     let opener = sent.is_some();
     let generate = || {
-        ask(actor, move |reply| Request::SyncGenerate {
+        ask(actor, move |reply| SessionRequest::SyncGenerate {
             circle,
             peer,
             reply,
@@ -285,7 +353,7 @@ async fn rounds(
     if !settled {
         return Err(NodeError::Protocol("sync did not converge".into()));
     }
-    let key_out = ask(actor, |reply| Request::SyncKeyOut {
+    let key_out = ask(actor, |reply| SessionRequest::SyncKeyOut {
         circle,
         peer,
         reply,
@@ -295,7 +363,7 @@ async fn rounds(
     match recv_frame(recv).await? {
         SyncFrame::Keys(Some(offer)) => {
             let _ = actor
-                .send(Request::SyncKeyIn {
+                .send(SessionRequest::SyncKeyIn {
                     circle,
                     peer,
                     offer,
@@ -332,7 +400,7 @@ fn expect_round(frame: SyncFrame) -> Result<(Vec<SignedHead>, Option<Vec<u8>>), 
 }
 
 async fn receive(
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     circle: CircleId,
     peer: EndpointId,
     (heads, msg): (Vec<SignedHead>, Option<Vec<u8>>),
@@ -340,7 +408,7 @@ async fn receive(
     if heads.is_empty() && msg.is_none() {
         return Ok(());
     }
-    ask(actor, |reply| Request::SyncReceive {
+    ask(actor, |reply| SessionRequest::SyncReceive {
         circle,
         peer,
         heads,
@@ -352,7 +420,7 @@ async fn receive(
 }
 
 /// Serves a device redeeming an invite.
-pub(crate) async fn serve_join(conn: Connection, actor: mpsc::Sender<Request>) {
+pub(crate) async fn serve_join(conn: Connection, actor: mpsc::Sender<SessionRequest>) {
     let peer = conn.remote_id();
     if let Err(e) = answer_join(&conn, &actor, peer).await {
         debug!(peer = %peer.fmt_short(), "join did not complete: {e}");
@@ -361,7 +429,7 @@ pub(crate) async fn serve_join(conn: Connection, actor: mpsc::Sender<Request>) {
 
 async fn answer_join(
     conn: &Connection,
-    actor: &mpsc::Sender<Request>,
+    actor: &mpsc::Sender<SessionRequest>,
     peer: EndpointId,
 ) -> Result<(), NodeError> {
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
@@ -370,7 +438,7 @@ async fn answer_join(
         .ok_or_else(|| NodeError::Protocol("no join request".into()))?;
     let reply = match wire::decode::<JoinRequest>(&bytes) {
         Ok(request) => {
-            ask(actor, |reply| Request::JoinServe {
+            ask(actor, |reply| SessionRequest::JoinServe {
                 request,
                 peer,
                 reply,

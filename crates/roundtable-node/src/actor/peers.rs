@@ -101,11 +101,11 @@ impl Actor {
     /// address book so the next run can dial it before anyone else speaks.
     pub(super) fn remember_addr(&mut self, peer: EndpointId) {
         let dialer = self.dialer.clone();
-        let tx = self.tx.clone();
+        let tx = self.sessions_tx.clone();
         self.tasks.spawn(
             async move {
                 if let Some(addr) = dialer.known_addr(peer).await {
-                    let _ = tx.send(Request::Remember(addr)).await;
+                    let _ = tx.send(SessionRequest::Remember(addr)).await;
                 }
             }
             .instrument(self.span.clone()),

@@ -130,7 +130,7 @@ impl Actor {
                 } => {
                     self.begin_session(circle, peer);
                     let dialer = self.dialer.clone();
-                    let tx = self.tx.clone();
+                    let tx = self.sessions_tx.clone();
                     self.tasks.spawn(
                         session::sync_as_opener(dialer, tx, circle, peer, token)
                             .instrument(self.span.clone()),
