@@ -58,7 +58,8 @@ pub(crate) struct Timing {
 /// What happened, as the actor tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Input<C, P> {
-    /// A peer to sync with in a circle: first due after `first`.
+    /// A peer to sync with in a circle: due at the next tick, its
+    /// backoff starting from `first`.
     Met { circle: C, peer: P, first: Duration },
     /// A peer no longer to sync with in a circle (it departed).
     Gone { circle: C, peer: P },
