@@ -7,8 +7,8 @@ use jiff::tz::TimeZone;
 use roundtable_core::feed::{Entry, timeline};
 use roundtable_core::quiet::{Quiet, SteppingBack};
 use roundtable_core::view::{CircleView, Gathering, Reply};
-use roundtable_core::{Answer, Circle, CircleId, EntityId, Mood, RequestKind, Timestamp, dates};
-use roundtable_store::{Identity, Repaired};
+use roundtable_core::{EntityId, Mood, RequestKind, Timestamp, dates};
+use roundtable_store::Identity;
 use serde_json::json;
 
 mod feed;
@@ -89,55 +89,6 @@ pub(crate) fn identity(me: &Identity, created: bool, as_json: bool) -> Result<()
     Ok(())
 }
 
-pub(crate) fn circle_list(
-    rows: &[(CircleId, Result<Circle, String>)],
-    as_json: bool,
-) -> Result<()> {
-    if as_json {
-        let items: Vec<_> = rows
-            .iter()
-            .map(|(id, c)| match c {
-                Ok(c) => {
-                    let v = c.view();
-                    json!({
-                        "id": id.to_string(),
-                        "name": v.circle.name,
-                        "members": roundtable_core::Membership::from_view(&v)
-                            .members
-                            .iter()
-                            .map(|m| v.name_of(m))
-                            .collect::<Vec<_>>(),
-                    })
-                }
-                Err(e) => json!({ "id": id.to_string(), "error": e }),
-            })
-            .collect();
-        return json(&serde_json::Value::Array(items));
-    }
-    if rows.is_empty() {
-        println!(
-            "You are in no circle yet. Start one: roundtable circle create NAME --as YOUR_NAME"
-        );
-    }
-    for (id, c) in rows {
-        match c {
-            Ok(c) => {
-                let v = c.view();
-                let current = roundtable_core::Membership::from_view(&v).members;
-                let names: Vec<String> = current.iter().map(|m| v.name_of(m)).collect();
-                println!(
-                    "{}  {}  ({})",
-                    id.fmt_short(),
-                    v.circle.name,
-                    names.join(", ")
-                );
-            }
-            Err(e) => println!("{}  cannot be read: {e}", id.fmt_short()),
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
     let membership = roundtable_core::Membership::from_view(view);
     let mut people: Vec<_> = view.members.iter().collect();
@@ -212,12 +163,6 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// A gathering's start in this computer's time: "Tue 1 Dec, 19:00", and
-/// where it happens in another zone, its own time there too.
-fn starts(gathering: &Gathering) -> String {
-    dates::starts_words(gathering, Timestamp::now(), &TimeZone::system())
-}
-
 pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Result<()> {
     if as_json {
         return json(&serde_json::to_value(quiet)?);
@@ -244,80 +189,6 @@ pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Re
     Ok(())
 }
 
-pub(crate) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
-    let items = view.upcoming(now);
-    if as_json {
-        let out: Vec<_> = items
-            .iter()
-            .map(|(id, gathering)| {
-                let mut v = serde_json::to_value(gathering).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("id".into(), json!(id.to_string()));
-                }
-                v
-            })
-            .collect();
-        return json(&serde_json::Value::Array(out));
-    }
-    if items.is_empty() {
-        println!(
-            "Nothing on the calendar. Propose one: roundtable gathering new TITLE --at \"2026-12-01 19:00\""
-        );
-        return Ok(());
-    }
-    for (id, gathering) in items {
-        println!("{}  [{}]", gathering.title, short(id));
-        println!(
-            "  {}{}",
-            starts(gathering),
-            if gathering.place.is_empty() {
-                String::new()
-            } else {
-                format!(", at {}", gathering.place)
-            }
-        );
-        let hosts: Vec<String> = gathering.hosts.keys().map(|h| view.name_of(h)).collect();
-        println!("  hosted by {}", hosts.join(" and "));
-        for answer in [Answer::Yes, Answer::Maybe, Answer::No] {
-            let who: Vec<String> = gathering
-                .rsvps
-                .iter()
-                .filter(|(_, r)| r.answer == answer)
-                .map(|(m, r)| {
-                    if r.note.is_empty() {
-                        view.name_of(m)
-                    } else {
-                        format!("{} (\"{}\")", view.name_of(m), r.note)
-                    }
-                })
-                .collect();
-            if !who.is_empty() {
-                let label = match answer {
-                    Answer::Yes => "coming",
-                    Answer::Maybe => "maybe",
-                    Answer::No => "can't make it",
-                };
-                println!("  {label}: {}", who.join(", "));
-            }
-        }
-        for (did, d) in &gathering.dishes {
-            let diet = if d.dietary.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", d.dietary)
-            };
-            println!(
-                "  {} brings {}{diet}  [{}]",
-                view.name_of(&d.author),
-                d.dish,
-                short(did)
-            );
-        }
-        println!();
-    }
-    Ok(())
-}
-
 pub(crate) fn show(view: &CircleView, as_json: bool) -> Result<()> {
     if as_json {
         print!("{}", view.to_canonical_json());
@@ -334,36 +205,7 @@ pub(crate) fn show(view: &CircleView, as_json: bool) -> Result<()> {
     feed(view, usize::MAX, Timestamp::now(), false)
 }
 
-pub(crate) fn repaired(id: CircleId, r: &Repaired, as_json: bool) -> Result<()> {
-    if as_json {
-        return json(&json!({
-            "circle": id.to_string(),
-            "set_aside": r.set_aside.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "changes_kept": r.changes_kept,
-            "changes_missing": r.changes_missing,
-        }));
-    }
-    if r.set_aside.is_empty() {
-        println!("Nothing needed repair.");
-        return Ok(());
-    }
-    for p in &r.set_aside {
-        println!("Kept the damaged file aside: {}", p.display());
-    }
-    println!(
-        "Recovered every change that verifies ({} kept).",
-        r.changes_kept
-    );
-    if r.changes_missing > 0 {
-        println!(
-            "{} changes could not be recovered here; other members' devices may still have them and will send them when you sync.",
-            r.changes_missing
-        );
-    }
-    Ok(())
-}
-
-fn short(id: &EntityId) -> String {
+pub(crate) fn short(id: &EntityId) -> String {
     id.to_string()[..6].to_owned()
 }
 
@@ -376,12 +218,12 @@ pub(crate) fn local_day(t: Timestamp) -> String {
 }
 
 /// "Tue 8 Dec" in this computer's time zone (with the year when not this year's).
-fn day(t: Timestamp) -> String {
+pub(crate) fn day(t: Timestamp) -> String {
     dates::day_words(t, Timestamp::now(), &TimeZone::system())
 }
 
 /// "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", or a date.
-fn ago(t: Timestamp, now: Timestamp) -> String {
+pub(crate) fn ago(t: Timestamp, now: Timestamp) -> String {
     dates::ago(t, now, &TimeZone::system())
 }
 
@@ -429,152 +271,8 @@ pub(crate) fn qr(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// The circle's invites.
-pub(crate) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
-    let mut list: Vec<_> = view.invites.iter().collect();
-    list.sort_by_key(|(id, i)| (i.at, **id));
-    let state = |i: &roundtable_core::view::Invite| i.state(now).as_str();
-    if as_json {
-        let items: Vec<_> = list
-            .iter()
-            .map(|(id, i)| {
-                json!({
-                    "id": id.to_string(),
-                    "by": i.by.to_string(),
-                    "kind": i.kind.as_str(),
-                    "expires_at": i.expires_at,
-                    "uses": i.uses,
-                    "used": i.redeemed.len(),
-                    "state": state(i),
-                })
-            })
-            .collect();
-        return json(&serde_json::Value::Array(items));
-    }
-    if list.is_empty() {
-        println!("No invites yet. `roundtable invite` makes one.");
-    }
-    for (id, i) in list {
-        println!(
-            "{}  {} by {}, {} of {} used, expires {}  [{}]",
-            short(id),
-            i.kind.as_str(),
-            view.name_of(&i.by),
-            i.redeemed.len(),
-            i.uses,
-            dates::words(i.expires_at, now, &TimeZone::system()),
-            state(i)
-        );
-    }
-    Ok(())
-}
-
-/// This member's devices.
-pub(crate) fn devices(
-    view: &CircleView,
-    membership: &roundtable_core::Membership,
-    me: &Identity,
-    as_json: bool,
-) -> Result<()> {
-    let mine = view
-        .members
-        .get(&me.member.id())
-        .map(|m| m.devices.clone())
-        .unwrap_or_default();
-    let this = me.device.id();
-    if as_json {
-        let items: Vec<_> = mine
-            .iter()
-            .map(|(d, info)| {
-                json!({
-                    "id": d.to_string(),
-                    "name": info.name,
-                    "added_at": info.added_at,
-                    "this_device": *d == this,
-                    "revoked": membership.revoked.contains(d),
-                })
-            })
-            .collect();
-        return json(&serde_json::Value::Array(items));
-    }
-    for (d, info) in &mine {
-        let mut notes = Vec::new();
-        if *d == this {
-            notes.push("this device");
-        }
-        if membership.revoked.contains(d) {
-            notes.push("revoked");
-        }
-        let notes = if notes.is_empty() {
-            String::new()
-        } else {
-            format!("  [{}]", notes.join(", "))
-        };
-        let name = if info.name.is_empty() {
-            "(unnamed)"
-        } else {
-            info.name.as_str()
-        };
-        println!(
-            "{name}  {}  added {}{notes}",
-            d.fmt_short(),
-            day(info.added_at)
-        );
-    }
-    Ok(())
-}
-
-/// Proposals to remove someone, and where each stands.
-pub(crate) fn proposals(
-    view: &CircleView,
-    membership: &roundtable_core::Membership,
-    as_json: bool,
-) -> Result<()> {
-    let names = |ids: &std::collections::BTreeSet<roundtable_core::MemberId>| {
-        ids.iter().map(|m| view.name_of(m)).collect::<Vec<_>>()
-    };
-    if as_json {
-        let items: Vec<_> = membership
-            .proposals
-            .values()
-            .map(|p| {
-                json!({
-                    "id": p.id.to_string(),
-                    "target": p.target.to_string(),
-                    "by": p.by.to_string(),
-                    "reason": p.reason,
-                    "state": p.state.as_str(),
-                    "consents": p.consents.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                    "electorate": p.electorate.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                    "needed": p.needed,
-                })
-            })
-            .collect();
-        return json(&json!({ "epoch": membership.epoch, "proposals": items }));
-    }
-    if membership.proposals.is_empty() {
-        println!(
-            "No proposals. {}",
-            roundtable_core::membership::REMOVAL_RULE
-        );
-    }
-    for p in membership.proposals.values() {
-        println!(
-            "{}  remove {}, proposed by {}  [{}]",
-            short(&p.id),
-            view.name_of(&p.target),
-            view.name_of(&p.by),
-            p.state.as_str()
-        );
-        if !p.reason.is_empty() {
-            println!("    \"{}\"", p.reason);
-        }
-        println!(
-            "    {} of {} consents needed: {}",
-            p.consents.len(),
-            p.needed,
-            names(&p.consents).join(", ")
-        );
-    }
-    Ok(())
+/// A gathering's start in this computer's time: "Tue 1 Dec, 19:00", and
+/// where it happens in another zone, its own time there too.
+pub(crate) fn starts(gathering: &Gathering) -> String {
+    dates::starts_words(gathering, Timestamp::now(), &TimeZone::system())
 }

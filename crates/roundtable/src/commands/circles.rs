@@ -1,6 +1,9 @@
 //! This device's circles: starting, listing, leaving and repairing one,
 //! and naming the device in them.
 
+use roundtable_store::Repaired;
+use serde_json::json;
+
 use super::*;
 
 // What can be done with this device's circles.
@@ -214,7 +217,7 @@ pub(super) fn list(backend: &Backend, global: &Global) -> Result<()> {
     for id in backend.circle_ids()? {
         rows.push((id, backend.read_circle(id).map_err(|e| format!("{e:#}"))));
     }
-    render::circle_list(&rows, global.json)
+    circle_list(&rows, global.json)
 }
 
 pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
@@ -227,5 +230,85 @@ pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
     let lock = home.lock("roundtable repair")?;
     let id = select(backend, global)?;
     let report = home.repair_circle(&lock, id)?;
-    render::repaired(id, &report, global.json)
+    repaired(id, &report, global.json)
+}
+
+// --- how it looks ---
+
+pub(super) fn circle_list(
+    rows: &[(CircleId, Result<Circle, String>)],
+    as_json: bool,
+) -> Result<()> {
+    if as_json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(id, c)| match c {
+                Ok(c) => {
+                    let v = c.view();
+                    json!({
+                        "id": id.to_string(),
+                        "name": v.circle.name,
+                        "members": roundtable_core::Membership::from_view(&v)
+                            .members
+                            .iter()
+                            .map(|m| v.name_of(m))
+                            .collect::<Vec<_>>(),
+                    })
+                }
+                Err(e) => json!({ "id": id.to_string(), "error": e }),
+            })
+            .collect();
+        return render::json(&serde_json::Value::Array(items));
+    }
+    if rows.is_empty() {
+        println!(
+            "You are in no circle yet. Start one: roundtable circle create NAME --as YOUR_NAME"
+        );
+    }
+    for (id, c) in rows {
+        match c {
+            Ok(c) => {
+                let v = c.view();
+                let current = roundtable_core::Membership::from_view(&v).members;
+                let names: Vec<String> = current.iter().map(|m| v.name_of(m)).collect();
+                println!(
+                    "{}  {}  ({})",
+                    id.fmt_short(),
+                    v.circle.name,
+                    names.join(", ")
+                );
+            }
+            Err(e) => println!("{}  cannot be read: {e}", id.fmt_short()),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn repaired(id: CircleId, r: &Repaired, as_json: bool) -> Result<()> {
+    if as_json {
+        return render::json(&json!({
+            "circle": id.to_string(),
+            "set_aside": r.set_aside.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "changes_kept": r.changes_kept,
+            "changes_missing": r.changes_missing,
+        }));
+    }
+    if r.set_aside.is_empty() {
+        println!("Nothing needed repair.");
+        return Ok(());
+    }
+    for p in &r.set_aside {
+        println!("Kept the damaged file aside: {}", p.display());
+    }
+    println!(
+        "Recovered every change that verifies ({} kept).",
+        r.changes_kept
+    );
+    if r.changes_missing > 0 {
+        println!(
+            "{} changes could not be recovered here; other members' devices may still have them and will send them when you sync.",
+            r.changes_missing
+        );
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! Gatherings: proposing one, answering, saying what you will bring,
 //! recording who came, and what is still to come.
 
+use serde_json::json;
+
 use super::*;
 
 // What can be done about gatherings.
@@ -79,7 +81,7 @@ pub(super) fn run(
     now: Timestamp,
 ) -> Result<()> {
     if let GatheringCommand::Upcoming = command {
-        return render::upcoming(&read(backend, global)?.view(), now, global.json);
+        return upcoming(&read(backend, global)?.view(), now, global.json);
     }
     let edit = to_op(backend, global, command, now)?;
     perform_and_say(backend, global, edit, now)
@@ -197,4 +199,80 @@ fn to_op(
             (Op::Came { gathering, who }, "Noted who came.".into())
         }
     })
+}
+
+// --- how it looks ---
+
+pub(super) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
+    let items = view.upcoming(now);
+    if as_json {
+        let out: Vec<_> = items
+            .iter()
+            .map(|(id, gathering)| {
+                let mut v = serde_json::to_value(gathering).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".into(), json!(id.to_string()));
+                }
+                v
+            })
+            .collect();
+        return render::json(&serde_json::Value::Array(out));
+    }
+    if items.is_empty() {
+        println!(
+            "Nothing on the calendar. Propose one: roundtable gathering new TITLE --at \"2026-12-01 19:00\""
+        );
+        return Ok(());
+    }
+    for (id, gathering) in items {
+        println!("{}  [{}]", gathering.title, render::short(id));
+        println!(
+            "  {}{}",
+            render::starts(gathering),
+            if gathering.place.is_empty() {
+                String::new()
+            } else {
+                format!(", at {}", gathering.place)
+            }
+        );
+        let hosts: Vec<String> = gathering.hosts.keys().map(|h| view.name_of(h)).collect();
+        println!("  hosted by {}", hosts.join(" and "));
+        for answer in [Answer::Yes, Answer::Maybe, Answer::No] {
+            let who: Vec<String> = gathering
+                .rsvps
+                .iter()
+                .filter(|(_, r)| r.answer == answer)
+                .map(|(m, r)| {
+                    if r.note.is_empty() {
+                        view.name_of(m)
+                    } else {
+                        format!("{} (\"{}\")", view.name_of(m), r.note)
+                    }
+                })
+                .collect();
+            if !who.is_empty() {
+                let label = match answer {
+                    Answer::Yes => "coming",
+                    Answer::Maybe => "maybe",
+                    Answer::No => "can't make it",
+                };
+                println!("  {label}: {}", who.join(", "));
+            }
+        }
+        for (did, d) in &gathering.dishes {
+            let diet = if d.dietary.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.dietary)
+            };
+            println!(
+                "  {} brings {}{diet}  [{}]",
+                view.name_of(&d.author),
+                d.dish,
+                render::short(did)
+            );
+        }
+        println!();
+    }
+    Ok(())
 }

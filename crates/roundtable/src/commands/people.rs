@@ -1,6 +1,8 @@
 //! Who is in: invites, this member's devices, and removing a member by
 //! consent.
 
+use serde_json::json;
+
 use super::*;
 
 #[derive(Debug, clap::Subcommand)]
@@ -68,7 +70,7 @@ pub(super) fn invite(
 ) -> Result<()> {
     let view = read(backend, global)?.view();
     match command {
-        InviteCommand::List => render::invites(&view, now, global.json),
+        InviteCommand::List => invites(&view, now, global.json),
         InviteCommand::Revoke { id } => {
             let invite = resolve_in(view.invites.keys(), &id, "invite")?;
             let edit = (
@@ -91,7 +93,7 @@ pub(super) fn device(
     let edit = match command {
         DeviceCommand::List => {
             let me = backend.home().identity()?.ok_or_else(no_circle_yet)?;
-            return render::devices(&v, &circle.membership(), &me, global.json);
+            return devices(&v, &circle.membership(), &me, global.json);
         }
         DeviceCommand::Revoke { id } => {
             let device = match resolve_prefix(
@@ -137,7 +139,7 @@ pub(super) fn remove(
     let v = circle.view();
     let edit = match command {
         RemoveCommand::List => {
-            return render::proposals(&v, &circle.membership(), global.json);
+            return proposals(&v, &circle.membership(), global.json);
         }
         RemoveCommand::Propose { member, reason } => {
             let target = resolve_member(&v, &member)?;
@@ -165,4 +167,156 @@ pub(super) fn remove(
         }
     };
     perform_and_say(backend, global, edit, now)
+}
+
+// --- how it looks ---
+
+/// The circle's invites.
+pub(super) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
+    let mut list: Vec<_> = view.invites.iter().collect();
+    list.sort_by_key(|(id, i)| (i.at, **id));
+    let state = |i: &roundtable_core::view::Invite| i.state(now).as_str();
+    if as_json {
+        let items: Vec<_> = list
+            .iter()
+            .map(|(id, i)| {
+                json!({
+                    "id": id.to_string(),
+                    "by": i.by.to_string(),
+                    "kind": i.kind.as_str(),
+                    "expires_at": i.expires_at,
+                    "uses": i.uses,
+                    "used": i.redeemed.len(),
+                    "state": state(i),
+                })
+            })
+            .collect();
+        return render::json(&serde_json::Value::Array(items));
+    }
+    if list.is_empty() {
+        println!("No invites yet. `roundtable invite` makes one.");
+    }
+    for (id, i) in list {
+        println!(
+            "{}  {} by {}, {} of {} used, expires {}  [{}]",
+            render::short(id),
+            i.kind.as_str(),
+            view.name_of(&i.by),
+            i.redeemed.len(),
+            i.uses,
+            dates::words(i.expires_at, now, &TimeZone::system()),
+            state(i)
+        );
+    }
+    Ok(())
+}
+
+/// This member's devices.
+pub(super) fn devices(
+    view: &CircleView,
+    membership: &roundtable_core::Membership,
+    me: &Identity,
+    as_json: bool,
+) -> Result<()> {
+    let mine = view
+        .members
+        .get(&me.member.id())
+        .map(|m| m.devices.clone())
+        .unwrap_or_default();
+    let this = me.device.id();
+    if as_json {
+        let items: Vec<_> = mine
+            .iter()
+            .map(|(d, info)| {
+                json!({
+                    "id": d.to_string(),
+                    "name": info.name,
+                    "added_at": info.added_at,
+                    "this_device": *d == this,
+                    "revoked": membership.revoked.contains(d),
+                })
+            })
+            .collect();
+        return render::json(&serde_json::Value::Array(items));
+    }
+    for (d, info) in &mine {
+        let mut notes = Vec::new();
+        if *d == this {
+            notes.push("this device");
+        }
+        if membership.revoked.contains(d) {
+            notes.push("revoked");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", notes.join(", "))
+        };
+        let name = if info.name.is_empty() {
+            "(unnamed)"
+        } else {
+            info.name.as_str()
+        };
+        println!(
+            "{name}  {}  added {}{notes}",
+            d.fmt_short(),
+            render::day(info.added_at)
+        );
+    }
+    Ok(())
+}
+
+/// Proposals to remove someone, and where each stands.
+pub(super) fn proposals(
+    view: &CircleView,
+    membership: &roundtable_core::Membership,
+    as_json: bool,
+) -> Result<()> {
+    let names = |ids: &std::collections::BTreeSet<roundtable_core::MemberId>| {
+        ids.iter().map(|m| view.name_of(m)).collect::<Vec<_>>()
+    };
+    if as_json {
+        let items: Vec<_> = membership
+            .proposals
+            .values()
+            .map(|p| {
+                json!({
+                    "id": p.id.to_string(),
+                    "target": p.target.to_string(),
+                    "by": p.by.to_string(),
+                    "reason": p.reason,
+                    "state": p.state.as_str(),
+                    "consents": p.consents.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                    "electorate": p.electorate.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                    "needed": p.needed,
+                })
+            })
+            .collect();
+        return render::json(&json!({ "epoch": membership.epoch, "proposals": items }));
+    }
+    if membership.proposals.is_empty() {
+        println!(
+            "No proposals. {}",
+            roundtable_core::membership::REMOVAL_RULE
+        );
+    }
+    for p in membership.proposals.values() {
+        println!(
+            "{}  remove {}, proposed by {}  [{}]",
+            render::short(&p.id),
+            view.name_of(&p.target),
+            view.name_of(&p.by),
+            p.state.as_str()
+        );
+        if !p.reason.is_empty() {
+            println!("    \"{}\"", p.reason);
+        }
+        println!(
+            "    {} of {} consents needed: {}",
+            p.consents.len(),
+            p.needed,
+            names(&p.consents).join(", ")
+        );
+    }
+    Ok(())
 }
