@@ -7,6 +7,8 @@
 //! roundtable-bench --only B1,B3          some scenarios (full sizes unless --quick)
 //! roundtable-bench --only B3,B4,B5 --histories 1000000
 //!                                         histories of other sizes
+//! roundtable-bench --only B2 --regimes 90000:10000:0
+//!                                         catch-ups of other sizes
 //! ```
 
 mod b1;
@@ -50,6 +52,10 @@ struct Args {
     /// of the plan's (e.g. 1000000: too slow to build for `--all`).
     #[arg(long, value_delimiter = ',')]
     histories: Vec<u64>,
+    /// B2's regimes instead of the plan's, each SHARED:ON_A:ON_B edits
+    /// (e.g. 90000:10000:0, too slow to set up for `--all`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_regime)]
+    regimes: Vec<setup::Regime>,
     /// Internal: a measurement that runs in a process of its own.
     #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true)]
     child: Vec<String>,
@@ -119,6 +125,18 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}{mem}")
 }
 
+/// `SHARED:ON_A:ON_B`, as `--regimes` takes it.
+fn parse_regime(s: &str) -> Result<setup::Regime, String> {
+    let n: Vec<usize> = s
+        .split(':')
+        .map(|p| p.trim().parse().map_err(|_| format!("\"{p}\" is not a number of edits")))
+        .collect::<Result<_, _>>()?;
+    match n[..] {
+        [shared, on_a, on_b] => Ok(setup::Regime { shared, on_a, on_b }),
+        _ => Err(format!("\"{s}\": write SHARED:ON_A:ON_B, e.g. 90000:10000:0")),
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     // Quiet unless asked: `RUST_LOG=roundtable_node=debug` shows what the
@@ -139,6 +157,9 @@ fn main() -> Result<()> {
     };
     if !args.histories.is_empty() {
         plan.histories = args.histories.clone();
+    }
+    if !args.regimes.is_empty() {
+        plan.b2 = args.regimes.clone();
     }
     let only: Vec<String> = args.only.iter().map(|s| s.trim().to_uppercase()).collect();
     for s in &only {

@@ -113,6 +113,11 @@ impl Plan {
                     on_a: 500,
                     on_b: 500,
                 },
+                Regime {
+                    shared: 90_000,
+                    on_a: 10_000,
+                    on_b: 0,
+                },
             ],
             histories: vec![10_000, 100_000],
             repeats: 5,
