@@ -129,11 +129,17 @@ fn machine() -> String {
 fn parse_regime(s: &str) -> Result<setup::Regime, String> {
     let n: Vec<usize> = s
         .split(':')
-        .map(|p| p.trim().parse().map_err(|_| format!("\"{p}\" is not a number of edits")))
+        .map(|p| {
+            p.trim()
+                .parse()
+                .map_err(|_| format!("\"{p}\" is not a number of edits"))
+        })
         .collect::<Result<_, _>>()?;
     match n[..] {
         [shared, on_a, on_b] => Ok(setup::Regime { shared, on_a, on_b }),
-        _ => Err(format!("\"{s}\": write SHARED:ON_A:ON_B, e.g. 90000:10000:0")),
+        _ => Err(format!(
+            "\"{s}\": write SHARED:ON_A:ON_B, e.g. 90000:10000:0"
+        )),
     }
 }
 

@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, error_span, info, warn};
 
 use crate::handle::{NodeHandle, Request};
 use crate::schedule::{self, Schedule, Timing};
-use crate::session::{self, SessionRequest, SyncRefusal, Welcome};
+use crate::session::{self, SessionId, SessionRequest, SyncRefusal, Welcome};
 use crate::{CircleStatus, DeviceStatus, Event, NodeConfig, NodeError, Status};
 
 mod circles;
@@ -490,49 +490,47 @@ impl Actor {
             } => {
                 let _ = reply.send(self.admit_sync(circle, peer));
             }
-            SessionRequest::SyncGenerate {
-                circle,
-                peer,
-                reply,
-            } => {
-                let _ = reply.send(self.sync_generate(circle, peer));
+            SessionRequest::SyncGenerate { session, reply } => {
+                let round = if self.current(session) {
+                    Ok(self.sync_generate(session.circle, session.peer))
+                } else {
+                    Err(SyncRefusal::Superseded)
+                };
+                let _ = reply.send(round);
             }
             SessionRequest::SyncReceive {
-                circle,
-                peer,
+                session,
                 heads,
                 msg,
                 reply,
             } => {
-                let _ = reply.send(
-                    self.sync_receive(circle, peer, &heads, msg.as_deref())
-                        .await,
-                );
+                let received = if self.current(session) {
+                    self.sync_receive(session.circle, session.peer, &heads, msg.as_deref())
+                        .await
+                } else {
+                    Err(SyncRefusal::Superseded)
+                };
+                let _ = reply.send(received);
             }
-            SessionRequest::SyncKeyOut {
-                circle,
-                peer,
-                reply,
-            } => {
+            SessionRequest::SyncKeyOut { session, reply } => {
                 let offer = self
                     .circles
-                    .get(&circle)
-                    .filter(|s| s.membership.admitted.contains(&device_of(peer)))
+                    .get(&session.circle)
+                    .filter(|_| self.current(session))
+                    .filter(|s| s.membership.admitted.contains(&device_of(session.peer)))
                     .and_then(|s| s.keys.offer());
                 let _ = reply.send(offer);
             }
-            SessionRequest::SyncKeyIn {
-                circle,
-                peer,
-                offer,
-            } => self.key_in(circle, peer, &offer).await,
+            SessionRequest::SyncKeyIn { session, offer } => {
+                if self.current(session) {
+                    self.key_in(session.circle, session.peer, &offer).await;
+                }
+            }
             SessionRequest::SyncEnd {
-                circle,
-                peer,
-                token,
+                session,
                 ok,
                 refused,
-            } => self.sync_end(circle, peer, token, ok, refused),
+            } => self.sync_end(session.circle, session.peer, session.token, ok, refused),
             SessionRequest::JoinServe {
                 request,
                 peer,

@@ -361,6 +361,11 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
         }
     }
 
+    /// The token of the session under way with `peer` in `circle`.
+    pub(crate) fn current(&self, circle: C, peer: P) -> Option<u64> {
+        self.running.get(&(circle, peer)).map(|(token, _)| *token)
+    }
+
     /// Whether a session of `circle` is under way.
     pub(crate) fn syncing(&self, circle: C) -> bool {
         self.running.keys().any(|(c, _)| *c == circle)
@@ -551,6 +556,10 @@ mod tests {
         let [Output::Admit { token: theirs, .. }] = s.handle(asked, t0)[..] else {
             panic!("the peer's session goes on");
         };
+        // Only the peer's session is current: ours, still running until its
+        // peer refuses it, must not be answered.
+        assert_eq!(s.current(1, 7), Some(theirs));
+        assert_ne!(s.current(1, 7), Some(ours));
         assert!(end(&mut s, 7, ours, false, t0).is_empty());
         // A second session the peer opens while theirs runs is refused.
         let again = Input::Asked {

@@ -47,34 +47,27 @@ pub(crate) enum SessionRequest {
         peer: EndpointId,
         reply: oneshot::Sender<Result<u64, SyncRefusal>>,
     },
+    /// This side's next round: the signed heads it has not sent yet, and
+    /// a sync message.
     SyncGenerate {
-        circle: CircleId,
-        peer: EndpointId,
-        reply: oneshot::Sender<(Vec<SignedHead>, Option<Vec<u8>>)>,
+        session: SessionId,
+        reply: oneshot::Sender<Result<Round, SyncRefusal>>,
     },
     SyncReceive {
-        circle: CircleId,
-        peer: EndpointId,
+        session: SessionId,
         heads: Vec<SignedHead>,
         msg: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<(), SyncRefusal>>,
     },
     /// The key to hand a peer after the rounds, if it is still admitted.
     SyncKeyOut {
-        circle: CircleId,
-        peer: EndpointId,
+        session: SessionId,
         reply: oneshot::Sender<Option<KeyOffer>>,
     },
     /// A key a peer handed over.
-    SyncKeyIn {
-        circle: CircleId,
-        peer: EndpointId,
-        offer: KeyOffer,
-    },
+    SyncKeyIn { session: SessionId, offer: KeyOffer },
     SyncEnd {
-        circle: CircleId,
-        peer: EndpointId,
-        token: u64,
+        session: SessionId,
         ok: bool,
         /// The peer closed us out as not admitted (it knows we departed).
         refused: bool,
@@ -87,6 +80,21 @@ pub(crate) enum SessionRequest {
     /// Where a peer was reached, for the address book.
     Remember(EndpointAddr),
 }
+
+/// One sync session: with whom, for which circle, and the token the
+/// schedule gave it. Only the session whose token is current for its
+/// circle and peer is answered: one that lost a tie-break must not share
+/// the other's sync state or mark its signed heads as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionId {
+    pub(crate) circle: CircleId,
+    pub(crate) peer: EndpointId,
+    pub(crate) token: u64,
+}
+
+/// One side's round: the signed heads it has not sent yet, and a sync
+/// message (or nothing to say).
+pub(crate) type Round = (Vec<SignedHead>, Option<Vec<u8>>);
 
 /// Why the actor will not go on with a sync session: said to the peer
 /// when it opened the session, else the session ends with it.
@@ -101,6 +109,9 @@ pub(crate) enum SyncRefusal {
     /// A session with the peer is under way already.
     #[error("busy: a sync with you is already under way")]
     Busy,
+    /// Another session with the peer took this one's place.
+    #[error("another sync with you took this one's place")]
+    Superseded,
     /// What the peer sent could not be applied or kept.
     #[error("what you sent does not apply: {0}")]
     DoesNotApply(#[from] roundtable_store::StoreError),
@@ -155,31 +166,33 @@ pub(crate) async fn sync_as_opener(
     peer: EndpointId,
     token: u64,
 ) {
+    let session = SessionId {
+        circle,
+        peer,
+        token,
+    };
     let mut conn = None;
-    let result = open_sync(&dialer, &actor, circle, peer, &mut conn).await;
+    let result = open_sync(&dialer, &actor, session, &mut conn).await;
     // A peer that closed us out as not admitted knows we departed.
     let refused = result.is_err() && conn.as_ref().is_some_and(closed_as_not_admitted);
-    end(&actor, circle, peer, token, result, refused).await;
+    end(&actor, session, result, refused).await;
 }
 
 /// Tells the actor how a session ended.
 async fn end(
     actor: &mpsc::Sender<SessionRequest>,
-    circle: CircleId,
-    peer: EndpointId,
-    token: u64,
+    session: SessionId,
     result: Result<(), NodeError>,
     refused: bool,
 ) {
     if let Err(e) = &result {
-        debug!(peer = %peer.fmt_short(), %circle, "sync did not complete: {e}");
+        let (peer, circle) = (session.peer.fmt_short(), session.circle);
+        debug!(%peer, %circle, "sync did not complete: {e}");
     }
     let ok = result.is_ok();
     let _ = actor
         .send(SessionRequest::SyncEnd {
-            circle,
-            peer,
-            token,
+            session,
             ok,
             refused,
         })
@@ -189,10 +202,10 @@ async fn end(
 async fn open_sync(
     dialer: &Dialer,
     actor: &mpsc::Sender<SessionRequest>,
-    circle: CircleId,
-    peer: EndpointId,
+    session: SessionId,
     slot: &mut Option<Connection>,
 ) -> Result<(), NodeError> {
+    let SessionId { circle, peer, .. } = session;
     let conn = step(
         "connecting",
         dialer.connect(EndpointAddr::from(peer), SYNC_ALPN),
@@ -210,7 +223,7 @@ async fn open_sync(
     // The first round goes out with the Hello, without waiting for Ready:
     // the answerer reads it only once it has let us in, and drops it with
     // the stream when it does not.
-    let first = opening_round(actor, circle, peer).await?;
+    let first = opening_round(actor, session).await?;
     send_frame(&mut send, &first).await?;
     match recv_frame_of(&mut recv, MAX_OPENING).await? {
         SyncFrame::Ready => {}
@@ -222,7 +235,7 @@ async fn open_sync(
             )));
         }
     }
-    rounds(actor, circle, peer, &mut send, &mut recv, Some(first)).await?;
+    rounds(actor, session, &mut send, &mut recv, Some(first)).await?;
     let _ = send.finish();
     // Wait for the answerer to finish too, then close.
     let _ = timeout(STEP, read_frame(&mut recv, 16)).await;
@@ -236,7 +249,7 @@ pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Sessi
     let mut admitted = None;
     let result = answer_sync(&conn, &actor, peer, &mut admitted).await;
     match admitted {
-        Some((circle, token)) => end(&actor, circle, peer, token, result, false).await,
+        Some(session) => end(&actor, session, result, false).await,
         None => {
             if let Err(e) = result {
                 debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}");
@@ -249,7 +262,7 @@ async fn answer_sync(
     conn: &Connection,
     actor: &mpsc::Sender<SessionRequest>,
     peer: EndpointId,
-    admitted: &mut Option<(CircleId, u64)>,
+    admitted: &mut Option<SessionId>,
 ) -> Result<(), NodeError> {
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
     let SyncFrame::Hello { circle } = recv_frame_of(&mut recv, MAX_OPENING).await? else {
@@ -274,9 +287,14 @@ async fn answer_sync(
             return Ok(());
         }
     };
-    *admitted = Some((circle, token));
+    let session = SessionId {
+        circle,
+        peer,
+        token,
+    };
+    *admitted = Some(session);
     send_frame(&mut send, &SyncFrame::Ready).await?;
-    rounds(actor, circle, peer, &mut send, &mut recv, None).await?;
+    rounds(actor, session, &mut send, &mut recv, None).await?;
     let _ = send.finish();
     let _ = timeout(STEP, conn.closed()).await;
     Ok(())
@@ -285,16 +303,23 @@ async fn answer_sync(
 /// The opener's first round, made before the answerer has said Ready.
 async fn opening_round(
     actor: &mpsc::Sender<SessionRequest>,
-    circle: CircleId,
-    peer: EndpointId,
+    session: SessionId,
 ) -> Result<SyncFrame, NodeError> {
-    let (heads, msg) = ask(actor, |reply| SessionRequest::SyncGenerate {
-        circle,
-        peer,
+    let (heads, msg) = generate(actor, session).await?;
+    Ok(SyncFrame::Round { heads, msg })
+}
+
+/// This side's next round, from the actor.
+async fn generate(
+    actor: &mpsc::Sender<SessionRequest>,
+    session: SessionId,
+) -> Result<Round, NodeError> {
+    ask(actor, |reply| SessionRequest::SyncGenerate {
+        session,
         reply,
     })
-    .await?;
-    Ok(SyncFrame::Round { heads, msg })
+    .await?
+    .map_err(|refusal| NodeError::Protocol(refusal.to_string()))
 }
 
 /// Lockstep rounds: the opener speaks first (its first round, `sent`,
@@ -306,27 +331,19 @@ async fn opening_round(
 /// rides right behind its last round and the keys cost no round trip.
 async fn rounds(
     actor: &mpsc::Sender<SessionRequest>,
-    circle: CircleId,
-    peer: EndpointId,
+    session: SessionId,
     send: &mut Send,
     recv: &mut Recv,
     mut sent: Option<SyncFrame>,
 ) -> Result<(), NodeError> {
     let opener = sent.is_some();
-    let generate = || {
-        ask(actor, move |reply| SessionRequest::SyncGenerate {
-            circle,
-            peer,
-            reply,
-        })
-    };
     let mut settled = false;
     for _ in 0..MAX_ROUNDS {
         let (mine, theirs) = if opener {
             let said = match sent.take() {
                 Some(SyncFrame::Round { msg, .. }) => msg.is_some(),
                 _ => {
-                    let (heads, mine) = generate().await?;
+                    let (heads, mine) = generate(actor, session).await?;
                     let said = mine.is_some();
                     send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
                     said
@@ -334,13 +351,13 @@ async fn rounds(
             };
             let theirs = expect_round(recv_frame(recv).await?)?;
             let heard = theirs.1.is_some();
-            receive(actor, circle, peer, theirs).await?;
+            receive(actor, session, theirs).await?;
             (said, heard)
         } else {
             let theirs = expect_round(recv_frame(recv).await?)?;
             let heard = theirs.1.is_some();
-            receive(actor, circle, peer, theirs).await?;
-            let (heads, mine) = generate().await?;
+            receive(actor, session, theirs).await?;
+            let (heads, mine) = generate(actor, session).await?;
             let said = mine.is_some();
             send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
             (said, heard)
@@ -353,21 +370,12 @@ async fn rounds(
     if !settled {
         return Err(NodeError::Protocol("sync did not converge".into()));
     }
-    let key_out = ask(actor, |reply| SessionRequest::SyncKeyOut {
-        circle,
-        peer,
-        reply,
-    })
-    .await?;
+    let key_out = ask(actor, |reply| SessionRequest::SyncKeyOut { session, reply }).await?;
     send_frame(send, &SyncFrame::Keys(key_out)).await?;
     match recv_frame(recv).await? {
         SyncFrame::Keys(Some(offer)) => {
             let _ = actor
-                .send(SessionRequest::SyncKeyIn {
-                    circle,
-                    peer,
-                    offer,
-                })
+                .send(SessionRequest::SyncKeyIn { session, offer })
                 .await;
             Ok(())
         }
@@ -389,7 +397,7 @@ fn frame_name(frame: &SyncFrame) -> &'static str {
     }
 }
 
-fn expect_round(frame: SyncFrame) -> Result<(Vec<SignedHead>, Option<Vec<u8>>), NodeError> {
+fn expect_round(frame: SyncFrame) -> Result<Round, NodeError> {
     match frame {
         SyncFrame::Round { heads, msg } => Ok((heads, msg)),
         other => Err(NodeError::Protocol(format!(
@@ -401,16 +409,14 @@ fn expect_round(frame: SyncFrame) -> Result<(Vec<SignedHead>, Option<Vec<u8>>), 
 
 async fn receive(
     actor: &mpsc::Sender<SessionRequest>,
-    circle: CircleId,
-    peer: EndpointId,
-    (heads, msg): (Vec<SignedHead>, Option<Vec<u8>>),
+    session: SessionId,
+    (heads, msg): Round,
 ) -> Result<(), NodeError> {
     if heads.is_empty() && msg.is_none() {
         return Ok(());
     }
     ask(actor, |reply| SessionRequest::SyncReceive {
-        circle,
-        peer,
+        session,
         heads,
         msg,
         reply,

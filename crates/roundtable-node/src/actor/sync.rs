@@ -148,6 +148,12 @@ impl Actor {
         }
     }
 
+    /// Whether `session` is the one the schedule has under way with its
+    /// peer (a session that lost a tie-break is not answered).
+    pub(super) fn current(&self, session: SessionId) -> bool {
+        self.schedule.current(session.circle, session.peer) == Some(session.token)
+    }
+
     /// A session with `peer` starts from what this copy holds now.
     fn begin_session(&mut self, circle: CircleId, peer: EndpointId) {
         if let Some(served) = self.circles.get_mut(&circle) {
