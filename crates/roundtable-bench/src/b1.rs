@@ -29,6 +29,8 @@ const ANCHOR_LOST: Duration = Duration::from_secs(5);
 struct Run {
     lat: Vec<Duration>,
     missed: usize,
+    /// Which of the timed edits missed it (ours only), counted from 1.
+    which: Vec<usize>,
     /// What the last node dropped or refused of what gossip brought, by reason.
     dropped: String,
 }
@@ -56,9 +58,15 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
                 .times(ours.p(0.5), anchor.p(0.5))
                 .goal(Goal::AtMost(1.5))
                 .note(format!(
-                    "{edits} edits by rotating authors; missed (not applied within {} s): {} ours, {} bare gossip; gossip payload {size} B (the sealed envelope); the last node dropped or refused: {}",
+                    "{edits} edits by rotating authors; missed (not applied within {} s): {} ours{}, {} bare gossip; gossip payload {size} B (the sealed envelope); the last node dropped or refused: {}",
                     GOSSIP_WINDOW.as_secs(),
                     ours.missed,
+                    if ours.which.is_empty() {
+                        String::new()
+                    } else {
+                        let which: Vec<String> = ours.which.iter().map(usize::to_string).collect();
+                        format!(" (edit {})", which.join(", "))
+                    },
                     anchor.missed,
                     ours.dropped,
                 )),
@@ -117,6 +125,7 @@ async fn roundtable(dir: &std::path::Path, n: usize, edits: usize) -> Result<Run
     let warm = 5;
     let mut lat = Vec::new();
     let mut missed = 0;
+    let mut which = Vec::new();
     for i in 0..warm + edits {
         // Forget what came before this edit.
         loop {
@@ -149,6 +158,7 @@ async fn roundtable(dir: &std::path::Path, n: usize, edits: usize) -> Result<Run
         if i >= warm {
             if took > GOSSIP_WINDOW {
                 missed += 1;
+                which.push(i - warm + 1);
             }
             lat.push(took);
         }
@@ -176,6 +186,7 @@ async fn roundtable(dir: &std::path::Path, n: usize, edits: usize) -> Result<Run
     Ok(Run {
         lat,
         missed,
+        which,
         dropped,
     })
 }
@@ -257,6 +268,7 @@ async fn gossip(n: usize, edits: usize, size: usize) -> Result<Run> {
     Ok(Run {
         lat,
         missed,
+        which: Vec::new(),
         dropped: String::new(),
     })
 }
