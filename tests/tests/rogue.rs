@@ -682,7 +682,31 @@ async fn the_real_binary_refuses_a_rogue_member_and_goes_on() {
     drop(rogue);
 
     // Sam's own node again: the circle syncs, without the rogue's junk.
+    // Sam's device first learns what was written in its name while it was
+    // away (as a device coming back does): a change of its own made before
+    // that would take a sequence number the rogue already used, and
+    // Automerge keeps one change per device and number.
+    let started = Timestamp::now();
     let sam_up = Up::start(&sam);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = sam.run(&["status", "--json"]).json();
+        let synced_since = s["circles"][0]["devices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["name"] == "Maya")
+            .filter_map(|d| serde_json::from_value::<Timestamp>(d["last_synced"].clone()).ok())
+            .any(|t| t >= started);
+        if synced_since {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Sam never synced with Maya: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     sam.run(&["checkin", "--mood", "okay", "back to normal"])
         .ok();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
