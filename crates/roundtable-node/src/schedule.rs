@@ -439,17 +439,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn failures_back_off_doubling_up_to_the_most_and_success_resets() {
-        let t0 = Instant::now();
-        let mut s = S::new(TIMING);
-        met(&mut s, 7, t0);
+    /// Syncs peer 7 once per outcome in turn, each at the earliest tick
+    /// that opens a session; returns the waits between them, in seconds.
+    fn waits(s: &mut S, t0: Instant, outcomes: &[bool]) -> Vec<u64> {
         let mut now = t0;
         let mut waits = Vec::new();
-        for _ in 0..4 {
+        for ok in outcomes {
             let (_, token) = opened(&s.handle(Input::Tick, now))[0];
-            end(&mut s, 7, token, false, now);
-            // The earliest tick that opens again is the wait.
+            end(s, 7, token, *ok, now);
             let mut wait = Duration::ZERO;
             while opened(&s.clone().handle(Input::Tick, now + wait)).is_empty() {
                 wait += Duration::from_secs(1);
@@ -457,8 +454,16 @@ mod tests {
             waits.push(wait.as_secs());
             now += wait;
         }
+        waits
+    }
+
+    #[test]
+    fn failures_back_off_doubling_up_to_the_most_and_success_resets() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
         assert_eq!(
-            waits,
+            waits(&mut s, t0, &[false; 4]),
             [20, 20, 20, 20],
             "10 s doubled is past the 20 s most"
         );
@@ -474,19 +479,10 @@ mod tests {
             },
             t0,
         );
-        let mut now = t0;
-        let mut waits = Vec::new();
-        for ok in [false, false, false, false, false, true] {
-            let (_, token) = opened(&s.handle(Input::Tick, now))[0];
-            end(&mut s, 7, token, ok, now);
-            let mut wait = Duration::ZERO;
-            while opened(&s.clone().handle(Input::Tick, now + wait)).is_empty() {
-                wait += Duration::from_secs(1);
-            }
-            waits.push(wait.as_secs());
-            now += wait;
-        }
-        assert_eq!(waits, [2, 4, 8, 16, 20, 1]);
+        assert_eq!(
+            waits(&mut s, t0, &[false, false, false, false, false, true]),
+            [2, 4, 8, 16, 20, 1]
+        );
     }
 
     #[test]
