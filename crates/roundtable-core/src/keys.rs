@@ -120,6 +120,12 @@ impl EpochKey {
         &self.key
     }
 
+    /// The gossip topic of `circle` in this key's epoch: derived from the
+    /// key and the circle's id, never from anything public alone.
+    pub fn topic(&self, circle: CircleId) -> [u8; 32] {
+        gossip_topic(&self.key, circle.as_bytes())
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         let k = Zeroizing::new(blake3::derive_key(AEAD_CONTEXT, self.key.as_ref()));
         XChaCha20Poly1305::new(k.as_ref().into())
@@ -549,4 +555,13 @@ impl ReplayFilter {
         }
         false
     }
+}
+
+/// The gossip topic of a circle in an epoch, from the epoch's circle key
+/// and the circle's id.
+pub fn gossip_topic(circle_key: &[u8; 32], circle_id: &[u8; 16]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("roundtable 2026 gossip topic v1");
+    hasher.update(circle_key);
+    hasher.update(circle_id);
+    *hasher.finalize().as_bytes()
 }

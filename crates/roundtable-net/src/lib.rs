@@ -65,10 +65,7 @@ pub const GOSSIP_MAX_PAYLOAD: usize = GOSSIP_MAX_MESSAGE - 256;
 /// The gossip topic of a circle in an epoch, derived from the epoch's circle
 /// key and the circle's id — never from anything public alone.
 pub fn topic_for(circle_key: &[u8; 32], circle_id: &[u8; 16]) -> TopicId {
-    let mut hasher = blake3::Hasher::new_derive_key("roundtable 2026 gossip topic v1");
-    hasher.update(circle_key);
-    hasher.update(circle_id);
-    TopicId::from_bytes(*hasher.finalize().as_bytes())
+    TopicId::from_bytes(roundtable_core::keys::gossip_topic(circle_key, circle_id))
 }
 
 #[cfg(test)]

@@ -1,98 +1,39 @@
-//! The node's actor: the one task that owns the circles, the store and the
-//! network, and reacts to requests, incoming connections, gossip and timers
-//! in a single `select!` loop.
+//! The node's actor: the one task that owns the [`Machine`] and the
+//! network. It turns what happens (requests, incoming connections, gossip,
+//! session frames, timers) into the machine's inputs, with the time and
+//! randomness they need, and carries out what the machine says. It decides
+//! nothing about a circle itself.
+//!
+//! - `actor/gossip.rs`: gossip topics, neighbours, envelopes in and out;
+//! - `actor/sessions.rs`: sync and join sessions, and the address book;
+//! - here: the loop, the public API's requests, start and shutdown.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use n0_future::StreamExt;
-use roundtable_core::keys::{self, Sealed};
-use roundtable_core::wire::{self, Body, JoinReply, JoinRequest, WelcomeCircle};
-use roundtable_core::{
-    Applied, ChangeHash, Circle, CircleId, DeviceCert, DeviceId, EntityId, EnvelopeError, EpochKey,
-    HeadBook, InviteKind, InviteSecret, KeyOffer, Keyring, MemberId, MemberKey, Membership, Op,
-    PeerSync, Profile, Redemption, ReplayFilter, SignedHead, Timestamp, UNKNOWN_INVITE,
-};
-use roundtable_net::{
-    CircleTicket, Dialer, EndpointAddr, EndpointId, GossipEvent, GossipSender, Incoming, Net,
-    topic_for,
-};
-use roundtable_store::{CircleStore, Home, Identity, NodeRecord, StoreError, WriteLock};
-use serde::{Deserialize, Serialize};
+use rand::rngs::ThreadRng;
+use roundtable_core::{DeviceId, Timestamp};
+use roundtable_machine::{Machine, Now, Output, Terms, Ticketed, Timing};
+use roundtable_net::{CircleTicket, Dialer, EndpointId, GossipEvent, GossipSender, Incoming, Net};
+use roundtable_store::Home;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{Instrument, debug, error_span, info, warn};
+use tracing::{Instrument, error_span, info};
 
 use crate::handle::{NodeHandle, Request};
-use crate::schedule::{self, Schedule, Timing};
-use crate::session::{self, SessionId, SessionRequest, SyncRefusal, Welcome};
-use crate::{CircleStatus, DeviceStatus, Event, NodeConfig, NodeError, Status};
+use crate::session::SessionRequest;
+use crate::{Event, NodeConfig, NodeError};
 
-mod circles;
 mod gossip;
-mod join;
-mod peers;
-mod sync;
+mod sessions;
 
-/// What is kept about a peer between runs.
-#[derive(Serialize, Deserialize)]
-struct PeerRecord {
-    state: Vec<u8>,
-    last_synced: Option<i64>,
-}
-
-/// What a circle keeps of one peer: what the two share, and the session
-/// under way. When to sync with it is the [`Schedule`]'s to say.
-struct Peer {
-    sync: PeerSync,
-    last_synced: Option<Timestamp>,
-    /// This session's changes applied from the peer, and bytes sent to it.
-    session_in: usize,
-    session_out: usize,
-    /// At this session's start the peer had everything we had.
-    level: bool,
-    /// Signed heads (by change hash) this session has sent the peer.
-    heads_sent: HashSet<[u8; 32]>,
-}
-
-impl Peer {
-    fn new(sync: PeerSync, last_synced: Option<Timestamp>) -> Self {
-        Self {
-            sync,
-            last_synced,
-            session_in: 0,
-            session_out: 0,
-            level: false,
-            heads_sent: HashSet::new(),
-        }
-    }
-
-    /// Starts a session with this peer, while this copy is at `heads`.
-    fn begin_session(&mut self, heads: &[ChangeHash]) {
-        self.sync.new_session();
-        self.level = self.sync.level_with(heads);
-        self.heads_sent.clear();
-    }
-}
-
-struct Served {
-    store: CircleStore,
-    /// The circle keys of the current epoch.
-    keys: Keyring,
-    /// Proofs of who wrote what (see `roundtable_core::authorship`).
-    book: HeadBook,
-    /// Who is in, as the circle says now.
-    membership: Membership,
-    replays: ReplayFilter,
-    sender: Option<GossipSender>,
-    _reader: Option<AbortOnDropHandle<()>>,
-    peers: BTreeMap<EndpointId, Peer>,
-    /// The last reading and the heads it was read at.
-    reading: Option<(Vec<roundtable_core::ChangeHash>, crate::Reading)>,
-    /// Folding the log in failed at the last try.
-    compact_failing: bool,
+/// A circle's gossip topic as followed: the sender, and the task that
+/// reads it.
+struct Topic {
+    sender: GossipSender,
+    _reader: AbortOnDropHandle<()>,
 }
 
 pub(crate) struct Actor {
@@ -102,24 +43,20 @@ pub(crate) struct Actor {
     /// Ends when the [`crate::Node`] is dropped: the node then stops as
     /// if asked to.
     node_gone: oneshot::Receiver<()>,
-    home: Home,
-    lock: Option<WriteLock>,
-    me: Identity,
+    /// Every decision about the circles.
+    machine: Machine,
     net: Option<Net>,
     dialer: Dialer,
-    circles: BTreeMap<CircleId, Served>,
-    /// Circles whose files could not be opened, and why.
-    unopened: BTreeMap<CircleId, String>,
-    /// Circles whose head book changed since it was last written.
-    unsaved_books: BTreeSet<CircleId>,
+    /// The gossip topic followed for each circle.
+    topics: BTreeMap<roundtable_core::CircleId, Topic>,
     /// What the node's handles ask (the public API).
     rx: mpsc::Receiver<Request>,
     /// What sessions and other tasks ask; they get `sessions_tx`.
     sessions_tx: mpsc::Sender<SessionRequest>,
     sessions_rx: mpsc::Receiver<SessionRequest>,
     incoming: mpsc::Receiver<Incoming>,
-    gossip_tx: mpsc::Sender<(CircleId, GossipEvent)>,
-    gossip_rx: mpsc::Receiver<(CircleId, GossipEvent)>,
+    gossip_tx: mpsc::Sender<(roundtable_core::CircleId, GossipEvent)>,
+    gossip_rx: mpsc::Receiver<(roundtable_core::CircleId, GossipEvent)>,
     events: broadcast::Sender<Event>,
     tasks: JoinSet<()>,
     /// Sync sessions peers opened, each ending with its peer's id.
@@ -128,29 +65,22 @@ pub(crate) struct Actor {
     answering_per_peer: HashMap<EndpointId, usize>,
     /// Join requests being served (anyone may ask, so they are few at once).
     joining: JoinSet<()>,
-    /// When to sync with whom: the sessions under way, and when each
-    /// peer is due.
-    schedule: Schedule<CircleId, EndpointId>,
     control: Option<crate::control::ControlServer>,
-    /// Gossip messages dropped, by reason.
-    dropped: BTreeMap<String, u64>,
-    /// Received changes refused, by reason.
-    refused: BTreeMap<String, u64>,
 }
 
-/// The time, as the schedule takes it (tokio's clock, so a paused test
+/// The time, as the machine takes it (tokio's clock, so a paused test
 /// clock holds for it too).
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
+fn now() -> Now {
+    Now {
+        mono: Instant::now().into_std(),
+        wall: Timestamp::now(),
+    }
 }
 
-/// Sync sessions one peer may have open with us at once, counted from the
-/// connection on (before its Hello is read).
-const MAX_ANSWERING_PER_PEER: usize = 8;
-/// Sync sessions peers may have open with us at once, in all.
-const MAX_ANSWERING: usize = 256;
-/// Join requests served at once.
-const MAX_JOINING: usize = 16;
+/// Randomness for the machine's keys and nonces.
+fn rng() -> ThreadRng {
+    rand::rng()
+}
 
 fn endpoint_of(device: DeviceId) -> Option<EndpointId> {
     EndpointId::from_bytes(device.as_bytes()).ok()
@@ -158,33 +88,6 @@ fn endpoint_of(device: DeviceId) -> Option<EndpointId> {
 
 fn device_of(id: EndpointId) -> DeviceId {
     DeviceId::from_bytes(*id.as_bytes())
-}
-
-/// Where the sync state with a peer is kept.
-fn peer_record(circle: CircleId, peer: EndpointId) -> NodeRecord {
-    NodeRecord::PeerSync {
-        circle,
-        peer: device_of(peer),
-    }
-}
-
-impl Served {
-    /// The circle as it reads now; read again only when it changed.
-    fn read(&mut self) -> crate::Reading {
-        let heads = self.store.circle().heads();
-        if let Some((at, reading)) = &self.reading
-            && *at == heads
-        {
-            return reading.clone();
-        }
-        let circle = self.store.circle();
-        let reading = crate::Reading {
-            view: std::sync::Arc::new(circle.view()),
-            membership: std::sync::Arc::new(circle.membership()),
-        };
-        self.reading = Some((heads, reading.clone()));
-        reading
-    }
 }
 
 impl Actor {
@@ -214,18 +117,18 @@ impl Actor {
             anti_entropy: config.anti_entropy,
             max_backoff: config.max_backoff,
         };
+        let machine = {
+            let _in = span.enter();
+            Machine::open(home, lock, timing, now(), &mut rng())
+        }?;
         let mut actor = Actor {
             config,
             span: span.clone(),
             node_gone,
-            home,
-            lock: Some(lock),
-            me,
+            machine,
             net: Some(net),
             dialer,
-            circles: BTreeMap::new(),
-            unopened: BTreeMap::new(),
-            unsaved_books: BTreeSet::new(),
+            topics: BTreeMap::new(),
             rx,
             sessions_tx,
             sessions_rx,
@@ -237,34 +140,18 @@ impl Actor {
             answering: JoinSet::new(),
             answering_per_peer: HashMap::new(),
             joining: JoinSet::new(),
-            schedule: Schedule::new(timing),
             control: None,
-            dropped: BTreeMap::new(),
-            refused: BTreeMap::new(),
         };
         actor.load_addresses();
-        for id in actor.home.circle_ids()? {
-            if let Err(e) = actor.open(id).await {
-                warn!(circle = %id, "not serving this circle: {e}");
-                actor.unopened.insert(id, e.to_string());
-            }
-        }
-        actor.refresh_admitted().await;
+        actor.carry_out().instrument(span.clone()).await;
         let handle = NodeHandle { tx, events };
         if actor.config.control_socket {
-            let server = crate::control::serve(actor.home.root(), handle.clone(), &span)
+            let server = crate::control::serve(actor.machine.home().root(), handle.clone(), &span)
                 .map_err(|e| NodeError::Protocol(format!("control socket: {e}")))?;
             actor.control = Some(server);
         }
         let task = tokio::spawn(actor.run().instrument(span));
         Ok((handle, task))
-    }
-
-    fn lock(&self) -> &WriteLock {
-        // The lock is held from spawn until shutdown, and only released after the loop ends.
-        self.lock
-            .as_ref()
-            .expect("the writer's lock is held while the node runs")
     }
 
     fn net(&self) -> &Net {
@@ -285,21 +172,17 @@ impl Actor {
                         let _ = reply.send(());
                         return;
                     }
-                    self.handle(req).await;
+                    self.handle(req);
                 }
-                Some(req) = self.sessions_rx.recv() => self.handle_session(req).await,
+                Some(req) = self.sessions_rx.recv() => self.handle_session(req),
                 _ = &mut self.node_gone => {
                     info!("the node was dropped without a shutdown: stopping");
                     self.shutdown().await;
                     return;
                 }
                 Some(conn) = self.incoming.recv() => self.accept(conn),
-                Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev).await,
-                _ = tick.tick() => {
-                    self.tick();
-                    self.save_books();
-                    self.compact_due();
-                }
+                Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev),
+                _ = tick.tick() => self.machine.tick(now(), &mut rng()),
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 Some(done) = self.answering.join_next(), if !self.answering.is_empty() => {
                     if let Ok(peer) = done
@@ -313,345 +196,175 @@ impl Actor {
                 }
                 Some(_) = self.joining.join_next(), if !self.joining.is_empty() => {}
             }
+            self.carry_out().await;
         }
     }
 
-    /// Starts serving a connection a peer opened, unless that peer (or
-    /// everyone) already has as many open as we serve at once: then the
-    /// connection is closed at once, before anything is read from it.
-    fn accept(&mut self, conn: Incoming) {
-        let tx = self.sessions_tx.clone();
-        match conn {
-            Incoming::Sync(conn) => {
-                let peer = conn.remote_id();
-                let open = self.answering_per_peer.entry(peer).or_default();
-                if *open >= MAX_ANSWERING_PER_PEER || self.answering.len() >= MAX_ANSWERING {
-                    let n = Self::count(&mut self.dropped, "too many sync sessions at once");
-                    debug!(peer = %peer.fmt_short(), count = n, "refused a sync session: too many open");
-                    conn.close(1u32.into(), b"busy");
-                    return;
-                }
-                *open += 1;
-                self.answering.spawn(
-                    async move {
-                        session::sync_as_answerer(conn, tx).await;
-                        peer
+    /// Carries out everything the machine asked for, in order.
+    async fn carry_out(&mut self) {
+        loop {
+            let outputs = self.machine.drain();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                match output {
+                    Output::Event(event) => {
+                        let _ = self.events.send(event);
                     }
-                    .instrument(self.span.clone()),
-                );
-            }
-            Incoming::Join(conn) => {
-                if self.joining.len() >= MAX_JOINING {
-                    let n = Self::count(&mut self.dropped, "too many joins at once");
-                    debug!(count = n, "refused a join: too many at once");
-                    conn.close(1u32.into(), b"busy");
-                    return;
+                    Output::Broadcast { circle, bytes } => self.broadcast(circle, bytes).await,
+                    Output::Follow {
+                        circle,
+                        topic,
+                        peers,
+                    } => self.follow(circle, topic, peers).await,
+                    Output::Unfollow { circle } => {
+                        self.topics.remove(&circle);
+                    }
+                    Output::JoinPeers { circle, peers } => self.join_peers(circle, peers),
+                    Output::Meet {
+                        circle,
+                        candidates,
+                        missing,
+                    } => self.meet(circle, candidates, missing),
+                    Output::Admit(devices) => {
+                        let all: std::collections::BTreeSet<EndpointId> =
+                            devices.into_iter().filter_map(endpoint_of).collect();
+                        self.net().admitted().set(all);
+                    }
+                    Output::Open { session, frames } => self.open_session(session, frames),
+                    Output::Reached(peer) => self.remember_addr(peer),
+                    _ => {}
                 }
-                self.joining
-                    .spawn(session::serve_join(conn, tx).instrument(self.span.clone()));
             }
         }
     }
 
-    /// A peer device as a person knows it: "Sam's phone" or "Sam (3fa2…)".
-    fn who(&self, circle: CircleId, peer: EndpointId) -> String {
-        let device = device_of(peer);
-        self.circles
-            .get(&circle)
-            .and_then(|s| {
-                let view = s.store.circle().view();
-                view.members.iter().find_map(|(m, mm)| {
-                    let d = mm.devices.get(&device)?;
-                    Some(if d.name.is_empty() {
-                        format!("{} ({})", view.name_of(m), device.fmt_short())
-                    } else {
-                        format!("{} ({})", view.name_of(m), d.name)
-                    })
-                })
-            })
-            .unwrap_or_else(|| device.fmt_short())
-    }
-
-    /// Why a circle is not served here.
-    fn unknown(&self, circle: CircleId) -> NodeError {
-        match self.unopened.get(&circle) {
-            Some(reason) => NodeError::Unopened {
-                circle,
-                reason: reason.clone(),
-            },
-            None => NodeError::UnknownCircle(circle),
-        }
-    }
-
-    fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
-    }
-
-    /// A circle changed here: followers are told, and its peers are due for
-    /// anti-entropy within the usual interval (sooner than a failed
-    /// peer's backoff would say).
-    fn changed(&mut self, circle: CircleId) {
-        self.emit(Event::Changed { circle });
-        self.schedule
-            .handle(schedule::Input::Changed { circle }, now());
-    }
-
-    async fn handle(&mut self, req: Request) {
+    /// Answers what the node's handles ask.
+    fn handle(&mut self, req: Request) {
         match req {
             Request::Circles(reply) => {
-                let list = self
-                    .circles
-                    .iter()
-                    .map(|(id, s)| (*id, s.store.circle().name()))
-                    .chain(self.unopened.keys().map(|id| (*id, "(damaged)".to_owned())))
-                    .collect();
-                let _ = reply.send(list);
+                let _ = reply.send(self.machine.circles());
             }
             Request::Read { circle, reply } => {
-                let reading = match self.circles.get_mut(&circle) {
-                    Some(s) => Ok(s.read()),
-                    None => Err(self.unknown(circle)),
-                };
-                let _ = reply.send(reading);
+                let _ = reply.send(self.machine.read(circle).map_err(Into::into));
             }
             Request::Heads { circle, reply } => {
-                let heads = self
-                    .circles
-                    .get(&circle)
-                    .map(|s| s.store.circle().heads())
-                    .ok_or_else(|| self.unknown(circle));
-                let _ = reply.send(heads);
+                let heads = self.machine.circle(circle).map(|c| c.heads());
+                let _ = reply.send(heads.map_err(Into::into));
             }
             Request::Doc { circle, reply } => {
-                let doc = self
-                    .circles
-                    .get(&circle)
-                    .map(|s| s.store.circle().save())
-                    .ok_or_else(|| self.unknown(circle));
-                let _ = reply.send(doc);
+                let doc = self.machine.circle(circle).map(|c| c.save());
+                let _ = reply.send(doc.map_err(Into::into));
             }
             Request::Perform {
                 circle,
                 op,
-                now,
+                now: at,
                 reply,
             } => {
-                let _ = reply.send(self.perform(circle, &op, now).await);
+                let done = self.machine.perform(circle, &op, at, now(), &mut rng());
+                let _ = reply.send(done.map_err(Into::into));
             }
             Request::Create {
                 name,
                 about,
                 display_name,
-                now,
+                now: at,
                 reply,
             } => {
-                let _ = reply.send(self.create(&name, &about, &display_name, now).await);
+                let made = self
+                    .machine
+                    .create(&name, &about, &display_name, at, now(), &mut rng());
+                let _ = reply.send(made.map_err(Into::into));
             }
             Request::Invite {
                 circle,
                 kind,
                 expires_at,
                 uses,
-                now,
+                now: at,
                 reply,
             } => {
-                let _ = reply.send(self.invite(circle, kind, expires_at, uses, now).await);
+                let terms = Terms {
+                    kind,
+                    expires_at,
+                    uses,
+                };
+                let made = self.machine.invite(circle, terms, at, now(), &mut rng());
+                let ticket = made.map(|(invite, secret)| {
+                    let mut ticket = CircleTicket {
+                        circle,
+                        inviter: self.net().addr(),
+                        invite,
+                        secret,
+                        kind,
+                        expires_at,
+                        uses,
+                        sig: [0; 64],
+                    };
+                    ticket.sign(&self.machine.identity().device);
+                    ticket
+                });
+                let _ = reply.send(ticket.map_err(Into::into));
             }
             Request::JoinPrep(reply) => {
-                let _ = reply.send((self.me.clone(), self.dialer.clone()));
+                let _ = reply.send((self.machine.identity().clone(), self.dialer.clone()));
             }
             Request::Welcome {
                 welcome,
                 ticket,
                 reply,
             } => {
-                let _ = reply.send(self.welcome(welcome, &ticket).await);
+                let ticketed = Ticketed {
+                    circle: ticket.circle,
+                    invite: ticket.invite,
+                    kind: ticket.kind,
+                    inviter: device_of(ticket.inviter.id),
+                };
+                let kept = self.machine.welcome(welcome, &ticketed, now(), &mut rng());
+                if kept.is_ok() {
+                    // Where the inviter is, before the sync with it opens.
+                    self.dialer.add_addr(ticket.inviter.clone());
+                    self.save_address(ticket.inviter.clone());
+                }
+                let _ = reply.send(kept.map_err(Into::into));
             }
             Request::Status(reply) => {
-                let _ = reply.send(self.status());
+                let mut status = self.machine.status();
+                // Where others can reach us (every interface), else the bound sockets.
+                let net = self.net();
+                status.addrs = net.addr().ip_addrs().map(|a| a.to_string()).collect();
+                if status.addrs.is_empty() {
+                    status.addrs = net.bound_sockets().iter().map(|a| a.to_string()).collect();
+                }
+                let _ = reply.send(status);
             }
             Request::Addr(reply) => {
                 let _ = reply.send(self.net().addr());
             }
             Request::Identity(reply) => {
-                let _ = reply.send((self.me.device.id(), self.me.member.id()));
+                let me = self.machine.identity();
+                let _ = reply.send((me.device.id(), me.member.id()));
             }
             Request::Shutdown(_) => {}
         }
     }
 
-    /// Answers what a session (or another of the node's tasks) asks.
-    async fn handle_session(&mut self, req: SessionRequest) {
-        match req {
-            SessionRequest::SyncAdmit {
-                circle,
-                peer,
-                reply,
-            } => {
-                let _ = reply.send(self.admit_sync(circle, peer));
-            }
-            SessionRequest::SyncGenerate { session, reply } => {
-                let round = if self.current(session) {
-                    Ok(self.sync_generate(session.circle, session.peer))
-                } else {
-                    Err(SyncRefusal::Superseded)
-                };
-                let _ = reply.send(round);
-            }
-            SessionRequest::SyncReceive {
-                session,
-                heads,
-                msg,
-                reply,
-            } => {
-                let received = if self.current(session) {
-                    self.sync_receive(session.circle, session.peer, &heads, msg.as_deref())
-                        .await
-                } else {
-                    Err(SyncRefusal::Superseded)
-                };
-                let _ = reply.send(received);
-            }
-            SessionRequest::SyncKeyOut { session, reply } => {
-                let offer = self
-                    .circles
-                    .get(&session.circle)
-                    .filter(|_| self.current(session))
-                    .filter(|s| s.membership.admitted.contains(&device_of(session.peer)))
-                    .and_then(|s| s.keys.offer());
-                let _ = reply.send(offer);
-            }
-            SessionRequest::SyncKeyIn { session, offer } => {
-                if self.current(session) {
-                    self.key_in(session.circle, session.peer, &offer).await;
-                }
-            }
-            SessionRequest::SyncEnd {
-                session,
-                ok,
-                refused,
-            } => self.sync_end(session.circle, session.peer, session.token, ok, refused),
-            SessionRequest::JoinServe {
-                request,
-                peer,
-                reply,
-            } => {
-                let answer = self.serve_join(request, peer).await;
-                let _ = reply.send(answer);
-            }
-            SessionRequest::Remember(addr) => self.save_address(addr),
-        }
-    }
-
-    /// Edits a circle durably, then tells the circle what changed.
-    async fn edit_announced<T>(
-        &mut self,
-        circle: CircleId,
-        f: impl FnOnce(&mut Circle) -> Result<T, roundtable_core::CoreError>,
-    ) -> Result<T, NodeError> {
-        if !self.circles.contains_key(&circle) {
-            return Err(self.unknown(circle));
-        }
-        let served = self.circles.get_mut(&circle).expect("checked above");
-        let before = served.store.circle().heads();
-        let out = served
-            .store
-            .edit(|c| -> Result<_, StoreError> { Ok(f(c)?) })?;
-        self.announce(circle, &before).await;
-        Ok(out)
-    }
-
-    async fn perform(
-        &mut self,
-        circle: CircleId,
-        op: &Op,
-        now: Timestamp,
-    ) -> Result<Option<EntityId>, NodeError> {
-        let member = self.me.member.id();
-        let out = self
-            .edit_announced(circle, |c| c.perform(op, member, now, &mut rand::rng()))
-            .await?;
-        if let Op::Leave { forget: true } = op {
-            self.home.mark_forget(self.lock(), circle)?;
-        }
-        Ok(out)
-    }
-
-    async fn create(
-        &mut self,
-        name: &str,
-        about: &str,
-        display_name: &str,
-        now: Timestamp,
-    ) -> Result<CircleId, NodeError> {
-        let circle = Circle::create(
-            name,
-            about,
-            &self.me.cert,
-            &Profile::named(display_name),
-            now,
-            &mut rand::rng(),
-        )?;
-        let id = circle.id();
-        let keys = Keyring::with(EpochKey::random(id, 0, &self.me.device, &mut rand::rng()));
-        let store = self.home.create_circle(self.lock(), &circle, &keys)?;
-        self.serve(id, store, keys).await;
-        self.changed(id);
-        Ok(id)
-    }
-
-    async fn invite(
-        &mut self,
-        circle: CircleId,
-        kind: InviteKind,
-        expires_at: Timestamp,
-        uses: u32,
-        now: Timestamp,
-    ) -> Result<CircleTicket, NodeError> {
-        let member = self.me.member.id();
-        let (invite, secret) = self
-            .edit_announced(circle, |c| {
-                c.create_invite(member, kind, expires_at, uses, now, &mut rand::rng())
-            })
-            .await?;
-        let mut ticket = CircleTicket {
-            circle,
-            inviter: self.net().addr(),
-            invite,
-            secret,
-            kind,
-            expires_at,
-            uses,
-            sig: [0; 64],
-        };
-        ticket.sign(&self.me.device);
-        Ok(ticket)
-    }
-
     async fn shutdown(&mut self) {
         info!("shutting down");
         self.control = None;
-        let _ = std::fs::remove_file(crate::control::socket_path(self.home.root()));
+        let _ = std::fs::remove_file(crate::control::socket_path(self.machine.home().root()));
         // Leave every topic: drop the senders and the readers.
-        for s in self.circles.values_mut() {
-            s.sender = None;
-            s._reader = None;
-        }
+        self.topics.clear();
         self.tasks.shutdown().await;
         self.answering.shutdown().await;
         self.joining.shutdown().await;
         // Sessions only move bytes: what they exchanged is already in the
-        // actor's sync states, kept here as a session's end would keep it.
-        let running: Vec<(CircleId, EndpointId)> =
-            self.schedule.sessions().map(|(c, p, _)| (c, p)).collect();
-        for (circle, peer) in running {
-            self.keep_peer(circle, peer);
-        }
-        self.save_books();
+        // machine's sync states, which it keeps now as a session's end would.
+        self.machine.close();
         if let Some(net) = self.net.take() {
             net.shutdown().await;
         }
-        self.circles.clear();
-        self.lock = None;
     }
 }

@@ -5,8 +5,8 @@ use roundtable_net::{CircleTicket, Dialer, EndpointAddr};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::Welcome;
 use crate::actor::Actor;
-use crate::session::Welcome;
 use crate::{Event, NodeConfig, NodeError, Status};
 
 /// What the handle asks of the actor: the node's public API. (What

@@ -26,18 +26,17 @@
 mod actor;
 pub mod control;
 mod handle;
-mod schedule;
 mod session;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use roundtable_core::{CircleId, CoreError, DeviceId, MemberId, Timestamp};
+use roundtable_core::{CircleId, CoreError};
 use roundtable_net::{NetConfig, NetError};
 use roundtable_store::StoreError;
-use serde::{Deserialize, Serialize};
 
 pub use handle::{Node, NodeHandle};
+pub use roundtable_machine::{CircleStatus, DeviceStatus, Event, Reading, Status, Welcome};
 pub use session::redeem_ticket;
 
 /// How a node runs.
@@ -113,105 +112,16 @@ pub enum NodeError {
     Protocol(String),
 }
 
-/// Something that happened, for whoever follows the node (the CLI's
-/// `--follow`, the web app).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Event {
-    /// A circle changed (a local edit, gossip or sync).
-    Changed {
-        /// Which circle.
-        circle: CircleId,
-    },
-    /// A peer joined a circle's gossip neighbourhood.
-    PeerUp {
-        /// Which circle.
-        circle: CircleId,
-        /// Which device.
-        peer: DeviceId,
-    },
-    /// A peer left it.
-    PeerDown {
-        /// Which circle.
-        circle: CircleId,
-        /// Which device.
-        peer: DeviceId,
-    },
-    /// A sync session ended.
-    Synced {
-        /// Which circle.
-        circle: CircleId,
-        /// With whom.
-        peer: DeviceId,
-        /// Whether it completed.
-        ok: bool,
-    },
-}
-
-/// A circle as it reads now: what pages and views show, computed once
-/// per change of the circle and shared until the next one.
-#[derive(Debug, Clone)]
-pub struct Reading {
-    /// Everything in the circle, as the core reads it.
-    pub view: std::sync::Arc<roundtable_core::CircleView>,
-    /// Who is in.
-    pub membership: std::sync::Arc<roundtable_core::Membership>,
-}
-
-/// What `roundtable status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    /// This device.
-    pub device: DeviceId,
-    /// Its member.
-    pub member: MemberId,
-    /// Where it listens.
-    pub addrs: Vec<String>,
-    /// Each circle served.
-    pub circles: Vec<CircleStatus>,
-    /// Gossip messages dropped since start, by reason (replayed, bad
-    /// signature, does not decrypt, ...).
-    #[serde(default)]
-    pub dropped: std::collections::BTreeMap<String, u64>,
-    /// Received changes refused since start, by reason (unproven author,
-    /// device not admitted, ...).
-    #[serde(default)]
-    pub refused: std::collections::BTreeMap<String, u64>,
-}
-
-/// One circle in [`Status`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CircleStatus {
-    /// The circle.
-    pub id: CircleId,
-    /// Its name.
-    pub name: String,
-    /// Its epoch: one more for every removal and device revocation.
-    #[serde(default)]
-    pub epoch: u64,
-    /// Devices connected in its gossip neighbourhood now.
-    pub connected: Vec<DeviceId>,
-    /// Every other device of the circle, and how it stands.
-    pub devices: Vec<DeviceStatus>,
-}
-
-/// One peer device in [`CircleStatus`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeviceStatus {
-    /// The device.
-    pub device: DeviceId,
-    /// Whose it is.
-    pub member: MemberId,
-    /// Their name.
-    pub name: String,
-    /// What the device calls itself ("Ana's phone"), if it said.
-    #[serde(default)]
-    pub device_name: String,
-    /// Connected now.
-    pub connected: bool,
-    /// Whether, at the last sync, it had every change we have now.
-    pub has_all_our_changes: bool,
-    /// When we last finished a sync with it.
-    pub last_synced: Option<Timestamp>,
+impl From<roundtable_machine::Error> for NodeError {
+    fn from(e: roundtable_machine::Error) -> Self {
+        use roundtable_machine::Error;
+        match e {
+            Error::Store(e) => Self::Store(*e),
+            Error::Core(e) => Self::Core(e),
+            Error::UnknownCircle(circle) => Self::UnknownCircle(circle),
+            Error::Unopened { circle, reason } => Self::Unopened { circle, reason },
+            Error::Refused(why) => Self::Refused(why),
+            other => Self::Protocol(other.to_string()),
+        }
+    }
 }

@@ -1,11 +1,14 @@
 //! The protocols' sessions, each in a task of its own: sync as the opener
-//! or the answerer, and join as the inviter or the joiner. Sessions move
-//! bytes; every decision about a circle is the actor's, asked for by message.
+//! or the answerer, and join as the inviter or the joiner. Sessions only
+//! move bytes, within their size limits and timeouts: what to send next
+//! is the machine's to say (see `roundtable_machine`), asked for through
+//! the actor.
 
 use std::time::Duration;
 
-use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame, WelcomeCircle};
-use roundtable_core::{CircleId, KeyOffer, SignedHead};
+use roundtable_core::DeviceId;
+use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame};
+use roundtable_machine::{MAX_OPENING, SessionId, Step, Welcome};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,
@@ -20,101 +23,40 @@ use crate::NodeError;
 
 /// The longest wait for any one step of a session.
 const STEP: Duration = Duration::from_secs(20);
-/// A session that needs more rounds than this is not converging.
-const MAX_ROUNDS: usize = 1_000;
 /// The largest join request accepted (it holds a name and a certificate).
 const MAX_JOIN_REQUEST: usize = 16 * 1024;
-/// The largest frame read before the peer is admitted to a circle (a
-/// Hello, a Ready or a Refused with its reason).
-const MAX_OPENING: usize = 1024;
-
-/// What a device receives when an invite lets it in.
-#[derive(Debug)]
-pub struct Welcome {
-    /// The circles to keep.
-    pub circles: Vec<WelcomeCircle>,
-    /// For a paired device: its member's key.
-    pub member_key: Option<[u8; 32]>,
-}
 
 /// What sessions (and the node's other tasks) ask of the actor, apart
 /// from the public API the handle speaks ([`crate::handle::Request`]).
+/// Each is one input of the machine.
 #[derive(Debug)]
 pub(crate) enum SessionRequest {
-    /// Returns the session's token, or why not.
-    SyncAdmit {
-        circle: CircleId,
-        peer: EndpointId,
-        reply: oneshot::Sender<Result<u64, SyncRefusal>>,
+    /// A peer opened a sync session with this frame: the session, if it
+    /// is let in, and what to send.
+    Hello {
+        peer: DeviceId,
+        hello: SyncFrame,
+        reply: oneshot::Sender<(Option<SessionId>, Step)>,
     },
-    /// This side's next round: the signed heads it has not sent yet, and
-    /// a sync message.
-    SyncGenerate {
+    /// The peer of a session sent a frame: what to send back.
+    Frame {
         session: SessionId,
-        reply: oneshot::Sender<Result<Round, SyncRefusal>>,
+        frame: SyncFrame,
+        reply: oneshot::Sender<Step>,
     },
-    SyncReceive {
+    /// The session broke before the machine ended it.
+    Broken {
         session: SessionId,
-        heads: Vec<SignedHead>,
-        msg: Option<Vec<u8>>,
-        reply: oneshot::Sender<Result<(), SyncRefusal>>,
-    },
-    /// The key to hand a peer after the rounds, if it is still admitted.
-    SyncKeyOut {
-        session: SessionId,
-        reply: oneshot::Sender<Option<KeyOffer>>,
-    },
-    /// A key a peer handed over.
-    SyncKeyIn { session: SessionId, offer: KeyOffer },
-    SyncEnd {
-        session: SessionId,
-        ok: bool,
         /// The peer closed us out as not admitted (it knows we departed).
         refused: bool,
     },
     JoinServe {
         request: JoinRequest,
-        peer: EndpointId,
-        reply: oneshot::Sender<roundtable_core::wire::JoinReply>,
+        peer: DeviceId,
+        reply: oneshot::Sender<JoinReply>,
     },
     /// Where a peer was reached, for the address book.
     Remember(EndpointAddr),
-}
-
-/// One sync session: with whom, for which circle, and the token the
-/// schedule gave it. Only the session whose token is current for its
-/// circle and peer is answered: one that lost a tie-break must not share
-/// the other's sync state or mark its signed heads as sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SessionId {
-    pub(crate) circle: CircleId,
-    pub(crate) peer: EndpointId,
-    pub(crate) token: u64,
-}
-
-/// One side's round: the signed heads it has not sent yet, and a sync
-/// message (or nothing to say).
-pub(crate) type Round = (Vec<SignedHead>, Option<Vec<u8>>);
-
-/// Why the actor will not go on with a sync session: said to the peer
-/// when it opened the session, else the session ends with it.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SyncRefusal {
-    /// This node does not serve the circle.
-    #[error("this device does not hold that circle")]
-    UnknownCircle,
-    /// The peer's device is not admitted to the circle.
-    #[error("your device is not admitted to this circle")]
-    NotAdmitted,
-    /// A session with the peer is under way already.
-    #[error("busy: a sync with you is already under way")]
-    Busy,
-    /// Another session with the peer took this one's place.
-    #[error("another sync with you took this one's place")]
-    Superseded,
-    /// What the peer sent could not be applied or kept.
-    #[error("what you sent does not apply: {0}")]
-    DoesNotApply(#[from] roundtable_store::StoreError),
 }
 
 type Send = roundtable_net::framing::SendHalf;
@@ -133,10 +75,6 @@ async fn step<T, E: std::fmt::Display>(
 
 async fn send_frame(send: &mut Send, frame: &SyncFrame) -> Result<(), NodeError> {
     step("sending", write_frame(send, &wire::encode(frame))).await
-}
-
-async fn recv_frame(recv: &mut Recv) -> Result<SyncFrame, NodeError> {
-    recv_frame_of(recv, MAX_MESSAGE).await
 }
 
 async fn recv_frame_of(recv: &mut Recv, max: usize) -> Result<SyncFrame, NodeError> {
@@ -158,44 +96,34 @@ async fn ask<T>(
     rx.await.map_err(|_| NodeError::Closed)
 }
 
-/// Opens a sync session with `peer` for `circle`, and tells the actor how it ended.
+/// Opens the sync session the machine asked for, sends its first frames,
+/// and carries the rest of it.
 pub(crate) async fn sync_as_opener(
     dialer: Dialer,
     actor: mpsc::Sender<SessionRequest>,
-    circle: CircleId,
-    peer: EndpointId,
-    token: u64,
+    session: SessionId,
+    frames: Vec<SyncFrame>,
 ) {
-    let session = SessionId {
-        circle,
-        peer,
-        token,
-    };
     let mut conn = None;
-    let result = open_sync(&dialer, &actor, session, &mut conn).await;
-    // A peer that closed us out as not admitted knows we departed.
-    let refused = result.is_err() && conn.as_ref().is_some_and(closed_as_not_admitted);
-    end(&actor, session, result, refused).await;
+    if let Err(e) = open_sync(&dialer, &actor, session, frames, &mut conn).await {
+        // A peer that closed us out as not admitted knows we departed.
+        let refused = conn.as_ref().is_some_and(closed_as_not_admitted);
+        broken(&actor, session, e, refused).await;
+    }
 }
 
-/// Tells the actor how a session ended.
-async fn end(
+/// Tells the actor a session broke (if the machine had not ended it
+/// already, it ends it now as failed).
+async fn broken(
     actor: &mpsc::Sender<SessionRequest>,
     session: SessionId,
-    result: Result<(), NodeError>,
+    e: NodeError,
     refused: bool,
 ) {
-    if let Err(e) = &result {
-        let (peer, circle) = (session.peer.fmt_short(), session.circle);
-        debug!(%peer, %circle, "sync did not complete: {e}");
-    }
-    let ok = result.is_ok();
+    let (peer, circle) = (session.peer.fmt_short(), session.circle);
+    debug!(%peer, %circle, "sync did not complete: {e}");
     let _ = actor
-        .send(SessionRequest::SyncEnd {
-            session,
-            ok,
-            refused,
-        })
+        .send(SessionRequest::Broken { session, refused })
         .await;
 }
 
@@ -203,9 +131,11 @@ async fn open_sync(
     dialer: &Dialer,
     actor: &mpsc::Sender<SessionRequest>,
     session: SessionId,
+    frames: Vec<SyncFrame>,
     slot: &mut Option<Connection>,
 ) -> Result<(), NodeError> {
-    let SessionId { circle, peer, .. } = session;
+    let peer = EndpointId::from_bytes(session.peer.as_bytes())
+        .map_err(|e| NodeError::Protocol(format!("not a device id: {e}")))?;
     let conn = step(
         "connecting",
         dialer.connect(EndpointAddr::from(peer), SYNC_ALPN),
@@ -213,29 +143,13 @@ async fn open_sync(
     .await?;
     *slot = Some(conn.clone());
     let (mut send, mut recv) = step("opening a stream", conn.open_bi()).await?;
-    send_frame(
-        &mut send,
-        &SyncFrame::Hello {
-            circle: *circle.as_bytes(),
-        },
-    )
-    .await?;
     // The first round goes out with the Hello, without waiting for Ready:
     // the answerer reads it only once it has let us in, and drops it with
     // the stream when it does not.
-    let first = opening_round(actor, session).await?;
-    send_frame(&mut send, &first).await?;
-    match recv_frame_of(&mut recv, MAX_OPENING).await? {
-        SyncFrame::Ready => {}
-        SyncFrame::Refused { reason } => return Err(NodeError::Refused(reason)),
-        other => {
-            return Err(NodeError::Protocol(format!(
-                "expected Ready, got {}",
-                frame_name(&other)
-            )));
-        }
+    for frame in &frames {
+        send_frame(&mut send, frame).await?;
     }
-    rounds(actor, session, &mut send, &mut recv, Some(first)).await?;
+    carry(actor, session, &mut send, &mut recv, MAX_OPENING).await?;
     let _ = send.finish();
     // Wait for the answerer to finish too, then close.
     let _ = timeout(STEP, read_frame(&mut recv, 16)).await;
@@ -247,13 +161,10 @@ async fn open_sync(
 pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<SessionRequest>) {
     let peer = conn.remote_id();
     let mut admitted = None;
-    let result = answer_sync(&conn, &actor, peer, &mut admitted).await;
-    match admitted {
-        Some(session) => end(&actor, session, result, false).await,
-        None => {
-            if let Err(e) = result {
-                debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}");
-            }
+    if let Err(e) = answer_sync(&conn, &actor, &mut admitted).await {
+        match admitted {
+            Some(session) => broken(&actor, session, e, false).await,
+            None => debug!(peer = %peer.fmt_short(), "answering sync did not complete: {e}"),
         }
     }
 }
@@ -261,168 +172,54 @@ pub(crate) async fn sync_as_answerer(conn: Connection, actor: mpsc::Sender<Sessi
 async fn answer_sync(
     conn: &Connection,
     actor: &mpsc::Sender<SessionRequest>,
-    peer: EndpointId,
     admitted: &mut Option<SessionId>,
 ) -> Result<(), NodeError> {
+    let peer = DeviceId::from_bytes(*conn.remote_id().as_bytes());
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
-    let SyncFrame::Hello { circle } = recv_frame_of(&mut recv, MAX_OPENING).await? else {
-        return Err(NodeError::Protocol(
-            "a sync session must start with Hello".into(),
-        ));
-    };
-    let circle = CircleId::from_bytes(circle);
-    let admit = ask(actor, |reply| SessionRequest::SyncAdmit {
-        circle,
-        peer,
-        reply,
-    })
-    .await?;
-    let token = match admit {
-        Ok(token) => token,
-        Err(refusal) => {
-            let reason = refusal.to_string();
-            send_frame(&mut send, &SyncFrame::Refused { reason }).await?;
-            let _ = send.finish();
-            let _ = timeout(STEP, conn.closed()).await;
-            return Ok(());
-        }
-    };
-    let session = SessionId {
-        circle,
-        peer,
-        token,
-    };
-    *admitted = Some(session);
-    send_frame(&mut send, &SyncFrame::Ready).await?;
-    rounds(actor, session, &mut send, &mut recv, None).await?;
+    let hello = recv_frame_of(&mut recv, MAX_OPENING).await?;
+    let (session, first) = ask(actor, |reply| SessionRequest::Hello { peer, hello, reply }).await?;
+    *admitted = session;
+    for frame in &first.send {
+        send_frame(&mut send, frame).await?;
+    }
+    if let (Some(session), None) = (session, &first.end) {
+        carry(actor, session, &mut send, &mut recv, MAX_MESSAGE).await?;
+    }
     let _ = send.finish();
     let _ = timeout(STEP, conn.closed()).await;
     Ok(())
 }
 
-/// The opener's first round, made before the answerer has said Ready.
-async fn opening_round(
-    actor: &mpsc::Sender<SessionRequest>,
-    session: SessionId,
-) -> Result<SyncFrame, NodeError> {
-    let (heads, msg) = generate(actor, session).await?;
-    Ok(SyncFrame::Round { heads, msg })
-}
-
-/// This side's next round, from the actor.
-async fn generate(
-    actor: &mpsc::Sender<SessionRequest>,
-    session: SessionId,
-) -> Result<Round, NodeError> {
-    ask(actor, |reply| SessionRequest::SyncGenerate {
-        session,
-        reply,
-    })
-    .await?
-    .map_err(|refusal| NodeError::Protocol(refusal.to_string()))
-}
-
-/// Lockstep rounds: the opener speaks first (its first round, `sent`,
-/// already went out with the Hello); a round in which neither side has
-/// anything to say ends the session on both sides at once. Then each side
-/// hands the other the circle key of its epoch, if its own copy of the
-/// circle still admits the other (see `roundtable_core::keys`). Neither
-/// waits for the other's key before sending its own, so the answerer's
-/// rides right behind its last round and the keys cost no round trip.
-async fn rounds(
+/// Carries a session: each frame the peer sends goes to the machine, and
+/// what it says goes back, until it says the session is over. The first
+/// frame read may be at most `first_max` bytes (before the answerer has let
+/// this device in, only a short Ready or Refused).
+async fn carry(
     actor: &mpsc::Sender<SessionRequest>,
     session: SessionId,
     send: &mut Send,
     recv: &mut Recv,
-    mut sent: Option<SyncFrame>,
+    first_max: usize,
 ) -> Result<(), NodeError> {
-    let opener = sent.is_some();
-    let mut settled = false;
-    for _ in 0..MAX_ROUNDS {
-        let (mine, theirs) = if opener {
-            let said = match sent.take() {
-                Some(SyncFrame::Round { msg, .. }) => msg.is_some(),
-                _ => {
-                    let (heads, mine) = generate(actor, session).await?;
-                    let said = mine.is_some();
-                    send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
-                    said
-                }
-            };
-            let theirs = expect_round(recv_frame(recv).await?)?;
-            let heard = theirs.1.is_some();
-            receive(actor, session, theirs).await?;
-            (said, heard)
-        } else {
-            let theirs = expect_round(recv_frame(recv).await?)?;
-            let heard = theirs.1.is_some();
-            receive(actor, session, theirs).await?;
-            let (heads, mine) = generate(actor, session).await?;
-            let said = mine.is_some();
-            send_frame(send, &SyncFrame::Round { heads, msg: mine }).await?;
-            (said, heard)
-        };
-        if !mine && !theirs {
-            settled = true;
-            break;
+    let mut max = first_max;
+    loop {
+        let frame = recv_frame_of(recv, max).await?;
+        max = MAX_MESSAGE;
+        let step = ask(actor, |reply| SessionRequest::Frame {
+            session,
+            frame,
+            reply,
+        })
+        .await?;
+        for frame in &step.send {
+            send_frame(send, frame).await?;
+        }
+        match step.end {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(why)) => return Err(NodeError::Protocol(why)),
+            None => {}
         }
     }
-    if !settled {
-        return Err(NodeError::Protocol("sync did not converge".into()));
-    }
-    let key_out = ask(actor, |reply| SessionRequest::SyncKeyOut { session, reply }).await?;
-    send_frame(send, &SyncFrame::Keys(key_out)).await?;
-    match recv_frame(recv).await? {
-        SyncFrame::Keys(Some(offer)) => {
-            let _ = actor
-                .send(SessionRequest::SyncKeyIn { session, offer })
-                .await;
-            Ok(())
-        }
-        SyncFrame::Keys(None) => Ok(()),
-        other => Err(NodeError::Protocol(format!(
-            "expected keys, got {}",
-            frame_name(&other)
-        ))),
-    }
-}
-
-fn frame_name(frame: &SyncFrame) -> &'static str {
-    match frame {
-        SyncFrame::Hello { .. } => "Hello",
-        SyncFrame::Ready => "Ready",
-        SyncFrame::Refused { .. } => "Refused",
-        SyncFrame::Round { .. } => "Round",
-        SyncFrame::Keys(_) => "Keys",
-    }
-}
-
-fn expect_round(frame: SyncFrame) -> Result<Round, NodeError> {
-    match frame {
-        SyncFrame::Round { heads, msg } => Ok((heads, msg)),
-        other => Err(NodeError::Protocol(format!(
-            "expected a sync round, got {}",
-            frame_name(&other)
-        ))),
-    }
-}
-
-async fn receive(
-    actor: &mpsc::Sender<SessionRequest>,
-    session: SessionId,
-    (heads, msg): Round,
-) -> Result<(), NodeError> {
-    if heads.is_empty() && msg.is_none() {
-        return Ok(());
-    }
-    ask(actor, |reply| SessionRequest::SyncReceive {
-        session,
-        heads,
-        msg,
-        reply,
-    })
-    .await?
-    .map_err(|refusal| NodeError::Protocol(refusal.to_string()))
 }
 
 /// Serves a device redeeming an invite.
@@ -446,7 +243,7 @@ async fn answer_join(
         Ok(request) => {
             ask(actor, |reply| SessionRequest::JoinServe {
                 request,
-                peer,
+                peer: DeviceId::from_bytes(*peer.as_bytes()),
                 reply,
             })
             .await?
@@ -479,14 +276,8 @@ pub async fn redeem_ticket(
             )));
         }
     };
-    let request = JoinRequest {
-        circle: *ticket.circle.as_bytes(),
-        invite: *ticket.invite.as_bytes(),
-        secret: *ticket.secret.as_bytes(),
-        member: *me.member.id().as_bytes(),
-        cert: me.cert.signature.to_vec(),
-        name: name.map(str::to_owned),
-    };
+    let request =
+        roundtable_machine::join_request(me, ticket.circle, ticket.invite, &ticket.secret, name);
     let (mut send, mut recv) = step("opening a stream", conn.open_bi()).await?;
     step("sending", write_frame(&mut send, &wire::encode(&request))).await?;
     let _ = send.finish();
@@ -494,14 +285,7 @@ pub async fn redeem_ticket(
         .await?
         .ok_or_else(|| NodeError::Protocol("the inviting device closed the connection".into()))?;
     conn.close(0u32.into(), b"thanks");
-    match wire::decode::<JoinReply>(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))? {
-        JoinReply::Welcome {
-            circles,
-            member_key,
-        } => Ok(Welcome {
-            circles,
-            member_key,
-        }),
-        JoinReply::Refused { reason } => Err(NodeError::Refused(reason)),
-    }
+    let reply =
+        wire::decode::<JoinReply>(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))?;
+    Ok(Welcome::from_reply(reply)?)
 }

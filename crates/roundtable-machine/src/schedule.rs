@@ -39,7 +39,7 @@ const MEND_AT_MOST: Duration = Duration::from_secs(60);
 
 /// Which side of a session this device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
+pub enum Role {
     /// This device opened it.
     Opener,
     /// The peer opened it.
@@ -48,11 +48,11 @@ pub(crate) enum Role {
 
 /// How often peers are synced.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Timing {
+pub struct Timing {
     /// A peer is synced again this long after a session that went well.
-    pub(crate) anti_entropy: Duration,
+    pub anti_entropy: Duration,
     /// The longest wait after sessions that failed.
-    pub(crate) max_backoff: Duration,
+    pub max_backoff: Duration,
 }
 
 /// What happened, as the actor tells it.

@@ -3,11 +3,18 @@
 //! (and the epoch's key with it), folding its log in, and letting go of a
 //! circle its member left.
 
+use std::time::Duration;
+
 use super::*;
 
-impl Actor {
-    /// Opens a stored circle and joins its gossip topic.
-    pub(super) async fn open(&mut self, id: CircleId) -> Result<(), NodeError> {
+impl Machine {
+    /// Opens a stored circle and follows its gossip topic.
+    pub(crate) fn open_circle(
+        &mut self,
+        id: CircleId,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<(), Error> {
         let store = self.home.open_circle(self.lock(), id)?;
         let keys = match self.home.circle_keys(id)? {
             Some(mut k) => {
@@ -21,16 +28,16 @@ impl Actor {
             }
             None => {
                 // A circle kept without keys: this device starts epoch 0's.
-                let k = Keyring::with(EpochKey::random(id, 0, &self.me.device, &mut rand::rng()));
+                let k = Keyring::with(EpochKey::random(id, 0, &self.me.device, rng));
                 self.home.save_circle_keys(self.lock(), id, &k)?;
                 k
             }
         };
-        self.serve(id, store, keys).await;
+        self.serve(id, store, keys, now);
         Ok(())
     }
 
-    pub(super) async fn serve(&mut self, id: CircleId, mut store: CircleStore, keys: Keyring) {
+    pub(crate) fn serve(&mut self, id: CircleId, mut store: CircleStore, keys: Keyring, now: Now) {
         // Folding the log in waits for the tick, off the path of a write.
         store.compact_later();
         let membership = store.circle().membership();
@@ -69,9 +76,9 @@ impl Actor {
                 schedule::Input::Met {
                     circle: id,
                     peer: *peer,
-                    first: self.config.anti_entropy,
+                    first: self.timing.anti_entropy,
                 },
-                now(),
+                now.mono,
             );
         }
         info!(circle = %id, peers = devices.len(), epoch = keys.epoch(), "serving circle");
@@ -83,8 +90,6 @@ impl Actor {
                 book,
                 membership,
                 replays: ReplayFilter::default(),
-                sender: None,
-                _reader: None,
                 peers,
                 reading: None,
                 compact_failing: false,
@@ -102,85 +107,62 @@ impl Actor {
                 .values()
                 .any(|p| served.store.circle().peer_has_everything(&p.sync))
         {
-            self.unserve_left(id);
+            self.unserve_left(id, now);
             return;
         }
         // Let the circle's devices in (and out) before gossip dials them.
         self.admit_peers();
-        self.follow(id).await;
+        self.follow(id, now);
     }
 
     /// Tells the network who may connect: every peer of every circle served.
-    pub(super) fn admit_peers(&self) {
-        let all: BTreeSet<EndpointId> = self
+    pub(crate) fn admit_peers(&mut self) {
+        let all: BTreeSet<DeviceId> = self
             .circles
             .values()
             .flat_map(|s| s.peers.keys().copied())
             .collect();
-        self.net().admitted().set(all);
+        self.outbox.push(Output::Admit(all));
     }
 
-    /// Joins the gossip topic of a circle's current key (leaving the one
+    /// Follows the gossip topic of a circle's current key (leaving the one
     /// of an earlier key, if any).
-    pub(super) async fn follow(&mut self, id: CircleId) {
-        let Some(served) = self.circles.get_mut(&id) else {
+    pub(crate) fn follow(&mut self, id: CircleId, now: Now) {
+        let Some(served) = self.circles.get(&id) else {
             return;
         };
-        served.sender = None;
-        served._reader = None;
+        let topic = served.keys.active().topic(id);
+        let peers: Vec<DeviceId> = served.peers.keys().copied().collect();
         self.schedule
-            .handle(schedule::Input::Followed { circle: id }, now());
-        let Some(served) = self.circles.get_mut(&id) else {
-            return;
-        };
-        let topic = topic_for(served.keys.active().secret(), id.as_bytes());
-        let devices: Vec<EndpointId> = served.peers.keys().copied().collect();
-        let net = self
-            .net
-            .as_ref()
-            .expect("the network runs while the node runs");
-        match net.gossip().subscribe(topic, devices).await {
-            Ok(t) => {
-                let (sender, mut receiver) = t.split();
-                let tx = self.gossip_tx.clone();
-                let reader = tokio::spawn(
-                    async move {
-                        while let Some(Ok(ev)) = receiver.next().await {
-                            if tx.send((id, ev)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    .instrument(self.span.clone()),
-                );
-                served.sender = Some(sender);
-                served._reader = Some(AbortOnDropHandle::new(reader));
-            }
-            Err(e) => warn!(circle = %id, "could not follow the circle's live changes: {e}"),
-        }
+            .handle(schedule::Input::Followed { circle: id }, now.mono);
+        self.outbox.push(Output::Follow {
+            circle: id,
+            topic,
+            peers,
+        });
     }
 
     /// The devices, other than this one, admitted to a circle.
-    pub(super) fn others(&self, membership: &Membership) -> Vec<EndpointId> {
+    pub(crate) fn others(&self, membership: &Membership) -> Vec<DeviceId> {
         let mine = self.me.device.id();
         membership
             .admitted
             .iter()
             .filter(|d| **d != mine)
-            .filter_map(|d| endpoint_of(*d))
+            .copied()
             .collect()
     }
 
     /// Reads who is in each circle again: lets in new devices and meets
     /// them, drops devices that departed, and when the circle has gone into
     /// a new epoch, makes a key for it and moves to its gossip topic.
-    pub(super) async fn refresh_admitted(&mut self) {
+    pub(crate) fn refresh_admitted(&mut self, now: Now, rng: &mut impl RngCore) {
         let ids: Vec<CircleId> = self.circles.keys().copied().collect();
         for id in ids {
             let membership = self.circles[&id].store.circle().membership();
             let devices = self.others(&membership);
             let served = self.circles.get_mut(&id).expect("present");
-            let gone: Vec<EndpointId> = served
+            let gone: Vec<DeviceId> = served
                 .peers
                 .keys()
                 .filter(|p| !devices.contains(p))
@@ -196,50 +178,45 @@ impl Actor {
             for peer in gone {
                 served.peers.remove(&peer);
                 self.schedule
-                    .handle(schedule::Input::Gone { circle: id, peer }, now());
+                    .handle(schedule::Input::Gone { circle: id, peer }, now.mono);
             }
             for peer in &new {
-                let first = Duration::from_secs(1);
                 let met = schedule::Input::Met {
                     circle: id,
                     peer: *peer,
-                    first,
+                    first: Duration::from_secs(1),
                 };
-                self.schedule.handle(met, now());
+                self.schedule.handle(met, now.mono);
             }
-            let rotated =
-                served
-                    .keys
-                    .advance(id, membership.epoch, &self.me.device, &mut rand::rng());
+            let served = self.circles.get_mut(&id).expect("present");
+            let rotated = served
+                .keys
+                .advance(id, membership.epoch, &self.me.device, rng);
             served.membership = membership;
             self.admit_peers();
-            let served = self.circles.get_mut(&id).expect("present");
             if rotated {
-                let keys = served.keys.clone();
+                let keys = self.circles[&id].keys.clone();
                 if let Err(e) = self.home.save_circle_keys(self.lock(), id, &keys) {
                     warn!(circle = %id, "could not keep the new epoch's key: {e}");
                 }
                 info!(circle = %id, epoch = keys.epoch(), "the circle moved to a new epoch; new key, new topic");
-                self.follow(id).await;
+                self.follow(id, now);
                 // Hand the new key to everyone still in.
                 for d in &devices {
-                    self.start_sync(id, *d);
+                    self.start_sync(id, *d, now, rng);
                 }
-            } else if let (Some(sender), false) = (&served.sender, new.is_empty()) {
-                let sender = sender.clone();
-                tokio::spawn(
-                    async move {
-                        let _ = sender.join_peers(new).await;
-                    }
-                    .instrument(self.span.clone()),
-                );
+            } else if !new.is_empty() {
+                self.outbox.push(Output::JoinPeers {
+                    circle: id,
+                    peers: new,
+                });
             }
         }
     }
 
     /// Folds each circle's log into its snapshot once it is due, and no
     /// sync session of the circle is under way (it would wait for it).
-    pub(super) fn compact_due(&mut self) {
+    pub(crate) fn compact_due(&mut self) {
         for (id, served) in &mut self.circles {
             if self.schedule.syncing(*id) {
                 continue;
@@ -261,14 +238,15 @@ impl Actor {
     /// Stops serving a circle this member left, once a peer has it: its
     /// gossip topic is left, its devices no longer admitted for its sake,
     /// and its files forgotten if the member asked.
-    pub(super) fn unserve_left(&mut self, circle: CircleId) {
+    pub(crate) fn unserve_left(&mut self, circle: CircleId, now: Now) {
         let Some(served) = self.circles.remove(&circle) else {
             return;
         };
         let name = served.store.circle().name();
         drop(served);
         self.schedule
-            .handle(schedule::Input::LetGo { circle }, now());
+            .handle(schedule::Input::LetGo { circle }, now.mono);
+        self.outbox.push(Output::Unfollow { circle });
         self.admit_peers();
         info!(%circle, "you left \"{name}\" and the others know; this device no longer serves it");
         if self.home.marked_forget(circle) {
@@ -277,6 +255,11 @@ impl Actor {
                 Err(e) => warn!(%circle, "could not forget the circle's files: {e}"),
             }
         }
-        self.changed(circle);
+        self.changed(circle, now);
     }
+}
+
+/// Where the sync state with a peer is kept.
+pub(crate) fn peer_record(circle: CircleId, peer: DeviceId) -> NodeRecord {
+    NodeRecord::PeerSync { circle, peer }
 }

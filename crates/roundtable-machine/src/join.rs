@@ -1,23 +1,33 @@
 //! Letting devices in: serving an invite's redemption, and keeping what a
 //! welcome hands over.
 
+use roundtable_core::Redemption;
+
 use super::*;
 
-impl Actor {
-    pub(super) async fn serve_join(&mut self, req: JoinRequest, peer: EndpointId) -> JoinReply {
+impl Machine {
+    /// A device asks to be let in with an invite (its own key proved
+    /// itself in the connection's handshake, so `peer` is who it is).
+    pub fn serve_join(
+        &mut self,
+        req: JoinRequest,
+        peer: DeviceId,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> JoinReply {
         let refuse = |reason: String| JoinReply::Refused { reason };
         let circle = CircleId::from_bytes(req.circle);
         if !self.circles.contains_key(&circle) {
             // The same words as for an invite this circle does not know, so
             // nobody learns from asking which circles this device holds.
-            return refuse(UNKNOWN_INVITE.into());
+            return refuse(roundtable_core::UNKNOWN_INVITE.into());
         }
         let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
             return refuse("the device certificate is malformed".into());
         };
         let mut cert = DeviceCert {
             member: MemberId::from_bytes(req.member),
-            device: device_of(peer),
+            device: peer,
             signature,
         };
         if cert.verify().is_err() {
@@ -44,21 +54,19 @@ impl Actor {
                         .into(),
                 );
             }
-            cert = self.me.member.certify(device_of(peer));
+            cert = self.me.member.certify(peer);
         }
         let secret = InviteSecret::from_bytes(req.secret);
         let profile = req.name.as_deref().map(Profile::named);
-        let now = Timestamp::now();
         let redemption = Redemption {
             invite: invite_id,
             secret: &secret,
             cert: &cert,
             profile: profile.as_ref(),
         };
-        let invite = match self
-            .edit_announced(circle, |c| c.redeem_invite(&redemption, now))
-            .await
-        {
+        let invite = match self.edit_announced(circle, now, rng, |c, _| {
+            c.redeem_invite(&redemption, now.wall)
+        }) {
             Ok(inv) => inv,
             Err(e) => return refuse(e.to_string()),
         };
@@ -70,9 +78,9 @@ impl Actor {
             .circle()
             .membership()
             .admitted
-            .contains(&device_of(peer))
+            .contains(&peer)
         {
-            let n = Self::count(&mut self.refused, "join not admitted after redeeming");
+            let n = count(&mut self.refused, "join not admitted after redeeming");
             info!(%circle, peer = %peer.fmt_short(), count = n, "a redeemed invite did not let the device in; handing over nothing");
             return refuse("this ticket cannot let you into the circle; ask a member".into());
         }
@@ -90,10 +98,10 @@ impl Actor {
                 let before = served.store.circle().heads();
                 if served
                     .store
-                    .edit(|c| -> Result<_, StoreError> { Ok(c.add_device(&cert, now)?) })
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.add_device(&cert, now.wall)?) })
                     .is_ok()
                 {
-                    self.announce(id, &before).await;
+                    self.announce(id, &before, now, rng);
                     handed.push(id);
                 }
             }
@@ -127,12 +135,17 @@ impl Actor {
         }
     }
 
-    pub(super) async fn welcome(
+    /// Keeps what an inviting device handed over for `ticket`, once all
+    /// of it checks out: every change proven, every key signed by a device
+    /// of its circle, a member key only where the ticket calls for one.
+    pub fn welcome(
         &mut self,
         welcome: Welcome,
-        ticket: &CircleTicket,
-    ) -> Result<Vec<CircleId>, NodeError> {
-        let refused = |why: &str| NodeError::Refused(why.to_owned());
+        ticket: &Ticketed,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<Vec<CircleId>, Error> {
+        let refused = |why: &str| Error::Refused(why.to_owned());
         // Everything handed over is checked before anything is kept: every
         // change proven, every key signed by a device of its circle.
         let mut checked = Vec::new();
@@ -143,7 +156,7 @@ impl Actor {
             book.learn(id, &wc.heads);
             let (circle, applied) = Circle::load_verified(&wc.doc, &mut book)?;
             if !applied.rejected.is_empty() {
-                return Err(NodeError::Refused(format!(
+                return Err(Error::Refused(format!(
                     "the circle handed over holds {} change(s) whose authors could not be verified; ask another member for a ticket",
                     applied.rejected.len()
                 )));
@@ -184,9 +197,7 @@ impl Actor {
                 self.me = self.home.adopt_member_key(self.lock(), &member)?;
             }
         }
-        let inviter = ticket.inviter.clone();
-        self.dialer.add_addr(inviter.clone());
-        self.save_address(inviter.clone());
+        let inviter = ticket.inviter;
         let mut ids = Vec::new();
         for (circle, book, keys, wc) in checked {
             let id = circle.id();
@@ -204,7 +215,7 @@ impl Actor {
                     .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
             } else {
                 let store = self.home.create_circle(self.lock(), &circle, &keys)?;
-                self.serve(id, store, keys).await;
+                self.serve(id, store, keys, now);
                 if let Some(served) = self.circles.get_mut(&id) {
                     served.book = book;
                 }
@@ -212,10 +223,10 @@ impl Actor {
             self.keep_book(id);
             ids.push(id);
         }
-        self.refresh_admitted().await;
+        self.refresh_admitted(now, rng);
         for id in &ids {
-            self.changed(*id);
-            self.start_sync(*id, inviter.id);
+            self.changed(*id, now);
+            self.start_sync(*id, inviter, now, rng);
         }
         Ok(ids)
     }

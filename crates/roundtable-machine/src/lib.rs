@@ -1,0 +1,692 @@
+//! The Roundtable node's decisions, as a state machine.
+//!
+//! A [`Machine`] is one device's node with the network and the clock taken
+//! out: it holds the circles this device serves (their stores, keys, head
+//! books and memberships), what it shares with each peer, and the
+//! [`schedule`] of syncs. Every input is a method call that carries the
+//! time ([`Now`]) and, where a key or nonce is made, the randomness:
+//!
+//! | Input | Method |
+//! |---|---|
+//! | a local command | [`Machine::perform`], [`Machine::create`], [`Machine::invite`], [`Machine::welcome`], reads |
+//! | gossip received | [`Machine::gossip`] |
+//! | a gossip neighbour up or down, or gossip lagging | [`Machine::neighbour_up`], [`Machine::neighbour_down`], [`Machine::lagged`] |
+//! | a peer opens a sync session | [`Machine::answer`] |
+//! | a session frame | [`Machine::frame`] |
+//! | a session broke (connection lost, peer silent) | [`Machine::broken`] |
+//! | a join request | [`Machine::serve_join`] |
+//! | time passed | [`Machine::tick`] |
+//!
+//! What it decides comes back two ways: the answer to the call (a reply,
+//! the frames a session sends next), and [`Output`]s queued for whoever
+//! runs the machine ([`Machine::drain`]): gossip this, follow that topic,
+//! admit these devices, open a session, tell followers. The node's actor
+//! carries them out with iroh; the simulation (`tests/simulation`) carries
+//! them out over a simulated network, with the same code deciding.
+//!
+//! Storage is the one effect carried out inside, through the store's
+//! file layer ([`roundtable_store::Fs`]): an edit is acknowledged only
+//! once it is durable, so the write happens before the call returns. The
+//! node runs it on the disk; the simulation on
+//! [`SimFs`](roundtable_store::fault::SimFs), where a restart loses what
+//! was not synced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::RngCore;
+use roundtable_core::keys::Sealed;
+use roundtable_core::wire::{self, Body, JoinReply, JoinRequest, SyncFrame, WelcomeCircle};
+use roundtable_core::{
+    ChangeHash, Circle, CircleId, CircleView, CoreError, DeviceCert, DeviceId, EntityId,
+    EnvelopeError, EpochKey, HeadBook, InviteKind, InviteSecret, KeyOffer, Keyring, MemberId,
+    MemberKey, Membership, Op, PeerSync, Profile, ReplayFilter, SignedHead, Timestamp,
+};
+use roundtable_store::{CircleStore, Home, Identity, NodeRecord, StoreError, WriteLock};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+mod circles;
+mod envelopes;
+mod join;
+pub mod schedule;
+mod session;
+mod status;
+mod sync;
+
+use schedule::Schedule;
+pub use schedule::Timing;
+pub use session::{MAX_OPENING, SessionId, Step, SyncRefusal};
+
+/// The time an input happened: the monotonic clock the schedule counts
+/// with, and the wall clock records are stamped with.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// For waits and intervals.
+    pub mono: Instant,
+    /// For what is written down (when a peer last synced, a join).
+    pub wall: Timestamp,
+}
+
+/// What the machine asks whoever runs it to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Tell the node's followers.
+    Event(Event),
+    /// Gossip these bytes (a sealed envelope) on the circle's topic.
+    Broadcast {
+        /// Which circle.
+        circle: CircleId,
+        /// The envelope.
+        bytes: Vec<u8>,
+    },
+    /// Follow the circle's gossip topic, leaving the one it followed
+    /// before, if any, with these devices to start from.
+    Follow {
+        /// Which circle.
+        circle: CircleId,
+        /// The topic (see [`roundtable_core::keys::gossip_topic`]).
+        topic: [u8; 32],
+        /// Devices to ask in.
+        peers: Vec<DeviceId>,
+    },
+    /// Stop following the circle's topic.
+    Unfollow {
+        /// Which circle.
+        circle: CircleId,
+    },
+    /// Ask these devices into the circle's topic.
+    JoinPeers {
+        /// Which circle.
+        circle: CircleId,
+        /// Whom.
+        peers: Vec<DeviceId>,
+    },
+    /// Connect to devices of `candidates`, in this order, until `missing`
+    /// are reached, and ask those into the circle's topic.
+    Meet {
+        /// Which circle.
+        circle: CircleId,
+        /// Whom to try, in order.
+        candidates: Vec<DeviceId>,
+        /// How many to reach.
+        missing: usize,
+    },
+    /// Only these devices may connect to this one.
+    Admit(BTreeSet<DeviceId>),
+    /// Open a sync session with the session's peer and send these frames;
+    /// then hand every frame it receives to [`Machine::frame`].
+    Open {
+        /// The session.
+        session: SessionId,
+        /// Its first frames (the Hello and the first round).
+        frames: Vec<SyncFrame>,
+    },
+    /// A sync with this device went through: keep where it was reached.
+    Reached(DeviceId),
+}
+
+/// What went wrong, as the machine says it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A problem with the files of the home.
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    /// The circle's rules refused something.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// No such circle here.
+    #[error("this device is not in circle {0}")]
+    UnknownCircle(CircleId),
+    /// A circle whose files could not be opened at the start.
+    #[error("the running node could not open this circle: {reason} (stop `roundtable up` first)")]
+    Unopened {
+        /// Which circle.
+        circle: CircleId,
+        /// Why, naming what to do.
+        reason: String,
+    },
+    /// Another device's offer was refused, with the reason.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
+}
+
+/// Something that happened, for whoever follows the node (the CLI's
+/// `--follow`, the web app).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A circle changed (a local edit, gossip or sync).
+    Changed {
+        /// Which circle.
+        circle: CircleId,
+    },
+    /// A peer joined a circle's gossip neighbourhood.
+    PeerUp {
+        /// Which circle.
+        circle: CircleId,
+        /// Which device.
+        peer: DeviceId,
+    },
+    /// A peer left it.
+    PeerDown {
+        /// Which circle.
+        circle: CircleId,
+        /// Which device.
+        peer: DeviceId,
+    },
+    /// A sync session ended.
+    Synced {
+        /// Which circle.
+        circle: CircleId,
+        /// With whom.
+        peer: DeviceId,
+        /// Whether it completed.
+        ok: bool,
+    },
+}
+
+/// A circle as it reads now: what pages and views show, computed once
+/// per change of the circle and shared until the next one.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Everything in the circle, as the core reads it.
+    pub view: Arc<CircleView>,
+    /// Who is in.
+    pub membership: Arc<Membership>,
+}
+
+/// What `roundtable status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// This device.
+    pub device: DeviceId,
+    /// Its member.
+    pub member: MemberId,
+    /// Where it listens.
+    pub addrs: Vec<String>,
+    /// Each circle served.
+    pub circles: Vec<CircleStatus>,
+    /// Gossip messages dropped since start, by reason (replayed, bad
+    /// signature, does not decrypt, ...).
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+    /// Received changes refused since start, by reason (unproven author,
+    /// device not admitted, ...).
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// One circle in [`Status`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CircleStatus {
+    /// The circle.
+    pub id: CircleId,
+    /// Its name.
+    pub name: String,
+    /// Its epoch: one more for every removal and device revocation.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Devices connected in its gossip neighbourhood now.
+    pub connected: Vec<DeviceId>,
+    /// Every other device of the circle, and how it stands.
+    pub devices: Vec<DeviceStatus>,
+}
+
+/// One peer device in [`CircleStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose it is.
+    pub member: MemberId,
+    /// Their name.
+    pub name: String,
+    /// What the device calls itself ("Ana's phone"), if it said.
+    #[serde(default)]
+    pub device_name: String,
+    /// Connected now.
+    pub connected: bool,
+    /// Whether, at the last sync, it had every change we have now.
+    pub has_all_our_changes: bool,
+    /// When we last finished a sync with it.
+    pub last_synced: Option<Timestamp>,
+}
+
+/// What a device receives when an invite lets it in.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// The circles to keep.
+    pub circles: Vec<WelcomeCircle>,
+    /// For a paired device: its member's key.
+    pub member_key: Option<[u8; 32]>,
+}
+
+impl Welcome {
+    /// The welcome a join reply carries, or the inviting device's reason
+    /// for refusing.
+    pub fn from_reply(reply: JoinReply) -> Result<Self, Error> {
+        match reply {
+            JoinReply::Welcome {
+                circles,
+                member_key,
+            } => Ok(Self {
+                circles,
+                member_key,
+            }),
+            JoinReply::Refused { reason } => Err(Error::Refused(reason)),
+        }
+    }
+}
+
+/// What an invite allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Terms {
+    /// A new member, or another device of this member.
+    pub kind: InviteKind,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// How many times it may be used.
+    pub uses: u32,
+}
+
+/// What a ticket says, as far as keeping a welcome needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticketed {
+    /// The circle it invites to.
+    pub circle: CircleId,
+    /// The invite.
+    pub invite: EntityId,
+    /// A member's invite or a device pairing.
+    pub kind: InviteKind,
+    /// The device that made it.
+    pub inviter: DeviceId,
+}
+
+/// The request that redeems a ticket at its inviting device.
+pub fn join_request(
+    me: &Identity,
+    circle: CircleId,
+    invite: EntityId,
+    secret: &InviteSecret,
+    name: Option<&str>,
+) -> JoinRequest {
+    JoinRequest {
+        circle: *circle.as_bytes(),
+        invite: *invite.as_bytes(),
+        secret: *secret.as_bytes(),
+        member: *me.member.id().as_bytes(),
+        cert: me.cert.signature.to_vec(),
+        name: name.map(str::to_owned),
+    }
+}
+
+/// What is kept about a peer between runs.
+#[derive(Serialize, Deserialize)]
+struct PeerRecord {
+    state: Vec<u8>,
+    last_synced: Option<i64>,
+}
+
+/// What a circle keeps of one peer: what the two share, and the session
+/// under way. When to sync with it is the [`Schedule`]'s to say.
+struct Peer {
+    sync: PeerSync,
+    last_synced: Option<Timestamp>,
+    /// This session's changes applied from the peer, and bytes sent to it.
+    session_in: usize,
+    session_out: usize,
+    /// At this session's start the peer had everything we had.
+    level: bool,
+    /// Signed heads (by change hash) this session has sent the peer.
+    heads_sent: BTreeSet<[u8; 32]>,
+    /// Where the session under way stands.
+    session: Option<session::SyncSession>,
+}
+
+impl Peer {
+    fn new(sync: PeerSync, last_synced: Option<Timestamp>) -> Self {
+        Self {
+            sync,
+            last_synced,
+            session_in: 0,
+            session_out: 0,
+            level: false,
+            heads_sent: BTreeSet::new(),
+            session: None,
+        }
+    }
+}
+
+/// One circle this device serves.
+struct Served {
+    store: CircleStore,
+    /// The circle keys of the current epoch.
+    keys: Keyring,
+    /// Proofs of who wrote what (see `roundtable_core::authorship`).
+    book: HeadBook,
+    /// Who is in, as the circle says now.
+    membership: Membership,
+    replays: ReplayFilter,
+    peers: BTreeMap<DeviceId, Peer>,
+    /// The last reading and the heads it was read at.
+    reading: Option<(Vec<ChangeHash>, Reading)>,
+    /// Folding the log in failed at the last try.
+    compact_failing: bool,
+}
+
+impl Served {
+    /// The circle as it reads now; read again only when it changed.
+    fn read(&mut self) -> Reading {
+        let heads = self.store.circle().heads();
+        if let Some((at, reading)) = &self.reading
+            && *at == heads
+        {
+            return reading.clone();
+        }
+        let circle = self.store.circle();
+        let reading = Reading {
+            view: Arc::new(circle.view()),
+            membership: Arc::new(circle.membership()),
+        };
+        self.reading = Some((heads, reading.clone()));
+        reading
+    }
+}
+
+/// One device's node, with every decision and no network or clock.
+pub struct Machine {
+    home: Home,
+    lock: Option<WriteLock>,
+    me: Identity,
+    timing: Timing,
+    circles: BTreeMap<CircleId, Served>,
+    /// Circles whose files could not be opened, and why.
+    unopened: BTreeMap<CircleId, String>,
+    /// Circles whose head book changed since it was last written.
+    unsaved_books: BTreeSet<CircleId>,
+    /// When to sync with whom: the sessions under way, and when each
+    /// peer is due.
+    schedule: Schedule<CircleId, DeviceId>,
+    /// Gossip messages dropped, by reason.
+    dropped: BTreeMap<String, u64>,
+    /// Received changes refused, by reason.
+    refused: BTreeMap<String, u64>,
+    outbox: Vec<Output>,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("device", &self.me.device.id())
+            .field("circles", &self.circles.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// Opens the home this process holds the lock of: its identity (made
+    /// on first use) and every circle kept in it. A circle whose files do
+    /// not open is listed as such, not served.
+    pub fn open(
+        home: Home,
+        lock: WriteLock,
+        timing: Timing,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<Self, Error> {
+        let (me, _) = home.ensure_identity(&lock)?;
+        let ids = home.circle_ids()?;
+        let mut machine = Self {
+            home,
+            lock: Some(lock),
+            me,
+            timing,
+            circles: BTreeMap::new(),
+            unopened: BTreeMap::new(),
+            unsaved_books: BTreeSet::new(),
+            schedule: Schedule::new(timing),
+            dropped: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            outbox: Vec::new(),
+        };
+        for id in ids {
+            if let Err(e) = machine.open_circle(id, now, rng) {
+                warn!(circle = %id, "not serving this circle: {e}");
+                machine.unopened.insert(id, e.to_string());
+            }
+        }
+        machine.refresh_admitted(now, rng);
+        Ok(machine)
+    }
+
+    /// What the machine asks to be done, oldest first.
+    pub fn drain(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Who this device is.
+    pub fn identity(&self) -> &Identity {
+        &self.me
+    }
+
+    /// The home it keeps its circles in.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// One of the home's named records, if it was written and reads.
+    pub fn read_record(&self, record: NodeRecord) -> Option<Vec<u8>> {
+        self.home.read_record(record).ok().flatten()
+    }
+
+    /// Writes one of the home's named records, durably.
+    pub fn write_record(&self, record: NodeRecord, bytes: &[u8]) -> Result<(), StoreError> {
+        self.home.write_record(self.lock(), record, bytes)
+    }
+
+    fn lock(&self) -> &WriteLock {
+        self.lock
+            .as_ref()
+            .expect("the writer's lock is held until the machine closes")
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outbox.push(Output::Event(event));
+    }
+
+    /// Why a circle is not served here.
+    fn unknown(&self, circle: CircleId) -> Error {
+        match self.unopened.get(&circle) {
+            Some(reason) => Error::Unopened {
+                circle,
+                reason: reason.clone(),
+            },
+            None => Error::UnknownCircle(circle),
+        }
+    }
+
+    fn served(&self, circle: CircleId) -> Result<&Served, Error> {
+        self.circles
+            .get(&circle)
+            .ok_or_else(|| self.unknown(circle))
+    }
+
+    /// Counts a message dropped for `reason` (shown by `status`); returns
+    /// how many so far.
+    pub fn note_dropped(&mut self, reason: impl ToString) -> u64 {
+        count(&mut self.dropped, reason)
+    }
+
+    // --- reads ---
+
+    /// The circles served, by id and name (a damaged one as such).
+    pub fn circles(&self) -> Vec<(CircleId, String)> {
+        self.circles
+            .iter()
+            .map(|(id, s)| (*id, s.store.circle().name()))
+            .chain(self.unopened.keys().map(|id| (*id, "(damaged)".to_owned())))
+            .collect()
+    }
+
+    /// A circle as it reads now (read again only when it changed).
+    pub fn read(&mut self, circle: CircleId) -> Result<Reading, Error> {
+        match self.circles.get_mut(&circle) {
+            Some(s) => Ok(s.read()),
+            None => Err(self.unknown(circle)),
+        }
+    }
+
+    /// A circle's document as it stands.
+    pub fn circle(&self, circle: CircleId) -> Result<&Circle, Error> {
+        Ok(self.served(circle)?.store.circle())
+    }
+
+    /// Every proof of authorship this device holds for a circle, its own
+    /// newest included: what it would hand a peer.
+    pub fn signed_heads(&self, circle: CircleId) -> Result<Vec<SignedHead>, Error> {
+        let served = self.served(circle)?;
+        let mut heads = served.book.all();
+        heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
+        Ok(heads)
+    }
+
+    /// The epoch a circle's key here is of.
+    pub fn epoch(&self, circle: CircleId) -> Result<u64, Error> {
+        Ok(self.served(circle)?.keys.epoch())
+    }
+
+    // --- local commands ---
+
+    /// A circle changed here: followers are told, and its peers are due for
+    /// anti-entropy within the usual interval (sooner than a failed
+    /// peer's backoff would say).
+    fn changed(&mut self, circle: CircleId, now: Now) {
+        self.emit(Event::Changed { circle });
+        self.schedule
+            .handle(schedule::Input::Changed { circle }, now.mono);
+    }
+
+    /// Edits a circle durably, then tells the circle what changed.
+    fn edit_announced<T, R: RngCore>(
+        &mut self,
+        circle: CircleId,
+        now: Now,
+        rng: &mut R,
+        f: impl FnOnce(&mut Circle, &mut R) -> Result<T, CoreError>,
+    ) -> Result<T, Error> {
+        if !self.circles.contains_key(&circle) {
+            return Err(self.unknown(circle));
+        }
+        let served = self.circles.get_mut(&circle).expect("checked above");
+        let before = served.store.circle().heads();
+        let out = served
+            .store
+            .edit(|c| -> Result<_, Error> { Ok(f(c, rng)?) })?;
+        self.announce(circle, &before, now, rng);
+        Ok(out)
+    }
+
+    /// Does what a member asked, in their name, once it is durable.
+    pub fn perform(
+        &mut self,
+        circle: CircleId,
+        op: &Op,
+        at: Timestamp,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<Option<EntityId>, Error> {
+        let member = self.me.member.id();
+        let out = self.edit_announced(circle, now, rng, |c, rng| c.perform(op, member, at, rng))?;
+        if let Op::Leave { forget: true } = op {
+            self.home.mark_forget(self.lock(), circle)?;
+        }
+        Ok(out)
+    }
+
+    /// Starts a circle with this device's member as its first.
+    pub fn create(
+        &mut self,
+        name: &str,
+        about: &str,
+        display_name: &str,
+        at: Timestamp,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<CircleId, Error> {
+        let circle = Circle::create(
+            name,
+            about,
+            &self.me.cert,
+            &Profile::named(display_name),
+            at,
+            rng,
+        )?;
+        let id = circle.id();
+        let keys = Keyring::with(EpochKey::random(id, 0, &self.me.device, rng));
+        let store = self.home.create_circle(self.lock(), &circle, &keys)?;
+        self.serve(id, store, keys, now);
+        self.changed(id, now);
+        Ok(id)
+    }
+
+    /// Makes an invite (or a device pairing) in this member's name: its id
+    /// and the secret a ticket carries.
+    pub fn invite(
+        &mut self,
+        circle: CircleId,
+        terms: Terms,
+        at: Timestamp,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<(EntityId, InviteSecret), Error> {
+        let member = self.me.member.id();
+        let Terms {
+            kind,
+            expires_at,
+            uses,
+        } = terms;
+        self.edit_announced(circle, now, rng, |c, rng| {
+            c.create_invite(member, kind, expires_at, uses, at, rng)
+        })
+    }
+
+    /// Time passed: syncs with the peers due, asks for gossip neighbours
+    /// where a circle is short of them, writes the head books that changed,
+    /// and folds in the logs that are due.
+    pub fn tick(&mut self, now: Now, rng: &mut impl RngCore) {
+        let outputs = self.schedule.handle(schedule::Input::Tick, now.mono);
+        self.carry_out(outputs, now, rng);
+        self.save_books();
+        self.compact_due();
+    }
+
+    /// Stops: keeps what every session under way shared so far and the
+    /// head books, and lets go of the home's lock.
+    pub fn close(&mut self) {
+        let running: Vec<(CircleId, DeviceId)> =
+            self.schedule.sessions().map(|(c, p, _)| (c, p)).collect();
+        for (circle, peer) in running {
+            self.keep_peer(circle, peer);
+        }
+        self.save_books();
+        self.circles.clear();
+        self.lock = None;
+    }
+}
+
+fn count(map: &mut BTreeMap<String, u64>, reason: impl ToString) -> u64 {
+    let n = map.entry(reason.to_string()).or_default();
+    *n += 1;
+    *n
+}

@@ -1,0 +1,146 @@
+//! Sessions: letting peers' connections in (within bounds), opening the
+//! sync sessions the machine asks for, passing their frames to it, serving
+//! joins, and the address book of where each device was last reached.
+
+use roundtable_net::EndpointAddr;
+use roundtable_store::NodeRecord;
+use tracing::{debug, warn};
+
+use super::*;
+use crate::session;
+
+/// Sync sessions one peer may have open with us at once, counted from the
+/// connection on (before its Hello is read).
+const MAX_ANSWERING_PER_PEER: usize = 8;
+/// Sync sessions peers may have open with us at once, in all.
+const MAX_ANSWERING: usize = 256;
+/// Join requests served at once.
+const MAX_JOINING: usize = 16;
+
+impl Actor {
+    /// Starts serving a connection a peer opened, unless that peer (or
+    /// everyone) already has as many open as we serve at once: then the
+    /// connection is closed at once, before anything is read from it.
+    pub(super) fn accept(&mut self, conn: Incoming) {
+        let tx = self.sessions_tx.clone();
+        match conn {
+            Incoming::Sync(conn) => {
+                let peer = conn.remote_id();
+                let open = self.answering_per_peer.entry(peer).or_default();
+                if *open >= MAX_ANSWERING_PER_PEER || self.answering.len() >= MAX_ANSWERING {
+                    let n = self.machine.note_dropped("too many sync sessions at once");
+                    debug!(peer = %peer.fmt_short(), count = n, "refused a sync session: too many open");
+                    conn.close(1u32.into(), b"busy");
+                    return;
+                }
+                *open += 1;
+                self.answering.spawn(
+                    async move {
+                        session::sync_as_answerer(conn, tx).await;
+                        peer
+                    }
+                    .instrument(self.span.clone()),
+                );
+            }
+            Incoming::Join(conn) => {
+                if self.joining.len() >= MAX_JOINING {
+                    let n = self.machine.note_dropped("too many joins at once");
+                    debug!(count = n, "refused a join: too many at once");
+                    conn.close(1u32.into(), b"busy");
+                    return;
+                }
+                self.joining
+                    .spawn(session::serve_join(conn, tx).instrument(self.span.clone()));
+            }
+        }
+    }
+
+    /// Opens the sync session the machine asked for.
+    pub(super) fn open_session(
+        &mut self,
+        session: roundtable_machine::SessionId,
+        frames: Vec<roundtable_core::wire::SyncFrame>,
+    ) {
+        let dialer = self.dialer.clone();
+        let tx = self.sessions_tx.clone();
+        self.tasks.spawn(
+            session::sync_as_opener(dialer, tx, session, frames).instrument(self.span.clone()),
+        );
+    }
+
+    /// Hands the machine what a session brought, and the session its answer.
+    pub(super) fn handle_session(&mut self, req: SessionRequest) {
+        let machine = &mut self.machine;
+        match req {
+            SessionRequest::Hello { peer, hello, reply } => {
+                let _ = reply.send(machine.answer(peer, hello, now()));
+            }
+            SessionRequest::Frame {
+                session,
+                frame,
+                reply,
+            } => {
+                let _ = reply.send(machine.frame(session, frame, now(), &mut rng()));
+            }
+            SessionRequest::Broken { session, refused } => {
+                machine.broken(session, refused, now(), &mut rng())
+            }
+            SessionRequest::JoinServe {
+                request,
+                peer,
+                reply,
+            } => {
+                let _ = reply.send(machine.serve_join(request, peer, now(), &mut rng()));
+            }
+            SessionRequest::Remember(addr) => self.save_address(addr),
+        }
+    }
+
+    // --- the address book: where devices were last reached ---
+
+    pub(super) fn load_addresses(&mut self) {
+        let Some(bytes) = self.machine.read_record(NodeRecord::AddressBook) else {
+            return;
+        };
+        let Ok(addrs) = serde_json::from_slice::<Vec<EndpointAddr>>(&bytes) else {
+            warn!("the address book does not read; starting without it");
+            return;
+        };
+        for a in addrs {
+            self.dialer.add_addr(a);
+        }
+    }
+
+    pub(super) fn save_address(&self, addr: EndpointAddr) {
+        let mut book: Vec<EndpointAddr> = self
+            .machine
+            .read_record(NodeRecord::AddressBook)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        book.retain(|a| a.id != addr.id);
+        book.push(addr);
+        if let Ok(bytes) = serde_json::to_vec_pretty(&book)
+            && let Err(e) = self.machine.write_record(NodeRecord::AddressBook, &bytes)
+        {
+            debug!("could not save the address book: {e}");
+        }
+    }
+
+    /// Asks the endpoint where `peer` was reached, and keeps it in the
+    /// address book so the next run can dial it before anyone else speaks.
+    pub(super) fn remember_addr(&mut self, peer: DeviceId) {
+        let Some(peer) = endpoint_of(peer) else {
+            return;
+        };
+        let dialer = self.dialer.clone();
+        let tx = self.sessions_tx.clone();
+        self.tasks.spawn(
+            async move {
+                if let Some(addr) = dialer.known_addr(peer).await {
+                    let _ = tx.send(SessionRequest::Remember(addr)).await;
+                }
+            }
+            .instrument(self.span.clone()),
+        );
+    }
+}
