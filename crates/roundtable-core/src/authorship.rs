@@ -374,10 +374,37 @@ impl Circle {
         let before = self.heads();
         let was = self.membership();
         // Bytes that fail part-way may have added changes: check those too.
-        let result = self.apply(bytes);
+        let mut result = self.apply(bytes);
+        if result.is_err() && self.has_waiting() {
+            // A change held back may claim a sequence number these need.
+            self.drop_waiting()?;
+            result = self.apply(bytes);
+        }
         let verified = self.verify_since(&before, Some(&was), heads);
+        self.bound_waiting(bytes.len())?;
         result?;
         verified
+    }
+
+    /// Whether Automerge holds changes back for history it lacks.
+    fn has_waiting(&self) -> bool {
+        !self.missing_deps().is_empty()
+    }
+
+    /// Keeps what is held back for missing history small: once more than
+    /// [`MAX_WAITING`] bytes came in while something waits, all of it goes
+    /// (sync brings real changes again, with their history). `received`:
+    /// the bytes just applied.
+    fn bound_waiting(&mut self, received: usize) -> Result<(), CoreError> {
+        if !self.has_waiting() {
+            self.waiting = 0;
+            return Ok(());
+        }
+        self.waiting = self.waiting.saturating_add(received);
+        if self.waiting > MAX_WAITING {
+            self.drop_waiting()?;
+        }
+        Ok(())
     }
 
     /// Loads a saved circle received from elsewhere, keeping only the
@@ -399,6 +426,12 @@ impl Circle {
         let was = self.membership();
         let result = self.sync_receive(peer, bytes);
         let verified = self.verify_since(&before, Some(&was), heads);
+        if result.is_err() && self.has_waiting() {
+            // A change held back may claim a sequence number this message
+            // needs: forget it, so the next round applies.
+            self.drop_waiting()?;
+        }
+        self.bound_waiting(bytes.len())?;
         result?;
         verified
     }
@@ -451,6 +484,11 @@ impl Circle {
         Ok(Applied { applied, rejected })
     }
 }
+
+/// The most bytes received while Automerge holds changes back for missing
+/// history before all of it is forgotten: each could be a change a member
+/// made up, so what a peer can make this device hold is bounded.
+const MAX_WAITING: usize = 1 << 20;
 
 /// Decides which of `new` (just applied on top of `before`) must go.
 /// Decides which of `new` (just applied on top of `before`, where the

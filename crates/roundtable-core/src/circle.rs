@@ -97,6 +97,9 @@ pub struct Circle {
     doc: Automerge,
     /// Who is in, as last read, with the heads it holds for.
     kept: Kept,
+    /// Bytes received since Automerge began holding changes back for
+    /// missing history (see [`Circle::drop_waiting`]).
+    pub(crate) waiting: usize,
 }
 
 impl Circle {
@@ -144,6 +147,7 @@ impl Circle {
 
     fn wrap(doc: Automerge) -> Self {
         Self {
+            waiting: 0,
             doc,
             kept: Kept::default(),
         }
@@ -191,9 +195,33 @@ impl Circle {
         self.doc.get_missing_deps(&[])
     }
 
-    /// The whole document, compressed.
+    /// The whole document, compressed. Changes still waiting for their
+    /// history are left out: nothing checked them yet (see
+    /// [`Self::drop_waiting`]), so they are neither kept nor handed on.
     pub fn save(&self) -> Vec<u8> {
-        self.doc.save()
+        self.doc.save_with_options(automerge::SaveOptions {
+            deflate: true,
+            retain_orphans: false,
+        })
+    }
+
+    /// Forgets the changes Automerge holds back until their history
+    /// arrives. Nobody vouched for them yet, and one of them can hold a
+    /// device's next sequence number so that the device's real change
+    /// never applies (a member can send a change in another device's name
+    /// that depends on a change that does not exist). Sync brings them
+    /// again, with their history, if they are real. Rebuilds the document
+    /// from its changes: called only when they are in the way or too many.
+    pub(crate) fn drop_waiting(&mut self) -> Result<(), CoreError> {
+        let actor = self.doc.get_actor().clone();
+        let heads = self.doc.get_heads();
+        let doc = &self.doc;
+        let mut fresh = guarded(|| doc.fork_at(&heads))?;
+        fresh.set_actor(actor);
+        self.doc = fresh;
+        self.waiting = 0;
+        self.know_own_actor();
+        Ok(())
     }
 
     /// The changes made since `heads`, for the log or a peer.

@@ -852,3 +852,88 @@ fn a_leaving_cannot_be_taken_back() {
     assert!(!out.rejected.is_empty(), "{out:?}");
     assert!(ana.circle.membership().left.contains(&sam_id));
 }
+
+#[test]
+fn a_change_made_up_in_anothers_name_cannot_hold_back_their_real_ones() {
+    let (mut maya, sam, mut ana) = circle();
+    // Sam makes up two changes in the name of Maya's device, and sends
+    // only the second: it waits at Ana's for a history that never comes,
+    // holding the sequence number Maya's next real change will take.
+    let mut forged = sam.circle.clone();
+    forged.set_device(maya.key.id());
+    let checkin = |c: &mut Circle, note: &str| {
+        c.perform(
+            &roundtable_core::Op::Checkin {
+                mood: roundtable_core::Mood::Okay,
+                note: note.into(),
+            },
+            maya.member.id(),
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
+    };
+    checkin(&mut forged, "made up");
+    let after_first = forged.heads();
+    checkin(&mut forged, "made up too");
+    let mut book = HeadBook::for_circle(&ana.circle);
+    let out = ana
+        .circle
+        .apply_verified(&forged.changes_since(&after_first), &mut book)
+        .unwrap();
+    assert_eq!(out.applied, 0);
+    assert!(!ana.circle.missing_deps().is_empty(), "it waits");
+    // What Ana keeps or hands on never holds it.
+    let kept = Circle::load(&ana.circle.save()).unwrap();
+    assert!(kept.missing_deps().is_empty());
+    // Maya's real changes, with those sequence numbers, still apply.
+    for note in ["real", "real too"] {
+        let before = maya.circle.heads();
+        checkin(&mut maya.circle, note);
+        let out = ana.receive(&maya.circle, &before, &[&maya]);
+        assert_eq!(out.applied, 1, "{note}");
+        assert!(ana.circle.has_change(&maya.circle.heads()[0]));
+    }
+}
+
+#[test]
+fn what_waits_for_missing_history_is_bounded() {
+    let (_maya, sam, mut ana) = circle();
+    let mut book = HeadBook::for_circle(&ana.circle);
+    let mut most = 0;
+    // Sam sends chain after chain of made-up changes, each missing its
+    // first link: far more than a device holds back.
+    for round in 0..200 {
+        let mut forged = sam.circle.clone();
+        forged.set_device(DeviceKey::generate().id());
+        forged
+            .transact(now(), "missing", |tx| {
+                tx.put(ROOT, "x", round as i64).unwrap();
+                Ok(())
+            })
+            .unwrap();
+        let first = forged.heads();
+        for i in 0..20 {
+            forged
+                .transact(now(), "chain", |tx| {
+                    let noise: String = (0..25)
+                        .map(|_| format!("{:032x}", rand::random::<u128>()))
+                        .collect();
+                    tx.put(ROOT, "y", format!("{round}-{i} {noise}")).unwrap();
+                    Ok(())
+                })
+                .unwrap();
+        }
+        ana.circle
+            .apply_verified(&forged.changes_since(&first), &mut book)
+            .unwrap();
+        // Automerge's own save keeps what waits: it never grows past the bound.
+        let held = ana.circle.doc().save().len();
+        assert!(
+            held < (1 << 20) + (64 << 10),
+            "round {round}: {held} bytes held"
+        );
+        most = most.max(held);
+    }
+    assert!(most > 512 << 10, "the test made it hold only {most} bytes");
+}
