@@ -1,5 +1,5 @@
 //! The heart of Roundtable, with no I/O: the circle document over Automerge,
-//! identities and keys, and a deterministic simulation driver.
+//! identities and keys, the wire formats and the rules every device applies.
 //!
 //! A *circle* is a small group of people who look after each other. Each
 //! member's device holds the circle as an Automerge document; edits merge
@@ -53,7 +53,6 @@ pub mod people;
 pub mod quiet;
 pub mod schema;
 mod shape;
-pub mod sim;
 mod standing;
 pub mod sync;
 pub mod time;

@@ -1,0 +1,667 @@
+//! The node's state machines, the code that ships, simulated by seed: many
+//! writers, joins and pairings, removals by consent and revocations with
+//! key rotation, partitions, crashes that lose what was not durable, a
+//! device away for thousands of edits, and a member who misbehaves. Every
+//! seed must end converged: on every device still in, the same document
+//! (the same heads and canonical JSON), the same epoch, members and key;
+//! no acknowledged edit lost; nobody out holding the key.
+//!
+//! `SIM_SEEDS=N` runs N seeds from each test's first; a failing seed says
+//! how to replay it alone (`SIM_SEED=s`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod world;
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT, ReadDoc, Value};
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use roundtable_core::keys::seal;
+use roundtable_core::membership::needed;
+use roundtable_core::wire::Body;
+use roundtable_core::{
+    Circle, CircleId, DeviceId, HeadBook, InviteKind, MemberId, Mood, Op, ProposalState, SignedHead,
+};
+use roundtable_machine::{Terms, Ticketed, Welcome, join_request};
+use world::{Weather, World};
+
+fn env(key: &str) -> Option<u64> {
+    std::env::var(key).ok().and_then(|s| s.parse().ok())
+}
+
+/// Runs `scenario` for every seed of `seeds` (or those the environment
+/// names). A failing seed prints the command that replays it.
+fn run_seeds(test: &str, seeds: Range<u64>, scenario: fn(u64)) {
+    let seeds = match (env("SIM_SEED"), env("SIM_SEEDS")) {
+        (Some(seed), count) => seed..seed + count.unwrap_or(1),
+        (None, Some(count)) => seeds.start..seeds.start + count,
+        (None, None) => seeds,
+    };
+    for seed in seeds {
+        if let Err(e) = std::panic::catch_unwind(|| scenario(seed)) {
+            eprintln!(
+                "\nseed {seed} failed. Replay it alone with:\n  \
+                 SIM_SEED={seed} cargo test -p roundtable-machine --test simulation {test} -- --exact --nocapture\n"
+            );
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Device `joiner` redeems a ticket device `inviter` made, the way a join
+/// does: the request over one connection, the welcome checked and kept.
+/// Nothing happens when the two cannot reach each other.
+fn join(w: &mut World, inviter: usize, joiner: usize, circle: CircleId, kind: InviteKind) -> bool {
+    if !w.reachable(inviter, joiner) {
+        return false;
+    }
+    let at = w.wall(inviter);
+    let terms = Terms {
+        kind,
+        expires_at: at.plus_millis(DAY),
+        uses: 1,
+    };
+    let Some(Ok((invite, secret))) =
+        w.input(inviter, |m, now, rng| m.invite(circle, terms, at, now, rng))
+    else {
+        return false;
+    };
+    let name = w.devs[joiner].name.clone();
+    let request = join_request(
+        w.devs[joiner].machine().identity(),
+        circle,
+        invite,
+        &secret,
+        Some(&name),
+    );
+    let peer = w.devs[joiner].device;
+    let reply = w
+        .input(inviter, |m, now, rng| m.serve_join(request, peer, now, rng))
+        .expect("up");
+    let Ok(welcome) = Welcome::from_reply(reply) else {
+        return false;
+    };
+    let ticket = Ticketed {
+        circle,
+        invite,
+        kind,
+        inviter: w.devs[inviter].device,
+    };
+    w.input(joiner, |m, now, rng| m.welcome(welcome, &ticket, now, rng))
+        .is_some_and(|kept| kept.is_ok())
+}
+
+/// Devices that are up and admitted to the circle by their own copy.
+fn insiders(w: &mut World, circle: CircleId) -> Vec<usize> {
+    (0..w.devs.len())
+        .filter(|i| {
+            let device = w.devs[*i].device;
+            w.devs[*i]
+                .machine
+                .as_mut()
+                .and_then(|m| m.read(circle).ok())
+                .is_some_and(|r| r.membership.admitted.contains(&device))
+        })
+        .collect()
+}
+
+fn pick(w: &mut World, from: &[usize]) -> Option<usize> {
+    from.choose(w.rng()).copied()
+}
+
+/// Device `i` does `op`; an acknowledged edit is remembered, to be found
+/// durable and everywhere at the end.
+fn perform(w: &mut World, i: usize, circle: CircleId, op: Op) -> bool {
+    let at = w.wall(i);
+    let done = w.input(i, |m, now, rng| m.perform(circle, &op, at, now, rng));
+    if let Some(Ok(_)) = done {
+        let heads = w.devs[i].machine().circle(circle).unwrap().heads();
+        w.devs[i].acked.push((circle, heads));
+        return true;
+    }
+    false
+}
+
+/// Someone writes something.
+fn write(w: &mut World, circle: CircleId, step: usize) {
+    let ins = insiders(w, circle);
+    let Some(i) = pick(w, &ins) else { return };
+    let op = match w.rng().random_range(0..3) {
+        0 => Op::Checkin {
+            mood: Mood::Okay,
+            note: format!("step {step}"),
+        },
+        1 => Op::Moment {
+            text: format!("a moment at step {step}"),
+        },
+        _ => Op::Profile {
+            name: None,
+            pronouns: None,
+            remember: Some(format!("as of step {step}")),
+            story: None,
+        },
+    };
+    perform(w, i, circle, op);
+}
+
+/// Someone proposes a removal, consents to one, or withdraws their own.
+fn govern(w: &mut World, circle: CircleId) {
+    let ins = insiders(w, circle);
+    let Some(i) = pick(w, &ins) else { return };
+    let me = w.devs[i].machine().identity().member.id();
+    let reading = w.devs[i].machine().read(circle).unwrap();
+    let m = &reading.membership;
+    let open: Vec<_> = m
+        .proposals
+        .values()
+        .filter(|p| p.state == ProposalState::Open)
+        .cloned()
+        .collect();
+    let others: Vec<MemberId> = m.members.iter().filter(|x| **x != me).copied().collect();
+    let op = match w.rng().random_range(0..4) {
+        0 => others.choose(w.rng()).map(|target| Op::ProposeRemoval {
+            target: *target,
+            reason: "simulated".into(),
+        }),
+        1 | 2 => open.choose(w.rng()).map(|p| Op::Consent { proposal: p.id }),
+        _ => open
+            .iter()
+            .find(|p| p.by == me)
+            .map(|p| Op::Withdraw { proposal: p.id }),
+    };
+    if let Some(op) = op {
+        perform(w, i, circle, op);
+    }
+}
+
+/// A member revokes another of their devices.
+fn revoke(w: &mut World, circle: CircleId) {
+    let ins = insiders(w, circle);
+    let Some(i) = pick(w, &ins) else { return };
+    let me = w.devs[i].machine().identity().member.id();
+    let mine = w.devs[i].device;
+    let reading = w.devs[i].machine().read(circle).unwrap();
+    let other = reading.view.members.get(&me).and_then(|rec| {
+        rec.devices
+            .keys()
+            .find(|d| **d != mine && reading.membership.admitted.contains(d))
+            .copied()
+    });
+    if let Some(device) = other {
+        perform(w, i, circle, Op::RevokeDevice { device });
+    }
+}
+
+/// Starts device `i` again, and finds every edit it acknowledged still
+/// there.
+fn restart(w: &mut World, i: usize) {
+    w.start(i);
+    let acked = w.devs[i].acked.clone();
+    let machine = w.devs[i].machine();
+    for (circle, heads) in acked {
+        let doc = machine
+            .circle(circle)
+            .unwrap_or_else(|e| panic!("seed {}: a circle did not open again: {e}", 0));
+        for h in heads {
+            assert!(
+                doc.has_change(&h),
+                "an acknowledged edit was lost in a crash"
+            );
+        }
+    }
+}
+
+/// The devices still in: those that what they hold between them admits.
+/// A device that departed without hearing of it still thinks itself in;
+/// so the answer is a fixed point. It is taken among the largest group of
+/// devices that can still reach one another (each admits the other): a
+/// device let in only by one whose revocation it never heard of, say, can
+/// reach nobody else, and nobody else knows it was let in.
+fn still_in(w: &mut World, circle: CircleId) -> Option<(Vec<usize>, Circle)> {
+    let admitted: Vec<Option<BTreeSet<DeviceId>>> = (0..w.devs.len())
+        .map(|i| {
+            let m = w.devs[i].machine.as_mut()?;
+            m.circle(circle).ok()?;
+            Some(m.read(circle).ok()?.membership.admitted.clone())
+        })
+        .collect();
+    let links = |i: usize, j: usize| {
+        let (Some(a), Some(b)) = (&admitted[i], &admitted[j]) else {
+            return false;
+        };
+        a.contains(&w.devs[j].device) && b.contains(&w.devs[i].device)
+    };
+    let mut serving: Vec<usize> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for start in (0..w.devs.len()).filter(|i| admitted[*i].is_some()) {
+        if !seen.insert(start) {
+            continue;
+        }
+        let mut group = vec![start];
+        let mut k = 0;
+        while k < group.len() {
+            let i = group[k];
+            for j in 0..w.devs.len() {
+                if !seen.contains(&j) && links(i, j) {
+                    seen.insert(j);
+                    group.push(j);
+                }
+            }
+            k += 1;
+        }
+        if group.len() > serving.len() {
+            serving = group;
+        }
+    }
+    let mut live: BTreeSet<DeviceId> = serving.iter().map(|i| w.devs[*i].device).collect();
+    loop {
+        let holders: Vec<usize> = serving
+            .iter()
+            .copied()
+            .filter(|i| live.contains(&w.devs[*i].device))
+            .collect();
+        let first = holders.first()?;
+        // From what each holds durably-readable, without anything Automerge
+        // keeps waiting for missing dependencies.
+        let mut all =
+            Circle::load(&w.devs[*first].machine().circle(circle).unwrap().save()).unwrap();
+        let mut book = HeadBook::new();
+        for i in &holders {
+            let heads: Vec<SignedHead> = w.devs[*i].machine().signed_heads(circle).unwrap();
+            book.learn(circle, &heads);
+        }
+        for i in &holders {
+            let save = w.devs[*i].machine().circle(circle).unwrap().save();
+            if let Err(e) = all.apply_verified(&save, &mut book) {
+                panic!(
+                    "{}'s copy does not merge with the others: {e}",
+                    w.devs[*i].name
+                );
+            }
+        }
+        let admitted = all.membership().admitted;
+        let next: BTreeSet<DeviceId> = live.intersection(&admitted).copied().collect();
+        if next == live {
+            let live = holders
+                .into_iter()
+                .filter(|i| admitted.contains(&w.devs[*i].device))
+                .collect();
+            return Some((live, all));
+        }
+        live = next;
+    }
+}
+
+/// Whether every device still in agrees, and nobody out holds the key.
+fn converged(w: &mut World, circle: CircleId) -> Result<(), String> {
+    let Some((live, _)) = still_in(w, circle) else {
+        // Everyone removed everyone else at once: legal, if sad.
+        return Ok(());
+    };
+    let Some(&first) = live.first() else {
+        return Ok(());
+    };
+    let topic = w.devs[first].topic(circle);
+    let (heads, json, membership, epoch) = {
+        let m = w.devs[first].machine();
+        let doc = m.circle(circle).unwrap();
+        (
+            doc.heads(),
+            doc.canonical_json(),
+            doc.membership(),
+            m.epoch(circle).unwrap(),
+        )
+    };
+    for &i in &live {
+        let name = w.devs[i].name.clone();
+        let t = w.devs[i].topic(circle);
+        let m = w.devs[i].machine();
+        let doc = m.circle(circle).unwrap();
+        if doc.heads() != heads {
+            return Err(format!("{name} holds other changes"));
+        }
+        if doc.canonical_json() != json {
+            return Err(format!("{name} reads the circle otherwise"));
+        }
+        let mine = doc.membership();
+        if mine.epoch != membership.epoch || mine.members != membership.members {
+            return Err(format!("{name} sees other members or another epoch"));
+        }
+        if m.epoch(circle).unwrap() != epoch || epoch != membership.epoch {
+            return Err(format!(
+                "{name}'s key is of epoch {}, the circle's is {}",
+                m.epoch(circle).unwrap(),
+                membership.epoch
+            ));
+        }
+        if t != topic || t.is_none() {
+            return Err(format!("{name} follows another topic (holds another key)"));
+        }
+    }
+    // Every acknowledged edit of a device still in reached everyone.
+    for &i in &live {
+        let acked = w.devs[i].acked.clone();
+        for (c, hs) in acked.iter().filter(|(c, _)| *c == circle) {
+            for &j in &live {
+                let doc = w.devs[j].machine().circle(*c).unwrap();
+                if let Some(h) = hs.iter().find(|h| !doc.has_change(h)) {
+                    return Err(format!(
+                        "{} lacks {h}, acknowledged by {}",
+                        w.devs[j].name, w.devs[i].name
+                    ));
+                }
+            }
+        }
+    }
+    // Nobody who is out follows the topic of the key everyone in holds.
+    for i in 0..w.devs.len() {
+        if !live.contains(&i) && w.devs[i].up() && w.devs[i].topic(circle) == topic {
+            return Err(format!(
+                "{} is out but holds the current key",
+                w.devs[i].name
+            ));
+        }
+    }
+    // No removal carried by fewer than the rule asks.
+    for p in membership.proposals.values() {
+        if p.state == ProposalState::Carried {
+            assert!(p.consents.len() >= 2, "carried by one person");
+            assert!(p.consents.len() >= needed(p.electorate.len()));
+            assert!(p.consents.is_subset(&p.electorate));
+            assert!(!p.electorate.contains(&p.target));
+        }
+    }
+    Ok(())
+}
+
+/// The network heals and every device comes back; the circle must settle.
+fn settle(w: &mut World, circle: CircleId) {
+    w.cut = None;
+    w.weather = Weather::CALM;
+    for i in 0..w.devs.len() {
+        if !w.devs[i].up() {
+            restart(w, i);
+        }
+    }
+    let mut last = String::new();
+    for _ in 0..150 {
+        w.run_for(2_000);
+        match converged(w, circle) {
+            Ok(()) => return,
+            Err(why) => last = why,
+        }
+    }
+    let live = still_in(w, circle).map(|(l, _)| l).unwrap_or_default();
+    for (i, d) in w.devs.iter_mut().enumerate() {
+        let name = format!(
+            "{} {}{}",
+            d.name,
+            d.device.fmt_short(),
+            if live.contains(&i) { " (in)" } else { "" }
+        );
+        if let Some(m) = d.machine.as_mut()
+            && let Ok(r) = m.read(circle)
+        {
+            eprintln!(
+                "{name}: {} changes, epoch {} (key {}), admitted {:?}",
+                m.circle(circle).unwrap().heads().len(),
+                r.membership.epoch,
+                m.epoch(circle).unwrap(),
+                r.membership
+                    .admitted
+                    .iter()
+                    .map(|d| d.fmt_short())
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    panic!("did not settle in 300 s of a calm network: {last}");
+}
+
+/// A circle's life: members join, one pairs a second device, and then
+/// people write, propose removals and consent, revoke devices, while the
+/// network partitions and devices crash and come back.
+fn life(seed: u64) {
+    life_with(seed, false);
+}
+
+fn life_with(seed: u64, rogue: bool) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let founder = w.add_device("m0");
+    let at = w.wall(founder);
+    let circle = w
+        .input(founder, |m, now, rng| {
+            m.create("Sim", "", "m0", at, now, rng)
+        })
+        .unwrap()
+        .unwrap();
+    let members = w.rng().random_range(2..=4);
+    for k in 1..=members {
+        let d = w.add_device(&format!("m{k}"));
+        let ins = insiders(&mut w, circle);
+        let inviter = pick(&mut w, &ins).unwrap();
+        join(&mut w, inviter, d, circle, InviteKind::Member);
+        let pause = w.rng().random_range(0..1_500);
+        w.run_for(pause);
+    }
+    if w.rng().random_bool(0.7) {
+        let ins = insiders(&mut w, circle);
+        let owner = pick(&mut w, &ins).unwrap();
+        let name = format!("{}'s phone", w.devs[owner].name);
+        let d = w.add_device(&name);
+        join(&mut w, owner, d, circle, InviteKind::Device);
+    }
+    // The rogue: a member's device (not the founder's), still in the
+    // circle, that also forges, replays and sends noise.
+    let rogue = rogue.then_some(1);
+    w.weather = Weather::STORMY;
+    for step in 0..30 {
+        match w.rng().random_range(0..100) {
+            0..40 => write(&mut w, circle, step),
+            40..55 => govern(&mut w, circle),
+            55..59 => revoke(&mut w, circle),
+            59..67 => {
+                w.cut = if w.cut.is_some() || w.rng().random_bool(0.3) {
+                    None
+                } else {
+                    let n = w.devs.len();
+                    Some((0..n).filter(|_| w.rng().random_bool(0.5)).collect())
+                };
+            }
+            67..74 => {
+                let up: Vec<usize> = (0..w.devs.len()).filter(|i| w.devs[*i].up()).collect();
+                if up.len() > 1
+                    && let Some(i) = pick(&mut w, &up)
+                {
+                    if w.rng().random_bool(0.7) {
+                        w.crash(i);
+                    } else {
+                        w.stop(i);
+                    }
+                }
+            }
+            74..82 => {
+                let down: Vec<usize> = (0..w.devs.len()).filter(|i| !w.devs[*i].up()).collect();
+                if let Some(i) = pick(&mut w, &down) {
+                    restart(&mut w, i);
+                }
+            }
+            82..86 if w.devs.len() < 7 => {
+                let ins = insiders(&mut w, circle);
+                if let Some(inviter) = pick(&mut w, &ins) {
+                    let d = w.add_device(&format!("late{step}"));
+                    join(&mut w, inviter, d, circle, InviteKind::Member);
+                }
+            }
+            86..92 => {
+                w.weather = if w.rng().random_bool(0.5) {
+                    Weather::CALM
+                } else {
+                    Weather::STORMY
+                };
+            }
+            _ => {
+                if let Some(r) = rogue {
+                    misbehave(&mut w, r, circle, step);
+                } else {
+                    write(&mut w, circle, step);
+                }
+            }
+        }
+        let pause = w.rng().random_range(0..3_000);
+        w.run_for(pause);
+    }
+    settle(&mut w, circle);
+    if rogue.is_some() {
+        for i in 0..w.devs.len() {
+            if let Some(m) = w.devs[i].machine.as_mut()
+                && let Ok(doc) = m.circle(circle)
+            {
+                assert!(
+                    !doc.canonical_json().contains("Mallory"),
+                    "a forged rename reached {}",
+                    w.devs[i].name
+                );
+            }
+        }
+    }
+}
+
+/// The rogue forges a rename of another member in its own name (a change
+/// its own device signs, so its proof holds, but the circle's rules give
+/// nobody another's record), replays what it heard, or sends noise.
+fn misbehave(w: &mut World, r: usize, circle: CircleId, step: usize) {
+    if !w.devs[r].up() {
+        return;
+    }
+    match w.rng().random_range(0..3) {
+        0 => {
+            let at = w.wall(r);
+            let m = w.devs[r].machine();
+            let Ok(doc) = m.circle(circle) else { return };
+            let mut forged = doc.clone();
+            let Ok(Some(keys)) = m.home().circle_keys(circle) else {
+                return;
+            };
+            let device = m.identity().device.clone();
+            let me = m.identity().member.id();
+            let Some(victim) = forged.membership().members.into_iter().find(|x| *x != me) else {
+                return;
+            };
+            let before = forged.heads();
+            forged
+                .transact(at, "rename", |tx| {
+                    let Some((Value::Object(ObjType::Map), members)) =
+                        tx.get(ROOT, "members").unwrap()
+                    else {
+                        return Ok(());
+                    };
+                    if let Some((Value::Object(ObjType::Map), rec)) =
+                        tx.get(&members, victim.to_string()).unwrap()
+                    {
+                        tx.put(&rec, "name", "Mallory").unwrap();
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            let changes = forged.changes_since(&before);
+            let Some(head) = SignedHead::sign(&forged, &device) else {
+                return;
+            };
+            let body = Body::Changes { changes, head };
+            if let Some(bytes) = seal(circle, &keys, &device, &body, w.rng()) {
+                w.gossip_from(r, circle, bytes);
+            }
+        }
+        1 => {
+            let heard = w.devs[r].heard.clone();
+            if let Some((c, bytes)) = heard.choose(w.rng()).cloned() {
+                w.gossip_from(r, c, bytes);
+            }
+        }
+        _ => {
+            let len = w.rng().random_range(0..600);
+            let noise: Vec<u8> = (0..len).map(|_| w.rng().random()).collect();
+            w.gossip_from(r, circle, noise);
+        }
+    }
+    let _ = step;
+}
+
+/// A device away while the others make thousands of edits comes back and
+/// catches up.
+fn away(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let a = w.add_device("m0");
+    let at = w.wall(a);
+    let circle = w
+        .input(a, |m, now, rng| m.create("Sim", "", "m0", at, now, rng))
+        .unwrap()
+        .unwrap();
+    let b = w.add_device("m1");
+    let c = w.add_device("m2");
+    assert!(join(&mut w, a, b, circle, InviteKind::Member));
+    assert!(join(&mut w, a, c, circle, InviteKind::Member));
+    w.run_for(5_000);
+    w.stop(c);
+    w.weather = Weather::STORMY;
+    for n in 0..2_000 {
+        let who = if n % 2 == 0 { a } else { b };
+        perform(
+            &mut w,
+            who,
+            circle,
+            Op::Checkin {
+                mood: Mood::Okay,
+                note: format!("{n}"),
+            },
+        );
+        if n % 50 == 0 {
+            w.run_for(200);
+        }
+    }
+    settle(&mut w, circle);
+}
+
+const LIFE_SEEDS: u64 = 1_000;
+
+// The circle's life, a thousand seeds in four parts that run side by side.
+#[test]
+fn life_0() {
+    run_seeds("life_0", 0..LIFE_SEEDS / 4, life);
+}
+
+#[test]
+fn life_1() {
+    run_seeds("life_1", LIFE_SEEDS / 4..LIFE_SEEDS / 2, life);
+}
+
+#[test]
+fn life_2() {
+    run_seeds("life_2", LIFE_SEEDS / 2..3 * LIFE_SEEDS / 4, life);
+}
+
+#[test]
+fn life_3() {
+    run_seeds("life_3", 3 * LIFE_SEEDS / 4..LIFE_SEEDS, life);
+}
+
+#[test]
+fn a_rogue_member() {
+    run_seeds("a_rogue_member", 10_000..10_100, |seed| {
+        life_with(seed, true)
+    });
+}
+
+#[test]
+fn away_for_thousands_of_edits() {
+    run_seeds("away_for_thousands_of_edits", 20_000..20_002, away);
+}

@@ -1,0 +1,673 @@
+//! The simulated world: real [`Machine`]s, each on its own in-memory file
+//! system, over a network that delays, reorders, drops, duplicates and
+//! partitions, under one virtual clock. Every choice (delays, losses,
+//! keys, ids) comes from the seed, so a seed replays exactly.
+//!
+//! What is simplified, and how:
+//!
+//! - **Gossip** is a broadcast to every device that follows the same topic
+//!   and that both sides admit, each copy delayed, dropped or duplicated on
+//!   its own. Neighbours are every such device that is reachable: the
+//!   machine's `JoinPeers` and `Meet` (which only steer iroh-gossip's
+//!   overlay) are not needed for that.
+//! - **Sync sessions** run over a connection that keeps order, as a QUIC
+//!   stream does. A connection breaks when a partition or a crash cuts it;
+//!   the side still up hears it after a timeout, as a session step's
+//!   timeout would tell it.
+//! - **Admission** is checked when a connection opens and when gossip is
+//!   delivered, as the endpoint does.
+//! - **Crashes** drop the machine without its `close`, and the file system
+//!   keeps what the crash state keeps ([`CrashState::VARIETY`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use roundtable_core::wire::SyncFrame;
+use roundtable_core::{ChangeHash, CircleId, DeviceId, DeviceKey, MemberKey, Timestamp};
+use roundtable_machine::{Machine, Now, Output, SessionId, Step, Timing};
+use roundtable_store::Home;
+use roundtable_store::fault::{CrashState, SimFs};
+
+/// How unreliable the network is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Weather {
+    /// Chance a gossip message is lost.
+    pub(crate) drop: f64,
+    /// Chance a gossip message arrives twice.
+    pub(crate) dup: f64,
+    /// Delay of each message, in milliseconds.
+    pub(crate) delay: (u64, u64),
+}
+
+impl Weather {
+    pub(crate) const STORMY: Self = Self {
+        drop: 0.2,
+        dup: 0.1,
+        delay: (1, 400),
+    };
+    pub(crate) const CALM: Self = Self {
+        drop: 0.0,
+        dup: 0.0,
+        delay: (1, 20),
+    };
+}
+
+/// How long a session waits for a silent peer before it gives up.
+const SILENCE: u64 = 20_000;
+/// How often each machine's timer fires.
+const TICK: u64 = 500;
+
+/// One device of the world.
+pub(crate) struct Dev {
+    pub(crate) name: String,
+    root: PathBuf,
+    fs: Arc<SimFs>,
+    pub(crate) machine: Option<Machine>,
+    rng: ChaCha8Rng,
+    /// Its wall clock is this far off.
+    skew_ms: i64,
+    /// Bumped at each restart: what was in flight to an earlier life is lost.
+    life: u64,
+    pub(crate) device: DeviceId,
+    topics: BTreeMap<CircleId, [u8; 32]>,
+    admitted: BTreeSet<DeviceId>,
+    neighbours: BTreeMap<CircleId, BTreeSet<usize>>,
+    next_tick: u64,
+    /// The heads each acknowledged edit left (every change in them durable).
+    pub(crate) acked: Vec<(CircleId, Vec<ChangeHash>)>,
+    /// Gossip this device received (a rogue replays it).
+    pub(crate) heard: Vec<(CircleId, Vec<u8>)>,
+}
+
+impl Dev {
+    pub(crate) fn up(&self) -> bool {
+        self.machine.is_some()
+    }
+
+    pub(crate) fn machine(&mut self) -> &mut Machine {
+        self.machine.as_mut().expect("the device is up")
+    }
+
+    pub(crate) fn topic(&self, circle: CircleId) -> Option<[u8; 32]> {
+        self.topics.get(&circle).copied()
+    }
+}
+
+/// A connection carrying one sync session.
+struct Conn {
+    opener: usize,
+    answerer: usize,
+    lives: (u64, u64),
+    /// Each side's session, once it has one.
+    sessions: [Option<SessionId>; 2],
+    /// Each side is done with it.
+    done: [bool; 2],
+    /// When the last frame each way arrives, so frames keep their order.
+    last: [u64; 2],
+    /// Something cut it; both sides hear of it.
+    cut: bool,
+}
+
+enum Delivery {
+    Gossip {
+        to: usize,
+        life: u64,
+        via: usize,
+        topic: [u8; 32],
+        circle: CircleId,
+        bytes: Vec<u8>,
+    },
+    /// A frame for side `side` (0: the opener, 1: the answerer).
+    Frame {
+        conn: u64,
+        side: usize,
+        frame: SyncFrame,
+    },
+    /// Side `side` hears that the connection is gone.
+    Closed { conn: u64, side: usize },
+}
+
+pub(crate) struct World {
+    rng: ChaCha8Rng,
+    pub(crate) now_ms: u64,
+    base: Instant,
+    t0: Timestamp,
+    timing: Timing,
+    pub(crate) devs: Vec<Dev>,
+    queue: BTreeMap<(u64, u64), Delivery>,
+    seq: u64,
+    conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    /// Devices cut off from the others, if a partition is on.
+    pub(crate) cut: Option<BTreeSet<usize>>,
+    pub(crate) weather: Weather,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now_ms: 0,
+            base: Instant::now(),
+            t0: Timestamp::from_millis(1_780_000_000_000),
+            timing: Timing {
+                anti_entropy: Duration::from_secs(3),
+                max_backoff: Duration::from_secs(8),
+            },
+            devs: Vec::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            cut: None,
+            weather: Weather::STORMY,
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// The world's own randomness (what to do next, to whom).
+    pub(crate) fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    fn now_of(&self, i: usize) -> Now {
+        let skew = self.devs[i].skew_ms;
+        Now {
+            mono: self.base + Duration::from_millis(self.now_ms),
+            wall: self.t0.plus_millis(self.now_ms as i64 + skew),
+        }
+    }
+
+    /// The wall clock of device `i`, as its person would stamp an edit.
+    pub(crate) fn wall(&self, i: usize) -> Timestamp {
+        self.now_of(i).wall
+    }
+
+    /// Adds a device with a member key of its own (from the seed), up.
+    pub(crate) fn add_device(&mut self, name: &str) -> usize {
+        let member = MemberKey::from_seed(&self.rng.random());
+        let device = DeviceKey::from_seed(&self.rng.random());
+        let i = self.devs.len();
+        let root = self.dir.path().join(format!("dev{i}"));
+        std::fs::create_dir_all(&root).expect("a device directory");
+        let fs = Arc::new(SimFs::new());
+        let home = Home::with_fs(&root, fs.clone());
+        let lock = home.lock("simulation").expect("the home's lock");
+        home.set_identity(&lock, &member, &device)
+            .expect("an identity");
+        drop(lock);
+        let skew_ms = self.rng.random_range(-120_000..=120_000);
+        self.devs.push(Dev {
+            name: name.to_owned(),
+            root,
+            fs,
+            machine: None,
+            rng: ChaCha8Rng::seed_from_u64(self.rng.random()),
+            skew_ms,
+            life: 0,
+            device: device.id(),
+            topics: BTreeMap::new(),
+            admitted: BTreeSet::new(),
+            neighbours: BTreeMap::new(),
+            next_tick: self.now_ms + self.rng.random_range(0..TICK),
+            acked: Vec::new(),
+            heard: Vec::new(),
+        });
+        self.start(i);
+        i
+    }
+
+    /// Starts device `i`'s machine on what its disk holds.
+    pub(crate) fn start(&mut self, i: usize) {
+        let now = self.now_of(i);
+        let dev = &mut self.devs[i];
+        assert!(dev.machine.is_none());
+        let home = Home::with_fs(&dev.root, dev.fs.clone());
+        let lock = home.lock("simulation").expect("the home's lock");
+        let machine = Machine::open(home, lock, self.timing, now, &mut dev.rng)
+            .expect("the machine opens what its disk holds");
+        dev.machine = Some(machine);
+        self.carry_out(i);
+    }
+
+    /// Device `i` crashes: what was not durable is lost as `crash` says,
+    /// and everything in flight to it with it.
+    pub(crate) fn crash(&mut self, i: usize) {
+        let crash = *CrashState::VARIETY
+            .choose(&mut self.rng)
+            .expect("crash states");
+        let dev = &mut self.devs[i];
+        let Some(machine) = dev.machine.take() else {
+            return;
+        };
+        drop(machine);
+        dev.fs = Arc::new(dev.fs.crashed_state(crash));
+        self.gone(i);
+    }
+
+    /// Device `i` stops in good order.
+    pub(crate) fn stop(&mut self, i: usize) {
+        let Some(mut machine) = self.devs[i].machine.take() else {
+            return;
+        };
+        machine.close();
+        self.gone(i);
+    }
+
+    fn gone(&mut self, i: usize) {
+        let dev = &mut self.devs[i];
+        dev.life += 1;
+        dev.topics.clear();
+        dev.admitted.clear();
+        dev.neighbours.clear();
+        // The peers of its sessions hear nothing more and give up.
+        let cut: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.opener == i || c.answerer == i)
+            .map(|(id, c)| (*id, if c.opener == i { 1 } else { 0 }))
+            .collect();
+        for (conn, side) in cut {
+            self.push(self.now_ms + SILENCE, Delivery::Closed { conn, side });
+        }
+    }
+
+    /// Devices `a` and `b` can reach each other now.
+    pub(crate) fn reachable(&self, a: usize, b: usize) -> bool {
+        self.devs[a].up()
+            && self.devs[b].up()
+            && self
+                .cut
+                .as_ref()
+                .is_none_or(|c| c.contains(&a) == c.contains(&b))
+    }
+
+    fn push(&mut self, at: u64, d: Delivery) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), d);
+    }
+
+    fn delay(&mut self) -> u64 {
+        let (lo, hi) = self.weather.delay;
+        self.rng.random_range(lo..=hi)
+    }
+
+    /// Gives device `i`'s machine an input, with the device's time and
+    /// randomness, and carries out what it asks. `None` if it is down.
+    pub(crate) fn input<T>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Machine, Now, &mut ChaCha8Rng) -> T,
+    ) -> Option<T> {
+        let now = self.now_of(i);
+        let dev = &mut self.devs[i];
+        let machine = dev.machine.as_mut()?;
+        let out = f(machine, now, &mut dev.rng);
+        self.carry_out(i);
+        Some(out)
+    }
+
+    /// Device `i` gossips `bytes` on the circle's topic, whatever its
+    /// machine would say (a rogue's forgeries and replays).
+    pub(crate) fn gossip_from(&mut self, i: usize, circle: CircleId, bytes: Vec<u8>) {
+        self.output(i, Output::Broadcast { circle, bytes });
+    }
+
+    /// Does what device `i`'s machine asked.
+    pub(crate) fn carry_out(&mut self, i: usize) {
+        loop {
+            let Some(machine) = self.devs[i].machine.as_mut() else {
+                return;
+            };
+            let outputs = machine.drain();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                self.output(i, output);
+            }
+        }
+    }
+
+    fn output(&mut self, i: usize, output: Output) {
+        match output {
+            Output::Broadcast { circle, bytes } => {
+                let Some(topic) = self.devs[i].topic(circle) else {
+                    return;
+                };
+                for j in 0..self.devs.len() {
+                    if j == i || !self.gossip_link(i, j, topic) {
+                        continue;
+                    }
+                    if self.rng.random_bool(self.weather.drop) {
+                        continue;
+                    }
+                    let copies = if self.rng.random_bool(self.weather.dup) {
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        let at = self.now_ms + self.delay();
+                        let life = self.devs[j].life;
+                        self.push(
+                            at,
+                            Delivery::Gossip {
+                                to: j,
+                                life,
+                                via: i,
+                                topic,
+                                circle,
+                                bytes: bytes.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            Output::Follow { circle, topic, .. } => {
+                self.devs[i].topics.insert(circle, topic);
+                self.devs[i].neighbours.remove(&circle);
+            }
+            Output::Unfollow { circle } => {
+                self.devs[i].topics.remove(&circle);
+                self.devs[i].neighbours.remove(&circle);
+            }
+            Output::Admit(devices) => self.devs[i].admitted = devices,
+            Output::Open { session, frames } => self.open(i, session, frames),
+            // Gossip's overlay is every reachable follower here.
+            Output::JoinPeers { .. } | Output::Meet { .. } => {}
+            Output::Event(_) | Output::Reached(_) => {}
+            _ => {}
+        }
+    }
+
+    /// Whether gossip from `i` reaches `j` on `topic`: both follow it, each
+    /// admits the other, and they can reach each other.
+    fn gossip_link(&self, i: usize, j: usize, topic: [u8; 32]) -> bool {
+        let (a, b) = (&self.devs[i], &self.devs[j]);
+        self.reachable(i, j)
+            && b.topics.values().any(|t| *t == topic)
+            && a.admitted.contains(&b.device)
+            && b.admitted.contains(&a.device)
+    }
+
+    fn index_of(&self, device: DeviceId) -> Option<usize> {
+        self.devs.iter().position(|d| d.device == device)
+    }
+
+    fn open(&mut self, i: usize, session: SessionId, frames: Vec<SyncFrame>) {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let answerer = self.index_of(session.peer);
+        let conn = Conn {
+            opener: i,
+            answerer: answerer.unwrap_or(usize::MAX),
+            lives: (self.devs[i].life, answerer.map_or(0, |j| self.devs[j].life)),
+            sessions: [Some(session), None],
+            done: [false, false],
+            last: [self.now_ms; 2],
+            cut: false,
+        };
+        self.conns.insert(id, conn);
+        let Some(j) = answerer.filter(|j| self.reachable(i, *j)) else {
+            // Nobody answers: the dial times out.
+            self.push(
+                self.now_ms + SILENCE,
+                Delivery::Closed { conn: id, side: 0 },
+            );
+            return;
+        };
+        if !self.devs[j].admitted.contains(&self.devs[i].device) {
+            // The endpoint closes the connection as not admitted.
+            let at = self.now_ms + self.delay();
+            self.conns.get_mut(&id).expect("just made").done[1] = true;
+            self.refuse(id, at);
+            return;
+        }
+        for frame in frames {
+            self.send(id, 1, frame);
+        }
+    }
+
+    /// The opener hears its connection was closed as not admitted.
+    fn refuse(&mut self, conn: u64, at: u64) {
+        // Marked by side 2: a refusal, told to the opener.
+        self.push(at, Delivery::Closed { conn, side: 2 });
+    }
+
+    /// Sends `frame` to side `to` of a connection, after the frames before it.
+    fn send(&mut self, conn: u64, to: usize, frame: SyncFrame) {
+        let delay = self.delay();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let at = (self.now_ms + delay).max(c.last[to]);
+        c.last[to] = at;
+        self.push(
+            at,
+            Delivery::Frame {
+                conn,
+                side: to,
+                frame,
+            },
+        );
+    }
+
+    /// Side `side` of a connection is done with it: the other side hears so
+    /// after the frames already on their way.
+    fn finish(&mut self, conn: u64, side: usize) {
+        let other = 1 - side;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.done[side] = true;
+        if c.done[other] {
+            self.conns.remove(&conn);
+            return;
+        }
+        if c.cut {
+            return;
+        }
+        let at = c.last[other].max(self.now_ms) + 1;
+        c.last[other] = at;
+        self.push(at, Delivery::Closed { conn, side: other });
+    }
+
+    /// The connection still links the lives it was opened between, and
+    /// nothing cuts it.
+    fn intact(&self, c: &Conn) -> bool {
+        c.answerer != usize::MAX
+            && self.devs[c.opener].life == c.lives.0
+            && self.devs[c.answerer].life == c.lives.1
+            && self.reachable(c.opener, c.answerer)
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        match d {
+            Delivery::Gossip {
+                to,
+                life,
+                via,
+                topic,
+                circle,
+                bytes,
+            } => {
+                if self.devs[to].life != life || !self.gossip_link(via, to, topic) {
+                    return;
+                }
+                let now = self.now_of(to);
+                let dev = &mut self.devs[to];
+                dev.heard.push((circle, bytes.clone()));
+                let from = self.devs[via].device;
+                let dev = &mut self.devs[to];
+                let machine = dev.machine.as_mut().expect("reachable means up");
+                machine.gossip(circle, &bytes, from, now, &mut dev.rng);
+                self.carry_out(to);
+            }
+            Delivery::Frame { conn, side, frame } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if c.done[side] {
+                    return;
+                }
+                if !self.intact(c) {
+                    self.cut_conn(conn);
+                    return;
+                }
+                let (me, peer) = if side == 0 {
+                    (c.opener, c.answerer)
+                } else {
+                    (c.answerer, c.opener)
+                };
+                let peer = self.devs[peer].device;
+                let session = c.sessions[side];
+                let now = self.now_of(me);
+                let dev = &mut self.devs[me];
+                let machine = dev.machine.as_mut().expect("intact means up");
+                let step = match session {
+                    Some(session) => machine.frame(session, frame, now, &mut dev.rng),
+                    None => {
+                        let (session, step) = machine.answer(peer, frame, now);
+                        self.conns.get_mut(&conn).expect("present").sessions[1] = session;
+                        step
+                    }
+                };
+                self.carry_out(me);
+                self.step(conn, side, step);
+            }
+            Delivery::Closed { conn, side } => {
+                // Side 2: the opener, closed out as not admitted.
+                let (side, refused) = if side == 2 { (0, true) } else { (side, false) };
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if c.done[side] {
+                    return;
+                }
+                c.done[side] = true;
+                let both = c.done == [true, true];
+                let (me, life) = if side == 0 {
+                    (c.opener, c.lives.0)
+                } else {
+                    (c.answerer, c.lives.1)
+                };
+                let session = c.sessions[side];
+                if both {
+                    self.conns.remove(&conn);
+                }
+                if me == usize::MAX || self.devs[me].life != life {
+                    return;
+                }
+                let now = self.now_of(me);
+                let dev = &mut self.devs[me];
+                if let (Some(machine), Some(session)) = (dev.machine.as_mut(), session) {
+                    machine.broken(session, refused, now, &mut dev.rng);
+                    self.carry_out(me);
+                }
+            }
+        }
+    }
+
+    /// Sends what a session's step says, and closes its side when it is over.
+    fn step(&mut self, conn: u64, side: usize, step: Step) {
+        for frame in step.send {
+            self.send(conn, 1 - side, frame);
+        }
+        if step.end.is_some() {
+            self.finish(conn, side);
+        }
+    }
+
+    /// A connection broke: each side still in it hears so after a while.
+    fn cut_conn(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if std::mem::replace(&mut c.cut, true) {
+            return;
+        }
+        let pending: Vec<usize> = (0..2).filter(|s| !c.done[*s]).collect();
+        for side in pending {
+            self.push(self.now_ms + SILENCE, Delivery::Closed { conn, side });
+        }
+    }
+
+    /// Fires the timers due at this instant, and tells each machine which
+    /// neighbours came and went.
+    fn tick(&mut self, i: usize) {
+        let now = self.now_of(i);
+        let circles: Vec<(CircleId, [u8; 32])> =
+            self.devs[i].topics.iter().map(|(c, t)| (*c, *t)).collect();
+        for (circle, topic) in circles {
+            let now_set: BTreeSet<usize> = (0..self.devs.len())
+                .filter(|j| *j != i && self.gossip_link(i, *j, topic))
+                .collect();
+            let before = self.devs[i]
+                .neighbours
+                .get(&circle)
+                .cloned()
+                .unwrap_or_default();
+            for j in now_set.difference(&before) {
+                let peer = self.devs[*j].device;
+                self.input(i, |m, now, rng| m.neighbour_up(circle, peer, now, rng));
+            }
+            for j in before.difference(&now_set) {
+                let peer = self.devs[*j].device;
+                self.input(i, |m, now, _| m.neighbour_down(circle, peer, now));
+            }
+            self.devs[i].neighbours.insert(circle, now_set);
+            self.carry_out(i);
+        }
+        let dev = &mut self.devs[i];
+        if let Some(machine) = dev.machine.as_mut() {
+            machine.tick(now, &mut dev.rng);
+        }
+        self.carry_out(i);
+    }
+
+    /// Runs the world for `ms` of virtual time.
+    pub(crate) fn run_for(&mut self, ms: u64) {
+        let until = self.now_ms + ms;
+        loop {
+            let next_delivery = self.queue.keys().next().map(|(t, _)| *t);
+            let next_tick = self
+                .devs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.up())
+                .map(|(i, d)| (d.next_tick, i))
+                .min();
+            let tick_first = match (next_tick, next_delivery) {
+                (Some((t, _)), Some(d)) => t <= d,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let at = if tick_first {
+                next_tick.map(|(t, _)| t)
+            } else {
+                next_delivery
+            };
+            let Some(at) = at.filter(|t| *t <= until) else {
+                self.now_ms = until;
+                return;
+            };
+            self.now_ms = self.now_ms.max(at);
+            if tick_first {
+                let (_, i) = next_tick.expect("a tick is due");
+                self.devs[i].next_tick = at + TICK;
+                self.tick(i);
+            } else {
+                let key = *self.queue.keys().next().expect("a delivery is due");
+                let d = self.queue.remove(&key).expect("present");
+                self.deliver(d);
+            }
+        }
+    }
+}
