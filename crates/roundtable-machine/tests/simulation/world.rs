@@ -147,6 +147,9 @@ pub(crate) struct World {
     pub(crate) cut: Option<BTreeSet<usize>>,
     pub(crate) weather: Weather,
     dir: tempfile::TempDir,
+    /// Everything delivered, in order, hashed: two runs of one seed must
+    /// end with the same.
+    trace: std::hash::DefaultHasher,
 }
 
 impl World {
@@ -168,6 +171,7 @@ impl World {
             cut: None,
             weather: Weather::STORMY,
             dir: tempfile::tempdir().expect("a temporary directory"),
+            trace: std::hash::DefaultHasher::new(),
         }
     }
 
@@ -488,7 +492,22 @@ impl World {
             && self.reachable(c.opener, c.answerer)
     }
 
+    /// What the run delivered, in order, as one number.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::Hasher;
+        self.trace.finish()
+    }
+
     fn deliver(&mut self, d: Delivery) {
+        use std::hash::Hash;
+        self.now_ms.hash(&mut self.trace);
+        match &d {
+            Delivery::Gossip { to, bytes, .. } => (0u8, *to, bytes.len()).hash(&mut self.trace),
+            Delivery::Frame { conn, side, frame } => {
+                (1u8, *conn, *side, roundtable_core::wire::encode(frame)).hash(&mut self.trace)
+            }
+            Delivery::Closed { conn, side } => (2u8, *conn, *side).hash(&mut self.trace),
+        }
         match d {
             Delivery::Gossip {
                 to,
