@@ -666,7 +666,7 @@ impl Machine {
     /// and folds in the logs that are due.
     pub fn tick(&mut self, now: Now, rng: &mut impl RngCore) {
         let outputs = self.schedule.handle(schedule::Input::Tick, now.mono);
-        self.carry_out(outputs, now, rng);
+        self.carry_out(outputs, rng);
         self.save_books();
         self.compact_due();
     }

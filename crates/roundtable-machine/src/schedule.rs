@@ -1,7 +1,7 @@
 //! When to sync, and with whom: the node's sync decisions as a state
 //! machine with no socket, file or clock of its own.
 //!
-//! The actor feeds it what happened ([`Input`]: a peer met or gone,
+//! The [`Machine`](crate::Machine) feeds it what happened ([`Input`]: a peer met or gone,
 //! something that calls for a sync, a peer's session asking in, a session's
 //! end, time passing) with the time it happened, and carries out what it
 //! says ([`Output`]: open a session, let one in or refuse it, record one's
@@ -55,7 +55,7 @@ pub struct Timing {
     pub max_backoff: Duration,
 }
 
-/// What happened, as the actor tells it.
+/// What happened, as the machine tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Input<C, P> {
     /// A peer to sync with in a circle: due at the next tick, its

@@ -73,7 +73,7 @@ impl Machine {
     /// went silent). `refused` says the peer shut this device out as not
     /// admitted: it knows this member departed.
     pub fn broken(&mut self, session: SessionId, refused: bool, now: Now, rng: &mut impl RngCore) {
-        if self.take_session(session).is_some() || self.current(session) {
+        if self.current(session) {
             self.end_session(session, false, refused, now, rng);
         }
     }
@@ -120,7 +120,7 @@ impl Machine {
             }
             (Phase::Keys, SyncFrame::Keys(offer)) => {
                 if let Some(offer) = offer {
-                    self.key_in(session, &offer, now, rng);
+                    self.key_in(session, &offer, now);
                 }
                 Step {
                     send: Vec::new(),
@@ -243,7 +243,7 @@ impl Machine {
     /// A key the peer handed over: taken only from a device this copy
     /// still admits, and only a key made (and signed) by a device admitted
     /// too.
-    fn key_in(&mut self, session: SessionId, offer: &KeyOffer, now: Now, rng: &mut impl RngCore) {
+    fn key_in(&mut self, session: SessionId, offer: &KeyOffer, now: Now) {
         let circle = session.circle;
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
@@ -261,7 +261,6 @@ impl Machine {
         }
         debug!(%circle, epoch = keys.epoch(), "settled on the circle key another device made");
         self.follow(circle, now);
-        let _ = rng;
     }
 
     /// Lets a peer's session in, if the schedule says so (one session per
@@ -312,7 +311,7 @@ impl Machine {
         let outputs = self
             .schedule
             .handle(schedule::Input::Wanted { circle, peer }, now.mono);
-        self.carry_out(outputs, now, rng);
+        self.carry_out(outputs, rng);
     }
 
     /// Carries out what the schedule said: opens sessions, asks for
@@ -320,10 +319,8 @@ impl Machine {
     pub(crate) fn carry_out(
         &mut self,
         outputs: Vec<schedule::Output<CircleId, DeviceId>>,
-        now: Now,
         rng: &mut impl RngCore,
     ) {
-        let _ = now;
         for output in outputs {
             match output {
                 schedule::Output::Open {

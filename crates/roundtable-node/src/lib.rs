@@ -1,5 +1,7 @@
-//! The Roundtable node: one actor that owns this device's circles (the
-//! store), its place on the network, and the sync between them.
+//! The Roundtable node: one actor that owns this device's place on the
+//! network and its [`roundtable_machine::Machine`] (the circles, and every
+//! decision about them), feeds the machine what happens and carries out
+//! what it says.
 //!
 //! The node is the only writer of its home while it runs. Everything else —
 //! the CLI, the web app, tests — talks to it through a cloneable

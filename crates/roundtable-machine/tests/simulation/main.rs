@@ -633,6 +633,67 @@ fn away(seed: u64) {
     settle(&mut w, circle);
 }
 
+/// Six members split four and two for ten minutes. Both sides write; the
+/// four remove one of the two (three consents of five are enough), which
+/// moves them to a new epoch and key. When the network heals, the other of
+/// the two catches up, takes the new key and is in; the removed one is out
+/// and holds nothing new.
+fn long_partition(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let founder = w.add_device("m0");
+    let at = w.wall(founder);
+    let circle = w
+        .input(founder, |m, now, rng| {
+            m.create("Sim", "", "m0", at, now, rng)
+        })
+        .unwrap()
+        .unwrap();
+    for k in 1..6 {
+        let d = w.add_device(&format!("m{k}"));
+        assert!(join(&mut w, founder, d, circle, InviteKind::Member));
+    }
+    w.run_for(10_000);
+    w.weather = Weather::STORMY;
+    w.cut = Some([4, 5].into());
+    let target = w.devs[5].machine().identity().member.id();
+    let proposal = {
+        let at = w.wall(0);
+        let op = Op::ProposeRemoval {
+            target,
+            reason: "moved away".into(),
+        };
+        w.input(0, |m, now, rng| m.perform(circle, &op, at, now, rng))
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    for minute in 0..10 {
+        for i in 0..6 {
+            let op = Op::Moment {
+                text: format!("minute {minute}, from {i}"),
+            };
+            perform(&mut w, i, circle, op);
+        }
+        if minute == 2 {
+            for i in 1..3 {
+                assert!(perform(&mut w, i, circle, Op::Consent { proposal }));
+            }
+        }
+        w.run_for(60_000);
+    }
+    let epoch = w.devs[0].machine().epoch(circle).unwrap();
+    assert_eq!(epoch, 1, "the four moved on to a new key");
+    settle(&mut w, circle);
+    let (live, _) = still_in(&mut w, circle).unwrap();
+    assert_eq!(
+        live,
+        vec![0, 1, 2, 3, 4],
+        "the removed member is out, the other in"
+    );
+    assert_ne!(w.devs[5].topic(circle), w.devs[0].topic(circle));
+}
+
 const LIFE_SEEDS: u64 = 1_000;
 
 // The circle's life, a thousand seeds in four parts that run side by side.
@@ -669,6 +730,15 @@ fn a_seed_replays_exactly() {
         let rogue = seed % 2 == 1;
         assert_eq!(life_with(seed, rogue), life_with(seed, rogue));
     });
+}
+
+#[test]
+fn a_long_partition_with_a_removal_on_one_side() {
+    run_seeds(
+        "a_long_partition_with_a_removal_on_one_side",
+        40_000..40_010,
+        long_partition,
+    );
 }
 
 #[test]
