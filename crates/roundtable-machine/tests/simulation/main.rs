@@ -694,6 +694,61 @@ fn long_partition(seed: u64) {
     assert_ne!(w.devs[5].topic(circle), w.devs[0].topic(circle));
 }
 
+/// Two devices open a sync session with each other at the same instant:
+/// the sessions cross. The one the smaller device id opened goes on, the
+/// other is refused and ends without a word, and one session brings both
+/// up to date.
+#[test]
+fn of_two_sessions_opened_at_once_one_goes_on() {
+    let mut w = World::new(50_000);
+    w.weather = Weather::CALM;
+    let a = w.add_device("m0");
+    let at = w.wall(a);
+    let circle = w
+        .input(a, |m, now, rng| m.create("Sim", "", "m0", at, now, rng))
+        .unwrap()
+        .unwrap();
+    let b = w.add_device("m1");
+    assert!(join(&mut w, a, b, circle, InviteKind::Member));
+    w.run_for(10_000);
+    // Gossip is lost from here on: only a session brings the edits over.
+    w.weather = Weather {
+        drop: 1.0,
+        dup: 0.0,
+        delay: (5, 5),
+    };
+    for (i, note) in [(a, "from a"), (b, "from b")] {
+        let op = Op::Moment { text: note.into() };
+        assert!(perform(&mut w, i, circle, op));
+    }
+    for i in [a, b] {
+        w.devs[i].events.clear();
+    }
+    let peers = [w.devs[b].device, w.devs[a].device];
+    for (i, peer) in [a, b].into_iter().zip(peers) {
+        w.input(i, |m, now, rng| {
+            // The peer is a gossip neighbour that came up again.
+            m.neighbour_down(circle, peer, now);
+            m.neighbour_up(circle, peer, now, rng);
+        });
+    }
+    w.run_for(1_000);
+    let synced = |w: &World, i: usize| -> Vec<bool> {
+        w.devs[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                roundtable_machine::Event::Synced { ok, .. } => Some(*ok),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(synced(&w, a), [true], "one session, and it went through");
+    assert_eq!(synced(&w, b), [true], "one session, and it went through");
+    let heads = |w: &mut World, i: usize| w.devs[i].machine().circle(circle).unwrap().heads();
+    assert_eq!(heads(&mut w, a), heads(&mut w, b));
+}
+
 const LIFE_SEEDS: u64 = 1_000;
 
 // The circle's life, a thousand seeds in four parts that run side by side.

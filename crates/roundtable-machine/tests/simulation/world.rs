@@ -82,6 +82,8 @@ pub(crate) struct Dev {
     pub(crate) acked: Vec<(CircleId, Vec<ChangeHash>)>,
     /// Gossip this device received (a rogue replays it).
     pub(crate) heard: Vec<(CircleId, Vec<u8>)>,
+    /// What its machine told its followers.
+    pub(crate) events: Vec<roundtable_machine::Event>,
 }
 
 impl Dev {
@@ -222,6 +224,7 @@ impl World {
             next_tick: self.now_ms + self.rng.random_range(0..TICK),
             acked: Vec::new(),
             heard: Vec::new(),
+            events: Vec::new(),
         });
         self.start(i);
         i
@@ -386,7 +389,8 @@ impl World {
             Output::Open { session, frames } => self.open(i, session, frames),
             // Gossip's overlay is every reachable follower here.
             Output::JoinPeers { .. } | Output::Meet { .. } => {}
-            Output::Event(_) | Output::Reached(_) => {}
+            Output::Event(event) => self.devs[i].events.push(event),
+            Output::Reached(_) => {}
             _ => {}
         }
     }
