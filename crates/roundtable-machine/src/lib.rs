@@ -436,8 +436,8 @@ impl std::fmt::Debug for Machine {
 
 impl Machine {
     /// Opens the home this process holds the lock of: its identity (made
-    /// on first use) and every circle kept in it. A circle whose files do
-    /// not open is listed as such, not served.
+    /// beforehand: keys are not made here) and every circle kept in it. A
+    /// circle whose files do not open is listed as such, not served.
     pub fn open(
         home: Home,
         lock: WriteLock,
@@ -445,7 +445,7 @@ impl Machine {
         now: Now,
         rng: &mut impl RngCore,
     ) -> Result<Self, Error> {
-        let (me, _) = home.ensure_identity(&lock)?;
+        let me = home.identity()?.ok_or(StoreError::NoIdentity)?;
         let ids = home.circle_ids()?;
         let mut machine = Self {
             home,
