@@ -374,9 +374,9 @@ impl Circle {
         let before = self.heads();
         let was = self.membership();
         // Bytes that fail part-way may have added changes: check those too.
-        let mut result = self.apply(bytes);
-        if result.is_err() && self.has_waiting() {
-            // A change held back may claim a sequence number these need.
+        let (mut result, clash) = self.apply_seeing_clash(bytes);
+        if clash {
+            // A change held back claims a sequence number these need.
             self.drop_waiting()?;
             result = self.apply(bytes);
         }
@@ -386,17 +386,12 @@ impl Circle {
         verified
     }
 
-    /// Whether Automerge holds changes back for history it lacks.
-    fn has_waiting(&self) -> bool {
-        !self.missing_deps().is_empty()
-    }
-
     /// Keeps what is held back for missing history small: once more than
     /// [`MAX_WAITING`] bytes came in while something waits, all of it goes
     /// (sync brings real changes again, with their history). `received`:
     /// the bytes just applied.
     fn bound_waiting(&mut self, received: usize) -> Result<(), CoreError> {
-        if !self.has_waiting() {
+        if self.missing_deps().is_empty() {
             self.waiting = 0;
             return Ok(());
         }
@@ -424,10 +419,10 @@ impl Circle {
     ) -> Result<Applied, CoreError> {
         let before = self.heads();
         let was = self.membership();
-        let result = self.sync_receive(peer, bytes);
+        let (result, clash) = self.sync_receive_seeing_clash(peer, bytes);
         let verified = self.verify_since(&before, Some(&was), heads);
-        if result.is_err() && self.has_waiting() {
-            // A change held back may claim a sequence number this message
+        if clash {
+            // A change held back claims a sequence number this message
             // needs: forget it, so the next round applies.
             self.drop_waiting()?;
         }

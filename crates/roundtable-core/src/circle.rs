@@ -168,10 +168,21 @@ impl Circle {
     /// how many operations were new. Changes whose history is missing are
     /// held back by Automerge until it arrives (see [`Self::missing_deps`]).
     pub fn apply(&mut self, bytes: &[u8]) -> Result<usize, CoreError> {
+        self.apply_seeing_clash(bytes).0
+    }
+
+    /// Like [`Self::apply`], and says whether it failed on a clash with a
+    /// change held back for missing history (the same device and sequence
+    /// number; see [`Self::drop_waiting`]).
+    pub(crate) fn apply_seeing_clash(&mut self, bytes: &[u8]) -> (Result<usize, CoreError>, bool) {
         let doc = &mut self.doc;
-        let new = guarded(|| doc.load_incremental(bytes));
+        let mut clash = false;
+        let new = guarded(|| {
+            doc.load_incremental(bytes)
+                .inspect_err(|e| clash = is_clash(e))
+        });
         self.know_own_actor();
-        new
+        (new, clash)
     }
 
     /// Merges everything another copy of this circle has.
@@ -211,7 +222,8 @@ impl Circle {
     /// never applies (a member can send a change in another device's name
     /// that depends on a change that does not exist). Sync brings them
     /// again, with their history, if they are real. Rebuilds the document
-    /// from its changes: called only when they are in the way or too many.
+    /// from its changes: called only when they are in the way (a clash) or
+    /// too many.
     pub(crate) fn drop_waiting(&mut self) -> Result<(), CoreError> {
         let actor = self.doc.get_actor().clone();
         let heads = self.doc.get_heads();
@@ -619,6 +631,12 @@ pub(crate) fn guarded<T>(
         Ok(Err(e)) => Err(CoreError::BadDocument(e.to_string())),
         Err(_) => Err(CoreError::BadDocument("malformed data".into())),
     }
+}
+
+/// Whether Automerge refused changes because one held back for missing
+/// history already holds their device's sequence number.
+pub(crate) fn is_clash(e: &automerge::AutomergeError) -> bool {
+    matches!(e, automerge::AutomergeError::DuplicateSeqNumber(..))
 }
 
 /// Checks a piece of text against its limit; returns it trimmed.

@@ -71,13 +71,32 @@ impl Circle {
     /// Takes in a peer's sync message. Bad bytes are an error, never a panic,
     /// and change nothing.
     pub fn sync_receive(&mut self, peer: &mut PeerSync, bytes: &[u8]) -> Result<(), CoreError> {
-        let msg = Message::decode(bytes)
-            .map_err(|e| CoreError::BadDocument(format!("bad sync message: {e}")))?;
+        self.sync_receive_seeing_clash(peer, bytes).0
+    }
+
+    /// Like [`Self::sync_receive`], and says whether it failed on a clash
+    /// with a change held back for missing history.
+    pub(crate) fn sync_receive_seeing_clash(
+        &mut self,
+        peer: &mut PeerSync,
+        bytes: &[u8],
+    ) -> (Result<(), CoreError>, bool) {
+        let msg = match Message::decode(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let bad = CoreError::BadDocument(format!("bad sync message: {e}"));
+                return (Err(bad), false);
+            }
+        };
         let doc = self.doc_mut();
         let state = &mut peer.state;
-        let received = guarded(|| doc.receive_sync_message(state, msg));
+        let mut clash = false;
+        let received = guarded(|| {
+            doc.receive_sync_message(state, msg)
+                .inspect_err(|e| clash = crate::circle::is_clash(e))
+        });
         self.know_own_actor();
-        received
+        (received, clash)
     }
 
     /// Whether the peer, as far as we know, has every change we have.
