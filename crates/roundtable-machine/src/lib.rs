@@ -57,7 +57,7 @@ mod sync;
 
 use schedule::Schedule;
 pub use schedule::Timing;
-pub use session::{MAX_OPENING, SessionId, Step, SyncRefusal};
+pub use session::{MAX_OPENING, SessionError, SessionId, Step, SyncRefusal};
 
 /// The time an input happened: the monotonic clock the schedule counts
 /// with, and the wall clock records are stamped with.

@@ -44,12 +44,12 @@ pub struct SessionId {
 /// What a session does next: frames to send, in order, and whether it is
 /// over (and how). Once it is over the machine has recorded its end; the
 /// one carrying the session only closes it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct Step {
     /// Frames to send the peer.
     pub send: Vec<SyncFrame>,
     /// `Some` once the session is over: `Ok` if it completed, else why not.
-    pub end: Option<Result<(), String>>,
+    pub end: Option<Result<(), SessionError>>,
 }
 
 impl Step {
@@ -60,12 +60,35 @@ impl Step {
         }
     }
 
-    pub(crate) fn failed(why: impl ToString) -> Self {
+    pub(crate) fn failed(why: impl Into<SessionError>) -> Self {
         Self {
             send: Vec::new(),
-            end: Some(Err(why.to_string())),
+            end: Some(Err(why.into())),
         }
     }
+}
+
+/// Why a sync session ended before it completed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// This device would not go on with it.
+    #[error(transparent)]
+    Refusal(#[from] SyncRefusal),
+    /// The peer would not, and said why.
+    #[error("the other device said no: {0}")]
+    Refused(String),
+    /// The peer sent something the protocol does not allow there.
+    #[error("expected {expected}, got {got}")]
+    Unexpected {
+        /// What the session waited for.
+        expected: &'static str,
+        /// What came.
+        got: &'static str,
+    },
+    /// More rounds than a session may take.
+    #[error("sync did not converge")]
+    NotConverging,
 }
 
 /// Why the machine will not go on with a sync session: said to the peer

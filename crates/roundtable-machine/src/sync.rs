@@ -1,7 +1,7 @@
 //! The catch-up path: sync sessions (opening, answering, each frame, how
 //! each ends), the keys handed over after them, and anti-entropy.
 
-use crate::session::{MAX_ROUNDS, Phase, Round, SyncSession, frame_name};
+use crate::session::{MAX_ROUNDS, Phase, Round, SessionError, SyncSession, frame_name};
 
 use super::*;
 
@@ -16,7 +16,12 @@ impl Machine {
         now: Now,
     ) -> (Option<SessionId>, Step) {
         let SyncFrame::Hello { circle } = hello else {
-            return (None, Step::failed("a sync session must start with Hello"));
+            let got = frame_name(&hello);
+            let unexpected = SessionError::Unexpected {
+                expected: "Hello",
+                got,
+            };
+            return (None, Step::failed(unexpected));
         };
         let circle = CircleId::from_bytes(circle);
         match self.admit_sync(circle, peer, now) {
@@ -32,10 +37,8 @@ impl Machine {
             Err(refusal) => {
                 let reason = refusal.to_string();
                 let step = Step {
-                    send: vec![SyncFrame::Refused {
-                        reason: reason.clone(),
-                    }],
-                    end: Some(Err(reason)),
+                    send: vec![SyncFrame::Refused { reason }],
+                    end: Some(Err(refusal.into())),
                 };
                 (None, step)
             }
@@ -91,7 +94,9 @@ impl Machine {
                 state.phase = Phase::Rounds;
                 Step::default()
             }
-            (Phase::Opening, SyncFrame::Refused { reason }) => Step::failed(reason),
+            (Phase::Opening, SyncFrame::Refused { reason }) => {
+                Step::failed(SessionError::Refused(reason))
+            }
             (Phase::Rounds, SyncFrame::Round { heads, msg }) => {
                 let heard = msg.is_some();
                 if let Err(refusal) = self.receive(session, &heads, msg.as_deref(), now, rng) {
@@ -106,7 +111,7 @@ impl Machine {
                 if !(opener && !state.said && !heard) {
                     state.rounds += 1;
                     if state.rounds > MAX_ROUNDS {
-                        return Step::failed("sync did not converge");
+                        return Step::failed(SessionError::NotConverging);
                     }
                     let (heads, msg) = self.generate(session);
                     state.said = msg.is_some();
@@ -133,7 +138,10 @@ impl Machine {
                     Phase::Rounds => "a sync round",
                     Phase::Keys => "keys",
                 };
-                Step::failed(format!("expected {expected}, got {}", frame_name(&other)))
+                Step::failed(SessionError::Unexpected {
+                    expected,
+                    got: frame_name(&other),
+                })
             }
         }
     }

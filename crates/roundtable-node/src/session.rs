@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use roundtable_core::DeviceId;
 use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame};
-use roundtable_machine::{MAX_OPENING, SessionId, Step, Welcome};
+use roundtable_machine::{MAX_OPENING, SessionError, SessionId, Step, Welcome};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,
@@ -216,7 +216,8 @@ async fn carry(
         }
         match step.end {
             Some(Ok(())) => return Ok(()),
-            Some(Err(why)) => return Err(NodeError::Protocol(why)),
+            Some(Err(SessionError::Refused(reason))) => return Err(NodeError::Refused(reason)),
+            Some(Err(why)) => return Err(NodeError::Protocol(why.to_string())),
             None => {}
         }
     }
