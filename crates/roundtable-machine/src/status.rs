@@ -56,11 +56,12 @@ impl Machine {
     }
 
     /// A peer device as a person knows it: "Sam's phone" or "Sam (3fa2…)".
-    pub(crate) fn who(&self, circle: CircleId, peer: DeviceId) -> String {
+    /// From the circle's kept reading, which a page reads next anyway.
+    pub(crate) fn who(&mut self, circle: CircleId, peer: DeviceId) -> String {
         self.circles
-            .get(&circle)
+            .get_mut(&circle)
             .and_then(|s| {
-                let view = s.store.circle().view();
+                let view = s.read().view;
                 view.members.iter().find_map(|(m, mm)| {
                     let d = mm.devices.get(&peer)?;
                     Some(if d.name.is_empty() {
