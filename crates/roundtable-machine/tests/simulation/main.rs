@@ -97,6 +97,19 @@ fn join(w: &mut World, inviter: usize, joiner: usize, circle: CircleId, kind: In
         .is_some_and(|kept| kept.is_ok())
 }
 
+/// A first device, "m0", starts a circle.
+fn found(w: &mut World) -> (usize, CircleId) {
+    let founder = w.add_device("m0");
+    let at = w.wall(founder);
+    let circle = w
+        .input(founder, |m, now, rng| {
+            m.create("Sim", "", "m0", at, now, rng)
+        })
+        .expect("up")
+        .expect("a circle is made");
+    (founder, circle)
+}
+
 /// Devices that are up and admitted to the circle by their own copy.
 fn insiders(w: &mut World, circle: CircleId) -> Vec<usize> {
     (0..w.devs.len())
@@ -419,6 +432,11 @@ fn settle(w: &mut World, circle: CircleId) {
                     .map(|d| d.fmt_short())
                     .collect::<Vec<_>>()
             );
+            let status = m.status();
+            eprintln!(
+                "  since its last start: dropped {:?}, refused {:?}",
+                status.dropped, status.refused
+            );
         }
     }
     panic!("did not settle in 300 s of a calm network: {last}");
@@ -435,14 +453,7 @@ fn life(seed: u64) {
 fn life_with(seed: u64, rogue: bool) -> u64 {
     let mut w = World::new(seed);
     w.weather = Weather::CALM;
-    let founder = w.add_device("m0");
-    let at = w.wall(founder);
-    let circle = w
-        .input(founder, |m, now, rng| {
-            m.create("Sim", "", "m0", at, now, rng)
-        })
-        .unwrap()
-        .unwrap();
+    let (_, circle) = found(&mut w);
     let members = w.rng().random_range(2..=4);
     for k in 1..=members {
         let d = w.add_device(&format!("m{k}"));
@@ -543,7 +554,13 @@ fn misbehave(w: &mut World, r: usize, circle: CircleId, step: usize) {
     if !w.devs[r].up() {
         return;
     }
-    match w.rng().random_range(0..3) {
+    match w.rng().random_range(0..4) {
+        3 => {
+            let others: Vec<usize> = (0..w.devs.len()).filter(|i| *i != r).collect();
+            if let Some(victim) = pick(w, &others) {
+                plant(w, r, victim, circle);
+            }
+        }
         0 => {
             let at = w.wall(r);
             let m = w.devs[r].machine();
@@ -597,17 +614,87 @@ fn misbehave(w: &mut World, r: usize, circle: CircleId, step: usize) {
     let _ = step;
 }
 
+/// The rogue `r` makes up two changes in the name of `victim`'s device,
+/// the second building on the first, and gossips only the second: a change
+/// that would wait for a history that never comes, holding the victim's
+/// next sequence number.
+fn plant(w: &mut World, r: usize, victim: usize, circle: CircleId) -> bool {
+    let at = w.wall(r);
+    let victim_device = w.devs[victim].device;
+    let m = w.devs[r].machine();
+    let Ok(doc) = m.circle(circle) else {
+        return false;
+    };
+    let Ok(Some(keys)) = m.home().circle_keys(circle) else {
+        return false;
+    };
+    let device = m.identity().device.clone();
+    let member = m.identity().member.id();
+    let head = SignedHead::sign(doc, &device);
+    let mut forged = doc.clone();
+    forged.set_device(victim_device);
+    let note = |text: &str| Op::Moment { text: text.into() };
+    let mut rng = rand::rng();
+    let made = forged
+        .perform(&note("made up"), member, at, &mut rng)
+        .is_ok();
+    let after_first = forged.heads();
+    let made = made
+        && forged
+            .perform(&note("made up too"), member, at, &mut rng)
+            .is_ok();
+    let (true, Some(head)) = (made, head) else {
+        return false;
+    };
+    let changes = forged.changes_since(&after_first);
+    let body = Body::Changes { changes, head };
+    let Some(bytes) = seal(circle, &keys, &device, &body, w.rng()) else {
+        return false;
+    };
+    w.gossip_from(r, circle, bytes);
+    true
+}
+
+/// A made-up change waiting for history that never comes cannot hold back
+/// the real changes of the device in whose name it was made.
+#[test]
+fn a_change_made_up_in_anothers_name_cannot_hold_back_their_real_ones() {
+    let mut w = World::new(60_000);
+    w.weather = Weather::CALM;
+    let (a, circle) = found(&mut w);
+    let (b, c) = (w.add_device("m1"), w.add_device("m2"));
+    assert!(join(&mut w, a, b, circle, InviteKind::Member));
+    assert!(join(&mut w, a, c, circle, InviteKind::Member));
+    // The rogue has written before, so it has a signed head to send.
+    let hello = Op::Moment {
+        text: "hello".into(),
+    };
+    assert!(perform(&mut w, b, circle, hello));
+    w.run_for(5_000);
+    assert!(plant(&mut w, b, a, circle));
+    w.run_for(2_000);
+    let waiting = w.devs[c].machine().circle(circle).unwrap().missing_deps();
+    assert!(!waiting.is_empty(), "the made-up change waits at m2");
+    for n in 0..3 {
+        let op = Op::Moment {
+            text: format!("real {n}"),
+        };
+        assert!(perform(&mut w, a, circle, op));
+    }
+    w.run_for(2_000);
+    let heads = |w: &mut World, i: usize| w.devs[i].machine().circle(circle).unwrap().heads();
+    assert_eq!(heads(&mut w, c), heads(&mut w, a));
+    // They applied as they came, not after a failure and another sync.
+    let dropped = w.devs[c].machine().status().dropped;
+    assert_eq!(dropped.get("does not apply"), None, "{dropped:?}");
+}
+
 /// A device away while the others make thousands of edits comes back and
 /// catches up.
 fn away(seed: u64) {
     let mut w = World::new(seed);
     w.weather = Weather::CALM;
-    let a = w.add_device("m0");
-    let at = w.wall(a);
-    let circle = w
-        .input(a, |m, now, rng| m.create("Sim", "", "m0", at, now, rng))
-        .unwrap()
-        .unwrap();
+    let (a, circle) = found(&mut w);
     let b = w.add_device("m1");
     let c = w.add_device("m2");
     assert!(join(&mut w, a, b, circle, InviteKind::Member));
@@ -641,14 +728,7 @@ fn away(seed: u64) {
 fn long_partition(seed: u64) {
     let mut w = World::new(seed);
     w.weather = Weather::CALM;
-    let founder = w.add_device("m0");
-    let at = w.wall(founder);
-    let circle = w
-        .input(founder, |m, now, rng| {
-            m.create("Sim", "", "m0", at, now, rng)
-        })
-        .unwrap()
-        .unwrap();
+    let (founder, circle) = found(&mut w);
     for k in 1..6 {
         let d = w.add_device(&format!("m{k}"));
         assert!(join(&mut w, founder, d, circle, InviteKind::Member));
@@ -702,12 +782,7 @@ fn long_partition(seed: u64) {
 fn of_two_sessions_opened_at_once_one_goes_on() {
     let mut w = World::new(50_000);
     w.weather = Weather::CALM;
-    let a = w.add_device("m0");
-    let at = w.wall(a);
-    let circle = w
-        .input(a, |m, now, rng| m.create("Sim", "", "m0", at, now, rng))
-        .unwrap()
-        .unwrap();
+    let (a, circle) = found(&mut w);
     let b = w.add_device("m1");
     assert!(join(&mut w, a, b, circle, InviteKind::Member));
     w.run_for(10_000);
