@@ -27,24 +27,29 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use automerge::{ActorId, Change, ChangeHash, ReadDoc};
+use automerge::{Change, ChangeHash, ReadDoc};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::circle::{Circle, guarded};
+use crate::circle::{Circle, device_of, guarded};
 use crate::error::CoreError;
 use crate::identity::DeviceKey;
 use crate::ids::{CircleId, DeviceId};
 use crate::membership::Membership;
 
 const HEAD_CONTEXT: &[u8] = b"roundtable/head/1";
+const SESSION_HEAD_CONTEXT: &[u8] = b"roundtable/head/2";
 
 /// A device's signature over its newest change in one circle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedHead {
-    /// The device (whose id is also its Automerge actor id).
+    /// The device that made the change and signs for it.
     pub device: [u8; 32],
-    /// Sequence number of the change among this device's changes.
+    /// The device's writing session the change was made in (its Automerge
+    /// actor is the device id and this, see [`crate::circle::session_actor`];
+    /// 0 for the device id alone).
+    pub session: u64,
+    /// Sequence number of the change among its session's changes.
     pub seq: u64,
     /// The change's hash.
     pub hash: [u8; 32],
@@ -52,11 +57,28 @@ pub struct SignedHead {
     pub sig: Vec<u8>,
 }
 
-fn head_message(circle: CircleId, device: &[u8; 32], seq: u64, hash: &[u8; 32]) -> Vec<u8> {
+fn head_message(
+    circle: CircleId,
+    device: &[u8; 32],
+    session: u64,
+    seq: u64,
+    hash: &[u8; 32],
+) -> Vec<u8> {
+    if session == 0 {
+        return [
+            HEAD_CONTEXT,
+            circle.as_bytes(),
+            device,
+            &seq.to_le_bytes(),
+            hash,
+        ]
+        .concat();
+    }
     [
-        HEAD_CONTEXT,
+        SESSION_HEAD_CONTEXT,
         circle.as_bytes(),
         device,
+        &session.to_le_bytes(),
         &seq.to_le_bytes(),
         hash,
     ]
@@ -64,21 +86,47 @@ fn head_message(circle: CircleId, device: &[u8; 32], seq: u64, hash: &[u8; 32]) 
 }
 
 impl SignedHead {
-    /// Signs `device`'s newest change in `circle`; `None` before its first.
+    /// Signs `key`'s device's newest change in `circle`; `None` before its
+    /// first. Where the device's changes end on more than one branch (a
+    /// home restored from an older copy wrote beside what it had written
+    /// before), this is one of them; [`SignedHead::sign_all`] signs each.
     pub fn sign(circle: &Circle, key: &DeviceKey) -> Option<Self> {
-        let device = *key.id().as_bytes();
-        let change = circle.last_change_of(&ActorId::from(device.as_slice()))?;
-        Some(Self::new(circle.id(), key, change.seq(), change.hash().0))
+        Self::sign_all(circle, key).into_iter().next()
     }
 
-    /// Signs that change `hash`, number `seq` among `key`'s changes, is
-    /// the device's newest in `circle` (whatever it really holds: a peer
-    /// checks the hash chain, not the claim).
+    /// Signs each of `key`'s device's newest changes in `circle`: one per
+    /// branch its changes end on (one, but for a restored home).
+    pub fn sign_all(circle: &Circle, key: &DeviceKey) -> Vec<Self> {
+        circle
+            .newest_of_device(key.id())
+            .into_iter()
+            .filter_map(|c| {
+                let (_, session) = device_of(c.actor_id())?;
+                Some(Self::new_in(circle.id(), key, session, c.seq(), c.hash().0))
+            })
+            .collect()
+    }
+
+    /// Signs that change `hash`, number `seq` among `key`'s changes in
+    /// session 0, is the device's newest in `circle` (whatever it really
+    /// holds: a peer checks the hash chain, not the claim).
     pub fn new(circle: CircleId, key: &DeviceKey, seq: u64, hash: [u8; 32]) -> Self {
+        Self::new_in(circle, key, 0, seq, hash)
+    }
+
+    /// Like [`SignedHead::new`], for a change of writing session `session`.
+    pub fn new_in(
+        circle: CircleId,
+        key: &DeviceKey,
+        session: u64,
+        seq: u64,
+        hash: [u8; 32],
+    ) -> Self {
         let device = *key.id().as_bytes();
-        let sig = key.sign(&head_message(circle, &device, seq, &hash));
+        let sig = key.sign(&head_message(circle, &device, session, seq, &hash));
         Self {
             device,
+            session,
             seq,
             hash,
             sig: sig.to_vec(),
@@ -94,7 +142,7 @@ impl SignedHead {
             return false;
         };
         key.verify_strict(
-            &head_message(circle, &self.device, self.seq, &self.hash),
+            &head_message(circle, &self.device, self.session, self.seq, &self.hash),
             &Signature::from_bytes(&sig),
         )
         .is_ok()
@@ -104,21 +152,38 @@ impl SignedHead {
     pub fn device_id(&self) -> DeviceId {
         DeviceId::from_bytes(self.device)
     }
+
+    fn slot(&self) -> Slot {
+        (self.device, self.session)
+    }
 }
 
-/// The signed heads known of each device in one circle: the newest whose
-/// change this copy holds (it covers every change of that device here), and
-/// a few newer ones whose changes are still on their way.
+/// A device's writing session: where a head has its place in the book.
+type Slot = ([u8; 32], u64);
+
+/// The signed heads known of each device in one circle: for each of its
+/// writing sessions, the newest whose change this copy holds (it covers
+/// every change of that device behind it here), and a few newer ones whose
+/// changes are still on their way.
+///
+/// A head covers the changes of every session of its device that it
+/// reaches: the device held them when it signed. So once a device writes
+/// again, its new session's head vouches for its older sessions too.
 ///
 /// The book is bounded, whatever peers send: it keeps heads only for the
-/// circle's certified devices ([`HeadBook::know_devices`]), at most
-/// `1 + PENDING` of each, plus a few heads of devices not (yet) certified
-/// here, whose certificates may be on their way in the same session. A
-/// head is verified only once it has a place in the book, so a flood of
-/// heads costs a lookup each, not a signature check.
+/// circle's certified devices ([`HeadBook::know_devices`]), of at most
+/// [`HeadBook::SESSIONS`] sessions each (the ones learned of last) and
+/// `1 + PENDING` heads per session, plus a few heads of devices not (yet)
+/// certified here, whose certificates may be on their way in the same
+/// session. A head is verified only once it has a place in the book, so a
+/// flood of heads costs a lookup each, not a signature check.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadBook {
-    heads: BTreeMap<[u8; 32], Vec<SignedHead>>,
+    heads: BTreeMap<Slot, Vec<SignedHead>>,
+    /// When each session was last learned of (a counter, not a clock), so
+    /// the book lets go of the one learned of longest ago.
+    learned: BTreeMap<Slot, u64>,
+    clock: u64,
     /// Heads of devices not certified here (yet), oldest first; not kept
     /// across restarts (peers send heads again at every session).
     #[serde(skip)]
@@ -130,8 +195,12 @@ pub struct HeadBook {
 }
 
 impl HeadBook {
-    /// Newer heads kept per device while their changes are on their way.
+    /// Newer heads kept per session while their changes are on their way.
     const PENDING: usize = 3;
+    /// Sessions kept per device. A device's newest session covers the
+    /// ones before it, except where a restored home wrote beside what it
+    /// wrote before (two branches until it writes again).
+    pub const SESSIONS: usize = 8;
     /// Heads kept of devices not certified here.
     pub const STRANGERS: usize = 16;
 
@@ -163,7 +232,9 @@ impl HeadBook {
     pub fn know_devices(&mut self, devices: &BTreeSet<DeviceId>) {
         self.devices = devices.iter().map(|d| *d.as_bytes()).collect();
         let known = &self.devices;
-        self.heads.retain(|d, _| known.contains(d));
+        self.heads.retain(|(d, _), _| known.contains(d));
+        let heads = &self.heads;
+        self.learned.retain(|slot, _| heads.contains_key(slot));
         let strangers = std::mem::take(&mut self.strangers);
         for h in strangers {
             if self.devices.contains(&h.device) {
@@ -197,7 +268,7 @@ impl HeadBook {
                 strangers_tried
             };
             let limit = if known_device {
-                1 + Self::PENDING
+                (1 + Self::PENDING) * Self::SESSIONS
             } else {
                 Self::STRANGERS
             };
@@ -205,7 +276,7 @@ impl HeadBook {
                 continue;
             }
             let fresh = if known_device {
-                let known = self.heads.get(&h.device);
+                let known = self.heads.get(&h.slot());
                 let older = known.and_then(|k| k.first()).is_some_and(|k| k.seq > h.seq);
                 !older && !known.is_some_and(|k| k.iter().any(|k| k.hash == h.hash))
             } else {
@@ -228,7 +299,8 @@ impl HeadBook {
     }
 
     fn place(&mut self, h: SignedHead) {
-        let known = self.heads.entry(h.device).or_default();
+        let slot = h.slot();
+        let known = self.heads.entry(slot).or_default();
         if known.iter().any(|k| k.hash == h.hash) {
             return;
         }
@@ -237,6 +309,20 @@ impl HeadBook {
         if known.len() > 1 + Self::PENDING {
             // Keep the first (it may be the one this copy holds).
             known.remove(1);
+        }
+        self.clock += 1;
+        self.learned.insert(slot, self.clock);
+        let sessions: Vec<(u64, Slot)> = self
+            .learned
+            .iter()
+            .filter(|((d, _), _)| *d == slot.0)
+            .map(|(s, at)| (*at, *s))
+            .collect();
+        if sessions.len() > Self::SESSIONS
+            && let Some((_, oldest)) = sessions.iter().min()
+        {
+            self.heads.remove(oldest);
+            self.learned.remove(oldest);
         }
     }
 
@@ -272,12 +358,12 @@ impl HeadBook {
         self.len() == 0
     }
 
-    fn of(&self, device: &[u8; 32]) -> impl Iterator<Item = ChangeHash> + '_ {
-        let device = *device;
+    /// Every head of `device`, of every session.
+    pub(crate) fn heads_of(&self, device: &DeviceId) -> impl Iterator<Item = ChangeHash> + '_ {
+        let device = *device.as_bytes();
         self.heads
-            .get(&device)
-            .into_iter()
-            .flatten()
+            .range((device, 0)..=(device, u64::MAX))
+            .flat_map(|(_, v)| v)
             .chain(self.strangers.iter().filter(move |h| h.device == device))
             .map(|h| ChangeHash(h.hash))
     }
@@ -290,6 +376,10 @@ pub struct Applied {
     pub applied: usize,
     /// Changes dropped, each with the reason.
     pub rejected: Vec<(ChangeHash, Rejection)>,
+    /// Devices found to have signed two different changes under one
+    /// number, and which of the two the circle keeps (see
+    /// [`crate::equivocation`]).
+    pub equivocated: Vec<crate::equivocation::Equivocation>,
 }
 
 /// Why a received change was dropped.
@@ -308,6 +398,9 @@ pub enum Rejection {
     BuildsOnRejected,
     /// It is larger than any edit may be (see [`crate::shape`]).
     TooLarge,
+    /// Its device signed another change under the same number, and the
+    /// circle keeps that one (see [`crate::equivocation`]).
+    Equivocation,
 }
 
 impl std::fmt::Display for Rejection {
@@ -319,30 +412,75 @@ impl std::fmt::Display for Rejection {
             Rejection::Outline => "it rewrites the circle's outline or a record of who is in",
             Rejection::BuildsOnRejected => "it builds on a change that was refused",
             Rejection::TooLarge => "it is larger than any edit may be",
+            Rejection::Equivocation => {
+                "its device signed another change under the same number, which the circle keeps"
+            }
         })
     }
 }
 
 impl Circle {
-    /// The newest change made by `actor`, if any.
-    pub(crate) fn last_change_of(&self, actor: &ActorId) -> Option<Change> {
-        // This copy's own device: Automerge keeps each actor's newest
-        // sequence number, and knows the device as one of the document's
-        // actors whenever it has written (every path that brings changes in
-        // tells it again, see `know_own_actor`). So a device that never
-        // wrote costs a lookup, not a walk through all of history.
-        if self.doc().get_actor() == actor {
-            return self.doc().get_last_local_change();
+    /// The newest changes of `device`, of any of its writing sessions: the
+    /// one its current session made last, or, before it writes, the ones
+    /// its earlier sessions ended on (more than one only where a restored
+    /// home wrote beside what it had written before).
+    ///
+    /// Found by a walk from the heads back once, then kept up to date from
+    /// the changes that arrive (Automerge lists those since a set of heads),
+    /// so signing a head costs a walk through history once per open, not
+    /// once per session with a peer.
+    pub(crate) fn newest_of_device(&self, device: DeviceId) -> Vec<Change> {
+        let doc = self.doc();
+        let heads = doc.get_heads();
+        // This copy's own session: its newest change reaches everything
+        // that was here when it was made; only changes of the device that
+        // arrived since, from another session, can stand beside it.
+        if device_of(doc.get_actor()).is_some_and(|(d, _)| d == device)
+            && let Some(last) = doc.get_last_local_change()
+        {
+            let since = doc.get_changes(&[last.hash()]);
+            let mut newest = vec![last];
+            newest.extend(since.into_iter().filter(|c| of_device(c, device)));
+            return newest_per_session(newest);
         }
-        self.walk_to_last_change_of(actor)
+        let mut own = self.own_newest.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = own
+            .as_ref()
+            .filter(|k| k.device == device && k.heads.iter().all(|h| self.has_change(h)));
+        let newest: Vec<ChangeHash> = match kept {
+            Some(k) if k.heads == heads => k.newest.clone(),
+            Some(k) => {
+                let arrived = doc.get_changes(&k.heads);
+                let mut newest: Vec<Change> = k
+                    .newest
+                    .iter()
+                    .filter_map(|h| doc.get_change_by_hash(h))
+                    .collect();
+                newest.extend(arrived.into_iter().filter(|c| of_device(c, device)));
+                newest_per_session(newest)
+                    .iter()
+                    .map(Change::hash)
+                    .collect()
+            }
+            None => self.walk_to_newest_of(device),
+        };
+        *own = Some(OwnNewest {
+            device,
+            heads,
+            newest: newest.clone(),
+        });
+        newest
+            .iter()
+            .filter_map(|h| doc.get_change_by_hash(h))
+            .collect()
     }
 
-    /// The newest change of `actor`, found from the heads back.
-    fn walk_to_last_change_of(&self, actor: &ActorId) -> Option<Change> {
-        // The device's changes form a chain; the newest is found from the heads back.
+    /// The newest changes of `device`, found from the heads back: on each
+    /// path, the first change of the device (everything behind it is older).
+    fn walk_to_newest_of(&self, device: DeviceId) -> Vec<ChangeHash> {
         let mut seen = HashSet::new();
         let mut stack: Vec<ChangeHash> = self.heads();
-        let mut best: Option<Change> = None;
+        let mut found = Vec::new();
         while let Some(h) = stack.pop() {
             if !seen.insert(h) {
                 continue;
@@ -350,16 +488,13 @@ impl Circle {
             let Some(c) = self.doc().get_change_by_hash(&h) else {
                 continue;
             };
-            if c.actor_id() == actor {
-                if best.as_ref().is_none_or(|b| b.seq() < c.seq()) {
-                    best = Some(c);
-                }
-                // Everything behind this change of theirs is older.
+            if of_device(&c, device) {
+                found.push(c);
                 continue;
             }
             stack.extend(c.deps().iter().copied());
         }
-        best
+        newest_per_session(found).iter().map(Change::hash).collect()
     }
 
     /// Applies received changes (change chunks or a saved document),
@@ -378,7 +513,15 @@ impl Circle {
         if clash {
             // A change held back claims a sequence number these need.
             self.drop_waiting()?;
-            result = self.apply(bytes);
+            let (again, still) = self.apply_seeing_clash(bytes);
+            if still {
+                // A change this copy holds does: two under one number.
+                let incoming = crate::equivocation::changes_in(bytes)?;
+                let out = self.apply_clashing(incoming, heads);
+                self.bound_waiting(bytes.len())?;
+                return out;
+            }
+            result = again;
         }
         let verified = self.verify_since(&before, Some(&was), heads);
         self.bound_waiting(bytes.len())?;
@@ -419,13 +562,21 @@ impl Circle {
     ) -> Result<Applied, CoreError> {
         let before = self.heads();
         let was = self.membership();
-        let (result, clash) = self.sync_receive_seeing_clash(peer, bytes);
-        let verified = self.verify_since(&before, Some(&was), heads);
+        let (mut result, clash) = self.sync_receive_seeing_clash(peer, bytes);
         if clash {
             // A change held back claims a sequence number this message
-            // needs: forget it, so the next round applies.
+            // needs: forget it and take the message again.
             self.drop_waiting()?;
+            let (again, still) = self.sync_receive_seeing_clash(peer, bytes);
+            if still {
+                // A change this copy holds does: two under one number.
+                let out = self.sync_receive_clashing(peer, bytes, heads);
+                self.bound_waiting(bytes.len())?;
+                return out;
+            }
+            result = again;
         }
+        let verified = self.verify_since(&before, Some(&was), heads);
         self.bound_waiting(bytes.len())?;
         result?;
         verified
@@ -434,7 +585,7 @@ impl Circle {
     /// Checks every change applied since `before`; when any fails, goes
     /// back to `before` and applies only the ones that passed. Settles the
     /// head book on what this copy then holds.
-    fn verify_since(
+    pub(crate) fn verify_since(
         &mut self,
         before: &[ChangeHash],
         was: Option<&Membership>,
@@ -461,6 +612,7 @@ impl Circle {
             return Ok(Applied {
                 applied: new.len(),
                 rejected: Vec::new(),
+                equivocated: Vec::new(),
             });
         }
         let bad: HashSet<ChangeHash> = rejected.iter().map(|(h, _)| *h).collect();
@@ -476,8 +628,68 @@ impl Circle {
         guarded(|| back.apply_changes(good))?;
         *self.doc_mut() = back;
         self.know_own_actor();
-        Ok(Applied { applied, rejected })
+        Ok(Applied {
+            applied,
+            rejected,
+            equivocated: Vec::new(),
+        })
     }
+}
+
+/// The changes of `batch` that a signed head in `book` reaches through
+/// the batch's own hash chain, each by a head of its own device (a head
+/// covers the changes of every session of its device it reaches).
+pub(crate) fn proven(batch: &[Change], book: &HeadBook) -> HashSet<ChangeHash> {
+    let by_hash: HashMap<ChangeHash, &Change> = batch.iter().map(|c| (c.hash(), c)).collect();
+    let devices: BTreeSet<DeviceId> = batch
+        .iter()
+        .filter_map(|c| device_of(c.actor_id()).map(|(d, _)| d))
+        .collect();
+    let mut proven = HashSet::new();
+    for device in devices {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ChangeHash> = book
+            .heads_of(&device)
+            .filter(|h| by_hash.contains_key(h))
+            .collect();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            let Some(c) = by_hash.get(&h) else { continue };
+            if of_device(c, device) {
+                proven.insert(h);
+            }
+            stack.extend(c.deps().iter().filter(|d| by_hash.contains_key(d)));
+        }
+    }
+    proven
+}
+
+/// What [`Circle::newest_of_device`] found, and at which heads.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnNewest {
+    device: DeviceId,
+    heads: Vec<ChangeHash>,
+    newest: Vec<ChangeHash>,
+}
+
+/// Whether `c` was made by `device`, in any of its sessions.
+fn of_device(c: &Change, device: DeviceId) -> bool {
+    device_of(c.actor_id()).is_some_and(|(d, _)| d == device)
+}
+
+/// Of changes of one device, the newest of each session (a session's
+/// changes form a chain: each builds on the one numbered before it).
+fn newest_per_session(changes: Vec<Change>) -> Vec<Change> {
+    let mut best: BTreeMap<Vec<u8>, Change> = BTreeMap::new();
+    for c in changes {
+        let actor = c.actor_id().to_bytes().to_vec();
+        if best.get(&actor).is_none_or(|b| b.seq() < c.seq()) {
+            best.insert(actor, c);
+        }
+    }
+    best.into_values().collect()
 }
 
 /// The most bytes received while Automerge holds changes back for missing
@@ -498,42 +710,16 @@ fn judge(
     let standing = circle.standing();
     let membership = &standing.membership;
     let shape = standing.shape(circle.doc());
-    let by_hash: HashMap<ChangeHash, &Change> = new.iter().map(|c| (c.hash(), c)).collect();
     let had_history = !before.is_empty();
 
-    // For each device: the new changes of it that its signed head reaches
-    // through the hash chain.
-    let covered_from = |starts: &mut dyn Iterator<Item = ChangeHash>, actor: &ActorId| {
-        let mut out = HashSet::new();
-        let mut seen = HashSet::new();
-        let mut stack: Vec<ChangeHash> = starts.filter(|h| by_hash.contains_key(h)).collect();
-        while let Some(h) = stack.pop() {
-            if !seen.insert(h) {
-                continue;
-            }
-            let Some(c) = by_hash.get(&h) else { continue };
-            if c.actor_id() == actor {
-                out.insert(h);
-            }
-            stack.extend(c.deps().iter().filter(|d| by_hash.contains_key(d)));
-        }
-        out
-    };
-
-    let actors: BTreeSet<ActorId> = new.iter().map(|c| c.actor_id().clone()).collect();
-    let mut proven: HashSet<ChangeHash> = HashSet::new();
-    for actor in &actors {
-        let Ok(bytes) = <[u8; 32]>::try_from(actor.to_bytes()) else {
-            continue;
-        };
-        proven.extend(covered_from(&mut heads.of(&bytes), actor));
-    }
+    let proven = proven(new, heads);
     // Admission: a change counts only if its device was admitted in the
     // circle the change builds on. That is quick to see for a device
     // admitted both before and after the batch; for any other, the circle
     // is read as the change saw it. A device's own changes form a chain
-    // along which admission starts once and ends once, so when its first
-    // and last new changes were made while admitted, all between were too.
+    // (one per writing session) along which admission starts once and
+    // ends once, so when its first and last new changes were made while
+    // admitted, all between were too.
     let was_in = |c: &Change, device: &DeviceId| {
         circle
             .doc()
@@ -543,17 +729,16 @@ fn judge(
     let quick = |device: &DeviceId| {
         membership.admitted.contains(device) && was.is_none_or(|m| m.admitted.contains(device))
     };
-    let mut chains: BTreeMap<[u8; 32], Vec<&Change>> = BTreeMap::new();
+    let mut chains: BTreeMap<(DeviceId, u64), Vec<&Change>> = BTreeMap::new();
     for c in new {
-        if let Ok(bytes) = <[u8; 32]>::try_from(c.actor_id().to_bytes())
-            && !quick(&DeviceId::from_bytes(bytes))
+        if let Some(slot) = device_of(c.actor_id())
+            && !quick(&slot.0)
         {
-            chains.entry(bytes).or_default().push(c);
+            chains.entry(slot).or_default().push(c);
         }
     }
     let mut was_admitted: HashSet<ChangeHash> = HashSet::new();
-    for (bytes, mut chain) in chains {
-        let device = DeviceId::from_bytes(bytes);
+    for ((device, _), mut chain) in chains {
         chain.sort_by_key(|c| c.seq());
         let ends = [chain[0], chain[chain.len() - 1]];
         if ends.iter().all(|c| was_in(c, &device)) {
@@ -574,7 +759,7 @@ fn judge(
     for c in new {
         let hash = c.hash();
         let verdict = (|| {
-            let Ok(bytes) = <[u8; 32]>::try_from(c.actor_id().to_bytes()) else {
+            let Some((device, _)) = device_of(c.actor_id()) else {
                 return Some(Rejection::NotADevice);
             };
             if c.deps().iter().any(|d| bad.contains(d)) {
@@ -586,7 +771,6 @@ fn judge(
             if !proven.contains(&hash) {
                 return Some(Rejection::Unproven);
             }
-            let device = DeviceId::from_bytes(bytes);
             let allowed = quick(&device)
                 || was_admitted.contains(&hash)
                 // The founder's first change makes the circle it is admitted to.
@@ -638,11 +822,17 @@ mod tests {
             t,
         )
         .unwrap();
-        let sam_actor = ActorId::from(sd.id().as_bytes().as_slice());
+        let sam = sam.clone();
+        let newest = |c: &Circle| -> Vec<ChangeHash> {
+            c.newest_of_device(sd.id())
+                .iter()
+                .map(Change::hash)
+                .collect()
+        };
         let mut at_sam = c.clone();
-        at_sam.set_device(sd.id());
-        assert!(at_sam.last_change_of(&sam_actor).is_none());
-        assert!(at_sam.walk_to_last_change_of(&sam_actor).is_none());
+        at_sam.set_writer(sd.id(), 7);
+        assert!(newest(&at_sam).is_empty());
+        assert!(at_sam.walk_to_newest_of(sd.id()).is_empty());
         for i in 0..5 {
             at_sam
                 .checkin(sam.id(), Mood::Okay, &format!("{i}"), t, &mut rng)
@@ -650,30 +840,24 @@ mod tests {
             c.checkin(maya.id(), Mood::Okay, "m", t, &mut rng).unwrap();
         }
         at_sam.merge(&mut c.clone()).unwrap();
-        let quick = at_sam.last_change_of(&sam_actor).unwrap();
-        assert_eq!(
-            quick.hash(),
-            at_sam.walk_to_last_change_of(&sam_actor).unwrap().hash()
-        );
+        let quick = at_sam.newest_of_device(sd.id());
+        assert_eq!(quick.len(), 1);
+        let quick = quick[0].clone();
+        assert_eq!(vec![quick.hash()], at_sam.walk_to_newest_of(sd.id()));
         assert_eq!(quick.seq(), 5);
         // A fresh copy of Sam's device that got his changes from elsewhere.
         let mut fresh = c.clone();
-        fresh.set_device(sd.id());
+        fresh.set_writer(sd.id(), 8);
         fresh.merge(&mut at_sam.clone()).unwrap();
-        assert_eq!(
-            fresh.last_change_of(&sam_actor).unwrap().hash(),
-            quick.hash()
-        );
+        assert_eq!(newest(&fresh), vec![quick.hash()]);
         // ... or as bytes (gossip, a log), or by sync.
         let mut by_bytes = c.clone();
-        by_bytes.set_device(sd.id());
+        by_bytes.set_writer(sd.id(), 9);
+        assert!(newest(&by_bytes).is_empty());
         by_bytes.apply(&at_sam.save()).unwrap();
-        assert_eq!(
-            by_bytes.last_change_of(&sam_actor).unwrap().hash(),
-            quick.hash()
-        );
+        assert_eq!(newest(&by_bytes), vec![quick.hash()]);
         let mut by_sync = c.clone();
-        by_sync.set_device(sd.id());
+        by_sync.set_writer(sd.id(), 10);
         let (mut ours, mut theirs) = (crate::PeerSync::fresh(), crate::PeerSync::fresh());
         for _ in 0..10 {
             if let Some(m) = at_sam.sync_generate(&mut theirs) {
@@ -683,9 +867,35 @@ mod tests {
                 at_sam.sync_receive(&mut theirs, &m).unwrap();
             }
         }
-        assert_eq!(
-            by_sync.last_change_of(&sam_actor).unwrap().hash(),
-            quick.hash()
-        );
+        assert_eq!(newest(&by_sync), vec![quick.hash()]);
+        // Writing in a new session: its change is the newest, and reaches
+        // the older session's.
+        by_sync
+            .checkin(sam.id(), Mood::Okay, "again", t, &mut rng)
+            .unwrap();
+        let again = newest(&by_sync);
+        assert_eq!(again.len(), 1);
+        assert_ne!(again, vec![quick.hash()]);
+        // A copy restored from before Sam's changes writes in a session of
+        // its own, then gets the old ones: both branches are newest until
+        // it writes again.
+        let mut restored = c.clone();
+        restored.set_writer(sd.id(), 11);
+        restored
+            .checkin(sam.id(), Mood::Okay, "restored", t, &mut rng)
+            .unwrap();
+        restored.merge(&mut at_sam.clone()).unwrap();
+        let both = newest(&restored);
+        assert_eq!(both.len(), 2);
+        assert!(both.contains(&quick.hash()));
+        let mut walked = restored.walk_to_newest_of(sd.id());
+        walked.sort();
+        let mut both = both;
+        both.sort();
+        assert_eq!(walked, both);
+        restored
+            .checkin(sam.id(), Mood::Okay, "merged", t, &mut rng)
+            .unwrap();
+        assert_eq!(newest(&restored).len(), 1);
     }
 }

@@ -100,6 +100,10 @@ pub struct Circle {
     /// Bytes received since Automerge began holding changes back for
     /// missing history (see [`Circle::drop_waiting`]).
     pub(crate) waiting: usize,
+    /// This device's newest changes, as last found (see
+    /// `Circle::newest_of_device`); copies share it, keyed by the heads it
+    /// was found at, which hold the same history in every copy.
+    pub(crate) own_newest: std::sync::Arc<std::sync::Mutex<Option<crate::authorship::OwnNewest>>>,
 }
 
 impl Circle {
@@ -150,6 +154,7 @@ impl Circle {
             waiting: 0,
             doc,
             kept: Kept::default(),
+            own_newest: Default::default(),
         }
     }
 
@@ -236,6 +241,15 @@ impl Circle {
         Ok(())
     }
 
+    /// Puts `doc` in place of this copy's document (rebuilt without some
+    /// changes, see [`crate::equivocation`]).
+    pub(crate) fn replace_doc(&mut self, doc: Automerge) {
+        self.doc = doc;
+        self.waiting = 0;
+        self.kept = Kept::default();
+        self.know_own_actor();
+    }
+
     /// The changes made since `heads`, for the log or a peer.
     pub fn changes_since(&self, heads: &[ChangeHash]) -> Vec<u8> {
         self.doc.save_after(heads)
@@ -261,9 +275,19 @@ impl Circle {
         &mut self.doc
     }
 
-    /// Makes later edits come from `device` (its id is the Automerge actor id).
+    /// Makes later edits come from `device`, under the actor that is the
+    /// device id itself (session 0). Nodes and the command line write
+    /// through [`Circle::set_writer`] instead, with a session of their own.
     pub fn set_device(&mut self, device: DeviceId) {
         self.doc.set_actor(actor(device));
+    }
+
+    /// Makes later edits come from `device` in writing session `session`:
+    /// an Automerge actor of its own (see [`session_actor`]), so a device
+    /// never numbers two different changes alike, even when its home was
+    /// copied or restored from an older backup.
+    pub fn set_writer(&mut self, device: DeviceId, session: u64) {
+        self.doc.set_actor(session_actor(device, session));
     }
 
     /// This circle's id.
@@ -610,9 +634,57 @@ impl Circle {
     }
 }
 
-/// The Automerge actor id of a device.
+/// The Automerge actor id of a device's session 0: the device id itself
+/// (every change made before writing sessions existed has it).
 pub fn actor(device: DeviceId) -> ActorId {
     ActorId::from(device.as_bytes().as_slice())
+}
+
+/// The Automerge actor id of one writing session of a device: the device id
+/// followed by the session number (8 bytes, big-endian). Session 0 is the
+/// device id alone ([`actor`]).
+///
+/// Automerge numbers each actor's changes 1, 2, 3, ...; a home restored
+/// from an older copy (or copied to a second machine) that went on under
+/// the same actor would number a new change like one it made before the
+/// copy, and every device holding the older one would refuse it. A fresh
+/// session at every start of a writer cannot collide that way.
+pub fn session_actor(device: DeviceId, session: u64) -> ActorId {
+    if session == 0 {
+        return actor(device);
+    }
+    let mut bytes = Vec::with_capacity(40);
+    bytes.extend_from_slice(device.as_bytes());
+    bytes.extend_from_slice(&session.to_be_bytes());
+    ActorId::from(bytes)
+}
+
+/// The device an Automerge actor belongs to, and its session; `None` for
+/// an actor that is no device's.
+pub fn device_of(actor: &ActorId) -> Option<(DeviceId, u64)> {
+    let bytes = actor.to_bytes();
+    let device = <[u8; 32]>::try_from(bytes.get(..32)?).ok()?;
+    let session = match bytes.len() {
+        32 => 0,
+        40 => u64::from_be_bytes(bytes[32..].try_into().ok()?),
+        _ => return None,
+    };
+    if bytes.len() == 40 && session == 0 {
+        // Session 0 is spelled one way only.
+        return None;
+    }
+    Some((DeviceId::from_bytes(device), session))
+}
+
+/// The session after `session`, for a writer that must not go on where it
+/// was (its memory was reread from disk, or changes of its were dropped):
+/// derived, so no randomness is needed, and never 0.
+pub fn next_session(session: u64) -> u64 {
+    let h = blake3::derive_key(
+        "roundtable next writing session 2026",
+        &session.to_le_bytes(),
+    );
+    u64::from_le_bytes(h[..8].try_into().unwrap_or([1; 8])).max(1)
 }
 
 fn commit_options(now: Timestamp, message: &str) -> CommitOptions {

@@ -38,6 +38,7 @@ pub mod care;
 pub mod circle;
 pub mod dates;
 pub mod entries;
+pub mod equivocation;
 pub mod error;
 pub mod export;
 pub mod feed;

@@ -347,9 +347,7 @@ impl Circle {
 
     /// The device whose edits these are (the document's actor).
     pub fn device(&self) -> Option<DeviceId> {
-        <[u8; 32]>::try_from(self.doc().get_actor().to_bytes())
-            .ok()
-            .map(DeviceId::from_bytes)
+        crate::circle::device_of(self.doc().get_actor()).map(|(d, _)| d)
     }
 
     fn me(&self) -> Result<DeviceId, CoreError> {

@@ -99,6 +99,29 @@ impl Circle {
         (received, clash)
     }
 
+    /// Takes in a peer's sync message whose changes clash with what this
+    /// copy holds (two changes under one number): the changes go through
+    /// the rule of [`crate::equivocation`], then the message without them
+    /// moves the state on.
+    pub(crate) fn sync_receive_clashing(
+        &mut self,
+        peer: &mut PeerSync,
+        bytes: &[u8],
+        heads: &mut crate::HeadBook,
+    ) -> Result<crate::Applied, CoreError> {
+        let mut msg = Message::decode(bytes)
+            .map_err(|e| CoreError::BadDocument(format!("bad sync message: {e}")))?;
+        let blob: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+        let incoming = crate::equivocation::changes_in(&blob)?;
+        let applied = self.apply_clashing(incoming, heads)?;
+        msg.changes = automerge::sync::ChunkList::empty();
+        let doc = self.doc_mut();
+        let state = &mut peer.state;
+        guarded(|| doc.receive_sync_message(state, msg))?;
+        self.know_own_actor();
+        Ok(applied)
+    }
+
     /// Whether the peer, as far as we know, has every change we have.
     pub fn peer_has_everything(&self, peer: &PeerSync) -> bool {
         let Some(theirs) = peer.their_heads() else {

@@ -440,11 +440,14 @@ impl Machine {
     /// circle whose files do not open is listed as such, not served.
     pub fn open(
         home: Home,
-        lock: WriteLock,
+        mut lock: WriteLock,
         timing: Timing,
         now: Now,
         rng: &mut impl RngCore,
     ) -> Result<Self, Error> {
+        // This run writes in a session of its own (see
+        // `roundtable_core::circle::session_actor`).
+        lock.set_session(rng.next_u64());
         let me = home.identity()?.ok_or(StoreError::NoIdentity)?;
         let ids = home.circle_ids()?;
         let mut machine = Self {

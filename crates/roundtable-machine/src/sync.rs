@@ -188,7 +188,7 @@ impl Machine {
             return (Vec::new(), None);
         };
         let mut heads = s.book.all();
-        heads.extend(SignedHead::sign(s.store.circle(), &self.me.device));
+        heads.extend(SignedHead::sign_all(s.store.circle(), &self.me.device));
         heads.retain(|h| p.heads_sent.insert(h.hash));
         let msg = s.store.circle().sync_generate(&mut p.sync);
         p.session_out += msg.as_ref().map_or(0, Vec::len);

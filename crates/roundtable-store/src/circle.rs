@@ -46,6 +46,11 @@ pub struct CircleStore {
     files: CircleFiles,
     circle: Circle,
     device: DeviceId,
+    /// The writing session edits are made in (see
+    /// `roundtable_core::circle::session_actor`); a new one whenever the
+    /// memory is read again from disk, so nothing that was made but not
+    /// kept is ever numbered again.
+    session: u64,
     /// Whoever holds the store folds the log in with
     /// [`CircleStore::compact_if_due`], not each write.
     compact_later: bool,
@@ -57,15 +62,17 @@ impl CircleStore {
         dir: &Path,
         circle: &Circle,
         device: DeviceId,
+        session: u64,
     ) -> Result<Self, StoreError> {
         let files = CircleFiles::create(fs, dir, &circle.save())?;
         let mut circle = circle.clone();
-        circle.set_device(device);
+        circle.set_writer(device, session);
         Ok(Self {
             dir: dir.to_path_buf(),
             files,
             circle,
             device,
+            session,
             compact_later: false,
         })
     }
@@ -76,15 +83,21 @@ impl CircleStore {
         build(dir, &recovered)
     }
 
-    pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, device: DeviceId) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        device: DeviceId,
+        session: u64,
+    ) -> Result<Self, StoreError> {
         let (files, recovered) = CircleFiles::open(fs, dir)?;
         let mut circle = build(dir, &recovered)?;
-        circle.set_device(device);
+        circle.set_writer(device, session);
         Ok(Self {
             dir: dir.to_path_buf(),
             files,
             circle,
             device,
+            session,
             compact_later: false,
         })
     }
@@ -196,7 +209,10 @@ impl CircleStore {
             .and_then(|recovered| build(&self.dir, &recovered));
         match fresh {
             Ok(mut circle) => {
-                circle.set_device(self.device);
+                // Go on in a new session: a change made in memory but
+                // never kept is then never numbered alike by another.
+                self.session = roundtable_core::circle::next_session(self.session);
+                circle.set_writer(self.device, self.session);
                 self.circle = circle;
             }
             Err(e) => {

@@ -211,13 +211,14 @@ impl Home {
     }
 
     /// Opens a circle to edit it.
-    pub fn open_circle(
-        &self,
-        _writer: &WriteLock,
-        id: CircleId,
-    ) -> Result<CircleStore, StoreError> {
+    pub fn open_circle(&self, writer: &WriteLock, id: CircleId) -> Result<CircleStore, StoreError> {
         let me = self.identity()?.ok_or(StoreError::NoIdentity)?;
-        CircleStore::open(self.fs.clone(), &self.circle_dir(id), me.device.id())
+        CircleStore::open(
+            self.fs.clone(),
+            &self.circle_dir(id),
+            me.device.id(),
+            writer.session(),
+        )
     }
 
     /// Stores a new circle durably, with its keys (kept 0600 beside the
@@ -239,6 +240,7 @@ impl Home {
             &self.circle_dir(circle.id()),
             circle,
             me.device.id(),
+            writer.session(),
         )
     }
 

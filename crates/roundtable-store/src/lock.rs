@@ -48,6 +48,8 @@ pub struct HomeLock {
     file: File,
     path: PathBuf,
     exclusive: bool,
+    /// The writing session this lock begins (see [`HomeLock::session`]).
+    session: u64,
 }
 
 impl HomeLock {
@@ -66,7 +68,28 @@ impl HomeLock {
         lock.file.seek(SeekFrom::Start(0)).map_err(io)?;
         lock.file.write_all(me.as_bytes()).map_err(io)?;
         debug!(path = %lock.path.display(), holder = %me, "home locked");
+        lock.session = getrandom::u64()
+            .map_err(|e| LockError::Io {
+                path: lock.path.clone(),
+                source: e.into(),
+            })?
+            .max(1);
         Ok(lock)
+    }
+
+    /// The writing session this lock begins: every circle its holder
+    /// opens writes under an Automerge actor of this session (see
+    /// `roundtable_core::circle::session_actor`), so a home restored from
+    /// an older copy, or copied, never numbers a change like one made
+    /// before. Random, never 0.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// Sets the writing session, for a holder that makes its own
+    /// randomness (a simulation that must replay exactly). 0 becomes 1.
+    pub fn set_session(&mut self, session: u64) {
+        self.session = session.max(1);
     }
 
     /// A reader's lock, shared with other readers, waiting like
@@ -120,6 +143,7 @@ impl HomeLock {
             file,
             path,
             exclusive,
+            session: 0,
         })
     }
 }

@@ -85,7 +85,9 @@ fn build(doc: &impl ReadDoc, maps: &HashMap<ObjId, Slots>, obj: &ObjId, depth: u
 fn mark(mut json: Json, id: &ObjId) -> Json {
     if let (Json::Object(m), ObjId::Id(counter, actor, _)) = (&mut json, id) {
         m.insert(ORDER.into(), Json::from(*counter));
-        m.insert(BY.into(), Json::String(actor.to_hex_string()));
+        let by = crate::circle::device_of(actor)
+            .map_or_else(|| actor.to_hex_string(), |(d, _)| d.to_string());
+        m.insert(BY.into(), Json::String(by));
     }
     json
 }
@@ -210,7 +212,9 @@ mod tests {
                 let mut j = by_key(doc, &id, k, depth + 1);
                 if let (true, Json::Object(m), ObjId::Id(counter, actor, _)) = (mark, &mut j, &id) {
                     m.insert(ORDER.into(), Json::from(*counter));
-                    m.insert(BY.into(), Json::String(actor.to_hex_string()));
+                    let by = crate::circle::device_of(actor)
+                        .map_or_else(|| actor.to_hex_string(), |(d, _)| d.to_string());
+                    m.insert(BY.into(), Json::String(by));
                 }
                 j
             }
