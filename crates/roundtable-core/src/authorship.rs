@@ -91,6 +91,21 @@ impl SignedHead {
     /// home restored from an older copy wrote beside what it had written
     /// before), this is one of them; [`SignedHead::sign_all`] signs each.
     pub fn sign(circle: &Circle, key: &DeviceKey) -> Option<Self> {
+        // Just after an edit: the change this session made last, which
+        // covers that edit.
+        let doc = circle.doc();
+        if let Some((device, session)) = device_of(doc.get_actor())
+            && device == key.id()
+            && let Some(last) = doc.get_last_local_change()
+        {
+            return Some(Self::new_in(
+                circle.id(),
+                key,
+                session,
+                last.seq(),
+                last.hash().0,
+            ));
+        }
         Self::sign_all(circle, key).into_iter().next()
     }
 
@@ -161,10 +176,28 @@ impl SignedHead {
 /// A device's writing session: where a head has its place in the book.
 type Slot = ([u8; 32], u64);
 
+/// The heads of one writing session in a [`HeadBook`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Session {
+    /// The newest head whose change this copy holds: it covers every
+    /// change of the session here, and is what this copy hands on.
+    held: Option<SignedHead>,
+    /// Heads whose changes are on their way, newest last.
+    pending: Vec<SignedHead>,
+    /// When the session was last learned of (a counter, not a clock).
+    learned: u64,
+}
+
+impl Session {
+    fn heads(&self) -> impl Iterator<Item = &SignedHead> {
+        self.held.iter().chain(&self.pending)
+    }
+}
+
 /// The signed heads known of each device in one circle: for each of its
 /// writing sessions, the newest whose change this copy holds (it covers
-/// every change of that device behind it here), and a few newer ones whose
-/// changes are still on their way.
+/// every change of that session here), and a few whose changes are still
+/// on their way.
 ///
 /// A head covers the changes of every session of its device that it
 /// reaches: the device held them when it signed. So once a device writes
@@ -172,17 +205,18 @@ type Slot = ([u8; 32], u64);
 ///
 /// The book is bounded, whatever peers send: it keeps heads only for the
 /// circle's certified devices ([`HeadBook::know_devices`]), of at most
-/// [`HeadBook::SESSIONS`] sessions each (the ones learned of last) and
-/// `1 + PENDING` heads per session, plus a few heads of devices not (yet)
-/// certified here, whose certificates may be on their way in the same
-/// session. A head is verified only once it has a place in the book, so a
-/// flood of heads costs a lookup each, not a signature check.
+/// [`HeadBook::SESSIONS`] sessions each, and `1 + PENDING` heads per
+/// session, plus a few heads of devices not (yet) certified here, whose
+/// certificates may be on their way in the same session. Past that, a
+/// device's session whose changes this copy does not hold goes first,
+/// then the one learned of longest ago: so a device that floods the book
+/// with heads of its own (a device that signed two changes under one
+/// number, say) cannot push out the proof of what this copy holds and
+/// hands on. A head is verified only once it has a place in the book, so
+/// a flood of heads costs a lookup each, not a signature check.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadBook {
-    heads: BTreeMap<Slot, Vec<SignedHead>>,
-    /// When each session was last learned of (a counter, not a clock), so
-    /// the book lets go of the one learned of longest ago.
-    learned: BTreeMap<Slot, u64>,
+    sessions: BTreeMap<Slot, Session>,
     clock: u64,
     /// Heads of devices not certified here (yet), oldest first; not kept
     /// across restarts (peers send heads again at every session).
@@ -195,7 +229,7 @@ pub struct HeadBook {
 }
 
 impl HeadBook {
-    /// Newer heads kept per session while their changes are on their way.
+    /// Heads kept per session while their changes are on their way.
     const PENDING: usize = 3;
     /// Sessions kept per device. A device's newest session covers the
     /// ones before it, except where a restored home wrote beside what it
@@ -232,9 +266,7 @@ impl HeadBook {
     pub fn know_devices(&mut self, devices: &BTreeSet<DeviceId>) {
         self.devices = devices.iter().map(|d| *d.as_bytes()).collect();
         let known = &self.devices;
-        self.heads.retain(|(d, _), _| known.contains(d));
-        let heads = &self.heads;
-        self.learned.retain(|slot, _| heads.contains_key(slot));
+        self.sessions.retain(|(d, _), _| known.contains(d));
         let strangers = std::mem::take(&mut self.strangers);
         for h in strangers {
             if self.devices.contains(&h.device) {
@@ -275,10 +307,13 @@ impl HeadBook {
             if tries > limit {
                 continue;
             }
+            // A head older than the one held is still taken: where a
+            // device signed two changes under one number, the other
+            // branch's proof is needed until its change is decided.
             let fresh = if known_device {
-                let known = self.heads.get(&h.slot());
-                let older = known.and_then(|k| k.first()).is_some_and(|k| k.seq > h.seq);
-                !older && !known.is_some_and(|k| k.iter().any(|k| k.hash == h.hash))
+                self.sessions
+                    .get(&h.slot())
+                    .is_none_or(|s| !s.heads().any(|k| k.hash == h.hash))
             } else {
                 !self.strangers.iter().any(|k| k.hash == h.hash)
             };
@@ -300,49 +335,84 @@ impl HeadBook {
 
     fn place(&mut self, h: SignedHead) {
         let slot = h.slot();
-        let known = self.heads.entry(slot).or_default();
-        if known.iter().any(|k| k.hash == h.hash) {
+        self.clock += 1;
+        let session = self.sessions.entry(slot).or_default();
+        session.learned = self.clock;
+        if session.heads().any(|k| k.hash == h.hash) {
             return;
         }
-        known.push(h);
-        known.sort_by_key(|k| k.seq);
-        if known.len() > 1 + Self::PENDING {
-            // Keep the first (it may be the one this copy holds).
-            known.remove(1);
+        // Learned last, last: the one learned first goes when full.
+        session.pending.push(h);
+        if session.pending.len() > Self::PENDING {
+            session.pending.remove(0);
         }
-        self.clock += 1;
-        self.learned.insert(slot, self.clock);
-        let sessions: Vec<(u64, Slot)> = self
-            .learned
+        // Sessions of the device whose changes this copy does not hold are
+        // bounded; a held one is kept (it is the proof this copy hands on)
+        // until its change is refused, so these are bounded by what this
+        // copy holds of the device.
+        let unheld: Vec<(u64, Slot)> = self
+            .sessions
             .iter()
-            .filter(|((d, _), _)| *d == slot.0)
-            .map(|(s, at)| (*at, *s))
+            .filter(|((d, _), x)| *d == slot.0 && x.held.is_none())
+            .map(|(s, x)| (x.learned, *s))
             .collect();
-        if sessions.len() > Self::SESSIONS
-            && let Some((_, oldest)) = sessions.iter().min()
+        if unheld.len() > Self::SESSIONS
+            && let Some((_, out)) = unheld.iter().min()
         {
-            self.heads.remove(oldest);
-            self.learned.remove(oldest);
+            self.sessions.remove(out);
         }
     }
 
-    /// Drops heads older than the newest one whose change `circle` holds.
-    pub fn settle(&mut self, circle: &Circle) {
-        for known in self.heads.values_mut() {
-            if let Some(i) = known
-                .iter()
-                .rposition(|k| circle.has_change(&ChangeHash(k.hash)))
-            {
-                known.drain(..i);
+    /// Lets go of heads of changes that were refused for good (they build
+    /// on a change the circle refused, or lost to another under the same
+    /// number): they prove nothing this copy will take, and would only
+    /// crowd out heads that do.
+    pub fn forget_refused(&mut self, refused: &[(ChangeHash, Rejection)]) {
+        let gone: HashSet<[u8; 32]> = refused
+            .iter()
+            .filter(|(_, why)| matches!(why, Rejection::Equivocation | Rejection::BuildsOnRejected))
+            .map(|(h, _)| h.0)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for s in self.sessions.values_mut() {
+            s.pending.retain(|k| !gone.contains(&k.hash));
+            if s.held.as_ref().is_some_and(|k| gone.contains(&k.hash)) {
+                s.held = None;
             }
+        }
+        self.sessions
+            .retain(|_, s| s.held.is_some() || !s.pending.is_empty());
+    }
+
+    /// Marks, in each session, the newest head whose change `circle`
+    /// holds, and lets go of heads behind it. Heads of changes not held
+    /// stay pending (under two changes of one number, the other's proof
+    /// is still needed until its change arrives or is refused).
+    pub fn settle(&mut self, circle: &Circle) {
+        let holds = |k: &SignedHead| circle.has_change(&ChangeHash(k.hash));
+        for s in self.sessions.values_mut() {
+            // A session's changes held here form one chain, so of the
+            // heads whose change is here, the highest numbered covers the
+            // others. (The one held before may have gone: two changes
+            // under one number, and the circle kept the other.)
+            s.held = s
+                .held
+                .take()
+                .into_iter()
+                .chain(s.pending.iter().cloned())
+                .filter(|k| holds(k))
+                .max_by_key(|k| k.seq);
+            s.pending.retain(|k| !holds(k));
         }
     }
 
     /// Every head known, to hand to a peer.
     pub fn all(&self) -> Vec<SignedHead> {
-        self.heads
+        self.sessions
             .values()
-            .flatten()
+            .flat_map(Session::heads)
             .chain(&self.strangers)
             .cloned()
             .collect()
@@ -350,7 +420,11 @@ impl HeadBook {
 
     /// How many heads the book holds.
     pub fn len(&self) -> usize {
-        self.heads.values().map(Vec::len).sum::<usize>() + self.strangers.len()
+        self.sessions
+            .values()
+            .map(|s| s.heads().count())
+            .sum::<usize>()
+            + self.strangers.len()
     }
 
     /// Whether the book holds no head.
@@ -361,9 +435,9 @@ impl HeadBook {
     /// Every head of `device`, of every session.
     pub(crate) fn heads_of(&self, device: &DeviceId) -> impl Iterator<Item = ChangeHash> + '_ {
         let device = *device.as_bytes();
-        self.heads
+        self.sessions
             .range((device, 0)..=(device, u64::MAX))
-            .flat_map(|(_, v)| v)
+            .flat_map(|(_, s)| s.heads())
             .chain(self.strangers.iter().filter(move |h| h.device == device))
             .map(|h| ChangeHash(h.hash))
     }
@@ -593,6 +667,9 @@ impl Circle {
     ) -> Result<Applied, CoreError> {
         let out = self.judge_since(before, was, heads);
         heads.know_devices(&self.membership().certified);
+        if let Ok(applied) = &out {
+            heads.forget_refused(&applied.rejected);
+        }
         heads.settle(self);
         out
     }

@@ -204,6 +204,7 @@ impl Circle {
             applied?;
             out
         };
+        heads.forget_refused(&refused);
         out.rejected.extend(refused);
         out.equivocated.extend(equivocated);
         Ok(out)
@@ -285,7 +286,11 @@ impl Circle {
         for c in old.get_changes(&[]) {
             if gone.contains(&c.hash()) || c.deps().iter().any(|d| gone.contains(d)) {
                 gone.insert(c.hash());
-                if me.is_some_and(|(d, _)| device_of(c.actor_id()).is_some_and(|(x, _)| x == d)) {
+                // What this device wrote on top, not the change that lost
+                // itself (were it this device's, the device forked).
+                let mine =
+                    me.is_some_and(|(d, _)| device_of(c.actor_id()).is_some_and(|(x, _)| x == d));
+                if mine && !drop.contains(&c.hash()) {
                     ours_gone.push(c);
                 }
             } else {

@@ -38,7 +38,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
-use crate::ids::MemberId;
+use crate::circle::device_of;
+use crate::ids::{DeviceId, MemberId};
 use crate::membership::Membership;
 use crate::schema::{self, limits};
 use crate::view::CircleView;
@@ -53,7 +54,7 @@ pub(crate) struct Shape {
     member_of: HashMap<ObjectId, Option<MemberId>>,
     devices_maps: HashSet<ObjectId>,
     /// Each device record, and the device it is of.
-    device_objs: HashMap<ObjectId, ActorId>,
+    device_objs: HashMap<ObjectId, DeviceId>,
     redeemed_maps: HashSet<ObjectId>,
     removals: Option<ObjectId>,
     proposals: HashSet<ObjectId>,
@@ -63,7 +64,7 @@ pub(crate) struct Shape {
     /// maker is no certified device: nobody may change it).
     invite_objs: HashMap<ObjectId, Option<MemberId>>,
     /// The member of each certified device.
-    owner: HashMap<ActorId, MemberId>,
+    owner: HashMap<DeviceId, MemberId>,
     /// Objects nobody writes into once made: electorates, consents,
     /// withdrawals, revocations, redemptions.
     sealed: HashSet<ObjectId>,
@@ -91,14 +92,18 @@ fn children(doc: &Automerge, obj: &ObjId) -> Vec<ObjId> {
 }
 
 impl Shape {
+    /// The member whose device made changes as `actor` (in any session).
+    fn owner_of(&self, actor: &ActorId) -> Option<&MemberId> {
+        self.owner.get(&device_of(actor)?.0)
+    }
+
     /// Reads the guarded objects of `doc`, whose membership collections
     /// read as `view`.
     pub(crate) fn read(doc: &Automerge, view: &CircleView) -> Self {
         let mut s = Shape::default();
         for (member, m) in &view.members {
             for device in m.devices.keys() {
-                s.owner
-                    .insert(ActorId::from(device.as_bytes().as_slice()), *member);
+                s.owner.insert(*device, *member);
             }
         }
         if let Some(members) = maps(doc, &ROOT, schema::MEMBERS).into_iter().next() {
@@ -108,14 +113,11 @@ impl Shape {
                     let mut owned = vec![legacy(&m)];
                     for devices in maps(doc, &m, schema::DEVICES) {
                         for dkey in doc.keys(&devices) {
-                            let device = dkey
-                                .parse::<crate::ids::DeviceId>()
-                                .map(|d| ActorId::from(d.as_bytes().as_slice()))
-                                .ok();
+                            let device = dkey.parse::<DeviceId>().ok();
                             for d in maps(doc, &devices, &dkey) {
                                 s.sealed.extend(maps(doc, &d, "revoked").iter().map(legacy));
-                                if let Some(device) = &device {
-                                    s.device_objs.insert(legacy(&d), device.clone());
+                                if let Some(device) = device {
+                                    s.device_objs.insert(legacy(&d), device);
                                 }
                                 owned.push(legacy(&d));
                             }
@@ -140,7 +142,7 @@ impl Shape {
                     s.redeemed_maps.insert(legacy(&redeemed));
                 }
                 let maker = match &inv {
-                    ObjId::Id(_, actor, _) => s.owner.get(actor).copied(),
+                    ObjId::Id(_, actor, _) => s.owner_of(actor).copied(),
                     ObjId::Root => None,
                 };
                 s.invite_objs.insert(legacy(&inv), maker);
@@ -200,13 +202,14 @@ impl Shape {
                 || self.devices_maps.contains(obj)
                 || self.redeemed_maps.contains(obj)
                 || self.consents_maps.contains(obj);
-            let writer = self.owner.get(actor);
+            let writer = self.owner_of(actor);
+            let writing_device = device_of(actor).map(|(d, _)| d);
             let someone_elses = match self.member_of.get(obj) {
                 Some(m) => m.is_none() || writer != m.as_ref(),
                 None => match authored(doc, obj) {
                     // What someone wrote: only its author's devices change it.
                     Some(Written::Entry) => {
-                        writer.is_none() || writer != creator(obj).and_then(|a| self.owner.get(a))
+                        writer.is_none() || writer != creator(obj).and_then(|a| self.owner_of(a))
                     }
                     // An RSVP is given in one's own name.
                     Some(Written::RsvpsOf) => writer.is_none_or(|w| key != w.to_string()),
@@ -214,7 +217,7 @@ impl Shape {
                     Some(Written::Collection) => op
                         .pred
                         .iter()
-                        .any(|p| writer.is_none() || self.owner.get(&p.1) != writer),
+                        .any(|p| writer.is_none() || self.owner_of(&p.1) != writer),
                     None => false,
                 },
             };
@@ -226,17 +229,17 @@ impl Shape {
             } else if let Some(device) = self.device_objs.get(obj) {
                 let revokes = key == "revoked" && makes_map && !rewrites;
                 let names_itself = key == "name"
-                    && device == actor
+                    && writing_device.as_ref() == Some(device)
                     && matches!(op.action, OpType::Put(ScalarValue::Str(_)));
                 !(revokes || names_itself)
             } else if self.proposals.contains(obj) {
                 rewrites || !(key == "withdrawn" && makes_map)
             } else if self.consents_maps.contains(obj) {
-                rewrites || !makes_map || key != actor.to_hex_string()
+                rewrites || !makes_map || writing_device.is_none_or(|d| key != d.to_string())
             } else if let Some(maker) = self.invite_objs.get(obj) {
                 let revokes = key == "revoked"
                     && matches!(op.action, OpType::Put(ScalarValue::Boolean(true)));
-                let same_member = maker.is_some() && self.owner.get(actor) == maker.as_ref();
+                let same_member = maker.is_some() && self.owner_of(actor) == maker.as_ref();
                 !(revokes && same_member)
             } else if guarded_collection {
                 if self.removals.as_ref() == Some(obj) && makes_map && !rewrites {
@@ -314,7 +317,7 @@ fn honest_electorate(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> 
     let Some(p) = view.removals.values().find(|r| {
         r.order == ctr
             && r.by_device
-                .is_some_and(|d| d.as_bytes().as_slice() == actor.to_bytes())
+                .is_some_and(|d| device_of(actor).is_some_and(|(by, _)| by == d))
     }) else {
         // A map in the removals collection that does not read as a proposal
         // is no proposal; it decides nothing.

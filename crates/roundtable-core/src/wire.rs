@@ -14,7 +14,7 @@ use crate::authorship::SignedHead;
 use crate::keys::KeyOffer;
 
 /// The format version of every message defined here.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// The largest message accepted on a stream (a whole circle can travel in
 /// a join or a sync message).

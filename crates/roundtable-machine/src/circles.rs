@@ -93,6 +93,7 @@ impl Machine {
                 peers,
                 reading: None,
                 compact_failing: false,
+                forked: BTreeMap::new(),
             },
         );
         if self.circles[&id].book.len() != kept {
@@ -262,4 +263,79 @@ impl Machine {
 /// Where the sync state with a peer is kept.
 pub(crate) fn peer_record(circle: CircleId, peer: DeviceId) -> NodeRecord {
     NodeRecord::PeerSync { circle, peer }
+}
+
+impl Machine {
+    /// After changes came in that showed a device signing two different
+    /// changes under one number (see `roundtable_core::equivocation`):
+    /// remembers it for status, tells the log once, and, where this copy
+    /// dropped changes it held, starts every peer's sync afresh (what it
+    /// shared with them may name changes it no longer has) and syncs, so
+    /// what it wrote again goes out. A forked device of this device's own
+    /// member is revoked from here, like a lost one.
+    pub(crate) fn settle_forks(
+        &mut self,
+        circle: CircleId,
+        applied: &roundtable_core::Applied,
+        before: &[ChangeHash],
+        now: Now,
+        rng: &mut impl RngCore,
+    ) {
+        if applied.equivocated.is_empty() {
+            return;
+        }
+        let me = self.me.device.id();
+        let mine = self.me.member.id();
+        let mut revoke = Vec::new();
+        let mut told = Vec::new();
+        let rebuilt = {
+            let Some(served) = self.circles.get_mut(&circle) else {
+                return;
+            };
+            let view = served.read().view;
+            for e in &applied.equivocated {
+                if served.forked.insert(e.device, e.clone()).is_none() {
+                    told.push(e.device);
+                }
+                let ours = view
+                    .members
+                    .get(&mine)
+                    .is_some_and(|m| m.devices.contains_key(&e.device));
+                if e.device != me && ours && served.membership.admitted.contains(&e.device) {
+                    revoke.push(e.device);
+                }
+            }
+            let rebuilt = !before.iter().all(|h| served.store.circle().has_change(h));
+            if rebuilt {
+                for p in served.peers.values_mut() {
+                    p.sync = PeerSync::fresh();
+                }
+            }
+            rebuilt
+        };
+        for device in told {
+            let who = self.who(circle, device);
+            warn!(
+                %circle,
+                device = %device.fmt_short(),
+                "{who} signed two different changes under one number; the circle keeps one of them. \
+                 Unless its owner copied it while it ran, it may be stolen or tampered with: it should be revoked"
+            );
+        }
+        for device in revoke {
+            let done = self.edit_announced(circle, now, rng, |c, _| {
+                c.revoke_device(mine, device, now.wall)
+            });
+            if let Err(e) = done {
+                warn!(%circle, device = %device.fmt_short(), "could not revoke this member's forked device: {e}");
+            }
+        }
+        if rebuilt {
+            self.changed(circle, now);
+            let peers: Vec<DeviceId> = self.circles[&circle].peers.keys().copied().collect();
+            for peer in peers {
+                self.start_sync(circle, peer, now, rng);
+            }
+        }
+    }
 }

@@ -119,7 +119,7 @@ impl Machine {
                 continue;
             };
             let mut heads = served.book.all();
-            heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
+            heads.extend(SignedHead::sign_all(served.store.circle(), &self.me.device));
             circles.push(WelcomeCircle {
                 doc: served.store.circle().save(),
                 key,

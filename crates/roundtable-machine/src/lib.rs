@@ -241,6 +241,26 @@ pub struct CircleStatus {
     pub connected: Vec<DeviceId>,
     /// Every other device of the circle, and how it stands.
     pub devices: Vec<DeviceStatus>,
+    /// Devices that signed two different changes under one number: a
+    /// tampered, copied-while-running or stolen device. The circle kept
+    /// one of the two; its member should revoke it (their own other
+    /// devices do so as soon as they see it).
+    #[serde(default)]
+    pub forked: Vec<ForkedDevice>,
+}
+
+/// A device in [`CircleStatus::forked`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForkedDevice {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose it is.
+    pub member: MemberId,
+    /// Their name.
+    pub name: String,
+    /// What the device calls itself, if it said.
+    #[serde(default)]
+    pub device_name: String,
 }
 
 /// One peer device in [`CircleStatus`].
@@ -383,6 +403,9 @@ struct Served {
     reading: Option<(Vec<ChangeHash>, Reading)>,
     /// Folding the log in failed at the last try.
     compact_failing: bool,
+    /// Devices found to have signed two different changes under one
+    /// number, and which the circle kept (one entry per device).
+    forked: BTreeMap<DeviceId, roundtable_core::equivocation::Equivocation>,
 }
 
 impl Served {
@@ -560,7 +583,7 @@ impl Machine {
     pub fn signed_heads(&self, circle: CircleId) -> Result<Vec<SignedHead>, Error> {
         let served = self.served(circle)?;
         let mut heads = served.book.all();
-        heads.extend(SignedHead::sign(served.store.circle(), &self.me.device));
+        heads.extend(SignedHead::sign_all(served.store.circle(), &self.me.device));
         Ok(heads)
     }
 

@@ -36,12 +36,26 @@ impl Machine {
                         })
                     })
                     .collect();
+                let forked = s
+                    .forked
+                    .keys()
+                    .filter_map(|device| {
+                        let (member, name, device_name) = owner(device)?;
+                        Some(ForkedDevice {
+                            device: *device,
+                            member,
+                            name,
+                            device_name,
+                        })
+                    })
+                    .collect();
                 CircleStatus {
                     id: *id,
                     name: circle.name(),
                     epoch: s.keys.epoch(),
                     connected: neighbours.iter().copied().collect(),
                     devices,
+                    forked,
                 }
             })
             .collect();

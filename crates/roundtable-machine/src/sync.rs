@@ -236,6 +236,7 @@ impl Machine {
             self.changed(circle, now);
             self.refresh_admitted(now, rng);
         }
+        self.settle_forks(circle, &applied, &before, now, rng);
         Ok(())
     }
 

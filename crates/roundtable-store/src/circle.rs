@@ -127,6 +127,13 @@ impl CircleStore {
                 return Err(e);
             }
         };
+        if !before.iter().all(|h| self.circle.has_change(h)) {
+            // The history lost changes it held (two changes of one device
+            // under one number, and the circle keeps the other): the log
+            // cannot say that, a fresh snapshot can.
+            self.compact()?;
+            return Ok(out);
+        }
         let changes = self.circle.changes_since(&before);
         if !changes.is_empty() {
             self.persist(&changes)?;

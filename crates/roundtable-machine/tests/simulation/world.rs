@@ -78,8 +78,12 @@ pub(crate) struct Dev {
     admitted: BTreeSet<DeviceId>,
     neighbours: BTreeMap<CircleId, BTreeSet<usize>>,
     next_tick: u64,
-    /// The heads each acknowledged edit left (every change in them durable).
-    pub(crate) acked: Vec<(CircleId, Vec<ChangeHash>)>,
+    /// The heads each acknowledged edit left (every change in them
+    /// durable), and its words where it has some.
+    pub(crate) acked: Vec<Acked>,
+    /// It signed two different changes under one number: what it
+    /// acknowledged is its own lookout from then on.
+    pub(crate) forked: bool,
     /// Gossip this device received (a rogue replays it).
     pub(crate) heard: Vec<(CircleId, Vec<u8>)>,
     /// What its machine told its followers.
@@ -98,6 +102,14 @@ impl Dev {
     pub(crate) fn topic(&self, circle: CircleId) -> Option<[u8; 32]> {
         self.topics.get(&circle).copied()
     }
+}
+
+/// An edit a device acknowledged: the heads it left, and its words.
+#[derive(Debug, Clone)]
+pub(crate) struct Acked {
+    pub(crate) circle: CircleId,
+    pub(crate) heads: Vec<ChangeHash>,
+    pub(crate) words: Option<String>,
 }
 
 /// A connection carrying one sync session.
@@ -223,6 +235,7 @@ impl World {
             neighbours: BTreeMap::new(),
             next_tick: self.now_ms + self.rng.random_range(0..TICK),
             acked: Vec::new(),
+            forked: false,
             heard: Vec::new(),
             events: Vec::new(),
         });
@@ -324,6 +337,46 @@ impl World {
     /// machine would say (a rogue's forgeries and replays).
     pub(crate) fn gossip_from(&mut self, i: usize, circle: CircleId, bytes: Vec<u8>) {
         self.output(i, Output::Broadcast { circle, bytes });
+    }
+
+    /// Like [`World::gossip_from`], to the devices of `to` only (a rogue
+    /// that tells each what it wants them to hear).
+    pub(crate) fn gossip_to(&mut self, i: usize, to: &[usize], circle: CircleId, bytes: Vec<u8>) {
+        let Some(topic) = self.devs[i].topic(circle) else {
+            return;
+        };
+        for &j in to {
+            if j == i || !self.gossip_link(i, j, topic) {
+                continue;
+            }
+            let at = self.now_ms + self.delay();
+            let life = self.devs[j].life;
+            let bytes = bytes.clone();
+            self.push(
+                at,
+                Delivery::Gossip {
+                    to: j,
+                    life,
+                    via: i,
+                    topic,
+                    circle,
+                    bytes,
+                },
+            );
+        }
+    }
+
+    /// A copy of what device `i`'s disk holds now, as a backup takes it.
+    pub(crate) fn backup(&self, i: usize) -> SimFs {
+        self.devs[i].fs.crashed_state(CrashState::ProcessExit)
+    }
+
+    /// Device `i` stops and its disk is replaced by a copy of `backup`:
+    /// its person restored it from an older copy. Start it again with
+    /// [`World::start`].
+    pub(crate) fn restore(&mut self, i: usize, backup: &SimFs) {
+        self.stop(i);
+        self.devs[i].fs = Arc::new(backup.crashed_state(CrashState::ProcessExit));
     }
 
     /// Does what device `i`'s machine asked.
