@@ -586,11 +586,15 @@ impl Circle {
         let (mut result, clash) = self.apply_seeing_clash(bytes);
         if clash {
             // A change held back claims a sequence number these need.
+            let waiting = crate::equivocation::waiting_in(self.doc());
             self.drop_waiting()?;
             let (again, still) = self.apply_seeing_clash(bytes);
             if still {
                 // A change this copy holds does: two under one number.
-                let incoming = crate::equivocation::changes_in(bytes)?;
+                // What was held back goes along, to be checked with the
+                // rest (a peer that sent it does not send it again).
+                let mut incoming = crate::equivocation::changes_in(bytes)?;
+                incoming.extend(waiting);
                 let out = self.apply_clashing(incoming, heads);
                 self.bound_waiting(bytes.len())?;
                 return out;
@@ -640,11 +644,12 @@ impl Circle {
         if clash {
             // A change held back claims a sequence number this message
             // needs: forget it and take the message again.
+            let waiting = crate::equivocation::waiting_in(self.doc());
             self.drop_waiting()?;
             let (again, still) = self.sync_receive_seeing_clash(peer, bytes);
             if still {
                 // A change this copy holds does: two under one number.
-                let out = self.sync_receive_clashing(peer, bytes, heads);
+                let out = self.sync_receive_clashing(peer, bytes, waiting, heads);
                 self.bound_waiting(bytes.len())?;
                 return out;
             }

@@ -360,6 +360,21 @@ impl Circle {
     }
 }
 
+/// The changes `doc` holds back for missing history: what a save keeping
+/// them adds to one that does not.
+pub(crate) fn waiting_in(doc: &Automerge) -> Vec<Change> {
+    let save = |retain_orphans| {
+        doc.save_with_options(automerge::SaveOptions {
+            deflate: false,
+            retain_orphans,
+        })
+    };
+    let (with, without) = (save(true), save(false));
+    with.strip_prefix(without.as_slice())
+        .and_then(|orphans| changes_in(orphans).ok())
+        .unwrap_or_default()
+}
+
 /// The object at `path` (from the root, by keys), if it is still there.
 fn place(doc: &impl ReadDoc, path: &[(ObjId, Prop)]) -> Option<ObjId> {
     let mut at = ROOT;

@@ -106,7 +106,8 @@ pub fn key_file(data: &[u8]) {
 /// Outside Automerge bytes, each way they arrive: a saved document
 /// (`Circle::load`), changes applied to a valid circle (`Circle::apply`), a
 /// sync message for it (`Circle::sync_receive`) and a persisted sync state
-/// (`PeerSync::restore`). None may panic; whatever comes out must have a
+/// (`PeerSync::restore`), and the changes in it as the rule on two
+/// changes under one number reads them. None may panic; whatever comes out must have a
 /// view, and a document saved and loaded again must read the same.
 pub fn circle_bytes(data: &[u8]) {
     if let Ok(circle) = Circle::load(data) {
@@ -135,6 +136,18 @@ pub fn circle_bytes(data: &[u8]) {
         base.heads(),
         "an unproven change got in by sync"
     );
+
+    // The parser of incoming changes that the rule on two changes under
+    // one number reads, and that rule itself: nothing unproven gets in.
+    if let Ok(changes) = crate::equivocation::changes_in(data) {
+        let mut circle = base.clone();
+        let _ = circle.apply_clashing(changes, &mut book);
+        assert_eq!(
+            circle.heads(),
+            base.heads(),
+            "an unproven change got in past the rule on forks"
+        );
+    }
 
     let mut circle = base.clone();
     let mut peer = PeerSync::restore(data);

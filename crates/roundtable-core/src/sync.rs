@@ -101,18 +101,20 @@ impl Circle {
 
     /// Takes in a peer's sync message whose changes clash with what this
     /// copy holds (two changes under one number): the changes go through
-    /// the rule of [`crate::equivocation`], then the message without them
-    /// moves the state on.
+    /// the rule of [`crate::equivocation`], with `waiting` (what Automerge
+    /// held back before), then the message without them moves the state on.
     pub(crate) fn sync_receive_clashing(
         &mut self,
         peer: &mut PeerSync,
         bytes: &[u8],
+        waiting: Vec<automerge::Change>,
         heads: &mut crate::HeadBook,
     ) -> Result<crate::Applied, CoreError> {
         let mut msg = Message::decode(bytes)
             .map_err(|e| CoreError::BadDocument(format!("bad sync message: {e}")))?;
         let blob: Vec<u8> = msg.changes.iter().flatten().copied().collect();
-        let incoming = crate::equivocation::changes_in(&blob)?;
+        let mut incoming = crate::equivocation::changes_in(&blob)?;
+        incoming.extend(waiting);
         let applied = self.apply_clashing(incoming, heads)?;
         msg.changes = automerge::sync::ChunkList::empty();
         let doc = self.doc_mut();
