@@ -146,6 +146,27 @@ impl Machine {
                 return;
             }
         };
+        // Past the sender's budget, changes wait (see `rate`).
+        let Some(body) = self.within_rate(circle, from, body, now) else {
+            return;
+        };
+        self.take_in(circle, from, via, body, now, rng);
+    }
+
+    /// Applies what an opened envelope brought from `from` (relayed by
+    /// `via`), and asks for a sync if something is missing.
+    pub(crate) fn take_in(
+        &mut self,
+        circle: CircleId,
+        from: DeviceId,
+        via: DeviceId,
+        body: Body,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) {
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
         let need_sync = match body {
             Body::Changes { changes, head } => {
                 let before = served.store.circle().heads();
@@ -177,7 +198,9 @@ impl Machine {
                 .iter()
                 .any(|h| !served.store.circle().has_change(&ChangeHash(*h))),
         };
-        if need_sync {
+        // A sender writing past its budget is caught up with by the
+        // schedule's syncs, not one per message.
+        if need_sync && !self.behind(circle, from) {
             self.start_sync(circle, from, now, rng);
             if via != from {
                 self.start_sync(circle, via, now, rng);

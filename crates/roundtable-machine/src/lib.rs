@@ -50,11 +50,13 @@ use tracing::{debug, info, warn};
 mod circles;
 mod envelopes;
 mod join;
+pub mod rate;
 pub mod schedule;
 mod session;
 mod status;
 mod sync;
 
+pub use rate::Delayed;
 use schedule::Schedule;
 pub use schedule::Timing;
 pub use session::{MAX_OPENING, SessionError, SessionId, Step, SyncRefusal};
@@ -281,6 +283,10 @@ pub struct DeviceStatus {
     pub has_all_our_changes: bool,
     /// When we last finished a sync with it.
     pub last_synced: Option<Timestamp>,
+    /// Its gossiped edits this device held back, since start, for coming
+    /// faster than the others take them in (see [`rate`]).
+    #[serde(default)]
+    pub delayed: Delayed,
 }
 
 /// What a device receives when an invite lets it in.
@@ -445,6 +451,8 @@ pub struct Machine {
     dropped: BTreeMap<String, u64>,
     /// Received changes refused, by reason.
     refused: BTreeMap<String, u64>,
+    /// What each device's gossip may bring, and what waits past that.
+    inflows: rate::Inflows,
     outbox: Vec<Output>,
 }
 
@@ -484,6 +492,7 @@ impl Machine {
             schedule: Schedule::new(timing),
             dropped: BTreeMap::new(),
             refused: BTreeMap::new(),
+            inflows: rate::Inflows::new(),
             outbox: Vec::new(),
         };
         for id in ids {
@@ -687,10 +696,12 @@ impl Machine {
         })
     }
 
-    /// Time passed: syncs with the peers due, asks for gossip neighbours
-    /// where a circle is short of them, writes the head books that changed,
-    /// and folds in the logs that are due.
+    /// Time passed: applies the held edits the senders' budgets now allow,
+    /// syncs with the peers due, asks for gossip neighbours where a circle
+    /// is short of them, writes the head books that changed, and folds in
+    /// the logs that are due.
     pub fn tick(&mut self, now: Now, rng: &mut impl RngCore) {
+        self.release_held(now, rng);
         let outputs = self.schedule.handle(schedule::Input::Tick, now.mono);
         self.carry_out(outputs, rng);
         self.save_books();

@@ -10,6 +10,12 @@
 //!    round holds the signed heads the session has not sent yet and one
 //!    Automerge sync message, or nothing to say. A round in which neither
 //!    side said anything settles the session on both sides at once.
+//!    A side that has received changes in [`crate::rate::SESSION_ROUNDS`]
+//!    rounds of the session sends its key instead of its next round: the
+//!    rest waits for the next session, at the schedule's pace (a device
+//!    writing without pause would otherwise keep a session, and the
+//!    receiver's applying, going without end). The peer answers with its
+//!    key, and the session has gone well.
 //! 3. Each side hands the other the circle key of its epoch (`Keys`), if
 //!    its own copy still admits the other. Neither waits for the other's
 //!    key before sending its own, so the answerer's rides right behind its
@@ -133,6 +139,8 @@ pub(crate) struct SyncSession {
     /// Whether this side's last round said something.
     pub(crate) said: bool,
     pub(crate) rounds: usize,
+    /// Rounds of the peer's that brought changes.
+    pub(crate) brought: usize,
 }
 
 impl SyncSession {
@@ -145,6 +153,7 @@ impl SyncSession {
             phase: Phase::Opening,
             said,
             rounds: 1,
+            brought: 0,
         }
     }
 
@@ -156,6 +165,7 @@ impl SyncSession {
             phase: Phase::Rounds,
             said: false,
             rounds: 0,
+            brought: 0,
         }
     }
 }

@@ -33,6 +33,7 @@ impl Machine {
                             connected: neighbours.contains(peer),
                             has_all_our_changes: circle.peer_has_everything(&p.sync),
                             last_synced: p.last_synced,
+                            delayed: self.delayed(*id, device),
                         })
                     })
                     .collect();

@@ -99,8 +99,17 @@ impl Machine {
             }
             (Phase::Rounds, SyncFrame::Round { heads, msg }) => {
                 let heard = msg.is_some();
+                let before = self.session_in(session);
                 if let Err(refusal) = self.receive(session, &heads, msg.as_deref(), now, rng) {
                     return Step::failed(refusal);
+                }
+                if self.session_in(session) > before {
+                    state.brought += 1;
+                }
+                // Enough for one session: the rest comes with the next.
+                if state.brought >= crate::rate::SESSION_ROUNDS {
+                    state.phase = Phase::Keys;
+                    return Step::send(vec![SyncFrame::Keys(self.key_out(session))]);
                 }
                 // Round k of the opener pairs with round k of the answerer;
                 // a pair in which neither said anything settles the session.
@@ -123,6 +132,17 @@ impl Machine {
                 }
                 Step::send(send)
             }
+            // The peer had enough for one session (or settled): its key
+            // ends the rounds, and ours answers it.
+            (Phase::Rounds, SyncFrame::Keys(offer)) => {
+                if let Some(offer) = offer {
+                    self.key_in(session, &offer, now);
+                }
+                Step {
+                    send: vec![SyncFrame::Keys(self.key_out(session))],
+                    end: Some(Ok(())),
+                }
+            }
             (Phase::Keys, SyncFrame::Keys(offer)) => {
                 if let Some(offer) = offer {
                     self.key_in(session, &offer, now);
@@ -144,6 +164,14 @@ impl Machine {
                 })
             }
         }
+    }
+
+    /// How many changes `session` has applied from its peer so far.
+    fn session_in(&self, session: SessionId) -> usize {
+        self.circles
+            .get(&session.circle)
+            .and_then(|s| s.peers.get(&session.peer))
+            .map_or(0, |p| p.session_in)
     }
 
     /// The state of `session`, taken out while a frame is handled; `None`

@@ -38,7 +38,10 @@ use roundtable_net::{NetConfig, NetError};
 use roundtable_store::StoreError;
 
 pub use handle::{Node, NodeHandle};
-pub use roundtable_machine::{CircleStatus, DeviceStatus, Event, Reading, Status, Welcome};
+pub use roundtable_machine::rate::PER_SECOND as EDITS_PER_SECOND;
+pub use roundtable_machine::{
+    CircleStatus, Delayed, DeviceStatus, Event, Reading, Status, Welcome,
+};
 pub use session::redeem_ticket;
 
 /// How a node runs.

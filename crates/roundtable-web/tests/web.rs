@@ -455,6 +455,72 @@ async fn a_live_page_hears_of_a_change() {
     assert!(end.is_ok(), "the event stream outlived the app");
 }
 
+/// A burst of changes (a sync bringing many, a device writing fast) is told
+/// to a live page a few times, not once per change, and the last of them
+/// is told too.
+#[tokio::test]
+async fn a_burst_of_changes_is_told_a_few_times_not_once_each() {
+    let s = Setup::new().await;
+    let addr = s.addr();
+    let node = s.node.as_ref().expect("running").handle();
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let mut req = "GET /events HTTP/1.1\r\n".to_owned();
+    for (k, v) in s.ours() {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.expect("writes");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: net") {
+        let n = timeout(LIMIT, stream.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("reads");
+        assert!(n > 0, "the stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let started = std::time::Instant::now();
+    let edits = 60;
+    for k in 0..edits {
+        let op = Op::Checkin {
+            mood: Mood::Okay,
+            note: format!("{k}"),
+        };
+        node.perform(c, op, Timestamp::now())
+            .await
+            .expect("performs");
+    }
+    let burst = started.elapsed();
+    // Read until the stream has been quiet for a second: the last change
+    // must have been told by then.
+    let expected = format!("event: changed\ndata: {c}");
+    loop {
+        match timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(n)) => {
+                assert!(n > 0, "the stream ended: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            Ok(Err(e)) => panic!("reading the stream: {e}"),
+            Err(_) => break,
+        }
+        assert!(started.elapsed() < LIMIT, "the stream never went quiet");
+    }
+    let told = seen.matches(&expected).count();
+    // At once, then at most one every 250 ms, and one at the end.
+    let most = 2 + (burst.as_millis() / 250) as usize;
+    assert!(told >= 1, "the changes were never told: {seen}");
+    assert!(
+        told <= most.min(edits - 1),
+        "{edits} changes in {burst:?} were told {told} times"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_secret_survives_a_restart_and_a_new_link_lets_old_browsers_out() {
     let s = Setup::new().await;

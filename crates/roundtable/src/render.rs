@@ -256,6 +256,15 @@ pub(crate) fn status(s: &roundtable_node::Status) {
                 format!("{}, {}", d.device_name, d.device.fmt_short())
             };
             println!("  {} ({device})  {state}; {synced}", d.name);
+            let delayed = d.delayed;
+            if delayed.held + delayed.left_for_sync > 0 {
+                println!(
+                    "    wrote faster than {} edits a second: {} of its edits waited here, {} more came by sync",
+                    roundtable_node::EDITS_PER_SECOND,
+                    delayed.held,
+                    delayed.left_for_sync
+                );
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod flood;
 mod world;
 
 use std::collections::BTreeSet;
