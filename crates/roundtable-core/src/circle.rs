@@ -116,7 +116,7 @@ impl Circle {
         rng: &mut impl RngCore,
     ) -> Result<Self, CoreError> {
         founder.verify()?;
-        let name = checked("circle name", name, limits::NAME, true)?;
+        let name = checked_name("circle name", name)?;
         let about = checked("circle's about", about, limits::STORY, false)?;
         check_profile(profile)?;
         let id = CircleId::random(rng);
@@ -125,7 +125,7 @@ impl Circle {
         tx.put(ROOT, schema::SCHEMA, SCHEMA_VERSION)?;
         let info = tx.put_object(ROOT, schema::CIRCLE, ObjType::Map)?;
         tx.put(&info, "id", id.to_string())?;
-        tx.put(&info, "name", name)?;
+        tx.put(&info, "name", name.as_str())?;
         tx.put(&info, "about", about)?;
         tx.put(&info, "created_at", now.as_millis())?;
         tx.put(&info, "created_by", founder.member.to_string())?;
@@ -378,6 +378,7 @@ impl Circle {
         if self.is_member(device.member) {
             return self.add_device(device, now);
         }
+        self.view().check_new_name(&profile.name, Some(device.member))?;
         self.transact(now, "add member", |tx| {
             put_member(tx, device, profile, invited_by, now)
         })
@@ -427,7 +428,7 @@ impl Circle {
         self.transact(now, "name device", |tx| {
             let devices = child_map(tx, &obj, schema::DEVICES)?;
             let d = child_map(tx, &devices, &me.to_string())?;
-            tx.put(&d, "name", name)?;
+            tx.put(&d, "name", name.as_str())?;
             Ok(())
         })
     }
@@ -451,10 +452,20 @@ impl Circle {
                 checked(field, v, *max, *required)?;
             }
         }
+        let name = match &edit.name {
+            Some(n) => {
+                checked_name("name", n)?;
+                Some(self.view().check_new_name(n, Some(member))?)
+            }
+            None => None,
+        };
         self.transact(now, "edit profile", |tx| {
             for (field, value, _, _) in fields {
                 if let Some(v) = value {
-                    tx.put(&obj, field, v.trim())?;
+                    match (field, &name) {
+                        ("name", Some(n)) => tx.put(&obj, field, n.as_str())?,
+                        _ => tx.put(&obj, field, v.trim())?,
+                    }
                 }
             }
             Ok(())
@@ -468,16 +479,14 @@ impl Circle {
         about: Option<&str>,
         now: Timestamp,
     ) -> Result<(), CoreError> {
-        let name = name
-            .map(|n| checked("circle name", n, limits::NAME, true))
-            .transpose()?;
+        let name = name.map(|n| checked_name("circle name", n)).transpose()?;
         let about = about
             .map(|a| checked("circle's about", a, limits::STORY, false))
             .transpose()?;
         let info = self.info_obj()?;
         self.transact(now, "edit circle", |tx| {
-            if let Some(n) = name {
-                tx.put(&info, "name", n)?;
+            if let Some(n) = &name {
+                tx.put(&info, "name", n.as_str())?;
             }
             if let Some(a) = about {
                 tx.put(&info, "about", a)?;
@@ -657,13 +666,22 @@ pub(crate) fn checked<'a>(
     Ok(text)
 }
 
+/// A name (of a member, a device, a circle) as it will be kept
+/// ([`crate::people::clean_name`]: no controls, no invisible characters),
+/// or why it cannot be.
+pub(crate) fn checked_name(field: &'static str, name: &str) -> Result<String, CoreError> {
+    let cleaned = crate::people::clean_name(name);
+    checked(field, &cleaned, limits::NAME, true)?;
+    Ok(cleaned)
+}
+
 /// A device's name as it will be kept, or why it cannot be.
-pub fn check_device_name(name: &str) -> Result<&str, CoreError> {
-    checked("device name", name, limits::NAME, true)
+pub fn check_device_name(name: &str) -> Result<String, CoreError> {
+    checked_name("device name", name)
 }
 
 fn check_profile(p: &Profile) -> Result<(), CoreError> {
-    checked("name", &p.name, limits::NAME, true)?;
+    checked_name("name", &p.name)?;
     checked("pronouns", &p.pronouns, limits::PRONOUNS, false)?;
     checked("remember", &p.remember, limits::NOTE, false)?;
     checked("story", &p.story, limits::STORY, false)?;
@@ -706,7 +724,7 @@ fn put_member(
 ) -> Result<(), CoreError> {
     let members = collection(tx, schema::MEMBERS)?;
     let m = tx.put_object(&members, device.member.to_string(), ObjType::Map)?;
-    tx.put(&m, "name", profile.name.trim())?;
+    tx.put(&m, "name", crate::people::clean_name(&profile.name))?;
     tx.put(&m, "pronouns", profile.pronouns.trim())?;
     tx.put(&m, "remember", profile.remember.trim())?;
     tx.put(&m, "story", profile.story.trim())?;
