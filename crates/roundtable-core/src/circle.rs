@@ -404,10 +404,36 @@ impl Circle {
             }
             return Ok(());
         }
+        self.room_for_a_device(cert.member)?;
         self.transact(now, "add device", |tx| {
             let devices = child_map(tx, &member, schema::DEVICES)?;
             put_device(tx, &devices, cert, now)
         })
+    }
+
+    /// Whether `member` may have one more device: at most
+    /// [`MAX_ACTIVE_DEVICES`](crate::membership::MAX_ACTIVE_DEVICES) not
+    /// revoked, and [`MAX_DEVICE_RECORDS`](crate::membership::MAX_DEVICE_RECORDS)
+    /// ever; if not, says what to do.
+    pub fn room_for_a_device(&self, member: MemberId) -> Result<(), CoreError> {
+        use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS};
+        let view = CircleView::read_membership(self.doc());
+        let Some(m) = view.members.get(&member) else {
+            return Ok(());
+        };
+        let revoked = &self.membership().revoked;
+        let active = m.devices.keys().filter(|d| !revoked.contains(d)).count();
+        if m.devices.len() >= MAX_DEVICE_RECORDS {
+            return Err(CoreError::NotAllowed(format!(
+                "you have had {MAX_DEVICE_RECORDS} devices in this circle, revoked ones included, the most a member may ever have; go on with a device you have, or join anew as a new member"
+            )));
+        }
+        if active >= MAX_ACTIVE_DEVICES {
+            return Err(CoreError::NotAllowed(format!(
+                "you have {active} devices in this circle, the most a member may have at once; revoke one you no longer use first (roundtable device revoke ID), then pair again"
+            )));
+        }
+        Ok(())
     }
 
     /// Names this device ("Ana's phone"), as its member's devices list it.

@@ -129,6 +129,9 @@ impl Circle {
                     .into(),
             ));
         }
+        if kind == InviteKind::Device {
+            self.room_for_a_device(by)?;
+        }
         let id = EntityId::random(rng);
         let secret = InviteSecret::random(rng);
         let hash = secret.hash_hex();
