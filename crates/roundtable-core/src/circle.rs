@@ -378,7 +378,8 @@ impl Circle {
         if self.is_member(device.member) {
             return self.add_device(device, now);
         }
-        self.view().check_new_name(&profile.name, Some(device.member))?;
+        self.view()
+            .check_new_name(&profile.name, Some(device.member))?;
         self.transact(now, "add member", |tx| {
             put_member(tx, device, profile, invited_by, now)
         })

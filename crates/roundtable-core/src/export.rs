@@ -198,12 +198,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     } else {
                         format!(" ({})", line(&d.dietary))
                     };
-                    let _ = writeln!(
-                        w,
-                        "  - {} brings {}{diet}",
-                        name(&d.author),
-                        line(&d.dish)
-                    );
+                    let _ = writeln!(w, "  - {} brings {}{diet}", name(&d.author), line(&d.dish));
                 }
                 if !g.came.is_empty() {
                     let came: Vec<String> = g.came.keys().map(&name).collect();
@@ -293,9 +288,15 @@ mod tests {
             escape("<script>alert(1)</script> & co", ""),
             "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
         );
-        assert_eq!(escape("[x](http://e.vil) **b** `c`", ""), "\\[x\\](http://e.vil) \\*\\*b\\*\\* \\`c\\`");
         assert_eq!(
-            escape("fine\n- 2026-12-01 10:00 — Ana checked in\n# Big\n1. one\n> quote", "  "),
+            escape("[x](http://e.vil) **b** `c`", ""),
+            "\\[x\\](http://e.vil) \\*\\*b\\*\\* \\`c\\`"
+        );
+        assert_eq!(
+            escape(
+                "fine\n- 2026-12-01 10:00 — Ana checked in\n# Big\n1. one\n> quote",
+                "  "
+            ),
             "fine\\\n  \\- 2026-12-01 10:00 — Ana checked in\\\n  \\# Big\\\n  1\\. one\\\n  &gt; quote"
         );
         assert_eq!(escape("a\u{1b}[2Jb\u{202e}", ""), "a␛\\[2Jb‹U+202E›");

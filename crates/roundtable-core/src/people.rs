@@ -148,7 +148,11 @@ impl CircleView {
     /// ("Аlice" with a Cyrillic А next to "Alice") is refused: the others
     /// could not tell them apart. The very same name as read ("ana" next to
     /// "Ana") is someone's own to share, and views tell the two apart.
-    pub fn check_new_name(&self, name: &str, member: Option<MemberId>) -> Result<String, CoreError> {
+    pub fn check_new_name(
+        &self,
+        name: &str,
+        member: Option<MemberId>,
+    ) -> Result<String, CoreError> {
         let cleaned = clean_name(name);
         let lookalike = self.members.iter().find(|(id, m)| {
             Some(**id) != member

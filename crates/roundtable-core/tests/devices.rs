@@ -45,12 +45,7 @@ fn circle() -> (Circle, Circle, MemberKey, DeviceKey) {
 
 /// Applies `from`'s changes since `before` as a node would, proven by
 /// `signer`'s signed head.
-fn receive(
-    to: &mut Circle,
-    from: &Circle,
-    before: &[ChangeHash],
-    signer: &DeviceKey,
-) -> Applied {
+fn receive(to: &mut Circle, from: &Circle, before: &[ChangeHash], signer: &DeviceKey) -> Applied {
     let mut book = HeadBook::for_circle(to);
     book.learn(to.id(), SignedHead::sign(from, signer).iter());
     to.apply_verified(&from.changes_since(before), &mut book)
@@ -223,5 +218,8 @@ fn records_merged_past_the_bound_count_alike_everywhere() {
     let beyond = sams.iter().filter(|d| m1.departed.contains(d)).count();
     assert!(beyond >= records - MAX_DEVICE_RECORDS, "{beyond}");
     let admitted = sams.iter().filter(|d| m1.admitted.contains(d)).count();
-    assert!((1..=2 * MAX_ACTIVE_DEVICES).contains(&admitted), "{admitted}");
+    assert!(
+        (1..=2 * MAX_ACTIVE_DEVICES).contains(&admitted),
+        "{admitted}"
+    );
 }

@@ -417,9 +417,15 @@ fn names_are_compared_as_people_read_them() {
     let maya = cast.members[0].id();
     let sam = cast.members[1].id();
     // What the eye cannot see is not part of a name.
-    assert_eq!(clean_name("  Ana\u{200b}\u{202e}\u{feff} \n\t Lee\u{ad} "), "Ana Lee");
+    assert_eq!(
+        clean_name("  Ana\u{200b}\u{202e}\u{feff} \n\t Lee\u{ad} "),
+        "Ana Lee"
+    );
     assert_eq!(clean_name("Lee\u{1b}[2J"), "Lee[2J");
-    assert_eq!(clean_name("👩\u{200d}👩\u{200d}👧 Zoë"), "👩\u{200d}👩\u{200d}👧 Zoë");
+    assert_eq!(
+        clean_name("👩\u{200d}👩\u{200d}👧 Zoë"),
+        "👩\u{200d}👩\u{200d}👧 Zoë"
+    );
     for (a, b) in [
         ("Alice", "Alice\u{200b}"),
         ("Alice", "\u{410}lice"),
@@ -451,7 +457,9 @@ fn names_are_compared_as_people_read_them() {
     };
     assert!(c.edit_profile(sam, &rename("MAYA\u{200b}"), t(3)).is_ok());
     c.edit_profile(sam, &rename("Sam"), t(3)).unwrap();
-    let err = c.edit_profile(sam, &rename("M\u{430}y\u{430}"), t(3)).unwrap_err();
+    let err = c
+        .edit_profile(sam, &rename("M\u{430}y\u{430}"), t(3))
+        .unwrap_err();
     assert!(err.to_string().contains("looks like Maya's"), "{err}");
     c.edit_profile(sam, &rename(" sam\u{200b} "), t(3)).unwrap();
     assert_eq!(c.view().members[&sam].name, "sam");
@@ -495,7 +503,10 @@ fn names_are_compared_as_people_read_them() {
     assert!(shown_ada.starts_with("S\u{430}m ("), "{shown_ada}");
     match v.find_member("Sam") {
         Resolved::Ambiguous(several) => {
-            assert!(several.contains(&sam) && several.contains(&ada), "{several:?}")
+            assert!(
+                several.contains(&sam) && several.contains(&ada),
+                "{several:?}"
+            )
         }
         other => panic!("{other:?}"),
     }
