@@ -74,7 +74,13 @@ fn circle_with_a_hostile_member() -> (TestHome, TestHome) {
     }
     let note = hostile_note();
     lee.run(&["checkin", "--mood", "okay", &note]).ok();
-    let id = lee.run(&["feed", "--json"]).ok().json()[1]["id"]
+    let feed = lee.run(&["feed", "--json"]).ok().json();
+    let id = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "checkin")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
