@@ -120,7 +120,7 @@ impl Circle {
         rng: &mut impl RngCore,
     ) -> Result<Self, CoreError> {
         founder.verify()?;
-        let name = checked("circle name", name, limits::NAME, true)?;
+        let name = checked_name("circle name", name)?;
         let about = checked("circle's about", about, limits::STORY, false)?;
         check_profile(profile)?;
         let id = CircleId::random(rng);
@@ -129,7 +129,7 @@ impl Circle {
         tx.put(ROOT, schema::SCHEMA, SCHEMA_VERSION)?;
         let info = tx.put_object(ROOT, schema::CIRCLE, ObjType::Map)?;
         tx.put(&info, "id", id.to_string())?;
-        tx.put(&info, "name", name)?;
+        tx.put(&info, "name", name.as_str())?;
         tx.put(&info, "about", about)?;
         tx.put(&info, "created_at", now.as_millis())?;
         tx.put(&info, "created_by", founder.member.to_string())?;
@@ -402,6 +402,8 @@ impl Circle {
         if self.is_member(device.member) {
             return self.add_device(device, now);
         }
+        self.view()
+            .check_new_name(&profile.name, Some(device.member))?;
         self.transact(now, "add member", |tx| {
             put_member(tx, device, profile, invited_by, now)
         })
@@ -427,10 +429,36 @@ impl Circle {
             }
             return Ok(());
         }
+        self.room_for_a_device(cert.member)?;
         self.transact(now, "add device", |tx| {
             let devices = child_map(tx, &member, schema::DEVICES)?;
             put_device(tx, &devices, cert, now)
         })
+    }
+
+    /// Whether `member` may have one more device: at most
+    /// [`MAX_ACTIVE_DEVICES`](crate::membership::MAX_ACTIVE_DEVICES) not
+    /// revoked, and [`MAX_DEVICE_RECORDS`](crate::membership::MAX_DEVICE_RECORDS)
+    /// ever; if not, says what to do.
+    pub fn room_for_a_device(&self, member: MemberId) -> Result<(), CoreError> {
+        use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS};
+        let view = CircleView::read_membership(self.doc());
+        let Some(m) = view.members.get(&member) else {
+            return Ok(());
+        };
+        let revoked = &self.membership().revoked;
+        let active = m.devices.keys().filter(|d| !revoked.contains(d)).count();
+        if m.devices.len() >= MAX_DEVICE_RECORDS {
+            return Err(CoreError::NotAllowed(format!(
+                "you have had {MAX_DEVICE_RECORDS} devices in this circle, revoked ones included, the most a member may ever have; go on with a device you have, or join anew as a new member"
+            )));
+        }
+        if active >= MAX_ACTIVE_DEVICES {
+            return Err(CoreError::NotAllowed(format!(
+                "you have {active} devices in this circle, the most a member may have at once; revoke one you no longer use first (roundtable device revoke ID), then pair again"
+            )));
+        }
+        Ok(())
     }
 
     /// Names this device ("Ana's phone"), as its member's devices list it.
@@ -451,7 +479,7 @@ impl Circle {
         self.transact(now, "name device", |tx| {
             let devices = child_map(tx, &obj, schema::DEVICES)?;
             let d = child_map(tx, &devices, &me.to_string())?;
-            tx.put(&d, "name", name)?;
+            tx.put(&d, "name", name.as_str())?;
             Ok(())
         })
     }
@@ -475,10 +503,20 @@ impl Circle {
                 checked(field, v, *max, *required)?;
             }
         }
+        let name = match &edit.name {
+            Some(n) => {
+                checked_name("name", n)?;
+                Some(self.view().check_new_name(n, Some(member))?)
+            }
+            None => None,
+        };
         self.transact(now, "edit profile", |tx| {
             for (field, value, _, _) in fields {
                 if let Some(v) = value {
-                    tx.put(&obj, field, v.trim())?;
+                    match (field, &name) {
+                        ("name", Some(n)) => tx.put(&obj, field, n.as_str())?,
+                        _ => tx.put(&obj, field, v.trim())?,
+                    }
                 }
             }
             Ok(())
@@ -492,16 +530,14 @@ impl Circle {
         about: Option<&str>,
         now: Timestamp,
     ) -> Result<(), CoreError> {
-        let name = name
-            .map(|n| checked("circle name", n, limits::NAME, true))
-            .transpose()?;
+        let name = name.map(|n| checked_name("circle name", n)).transpose()?;
         let about = about
             .map(|a| checked("circle's about", a, limits::STORY, false))
             .transpose()?;
         let info = self.info_obj()?;
         self.transact(now, "edit circle", |tx| {
-            if let Some(n) = name {
-                tx.put(&info, "name", n)?;
+            if let Some(n) = &name {
+                tx.put(&info, "name", n.as_str())?;
             }
             if let Some(a) = about {
                 tx.put(&info, "about", a)?;
@@ -729,13 +765,22 @@ pub(crate) fn checked<'a>(
     Ok(text)
 }
 
+/// A name (of a member, a device, a circle) as it will be kept
+/// ([`crate::people::clean_name`]: no controls, no invisible characters),
+/// or why it cannot be.
+pub(crate) fn checked_name(field: &'static str, name: &str) -> Result<String, CoreError> {
+    let cleaned = crate::people::clean_name(name);
+    checked(field, &cleaned, limits::NAME, true)?;
+    Ok(cleaned)
+}
+
 /// A device's name as it will be kept, or why it cannot be.
-pub fn check_device_name(name: &str) -> Result<&str, CoreError> {
-    checked("device name", name, limits::NAME, true)
+pub fn check_device_name(name: &str) -> Result<String, CoreError> {
+    checked_name("device name", name)
 }
 
 fn check_profile(p: &Profile) -> Result<(), CoreError> {
-    checked("name", &p.name, limits::NAME, true)?;
+    checked_name("name", &p.name)?;
     checked("pronouns", &p.pronouns, limits::PRONOUNS, false)?;
     checked("remember", &p.remember, limits::NOTE, false)?;
     checked("story", &p.story, limits::STORY, false)?;
@@ -778,7 +823,7 @@ fn put_member(
 ) -> Result<(), CoreError> {
     let members = collection(tx, schema::MEMBERS)?;
     let m = tx.put_object(&members, device.member.to_string(), ObjType::Map)?;
-    tx.put(&m, "name", profile.name.trim())?;
+    tx.put(&m, "name", crate::people::clean_name(&profile.name))?;
     tx.put(&m, "pronouns", profile.pronouns.trim())?;
     tx.put(&m, "remember", profile.remember.trim())?;
     tx.put(&m, "story", profile.story.trim())?;

@@ -1,4 +1,13 @@
 //! A readable archive of a whole circle, for keeping if the software is gone.
+//!
+//! The archive is plain text a person can trust, read as it is or through
+//! any Markdown renderer: everything a member wrote passes through
+//! [`escape`], so no raw HTML gets through (`<`, `>` and `&` are written
+//! as entities), no escape byte or other control (they show as pictures,
+//! see [`crate::plain`]), and no Markdown of theirs acts: a member's text
+//! cannot make a heading, a link, an image, emphasis, a list item or a
+//! quote, nor start a line of its own that passes for another entry (its
+//! further lines are indented under its own item).
 
 use std::fmt::Write as _;
 
@@ -17,13 +26,13 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
             .strftime("%Y-%m-%d %H:%M")
             .to_string()
     };
-    let name = |m: &crate::ids::MemberId| view.name_of(m);
+    let name = |m: &crate::ids::MemberId| line(&view.name_of(m));
     let membership = crate::membership::Membership::from_view(view);
     let mut out = String::new();
     let w = &mut out;
-    let _ = writeln!(w, "# {}\n", view.circle.name);
+    let _ = writeln!(w, "# {}\n", line(&view.circle.name));
     if !view.circle.about.is_empty() {
-        let _ = writeln!(w, "{}\n", view.circle.about);
+        let _ = writeln!(w, "{}\n", escape(&view.circle.about, ""));
     }
     let _ = writeln!(
         w,
@@ -39,9 +48,9 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
         let pronouns = if m.pronouns.is_empty() {
             String::new()
         } else {
-            format!(" ({})", m.pronouns)
+            format!(" ({})", line(&m.pronouns))
         };
-        let _ = writeln!(w, "### {}{pronouns}\n", m.name);
+        let _ = writeln!(w, "### {}{pronouns}\n", name(id));
         let _ = writeln!(w, "- joined {}", when(m.joined_at));
         if let Some(i) = m.invited_by {
             let _ = writeln!(w, "- invited by {}", name(&i));
@@ -56,18 +65,18 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 w,
                 "- stepping back since {}{until}: {}",
                 when(a.since),
-                a.note
+                escape(&a.note, "  ")
             );
         }
         if !m.remember.is_empty() {
             let _ = writeln!(
                 w,
                 "\n**What I'd like you to remember about me:** {}",
-                m.remember
+                escape(&m.remember, "")
             );
         }
         if !m.story.is_empty() {
-            let _ = writeln!(w, "\n**My story:** {}", m.story);
+            let _ = writeln!(w, "\n**My story:** {}", escape(&m.story, ""));
         }
         let _ = writeln!(w);
     }
@@ -82,7 +91,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 "  - {} replied ({}): {}",
                 name(&r.author),
                 when(r.at),
-                r.text
+                escape(&r.text, "    ")
             );
         }
     };
@@ -100,7 +109,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 let note = if c.note.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", c.note)
+                    format!(": {}", escape(&c.note, "  "))
                 };
                 let _ = writeln!(
                     w,
@@ -117,7 +126,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     "- {} — {} shared a moment: {}",
                     when(m.at),
                     name(&m.author),
-                    m.text
+                    escape(&m.text, "  ")
                 );
                 replies(w, &m.replies);
             }
@@ -129,26 +138,32 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 let wh = if r.when.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", r.when)
+                    format!(" ({})", line(&r.when))
                 };
                 let _ = writeln!(
                     w,
                     "- {} — {} {verb}: {}{wh}",
                     when(r.at),
                     name(&r.author),
-                    r.text
+                    escape(&r.text, "  ")
                 );
                 let mut cs: Vec<_> = r.commitments.iter().collect();
                 cs.sort_by_key(|(id, c)| (c.order, **id));
                 for (_, c) in cs {
-                    let _ = writeln!(w, "  - {} ({}): {}", name(&c.author), when(c.at), c.text);
+                    let _ = writeln!(
+                        w,
+                        "  - {} ({}): {}",
+                        name(&c.author),
+                        when(c.at),
+                        escape(&c.text, "    ")
+                    );
                 }
                 replies(w, &r.replies);
                 if let Some(d) = &r.done {
                     let thanks = if d.thanks.is_empty() {
                         String::new()
                     } else {
-                        format!(" — {}", d.thanks)
+                        format!(" — {}", escape(&d.thanks, "    "))
                     };
                     let _ = writeln!(w, "  - done {}{thanks}", when(d.at));
                 }
@@ -157,15 +172,15 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                 let place = if g.place.is_empty() {
                     String::new()
                 } else {
-                    format!(" at {}", g.place)
+                    format!(" at {}", line(&g.place))
                 };
                 let _ = writeln!(
                     w,
                     "- {} — {} proposed **{}**, {}{place}",
                     when(g.at),
                     name(&g.author),
-                    g.title,
-                    g.starts
+                    line(&g.title),
+                    line(&g.starts)
                 );
                 let hosts: Vec<String> = g.hosts.keys().map(&name).collect();
                 let _ = writeln!(w, "  - hosted by {}", hosts.join(", "));
@@ -173,7 +188,7 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     let note = if r.note.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({})", r.note)
+                        format!(" ({})", line(&r.note))
                     };
                     let _ = writeln!(w, "  - {}: {}{note}", name(m), r.answer.as_str());
                 }
@@ -181,9 +196,9 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     let diet = if d.dietary.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({})", d.dietary)
+                        format!(" ({})", line(&d.dietary))
                     };
-                    let _ = writeln!(w, "  - {} brings {}{diet}", name(&d.author), d.dish);
+                    let _ = writeln!(w, "  - {} brings {}{diet}", name(&d.author), line(&d.dish));
                 }
                 if !g.came.is_empty() {
                     let came: Vec<String> = g.came.keys().map(&name).collect();
@@ -195,14 +210,96 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
             }
             Entry::SteppingBack(m, a) => {
                 let words = crate::quiet::away_words(view, &m, a, tz);
-                let _ = writeln!(w, "- {} — {words}", when(a.since));
+                let _ = writeln!(w, "- {} — {}", when(a.since), escape(&words, "  "));
             }
             Entry::Proposal(id, _) => {
                 if let Some(p) = membership.proposals.get(&id) {
-                    let _ = writeln!(w, "- {} — {}", when(p.at), p.words(view));
+                    let _ = writeln!(w, "- {} — {}", when(p.at), escape(&p.words(view), "  "));
                 }
             }
         }
     }
     out
+}
+
+/// Text a member wrote, as Markdown that shows it exactly as written and
+/// does nothing else. Controls show as pictures; `<`, `>` and `&` become
+/// entities; every character Markdown acts on (`\\`, `` ` ``, `*`, `_`,
+/// `[`, `]`, `#`, `|`, `~`) is escaped, and so is whatever would start a
+/// list item, a quote or an underline at the start of a line. A line break
+/// stays one (a hard break), and the next line is indented by `indent`, so
+/// that it stays inside the item it belongs to; blank lines and the white
+/// space that starts or ends a line go.
+pub fn escape(text: &str, indent: &str) -> String {
+    let text = crate::plain::visible(text);
+    let mut out = String::with_capacity(text.len() + 8);
+    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    for (i, l) in lines.enumerate() {
+        if i > 0 {
+            out.push_str("\\\n");
+            out.push_str(indent);
+        }
+        escape_line(l, &mut out);
+    }
+    out
+}
+
+/// Text that belongs on one line (a name, a title, a place), escaped as
+/// [`escape`] does, its line breaks shown as `␤`.
+fn line(text: &str) -> String {
+    escape(&crate::plain::one_line(text), "")
+}
+
+fn escape_line(l: &str, out: &mut String) {
+    // What starts a list item, a quote or a setext underline.
+    let digits = l.chars().take_while(char::is_ascii_digit).count();
+    let mut chars = l.chars().enumerate().peekable();
+    if let Some(&(_, first @ ('-' | '+' | '='))) = chars.peek() {
+        out.push('\\');
+        out.push(first);
+        chars.next();
+    }
+    for (i, c) in chars {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '.' | ')' if digits > 0 && i == digits => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn a_members_words_stay_words() {
+        assert_eq!(escape("soup on Tuesday", "  "), "soup on Tuesday");
+        assert_eq!(
+            escape("<script>alert(1)</script> & co", ""),
+            "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
+        );
+        assert_eq!(
+            escape("[x](http://e.vil) **b** `c`", ""),
+            "\\[x\\](http://e.vil) \\*\\*b\\*\\* \\`c\\`"
+        );
+        assert_eq!(
+            escape(
+                "fine\n- 2026-12-01 10:00 — Ana checked in\n# Big\n1. one\n> quote",
+                "  "
+            ),
+            "fine\\\n  \\- 2026-12-01 10:00 — Ana checked in\\\n  \\# Big\\\n  1\\. one\\\n  &gt; quote"
+        );
+        assert_eq!(escape("a\u{1b}[2Jb\u{202e}", ""), "a␛\\[2Jb‹U+202E›");
+        assert_eq!(escape("   indented code\n\n\n", ""), "indented code");
+    }
 }

@@ -14,12 +14,12 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::circle::{Circle, Profile, checked, new_entity};
+use crate::circle::{Circle, Profile, new_entity};
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
 use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::membership::Membership;
-use crate::schema::{self, limits};
+use crate::schema;
 use crate::time::Timestamp;
 use crate::view::{CircleView, Invite};
 
@@ -129,6 +129,9 @@ impl Circle {
                     .into(),
             ));
         }
+        if kind == InviteKind::Device {
+            self.room_for_a_device(by)?;
+        }
         let id = EntityId::random(rng);
         let secret = InviteSecret::random(rng);
         let hash = secret.hash_hex();
@@ -185,7 +188,8 @@ impl Circle {
                 let profile = r.profile.ok_or_else(|| {
                     CoreError::Invalid("a new member needs a name: join with --as NAME".into())
                 })?;
-                checked("name", &profile.name, limits::NAME, true)?;
+                crate::circle::checked_name("name", &profile.name)?;
+                view.check_new_name(&profile.name, Some(r.cert.member))?;
                 if membership.removed.contains(&r.cert.member) {
                     return Err(CoreError::NotAllowed(
                         "you were removed from this circle by consent; a ticket cannot bring you back"

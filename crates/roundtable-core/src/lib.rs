@@ -51,6 +51,7 @@ pub mod membership;
 pub mod mood;
 pub mod op;
 pub mod people;
+pub mod plain;
 pub mod quiet;
 pub mod schema;
 mod shape;

@@ -43,8 +43,20 @@
 //! causal order (then by device id); someone who came in only beyond that
 //! is not in, and every device ends up agreeing on who that is.
 //!
-//! **Departed devices.** A revoked device, and every device of a removed
-//! member, has *departed*. Its changes made before it departed (by causal
+//! **Devices per member.** A member has at most [`MAX_ACTIVE_DEVICES`]
+//! devices not revoked, and at most [`MAX_DEVICE_RECORDS`] device records
+//! ever, revoked ones included: a change that takes a member past either,
+//! as its own history holds them, is refused on arrival (see
+//! [`crate::shape`]), and a device refuses to pair past them. Pairings made
+//! at once on several devices may still merge past the active bound; the
+//! record bound holds whatever merges: of a member's records, the first
+//! [`MAX_DEVICE_RECORDS`] count, in causal order (then by device id), and a
+//! device beyond them has departed, for good (records only grow, so a
+//! device once beyond stays beyond). So no member's devices can make every
+//! copy of the circle large or slow.
+//!
+//! **Departed devices.** A revoked device, every device of a removed
+//! member, and a device beyond its member's records bound has *departed*. Its changes made before it departed (by causal
 //! order: the change does not build on its departure) stay part of the
 //! circle, so devices that took them in while the news travelled agree with
 //! those that did not; changes that build on its departure are refused
@@ -154,6 +166,20 @@ impl Membership {
             .collect();
         out.certified = device_owner.keys().copied().collect();
 
+        // Devices per member: of records merged past the bound, the first
+        // count in causal order (then by device id); the rest departed.
+        let mut beyond_bound = BTreeSet::new();
+        for m in view.members.values() {
+            if m.devices.len() <= MAX_DEVICE_RECORDS {
+                continue;
+            }
+            let mut records: Vec<(u64, DeviceId)> =
+                m.devices.iter().map(|(d, dd)| (dd.order, *d)).collect();
+            records.sort();
+            beyond_bound.extend(records.into_iter().skip(MAX_DEVICE_RECORDS).map(|(_, d)| d));
+        }
+        out.departed.extend(beyond_bound.iter().copied());
+
         // Revocations: one counts when another device of the same member
         // wrote it. Two devices revoking each other at once both end up
         // revoked, so the answer never depends on which arrived first.
@@ -255,7 +281,11 @@ impl Membership {
             out.admitted.extend(
                 m.devices
                     .keys()
-                    .filter(|d| !out.revoked.contains(d) && !turned_away_devices.contains(d))
+                    .filter(|d| {
+                        !out.revoked.contains(d)
+                            && !turned_away_devices.contains(d)
+                            && !beyond_bound.contains(d)
+                    })
                     .copied(),
             );
         }
@@ -267,6 +297,11 @@ impl Membership {
         self.members.contains(&member)
     }
 }
+
+/// The most devices a member may have that are not revoked.
+pub const MAX_ACTIVE_DEVICES: usize = 8;
+/// The most device records a member may ever have, revoked ones included.
+pub const MAX_DEVICE_RECORDS: usize = 32;
 
 /// The rule for removing someone, in words, as every view states it.
 pub const REMOVAL_RULE: &str = "Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people.";

@@ -24,7 +24,12 @@
 //!   than the one concerned, that the change's own history holds;
 //! - overwrites or deletes an invite, or changes one in any way but to
 //!   revoke it, or does so from a device not of the member who made it
-//!   (so nobody can un-revoke, extend or re-key someone else's invite).
+//!   (so nobody can un-revoke, extend or re-key someone else's invite);
+//! - adds a device record that leaves its member, in the circle as the
+//!   change's own history holds it, with more than
+//!   [`MAX_DEVICE_RECORDS`] device records or more than
+//!   [`MAX_ACTIVE_DEVICES`] devices not revoked (so a member cannot certify
+//!   thousands of devices into everyone's copy).
 //!
 //! The first change of a circle, and objects a change creates itself, are
 //! free: the rules guard what others made.
@@ -33,14 +38,14 @@
 //! keeps to ([`too_large`]): no text longer than its field allows, no more
 //! operations than an edit makes, so a member cannot bloat everyone's copy.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::circle::device_of;
 use crate::ids::{DeviceId, MemberId};
-use crate::membership::Membership;
+use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS, Membership};
 use crate::schema::{self, limits};
 use crate::view::CircleView;
 
@@ -181,6 +186,10 @@ impl Shape {
             ObjectId::Root => false,
         };
         let expanded = c.decode();
+        let added_devices = self.adds_devices_to(&expanded.operations);
+        if !added_devices.is_empty() && !devices_within_bound(doc, c, &added_devices) {
+            return true;
+        }
         let mut new_proposals = Vec::new();
         for (i, op) in expanded.operations.iter().enumerate() {
             let obj = &op.obj;
@@ -257,6 +266,81 @@ impl Shape {
             .into_iter()
             .any(|ctr| !honest_electorate(c, actor, ctr, doc))
     }
+}
+
+impl Shape {
+    /// The members whose device records `ops` may add to: a new member
+    /// record, or a new map in a member's devices.
+    fn adds_devices_to(&self, ops: &[automerge::legacy::Op]) -> BTreeSet<MemberId> {
+        ops.iter()
+            .filter(|op| matches!(op.action, OpType::Make(ObjType::Map)))
+            .filter_map(|op| {
+                if self.members.as_ref() == Some(&op.obj) {
+                    match &op.key {
+                        Key::Map(k) => k.parse().ok(),
+                        Key::Seq(_) => None,
+                    }
+                } else if self.devices_maps.contains(&op.obj) {
+                    self.member_of.get(&op.obj).copied().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether each of `members` has at most [`MAX_DEVICE_RECORDS`] device
+/// records and [`MAX_ACTIVE_DEVICES`] devices not revoked (by another of
+/// their devices, as [`Membership`] counts revocations) in the circle as
+/// `c` leaves it, its own history only: every device that judges `c`
+/// judges it alike, whatever else it holds.
+fn devices_within_bound(doc: &Automerge, c: &Change, members: &BTreeSet<MemberId>) -> bool {
+    let heads = [c.hash()];
+    let maps_at = |obj: &ObjId, key: &str| -> Vec<ObjId> {
+        doc.get_all_at(obj, key, &heads)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(v, id)| matches!(v, Value::Object(ObjType::Map)).then_some(id))
+            .collect()
+    };
+    let collections = maps_at(&ROOT, schema::MEMBERS);
+    for member in members {
+        // Every record, by device (hex, as keyed), in every copy of the
+        // member's record that concurrent writes left.
+        let mut records: BTreeMap<String, Vec<ObjId>> = BTreeMap::new();
+        for collection in &collections {
+            for m in maps_at(collection, &member.to_string()) {
+                for devices in maps_at(&m, schema::DEVICES) {
+                    for key in doc.keys_at(&devices, &heads) {
+                        let found = maps_at(&devices, &key);
+                        records.entry(key).or_default().extend(found);
+                    }
+                }
+            }
+        }
+        if records.len() > MAX_DEVICE_RECORDS {
+            return false;
+        }
+        let revoked = records
+            .iter()
+            .filter(|(device, objs)| {
+                objs.iter().any(|d| {
+                    maps_at(d, "revoked").iter().any(|r| match r {
+                        ObjId::Id(_, by, _) => {
+                            let by = by.to_hex_string();
+                            by != **device && records.contains_key(&by)
+                        }
+                        ObjId::Root => false,
+                    })
+                })
+            })
+            .count();
+        if records.len() - revoked > MAX_ACTIVE_DEVICES {
+            return false;
+        }
+    }
+    true
 }
 
 /// What kind of written thing an object is, by where it sits.

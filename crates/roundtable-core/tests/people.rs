@@ -407,3 +407,108 @@ fn an_answer_to_a_gathering_carries_a_word_and_can_be_taken_back() {
     c.rsvp(g, sam, roundtable_core::Answer::Yes, t(5)).unwrap();
     assert_eq!(c.view().gatherings[&g].rsvps.len(), 1);
 }
+
+#[test]
+fn names_are_compared_as_people_read_them() {
+    use automerge::transaction::Transactable;
+    use roundtable_core::people::{clean_name, look_alike};
+    let cast = Cast::new(29);
+    let mut c = cast.circle();
+    let maya = cast.members[0].id();
+    let sam = cast.members[1].id();
+    // What the eye cannot see is not part of a name.
+    assert_eq!(
+        clean_name("  Ana\u{200b}\u{202e}\u{feff} \n\t Lee\u{ad} "),
+        "Ana Lee"
+    );
+    assert_eq!(clean_name("Lee\u{1b}[2J"), "Lee[2J");
+    assert_eq!(
+        clean_name("👩\u{200d}👩\u{200d}👧 Zoë"),
+        "👩\u{200d}👩\u{200d}👧 Zoë"
+    );
+    for (a, b) in [
+        ("Alice", "Alice\u{200b}"),
+        ("Alice", "\u{410}lice"),
+        ("Alice", "AIice"),
+        ("Alice", "alice"),
+        ("Alice", "Ａｌｉｃｅ"),
+    ] {
+        assert!(look_alike(a, b), "{a:?} and {b:?}");
+    }
+    assert!(!look_alike("Alice", "Alicia"));
+    assert!(!look_alike("Ana", "Ada"));
+
+    // Someone joining as Maya with a Cyrillic "а" is refused, in words.
+    let newcomer = MemberKey::generate();
+    let err = c
+        .add_member(
+            &newcomer.certify(DeviceKey::generate().id()),
+            &Profile::named("M\u{430}ya"),
+            Some(maya),
+            t(3),
+        )
+        .unwrap_err();
+    assert!(matches!(err, CoreError::NotAllowed(_)), "{err}");
+    assert!(err.to_string().contains("looks like Maya's"), "{err}");
+    // So is Sam renaming himself so; his own name in another case is his.
+    let rename = |name: &str| roundtable_core::ProfileEdit {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    assert!(c.edit_profile(sam, &rename("MAYA\u{200b}"), t(3)).is_ok());
+    c.edit_profile(sam, &rename("Sam"), t(3)).unwrap();
+    let err = c
+        .edit_profile(sam, &rename("M\u{430}y\u{430}"), t(3))
+        .unwrap_err();
+    assert!(err.to_string().contains("looks like Maya's"), "{err}");
+    c.edit_profile(sam, &rename(" sam\u{200b} "), t(3)).unwrap();
+    assert_eq!(c.view().members[&sam].name, "sam");
+
+    // The same name with a zero-width space is the same name: kept clean,
+    // and told apart like any shared name.
+    c.add_member(
+        &newcomer.certify(DeviceKey::generate().id()),
+        &Profile::named("Maya\u{200b}"),
+        Some(maya),
+        t(3),
+    )
+    .unwrap();
+    let v = c.view();
+    assert_eq!(v.members[&newcomer.id()].name, "Maya");
+    assert!(v.name_of(&maya).starts_with("Maya (joined "));
+    assert!(v.name_of(&newcomer.id()).starts_with("Maya (joined "));
+    assert_ne!(v.name_of(&maya), v.name_of(&newcomer.id()));
+
+    // A hostile copy writes a look-alike raw into its own record: every
+    // view tells the two apart, and a lookup by name finds both.
+    let ada = cast.members[2].id();
+    let Some((automerge::Value::Object(_), members)) =
+        automerge::ReadDoc::get(c.doc(), automerge::ROOT, "members").unwrap()
+    else {
+        panic!()
+    };
+    let rec = automerge::ReadDoc::get(c.doc(), &members, ada.to_string())
+        .unwrap()
+        .unwrap()
+        .1;
+    c.transact(t(4), "raw", |tx| {
+        tx.put(&rec, "name", "S\u{430}m\u{202e}\u{1b}\u{200b}")?;
+        Ok(())
+    })
+    .unwrap();
+    let v = c.view();
+    let (shown_sam, shown_ada) = (v.name_of(&sam), v.name_of(&ada));
+    assert_ne!(shown_sam, shown_ada);
+    assert!(shown_sam.starts_with("sam ("), "{shown_sam}");
+    assert!(shown_ada.starts_with("S\u{430}m ("), "{shown_ada}");
+    match v.find_member("Sam") {
+        Resolved::Ambiguous(several) => {
+            assert!(
+                several.contains(&sam) && several.contains(&ada),
+                "{several:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(v.find_member(&shown_ada), Resolved::One(ada));
+}

@@ -34,12 +34,12 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
     match cli.command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "roundtable", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut cmd, "roundtable", &mut render::out::stdout());
             return Ok(());
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            clap_mangen::Man::new(cmd).render(&mut render::out::stdout())?;
             return Ok(());
         }
         _ => {}
@@ -196,8 +196,12 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
                         .with_context(|| format!("could not write {}", path.display()))?;
                     render::done(global.json, &format!("Wrote {}.", path.display()), None)
                 }
+                None if format == "json" => {
+                    render::out::raw(&text);
+                    Ok(())
+                }
                 None => {
-                    print!("{text}");
+                    render::out::block(&text);
                     Ok(())
                 }
             }

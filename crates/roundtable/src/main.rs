@@ -3,6 +3,18 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 //! Errors are one line on stderr that says what to do.
 
+/// Prints one line for a person, like `println!`, through the one way out
+/// to the terminal ([`render::out`]), which shows text from the circle as
+/// words and never as control codes.
+macro_rules! say {
+    () => {
+        $crate::render::out::line("")
+    };
+    ($($arg:tt)*) => {
+        $crate::render::out::line(&format!($($arg)*))
+    };
+}
+
 mod backend;
 mod cli;
 mod commands;
@@ -50,12 +62,11 @@ fn main() -> ExitCode {
             // One line, whatever the chain of causes.
             let line = format!("{err:#}").replace('\n', " ");
             if json {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({ "error": line, "bad_input": code == 2 })
+                render::out::error_raw(
+                    &serde_json::json!({ "error": line, "bad_input": code == 2 }).to_string(),
                 );
             } else {
-                eprintln!("error: {line}");
+                render::out::error(&format!("error: {line}"));
             }
             ExitCode::from(code)
         }

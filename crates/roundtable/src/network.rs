@@ -2,15 +2,6 @@
 
 use std::time::Duration;
 
-/// Prints a line for the person running `up`, if anyone is still reading:
-/// a closed terminal or a pipe whose reader left must not stop the node.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 use anyhow::{Context, Result};
 use roundtable_core::invite::CLOCK_TOLERANCE_MS;
 use roundtable_core::{CircleId, InviteKind, Timestamp};
@@ -139,7 +130,7 @@ pub(crate) fn up(
             say!("Press Ctrl-C to stop.");
         }
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let _ = render::out::stdout().flush();
         if let Some(link) = &link
             && web.browser
             && desktop_session()
@@ -193,12 +184,12 @@ pub(crate) fn web(backend: &Backend, global: &Global, open_it: bool, new_link: b
     if global.json {
         return render::json(&json!({"web": link, "running": running}));
     }
-    println!("{link}");
+    say!("{link}");
     if !running && !render::silent() {
-        println!("The node is not running; the link works once `roundtable up` runs.");
+        say!("The node is not running; the link works once `roundtable up` runs.");
     }
     if new_link && !render::silent() {
-        println!("Every browser that had the old link is signed out.");
+        say!("Every browser that had the old link is signed out.");
     }
     if open_it {
         open::that_detached(&link).context("could not open a browser; open the link by hand")?;
@@ -232,7 +223,7 @@ pub(crate) fn status(backend: &Backend, global: &Global) -> Result<()> {
         if global.json {
             return render::json(&json!({"running": false}));
         }
-        println!("The node is not running; start it with `roundtable up` to sync with the others.");
+        say!("The node is not running; start it with `roundtable up` to sync with the others.");
         return Ok(());
     };
     let v = Backend::call(client, &ControlRequest::Status)?;
@@ -317,7 +308,7 @@ pub(crate) fn invite(
     if global.json {
         return render::json(&json!({"ticket": ticket, "expires_at": now.plus_millis(expires_ms)}));
     }
-    println!("{ticket}");
+    say!("{ticket}");
     if qr {
         render::qr(&ticket)?;
     }
@@ -326,10 +317,10 @@ pub(crate) fn invite(
             InviteKind::Member => "They join with: roundtable join TICKET --as THEIR_NAME",
             InviteKind::Device => "On your other device: roundtable pair TICKET",
         };
-        eprintln!(
+        render::out::note(&format!(
             "{how}  (works for {expires}, {uses} use{})",
             if uses == 1 { "" } else { "s" }
-        );
+        ));
     }
     Ok(())
 }
@@ -387,7 +378,7 @@ pub(crate) fn join(
             (RelayChoice::Disabled, false) => {}
         }
         ways.push("on this network (mDNS)".into());
-        println!(
+        say!(
             "Reaching the inviting device ({}) {}...",
             ticket.inviter.id.fmt_short(),
             ways.join(", ")
@@ -421,7 +412,7 @@ pub(crate) fn join(
                 Ok(c) => {
                     if progress {
                         let view = c.view();
-                        println!(
+                        say!(
                             "Received \"{}\": {} changes, {} members, {} entries in its life so far.",
                             c.name(),
                             c.doc().get_changes(&[]).len(),
@@ -447,7 +438,7 @@ pub(crate) fn join(
             };
             let view = c.view();
             if view.name_taken(name, Some(me.member.id())) {
-                println!(
+                say!(
                     "Someone in \"{}\" is called {} too; the others will see you as \"{}\". To choose another name: roundtable profile --name NEW_NAME",
                     view.circle.name,
                     name.trim(),
@@ -460,14 +451,14 @@ pub(crate) fn join(
         return Ok(circles);
     }
     match ticket.kind {
-        InviteKind::Member => println!("You're in: {}. Welcome.", names.join(", ")),
-        InviteKind::Device => println!(
+        InviteKind::Member => say!("You're in: {}. Welcome.", names.join(", ")),
+        InviteKind::Device => say!(
             "This device is paired. Your circles here: {}.",
             names.join(", ")
         ),
     }
     if backend.node().is_none() {
-        println!("Start your node to stay in sync: roundtable up");
+        say!("Start your node to stay in sync: roundtable up");
     }
     Ok(circles)
 }

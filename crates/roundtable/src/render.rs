@@ -12,13 +12,14 @@ use roundtable_store::Identity;
 use serde_json::json;
 
 mod feed;
+pub(crate) mod out;
 
 pub(crate) use feed::feed;
 
 /// Prints a JSON value, keys sorted, with a final newline.
 pub(crate) fn json(value: &serde_json::Value) -> Result<()> {
     let v = roundtable_core::view::canonicalize(value.clone());
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    out::raw(&format!("{}\n", serde_json::to_string_pretty(&v)?));
     Ok(())
 }
 
@@ -40,7 +41,7 @@ pub(crate) fn done(as_json: bool, message: &str, id: Option<EntityId>) -> Result
         return json(&json!({ "ok": true, "id": id.map(|i| i.to_string()) }));
     }
     if !silent() {
-        println!("{message}");
+        say!("{message}");
     }
     Ok(())
 }
@@ -56,20 +57,20 @@ pub(crate) fn config(
         return json(&json!({ "path": shown, "circle": c.circle, "name": c.name }));
     }
     match &shown {
-        Some(p) => println!("Your defaults live in {p}"),
-        None => println!("This system has no config directory; set ROUNDTABLE_CONFIG to a file."),
+        Some(p) => say!("Your defaults live in {p}"),
+        None => say!("This system has no config directory; set ROUNDTABLE_CONFIG to a file."),
     }
     match &c.circle {
-        Some(circle) => println!(
-            "  circle = \"{circle}\"   (commands act on it unless --circle says otherwise)"
-        ),
-        None => println!("  circle: not set (add: circle = \"NAME\")"),
+        Some(circle) => {
+            say!("  circle = \"{circle}\"   (commands act on it unless --circle says otherwise)")
+        }
+        None => say!("  circle: not set (add: circle = \"NAME\")"),
     }
     match &c.name {
         Some(name) => {
-            println!("  name = \"{name}\"   (new circles call you this unless --as says otherwise)")
+            say!("  name = \"{name}\"   (new circles call you this unless --as says otherwise)")
         }
-        None => println!("  name: not set (add: name = \"YOUR NAME\")"),
+        None => say!("  name: not set (add: name = \"YOUR NAME\")"),
     }
     Ok(())
 }
@@ -82,10 +83,10 @@ pub(crate) fn identity(me: &Identity, created: bool, as_json: bool) -> Result<()
         }));
     }
     if created {
-        println!("Made a new identity for this device.");
+        say!("Made a new identity for this device.");
     }
-    println!("device  {}", me.device.id());
-    println!("member  {}", me.member.id());
+    say!("device  {}", me.device.id());
+    say!("member  {}", me.member.id());
     Ok(())
 }
 
@@ -115,7 +116,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
             .collect();
         return json(&serde_json::Value::Array(items));
     }
-    println!("{}", view.circle.name);
+    say!("{}", view.circle.name);
     for (id, m) in people {
         let pronouns = if m.pronouns.is_empty() {
             String::new()
@@ -126,33 +127,33 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
             .invited_by
             .map(|i| format!(", invited by {}", view.name_of(&i)))
             .unwrap_or_default();
-        println!(
+        say!(
             "  {}{pronouns}  · joined {}{invited}  [{}]",
             view.name_of(id),
             day(m.joined_at),
             id.fmt_short()
         );
         if !m.remember.is_empty() {
-            println!("      remember: {}", m.remember);
+            say!("      remember: {}", m.remember);
         }
         if let Some(a) = &m.away {
-            println!(
+            say!(
                 "      {}",
                 roundtable_core::quiet::away_words(view, id, a, &TimeZone::system())
             );
         }
         if membership.removed.contains(id) {
-            println!("      removed from the circle by consent");
+            say!("      removed from the circle by consent");
         }
         if membership.left.contains(id) {
-            println!("      left the circle");
+            say!("      left the circle");
         }
         for p in membership
             .proposals
             .values()
             .filter(|p| p.target == *id && p.state == roundtable_core::ProposalState::Open)
         {
-            println!(
+            say!(
                 "      {} proposed removing them ({} of {} consents; `roundtable remove list`)",
                 view.name_of(&p.by),
                 p.consents.len(),
@@ -168,22 +169,22 @@ pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Re
         return json(&serde_json::to_value(quiet)?);
     }
     if quiet.is_empty() {
-        println!("No one has gone quiet. Everyone has been heard from within their usual rhythm.");
+        say!("No one has gone quiet. Everyone has been heard from within their usual rhythm.");
     } else {
         for q in quiet {
-            println!("{}.", q.reason);
+            say!("{}.", q.reason);
         }
-        println!();
+        say!();
         let names: Vec<&str> = quiet.iter().map(|q| q.name.as_str()).collect();
-        println!(
+        say!(
             "Maybe reach out to {}. A word is enough.",
             names.join(" or ")
         );
     }
     if !away.is_empty() {
-        println!();
+        say!();
         for a in away {
-            println!("Leaving be: {}.", a.reason);
+            say!("Leaving be: {}.", a.reason);
         }
     }
     Ok(())
@@ -191,17 +192,17 @@ pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Re
 
 pub(crate) fn show(view: &CircleView, as_json: bool) -> Result<()> {
     if as_json {
-        print!("{}", view.to_canonical_json());
+        out::raw(&view.to_canonical_json());
         return Ok(());
     }
-    println!("{}  ({})", view.circle.name, view.circle.id);
+    say!("{}  ({})", view.circle.name, view.circle.id);
     if !view.circle.about.is_empty() {
-        println!("{}", view.circle.about);
+        say!("{}", view.circle.about);
     }
-    println!("Begun {}", day(view.circle.created_at));
-    println!();
+    say!("Begun {}", day(view.circle.created_at));
+    say!();
     members(view, false)?;
-    println!();
+    say!();
     feed(view, usize::MAX, Timestamp::now(), false)
 }
 
@@ -228,16 +229,16 @@ pub(crate) fn ago(t: Timestamp, now: Timestamp) -> String {
 }
 
 pub(crate) fn status(s: &roundtable_node::Status) {
-    println!("This device  {}", s.device);
-    println!("Listening    {}", s.addrs.join(", "));
+    say!("This device  {}", s.device);
+    say!("Listening    {}", s.addrs.join(", "));
     if s.circles.is_empty() {
-        println!("No circles yet.");
+        say!("No circles yet.");
     }
     for c in &s.circles {
-        println!();
-        println!("{}  ({})", c.name, c.id.fmt_short());
+        say!();
+        say!("{}  ({})", c.name, c.id.fmt_short());
         if c.devices.is_empty() {
-            println!("  no other devices yet: invite someone with `roundtable invite`");
+            say!("  no other devices yet: invite someone with `roundtable invite`");
         }
         for d in &c.devices {
             let state = match (d.connected, d.has_all_our_changes) {
@@ -255,16 +256,29 @@ pub(crate) fn status(s: &roundtable_node::Status) {
             } else {
                 format!("{}, {}", d.device_name, d.device.fmt_short())
             };
-            println!("  {} ({device})  {state}; {synced}", d.name);
+            say!("  {} ({device})  {state}; {synced}", d.name);
             let delayed = d.delayed;
             if delayed.held + delayed.left_for_sync > 0 {
-                println!(
+                say!(
                     "    wrote faster than {} edits a second: {} of its edits waited here, {} more came by sync",
                     roundtable_node::EDITS_PER_SECOND,
                     delayed.held,
                     delayed.left_for_sync
                 );
             }
+        }
+        for f in &c.forked {
+            let device = if f.device_name.is_empty() {
+                f.device.fmt_short()
+            } else {
+                format!("{}, {}", f.device_name, f.device.fmt_short())
+            };
+            say!(
+                "  ! {} ({device}) made two different edits under one number: the circle kept one. \
+                 Unless they copied that device while it ran, it may be stolen or tampered with: \
+                 they should revoke it (`roundtable device revoke`)",
+                f.name
+            );
         }
     }
 }
@@ -276,7 +290,7 @@ pub(crate) fn qr(text: &str) -> Result<()> {
         .render::<qrcode::render::unicode::Dense1x2>()
         .quiet_zone(true)
         .build();
-    println!("{image}");
+    out::block(&format!("{image}\n"));
     Ok(())
 }
 

@@ -231,6 +231,11 @@ pub struct Device {
         skip_serializing_if = "Option::is_none"
     )]
     pub revoked: Option<Revoked>,
+    /// Causal position of its record (a Lamport clock): of a member's
+    /// records beyond [`crate::membership::MAX_DEVICE_RECORDS`], the
+    /// earliest count.
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
 }
 
 /// A device's revocation.

@@ -105,13 +105,13 @@ pub(super) fn create(
     if render::silent() {
         return Ok(());
     }
-    println!(
+    say!(
         "Created the circle \"{}\" ({}). You are {} here.",
         name.trim(),
         id.fmt_short(),
         display_name.trim()
     );
-    println!("Say how you are: roundtable checkin --mood okay \"a few words\"");
+    say!("Say how you are: roundtable checkin --mood okay \"a few words\"");
     Ok(())
 }
 
@@ -261,9 +261,7 @@ pub(super) fn circle_list(
         return render::json(&serde_json::Value::Array(items));
     }
     if rows.is_empty() {
-        println!(
-            "You are in no circle yet. Start one: roundtable circle create NAME --as YOUR_NAME"
-        );
+        say!("You are in no circle yet. Start one: roundtable circle create NAME --as YOUR_NAME");
     }
     for (id, c) in rows {
         match c {
@@ -271,14 +269,14 @@ pub(super) fn circle_list(
                 let v = c.view();
                 let current = roundtable_core::Membership::from_view(&v).members;
                 let names: Vec<String> = current.iter().map(|m| v.name_of(m)).collect();
-                println!(
+                say!(
                     "{}  {}  ({})",
                     id.fmt_short(),
                     v.circle.name,
                     names.join(", ")
                 );
             }
-            Err(e) => println!("{}  cannot be read: {e}", id.fmt_short()),
+            Err(e) => say!("{}  cannot be read: {e}", id.fmt_short()),
         }
     }
     Ok(())
@@ -294,18 +292,18 @@ pub(super) fn repaired(id: CircleId, r: &Repaired, as_json: bool) -> Result<()> 
         }));
     }
     if r.set_aside.is_empty() {
-        println!("Nothing needed repair.");
+        say!("Nothing needed repair.");
         return Ok(());
     }
     for p in &r.set_aside {
-        println!("Kept the damaged file aside: {}", p.display());
+        say!("Kept the damaged file aside: {}", p.display());
     }
-    println!(
+    say!(
         "Recovered every change that verifies ({} kept).",
         r.changes_kept
     );
     if r.changes_missing > 0 {
-        println!(
+        say!(
             "{} changes could not be recovered here; other members' devices may still have them and will send them when you sync.",
             r.changes_missing
         );

@@ -219,14 +219,14 @@ pub(super) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
         return render::json(&serde_json::Value::Array(out));
     }
     if items.is_empty() {
-        println!(
+        say!(
             "Nothing on the calendar. Propose one: roundtable gathering new TITLE --at \"2026-12-01 19:00\""
         );
         return Ok(());
     }
     for (id, gathering) in items {
-        println!("{}  [{}]", gathering.title, render::short(id));
-        println!(
+        say!("{}  [{}]", gathering.title, render::short(id));
+        say!(
             "  {}{}",
             render::starts(gathering),
             if gathering.place.is_empty() {
@@ -236,7 +236,7 @@ pub(super) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
             }
         );
         let hosts: Vec<String> = gathering.hosts.keys().map(|h| view.name_of(h)).collect();
-        println!("  hosted by {}", hosts.join(" and "));
+        say!("  hosted by {}", hosts.join(" and "));
         for answer in [Answer::Yes, Answer::Maybe, Answer::No] {
             let who: Vec<String> = gathering
                 .rsvps
@@ -256,7 +256,7 @@ pub(super) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
                     Answer::Maybe => "maybe",
                     Answer::No => "can't make it",
                 };
-                println!("  {label}: {}", who.join(", "));
+                say!("  {label}: {}", who.join(", "));
             }
         }
         for (did, d) in &gathering.dishes {
@@ -265,14 +265,14 @@ pub(super) fn upcoming(view: &CircleView, now: Timestamp, as_json: bool) -> Resu
             } else {
                 format!(" ({})", d.dietary)
             };
-            println!(
+            say!(
                 "  {} brings {}{diet}  [{}]",
                 view.name_of(&d.author),
                 d.dish,
                 render::short(did)
             );
         }
-        println!();
+        say!();
     }
     Ok(())
 }

@@ -194,10 +194,10 @@ pub(super) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Resul
         return render::json(&serde_json::Value::Array(items));
     }
     if list.is_empty() {
-        println!("No invites yet. `roundtable invite` makes one.");
+        say!("No invites yet. `roundtable invite` makes one.");
     }
     for (id, i) in list {
-        println!(
+        say!(
             "{}  {} by {}, {} of {} used, expires {}  [{}]",
             render::short(id),
             i.kind.as_str(),
@@ -257,7 +257,7 @@ pub(super) fn devices(
         } else {
             info.name.as_str()
         };
-        println!(
+        say!(
             "{name}  {}  added {}{notes}",
             d.fmt_short(),
             render::day(info.added_at)
@@ -295,13 +295,13 @@ pub(super) fn proposals(
         return render::json(&json!({ "epoch": membership.epoch, "proposals": items }));
     }
     if membership.proposals.is_empty() {
-        println!(
+        say!(
             "No proposals. {}",
             roundtable_core::membership::REMOVAL_RULE
         );
     }
     for p in membership.proposals.values() {
-        println!(
+        say!(
             "{}  remove {}, proposed by {}  [{}]",
             render::short(&p.id),
             view.name_of(&p.target),
@@ -309,9 +309,9 @@ pub(super) fn proposals(
             p.state.as_str()
         );
         if !p.reason.is_empty() {
-            println!("    \"{}\"", p.reason);
+            say!("    \"{}\"", p.reason);
         }
-        println!(
+        say!(
             "    {} of {} consents needed: {}",
             p.consents.len(),
             p.needed,

@@ -13,9 +13,7 @@ pub(crate) fn feed(view: &CircleView, limit: usize, now: Timestamp, as_json: boo
         return json(&serde_json::Value::Array(out));
     }
     if items.iter().all(|e| matches!(e, Entry::Joined(..))) && items.len() <= 1 {
-        println!(
-            "Nothing here yet. Say how you are: roundtable checkin --mood okay \"a few words\""
-        );
+        say!("Nothing here yet. Say how you are: roundtable checkin --mood okay \"a few words\"");
         return Ok(());
     }
     for e in items {
@@ -76,17 +74,17 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
                 .invited_by
                 .map(|i| format!(", invited by {}", view.name_of(&i)))
                 .unwrap_or_default();
-            println!(
+            say!(
                 "{} joined the circle{by} · {}",
                 view.name_of(id),
                 ago(m.joined_at, now)
             );
         }
         Entry::Left(id, l) => {
-            println!("{} left the circle · {}", view.name_of(id), ago(l.at, now));
+            say!("{} left the circle · {}", view.name_of(id), ago(l.at, now));
         }
         Entry::SteppingBack(id, a) => {
-            println!(
+            say!(
                 "{} · {}",
                 roundtable_core::quiet::away_words(view, id, a, &TimeZone::system()),
                 ago(a.since, now)
@@ -98,36 +96,36 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
                 .get(id)
                 .map(|p| p.words(view))
             {
-                println!("{words} · {}  [{}]", ago(p.at, now), short(id));
+                say!("{words} · {}  [{}]", ago(p.at, now), short(id));
             }
         }
         Entry::Checkin(id, c) => {
             let who = view.name_of(&c.author);
-            println!(
+            say!(
                 "{who} is feeling {} · {}  [{}]",
                 c.mood,
                 ago(c.at, now),
                 short(id)
             );
             if !c.note.is_empty() {
-                println!("  \"{}\"", c.note);
+                say!("  \"{}\"", c.note);
             }
             reply_lines(view, &c.replies, now);
             if c.mood == Mood::Struggling && c.replies.is_empty() {
-                println!(
+                say!(
                     "    {who} could use a word. Reply: roundtable reply {} \"...\"",
                     short(id)
                 );
             }
         }
         Entry::Moment(id, m) => {
-            println!(
+            say!(
                 "{} shared a moment · {}  [{}]",
                 view.name_of(&m.author),
                 ago(m.at, now),
                 short(id)
             );
-            println!("  {}", m.text);
+            say!("  {}", m.text);
             reply_lines(view, &m.replies, now);
         }
         Entry::Request(id, r) => {
@@ -137,7 +135,7 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
             } else {
                 format!(" ({})", r.when)
             };
-            println!(
+            say!(
                 "{} {verb}: {}{when} · {}  [{}]",
                 view.name_of(&r.author),
                 r.text,
@@ -147,14 +145,14 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
             let mut cs: Vec<_> = r.commitments.iter().collect();
             cs.sort_by_key(|(cid, c)| (c.order, **cid));
             for (_, c) in cs {
-                println!("    {}: {}", view.name_of(&c.author), c.text);
+                say!("    {}: {}", view.name_of(&c.author), c.text);
             }
             reply_lines(view, &r.replies, now);
             match &r.done {
-                Some(d) if d.thanks.is_empty() => println!("    done"),
-                Some(d) => println!("    done: {}", d.thanks),
+                Some(d) if d.thanks.is_empty() => say!("    done"),
+                Some(d) => say!("    done: {}", d.thanks),
                 None if r.kind == RequestKind::Ask && r.commitments.is_empty() => {
-                    println!(
+                    say!(
                         "    Can you help? roundtable commit {} \"I'll ...\"",
                         short(id)
                     );
@@ -163,7 +161,7 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
             }
         }
         Entry::Gathering(id, gathering) => {
-            println!(
+            say!(
                 "{} proposed {} · {}  [{}]",
                 view.name_of(&gathering.author),
                 gathering.title,
@@ -171,22 +169,22 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
                 short(id)
             );
             if !gathering.place.is_empty() {
-                println!("  at {}", gathering.place);
+                say!("  at {}", gathering.place);
             }
             if !gathering.came.is_empty() {
                 let came: Vec<String> = gathering.came.keys().map(|m| view.name_of(m)).collect();
-                println!("  came: {}", came.join(", "));
+                say!("  came: {}", came.join(", "));
             }
         }
     }
-    println!();
+    say!();
 }
 
 fn reply_lines(view: &CircleView, replies: &BTreeMap<EntityId, Reply>, now: Timestamp) {
     let mut rs: Vec<_> = replies.iter().collect();
     rs.sort_by_key(|(rid, r)| (r.order, **rid));
     for (id, r) in rs {
-        println!(
+        say!(
             "    {}: {} · {}  [{}]",
             view.name_of(&r.author),
             r.text,
