@@ -37,7 +37,7 @@ use roundtable_core::{CircleId, CoreError};
 use roundtable_net::{NetConfig, NetError};
 use roundtable_store::StoreError;
 
-pub use handle::{Node, NodeHandle};
+pub use handle::{Node, NodeHandle, WebLinks};
 pub use roundtable_machine::{CircleStatus, DeviceStatus, Event, Reading, Status, Welcome};
 pub use session::redeem_ticket;
 
