@@ -57,7 +57,10 @@ pub fn web_request(data: &[u8]) {
     }
     let decision = decide(HOST, &method, path, query, &headers, &Known);
     let hosts: Vec<&HeaderValue> = headers.get_all(header::HOST).iter().collect();
-    let host_ok = hosts.len() == 1 && hosts[0].to_str().is_ok_and(|h| h.eq_ignore_ascii_case(HOST));
+    let host_ok = hosts.len() == 1
+        && hosts[0]
+            .to_str()
+            .is_ok_and(|h| h.eq_ignore_ascii_case(HOST));
     let origins: Vec<&HeaderValue> = headers.get_all(header::ORIGIN).iter().collect();
     let origin_ok = origins.is_empty()
         || (origins.len() == 1
@@ -145,7 +148,10 @@ mod tests {
         // Another port of loopback, or another run's host: not this app.
         for other in ["127.0.0.1:7777", "localhost:7777", "other.localhost:7777"] {
             let moved = head("").replace(&format!("Host: {HOST}"), &format!("Host: {other}"));
-            assert!(matches!(decided(&moved), Decision::Refuse(421, _)), "{other}");
+            assert!(
+                matches!(decided(&moved), Decision::Refuse(421, _)),
+                "{other}"
+            );
         }
         let stale = head("").replace(SESSION, "old");
         assert!(matches!(decided(&stale), Decision::Refuse(401, _)));

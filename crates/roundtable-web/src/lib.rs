@@ -62,9 +62,7 @@ pub const HEADER_TIME: Duration = Duration::from_secs(10);
 pub enum WebError {
     /// Only this machine may reach the app, at the address browsers give
     /// `*.localhost` names.
-    #[error(
-        "the web app is only for this machine: give 127.0.0.1:PORT (or [::1]:PORT), not {0}"
-    )]
+    #[error("the web app is only for this machine: give 127.0.0.1:PORT (or [::1]:PORT), not {0}")]
     NotLoopback(SocketAddr),
     /// The port is held by another program.
     #[error(
@@ -111,7 +109,9 @@ impl WebApp {
             return Err(WebError::NotLoopback(addr));
         }
         let listeners = bind(addr).await?;
-        let local = listeners[0].local_addr().map_err(|source| WebError::Bind { addr, source })?;
+        let local = listeners[0]
+            .local_addr()
+            .map_err(|source| WebError::Bind { addr, source })?;
         let (device, member): (DeviceId, MemberId) = node
             .identity()
             .await
@@ -129,14 +129,7 @@ impl WebApp {
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let tasks = listeners
             .into_iter()
-            .map(|l| {
-                tokio::spawn(serve(
-                    l,
-                    router.clone(),
-                    permits.clone(),
-                    stopped.clone(),
-                ))
-            })
+            .map(|l| tokio::spawn(serve(l, router.clone(), permits.clone(), stopped.clone())))
             .collect();
         node.set_web_links(Some(access.clone()));
         Ok(Self {

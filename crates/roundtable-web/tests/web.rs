@@ -272,7 +272,10 @@ async fn only_the_person_at_this_machine_gets_in() {
     let a = request(addr, "GET", "/welcome", &s.ours(), "").await;
     assert_eq!(a.status, 200);
     assert!(a.body.contains("Start a circle"));
-    assert!(a.body.contains("name=\"rt-run\""), "the page carries its run");
+    assert!(
+        a.body.contains("name=\"rt-run\""),
+        "the page carries its run"
+    );
     assert!(a.header("access-control-allow-origin").is_empty());
     assert!(!a.header("content-security-policy").is_empty());
     for other in [
