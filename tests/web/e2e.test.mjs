@@ -2,16 +2,19 @@
 // processes on loopback), each with its own headless Chromium. Maya starts
 // a circle and invites Sam entirely through her browser; Sam joins from the
 // pasted ticket in his; then the circle's life round-trips between the two
-// pages without a reload, every page passes an accessibility check, and
-// requests without the secret, with a wrong Host, or from another origin
-// are refused.
+// pages without a reload, every page passes an accessibility check and
+// wraps the longest words at a phone's width, requests without the
+// secret, with a wrong Host, or from another origin are refused, and no
+// other program of the machine gets a session that works: not on another
+// port, not on the app's port while the node restarts.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 
 import {
-  tempHome, up, stop, browser, closeBrowser, openApp, cookieOf,
-  assertNoSeriousA11y, rawRequest, runJson,
+  tempHome, up, stop, browser, closeBrowser, openApp, cookieOf, freshLink,
+  assertNoSeriousA11y, rawRequest, run, runJson, waitFor, withTimeout,
 } from './harness.mjs';
 
 const T = { timeout: 30_000 };
@@ -264,7 +267,7 @@ test('profile, pairing, removal and status pages read well', async () => {
   await checked(mayaPage, 'status');
 
   // The same on a phone-sized screen.
-  const { page: phone, context } = await openApp(chromium, maya.url, { width: 360, height: 740 });
+  const { page: phone, context } = await openApp(chromium, freshLink(maya), { width: 360, height: 740 });
   await phone.waitForURL(/\/c\/[0-9a-f]+$/, T);
   await checked(phone, 'home on a phone');
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -312,6 +315,161 @@ test('without the secret, with a wrong Host, or from another origin: refused', a
   const afterShow = runJson(maya.home, ['--json', 'show']);
   assert.ok(!JSON.stringify(afterShow).includes('forged'), 'a forged check-in landed');
   assert.equal(Object.keys(afterShow.checkins ?? {}).length, Object.keys(was.checkins ?? {}).length);
+});
+
+/** Listens on `port` of `host`; resolves once it does. */
+function listen(server, port, host) {
+  return withTimeout(new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server.address().port));
+  }), 10_000, `listening on ${host}:${port}`);
+}
+
+function close(server) {
+  server.closeAllConnections?.();
+  return withTimeout(new Promise((resolve) => server.close(() => resolve())), 10_000, 'closing a server');
+}
+
+test('every page wraps a 2,000-letter word and a long link at 360 px', async () => {
+  const word = 'w'.repeat(2000);
+  const link = `https://example.org/${'a'.repeat(230)}`;
+  assert.equal(link.length, 250);
+  for (const args of [
+    ['checkin', '--mood', 'okay', `${link} ${word}`],
+    ['moment', word],
+    ['ask', `${word} ${link}`, '--when', 'w'.repeat(100)],
+    ['profile', '--remember', `${link} ${word}`],
+  ]) {
+    const r = run(maya.home, args);
+    assert.equal(r.code, 0, `roundtable ${args[0]}: ${r.stderr}`);
+  }
+  const { page: phone, context } = await openApp(chromium, freshLink(maya), { width: 360, height: 740 });
+  try {
+    await phone.waitForURL(/\/c\/[0-9a-f]+$/, T);
+    const start = new URL(phone.url()).pathname;
+    const queue = [start];
+    const seen = new Set(queue);
+    const wide = [];
+    let shown = 0;
+    while (queue.length > 0 && seen.size <= 40) {
+      const where = queue.shift();
+      const res = await phone.goto(new URL(where, maya.origin).href, { waitUntil: 'load', timeout: 20_000 });
+      assert.ok(res && res.status() < 400, `${where} answered ${res?.status()}`);
+      const page = await phone.evaluate(() => ({
+        over: document.documentElement.scrollWidth - window.innerWidth,
+        text: document.body.innerText,
+        links: [...document.querySelectorAll('a[href^="/"]')].map((a) => a.getAttribute('href')),
+      }));
+      if (page.over > 1) wide.push(`${where} is ${page.over}px too wide`);
+      if (page.text.includes(word.slice(0, 50))) shown += 1;
+      for (const href of page.links) {
+        const next = href.split('#')[0];
+        if (!next || next.startsWith('/assets') || next.includes('export') || seen.has(next)) continue;
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+    assert.deepEqual(wide, [], `pages wider than a 360px screen:\n${wide.join('\n')}`);
+    assert.ok(seen.size >= 8, `only ${seen.size} pages were reached: ${[...seen].join(', ')}`);
+    assert.ok(shown >= 3, `the long word showed on only ${shown} pages`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a program on another port of this machine gets no cookie', async () => {
+  const context = mayaPage.context();
+  assert.ok(await cookieOf(context, maya.origin), 'the browser holds the session cookie');
+  const got = [];
+  const squatter = http.createServer((req, res) => {
+    got.push(`${req.headers.host} ${req.headers.cookie ?? ''}`);
+    res.writeHead(200, { 'Content-Type': 'text/html' }).end('<a id="next" href="/next">next</a>');
+  });
+  const port = await listen(squatter, 0, '127.0.0.1');
+  const page = await context.newPage();
+  try {
+    for (const url of [`http://127.0.0.1:${port}/`, `http://localhost:${port}/`]) {
+      await page.goto(url, T);
+      await Promise.all([page.waitForURL(/\/next$/, T), page.click('#next')]);
+    }
+  } finally {
+    await page.close();
+    await close(squatter);
+  }
+  assert.ok(got.length >= 4, `the squatter saw ${got.length} requests`);
+  for (const g of got) assert.ok(!g.includes('rt_session'), `the squatter got the cookie: ${g}`);
+});
+
+test('a tab whose node restarted sends nothing, and what it leaked works against nothing', async () => {
+  const home = await tempHome();
+  const first = await up(home);
+  const port = Number(new URL(first.origin).port);
+  const { page, context } = await openApp(chromium, first.url);
+  let second;
+  const servers = [];
+  try {
+    await page.waitForURL(/\/welcome$/, T);
+    const cookie = await cookieOf(context, first.origin);
+    assert.ok(cookie);
+    await stop(first);
+    // Another program takes the port, on both loopbacks.
+    const got = [];
+    const posts = [];
+    const handler = (req, res) => {
+      got.push(`${req.method} ${req.url} ${req.headers.cookie ?? ''}`);
+      if (req.method === 'POST') posts.push(req.url);
+      if (req.url === '/events') {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write('event: hello\ndata: not-your-node\n\nevent: net\ndata: {"online":true,"words":"All is well"}\n\n');
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/html' }).end('<p>hello</p>');
+    };
+    for (const host of ['127.0.0.1', '::1']) {
+      const server = http.createServer(handler);
+      try {
+        await listen(server, port, host);
+        servers.push(server);
+      } catch {
+        // No IPv6 here: nobody can listen there either.
+      }
+    }
+    // The tab reconnects by itself, with its cookie...
+    await waitFor(() => got.some((g) => g.startsWith('GET /events') && g.includes(cookie)), {
+      timeout: 30_000, what: 'the tab reconnecting to the port',
+    });
+    // ...and, not hearing its own node, sends nothing.
+    const start = form(page, 'Start a circle');
+    await start.getByLabel('Circle name').fill('Leaked');
+    await start.getByLabel('Your name').fill('Ann');
+    await start.getByRole('button', { name: 'Start the circle' }).click();
+    await shows(page, 'not in touch with your node');
+    assert.deepEqual(posts, []);
+    // `up` refuses the taken port, naming who holds it, and moves nowhere.
+    const refused = run(home, [
+      'up', '--listen', '127.0.0.1:0', '--relay', 'none', '--no-mdns', '--no-browser', '--web', `127.0.0.1:${port}`,
+    ]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /taken by another program of yours/);
+    assert.doesNotMatch(refused.stdout, /http/);
+    for (const server of servers.splice(0)) await close(server);
+    // The node again on its port: a new name, and the leaked cookie works
+    // at neither.
+    second = await up(home, [], { web: `127.0.0.1:${port}` });
+    assert.notEqual(second.origin, first.origin);
+    for (const origin of [first.origin, second.origin]) {
+      const r = await rawRequest({ origin, path: '/welcome', headers: { Host: new URL(origin).host, Cookie: `rt_session=${cookie}` } });
+      assert.ok(r.status === 401 || r.status === 421, `${origin} answered ${r.status}`);
+    }
+    // The old tab, reloaded, is told how to get back in.
+    await page.reload({ waitUntil: 'load', timeout: 20_000 });
+    await shows(page, 'roundtable web --open');
+  } finally {
+    for (const server of servers) await close(server);
+    await context.close();
+    if (second) await stop(second);
+    await stop(first);
+  }
 });
 
 test('a page says when this device is offline', async () => {

@@ -176,17 +176,19 @@ function tail(s, max = 64 * 1024) {
  * Starts `roundtable --home HOME --json up --listen 127.0.0.1:0 --relay none
  * --no-mdns --web 127.0.0.1:0 --no-browser ...extraArgs` and waits (at most
  * `timeout` ms) for the JSON it prints first, whose `web` is the login URL.
+ * `web` is where the app listens (`--web`).
  *
  * Returns `{proc, url, origin, info, home, stderr()}`: `url` is e.g.
- * `http://127.0.0.1:PORT/login?token=TOKEN`, `origin` `http://127.0.0.1:PORT`,
+ * `http://LABEL.localhost:PORT/login?token=ONCE` (a one-time link: get
+ * another with `freshLink(node)`), `origin` `http://LABEL.localhost:PORT`,
  * `info` the whole JSON, and `stderr()` what the node has printed there.
  * Stop it with `stop(node)`.
  */
-export async function up(home, extraArgs = [], { env = {}, timeout = 30_000, bin: exe = bin() } = {}) {
+export async function up(home, extraArgs = [], { env = {}, timeout = 30_000, bin: exe = bin(), web = '127.0.0.1:0' } = {}) {
   const args = [
     '--home', home, '--json',
     'up', '--listen', '127.0.0.1:0', '--relay', 'none', '--no-mdns',
-    '--web', '127.0.0.1:0', '--no-browser',
+    '--web', web, '--no-browser',
     ...extraArgs,
   ];
   const proc = spawn(exe, args, { env: homeEnv(home, env), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -257,6 +259,13 @@ export async function up(home, extraArgs = [], { env = {}, timeout = 30_000, bin
   proc.stdout.unref();
   proc.stderr.unref();
   return Object.assign(node, { url: info.web, origin, info });
+}
+
+/**
+ * A fresh one-time login link from a running node (`roundtable web`).
+ */
+export function freshLink(node) {
+  return runJson(node.home, ['--json', 'web']).web;
 }
 
 /**
@@ -346,6 +355,10 @@ export async function openApp(b, url, { width = 1280, height = 800, timeout = 20
   if (response && response.status() >= 400) {
     const body = await withTimeout(response.text(), 5_000, 'the error page').catch(() => '');
     throw new Error(`${url} answered ${response.status()} (now at ${page.url()}):\n${body.slice(0, 2000)}`);
+  }
+  // The app's login page sends the browser on by itself.
+  if (new URL(page.url()).pathname === '/login') {
+    await page.waitForURL((u) => u.pathname !== '/login', { timeout, waitUntil: 'load' });
   }
   return { context, page, errors };
 }
@@ -437,7 +450,8 @@ export async function assertNoSeriousA11y(page, label, opts = {}) {
 // Raw HTTP
 
 /**
- * One HTTP/1.1 request to the server at `origin` with exactly `headers`
+ * One HTTP/1.1 request to the server at `origin` (a `*.localhost` name is
+ * reached at 127.0.0.1, as browsers do) with exactly `headers`
  * (Node adds no Host: pass one, a wrong one, or none; it does add
  * `Connection: close`, and `Content-Length` for a `body` if none is given).
  * `body` is a string, Buffer, or URLSearchParams (which also sets an
@@ -459,7 +473,7 @@ export function rawRequest({ origin, path: reqPath = '/', method = 'GET', header
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: target.hostname.replace(/^\[|\]$/g, ''),
+        host: target.hostname.endsWith('.localhost') ? '127.0.0.1' : target.hostname.replace(/^\[|\]$/g, ''),
         port: target.port || 80,
         method,
         path: reqPath,

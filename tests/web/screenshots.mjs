@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
-import { bin, browser, closeBrowser, openApp, repoRoot, run, runJson, stop, tempHome, up } from './harness.mjs';
+import { bin, browser, closeBrowser, freshLink, openApp, repoRoot, run, runJson, stop, tempHome, up } from './harness.mjs';
 
 // Screenshots show a lived-in circle; `--now` backdates its history.
 
@@ -123,8 +123,9 @@ async function main() {
     b = await browser();
     // One logged-in context per size; every page is opened in both.
     const views = [];
-    for (const size of SIZES) {
-      const { context, page, errors } = await openApp(b, node.url, {
+    for (const [i, size] of SIZES.entries()) {
+      // Each link lets one browser in, once.
+      const { context, page, errors } = await openApp(b, i === 0 ? node.url : freshLink(node), {
         width: size.width,
         height: size.height,
         contextOptions: { colorScheme: 'light', reducedMotion: 'reduce', locale: 'en-US', ...size.contextOptions },

@@ -144,7 +144,11 @@ impl Actor {
         };
         actor.load_addresses();
         actor.carry_out().instrument(span.clone()).await;
-        let handle = NodeHandle { tx, events };
+        let handle = NodeHandle {
+            tx,
+            events,
+            web: Default::default(),
+        };
         if actor.config.control_socket {
             let server = crate::control::serve(actor.machine.home().root(), handle.clone(), &span)
                 .map_err(|e| NodeError::Protocol(format!("control socket: {e}")))?;

@@ -96,6 +96,13 @@ pub enum ControlRequest {
     Identity,
     /// A stream of events, one per line.
     Events,
+    /// A fresh one-time login link for the web app: `{"web": link}`. With
+    /// `sign_out`, every browser signed in so far is signed out first.
+    WebLink {
+        /// Sign every browser out first.
+        #[serde(default)]
+        sign_out: bool,
+    },
 }
 
 /// An error from the node, as the client sees it.
@@ -256,6 +263,14 @@ async fn answer(node: &NodeHandle, request: ControlRequest) -> Result<Value, Nod
             json!({"device": device, "member": member})
         }
         ControlRequest::Events => Value::Null,
+        ControlRequest::WebLink { sign_out } => match node.web_login_link(sign_out) {
+            Some(link) => json!({ "web": link }),
+            None => {
+                return Err(NodeError::Refused(
+                    "this node serves no web app (it was started with --no-web); restart it with `roundtable up` to use your circles in a browser".into(),
+                ));
+            }
+        },
     })
 }
 

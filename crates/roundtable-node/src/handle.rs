@@ -60,11 +60,23 @@ pub(crate) enum Request {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// What serves the web app next to the node mints its login links: the
+/// control socket asks it for one when `roundtable web` runs.
+pub trait WebLinks: Send + Sync + std::fmt::Debug {
+    /// A fresh one-time login link; with `sign_out`, every browser signed
+    /// in so far is signed out first.
+    fn login_link(&self, sign_out: bool) -> String;
+}
+
+/// The web app's link maker, once one is set.
+pub(crate) type WebSlot = std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn WebLinks>>>>;
+
 /// A cheap, cloneable way to talk to a running node.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     pub(crate) tx: mpsc::Sender<Request>,
     pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) web: WebSlot,
 }
 
 impl NodeHandle {
@@ -196,6 +208,19 @@ impl NodeHandle {
     /// Follows what happens in the node.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Sets (or, with `None`, clears) what makes the web app's login links.
+    pub fn set_web_links(&self, links: Option<std::sync::Arc<dyn WebLinks>>) {
+        if let Ok(mut slot) = self.web.write() {
+            *slot = links;
+        }
+    }
+
+    /// A fresh login link for the web app this node serves, if it serves one.
+    pub fn web_login_link(&self, sign_out: bool) -> Option<String> {
+        let links = self.web.read().ok()?.clone()?;
+        Some(links.login_link(sign_out))
     }
 }
 

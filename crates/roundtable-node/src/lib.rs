@@ -37,10 +37,10 @@ use roundtable_core::{CircleId, CoreError};
 use roundtable_net::{NetConfig, NetError};
 use roundtable_store::StoreError;
 
-pub use handle::{Node, NodeHandle};
+pub use handle::{Node, NodeHandle, WebLinks};
 pub use roundtable_machine::rate::PER_SECOND as EDITS_PER_SECOND;
 pub use roundtable_machine::{
-    CircleStatus, Delayed, DeviceStatus, Event, Reading, Status, Welcome,
+    CircleStatus, Delayed, DeviceStatus, Event, ForkedDevice, Reading, Status, Welcome,
 };
 pub use session::redeem_ticket;
 

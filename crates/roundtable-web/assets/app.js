@@ -3,10 +3,35 @@
 (() => {
   "use strict";
 
+  // --- Talking to its own node only. ----------------------------------
+  // The page carries the id of the node's run that served it; the live
+  // stream says its run's id first. Once the stream was lost, nothing is
+  // sent until the stream says this page's id again: a tab whose node
+  // restarted (or whose port someone else took meanwhile) stays quiet.
+  const run = document.querySelector('meta[name="rt-run"]')?.content || "";
+  let trusted = true;
+  const STALE = "This page is not in touch with your node, so nothing was sent. " +
+    "If Roundtable was restarted, run `roundtable web --open` in a terminal to open your circle again.";
+  function tellStale(form) {
+    let p = form.querySelector(".stale");
+    if (!p) {
+      p = document.createElement("p");
+      p.className = "problem stale";
+      p.setAttribute("role", "alert");
+      form.prepend(p);
+    }
+    p.textContent = STALE;
+  }
+
   // --- Saving: a form says "Saving…" until the node has answered. -------
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (!(form instanceof HTMLFormElement)) return;
+    if (!trusted) {
+      ev.preventDefault();
+      tellStale(form);
+      return;
+    }
     const button = ev.submitter || form.querySelector("button[type=submit]");
     if (button) {
       // Disable after the browser has taken the submit, so it still counts.
@@ -83,6 +108,7 @@
   let pending = null;
   async function refresh() {
     pending = null;
+    if (!trusted) return;
     let html;
     try {
       const res = await fetch(location.href, { headers: { "X-Live": "1" }, credentials: "same-origin" });
@@ -101,13 +127,28 @@
   function later() {
     if (pending === null) pending = setTimeout(refresh, 150);
   }
-  if ("EventSource" in window && net) {
+  if ("EventSource" in window && net && run) {
     const events = new EventSource("/events");
+    events.addEventListener("hello", (ev) => {
+      if (ev.data === run) {
+        trusted = true;
+        for (const p of document.querySelectorAll(".stale")) p.remove();
+        if (net.dataset.lost) { delete net.dataset.lost; later(); }
+        return;
+      }
+      // Another node, or not a node: this page is done.
+      trusted = false;
+      events.close();
+      net.textContent = "Roundtable was restarted, so this page can't be used any more. Run `roundtable web --open` in a terminal to open your circle again.";
+      net.className = "net offline";
+    });
     events.addEventListener("changed", (ev) => {
+      if (!trusted) return;
       if (!circle || ev.data === circle || ev.data === "*") later();
       else if (!circle) later();
     });
     events.addEventListener("net", (ev) => {
+      if (!trusted) return;
       try {
         const s = JSON.parse(ev.data);
         net.textContent = s.words;
@@ -115,12 +156,10 @@
       } catch { /* ignore */ }
       if (!circle) later();
     });
-    events.addEventListener("open", () => {
-      if (net.dataset.lost) { delete net.dataset.lost; later(); }
-    });
     events.addEventListener("error", () => {
+      trusted = false;
       net.dataset.lost = "1";
-      net.textContent = "Lost touch with your node. Is `roundtable up` still running? This page reconnects by itself.";
+      net.textContent = "Lost touch with your node. Is `roundtable up` still running? This page reconnects by itself; if Roundtable was restarted, run `roundtable web --open` to open your circle again.";
       net.className = "net offline";
     });
   }

@@ -2,7 +2,6 @@
 //! and how a form's outcome is shown.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -15,7 +14,6 @@ use data_encoding::BASE64URL_NOPAD;
 use jiff::tz::TimeZone;
 use roundtable_core::{CircleId, DeviceId, EntityId, MemberId, Op, Timestamp};
 use roundtable_node::{NodeError, NodeHandle, Reading};
-use roundtable_store::Home;
 use tokio::sync::watch;
 
 use crate::{Shared, access, live, pages};
@@ -24,8 +22,8 @@ use crate::{Shared, access, live, pages};
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) node: NodeHandle,
-    pub(crate) home: Home,
-    pub(crate) hosts: Vec<String>,
+    /// This run's host, links and sessions.
+    pub(crate) access: Arc<access::Access>,
     pub(crate) device: DeviceId,
     pub(crate) member: MemberId,
     /// The reader's zone: the app runs on the reader's own machine.
@@ -37,16 +35,14 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn shared(
         node: NodeHandle,
-        home: Home,
-        addr: SocketAddr,
+        access: Arc<access::Access>,
         device: DeviceId,
         member: MemberId,
         stopping: watch::Receiver<bool>,
     ) -> Shared {
         Arc::new(Inner {
             node,
-            home,
-            hosts: access::hosts(addr),
+            access,
             device,
             member,
             tz: TimeZone::system(),
@@ -185,7 +181,7 @@ async fn not_found() -> Failure {
 }
 
 /// The fields of a form that came from one of this app's pages: it must
-/// carry the form token (see [`access::form_token`]).
+/// carry the form token (see [`access::Access::form_token`]).
 pub(crate) struct Posted(pub(crate) HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequest<S> for Posted {

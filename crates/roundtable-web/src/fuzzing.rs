@@ -9,10 +9,28 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
-use crate::access::{Decision, cookie_value, decide, session_value};
+use crate::access::{Decision, Secrets, cookie_value, decide};
 
-/// The secret of the home the requests are checked against.
-pub const TOKEN: &str = "kJ2m1t0Qw8cS5u3yZ4vB7nL6pD9fH0gA1sE2rT3yU4i";
+/// The secret host the requests are checked against.
+pub const HOST: &str = "q0v5l2kq3d9s1m8e7t6b4n0c2a1f3g5h.localhost:7777";
+
+/// The live session.
+pub const SESSION: &str = "kJ2m1t0Qw8cS5u3yZ4vB7nL6pD9fH0gA1sE2rT3yU4i";
+
+/// The one-time login link's secret.
+pub const ONCE: &str = "x9Fh2LkP0qRz4TnV6bWc8YdM1sJ3gE5uA7oI0pK2lH4";
+
+/// The secrets of a run with one session and one link.
+pub struct Known;
+
+impl Secrets for Known {
+    fn is_session(&self, cookie: &str) -> bool {
+        cookie == SESSION
+    }
+    fn redeem(&self, once: &str) -> Option<String> {
+        (once == ONCE).then(|| "new-session".to_owned())
+    }
+}
 
 /// Reads `data` as a request head and checks the guard's decision.
 pub fn web_request(data: &[u8]) {
@@ -37,29 +55,28 @@ pub fn web_request(data: &[u8]) {
             headers.append(name, value);
         }
     }
-    let hosts = vec!["127.0.0.1:7777".to_owned(), "localhost:7777".to_owned()];
-    let decision = decide(&hosts, &method, path, query, &headers, Some(TOKEN));
-    let host_ok = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| hosts.iter().any(|o| o.eq_ignore_ascii_case(h)));
+    let decision = decide(HOST, &method, path, query, &headers, &Known);
+    let hosts: Vec<&HeaderValue> = headers.get_all(header::HOST).iter().collect();
+    let host_ok = hosts.len() == 1
+        && hosts[0]
+            .to_str()
+            .is_ok_and(|h| h.eq_ignore_ascii_case(HOST));
     let origins: Vec<&HeaderValue> = headers.get_all(header::ORIGIN).iter().collect();
     let origin_ok = origins.is_empty()
         || (origins.len() == 1
-            && origins[0].to_str().is_ok_and(|o| {
-                hosts
-                    .iter()
-                    .any(|h| o.eq_ignore_ascii_case(&format!("http://{h}")))
-            }));
+            && origins[0]
+                .to_str()
+                .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("http://{HOST}"))));
     match decision {
-        Decision::Pass => {
+        Decision::Pass(session) => {
             assert!(host_ok, "let through for another host");
             assert!(origin_ok, "let through from another origin");
             assert_ne!(path, "/login");
             assert!(matches!(method, Method::GET | Method::HEAD | Method::POST));
+            assert_eq!(session, SESSION);
             assert_eq!(
                 cookie_value(&headers).as_deref(),
-                Some(session_value(TOKEN).as_str()),
+                Some(SESSION),
                 "let through without the session cookie"
             );
             assert!(
@@ -70,12 +87,12 @@ pub fn web_request(data: &[u8]) {
                 "let through a cross-site fetch"
             );
         }
-        Decision::LogIn => {
+        Decision::LogIn(_) => {
             assert!(host_ok && origin_ok);
             assert_eq!(path, "/login");
             assert!(
-                query.split('&').any(|kv| kv == format!("token={TOKEN}")),
-                "logged in without the secret"
+                query.split('&').any(|kv| kv == format!("token={ONCE}")),
+                "logged in without the link"
             );
         }
         Decision::Refuse(status, words) => {
@@ -91,8 +108,7 @@ mod tests {
 
     fn head(extra: &str) -> String {
         format!(
-            "POST /c/abc/checkin\nHost: 127.0.0.1:7777\nOrigin: http://127.0.0.1:7777\nCookie: x=1; rt_session={}\n{extra}",
-            session_value(TOKEN)
+            "POST /c/abc/checkin\nHost: {HOST}\nOrigin: http://{HOST}\nCookie: x=1; rt_session={SESSION}\n{extra}"
         )
     }
 
@@ -104,6 +120,7 @@ mod tests {
             let mut lines = text.split('\n');
             let first = lines.next().unwrap_or("");
             let (method, target) = first.split_once(' ').unwrap_or(("GET", first));
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
             let mut headers = HeaderMap::new();
             for l in lines {
                 if let Some((k, v)) = l.split_once(':') {
@@ -113,11 +130,10 @@ mod tests {
                     );
                 }
             }
-            let hosts = vec!["127.0.0.1:7777".to_owned(), "localhost:7777".to_owned()];
             let method = Method::from_bytes(method.as_bytes()).expect("a method");
-            decide(&hosts, &method, target, "", &headers, Some(TOKEN))
+            decide(HOST, &method, path, query, &headers, &Known)
         };
-        assert_eq!(decided(&head("")), Decision::Pass);
+        assert_eq!(decided(&head("")), Decision::Pass(SESSION.to_owned()));
         web_request(head("").as_bytes());
         assert!(matches!(
             decided(&head("Origin: http://evil.example")),
@@ -127,9 +143,21 @@ mod tests {
             decided(&head("Sec-Fetch-Site: cross-site")),
             Decision::Refuse(403, _)
         ));
-        let rebound = head("").replace("Host: 127.0.0.1:7777", "Host: evil.example:7777");
+        let rebound = head("").replace(&format!("Host: {HOST}"), "Host: evil.example:7777");
         assert!(matches!(decided(&rebound), Decision::Refuse(421, _)));
-        let stale = head("").replace(&session_value(TOKEN), &session_value("old"));
+        // Another port of loopback, or another run's host: not this app.
+        for other in ["127.0.0.1:7777", "localhost:7777", "other.localhost:7777"] {
+            let moved = head("").replace(&format!("Host: {HOST}"), &format!("Host: {other}"));
+            assert!(
+                matches!(decided(&moved), Decision::Refuse(421, _)),
+                "{other}"
+            );
+        }
+        let stale = head("").replace(SESSION, "old");
         assert!(matches!(decided(&stale), Decision::Refuse(401, _)));
+        let login = format!("GET /login?token={ONCE}\nHost: {HOST}\nSec-Fetch-Site: cross-site");
+        assert!(matches!(decided(&login), Decision::LogIn(_)));
+        let wrong = login.replace(ONCE, "nope");
+        assert!(matches!(decided(&wrong), Decision::Refuse(403, _)));
     }
 }

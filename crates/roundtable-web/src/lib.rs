@@ -1,13 +1,18 @@
 //! Roundtable's local web app: the circle in a browser, for people who
 //! never open a terminal.
 //!
-//! `roundtable up` starts a [`WebApp`] next to the node. It listens on a
-//! loopback address only and lets in only the person at this machine: the
-//! link `up` prints carries a secret (kept owner-only in the home) that
-//! becomes an HttpOnly, SameSite=Strict cookie; every request must carry it,
-//! name this app's own host (no DNS rebinding), and come from its own origin
-//! (no other site, no CORS); every form carries a token derived from the
-//! secret as well ([`access`]).
+//! `roundtable up` starts a [`WebApp`] next to the node. It listens on
+//! loopback only, on the port asked for (never another one silently: a
+//! port someone else holds is refused, naming who), on both `127.0.0.1` and
+//! `::1` so nobody else can answer the browser on the other. It lets in
+//! only the person at this machine, through this run of the node: the app
+//! answers at a secret host name of this run (`<label>.localhost`), one-time
+//! login links made by the running node turn into a host-only, HttpOnly,
+//! SameSite=Strict session cookie held in the node's memory; every request
+//! must carry it, name the secret host, and come from its own origin (no
+//! other site, no CORS); every form carries a token derived from the
+//! session as well ([`access`]). It holds at most [`MAX_CONNECTIONS`]
+//! connections and gives each [`HEADER_TIME`] to send a request's head.
 //!
 //! Pages are rendered on the server from what the core says — names, the
 //! quiet view, invite states, the consent rule in words — so the browser
@@ -18,14 +23,17 @@
 //! ([`live`]). Everything (styles, script, icons) is compiled into the
 //! binary: the app works with no internet.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use roundtable_core::{DeviceId, MemberId};
 use roundtable_node::NodeHandle;
-use roundtable_store::Home;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub mod access;
@@ -33,32 +41,47 @@ mod app;
 pub mod fuzzing;
 mod live;
 mod pages;
+mod port;
 
+use access::Access;
 use app::Inner;
 
-/// How many ports after the one asked for are tried when it is taken.
-pub const PORTS_TRIED: u16 = 20;
+pub use port::Holder;
+
+/// The most connections the app holds at once; more wait in the system's
+/// queue until one ends (so a flood of them cannot use up the node's files).
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection has to send a request's head, and the longest an
+/// idle connection is kept between requests.
+pub const HEADER_TIME: Duration = Duration::from_secs(10);
 
 /// Why the web app could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebError {
-    /// Only this machine may reach the app.
-    #[error(
-        "the web app is only for this machine: give a loopback address such as 127.0.0.1:7777, not {0}"
-    )]
+    /// Only this machine may reach the app, at the address browsers give
+    /// `*.localhost` names.
+    #[error("the web app is only for this machine: give 127.0.0.1:PORT (or [::1]:PORT), not {0}")]
     NotLoopback(SocketAddr),
-    /// No port was free.
-    #[error("could not listen on {addr} or the {PORTS_TRIED} ports after it: {source}")]
+    /// The port is held by another program.
+    #[error(
+        "the web app's port {port} is taken by {holder}; Roundtable does not move to another port by itself: choose a free one with --web 127.0.0.1:PORT, or start without the web app with --no-web"
+    )]
+    Taken {
+        /// The port asked for.
+        port: u16,
+        /// Who holds it, as far as this machine says.
+        holder: Holder,
+    },
+    /// Listening failed for another reason.
+    #[error("could not listen on {addr}: {source}")]
     Bind {
-        /// Where it tried first.
+        /// Where.
         addr: SocketAddr,
-        /// Why the last try failed.
+        /// Why.
         source: std::io::Error,
     },
-    /// The home's secret could not be read or written.
-    #[error(transparent)]
-    Store(#[from] roundtable_store::StoreError),
     /// The node stopped.
     #[error(transparent)]
     Node(Box<roundtable_node::NodeError>),
@@ -68,47 +91,53 @@ pub enum WebError {
 #[derive(Debug)]
 pub struct WebApp {
     addr: SocketAddr,
-    asked: SocketAddr,
-    home: Home,
+    access: Arc<Access>,
+    node: NodeHandle,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl WebApp {
-    /// Serves the app for `node` on `addr` (a loopback address; port 0
-    /// picks any). When the port is taken, the next free one of the
-    /// [`PORTS_TRIED`] after it is used; [`WebApp::moved`] says so.
-    pub async fn start(node: NodeHandle, home: Home, addr: SocketAddr) -> Result<Self, WebError> {
-        if !addr.ip().is_loopback() {
+    /// Serves the app for `node` on `addr`: `127.0.0.1` or `::1`, and the
+    /// same port of the other one where this machine has it (port 0 picks
+    /// a free one). A port another program holds is refused
+    /// ([`WebError::Taken`]), never swapped for another.
+    pub async fn start(node: NodeHandle, addr: SocketAddr) -> Result<Self, WebError> {
+        if addr.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST)
+            && addr.ip() != IpAddr::V6(Ipv6Addr::LOCALHOST)
+        {
             return Err(WebError::NotLoopback(addr));
         }
-        let listener = bind(addr).await?;
-        let local = listener.local_addr().map_err(|source| WebError::Bind {
-            addr,
-            source: std::io::Error::other(source),
-        })?;
-        access::ensure_token(&home)?;
+        let listeners = bind(addr).await?;
+        let local = listeners[0]
+            .local_addr()
+            .map_err(|source| WebError::Bind { addr, source })?;
         let (device, member): (DeviceId, MemberId) = node
             .identity()
             .await
             .map_err(|e| WebError::Node(Box::new(e)))?;
-        let (stop, mut stopped) = watch::channel(false);
-        let app = Inner::shared(node, home.clone(), local, device, member, stopped.clone());
+        let access = Arc::new(Access::new(local.port()));
+        let (stop, stopped) = watch::channel(false);
+        let app = Inner::shared(
+            node.clone(),
+            access.clone(),
+            device,
+            member,
+            stopped.clone(),
+        );
         let router = app.router();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!("the web app stopped: {e}");
-            }
-        });
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let tasks = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(serve(l, router.clone(), permits.clone(), stopped.clone())))
+            .collect();
+        node.set_web_links(Some(access.clone()));
         Ok(Self {
             addr: local,
-            asked: addr,
-            home,
+            access,
+            node,
             stop,
-            task,
+            tasks,
         })
     }
 
@@ -117,44 +146,135 @@ impl WebApp {
         self.addr
     }
 
-    /// The port asked for, when it was taken and another one is used.
-    pub fn moved(&self) -> Option<u16> {
-        (self.asked.port() != 0 && self.asked.port() != self.addr.port())
-            .then_some(self.asked.port())
+    /// The `Host` this run answers to: `<secret label>.localhost:PORT`.
+    pub fn host(&self) -> &str {
+        self.access.host()
     }
 
-    /// The link to open: it carries the secret that lets this browser in.
-    pub fn login_url(&self) -> Result<String, roundtable_store::StoreError> {
-        Ok(access::login_url(
-            self.addr,
-            &access::ensure_token(&self.home)?,
-        ))
+    /// A fresh link that lets one browser in, once, within
+    /// [`access::LINK_LIFE`]; with `sign_out`, every browser signed in so
+    /// far is let out first.
+    pub fn login_link(&self, sign_out: bool) -> String {
+        self.access.login_link(sign_out)
     }
 
     /// Stops serving: open pages are told to stop, requests under way end.
     pub async fn stop(self) {
+        self.node.set_web_links(None);
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, WebError> {
-    let ports = if addr.port() == 0 { 1 } else { PORTS_TRIED + 1 };
+/// Takes the loopback port asked for, on both families where this machine
+/// has them: a browser may try either for a `*.localhost` name.
+async fn bind(addr: SocketAddr) -> Result<Vec<TcpListener>, WebError> {
+    // With port 0, the port picked on the first may be taken on the other;
+    // then another is picked.
+    let tries = if addr.port() == 0 { 8 } else { 1 };
     let mut last = None;
-    for i in 0..ports {
-        let Some(port) = addr.port().checked_add(i) else {
-            break;
+    for _ in 0..tries {
+        let first = listen(addr).await?;
+        let port = first
+            .local_addr()
+            .map_err(|source| WebError::Bind { addr, source })?
+            .port();
+        let other_ip = match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
-        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
-            Ok(l) => return Ok(l),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
-            Err(source) => return Err(WebError::Bind { addr, source }),
+        match listen(SocketAddr::new(other_ip, port)).await {
+            Ok(second) => return Ok(vec![first, second]),
+            Err(WebError::Bind { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
+                ) || source.raw_os_error() == Some(97) =>
+            {
+                // This machine has no such loopback: nobody can listen there.
+                tracing::debug!("the web app listens on {addr} only: {source}");
+                return Ok(vec![first]);
+            }
+            Err(e @ WebError::Taken { .. }) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    Err(WebError::Bind {
+    Err(last.unwrap_or(WebError::Bind {
         addr,
-        source: last.unwrap_or_else(|| std::io::Error::other("no port left to try")),
-    })
+        source: std::io::Error::other("no free port"),
+    }))
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, WebError> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(WebError::Taken {
+            port: addr.port(),
+            holder: port::holder(addr.port()),
+        }),
+        Err(source) => Err(WebError::Bind { addr, source }),
+    }
+}
+
+/// Serves one listener: each connection takes one of the shared permits
+/// (none free: the next waits in the system's queue, unaccepted), has
+/// [`HEADER_TIME`] for each request's head, and ends when the app stops.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    permits: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stopping(&mut stopped) => return,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::debug!("the web app could not take a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopping(&mut stopped) => return,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIME)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!("a web connection ended: {e}");
+                    }
+                }
+                _ = stopping(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+}
+
+/// Until the app stops.
+async fn stopping(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// Shared by every request.

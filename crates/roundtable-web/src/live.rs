@@ -1,5 +1,8 @@
 //! Keeping open pages live: the node's events as server-sent events.
 //!
+//! - `hello` (data: this run's id), first: the page checks it is the id it
+//!   carries, so a tab that reconnects to anything else (another run, or a
+//!   program that took the port while the node restarted) sends nothing.
 //! - `changed` (data: the circle's id): something in it changed, here or
 //!   on another device; the page fetches itself again and swaps the parts
 //!   marked `data-live`. A stream tells of changes at once, then at most
@@ -86,6 +89,10 @@ pub(crate) async fn events(State(app): State<Shared>) -> impl IntoResponse {
     let mut node_events = app.node.subscribe();
     let mut stopping = app.stopping.clone();
     tokio::spawn(async move {
+        let hello = Sse::default().event("hello").data(app.access.run());
+        if tx.send(Ok(hello)).await.is_err() {
+            return;
+        }
         if let Some(e) = net(&app).await
             && tx.send(Ok(e)).await.is_err()
         {

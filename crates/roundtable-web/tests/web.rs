@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use roundtable_core::{Mood, Op, Timestamp};
 use roundtable_node::{Node, NodeConfig};
-use roundtable_store::Home;
 use roundtable_web::{WebApp, WebError, access};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -91,28 +90,87 @@ fn encode(s: &str) -> String {
 
 struct Setup {
     _dir: tempfile::TempDir,
-    home: Home,
     node: Option<Node>,
     app: Option<WebApp>,
+    /// This run's secret host.
+    host: String,
+    /// A signed-in browser's session cookie value.
+    session: String,
+    /// Its form token, as its pages carry it.
+    form: String,
+}
+
+/// The path and query of a login link.
+fn path_of(link: &str, host: &str) -> String {
+    link.split_once(host).expect("the secret host").1.to_owned()
+}
+
+/// The value of a `Set-Cookie` named `name`.
+fn set_cookie(a: &Answer, name: &str) -> Option<String> {
+    a.header("set-cookie").into_iter().find_map(|c| {
+        let first = c.split(';').next()?.trim().to_owned();
+        let (k, v) = first.split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+/// Signs a browser in with a fresh link: its session cookie value.
+async fn sign_in(app: &WebApp) -> String {
+    let link = app.login_link(false);
+    let a = request(
+        app.addr(),
+        "GET",
+        &path_of(&link, app.host()),
+        &[("Host", app.host().to_owned())],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    set_cookie(&a, access::COOKIE).expect("a session cookie")
+}
+
+/// The form token a page of the app carries.
+fn form_token_in(body: &str) -> String {
+    let at = body
+        .find(&format!("name=\"{}\" value=\"", access::FORM_FIELD))
+        .expect("a form");
+    let rest = &body[at..];
+    let start = rest.find("value=\"").expect("a value") + 7;
+    rest[start..start + 32].to_owned()
 }
 
 impl Setup {
     async fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let home = Home::new(dir.path());
         let node = timeout(LIMIT, Node::spawn(NodeConfig::loopback(dir.path())))
             .await
             .expect("in time")
             .expect("the node starts");
-        let app = timeout(LIMIT, WebApp::start(node.handle(), home.clone(), local(0)))
+        let app = timeout(LIMIT, WebApp::start(node.handle(), local(0)))
             .await
             .expect("in time")
             .expect("the app starts");
+        let host = app.host().to_owned();
+        let session = sign_in(&app).await;
+        let page = request(
+            app.addr(),
+            "GET",
+            "/welcome",
+            &[
+                ("Host", host.clone()),
+                ("Cookie", format!("{}={session}", access::COOKIE)),
+            ],
+            "",
+        )
+        .await;
+        let form = form_token_in(&page.body);
         Self {
             _dir: dir,
-            home,
             node: Some(node),
             app: Some(app),
+            host,
+            session,
+            form,
         }
     }
 
@@ -120,33 +178,22 @@ impl Setup {
         self.app.as_ref().expect("running").addr()
     }
 
-    fn token(&self) -> String {
-        self.home.web_token().expect("reads").expect("made")
-    }
-
     /// The headers a page of this app sends.
     fn ours(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("Host", self.addr().to_string()),
-            (
-                "Cookie",
-                format!(
-                    "{}={}",
-                    access::COOKIE,
-                    access::session_value(&self.token())
-                ),
-            ),
+            ("Host", self.host.clone()),
+            ("Cookie", format!("{}={}", access::COOKIE, self.session)),
         ]
     }
 
     fn posting(&self) -> Vec<(&'static str, String)> {
         let mut h = self.ours();
-        h.push(("Origin", format!("http://{}", self.addr())));
+        h.push(("Origin", format!("http://{}", self.host)));
         h
     }
 
     fn form_token(&self) -> String {
-        access::form_token(&self.token())
+        self.form.clone()
     }
 
     async fn stop(mut self) {
@@ -170,14 +217,17 @@ fn local(port: u16) -> SocketAddr {
 async fn only_the_person_at_this_machine_gets_in() {
     let s = Setup::new().await;
     let addr = s.addr();
-    let host = ("Host", addr.to_string());
+    let app = s.app.as_ref().expect("running");
+    let host = ("Host", s.host.clone());
+    // The app answers at a secret name of this run below `.localhost`.
+    assert!(s.host.ends_with(&format!(".localhost:{}", addr.port())));
 
     // No cookie: refused, in words, with nothing of the circle.
     let a = request(addr, "GET", "/welcome", std::slice::from_ref(&host), "").await;
     assert_eq!(a.status, 401);
-    assert!(a.body.contains("roundtable web"), "{}", a.body);
+    assert!(a.body.contains("roundtable web --open"), "{}", a.body);
 
-    // A wrong secret in the link: refused, no cookie set.
+    // A wrong link: refused, no cookie set.
     let a = request(
         addr,
         "GET",
@@ -189,50 +239,58 @@ async fn only_the_person_at_this_machine_gets_in() {
     assert_eq!(a.status, 403);
     assert!(a.header("set-cookie").is_empty());
 
-    // The printed link: a strict, script-proof cookie, and the secret
-    // leaves the address bar.
-    let url = s
-        .app
-        .as_ref()
-        .expect("running")
-        .login_url()
-        .expect("a link");
-    let path = url
-        .split_once(&addr.to_string())
-        .expect("our address")
-        .1
-        .to_owned();
-    let a = request(addr, "GET", &path, std::slice::from_ref(&host), "").await;
-    assert_eq!(a.status, 303);
-    assert_eq!(a.header("location"), ["/"]);
+    // A fresh link: a host-only, strict, script-proof cookie, and on to
+    // `/` by a page of the app (so the link leaves the address bar).
+    let link = app.login_link(false);
+    assert!(link.starts_with(&format!("http://{}/login?token=", s.host)));
+    let path = path_of(&link, &s.host);
+    // Even from a page elsewhere (a file, a terminal), a link lets in.
+    let from_file = [host.clone(), ("Sec-Fetch-Site", "cross-site".into())];
+    let a = request(addr, "GET", &path, &from_file, "").await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("url=/"), "{}", a.body);
     let cookie = a.header("set-cookie").join(";");
-    assert!(cookie.contains(&format!(
-        "{}={}",
-        access::COOKIE,
-        access::session_value(&s.token())
-    )));
-    assert!(
-        !cookie.contains(&s.token()),
-        "the cookie is the link's secret"
-    );
+    let session = set_cookie(&a, access::COOKIE).expect("a session");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(
+        !cookie.to_ascii_lowercase().contains("domain"),
+        "the cookie must be host-only: {cookie}"
+    );
+    assert!(!link.contains(&session), "the cookie is the link's secret");
+    // A link works once.
+    let a = request(addr, "GET", &path, std::slice::from_ref(&host), "").await;
+    assert_eq!(a.status, 403);
+    assert!(a.body.contains("works once"), "{}", a.body);
+    assert!(a.header("set-cookie").is_empty());
 
-    // With the cookie, the page; with the wrong Host (DNS rebinding) or
+    // With the cookie, the page; with the wrong Host (DNS rebinding,
+    // loopback by number or as `localhost`, another run's name) or
     // another site's Origin, not.
     let a = request(addr, "GET", "/welcome", &s.ours(), "").await;
     assert_eq!(a.status, 200);
     assert!(a.body.contains("Start a circle"));
+    assert!(
+        a.body.contains("name=\"rt-run\""),
+        "the page carries its run"
+    );
     assert!(a.header("access-control-allow-origin").is_empty());
     assert!(!a.header("content-security-policy").is_empty());
-    let mut rebound = s.ours();
-    rebound[0].1 = format!("evil.example:{}", addr.port());
-    assert_eq!(
-        request(addr, "GET", "/welcome", &rebound, "").await.status,
-        421
-    );
+    for other in [
+        format!("evil.example:{}", addr.port()),
+        addr.to_string(),
+        format!("localhost:{}", addr.port()),
+        format!("[::1]:{}", addr.port()),
+        format!("another.localhost:{}", addr.port()),
+    ] {
+        let mut moved = s.ours();
+        moved[0].1 = other.clone();
+        let a = request(addr, "GET", "/welcome", &moved, "").await;
+        assert_eq!(a.status, 421, "{other}");
+        assert!(a.body.contains("roundtable web --open"), "{}", a.body);
+    }
     let mut cross = s.ours();
     cross.push(("Origin", "http://evil.example".into()));
     assert_eq!(
@@ -240,7 +298,7 @@ async fn only_the_person_at_this_machine_gets_in() {
         403
     );
     let mut sibling = s.ours();
-    sibling.push(("Origin", format!("http://127.0.0.1:{}", addr.port() + 1)));
+    sibling.push(("Origin", format!("http://127.0.0.1:{}", addr.port())));
     assert_eq!(
         request(addr, "GET", "/welcome", &sibling, "").await.status,
         403
@@ -250,13 +308,6 @@ async fn only_the_person_at_this_machine_gets_in() {
     assert_eq!(
         request(addr, "GET", "/welcome", &fetched, "").await.status,
         403
-    );
-    // `localhost` names this app too.
-    let mut named = s.ours();
-    named[0].1 = format!("localhost:{}", addr.port());
-    assert_eq!(
-        request(addr, "GET", "/welcome", &named, "").await.status,
-        200
     );
     // No preflight, no other verbs.
     assert_eq!(
@@ -422,6 +473,19 @@ async fn a_live_page_hears_of_a_change() {
     }
     assert!(seen.contains("text/event-stream"), "{seen}");
     assert!(seen.contains("Offline"), "{seen}");
+    // Before anything else, the run's id, which the pages carry.
+    let page = request(addr, "GET", "/welcome", &s.ours(), "").await;
+    let run = page
+        .body
+        .split_once("name=\"rt-run\" content=\"")
+        .and_then(|(_, r)| r.split_once('"'))
+        .map(|(r, _)| r.to_owned())
+        .expect("the page carries its run");
+    let hello = seen.find(&format!("event: hello\ndata: {run}\n"));
+    assert!(
+        hello.is_some_and(|h| h < seen.find("event: net").unwrap_or(0)),
+        "{seen}"
+    );
     node.perform(
         c,
         Op::Checkin {
@@ -522,77 +586,82 @@ async fn a_burst_of_changes_is_told_a_few_times_not_once_each() {
 }
 
 #[tokio::test]
-async fn the_secret_survives_a_restart_and_a_new_link_lets_old_browsers_out() {
+async fn nothing_of_one_run_works_in_the_next_and_a_sign_out_lets_others_out() {
     let s = Setup::new().await;
-    let old = s.token();
     let dir = s._dir.path().to_owned();
-    let home = s.home.clone();
+    let (old_host, old_session) = (s.host.clone(), s.session.clone());
     let Setup {
         _dir, node, app, ..
     } = s;
-    app.expect("running").stop().await;
+    let app = app.expect("running");
+    let port = app.addr().port();
+    let unused = app.login_link(false);
+    app.stop().await;
     let node = node.expect("running");
-    // Again on the same home: the same secret, kept owner-only.
-    let app = WebApp::start(node.handle(), home.clone(), local(0))
+    // Again on the same port: a new host name, and nothing of the old run
+    // (its cookie, a link it made) lets anyone in. Nothing lasting was
+    // written to the home.
+    let app = WebApp::start(node.handle(), local(port))
         .await
         .expect("starts");
-    assert_eq!(
-        home.web_token().expect("reads").as_deref(),
-        Some(old.as_str())
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("web-token"))
-            .expect("exists")
-            .permissions()
-            .mode();
-        assert_eq!(
-            mode & 0o077,
-            0,
-            "the secret is readable by others: {mode:o}"
-        );
-    }
+    assert_eq!(app.addr().port(), port);
+    assert_ne!(app.host(), old_host);
+    assert!(!dir.join("web-token").exists());
     let addr = app.addr();
-    let with = |token: &str| {
+    let with = |host: &str, session: &str| {
         vec![
-            ("Host", addr.to_string()),
-            (
-                "Cookie",
-                format!("{}={}", access::COOKIE, access::session_value(token)),
-            ),
-            ("Origin", format!("http://{addr}")),
+            ("Host", host.to_owned()),
+            ("Cookie", format!("{}={session}", access::COOKIE)),
+            ("Origin", format!("http://{host}")),
         ]
     };
+    let a = request(addr, "GET", "/status", &with(&old_host, &old_session), "").await;
+    assert_eq!(a.status, 421);
+    assert!(a.body.contains("restarted"), "{}", a.body);
     assert_eq!(
-        request(addr, "GET", "/status", &with(&old), "")
-            .await
-            .status,
-        200
-    );
-    // A new link from the page: this browser gets the new cookie, the old
-    // one stops working.
-    let body = form(&[("_form", &access::form_token(&old))]);
-    let a = request(addr, "POST", "/new-link", &with(&old), &body).await;
-    assert_eq!(a.status, 303);
-    let new = home.web_token().expect("reads").expect("made");
-    assert_ne!(new, old);
-    assert!(
-        a.header("set-cookie")
-            .iter()
-            .any(|c| c.contains(&access::session_value(&new)))
-    );
-    assert_eq!(
-        request(addr, "GET", "/status", &with(&old), "")
+        request(addr, "GET", "/status", &with(app.host(), &old_session), "")
             .await
             .status,
         401
     );
+    let a = request(
+        addr,
+        "GET",
+        &path_of(&unused, &old_host),
+        &[("Host", app.host().to_owned())],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    // Two browsers in; one signs the others out from its page, and keeps in.
+    let (one, two) = (sign_in(&app).await, sign_in(&app).await);
+    let page = request(addr, "GET", "/status", &with(app.host(), &one), "").await;
+    assert_eq!(page.status, 200);
+    let body = form(&[("_form", &form_token_in(&page.body))]);
+    let a = request(addr, "POST", "/new-link", &with(app.host(), &one), &body).await;
+    assert_eq!(a.status, 303);
+    let kept = set_cookie(&a, access::COOKIE).expect("a new session");
+    for gone in [&one, &two] {
+        assert_eq!(
+            request(addr, "GET", "/status", &with(app.host(), gone), "")
+                .await
+                .status,
+            401
+        );
+    }
     assert_eq!(
-        request(addr, "GET", "/status", &with(&new), "")
+        request(addr, "GET", "/status", &with(app.host(), &kept), "")
             .await
             .status,
         200
+    );
+    // A link asked for with `sign_out` lets every browser out.
+    app.login_link(true);
+    assert_eq!(
+        request(addr, "GET", "/status", &with(app.host(), &kept), "")
+            .await
+            .status,
+        401
     );
     app.stop().await;
     timeout(LIMIT, node.shutdown())
@@ -603,26 +672,42 @@ async fn the_secret_survives_a_restart_and_a_new_link_lets_old_browsers_out() {
 }
 
 #[tokio::test]
-async fn it_listens_on_this_machine_only_and_moves_to_a_free_port() {
+async fn it_listens_on_this_machine_only_and_never_moves_to_another_port() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let home = Home::new(dir.path());
     let node = Node::spawn(NodeConfig::loopback(dir.path()))
         .await
         .expect("starts");
-    let outside = SocketAddr::from(([0, 0, 0, 0], 7777));
-    match WebApp::start(node.handle(), home.clone(), outside).await {
-        Err(e @ WebError::NotLoopback(_)) => assert!(e.to_string().contains("127.0.0.1")),
-        other => panic!("expected a refusal, got {other:?}"),
+    for outside in ["0.0.0.0:7777", "127.0.0.2:7777"] {
+        let outside: SocketAddr = outside.parse().expect("an address");
+        match WebApp::start(node.handle(), outside).await {
+            Err(e @ WebError::NotLoopback(_)) => assert!(e.to_string().contains("127.0.0.1")),
+            other => panic!("expected a refusal of {outside}, got {other:?}"),
+        }
     }
-    // A port taken by someone else: the next free one, and it says so.
+    // A port taken by someone else: refused, naming who holds it.
     let taken = std::net::TcpListener::bind(local(0)).expect("binds");
     let port = taken.local_addr().expect("an address").port();
-    let app = WebApp::start(node.handle(), home, local(port))
-        .await
-        .expect("starts");
-    assert_ne!(app.addr().port(), port);
-    assert_eq!(app.moved(), Some(port));
-    app.stop().await;
+    match WebApp::start(node.handle(), local(port)).await {
+        Err(e @ WebError::Taken { .. }) => {
+            let words = e.to_string();
+            assert!(words.contains(&port.to_string()), "{words}");
+            assert!(words.contains("--web 127.0.0.1:PORT"), "{words}");
+            if std::path::Path::new("/proc/net/tcp").exists() {
+                assert!(words.contains("yours (user"), "{words}");
+            }
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop(taken);
+    // Taken on the other loopback only: refused too, since a browser may
+    // try either for a `*.localhost` name.
+    if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
+        let port = v6.local_addr().expect("an address").port();
+        match WebApp::start(node.handle(), local(port)).await {
+            Err(WebError::Taken { .. }) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
     timeout(LIMIT, node.shutdown())
         .await
         .expect("in time")

@@ -78,7 +78,7 @@ pub(crate) enum Command {
         /// Do not look for other devices on the local network
         #[arg(long)]
         no_mdns: bool,
-        /// Where to serve the web app (this machine only; the next free port if taken)
+        /// Where to serve the web app: 127.0.0.1:PORT or [::1]:PORT (a port another program holds is refused)
         #[arg(long, default_value = "127.0.0.1:7777", value_name = "ADDR")]
         web: std::net::SocketAddr,
         /// Do not serve the web app
@@ -88,14 +88,14 @@ pub(crate) enum Command {
         #[arg(long)]
         no_browser: bool,
     },
-    /// The web app's link: open it in a browser on this machine to use your circles there
+    /// A fresh link to the web app: open it in a browser on this machine to use your circles there
     #[command(after_help = "Example: roundtable web --open
-`roundtable up` serves the app and prints this link. Anyone with the link can open your circles on this computer: `--new-link` makes a new one and signs every browser out.")]
+The running node (`roundtable up`) serves the app and makes the link; it works once, within 15 minutes. `--new-link` also signs every browser out.")]
     Web {
         /// Open it in the browser
         #[arg(long)]
         open: bool,
-        /// Make a new link; the old one and every browser holding it stop working
+        /// Sign every browser out first, then make the link
         #[arg(long)]
         new_link: bool,
     },

@@ -61,10 +61,11 @@ pub(crate) fn up(
     web: WebChoice,
 ) -> Result<()> {
     if let Some(addr) = web.addr
-        && !addr.ip().is_loopback()
+        && addr.ip() != std::net::Ipv4Addr::LOCALHOST
+        && addr.ip() != std::net::Ipv6Addr::LOCALHOST
     {
         return Err(bad_input(format!(
-            "--web is for this machine only: give a loopback address such as 127.0.0.1:7777, not {addr}"
+            "--web is for this machine only: give 127.0.0.1:PORT (or [::1]:PORT), such as 127.0.0.1:7777, not {addr}"
         )));
     }
     if backend.node().is_some() {
@@ -84,8 +85,7 @@ pub(crate) fn up(
         let status = h.status().await.map_err(node_error)?;
         let app = match web.addr {
             Some(addr) => {
-                let home = roundtable_store::Home::new(backend.home().root());
-                match WebApp::start(h.clone(), home, addr).await {
+                match WebApp::start(h.clone(), addr).await {
                     Ok(app) => Some(app),
                     Err(e) => {
                         let _ = node.shutdown().await;
@@ -95,13 +95,8 @@ pub(crate) fn up(
             }
             None => None,
         };
-        let link = match &app {
-            Some(app) => {
-                backend.home().set_web_address(&app.addr().to_string())?;
-                Some(app.login_url()?)
-            }
-            None => None,
-        };
+        forget_old_web_files(backend.home().root());
+        let link = app.as_ref().map(|app| app.login_link(false));
         if global.json {
             render::json(&json!({
                 "device": status.device,
@@ -117,11 +112,9 @@ pub(crate) fn up(
             for c in &status.circles {
                 say!("  serving    {} ({})", c.name, c.id.fmt_short());
             }
-            if let (Some(app), Some(link)) = (&app, &link) {
-                if let Some(port) = app.moved() {
-                    say!("Port {port} was taken, so the web app uses {} instead.", app.addr().port());
-                }
-                say!("Open your circle in a browser on this computer:");
+            if let Some(link) = &link {
+                say!("Open your circle in a browser on this computer (the link works once, within 15 minutes;");
+                say!("`roundtable web --open` makes a fresh one while the node runs):");
                 say!("  {link}");
             } else if status.circles.is_empty() {
                 say!("You are in no circle yet. Start one:  roundtable circle create NAME --as YOUR_NAME");
@@ -131,10 +124,10 @@ pub(crate) fn up(
         }
         use std::io::Write;
         let _ = render::out::stdout().flush();
-        if let Some(link) = &link
+        if let Some(app) = &app
             && web.browser
             && desktop_session()
-            && let Err(e) = open::that_detached(link)
+            && let Err(e) = open_in_browser(backend.home().root(), &app.login_link(false))
         {
             tracing::info!("could not open a browser: {e}");
         }
@@ -164,37 +157,84 @@ fn desktop_session() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
-/// `roundtable web`: the link that lets a browser on this machine in.
+/// `roundtable web`: a fresh link, from the running node, that lets a
+/// browser on this machine in. Without a running node there is no link:
+/// one printed from memory could be answered by whoever holds the port now.
 pub(crate) fn web(backend: &Backend, global: &Global, open_it: bool, new_link: bool) -> Result<()> {
-    let home = backend.home();
-    let token = if new_link {
-        roundtable_web::access::new_token(home)?
-    } else {
-        match home.web_token()? {
-            Some(t) => t,
-            None => roundtable_web::access::new_token(home)?,
-        }
+    let Some(client) = backend.node() else {
+        return Err(anyhow::anyhow!(
+            "your node is not running, so there is no link to open: start it with `roundtable up`; it opens your circle in the browser and prints a link"
+        ));
     };
-    let running = backend.node().is_some();
-    let addr: std::net::SocketAddr = home
-        .web_address()?
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 7777)));
-    let link = roundtable_web::access::login_url(addr, &token);
+    let v = Backend::call(client, &ControlRequest::WebLink { sign_out: new_link })?;
+    let link = v["web"]
+        .as_str()
+        .context("the node gave no link")?
+        .to_owned();
+    if open_it {
+        open_in_browser(backend.home().root(), &link)
+            .context("could not open a browser; open the link by hand")?;
+    }
     if global.json {
-        return render::json(&json!({"web": link, "running": running}));
+        return render::json(&json!({"web": link, "running": true}));
     }
     say!("{link}");
-    if !running && !render::silent() {
-        say!("The node is not running; the link works once `roundtable up` runs.");
-    }
-    if new_link && !render::silent() {
-        say!("Every browser that had the old link is signed out.");
-    }
-    if open_it {
-        open::that_detached(&link).context("could not open a browser; open the link by hand")?;
+    if !render::silent() {
+        say!("It works once, within 15 minutes, while this run of the node lasts.");
+        if new_link {
+            say!("Every browser that was signed in is signed out.");
+        }
     }
     Ok(())
+}
+
+/// The page a browser is opened on: it sends the browser on to the login
+/// link. The link goes through this owner-only file, never a command
+/// line, which every user of the machine can read in `/proc`.
+pub(crate) const OPENER: &str = "web-open.html";
+
+/// Opens `link` in the person's browser through [`OPENER`] in the home.
+fn open_in_browser(home: &std::path::Path, link: &str) -> Result<()> {
+    use std::io::Write;
+    let path = home.join(OPENER);
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0; url={link}\">\n<title>Roundtable</title></head>\n<body><p><a href=\"{link}\">Open your circle</a></p></body></html>\n"
+    );
+    // A new file each time, created owner-only: nobody else may read it,
+    // nor have put something in its place.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("could not replace {}", path.display()));
+        }
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    file.write_all(page.as_bytes())?;
+    file.sync_all()?;
+    open::that_detached(url_of_file(&path)?).context("no browser could be started")?;
+    Ok(())
+}
+
+/// `file:///...` for a path.
+fn url_of_file(path: &std::path::Path) -> Result<String> {
+    let path = std::path::absolute(path)?;
+    url::Url::from_file_path(&path)
+        .map(String::from)
+        .map_err(|()| anyhow::anyhow!("{} is not a path a browser can open", path.display()))
+}
+
+/// Files of an earlier design (a lasting secret and the last address), of
+/// no use any more: a lasting secret is one more thing to leak.
+fn forget_old_web_files(home: &std::path::Path) {
+    for name in ["web-token", "web-address"] {
+        let _ = std::fs::remove_file(home.join(name));
+    }
 }
 
 async fn wait_for_stop() {

@@ -77,6 +77,7 @@ pub(crate) async fn page(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="rt-run" content=(app.access.run());
                 title { (title) " · " (heading) }
                 link rel="stylesheet" href="/assets/app.css";
                 link rel="icon" href="/assets/icon.svg" type="image/svg+xml";

@@ -2,7 +2,7 @@
 //! date, when they last synced; the circle as a file; a new link.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use roundtable_core::{CircleId, Timestamp, export};
@@ -49,11 +49,11 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
             p.sub { "Checked " (super::ago(&app, now)) "." }
         }
         section.card aria-labelledby="link-title" {
-            h2 #link-title { "The link to this app" }
-            p { "Anyone holding the link `roundtable up` printed can open your circle on this computer. If it went somewhere it should not have, make a new one: every other browser is signed out, and this one stays in." }
+            h2 #link-title { "Browsers signed in" }
+            p { "Each link to this app works once, for 15 minutes, and only while your node runs; `roundtable web --open` makes a fresh one. If another browser should not be signed in, sign it out: every other browser is signed out, and this one stays in." }
             form method="post" action="/new-link" aria-labelledby="link-title" {
                 (ctx.token())
-                button.quiet type="submit" { "Make a new link" }
+                button.quiet type="submit" { "Sign out every other browser" }
             }
         }
     };
@@ -69,13 +69,12 @@ pub(crate) async fn new_link(
     State(app): State<Shared>,
     _form: Posted,
 ) -> Result<Response, Failure> {
-    let token = access::new_token(&app.home)
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let session = app.access.sign_out_others();
     let mut res = crate::app::saved(
         "/status",
-        "A new link is made; other browsers are signed out. Run `roundtable web` to see it.",
+        "Every other browser is signed out. To sign one in again, run `roundtable web --open` there.",
     );
-    if let Ok(v) = HeaderValue::from_str(&access::session_cookie(&token)) {
+    if let Ok(v) = HeaderValue::from_str(&access::session_cookie(&session)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
