@@ -39,6 +39,13 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
                         }
                     }
                 }
+                @for f in &c.forked {
+                    p.problem role="status" {
+                        (f.name) "'s device" @if !f.device_name.is_empty() { " (" (f.device_name) ")" }
+                        " sent two different versions of the same edit. The circle kept one of them, the same on every device. "
+                        "If " (f.name) " did not copy that device, it may be lost or in someone else's hands: they should sign it out of the circle from their other device."
+                    }
+                }
                 p { "Export: " a href={ "/c/" (c.id) "/export.md" } download { "as a readable document" } " · " a href={ "/c/" (c.id) "/export.json" } download { "as data (JSON)" } }
             }
         }
