@@ -339,19 +339,18 @@ impl Circle {
                 match p.action {
                     PatchAction::PutMap { key, value, .. } => match value.0 {
                         Value::Object(kind) => {
-                            if !matches!(tx.get(&obj, &key)?, Some((Value::Object(k), _)) if k == kind)
-                            {
+                            let there = tx.get(&obj, &key)?;
+                            if !matches!(there, Some((Value::Object(k), _)) if k == kind) {
                                 tx.put_object(&obj, &key, kind)?;
                             }
                         }
                         Value::Scalar(s) => tx.put(&obj, &key, s.into_owned())?,
                     },
-                    PatchAction::DeleteMap { key } => {
-                        if tx.get(&obj, &key)?.is_some() {
-                            tx.delete(&obj, &key)?;
-                        }
+                    PatchAction::DeleteMap { key } if tx.get(&obj, &key)?.is_some() => {
+                        tx.delete(&obj, &key)?;
                     }
-                    // The circle keeps maps and plain values only.
+                    // Gone already; and the circle keeps maps and plain
+                    // values only.
                     _ => {}
                 }
             }
