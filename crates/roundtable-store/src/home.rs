@@ -26,7 +26,6 @@ const DEVICE_KEY: &str = "device.key";
 const MEMBER_KEY: &str = "member.key";
 const CIRCLES: &str = "circles";
 const SECRETS: &str = "secrets";
-const WEB_TOKEN: &str = "web-token";
 const HEADS: &str = "heads";
 const PEERS: &str = "peers";
 const FORGET: &str = "forget";
@@ -62,7 +61,6 @@ impl NodeRecord {
         }
     }
 }
-const WEB_ADDRESS: &str = "web-address";
 
 /// Proof that this process is the home's only writer. Every method that
 /// writes asks for one.
@@ -328,44 +326,6 @@ impl Home {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", &path, e)),
         }
-    }
-
-    /// The secret that lets a browser on this machine into the web app, if
-    /// one was made. Kept owner-only in the home, like the keys.
-    pub fn web_token(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .read_file(WEB_TOKEN)?
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty()))
-    }
-
-    /// Replaces the web app's secret; browsers holding the old one are let
-    /// out. It needs no writer's lock: the file is only ever replaced whole,
-    /// atomically, so the running node's web app and `roundtable web
-    /// --new-link` may both write it.
-    pub fn set_web_token(&self, token: &str) -> Result<(), StoreError> {
-        crate::files::create_dir_durably(self.fs.as_ref(), &self.root)?;
-        let path = self.root.join(WEB_TOKEN);
-        crate::files::write_durably(self.fs.as_ref(), &path, token.as_bytes())
-    }
-
-    /// Where the running node's web app listens (`127.0.0.1:7777`), as
-    /// `roundtable up` last said.
-    pub fn web_address(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .read_file(WEB_ADDRESS)?
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty()))
-    }
-
-    /// Records where the web app listens; like [`Home::set_web_token`], a
-    /// whole-file replace that needs no writer's lock.
-    pub fn set_web_address(&self, addr: &str) -> Result<(), StoreError> {
-        crate::files::create_dir_durably(self.fs.as_ref(), &self.root)?;
-        let path = self.root.join(WEB_ADDRESS);
-        crate::files::write_durably(self.fs.as_ref(), &path, addr.as_bytes())
     }
 
     /// Forgets a circle: its files, keys, signed heads and sync state are
