@@ -1,0 +1,5 @@
+//! The Roundtable steward: an always-on peer that keeps a circle's sealed
+//! changes and carries them between devices that are never awake at the
+//! same time, without being able to read them.
+
+pub mod blobs;
