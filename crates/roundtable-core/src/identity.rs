@@ -107,6 +107,11 @@ impl DeviceKey {
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.0.sign(msg).to_bytes()
     }
+
+    /// The signing key itself (for the X25519 of key boxes).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
 }
 
 /// Whether `sig` is `device`'s signature over `msg` (strict verification).

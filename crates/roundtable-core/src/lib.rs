@@ -56,6 +56,7 @@ pub mod quiet;
 pub mod schema;
 mod shape;
 mod standing;
+pub mod steward;
 pub mod sync;
 pub mod time;
 pub mod view;

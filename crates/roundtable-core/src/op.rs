@@ -176,6 +176,16 @@ pub enum Op {
         /// The proposal.
         proposal: EntityId,
     },
+    /// Has the circle kept by a steward too (its ticket).
+    AddSteward {
+        /// The steward's ticket.
+        ticket: String,
+    },
+    /// Stops the circle using a steward.
+    RemoveSteward {
+        /// Its record in the circle.
+        id: EntityId,
+    },
 }
 
 impl Op {
@@ -209,6 +219,8 @@ impl Op {
             Op::ProposeRemoval { .. } => "remove propose",
             Op::Consent { .. } => "remove consent",
             Op::Withdraw { .. } => "remove withdraw",
+            Op::AddSteward { .. } => "steward add",
+            Op::RemoveSteward { .. } => "steward remove",
         }
     }
 }
@@ -345,6 +357,11 @@ impl Circle {
             }
             Op::Withdraw { proposal } => {
                 self.withdraw_removal(me, *proposal, now)?;
+                None
+            }
+            Op::AddSteward { ticket } => Some(self.add_steward(me, ticket, now, rng)?.0),
+            Op::RemoveSteward { id } => {
+                self.remove_steward(me, *id, now)?;
                 None
             }
         })

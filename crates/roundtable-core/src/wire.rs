@@ -162,6 +162,89 @@ pub enum Body {
     },
 }
 
+/// Steward protocol: what a device asks of a steward, one shelf per
+/// stream (see [`crate::steward`] and PROTOCOL.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StewardRequest {
+    /// Opens a shelf of a locker, proving the key it is named by.
+    Open {
+        /// The locker (from the circle's steward record).
+        locker: [u8; 16],
+        /// The shelf: the verifying key derived from a circle key.
+        shelf: [u8; 32],
+        /// The shelf key's signature over the steward, locker, shelf and
+        /// the connecting device (64 bytes).
+        proof: Vec<u8>,
+    },
+    /// What lies on the shelf after `after`, except what this device put
+    /// there itself, up to about `max_bytes`.
+    Fetch {
+        /// The last number already had.
+        after: u64,
+        /// How much to send at most (one item always goes).
+        max_bytes: u32,
+    },
+    /// Puts a sealed item on the shelf; with `supersede_below`, the
+    /// changes and snapshots numbered below it are dropped once it is kept.
+    Put {
+        /// Its kind ([`crate::steward::ShelfKind`] as a byte).
+        kind: u8,
+        /// The sealed bytes.
+        bytes: Vec<u8>,
+        /// What it supersedes.
+        supersede_below: Option<u64>,
+    },
+    /// From now on, send what others put on this shelf as it arrives.
+    Watch,
+}
+
+/// One item on a shelf, as a steward hands it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShelfEntry {
+    /// Its number on the shelf (increasing).
+    pub seq: u64,
+    /// Its kind, as labelled when it was put.
+    pub kind: u8,
+    /// The sealed bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Steward protocol: the answers, in order, and what arrives while
+/// watching.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StewardReply {
+    /// The shelf is open.
+    Opened {
+        /// The newest number on it.
+        last: u64,
+        /// The bytes it holds.
+        bytes: u64,
+    },
+    /// Items after the asked number, oldest first.
+    Items {
+        /// The items.
+        items: Vec<ShelfEntry>,
+        /// The newest number they reach (those this device put skipped).
+        upto: u64,
+        /// Whether more are waiting.
+        more: bool,
+    },
+    /// The item was kept, durably.
+    Stored {
+        /// Its number.
+        seq: u64,
+        /// The bytes the shelf now holds.
+        bytes: u64,
+    },
+    /// Another device put this while this one watched.
+    Arrived(ShelfEntry),
+    /// Not done, and why, in words for the person.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use iroh::endpoint::{
 };
 use tracing::debug;
 
-use crate::JOIN_ALPN;
+use crate::{JOIN_ALPN, STEWARD_ALPN};
 
 /// The set of devices admitted to at least one circle we serve, and the
 /// connections open with them. Cheap to clone; the node updates it whenever
@@ -97,6 +97,11 @@ pub(crate) struct AdmissionHook {
 impl EndpointHooks for AdmissionHook {
     async fn after_handshake(&self, conn: &Connection) -> AfterHandshakeOutcome {
         if conn.alpn() == JOIN_ALPN {
+            return AfterHandshakeOutcome::Accept;
+        }
+        // A steward is no device of a circle: this device dials it, and
+        // never serves its protocol.
+        if conn.alpn() == STEWARD_ALPN && conn.side() == Side::Client {
             return AfterHandshakeOutcome::Accept;
         }
         let remote = conn.remote_id();

@@ -42,13 +42,15 @@ pub use iroh::{EndpointAddr, EndpointId, RelayUrl, TransportAddr};
 pub use iroh_gossip::TopicId;
 pub use iroh_gossip::api::GossipTopic;
 pub use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
-pub use net::{Dialer, Incoming, Net, NetError};
-pub use ticket::{CircleTicket, TicketError};
+pub use net::{Dialer, Incoming, Net, NetError, StewardNet};
+pub use ticket::{CircleTicket, StewardTicket, TicketError};
 
 /// The sync protocol: Automerge sync over one bi-directional stream.
 pub const SYNC_ALPN: &[u8] = b"roundtable/sync/1";
 /// The join protocol: redeeming an invite.
 pub const JOIN_ALPN: &[u8] = b"roundtable/join/1";
+/// The steward protocol: a device reaching a steward (see `roundtable_core::steward`).
+pub const STEWARD_ALPN: &[u8] = b"roundtable/steward/1";
 /// iroh-gossip's protocol.
 pub const GOSSIP_ALPN: &[u8] = iroh_gossip::ALPN;
 

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use crate::admission::{AdmissionHook, Admitted};
 use crate::config::{NetConfig, RelayChoice};
-use crate::{GOSSIP_ALPN, GOSSIP_MAX_MESSAGE, JOIN_ALPN, SYNC_ALPN};
+use crate::{GOSSIP_ALPN, GOSSIP_MAX_MESSAGE, JOIN_ALPN, STEWARD_ALPN, SYNC_ALPN};
 
 /// A connection accepted on one of our own protocols, for the node to serve.
 #[derive(Debug)]
@@ -67,6 +67,51 @@ impl ProtocolHandler for Forward {
         }
         Ok(())
     }
+}
+
+/// An endpoint with the device's (or steward's) key, listening where the
+/// configuration says, with the relay it names and mDNS if asked.
+async fn endpoint(
+    secret: [u8; 32],
+    config: &NetConfig,
+    hooks: Option<AdmissionHook>,
+) -> Result<(Endpoint, MemoryLookup), NetError> {
+    let memory = MemoryLookup::new();
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&secret))
+        .clear_ip_transports();
+    for addr in &config.listen {
+        builder = builder.bind_addr(*addr).map_err(|e| NetError::Listen {
+            addr: *addr,
+            reason: e.to_string(),
+        })?;
+    }
+    let relay = match &config.relay {
+        RelayChoice::Disabled => RelayMode::Disabled,
+        RelayChoice::Default => RelayMode::Default,
+        // No QUIC address discovery: a circle's own relay needs only its URL.
+        RelayChoice::Custom(url) => {
+            RelayMode::Custom(RelayMap::from(RelayConfig::new(url.clone(), None)))
+        }
+    };
+    let mut builder = builder.relay_mode(relay).address_lookup(memory.clone());
+    if let Some(hooks) = hooks {
+        builder = builder.hooks(hooks);
+    }
+    let endpoint = builder
+        .bind()
+        .await
+        .map_err(|e| NetError::Bind(e.to_string()))?;
+    if config.mdns {
+        match MdnsAddressLookup::builder().build(endpoint.id()) {
+            Ok(mdns) => match endpoint.address_lookup() {
+                Ok(lookups) => lookups.add(mdns),
+                Err(e) => warn!("local network discovery is off: {e}"),
+            },
+            Err(e) => warn!("local network discovery is off: {e}"),
+        }
+    }
+    Ok((endpoint, memory))
 }
 
 /// One device on the network.
@@ -146,42 +191,14 @@ impl Net {
         admitted: Admitted,
         incoming: mpsc::Sender<Incoming>,
     ) -> Result<Self, NetError> {
-        let memory = MemoryLookup::new();
-        let mut builder = Endpoint::builder(presets::Minimal)
-            .secret_key(SecretKey::from_bytes(&secret))
-            .clear_ip_transports();
-        for addr in &config.listen {
-            builder = builder.bind_addr(*addr).map_err(|e| NetError::Listen {
-                addr: *addr,
-                reason: e.to_string(),
-            })?;
-        }
-        let relay = match &config.relay {
-            RelayChoice::Disabled => RelayMode::Disabled,
-            RelayChoice::Default => RelayMode::Default,
-            // No QUIC address discovery: a circle's own relay needs only its URL.
-            RelayChoice::Custom(url) => {
-                RelayMode::Custom(RelayMap::from(RelayConfig::new(url.clone(), None)))
-            }
-        };
-        let endpoint = builder
-            .relay_mode(relay)
-            .address_lookup(memory.clone())
-            .hooks(AdmissionHook {
+        let (endpoint, memory) = endpoint(
+            secret,
+            config,
+            Some(AdmissionHook {
                 admitted: admitted.clone(),
-            })
-            .bind()
-            .await
-            .map_err(|e| NetError::Bind(e.to_string()))?;
-        if config.mdns {
-            match MdnsAddressLookup::builder().build(endpoint.id()) {
-                Ok(mdns) => match endpoint.address_lookup() {
-                    Ok(lookups) => lookups.add(mdns),
-                    Err(e) => warn!("local network discovery is off: {e}"),
-                },
-                Err(e) => warn!("local network discovery is off: {e}"),
-            }
-        }
+            }),
+        )
+        .await?;
         let gossip = Gossip::builder()
             .max_message_size(GOSSIP_MAX_MESSAGE)
             .spawn(endpoint.clone());
@@ -246,6 +263,65 @@ impl Net {
 
     /// Shuts down in order: protocol handlers (gossip leaves its topics),
     /// then the endpoint closes its connections.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.router.shutdown().await {
+            warn!("network shutdown: {e}");
+        }
+    }
+}
+
+/// A steward on the network: it serves only the steward protocol, to
+/// anyone (whether a device may open a shelf is the steward's to check).
+#[derive(Debug)]
+pub struct StewardNet {
+    endpoint: Endpoint,
+    router: Router,
+}
+
+/// Hands steward connections over.
+#[derive(Debug, Clone)]
+struct ForwardSteward(mpsc::Sender<Connection>);
+
+impl ProtocolHandler for ForwardSteward {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        if self.0.send(conn).await.is_err() {
+            debug!("steward is shutting down; dropping a connection");
+        }
+        Ok(())
+    }
+}
+
+impl StewardNet {
+    /// Starts the steward's endpoint with its secret key; connections on
+    /// the steward protocol go to `incoming`.
+    pub async fn bind(
+        secret: [u8; 32],
+        config: &NetConfig,
+        incoming: mpsc::Sender<Connection>,
+    ) -> Result<Self, NetError> {
+        let (endpoint, _memory) = endpoint(secret, config, None).await?;
+        let router = Router::builder(endpoint.clone())
+            .accept(STEWARD_ALPN, ForwardSteward(incoming))
+            .spawn();
+        Ok(Self { endpoint, router })
+    }
+
+    /// The steward's id.
+    pub fn id(&self) -> EndpointId {
+        self.endpoint.id()
+    }
+
+    /// How devices reach it.
+    pub fn addr(&self) -> EndpointAddr {
+        self.endpoint.addr()
+    }
+
+    /// The local UDP sockets, with their ports.
+    pub fn bound_sockets(&self) -> Vec<std::net::SocketAddr> {
+        self.endpoint.bound_sockets()
+    }
+
+    /// Closes every connection and stops.
     pub async fn shutdown(self) {
         if let Err(e) = self.router.shutdown().await {
             warn!("network shutdown: {e}");

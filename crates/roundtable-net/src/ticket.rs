@@ -149,6 +149,16 @@ pub enum TicketError {
         "this is not a Roundtable ticket (it should start with \"roundtable\"); ask for a new one"
     )]
     WrongPrefix,
+    /// A steward's ticket where an invite was expected.
+    #[error(
+        "this is a steward's ticket, not an invite: add it with `roundtable steward add TICKET`"
+    )]
+    StewardNotInvite,
+    /// Something else where a steward's ticket was expected.
+    #[error(
+        "this is not a steward's ticket (it should start with \"roundtablesteward\"); ask its operator for `roundtable steward ticket`"
+    )]
+    NotASteward,
     /// Cut short, mistyped, or altered.
     #[error("this ticket is damaged or incomplete ({0}); copy the whole line again")]
     Damaged(String),
@@ -191,6 +201,9 @@ impl CircleTicket {
     /// long lines.
     pub fn parse(line: &str) -> Result<Self, TicketError> {
         let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        if line.starts_with(StewardTicket::KIND) {
+            return Err(TicketError::StewardNotInvite);
+        }
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::WrongPrefix);
         }
@@ -203,6 +216,76 @@ impl CircleTicket {
                 other => other.to_string(),
             };
             TicketError::Damaged(why)
+        })
+    }
+}
+
+/// Where to reach a steward, as its operator hands it out: one line,
+/// `roundtablesteward` and base32 of its address and a checksum. It holds
+/// no secret: the steward's id is proved by TLS when a device connects,
+/// and the addresses are hints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StewardTicket {
+    /// The steward's id and addresses.
+    pub addr: EndpointAddr,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StewardWire {
+    V1 { addr: EndpointAddr },
+}
+
+impl Ticket for StewardTicket {
+    const KIND: &'static str = "roundtablesteward";
+
+    fn encode_bytes(&self) -> Vec<u8> {
+        let mut body = postcard::to_stdvec(&StewardWire::V1 {
+            addr: self.addr.clone(),
+        })
+        .unwrap_or_default();
+        let sum = checksum(&body);
+        body.extend_from_slice(&sum);
+        body
+    }
+
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
+        if bytes.len() < CHECKSUM {
+            return Err(ParseError::verification_failed("too short"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
+        if checksum(body) != sum {
+            return Err(ParseError::verification_failed("checksum mismatch"));
+        }
+        let StewardWire::V1 { addr } = postcard::from_bytes(body)?;
+        Ok(Self { addr })
+    }
+}
+
+impl StewardTicket {
+    /// The steward's id.
+    pub fn id(&self) -> [u8; 32] {
+        *self.addr.id.as_bytes()
+    }
+
+    /// The ticket as one line of text.
+    pub fn to_line(&self) -> String {
+        self.encode_string()
+    }
+
+    /// Reads a steward's ticket someone pasted (white space anywhere is
+    /// ignored). Pure; never panics (fuzzed).
+    pub fn parse(line: &str) -> Result<Self, TicketError> {
+        let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        if !line.starts_with(Self::KIND) {
+            return Err(TicketError::NotASteward);
+        }
+        Self::decode_string(&line).map_err(|e| {
+            TicketError::Damaged(match e {
+                ParseError::Encoding { .. } => "not valid base32".to_owned(),
+                ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
+                ParseError::Verify { message, .. } => message.to_owned(),
+                other => other.to_string(),
+            })
         })
     }
 }
@@ -277,6 +360,30 @@ mod tests {
         ));
         assert!(matches!(
             CircleTicket::parse("roundtable"),
+            Err(TicketError::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn a_steward_ticket_round_trips_and_is_told_from_an_invite() {
+        let key = DeviceKey::from_seed(&[6; 32]);
+        let id = iroh::PublicKey::from_bytes(key.id().as_bytes()).unwrap();
+        let t = StewardTicket {
+            addr: EndpointAddr::new(id).with_ip_addr("127.0.0.1:4243".parse().unwrap()),
+        };
+        let line = t.to_line();
+        assert!(line.starts_with("roundtablesteward"), "{line}");
+        assert_eq!(StewardTicket::parse(&format!(" {line}\n")).unwrap(), t);
+        assert_eq!(
+            CircleTicket::parse(&line),
+            Err(TicketError::StewardNotInvite)
+        );
+        assert_eq!(
+            StewardTicket::parse(&ticket().to_line()),
+            Err(TicketError::NotASteward)
+        );
+        assert!(matches!(
+            StewardTicket::parse(&line[..line.len() - 3]),
             Err(TicketError::Damaged(_))
         ));
     }
