@@ -3,3 +3,6 @@
 //! same time, without being able to read them.
 
 pub mod blobs;
+pub mod keeper;
+
+pub use keeper::{Keeper, KeeperStatus, Limits, Session};
