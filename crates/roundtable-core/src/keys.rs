@@ -195,6 +195,11 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// Every candidate held for the epoch, the active one among them.
+    pub fn candidates(&self) -> &[EpochKey] {
+        &self.candidates
+    }
+
     /// A keyring holding one key.
     pub fn with(key: EpochKey) -> Self {
         Self {

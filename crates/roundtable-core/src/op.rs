@@ -180,6 +180,8 @@ pub enum Op {
     AddSteward {
         /// The steward's ticket.
         ticket: String,
+        /// Its id, as the ticket says.
+        steward: DeviceId,
     },
     /// Stops the circle using a steward.
     RemoveSteward {
@@ -359,7 +361,9 @@ impl Circle {
                 self.withdraw_removal(me, *proposal, now)?;
                 None
             }
-            Op::AddSteward { ticket } => Some(self.add_steward(me, ticket, now, rng)?.0),
+            Op::AddSteward { ticket, steward } => {
+                Some(self.add_steward(me, ticket, *steward, now, rng)?.0)
+            }
             Op::RemoveSteward { id } => {
                 self.remove_steward(me, *id, now)?;
                 None

@@ -363,6 +363,9 @@ pub struct StewardRecord {
     pub id: EntityId,
     /// The steward's ticket, as its operator gave it.
     pub ticket: String,
+    /// The steward's id (its ticket's; a device uses a record only when
+    /// the two agree).
+    pub steward: DeviceId,
     /// Where it keeps this circle.
     pub locker: LockerId,
     /// Who added it.
@@ -417,6 +420,7 @@ impl Circle {
         &mut self,
         me: MemberId,
         ticket: &str,
+        steward: DeviceId,
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<(EntityId, LockerId), CoreError> {
@@ -452,6 +456,7 @@ impl Circle {
             let rec = tx.put_object(&stewards, id.to_string(), ObjType::Map)?;
             use automerge::transaction::Transactable;
             tx.put(&rec, "ticket", ticket)?;
+            tx.put(&rec, "steward", steward.to_string())?;
             tx.put(&rec, "locker", locker.to_hex())?;
             tx.put(&rec, "by", me.to_string())?;
             tx.put(&rec, "at", now.as_millis())?;
@@ -506,6 +511,7 @@ fn read_record(doc: &automerge::Automerge, rec: &ObjId, id: EntityId) -> Option<
         return None;
     }
     let locker = LockerId::from_hex(&text("locker")?)?;
+    let steward = text("steward")?.parse().ok()?;
     let added_at = match scalar(doc, rec, "at")? {
         ScalarValue::Int(n) => Timestamp::from_millis(n),
         _ => return None,
@@ -513,11 +519,33 @@ fn read_record(doc: &automerge::Automerge, rec: &ObjId, id: EntityId) -> Option<
     Some(StewardRecord {
         id,
         ticket,
+        steward,
         locker,
         added_by: text("by").and_then(|s| s.parse().ok()),
         added_at,
         removed_by: text("removed_by").and_then(|s| s.parse().ok()),
     })
+}
+
+/// What a batch of changes (or a saved document) covers: the devices
+/// that wrote them, and their heads (the changes no other in the batch
+/// builds on). Never panics; `None` when the bytes are no changes.
+pub fn covered_by(bytes: &[u8]) -> Option<(std::collections::BTreeSet<DeviceId>, Vec<automerge::ChangeHash>)> {
+    let changes = crate::equivocation::changes_in(bytes).ok()?;
+    let mut devices = std::collections::BTreeSet::new();
+    let mut deps = std::collections::BTreeSet::new();
+    for c in &changes {
+        if let Some((d, _)) = crate::circle::device_of(c.actor_id()) {
+            devices.insert(d);
+        }
+        deps.extend(c.deps().iter().copied());
+    }
+    let heads = changes
+        .iter()
+        .map(|c| c.hash())
+        .filter(|h| !deps.contains(h))
+        .collect();
+    Some((devices, heads))
 }
 
 fn hex(b: &[u8]) -> String {

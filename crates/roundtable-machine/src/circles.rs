@@ -94,6 +94,10 @@ impl Machine {
                 reading: None,
                 compact_failing: false,
                 forked: BTreeMap::new(),
+                stewards: stewards::Stewards::restore(
+                    self.home.read_record(NodeRecord::Stewards(id)).ok().flatten(),
+                ),
+                steward_due: true,
             },
         );
         if self.circles[&id].book.len() != kept {

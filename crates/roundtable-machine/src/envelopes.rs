@@ -39,6 +39,11 @@ impl Machine {
         if let Some(bytes) = sealed {
             self.outbox.push(Output::Broadcast { circle, bytes });
         }
+        // The stewards watched get it at once too.
+        self.push_to_stewards(circle, rng);
+        if let Some(s) = self.circles.get_mut(&circle) {
+            s.steward_due = false;
+        }
     }
 
     /// A device joined the circle's gossip neighbourhood: it may have

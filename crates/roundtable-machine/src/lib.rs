@@ -54,12 +54,14 @@ pub mod rate;
 pub mod schedule;
 mod session;
 mod status;
+mod stewards;
 mod sync;
 
 pub use rate::Delayed;
 use schedule::Schedule;
 pub use schedule::Timing;
 pub use session::{MAX_OPENING, SessionError, SessionId, Step, SyncRefusal};
+pub use stewards::{StewardSession, StewardStatus};
 
 /// The time an input happened: the monotonic clock the schedule counts
 /// with, and the wall clock records are stamped with.
@@ -128,6 +130,32 @@ pub enum Output {
     },
     /// A sync with this device went through: keep where it was reached.
     Reached(DeviceId),
+    /// Reach a steward (where its ticket says; it must prove `steward`),
+    /// open a stream of the steward protocol, send these requests, and
+    /// hand every reply to [`Machine::steward_reply`] (or the failure to
+    /// [`Machine::steward_broken`]).
+    StewardOpen {
+        /// The session.
+        session: StewardSession,
+        /// The steward's ticket.
+        ticket: String,
+        /// The steward's id, which its ticket must name.
+        steward: DeviceId,
+        /// What to send first.
+        requests: Vec<roundtable_core::wire::StewardRequest>,
+    },
+    /// Send these on the session's stream.
+    StewardSend {
+        /// The session.
+        session: StewardSession,
+        /// What to send.
+        requests: Vec<roundtable_core::wire::StewardRequest>,
+    },
+    /// Close the session's stream.
+    StewardClose {
+        /// The session.
+        session: StewardSession,
+    },
 }
 
 /// What went wrong, as the machine says it.
@@ -249,6 +277,9 @@ pub struct CircleStatus {
     /// devices do so as soon as they see it).
     #[serde(default)]
     pub forked: Vec<ForkedDevice>,
+    /// The stewards that keep it, and how each stands.
+    #[serde(default)]
+    pub stewards: Vec<StewardStatus>,
 }
 
 /// A device in [`CircleStatus::forked`].
@@ -412,6 +443,10 @@ struct Served {
     /// Devices found to have signed two different changes under one
     /// number, and which the circle kept (one entry per device).
     forked: BTreeMap<DeviceId, roundtable_core::equivocation::Equivocation>,
+    /// Its stewards, as this device deals with them.
+    stewards: stewards::Stewards,
+    /// Changed since its stewards were last given what they lack.
+    steward_due: bool,
 }
 
 impl Served {
@@ -453,6 +488,8 @@ pub struct Machine {
     refused: BTreeMap<String, u64>,
     /// What each device's gossip may bring, and what waits past that.
     inflows: rate::Inflows,
+    /// The last steward session's number.
+    steward_tokens: u64,
     outbox: Vec<Output>,
 }
 
@@ -493,6 +530,7 @@ impl Machine {
             dropped: BTreeMap::new(),
             refused: BTreeMap::new(),
             inflows: rate::Inflows::new(),
+            steward_tokens: 0,
             outbox: Vec::new(),
         };
         for id in ids {
@@ -608,6 +646,9 @@ impl Machine {
     /// peer's backoff would say).
     fn changed(&mut self, circle: CircleId, now: Now) {
         self.emit(Event::Changed { circle });
+        if let Some(s) = self.circles.get_mut(&circle) {
+            s.steward_due = true;
+        }
         self.schedule
             .handle(schedule::Input::Changed { circle }, now.mono);
     }
@@ -704,6 +745,15 @@ impl Machine {
         self.release_held(now, rng);
         let outputs = self.schedule.handle(schedule::Input::Tick, now.mono);
         self.carry_out(outputs, rng);
+        self.tick_stewards(now);
+        let due: Vec<CircleId> = self
+            .circles
+            .iter_mut()
+            .filter_map(|(id, s)| std::mem::take(&mut s.steward_due).then_some(*id))
+            .collect();
+        for circle in due {
+            self.push_to_stewards(circle, rng);
+        }
         self.save_books();
         self.compact_due();
     }

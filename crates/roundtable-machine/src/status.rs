@@ -57,6 +57,7 @@ impl Machine {
                     connected: neighbours.iter().copied().collect(),
                     devices,
                     forked,
+                    stewards: self.steward_status(*id),
                 }
             })
             .collect();

@@ -188,6 +188,11 @@ impl CircleStore {
         Ok(())
     }
 
+    /// The size of the circle's snapshot on disk: about its size saved.
+    pub fn snapshot_len(&self) -> u64 {
+        self.files.snapshot_len()
+    }
+
     /// Leaves folding the log into the snapshot to [`Self::compact_if_due`],
     /// so a write (an edit, changes from a peer) is acknowledged as soon as
     /// it is durable, without rewriting the snapshot first. A node calls it

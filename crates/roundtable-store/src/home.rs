@@ -29,6 +29,7 @@ const SECRETS: &str = "secrets";
 const HEADS: &str = "heads";
 const PEERS: &str = "peers";
 const FORGET: &str = "forget";
+const STEWARDS: &str = "stewards";
 const ADDRESSES: &str = "addresses.json";
 
 /// The node's own records in the home, each a small file written whole
@@ -49,6 +50,8 @@ pub enum NodeRecord {
     AddressBook,
     /// A circle this member left, to forget once the others know.
     Forget(CircleId),
+    /// Where this device stands with a circle's stewards.
+    Stewards(CircleId),
 }
 
 impl NodeRecord {
@@ -58,6 +61,7 @@ impl NodeRecord {
             NodeRecord::PeerSync { circle, peer } => format!("{PEERS}/{circle}/{peer}"),
             NodeRecord::AddressBook => ADDRESSES.to_owned(),
             NodeRecord::Forget(c) => format!("{FORGET}/{c}"),
+            NodeRecord::Stewards(c) => format!("{STEWARDS}/{c}"),
         }
     }
 }
@@ -336,6 +340,7 @@ impl Home {
             format!("{SECRETS}/{id}"),
             NodeRecord::HeadBook(id).path(),
             format!("{PEERS}/{id}"),
+            NodeRecord::Stewards(id).path(),
             NodeRecord::Forget(id).path(),
         ] {
             let path = self.root().join(&rel);

@@ -1,0 +1,1002 @@
+//! Stewards: the path through an always-on peer that keeps the circle's
+//! changes sealed (see `roundtable_core::steward`).
+//!
+//! For each steward the circle records, this device keeps one session
+//! open on the shelf of its current circle key: it opens it with the key's
+//! proof, fetches what lies there after what it had, applies it as it
+//! would a peer's changes (proven, or refused), puts there what the shelf
+//! lacks of its own copy, folds the shelf into a snapshot once it has
+//! grown past twice the circle's size, and then watches: others' items
+//! arrive as they are put, and its own edits go up as they are made.
+//!
+//! When its key changes (an epoch moved, or the candidates settled on
+//! another), the shelves of the keys it held before are visited once:
+//! what lies there is fetched and applied, the new key is left there
+//! boxed to every device still in, and what was fetched is superseded by
+//! that. A device asleep through the change finds its box on the shelf it
+//! knows, and moves on.
+//!
+//! A steward that answers with less than it had (its newest number lower
+//! than one seen) is marked stale, and everything is put there again.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use roundtable_core::steward::{self as st, ShelfItem, ShelfKey, ShelfKind};
+use roundtable_core::wire::{ShelfEntry, StewardReply, StewardRequest};
+
+use super::*;
+
+/// How much a fetch asks for at once.
+const FETCH_BYTES: u32 = 4 * 1024 * 1024;
+/// A shelf is folded into a snapshot once it holds more than this many
+/// times the circle's size (and at least [`FOLD_FLOOR`]).
+const FOLD_FACTOR: u64 = 2;
+/// Below this, a shelf is never folded.
+const FOLD_FLOOR: u64 = 64 * 1024;
+/// The longest wait between tries at an unreachable steward.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The first wait after a failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// Keys of earlier shelves kept to visit, at most.
+const MAX_VISITS: usize = 16;
+
+/// One session with one steward about one circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StewardSession {
+    /// Which circle.
+    pub circle: CircleId,
+    /// Which steward (its record in the circle).
+    pub steward: EntityId,
+    /// Which session (a fresh one each time).
+    pub token: u64,
+}
+
+/// A key as kept to visit its shelf later.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct KeptKey {
+    epoch: u64,
+    by: [u8; 32],
+    key: [u8; 32],
+}
+
+impl KeptKey {
+    fn of(k: &EpochKey) -> Self {
+        Self {
+            epoch: k.epoch,
+            by: k.by,
+            key: *k.secret(),
+        }
+    }
+
+    fn shelf_key(&self, circle: CircleId) -> ShelfKey {
+        ShelfKey::of(circle, &EpochKey::new(self.epoch, self.by, self.key))
+    }
+}
+
+impl Drop for KeptKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+/// Where this device stands with one shelf at one steward.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Mark {
+    /// Everything up to this number was fetched (or was this device's).
+    after: u64,
+    /// The shelf holds every change these reach.
+    frontier: Vec<[u8; 32]>,
+    /// The newest number seen on the shelf.
+    highest: u64,
+    /// The size of the last snapshot this device put there.
+    snapshot: u64,
+}
+
+/// What is kept between runs, per circle.
+#[derive(Default, Serialize, Deserialize)]
+struct Kept {
+    /// By steward record, then shelf.
+    marks: BTreeMap<EntityId, BTreeMap<[u8; 32], Mark>>,
+    /// When each steward was last reached (ms since 1970).
+    reached: BTreeMap<EntityId, i64>,
+    /// The key this device used last.
+    active: Option<KeptKey>,
+    /// Keys held before, whose shelves are still to visit, and at which
+    /// stewards they were visited.
+    visits: Vec<(KeptKey, BTreeSet<EntityId>)>,
+}
+
+/// What a reply is expected next.
+#[derive(Debug)]
+enum Expect {
+    Opened,
+    Items,
+    Stored { kind: ShelfKind, heads: Vec<[u8; 32]> },
+    Watching,
+}
+
+#[derive(Debug)]
+struct Open {
+    token: u64,
+    shelf: [u8; 32],
+    key: ShelfKey,
+    /// A visit to an earlier key's shelf.
+    visit: bool,
+    expect: VecDeque<Expect>,
+    watching: bool,
+    /// A put is under way; another is due after it.
+    putting: bool,
+    put_again: bool,
+    shelf_bytes: u64,
+    /// All of the shelf was fetched.
+    caught_up: bool,
+}
+
+#[derive(Debug, Default)]
+struct Link {
+    open: Option<Open>,
+    next_try: Option<Instant>,
+    backoff: Option<Duration>,
+    error: Option<String>,
+    stale: Option<String>,
+}
+
+/// The stewards of one served circle, as this device deals with them.
+#[derive(Default)]
+pub(crate) struct Stewards {
+    kept: Kept,
+    dirty: bool,
+    links: BTreeMap<EntityId, Link>,
+}
+
+impl Stewards {
+    pub(crate) fn restore(bytes: Option<Vec<u8>>) -> Self {
+        Self {
+            kept: bytes
+                .and_then(|b| postcard::from_bytes(&b).ok())
+                .unwrap_or_default(),
+            dirty: false,
+            links: BTreeMap::new(),
+        }
+    }
+}
+
+/// A steward in [`CircleStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StewardStatus {
+    /// Its record in the circle.
+    pub id: EntityId,
+    /// Its id.
+    pub steward: DeviceId,
+    /// Its ticket.
+    pub ticket: String,
+    /// Who added it.
+    pub added_by: String,
+    /// When this device last reached it.
+    pub last_reached: Option<Timestamp>,
+    /// Connected now, and told of what others put.
+    pub connected: bool,
+    /// Why the last try failed, if it did.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Set when it answered with less than it had kept.
+    #[serde(default)]
+    pub stale: Option<String>,
+}
+
+/// What applying a shelf item did.
+#[derive(Debug, Default)]
+struct Took {
+    changed: bool,
+    key: bool,
+}
+
+impl Machine {
+    fn next_steward_token(&mut self) -> u64 {
+        self.steward_tokens += 1;
+        self.steward_tokens
+    }
+
+    /// The stewards a circle uses now whose records this build can use.
+    fn usable_stewards(&self, circle: CircleId) -> Vec<st::StewardRecord> {
+        self.circles
+            .get(&circle)
+            .map(|s| {
+                s.store
+                    .circle()
+                    .stewards()
+                    .into_iter()
+                    .filter(|r| r.removed_by.is_none())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// At each tick: notices a key change, closes sessions of stewards no
+    /// longer used, and opens those that are due.
+    pub(crate) fn tick_stewards(&mut self, now: Now) {
+        let ids: Vec<CircleId> = self.circles.keys().copied().collect();
+        for circle in ids {
+            self.notice_key(circle);
+            let records = self.usable_stewards(circle);
+            let used: BTreeSet<EntityId> = records.iter().map(|r| r.id).collect();
+            let served = self.circles.get_mut(&circle).expect("listed");
+            let dropped: Vec<EntityId> = served
+                .stewards
+                .links
+                .keys()
+                .filter(|id| !used.contains(id))
+                .copied()
+                .collect();
+            for id in dropped {
+                if let Some(open) = served.stewards.links.remove(&id).and_then(|l| l.open) {
+                    self.outbox.push(Output::StewardClose {
+                        session: StewardSession {
+                            circle,
+                            steward: id,
+                            token: open.token,
+                        },
+                    });
+                }
+            }
+            for record in records {
+                self.maybe_open(circle, &record, now);
+            }
+            self.save_stewards(circle);
+        }
+    }
+
+    /// The active key changed since it was last looked at: the shelf of
+    /// the one before is to be visited, and sessions on it end.
+    fn notice_key(&mut self, circle: CircleId) {
+        let served = self.circles.get_mut(&circle).expect("served");
+        let active = KeptKey::of(served.keys.active());
+        let s = &mut served.stewards;
+        if s.kept.active.as_ref() == Some(&active) {
+            return;
+        }
+        let before = s.kept.active.replace(active.clone());
+        s.dirty = true;
+        // Every other key held, and the one before: others may still be
+        // on their shelves.
+        let others = served
+            .keys
+            .candidates()
+            .iter()
+            .map(KeptKey::of)
+            .filter(|k| *k != active)
+            .chain(before);
+        for k in others {
+            if !s.kept.visits.iter().any(|(v, _)| *v == k) {
+                s.kept.visits.push((k, BTreeSet::new()));
+            }
+        }
+        let excess = s.kept.visits.len().saturating_sub(MAX_VISITS);
+        s.kept.visits.drain(..excess);
+        let shelf = active.shelf_key(circle).shelf();
+        for (id, link) in &mut s.links {
+            if link.open.as_ref().is_some_and(|o| !o.visit && o.shelf != shelf) {
+                let open = link.open.take().expect("checked");
+                link.next_try = None;
+                self.outbox.push(Output::StewardClose {
+                    session: StewardSession {
+                        circle,
+                        steward: *id,
+                        token: open.token,
+                    },
+                });
+            }
+        }
+    }
+
+    fn maybe_open(&mut self, circle: CircleId, record: &st::StewardRecord, now: Now) {
+        let token = self.next_steward_token();
+        let device = *self.me.device.id().as_bytes();
+        let served = self.circles.get_mut(&circle).expect("served");
+        let s = &mut served.stewards;
+        let link = s.links.entry(record.id).or_default();
+        if link.open.is_some() || link.next_try.is_some_and(|t| t > now.mono) {
+            return;
+        }
+        // Earlier shelves first, then this key's.
+        let visit = s
+            .kept
+            .visits
+            .iter()
+            .find(|(_, at)| !at.contains(&record.id))
+            .map(|(k, _)| k.shelf_key(circle));
+        let (key, visit) = match visit {
+            Some(k) => (k, true),
+            None => (ShelfKey::of(circle, served.keys.active()), false),
+        };
+        let shelf = key.shelf();
+        let steward = *record.steward.as_bytes();
+        let proof = key.proof(&steward, &record.locker, &device);
+        link.open = Some(Open {
+            token,
+            shelf,
+            key,
+            visit,
+            expect: VecDeque::from([Expect::Opened]),
+            watching: false,
+            putting: false,
+            put_again: false,
+            shelf_bytes: 0,
+            caught_up: false,
+        });
+        debug!(%circle, steward = %record.steward.fmt_short(), visit, "opening a steward's shelf");
+        self.outbox.push(Output::StewardOpen {
+            session: StewardSession {
+                circle,
+                steward: record.id,
+                token,
+            },
+            ticket: record.ticket.clone(),
+            steward: record.steward,
+            requests: vec![StewardRequest::Open {
+                locker: record.locker.0,
+                shelf,
+                proof,
+            }],
+        });
+    }
+
+    fn link_mut(&mut self, session: StewardSession) -> Option<&mut Link> {
+        let link = self
+            .circles
+            .get_mut(&session.circle)?
+            .stewards
+            .links
+            .get_mut(&session.steward)?;
+        link.open
+            .as_ref()
+            .is_some_and(|o| o.token == session.token)
+            .then_some(link)
+    }
+
+    fn mark_mut(&mut self, session: StewardSession) -> Option<&mut Mark> {
+        let served = self.circles.get_mut(&session.circle)?;
+        let shelf = served.stewards.links.get(&session.steward)?.open.as_ref()?.shelf;
+        served.stewards.dirty = true;
+        Some(
+            served
+                .stewards
+                .kept
+                .marks
+                .entry(session.steward)
+                .or_default()
+                .entry(shelf)
+                .or_default(),
+        )
+    }
+
+    /// A steward answered (or something arrived on a watched shelf):
+    /// returns what to send it next.
+    pub fn steward_reply(
+        &mut self,
+        session: StewardSession,
+        reply: StewardReply,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Vec<StewardRequest> {
+        if self.link_mut(session).is_none() {
+            return Vec::new();
+        }
+        match reply {
+            StewardReply::Arrived(entry) => {
+                self.take_entries(session, vec![entry], None, now, rng);
+                self.push_if_watching(session.circle, rng)
+                    .into_iter()
+                    .flat_map(|(id, r)| (id == session.steward).then_some(r))
+                    .flatten()
+                    .collect()
+            }
+            StewardReply::Refused { reason } => {
+                self.end_steward(session, Some(format!("the steward refused: {reason}")), now);
+                Vec::new()
+            }
+            reply => {
+                let link = self.link_mut(session).expect("checked");
+                let open = link.open.as_mut().expect("checked");
+                let Some(expect) = open.expect.pop_front() else {
+                    self.end_steward(session, Some("the steward answered out of turn".into()), now);
+                    return Vec::new();
+                };
+                self.answered(session, expect, reply, now, rng)
+            }
+        }
+    }
+
+    fn answered(
+        &mut self,
+        session: StewardSession,
+        expect: Expect,
+        reply: StewardReply,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Vec<StewardRequest> {
+        match (expect, reply) {
+            (Expect::Opened, StewardReply::Opened { last, bytes }) => {
+                let served = self.circles.get_mut(&session.circle).expect("linked");
+                served
+                    .stewards
+                    .kept
+                    .reached
+                    .insert(session.steward, now.wall.as_millis());
+                let link = served
+                    .stewards
+                    .links
+                    .get_mut(&session.steward)
+                    .expect("linked");
+                link.error = None;
+                link.backoff = None;
+                let open = link.open.as_mut().expect("linked");
+                open.shelf_bytes = bytes;
+                let visit = open.visit;
+                let mark = self.mark_mut(session).expect("linked");
+                if last < mark.highest {
+                    // It holds less than it once showed: put everything
+                    // there again.
+                    let stale = format!(
+                        "it showed {} items before and only {last} now",
+                        mark.highest
+                    );
+                    *mark = Mark::default();
+                    if !visit {
+                        warn!(circle = %session.circle, "a steward kept less than before: {stale}");
+                        self.link_mut(session).expect("linked").stale = Some(stale);
+                    }
+                }
+                let after = self.mark_mut(session).expect("linked").after;
+                self.fetch(session, after)
+            }
+            (Expect::Items, StewardReply::Items { items, upto, more }) => {
+                self.take_entries(session, items, Some(upto), now, rng);
+                if more {
+                    let after = self.mark_mut(session).expect("linked").after;
+                    return self.fetch(session, after);
+                }
+                let open = self
+                    .link_mut(session)
+                    .and_then(|l| l.open.as_mut())
+                    .expect("linked");
+                open.caught_up = true;
+                if open.visit {
+                    self.leave_keys(session, rng)
+                } else {
+                    let mut out = self.put_lacking(session, rng);
+                    let open = self
+                        .link_mut(session)
+                        .and_then(|l| l.open.as_mut())
+                        .expect("linked");
+                    open.expect.push_back(Expect::Watching);
+                    out.push(StewardRequest::Watch);
+                    out
+                }
+            }
+            (Expect::Stored { kind, heads }, StewardReply::Stored { seq, bytes }) => {
+                let mark = self.mark_mut(session).expect("linked");
+                mark.highest = mark.highest.max(seq);
+                if seq == mark.after + 1 {
+                    mark.after = seq;
+                }
+                if kind != ShelfKind::Keys {
+                    mark.frontier = heads;
+                }
+                let open = self
+                    .link_mut(session)
+                    .and_then(|l| l.open.as_mut())
+                    .expect("linked");
+                open.shelf_bytes = bytes;
+                open.putting = false;
+                if open.visit {
+                    // Visited: the key is left there, what was fetched is
+                    // superseded.
+                    let served = self.circles.get_mut(&session.circle).expect("linked");
+                    let shelf = served.stewards.links[&session.steward]
+                        .open
+                        .as_ref()
+                        .expect("linked")
+                        .shelf;
+                    let circle = session.circle;
+                    for (k, at) in &mut served.stewards.kept.visits {
+                        if k.shelf_key(circle).shelf() == shelf {
+                            at.insert(session.steward);
+                        }
+                    }
+                    served.stewards.dirty = true;
+                    self.end_steward(session, None, now);
+                    return Vec::new();
+                }
+                if std::mem::take(&mut open.put_again) {
+                    return self.put_lacking(session, rng);
+                }
+                Vec::new()
+            }
+            (Expect::Watching, StewardReply::Opened { .. }) => {
+                let open = self
+                    .link_mut(session)
+                    .and_then(|l| l.open.as_mut())
+                    .expect("linked");
+                open.watching = true;
+                info!(circle = %session.circle, "a steward keeps this circle and tells of what arrives");
+                Vec::new()
+            }
+            (_, other) => {
+                debug!(?other, "a steward answered out of turn");
+                self.end_steward(session, Some("the steward answered out of turn".into()), now);
+                Vec::new()
+            }
+        }
+    }
+
+    fn fetch(&mut self, session: StewardSession, after: u64) -> Vec<StewardRequest> {
+        let open = self
+            .link_mut(session)
+            .and_then(|l| l.open.as_mut())
+            .expect("linked");
+        open.expect.push_back(Expect::Items);
+        vec![StewardRequest::Fetch {
+            after,
+            max_bytes: FETCH_BYTES,
+        }]
+    }
+
+    /// Opens and applies what a steward handed out, each as a peer's
+    /// changes would be (proven, or refused and counted); keys boxed to
+    /// this device are taken as a sync's would be.
+    fn take_entries(
+        &mut self,
+        session: StewardSession,
+        entries: Vec<ShelfEntry>,
+        upto: Option<u64>,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) {
+        let circle = session.circle;
+        let mut took = Took::default();
+        let Some(locker) = self
+            .usable_stewards(circle)
+            .into_iter()
+            .find(|r| r.id == session.steward)
+            .map(|r| r.locker)
+        else {
+            return;
+        };
+        for entry in entries {
+            let Some(open) = self.link_mut(session).and_then(|l| l.open.as_ref()) else {
+                return;
+            };
+            let item = ShelfKind::from_u8(entry.kind)
+                .ok_or(st::ShelfError::Malformed)
+                .and_then(|kind| open.key.open(&locker, kind, &entry.bytes));
+            let seq = entry.seq;
+            match item {
+                Ok(item) => {
+                    let t = self.take_item(circle, item, now, rng);
+                    took.changed |= t.changed;
+                    took.key |= t.key;
+                }
+                Err(e) => {
+                    let n = count(&mut self.dropped, format!("steward item {e}"));
+                    debug!(%circle, seq, count = n, "dropped an item a steward handed out: {e}");
+                }
+            }
+            if let Some(mark) = self.mark_mut(session) {
+                mark.highest = mark.highest.max(seq);
+                if upto.is_some() || seq == mark.after + 1 {
+                    mark.after = mark.after.max(seq);
+                }
+            }
+        }
+        if let Some(upto) = upto
+            && let Some(mark) = self.mark_mut(session)
+        {
+            mark.after = mark.after.max(upto);
+            mark.highest = mark.highest.max(upto);
+        }
+        if took.changed {
+            self.keep_book(circle);
+            self.changed(circle, now);
+            self.refresh_admitted(now, rng);
+        }
+    }
+
+    fn take_item(
+        &mut self,
+        circle: CircleId,
+        item: ShelfItem,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Took {
+        let served = self.circles.get_mut(&circle).expect("served");
+        match item {
+            ShelfItem::Changes {
+                changes: bytes,
+                heads,
+            }
+            | ShelfItem::Snapshot {
+                doc: bytes,
+                heads,
+            } => {
+                let before = served.store.circle().heads();
+                served.book.learn(circle, &heads);
+                let Served { store, book, .. } = served;
+                let applied = store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&bytes, book)?) });
+                match applied {
+                    Ok(applied) => {
+                        let changed = store.circle().heads() != before;
+                        let from = heads
+                            .first()
+                            .map(|h| DeviceId::from_bytes(h.device))
+                            .unwrap_or(self.me.device.id());
+                        self.note_refused(circle, from, &applied);
+                        self.cover(circle, &bytes, &before);
+                        self.settle_forks(circle, &applied, &before, now, rng);
+                        Took {
+                            changed,
+                            key: false,
+                        }
+                    }
+                    Err(e) => {
+                        let n = count(&mut self.dropped, "steward item does not apply");
+                        debug!(%circle, count = n, "changes from a steward did not apply: {e}");
+                        Took::default()
+                    }
+                }
+            }
+            ShelfItem::Keys { from, boxes } => {
+                let admitted = &served.membership.admitted;
+                if !admitted.contains(&DeviceId::from_bytes(from)) {
+                    return Took::default();
+                }
+                let mine = *self.me.device.id().as_bytes();
+                let Some(offer) = boxes
+                    .iter()
+                    .filter(|b| b.to == mine)
+                    .find_map(|b| st::open_key_box(b, &from, &self.me.device))
+                else {
+                    return Took::default();
+                };
+                if !admitted.contains(&DeviceId::from_bytes(offer.by))
+                    || !served.keys.accept(circle, &offer)
+                {
+                    return Took::default();
+                }
+                let keys = served.keys.clone();
+                if let Err(e) = self.home.save_circle_keys(self.lock(), circle, &keys) {
+                    warn!(%circle, "could not keep the circle key: {e}");
+                }
+                info!(%circle, epoch = keys.epoch(), "took the circle's key left at a steward");
+                self.follow(circle, now);
+                Took {
+                    changed: false,
+                    key: true,
+                }
+            }
+        }
+    }
+
+    /// What was just taken from a steward is on its shelf: every shelf
+    /// mark of the circle whose frontier this copy was level with moves
+    /// on with it, so it is not put back.
+    fn cover(&mut self, circle: CircleId, bytes: &[u8], before: &[ChangeHash]) {
+        let Some((_, heads)) = st::covered_by(bytes) else {
+            return;
+        };
+        let served = self.circles.get_mut(&circle).expect("served");
+        let now_heads: Vec<[u8; 32]> = served.store.circle().heads().iter().map(|h| h.0).collect();
+        let before: Vec<[u8; 32]> = before.iter().map(|h| h.0).collect();
+        let circle_ref = served.store.circle();
+        let shelf = |l: &Link| l.open.as_ref().map(|o| o.shelf);
+        let open: BTreeMap<EntityId, [u8; 32]> = served
+            .stewards
+            .links
+            .iter()
+            .filter_map(|(id, l)| Some((*id, shelf(l)?)))
+            .collect();
+        for (id, shelf) in open {
+            let Some(mark) = served
+                .stewards
+                .kept
+                .marks
+                .get_mut(&id)
+                .and_then(|m| m.get_mut(&shelf))
+            else {
+                continue;
+            };
+            if sorted(&mark.frontier) == sorted(&before) {
+                // Level before: level after.
+                mark.frontier = now_heads.clone();
+            } else {
+                mark.frontier.extend(heads.iter().map(|h| h.0));
+                mark.frontier.retain(|h| circle_ref.has_change(&ChangeHash(*h)));
+                mark.frontier.sort();
+                mark.frontier.dedup();
+            }
+        }
+        served.stewards.dirty = true;
+    }
+
+    /// Puts on the shelf what it lacks of this copy: a snapshot when the
+    /// shelf knows nothing of it yet or has grown past twice the circle,
+    /// else the changes past what it holds.
+    fn put_lacking(&mut self, session: StewardSession, rng: &mut impl RngCore) -> Vec<StewardRequest> {
+        let circle = session.circle;
+        let Some(locker) = self
+            .usable_stewards(circle)
+            .into_iter()
+            .find(|r| r.id == session.steward)
+            .map(|r| r.locker)
+        else {
+            return Vec::new();
+        };
+        let mark = self.mark_mut(session).cloned().unwrap_or_default();
+        let served = self.circles.get_mut(&circle).expect("served");
+        let link = served
+            .stewards
+            .links
+            .get_mut(&session.steward)
+            .expect("linked");
+        let open = link.open.as_mut().expect("linked");
+        if open.putting {
+            open.put_again = true;
+            return Vec::new();
+        }
+        let circle_ref = served.store.circle();
+        let heads: Vec<[u8; 32]> = circle_ref.heads().iter().map(|h| h.0).collect();
+        if heads.is_empty() {
+            return Vec::new();
+        }
+        let frontier: Vec<ChangeHash> = mark.frontier.iter().map(|h| ChangeHash(*h)).collect();
+        let size = served.store.snapshot_len().max(mark.snapshot);
+        let grown = open.caught_up
+            && open.shelf_bytes > (FOLD_FACTOR * size).max(FOLD_FLOOR);
+        let (kind, item, supersede) = if frontier.is_empty() || grown {
+            let mut proofs = served.book.all();
+            proofs.extend(SignedHead::sign_all(circle_ref, &self.me.device));
+            let item = ShelfItem::Snapshot {
+                doc: circle_ref.save(),
+                heads: proofs,
+            };
+            let below = open.caught_up.then_some(mark.after + 1);
+            (ShelfKind::Snapshot, item, below)
+        } else {
+            let changes = circle_ref.changes_since(&frontier);
+            if changes.is_empty() || sorted(&mark.frontier) == sorted(&heads) {
+                return Vec::new();
+            }
+            let Some((devices, _)) = st::covered_by(&changes) else {
+                return Vec::new();
+            };
+            let me = self.me.device.id();
+            let mut proofs: Vec<SignedHead> = served
+                .book
+                .all()
+                .into_iter()
+                .filter(|h| {
+                    let d = DeviceId::from_bytes(h.device);
+                    d != me && devices.contains(&d)
+                })
+                .collect();
+            if devices.contains(&me) {
+                proofs.extend(SignedHead::sign_all(circle_ref, &self.me.device));
+            }
+            let item = ShelfItem::Changes {
+                changes,
+                heads: proofs,
+            };
+            (ShelfKind::Changes, item, None)
+        };
+        let bytes = open.key.seal(&locker, &item, rng);
+        open.putting = true;
+        open.expect.push_back(Expect::Stored { kind, heads });
+        if kind == ShelfKind::Snapshot
+            && let Some(mark) = self.mark_mut(session)
+        {
+            mark.snapshot = bytes.len() as u64;
+        }
+        vec![StewardRequest::Put {
+            kind: kind as u8,
+            bytes,
+            supersede_below: supersede,
+        }]
+    }
+
+    /// On a visited shelf: leaves the current key there, boxed to every
+    /// device still in, superseding what was fetched.
+    fn leave_keys(&mut self, session: StewardSession, rng: &mut impl RngCore) -> Vec<StewardRequest> {
+        let circle = session.circle;
+        let Some(locker) = self
+            .usable_stewards(circle)
+            .into_iter()
+            .find(|r| r.id == session.steward)
+            .map(|r| r.locker)
+        else {
+            return Vec::new();
+        };
+        let after = self.mark_mut(session).map(|m| m.after).unwrap_or(0);
+        let me = self.me.device.id();
+        let served = self.circles.get_mut(&circle).expect("served");
+        let Some(offer) = served.keys.offer() else {
+            return Vec::new();
+        };
+        let boxes: Vec<st::KeyBox> = served
+            .membership
+            .admitted
+            .iter()
+            .filter(|d| **d != me)
+            .filter_map(|d| st::box_key(&offer, &self.me.device, *d, rng))
+            .collect();
+        let item = ShelfItem::Keys {
+            from: *me.as_bytes(),
+            boxes,
+        };
+        let open = served
+            .stewards
+            .links
+            .get_mut(&session.steward)
+            .and_then(|l| l.open.as_mut())
+            .expect("linked");
+        let bytes = open.key.seal(&locker, &item, rng);
+        open.putting = true;
+        open.expect.push_back(Expect::Stored {
+            kind: ShelfKind::Keys,
+            heads: Vec::new(),
+        });
+        vec![StewardRequest::Put {
+            kind: ShelfKind::Keys as u8,
+            bytes,
+            supersede_below: Some(after + 1),
+        }]
+    }
+
+    /// After a change here: the watched shelves get what they lack.
+    pub(crate) fn push_to_stewards(&mut self, circle: CircleId, rng: &mut impl RngCore) {
+        for (steward, requests) in self.push_if_watching(circle, rng) {
+            let Some(token) = self
+                .circles
+                .get(&circle)
+                .and_then(|s| s.stewards.links.get(&steward))
+                .and_then(|l| l.open.as_ref())
+                .map(|o| o.token)
+            else {
+                continue;
+            };
+            if !requests.is_empty() {
+                self.outbox.push(Output::StewardSend {
+                    session: StewardSession {
+                        circle,
+                        steward,
+                        token,
+                    },
+                    requests,
+                });
+            }
+        }
+    }
+
+    fn push_if_watching(
+        &mut self,
+        circle: CircleId,
+        rng: &mut impl RngCore,
+    ) -> Vec<(EntityId, Vec<StewardRequest>)> {
+        let Some(served) = self.circles.get(&circle) else {
+            return Vec::new();
+        };
+        let watching: Vec<(EntityId, u64)> = served
+            .stewards
+            .links
+            .iter()
+            .filter_map(|(id, l)| {
+                let o = l.open.as_ref()?;
+                (o.watching && !o.visit).then_some((*id, o.token))
+            })
+            .collect();
+        watching
+            .into_iter()
+            .map(|(steward, token)| {
+                let session = StewardSession {
+                    circle,
+                    steward,
+                    token,
+                };
+                (steward, self.put_lacking(session, rng))
+            })
+            .collect()
+    }
+
+    /// A steward session broke (unreachable, connection lost, silent).
+    pub fn steward_broken(&mut self, session: StewardSession, why: String, now: Now) {
+        if self.link_mut(session).is_some() {
+            self.end_steward(session, Some(why), now);
+        }
+    }
+
+    fn end_steward(&mut self, session: StewardSession, error: Option<String>, now: Now) {
+        let Some(link) = self.link_mut(session) else {
+            return;
+        };
+        link.open = None;
+        match error {
+            None => {
+                link.next_try = None;
+                link.backoff = None;
+            }
+            Some(why) => {
+                let wait = link
+                    .backoff
+                    .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+                debug!(circle = %session.circle, "a steward session ended: {why}");
+                link.backoff = Some(wait);
+                link.next_try = Some(now.mono + wait);
+                link.error = Some(why);
+            }
+        }
+        self.outbox.push(Output::StewardClose { session });
+    }
+
+    /// Keeps where this device stands with a circle's stewards, if that
+    /// changed.
+    pub(crate) fn save_stewards(&mut self, circle: CircleId) {
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        if !std::mem::take(&mut served.stewards.dirty) {
+            return;
+        }
+        let bytes = postcard::to_stdvec(&served.stewards.kept).unwrap_or_default();
+        if let Err(e) = self
+            .home
+            .write_record(self.lock(), NodeRecord::Stewards(circle), &bytes)
+        {
+            debug!(%circle, "could not keep where this device stands with the stewards: {e}");
+        }
+    }
+
+    /// The stewards of a circle, for its status.
+    pub(crate) fn steward_status(&self, circle: CircleId) -> Vec<StewardStatus> {
+        let Some(served) = self.circles.get(&circle) else {
+            return Vec::new();
+        };
+        let view = served.store.circle().view();
+        served
+            .store
+            .circle()
+            .stewards()
+            .into_iter()
+            .filter(|r| r.removed_by.is_none())
+            .map(|r| {
+                let link = served.stewards.links.get(&r.id);
+                StewardStatus {
+                    id: r.id,
+                    steward: r.steward,
+                    ticket: r.ticket.clone(),
+                    added_by: r
+                        .added_by
+                        .map(|m| view.name_of(&m))
+                        .unwrap_or_default(),
+                    last_reached: served
+                        .stewards
+                        .kept
+                        .reached
+                        .get(&r.id)
+                        .map(|ms| Timestamp::from_millis(*ms)),
+                    connected: link
+                        .and_then(|l| l.open.as_ref())
+                        .is_some_and(|o| o.watching),
+                    error: link.and_then(|l| l.error.clone()),
+                    stale: link.and_then(|l| l.stale.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
+fn sorted(v: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
