@@ -530,7 +530,12 @@ fn read_record(doc: &automerge::Automerge, rec: &ObjId, id: EntityId) -> Option<
 /// What a batch of changes (or a saved document) covers: the devices
 /// that wrote them, and their heads (the changes no other in the batch
 /// builds on). Never panics; `None` when the bytes are no changes.
-pub fn covered_by(bytes: &[u8]) -> Option<(std::collections::BTreeSet<DeviceId>, Vec<automerge::ChangeHash>)> {
+pub fn covered_by(
+    bytes: &[u8],
+) -> Option<(
+    std::collections::BTreeSet<DeviceId>,
+    Vec<automerge::ChangeHash>,
+)> {
     let changes = crate::equivocation::changes_in(bytes).ok()?;
     let mut devices = std::collections::BTreeSet::new();
     let mut deps = std::collections::BTreeSet::new();

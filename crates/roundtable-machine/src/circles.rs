@@ -95,7 +95,10 @@ impl Machine {
                 compact_failing: false,
                 forked: BTreeMap::new(),
                 stewards: stewards::Stewards::restore(
-                    self.home.read_record(NodeRecord::Stewards(id)).ok().flatten(),
+                    self.home
+                        .read_record(NodeRecord::Stewards(id))
+                        .ok()
+                        .flatten(),
                 ),
                 steward_due: true,
             },

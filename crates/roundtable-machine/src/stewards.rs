@@ -38,6 +38,8 @@ const FOLD_FLOOR: u64 = 64 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The first wait after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// A watched stream quiet this long is asked something, so it stays up.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Keys of earlier shelves kept to visit, at most.
 const MAX_VISITS: usize = 16;
 
@@ -112,7 +114,10 @@ struct Kept {
 enum Expect {
     Opened,
     Items,
-    Stored { kind: ShelfKind, heads: Vec<[u8; 32]> },
+    Stored {
+        kind: ShelfKind,
+        heads: Vec<[u8; 32]>,
+    },
     Watching,
 }
 
@@ -131,6 +136,9 @@ struct Open {
     shelf_bytes: u64,
     /// All of the shelf was fetched.
     caught_up: bool,
+    /// When this device last asked something (a watched stream that says
+    /// nothing for long is closed by the transport).
+    asked: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -243,6 +251,24 @@ impl Machine {
             for record in records {
                 self.maybe_open(circle, &record, now);
             }
+            let served = self.circles.get_mut(&circle).expect("listed");
+            for (id, link) in &mut served.stewards.links {
+                if let Some(o) = link.open.as_mut()
+                    && o.watching
+                    && now.mono.duration_since(o.asked) >= KEEP_ALIVE
+                {
+                    o.asked = now.mono;
+                    o.expect.push_back(Expect::Watching);
+                    self.outbox.push(Output::StewardSend {
+                        session: StewardSession {
+                            circle,
+                            steward: *id,
+                            token: o.token,
+                        },
+                        requests: vec![StewardRequest::Watch],
+                    });
+                }
+            }
             self.save_stewards(circle);
         }
     }
@@ -276,7 +302,11 @@ impl Machine {
         s.kept.visits.drain(..excess);
         let shelf = active.shelf_key(circle).shelf();
         for (id, link) in &mut s.links {
-            if link.open.as_ref().is_some_and(|o| !o.visit && o.shelf != shelf) {
+            if link
+                .open
+                .as_ref()
+                .is_some_and(|o| !o.visit && o.shelf != shelf)
+            {
                 let open = link.open.take().expect("checked");
                 link.next_try = None;
                 self.outbox.push(Output::StewardClose {
@@ -324,6 +354,7 @@ impl Machine {
             put_again: false,
             shelf_bytes: 0,
             caught_up: false,
+            asked: now.mono,
         });
         debug!(%circle, steward = %record.steward.fmt_short(), visit, "opening a steward's shelf");
         self.outbox.push(Output::StewardOpen {
@@ -357,7 +388,13 @@ impl Machine {
 
     fn mark_mut(&mut self, session: StewardSession) -> Option<&mut Mark> {
         let served = self.circles.get_mut(&session.circle)?;
-        let shelf = served.stewards.links.get(&session.steward)?.open.as_ref()?.shelf;
+        let shelf = served
+            .stewards
+            .links
+            .get(&session.steward)?
+            .open
+            .as_ref()?
+            .shelf;
         served.stewards.dirty = true;
         Some(
             served
@@ -400,7 +437,11 @@ impl Machine {
                 let link = self.link_mut(session).expect("checked");
                 let open = link.open.as_mut().expect("checked");
                 let Some(expect) = open.expect.pop_front() else {
-                    self.end_steward(session, Some("the steward answered out of turn".into()), now);
+                    self.end_steward(
+                        session,
+                        Some("the steward answered out of turn".into()),
+                        now,
+                    );
                     return Vec::new();
                 };
                 self.answered(session, expect, reply, now, rng)
@@ -525,7 +566,11 @@ impl Machine {
             }
             (_, other) => {
                 debug!(?other, "a steward answered out of turn");
-                self.end_steward(session, Some("the steward answered out of turn".into()), now);
+                self.end_steward(
+                    session,
+                    Some("the steward answered out of turn".into()),
+                    now,
+                );
                 Vec::new()
             }
         }
@@ -616,10 +661,7 @@ impl Machine {
                 changes: bytes,
                 heads,
             }
-            | ShelfItem::Snapshot {
-                doc: bytes,
-                heads,
-            } => {
+            | ShelfItem::Snapshot { doc: bytes, heads } => {
                 let before = served.store.circle().heads();
                 served.book.learn(circle, &heads);
                 let Served { store, book, .. } = served;
@@ -712,7 +754,8 @@ impl Machine {
                 mark.frontier = now_heads.clone();
             } else {
                 mark.frontier.extend(heads.iter().map(|h| h.0));
-                mark.frontier.retain(|h| circle_ref.has_change(&ChangeHash(*h)));
+                mark.frontier
+                    .retain(|h| circle_ref.has_change(&ChangeHash(*h)));
                 mark.frontier.sort();
                 mark.frontier.dedup();
             }
@@ -723,7 +766,11 @@ impl Machine {
     /// Puts on the shelf what it lacks of this copy: a snapshot when the
     /// shelf knows nothing of it yet or has grown past twice the circle,
     /// else the changes past what it holds.
-    fn put_lacking(&mut self, session: StewardSession, rng: &mut impl RngCore) -> Vec<StewardRequest> {
+    fn put_lacking(
+        &mut self,
+        session: StewardSession,
+        rng: &mut impl RngCore,
+    ) -> Vec<StewardRequest> {
         let circle = session.circle;
         let Some(locker) = self
             .usable_stewards(circle)
@@ -752,8 +799,7 @@ impl Machine {
         }
         let frontier: Vec<ChangeHash> = mark.frontier.iter().map(|h| ChangeHash(*h)).collect();
         let size = served.store.snapshot_len().max(mark.snapshot);
-        let grown = open.caught_up
-            && open.shelf_bytes > (FOLD_FACTOR * size).max(FOLD_FLOOR);
+        let grown = open.caught_up && open.shelf_bytes > (FOLD_FACTOR * size).max(FOLD_FLOOR);
         let (kind, item, supersede) = if frontier.is_empty() || grown {
             let mut proofs = served.book.all();
             proofs.extend(SignedHead::sign_all(circle_ref, &self.me.device));
@@ -807,7 +853,11 @@ impl Machine {
 
     /// On a visited shelf: leaves the current key there, boxed to every
     /// device still in, superseding what was fetched.
-    fn leave_keys(&mut self, session: StewardSession, rng: &mut impl RngCore) -> Vec<StewardRequest> {
+    fn leave_keys(
+        &mut self,
+        session: StewardSession,
+        rng: &mut impl RngCore,
+    ) -> Vec<StewardRequest> {
         let circle = session.circle;
         let Some(locker) = self
             .usable_stewards(circle)
@@ -974,10 +1024,7 @@ impl Machine {
                     id: r.id,
                     steward: r.steward,
                     ticket: r.ticket.clone(),
-                    added_by: r
-                        .added_by
-                        .map(|m| view.name_of(&m))
-                        .unwrap_or_default(),
+                    added_by: r.added_by.map(|m| view.name_of(&m)).unwrap_or_default(),
                     last_reached: served
                         .stewards
                         .kept

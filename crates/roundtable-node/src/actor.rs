@@ -66,6 +66,11 @@ pub(crate) struct Actor {
     /// Join requests being served (anyone may ask, so they are few at once).
     joining: JoinSet<()>,
     control: Option<crate::control::ControlServer>,
+    /// Steward sessions open, and where to send their requests.
+    stewards: HashMap<
+        roundtable_machine::StewardSession,
+        mpsc::UnboundedSender<Vec<roundtable_core::wire::StewardRequest>>,
+    >,
 }
 
 /// The time, as the machine takes it (tokio's clock, so a paused test
@@ -141,6 +146,7 @@ impl Actor {
             answering_per_peer: HashMap::new(),
             joining: JoinSet::new(),
             control: None,
+            stewards: HashMap::new(),
         };
         actor.load_addresses();
         actor.carry_out().instrument(span.clone()).await;
@@ -238,6 +244,19 @@ impl Actor {
                     }
                     Output::Open { session, frames } => self.open_session(session, frames),
                     Output::Reached(peer) => self.remember_addr(peer),
+                    Output::StewardOpen {
+                        session,
+                        ticket,
+                        steward,
+                        requests,
+                    } => self.open_steward(session, ticket, steward, requests),
+                    Output::StewardSend { session, requests } => {
+                        self.steward_send(session, requests)
+                    }
+                    Output::StewardClose { session } => {
+                        // Its task sees the channel close and ends.
+                        self.stewards.remove(&session);
+                    }
                     _ => {}
                 }
             }

@@ -29,6 +29,7 @@ mod actor;
 pub mod control;
 mod handle;
 mod session;
+mod steward;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -57,6 +57,16 @@ pub(crate) enum SessionRequest {
     },
     /// Where a peer was reached, for the address book.
     Remember(EndpointAddr),
+    /// A steward answered, or something arrived on a watched shelf.
+    StewardReply {
+        session: roundtable_machine::StewardSession,
+        reply: roundtable_core::wire::StewardReply,
+    },
+    /// A steward session broke.
+    StewardBroken {
+        session: roundtable_machine::StewardSession,
+        why: String,
+    },
 }
 
 type Send = roundtable_net::framing::SendHalf;

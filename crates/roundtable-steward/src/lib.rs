@@ -6,3 +6,6 @@ pub mod blobs;
 pub mod keeper;
 
 pub use keeper::{Keeper, KeeperStatus, Limits, Session};
+pub mod server;
+
+pub use server::{Steward, StewardError, StewardOptions};

@@ -8,6 +8,7 @@ use crate::commands::care::ProfileArgs;
 use crate::commands::circles::CircleCommand;
 use crate::commands::gatherings::GatheringCommand;
 use crate::commands::people::{DeviceCommand, InviteCommand, RemoveCommand};
+use crate::commands::steward::StewardCommand;
 
 /// Roundtable: a home for a small circle of people who look after each other.
 ///
@@ -167,6 +168,13 @@ The running node (`roundtable up`) serves the app and makes the link; it works o
     /// Create or list circles
     #[command(subcommand)]
     Circle(CircleCommand),
+    /// Stewards: always-on peers that keep a circle's changes sealed, so devices that are
+    /// rarely awake together still meet
+    #[command(
+        subcommand,
+        after_help = "On a member's device: roundtable steward add TICKET | list | remove ID\nOn the always-on box: roundtable --home DIR steward run | ticket | status"
+    )]
+    Steward(StewardCommand),
     /// Who is in the circle
     #[command(after_help = "Example: roundtable members --json")]
     Members,

@@ -23,6 +23,7 @@ pub(crate) mod circles;
 pub(crate) mod gatherings;
 mod help;
 pub(crate) mod people;
+pub(crate) mod steward;
 mod when;
 
 use circles::CircleCommand;
@@ -207,6 +208,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             }
         }
         Command::Repair => repair(backend, global),
+        Command::Steward(command) => steward::run(backend, global, command, now),
         // Edits: prefixes and names are resolved against the circle as it stands.
         Command::Checkin { mood, text } => {
             perform_and_say(backend, global, care::checkin(&mood, text)?, now)

@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::cli::Global;
 use crate::{bad_input, render};
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -237,7 +237,7 @@ fn forget_old_web_files(home: &std::path::Path) {
     }
 }
 
-async fn wait_for_stop() {
+pub(crate) async fn wait_for_stop() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

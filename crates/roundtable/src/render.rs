@@ -224,6 +224,16 @@ pub(crate) fn day(t: Timestamp) -> String {
 }
 
 /// "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", or a date.
+/// A size as people read it: 812 bytes, 4.2 KB, 31 MB.
+pub(crate) fn bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} bytes"),
+        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.1} GB", n as f64 / 1e9),
+    }
+}
+
 pub(crate) fn ago(t: Timestamp, now: Timestamp) -> String {
     dates::ago(t, now, &TimeZone::system())
 }
@@ -280,7 +290,27 @@ pub(crate) fn status(s: &roundtable_node::Status) {
                 f.name
             );
         }
+        for st in &c.stewards {
+            say!("  {}", steward_words(st, Timestamp::now()));
+        }
     }
+}
+
+/// How a steward stands, in words: "kept by steward 3fa2… (added by Maya):
+/// connected now".
+pub(crate) fn steward_words(s: &roundtable_machine::StewardStatus, now: Timestamp) -> String {
+    let how = match (&s.stale, s.connected, s.last_reached, &s.error) {
+        (Some(stale), ..) => format!("kept less than it had before ({stale}): tell its operator"),
+        (None, true, ..) => "connected now".to_owned(),
+        (None, false, Some(t), _) => format!("last reached {}", ago(t, now)),
+        (None, false, None, Some(e)) => format!("not reached yet: {e}"),
+        (None, false, None, None) => "not reached yet".to_owned(),
+    };
+    format!(
+        "kept by steward {} (added by {}): {how}",
+        s.steward.fmt_short(),
+        s.added_by
+    )
 }
 
 /// Draws a ticket as a QR code in the terminal.

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod flood;
+mod stewards;
 mod world;
 
 use std::collections::BTreeSet;

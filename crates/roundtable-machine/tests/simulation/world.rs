@@ -29,7 +29,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use roundtable_core::wire::SyncFrame;
 use roundtable_core::{ChangeHash, CircleId, DeviceId, DeviceKey, MemberKey, Timestamp};
-use roundtable_machine::{Machine, Now, Output, SessionId, Step, Timing};
+use roundtable_core::wire::{ShelfEntry, StewardReply, StewardRequest};
+use roundtable_machine::{Machine, Now, Output, SessionId, Step, StewardSession, Timing};
+use roundtable_steward::blobs::FsBlobs;
+use roundtable_steward::{Keeper, Limits};
 use roundtable_store::Home;
 use roundtable_store::fault::{CrashState, SimFs};
 
@@ -144,6 +147,53 @@ enum Delivery {
     },
     /// Side `side` hears that the connection is gone.
     Closed { conn: u64, side: usize },
+    /// A steward's answer reaches a device.
+    StewardReply {
+        to: usize,
+        life: u64,
+        session: StewardSession,
+        reply: StewardReply,
+    },
+    /// A device hears its steward session broke.
+    StewardBroken {
+        to: usize,
+        life: u64,
+        session: StewardSession,
+    },
+}
+
+/// How a steward in the world misbehaves, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hostile {
+    /// Flips a bit of some items it hands out.
+    FlipsBits,
+    /// Hands out items it handed out before, again, in place of new ones.
+    Replays,
+    /// Hands out items of another shelf or locker.
+    Mixes,
+    /// Hands out nothing new for a while, then all of it.
+    Withholds,
+}
+
+/// A steward of the world: the real keeper over a crash-testing disk.
+pub(crate) struct SimSteward {
+    pub(crate) id: DeviceId,
+    root: PathBuf,
+    fs: Arc<SimFs>,
+    keeper: Option<Keeper<FsBlobs<Arc<SimFs>>>>,
+    life: u64,
+    pub(crate) hostile: Option<Hostile>,
+    /// Items it handed out (a replaying or mixing steward uses them).
+    seen: Vec<ShelfEntry>,
+}
+
+/// A device's stream to a steward.
+struct StewardConn {
+    steward: usize,
+    life: u64,
+    dev_life: u64,
+    session: roundtable_steward::Session,
+    last: u64,
 }
 
 pub(crate) struct World {
@@ -159,6 +209,11 @@ pub(crate) struct World {
     next_conn: u64,
     /// Devices cut off from the others, if a partition is on.
     pub(crate) cut: Option<BTreeSet<usize>>,
+    /// No device reaches another (only stewards), as when they are never
+    /// awake together.
+    pub(crate) apart: bool,
+    pub(crate) stewards: Vec<SimSteward>,
+    steward_conns: BTreeMap<(usize, StewardSession), StewardConn>,
     pub(crate) weather: Weather,
     dir: tempfile::TempDir,
     /// Everything delivered, in order, hashed: two runs of one seed must
@@ -183,6 +238,9 @@ impl World {
             conns: BTreeMap::new(),
             next_conn: 0,
             cut: None,
+            apart: false,
+            stewards: Vec::new(),
+            steward_conns: BTreeMap::new(),
             weather: Weather::STORMY,
             dir: tempfile::tempdir().expect("a temporary directory"),
             trace: std::hash::DefaultHasher::new(),
@@ -281,6 +339,7 @@ impl World {
     }
 
     fn gone(&mut self, i: usize) {
+        self.steward_conns.retain(|(d, _), _| *d != i);
         let dev = &mut self.devs[i];
         dev.life += 1;
         dev.topics.clear();
@@ -300,7 +359,8 @@ impl World {
 
     /// Devices `a` and `b` can reach each other now.
     pub(crate) fn reachable(&self, a: usize, b: usize) -> bool {
-        self.devs[a].up()
+        !self.apart
+            && self.devs[a].up()
             && self.devs[b].up()
             && self
                 .cut
@@ -444,8 +504,180 @@ impl World {
             Output::JoinPeers { .. } | Output::Meet { .. } => {}
             Output::Event(event) => self.devs[i].events.push(event),
             Output::Reached(_) => {}
+            Output::StewardOpen {
+                session,
+                steward,
+                requests,
+                ..
+            } => {
+                let Some(k) = self.stewards.iter().position(|s| s.id == steward) else {
+                    self.steward_broken(i, session);
+                    return;
+                };
+                if self.stewards[k].keeper.is_none() {
+                    self.steward_broken(i, session);
+                    return;
+                }
+                let conn = StewardConn {
+                    steward: k,
+                    life: self.stewards[k].life,
+                    dev_life: self.devs[i].life,
+                    session: roundtable_steward::Session::new(*self.devs[i].device.as_bytes()),
+                    last: self.now_ms,
+                };
+                self.steward_conns.insert((i, session), conn);
+                self.to_steward(i, session, requests);
+            }
+            Output::StewardSend { session, requests } => self.to_steward(i, session, requests),
+            Output::StewardClose { session } => {
+                self.steward_conns.remove(&(i, session));
+            }
             _ => {}
         }
+    }
+
+    /// Adds a steward to the world, up; returns its index.
+    pub(crate) fn add_steward(&mut self, hostile: Option<Hostile>) -> usize {
+        let key = DeviceKey::from_seed(&self.rng.random());
+        let k = self.stewards.len();
+        let root = self.dir.path().join(format!("steward{k}"));
+        let mut st = SimSteward {
+            id: key.id(),
+            root,
+            fs: Arc::new(SimFs::new()),
+            keeper: None,
+            life: 0,
+            hostile,
+            seen: Vec::new(),
+        };
+        st.keeper = Some(open_keeper(&st));
+        self.stewards.push(st);
+        k
+    }
+
+    /// Steward `k` crashes (what was not durable is lost as the crash
+    /// says) and comes back at once on what its disk holds.
+    pub(crate) fn crash_steward(&mut self, k: usize) {
+        let crash = *CrashState::VARIETY
+            .choose(&mut self.rng)
+            .expect("crash states");
+        let disk = self.stewards[k].fs.crashed_state(crash);
+        self.steward_on(k, disk);
+    }
+
+    /// A copy of what steward `k`'s disk holds now.
+    pub(crate) fn steward_backup(&self, k: usize) -> SimFs {
+        self.stewards[k].fs.crashed_state(CrashState::ProcessExit)
+    }
+
+    /// Steward `k`'s operator restores its disk from an older copy.
+    pub(crate) fn restore_steward(&mut self, k: usize, backup: &SimFs) {
+        self.steward_on(k, backup.crashed_state(CrashState::ProcessExit));
+    }
+
+    /// Steward `k` starts again on `disk`; its streams are cut.
+    fn steward_on(&mut self, k: usize, disk: SimFs) {
+        let st = &mut self.stewards[k];
+        st.keeper = None;
+        st.fs = Arc::new(disk);
+        st.life += 1;
+        st.keeper = Some(open_keeper(st));
+        let cut: Vec<(usize, StewardSession)> = self
+            .steward_conns
+            .iter()
+            .filter(|(_, c)| c.steward == k)
+            .map(|(key, _)| *key)
+            .collect();
+        for (i, session) in cut {
+            self.steward_conns.remove(&(i, session));
+            self.steward_broken(i, session);
+        }
+    }
+
+    /// What steward `k` keeps, in bytes.
+    pub(crate) fn steward_bytes(&self, k: usize) -> u64 {
+        self.stewards[k]
+            .keeper
+            .as_ref()
+            .map_or(0, |keeper| keeper.status().bytes)
+    }
+
+    fn steward_broken(&mut self, i: usize, session: StewardSession) {
+        let life = self.devs[i].life;
+        self.push(
+            self.now_ms + SILENCE,
+            Delivery::StewardBroken {
+                to: i,
+                life,
+                session,
+            },
+        );
+    }
+
+    /// Device `i`'s requests reach its steward, which answers each (and
+    /// tells the shelf's other watchers what was put).
+    fn to_steward(&mut self, i: usize, session: StewardSession, requests: Vec<StewardRequest>) {
+        for request in requests {
+            let Some(conn) = self.steward_conns.get_mut(&(i, session)) else {
+                return;
+            };
+            let k = conn.steward;
+            let st = &mut self.stewards[k];
+            if st.life != conn.life || st.keeper.is_none() {
+                self.steward_conns.remove(&(i, session));
+                self.steward_broken(i, session);
+                return;
+            }
+            let now_ms = self.t0.as_millis() + self.now_ms as i64;
+            let handled = st
+                .keeper
+                .as_ref()
+                .expect("up")
+                .handle(&mut conn.session, request, now_ms)
+                .expect("the simulated disk does not fail");
+            let mut reply = handled.reply;
+            if let Some(h) = st.hostile {
+                reply = misbehave(h, reply, &mut st.seen, &mut self.rng);
+            }
+            self.steward_to(i, session, reply);
+            if let Some((shelf, by, entry)) = handled.arrived {
+                let watchers: Vec<(usize, StewardSession)> = self
+                    .steward_conns
+                    .iter()
+                    .filter(|((d, _), c)| {
+                        c.steward == k
+                            && *d != i
+                            && c.session.watching()
+                            && c.session.shelf() == Some(shelf)
+                            && c.session.device() != by
+                    })
+                    .map(|(key, _)| *key)
+                    .collect();
+                for (j, s) in watchers {
+                    self.steward_to(j, s, StewardReply::Arrived(entry.clone()));
+                }
+            }
+        }
+    }
+
+    /// Sends a steward's answer to device `i`, after those before it.
+    fn steward_to(&mut self, i: usize, session: StewardSession, reply: StewardReply) {
+        let delay = self.delay();
+        let Some(conn) = self.steward_conns.get_mut(&(i, session)) else {
+            return;
+        };
+        let at = (self.now_ms + delay).max(conn.last);
+        conn.last = at;
+        let life = conn.dev_life;
+        self.push(
+            at,
+            Delivery::StewardReply {
+                to: i,
+                life,
+                session,
+                reply,
+            },
+        );
     }
 
     /// Whether gossip from `i` reaches `j` on `topic`: both follow it, each
@@ -564,6 +796,10 @@ impl World {
                 (1u8, *conn, *side, roundtable_core::wire::encode(frame)).hash(&mut self.trace)
             }
             Delivery::Closed { conn, side } => (2u8, *conn, *side).hash(&mut self.trace),
+            Delivery::StewardReply { to, reply, .. } => {
+                (3u8, *to, roundtable_core::wire::encode(reply)).hash(&mut self.trace)
+            }
+            Delivery::StewardBroken { to, .. } => (4u8, *to).hash(&mut self.trace),
         }
         match d {
             Delivery::Gossip {
@@ -618,6 +854,9 @@ impl World {
                 self.carry_out(me);
                 self.step(conn, side, step);
             }
+            d @ (Delivery::StewardReply { .. } | Delivery::StewardBroken { .. }) => {
+                self.deliver_steward(d)
+            }
             Delivery::Closed { conn, side } => {
                 // Side 2: the opener, closed out as not admitted.
                 let (side, refused) = if side == 2 { (0, true) } else { (side, false) };
@@ -648,6 +887,39 @@ impl World {
                     self.carry_out(me);
                 }
             }
+        }
+    }
+
+    fn deliver_steward(&mut self, d: Delivery) {
+        match d {
+            Delivery::StewardReply {
+                to,
+                life,
+                session,
+                reply,
+            } => {
+                if self.devs[to].life != life || !self.devs[to].up() {
+                    return;
+                }
+                let Some(next) =
+                    self.input(to, |m, now, rng| m.steward_reply(session, reply, now, rng))
+                else {
+                    return;
+                };
+                if !next.is_empty() {
+                    self.to_steward(to, session, next);
+                }
+            }
+            Delivery::StewardBroken { to, life, session } => {
+                if self.devs[to].life != life {
+                    return;
+                }
+                self.steward_conns.remove(&(to, session));
+                self.input(to, |m, now, _| {
+                    m.steward_broken(session, "the steward went silent".into(), now)
+                });
+            }
+            _ => unreachable!("only steward deliveries"),
         }
     }
 
@@ -746,4 +1018,68 @@ impl World {
             }
         }
     }
+}
+
+fn open_keeper(st: &SimSteward) -> Keeper<FsBlobs<Arc<SimFs>>> {
+    let blobs = FsBlobs::open(st.fs.clone(), st.root.join("blobs"))
+        .expect("the simulated disk opens");
+    Keeper::open(blobs, *st.id.as_bytes(), Limits::default()).expect("the keeper reads its disk")
+}
+
+/// What a hostile steward makes of an honest answer.
+fn misbehave(
+    how: Hostile,
+    reply: StewardReply,
+    seen: &mut Vec<ShelfEntry>,
+    rng: &mut ChaCha8Rng,
+) -> StewardReply {
+    let StewardReply::Items {
+        mut items,
+        upto,
+        more,
+    } = reply
+    else {
+        return reply;
+    };
+    match how {
+        Hostile::FlipsBits => {
+            for item in &mut items {
+                if !item.bytes.is_empty() && rng.random_bool(0.5) {
+                    let at = rng.random_range(0..item.bytes.len());
+                    item.bytes[at] ^= 1 << rng.random_range(0..8);
+                }
+            }
+        }
+        Hostile::Replays if !seen.is_empty() => {
+            for item in &mut items {
+                if rng.random_bool(0.3) {
+                    let old = seen.choose(rng).expect("not empty").clone();
+                    *item = ShelfEntry {
+                        seq: item.seq,
+                        ..old
+                    };
+                }
+            }
+        }
+        Hostile::Mixes if !seen.is_empty() => {
+            let other = seen.choose(rng).expect("not empty").clone();
+            items.push(ShelfEntry {
+                seq: upto,
+                ..other
+            });
+        }
+        Hostile::Withholds if rng.random_bool(0.5) => {
+            return StewardReply::Items {
+                items: Vec::new(),
+                upto: items.first().map_or(upto, |i| i.seq.saturating_sub(1)),
+                more,
+            };
+        }
+        _ => {}
+    }
+    seen.extend(items.iter().cloned());
+    if seen.len() > 64 {
+        seen.drain(..seen.len() - 64);
+    }
+    StewardReply::Items { items, upto, more }
 }

@@ -93,6 +93,48 @@ impl Actor {
                 let _ = reply.send(machine.serve_join(request, peer, now(), &mut rng()));
             }
             SessionRequest::Remember(addr) => self.save_address(addr),
+            SessionRequest::StewardReply { session, reply } => {
+                let next = machine.steward_reply(session, reply, now(), &mut rng());
+                self.steward_send(session, next);
+            }
+            SessionRequest::StewardBroken { session, why } => {
+                self.stewards.remove(&session);
+                machine.steward_broken(session, why, now());
+            }
+        }
+    }
+
+    /// Opens the steward session the machine asked for.
+    pub(super) fn open_steward(
+        &mut self,
+        session: roundtable_machine::StewardSession,
+        ticket: String,
+        steward: DeviceId,
+        first: Vec<roundtable_core::wire::StewardRequest>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.stewards.insert(session, tx);
+        let dialer = self.dialer.clone();
+        let actor = self.sessions_tx.clone();
+        self.tasks.spawn(
+            crate::steward::run(dialer, actor, session, ticket, steward, first, rx)
+                .instrument(self.span.clone()),
+        );
+    }
+
+    /// Sends on a steward session what the machine says.
+    pub(super) fn steward_send(
+        &mut self,
+        session: roundtable_machine::StewardSession,
+        requests: Vec<roundtable_core::wire::StewardRequest>,
+    ) {
+        if requests.is_empty() {
+            return;
+        }
+        if let Some(tx) = self.stewards.get(&session)
+            && tx.send(requests).is_err()
+        {
+            self.stewards.remove(&session);
         }
     }
 

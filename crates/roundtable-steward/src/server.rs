@@ -1,0 +1,398 @@
+//! The steward as a running service: its home, its endpoint, and a task
+//! per stream that hands requests to the [`Keeper`] and its answers back,
+//! and tells watching streams what others put.
+//!
+//! ```text
+//! HOME/
+//!   lock          the running steward's lock
+//!   steward.key   0600; the steward's identity (its ticket's id)
+//!   ticket        the ticket of the last run (`roundtable steward ticket`)
+//!   blobs/        what it keeps, unless `--store s3://...` keeps it elsewhere
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use roundtable_core::DeviceKey;
+use roundtable_core::wire::{self, ShelfEntry, StewardReply, StewardRequest};
+use roundtable_net::framing::{read_frame, write_frame};
+use roundtable_net::{Connection, NetConfig, StewardNet, StewardTicket};
+use roundtable_store::{Home, OsFs, WriteLock};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::blobs::{BlobError, Blobs, FsBlobs, S3Blobs};
+use crate::keeper::{Keeper, KeeperStatus, Limits, Session};
+
+const KEY_FILE: &str = "steward.key";
+const TICKET_FILE: &str = "ticket";
+const BLOBS_DIR: &str = "blobs";
+/// Connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 256;
+/// Streams one connection may have open at once.
+const MAX_STREAMS: usize = 8;
+/// The largest request read (an item and its frame).
+const MAX_REQUEST: usize = 48 * 1024 * 1024 + 1024;
+/// A stream quiet this long is closed.
+const IDLE: Duration = Duration::from_secs(60);
+/// Arrivals a watching stream may lag behind before it is closed (it then
+/// comes back and fetches).
+const WATCH_BACKLOG: usize = 256;
+
+/// What went wrong running a steward.
+#[derive(Debug, thiserror::Error)]
+pub enum StewardError {
+    /// The home's files.
+    #[error(transparent)]
+    Store(#[from] roundtable_store::StoreError),
+    /// The storage of what it keeps.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// The network.
+    #[error(transparent)]
+    Net(#[from] roundtable_net::NetError),
+    /// Something else, in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How to run a steward.
+#[derive(Debug, Clone)]
+pub struct StewardOptions {
+    /// Its home.
+    pub home: PathBuf,
+    /// Where it listens, its relay, mDNS.
+    pub net: NetConfig,
+    /// `s3://bucket/prefix` to keep items in object storage; none for the
+    /// home's `blobs/`.
+    pub store: Option<String>,
+    /// How much it takes on.
+    pub limits: Limits,
+}
+
+/// The steward's identity, made on first use.
+fn steward_key(home: &Path, _lock: &WriteLock) -> Result<DeviceKey, StewardError> {
+    let path = home.join(KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => DeviceKey::from_file_text(&bytes).map_err(|e| {
+            StewardError::Other(format!(
+                "{} does not read as a steward's key ({e}); restore it from a backup or move it away to make a new steward",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = DeviceKey::generate();
+            roundtable_store::write_durably(&OsFs, &path, key.to_file_text().as_bytes())?;
+            info!(steward = %key.id().fmt_short(), "made this steward's identity");
+            Ok(key)
+        }
+        Err(e) => Err(StewardError::Other(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The storage a steward keeps its items in.
+pub fn open_blobs(home: &Path, store: Option<&str>) -> Result<Box<dyn Blobs>, StewardError> {
+    Ok(match store {
+        None => Box::new(FsBlobs::open(OsFs, home.join(BLOBS_DIR))?),
+        Some(url) => Box::new(S3Blobs::from_url(url)?),
+    })
+}
+
+/// The ticket of a steward's last run, as `roundtable steward ticket`
+/// prints it.
+pub fn ticket_of(home: &Path) -> Result<String, StewardError> {
+    match std::fs::read_to_string(home.join(TICKET_FILE)) {
+        Ok(t) => Ok(t.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StewardError::Other(format!(
+            "{} is not a steward's home yet: run `roundtable --home {} steward run` once",
+            home.display(),
+            home.display()
+        ))),
+        Err(e) => Err(StewardError::Other(format!(
+            "cannot read the steward's ticket: {e}"
+        ))),
+    }
+}
+
+/// What a steward's home keeps, read without running it.
+pub fn status_of(home: &Path, store: Option<&str>) -> Result<KeeperStatus, StewardError> {
+    let key = std::fs::read(home.join(KEY_FILE))
+        .ok()
+        .and_then(|b| DeviceKey::from_file_text(&b).ok())
+        .ok_or_else(|| {
+            StewardError::Other(format!(
+                "{} is not a steward's home: run `roundtable --home {} steward run` first",
+                home.display(),
+                home.display()
+            ))
+        })?;
+    let keeper = Keeper::open(open_blobs(home, store)?, *key.id().as_bytes(), Limits::default())?;
+    Ok(keeper.status())
+}
+
+type Arrival = Arc<([u8; 32], ShelfEntry)>;
+type Watchers = Mutex<HashMap<(roundtable_core::steward::LockerId, [u8; 32]), broadcast::Sender<Arrival>>>;
+
+struct Shared {
+    keeper: Keeper<Box<dyn Blobs>>,
+    watchers: Watchers,
+}
+
+/// A running steward.
+pub struct Steward {
+    net: StewardNet,
+    ticket: StewardTicket,
+    task: tokio::task::JoinHandle<()>,
+    _lock: WriteLock,
+}
+
+impl std::fmt::Debug for Steward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steward")
+            .field("id", &self.net.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Steward {
+    /// Starts a steward: takes its home's lock, makes its identity on
+    /// first use, reads what it keeps, listens, and writes its ticket.
+    pub async fn start(options: StewardOptions) -> Result<Self, StewardError> {
+        let lock = Home::new(&options.home).lock("roundtable steward run")?;
+        let key = steward_key(&options.home, &lock)?;
+        let blobs = open_blobs(&options.home, options.store.as_deref())?;
+        let keeper = tokio::task::spawn_blocking({
+            let id = *key.id().as_bytes();
+            let limits = options.limits;
+            move || Keeper::open(blobs, id, limits)
+        })
+        .await
+        .map_err(|e| StewardError::Other(e.to_string()))??;
+        let (tx, mut incoming) = mpsc::channel::<Connection>(64);
+        let net = StewardNet::bind(*key.to_seed(), &options.net, tx).await?;
+        let ticket = StewardTicket { addr: net.addr() };
+        roundtable_store::write_durably(
+            &OsFs,
+            &options.home.join(TICKET_FILE),
+            format!("{}\n", ticket.to_line()).as_bytes(),
+        )?;
+        let shared = Arc::new(Shared {
+            keeper,
+            watchers: Mutex::new(HashMap::new()),
+        });
+        let span = tracing::info_span!("steward", id = %key.id().fmt_short());
+        let task = tokio::spawn(
+            async move {
+                let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+                let mut conns = JoinSet::new();
+                loop {
+                    tokio::select! {
+                        conn = incoming.recv() => {
+                            let Some(conn) = conn else { break };
+                            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                                debug!("refused a connection: too many at once");
+                                conn.close(1u32.into(), b"busy");
+                                continue;
+                            };
+                            let shared = shared.clone();
+                            conns.spawn(async move {
+                                serve_connection(conn, shared).await;
+                                drop(permit);
+                            }.in_current_span());
+                        }
+                        Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    }
+                }
+                conns.shutdown().await;
+            }
+            .instrument(span),
+        );
+        info!(ticket = %ticket.to_line(), "steward running");
+        Ok(Self {
+            net,
+            ticket,
+            task,
+            _lock: lock,
+        })
+    }
+
+    /// Its ticket (what members paste into `roundtable steward add`).
+    pub fn ticket(&self) -> &StewardTicket {
+        &self.ticket
+    }
+
+    /// The local UDP sockets, with their ports.
+    pub fn bound_sockets(&self) -> Vec<std::net::SocketAddr> {
+        self.net.bound_sockets()
+    }
+
+    /// Stops: closes every connection; what it acknowledged is on disk.
+    pub async fn shutdown(self) {
+        self.net.shutdown().await;
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+async fn serve_connection(conn: Connection, shared: Arc<Shared>) {
+    let device = *conn.remote_id().as_bytes();
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            s = conn.accept_bi() => {
+                let Ok((send, recv)) = s else { break };
+                if streams.len() >= MAX_STREAMS {
+                    debug!("refused a stream: too many on one connection");
+                    continue;
+                }
+                streams.spawn(serve_stream(device, send, recv, shared.clone()).in_current_span());
+            }
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    streams.shutdown().await;
+}
+
+async fn serve_stream(
+    device: [u8; 32],
+    mut send: roundtable_net::framing::SendHalf,
+    mut recv: roundtable_net::framing::RecvHalf,
+    shared: Arc<Shared>,
+) {
+    // Frames are read in a task of their own, so a frame half read is
+    // never lost to an arrival told meanwhile.
+    let (frames_tx, mut frames) = mpsc::channel::<Result<Vec<u8>, String>>(1);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = match read_frame(&mut recv, MAX_REQUEST).await {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => return,
+                Err(e) => Err(e.to_string()),
+            };
+            let stop = r.is_err();
+            if frames_tx.send(r).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let mut session = Session::new(device);
+    let mut watch: Option<broadcast::Receiver<Arrival>> = None;
+    loop {
+        let next = async {
+            match watch.as_mut() {
+                Some(w) => Some(w.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        let reply = tokio::select! {
+            frame = tokio::time::timeout(IDLE, frames.recv()) => {
+                let bytes = match frame {
+                    Ok(Some(Ok(b))) => b,
+                    Ok(Some(Err(e))) => {
+                        debug!("a stream broke: {e}");
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                };
+                let request = match wire::decode::<StewardRequest>(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let refused = StewardReply::Refused {
+                            reason: format!("that request does not read ({e}); update Roundtable"),
+                        };
+                        let _ = write_frame(&mut send, &wire::encode(&refused)).await;
+                        break;
+                    }
+                };
+                let shared2 = shared.clone();
+                let now_ms = roundtable_core::Timestamp::now().as_millis();
+                let handled = tokio::task::spawn_blocking(move || {
+                    let out = shared2.keeper.handle(&mut session, request, now_ms);
+                    (session, out)
+                })
+                .await;
+                let Ok((back, out)) = handled else { break };
+                session = back;
+                match out {
+                    Ok(h) => {
+                        if let Some((shelf, by, entry)) = h.arrived
+                            && let Some(tx) = lock(&shared.watchers).get(&shelf)
+                        {
+                            let _ = tx.send(Arc::new((by, entry)));
+                        }
+                        if session.watching()
+                            && watch.is_none()
+                            && let Some(shelf) = session.shelf()
+                        {
+                            let mut w = lock(&shared.watchers);
+                            let tx = w
+                                .entry(shelf)
+                                .or_insert_with(|| broadcast::channel(WATCH_BACKLOG).0);
+                            watch = Some(tx.subscribe());
+                        }
+                        h.reply
+                    }
+                    Err(e) => {
+                        warn!("storage failed: {e}");
+                        StewardReply::Refused {
+                            reason: "the steward could not keep that just now; try again later".into(),
+                        }
+                    }
+                }
+            }
+            arrival = next => {
+                match arrival {
+                    Some(Ok(a)) if a.0 != device => StewardReply::Arrived(a.1.clone()),
+                    Some(Ok(_)) => continue,
+                    // Fell behind: the device comes back and fetches.
+                    _ => break,
+                }
+            }
+        };
+        if write_frame(&mut send, &wire::encode(&reply)).await.is_err() {
+            break;
+        }
+    }
+    let _ = send.finish();
+    reader.abort();
+    drop(watch);
+    if let Some(shelf) = session.shelf() {
+        let mut w = lock(&shared.watchers);
+        if w.get(&shelf).is_some_and(|tx| tx.receiver_count() == 0) {
+            w.remove(&shelf);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Blobs for Box<dyn Blobs> {
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, BlobError> {
+        self.as_ref().create(key, bytes)
+    }
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BlobError> {
+        self.as_ref().put(key, bytes)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        self.as_ref().get(key)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, BlobError> {
+        self.as_ref().list(prefix, after, limit)
+    }
+    fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.as_ref().delete(key)
+    }
+}

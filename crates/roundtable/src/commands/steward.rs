@@ -1,0 +1,277 @@
+//! Stewards: running one (`steward run`, `ticket`, `status` on the
+//! steward's own home), and a circle's use of them (`add`, `list`,
+//! `remove` on a member's device).
+
+use roundtable_machine::Status;
+use roundtable_net::StewardTicket;
+use roundtable_steward::server::{self, StewardOptions};
+use roundtable_steward::{KeeperStatus, Limits, Steward};
+use serde_json::json;
+
+use super::*;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum StewardCommand {
+    /// Run a steward here (in the foreground, for systemd or a container):
+    /// it keeps circles' changes sealed for devices that are rarely awake
+    /// together, and cannot read them
+    #[command(
+        after_help = "Example: roundtable --home /var/lib/roundtable-steward steward run --listen 0.0.0.0:7100 --relay none\nHand its ticket (`roundtable steward ticket`) to a member: they add it with `roundtable steward add TICKET`."
+    )]
+    Run {
+        /// Where to listen, e.g. 0.0.0.0:7100 (repeat for several) [default: all interfaces, any port]
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// Relays: default, none (direct and local network only), or the URL of your own relay
+        #[arg(long, default_value = "default", value_name = "default|none|URL")]
+        relay: String,
+        /// Do not announce it on the local network
+        #[arg(long)]
+        no_mdns: bool,
+        /// Keep what it holds in S3-compatible object storage instead of its home
+        /// (credentials and endpoint from the usual AWS_* variables)
+        #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+        store: Option<String>,
+    },
+    /// The steward's ticket, to hand to a member of each circle it keeps
+    #[command(after_help = "Example: roundtable --home /var/lib/roundtable-steward steward ticket")]
+    Ticket,
+    /// What a steward's home keeps: circles, bytes, devices seen
+    #[command(
+        after_help = "Example: roundtable --home /var/lib/roundtable-steward steward status --json"
+    )]
+    Status {
+        /// Where it keeps what it holds, if not in its home
+        #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+        store: Option<String>,
+    },
+    /// Have the circle kept by a steward too, from its ticket (your node need not run)
+    #[command(after_help = "Example: roundtable steward add roundtablesteward...")]
+    Add {
+        /// The steward's ticket, from its operator
+        ticket: String,
+    },
+    /// The stewards that keep the circle, and when this device last reached each
+    #[command(after_help = "Example: roundtable steward list --json")]
+    List,
+    /// Stop the circle using a steward (anyone in the circle may; everyone sees who did)
+    #[command(after_help = "Example: roundtable steward remove 3fa2")]
+    Remove {
+        /// The steward's id in the circle (or the start of it), from `roundtable steward list`
+        id: String,
+    },
+}
+
+pub(crate) fn run(
+    backend: &Backend,
+    global: &Global,
+    command: StewardCommand,
+    now: Timestamp,
+) -> Result<()> {
+    let home = backend.home().root().to_path_buf();
+    match command {
+        StewardCommand::Run {
+            listen,
+            relay,
+            no_mdns,
+            store,
+        } => run_steward(global, home, listen, &relay, no_mdns, store),
+        StewardCommand::Ticket => {
+            let ticket = server::ticket_of(&home).map_err(|e| anyhow::anyhow!(e))?;
+            if global.json {
+                render::json(&json!({ "ticket": ticket }))
+            } else {
+                say!("Hand this ticket to a member of each circle this steward should keep;");
+                say!("they add it with `roundtable steward add TICKET`:");
+                render::out::raw(&format!("{ticket}\n"));
+                Ok(())
+            }
+        }
+        StewardCommand::Status { store } => {
+            let status =
+                server::status_of(&home, store.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+            keeper_status(&status, now, global.json)
+        }
+        StewardCommand::Add { ticket } => {
+            let parsed = StewardTicket::parse(&ticket).map_err(|e| bad_input(e.to_string()))?;
+            let steward = roundtable_core::DeviceId::from_bytes(parsed.id());
+            let edit = (
+                Op::AddSteward {
+                    ticket: parsed.to_line(),
+                    steward,
+                },
+                format!(
+                    "The circle is kept by steward {} from now on; your node reaches it whenever it runs.",
+                    steward.fmt_short()
+                ),
+            );
+            perform_and_say(backend, global, edit, now)
+        }
+        StewardCommand::List => list(backend, global, now),
+        StewardCommand::Remove { id } => {
+            let circle = read(backend, global)?;
+            let ids: Vec<EntityId> = circle
+                .stewards()
+                .into_iter()
+                .filter(|s| s.removed_by.is_none())
+                .map(|s| s.id)
+                .collect();
+            let id = resolve_in(ids.iter(), &id, "steward")?;
+            let edit = (
+                Op::RemoveSteward { id },
+                "The circle no longer uses that steward.".into(),
+            );
+            perform_and_say(backend, global, edit, now)
+        }
+    }
+}
+
+fn run_steward(
+    global: &Global,
+    home: PathBuf,
+    listen: Vec<std::net::SocketAddr>,
+    relay: &str,
+    no_mdns: bool,
+    store: Option<String>,
+) -> Result<()> {
+    let mut net = roundtable_net::NetConfig::default();
+    if !listen.is_empty() {
+        net.listen = listen;
+    }
+    net.relay = crate::network::relay_choice(relay)?;
+    net.mdns = !no_mdns;
+    if let Some(url) = &store
+        && !url.starts_with("s3://")
+    {
+        return Err(bad_input(format!(
+            "--store takes s3://BUCKET/PREFIX; got \"{url}\" (leave it out to keep everything in the steward's home)"
+        )));
+    }
+    let options = StewardOptions {
+        home,
+        net,
+        store,
+        limits: Limits::default(),
+    };
+    crate::network::runtime()?.block_on(async {
+        let steward = Steward::start(options)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let ticket = steward.ticket().to_line();
+        if global.json {
+            render::json(&json!({
+                "steward": hex(&steward.ticket().id()),
+                "ticket": ticket,
+                "listening": steward.bound_sockets().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            say!("The steward is running. It keeps sealed changes only; it cannot read any circle.");
+            say!(
+                "  listening  {}",
+                steward
+                    .bound_sockets()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            say!("  ticket     {ticket}");
+            say!("Press Ctrl-C to stop.");
+        }
+        use std::io::Write;
+        let _ = render::out::stdout().flush();
+        crate::network::wait_for_stop().await;
+        steward.shutdown().await;
+        if !global.json {
+            say!("The steward stopped.");
+        }
+        Ok(())
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn keeper_status(status: &KeeperStatus, now: Timestamp, json: bool) -> Result<()> {
+    if json {
+        return render::json(&serde_json::to_value(status)?);
+    }
+    say!("Steward {}", &status.id[..12]);
+    say!(
+        "  keeps {} circle(s), {} in all (sealed: it cannot read them)",
+        status.lockers.len(),
+        render::bytes(status.bytes)
+    );
+    for l in &status.lockers {
+        let newest = l.devices.first().map(|(_, t)| *t);
+        say!(
+            "  circle {}…  {} item(s), {}, {} device(s) seen{}",
+            &l.locker[..8],
+            l.items,
+            render::bytes(l.bytes),
+            l.devices.len(),
+            newest
+                .map(|t| format!(
+                    ", last {}",
+                    render::ago(Timestamp::from_millis(t), now)
+                ))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
+    let circle = read(backend, global)?;
+    let view = circle.view();
+    let records: Vec<_> = circle
+        .stewards()
+        .into_iter()
+        .filter(|s| s.removed_by.is_none())
+        .collect();
+    // How each stands, where the node runs and knows.
+    let standing: Vec<roundtable_machine::StewardStatus> = backend
+        .node()
+        .and_then(|client| Backend::call(client, &ControlRequest::Status).ok())
+        .and_then(|v| serde_json::from_value::<Status>(v).ok())
+        .and_then(|s| s.circles.into_iter().find(|c| c.id == circle.id()))
+        .map(|c| c.stewards)
+        .unwrap_or_default();
+    if global.json {
+        let out: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let s = standing.iter().find(|s| s.id == r.id);
+                json!({
+                    "id": r.id,
+                    "steward": r.steward,
+                    "ticket": r.ticket,
+                    "added_by": r.added_by,
+                    "added_at": r.added_at,
+                    "last_reached": s.and_then(|s| s.last_reached),
+                    "connected": s.is_some_and(|s| s.connected),
+                    "error": s.and_then(|s| s.error.clone()),
+                    "stale": s.and_then(|s| s.stale.clone()),
+                })
+            })
+            .collect();
+        return render::json(&json!(out));
+    }
+    if records.is_empty() {
+        say!("No steward keeps this circle: it syncs only while members' devices are awake together.");
+        say!("Add one with `roundtable steward add TICKET` (its operator runs `roundtable steward ticket`).");
+        return Ok(());
+    }
+    for r in &records {
+        let by = r.added_by.map(|m| view.name_of(&m)).unwrap_or_default();
+        let s = standing.iter().find(|s| s.id == r.id);
+        let how = match s {
+            Some(s) => render::steward_words(s, now),
+            None if backend.node().is_none() => "reached when your node runs".to_owned(),
+            None => "not reached yet".to_owned(),
+        };
+        say!("{}  added by {by}  {how}", r.id.fmt_short());
+    }
+    Ok(())
+}
