@@ -282,6 +282,7 @@ async fn serve_stream(
         }
     });
     let mut session = Session::new(device);
+    let mut opened = None;
     let mut watch: Option<broadcast::Receiver<Arrival>> = None;
     loop {
         let next = async {
@@ -319,6 +320,7 @@ async fn serve_stream(
                 .await;
                 let Ok((back, out)) = handled else { break };
                 session = back;
+                opened = session.shelf();
                 match out {
                     Ok(h) => {
                         if let Some((shelf, by, entry)) = h.arrived
@@ -362,7 +364,7 @@ async fn serve_stream(
     let _ = send.finish();
     reader.abort();
     drop(watch);
-    if let Some(shelf) = session.shelf() {
+    if let Some(shelf) = opened {
         let mut w = lock(&shared.watchers);
         if w.get(&shelf).is_some_and(|tx| tx.receiver_count() == 0) {
             w.remove(&shelf);

@@ -56,6 +56,43 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 }
 
+/// A shared file system is the file system it shares.
+impl<T: Fs + ?Sized> Fs for std::sync::Arc<T> {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        (**self).read(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        (**self).exists(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        (**self).list_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        (**self).file_len(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        (**self).create_dir_all(path)
+    }
+    fn write_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        (**self).write_new(path, bytes)
+    }
+    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        (**self).append(path, bytes)
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        (**self).sync_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        (**self).rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        (**self).remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        (**self).sync_dir(path)
+    }
+}
+
 /// The real file system, through `std`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsFs;

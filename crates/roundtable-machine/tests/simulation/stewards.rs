@@ -1,7 +1,6 @@
 //! Devices that are never awake at the same time, meeting only through a
 //! steward: the real keeper, over a crash-testing disk, honest or not.
 
-use automerge::ReadDoc as _;
 use roundtable_core::circle::device_of;
 
 use super::*;

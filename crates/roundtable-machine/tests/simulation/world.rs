@@ -594,14 +594,6 @@ impl World {
         }
     }
 
-    /// What steward `k` keeps, in bytes.
-    pub(crate) fn steward_bytes(&self, k: usize) -> u64 {
-        self.stewards[k]
-            .keeper
-            .as_ref()
-            .map_or(0, |keeper| keeper.status().bytes)
-    }
-
     fn steward_broken(&mut self, i: usize, session: StewardSession) {
         let life = self.devs[i].life;
         self.push(
