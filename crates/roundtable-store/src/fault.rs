@@ -518,6 +518,12 @@ impl Fs for SimFs {
             .collect())
     }
 
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        let mut s = self.lock();
+        s.check_running()?;
+        Ok(s.file(path)?.data.len() as u64)
+    }
+
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
         if let Outcome::Fail(e) = s.begin("create_dir_all", path)? {
@@ -639,6 +645,25 @@ impl Fs for SimFs {
             s.link(from_dir, vec![(from_name, None)])?;
             s.link(to_dir, vec![(to_name, Some(id))])
         }
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        if let Outcome::Fail(e) = s.begin("remove_file", path)? {
+            return Err(e);
+        }
+        let (dir, name) = s.parent(path)?;
+        let id = s.dir_at(dir, path)?.entries.get(&name).copied();
+        let id = id.ok_or_else(|| not_found(path))?;
+        if matches!(s.nodes[id], Node::Dir(_)) {
+            return Err(io::Error::new(
+                ErrorKind::IsADirectory,
+                format!("{} is a directory", path.display()),
+            ));
+        }
+        // The node stays: the synced entries may still name it, and a power
+        // cut before the directory's sync brings the file back whole.
+        s.link(dir, vec![(name, None)])
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

@@ -11,9 +11,9 @@ use std::path::Path;
 ///
 /// Each operation that changes the disk is a separate call, so a fault can be
 /// injected between any two steps. Durability is explicit: a write, append,
-/// directory creation or rename is only known to survive a power cut after
-/// [`sync_file`](Fs::sync_file) of the file and [`sync_dir`](Fs::sync_dir) of
-/// the directory that holds its name.
+/// directory creation, rename or removal is only known to survive a power cut
+/// after [`sync_file`](Fs::sync_file) of the file and
+/// [`sync_dir`](Fs::sync_dir) of the directory that holds its name.
 pub trait Fs: Send + Sync + fmt::Debug {
     /// The whole content of a file; `NotFound` when it does not exist.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
@@ -23,6 +23,10 @@ pub trait Fs: Send + Sync + fmt::Debug {
 
     /// The names of the entries of a directory, sorted.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+
+    /// The length in bytes of a file, without reading it; `NotFound` when it
+    /// does not exist, `IsADirectory` for a directory.
+    fn file_len(&self, path: &Path) -> io::Result<u64>;
 
     /// Creates a directory and any missing parents, readable only by their
     /// owner. Succeeds if it already exists.
@@ -41,6 +45,11 @@ pub trait Fs: Send + Sync + fmt::Debug {
 
     /// Renames a file, atomically replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes a file (not a directory); `NotFound` when it does not exist.
+    /// Like a rename, the removal is durable only once the directory that
+    /// held the name is synced.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
 
     /// Flushes a directory's entries (names created, renamed or removed in
     /// it) to stable storage.
@@ -67,6 +76,17 @@ impl Fs for OsFs {
         }
         names.sort();
         Ok(names)
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        let meta = fs::metadata(path)?;
+        if meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{} is a directory", path.display()),
+            ));
+        }
+        Ok(meta.len())
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -103,6 +123,10 @@ impl Fs for OsFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

@@ -326,3 +326,34 @@ fn a_home_can_be_given_known_keys() {
     let again = Home::new(dir.path()).identity().unwrap().unwrap();
     assert_eq!(again.device.id(), device.id());
 }
+
+#[test]
+fn files_are_measured_and_removed_on_the_real_file_system() {
+    use std::io::ErrorKind;
+
+    use roundtable_store::Fs;
+
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("d");
+    let file = dir.join("f");
+    OsFs.create_dir_all(&dir).unwrap();
+    OsFs.write_new(&file, b"12345").unwrap();
+    OsFs.append(&file, b"678").unwrap();
+    assert_eq!(OsFs.file_len(&file).unwrap(), 8);
+    assert_eq!(
+        OsFs.file_len(&dir).unwrap_err().kind(),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(
+        OsFs.file_len(&dir.join("g")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    OsFs.remove_file(&file).unwrap();
+    OsFs.sync_dir(&dir).unwrap();
+    assert!(!OsFs.exists(&file).unwrap());
+    assert_eq!(
+        OsFs.remove_file(&file).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(OsFs.remove_file(&dir).is_err(), "never a directory");
+}

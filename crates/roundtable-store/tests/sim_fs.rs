@@ -100,3 +100,102 @@ fn faults_fire_at_their_operation() {
     let after = fs.crashed_state(power_loss(Kept::All, Kept::All));
     assert_eq!(after.read(p("/f")).unwrap(), b"ab");
 }
+
+#[test]
+fn a_removal_survives_a_power_cut_only_once_its_directory_is_synced() {
+    let fs = SimFs::new();
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    fs.write_new(p("/d/a"), b"kept").unwrap();
+    fs.sync_file(p("/d/a")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    fs.remove_file(p("/d/a")).unwrap();
+    assert!(!fs.exists(p("/d/a")).unwrap());
+    assert_eq!(
+        fs.remove_file(p("/d/a")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    // Not yet durable: a power cut brings the file back whole.
+    let back = fs.crashed_state(CrashState::POWER_LOSS);
+    assert_eq!(back.read(p("/d/a")).unwrap(), b"kept");
+    let gone = fs.crashed_state(power_loss(Kept::All, Kept::Synced));
+    assert!(!gone.exists(p("/d/a")).unwrap());
+    // A process exit keeps the removal, still volatile.
+    let restarted = fs.crashed_state(CrashState::ProcessExit);
+    assert!(!restarted.exists(p("/d/a")).unwrap());
+    let later = restarted.crashed_state(CrashState::POWER_LOSS);
+    assert_eq!(later.read(p("/d/a")).unwrap(), b"kept");
+
+    fs.sync_dir(p("/d")).unwrap();
+    for crash in CrashState::VARIETY {
+        assert!(!fs.crashed_state(crash).exists(p("/d/a")).unwrap());
+    }
+}
+
+#[test]
+fn a_removal_and_a_later_create_of_the_same_name_stay_in_order() {
+    let fs = SimFs::new();
+    fs.write_new(p("/a"), b"old").unwrap();
+    fs.sync_file(p("/a")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    fs.remove_file(p("/a")).unwrap();
+    fs.write_new(p("/a"), b"new").unwrap();
+    fs.sync_file(p("/a")).unwrap();
+
+    let read = |crash| fs.crashed_state(crash).read(p("/a")).ok();
+    assert_eq!(read(CrashState::POWER_LOSS).as_deref(), Some(&b"old"[..]));
+    assert_eq!(
+        read(power_loss(Kept::All, Kept::Synced)).as_deref(),
+        Some(&b"new"[..])
+    );
+    // Half of the two changes: the removal without the new name.
+    assert_eq!(read(power_loss(Kept::Percent(50), Kept::All)), None);
+}
+
+#[test]
+fn a_removal_fails_cleanly() {
+    let fs = SimFs::new();
+    fs.create_dir_all(p("/d")).unwrap();
+    assert_eq!(
+        fs.remove_file(p("/d")).unwrap_err().kind(),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(
+        fs.remove_file(p("/nowhere/f")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    fs.write_new(p("/d/f"), b"x").unwrap();
+    fs.inject(fs.write_ops(), Fault::FailOnce(ErrorKind::PermissionDenied));
+    assert!(fs.remove_file(p("/d/f")).is_err());
+    assert!(
+        fs.exists(p("/d/f")).unwrap(),
+        "a failed removal removes nothing"
+    );
+    fs.inject(fs.write_ops(), Fault::Crash);
+    assert!(fs.remove_file(p("/d/f")).is_err());
+    let after = fs.crashed_state(CrashState::ProcessExit);
+    assert!(
+        after.exists(p("/d/f")).unwrap(),
+        "nor does a crash during it"
+    );
+}
+
+#[test]
+fn file_len_reads_nothing_and_tells_a_directory_apart() {
+    let fs = SimFs::new();
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.write_new(p("/d/f"), b"12345").unwrap();
+    fs.append(p("/d/f"), b"678").unwrap();
+    let ops = fs.write_ops();
+    assert_eq!(fs.file_len(p("/d/f")).unwrap(), 8);
+    assert_eq!(fs.write_ops(), ops, "not counted as a change");
+    assert_eq!(
+        fs.file_len(p("/d")).unwrap_err().kind(),
+        ErrorKind::IsADirectory
+    );
+    assert_eq!(
+        fs.file_len(p("/d/g")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
