@@ -2,7 +2,7 @@
 //! holding bytes that are written whole and replaced whole. The steward's
 //! own home on disk by default ([`FsBlobs`]); S3-compatible object storage
 //! for a steward that keeps many circles, so several steward processes can
-//! share one bucket (`S3Blobs`).
+//! share one bucket ([`S3Blobs`]).
 //!
 //! Keys are `/`-separated segments of `[a-z0-9._-]`, none empty, none
 //! starting with `.`, at most [`MAX_KEY_LEN`] bytes in all; an
@@ -12,8 +12,10 @@
 //! larger object someone else put there, rather than allocating it.
 
 mod fs;
+mod s3;
 
 pub use self::fs::FsBlobs;
+pub use self::s3::S3Blobs;
 
 /// The longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 512;
