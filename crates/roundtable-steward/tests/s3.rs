@@ -25,7 +25,8 @@ use roundtable_steward::blobs::{BlobError, Blobs, MAX_BLOB_LEN, S3Blobs};
 
 use common::{behaves_as_blobs, racing_creates};
 
-/// Moto 5.0.15 was the first to honour `If-None-Match` on PUT.
+/// Moto honours `If-None-Match` on PUT since late 2024 (during 5.0); the
+/// behaviour and race tests check that the installed one does.
 const MOTO: &str = "moto[server]>=5.1,<6";
 
 /// Runs moto's server on one thread: with threads its check of
