@@ -2,36 +2,6 @@
 //! store's file layer ([`Fs`]), so the same code runs on the real disk
 //! ([`OsFs`](roundtable_store::OsFs)) and, in tests and the simulation, on
 //! [`SimFs`](roundtable_store::fault::SimFs) with its crashes.
-//!
-//! # Layout
-//!
-//! ```text
-//! <root>/
-//! ├─ lockers+/            the directory of the keys under "lockers/"
-//! │  ├─ ab+/
-//! │  │  ├─ 0001           the blob "lockers/ab/0001"
-//! │  │  └─ .0002.tmp      a write of "lockers/ab/0002" under way, or cut short
-//! │  └─ ab               the blob "lockers/ab", beside the keys under it
-//! ```
-//!
-//! Each segment but the last is a directory named after it with `+`
-//! appended, a character no key has, so a key can be a blob and the prefix
-//! of others at once, as in object storage. Names starting with `.` are
-//! temporary files and never keys.
-//!
-//! # Durability
-//!
-//! A write goes to `.<name>.tmp` beside its target, which is fsynced,
-//! renamed over the target, and the directory fsynced; a crash leaves the
-//! key's old bytes or its new ones, never a mix. A new directory is fsynced
-//! into its parent before anything is written in it. A delete fsyncs the
-//! directory. A temporary file has one name per key, so a crash leaves at
-//! most one per key, which the next write of that key reuses and
-//! [`FsBlobs::open`] removes.
-//!
-//! Writes of one key are serialised inside the process, which makes
-//! [`create`](Blobs::create) atomic. One process, and one `FsBlobs`, owns a
-//! root at a time (the steward's home lock sees to the process).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -50,8 +20,40 @@ const DIR_MARK: char = '+';
 /// rarely wait for each other.
 const STRIPES: usize = 64;
 
-/// Blobs as files under a root directory; see the [module](self) for the
-/// layout and what a crash leaves.
+/// Blobs kept as files under a root directory, through the store's file
+/// layer ([`Fs`]), so the same code runs on the real disk
+/// ([`OsFs`](roundtable_store::OsFs)) and, in tests and the simulation, on
+/// [`SimFs`](roundtable_store::fault::SimFs) with its crashes.
+///
+/// # Layout
+///
+/// ```text
+/// <root>/
+/// ├─ lockers+/            the directory of the keys under "lockers/"
+/// │  ├─ ab+/
+/// │  │  ├─ 0001           the blob "lockers/ab/0001"
+/// │  │  └─ .0002.tmp      a write of "lockers/ab/0002" under way, or cut short
+/// │  └─ ab               the blob "lockers/ab", beside the keys under it
+/// ```
+///
+/// Each segment but the last is a directory named after it with `+`
+/// appended, a character no key has, so a key can be a blob and the prefix
+/// of others at once, as in object storage. Names starting with `.` are
+/// temporary files and never keys.
+///
+/// # Durability
+///
+/// A write goes to `.<name>.tmp` beside its target, which is fsynced,
+/// renamed over the target, and the directory fsynced; a crash leaves the
+/// key's old bytes or its new ones, never a mix. A new directory is fsynced
+/// into its parent before anything is written in it. A delete fsyncs the
+/// directory. A temporary file has one name per key, so a crash leaves at
+/// most one per key, which the next write of that key reuses and
+/// [`FsBlobs::open`] removes.
+///
+/// Writes of one key are serialised inside the process, which makes
+/// [`create`](Blobs::create) atomic. One process, and one `FsBlobs`, owns a
+/// root at a time (the steward's home lock sees to the process).
 pub struct FsBlobs<F> {
     fs: F,
     root: PathBuf,
@@ -161,9 +163,7 @@ impl<F: Fs> FsBlobs<F> {
             if self.durable().contains(dir) {
                 continue;
             }
-            self.fs
-                .create_dir_all(dir)
-                .map_err(io_at("create", dir))?;
+            self.fs.create_dir_all(dir).map_err(io_at("create", dir))?;
             self.fs.sync_dir(parent).map_err(io_at("fsync", parent))?;
             self.durable().insert(dir.clone());
         }
@@ -222,7 +222,9 @@ impl<F: Fs> FsBlobs<F> {
         let mut entries: Vec<(String, &str)> = names
             .iter()
             .filter_map(|name| match name.strip_suffix(DIR_MARK) {
-                Some(segment) if is_segment(segment) => Some((format!("{segment}/"), name.as_str())),
+                Some(segment) if is_segment(segment) => {
+                    Some((format!("{segment}/"), name.as_str()))
+                }
                 None if is_segment(name) => Some((name.clone(), name.as_str())),
                 _ => None,
             })
@@ -236,8 +238,10 @@ impl<F: Fs> FsBlobs<F> {
             let path = dir.join(name);
             if key.ends_with('/') {
                 // Every key below starts with `key`: none is after `after`
-                // if `after` sorts past all of them.
-                let skip = after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key));
+                // if `after` sorts past all of them, and none is a key if
+                // `key` is as long as a key may be.
+                let skip = after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key))
+                    || key.len() >= MAX_KEY_LEN;
                 if !skip {
                     self.walk(&path, &key, after, limit, out)?;
                 }
@@ -262,7 +266,11 @@ impl<F: Fs> Blobs for FsBlobs<F> {
         let at = self.locate(key)?;
         check_len(key, bytes.len() as u64)?;
         let _lock = self.lock(key);
-        if self.fs.exists(&at.file).map_err(io_at("look for", &at.file))? {
+        if self
+            .fs
+            .exists(&at.file)
+            .map_err(io_at("look for", &at.file))?
+        {
             // What it found may be the unsynced write of a process that
             // crashed: make it durable before saying the key is taken.
             self.ensure_dirs(&at.dirs)?;
@@ -417,7 +425,8 @@ mod tests {
         blobs.put("d/k", b"x").unwrap();
         let fs = blobs.fs();
         fs.write_new(Path::new("/home/blobs/UPPER"), b"?").unwrap();
-        fs.write_new(Path::new("/home/blobs/d+/.k.tmp"), b"half").unwrap();
+        fs.write_new(Path::new("/home/blobs/d+/.k.tmp"), b"half")
+            .unwrap();
         fs.create_dir_all(Path::new("/home/blobs/plain")).unwrap();
         fs.create_dir_all(Path::new("/home/blobs/Bad+")).unwrap();
         assert_eq!(blobs.list("", None, 10).unwrap(), [("d/k".to_owned(), 1)]);

@@ -5,7 +5,23 @@
 //! share one bucket ([`S3Blobs`]).
 //!
 //! Keys are `/`-separated segments of `[a-z0-9._-]`, none empty, none
-//! starting with `.`; an implementation refuses any other key.
+//! starting with `.`, at most [`MAX_KEY_LEN`] bytes in all; an
+//! implementation refuses any other key ([`check_key`]). A key may be both a
+//! blob and the prefix of others (`a` and `a/b`). A blob holds at most
+//! [`MAX_BLOB_LEN`] bytes: larger writes are refused, and so is reading a
+//! larger object someone else put there, rather than allocating it.
+
+mod fs;
+mod s3;
+
+pub use self::fs::FsBlobs;
+pub use self::s3::S3Blobs;
+
+/// The longest key, in bytes.
+pub const MAX_KEY_LEN: usize = 512;
+
+/// The most bytes one blob may hold (64 MiB).
+pub const MAX_BLOB_LEN: u64 = 64 << 20;
 
 /// What went wrong with the storage.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +59,85 @@ pub trait Blobs: Send + Sync {
     ) -> Result<Vec<(String, u64)>, BlobError>;
     /// Removes `key`; nothing happens if it is not there.
     fn delete(&self, key: &str) -> Result<(), BlobError>;
+}
+
+/// Checks that `key` is one the namespace allows (see the [module](self)).
+pub fn check_key(key: &str) -> Result<(), BlobError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.split('/').all(is_segment) {
+        return Err(BlobError::BadKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks a prefix for [`Blobs::list`]: a valid key, or empty for the whole
+/// namespace.
+fn check_prefix(prefix: &str) -> Result<(), BlobError> {
+    if prefix.is_empty() {
+        Ok(())
+    } else {
+        check_key(prefix)
+    }
+}
+
+/// Whether `name` is one segment of a key.
+fn is_segment(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+}
+
+/// Refuses a blob larger than [`MAX_BLOB_LEN`].
+fn check_len(key: &str, len: u64) -> Result<(), BlobError> {
+    if len > MAX_BLOB_LEN {
+        return Err(too_large(key, len));
+    }
+    Ok(())
+}
+
+fn too_large(key: &str, len: u64) -> BlobError {
+    BlobError::Io(format!(
+        "{key}: {len} bytes, more than the {MAX_BLOB_LEN} a blob may hold"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        let longest = format!("{}bb", "a/".repeat(255));
+        assert_eq!(longest.len(), MAX_KEY_LEN);
+        for good in ["a", "a/b", "0.1_x-y/z", "a..b", longest.as_str()] {
+            assert!(check_key(good).is_ok(), "{good:?}");
+        }
+        let long = format!("{}b", "a/".repeat(256));
+        assert_eq!(long.len(), 513);
+        for bad in [
+            "",
+            "/",
+            "/a",
+            "a/",
+            "a//b",
+            ".a",
+            "a/.b",
+            "a/..",
+            "..",
+            "A",
+            "a b",
+            "é",
+            "a\\b",
+            "a/b\0",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(check_key(bad), Err(BlobError::BadKey(k)) if k == bad),
+                "{bad:?}"
+            );
+        }
+        assert!(check_prefix("").is_ok());
+        assert!(check_prefix("/").is_err());
+    }
 }

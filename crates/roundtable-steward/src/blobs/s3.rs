@@ -1,22 +1,5 @@
 //! [`S3Blobs`]: blobs as objects in an S3-compatible bucket, under a key
 //! prefix, so several steward processes can share one bucket.
-//!
-//! The key `lockers/ab/0001` under `s3://bucket/steward` is the object
-//! `steward/lockers/ab/0001`. Objects under the prefix whose names are not
-//! keys are left alone and never listed.
-//!
-//! # Blocking
-//!
-//! [`Blobs`] is synchronous and the object store is async. An `S3Blobs`
-//! owns a small tokio runtime of its own (one worker thread) and runs each
-//! call there, waiting for it on the calling thread. It never enters the
-//! caller's runtime, so it cannot panic with "Cannot start a runtime from
-//! within a runtime" nor deadlock on a runtime whose threads are all
-//! waiting; but each call blocks its thread until the store answers, so
-//! async code must make its calls from
-//! [`spawn_blocking`](tokio::task::spawn_blocking). Dropping an `S3Blobs`
-//! anywhere, async code included, is fine: its runtime shuts down in the
-//! background.
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,8 +17,34 @@ use super::{BlobError, Blobs, MAX_BLOB_LEN, check_key, check_len, check_prefix, 
 /// The longest any one call may take, retries included, before it fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Blobs in an S3-compatible bucket; see the [module](self) for the layout
-/// and how the calls block.
+/// Blobs as objects in an S3-compatible bucket, under a key prefix, so
+/// several steward processes can share one bucket.
+///
+/// The key `lockers/ab/0001` under `s3://bucket/steward` is the object
+/// `steward/lockers/ab/0001`. Objects under the prefix whose names are not
+/// keys are left alone and never listed.
+///
+/// # Blocking
+///
+/// [`Blobs`] is synchronous and the object store is async. An `S3Blobs`
+/// owns a small tokio runtime of its own (one worker thread) and runs each
+/// call there, waiting for it on the calling thread. It never enters the
+/// caller's runtime, so it cannot panic with "Cannot start a runtime from
+/// within a runtime" nor deadlock on a runtime whose threads are all
+/// waiting; but each call blocks its thread until the store answers, so
+/// async code must make its calls from
+/// [`spawn_blocking`](tokio::task::spawn_blocking). Dropping an `S3Blobs`
+/// anywhere, async code included, is fine: its runtime shuts down in the
+/// background.
+///
+/// # Bounds
+///
+/// Every call gives up after five minutes, the object store's own retries
+/// included. A get of an object larger than
+/// [`MAX_BLOB_LEN`](super::MAX_BLOB_LEN) fails before reading its body.
+/// [`create`](Blobs::create) is a conditional write, so two processes never
+/// both create one key; when S3 answers a racing conditional write with
+/// 409 Conflict, the create reports the key as taken.
 pub struct S3Blobs {
     store: Arc<AmazonS3>,
     /// The prefix every key's object has, without a trailing `/`; empty for
@@ -91,18 +100,17 @@ impl S3Blobs {
         }
         // `create` is only right with conditional writes.
         builder = builder.with_conditional_put(S3ConditionalPut::ETagMatch);
+        let store = builder
+            .build()
+            .map_err(|e| BlobError::Io(format!("cannot use {url}: {e}")))?;
+        // Made last: dropped on an error path inside async code, a runtime
+        // would panic.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("steward-s3")
             .enable_all()
             .build()
             .map_err(|e| BlobError::Io(format!("cannot start the S3 client's runtime: {e}")))?;
-        let store = {
-            let _context = runtime.enter();
-            builder
-                .build()
-                .map_err(|e| BlobError::Io(format!("cannot use {url}: {e}")))?
-        };
         Ok(Self {
             store: Arc::new(store),
             root,
@@ -138,7 +146,6 @@ impl S3Blobs {
             .as_ref()
             .ok_or_else(|| BlobError::Io("the S3 client has shut down".to_owned()))?;
         let (tx, rx) = mpsc::sync_channel(1);
-        let described = what.clone();
         runtime.spawn(async move {
             let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
                 Ok(Ok(value)) => Ok(value),
@@ -154,7 +161,7 @@ impl S3Blobs {
         // The call's own timeout fires first; this one only guards against
         // a runtime that stopped running it.
         match rx.recv_timeout(CALL_TIMEOUT + Duration::from_secs(30)) {
-            Ok(outcome) => outcome.map_err(|e| BlobError::Io(format!("{described}: {e}"))),
+            Ok(outcome) => outcome.map_err(|e| BlobError::Io(format!("{what}: {e}"))),
             Err(_) => Err(BlobError::Io(format!(
                 "{what}: the S3 client stopped without an answer"
             ))),
@@ -378,7 +385,12 @@ mod tests {
         assert_eq!(blobs.path("").unwrap().as_ref(), "steward/one");
         let object = Path::parse("steward/one/lockers/ab").unwrap();
         assert_eq!(key_of(&blobs.root, &object), Some("lockers/ab"));
-        for stranger in ["steward/one", "steward/oneself/x", "steward/one/UPPER", "other/x"] {
+        for stranger in [
+            "steward/one",
+            "steward/oneself/x",
+            "steward/one/UPPER",
+            "other/x",
+        ] {
             assert_eq!(key_of(&blobs.root, &Path::parse(stranger).unwrap()), None);
         }
         let top = offline("s3://bucket");
