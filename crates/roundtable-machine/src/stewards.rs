@@ -532,8 +532,7 @@ impl Machine {
                 open.shelf_bytes = bytes;
                 open.putting = false;
                 if open.visit {
-                    // Visited: the key is left there, what was fetched is
-                    // superseded.
+                    // Visited: the key is left there.
                     let served = self.circles.get_mut(&session.circle).expect("linked");
                     let shelf = served.stewards.links[&session.steward]
                         .open
@@ -620,6 +619,12 @@ impl Machine {
             match item {
                 Ok(item) => {
                     let t = self.take_item(circle, item, now, rng);
+                    if t.changed {
+                        // Who is in, and the epoch, as of this item: a
+                        // key left further along is for the epoch it
+                        // brings.
+                        self.refresh_admitted(now, rng);
+                    }
                     took.changed |= t.changed;
                     took.key |= t.key;
                 }
@@ -644,7 +649,6 @@ impl Machine {
         if took.changed {
             self.keep_book(circle);
             self.changed(circle, now);
-            self.refresh_admitted(now, rng);
         }
     }
 
@@ -852,7 +856,7 @@ impl Machine {
     }
 
     /// On a visited shelf: leaves the current key there, boxed to every
-    /// device still in, superseding what was fetched.
+    /// device still in.
     fn leave_keys(
         &mut self,
         session: StewardSession,
@@ -867,7 +871,6 @@ impl Machine {
         else {
             return Vec::new();
         };
-        let after = self.mark_mut(session).map(|m| m.after).unwrap_or(0);
         let me = self.me.device.id();
         let served = self.circles.get_mut(&circle).expect("served");
         let Some(offer) = served.keys.offer() else {
@@ -896,10 +899,12 @@ impl Machine {
             kind: ShelfKind::Keys,
             heads: Vec::new(),
         });
+        // Nothing is superseded: devices still on this shelf need what
+        // lies there (the change that moved the epoch, first of all).
         vec![StewardRequest::Put {
             kind: ShelfKind::Keys as u8,
             bytes,
-            supersede_below: Some(after + 1),
+            supersede_below: None,
         }]
     }
 

@@ -200,6 +200,7 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>) {
         return;
     }
     if let Err(why) = converged(&mut w, circle) {
+        tell(&mut w, circle);
         panic!("devices never awake together did not meet through the steward: {why}");
     }
     if let Some(epoch) = removed_epoch {
@@ -208,6 +209,28 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>) {
             assert!(
                 !wr.heads.iter().any(|h| doc.has_change(h)),
                 "the removed member got an edit written under a later key"
+            );
+        }
+    }
+}
+
+/// What each device holds and how it stands with its stewards, for a
+/// failing seed.
+fn tell(w: &mut World, circle: CircleId) {
+    for d in w.devs.iter_mut() {
+        let name = d.name.clone();
+        if let Some(m) = d.machine.as_mut() {
+            let doc = m.circle(circle).unwrap();
+            let changes = doc.doc().get_changes(&[]).len();
+            let status = m.status();
+            let c = &status.circles[0];
+            eprintln!(
+                "{name}: {changes} changes, heads {:?}, epoch {}, stewards {:?}, dropped {:?}, refused {:?}",
+                doc.heads().iter().map(|h| h.to_string()[..8].to_owned()).collect::<Vec<_>>(),
+                c.epoch,
+                c.stewards,
+                status.dropped,
+                status.refused
             );
         }
     }
