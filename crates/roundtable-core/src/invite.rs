@@ -8,13 +8,13 @@
 //! can check and redeem an invite, and every redemption is recorded in the
 //! document, so every device agrees on what was used.
 
-use automerge::ObjType;
-use automerge::transaction::Transactable;
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ObjId, ObjType};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::circle::{Circle, Profile, new_entity};
+use crate::circle::{Admission, Circle, Profile, new_entity};
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
 use crate::ids::{DeviceId, EntityId, MemberId};
@@ -170,14 +170,29 @@ impl Circle {
     ) -> Result<Invite, CoreError> {
         r.cert.verify()?;
         let view = self.view();
-        if let Some(inv) = view.invites.get(&r.invite)
-            && inv.redeemed.contains_key(&r.cert.device)
-            && inv.secret_hash == r.secret.hash_hex()
-        {
-            return Ok(inv.clone());
+        if let Some(inv) = redeemed_already(&view, r) {
+            return Ok(inv);
         }
         let inv = check(&view, self.device(), r.invite, r.secret, now)?;
-        let membership = Membership::from_view(&view);
+        let admission = self.admission_for(&view, r, &inv)?;
+        let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
+        let cert = r.cert.clone();
+        self.transact(now, "redeem invite", |tx| {
+            put_redemption(tx, &obj, &cert, now)?;
+            admission.write(tx, now)
+        })?;
+        self.read_invite(r.invite)
+    }
+
+    /// Checks who a redemption would let in, and what it would write for
+    /// them.
+    fn admission_for(
+        &self,
+        view: &CircleView,
+        r: &Redemption<'_>,
+        inv: &Invite,
+    ) -> Result<Admission, CoreError> {
+        let membership = Membership::from_view(view);
         if membership.departed.contains(&r.cert.device) {
             return Err(CoreError::NotAllowed(
                 "this device has left the circle and cannot come back with a ticket".into(),
@@ -207,6 +222,7 @@ impl Circle {
                         "you are already a member of this circle".into(),
                     ));
                 }
+                self.member_admission(r.cert, profile, Some(inv.by))
             }
             InviteKind::Device => {
                 if r.cert.member != inv.by {
@@ -215,32 +231,43 @@ impl Circle {
                             .into(),
                     ));
                 }
+                self.device_admission(r.cert)
             }
         }
-        let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
-        let cert = r.cert.clone();
-        let profile = r.profile.cloned();
-        let by = inv.by;
-        self.transact(now, "redeem invite", |tx| {
-            let redeemed = crate::circle::child_map(tx, &obj, "redeemed")?;
-            let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
-            tx.put(&rec, "member", cert.member.to_string())?;
-            tx.put(&rec, "at", now.as_millis())?;
-            Ok(())
-        })?;
-        match (inv.kind, profile) {
-            (InviteKind::Member, Some(p)) => self.add_member(&cert, &p, Some(by), now)?,
-            _ => self.add_device(&cert, now)?,
-        }
+    }
+
+    /// The invite `id` as the circle reads it now.
+    fn read_invite(&self, id: EntityId) -> Result<Invite, CoreError> {
         self.view()
             .invites
-            .get(&r.invite)
+            .get(&id)
             .cloned()
-            .ok_or(CoreError::NoSuchEntity {
-                kind: "invite",
-                id: r.invite,
-            })
+            .ok_or(CoreError::NoSuchEntity { kind: "invite", id })
     }
+}
+
+/// The invite, when `r`'s device redeemed it already with `r`'s secret.
+fn redeemed_already(view: &CircleView, r: &Redemption<'_>) -> Option<Invite> {
+    view.invites
+        .get(&r.invite)
+        .filter(|inv| {
+            inv.redeemed.contains_key(&r.cert.device) && inv.secret_hash == r.secret.hash_hex()
+        })
+        .cloned()
+}
+
+/// Writes the record of `cert`'s device redeeming the invite `invite`.
+fn put_redemption(
+    tx: &mut Transaction<'_>,
+    invite: &ObjId,
+    cert: &DeviceCert,
+    now: Timestamp,
+) -> Result<(), CoreError> {
+    let redeemed = crate::circle::child_map(tx, invite, "redeemed")?;
+    let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
+    tx.put(&rec, "member", cert.member.to_string())?;
+    tx.put(&rec, "at", now.as_millis())?;
+    Ok(())
 }
 
 /// Checks an invite as `here` (the device checking) sees the circle.
