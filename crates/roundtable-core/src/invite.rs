@@ -2,14 +2,17 @@
 //!
 //! An invite is a record in the circle (who made it, for a new member or a
 //! new device, until when, how many uses) holding only the BLAKE3 hash of a
-//! random secret. The secret itself travels in the ticket, to the person
-//! invited, and back over an authenticated connection when they redeem it;
-//! the circle's keys never do. Any member's device that holds the circle
-//! can check and redeem an invite, and every redemption is recorded in the
-//! document, so every device agrees on what was used.
+//! random secret, and the public half of a key derived from that secret
+//! (its *redeem key*, [`InviteSecret::redeem_key`]). The secret itself
+//! travels in the ticket, to the person invited, and back over an
+//! authenticated connection when they redeem it; the circle's keys never
+//! do. Any member's device that holds the circle can check and redeem an
+//! invite, and every redemption is recorded in the document, so every
+//! device agrees on what was used.
 
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType};
+use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -30,6 +33,9 @@ pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
 /// outsider learns nothing of which circles or invites it holds.
 pub const UNKNOWN_INVITE: &str =
     "this invite is not known to the circle (it may have been revoked)";
+
+/// The context of the key derivation from an invite's secret to its redeem key.
+const REDEEM_KEY_CONTEXT: &str = "roundtable 2026 invite redeem key v1";
 
 /// The longest an invite may stay open: thirty days.
 pub const MAX_INVITE_LIFETIME_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -86,6 +92,14 @@ impl InviteSecret {
     pub fn hash_hex(&self) -> String {
         blake3::hash(self.0.as_ref()).to_hex().to_string()
     }
+
+    /// The key that signs a redemption the joining device writes itself.
+    /// Its public half is in the invite's record; only someone who holds
+    /// the secret can sign with it.
+    pub fn redeem_key(&self) -> SigningKey {
+        let seed = Zeroizing::new(blake3::derive_key(REDEEM_KEY_CONTEXT, self.0.as_ref()));
+        SigningKey::from_bytes(&seed)
+    }
 }
 
 /// What someone redeeming an invite brings.
@@ -135,11 +149,13 @@ impl Circle {
         let id = EntityId::random(rng);
         let secret = InviteSecret::random(rng);
         let hash = secret.hash_hex();
+        let redeem_key = crate::identity::hex(secret.redeem_key().verifying_key().as_bytes());
         self.transact(now, "invite", |tx| {
             let obj = new_entity(tx, schema::INVITES, id)?;
             tx.put(&obj, "by", by.to_string())?;
             tx.put(&obj, "kind", kind.as_str())?;
             tx.put(&obj, "secret_hash", hash.as_str())?;
+            tx.put(&obj, "redeem_key", redeem_key.as_str())?;
             tx.put(&obj, "expires_at", expires_at.as_millis())?;
             tx.put(&obj, "uses", i64::from(uses))?;
             tx.put(&obj, "at", now.as_millis())?;
