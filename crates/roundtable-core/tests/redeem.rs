@@ -799,13 +799,12 @@ fn a_redemption_that_writes_anything_else_is_refused() {
             }),
         ),
     ];
-    for (what, also) in attempts {
+    for (_what, also) in attempts {
         let (m, d) = keys(&mut rng);
         let mut j = welcome(&maya, m, d);
         let honest = ByHand::honest(&j, invite, InviteKind::Member, &secret);
         honest.write(&mut j, |tx, c| also(tx, c));
         refused_everywhere(&j, [&mut maya, &mut sam, &mut ana]);
-        eprintln!("refused: {what}");
     }
     // A record without its device, or a map made anywhere else, even empty.
     let (m, d) = keys(&mut rng);
