@@ -19,6 +19,12 @@
 //!   departed (revoked, or its member removed), the change does not build on
 //!   its departure (so it cannot go on writing, while what it wrote before
 //!   stays, wherever it arrived first);
+//! - or, for a device not admitted in the circle the change builds on, the
+//!   change is a valid self-redemption: the device letting itself in with
+//!   an invite, proven with the invite's redeem key, writing its redemption
+//!   and its own record and nothing else, as the change's own history
+//!   judges it (see [`crate::invite`]); its later changes then build on its
+//!   admission and are judged like any member's;
 //! - it keeps the circle's outline and the records of who is in: only the
 //!   first change writes at the document's root, and nobody rewrites a
 //!   consent, a proposal, a device or a redemption (see [`crate::shape`]).
@@ -548,19 +554,28 @@ fn judge(
             chains.entry(slot).or_default().push(c);
         }
     }
+    // A device that was not admitted may still let itself in: its first
+    // change may be a self-redemption (see [`crate::invite`]), after which
+    // it is admitted, so such a chain opens like an admitted one.
+    let lets_itself_in = |c: &Change| crate::invite::lets_itself_in(circle.doc(), c, circle.id());
     let mut was_admitted: HashSet<ChangeHash> = HashSet::new();
+    let mut let_in: HashSet<ChangeHash> = HashSet::new();
     for ((device, _), mut chain) in chains {
         chain.sort_by_key(|c| c.seq());
-        let ends = [chain[0], chain[chain.len() - 1]];
-        if ends.iter().all(|c| was_in(c, &device)) {
-            was_admitted.extend(chain.iter().map(|c| c.hash()));
+        let (first, rest) = (chain[0], &chain[1..]);
+        let opens = if was_in(first, &device) {
+            was_admitted.insert(first.hash());
+            true
+        } else if lets_itself_in(first) {
+            let_in.insert(first.hash());
+            true
         } else {
-            was_admitted.extend(
-                chain
-                    .iter()
-                    .filter(|c| was_in(c, &device))
-                    .map(|c| c.hash()),
-            );
+            false
+        };
+        if opens && rest.last().is_none_or(|last| was_in(last, &device)) {
+            was_admitted.extend(rest.iter().map(|c| c.hash()));
+        } else {
+            was_admitted.extend(rest.iter().filter(|c| was_in(c, &device)).map(|c| c.hash()));
         }
     }
 
@@ -584,6 +599,7 @@ fn judge(
             }
             let allowed = quick(&device)
                 || was_admitted.contains(&hash)
+                || let_in.contains(&hash)
                 // The founder's first change makes the circle it is admitted to.
                 || (!had_history && c.deps().is_empty());
             if !allowed {

@@ -92,6 +92,41 @@ impl Repliable {
     }
 }
 
+/// A member or a device checked and ready to be written into the circle
+/// (see [`Circle::add_member`], [`Circle::add_device`]), so that an edit
+/// letting someone in can write it in the same change as its own records.
+#[derive(Debug, Clone)]
+pub(crate) enum Admission {
+    /// A new member with their first device.
+    Member {
+        cert: DeviceCert,
+        profile: Profile,
+        invited_by: Option<MemberId>,
+    },
+    /// A new device of a member already here (the map of their record).
+    Device { cert: DeviceCert, member: ObjId },
+    /// The device is there already: nothing to write.
+    Already,
+}
+
+impl Admission {
+    /// Writes the member's or the device's record inside `tx`.
+    pub(crate) fn write(&self, tx: &mut Transaction<'_>, now: Timestamp) -> Result<(), CoreError> {
+        match self {
+            Admission::Member {
+                cert,
+                profile,
+                invited_by,
+            } => put_member(tx, cert, profile, *invited_by, now),
+            Admission::Device { cert, member } => {
+                let devices = child_map(tx, member, schema::DEVICES)?;
+                put_device(tx, &devices, cert, now)
+            }
+            Admission::Already => Ok(()),
+        }
+    }
+}
+
 /// One circle's document.
 #[derive(Debug, Clone)]
 pub struct Circle {
@@ -395,25 +430,44 @@ impl Circle {
         invited_by: Option<MemberId>,
         now: Timestamp,
     ) -> Result<(), CoreError> {
-        device.verify()?;
-        check_profile(profile)?;
-        if let Some(inviter) = invited_by {
-            self.require_member(inviter)?;
-        }
-        if self.is_member(device.member) {
-            return self.add_device(device, now);
-        }
-        self.view()
-            .check_new_name(&profile.name, Some(device.member))?;
-        self.transact(now, "add member", |tx| {
-            put_member(tx, device, profile, invited_by, now)
-        })
+        let admission = self.member_admission(device, profile, invited_by)?;
+        self.admit(&admission, now)
     }
 
     /// Adds a device certified by a member of this circle. Adding one that
     /// is already there changes nothing; a revoked one cannot come back
     /// (records of who is in only grow, see `shape`).
     pub fn add_device(&mut self, cert: &DeviceCert, now: Timestamp) -> Result<(), CoreError> {
+        let admission = self.device_admission(cert)?;
+        self.admit(&admission, now)
+    }
+
+    /// Checks what [`Circle::add_member`] would write, writing nothing.
+    pub(crate) fn member_admission(
+        &self,
+        device: &DeviceCert,
+        profile: &Profile,
+        invited_by: Option<MemberId>,
+    ) -> Result<Admission, CoreError> {
+        device.verify()?;
+        check_profile(profile)?;
+        if let Some(inviter) = invited_by {
+            self.require_member(inviter)?;
+        }
+        if self.is_member(device.member) {
+            return self.device_admission(device);
+        }
+        self.view()
+            .check_new_name(&profile.name, Some(device.member))?;
+        Ok(Admission::Member {
+            cert: device.clone(),
+            profile: profile.clone(),
+            invited_by,
+        })
+    }
+
+    /// Checks what [`Circle::add_device`] would write, writing nothing.
+    pub(crate) fn device_admission(&self, cert: &DeviceCert) -> Result<Admission, CoreError> {
         cert.verify()?;
         let member = self.require_member(cert.member)?;
         if let Some(known) = self
@@ -428,13 +482,24 @@ impl Circle {
                         .into(),
                 ));
             }
-            return Ok(());
+            return Ok(Admission::Already);
         }
         self.room_for_a_device(cert.member)?;
-        self.transact(now, "add device", |tx| {
-            let devices = child_map(tx, &member, schema::DEVICES)?;
-            put_device(tx, &devices, cert, now)
+        Ok(Admission::Device {
+            cert: cert.clone(),
+            member,
         })
+    }
+
+    /// Writes what an admission says, as one change (nothing for a device
+    /// that is there already).
+    fn admit(&mut self, admission: &Admission, now: Timestamp) -> Result<(), CoreError> {
+        let message = match admission {
+            Admission::Member { .. } => "add member",
+            Admission::Device { .. } => "add device",
+            Admission::Already => return Ok(()),
+        };
+        self.transact(now, message, |tx| admission.write(tx, now))
     }
 
     /// Whether `member` may have one more device: at most

@@ -200,7 +200,7 @@ impl DeviceCert {
 
     /// The signature as hex, as stored in the circle document.
     pub fn signature_hex(&self) -> String {
-        self.signature.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.signature)
     }
 
     /// Rebuilds a certificate from its parts and checks it.
@@ -222,7 +222,13 @@ impl DeviceCert {
     }
 }
 
-fn decode_hex_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// Bytes as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Exactly `N` bytes from `2 * N` hex characters, or `None`.
+pub(crate) fn decode_hex_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
     let s = s.as_bytes();
     if s.len() != N * 2 {
         return None;

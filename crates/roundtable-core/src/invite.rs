@@ -2,22 +2,60 @@
 //!
 //! An invite is a record in the circle (who made it, for a new member or a
 //! new device, until when, how many uses) holding only the BLAKE3 hash of a
-//! random secret. The secret itself travels in the ticket, to the person
-//! invited, and back over an authenticated connection when they redeem it;
-//! the circle's keys never do. Any member's device that holds the circle
-//! can check and redeem an invite, and every redemption is recorded in the
-//! document, so every device agrees on what was used.
+//! random secret, and the public half of a key derived from that secret
+//! (its *redeem key*, [`InviteSecret::redeem_key`]). The secret itself
+//! travels in the ticket, to the person invited; the circle's keys never
+//! do. Every redemption is recorded in the document, so every device
+//! agrees on what was used. An invite is redeemed in one of two ways:
+//!
+//! - **At a member's device** ([`Circle::redeem_invite`]): the joiner
+//!   brings the secret over an authenticated connection, and the member's
+//!   device checks the invite, records the redemption and adds the new
+//!   member (or the new device of the inviting member) in one change of its
+//!   own.
+//! - **By the joining device itself** ([`Circle::redeem_self`]): the joiner
+//!   holds a copy of the circle handed over with the ticket (a welcome left
+//!   where it can be fetched while every member's device is off) and
+//!   writes, in one change of its own device, the redemption, signed with
+//!   the redeem key (`proof`), and its own record: the new member with this
+//!   device, or this device of the inviting member (whose member key came
+//!   with the welcome). Invites made before there were redeem keys have
+//!   none, and only the first way redeems them.
+//!
+//! **Every device judges a self-redemption alike.** Its device is admitted
+//! nowhere yet, so the change is taken in (see [`crate::authorship`]) only
+//! when it is exactly a valid self-redemption, judged by the circle the
+//! change builds on (its own history) and nothing else: its device is the
+//! one its redemption and its certificate name, and was never in the
+//! circle; the proof verifies under the invite's redeem key; the invite,
+//! made by a device (still admitted) of the member it names, is neither
+//! revoked nor used up in that history; the change writes the redemption
+//! and that one member's (or device's) record and nothing else; a new
+//! member is new to that history (so nobody removed, or who left, comes
+//! back this way), and a paired device is certified by the invite's maker,
+//! still a member. Anything else is refused like any change its device may
+//! not make. Once in, the device's later changes are judged as any
+//! member's. Who counts when redemptions of one invite meet is
+//! [`crate::membership`]'s rule, the same for both ways.
+//!
+//! **Expiry is enforced where the welcome is handed out**, never by the
+//! devices that receive a redemption: they share no clock. A member's
+//! device refuses an expired ticket (within [`CLOCK_TOLERANCE_MS`]), and a
+//! steward keeping a sealed welcome drops it when its invite expires; a
+//! self-redemption that reaches the circle counts if its invite was not
+//! revoked or used up in its history.
 
-use automerge::ObjType;
-use automerge::transaction::Transactable;
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ObjId, ObjType, ReadDoc, Value};
+use ed25519_dalek::{Signer, SigningKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::circle::{Circle, Profile, new_entity};
+use crate::circle::{Admission, Circle, Profile, new_entity};
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
-use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
 use crate::membership::Membership;
 use crate::schema;
 use crate::time::Timestamp;
@@ -30,6 +68,35 @@ pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
 /// outsider learns nothing of which circles or invites it holds.
 pub const UNKNOWN_INVITE: &str =
     "this invite is not known to the circle (it may have been revoked)";
+
+mod self_redemption;
+pub(crate) use self_redemption::lets_itself_in;
+
+/// The context of the key derivation from an invite's secret to its redeem key.
+const REDEEM_KEY_CONTEXT: &str = "roundtable 2026 invite redeem key v1";
+/// Domain separation for the proof of a self-redemption.
+const REDEEM_CONTEXT: &[u8] = b"roundtable/redeem/1";
+
+/// What the redeem key signs to let `device` (of `member`) in with invite
+/// `invite` of `circle`: `"roundtable/redeem/1" ‖ circle ‖ invite ‖ device ‖
+/// member ‖ kind` (the kind's word last).
+pub fn redeem_message(
+    circle: CircleId,
+    invite: EntityId,
+    device: DeviceId,
+    member: MemberId,
+    kind: InviteKind,
+) -> Vec<u8> {
+    [
+        REDEEM_CONTEXT,
+        circle.as_bytes(),
+        invite.as_bytes(),
+        device.as_bytes(),
+        member.as_bytes(),
+        kind.as_str().as_bytes(),
+    ]
+    .concat()
+}
 
 /// The longest an invite may stay open: thirty days.
 pub const MAX_INVITE_LIFETIME_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -86,6 +153,14 @@ impl InviteSecret {
     pub fn hash_hex(&self) -> String {
         blake3::hash(self.0.as_ref()).to_hex().to_string()
     }
+
+    /// The key that signs a redemption the joining device writes itself
+    /// (see the module docs). Its public half is in the invite's record;
+    /// only someone who holds the secret can sign with it.
+    pub fn redeem_key(&self) -> SigningKey {
+        let seed = Zeroizing::new(blake3::derive_key(REDEEM_KEY_CONTEXT, self.0.as_ref()));
+        SigningKey::from_bytes(&seed)
+    }
 }
 
 /// What someone redeeming an invite brings.
@@ -135,11 +210,13 @@ impl Circle {
         let id = EntityId::random(rng);
         let secret = InviteSecret::random(rng);
         let hash = secret.hash_hex();
+        let redeem_key = crate::identity::hex(secret.redeem_key().verifying_key().as_bytes());
         self.transact(now, "invite", |tx| {
             let obj = new_entity(tx, schema::INVITES, id)?;
             tx.put(&obj, "by", by.to_string())?;
             tx.put(&obj, "kind", kind.as_str())?;
             tx.put(&obj, "secret_hash", hash.as_str())?;
+            tx.put(&obj, "redeem_key", redeem_key.as_str())?;
             tx.put(&obj, "expires_at", expires_at.as_millis())?;
             tx.put(&obj, "uses", i64::from(uses))?;
             tx.put(&obj, "at", now.as_millis())?;
@@ -170,14 +247,88 @@ impl Circle {
     ) -> Result<Invite, CoreError> {
         r.cert.verify()?;
         let view = self.view();
-        if let Some(inv) = view.invites.get(&r.invite)
-            && inv.redeemed.contains_key(&r.cert.device)
-            && inv.secret_hash == r.secret.hash_hex()
-        {
-            return Ok(inv.clone());
+        if let Some(inv) = redeemed_already(&view, r) {
+            return Ok(inv);
         }
         let inv = check(&view, self.device(), r.invite, r.secret, now)?;
-        let membership = Membership::from_view(&view);
+        let admission = self.admission_for(&view, r, &inv)?;
+        let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
+        let cert = r.cert.clone();
+        self.transact(now, "redeem invite", |tx| {
+            put_redemption(tx, &obj, &cert, now, None)?;
+            admission.write(tx, now)
+        })?;
+        self.read_invite(r.invite)
+    }
+
+    /// Lets this device in with an invite, on its own copy of the circle
+    /// (a welcome), while no member's device need be there: checks the
+    /// invite as [`Circle::redeem_invite`] does, then writes, in one change
+    /// of this device, the redemption with its proof (signed with the
+    /// invite's redeem key) and the new member with this device (or this
+    /// device of the inviting member, for a device invite). The copy's
+    /// writer must be this device ([`Circle::set_writer`]), the one `r`'s
+    /// certificate names. Every device that receives the change judges it
+    /// the same way (see the module docs). Redeeming again on the same copy
+    /// changes nothing.
+    pub fn redeem_self(&mut self, r: &Redemption<'_>, now: Timestamp) -> Result<Invite, CoreError> {
+        r.cert.verify()?;
+        if self.device() != Some(r.cert.device) {
+            return Err(CoreError::Invalid(
+                "a device lets only itself in: this copy of the circle must write as the device the certificate names"
+                    .into(),
+            ));
+        }
+        let view = self.view();
+        if let Some(inv) = redeemed_already(&view, r) {
+            return Ok(inv);
+        }
+        let inv = check(&view, self.device(), r.invite, r.secret, now)?;
+        let key = r.secret.redeem_key();
+        if inv.redeem_key != Some(key.verifying_key().to_bytes()) {
+            return Err(CoreError::NotAllowed(
+                "this invite can only be redeemed at a member's device (it was made before tickets could let someone in on their own); join while its maker's device is on, or ask for a new one"
+                    .into(),
+            ));
+        }
+        let admission = self.admission_for(&view, r, &inv)?;
+        let known = Membership::from_view(&view)
+            .certified
+            .contains(&r.cert.device);
+        if known || matches!(admission, Admission::Already) {
+            return Err(CoreError::NotAllowed(
+                "this device is in the circle already, or was; a ticket cannot bring it in again"
+                    .into(),
+            ));
+        }
+        let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
+        if !matches!(
+            self.doc().get(&obj, "redeemed"),
+            Ok(Some((Value::Object(ObjType::Map), _)))
+        ) {
+            return Err(CoreError::NotAllowed(
+                "this invite's record is damaged; ask for a new one".into(),
+            ));
+        }
+        let message = redeem_message(self.id(), r.invite, r.cert.device, r.cert.member, inv.kind);
+        let proof = crate::identity::hex(&key.sign(&message).to_bytes());
+        let cert = r.cert.clone();
+        self.transact(now, "redeem invite", |tx| {
+            put_redemption(tx, &obj, &cert, now, Some((inv.kind, &proof)))?;
+            admission.write(tx, now)
+        })?;
+        self.read_invite(r.invite)
+    }
+
+    /// Checks who a redemption would let in, and what it would write for
+    /// them (the same for both ways of redeeming).
+    fn admission_for(
+        &self,
+        view: &CircleView,
+        r: &Redemption<'_>,
+        inv: &Invite,
+    ) -> Result<Admission, CoreError> {
+        let membership = Membership::from_view(view);
         if membership.departed.contains(&r.cert.device) {
             return Err(CoreError::NotAllowed(
                 "this device has left the circle and cannot come back with a ticket".into(),
@@ -207,6 +358,7 @@ impl Circle {
                         "you are already a member of this circle".into(),
                     ));
                 }
+                self.member_admission(r.cert, profile, Some(inv.by))
             }
             InviteKind::Device => {
                 if r.cert.member != inv.by {
@@ -215,32 +367,49 @@ impl Circle {
                             .into(),
                     ));
                 }
+                self.device_admission(r.cert)
             }
         }
-        let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
-        let cert = r.cert.clone();
-        let profile = r.profile.cloned();
-        let by = inv.by;
-        self.transact(now, "redeem invite", |tx| {
-            let redeemed = crate::circle::child_map(tx, &obj, "redeemed")?;
-            let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
-            tx.put(&rec, "member", cert.member.to_string())?;
-            tx.put(&rec, "at", now.as_millis())?;
-            Ok(())
-        })?;
-        match (inv.kind, profile) {
-            (InviteKind::Member, Some(p)) => self.add_member(&cert, &p, Some(by), now)?,
-            _ => self.add_device(&cert, now)?,
-        }
+    }
+
+    /// The invite `id` as the circle reads it now.
+    fn read_invite(&self, id: EntityId) -> Result<Invite, CoreError> {
         self.view()
             .invites
-            .get(&r.invite)
+            .get(&id)
             .cloned()
-            .ok_or(CoreError::NoSuchEntity {
-                kind: "invite",
-                id: r.invite,
-            })
+            .ok_or(CoreError::NoSuchEntity { kind: "invite", id })
     }
+}
+
+/// The invite, when `r`'s device redeemed it already with `r`'s secret.
+fn redeemed_already(view: &CircleView, r: &Redemption<'_>) -> Option<Invite> {
+    view.invites
+        .get(&r.invite)
+        .filter(|inv| {
+            inv.redeemed.contains_key(&r.cert.device) && inv.secret_hash == r.secret.hash_hex()
+        })
+        .cloned()
+}
+
+/// Writes the record of `cert`'s device redeeming the invite `invite`, with
+/// the invite's kind and the proof for a self-redemption.
+fn put_redemption(
+    tx: &mut Transaction<'_>,
+    invite: &ObjId,
+    cert: &DeviceCert,
+    now: Timestamp,
+    proof: Option<(InviteKind, &str)>,
+) -> Result<(), CoreError> {
+    let redeemed = crate::circle::child_map(tx, invite, "redeemed")?;
+    let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
+    tx.put(&rec, "member", cert.member.to_string())?;
+    tx.put(&rec, "at", now.as_millis())?;
+    if let Some((kind, proof)) = proof {
+        tx.put(&rec, "kind", kind.as_str())?;
+        tx.put(&rec, "proof", proof)?;
+    }
+    Ok(())
 }
 
 /// Checks an invite as `here` (the device checking) sees the circle.

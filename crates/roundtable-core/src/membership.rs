@@ -39,9 +39,13 @@
 //! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
 //!
 //! **Invites used at once.** Two devices may let people in with the same
-//! invite at the same time. Only its first `uses` redemptions count, in
-//! causal order (then by device id); someone who came in only beyond that
-//! is not in, and every device ends up agreeing on who that is.
+//! invite at the same time, and so may joiners who let themselves in on
+//! copies of their own (see [`crate::invite`]), or one of each. Only its
+//! first `uses` redemptions count, in causal order (then by device id),
+//! whoever wrote them; someone who came in only beyond that is not in, and
+//! every device ends up agreeing on who that is. A self-redemption is
+//! refused on arrival when its own history holds the invite used up or
+//! revoked; one made beside others is judged here like any redemption.
 //!
 //! **Devices per member.** A member has at most [`MAX_ACTIVE_DEVICES`]
 //! devices not revoked, and at most [`MAX_DEVICE_RECORDS`] device records

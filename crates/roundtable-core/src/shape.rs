@@ -32,7 +32,9 @@
 //!   thousands of devices into everyone's copy).
 //!
 //! The first change of a circle, and objects a change creates itself, are
-//! free: the rules guard what others made.
+//! free: the rules guard what others made. (A device letting itself in with
+//! an invite is held to far less: its change may write only its redemption
+//! and its own record, see [`crate::invite`].)
 //!
 //! Every change, the first included, also keeps to the sizes a local edit
 //! keeps to ([`too_large`]): no text longer than its field allows, no more
@@ -75,7 +77,7 @@ pub(crate) struct Shape {
     sealed: HashSet<ObjectId>,
 }
 
-fn legacy(id: &ObjId) -> ObjectId {
+pub(crate) fn legacy(id: &ObjId) -> ObjectId {
     match id {
         ObjId::Root => ObjectId::Root,
         ObjId::Id(ctr, actor, _) => ObjectId::Id(OpId(*ctr, actor.clone())),

@@ -96,6 +96,12 @@ pub struct Invite {
     pub kind: crate::invite::InviteKind,
     /// BLAKE3 of the secret in the ticket.
     pub secret_hash: String,
+    /// The public half of the key derived from the secret
+    /// ([`crate::InviteSecret::redeem_key`]), which signs a redemption the
+    /// joining device writes itself; `None` for invites made before there
+    /// was one, which only a member's device can redeem.
+    #[serde(default, with = "hex_key", skip_serializing_if = "Option::is_none")]
+    pub redeem_key: Option<[u8; 32]>,
     /// When it stops working (checked with a little tolerance for clocks).
     pub expires_at: Timestamp,
     /// How many times it can be redeemed.
@@ -118,6 +124,32 @@ pub struct Invite {
         skip_serializing
     )]
     pub by_device: Option<DeviceId>,
+}
+
+/// A 32-byte key as the circle stores it: 64 hex characters. Anything else
+/// reads as no key.
+mod hex_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value as Json;
+
+    pub(super) fn serialize<S: Serializer>(
+        key: &Option<[u8; 32]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(k) => s.serialize_str(&crate::identity::hex(k)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let value = Json::deserialize(d)?;
+        Ok(value
+            .as_str()
+            .and_then(crate::identity::decode_hex_exact::<32>))
+    }
 }
 
 /// One redemption of an invite.
