@@ -86,6 +86,7 @@ async fn ticket(
         kind,
         expires_at: Timestamp::now().plus_millis(3_600_000),
         uses: 1,
+        stewards: Vec::new(),
         sig: [0; 64],
     }
 }
@@ -461,6 +462,7 @@ async fn a_ticket_for_a_new_member_never_brings_a_member_key() {
         kind: InviteKind::Member,
         expires_at: Timestamp::now().plus_millis(3_600_000),
         uses: 1,
+        stewards: Vec::new(),
         sig: [0; 64],
     };
     let home = tempfile::tempdir().unwrap();
@@ -614,6 +616,7 @@ async fn the_real_binary_refuses_a_rogue_member_and_goes_on() {
         kind: InviteKind::Device,
         expires_at: Timestamp::now().plus_millis(3_600_000),
         uses: 1,
+        stewards: Vec::new(),
         sig: [0; 64],
     };
     let answer = bounded(

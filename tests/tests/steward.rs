@@ -4,7 +4,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use roundtable_tests::{TestHome, Up, join_by_hand};
+use roundtable_tests::{TestHome, Up};
 
 /// `roundtable steward run` of a home, on loopback. Killed when dropped.
 struct StewardProcess(Child);
@@ -81,11 +81,56 @@ fn turn(home: &TestHome, what: &str, done: impl Fn(&TestHome) -> bool) {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "{what}: the steward was not reached");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the steward was not reached"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
     up.stop();
+}
+
+/// Runs `home`'s node until the invite it makes has reached the steward;
+/// returns the ticket.
+fn invite_turn(home: &TestHome, uses: &str) -> String {
+    let up = Up::start(home);
+    wait_connected(home, "the inviter");
+    let out = home.run(&["invite", "--uses", uses, "--json"]).ok().json();
+    let ticket = out["ticket"].as_str().expect("a ticket").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = home.run(&["status", "--json"]).ok().json();
+        let waiting = list["circles"][0]["stewards"][0]["invites_waiting"].as_u64();
+        if waiting == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the invite did not reach the steward: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    up.stop();
+    ticket
+}
+
+fn wait_connected(home: &TestHome, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = home.run(&["steward", "list", "--json"]).ok().json();
+        if status
+            .as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|s| s["connected"] == true))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who}: the steward was not reached: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -97,52 +142,99 @@ fn three_people_never_up_together_meet_through_a_steward_that_cannot_read_them()
         .and_then(|s| s.local_addr())
         .expect("a free port")
         .port();
-    let (steward, ticket) = StewardProcess::start(&box_home, port);
+    let (steward, steward_ticket) = StewardProcess::start(&box_home, port);
 
+    // Ana starts a circle and has it kept by the steward, with no node up.
     ana.run(&["circle", "create", "Tuesday Supper", "--as", "Ana"])
         .ok();
-    join_by_hand(&ana, &ben, "Ben");
-    join_by_hand(&ana, &cara, "Cara");
-    // Ana adds the steward with no node running; Ben and Cara learn of
-    // it from her copy (as their join brought it).
-    ana.run(&["steward", "add", &ticket]).ok();
+    ana.run(&["steward", "add", &steward_ticket]).ok();
     let listed = ana.run(&["steward", "list", "--json"]).ok().json();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
-    roundtable_tests::sync_by_hand(&[&ana, &ben, &cara]);
-
     ana.run(&["checkin", "--mood", "okay", "the soup is on for Tuesday"])
         .ok();
-    turn(&ana, "Ana's turn", |_| true);
-    turn(&ben, "Ben sees Ana's words", |h| {
-        notes(h).contains(&"the soup is on for Tuesday".to_owned())
-    });
-    ben.run(&["checkin", "--mood", "heavy", "a long week, I'll bring bread"])
-        .ok();
+    // Her turn: one ticket for two people; then her laptop closes.
+    let ticket = invite_turn(&ana, "2");
+
+    // Ben joins while every member's device is off: from the steward.
+    let out = ben.run(&["join", &ticket, "--as", "Ben"]).ok();
+    assert!(out.stdout.contains("Tuesday Supper"), "{}", out.stdout);
+    assert!(
+        notes(&ben).contains(&"the soup is on for Tuesday".to_owned()),
+        "Ben holds the circle as it was"
+    );
+    ben.run(&[
+        "checkin",
+        "--mood",
+        "heavy",
+        "a long week, I'll bring bread",
+    ])
+    .ok();
     turn(&ben, "Ben's turn", |_| true);
+
     // The steward is killed and comes back: nothing it acknowledged is lost.
     steward.kill9();
     let (steward, again) = StewardProcess::start(&box_home, port);
     assert_eq!(
-        roundtable_net::StewardTicket::parse(&again).expect("a ticket").id(),
-        roundtable_net::StewardTicket::parse(&ticket).expect("a ticket").id(),
+        roundtable_net::StewardTicket::parse(&again)
+            .expect("a ticket")
+            .id(),
+        roundtable_net::StewardTicket::parse(&steward_ticket)
+            .expect("a ticket")
+            .id(),
         "the steward keeps its identity"
     );
-    turn(&cara, "Cara sees both", |h| {
-        let n = notes(h);
-        n.contains(&"the soup is on for Tuesday".to_owned())
-            && n.contains(&"a long week, I'll bring bread".to_owned())
-    });
-    turn(&ana, "Ana sees Ben's words", |h| {
+
+    // Cara joins with the same ticket, from the steward too, and sees Ben's words on her turn.
+    cara.run(&["join", &ticket, "--as", "Cara"]).ok();
+    cara.run(&["moment", "first supper with you all"]).ok();
+    turn(&cara, "Cara sees Ben", |h| {
         notes(h).contains(&"a long week, I'll bring bread".to_owned())
     });
+    turn(&ana, "Ana sees both", |h| {
+        let n = notes(h);
+        n.contains(&"a long week, I'll bring bread".to_owned())
+            && show(h).to_string().contains("first supper with you all")
+    });
+    turn(&ben, "Ben sees Cara", |h| {
+        show(h).to_string().contains("first supper with you all")
+    });
+    let members = ben.run(&["members", "--json"]).ok().stdout;
+    for name in ["Ana", "Ben", "Cara"] {
+        assert!(members.contains(name), "{members}");
+    }
+
+    // A single-use ticket: the first joiner takes it, the second is refused
+    // by the steward in words.
+    let once = invite_turn(&ana, "1");
+    let (dan, eve) = (TestHome::new(), TestHome::new());
+    dan.run(&["join", &once, "--as", "Dan"]).ok();
+    let refused = eve.run(&["join", &once, "--as", "Eve"]).one_line_error();
+    assert!(
+        refused.stderr.contains("no invite waits"),
+        "{}",
+        refused.stderr
+    );
+    assert!(eve.store().circle_ids().expect("readable").is_empty());
 
     // Nothing on the steward's disk reads as the circle.
     let status = box_home.run(&["steward", "status", "--json"]).ok().json();
-    assert_eq!(status["lockers"].as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(
+        status["lockers"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
     let mut found = Vec::new();
     for entry in walk(box_home.path()) {
         let bytes = std::fs::read(&entry).expect("readable");
-        for needle in ["soup", "Tuesday", "bread", "Ana", "Cara", "Supper"] {
+        for needle in [
+            "soup",
+            "Tuesday",
+            "bread",
+            "Ana",
+            "Cara",
+            "Supper",
+            "first supper",
+        ] {
             if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                 found.push(format!("{} holds {needle:?}", entry.display()));
             }
@@ -168,11 +260,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_steward_refuses_bad_tickets_and_bad_words() {
     let home = TestHome::new();
-    home.run(&["circle", "create", "Neighbours", "--as", "Lee"]).ok();
-    let out = home.run(&["steward", "add", "not a ticket"]).one_line_error();
-    assert!(out.stderr.contains("steward's ticket"), "{}", out.stderr);
+    home.run(&["circle", "create", "Neighbours", "--as", "Lee"])
+        .ok();
     let out = home
-        .run(&["steward", "ticket"])
-        .expect_code(1);
+        .run(&["steward", "add", "not a ticket"])
+        .one_line_error();
+    assert!(out.stderr.contains("steward's ticket"), "{}", out.stderr);
+    let out = home.run(&["steward", "ticket"]).expect_code(1);
     assert!(out.stderr.contains("steward run"), "{}", out.stderr);
 }

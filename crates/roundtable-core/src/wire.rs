@@ -196,6 +196,27 @@ pub enum StewardRequest {
     },
     /// From now on, send what others put on this shelf as it arrives.
     Watch,
+    /// Leaves a sealed welcome for someone holding a ticket (a shelf must
+    /// be open: only the circle's devices leave welcomes).
+    Leave {
+        /// Where it waits ([`crate::steward::WelcomeSlot::name`]).
+        slot: [u8; 32],
+        /// The sealed welcome.
+        bytes: Vec<u8>,
+        /// When the steward drops it (ms since 1970): the invite's expiry.
+        expires_at: i64,
+    },
+    /// Takes the welcome waiting in a slot (no shelf needed: the slot's
+    /// name comes from the ticket).
+    Take {
+        /// Where it waits.
+        slot: [u8; 32],
+    },
+    /// Forgets a welcome: the token whose hash names its slot.
+    Forget {
+        /// The token.
+        token: [u8; 32],
+    },
 }
 
 /// One item on a shelf, as a steward hands it out.
@@ -238,6 +259,13 @@ pub enum StewardReply {
     },
     /// Another device put this while this one watched.
     Arrived(ShelfEntry),
+    /// The welcome was left (or forgotten), durably.
+    Left,
+    /// The welcome waiting in the slot asked for.
+    Welcome {
+        /// The sealed welcome.
+        bytes: Vec<u8>,
+    },
     /// Not done, and why, in words for the person.
     Refused {
         /// Why.

@@ -231,3 +231,118 @@ impl Machine {
         Ok(ids)
     }
 }
+
+impl Machine {
+    /// A welcome taken from a circle's steward while every member's device
+    /// was off: checked as a welcome from the inviting device is (every
+    /// change proven, the key signed by a device of the circle), and it
+    /// must hold the ticket's invite as the inviting device made it. Then
+    /// this device lets itself in, in a change of its own that every
+    /// device judges alike (`Circle::redeem_self`), kept durably; its node
+    /// hands it on through the steward.
+    #[allow(clippy::too_many_arguments)]
+    pub fn welcome_waiting(
+        &mut self,
+        welcome: &roundtable_core::steward::WaitingWelcome,
+        ticket: &Ticketed,
+        secret: &InviteSecret,
+        name: Option<&str>,
+        at: Timestamp,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<Vec<CircleId>, Error> {
+        let refused = |why: &str| Error::Refused(why.to_owned());
+        let wc = &welcome.circle;
+        let probe = Circle::load(&wc.doc)?;
+        let id = probe.id();
+        if id != ticket.circle {
+            return Err(refused(
+                "what waits at the steward is another circle than the ticket's; ask for a new ticket",
+            ));
+        }
+        if self.circles.contains_key(&id) {
+            return Err(refused("this device is in that circle already"));
+        }
+        let mut book = HeadBook::for_circle(&probe);
+        book.learn(id, &wc.heads);
+        let (circle, applied) = Circle::load_verified(&wc.doc, &mut book)?;
+        if !applied.rejected.is_empty() {
+            return Err(refused(
+                "the circle waiting at the steward holds changes whose authors could not be verified; ask for a new ticket",
+            ));
+        }
+        let view = circle.view();
+        let made_by_inviter = view
+            .invites
+            .get(&ticket.invite)
+            .is_some_and(|i| i.by_device == Some(ticket.inviter) && i.kind == ticket.kind);
+        if !made_by_inviter {
+            return Err(refused(
+                "what waits at the steward is not the invite the ticket's device made; ask for a new ticket",
+            ));
+        }
+        let keys = Keyring::from_offer(id, &wc.key)
+            .filter(|_| {
+                circle
+                    .membership()
+                    .admitted
+                    .contains(&DeviceId::from_bytes(wc.key.by))
+            })
+            .ok_or_else(|| {
+                refused("the circle key waiting at the steward is not signed by a device of the circle; ask for a new ticket")
+            })?;
+        if let Some(seed) = welcome.member_key {
+            let member = MemberKey::from_seed(&seed);
+            let maker = view.invites.get(&ticket.invite).map(|i| i.by);
+            if ticket.kind != InviteKind::Device || maker != Some(member.id()) {
+                return Err(refused(
+                    "the steward handed over a member key this ticket does not call for; nothing was kept",
+                ));
+            }
+            if member.id() != self.me.member.id() {
+                if !self.circles.is_empty() {
+                    return Err(refused(
+                        "this device already belongs to a member with circles; pair a fresh device instead",
+                    ));
+                }
+                self.me = self.home.adopt_member_key(self.lock(), &member)?;
+            }
+        } else if ticket.kind == InviteKind::Device {
+            return Err(refused(
+                "the pairing waiting at the steward came without its member's key; ask for a new ticket",
+            ));
+        }
+        let store = self.home.create_circle(self.lock(), &circle, &keys)?;
+        self.serve(id, store, keys, now);
+        if let Some(served) = self.circles.get_mut(&id) {
+            served.book = book;
+        }
+        let cert = self.me.cert.clone();
+        let profile = match ticket.kind {
+            InviteKind::Member => Some(Profile::named(name.unwrap_or_default())),
+            InviteKind::Device => None,
+        };
+        let redeemed = self.edit_announced(id, now, rng, |c, _| {
+            c.redeem_self(
+                &Redemption {
+                    invite: ticket.invite,
+                    secret,
+                    cert: &cert,
+                    profile: profile.as_ref(),
+                },
+                at,
+            )
+        });
+        if let Err(e) = redeemed {
+            // Nothing of a circle this device could not enter is kept.
+            self.circles.remove(&id);
+            if let Err(f) = self.home.forget_circle(self.lock(), id) {
+                warn!(circle = %id, "could not remove what a failed join kept: {f}");
+            }
+            return Err(e);
+        }
+        self.keep_book(id);
+        self.refresh_admitted(now, rng);
+        Ok(vec![id])
+    }
+}

@@ -684,6 +684,9 @@ impl Machine {
     ) -> Result<Option<EntityId>, Error> {
         let member = self.me.member.id();
         let out = self.edit_announced(circle, now, rng, |c, rng| c.perform(op, member, at, rng))?;
+        if let Op::RevokeInvite { invite } = op {
+            self.forget_welcome(circle, *invite);
+        }
         if let Op::Leave { forget: true } = op {
             self.home.mark_forget(self.lock(), circle)?;
         }
@@ -732,9 +735,12 @@ impl Machine {
             expires_at,
             uses,
         } = terms;
-        self.edit_announced(circle, now, rng, |c, rng| {
+        let (invite, secret) = self.edit_announced(circle, now, rng, |c, rng| {
             c.create_invite(member, kind, expires_at, uses, at, rng)
-        })
+        })?;
+        // Where the circle has stewards, the invite waits there too.
+        self.keep_welcome(circle, invite, &secret, kind, expires_at, rng);
+        Ok((invite, secret))
     }
 
     /// Time passed: applies the held edits the senders' budgets now allow,

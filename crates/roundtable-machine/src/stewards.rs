@@ -95,6 +95,20 @@ struct Mark {
     snapshot: u64,
 }
 
+/// A welcome to leave at the stewards for a ticket this device made.
+#[derive(Clone, Serialize, Deserialize)]
+struct PendingWelcome {
+    invite: EntityId,
+    slot: [u8; 32],
+    forget: [u8; 32],
+    bytes: Vec<u8>,
+    expires_at: i64,
+    /// The stewards it was left at.
+    left: BTreeSet<EntityId>,
+    /// Revoked: to be forgotten at each steward it was left at.
+    revoked: bool,
+}
+
 /// What is kept between runs, per circle.
 #[derive(Default, Serialize, Deserialize)]
 struct Kept {
@@ -107,6 +121,9 @@ struct Kept {
     /// Keys held before, whose shelves are still to visit, and at which
     /// stewards they were visited.
     visits: Vec<(KeptKey, BTreeSet<EntityId>)>,
+    /// Welcomes of this device's invites, until they expire.
+    #[serde(default)]
+    welcomes: Vec<PendingWelcome>,
 }
 
 /// What a reply is expected next.
@@ -119,6 +136,11 @@ enum Expect {
         heads: Vec<[u8; 32]>,
     },
     Watching,
+    /// A welcome left (or forgotten) at this steward.
+    Left {
+        slot: [u8; 32],
+        forgot: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -191,6 +213,9 @@ pub struct StewardStatus {
     /// Set when it answered with less than it had kept.
     #[serde(default)]
     pub stale: Option<String>,
+    /// Invites of this device not yet left there.
+    #[serde(default)]
+    pub invites_waiting: usize,
 }
 
 /// What applying a shelf item did.
@@ -247,6 +272,17 @@ impl Machine {
                         },
                     });
                 }
+            }
+            let served = self.circles.get_mut(&circle).expect("listed");
+            let before = served.stewards.kept.welcomes.len();
+            let wall = now.wall.as_millis();
+            served
+                .stewards
+                .kept
+                .welcomes
+                .retain(|p| p.expires_at > wall);
+            if served.stewards.kept.welcomes.len() != before {
+                served.stewards.dirty = true;
             }
             for record in records {
                 self.maybe_open(circle, &record, now);
@@ -559,8 +595,24 @@ impl Machine {
                     .link_mut(session)
                     .and_then(|l| l.open.as_mut())
                     .expect("linked");
-                open.watching = true;
-                info!(circle = %session.circle, "a steward keeps this circle and tells of what arrives");
+                let first = !std::mem::replace(&mut open.watching, true);
+                if first {
+                    info!(circle = %session.circle, "a steward keeps this circle and tells of what arrives");
+                }
+                self.welcomes_for(session)
+            }
+            (Expect::Left { slot, forgot }, StewardReply::Left) => {
+                let served = self.circles.get_mut(&session.circle).expect("linked");
+                served.stewards.dirty = true;
+                let pending = &mut served.stewards.kept.welcomes;
+                if let Some(p) = pending.iter_mut().find(|p| p.slot == slot) {
+                    if forgot {
+                        p.left.remove(&session.steward);
+                    } else {
+                        p.left.insert(session.steward);
+                    }
+                }
+                pending.retain(|p| !(p.revoked && p.left.is_empty()));
                 Vec::new()
             }
             (_, other) => {
@@ -908,6 +960,141 @@ impl Machine {
         }]
     }
 
+    /// Keeps a welcome for a ticket this device just made, to leave at
+    /// every steward of the circle (at once where one is watched).
+    pub(crate) fn keep_welcome(
+        &mut self,
+        circle: CircleId,
+        invite: EntityId,
+        secret: &roundtable_core::InviteSecret,
+        kind: roundtable_core::InviteKind,
+        expires_at: Timestamp,
+        rng: &mut impl RngCore,
+    ) {
+        if self.usable_stewards(circle).is_empty() {
+            return;
+        }
+        let Ok(heads) = self.signed_heads(circle) else {
+            return;
+        };
+        let member_key =
+            (kind == roundtable_core::InviteKind::Device).then(|| *self.me.member.to_seed());
+        let served = self.circles.get_mut(&circle).expect("served");
+        let Some(key) = served.keys.offer() else {
+            return;
+        };
+        let welcome = st::WaitingWelcome {
+            circle: roundtable_core::wire::WelcomeCircle {
+                doc: served.store.circle().save(),
+                key,
+                heads,
+            },
+            member_key,
+        };
+        let slot = st::WelcomeSlot::of(circle, secret);
+        served.stewards.kept.welcomes.push(PendingWelcome {
+            invite,
+            slot: slot.name(),
+            forget: slot.forget_token(),
+            bytes: slot.seal(&welcome, rng),
+            expires_at: expires_at.as_millis(),
+            left: BTreeSet::new(),
+            revoked: false,
+        });
+        served.stewards.dirty = true;
+        self.send_welcomes(circle);
+    }
+
+    /// An invite of this device was revoked: its welcomes are forgotten
+    /// at every steward they were left at.
+    pub(crate) fn forget_welcome(&mut self, circle: CircleId, invite: EntityId) {
+        let Some(served) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        for p in &mut served.stewards.kept.welcomes {
+            if p.invite == invite {
+                p.revoked = true;
+                served.stewards.dirty = true;
+            }
+        }
+        self.send_welcomes(circle);
+    }
+
+    fn send_welcomes(&mut self, circle: CircleId) {
+        let Some(served) = self.circles.get(&circle) else {
+            return;
+        };
+        let watching: Vec<(EntityId, u64)> = served
+            .stewards
+            .links
+            .iter()
+            .filter_map(|(id, l)| {
+                let o = l.open.as_ref()?;
+                (o.watching && !o.visit).then_some((*id, o.token))
+            })
+            .collect();
+        for (steward, token) in watching {
+            let session = StewardSession {
+                circle,
+                steward,
+                token,
+            };
+            let requests = self.welcomes_for(session);
+            if !requests.is_empty() {
+                self.outbox.push(Output::StewardSend { session, requests });
+            }
+        }
+    }
+
+    /// The welcomes to leave at (or forget from) a watched steward.
+    fn welcomes_for(&mut self, session: StewardSession) -> Vec<StewardRequest> {
+        let Some(served) = self.circles.get_mut(&session.circle) else {
+            return Vec::new();
+        };
+        let now_ms = served.stewards.kept.reached.get(&session.steward).copied();
+        let Some(open) = served
+            .stewards
+            .links
+            .get_mut(&session.steward)
+            .and_then(|l| l.open.as_mut())
+        else {
+            return Vec::new();
+        };
+        let in_flight: BTreeSet<[u8; 32]> = open
+            .expect
+            .iter()
+            .filter_map(|e| match e {
+                Expect::Left { slot, .. } => Some(*slot),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for p in &served.stewards.kept.welcomes {
+            if in_flight.contains(&p.slot) || now_ms.is_some_and(|t| p.expires_at <= t) {
+                continue;
+            }
+            let here = p.left.contains(&session.steward);
+            if p.revoked && here {
+                open.expect.push_back(Expect::Left {
+                    slot: p.slot,
+                    forgot: true,
+                });
+                out.push(StewardRequest::Forget { token: p.forget });
+            } else if !p.revoked && !here {
+                open.expect.push_back(Expect::Left {
+                    slot: p.slot,
+                    forgot: false,
+                });
+                out.push(StewardRequest::Leave {
+                    slot: p.slot,
+                    bytes: p.bytes.clone(),
+                    expires_at: p.expires_at,
+                });
+            }
+        }
+        out
+    }
+
     /// After a change here: the watched shelves get what they lack.
     pub(crate) fn push_to_stewards(&mut self, circle: CircleId, rng: &mut impl RngCore) {
         for (steward, requests) in self.push_if_watching(circle, rng) {
@@ -1041,6 +1228,13 @@ impl Machine {
                         .is_some_and(|o| o.watching),
                     error: link.and_then(|l| l.error.clone()),
                     stale: link.and_then(|l| l.stale.clone()),
+                    invites_waiting: served
+                        .stewards
+                        .kept
+                        .welcomes
+                        .iter()
+                        .filter(|p| !p.revoked && !p.left.contains(&r.id))
+                        .count(),
                 }
             })
             .collect()

@@ -33,6 +33,9 @@ pub struct CircleTicket {
     pub expires_at: Timestamp,
     /// How many times it can be redeemed.
     pub uses: u32,
+    /// The circle's stewards, where the invite also waits when the
+    /// inviting device is off (signed by their ids; addresses are hints).
+    pub stewards: Vec<EndpointAddr>,
     /// The inviting device's signature over all of the above but the
     /// addresses (which are only hints where to reach it).
     pub sig: [u8; 64],
@@ -61,7 +64,21 @@ enum Wire {
         uses: u32,
         sig: Vec<u8>,
     },
+    V3 {
+        circle: [u8; 16],
+        inviter: EndpointAddr,
+        invite: [u8; 8],
+        secret: [u8; 32],
+        device: bool,
+        expires_at: i64,
+        uses: u32,
+        stewards: Vec<EndpointAddr>,
+        sig: Vec<u8>,
+    },
 }
+
+/// The most stewards a ticket names.
+const MAX_TICKET_STEWARDS: usize = 4;
 
 const CHECKSUM: usize = 4;
 
@@ -76,15 +93,40 @@ impl Ticket for CircleTicket {
     const KIND: &'static str = "roundtable";
 
     fn encode_bytes(&self) -> Vec<u8> {
-        let wire = Wire::V2 {
-            circle: *self.circle.as_bytes(),
-            inviter: self.inviter.clone(),
-            invite: *self.invite.as_bytes(),
-            secret: *self.secret.as_bytes(),
-            device: self.kind == InviteKind::Device,
-            expires_at: self.expires_at.as_millis(),
-            uses: self.uses,
-            sig: self.sig.to_vec(),
+        let (circle, inviter, invite, secret, device, expires_at, uses, sig) = (
+            *self.circle.as_bytes(),
+            self.inviter.clone(),
+            *self.invite.as_bytes(),
+            *self.secret.as_bytes(),
+            self.kind == InviteKind::Device,
+            self.expires_at.as_millis(),
+            self.uses,
+            self.sig.to_vec(),
+        );
+        // A ticket without stewards reads as before, for older versions.
+        let wire = if self.stewards.is_empty() {
+            Wire::V2 {
+                circle,
+                inviter,
+                invite,
+                secret,
+                device,
+                expires_at,
+                uses,
+                sig,
+            }
+        } else {
+            Wire::V3 {
+                circle,
+                inviter,
+                invite,
+                secret,
+                device,
+                expires_at,
+                uses,
+                stewards: self.stewards.clone(),
+                sig,
+            }
         };
         let mut body = postcard::to_stdvec(&wire).unwrap_or_default();
         let sum = checksum(&body);
@@ -100,21 +142,52 @@ impl Ticket for CircleTicket {
         if checksum(body) != sum {
             return Err(ParseError::verification_failed("checksum mismatch"));
         }
-        let Wire::V2 {
-            circle,
-            inviter,
-            invite,
-            secret,
-            device,
-            expires_at,
-            uses,
-            sig,
-        } = postcard::from_bytes(body)?
-        else {
+        let (circle, inviter, invite, secret, device, expires_at, uses, stewards, sig) =
+            match postcard::from_bytes(body)? {
+                Wire::V1 { .. } => {
+                    return Err(ParseError::verification_failed(
+                        "it is from an older version of Roundtable",
+                    ));
+                }
+                Wire::V2 {
+                    circle,
+                    inviter,
+                    invite,
+                    secret,
+                    device,
+                    expires_at,
+                    uses,
+                    sig,
+                } => (
+                    circle,
+                    inviter,
+                    invite,
+                    secret,
+                    device,
+                    expires_at,
+                    uses,
+                    Vec::new(),
+                    sig,
+                ),
+                Wire::V3 {
+                    circle,
+                    inviter,
+                    invite,
+                    secret,
+                    device,
+                    expires_at,
+                    uses,
+                    stewards,
+                    sig,
+                } => (
+                    circle, inviter, invite, secret, device, expires_at, uses, stewards, sig,
+                ),
+            };
+        if stewards.len() > MAX_TICKET_STEWARDS {
             return Err(ParseError::verification_failed(
-                "it is from an older version of Roundtable",
+                "it names too many stewards",
             ));
-        };
+        }
         let sig = <[u8; 64]>::try_from(sig.as_slice())
             .map_err(|_| ParseError::verification_failed("its signature is malformed"))?;
         let ticket = Self {
@@ -129,6 +202,7 @@ impl Ticket for CircleTicket {
             },
             expires_at: Timestamp::from_millis(expires_at),
             uses,
+            stewards,
             sig,
         };
         if !verify_device_signature(ticket.inviter_device(), &ticket.signed_part(), &ticket.sig) {
@@ -171,7 +245,7 @@ impl CircleTicket {
     }
 
     fn signed_part(&self) -> Vec<u8> {
-        [
+        let mut part = [
             TICKET_CONTEXT,
             self.circle.as_bytes(),
             self.inviter.id.as_bytes(),
@@ -181,7 +255,13 @@ impl CircleTicket {
             &self.expires_at.as_millis().to_le_bytes(),
             &self.uses.to_le_bytes(),
         ]
-        .concat()
+        .concat();
+        // The stewards' ids are signed too (a ticket without any signs as
+        // before).
+        for s in &self.stewards {
+            part.extend_from_slice(s.id.as_bytes());
+        }
+        part
     }
 
     /// Signs the ticket with the inviting device's key (whose id must be
@@ -305,6 +385,7 @@ mod tests {
             kind: InviteKind::Member,
             expires_at: Timestamp::from_millis(1_795_464_000_000),
             uses: 1,
+            stewards: Vec::new(),
             sig: [0; 64],
         };
         t.sign(&key);
@@ -362,6 +443,24 @@ mod tests {
             CircleTicket::parse("roundtable"),
             Err(TicketError::Damaged(_))
         ));
+    }
+
+    #[test]
+    fn a_ticket_naming_stewards_round_trips_and_signs_them() {
+        let key = DeviceKey::from_seed(&[5; 32]);
+        let steward =
+            iroh::PublicKey::from_bytes(DeviceKey::from_seed(&[7; 32]).id().as_bytes()).unwrap();
+        let mut t = ticket();
+        t.stewards =
+            vec![EndpointAddr::new(steward).with_ip_addr("127.0.0.1:4244".parse().unwrap())];
+        t.sign(&key);
+        assert_eq!(CircleTicket::parse(&t.to_line()).unwrap(), t);
+        // Another steward put in its place is caught by the signature.
+        let other =
+            iroh::PublicKey::from_bytes(DeviceKey::from_seed(&[8; 32]).id().as_bytes()).unwrap();
+        t.stewards = vec![EndpointAddr::new(other)];
+        let err = CircleTicket::parse(&t.to_line()).unwrap_err();
+        assert!(err.to_string().contains("altered"), "{err}");
     }
 
     #[test]

@@ -315,8 +315,23 @@ impl Actor {
                     uses,
                 };
                 let made = self.machine.invite(circle, terms, at, now(), &mut rng());
+                // The circle's stewards, where the invite waits too.
+                let stewards: Vec<roundtable_net::EndpointAddr> = self
+                    .machine
+                    .circle(circle)
+                    .map(|c| c.stewards())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| r.removed_by.is_none())
+                    .filter_map(|r| {
+                        let t = roundtable_net::StewardTicket::parse(&r.ticket).ok()?;
+                        (t.id() == *r.steward.as_bytes()).then_some(t.addr)
+                    })
+                    .take(4)
+                    .collect();
                 let ticket = made.map(|(invite, secret)| {
                     let mut ticket = CircleTicket {
+                        stewards,
                         circle,
                         inviter: self.net().addr(),
                         invite,
@@ -348,6 +363,33 @@ impl Actor {
                 let kept = self.machine.welcome(welcome, &ticketed, now(), &mut rng());
                 if kept.is_ok() {
                     // Where the inviter is, before the sync with it opens.
+                    self.dialer.add_addr(ticket.inviter.clone());
+                    self.save_address(ticket.inviter.clone());
+                }
+                let _ = reply.send(kept.map_err(Into::into));
+            }
+            Request::WelcomeWaiting {
+                welcome,
+                ticket,
+                name,
+                reply,
+            } => {
+                let ticketed = Ticketed {
+                    circle: ticket.circle,
+                    invite: ticket.invite,
+                    kind: ticket.kind,
+                    inviter: device_of(ticket.inviter.id),
+                };
+                let kept = self.machine.welcome_waiting(
+                    &welcome,
+                    &ticketed,
+                    &ticket.secret,
+                    name.as_deref(),
+                    Timestamp::now(),
+                    now(),
+                    &mut rng(),
+                );
+                if kept.is_ok() {
                     self.dialer.add_addr(ticket.inviter.clone());
                     self.save_address(ticket.inviter.clone());
                 }

@@ -54,6 +54,12 @@ pub(crate) enum Request {
         ticket: Box<CircleTicket>,
         reply: oneshot::Sender<Result<Vec<CircleId>, NodeError>>,
     },
+    WelcomeWaiting {
+        welcome: Box<roundtable_core::steward::WaitingWelcome>,
+        ticket: Box<CircleTicket>,
+        name: Option<String>,
+        reply: oneshot::Sender<Result<Vec<CircleId>, NodeError>>,
+    },
     Status(oneshot::Sender<Status>),
     Addr(oneshot::Sender<EndpointAddr>),
     Identity(oneshot::Sender<(DeviceId, MemberId)>),
@@ -180,7 +186,30 @@ impl NodeHandle {
         name: Option<&str>,
     ) -> Result<Vec<CircleId>, NodeError> {
         let (me, dialer) = self.ask(Request::JoinPrep).await?;
-        let welcome = crate::session::redeem_ticket(&dialer, ticket, &me, name).await?;
+        let welcome = match crate::session::redeem_ticket(&dialer, ticket, &me, name).await {
+            Ok(w) => w,
+            // The inviting device is off: the invite waits at the
+            // circle's steward, where the ticket names one.
+            Err(NodeError::Unreachable(why)) if !ticket.stewards.is_empty() => {
+                tracing::info!("{why}; taking the invite from the circle's steward");
+                let waiting = crate::steward::take_welcome(&dialer, ticket).await?;
+                let ids = self
+                    .ask(|reply| Request::WelcomeWaiting {
+                        welcome: Box::new(waiting),
+                        ticket: Box::new(ticket.clone()),
+                        name: name.map(str::to_owned),
+                        reply,
+                    })
+                    .await??;
+                if ticket.uses == 1 {
+                    // Used: nobody else takes it (the circle's rule would
+                    // turn a second joiner away anyway).
+                    crate::steward::forget_welcome(&dialer, ticket).await;
+                }
+                return Ok(ids);
+            }
+            Err(e) => return Err(e),
+        };
         let ticket = Box::new(ticket.clone());
         self.ask(|reply| Request::Welcome {
             welcome,

@@ -116,6 +116,9 @@ pub enum NodeError {
     /// A peer broke the protocol or went silent.
     #[error("{0}")]
     Protocol(String),
+    /// The device to reach could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl From<roundtable_machine::Error> for NodeError {

@@ -278,10 +278,17 @@ pub async fn redeem_ticket(
     name: Option<&str>,
 ) -> Result<Welcome, NodeError> {
     dialer.add_addr(ticket.inviter.clone());
-    let conn = match timeout(STEP, dialer.connect(ticket.inviter.clone(), JOIN_ALPN)).await {
+    // Where the invite also waits at a steward, an inviting device that
+    // does not answer soon is most likely off.
+    let patience = if ticket.stewards.is_empty() {
+        STEP
+    } else {
+        Duration::from_secs(5)
+    };
+    let conn = match timeout(patience, dialer.connect(ticket.inviter.clone(), JOIN_ALPN)).await {
         Ok(Ok(c)) => c,
         _ => {
-            return Err(NodeError::Protocol(format!(
+            return Err(NodeError::Unreachable(format!(
                 "could not reach the inviting device ({}); ask them to run `roundtable up` and try again",
                 ticket.inviter.id.fmt_short()
             )));

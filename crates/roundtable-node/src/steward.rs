@@ -109,3 +109,73 @@ async fn carry(
     conn.close(0u32.into(), b"done");
     out
 }
+
+/// Takes the welcome waiting for `ticket` at one of the stewards it
+/// names, and opens it with the ticket's secret.
+pub(crate) async fn take_welcome(
+    dialer: &Dialer,
+    ticket: &roundtable_net::CircleTicket,
+) -> Result<roundtable_core::steward::WaitingWelcome, crate::NodeError> {
+    let slot = roundtable_core::steward::WelcomeSlot::of(ticket.circle, &ticket.secret);
+    let mut why = Vec::new();
+    for addr in &ticket.stewards {
+        match ask_steward(dialer, addr, StewardRequest::Take { slot: slot.name() }).await {
+            Ok(StewardReply::Welcome { bytes }) => match slot.open(&bytes) {
+                Ok(w) => return Ok(w),
+                Err(e) => why.push(format!("what the steward handed over {e}")),
+            },
+            Ok(StewardReply::Refused { reason }) => {
+                return Err(crate::NodeError::Refused(reason));
+            }
+            Ok(_) => why.push("the steward answered out of turn".into()),
+            Err(e) => why.push(e),
+        }
+    }
+    Err(crate::NodeError::Unreachable(format!(
+        "could not reach the inviting device ({}) nor the circle's steward ({}); try again later",
+        ticket.inviter.id.fmt_short(),
+        why.join("; ")
+    )))
+}
+
+/// Tells the ticket's stewards to forget its welcome (best effort).
+pub(crate) async fn forget_welcome(dialer: &Dialer, ticket: &roundtable_net::CircleTicket) {
+    let token =
+        roundtable_core::steward::WelcomeSlot::of(ticket.circle, &ticket.secret).forget_token();
+    for addr in &ticket.stewards {
+        if let Err(e) = ask_steward(dialer, addr, StewardRequest::Forget { token }).await {
+            tracing::debug!("could not tell a steward to forget a used invite: {e}");
+        }
+    }
+}
+
+/// One request to a steward, on a connection of its own.
+async fn ask_steward(
+    dialer: &Dialer,
+    addr: &roundtable_net::EndpointAddr,
+    request: StewardRequest,
+) -> Result<StewardReply, String> {
+    dialer.add_addr(addr.clone());
+    let conn = match timeout(CONNECT, dialer.connect(addr.clone(), STEWARD_ALPN)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(format!("could not reach the steward: {e}")),
+        Err(_) => return Err("could not reach the steward in time".into()),
+    };
+    let out = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        write_frame(&mut send, &wire::encode(&request))
+            .await
+            .map_err(|e| e.to_string())?;
+        let bytes = read_frame(&mut recv, MAX_MESSAGE)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the steward closed the stream".to_owned())?;
+        let _ = send.finish();
+        wire::decode::<StewardReply>(&bytes).map_err(|e| e.to_string())
+    };
+    let out = timeout(CONNECT, out)
+        .await
+        .unwrap_or_else(|_| Err("the steward went silent".into()));
+    conn.close(0u32.into(), b"done");
+    out
+}

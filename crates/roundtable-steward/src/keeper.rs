@@ -94,8 +94,39 @@ struct Locker {
 struct Index {
     lockers: HashMap<LockerId, Locker>,
     shelves: HashMap<ShelfRef, Arc<Mutex<Shelf>>>,
+    /// Welcomes waiting, by slot.
+    welcomes: HashMap<[u8; 32], Waiting>,
     total_bytes: u64,
 }
+
+/// A welcome waiting for someone holding a ticket.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    locker: LockerId,
+    expires_at: i64,
+    size: u64,
+}
+
+fn welcome_key(slot: &[u8; 32], w: &Waiting) -> String {
+    format!(
+        "welcomes/{}-{:016x}-{}",
+        hex(slot),
+        w.expires_at.max(0),
+        w.locker.to_hex()
+    )
+}
+
+fn parse_welcome_key(key: &str) -> Option<([u8; 32], i64, LockerId)> {
+    let name = key.strip_prefix("welcomes/")?;
+    let mut f = name.split('-');
+    let slot = unhex32(f.next()?)?;
+    let expires = i64::from_str_radix(f.next()?, 16).ok()?;
+    let locker = LockerId::from_hex(f.next()?)?;
+    f.next().is_none().then_some((slot, expires, locker))
+}
+
+/// Welcomes one circle may leave waiting at once.
+const MAX_WELCOMES: usize = 64;
 
 /// One device's stream, as the keeper sees it.
 #[derive(Debug)]
@@ -315,6 +346,30 @@ impl<B: Blobs> Keeper<B> {
                 break;
             }
         }
+        let mut after: Option<String> = None;
+        loop {
+            let page = keeper.blobs.list("welcomes", after.as_deref(), LIST_PAGE)?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (key, size) in &page {
+                if let Some((slot, expires_at, locker)) = parse_welcome_key(key) {
+                    index.welcomes.insert(
+                        slot,
+                        Waiting {
+                            locker,
+                            expires_at,
+                            size: *size,
+                        },
+                    );
+                    index.total_bytes += size;
+                }
+            }
+            if page.len() < LIST_PAGE {
+                break;
+            }
+        }
         for (locker, l) in index.lockers.iter_mut() {
             if let Some(bytes) = keeper.blobs.get(&seen_key(locker))?
                 && let Ok(seen) = postcard::from_bytes::<Vec<([u8; 32], i64)>>(&bytes)
@@ -368,6 +423,27 @@ impl<B: Blobs> Keeper<B> {
                     return Ok(Handled::refused("not a kind of item this steward keeps"));
                 };
                 self.put(shelf, session.device, kind, bytes, supersede_below)
+            }
+            StewardRequest::Leave {
+                slot,
+                bytes,
+                expires_at,
+            } => {
+                let Some((locker, _)) = session.open else {
+                    return Ok(Handled::refused("open a shelf first"));
+                };
+                self.leave(locker, slot, bytes, expires_at, now_ms)
+            }
+            StewardRequest::Take { slot } => self.take(slot, now_ms),
+            StewardRequest::Forget { token } => {
+                let slot = roundtable_core::steward::slot_of_token(&token);
+                let gone = lock(&self.index).welcomes.remove(&slot);
+                if let Some(w) = gone {
+                    self.blobs.delete(&welcome_key(&slot, &w))?;
+                    let mut index = lock(&self.index);
+                    index.total_bytes = index.total_bytes.saturating_sub(w.size);
+                }
+                Ok(Handled::reply(StewardReply::Left))
             }
             StewardRequest::Watch => {
                 let Some(shelf) = session.open else {
@@ -609,6 +685,89 @@ impl<B: Blobs> Keeper<B> {
                 },
             )),
         })
+    }
+
+    fn leave(
+        &self,
+        locker: LockerId,
+        slot: [u8; 32],
+        bytes: Vec<u8>,
+        expires_at: i64,
+        now_ms: i64,
+    ) -> Result<Handled, BlobError> {
+        self.sweep(now_ms)?;
+        if bytes.len() > self.limits.max_item {
+            return Ok(Handled::refused(
+                "that welcome is larger than this steward keeps",
+            ));
+        }
+        if expires_at <= now_ms {
+            return Ok(Handled::refused("that invite has expired already"));
+        }
+        let w = Waiting {
+            locker,
+            expires_at,
+            size: bytes.len() as u64,
+        };
+        {
+            let index = lock(&self.index);
+            if index.welcomes.contains_key(&slot) {
+                return Ok(Handled::reply(StewardReply::Left));
+            }
+            let here = index
+                .welcomes
+                .values()
+                .filter(|x| x.locker == locker)
+                .count();
+            if here >= MAX_WELCOMES {
+                return Ok(Handled::refused(
+                    "this circle has as many invites waiting at this steward as it may; revoke some or wait for them to expire",
+                ));
+            }
+            if index.total_bytes + w.size > self.limits.max_total_bytes {
+                return Ok(Handled::refused(
+                    "this steward is full; ask its operator for room",
+                ));
+            }
+        }
+        if self.blobs.create(&welcome_key(&slot, &w), &bytes)? {
+            let mut index = lock(&self.index);
+            index.welcomes.insert(slot, w);
+            index.total_bytes += w.size;
+        }
+        Ok(Handled::reply(StewardReply::Left))
+    }
+
+    fn take(&self, slot: [u8; 32], now_ms: i64) -> Result<Handled, BlobError> {
+        self.sweep(now_ms)?;
+        let found = lock(&self.index).welcomes.get(&slot).copied();
+        let bytes = match found {
+            Some(w) => self.blobs.get(&welcome_key(&slot, &w))?,
+            None => None,
+        };
+        Ok(match bytes {
+            Some(bytes) => Handled::reply(StewardReply::Welcome { bytes }),
+            None => Handled::refused(
+                "no invite waits at the circle's steward for this ticket: it was used, it expired, or it never reached the steward; ask for a new one",
+            ),
+        })
+    }
+
+    /// Drops the welcomes whose invites have expired.
+    fn sweep(&self, now_ms: i64) -> Result<(), BlobError> {
+        let expired: Vec<([u8; 32], Waiting)> = lock(&self.index)
+            .welcomes
+            .iter()
+            .filter(|(_, w)| w.expires_at <= now_ms)
+            .map(|(s, w)| (*s, *w))
+            .collect();
+        for (slot, w) in expired {
+            self.blobs.delete(&welcome_key(&slot, &w))?;
+            let mut index = lock(&self.index);
+            index.welcomes.remove(&slot);
+            index.total_bytes = index.total_bytes.saturating_sub(w.size);
+        }
+        Ok(())
     }
 
     /// What is kept, for `steward status`.
@@ -859,6 +1018,62 @@ mod tests {
         assert_eq!(again.status(), status);
         let mut b2 = open(&again, [2; 32], 1);
         assert_eq!(put(&again, &mut b2, ShelfKind::Changes, 5, None), snap + 1);
+    }
+
+    #[test]
+    fn a_welcome_waits_for_its_ticket_until_forgotten_or_expired() {
+        let mem = Arc::new(Mem::default());
+        let k = Keeper::open(mem.clone(), STEWARD, Limits::default()).expect("opens");
+        let slot_token = [5u8; 32];
+        let slot = roundtable_core::steward::slot_of_token(&slot_token);
+        let mut stranger = Session::new([8; 32]);
+        let leave = |expires_at| StewardRequest::Leave {
+            slot,
+            bytes: vec![1, 2, 3],
+            expires_at,
+        };
+        // Only a device with a shelf open leaves one.
+        let h = k.handle(&mut stranger, leave(1_000), 0).expect("answers");
+        assert!(matches!(h.reply, StewardReply::Refused { .. }));
+        let mut a = open(&k, [1; 32], 1);
+        let h = k.handle(&mut a, leave(1_000), 0).expect("answers");
+        assert_eq!(h.reply, StewardReply::Left);
+        // Anyone with the slot's name takes it; it outlives a restart.
+        let k = Keeper::open(mem, STEWARD, Limits::default()).expect("opens again");
+        let h = k
+            .handle(&mut stranger, StewardRequest::Take { slot }, 10)
+            .expect("answers");
+        assert_eq!(
+            h.reply,
+            StewardReply::Welcome {
+                bytes: vec![1, 2, 3]
+            }
+        );
+        // The name does not forget it; the token does.
+        k.handle(&mut stranger, StewardRequest::Forget { token: slot }, 10)
+            .expect("answers");
+        let h = k
+            .handle(&mut stranger, StewardRequest::Take { slot }, 10)
+            .expect("answers");
+        assert!(matches!(h.reply, StewardReply::Welcome { .. }));
+        k.handle(
+            &mut stranger,
+            StewardRequest::Forget { token: slot_token },
+            10,
+        )
+        .expect("answers");
+        let h = k
+            .handle(&mut stranger, StewardRequest::Take { slot }, 10)
+            .expect("answers");
+        assert!(matches!(h.reply, StewardReply::Refused { .. }));
+        // One left again expires with its invite.
+        let mut a = open(&k, [1; 32], 1);
+        k.handle(&mut a, leave(1_000), 20).expect("answers");
+        let h = k
+            .handle(&mut stranger, StewardRequest::Take { slot }, 1_000)
+            .expect("answers");
+        assert!(matches!(h.reply, StewardReply::Refused { .. }));
+        assert_eq!(k.status().bytes, 0);
     }
 
     #[test]

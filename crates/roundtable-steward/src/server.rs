@@ -132,12 +132,17 @@ pub fn status_of(home: &Path, store: Option<&str>) -> Result<KeeperStatus, Stewa
                 home.display()
             ))
         })?;
-    let keeper = Keeper::open(open_blobs(home, store)?, *key.id().as_bytes(), Limits::default())?;
+    let keeper = Keeper::open(
+        open_blobs(home, store)?,
+        *key.id().as_bytes(),
+        Limits::default(),
+    )?;
     Ok(keeper.status())
 }
 
 type Arrival = Arc<([u8; 32], ShelfEntry)>;
-type Watchers = Mutex<HashMap<(roundtable_core::steward::LockerId, [u8; 32]), broadcast::Sender<Arrival>>>;
+type Watchers =
+    Mutex<HashMap<(roundtable_core::steward::LockerId, [u8; 32]), broadcast::Sender<Arrival>>>;
 
 struct Shared {
     keeper: Keeper<Box<dyn Blobs>>,

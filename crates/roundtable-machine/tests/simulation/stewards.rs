@@ -73,7 +73,10 @@ fn nothing_false(w: &mut World, circle: CircleId) {
                 panic!("{} holds a change of no device", w.devs[i].name);
             };
             let Some(j) = devices.iter().position(|d| *d == author) else {
-                panic!("{} holds a change of a device not in the world", w.devs[i].name);
+                panic!(
+                    "{} holds a change of a device not in the world",
+                    w.devs[i].name
+                );
             };
             if let Some(theirs) = &docs[j] {
                 assert!(
@@ -138,7 +141,10 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>) {
             if remove && round == 1 && i == 1 {
                 // m1 proposes to remove m3 on a turn of their own.
                 restart(&mut w, 1);
-                let target_member = w.devs[target].machine.as_ref().map(|m| m.identity().member.id());
+                let target_member = w.devs[target]
+                    .machine
+                    .as_ref()
+                    .map(|m| m.identity().member.id());
                 let target_member = match target_member {
                     Some(m) => m,
                     None => {
@@ -205,7 +211,10 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>) {
     }
     if let Some(epoch) = removed_epoch {
         let doc = w.devs[target].machine().circle(circle).unwrap().clone();
-        for wr in written.iter().filter(|wr| wr.by != target && wr.epoch >= epoch) {
+        for wr in written
+            .iter()
+            .filter(|wr| wr.by != target && wr.epoch >= epoch)
+        {
             assert!(
                 !wr.heads.iter().any(|h| doc.has_change(h)),
                 "the removed member got an edit written under a later key"
@@ -226,7 +235,10 @@ fn tell(w: &mut World, circle: CircleId) {
             let c = &status.circles[0];
             eprintln!(
                 "{name}: {changes} changes, heads {:?}, epoch {}, stewards {:?}, dropped {:?}, refused {:?}",
-                doc.heads().iter().map(|h| h.to_string()[..8].to_owned()).collect::<Vec<_>>(),
+                doc.heads()
+                    .iter()
+                    .map(|h| h.to_string()[..8].to_owned())
+                    .collect::<Vec<_>>(),
                 c.epoch,
                 c.stewards,
                 status.dropped,

@@ -28,8 +28,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use roundtable_core::wire::SyncFrame;
-use roundtable_core::{ChangeHash, CircleId, DeviceId, DeviceKey, MemberKey, Timestamp};
 use roundtable_core::wire::{ShelfEntry, StewardReply, StewardRequest};
+use roundtable_core::{ChangeHash, CircleId, DeviceId, DeviceKey, MemberKey, Timestamp};
 use roundtable_machine::{Machine, Now, Output, SessionId, Step, StewardSession, Timing};
 use roundtable_steward::blobs::FsBlobs;
 use roundtable_steward::{Keeper, Limits};
@@ -1013,8 +1013,8 @@ impl World {
 }
 
 fn open_keeper(st: &SimSteward) -> Keeper<FsBlobs<Arc<SimFs>>> {
-    let blobs = FsBlobs::open(st.fs.clone(), st.root.join("blobs"))
-        .expect("the simulated disk opens");
+    let blobs =
+        FsBlobs::open(st.fs.clone(), st.root.join("blobs")).expect("the simulated disk opens");
     Keeper::open(blobs, *st.id.as_bytes(), Limits::default()).expect("the keeper reads its disk")
 }
 
@@ -1055,10 +1055,7 @@ fn misbehave(
         }
         Hostile::Mixes if !seen.is_empty() => {
             let other = seen.choose(rng).expect("not empty").clone();
-            items.push(ShelfEntry {
-                seq: upto,
-                ..other
-            });
+            items.push(ShelfEntry { seq: upto, ..other });
         }
         Hostile::Withholds if rng.random_bool(0.5) => {
             return StewardReply::Items {

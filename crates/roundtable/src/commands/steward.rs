@@ -212,10 +212,7 @@ fn keeper_status(status: &KeeperStatus, now: Timestamp, json: bool) -> Result<()
             render::bytes(l.bytes),
             l.devices.len(),
             newest
-                .map(|t| format!(
-                    ", last {}",
-                    render::ago(Timestamp::from_millis(t), now)
-                ))
+                .map(|t| format!(", last {}", render::ago(Timestamp::from_millis(t), now)))
                 .unwrap_or_default()
         );
     }
@@ -259,8 +256,12 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
         return render::json(&json!(out));
     }
     if records.is_empty() {
-        say!("No steward keeps this circle: it syncs only while members' devices are awake together.");
-        say!("Add one with `roundtable steward add TICKET` (its operator runs `roundtable steward ticket`).");
+        say!(
+            "No steward keeps this circle: it syncs only while members' devices are awake together."
+        );
+        say!(
+            "Add one with `roundtable steward add TICKET` (its operator runs `roundtable steward ticket`)."
+        );
         return Ok(());
     }
     for r in &records {
