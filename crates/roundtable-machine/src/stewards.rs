@@ -216,6 +216,10 @@ pub struct StewardStatus {
     /// Invites of this device not yet left there.
     #[serde(default)]
     pub invites_waiting: usize,
+    /// It holds everything this device holds (as far as this device put
+    /// or took there).
+    #[serde(default)]
+    pub up_to_date: bool,
 }
 
 /// What applying a shelf item did.
@@ -1228,6 +1232,19 @@ impl Machine {
                         .is_some_and(|o| o.watching),
                     error: link.and_then(|l| l.error.clone()),
                     stale: link.and_then(|l| l.stale.clone()),
+                    up_to_date: {
+                        let shelf = ShelfKey::of(circle, served.keys.active()).shelf();
+                        let mut heads: Vec<[u8; 32]> =
+                            served.store.circle().heads().iter().map(|h| h.0).collect();
+                        heads.sort();
+                        served
+                            .stewards
+                            .kept
+                            .marks
+                            .get(&r.id)
+                            .and_then(|m| m.get(&shelf))
+                            .is_some_and(|m| sorted(&m.frontier) == heads)
+                    },
                     invites_waiting: served
                         .stewards
                         .kept
