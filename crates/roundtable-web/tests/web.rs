@@ -847,6 +847,19 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
     .await
     .expect("the node reaches the steward in time");
     assert!(!reached.body.contains("No steward keeps"));
+    // Nobody else is awake, but what is written reaches the steward.
+    assert!(
+        reached
+            .body
+            .contains("No other device of the circle is awake right now."),
+        "{}",
+        reached.body
+    );
+    assert!(
+        reached
+            .body
+            .contains("steward, and reaches the others when their devices next run")
+    );
     // The same steward twice: refused in the core's words.
     let a = post(&s, &stewards, &[("ticket", &line)]).await;
     assert_eq!(a.status, 422, "{}", a.body);
