@@ -89,6 +89,8 @@ impl Inner {
             .route("/c/{c}/invite", get(invite::page).post(invite::make))
             .route("/c/{c}/invite/{i}/revoke", post(invite::revoke))
             .route("/c/{c}/pair", get(invite::pair_page).post(invite::pair))
+            .route("/c/{c}/stewards", get(stewards::page).post(stewards::add))
+            .route("/c/{c}/stewards/{s}/remove", post(stewards::remove))
             .route("/c/{c}/removal", get(removal::page).post(removal::propose))
             .route("/c/{c}/removal/{p}/consent", post(removal::consent))
             .route("/c/{c}/removal/{p}/withdraw", post(removal::withdraw))

@@ -19,6 +19,7 @@ pub(crate) mod layout;
 pub(crate) mod people;
 pub(crate) mod removal;
 pub(crate) mod status;
+pub(crate) mod stewards;
 pub(crate) mod welcome;
 
 /// What a page needs from the request: the form token, and what to say

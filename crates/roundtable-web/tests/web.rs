@@ -713,3 +713,241 @@ async fn it_listens_on_this_machine_only_and_never_moves_to_another_port() {
         .expect("in time")
         .expect("stops");
 }
+
+/// A page of the app, as this browser gets it.
+async fn get(s: &Setup, path: &str) -> Answer {
+    let a = request(s.addr(), "GET", path, &s.ours(), "").await;
+    assert_eq!(a.status, 200, "{path}: {}", a.body);
+    a
+}
+
+/// A form of the app, sent with its token.
+async fn post(s: &Setup, path: &str, fields: &[(&str, &str)]) -> Answer {
+    let token = s.form_token();
+    let mut all = vec![("_form", token.as_str())];
+    all.extend_from_slice(fields);
+    request(s.addr(), "POST", path, &s.posting(), &form(&all)).await
+}
+
+/// The stewards the circle's own document records.
+async fn recorded(
+    node: &roundtable_node::NodeHandle,
+    c: roundtable_core::CircleId,
+) -> Vec<roundtable_core::steward::StewardRecord> {
+    let doc = timeout(LIMIT, node.doc(c))
+        .await
+        .expect("in time")
+        .expect("answers");
+    roundtable_core::Circle::load(&doc)
+        .expect("loads")
+        .stewards()
+}
+
+#[tokio::test]
+async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped_after_asking() {
+    let s = Setup::new().await;
+    let node = s.node.as_ref().expect("running").handle();
+    let (_, maya) = node.identity().await.expect("answers");
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let stewards = format!("/c/{c}/stewards");
+
+    // No steward: the status page says what that means and where to add one.
+    let page = get(&s, "/status").await;
+    assert!(
+        page.body
+            .contains("without one, it syncs only while members' devices are awake together"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("href=\"{stewards}\"")));
+    let invite = get(&s, &format!("/c/{c}/invite")).await;
+    assert!(
+        invite
+            .body
+            .contains("keep Roundtable running until they have joined"),
+        "{}",
+        invite.body
+    );
+    assert!(!invite.body.contains("steward"), "{}", invite.body);
+
+    // What is not a steward's ticket is refused in words, with what was
+    // typed, and nothing is recorded.
+    let a = post(&s, &stewards, &[("ticket", "roundtablestewardnotreally")]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("role=\"alert\""), "{}", a.body);
+    assert!(a.body.contains("damaged or incomplete"), "{}", a.body);
+    assert!(a.body.contains("roundtablestewardnotreally"));
+    let ticket = node
+        .invite(
+            c,
+            roundtable_core::InviteKind::Member,
+            Timestamp::now().plus_millis(3_600_000),
+            1,
+            Timestamp::now(),
+        )
+        .await
+        .expect("an invite")
+        .to_line();
+    let a = post(&s, &stewards, &[("ticket", &ticket)]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body
+            .contains("This is an invite to a circle, not a steward"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains(&ticket), "what was typed is kept");
+    assert!(recorded(&node, c).await.is_empty());
+
+    // A real steward's ticket, wrapped as a chat app would: added, said so,
+    // and named on the status page with who added it, then reached.
+    let home = tempfile::tempdir().expect("a temp dir");
+    let steward = timeout(
+        LIMIT,
+        roundtable_steward::Steward::start(roundtable_steward::StewardOptions {
+            home: home.path().to_owned(),
+            net: roundtable_net::NetConfig::loopback(),
+            store: None,
+            limits: roundtable_steward::Limits::default(),
+        }),
+    )
+    .await
+    .expect("in time")
+    .expect("the steward starts");
+    let line = steward.ticket().to_line();
+    let short = roundtable_core::DeviceId::from_bytes(steward.ticket().id()).fmt_short();
+    let wrapped = format!("  {}\r\n{}\n", &line[..40], &line[40..]);
+    let a = post(&s, &stewards, &[("ticket", &wrapped)]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location"), std::slice::from_ref(&stewards));
+    assert!(
+        a.header("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("rt_said=")),
+        "the next page says it was saved"
+    );
+    let records = recorded(&node, c).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].ticket, line);
+    assert_eq!(records[0].added_by, Some(maya));
+    let named = format!("Kept by steward <code>{short}</code> (added by Maya)");
+    let reached = timeout(LIMIT, async {
+        loop {
+            let page = get(&s, "/status").await;
+            assert!(page.body.contains(&named), "{}", page.body);
+            if page.body.contains("connected now") {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the node reaches the steward in time");
+    assert!(!reached.body.contains("No steward keeps"));
+    // Nobody else is awake, but what is written reaches the steward.
+    assert!(
+        reached
+            .body
+            .contains("No other device of the circle is awake right now."),
+        "{}",
+        reached.body
+    );
+    assert!(
+        reached
+            .body
+            .contains("steward, and reaches the others when their devices next run")
+    );
+    // The same steward twice: refused in the core's words.
+    let a = post(&s, &stewards, &[("ticket", &line)]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("already uses that steward"), "{}", a.body);
+    assert_eq!(recorded(&node, c).await.len(), 1);
+
+    // With a steward, the invite page says an invite waits there, until
+    // it expires, once the node has left it there; an invite made then
+    // says so, and is left there.
+    let invite = get(&s, &format!("/c/{c}/invite")).await;
+    assert!(
+        invite.body.contains(
+            "where it waits until it expires: once it is there, they can join even while this device is off"
+        ),
+        "{}",
+        invite.body
+    );
+    assert!(!invite.body.contains("keep Roundtable running"));
+    let made = post(
+        &s,
+        &format!("/c/{c}/invite"),
+        &[("lasts", "1d"), ("uses", "1")],
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(
+        made.body
+            .contains("they can join even while this device is off, until it expires"),
+        "{}",
+        made.body
+    );
+    timeout(LIMIT, async {
+        loop {
+            let status = node.status().await.expect("answers");
+            let waiting: usize = status.circles[0]
+                .stewards
+                .iter()
+                .map(|s| s.invites_waiting)
+                .sum();
+            if waiting == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the invite is left with the steward in time");
+    assert!(!get(&s, "/status").await.body.contains("not there yet"));
+
+    // Stopping it asks first, in words, and does nothing yet.
+    let id = records[0].id;
+    let remove = format!("/c/{c}/stewards/{id}/remove");
+    let a = post(&s, &remove, &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains(
+            "The circle will stop using this steward. Anyone in the circle can add it again."
+        ),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("name=\"confirm\""));
+    assert!(recorded(&node, c).await[0].removed_by.is_none());
+    // Confirmed: the circle no longer uses it, and records who stopped it.
+    let a = post(&s, &remove, &[("confirm", "yes")]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(recorded(&node, c).await[0].removed_by, Some(maya));
+    let page = get(&s, "/status").await;
+    assert!(
+        page.body.contains("No steward keeps this circle"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&named));
+    let invite = get(&s, &format!("/c/{c}/invite")).await;
+    assert!(!invite.body.contains("steward"), "{}", invite.body);
+    // Pasted where an invite goes, a steward's ticket is told apart.
+    let a = post(&s, "/join", &[("ticket", &line), ("as", "Sam")]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body
+            .contains("ticket, not an invite: it lets nobody into a circle"),
+        "{}",
+        a.body
+    );
+    // A steward the circle no longer uses cannot be stopped again.
+    assert_eq!(post(&s, &remove, &[("confirm", "yes")]).await.status, 404);
+
+    timeout(LIMIT, steward.shutdown()).await.expect("in time");
+    s.stop().await;
+}

@@ -28,6 +28,8 @@ struct Made {
     kind: InviteKind,
     expires_at: Timestamp,
     uses: u32,
+    /// It names a steward of the circle, where it also waits.
+    waits: bool,
 }
 
 pub(crate) async fn page(
@@ -58,12 +60,18 @@ fn qr(ticket: &str) -> Markup {
 
 fn show_ticket(app: &Shared, made: &Made) -> Markup {
     let now = Timestamp::now();
-    let how = match made.kind {
-        InviteKind::Member => {
+    let how = match (made.kind, made.waits) {
+        (InviteKind::Member, false) => {
             "Send it to them however you like (a message, a letter). They open Roundtable, choose \"Join with a ticket\", paste it or scan the code, and say their name."
         }
-        InviteKind::Device => {
+        (InviteKind::Member, true) => {
+            "Send it to them however you like (a message, a letter). They open Roundtable, choose \"Join with a ticket\", paste it or scan the code, and say their name. Your node also leaves the invite with the circle's steward: once it is there, they can join even while this device is off, until it expires."
+        }
+        (InviteKind::Device, false) => {
             "On your other device, start Roundtable (`roundtable up`), choose \"Join with a ticket\", and paste this or scan the code. Keep this device running until it is done."
+        }
+        (InviteKind::Device, true) => {
+            "On your other device, start Roundtable (`roundtable up`), choose \"Join with a ticket\", and paste this or scan the code. Your node also leaves it with the circle's steward: once it is there, your other device can join even while this one is off, until the ticket expires."
         }
     };
     html! {
@@ -77,6 +85,17 @@ fn show_ticket(app: &Shared, made: &Made) -> Markup {
             p.sub { "Works until " (dates::words(made.expires_at, now, &app.tz)) ", for "
                 (made.uses) @if made.uses == 1 { " person" } @else { " people" } "." }
         }
+    }
+}
+
+/// Who hands the circle to someone invited, in words: this device, and
+/// where the circle has a steward, the steward too, once the node left the
+/// invite there (sealed), until it expires.
+fn handing_over(kept_by_steward: bool) -> &'static str {
+    if kept_by_steward {
+        "An invite is a ticket that lets someone join from their own device. Your node also leaves it, sealed, with the circle's steward, where it waits until it expires: once it is there, they can join even while this device is off."
+    } else {
+        "An invite is a ticket that lets someone join from their own device. Only this device can hand the circle over, so keep Roundtable running until they have joined."
     }
 }
 
@@ -105,12 +124,13 @@ async fn render(
         .filter(|(_, i)| i.kind == InviteKind::Member)
         .collect();
     list.sort_by_key(|(id, i)| (std::cmp::Reverse(i.at), **id));
+    let kept = !super::stewards::of(app, c).await?.is_empty();
     let body = html! {
         h1 { "Invite someone" }
         @if let Some(m) = made { (show_ticket(app, m)) }
         section.card aria-labelledby="invite-title" {
             h2 #invite-title { "Make an invite" }
-            p.hint { "An invite is a ticket that lets someone join from their own device. Only this device can hand the circle over, so keep Roundtable running until they have joined." }
+            p.hint { (handing_over(kept)) }
             form method="post" action={ "/c/" (c) "/invite" } aria-labelledby="invite-title" {
                 (ctx.token())
                 (problem(failed, "invite"))
@@ -201,6 +221,7 @@ async fn mint(
         kind,
         expires_at,
         uses,
+        waits: !ticket.stewards.is_empty(),
     })
 }
 

@@ -45,6 +45,26 @@ pub(crate) fn net_words(status: &Status) -> (bool, String) {
             behind |= !d.has_all_our_changes;
         }
     }
+    // Nobody else is awake, but a steward takes what is written here.
+    let kept: Vec<&str> = status
+        .circles
+        .iter()
+        .filter(|c| c.stewards.iter().any(|s| s.connected))
+        .map(|c| c.name.as_str())
+        .collect();
+    if names.is_empty() && !kept.is_empty() {
+        let whose = if kept.len() == status.circles.len() {
+            "the circle's steward".to_owned()
+        } else {
+            format!("the steward of {}", kept.join(", "))
+        };
+        return (
+            true,
+            format!(
+                "No other device of the circle is awake right now. What you write also goes to {whose}, and reaches the others when their devices next run."
+            ),
+        );
+    }
     if names.is_empty() {
         return (
             false,

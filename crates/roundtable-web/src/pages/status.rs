@@ -1,5 +1,6 @@
 //! How this device stands: who it is in touch with, whether they are up to
-//! date, when they last synced; the circle as a file; a new link.
+//! date, when they last synced; the stewards that keep each circle; the
+//! circle as a file; a new link.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
@@ -46,6 +47,7 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
                         "If " (f.name) " did not copy that device, it may be lost or in someone else's hands: they should sign it out of the circle from their other device."
                     }
                 }
+                (super::stewards::on_status(&app, c.id, &c.stewards))
                 p { "Export: " a href={ "/c/" (c.id) "/export.md" } download { "as a readable document" } " · " a href={ "/c/" (c.id) "/export.json" } download { "as data (JSON)" } }
             }
         }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use roundtable_core::invite::CLOCK_TOLERANCE_MS;
 use roundtable_core::{InviteKind, Op, Timestamp, dates};
-use roundtable_net::CircleTicket;
+use roundtable_net::{CircleTicket, TicketError};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, problem};
@@ -123,10 +123,11 @@ async fn redeem(
     app: &Shared,
     form: &Posted,
 ) -> Result<(roundtable_core::CircleId, String), String> {
-    let ticket = CircleTicket::parse(&form.get("ticket")).map_err(|e| {
-        format!(
+    let ticket = CircleTicket::parse(&form.get("ticket")).map_err(|e| match e {
+        TicketError::StewardNotInvite => "This is a steward's ticket, not an invite: it lets nobody into a circle. Once you are in one, add the steward from the Status page.".to_owned(),
+        e => format!(
             "That ticket does not read ({e}). Copy it again, whole, from the message it came in."
-        )
+        ),
     })?;
     let now = Timestamp::now();
     if now.as_millis() > ticket.expires_at.as_millis() + CLOCK_TOLERANCE_MS {
