@@ -203,6 +203,10 @@ pub struct StewardStatus {
     pub ticket: String,
     /// Who added it.
     pub added_by: String,
+    /// Who stopped the circle using it, if anyone did (it is then listed
+    /// for everyone to see, and no longer used).
+    #[serde(default)]
+    pub removed_by: Option<String>,
     /// When this device last reached it.
     pub last_reached: Option<Timestamp>,
     /// Connected now, and told of what others put.
@@ -1213,7 +1217,6 @@ impl Machine {
             .circle()
             .stewards()
             .into_iter()
-            .filter(|r| r.removed_by.is_none())
             .map(|r| {
                 let link = served.stewards.links.get(&r.id);
                 StewardStatus {
@@ -1221,6 +1224,7 @@ impl Machine {
                     steward: r.steward,
                     ticket: r.ticket.clone(),
                     added_by: r.added_by.map(|m| view.name_of(&m)).unwrap_or_default(),
+                    removed_by: r.removed_by.map(|m| view.name_of(&m)),
                     last_reached: served
                         .stewards
                         .kept

@@ -299,6 +299,13 @@ pub(crate) fn status(s: &roundtable_node::Status) {
 /// How a steward stands, in words: "kept by steward 3fa2… (added by Maya):
 /// connected now".
 pub(crate) fn steward_words(s: &roundtable_machine::StewardStatus, now: Timestamp) -> String {
+    if let Some(by) = &s.removed_by {
+        return format!(
+            "steward {} (added by {}) is no longer used: {by} stopped the circle using it",
+            s.steward.fmt_short(),
+            s.added_by
+        );
+    }
     let how = match (&s.stale, s.connected, s.last_reached, &s.error) {
         (Some(stale), ..) => format!("kept less than it had before ({stale}): tell its operator"),
         (None, true, ..) => "connected now".to_owned(),

@@ -27,6 +27,13 @@ pub(crate) fn standing(s: &StewardStatus, now: Timestamp, tz: &TimeZone) -> Mark
         "steward " code { (s.steward.fmt_short()) }
         @if !s.added_by.is_empty() { " (added by " (s.added_by) ")" }
     };
+    if let Some(by) = &s.removed_by {
+        return html! {
+            p.hint {
+                (who) " is no longer used: " (by) " stopped the circle using it. Anyone in the circle can add it again."
+            }
+        };
+    }
     if let Some(stale) = &s.stale {
         return html! {
             p.problem role="status" {
@@ -63,7 +70,8 @@ pub(crate) fn standing(s: &StewardStatus, now: Timestamp, tz: &TimeZone) -> Mark
 pub(crate) fn on_status(app: &Shared, c: CircleId, stewards: &[StewardStatus]) -> Markup {
     let now = Timestamp::now();
     html! {
-        @if stewards.is_empty() {
+        @if stewards.iter().all(|s| s.removed_by.is_some()) {
+            @for s in stewards { (standing(s, now, &app.tz)) }
             p {
                 "No steward keeps this circle: without one, it syncs only while members' devices are awake together. "
                 a href={ "/c/" (c) "/stewards" } { "Add a steward" }
@@ -93,7 +101,10 @@ pub(crate) async fn of(app: &Shared, c: CircleId) -> Result<Vec<StewardStatus>, 
         .into_iter()
         .find(|s| s.id == c)
         .map(|s| s.stewards)
-        .unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.removed_by.is_none())
+        .collect())
 }
 
 async fn render(
@@ -256,6 +267,8 @@ mod tests {
             steward: DeviceId::from_bytes([0x3f; 32]),
             ticket: "roundtablesteward…".into(),
             added_by: "Maya".into(),
+            removed_by: None,
+            up_to_date: false,
             last_reached: None,
             connected: false,
             error: None,

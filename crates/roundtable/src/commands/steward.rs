@@ -222,11 +222,7 @@ fn keeper_status(status: &KeeperStatus, now: Timestamp, json: bool) -> Result<()
 fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
     let circle = read(backend, global)?;
     let view = circle.view();
-    let records: Vec<_> = circle
-        .stewards()
-        .into_iter()
-        .filter(|s| s.removed_by.is_none())
-        .collect();
+    let records = circle.stewards();
     // How each stands, where the node runs and knows.
     let standing: Vec<roundtable_machine::StewardStatus> = backend
         .node()
@@ -246,6 +242,7 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
                     "ticket": r.ticket,
                     "added_by": r.added_by,
                     "added_at": r.added_at,
+                    "removed_by": r.removed_by,
                     "last_reached": s.and_then(|s| s.last_reached),
                     "connected": s.is_some_and(|s| s.connected),
                     "error": s.and_then(|s| s.error.clone()),
@@ -255,7 +252,7 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
             .collect();
         return render::json(&json!(out));
     }
-    if records.is_empty() {
+    if records.iter().all(|r| r.removed_by.is_some()) {
         say!(
             "No steward keeps this circle: it syncs only while members' devices are awake together."
         );
@@ -267,6 +264,14 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
     for r in &records {
         let by = r.added_by.map(|m| view.name_of(&m)).unwrap_or_default();
         let s = standing.iter().find(|s| s.id == r.id);
+        if let Some(gone) = r.removed_by {
+            say!(
+                "{}  added by {by}  no longer used: {} stopped the circle using it",
+                r.id.fmt_short(),
+                view.name_of(&gone)
+            );
+            continue;
+        }
         let how = match s {
             Some(s) => render::steward_words(s, now),
             None if backend.node().is_none() => "reached when your node runs".to_owned(),
