@@ -18,6 +18,7 @@ mod b4;
 mod b5;
 mod b6;
 mod b7;
+mod b8;
 mod child;
 mod setup;
 mod table;
@@ -100,7 +101,7 @@ impl Ctx {
     }
 }
 
-const SCENARIOS: [&str; 7] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
+const SCENARIOS: [&str; 8] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"];
 
 fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -219,7 +220,8 @@ fn main() -> Result<()> {
             "B4" => runtime.block_on(b4::run(&mut ctx)),
             "B5" => runtime.block_on(b5::run(&mut ctx)),
             "B6" => runtime.block_on(b6::run(&mut ctx)),
-            _ => runtime.block_on(b7::run(&mut ctx)),
+            "B7" => runtime.block_on(b7::run(&mut ctx)),
+            _ => runtime.block_on(b8::run(&mut ctx)),
         };
         match result {
             Ok(r) => {

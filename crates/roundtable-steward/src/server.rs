@@ -152,6 +152,7 @@ struct Shared {
 /// A running steward.
 pub struct Steward {
     net: StewardNet,
+    shared: Arc<Shared>,
     ticket: StewardTicket,
     task: tokio::task::JoinHandle<()>,
     _lock: WriteLock,
@@ -191,6 +192,7 @@ impl Steward {
             keeper,
             watchers: Mutex::new(HashMap::new()),
         });
+        let kept = shared.clone();
         let span = tracing::info_span!("steward", id = %key.id().fmt_short());
         let task = tokio::spawn(
             async move {
@@ -221,6 +223,7 @@ impl Steward {
         info!(ticket = %ticket.to_line(), "steward running");
         Ok(Self {
             net,
+            shared: kept,
             ticket,
             task,
             _lock: lock,
@@ -235,6 +238,11 @@ impl Steward {
     /// The local UDP sockets, with their ports.
     pub fn bound_sockets(&self) -> Vec<std::net::SocketAddr> {
         self.net.bound_sockets()
+    }
+
+    /// What it keeps now.
+    pub fn status(&self) -> KeeperStatus {
+        self.shared.keeper.status()
     }
 
     /// Stops: closes every connection; what it acknowledged is on disk.
