@@ -75,3 +75,21 @@ fn dates() {
 fn web_request() {
     replay("web_request", roundtable_web::fuzzing::web_request);
 }
+
+#[test]
+fn steward() {
+    replay("steward", roundtable_core::fuzzing::steward);
+}
+
+#[test]
+fn steward_ticket() {
+    replay("steward_ticket", roundtable_net::fuzzing::steward_ticket);
+}
+
+#[test]
+fn steward_requests() {
+    replay(
+        "steward_requests",
+        roundtable_steward::fuzzing::steward_requests,
+    );
+}

@@ -217,6 +217,8 @@ pub fn wire(data: &[u8]) {
     round_trip::<SyncFrame>(data);
     round_trip::<Sealed>(data);
     round_trip::<Body>(data);
+    round_trip::<wire::StewardRequest>(data);
+    round_trip::<wire::StewardReply>(data);
     // What a node does with a frame's heads and keys: a bounded book, and
     // no key taken that its maker did not sign.
     let circle = crate::ids::CircleId::from_bytes([3; 16]);
@@ -234,6 +236,29 @@ pub fn wire(data: &[u8]) {
         }
         _ => {}
     }
+}
+
+/// What a device does with bytes a steward hands it: an item of a shelf
+/// (of each kind), a welcome, and the changes an item claims to cover.
+/// Any bytes give an item or a reason, never a panic; nothing opens
+/// that was not sealed under the key it opened with.
+pub fn steward(data: &[u8]) {
+    use crate::steward::{LockerId, ShelfKey, ShelfKind, WelcomeSlot, covered_by};
+    let circle = crate::ids::CircleId::from_bytes([3; 16]);
+    let key = ShelfKey::of(circle, &EpochKey::new(0, [1; 32], [2; 32]));
+    let locker = LockerId([4; 16]);
+    for kind in [ShelfKind::Changes, ShelfKind::Snapshot, ShelfKind::Keys] {
+        if let Ok(item) = key.open(&locker, kind, data) {
+            assert_eq!(item.kind(), kind, "an item opened as another kind");
+        }
+    }
+    let secret = crate::invite::InviteSecret::from_bytes([5; 32]);
+    let _ = WelcomeSlot::of(circle, &secret).open(data);
+    // The plaintexts themselves, as a steward could not make them but a
+    // member could seal them.
+    let _ = postcard::from_bytes::<crate::steward::ShelfItem>(data);
+    let _ = postcard::from_bytes::<crate::steward::WaitingWelcome>(data);
+    let _ = covered_by(data);
 }
 
 /// Opening a gossip envelope: any bytes give a body or a reason, never a

@@ -4,7 +4,7 @@
 
 use iroh_tickets::Ticket;
 
-use crate::CircleTicket;
+use crate::{CircleTicket, StewardTicket};
 
 /// A pasted line never panics the parser; a ticket that parses prints back
 /// to a line that parses to the same ticket.
@@ -16,5 +16,16 @@ pub fn ticket(data: &[u8]) {
         let again = CircleTicket::parse(&t.to_line()).expect("a printed ticket parses");
         assert_eq!(again, t, "a ticket survives printing");
         assert_eq!(again.encode_bytes(), t.encode_bytes());
+    }
+}
+
+/// The same for a steward's ticket.
+pub fn steward_ticket(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(t) = StewardTicket::parse(line) {
+        let again = StewardTicket::parse(&t.to_line()).expect("a printed ticket parses");
+        assert_eq!(again, t, "a steward's ticket survives printing");
     }
 }

@@ -3,6 +3,7 @@
 //! same time, without being able to read them.
 
 pub mod blobs;
+pub mod fuzzing;
 pub mod keeper;
 
 pub use keeper::{Keeper, KeeperStatus, Limits, Session};
