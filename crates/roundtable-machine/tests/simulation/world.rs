@@ -526,9 +526,9 @@ impl World {
                     last: self.now_ms,
                 };
                 self.steward_conns.insert((i, session), conn);
-                self.to_steward(i, session, requests);
+                self.ask_steward(i, session, requests);
             }
-            Output::StewardSend { session, requests } => self.to_steward(i, session, requests),
+            Output::StewardSend { session, requests } => self.ask_steward(i, session, requests),
             Output::StewardClose { session } => {
                 self.steward_conns.remove(&(i, session));
             }
@@ -608,7 +608,7 @@ impl World {
 
     /// Device `i`'s requests reach its steward, which answers each (and
     /// tells the shelf's other watchers what was put).
-    fn to_steward(&mut self, i: usize, session: StewardSession, requests: Vec<StewardRequest>) {
+    fn ask_steward(&mut self, i: usize, session: StewardSession, requests: Vec<StewardRequest>) {
         for request in requests {
             let Some(conn) = self.steward_conns.get_mut(&(i, session)) else {
                 return;
@@ -899,7 +899,7 @@ impl World {
                     return;
                 };
                 if !next.is_empty() {
-                    self.to_steward(to, session, next);
+                    self.ask_steward(to, session, next);
                 }
             }
             Delivery::StewardBroken { to, life, session } => {
