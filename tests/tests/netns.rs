@@ -55,3 +55,34 @@ fn three_hosts_in_namespaces_converge_after_a_partition() {
     assert!(out.status.success(), "the namespace test failed:\n{text}");
     assert!(text.contains("identical on all three hosts"), "{text}");
 }
+
+#[test]
+fn a_joiner_reaches_the_steward_only_through_a_relay() {
+    if let Err(why) = can_run() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the namespace test, but: {why}"
+        );
+        println!("skipped: {why}");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/netns/steward_relay.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(roundtable_bin())
+        .arg(env!("CARGO_BIN_EXE_relay"))
+        .output()
+        .expect("run the namespace script");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "the namespace test failed:\n{text}");
+    assert!(text.contains("joined through the relay"), "{text}");
+    assert!(
+        text.contains("the inviter sees Joe in the circle"),
+        "{text}"
+    );
+}

@@ -115,6 +115,29 @@ fn invite_turn(home: &TestHome, uses: &str) -> String {
     ticket
 }
 
+/// Runs `home`'s node until a pairing ticket it makes has reached the
+/// steward; returns the ticket.
+fn pair_turn(home: &TestHome) -> String {
+    let up = Up::start(home);
+    wait_connected(home, "the inviter");
+    let out = home.run(&["pair", "--json"]).ok().json();
+    let ticket = out["ticket"].as_str().expect("a ticket").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = home.run(&["status", "--json"]).ok().json();
+        if list["circles"][0]["stewards"][0]["invites_waiting"].as_u64() == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pairing did not reach the steward: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    up.stop();
+    ticket
+}
+
 fn wait_connected(home: &TestHome, who: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -215,6 +238,24 @@ fn three_people_never_up_together_meet_through_a_steward_that_cannot_read_them()
         refused.stderr
     );
     assert!(eve.store().circle_ids().expect("readable").is_empty());
+
+    // Ana pairs her phone while her laptop is off: the pairing waits at
+    // the steward too, with her member key sealed to its ticket.
+    let pairing = pair_turn(&ana);
+    let phone = TestHome::new();
+    phone.run(&["pair", &pairing]).ok();
+    let ana_id = ana.run(&["id", "--json"]).ok().json();
+    let phone_id = phone.run(&["id", "--json"]).ok().json();
+    assert_eq!(
+        ana_id["member"], phone_id["member"],
+        "the phone speaks for Ana"
+    );
+    assert!(notes(&phone).contains(&"the soup is on for Tuesday".to_owned()));
+    phone.run(&["moment", "written on Ana's phone"]).ok();
+    turn(&phone, "the phone's turn", |_| true);
+    turn(&ben, "Ben sees what Ana's phone wrote", |h| {
+        show(h).to_string().contains("written on Ana's phone")
+    });
 
     // Nothing on the steward's disk reads as the circle.
     let status = box_home.run(&["steward", "status", "--json"]).ok().json();

@@ -172,7 +172,93 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
     for ops in ctx.plan.histories.clone() {
         rows.extend(kept_for_history(ctx, ops).await?);
     }
+    rows.extend(many_circles(ctx).await?);
     Ok(rows)
+}
+
+/// A steward process holding many small circles: its memory, and its CPU
+/// while nobody asks anything. Anchor: a bare iroh endpoint with gossip,
+/// idle, in a process of its own.
+async fn many_circles(ctx: &mut Ctx) -> Result<Vec<Row>> {
+    use roundtable_core::keys::EpochKey;
+    use roundtable_core::steward::{LockerId, ShelfItem, ShelfKey, ShelfKind};
+    use roundtable_core::wire::{self, StewardReply, StewardRequest};
+    use roundtable_net::framing::{read_frame, write_frame};
+
+    let circles = if ctx.plan.quick { 20 } else { 1_000 };
+    let dir = ctx.scratch("b8-many")?;
+    let child = crate::child::LiveChild::start(&["steward", &dir.to_string_lossy()])?;
+    let line = child.info().to_owned();
+    let ticket = roundtable_net::StewardTicket::parse(&line)?;
+    let client = crate::setup::bare_endpoint().await?;
+    let conn = client
+        .connect(ticket.addr.clone(), roundtable_net::STEWARD_ALPN)
+        .await?;
+    let device = *client.id().as_bytes();
+    let mut rng = rand::rng();
+    for i in 0..circles {
+        let circle = CircleId::from_bytes(rand::random());
+        let key = ShelfKey::of(circle, &EpochKey::new(0, [1; 32], rand::random()));
+        let locker = LockerId(rand::random());
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let item = ShelfItem::Changes {
+            changes: vec![7; 400],
+            heads: Vec::new(),
+        };
+        for request in [
+            StewardRequest::Open {
+                locker: locker.0,
+                shelf: key.shelf(),
+                proof: key.proof(&ticket.id(), &locker, &device),
+            },
+            StewardRequest::Put {
+                kind: ShelfKind::Changes as u8,
+                bytes: key.seal(&locker, &item, &mut rng),
+                supersede_below: None,
+            },
+        ] {
+            write_frame(&mut send, &wire::encode(&request)).await?;
+            let bytes = read_frame(&mut recv, 1 << 20)
+                .await?
+                .ok_or_else(|| anyhow!("the steward closed a stream"))?;
+            if let StewardReply::Refused { reason } = wire::decode::<StewardReply>(&bytes)? {
+                bail!("circle {i}: the steward refused: {reason}");
+            }
+        }
+        let _ = send.finish();
+    }
+    conn.close(0u32.into(), b"done");
+    client.close().await;
+    let bare = crate::child::LiveChild::start(&["endpoint"])?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ours_rss, bare_rss) = (
+        crate::setup::rss(child.pid())?,
+        crate::setup::rss(bare.pid())?,
+    );
+    let (before, bare_before) = (
+        crate::setup::cpu_of(child.pid())?,
+        crate::setup::cpu_of(bare.pid())?,
+    );
+    let t = Instant::now();
+    tokio::time::sleep(ctx.plan.idle).await;
+    let window = t.elapsed().as_secs_f64();
+    let pct = (crate::setup::cpu_of(child.pid())? - before).as_secs_f64() / window * 100.0;
+    let bare_pct = (crate::setup::cpu_of(bare.pid())? - bare_before).as_secs_f64() / window * 100.0;
+    drop(bare);
+    drop(child);
+    let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+    Ok(vec![
+        Row::new("B8", format!("steward RSS holding {circles} small circles"))
+            .values((mb(ours_rss), ours_rss as f64 / 1e6), (mb(bare_rss), bare_rss as f64 / 1e6))
+            .goal(Goal::ValueAtMost(100.0))
+            .note("a steward process after each circle put one item; anchor: a bare iroh endpoint with gossip (goal: at most 100 MB)"),
+        Row::new("B8", format!("steward idle CPU holding {circles} small circles"))
+            .values((format!("{pct:.2}%"), pct), (format!("{bare_pct:.2}%"), bare_pct))
+            .goal(Goal::ValueAtMost(0.5))
+            .note(format!(
+                "utime+stime over {window:.0} s with nobody connected, % of one core; anchor: a bare iroh endpoint with gossip"
+            )),
+    ])
 }
 
 /// What a steward keeps for a circle of `ops` operations, next to a sealed

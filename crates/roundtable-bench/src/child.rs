@@ -93,6 +93,27 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             println!("{} ops, {} changes, circle {}", h.ops, h.changes, h.id);
             Ok(())
         }
+        // A steward on loopback with its home in DIR (`--child steward
+        // DIR`). Prints "ready TICKET", then serves until killed.
+        Some("steward") => {
+            let dir = args.get(1).ok_or_else(|| anyhow!("steward DIR"))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let steward =
+                    roundtable_steward::Steward::start(roundtable_steward::StewardOptions {
+                        home: Path::new(dir).to_path_buf(),
+                        net: roundtable_net::NetConfig::loopback(),
+                        store: None,
+                        limits: roundtable_steward::Limits::default(),
+                    })
+                    .await?;
+                println!("ready {}", steward.ticket().to_line());
+                std::future::pending::<()>().await;
+                anyhow::Ok(())
+            })
+        }
         other => bail!("unknown child mode {other:?}"),
     }
 }

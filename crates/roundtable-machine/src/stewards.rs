@@ -1218,7 +1218,12 @@ impl Machine {
             .stewards()
             .into_iter()
             .map(|r| {
-                let link = served.stewards.links.get(&r.id);
+                // A steward no longer used has no link that counts.
+                let link = served
+                    .stewards
+                    .links
+                    .get(&r.id)
+                    .filter(|_| r.removed_by.is_none());
                 StewardStatus {
                     id: r.id,
                     steward: r.steward,

@@ -321,6 +321,14 @@ impl StewardNet {
         self.endpoint.bound_sockets()
     }
 
+    /// Waits, at most `patience`, until the steward is connected to its
+    /// home relay (so its ticket names it); whether it is.
+    pub async fn online_within(&self, patience: std::time::Duration) -> bool {
+        tokio::time::timeout(patience, self.endpoint.online())
+            .await
+            .is_ok()
+    }
+
     /// Closes every connection and stops.
     pub async fn shutdown(self) {
         if let Err(e) = self.router.shutdown().await {

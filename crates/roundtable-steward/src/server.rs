@@ -182,6 +182,14 @@ impl Steward {
         .map_err(|e| StewardError::Other(e.to_string()))??;
         let (tx, mut incoming) = mpsc::channel::<Connection>(64);
         let net = StewardNet::bind(*key.to_seed(), &options.net, tx).await?;
+        // A relay of the circle's own is named in the ticket, so devices
+        // with no direct path find the steward through it. (The public
+        // relays are not waited for: they may be out of reach.)
+        if matches!(options.net.relay, roundtable_net::RelayChoice::Custom(_))
+            && !net.online_within(Duration::from_secs(10)).await
+        {
+            warn!("the relay is not reachable yet; the ticket names direct addresses only");
+        }
         let ticket = StewardTicket { addr: net.addr() };
         roundtable_store::write_durably(
             &OsFs,

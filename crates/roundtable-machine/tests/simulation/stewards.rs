@@ -317,6 +317,66 @@ fn devices_never_awake_together_meet_through_a_steward_1() {
     );
 }
 
+/// Two devices awake at once with no path between them but the steward:
+/// what one writes reaches the other at once (the steward tells it as it
+/// keeps it), not at the next wake.
+fn live(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (founder, circle) = found(&mut w);
+    let other = w.add_device("m1");
+    assert!(join(&mut w, founder, other, circle, InviteKind::Member));
+    let st = w.add_steward(None);
+    let steward = w.stewards[st].id;
+    assert!(perform(
+        &mut w,
+        founder,
+        circle,
+        Op::AddSteward {
+            ticket: "a steward of the simulation".into(),
+            steward,
+        },
+    ));
+    w.run_for(4_000);
+    w.apart = true;
+    // Both watch the steward's shelf by now.
+    w.run_for(3_000);
+    for k in 0..5 {
+        let (from, to) = if k % 2 == 0 {
+            (founder, other)
+        } else {
+            (other, founder)
+        };
+        assert!(perform(
+            &mut w,
+            from,
+            circle,
+            Op::Checkin {
+                mood: Mood::Okay,
+                note: format!("live {k}"),
+            },
+        ));
+        let heads = w.devs[from].machine().circle(circle).unwrap().heads();
+        // Well within a tick of the wake-up schedule: two deliveries'
+        // delays and no more.
+        w.run_for(100);
+        let there = w.devs[to].machine().circle(circle).unwrap().clone();
+        assert!(
+            heads.iter().all(|h| there.has_change(h)),
+            "an edit did not reach a device awake at the same time through the steward at once"
+        );
+    }
+}
+
+#[test]
+fn devices_awake_together_meet_live_through_a_steward() {
+    run_seeds(
+        "devices_awake_together_meet_live_through_a_steward",
+        0..40,
+        live,
+    );
+}
+
 #[test]
 fn a_hostile_steward_makes_no_device_take_anything_false() {
     run_seeds(

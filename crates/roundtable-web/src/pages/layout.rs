@@ -49,7 +49,11 @@ pub(crate) fn net_words(status: &Status) -> (bool, String) {
     let kept: Vec<&str> = status
         .circles
         .iter()
-        .filter(|c| c.stewards.iter().any(|s| s.connected))
+        .filter(|c| {
+            c.stewards
+                .iter()
+                .any(|s| s.connected && s.removed_by.is_none())
+        })
         .map(|c| c.name.as_str())
         .collect();
     if names.is_empty() && !kept.is_empty() {
