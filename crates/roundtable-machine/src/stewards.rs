@@ -226,13 +226,6 @@ pub struct StewardStatus {
     pub up_to_date: bool,
 }
 
-/// What applying a shelf item did.
-#[derive(Debug, Default)]
-struct Took {
-    changed: bool,
-    key: bool,
-}
-
 impl Machine {
     fn next_steward_token(&mut self) -> u64 {
         self.steward_tokens += 1;
@@ -659,7 +652,7 @@ impl Machine {
         rng: &mut impl RngCore,
     ) {
         let circle = session.circle;
-        let mut took = Took::default();
+        let mut changed = false;
         let Some(locker) = self
             .usable_stewards(circle)
             .into_iter()
@@ -678,15 +671,13 @@ impl Machine {
             let seq = entry.seq;
             match item {
                 Ok(item) => {
-                    let t = self.take_item(circle, item, now, rng);
-                    if t.changed {
+                    if self.take_item(session, item, now, rng) {
                         // Who is in, and the epoch, as of this item: a
                         // key left further along is for the epoch it
                         // brings.
                         self.refresh_admitted(now, rng);
+                        changed = true;
                     }
-                    took.changed |= t.changed;
-                    took.key |= t.key;
                 }
                 Err(e) => {
                     let n = count(&mut self.dropped, format!("steward item {e}"));
@@ -706,19 +697,21 @@ impl Machine {
             mark.after = mark.after.max(upto);
             mark.highest = mark.highest.max(upto);
         }
-        if took.changed {
+        if changed {
             self.keep_book(circle);
             self.changed(circle, now);
         }
     }
 
+    /// Applies one opened item; whether the circle changed.
     fn take_item(
         &mut self,
-        circle: CircleId,
+        session: StewardSession,
         item: ShelfItem,
         now: Now,
         rng: &mut impl RngCore,
-    ) -> Took {
+    ) -> bool {
+        let circle = session.circle;
         let served = self.circles.get_mut(&circle).expect("served");
         match item {
             ShelfItem::Changes {
@@ -739,24 +732,21 @@ impl Machine {
                             .map(|h| DeviceId::from_bytes(h.device))
                             .unwrap_or(self.me.device.id());
                         self.note_refused(circle, from, &applied);
-                        self.cover(circle, &bytes, &before);
+                        self.cover(session, &bytes, &before);
                         self.settle_forks(circle, &applied, &before, now, rng);
-                        Took {
-                            changed,
-                            key: false,
-                        }
+                        changed
                     }
                     Err(e) => {
                         let n = count(&mut self.dropped, "steward item does not apply");
                         debug!(%circle, count = n, "changes from a steward did not apply: {e}");
-                        Took::default()
+                        false
                     }
                 }
             }
             ShelfItem::Keys { from, boxes } => {
                 let admitted = &served.membership.admitted;
                 if !admitted.contains(&DeviceId::from_bytes(from)) {
-                    return Took::default();
+                    return false;
                 }
                 let mine = *self.me.device.id().as_bytes();
                 let Some(offer) = boxes
@@ -764,12 +754,12 @@ impl Machine {
                     .filter(|b| b.to == mine)
                     .find_map(|b| st::open_key_box(b, &from, &self.me.device))
                 else {
-                    return Took::default();
+                    return false;
                 };
                 if !admitted.contains(&DeviceId::from_bytes(offer.by))
                     || !served.keys.accept(circle, &offer)
                 {
-                    return Took::default();
+                    return false;
                 }
                 let keys = served.keys.clone();
                 if let Err(e) = self.home.save_circle_keys(self.lock(), circle, &keys) {
@@ -777,51 +767,55 @@ impl Machine {
                 }
                 info!(%circle, epoch = keys.epoch(), "took the circle's key left at a steward");
                 self.follow(circle, now);
-                Took {
-                    changed: false,
-                    key: true,
-                }
+                false
             }
         }
     }
 
-    /// What was just taken from a steward is on its shelf: every shelf
-    /// mark of the circle whose frontier this copy was level with moves
-    /// on with it, so it is not put back.
-    fn cover(&mut self, circle: CircleId, bytes: &[u8], before: &[ChangeHash]) {
+    /// What was just taken from a steward is on its shelf: the mark of
+    /// that shelf moves on with it, so it is not put back there (other
+    /// stewards' shelves still get it: this device relays between them).
+    fn cover(&mut self, session: StewardSession, bytes: &[u8], before: &[ChangeHash]) {
         let Some((_, heads)) = st::covered_by(bytes) else {
             return;
         };
-        let served = self.circles.get_mut(&circle).expect("served");
+        let Some(served) = self.circles.get_mut(&session.circle) else {
+            return;
+        };
         let now_heads: Vec<[u8; 32]> = served.store.circle().heads().iter().map(|h| h.0).collect();
         let before: Vec<[u8; 32]> = before.iter().map(|h| h.0).collect();
-        let circle_ref = served.store.circle();
-        let shelf = |l: &Link| l.open.as_ref().map(|o| o.shelf);
-        let open: BTreeMap<EntityId, [u8; 32]> = served
+        let Some(shelf) = served
             .stewards
             .links
-            .iter()
-            .filter_map(|(id, l)| Some((*id, shelf(l)?)))
-            .collect();
-        for (id, shelf) in open {
-            let Some(mark) = served
-                .stewards
-                .kept
-                .marks
-                .get_mut(&id)
-                .and_then(|m| m.get_mut(&shelf))
-            else {
-                continue;
-            };
-            if sorted(&mark.frontier) == sorted(&before) {
-                // Level before: level after.
-                mark.frontier = now_heads.clone();
-            } else {
-                mark.frontier.extend(heads.iter().map(|h| h.0));
-                mark.frontier
-                    .retain(|h| circle_ref.has_change(&ChangeHash(*h)));
-                mark.frontier.sort();
-                mark.frontier.dedup();
+            .get(&session.steward)
+            .and_then(|l| l.open.as_ref())
+            .map(|o| o.shelf)
+        else {
+            return;
+        };
+        let circle_ref = served.store.circle();
+        let Some(mark) = served
+            .stewards
+            .kept
+            .marks
+            .get_mut(&session.steward)
+            .and_then(|m| m.get_mut(&shelf))
+        else {
+            return;
+        };
+        if sorted(&mark.frontier) == sorted(&before) {
+            // Level before: level after.
+            mark.frontier = now_heads;
+        } else {
+            mark.frontier.extend(heads.iter().map(|h| h.0));
+            mark.frontier
+                .retain(|h| circle_ref.has_change(&ChangeHash(*h)));
+            mark.frontier.sort();
+            mark.frontier.dedup();
+            // Reaching everything this copy holds: say it as its heads.
+            let reach: Vec<ChangeHash> = mark.frontier.iter().map(|h| ChangeHash(*h)).collect();
+            if circle_ref.changes_since(&reach).is_empty() {
+                mark.frontier = now_heads;
             }
         }
         served.stewards.dirty = true;
@@ -876,6 +870,12 @@ impl Machine {
         } else {
             let changes = circle_ref.changes_since(&frontier);
             if changes.is_empty() || sorted(&mark.frontier) == sorted(&heads) {
+                // The shelf holds all of it: say so as this copy's heads.
+                if let Some(mark) = self.mark_mut(session)
+                    && mark.frontier != heads
+                {
+                    mark.frontier = heads;
+                }
                 return Vec::new();
             }
             let Some((devices, _)) = st::covered_by(&changes) else {

@@ -366,6 +366,13 @@ fn live(seed: u64) {
             "an edit did not reach a device awake at the same time through the steward at once"
         );
     }
+    // Both say the steward holds all they hold.
+    w.run_for(1_000);
+    for i in [founder, other] {
+        let status = w.devs[i].machine().status();
+        let st = &status.circles[0].stewards[0];
+        assert!(st.connected && st.up_to_date, "{}: {st:?}", w.devs[i].name);
+    }
 }
 
 #[test]
