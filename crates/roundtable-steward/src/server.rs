@@ -396,26 +396,3 @@ async fn serve_stream(
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
-
-impl Blobs for Box<dyn Blobs> {
-    fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, BlobError> {
-        self.as_ref().create(key, bytes)
-    }
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BlobError> {
-        self.as_ref().put(key, bytes)
-    }
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
-        self.as_ref().get(key)
-    }
-    fn list(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, u64)>, BlobError> {
-        self.as_ref().list(prefix, after, limit)
-    }
-    fn delete(&self, key: &str) -> Result<(), BlobError> {
-        self.as_ref().delete(key)
-    }
-}

@@ -102,6 +102,35 @@ fn too_large(key: &str, len: u64) -> BlobError {
     ))
 }
 
+/// A boxed or shared store is the store it holds.
+macro_rules! forward {
+    ($($t:ty),*) => {$(
+        impl<T: Blobs + ?Sized> Blobs for $t {
+            fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, BlobError> {
+                (**self).create(key, bytes)
+            }
+            fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BlobError> {
+                (**self).put(key, bytes)
+            }
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+                (**self).get(key)
+            }
+            fn list(
+                &self,
+                prefix: &str,
+                after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<(String, u64)>, BlobError> {
+                (**self).list(prefix, after, limit)
+            }
+            fn delete(&self, key: &str) -> Result<(), BlobError> {
+                (**self).delete(key)
+            }
+        }
+    )*};
+}
+forward!(Box<T>, std::sync::Arc<T>);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,187 @@
+//! What a steward hands out: opened, applied as a peer's changes, keys
+//! boxed to this device taken, and the shelf's frontier moved on.
+
+use super::*;
+
+impl Machine {
+    /// Opens and applies what a steward handed out, each as a peer's
+    /// changes would be (proven, or refused and counted); keys boxed to
+    /// this device are taken as a sync's would be.
+    pub(super) fn take_entries(
+        &mut self,
+        session: StewardSession,
+        entries: Vec<ShelfEntry>,
+        upto: Option<u64>,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) {
+        let circle = session.circle;
+        let mut changed = false;
+        let Some(locker) = self
+            .usable_stewards(circle)
+            .into_iter()
+            .find(|r| r.id == session.steward)
+            .map(|r| r.locker)
+        else {
+            return;
+        };
+        for entry in entries {
+            let Some(open) = self.link_mut(session).and_then(|l| l.open.as_ref()) else {
+                return;
+            };
+            let item = ShelfKind::from_u8(entry.kind)
+                .ok_or(st::ShelfError::Malformed)
+                .and_then(|kind| open.key.open(&locker, kind, &entry.bytes));
+            let seq = entry.seq;
+            match item {
+                Ok(item) => {
+                    if self.take_item(session, item, now, rng) {
+                        // Who is in, and the epoch, as of this item: a
+                        // key left further along is for the epoch it
+                        // brings.
+                        self.refresh_admitted(now, rng);
+                        changed = true;
+                    }
+                }
+                Err(e) => {
+                    let n = count(&mut self.dropped, format!("steward item {e}"));
+                    debug!(%circle, seq, count = n, "dropped an item a steward handed out: {e}");
+                }
+            }
+            if let Some(mark) = self.mark_mut(session) {
+                mark.highest = mark.highest.max(seq);
+                if upto.is_some() || seq == mark.after + 1 {
+                    mark.after = mark.after.max(seq);
+                }
+            }
+        }
+        if let Some(upto) = upto
+            && let Some(mark) = self.mark_mut(session)
+        {
+            mark.after = mark.after.max(upto);
+            mark.highest = mark.highest.max(upto);
+        }
+        if changed {
+            self.keep_book(circle);
+            self.changed(circle, now);
+        }
+    }
+
+    /// Applies one opened item; whether the circle changed.
+    fn take_item(
+        &mut self,
+        session: StewardSession,
+        item: ShelfItem,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> bool {
+        let circle = session.circle;
+        let served = self.circles.get_mut(&circle).expect("served");
+        match item {
+            ShelfItem::Changes {
+                changes: bytes,
+                heads,
+            }
+            | ShelfItem::Snapshot { doc: bytes, heads } => {
+                let before = served.store.circle().heads();
+                served.book.learn(circle, &heads);
+                let Served { store, book, .. } = served;
+                let applied = store
+                    .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&bytes, book)?) });
+                match applied {
+                    Ok(applied) => {
+                        let changed = store.circle().heads() != before;
+                        let from = heads
+                            .first()
+                            .map(|h| DeviceId::from_bytes(h.device))
+                            .unwrap_or(self.me.device.id());
+                        self.note_refused(circle, from, &applied);
+                        self.cover(session, &bytes, &before);
+                        self.settle_forks(circle, &applied, &before, now, rng);
+                        changed
+                    }
+                    Err(e) => {
+                        let n = count(&mut self.dropped, "steward item does not apply");
+                        debug!(%circle, count = n, "changes from a steward did not apply: {e}");
+                        false
+                    }
+                }
+            }
+            ShelfItem::Keys { from, boxes } => {
+                let admitted = &served.membership.admitted;
+                if !admitted.contains(&DeviceId::from_bytes(from)) {
+                    return false;
+                }
+                let mine = *self.me.device.id().as_bytes();
+                let Some(offer) = boxes
+                    .iter()
+                    .filter(|b| b.to == mine)
+                    .find_map(|b| st::open_key_box(b, &from, &self.me.device))
+                else {
+                    return false;
+                };
+                if !admitted.contains(&DeviceId::from_bytes(offer.by))
+                    || !served.keys.accept(circle, &offer)
+                {
+                    return false;
+                }
+                let keys = served.keys.clone();
+                if let Err(e) = self.home.save_circle_keys(self.lock(), circle, &keys) {
+                    warn!(%circle, "could not keep the circle key: {e}");
+                }
+                info!(%circle, epoch = keys.epoch(), "took the circle's key left at a steward");
+                self.follow(circle, now);
+                false
+            }
+        }
+    }
+
+    /// What was just taken from a steward is on its shelf: the mark of
+    /// that shelf moves on with it, so it is not put back there (other
+    /// stewards' shelves still get it: this device relays between them).
+    fn cover(&mut self, session: StewardSession, bytes: &[u8], before: &[ChangeHash]) {
+        let Some((_, heads)) = st::covered_by(bytes) else {
+            return;
+        };
+        let Some(served) = self.circles.get_mut(&session.circle) else {
+            return;
+        };
+        let now_heads: Vec<[u8; 32]> = served.store.circle().heads().iter().map(|h| h.0).collect();
+        let before: Vec<[u8; 32]> = before.iter().map(|h| h.0).collect();
+        let Some(shelf) = served
+            .stewards
+            .links
+            .get(&session.steward)
+            .and_then(|l| l.open.as_ref())
+            .map(|o| o.shelf)
+        else {
+            return;
+        };
+        let circle_ref = served.store.circle();
+        let Some(mark) = served
+            .stewards
+            .kept
+            .marks
+            .get_mut(&session.steward)
+            .and_then(|m| m.get_mut(&shelf))
+        else {
+            return;
+        };
+        if sorted(&mark.frontier) == sorted(&before) {
+            // Level before: level after.
+            mark.frontier = now_heads;
+        } else {
+            mark.frontier.extend(heads.iter().map(|h| h.0));
+            mark.frontier
+                .retain(|h| circle_ref.has_change(&ChangeHash(*h)));
+            mark.frontier.sort();
+            mark.frontier.dedup();
+            // Reaching everything this copy holds: say it as its heads.
+            let reach: Vec<ChangeHash> = mark.frontier.iter().map(|h| ChangeHash(*h)).collect();
+            if circle_ref.changes_since(&reach).is_empty() {
+                mark.frontier = now_heads;
+            }
+        }
+        served.stewards.dirty = true;
+    }
+}
