@@ -60,7 +60,16 @@ fn removal_by_consent_from_the_command_line() {
         .run(&["checkin", "--mood", "okay", "still here"])
         .expect_code(2)
         .one_line_error();
-    assert!(r.stderr.contains("removed"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("You are no longer in Tuesday Supper: Maya and Sam agreed to remove you on ")
+            && r.stderr
+                .contains("Your copy is kept; you can read it but not write."),
+        "{}",
+        r.stderr
+    );
+    let r = ada.run(&["circle", "list"]).ok();
+    assert!(r.stdout.contains("You are no longer in"), "{}", r.stdout);
     // A withdrawn proposal stays withdrawn.
     maya.run(&["remove", "propose", "Sam"]).ok();
     let list = maya.run(&["remove", "list", "--json"]).ok().json();

@@ -52,6 +52,11 @@ fn wire() {
 }
 
 #[test]
+fn farewell() {
+    replay("farewell", roundtable_core::fuzzing::farewell);
+}
+
+#[test]
 fn store_files() {
     replay("store_files", roundtable_store::fuzzing::store_files);
 }

@@ -675,10 +675,9 @@ impl Circle {
         let standing = self.standing();
         let membership = &standing.membership;
         if membership.removed.contains(&member) {
-            return Err(CoreError::NotAMember(format!(
-                "member {} (removed from the circle by consent)",
-                member.fmt_short()
-            )));
+            // Only the member themself acts in their name: tell them kindly.
+            let notice = membership.removal_notice(&self.view(), member);
+            return Err(CoreError::Removed(notice.unwrap_or_default()));
         }
         if membership.left.contains(&member) {
             return Err(CoreError::NotAMember(format!(

@@ -21,6 +21,10 @@ pub enum CoreError {
     /// The acting member is not in this circle.
     #[error("{0} is not a member of this circle")]
     NotAMember(String),
+    /// The acting member was removed from this circle by consent; the
+    /// sentence they are told ([`crate::Membership::removal_notice`]).
+    #[error("{0}")]
+    Removed(String),
     /// An entity that should exist does not.
     #[error("there is no {kind} {id} in this circle")]
     NoSuchEntity {
@@ -83,6 +87,7 @@ impl CoreError {
                 | CoreError::Empty(_)
                 | CoreError::TooLong { .. }
                 | CoreError::NotAMember(_)
+                | CoreError::Removed(_)
                 | CoreError::NoSuchEntity { .. }
                 | CoreError::NotAllowed(_)
                 | CoreError::Invalid(_)

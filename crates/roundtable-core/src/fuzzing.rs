@@ -306,6 +306,53 @@ pub fn dates(data: &[u8]) {
     }
 }
 
+/// The farewell protocol: what a removed device asks, and what it is
+/// answered (see [`crate::farewell`]). No panic; a message that decodes
+/// re-encodes to no more bytes and decodes to itself; a request answered
+/// against [`base_circle`] gives changes of that circle only, which change
+/// nothing in a copy that holds it; a reply's heads keep the head book
+/// within its bound, and with no proof the verified path lets nothing in.
+pub fn farewell(data: &[u8]) {
+    round_trip::<wire::FarewellRequest>(data);
+    round_trip::<wire::FarewellReply>(data);
+    let base = base_circle();
+    match wire::decode::<wire::FarewellRequest>(data) {
+        Ok(req) => {
+            let kept = crate::farewell::Farewell {
+                member: base_member().id(),
+                heads: base.heads().iter().map(|h| h.0).collect(),
+                proofs: Vec::new(),
+            };
+            let asked = &req.heads[..req.heads.len().min(crate::farewell::MAX_ASKED_HEADS)];
+            let (changes, _) = kept
+                .answer(&base, asked)
+                .expect("a farewell of a sound copy");
+            let mut copy = base.clone();
+            let before = copy.canonical_json();
+            copy.apply(&changes).expect("its own changes apply");
+            assert_eq!(
+                copy.canonical_json(),
+                before,
+                "a farewell changed a full copy"
+            );
+        }
+        Err(_) => {
+            if let Ok(wire::FarewellReply::Changes { changes, heads }) =
+                wire::decode::<wire::FarewellReply>(data)
+            {
+                let mut book = HeadBook::new();
+                book.learn(base.id(), &heads);
+                assert!(book.len() <= HeadBook::STRANGERS, "the head book grew");
+                let mut copy = base.clone();
+                let before = copy.heads();
+                let mut empty = HeadBook::new();
+                let _ = copy.apply_verified(&changes, &mut empty);
+                assert_eq!(copy.heads(), before, "an unproven farewell let changes in");
+            }
+        }
+    }
+}
+
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(data: &[u8]) {
     let name = std::any::type_name::<T>();
     let msg = match wire::decode::<T>(data) {

@@ -41,6 +41,7 @@ pub mod entries;
 pub mod equivocation;
 pub mod error;
 pub mod export;
+pub mod farewell;
 pub mod feed;
 pub mod fuzzing;
 pub mod identity;

@@ -302,6 +302,67 @@ impl Membership {
     }
 }
 
+impl Membership {
+    /// What a member removed by consent is told, in one sentence, the same
+    /// on every device and in every app: "You are no longer in Tuesday
+    /// Supper: Maya and Sam agreed to remove you on 3 Dec. Your copy is
+    /// kept; you can read it but not write." `None` unless `member` was
+    /// removed by consent in this copy. The day is that of the last
+    /// consent the removal counted (UTC, display only).
+    pub fn removal_notice(&self, view: &CircleView, member: MemberId) -> Option<String> {
+        if !self.removed.contains(&member) {
+            return None;
+        }
+        let circle = crate::people::clean_name(&view.circle.name);
+        let circle = if circle.is_empty() {
+            "this circle".to_owned()
+        } else {
+            circle
+        };
+        let carried = self
+            .proposals
+            .values()
+            .filter(|p| p.target == member && p.state == ProposalState::Carried)
+            .min_by_key(|p| (p.at, p.id));
+        let Some(p) = carried else {
+            return Some(format!(
+                "You are no longer in {circle}: the others agreed to remove you. {KEPT}"
+            ));
+        };
+        let record = view.removals.get(&p.id);
+        let when = p
+            .consents
+            .iter()
+            .filter_map(|m| {
+                if *m == p.by {
+                    return Some(p.at);
+                }
+                record?
+                    .consents
+                    .values()
+                    .filter(|c| c.member == *m)
+                    .map(|c| c.at)
+                    .min()
+            })
+            .max()
+            .unwrap_or(p.at);
+        let mut names: Vec<String> = p.consents.iter().map(|m| view.name_of(m)).collect();
+        names.sort();
+        let who = match names.as_slice() {
+            [] => "the others".to_owned(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        Some(format!(
+            "You are no longer in {circle}: {who} agreed to remove you on {}. {KEPT}",
+            crate::people::day_month(when)
+        ))
+    }
+}
+
+/// What a removed member keeps, as every notice ends.
+const KEPT: &str = "Your copy is kept; you can read it but not write.";
+
 /// The most devices a member may have that are not revoked.
 pub const MAX_ACTIVE_DEVICES: usize = 8;
 /// The most device records a member may ever have, revoked ones included.

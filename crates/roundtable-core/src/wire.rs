@@ -273,6 +273,36 @@ pub enum StewardReply {
     },
 }
 
+/// Farewell protocol: a device refused as departed asks what made it so
+/// (see [`crate::farewell`]). At most [`crate::farewell::MAX_REQUEST`]
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FarewellRequest {
+    /// Which circle.
+    pub circle: [u8; 16],
+    /// The heads of the asking device's copy (at most
+    /// [`crate::farewell::MAX_ASKED_HEADS`] are looked at).
+    pub heads: Vec<[u8; 32]>,
+}
+
+/// Farewell protocol, the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FarewellReply {
+    /// The changes up to the removal that the asking device lacks, and
+    /// the signed heads that prove them.
+    Changes {
+        /// A chunk of Automerge changes.
+        changes: Vec<u8>,
+        /// Proofs of authorship.
+        heads: Vec<SignedHead>,
+    },
+    /// Nothing for this device, and why.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
