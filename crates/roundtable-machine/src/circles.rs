@@ -101,6 +101,8 @@ impl Machine {
                         .flatten(),
                 ),
                 steward_due: true,
+                farewells: self.restore_farewells(id),
+                farewell_tried: BTreeSet::new(),
             },
         );
         if self.circles[&id].book.len() != kept {
@@ -118,8 +120,14 @@ impl Machine {
             self.unserve_left(id, now);
             return;
         }
+        self.keep_farewells(id);
         // Let the circle's devices in (and out) before gossip dials them.
         self.admit_peers();
+        // A circle that removed this member is kept, and read, not synced.
+        if self.removed_here(&self.circles[&id].membership) {
+            self.unserve_removed(id, now);
+            return;
+        }
         self.follow(id, now);
     }
 
@@ -131,6 +139,8 @@ impl Machine {
             .flat_map(|s| s.peers.keys().copied())
             .collect();
         self.outbox.push(Output::Admit(all));
+        let farewell = self.farewell_devices();
+        self.outbox.push(Output::AdmitFarewell(farewell));
     }
 
     /// Follows the gossip topic of a circle's current key (leaving the one
@@ -151,7 +161,11 @@ impl Machine {
     }
 
     /// The devices, other than this one, admitted to a circle.
+    /// None for a device whose member the circle removed.
     pub(crate) fn others(&self, membership: &Membership) -> Vec<DeviceId> {
+        if self.removed_here(membership) {
+            return Vec::new();
+        }
         let mine = self.me.device.id();
         membership
             .admitted
@@ -196,11 +210,24 @@ impl Machine {
                 };
                 self.schedule.handle(met, now.mono);
             }
+            let mine = self.me.member.id();
+            let out = membership.removed.contains(&mine);
             let served = self.circles.get_mut(&id).expect("present");
+            let was_removed = served.membership.removed.contains(&mine);
+            if out {
+                // Out: no key of a later epoch, no topic, no peers.
+                served.membership = membership;
+                self.admit_peers();
+                if !was_removed {
+                    self.unserve_removed(id, now);
+                }
+                continue;
+            }
             let rotated = served
                 .keys
                 .advance(id, membership.epoch, &self.me.device, rng);
             served.membership = membership;
+            self.keep_farewells(id);
             self.admit_peers();
             if rotated {
                 let keys = self.circles[&id].keys.clone();

@@ -49,6 +49,7 @@ use tracing::{debug, info, warn};
 
 mod circles;
 mod envelopes;
+mod farewell;
 mod join;
 pub mod rate;
 pub mod schedule;
@@ -57,6 +58,7 @@ mod status;
 mod stewards;
 mod sync;
 
+pub use farewell::FAREWELL_EVERY;
 pub use rate::Delayed;
 use schedule::Schedule;
 pub use schedule::Timing;
@@ -120,6 +122,21 @@ pub enum Output {
     },
     /// Only these devices may connect to this one.
     Admit(BTreeSet<DeviceId>),
+    /// These devices, of members a circle removed, may ask this one for
+    /// their farewell (and for nothing else); hand each request to
+    /// [`Machine::serve_farewell`].
+    AdmitFarewell(BTreeSet<DeviceId>),
+    /// Ask `peer` for this device's farewell from the circle, and hand
+    /// the answer (or `None` if it could not be had) to
+    /// [`Machine::farewell_reply`].
+    Farewell {
+        /// Which circle.
+        circle: CircleId,
+        /// Whom to ask.
+        peer: DeviceId,
+        /// What to send.
+        request: roundtable_core::wire::FarewellRequest,
+    },
     /// Open a sync session with the session's peer and send these frames;
     /// then hand every frame it receives to [`Machine::frame`].
     Open {
@@ -280,6 +297,10 @@ pub struct CircleStatus {
     /// The stewards that keep it, and how each stands.
     #[serde(default)]
     pub stewards: Vec<StewardStatus>,
+    /// Set when the circle removed this device's member: what they are
+    /// told ([`Membership::removal_notice`]). The device no longer syncs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<String>,
 }
 
 /// A device in [`CircleStatus::forked`].
@@ -447,6 +468,10 @@ struct Served {
     stewards: stewards::Stewards,
     /// Changed since its stewards were last given what they lack.
     steward_due: bool,
+    /// What to tell the devices of each member the circle removed.
+    farewells: BTreeMap<MemberId, roundtable_core::farewell::Farewell>,
+    /// Removed members a farewell was tried for this run.
+    farewell_tried: BTreeSet<MemberId>,
 }
 
 impl Served {
@@ -490,6 +515,8 @@ pub struct Machine {
     inflows: rate::Inflows,
     /// The last steward session's number.
     steward_tokens: u64,
+    /// Farewells given and asked for.
+    farewells: farewell::Farewells,
     outbox: Vec<Output>,
 }
 
@@ -531,6 +558,7 @@ impl Machine {
             refused: BTreeMap::new(),
             inflows: rate::Inflows::new(),
             steward_tokens: 0,
+            farewells: farewell::Farewells::default(),
             outbox: Vec::new(),
         };
         for id in ids {

@@ -58,6 +58,7 @@ impl Machine {
                     devices,
                     forked,
                     stewards: self.steward_status(*id),
+                    removed: s.membership.removal_notice(&view, self.me.member.id()),
                 }
             })
             .collect();

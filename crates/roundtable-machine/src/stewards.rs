@@ -228,6 +228,7 @@ impl Machine {
     fn usable_stewards(&self, circle: CircleId) -> Vec<st::StewardRecord> {
         self.circles
             .get(&circle)
+            .filter(|s| !self.removed_here(&s.membership))
             .map(|s| {
                 s.store
                     .circle()

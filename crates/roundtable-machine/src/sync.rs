@@ -482,7 +482,14 @@ impl Machine {
                 .is_some_and(|s| s.membership.left.contains(&self.me.member.id()));
         if left {
             self.unserve_left(circle, now);
-        } else if again {
+            return;
+        }
+        // Shut out while this copy has us in: the peer may know of a
+        // removal this device never received.
+        if refused {
+            self.ask_farewell(circle, peer, now);
+        }
+        if again {
             self.start_sync(circle, peer, now, rng);
         }
     }

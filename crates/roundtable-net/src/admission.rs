@@ -9,7 +9,7 @@ use iroh::endpoint::{
 };
 use tracing::debug;
 
-use crate::{JOIN_ALPN, STEWARD_ALPN};
+use crate::{FAREWELL_ALPN, JOIN_ALPN, STEWARD_ALPN};
 
 /// The set of devices admitted to at least one circle we serve, and the
 /// connections open with them. Cheap to clone; the node updates it whenever
@@ -21,6 +21,8 @@ pub struct Admitted(Arc<RwLock<Inner>>);
 #[derive(Debug, Default)]
 struct Inner {
     set: HashSet<EndpointId>,
+    /// Devices of removed members, let in on the farewell protocol only.
+    farewell: HashSet<EndpointId>,
     open: Vec<(EndpointId, WeakConnectionHandle)>,
 }
 
@@ -29,7 +31,7 @@ impl Admitted {
     pub fn set(&self, devices: impl IntoIterator<Item = EndpointId>) {
         let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
         guard.set = devices.into_iter().collect();
-        let Inner { set, open } = &mut *guard;
+        let Inner { set, open, .. } = &mut *guard;
         open.retain(|(id, weak)| {
             let Some(conn) = weak.upgrade() else {
                 return false;
@@ -41,6 +43,17 @@ impl Admitted {
             conn.close(NOT_ADMITTED.into(), b"no longer admitted");
             false
         });
+    }
+
+    /// Replaces the devices that may ask for their farewell (and nothing else).
+    pub fn set_farewell(&self, devices: impl IntoIterator<Item = EndpointId>) {
+        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
+        guard.farewell = devices.into_iter().collect();
+    }
+
+    fn may_ask_farewell(&self, id: &EndpointId) -> bool {
+        let guard = self.0.read().unwrap_or_else(|e| e.into_inner());
+        guard.farewell.contains(id)
     }
 
     /// Whether `id` is admitted.
@@ -105,6 +118,18 @@ impl EndpointHooks for AdmissionHook {
             return AfterHandshakeOutcome::Accept;
         }
         let remote = conn.remote_id();
+        // Only a removed member's device asks for its farewell (this device
+        // asks one only when it was refused itself).
+        if conn.alpn() == FAREWELL_ALPN {
+            if conn.side() == Side::Client || self.admitted.may_ask_farewell(&remote) {
+                return AfterHandshakeOutcome::Accept;
+            }
+            debug!(peer = %remote.fmt_short(), "refused a farewell to a device that was not removed");
+            return AfterHandshakeOutcome::Reject {
+                error_code: NOT_ADMITTED.into(),
+                reason: b"not admitted".to_vec(),
+            };
+        }
         if self.admitted.contains(&remote) {
             self.admitted.track(conn);
             return AfterHandshakeOutcome::Accept;

@@ -30,6 +30,7 @@
 
 mod admission;
 mod config;
+mod farewell;
 pub mod framing;
 pub mod fuzzing;
 mod net;
@@ -37,6 +38,7 @@ pub mod ticket;
 
 pub use admission::{Admitted, closed_as_not_admitted};
 pub use config::{NetConfig, RelayChoice};
+pub use farewell::FAREWELL_ALPN;
 pub use iroh::endpoint::Connection;
 pub use iroh::{EndpointAddr, EndpointId, RelayUrl, TransportAddr};
 pub use iroh_gossip::TopicId;

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 
 use crate::admission::{AdmissionHook, Admitted};
 use crate::config::{NetConfig, RelayChoice};
+use crate::farewell::{FAREWELL_ALPN, ForwardFarewell};
 use crate::{GOSSIP_ALPN, GOSSIP_MAX_MESSAGE, JOIN_ALPN, STEWARD_ALPN, SYNC_ALPN};
 
 /// A connection accepted on one of our own protocols, for the node to serve.
@@ -20,6 +21,8 @@ pub enum Incoming {
     Sync(Connection),
     /// A device wants to redeem an invite (not admitted yet: check the invite first).
     Join(Connection),
+    /// A device of a removed member asks for its farewell (let in for that only).
+    Farewell(Connection),
 }
 
 /// What went wrong in the network layer.
@@ -215,9 +218,10 @@ impl Net {
                 JOIN_ALPN,
                 Forward {
                     join: true,
-                    tx: incoming,
+                    tx: incoming.clone(),
                 },
             )
+            .accept(FAREWELL_ALPN, ForwardFarewell(incoming))
             .spawn();
         Ok(Self {
             dialer: Dialer {

@@ -242,6 +242,16 @@ impl Actor {
                             devices.into_iter().filter_map(endpoint_of).collect();
                         self.net().admitted().set(all);
                     }
+                    Output::AdmitFarewell(devices) => {
+                        let all: Vec<EndpointId> =
+                            devices.into_iter().filter_map(endpoint_of).collect();
+                        self.net().admitted().set_farewell(all);
+                    }
+                    Output::Farewell {
+                        circle,
+                        peer,
+                        request,
+                    } => self.ask_farewell(circle, peer, request),
                     Output::Open { session, frames } => self.open_session(session, frames),
                     Output::Reached(peer) => self.remember_addr(peer),
                     Output::StewardOpen {

@@ -7,12 +7,14 @@
 use std::time::Duration;
 
 use roundtable_core::DeviceId;
-use roundtable_core::wire::{self, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame};
+use roundtable_core::wire::{
+    self, FarewellReply, FarewellRequest, JoinReply, JoinRequest, MAX_MESSAGE, SyncFrame,
+};
 use roundtable_machine::{MAX_OPENING, SessionError, SessionId, Step, Welcome};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
-    CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, JOIN_ALPN, SYNC_ALPN,
-    closed_as_not_admitted,
+    CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, FAREWELL_ALPN, JOIN_ALPN,
+    SYNC_ALPN, closed_as_not_admitted,
 };
 use roundtable_store::Identity;
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +56,19 @@ pub(crate) enum SessionRequest {
         request: JoinRequest,
         peer: DeviceId,
         reply: oneshot::Sender<JoinReply>,
+    },
+    /// A removed member's device asks for its farewell.
+    FarewellServe {
+        peer: DeviceId,
+        request: FarewellRequest,
+        reply: oneshot::Sender<FarewellReply>,
+    },
+    /// What a peer answered this device's farewell request (`None`: it
+    /// could not be had).
+    FarewellHeard {
+        circle: roundtable_core::CircleId,
+        peer: DeviceId,
+        reply: Option<FarewellReply>,
     },
     /// Where a peer was reached, for the address book.
     Remember(EndpointAddr),
@@ -267,6 +282,92 @@ async fn answer_join(
     let _ = send.finish();
     let _ = timeout(STEP, conn.closed()).await;
     Ok(())
+}
+
+/// Answers a removed member's device asking for its farewell: one request
+/// (at most [`roundtable_core::farewell::MAX_REQUEST`] bytes, refused
+/// before allocating beyond), one answer.
+pub(crate) async fn serve_farewell(conn: Connection, actor: mpsc::Sender<SessionRequest>) {
+    let peer = conn.remote_id();
+    if let Err(e) = answer_farewell(&conn, &actor, peer).await {
+        debug!(peer = %peer.fmt_short(), "farewell did not complete: {e}");
+    }
+}
+
+async fn answer_farewell(
+    conn: &Connection,
+    actor: &mpsc::Sender<SessionRequest>,
+    peer: EndpointId,
+) -> Result<(), NodeError> {
+    let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
+    let max = roundtable_core::farewell::MAX_REQUEST;
+    let bytes = step("receiving", read_frame(&mut recv, max))
+        .await?
+        .ok_or_else(|| NodeError::Protocol("no farewell request".into()))?;
+    let reply = match wire::decode::<FarewellRequest>(&bytes) {
+        Ok(request) => {
+            ask(actor, |reply| SessionRequest::FarewellServe {
+                peer: DeviceId::from_bytes(*peer.as_bytes()),
+                request,
+                reply,
+            })
+            .await?
+        }
+        Err(e) => FarewellReply::Refused {
+            reason: format!("the request could not be read ({e})"),
+        },
+    };
+    step("sending", write_frame(&mut send, &wire::encode(&reply))).await?;
+    let _ = send.finish();
+    let _ = timeout(STEP, conn.closed()).await;
+    Ok(())
+}
+
+/// Asks `peer` for this device's farewell from `circle`, and hands the
+/// answer to the actor (`None` when it could not be had).
+pub(crate) async fn ask_farewell(
+    dialer: Dialer,
+    actor: mpsc::Sender<SessionRequest>,
+    circle: roundtable_core::CircleId,
+    peer: DeviceId,
+    request: FarewellRequest,
+) {
+    let reply = match farewell_of(&dialer, peer, &request).await {
+        Ok(reply) => Some(reply),
+        Err(e) => {
+            debug!(peer = %peer.fmt_short(), "no farewell: {e}");
+            None
+        }
+    };
+    let _ = actor
+        .send(SessionRequest::FarewellHeard {
+            circle,
+            peer,
+            reply,
+        })
+        .await;
+}
+
+async fn farewell_of(
+    dialer: &Dialer,
+    peer: DeviceId,
+    request: &FarewellRequest,
+) -> Result<FarewellReply, NodeError> {
+    let id = EndpointId::from_bytes(peer.as_bytes())
+        .map_err(|e| NodeError::Protocol(format!("not a device id: {e}")))?;
+    let conn = step(
+        "connecting",
+        dialer.connect(EndpointAddr::from(id), FAREWELL_ALPN),
+    )
+    .await?;
+    let (mut send, mut recv) = step("opening a stream", conn.open_bi()).await?;
+    step("sending", write_frame(&mut send, &wire::encode(request))).await?;
+    let _ = send.finish();
+    let bytes = step("receiving", read_frame(&mut recv, MAX_MESSAGE))
+        .await?
+        .ok_or_else(|| NodeError::Protocol("the peer said nothing".into()))?;
+    conn.close(0u32.into(), b"thanks");
+    wire::decode::<FarewellReply>(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))
 }
 
 /// Redeems a ticket at the inviting device and returns what it hands over.

@@ -30,6 +30,7 @@ const HEADS: &str = "heads";
 const PEERS: &str = "peers";
 const FORGET: &str = "forget";
 const STEWARDS: &str = "stewards";
+const FAREWELLS: &str = "farewells";
 const ADDRESSES: &str = "addresses.json";
 
 /// The node's own records in the home, each a small file written whole
@@ -52,6 +53,9 @@ pub enum NodeRecord {
     Forget(CircleId),
     /// Where this device stands with a circle's stewards.
     Stewards(CircleId),
+    /// What this device hands the devices of members a circle removed
+    /// (`roundtable_core::farewell`).
+    Farewells(CircleId),
 }
 
 impl NodeRecord {
@@ -62,6 +66,7 @@ impl NodeRecord {
             NodeRecord::AddressBook => ADDRESSES.to_owned(),
             NodeRecord::Forget(c) => format!("{FORGET}/{c}"),
             NodeRecord::Stewards(c) => format!("{STEWARDS}/{c}"),
+            NodeRecord::Farewells(c) => format!("{FAREWELLS}/{c}"),
         }
     }
 }
@@ -341,6 +346,7 @@ impl Home {
             NodeRecord::HeadBook(id).path(),
             format!("{PEERS}/{id}"),
             NodeRecord::Stewards(id).path(),
+            NodeRecord::Farewells(id).path(),
             NodeRecord::Forget(id).path(),
         ] {
             let path = self.root().join(&rel);

@@ -52,6 +52,18 @@ impl Actor {
                 self.joining
                     .spawn(session::serve_join(conn, tx).instrument(self.span.clone()));
             }
+            // Served within the joins' bound: both come from devices not
+            // (or no longer) admitted.
+            Incoming::Farewell(conn) => {
+                if self.joining.len() >= MAX_JOINING {
+                    let n = self.machine.note_dropped("too many farewells at once");
+                    debug!(count = n, "refused a farewell: too many at once");
+                    conn.close(1u32.into(), b"busy");
+                    return;
+                }
+                self.joining
+                    .spawn(session::serve_farewell(conn, tx).instrument(self.span.clone()));
+            }
         }
     }
 
@@ -65,6 +77,20 @@ impl Actor {
         let tx = self.sessions_tx.clone();
         self.tasks.spawn(
             session::sync_as_opener(dialer, tx, session, frames).instrument(self.span.clone()),
+        );
+    }
+
+    /// Asks a peer for this device's farewell, as the machine said.
+    pub(super) fn ask_farewell(
+        &mut self,
+        circle: roundtable_core::CircleId,
+        peer: DeviceId,
+        request: roundtable_core::wire::FarewellRequest,
+    ) {
+        let dialer = self.dialer.clone();
+        let tx = self.sessions_tx.clone();
+        self.tasks.spawn(
+            session::ask_farewell(dialer, tx, circle, peer, request).instrument(self.span.clone()),
         );
     }
 
@@ -92,6 +118,18 @@ impl Actor {
             } => {
                 let _ = reply.send(machine.serve_join(request, peer, now(), &mut rng()));
             }
+            SessionRequest::FarewellServe {
+                peer,
+                request,
+                reply,
+            } => {
+                let _ = reply.send(machine.serve_farewell(peer, request, now()));
+            }
+            SessionRequest::FarewellHeard {
+                circle,
+                peer,
+                reply,
+            } => machine.farewell_reply(circle, peer, reply, now(), &mut rng()),
             SessionRequest::Remember(addr) => self.save_address(addr),
             SessionRequest::StewardReply { session, reply } => {
                 let next = machine.steward_reply(session, reply, now(), &mut rng());
