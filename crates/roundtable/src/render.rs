@@ -247,6 +247,10 @@ pub(crate) fn status(s: &roundtable_node::Status) {
     for c in &s.circles {
         say!();
         say!("{}  ({})", c.name, c.id.fmt_short());
+        if let Some(notice) = &c.removed {
+            say!("  {notice}");
+            continue;
+        }
         if c.devices.is_empty() {
             say!("  no other devices yet: invite someone with `roundtable invite`");
         }

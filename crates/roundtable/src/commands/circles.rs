@@ -217,7 +217,13 @@ pub(super) fn list(backend: &Backend, global: &Global) -> Result<()> {
     for id in backend.circle_ids()? {
         rows.push((id, backend.read_circle(id).map_err(|e| format!("{e:#}"))));
     }
-    circle_list(&rows, global.json)
+    let me = backend
+        .home()
+        .identity()
+        .ok()
+        .flatten()
+        .map(|i| i.member.id());
+    circle_list(&rows, me, global.json)
 }
 
 pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
@@ -237,15 +243,20 @@ pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
 
 pub(super) fn circle_list(
     rows: &[(CircleId, Result<Circle, String>)],
+    me: Option<roundtable_core::MemberId>,
     as_json: bool,
 ) -> Result<()> {
+    // What a member the circle removed is told, the same everywhere.
+    let removed = |c: &Circle, v: &roundtable_core::CircleView| {
+        me.and_then(|me| c.membership().removal_notice(v, me))
+    };
     if as_json {
         let items: Vec<_> = rows
             .iter()
             .map(|(id, c)| match c {
                 Ok(c) => {
                     let v = c.view();
-                    json!({
+                    let mut row = json!({
                         "id": id.to_string(),
                         "name": v.circle.name,
                         "members": roundtable_core::Membership::from_view(&v)
@@ -253,7 +264,11 @@ pub(super) fn circle_list(
                             .iter()
                             .map(|m| v.name_of(m))
                             .collect::<Vec<_>>(),
-                    })
+                    });
+                    if let Some(notice) = removed(c, &v) {
+                        row["removed"] = json!(notice);
+                    }
+                    row
                 }
                 Err(e) => json!({ "id": id.to_string(), "error": e }),
             })
@@ -275,6 +290,9 @@ pub(super) fn circle_list(
                     v.circle.name,
                     names.join(", ")
                 );
+                if let Some(notice) = removed(c, &v) {
+                    say!("      {notice}");
+                }
             }
             Err(e) => say!("{}  cannot be read: {e}", id.fmt_short()),
         }
