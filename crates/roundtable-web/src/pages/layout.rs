@@ -92,7 +92,13 @@ pub(crate) async fn page(
     body: Markup,
 ) -> Markup {
     let circles = app.node.circles().await.unwrap_or_default();
-    let net = app.node.status().await.ok().map(|s| net_words(&s));
+    let status = app.node.status().await.ok();
+    let net = status.as_ref().map(net_words);
+    // A circle that removed this member says so first, in the core's words.
+    let removed = circle.and_then(|c| {
+        let s = status.as_ref()?.circles.iter().find(|s| s.id == c)?;
+        s.removed.clone()
+    });
     let this = circle.and_then(|c| circles.iter().find(|(id, _)| *id == c));
     let heading = this.map(|(_, n)| n.as_str()).unwrap_or("Roundtable");
     html! {
@@ -107,7 +113,9 @@ pub(crate) async fn page(
                 link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
                 script src="/assets/app.js" defer {}
             }
-            body data-circle=[circle.map(|c| c.to_string())] {
+            // A removed member's pages offer no form to write (the core
+            // refuses their writes anyway, in the same words).
+            body.removed-member[removed.is_some()] data-circle=[circle.map(|c| c.to_string())] {
                 a.skip href="#main" { "Skip to the page" }
                 header.top {
                     div.bar {
@@ -130,6 +138,7 @@ pub(crate) async fn page(
                         }
                     }
                     @match &net {
+                        _ if removed.is_some() => {}
                         Some((online, words)) => {
                             p #net .net.(if *online { "online" } else { "offline" }) role="status" aria-live="polite" { (words) }
                         }
@@ -139,6 +148,9 @@ pub(crate) async fn page(
                     }
                 }
                 main #main tabindex="-1" {
+                    @if let Some(notice) = &removed {
+                        p.removed role="status" { (notice) }
+                    }
                     @if let Some(s) = &ctx.said.0 {
                         p.saved role="status" { (s) }
                     }
