@@ -307,11 +307,14 @@ fn perform(
         let mut store = home.open_circle(lock, id)?;
         if !store.circle().is_member(me.member.id()) {
             let circle = store.circle();
-            let why = if circle.membership().removed.contains(&me.member.id()) {
-                "you were removed from \"{}\" by consent; what you had stays on this device"
-            } else {
-                "you are not a member of \"{}\"; ask a member for an invitation"
-            };
+            // A removed member is told as everywhere, in the core's words.
+            if let Some(notice) = circle
+                .membership()
+                .removal_notice(&circle.view(), me.member.id())
+            {
+                return Err(bad_input(notice));
+            }
+            let why = "you are not a member of \"{}\"; ask a member for an invitation";
             return Err(bad_input(why.replace("{}", &circle.name())));
         }
         store.edit(|c| Ok(c.perform(op, me.member.id(), now, &mut rand::rng())?))
