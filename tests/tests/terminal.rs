@@ -172,7 +172,7 @@ fn a_name_that_looks_like_anothers_is_refused_in_words() {
         .expect_code(2)
         .one_line_error()
         .stderr;
-    assert!(err.contains("looks like Maya's"), "{err}");
+    assert!(err.contains("looks like the name of Maya"), "{err}");
     // Invisible characters and controls never reach the document.
     lee.run(&["profile", "--name", "Lee\u{200b}\u{1b}[2J Ann"])
         .ok();

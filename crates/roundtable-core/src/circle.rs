@@ -569,13 +569,27 @@ impl Circle {
                 checked(field, v, *max, *required)?;
             }
         }
-        let name = match &edit.name {
+        let (name, was) = match &edit.name {
             Some(n) => {
                 checked_name("name", n)?;
-                Some(self.view().check_new_name(n, Some(member))?)
+                let view = self.view();
+                let was = view.members.get(&member).map(|m| m.name.clone());
+                (Some(view.check_new_name(n, Some(member))?), was)
             }
-            None => None,
+            None => (None, None),
         };
+        // A new name is said to everyone: who they were, who they are now.
+        let renamed = match (&name, was) {
+            (Some(to), Some(from)) if crate::people::clean_name(&from) != *to => {
+                Some((to.clone(), from))
+            }
+            _ => None,
+        };
+        let key = format!(
+            "{}-{}",
+            now.as_millis(),
+            self.device().map(|d| d.fmt_short()).unwrap_or_default()
+        );
         self.transact(now, "edit profile", |tx| {
             for (field, value, _, _) in fields {
                 if let Some(v) = value {
@@ -584,6 +598,16 @@ impl Circle {
                         _ => tx.put(&obj, field, v.trim())?,
                     }
                 }
+            }
+            if let Some((to, from)) = renamed {
+                let renames = match tx.get(&obj, schema::RENAMES)? {
+                    Some((automerge::Value::Object(ObjType::Map), id)) => id,
+                    _ => tx.put_object(&obj, schema::RENAMES, ObjType::Map)?,
+                };
+                let r = tx.put_object(&renames, key.as_str(), ObjType::Map)?;
+                tx.put(&r, "from", from.as_str())?;
+                tx.put(&r, "to", to.as_str())?;
+                tx.put(&r, "at", now.as_millis())?;
             }
             Ok(())
         })

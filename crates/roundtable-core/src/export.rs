@@ -208,6 +208,10 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
             Entry::Left(m, l) => {
                 let _ = writeln!(w, "- {} — {} left the circle", when(l.at), name(&m));
             }
+            Entry::Renamed(m, r) => {
+                let words = view.rename_words(&m, r);
+                let _ = writeln!(w, "- {} — {}", when(r.at), escape(&words, "  "));
+            }
             Entry::SteppingBack(m, a) => {
                 let words = crate::quiet::away_words(view, &m, a, tz);
                 let _ = writeln!(w, "- {} — {}", when(a.since), escape(&words, "  "));

@@ -2,7 +2,7 @@
 
 use roundtable_core::{CircleId, DeviceId, EntityId, InviteKind, MemberId, Op, Timestamp};
 use roundtable_net::{CircleTicket, Dialer, EndpointAddr};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::Welcome;
@@ -82,6 +82,7 @@ pub(crate) type WebSlot = std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc
 pub struct NodeHandle {
     pub(crate) tx: mpsc::Sender<Request>,
     pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) me: watch::Receiver<(DeviceId, MemberId)>,
     pub(crate) web: WebSlot,
 }
 
@@ -227,6 +228,13 @@ impl NodeHandle {
     /// How others reach this device.
     pub async fn addr(&self) -> Result<EndpointAddr, NodeError> {
         self.ask(Request::Addr).await
+    }
+
+    /// This device and its member as they are now, without asking the
+    /// node: a device paired while the node runs is its new member's at
+    /// once.
+    pub fn me(&self) -> (DeviceId, MemberId) {
+        *self.me.borrow()
     }
 
     /// This device and its member.

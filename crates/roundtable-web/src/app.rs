@@ -25,7 +25,6 @@ pub(crate) struct Inner {
     /// This run's host, links and sessions.
     pub(crate) access: Arc<access::Access>,
     pub(crate) device: DeviceId,
-    pub(crate) member: MemberId,
     /// The reader's zone: the app runs on the reader's own machine.
     pub(crate) tz: TimeZone,
     /// Turns true when the app stops: live pages are told to let go.
@@ -37,14 +36,12 @@ impl Inner {
         node: NodeHandle,
         access: Arc<access::Access>,
         device: DeviceId,
-        member: MemberId,
         stopping: watch::Receiver<bool>,
     ) -> Shared {
         Arc::new(Inner {
             node,
             access,
             device,
-            member,
             tz: TimeZone::system(),
             stopping,
         })
@@ -52,6 +49,12 @@ impl Inner {
 }
 
 impl Inner {
+    /// This device's member as it is now (a pairing while the app runs
+    /// makes it another member's device, with all that member may do).
+    pub(crate) fn member(&self) -> MemberId {
+        self.node.me().1
+    }
+
     pub(crate) fn router(self: &Arc<Self>) -> Router {
         use pages::*;
         Router::new()

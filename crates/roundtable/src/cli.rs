@@ -111,8 +111,8 @@ The running node (`roundtable up`) serves the app and makes the link; it works o
     Invite {
         #[command(subcommand)]
         action: Option<InviteCommand>,
-        /// How long the ticket works, e.g. 30m, 24h, 7d (at most 30d)
-        #[arg(long, default_value = "24h")]
+        /// How long the ticket works, e.g. 30m, 24h, 7d (at most 30d); a week unless you say
+        #[arg(long, default_value = "7d")]
         expires: String,
         /// How many people can use it
         #[arg(long, default_value_t = 1)]

@@ -45,7 +45,8 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let config = crate::config::load()?;
+    let config_path = crate::config::path(cli.global.home.as_deref());
+    let config = crate::config::load(config_path.as_deref())?;
     if cli.global.circle.is_none() {
         cli.global.circle = config.circle.clone();
     }
@@ -56,7 +57,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
     let view = || -> Result<CircleView> { Ok(read(backend, global)?.view()) };
     match cli.command {
         Command::Completions { .. } | Command::Man => Ok(()),
-        Command::Config => render::config(crate::config::path(), &config, global.json),
+        Command::Config => render::config(config_path, &config, global.json),
         Command::Up {
             listen,
             relay,
@@ -395,7 +396,7 @@ fn resolve_in<'a>(
     match resolve_prefix(prefix, ids.copied()) {
         Resolved::One(id) => Ok(id),
         Resolved::None => Err(bad_input(format!(
-            "there is no {noun} with an id starting with \"{prefix}\"; `roundtable feed` shows the ids"
+            "this device's copy has no {noun} with an id starting with \"{prefix}\"; `roundtable feed` shows the ids (if someone has just posted it, it arrives when your node next syncs with theirs: see `roundtable status`)"
         ))),
         Resolved::Ambiguous(_) => Err(bad_input(format!(
             "several entries have ids starting with \"{prefix}\"; type more of the id"

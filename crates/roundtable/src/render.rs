@@ -41,7 +41,11 @@ pub(crate) fn done(as_json: bool, message: &str, id: Option<EntityId>) -> Result
         return json(&json!({ "ok": true, "id": id.map(|i| i.to_string()) }));
     }
     if !silent() {
-        say!("{message}");
+        // Its id, for `edit`, `withdraw`, `reply` and the like.
+        match id {
+            Some(id) => say!("{message} (id {})", id.fmt_short()),
+            None => say!("{message}"),
+        }
     }
     Ok(())
 }

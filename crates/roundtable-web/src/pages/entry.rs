@@ -14,7 +14,7 @@ use roundtable_core::{
 };
 
 use super::layout::{Place, page as layout};
-use super::{Ctx, ago, name, problem, words};
+use super::{Ctx, ago, name, problem, who, words};
 use crate::Shared;
 use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
 
@@ -37,6 +37,7 @@ pub(crate) fn feed_item(
                         " · " (ago(app, m.joined_at)) }
                 }
                 Entry::Left(id, l) => { p { (name(view, id)) " left the circle · " (ago(app, l.at)) } }
+                Entry::Renamed(id, r) => { p { (view.rename_words(id, r)) " · " (ago(app, r.at)) } }
                 Entry::SteppingBack(id, a) => { p { (away_words(view, id, a, &app.tz)) " · " (ago(app, a.since)) } }
                 Entry::Proposal(id, p) => {
                     @if let Some(words) = membership.proposals.get(id).map(|p| p.words(view)) {
@@ -44,7 +45,7 @@ pub(crate) fn feed_item(
                     }
                 }
                 Entry::Checkin(id, ci) => {
-                    p.head { strong { (name(view, &ci.author)) } " is feeling " span.mood.(ci.mood.as_str()) { (ci.mood.as_str()) } " · " (ago(app, ci.at)) }
+                    p.head { (who(view, &ci.author)) " is feeling " span.mood.(ci.mood.as_str()) { (ci.mood.as_str()) } " · " (ago(app, ci.at)) }
                     @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
                     (replies(app, view, &ci.replies))
                     @if ci.mood == Mood::Struggling && ci.replies.is_empty() {
@@ -53,7 +54,7 @@ pub(crate) fn feed_item(
                     p.act { a href=(link(id)) aria-label={ "Reply to " (name(view, &ci.author)) } { "Reply" } }
                 }
                 Entry::Moment(id, m) => {
-                    p.head { strong { (name(view, &m.author)) } " shared a moment · " (ago(app, m.at)) }
+                    p.head { (who(view, &m.author)) " shared a moment · " (ago(app, m.at)) }
                     blockquote { (words(&m.text)) }
                     (replies(app, view, &m.replies))
                     p.act { a href=(link(id)) aria-label={ "Reply to " (name(view, &m.author)) "'s moment" } { "Reply" } }
@@ -65,7 +66,7 @@ pub(crate) fn feed_item(
                     } }
                 }
                 Entry::Gathering(id, g) => {
-                    p.head { strong { (name(view, &g.author)) } " proposed " a href={ "/c/" (c) "/g/" (id) } { (g.title) } " · " (dates::starts_words(g, now, &app.tz)) }
+                    p.head { (who(view, &g.author)) " proposed " a href={ "/c/" (c) "/g/" (id) } { (g.title) } " · " (dates::starts_words(g, now, &app.tz)) }
                     @if !g.place.is_empty() { p.sub { "at " (g.place) } }
                 }
             }
@@ -77,7 +78,7 @@ fn request_summary(app: &Shared, view: &CircleView, r: &Request) -> Markup {
     let mut cs: Vec<_> = r.commitments.iter().collect();
     cs.sort_by_key(|(cid, c)| (c.order, **cid));
     html! {
-        p.head { strong { (name(view, &r.author)) } " " (r.kind.verb()) ": " (r.text)
+        p.head { (who(view, &r.author)) " " (r.kind.verb()) ": " (r.text)
             @if !r.when.is_empty() { " (" (r.when) ")" }
             " · " (ago(app, r.at)) }
         @if !cs.is_empty() {
@@ -164,7 +165,7 @@ async fn render(
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
-    let mine = found.author() == app.member;
+    let mine = found.author() == app.member();
     let v = |form, field| Failed::value(failed, form, field);
     let here = format!("/c/{c}/e/{e}");
     let (title, main) = match &found {

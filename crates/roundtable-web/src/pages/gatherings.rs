@@ -158,8 +158,8 @@ async fn render(
         .ok_or_else(|| Failure::not_found("gathering"))?;
     let now = Timestamp::now();
     let here = format!("/c/{c}/g/{id}");
-    let mine = g.rsvps.get(&app.member);
-    let my_dishes = view.dishes_of(id, app.member);
+    let mine = g.rsvps.get(&app.member());
+    let my_dishes = view.dishes_of(id, app.member());
     let began = g
         .starts_at()
         .is_some_and(|t| t.as_millis() <= now.as_millis());
@@ -256,7 +256,7 @@ async fn render(
                     fieldset.choice {
                         legend { "Tick who was there" }
                         @for (m, _) in &members {
-                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member && g.came.is_empty())]; " " (name(view, m)) }
+                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member() && g.came.is_empty())]; " " (name(view, m)) }
                         }
                     }
                     button type="submit" { "Note who came" }

@@ -38,9 +38,9 @@ async fn render(
     let now = Timestamp::now();
     let v = |form, field| Failed::value(failed, form, field);
     let chosen = v("checkin", "mood");
-    let quiet = quiet_for(view, now, &QuietRule::default(), app.member);
+    let quiet = quiet_for(view, now, &QuietRule::default(), app.member());
     let away = stepping_back(view, now, &app.tz);
-    let me_in = membership.is_member(app.member);
+    let me_in = membership.is_member(app.member());
     let body = html! {
         h1 { (view.circle.name) }
         @if !view.circle.about.is_empty() { p.lead { (view.circle.about) } }
@@ -65,6 +65,7 @@ async fn render(
                 }
             }
         }
+        div #proposals data-live { (proposals(view, membership, c)) }
         div.columns {
             div {
                 section #quiet data-live aria-labelledby="quiet-title" {
@@ -134,6 +135,28 @@ async fn render(
         }
     };
     Ok(layout(app, ctx, Some(c), Place::Home, "Home", body).await)
+}
+
+/// Open proposals to remove someone, on every member's home (the one
+/// concerned included): nobody learns of one by chance.
+fn proposals(view: &CircleView, membership: &Membership, c: CircleId) -> Markup {
+    let open: Vec<_> = membership
+        .proposals
+        .values()
+        .filter(|p| p.state == roundtable_core::ProposalState::Open)
+        .collect();
+    html! {
+        @if !open.is_empty() {
+            section.card.proposals aria-labelledby="proposals-title" {
+                h2 #proposals-title { "Waiting for the circle" }
+                ul.plain {
+                    @for p in open {
+                        li { (p.words(view)) ". " a href={ "/c/" (c) "/removal" } { "See the proposal" } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn open_requests(

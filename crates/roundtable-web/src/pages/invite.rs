@@ -158,7 +158,7 @@ async fn render(
                             @let who: Vec<String> = i.redeemed.values().map(|r| name(view, &r.member)).collect();
                             p.sub { "Joined with it: " (who.join(", ")) }
                         }
-                        @if state == roundtable_core::view::InviteState::Open && i.by == app.member {
+                        @if state == roundtable_core::view::InviteState::Open && i.by == app.member() {
                             form method="post" action={ "/c/" (c) "/invite/" (id) "/revoke" } {
                                 (ctx.token())
                                 button.quiet type="submit" aria-label={ "Revoke the invite made " (dates::words(i.at, now, &app.tz)) } { "Revoke" }

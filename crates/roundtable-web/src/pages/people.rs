@@ -8,7 +8,7 @@ use roundtable_core::quiet::away_words;
 use roundtable_core::{CircleId, Op, Timestamp, dates};
 
 use super::layout::{Place, page as layout};
-use super::{Ctx, name, problem, words};
+use super::{Ctx, name, problem, who, words};
 use crate::Shared;
 use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
 
@@ -37,7 +37,7 @@ async fn render(
         .filter(|(id, _)| membership.members.contains(id))
         .collect();
     people.sort_by_key(|(id, m)| (m.order, **id));
-    let me = view.members.get(&app.member);
+    let me = view.members.get(&app.member());
     let field = |form: &str, name: &str, current: &str| -> String {
         if failed.is_some_and(|f| f.form == form) {
             Failed::value(failed, form, name).to_owned()
@@ -52,9 +52,9 @@ async fn render(
             ul.cards {
                 @for (id, m) in &people {
                     li {
-                        strong { (name(view, id)) }
+                        (who(view, id))
                         @if !m.pronouns.is_empty() { " (" (m.pronouns) ")" }
-                        @if **id == app.member { " " span.tag { "you" } }
+                        @if **id == app.member() { " " span.tag { "you" } }
                         p.sub { "Joined " (dates::day_words(m.joined_at, now, &app.tz))
                             @if let Some(by) = m.invited_by { ", invited by " (name(view, &by)) } }
                         @if let Some(a) = &m.away { p.sub { (away_words(view, id, a, &app.tz)) } }
@@ -64,7 +64,7 @@ async fn render(
                 }
             }
         }
-        @if let Some(me) = me.filter(|_| membership.is_member(app.member)) {
+        @if let Some(me) = me.filter(|_| membership.is_member(app.member())) {
             section.card aria-labelledby="profile-title" {
                 h2 #profile-title { "About you" }
                 form method="post" action={ "/c/" (c) "/profile" } aria-labelledby="profile-title" {
@@ -84,7 +84,7 @@ async fn render(
             section.card aria-labelledby="away-title" {
                 h2 #away-title { "Stepping back" }
                 @if let Some(a) = &me.away {
-                    p { (away_words(view, &app.member, a, &app.tz)) }
+                    p { (away_words(view, &app.member(), a, &app.tz)) }
                     form method="post" action={ "/c/" (c) "/back" } {
                         (ctx.token())
                         (problem(failed, "back"))

@@ -34,7 +34,7 @@ async fn render(
     let mut others: Vec<_> = view
         .members
         .iter()
-        .filter(|(id, _)| membership.members.contains(id) && **id != app.member)
+        .filter(|(id, _)| membership.members.contains(id) && **id != app.member())
         .collect();
     others.sort_by_key(|(id, m)| (m.order, **id));
     let mut proposals: Vec<_> = membership.proposals.values().collect();
@@ -60,12 +60,12 @@ async fn render(
                         p.sub { "It needs " (p.needed) " of the " (p.electorate.len()) " asked."
                             @if !consented.is_empty() { " Agreed so far: " (consented.join(", ")) "." } }
                         @if p.state == ProposalState::Open {
-                            @if p.by == app.member {
+                            @if p.by == app.member() {
                                 form method="post" action={ "/c/" (c) "/removal/" (p.id) "/withdraw" } {
                                     (ctx.token())
                                     button.quiet type="submit" { "Withdraw my proposal" }
                                 }
-                            } @else if p.electorate.contains(&app.member) && !p.consents.contains(&app.member) {
+                            } @else if p.electorate.contains(&app.member()) && !p.consents.contains(&app.member()) {
                                 form method="post" action={ "/c/" (c) "/removal/" (p.id) "/consent" } {
                                     (ctx.token())
                                     button type="submit" { "I agree " (name(view, &p.target)) " should be removed" }
@@ -76,7 +76,13 @@ async fn render(
                 }
             }
         }
-        @if membership.is_member(app.member) && !others.is_empty() {
+        @let never = roundtable_core::membership::cannot_pass(membership.members.len().saturating_sub(1));
+        @if let (true, Some(why)) = (membership.is_member(app.member()), &never) {
+            section.card aria-labelledby="propose-title" {
+                h2 #propose-title { "Propose a removal" }
+                p { (crate::app::sentence(why)) }
+            }
+        } @else if membership.is_member(app.member()) && !others.is_empty() {
             section.card aria-labelledby="propose-title" {
                 h2 #propose-title { "Propose a removal" }
                 p.hint { "Only when someone's presence harms the circle. The others are asked; it happens only if enough of them agree." }
