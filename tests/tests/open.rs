@@ -103,7 +103,7 @@ fn get(port: u16, host: &str, path: &str, cookie: Option<&str>) -> (u16, String,
 }
 
 /// Follows a login link as a browser would: the page it answers sets the
-/// session cookie; the app's first page then opens with it.
+/// session cookie; the app's first page then opens with it. Its body.
 fn app_behind(link: &str) -> String {
     let rest = link
         .strip_prefix("http://")
@@ -129,7 +129,19 @@ fn app_behind(link: &str) -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| panic!("no session cookie:\n{head}"));
-    let (status, head, body) = get(port, host, "/", Some(&cookie));
+    let (mut status, mut head, mut body) = get(port, host, "/", Some(&cookie));
+    // The first page of a person in one circle is that circle's.
+    if status == 303 {
+        let to = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("location")
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("nowhere to go:\n{head}"));
+        (status, head, body) = get(port, host, &to, Some(&cookie));
+    }
     assert_eq!(status, 200, "{head}\n{body}");
     body
 }

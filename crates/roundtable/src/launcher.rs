@@ -227,8 +227,8 @@ fn first_line(bytes: &[u8]) -> String {
 
 fn last_line(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_owned())
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| {
+        let l = l.trim();
+        l.strip_prefix("error: ").unwrap_or(l).to_owned()
+    })
 }
