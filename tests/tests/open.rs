@@ -50,7 +50,7 @@ impl Started {
 
     fn alive(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .is_ok_and(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+            .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
     }
 
     /// SIGTERM, then the node must be gone within 15 s.

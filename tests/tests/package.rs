@@ -166,14 +166,28 @@ fn the_debian_package_installs_checks_out_and_leaves_homes_alone() {
         .expect("the workspace")
         .to_path_buf();
     let out = tempfile::tempdir().expect("a directory");
-    run(
-        Command::new(workspace.join("crates/roundtable/packaging/deb"))
-            .args(["--profile", "dev", "--no-build", "--fast", "--output"])
-            .arg(out.path())
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(&workspace),
-        Duration::from_secs(900),
-    );
+    let mut deb = Command::new(workspace.join("crates/roundtable/packaging/deb"));
+    deb.args(["--profile", "dev", "--no-build", "--fast", "--output"])
+        .arg(out.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&workspace);
+    // What `cargo test` tells this test about its own package is not for
+    // the cargo that packages another.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                &*key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            deb.env_remove(&*key);
+        }
+    }
+    run(&mut deb, Duration::from_secs(900));
     let deb: PathBuf = std::fs::read_dir(out.path())
         .expect("the output")
         .filter_map(|e| e.ok().map(|e| e.path()))
