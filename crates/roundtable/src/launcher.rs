@@ -49,7 +49,18 @@ pub(crate) fn open(home: &Home, global: &Global, args: &OpenArgs) -> Result<()> 
         Some(client) => (client, false),
         None => (start_node(home, global, args)?, true),
     };
-    let v = Backend::call(&client, &ControlRequest::WebLink { sign_out: false })?;
+    // A node just started answers on its socket a moment before its web
+    // app is up: ask again until it is, within the same patience.
+    let deadline = Instant::now() + START_PATIENCE;
+    let v = loop {
+        match Backend::call(&client, &ControlRequest::WebLink { sign_out: false }) {
+            Ok(v) => break v,
+            Err(_) if started && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let link = v["web"]
         .as_str()
         .context("the node gave no link")?
