@@ -14,6 +14,7 @@
 //! | a peer opens a sync session | [`Machine::answer`] |
 //! | a session frame | [`Machine::frame`] |
 //! | a session broke (connection lost, peer silent) | [`Machine::broken`] |
+//! | a peer speaks another wire version (it said so, or we told it) | [`Machine::peer_speaks`] |
 //! | a join request | [`Machine::serve_join`] |
 //! | time passed | [`Machine::tick`] |
 //!
@@ -280,6 +281,33 @@ pub struct CircleStatus {
     /// The stewards that keep it, and how each stands.
     #[serde(default)]
     pub stewards: Vec<StewardStatus>,
+    /// Its devices whose last session failed because the two sides speak
+    /// different wire versions: one of them needs an update.
+    #[serde(default)]
+    pub other_versions: Vec<OtherVersion>,
+}
+
+/// A device in [`CircleStatus::other_versions`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtherVersion {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose it is.
+    pub member: MemberId,
+    /// Their name.
+    pub name: String,
+    /// What the device calls itself, if it said.
+    #[serde(default)]
+    pub device_name: String,
+    /// The wire version it speaks.
+    pub speaks: u8,
+}
+
+impl OtherVersion {
+    /// Whether the other device is the older one (else this one is).
+    pub fn needs_update(&self) -> bool {
+        self.speaks < roundtable_core::wire::WIRE_VERSION
+    }
 }
 
 /// A device in [`CircleStatus::forked`].
@@ -486,6 +514,9 @@ pub struct Machine {
     dropped: BTreeMap<String, u64>,
     /// Received changes refused, by reason.
     refused: BTreeMap<String, u64>,
+    /// Devices whose last session failed on the wire version, and the
+    /// version each speaks (until a session with it reads again).
+    other_versions: BTreeMap<DeviceId, u8>,
     /// What each device's gossip may bring, and what waits past that.
     inflows: rate::Inflows,
     /// The last steward session's number.
@@ -529,6 +560,7 @@ impl Machine {
             schedule: Schedule::new(timing),
             dropped: BTreeMap::new(),
             refused: BTreeMap::new(),
+            other_versions: BTreeMap::new(),
             inflows: rate::Inflows::new(),
             steward_tokens: 0,
             outbox: Vec::new(),

@@ -50,6 +50,20 @@ impl Machine {
                         })
                     })
                     .collect();
+                let other_versions = self
+                    .other_versions
+                    .iter()
+                    .filter_map(|(device, speaks)| {
+                        let (member, name, device_name) = owner(device)?;
+                        Some(OtherVersion {
+                            device: *device,
+                            member,
+                            name,
+                            device_name,
+                            speaks: *speaks,
+                        })
+                    })
+                    .collect();
                 CircleStatus {
                     id: *id,
                     name: circle.name(),
@@ -58,6 +72,7 @@ impl Machine {
                     devices,
                     forked,
                     stewards: self.steward_status(*id),
+                    other_versions,
                 }
             })
             .collect();

@@ -194,7 +194,7 @@ pub(crate) fn web(backend: &Backend, global: &Global, open_it: bool, new_link: b
 pub(crate) const OPENER: &str = "web-open.html";
 
 /// Opens `link` in the person's browser through [`OPENER`] in the home.
-fn open_in_browser(home: &std::path::Path, link: &str) -> Result<()> {
+pub(crate) fn open_in_browser(home: &std::path::Path, link: &str) -> Result<()> {
     use std::io::Write;
     let path = home.join(OPENER);
     let page = format!(

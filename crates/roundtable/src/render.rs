@@ -294,6 +294,21 @@ pub(crate) fn status(s: &roundtable_node::Status) {
                 f.name
             );
         }
+        for o in &c.other_versions {
+            if o.needs_update() {
+                say!(
+                    "  ! {}'s device needs an update: it runs an older Roundtable (wire version {}), and the two cannot sync until it is updated",
+                    o.name,
+                    o.speaks
+                );
+            } else {
+                say!(
+                    "  ! this device needs an update: {}'s device runs a newer Roundtable (wire version {}), and the two cannot sync until this one is updated",
+                    o.name,
+                    o.speaks
+                );
+            }
+        }
         for st in &c.stewards {
             say!("  {}", steward_words(st, Timestamp::now()));
         }

@@ -47,6 +47,17 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
                         "If " (f.name) " did not copy that device, it may be lost or in someone else's hands: they should sign it out of the circle from their other device."
                     }
                 }
+                @for o in &c.other_versions {
+                    p.problem role="status" {
+                        @if o.needs_update() {
+                            (o.name) "'s device" @if !o.device_name.is_empty() { " (" (o.device_name) ")" }
+                            " needs an update: it runs an older Roundtable, and the two cannot sync until it is updated."
+                        } @else {
+                            "This device needs an update: " (o.name) "'s device" @if !o.device_name.is_empty() { " (" (o.device_name) ")" }
+                            " runs a newer Roundtable, and the two cannot sync until this one is updated."
+                        }
+                    }
+                }
                 (super::stewards::on_status(&app, c.id, &c.stewards))
                 p { "Export: " a href={ "/c/" (c.id) "/export.md" } download { "as a readable document" } " · " a href={ "/c/" (c.id) "/export.json" } download { "as data (JSON)" } }
             }
