@@ -253,9 +253,17 @@ test('a lost device is revoked from the web, after a second look', async () => {
     assert.ok(ticket, JSON.stringify(made));
     const r = run(home, ['pair', ticket, '--name', 'Old phone']);
     assert.equal(r.code, 0, r.stderr);
+    // Its name reaches this device from the paired one.
+    await page.goto(at(`/c/${circle}/people`), T);
+    const named = page.getByRole('link', { name: 'Revoke Old phone, if it is lost' });
+    await waitFor(async () => {
+      await page.reload({ waitUntil: 'load' });
+      return (await named.count()) > 0;
+    }, { timeout: 60_000, what: "the paired device's name reaching Maya" });
   } finally {
     await stop(second);
   }
+  // Then it is lost.
   await page.goto(at(`/c/${circle}/people`), T);
   await page.getByRole('link', { name: 'Revoke Old phone, if it is lost' }).click();
   await shows(page, 'Revoke Old phone?');
