@@ -125,7 +125,7 @@ fn feed_show_and_export_print_words_not_control_codes() {
         assert!(feed.contains(shown), "{shown:?} missing:\n{feed}");
     }
     // The name is cleaned for display: no control in it, and Lee is Lee.
-    assert!(feed.contains("Lee]0;owned[2Jeel is feeling okay"), "{feed}");
+    assert!(feed.contains("Lee]0;owned[2Jeel is doing okay"), "{feed}");
     assert!(feed.contains("│ Maya is feeling thriving"), "{feed}");
     assert!(feed.contains("␛[1A␛[2KMaya: nobody cares"), "{feed}");
 

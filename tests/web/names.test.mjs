@@ -115,7 +115,7 @@ test('a device paired in the browser checks in at once', async () => {
   await checkin.getByText('okay', { exact: true }).click();
   await checkin.getByLabel('In your words (optional)').fill('from my phone');
   await checkin.getByRole('button', { name: 'Check in' }).click();
-  await shows(page, /Maya\s*is feeling/, "Maya's check-in");
+  await shows(page, /Maya\s*is doing okay/, "Maya's check-in");
   await mayaPage.goto(home);
   await shows(mayaPage, 'from my phone');
 });

@@ -438,7 +438,7 @@ const MAX_NOTE_BYTES: usize = 1_024;
 /// The most characters a text at `key` may hold, as local edits allow.
 fn text_limit(key: &str) -> usize {
     match key {
-        "name" | "title" | "dish" | "dietary" | "when" | "from" | "to" => limits::NAME,
+        "name" | "title" | "dish" | "dietary" | "when" | "label" | "from" | "to" => limits::NAME,
         "pronouns" => limits::PRONOUNS,
         "story" | "about" => limits::STORY,
         _ => limits::NOTE,

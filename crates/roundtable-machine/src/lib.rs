@@ -761,6 +761,20 @@ impl Machine {
         now: Now,
         rng: &mut impl RngCore,
     ) -> Result<(EntityId, InviteSecret), Error> {
+        self.invite_labelled(circle, terms, "", at, now, rng)
+    }
+
+    /// Makes an invite as [`Machine::invite`] does, with the label its
+    /// maker gives it ("for Sam"; empty: none).
+    pub fn invite_labelled(
+        &mut self,
+        circle: CircleId,
+        terms: Terms,
+        label: &str,
+        at: Timestamp,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<(EntityId, InviteSecret), Error> {
         let member = self.me.member.id();
         let Terms {
             kind,
@@ -768,7 +782,7 @@ impl Machine {
             uses,
         } = terms;
         let (invite, secret) = self.edit_announced(circle, now, rng, |c, rng| {
-            c.create_invite(member, kind, expires_at, uses, at, rng)
+            c.create_labelled_invite(member, kind, expires_at, uses, label, at, rng)
         })?;
         // Where the circle has stewards, the invite waits there too.
         self.keep_welcome(circle, invite, &secret, kind, expires_at, rng);

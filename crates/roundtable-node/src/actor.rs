@@ -315,6 +315,7 @@ impl Actor {
                 kind,
                 expires_at,
                 uses,
+                label,
                 now: at,
                 reply,
             } => {
@@ -323,7 +324,9 @@ impl Actor {
                     expires_at,
                     uses,
                 };
-                let made = self.machine.invite(circle, terms, at, now(), &mut rng());
+                let made =
+                    self.machine
+                        .invite_labelled(circle, terms, &label, at, now(), &mut rng());
                 // The circle's stewards, where the invite waits too.
                 let stewards: Vec<roundtable_net::EndpointAddr> = self
                     .machine

@@ -44,6 +44,7 @@ pub(crate) enum Request {
         kind: InviteKind,
         expires_at: Timestamp,
         uses: u32,
+        label: String,
         now: Timestamp,
         reply: oneshot::Sender<Result<CircleTicket, NodeError>>,
     },
@@ -168,11 +169,27 @@ impl NodeHandle {
         uses: u32,
         now: Timestamp,
     ) -> Result<CircleTicket, NodeError> {
+        self.invite_labelled(circle, kind, expires_at, uses, "", now)
+            .await
+    }
+
+    /// Makes an invite with the label its maker gives it ("for Sam"), and
+    /// the ticket that carries it.
+    pub async fn invite_labelled(
+        &self,
+        circle: CircleId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<CircleTicket, NodeError> {
         self.ask(|reply| Request::Invite {
             circle,
             kind,
             expires_at,
             uses,
+            label: label.to_owned(),
             now,
             reply,
         })

@@ -109,6 +109,14 @@ pub struct Invite {
     /// When it was made (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// What its maker called it ("for Sam"), to tell invites apart; empty
+    /// when none was given.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub label: String,
     /// Set when someone withdrew it.
     #[serde(default)]
     pub revoked: bool,

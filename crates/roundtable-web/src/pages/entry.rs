@@ -8,6 +8,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::feed::Entry;
 use roundtable_core::quiet::away_words;
+use roundtable_core::schema::limits;
 use roundtable_core::view::{Reply, Request};
 use roundtable_core::{
     CircleId, CircleView, EntityId, MemberId, Membership, Mood, Op, RequestKind, Timestamp, dates,
@@ -45,7 +46,7 @@ pub(crate) fn feed_item(
                     }
                 }
                 Entry::Checkin(id, ci) => {
-                    p.head { (who(view, &ci.author)) " is feeling " span.mood.(ci.mood.as_str()) { (ci.mood.as_str()) } " · " (ago(app, ci.at)) }
+                    p.head { (who(view, &ci.author)) " " span.mood.(ci.mood.as_str()) { (ci.mood.in_words()) } " · " (ago(app, ci.at)) }
                     @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
                     (replies(app, view, &ci.replies))
                     @if ci.mood == Mood::Struggling && ci.replies.is_empty() {
@@ -61,9 +62,15 @@ pub(crate) fn feed_item(
                 }
                 Entry::Request(id, r) => {
                     (request_summary(app, view, r))
-                    p.act { a href=(link(id)) aria-label={ "Open " (name(view, &r.author)) "'s " (r.kind.as_str()) } {
-                        @if r.done.is_some() { "Open" } @else if r.kind == RequestKind::Ask { "Reply or help" } @else { "Reply or take it up" }
-                    } }
+                    p.act {
+                        @if r.done.is_some() {
+                            a href=(link(id)) aria-label={ "See how it went: " (name(view, &r.author)) "'s " (r.kind.as_str()) } { "See how it went" }
+                        } @else {
+                            a href=(link(id)) aria-label={ "Open " (name(view, &r.author)) "'s " (r.kind.as_str()) } {
+                                @if r.kind == RequestKind::Ask { "Reply or help" } @else { "Reply or take it up" }
+                            }
+                        }
+                    }
                 }
                 Entry::Gathering(id, g) => {
                     p.head { (who(view, &g.author)) " proposed " a href={ "/c/" (c) "/g/" (id) } { (g.title) } " · " (dates::starts_words(g, now, &app.tz)) }
@@ -170,7 +177,7 @@ async fn render(
     let here = format!("/c/{c}/e/{e}");
     let (title, main) = match &found {
         Found::Checkin(ci) => (
-            format!("{} is feeling {}", name(view, &ci.author), ci.mood),
+            format!("{} {}", name(view, &ci.author), ci.mood.in_words()),
             html! {
                 p.head { " · " (ago(app, ci.at)) }
                 @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
@@ -205,7 +212,7 @@ async fn render(
                 (ctx.token())
                 (problem(failed, "reply"))
                 label for="reply-words" { "Your reply" }
-                textarea #reply-words name="text" rows="3" required maxlength="2000" { (v("reply", "text")) }
+                textarea #reply-words name="text" rows="3" required data-max=(limits::NOTE) autocomplete="off" { (v("reply", "text")) }
                 button type="submit" { "Reply" }
             }
         }
@@ -217,7 +224,7 @@ async fn render(
                         (ctx.token())
                         (problem(failed, "commit"))
                         label for="commit-words" { "What you'll do" }
-                        input #commit-words name="text" required maxlength="500" placeholder="I'll bring soup on Tuesday" value=(v("commit", "text"));
+                        input #commit-words name="text" required data-max=(limits::NOTE) autocomplete="off" placeholder="I'll bring soup on Tuesday" value=(v("commit", "text"));
                         button type="submit" { "I'll do it" }
                     }
                 }
@@ -228,7 +235,7 @@ async fn render(
                         (ctx.token())
                         (problem(failed, "done"))
                         label for="thanks-words" { "Thanks (optional)" }
-                        input #thanks-words name="thanks" maxlength="500" placeholder="Thank you, Sam — the soup was perfect" value=(v("done", "thanks"));
+                        input #thanks-words name="thanks" data-max=(limits::NOTE) autocomplete="off" placeholder="Thank you, Sam — the soup was perfect" value=(v("done", "thanks"));
                         button type="submit" { "Mark done" }
                     }
                 }
@@ -241,20 +248,49 @@ async fn render(
                     (ctx.token())
                     (problem(failed, "edit"))
                     label for="edit-words" { "Change what you wrote" }
-                    textarea #edit-words name="text" rows="2" maxlength="2000" {
+                    textarea #edit-words name="text" rows="2" data-max=(limits::NOTE) autocomplete="off" {
                         @if failed.is_some_and(|f| f.form == "edit") { (v("edit", "text")) } @else { (found.text()) }
                     }
                     button type="submit" { "Save the change" }
                 }
-                form method="post" action={ (here) "/withdraw" } {
-                    (ctx.token())
-                    (problem(failed, "withdraw"))
-                    button.quiet type="submit" { "Take it back" }
-                }
+                (problem(failed, "withdraw"))
+                p.act { a href={ (here) "/withdraw" } { "Take it back…" } }
             }
         }
     };
     Ok(layout(app, ctx, Some(c), Place::Home, &title, body).await)
+}
+
+/// Taking something back, asked first: what it is, what taking it back
+/// means, and the one button that does it.
+pub(crate) async fn confirm_withdraw(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, e)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, e): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
+    let here = format!("/c/{c}/e/{e}");
+    let body = html! {
+        p.back { a href=(here) { "← Back" } }
+        h1 { "Take this back?" }
+        section.card aria-labelledby="confirm-title" {
+            h2 #confirm-title { "What you wrote" }
+            @if found.text().is_empty() { p { "(no words)" } } @else { blockquote { (words(found.text())) } }
+            p { "Taken back, it no longer shows on the circle's pages, on any device. This cannot be undone." }
+            form method="post" action={ (here) "/withdraw" } aria-labelledby="confirm-title" {
+                (ctx.token())
+                button type="submit" { "Take it back" }
+            }
+            p { a href=(here) { "Keep it" } }
+        }
+    };
+    Ok(shown(
+        layout(&app, &ctx, Some(c), Place::Home, "Take this back?", body).await,
+        &ctx.said,
+    ))
 }
 
 async fn act(

@@ -6,6 +6,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::feed::{Entry, timeline};
 use roundtable_core::quiet::{QuietRule, quiet_for, stepping_back};
+use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, CircleView, Membership, Mood, Op, Timestamp, dates};
 
 use super::entry::feed_item;
@@ -60,7 +61,7 @@ async fn render(
                         }
                     }
                     label for="checkin-words" { "In your words (optional)" }
-                    textarea #checkin-words name="note" rows="2" maxlength="2000" { (v("checkin", "note")) }
+                    textarea #checkin-words name="note" rows="2" data-max=(limits::NOTE) autocomplete="off" { (v("checkin", "note")) }
                     button type="submit" { "Check in" }
                 }
             }
@@ -126,7 +127,7 @@ async fn render(
                             (ctx.token())
                             (problem(failed, "moment"))
                             label for="moment-words" { "What happened" }
-                            textarea #moment-words name="text" rows="2" required maxlength="2000" { (v("moment", "text")) }
+                            textarea #moment-words name="text" rows="2" required data-max=(limits::NOTE) autocomplete="off" { (v("moment", "text")) }
                             button type="submit" { "Share" }
                         }
                     }

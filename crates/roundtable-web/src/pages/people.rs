@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::quiet::away_words;
-use roundtable_core::{CircleId, Op, Timestamp, dates};
+use roundtable_core::schema::limits;
+use roundtable_core::{CircleId, DeviceId, Op, Timestamp, dates};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem, who, words};
@@ -71,13 +72,13 @@ async fn render(
                     (ctx.token())
                     (problem(failed, "profile"))
                     label for="p-name" { "Your name" }
-                    input #p-name name="name" required maxlength="80" value=(field("profile", "name", &me.name));
+                    input #p-name name="name" required maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" value=(field("profile", "name", &me.name));
                     label for="p-pronouns" { "Pronouns (optional)" }
-                    input #p-pronouns name="pronouns" maxlength="40" value=(field("profile", "pronouns", &me.pronouns));
+                    input #p-pronouns name="pronouns" maxlength=(limits::PRONOUNS) data-max=(limits::PRONOUNS) autocomplete="off" value=(field("profile", "pronouns", &me.pronouns));
                     label for="p-remember" { "What the circle should remember about you" }
-                    textarea #p-remember name="remember" rows="2" maxlength="1000" placeholder="vegetarian; my sister's name is Ines" { (field("profile", "remember", &me.remember)) }
+                    textarea #p-remember name="remember" rows="2" data-max=(limits::NOTE) autocomplete="off" placeholder="vegetarian; my sister's name is Ines" { (field("profile", "remember", &me.remember)) }
                     label for="p-story" { "A little about you (optional)" }
-                    textarea #p-story name="story" rows="3" maxlength="4000" { (field("profile", "story", &me.story)) }
+                    textarea #p-story name="story" rows="3" data-max=(limits::STORY) autocomplete="off" { (field("profile", "story", &me.story)) }
                     button type="submit" { "Save" }
                 }
             }
@@ -96,9 +97,9 @@ async fn render(
                         (ctx.token())
                         (problem(failed, "away"))
                         label for="away-until" { "Until (optional)" }
-                        input #away-until name="until" maxlength="60" placeholder="next week, 24 Dec" value=(Failed::value(failed, "away", "until"));
+                        input #away-until name="until" maxlength=(limits::NAME) autocomplete="off" placeholder="next week, 24 Dec" value=(Failed::value(failed, "away", "until"));
                         label for="away-note" { "A word for the circle (optional)" }
-                        input #away-note name="note" maxlength="500" placeholder="family stuff" value=(Failed::value(failed, "away", "note"));
+                        input #away-note name="note" data-max=(limits::NOTE) autocomplete="off" placeholder="family stuff" value=(Failed::value(failed, "away", "note"));
                         button type="submit" { "Step back" }
                     }
                 }
@@ -108,12 +109,16 @@ async fn render(
                 ul.plain {
                     @for (d, info) in &me.devices {
                         li {
-                            (if info.name.is_empty() { "a device" } else { info.name.as_str() })
+                            (device_name(&info.name))
                             @if *d == app.device { " " span.tag { "this one" } }
                             @if membership.revoked.contains(d) { " " span.tag { "revoked" } }
+                            @else if *d != app.device {
+                                " · " a href={ "/c/" (c) "/devices/" (d) "/revoke" } aria-label={ "Revoke " (device_name(&info.name)) ", if it is lost" } { "Revoke if lost…" }
+                            }
                         }
                     }
                 }
+                (problem(failed, "revoke"))
                 p { a href={ "/c/" (c) "/pair" } { "Pair another device" } }
             }
             section.card aria-labelledby="removal-title" {
@@ -123,6 +128,73 @@ async fn render(
         }
     };
     Ok(layout(app, ctx, Some(c), Place::People, "People", body).await)
+}
+
+/// A device's name, or words for one that has none.
+fn device_name(name: &str) -> &str {
+    if name.is_empty() {
+        "a device without a name"
+    } else {
+        name
+    }
+}
+
+/// Revoking a device of one's own (a lost one), asked first.
+pub(crate) async fn confirm_revoke(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, d)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, d): (CircleId, DeviceId) = (parse_id(&c, "circle")?, parse_id(&d, "device")?);
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let info = view
+        .members
+        .get(&app.member())
+        .and_then(|m| m.devices.get(&d))
+        .ok_or_else(|| Failure::not_found("device of yours"))?;
+    let revoked = reading.membership.revoked.contains(&d);
+    let back = format!("/c/{c}/people");
+    let body = html! {
+        p.back { a href=(back) { "← Back to People" } }
+        h1 { "Revoke " (device_name(&info.name)) "?" }
+        section.card aria-labelledby="confirm-title" {
+            h2 #confirm-title { "If this device is lost or in someone else's hands" }
+            @if revoked {
+                p { "This device is revoked already." }
+            } @else if d == app.device {
+                p { "This is the device you are using now: revoke it from another of your devices." }
+            } @else {
+                p { "Once revoked, it can no longer take part in the circle as you. Your other devices stay as they are. This cannot be undone: to use it again, pair it again." }
+                form method="post" action={ "/c/" (c) "/devices/" (d) "/revoke" } aria-labelledby="confirm-title" {
+                    (ctx.token())
+                    button type="submit" { "Revoke " (device_name(&info.name)) }
+                }
+                p { a href=(back) { "Keep it" } }
+            }
+        }
+    };
+    Ok(shown(
+        layout(&app, &ctx, Some(c), Place::People, "Revoke a device?", body).await,
+        &ctx.said,
+    ))
+}
+
+/// Revokes a device of this member.
+pub(crate) async fn revoke(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, d)): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let device: DeviceId = parse_id(&d, "device")?;
+    act(&app, &ctx, c, form, "revoke", move |_| {
+        Ok((
+            Op::RevokeDevice { device },
+            "The device is revoked: it can no longer write in the circle as you.".into(),
+        ))
+    })
+    .await
 }
 
 async fn act(

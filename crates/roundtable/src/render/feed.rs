@@ -112,8 +112,8 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
         Entry::Checkin(id, c) => {
             let who = view.name_of(&c.author);
             say!(
-                "{who} is feeling {} · {}  [{}]",
-                c.mood,
+                "{who} {} · {}  [{}]",
+                c.mood.in_words(),
                 ago(c.at, now),
                 short(id)
             );
