@@ -44,7 +44,7 @@ pub(crate) fn load(path: Option<&Path>) -> Result<Config> {
     let Some(path) = path else {
         return Ok(Config::default());
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
         Err(e) => return Err(bad_input(format!("could not read {}: {e}", path.display()))),
