@@ -78,8 +78,10 @@ pub(crate) fn name(view: &CircleView, m: &MemberId) -> String {
 /// initial that stay with them across renames) and their name.
 pub(crate) fn who(view: &CircleView, m: &MemberId) -> Markup {
     let (initial, hue) = view.mark_of(m);
+    // One of twelve colours (the pages allow no inline style).
+    let colour = format!("mark h{}", hue / 30);
     html! {
-        span.mark style={ "--hue:" (hue) } aria-hidden="true" { (initial) }
+        span class=(colour) aria-hidden="true" { (initial) }
         strong { (name(view, m)) }
     }
 }
