@@ -232,11 +232,15 @@
     const events = new EventSource("/events");
     events.addEventListener("hello", (ev) => {
       if (ev.data === run) {
+        // The first hello: what changed between this page and its stream
+        // was told to nobody, so read the page once more.
+        const first = !trusted && !lost;
         trusted = true;
         lost = false;
         if (held.size > 0) { sendHeld(); return; }
         for (const p of document.querySelectorAll(".stale")) p.remove();
         if (net.dataset.lost) { delete net.dataset.lost; later(); }
+        else if (first) later();
         return;
       }
       // Another node, or not a node: this page is done.
