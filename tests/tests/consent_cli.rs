@@ -7,12 +7,18 @@ use roundtable_tests::{TestHome, join_by_hand, sync_by_hand};
 
 #[test]
 fn removal_by_consent_from_the_command_line() {
-    let (maya, sam, ada) = (TestHome::new(), TestHome::new(), TestHome::new());
+    let (maya, sam, ada, lee) = (
+        TestHome::new(),
+        TestHome::new(),
+        TestHome::new(),
+        TestHome::new(),
+    );
     maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
         .ok();
     join_by_hand(&maya, &sam, "Sam");
     join_by_hand(&maya, &ada, "Ada");
-    sync_by_hand(&[&maya, &sam, &ada]);
+    join_by_hand(&maya, &lee, "Lee");
+    sync_by_hand(&[&maya, &sam, &ada, &lee]);
 
     let r = maya.run(&["remove", "list"]).ok();
     assert!(r.stdout.contains("Nobody owns the table"), "{}", r.stdout);
@@ -71,6 +77,7 @@ fn removal_by_consent_from_the_command_line() {
     let r = ada.run(&["circle", "list"]).ok();
     assert!(r.stdout.contains("You are no longer in"), "{}", r.stdout);
     // A withdrawn proposal stays withdrawn.
+    sync_by_hand(&[&maya, &sam, &lee]);
     maya.run(&["remove", "propose", "Sam"]).ok();
     let list = maya.run(&["remove", "list", "--json"]).ok().json();
     let second = list["proposals"]

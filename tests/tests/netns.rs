@@ -18,7 +18,10 @@ fn can_run() -> Result<(), String> {
         .arg("-V")
         .output()
         .map_err(|_| "iproute2 (`ip`) is not installed".to_owned())?;
-    let probe = format!("rtprobe{}", std::process::id());
+    // One probe per call: the tests of this file ask at the same time.
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("rtprobe{}x{n}", std::process::id());
     let ok = Command::new("ip")
         .args(["netns", "add", &probe])
         .status()

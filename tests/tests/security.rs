@@ -281,9 +281,9 @@ async fn revoked_device_is_refused_and_cannot_read_after_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_member_alone_cannot_remove_anyone() {
-    let cluster = Cluster::spawn(2).await;
+    let cluster = Cluster::spawn(3).await;
     let json = cluster
-        .converge(|v| v["members"].as_object().unwrap().len() == 2)
+        .converge(|v| v["members"].as_object().unwrap().len() == 3)
         .await;
     let other = member_named(&json, "Friend 1");
     cluster
@@ -299,8 +299,8 @@ async fn one_member_alone_cannot_remove_anyone() {
         .converge(|v| v["removals"].as_object().unwrap().len() == 1)
         .await;
     let proposal = the_proposal(&json);
-    // Consenting again as the proposer is refused; in a circle of two, the
-    // one concerned cannot consent; nobody else can.
+    // Consenting again as the proposer is refused, and the one concerned
+    // cannot consent: the proposer alone carries nothing.
     let err = cluster
         .handle(0)
         .perform(cluster.circle, Op::Consent { proposal }, Timestamp::now())
@@ -313,7 +313,7 @@ async fn one_member_alone_cannot_remove_anyone() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("about you"), "{err}");
-    for i in [0, 1] {
+    for i in [0, 1, 2] {
         let s = cluster.handle(i).status().await.unwrap();
         assert_eq!(s.circles[0].epoch, 0);
     }

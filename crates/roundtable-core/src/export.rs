@@ -180,7 +180,12 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     when(g.at),
                     name(&g.author),
                     line(&g.title),
-                    line(&g.starts)
+                    // As people say it, with its year: "Thu 3 Dec 2026, 19:00".
+                    line(&crate::dates::starts_words(
+                        g,
+                        Timestamp::from_millis(0),
+                        tz
+                    ))
                 );
                 let hosts: Vec<String> = g.hosts.keys().map(&name).collect();
                 let _ = writeln!(w, "  - hosted by {}", hosts.join(", "));
@@ -207,6 +212,10 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
             }
             Entry::Left(m, l) => {
                 let _ = writeln!(w, "- {} — {} left the circle", when(l.at), name(&m));
+            }
+            Entry::Renamed(m, r) => {
+                let words = view.rename_words(&m, r);
+                let _ = writeln!(w, "- {} — {}", when(r.at), escape(&words, "  "));
             }
             Entry::SteppingBack(m, a) => {
                 let words = crate::quiet::away_words(view, &m, a, tz);

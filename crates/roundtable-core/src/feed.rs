@@ -7,7 +7,7 @@
 
 use crate::ids::{EntityId, MemberId};
 use crate::view::{
-    Away, Checkin, CircleView, Gathering, Left, Member, Moment, RemovalRecord, Request,
+    Away, Checkin, CircleView, Gathering, Left, Member, Moment, RemovalRecord, Rename, Request,
 };
 
 /// One entry of the feed.
@@ -27,6 +27,8 @@ pub enum Entry<'a> {
     SteppingBack(MemberId, &'a Away),
     /// Someone left the circle.
     Left(MemberId, &'a Left),
+    /// Someone took another name: "Lee now goes by Maya".
+    Renamed(MemberId, &'a Rename),
     /// A proposal to remove someone (what became of it: see
     /// [`crate::membership::Membership::proposals`]).
     Proposal(EntityId, &'a RemovalRecord),
@@ -43,6 +45,7 @@ impl Entry<'_> {
             Entry::Gathering(_, g) => g.order,
             Entry::SteppingBack(_, a) => a.order,
             Entry::Left(_, l) => l.order,
+            Entry::Renamed(_, r) => r.order,
             Entry::Proposal(_, p) => p.order,
         }
     }
@@ -53,6 +56,7 @@ impl Entry<'_> {
             Entry::Joined(id, _) | Entry::SteppingBack(id, _) | Entry::Left(id, _) => {
                 id.to_string()
             }
+            Entry::Renamed(id, r) => format!("{id}-{}", r.at.as_millis()),
             Entry::Checkin(id, _)
             | Entry::Moment(id, _)
             | Entry::Request(id, _)
@@ -71,6 +75,7 @@ impl Entry<'_> {
             Entry::Gathering(..) => "gathering",
             Entry::SteppingBack(..) => "stepping_back",
             Entry::Left(..) => "left",
+            Entry::Renamed(..) => "renamed",
             Entry::Proposal(..) => "removal_proposal",
         }
     }
@@ -97,6 +102,11 @@ pub fn timeline(view: &CircleView) -> Vec<Entry<'_>> {
         view.members
             .iter()
             .filter_map(|(id, m)| Some(Entry::Left(*id, m.left.as_ref()?))),
+    );
+    out.extend(
+        view.members
+            .iter()
+            .flat_map(|(id, m)| m.renames.values().map(move |r| Entry::Renamed(*id, r))),
     );
     out.extend(view.removals.iter().map(|(id, p)| Entry::Proposal(*id, p)));
     out.sort_by_key(|e| (e.order(), e.id()));

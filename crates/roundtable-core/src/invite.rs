@@ -58,6 +58,7 @@ use crate::identity::DeviceCert;
 use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
 use crate::membership::Membership;
 use crate::schema;
+use crate::schema::limits;
 use crate::time::Timestamp;
 use crate::view::{CircleView, Invite};
 
@@ -187,7 +188,25 @@ impl Circle {
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<(EntityId, InviteSecret), CoreError> {
+        self.create_labelled_invite(by, kind, expires_at, uses, "", now, rng)
+    }
+
+    /// Makes an invite with a label its maker gives it ("for Sam"), so
+    /// invites can be told apart; at most [`limits::NAME`] characters, and
+    /// optional (empty: none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_labelled_invite(
+        &mut self,
+        by: MemberId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        label: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<(EntityId, InviteSecret), CoreError> {
         self.require_member(by)?;
+        let label = crate::circle::checked("invite's label", label, limits::NAME, false)?;
         if uses == 0 {
             return Err(CoreError::Invalid(
                 "an invite needs at least one use".into(),
@@ -220,6 +239,9 @@ impl Circle {
             tx.put(&obj, "expires_at", expires_at.as_millis())?;
             tx.put(&obj, "uses", i64::from(uses))?;
             tx.put(&obj, "at", now.as_millis())?;
+            if !label.is_empty() {
+                tx.put(&obj, "label", label)?;
+            }
             tx.put_object(&obj, "redeemed", ObjType::Map)?;
             Ok(())
         })?;

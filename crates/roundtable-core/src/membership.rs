@@ -376,6 +376,23 @@ pub fn needed(electorate: usize) -> usize {
     (electorate / 2 + 1).max(2)
 }
 
+/// Why a proposal to remove someone could never pass with `electorate`
+/// members other than the one concerned, if it could not: then it is not
+/// made at all.
+pub fn cannot_pass(electorate: usize) -> Option<String> {
+    let needed = needed(electorate);
+    (electorate < needed).then(|| {
+        let others = match electorate {
+            0 => "nobody else".to_owned(),
+            1 => "only you".to_owned(),
+            n => format!("only {n} members"),
+        };
+        format!(
+            "removing someone takes the consent of at least {needed} members other than them, and besides them the circle has {others}, so it could never pass; if you need to part ways, you can leave the circle yourself"
+        )
+    })
+}
+
 fn judge_proposal(
     view: &CircleView,
     device_owner: &BTreeMap<DeviceId, MemberId>,
@@ -545,6 +562,9 @@ impl Circle {
             .filter(|m| **m != target)
             .copied()
             .collect();
+        if let Some(why) = cannot_pass(electorate.len()) {
+            return Err(CoreError::NotAllowed(why));
+        }
         let id = EntityId::random(rng);
         self.transact(now, "propose removal", |tx| {
             let obj = new_entity(tx, schema::REMOVALS, id)?;

@@ -37,6 +37,19 @@ impl Mood {
     }
 }
 
+impl Mood {
+    /// How someone is, after their name: "Lee is struggling", "Maya is
+    /// doing okay".
+    pub const fn in_words(self) -> &'static str {
+        match self {
+            Mood::Thriving => "is thriving",
+            Mood::Okay => "is doing okay",
+            Mood::Heavy => "is feeling heavy",
+            Mood::Struggling => "is struggling",
+        }
+    }
+}
+
 impl fmt::Display for Mood {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -58,6 +71,23 @@ impl FromStr for Mood {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_mood_reads_as_english_after_a_name() {
+        let said: Vec<String> = Mood::ALL
+            .iter()
+            .map(|m| format!("Lee {}", m.in_words()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "Lee is thriving",
+                "Lee is doing okay",
+                "Lee is feeling heavy",
+                "Lee is struggling"
+            ]
+        );
+    }
 
     #[test]
     fn parses_every_mood_and_refuses_others() {

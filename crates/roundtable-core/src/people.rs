@@ -4,10 +4,13 @@
 //! Every view names a member by [`CircleView::name_of`]: their own name,
 //! and where someone else in the circle goes by a name that *looks the
 //! same*, the day they joined ("Ana (joined 3 Dec)"), or when that is
-//! shared too, the start of their member id. The day is the UTC date, so
+//! shared too, the day and who joined first ("Ana (joined 3 Dec, 2nd)"):
+//! never an id, which nobody reads. The day is the UTC date, so
 //! every device names everyone alike. A lookup by name
 //! ([`CircleView::find_member`]) that matches several says so, with all of
-//! them, instead of failing.
+//! them, instead of failing. Nobody takes a name someone else goes by
+//! ([`CircleView::check_new_name`]); only two people naming themselves
+//! alike at once, apart, come to share one.
 //!
 //! Names are compared as people read them, not as bytes: after Unicode
 //! normalisation (NFKC), without invisible characters (zero-width spaces
@@ -15,11 +18,13 @@
 //! variation selectors: Unicode's default-ignorable code points), in any
 //! case, and through the look-alike table of Unicode's confusables (the
 //! UTS #39 skeleton), so "Alice", "alice", "Alice" with a zero-width space
-//! and "Аlice" with a Cyrillic А are all one name to the eye. Two names
-//! that are the same as read ("Ana" and "ana") are simply shared; a name
-//! that only *looks* like another member's ("Аlice", "AIice") is refused
-//! when someone takes it ([`CircleView::check_new_name`]), and told apart
-//! like a shared one when a hostile copy wrote it anyway.
+//! and "Аlice" with a Cyrillic А are all one name to the eye. A name that
+//! is or looks like another member's ("ana", "Аlice", "AIice") is refused
+//! when someone takes it, on joining or renaming
+//! ([`CircleView::check_new_name`]), and told apart like a shared one when
+//! two took it at once or a hostile copy wrote it anyway. Every change of
+//! name is said to everyone ("Lee now goes by Maya", see
+//! [`crate::feed::Entry::Renamed`]).
 //!
 //! A name is kept and shown cleaned ([`clean_name`]): no controls, no
 //! invisible characters, one space between words.
@@ -100,6 +105,23 @@ fn same_name(a: &str, b: &str) -> bool {
     look_alike(a, b)
 }
 
+/// "joined 3 Dec".
+fn joined_words(t: Timestamp) -> String {
+    format!("joined {}", day_month(t))
+}
+
+/// "1st", "2nd", "3rd", "4th", ... "11th", "21st".
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// "3 Dec", the UTC day of `t`.
 pub(crate) fn day_month(t: Timestamp) -> String {
     let date = jiff::Timestamp::from_millisecond(t.as_millis())
@@ -117,21 +139,64 @@ impl CircleView {
             return format!("someone ({})", member.fmt_short());
         };
         let name = clean_name(&m.name);
-        let twins: Vec<Timestamp> = self
+        let twins: Vec<(Timestamp, MemberId)> = self
             .members
             .iter()
             .filter(|(id, other)| *id != member && same_name(&other.name, &name))
-            .map(|(_, other)| other.joined_at)
+            .map(|(id, other)| (other.joined_at, *id))
             .collect();
         if twins.is_empty() {
             return name;
         }
         let day = day_month(m.joined_at);
-        if twins.iter().all(|t| day_month(*t) != day) {
-            format!("{name} (joined {day})")
-        } else {
-            format!("{name} ({})", &member.to_string()[..6])
+        let same_day: Vec<&(Timestamp, MemberId)> =
+            twins.iter().filter(|(t, _)| day_month(*t) == day).collect();
+        if same_day.is_empty() {
+            return format!("{name} ({})", joined_words(m.joined_at));
         }
+        // Joined the same day too: by who joined first that day (and, for
+        // the same instant, by id, which is never shown).
+        let before = same_day
+            .iter()
+            .filter(|(t, id)| (*t, *id) < (m.joined_at, *member))
+            .count();
+        format!(
+            "{name} ({}, {})",
+            joined_words(m.joined_at),
+            ordinal(before + 1)
+        )
+    }
+
+    /// A person's mark, which stays with them whatever name they take: a
+    /// hue (0 to 359, from their member id) and the first letter of the
+    /// name they joined with.
+    pub fn mark_of(&self, member: &MemberId) -> (String, u16) {
+        let b = member.as_bytes();
+        let hue = u16::from_le_bytes([b[0], b[1]]) % 360;
+        let first = self.members.get(member).map(|m| {
+            m.renames
+                .values()
+                .min_by_key(|r| (r.order, r.at))
+                .map_or(m.name.as_str(), |r| r.from.as_str())
+        });
+        let initial = first
+            .and_then(|n| clean_name(n).chars().next())
+            .map_or_else(|| "?".to_owned(), |c| c.to_uppercase().collect());
+        (initial, hue)
+    }
+
+    /// "Lee now goes by Maya": a change of name as everyone reads it (the
+    /// new name told apart as [`CircleView::name_of`] does while it is
+    /// still theirs).
+    pub fn rename_words(&self, member: &MemberId, r: &crate::view::Rename) -> String {
+        let from = crate::plain::one_line(&clean_name(&r.from)).into_owned();
+        let current = self.members.get(member).map(|m| clean_name(&m.name));
+        let to = if current.as_deref() == Some(clean_name(&r.to).as_str()) {
+            self.name_of(member)
+        } else {
+            crate::plain::one_line(&clean_name(&r.to)).into_owned()
+        };
+        format!("{from} now goes by {to}")
     }
 
     /// Whether someone other than `member` goes by `name` here, or by a
@@ -144,24 +209,28 @@ impl CircleView {
 
     /// Checks a name `member` (or someone joining, `None`'s member id
     /// unknown) takes for themselves, and returns it as it will be kept
-    /// ([`clean_name`]). A name that only looks like another member's
-    /// ("Аlice" with a Cyrillic А next to "Alice") is refused: the others
-    /// could not tell them apart. The very same name as read ("ana" next to
-    /// "Ana") is someone's own to share, and views tell the two apart.
+    /// ([`clean_name`]). A name another member goes by, or one that only
+    /// looks like theirs ("ana" or "Аna" with a Cyrillic А next to "Ana"),
+    /// is refused: nobody can pass for someone else. (Two people who took
+    /// one name at once, apart, are told apart by every view.)
     pub fn check_new_name(
         &self,
         name: &str,
         member: Option<MemberId>,
     ) -> Result<String, CoreError> {
         let cleaned = clean_name(name);
-        let lookalike = self.members.iter().find(|(id, m)| {
-            Some(**id) != member
-                && look_alike(&m.name, &cleaned)
-                && as_read(&m.name) != as_read(&cleaned)
-        });
-        if let Some((id, _)) = lookalike {
+        let taken = self
+            .members
+            .iter()
+            .find(|(id, m)| Some(**id) != member && look_alike(&m.name, &cleaned));
+        if let Some((id, m)) = taken {
+            let how = if as_read(&m.name) == as_read(&cleaned) {
+                "is already the name of"
+            } else {
+                "looks like the name of"
+            };
             return Err(CoreError::NotAllowed(format!(
-                "the name \"{}\" looks like {}'s, who is already in the circle, and the others could not tell you apart; choose another name",
+                "\"{}\" {how} {}, who is in the circle, and the others could not tell you apart; choose another name (a surname's initial, a nickname)",
                 crate::plain::one_line(&cleaned),
                 self.name_of(id)
             )));

@@ -5,7 +5,8 @@
 //! ├─ schema: uint                       SCHEMA_VERSION of the newest writer's format
 //! ├─ circle: { id, name, about, created_at, created_by }
 //! ├─ members:     { <member id>: { name, pronouns, remember, story, joined_at,
-//! │                                invited_by, devices: { <device id>: { cert, added_at } } } }
+//! │                                invited_by, devices: { <device id>: { cert, added_at } },
+//! │                                renames: { <at>-<device>: { from, to, at } } } }
 //! ├─ checkins:    { <entity id>: { author, mood, note, at, replies: { <entity id>: reply } } }
 //! ├─ moments:     { <entity id>: { author, text, at, replies } }
 //! ├─ requests:    { <entity id>: { kind: ask|offer, ... } }      asks and offers
@@ -43,6 +44,8 @@ pub(crate) const SCHEMA: &str = "schema";
 pub(crate) const CIRCLE: &str = "circle";
 pub(crate) const MEMBERS: &str = "members";
 pub(crate) const DEVICES: &str = "devices";
+/// A member's changes of name, each said to everyone.
+pub(crate) const RENAMES: &str = "renames";
 pub(crate) const CHECKINS: &str = "checkins";
 pub(crate) const REPLIES: &str = "replies";
 pub(crate) const MOMENTS: &str = "moments";

@@ -11,8 +11,8 @@
 //! - overwrites or deletes anything in the members collection, a member's
 //!   devices, a device record, an invite's redemptions, or the removals
 //!   collection and everything in it (these records only ever grow);
-//! - writes into a member's record (their profile, devices, stepping back,
-//!   leaving) from a device that is not theirs, undoes a leaving, or
+//! - writes into a member's record (their profile, devices, changes of
+//!   name, stepping back, leaving) from a device that is not theirs, undoes a leaving, or
 //!   changes what another member wrote (a check-in, moment, ask or offer,
 //!   reply, commitment, dish or RSVP: only its author's devices edit or
 //!   withdraw it);
@@ -133,6 +133,10 @@ impl Shape {
                         owned.push(legacy(&devices));
                     }
                     owned.extend(maps(doc, &m, "away").iter().map(legacy));
+                    for renames in maps(doc, &m, schema::RENAMES) {
+                        owned.extend(children(doc, &renames).iter().map(legacy));
+                        owned.push(legacy(&renames));
+                    }
                     s.sealed.extend(maps(doc, &m, "left").iter().map(legacy));
                     s.member_objs.insert(legacy(&m));
                     for o in owned {
@@ -434,7 +438,7 @@ const MAX_NOTE_BYTES: usize = 1_024;
 /// The most characters a text at `key` may hold, as local edits allow.
 fn text_limit(key: &str) -> usize {
     match key {
-        "name" | "title" | "dish" | "dietary" | "when" => limits::NAME,
+        "name" | "title" | "dish" | "dietary" | "when" | "label" | "from" | "to" => limits::NAME,
         "pronouns" => limits::PRONOUNS,
         "story" | "about" => limits::STORY,
         _ => limits::NOTE,

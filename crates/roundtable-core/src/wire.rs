@@ -16,6 +16,26 @@ use crate::keys::KeyOffer;
 /// The format version of every message defined here.
 pub const WIRE_VERSION: u8 = 4;
 
+/// The QUIC application close code with which a device that does not speak
+/// a peer's wire version closes the peer's connection. Its reason is
+/// [`version_reason`], which every release reads, so the peer learns which
+/// version to update to (or that the other device should).
+pub const VERSION_CLOSE: u32 = 426;
+
+/// The close reason that goes with [`VERSION_CLOSE`]: `roundtable wire <n>`.
+pub fn version_reason() -> String {
+    format!("roundtable wire {WIRE_VERSION}")
+}
+
+/// The version a [`version_reason`] names.
+pub fn parse_version_reason(reason: &[u8]) -> Option<u8> {
+    std::str::from_utf8(reason)
+        .ok()?
+        .strip_prefix("roundtable wire ")?
+        .parse()
+        .ok()
+}
+
 /// The largest message accepted on a stream (a whole circle can travel in
 /// a join or a sync message).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -325,5 +345,16 @@ mod tests {
             Err(WireError::Malformed(_))
         ));
         assert!(decode::<Body>(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn the_version_a_close_names_reads_back() {
+        assert_eq!(
+            parse_version_reason(version_reason().as_bytes()),
+            Some(WIRE_VERSION)
+        );
+        assert_eq!(parse_version_reason(b"roundtable wire 3"), Some(3));
+        assert_eq!(parse_version_reason(b"synced"), None);
+        assert_eq!(parse_version_reason(b"roundtable wire 999"), None);
     }
 }

@@ -601,3 +601,81 @@ fn only_the_same_members_device_can_revoke_a_device() {
     assert!(m.revoked.is_empty());
     assert_eq!(m.epoch, 0);
 }
+
+#[test]
+fn a_change_of_name_in_another_members_record_is_rejected() {
+    use automerge::ReadDoc;
+
+    let (maya, mut sam, ana) = circle();
+    // Sam's own change of name is his to say, and everyone's to see.
+    let before = sam.circle.heads();
+    let edit = roundtable_core::ProfileEdit {
+        name: Some("Lee".into()),
+        ..Default::default()
+    };
+    sam.circle
+        .edit_profile(sam.member.id(), &edit, now())
+        .unwrap();
+    let mut judge = maya.circle.clone();
+    let out = judge
+        .apply_verified(&sam.circle.changes_since(&before), &mut book_of(&[&sam]))
+        .unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(
+        judge.view().members[&sam.member.id()].renames.len(),
+        1,
+        "the rename reached Maya"
+    );
+
+    // Ana's device writes a change of name into Sam's record, and another
+    // under his existing changes of name: both refused.
+    for into_existing in [false, true] {
+        let mut bad = if into_existing {
+            judge.clone()
+        } else {
+            ana.circle.clone()
+        };
+        bad.set_device(ana.key.id());
+        let before = bad.heads();
+        let members = bad
+            .doc()
+            .get(automerge::ROOT, "members")
+            .unwrap()
+            .unwrap()
+            .1;
+        let record = bad
+            .doc()
+            .get(&members, sam.member.id().to_string())
+            .unwrap()
+            .unwrap()
+            .1;
+        bad.transact(now(), "forge", |tx| {
+            let renames = match tx.get(&record, "renames")? {
+                Some((_, id)) if into_existing => id,
+                _ => tx.put_object(&record, "renames", automerge::ObjType::Map)?,
+            };
+            let r = tx.put_object(&renames, "forged", automerge::ObjType::Map)?;
+            tx.put(&r, "from", "Maya")?;
+            tx.put(&r, "to", "Sam")?;
+            Ok(())
+        })
+        .unwrap();
+        let mut judge = judge.clone();
+        let ana_dev = Dev {
+            key: ana.key.clone(),
+            member: ana.member.clone(),
+            circle: bad.clone(),
+        };
+        let out = judge
+            .apply_verified(&bad.changes_since(&before), &mut book_of(&[&ana_dev]))
+            .unwrap();
+        assert!(!out.rejected.is_empty(), "into existing: {into_existing}");
+        assert!(
+            judge.view().members[&sam.member.id()]
+                .renames
+                .values()
+                .all(|r| r.from == "Sam"),
+            "into existing: {into_existing}"
+        );
+    }
+}

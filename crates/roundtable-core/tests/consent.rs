@@ -112,3 +112,47 @@ fn concurrent_redemptions_of_a_single_use_invite_resolve_to_one() {
     assert!(!ma.admitted.contains(&out));
     assert!(ma.departed.contains(&out));
 }
+
+#[test]
+fn a_proposal_that_could_never_pass_is_refused_with_the_reason() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let (maya, sam) = (
+        MemberKey::from_seed(&rng.random()),
+        MemberKey::from_seed(&rng.random()),
+    );
+    let laptop = DeviceKey::from_seed(&rng.random());
+    let mut circle = Circle::create(
+        "Two of us",
+        "",
+        &maya.certify(laptop.id()),
+        &Profile::named("Maya"),
+        now(0),
+        &mut rng,
+    )
+    .unwrap();
+    circle
+        .add_member(
+            &sam.certify(DeviceKey::from_seed(&rng.random()).id()),
+            &Profile::named("Sam"),
+            Some(maya.id()),
+            now(0),
+        )
+        .unwrap();
+    // In a circle of two, the one proposing is the only other member: it
+    // takes two, so it is refused before anything is written.
+    let heads = circle.heads();
+    let err = circle
+        .propose_removal(maya.id(), sam.id(), "", now(1), &mut rng)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("could never pass") && err.to_string().contains("only you"),
+        "{err}"
+    );
+    assert_eq!(circle.heads(), heads, "nothing was written");
+    assert!(circle.membership().proposals.is_empty());
+    assert_eq!(
+        roundtable_core::membership::cannot_pass(2),
+        None,
+        "three people: the two others can agree"
+    );
+}

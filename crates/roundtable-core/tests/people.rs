@@ -18,15 +18,21 @@ fn t(days: i64) -> Timestamp {
 }
 
 #[test]
-fn two_members_may_share_a_name_but_nobody_is_ambiguous() {
+fn names_taken_apart_are_told_apart_but_nobody_is_ambiguous() {
     let cast = Cast::new(21);
-    let mut c = cast.circle();
+    let base = cast.circle();
     let maya = cast.members[0].id();
-    // Two people called Ana join on different days, a third on the second's day.
+    // Three people called Ana join on three copies, apart: one on a day of
+    // her own, two on the same later day.
     let anas: Vec<MemberKey> = (0..3).map(|_| MemberKey::generate()).collect();
-    for (i, (ana, day)) in anas.iter().zip([2, 9, 9]).enumerate() {
-        let name = if i == 0 { "Ana" } else { "ana" };
-        c.add_member(
+    let mut copies: Vec<_> = (0..3u8).map(|i| cast.fork(&base, i)).collect();
+    for ((copy, ana), (day, name)) in
+        copies
+            .iter_mut()
+            .zip(&anas)
+            .zip([(2, "Ana"), (9, "ana"), (9, "ana")])
+    {
+        copy.add_member(
             &ana.certify(DeviceKey::generate().id()),
             &Profile::named(name),
             Some(maya),
@@ -34,15 +40,37 @@ fn two_members_may_share_a_name_but_nobody_is_ambiguous() {
         )
         .unwrap();
     }
+    let mut c = copies.remove(0);
+    for mut other in copies {
+        c.merge(&mut other).unwrap();
+    }
     let v = c.view();
     let shown: Vec<String> = anas.iter().map(|a| v.name_of(&a.id())).collect();
     assert!(shown[0].starts_with("Ana (joined "), "{shown:?}");
-    // Joined on the same day: the start of the member id tells them apart.
-    assert!(shown[1].starts_with("ana ("), "{shown:?}");
-    assert!(!shown[1].contains("joined"), "{shown:?}");
+    // Joined on the same day: who joined first that day, never an id.
+    assert!(shown[1].starts_with("ana (joined "), "{shown:?}");
+    assert!(
+        shown[1..].iter().any(|s| s.ends_with(", 1st)"))
+            && shown[1..].iter().any(|s| s.ends_with(", 2nd)")),
+        "{shown:?}"
+    );
+    for (a, s) in anas.iter().zip(&shown) {
+        assert!(!s.contains(&a.id().to_string()[..4]), "{s}");
+    }
     assert_ne!(shown[1], shown[2]);
     // Maya's name is hers alone: shown as it is.
     assert_eq!(v.name_of(&maya), "Maya");
+    // A fourth Ana is refused, with the reason.
+    let err = c
+        .add_member(
+            &MemberKey::generate().certify(DeviceKey::generate().id()),
+            &Profile::named("ANA"),
+            Some(maya),
+            t(10),
+        )
+        .unwrap_err();
+    assert!(matches!(err, CoreError::NotAllowed(_)), "{err}");
+    assert!(err.to_string().contains("is already the name of "), "{err}");
 
     // Looking up "Ana" finds all three and says so; a shown name finds one.
     match v.find_member("ANA") {
@@ -449,35 +477,54 @@ fn names_are_compared_as_people_read_them() {
         )
         .unwrap_err();
     assert!(matches!(err, CoreError::NotAllowed(_)), "{err}");
-    assert!(err.to_string().contains("looks like Maya's"), "{err}");
-    // So is Sam renaming himself so; his own name in another case is his.
+    assert!(
+        err.to_string().contains("looks like the name of Maya"),
+        "{err}"
+    );
+    // So is Sam renaming himself so, or to Maya in capitals; his own name
+    // in another case is his.
     let rename = |name: &str| roundtable_core::ProfileEdit {
         name: Some(name.into()),
         ..Default::default()
     };
-    assert!(c.edit_profile(sam, &rename("MAYA\u{200b}"), t(3)).is_ok());
-    c.edit_profile(sam, &rename("Sam"), t(3)).unwrap();
+    let err = c
+        .edit_profile(sam, &rename("MAYA\u{200b}"), t(3))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is already the name of Maya"),
+        "{err}"
+    );
     let err = c
         .edit_profile(sam, &rename("M\u{430}y\u{430}"), t(3))
         .unwrap_err();
-    assert!(err.to_string().contains("looks like Maya's"), "{err}");
+    assert!(
+        err.to_string().contains("looks like the name of Maya"),
+        "{err}"
+    );
     c.edit_profile(sam, &rename(" sam\u{200b} "), t(3)).unwrap();
     assert_eq!(c.view().members[&sam].name, "sam");
 
-    // The same name with a zero-width space is the same name: kept clean,
-    // and told apart like any shared name.
-    c.add_member(
-        &newcomer.certify(DeviceKey::generate().id()),
-        &Profile::named("Maya\u{200b}"),
-        Some(maya),
-        t(3),
-    )
-    .unwrap();
+    // The same name with a zero-width space is the same name: two people
+    // taking it on two copies at once are kept clean and told apart like
+    // any shared name.
+    let other = MemberKey::generate();
+    let (mut here, mut there) = (cast.fork(&c, 1), cast.fork(&c, 2));
+    for (copy, who, day) in [(&mut here, &newcomer, 3), (&mut there, &other, 5)] {
+        copy.add_member(
+            &who.certify(DeviceKey::generate().id()),
+            &Profile::named("Robin\u{200b}"),
+            Some(maya),
+            t(day),
+        )
+        .unwrap();
+    }
+    here.merge(&mut there).unwrap();
+    c.merge(&mut here).unwrap();
     let v = c.view();
-    assert_eq!(v.members[&newcomer.id()].name, "Maya");
-    assert!(v.name_of(&maya).starts_with("Maya (joined "));
-    assert!(v.name_of(&newcomer.id()).starts_with("Maya (joined "));
-    assert_ne!(v.name_of(&maya), v.name_of(&newcomer.id()));
+    assert_eq!(v.members[&newcomer.id()].name, "Robin");
+    assert!(v.name_of(&newcomer.id()).starts_with("Robin (joined "));
+    assert!(v.name_of(&other.id()).starts_with("Robin (joined "));
+    assert_ne!(v.name_of(&other.id()), v.name_of(&newcomer.id()));
 
     // A hostile copy writes a look-alike raw into its own record: every
     // view tells the two apart, and a lookup by name finds both.
@@ -511,4 +558,44 @@ fn names_are_compared_as_people_read_them() {
         other => panic!("{other:?}"),
     }
     assert_eq!(v.find_member(&shown_ada), Resolved::One(ada));
+}
+
+#[test]
+fn a_change_of_name_is_told_to_everyone() {
+    let cast = Cast::new(33);
+    let mut c = cast.circle();
+    let sam = cast.members[1].id();
+    let edit = |name: Option<&str>, pronouns: Option<&str>| roundtable_core::ProfileEdit {
+        name: name.map(Into::into),
+        pronouns: pronouns.map(Into::into),
+        ..Default::default()
+    };
+    c.edit_profile(sam, &edit(Some("Lee"), None), t(1)).unwrap();
+    // Other fields, or the same name again, tell nothing.
+    c.edit_profile(sam, &edit(None, Some("he/him")), t(2))
+        .unwrap();
+    c.edit_profile(sam, &edit(Some("Lee"), None), t(3)).unwrap();
+    c.edit_profile(sam, &edit(Some("Leo"), None), t(4)).unwrap();
+    let v = c.view();
+    let told: Vec<String> = timeline(&v)
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Renamed(m, r) => Some(v.rename_words(m, r)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["Sam now goes by Lee", "Lee now goes by Leo"]);
+    // The archive says it too.
+    let md = export::markdown(&v, &jiff::tz::TimeZone::UTC);
+    assert!(md.contains("Lee now goes by Leo"), "{md}");
+    // Taking someone's name back once they let it go is fine: Sam's old
+    // name is free, and Ada may take it (and that is told too).
+    let ada = cast.members[2].id();
+    c.edit_profile(ada, &edit(Some("Sam"), None), t(5)).unwrap();
+    let v = c.view();
+    assert!(
+        timeline(&v).iter().any(
+            |e| matches!(e, Entry::Renamed(m, r) if *m == ada && v.rename_words(m, r) == "Ada now goes by Sam")
+        )
+    );
 }

@@ -14,6 +14,7 @@
 //! | a peer opens a sync session | [`Machine::answer`] |
 //! | a session frame | [`Machine::frame`] |
 //! | a session broke (connection lost, peer silent) | [`Machine::broken`] |
+//! | a peer speaks another wire version (it said so, or we told it) | [`Machine::peer_speaks`] |
 //! | a join request | [`Machine::serve_join`] |
 //! | time passed | [`Machine::tick`] |
 //!
@@ -55,6 +56,7 @@ pub mod rate;
 pub mod schedule;
 mod session;
 mod status;
+pub use status::{CircleStatus, DeviceStatus, ForkedDevice, OtherVersion, Status};
 mod stewards;
 mod sync;
 
@@ -253,94 +255,6 @@ pub struct Reading {
     pub membership: Arc<Membership>,
 }
 
-/// What `roundtable status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    /// This device.
-    pub device: DeviceId,
-    /// Its member.
-    pub member: MemberId,
-    /// Where it listens.
-    pub addrs: Vec<String>,
-    /// Each circle served.
-    pub circles: Vec<CircleStatus>,
-    /// Gossip messages dropped since start, by reason (replayed, bad
-    /// signature, does not decrypt, ...).
-    #[serde(default)]
-    pub dropped: BTreeMap<String, u64>,
-    /// Received changes refused since start, by reason (unproven author,
-    /// device not admitted, ...).
-    #[serde(default)]
-    pub refused: BTreeMap<String, u64>,
-}
-
-/// One circle in [`Status`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CircleStatus {
-    /// The circle.
-    pub id: CircleId,
-    /// Its name.
-    pub name: String,
-    /// Its epoch: one more for every removal and device revocation.
-    #[serde(default)]
-    pub epoch: u64,
-    /// Devices connected in its gossip neighbourhood now.
-    pub connected: Vec<DeviceId>,
-    /// Every other device of the circle, and how it stands.
-    pub devices: Vec<DeviceStatus>,
-    /// Devices that signed two different changes under one number: a
-    /// tampered, copied-while-running or stolen device. The circle kept
-    /// one of the two; its member should revoke it (their own other
-    /// devices do so as soon as they see it).
-    #[serde(default)]
-    pub forked: Vec<ForkedDevice>,
-    /// The stewards that keep it, and how each stands.
-    #[serde(default)]
-    pub stewards: Vec<StewardStatus>,
-    /// Set when the circle removed this device's member: what they are
-    /// told ([`Membership::removal_notice`]). The device no longer syncs it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub removed: Option<String>,
-}
-
-/// A device in [`CircleStatus::forked`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForkedDevice {
-    /// The device.
-    pub device: DeviceId,
-    /// Whose it is.
-    pub member: MemberId,
-    /// Their name.
-    pub name: String,
-    /// What the device calls itself, if it said.
-    #[serde(default)]
-    pub device_name: String,
-}
-
-/// One peer device in [`CircleStatus`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeviceStatus {
-    /// The device.
-    pub device: DeviceId,
-    /// Whose it is.
-    pub member: MemberId,
-    /// Their name.
-    pub name: String,
-    /// What the device calls itself ("Ana's phone"), if it said.
-    #[serde(default)]
-    pub device_name: String,
-    /// Connected now.
-    pub connected: bool,
-    /// Whether, at the last sync, it had every change we have now.
-    pub has_all_our_changes: bool,
-    /// When we last finished a sync with it.
-    pub last_synced: Option<Timestamp>,
-    /// Its gossiped edits this device held back, since start, for coming
-    /// faster than the others take them in (see [`rate`]).
-    #[serde(default)]
-    pub delayed: Delayed,
-}
-
 /// What a device receives when an invite lets it in.
 #[derive(Debug, Clone)]
 pub struct Welcome {
@@ -511,6 +425,9 @@ pub struct Machine {
     dropped: BTreeMap<String, u64>,
     /// Received changes refused, by reason.
     refused: BTreeMap<String, u64>,
+    /// Devices whose last session failed on the wire version, and the
+    /// version each speaks (until a session with it reads again).
+    other_versions: BTreeMap<DeviceId, u8>,
     /// What each device's gossip may bring, and what waits past that.
     inflows: rate::Inflows,
     /// The last steward session's number.
@@ -556,6 +473,7 @@ impl Machine {
             schedule: Schedule::new(timing),
             dropped: BTreeMap::new(),
             refused: BTreeMap::new(),
+            other_versions: BTreeMap::new(),
             inflows: rate::Inflows::new(),
             steward_tokens: 0,
             farewells: farewell::Farewells::default(),
@@ -757,6 +675,20 @@ impl Machine {
         now: Now,
         rng: &mut impl RngCore,
     ) -> Result<(EntityId, InviteSecret), Error> {
+        self.invite_labelled(circle, terms, "", at, now, rng)
+    }
+
+    /// Makes an invite as [`Machine::invite`] does, with the label its
+    /// maker gives it ("for Sam"; empty: none).
+    pub fn invite_labelled(
+        &mut self,
+        circle: CircleId,
+        terms: Terms,
+        label: &str,
+        at: Timestamp,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Result<(EntityId, InviteSecret), Error> {
         let member = self.me.member.id();
         let Terms {
             kind,
@@ -764,7 +696,7 @@ impl Machine {
             uses,
         } = terms;
         let (invite, secret) = self.edit_announced(circle, now, rng, |c, rng| {
-            c.create_invite(member, kind, expires_at, uses, at, rng)
+            c.create_labelled_invite(member, kind, expires_at, uses, label, at, rng)
         })?;
         // Where the circle has stewards, the invite waits there too.
         self.keep_welcome(circle, invite, &secret, kind, expires_at, rng);

@@ -1,6 +1,122 @@
-//! How this device and its peers stand, for `roundtable status`.
+//! How this device and its peers stand, for `roundtable status`: what
+//! status reports, and how the machine finds it.
 
 use super::*;
+
+/// What `roundtable status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// This device.
+    pub device: DeviceId,
+    /// Its member.
+    pub member: MemberId,
+    /// Where it listens.
+    pub addrs: Vec<String>,
+    /// Each circle served.
+    pub circles: Vec<CircleStatus>,
+    /// Gossip messages dropped since start, by reason (replayed, bad
+    /// signature, does not decrypt, ...).
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+    /// Received changes refused since start, by reason (unproven author,
+    /// device not admitted, ...).
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// One circle in [`Status`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CircleStatus {
+    /// The circle.
+    pub id: CircleId,
+    /// Its name.
+    pub name: String,
+    /// Its epoch: one more for every removal and device revocation.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Devices connected in its gossip neighbourhood now.
+    pub connected: Vec<DeviceId>,
+    /// Every other device of the circle, and how it stands.
+    pub devices: Vec<DeviceStatus>,
+    /// Devices that signed two different changes under one number: a
+    /// tampered, copied-while-running or stolen device. The circle kept
+    /// one of the two; its member should revoke it (their own other
+    /// devices do so as soon as they see it).
+    #[serde(default)]
+    pub forked: Vec<ForkedDevice>,
+    /// The stewards that keep it, and how each stands.
+    #[serde(default)]
+    pub stewards: Vec<StewardStatus>,
+    /// Its devices whose last session failed because the two sides speak
+    /// different wire versions: one of them needs an update.
+    #[serde(default)]
+    pub other_versions: Vec<OtherVersion>,
+    /// Set when the circle removed this device's member: what they are
+    /// told ([`Membership::removal_notice`]). The device no longer syncs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<String>,
+}
+
+/// A device in [`CircleStatus::other_versions`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtherVersion {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose it is.
+    pub member: MemberId,
+    /// Their name.
+    pub name: String,
+    /// What the device calls itself, if it said.
+    #[serde(default)]
+    pub device_name: String,
+    /// The wire version it speaks.
+    pub speaks: u8,
+}
+
+impl OtherVersion {
+    /// Whether the other device is the older one (else this one is).
+    pub fn needs_update(&self) -> bool {
+        self.speaks < roundtable_core::wire::WIRE_VERSION
+    }
+}
+
+/// A device in [`CircleStatus::forked`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForkedDevice {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose it is.
+    pub member: MemberId,
+    /// Their name.
+    pub name: String,
+    /// What the device calls itself, if it said.
+    #[serde(default)]
+    pub device_name: String,
+}
+
+/// One peer device in [`CircleStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device: DeviceId,
+    /// Whose it is.
+    pub member: MemberId,
+    /// Their name.
+    pub name: String,
+    /// What the device calls itself ("Ana's phone"), if it said.
+    #[serde(default)]
+    pub device_name: String,
+    /// Connected now.
+    pub connected: bool,
+    /// Whether, at the last sync, it had every change we have now.
+    pub has_all_our_changes: bool,
+    /// When we last finished a sync with it.
+    pub last_synced: Option<Timestamp>,
+    /// Its gossiped edits this device held back, since start, for coming
+    /// faster than the others take them in (see [`rate`]).
+    #[serde(default)]
+    pub delayed: Delayed,
+}
 
 impl Machine {
     /// How every circle and peer stands. Where this device listens is the
@@ -50,6 +166,20 @@ impl Machine {
                         })
                     })
                     .collect();
+                let other_versions = self
+                    .other_versions
+                    .iter()
+                    .filter_map(|(device, speaks)| {
+                        let (member, name, device_name) = owner(device)?;
+                        Some(OtherVersion {
+                            device: *device,
+                            member,
+                            name,
+                            device_name,
+                            speaks: *speaks,
+                        })
+                    })
+                    .collect();
                 CircleStatus {
                     id: *id,
                     name: circle.name(),
@@ -59,6 +189,7 @@ impl Machine {
                     forked,
                     stewards: self.steward_status(*id),
                     removed: s.membership.removal_notice(&view, self.me.member.id()),
+                    other_versions,
                 }
             })
             .collect();

@@ -15,6 +15,8 @@ impl Machine {
         hello: SyncFrame,
         now: Now,
     ) -> (Option<SessionId>, Step) {
+        // A Hello that reads is in our wire version.
+        self.other_versions.remove(&peer);
         let SyncFrame::Hello { circle } = hello else {
             let got = frame_name(&hello);
             let unexpected = SessionError::Unexpected {
@@ -55,6 +57,7 @@ impl Machine {
         now: Now,
         rng: &mut impl RngCore,
     ) -> Step {
+        self.other_versions.remove(&session.peer);
         let Some(mut state) = self.take_session(session) else {
             return Step::failed(SyncRefusal::Superseded);
         };
@@ -70,6 +73,18 @@ impl Machine {
             }
         }
         step
+    }
+
+    /// A sync with `peer` failed because it speaks wire version `version`
+    /// (what it sent did not read as ours, or it closed the connection
+    /// naming its own): status shows which of the two needs an update,
+    /// until a session with it reads again.
+    pub fn peer_speaks(&mut self, peer: DeviceId, version: u8) {
+        if version == roundtable_core::wire::WIRE_VERSION {
+            self.other_versions.remove(&peer);
+        } else {
+            self.other_versions.insert(peer, version);
+        }
     }
 
     /// The session broke before it ended (the connection failed, the peer

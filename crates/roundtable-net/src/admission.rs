@@ -98,6 +98,28 @@ pub fn closed_as_not_admitted(conn: &Connection) -> bool {
     )
 }
 
+/// The wire version the peer named when it closed `conn` because it does
+/// not speak ours (`roundtable_core::wire::VERSION_CLOSE`), if it did.
+pub fn closed_naming_version(conn: &Connection) -> Option<u8> {
+    match conn.close_reason() {
+        Some(iroh::endpoint::ConnectionError::ApplicationClosed(close))
+            if close.error_code == roundtable_core::wire::VERSION_CLOSE.into() =>
+        {
+            roundtable_core::wire::parse_version_reason(&close.reason)
+        }
+        _ => None,
+    }
+}
+
+/// Closes `conn` telling the peer that it sent a wire version this device
+/// does not speak, and which one this device speaks.
+pub fn close_naming_version(conn: &Connection) {
+    conn.close(
+        roundtable_core::wire::VERSION_CLOSE.into(),
+        roundtable_core::wire::version_reason().as_bytes(),
+    );
+}
+
 /// Checks every connection, incoming or outgoing, once its TLS handshake
 /// proved the remote's id and before any protocol handler — gossip, sync,
 /// any other — sees a byte. Only the join protocol is open to devices that

@@ -36,7 +36,9 @@ pub mod fuzzing;
 mod net;
 pub mod ticket;
 
-pub use admission::{Admitted, closed_as_not_admitted};
+pub use admission::{
+    Admitted, close_naming_version, closed_as_not_admitted, closed_naming_version,
+};
 pub use config::{NetConfig, RelayChoice};
 pub use farewell::FAREWELL_ALPN;
 pub use iroh::endpoint::Connection;

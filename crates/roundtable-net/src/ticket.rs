@@ -279,8 +279,14 @@ impl CircleTicket {
     /// Pure; never panics (fuzzed).
     /// Whitespace anywhere in the text is ignored: chat apps and mail wrap
     /// long lines.
+    /// Tickets are lower-case base32, so one a phone or a person upper-cased
+    /// reads the same.
     pub fn parse(line: &str) -> Result<Self, TicketError> {
-        let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        let line: String = line
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         if line.starts_with(StewardTicket::KIND) {
             return Err(TicketError::StewardNotInvite);
         }
@@ -355,7 +361,11 @@ impl StewardTicket {
     /// Reads a steward's ticket someone pasted (white space anywhere is
     /// ignored). Pure; never panics (fuzzed).
     pub fn parse(line: &str) -> Result<Self, TicketError> {
-        let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        let line: String = line
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::NotASteward);
         }
@@ -390,6 +400,25 @@ mod tests {
         };
         t.sign(&key);
         t
+    }
+
+    #[test]
+    fn an_upper_cased_ticket_reads_the_same() {
+        let t = ticket();
+        let line = t.to_line();
+        assert_eq!(CircleTicket::parse(&line.to_uppercase()).unwrap(), t);
+        let mixed: String = line
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 3 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        assert_eq!(CircleTicket::parse(&mixed).unwrap(), t);
     }
 
     #[test]

@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rand::rngs::ThreadRng;
-use roundtable_core::{DeviceId, Timestamp};
+use roundtable_core::{DeviceId, MemberId, Timestamp};
 use roundtable_machine::{Machine, Now, Output, Terms, Ticketed, Timing};
 use roundtable_net::{CircleTicket, Dialer, EndpointId, GossipEvent, GossipSender, Incoming, Net};
 use roundtable_store::Home;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
@@ -58,6 +58,9 @@ pub(crate) struct Actor {
     gossip_tx: mpsc::Sender<(roundtable_core::CircleId, GossipEvent)>,
     gossip_rx: mpsc::Receiver<(roundtable_core::CircleId, GossipEvent)>,
     events: broadcast::Sender<Event>,
+    /// Who this device is, for handles to read at once: a pairing makes
+    /// it another member's device while the node runs.
+    me: watch::Sender<(DeviceId, MemberId)>,
     tasks: JoinSet<()>,
     /// Sync sessions peers opened, each ending with its peer's id.
     answering: JoinSet<EndpointId>,
@@ -141,6 +144,7 @@ impl Actor {
             gossip_tx,
             gossip_rx,
             events: events.clone(),
+            me: watch::channel((me.device.id(), me.member.id())).0,
             tasks: JoinSet::new(),
             answering: JoinSet::new(),
             answering_per_peer: HashMap::new(),
@@ -153,6 +157,7 @@ impl Actor {
         let handle = NodeHandle {
             tx,
             events,
+            me: actor.me.subscribe(),
             web: Default::default(),
         };
         if actor.config.control_socket {
@@ -215,6 +220,10 @@ impl Actor {
         loop {
             let outputs = self.machine.drain();
             if outputs.is_empty() {
+                let me = self.machine.identity();
+                let now = (me.device.id(), me.member.id());
+                self.me
+                    .send_if_modified(|was| std::mem::replace(was, now) != now);
                 return;
             }
             for output in outputs {
@@ -316,6 +325,7 @@ impl Actor {
                 kind,
                 expires_at,
                 uses,
+                label,
                 now: at,
                 reply,
             } => {
@@ -324,7 +334,9 @@ impl Actor {
                     expires_at,
                     uses,
                 };
-                let made = self.machine.invite(circle, terms, at, now(), &mut rng());
+                let made =
+                    self.machine
+                        .invite_labelled(circle, terms, &label, at, now(), &mut rng());
                 // The circle's stewards, where the invite waits too.
                 let stewards: Vec<roundtable_net::EndpointAddr> = self
                     .machine

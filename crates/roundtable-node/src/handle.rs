@@ -2,7 +2,7 @@
 
 use roundtable_core::{CircleId, DeviceId, EntityId, InviteKind, MemberId, Op, Timestamp};
 use roundtable_net::{CircleTicket, Dialer, EndpointAddr};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::Welcome;
@@ -44,6 +44,7 @@ pub(crate) enum Request {
         kind: InviteKind,
         expires_at: Timestamp,
         uses: u32,
+        label: String,
         now: Timestamp,
         reply: oneshot::Sender<Result<CircleTicket, NodeError>>,
     },
@@ -82,6 +83,7 @@ pub(crate) type WebSlot = std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc
 pub struct NodeHandle {
     pub(crate) tx: mpsc::Sender<Request>,
     pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) me: watch::Receiver<(DeviceId, MemberId)>,
     pub(crate) web: WebSlot,
 }
 
@@ -167,11 +169,27 @@ impl NodeHandle {
         uses: u32,
         now: Timestamp,
     ) -> Result<CircleTicket, NodeError> {
+        self.invite_labelled(circle, kind, expires_at, uses, "", now)
+            .await
+    }
+
+    /// Makes an invite with the label its maker gives it ("for Sam"), and
+    /// the ticket that carries it.
+    pub async fn invite_labelled(
+        &self,
+        circle: CircleId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<CircleTicket, NodeError> {
         self.ask(|reply| Request::Invite {
             circle,
             kind,
             expires_at,
             uses,
+            label: label.to_owned(),
             now,
             reply,
         })
@@ -227,6 +245,13 @@ impl NodeHandle {
     /// How others reach this device.
     pub async fn addr(&self) -> Result<EndpointAddr, NodeError> {
         self.ask(Request::Addr).await
+    }
+
+    /// This device and its member as they are now, without asking the
+    /// node: a device paired while the node runs is its new member's at
+    /// once.
+    pub fn me(&self) -> (DeviceId, MemberId) {
+        *self.me.borrow()
     }
 
     /// This device and its member.

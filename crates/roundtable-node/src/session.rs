@@ -14,7 +14,7 @@ use roundtable_machine::{MAX_OPENING, SessionError, SessionId, Step, Welcome};
 use roundtable_net::framing::{read_frame, write_frame};
 use roundtable_net::{
     CircleTicket, Connection, Dialer, EndpointAddr, EndpointId, FAREWELL_ALPN, JOIN_ALPN,
-    SYNC_ALPN, closed_as_not_admitted,
+    SYNC_ALPN, close_naming_version, closed_as_not_admitted, closed_naming_version,
 };
 use roundtable_store::Identity;
 use tokio::sync::{mpsc, oneshot};
@@ -77,6 +77,8 @@ pub(crate) enum SessionRequest {
         session: roundtable_machine::StewardSession,
         reply: roundtable_core::wire::StewardReply,
     },
+    /// A sync with a peer failed on the wire version: it speaks `version`.
+    Speaks { peer: DeviceId, version: u8 },
     /// A steward session broke.
     StewardBroken {
         session: roundtable_machine::StewardSession,
@@ -133,8 +135,18 @@ pub(crate) async fn sync_as_opener(
     if let Err(e) = open_sync(&dialer, &actor, session, frames, &mut conn).await {
         // A peer that closed us out as not admitted knows we departed.
         let refused = conn.as_ref().is_some_and(closed_as_not_admitted);
+        // A peer that does not speak our wire version said which it speaks.
+        if let Some(version) = conn.as_ref().and_then(closed_naming_version) {
+            tell_speaks(&actor, session.peer, version).await;
+        }
         broken(&actor, session, e, refused).await;
     }
+}
+
+/// Tells the actor that `peer` speaks another wire version.
+async fn tell_speaks(actor: &mpsc::Sender<SessionRequest>, peer: DeviceId, version: u8) {
+    debug!(peer = %peer.fmt_short(), version, "the peer speaks another wire version");
+    let _ = actor.send(SessionRequest::Speaks { peer, version }).await;
 }
 
 /// Tells the actor a session broke (if the machine had not ended it
@@ -201,7 +213,22 @@ async fn answer_sync(
 ) -> Result<(), NodeError> {
     let peer = DeviceId::from_bytes(*conn.remote_id().as_bytes());
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
-    let hello = recv_frame_of(&mut recv, MAX_OPENING).await?;
+    let bytes = step("receiving", read_frame(&mut recv, MAX_OPENING))
+        .await?
+        .ok_or_else(|| NodeError::Protocol("the peer ended the session early".into()))?;
+    let hello = match wire::decode::<SyncFrame>(&bytes) {
+        Ok(hello) => hello,
+        // Another version: the peer is told ours, and status says which
+        // of the two needs an update.
+        Err(wire::WireError::Version { found }) => {
+            close_naming_version(conn);
+            tell_speaks(actor, peer, found).await;
+            return Err(NodeError::Protocol(format!(
+                "the peer speaks wire version {found}"
+            )));
+        }
+        Err(e) => return Err(NodeError::Protocol(e.to_string())),
+    };
     let (session, first) = ask(actor, |reply| SessionRequest::Hello { peer, hello, reply }).await?;
     *admitted = session;
     for frame in &first.send {

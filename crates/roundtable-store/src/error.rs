@@ -90,6 +90,24 @@ pub enum StoreError {
     /// The home's lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The home was written by a newer release; nothing was touched.
+    #[error(
+        "the home {} was written by a newer Roundtable (home format {found}; this version reads up to {}); nothing was changed: update Roundtable to open it",
+        home.display(),
+        crate::format::HOME_FORMAT
+    )]
+    NewerHome {
+        /// The home.
+        home: PathBuf,
+        /// The format its stamp names.
+        found: u32,
+    },
+    /// The home's format stamp does not read; nothing was touched.
+    #[error("{} does not read as a home format stamp (\"roundtable-home-format N\"); nothing was changed: restore it from a backup", path.display())]
+    BadFormatStamp {
+        /// The stamp file.
+        path: PathBuf,
+    },
 }
 
 impl StoreError {

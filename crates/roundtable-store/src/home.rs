@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! HOME/
+//! ├─ format                  the home's format version (see `format`)
 //! ├─ lock                    held by the one writer (see `lock`)
 //! ├─ identity/
 //! │  ├─ device.key           0600, this device's secret key
@@ -114,7 +115,10 @@ impl Home {
     }
 
     /// Becomes the home's only writer, or says who is.
+    /// A home stamped by a newer release is refused before anything is
+    /// written, the lock file included.
     pub fn lock(&self, holder: &str) -> Result<WriteLock, StoreError> {
+        self.check_format()?;
         self.fs
             .create_dir_all(&self.root)
             .map_err(|e| StoreError::io("create", &self.root, e))?;
@@ -126,7 +130,20 @@ impl Home {
         if !self.root.exists() {
             return Ok(None);
         }
+        self.check_format()?;
         Ok(Some(HomeLock::shared(&self.root)?))
+    }
+
+    /// The home's format version ([`crate::format`]): its stamp, or 1 for
+    /// a home written before stamps.
+    pub fn format(&self) -> Result<u32, StoreError> {
+        crate::format::read(self.fs.as_ref(), &self.root)
+    }
+
+    /// Refuses, in one line, a home a newer release wrote (or whose stamp
+    /// does not read). Touches nothing.
+    pub fn check_format(&self) -> Result<(), StoreError> {
+        crate::format::check(self.fs.as_ref(), &self.root)
     }
 
     fn identity_dir(&self) -> PathBuf {
@@ -173,6 +190,19 @@ impl Home {
     pub fn ensure_identity(&self, _writer: &WriteLock) -> Result<(Identity, bool), StoreError> {
         if let Some(me) = self.identity()? {
             return Ok((me, false));
+        }
+        // A new home is stamped with its format before anything else.
+        let stamp = self.root.join(crate::format::FORMAT_FILE);
+        if !self
+            .fs
+            .exists(&stamp)
+            .map_err(|e| StoreError::io("read", &stamp, e))?
+        {
+            crate::files::write_durably(
+                self.fs.as_ref(),
+                &stamp,
+                crate::format::stamp(crate::format::HOME_FORMAT).as_bytes(),
+            )?;
         }
         let dir = self.identity_dir();
         self.fs

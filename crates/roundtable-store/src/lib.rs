@@ -61,6 +61,7 @@ mod circle;
 mod error;
 pub mod fault;
 mod files;
+pub mod format;
 mod fs;
 pub mod fuzzing;
 mod home;

@@ -10,18 +10,73 @@
   // restarted (or whose port someone else took meanwhile) stays quiet.
   const run = document.querySelector('meta[name="rt-run"]')?.content || "";
   let trusted = true;
-  const STALE = "This page is not in touch with your node, so nothing was sent. " +
-    "If Roundtable was restarted, run `roundtable web --open` in a terminal to open your circle again.";
-  function tellStale(form) {
-    let p = form.querySelector(".stale");
+  // --- Nothing typed is lost. -----------------------------------------
+  // While the node cannot be reached, a form is not sent (the browser
+  // would only show "can't be reached" and drop the words): what was
+  // typed is kept in this browser's own storage (never sent anywhere
+  // else), the form says so, and it is sent as soon as the node answers
+  // again. A kept form comes back into its page if the page is opened
+  // again here.
+  const KEEP = "rt-kept:";
+  const keyOf = (form) => KEEP + (form.getAttribute("action") || location.pathname);
+  function fieldsOf(form) {
+    const out = {};
+    for (const el of form.elements) {
+      if (!el.name || el.name === "_form" || el.disabled) continue;
+      if ((el.type === "radio" || el.type === "checkbox") && !el.checked) continue;
+      if (el.type === "submit" || el.type === "button") continue;
+      out[el.name] = el.value;
+    }
+    return out;
+  }
+  function typed(fields) {
+    return Object.entries(fields).some(([k, v]) => v.trim() !== "" && k !== "confirm");
+  }
+  function keep(form) {
+    try {
+      localStorage.setItem(keyOf(form), JSON.stringify({ at: Date.now(), fields: fieldsOf(form) }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  function forget(form) {
+    try { localStorage.removeItem(keyOf(form)); } catch { /* nothing kept */ }
+  }
+  function note(form, cls, words) {
+    let p = form.querySelector("." + cls);
     if (!p) {
       p = document.createElement("p");
-      p.className = "problem stale";
+      p.className = "problem " + cls;
       p.setAttribute("role", "alert");
       form.prepend(p);
     }
-    p.textContent = STALE;
+    p.textContent = words;
   }
+  function restore() {
+    for (const form of document.querySelectorAll("form[method=post]")) {
+      let kept;
+      try { kept = JSON.parse(localStorage.getItem(keyOf(form)) || "null"); } catch { kept = null; }
+      if (!kept || !kept.fields) continue;
+      // What the page already holds (a form shown again with its problem) wins.
+      if (typed(fieldsOf(form))) continue;
+      for (const [name, value] of Object.entries(kept.fields)) {
+        const els = form.querySelectorAll(`[name="${CSS.escape(name)}"]`);
+        for (const el of els) {
+          if (el.type === "radio" || el.type === "checkbox") el.checked = el.value === value;
+          else el.value = value;
+        }
+      }
+      note(form, "kept", "Not sent yet: what you wrote while your node was not answering is back in the form. Send it when you are ready.");
+    }
+  }
+  restore();
+
+  const KEPT = "Your node is not answering, so this was not sent. What you wrote is kept here, in this browser, and is sent as soon as your node answers again.";
+  const STALE = "This page is not in touch with your node, so nothing was sent. Your words are still in the form: copy them, then open your circle again (in a terminal: roundtable web --open) and paste them there.";
+  /** Forms held back while the node could not be reached. */
+  const held = new Set();
+  let lost = false;
 
   // --- Saving: a form says "Saving…" until the node has answered. -------
   document.addEventListener("submit", (ev) => {
@@ -29,9 +84,15 @@
     if (!(form instanceof HTMLFormElement)) return;
     if (!trusted) {
       ev.preventDefault();
-      tellStale(form);
+      if (lost && keep(form)) {
+        held.add(form);
+        note(form, "stale", KEPT);
+      } else {
+        note(form, "stale", STALE);
+      }
       return;
     }
+    forget(form);
     const button = ev.submitter || form.querySelector("button[type=submit]");
     if (button) {
       // Disable after the browser has taken the submit, so it still counts.
@@ -49,6 +110,46 @@
       b.disabled = false;
     }
   });
+  /** The node answers again: what was held back is sent, one form at a time. */
+  function sendHeld() {
+    const form = [...held][0];
+    if (!form) return;
+    held.clear();
+    for (const p of form.querySelectorAll(".stale")) p.remove();
+    if (typeof form.requestSubmit === "function") form.requestSubmit();
+    else form.submit();
+  }
+
+  // --- Limits: a counter near the node's limit. -------------------------
+  // Fields carry the node's limit in `data-max` (the core's, one source);
+  // the node refuses more, keeping what was typed. Characters are counted
+  // as the node counts them.
+  const length = (v) => [...v].length;
+  for (const field of document.querySelectorAll("[data-max]")) {
+    const max = Number(field.dataset.max);
+    if (!max) continue;
+    const counter = document.createElement("p");
+    counter.className = "hint counter";
+    counter.id = (field.id || field.name) + "-count";
+    counter.setAttribute("aria-live", "polite");
+    counter.hidden = true;
+    field.insertAdjacentElement("afterend", counter);
+    const update = () => {
+      const n = length(field.value);
+      const near = n >= Math.floor(max * 0.9);
+      counter.hidden = !near;
+      if (!near) return;
+      if (n > max) {
+        counter.textContent = `${n} of ${max} characters: ${n - max} too many.`;
+        counter.classList.add("over");
+      } else {
+        counter.textContent = `${max - n} characters left.`;
+        counter.classList.remove("over");
+      }
+    };
+    field.addEventListener("input", update);
+    update();
+  }
 
   // --- Copy a ticket. ---------------------------------------------------
   document.addEventListener("click", async (ev) => {
@@ -131,17 +232,30 @@
     const events = new EventSource("/events");
     events.addEventListener("hello", (ev) => {
       if (ev.data === run) {
+        // The first hello: what changed between this page and its stream
+        // was told to nobody, so read the page once more.
+        const first = !trusted && !lost;
         trusted = true;
+        lost = false;
+        if (held.size > 0) { sendHeld(); return; }
         for (const p of document.querySelectorAll(".stale")) p.remove();
         if (net.dataset.lost) { delete net.dataset.lost; later(); }
+        else if (first) later();
         return;
       }
       // Another node, or not a node: this page is done.
-      trusted = false;
-      events.close();
-      net.textContent = "Roundtable was restarted, so this page can't be used any more. Run `roundtable web --open` in a terminal to open your circle again.";
-      net.className = "net offline";
+      done();
     });
+    /** This page's node is gone for good (restarted, or someone else answers). */
+    function done() {
+      trusted = false;
+      lost = false;
+      events.close();
+      for (const form of held) note(form, "stale", STALE);
+      held.clear();
+      net.textContent = "Roundtable was restarted, so this page can't be used any more. To open your circle again, run roundtable web --open in a terminal.";
+      net.className = "net offline";
+    }
     events.addEventListener("changed", (ev) => {
       if (!trusted) return;
       if (!circle || ev.data === circle || ev.data === "*") later();
@@ -157,9 +271,13 @@
       if (!circle) later();
     });
     events.addEventListener("error", () => {
+      if (!trusted && !lost) return;
+      // Answered, but not with this page's stream: not this run's node.
+      if (events.readyState === EventSource.CLOSED) { done(); return; }
       trusted = false;
+      lost = true;
       net.dataset.lost = "1";
-      net.textContent = "Lost touch with your node. Is `roundtable up` still running? This page reconnects by itself; if Roundtable was restarted, run `roundtable web --open` to open your circle again.";
+      net.textContent = "Your node is not answering. Is Roundtable still running? Anything you send now is kept in this browser until it answers again.";
       net.className = "net offline";
     });
   }

@@ -2,13 +2,13 @@
 //! and how a form's outcome is shown.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Router};
 use data_encoding::BASE64URL_NOPAD;
 use jiff::tz::TimeZone;
@@ -18,6 +18,19 @@ use tokio::sync::watch;
 
 use crate::{Shared, access, live, pages};
 
+/// A ticket this device made, kept in memory (it holds the invite's
+/// secret) so it can be shown again while its invite is open.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    pub(crate) circle: CircleId,
+    pub(crate) ticket: String,
+    pub(crate) kind: roundtable_core::InviteKind,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) uses: u32,
+    /// It names a steward of the circle, where it also waits.
+    pub(crate) waits: bool,
+}
+
 /// The app's state.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -25,11 +38,12 @@ pub(crate) struct Inner {
     /// This run's host, links and sessions.
     pub(crate) access: Arc<access::Access>,
     pub(crate) device: DeviceId,
-    pub(crate) member: MemberId,
     /// The reader's zone: the app runs on the reader's own machine.
     pub(crate) tz: TimeZone,
     /// Turns true when the app stops: live pages are told to let go.
     pub(crate) stopping: watch::Receiver<bool>,
+    /// Tickets made here this run, by invite: shown again while open.
+    pub(crate) tickets: Mutex<HashMap<EntityId, Kept>>,
 }
 
 impl Inner {
@@ -37,63 +51,93 @@ impl Inner {
         node: NodeHandle,
         access: Arc<access::Access>,
         device: DeviceId,
-        member: MemberId,
         stopping: watch::Receiver<bool>,
     ) -> Shared {
         Arc::new(Inner {
             node,
             access,
             device,
-            member,
             tz: TimeZone::system(),
             stopping,
+            tickets: Mutex::new(HashMap::new()),
         })
     }
 }
 
 impl Inner {
+    /// This device's member as it is now (a pairing while the app runs
+    /// makes it another member's device, with all that member may do).
+    pub(crate) fn member(&self) -> MemberId {
+        self.node.me().1
+    }
+
     pub(crate) fn router(self: &Arc<Self>) -> Router {
         use pages::*;
+        // Every address a form posts to shows a page when asked with GET
+        // (a bookmark, a refresh, the live script of a page left there):
+        // its confirmation page where it has one, else the page its form
+        // is on.
         Router::new()
             .route("/", get(welcome::root))
             .route("/welcome", get(welcome::page))
-            .route("/create", post(welcome::create))
-            .route("/join", post(welcome::join))
+            .route("/create", get(to_page).post(welcome::create))
+            .route("/join", get(to_page).post(welcome::join))
             .route("/status", get(status::page))
-            .route("/new-link", post(status::new_link))
+            .route("/new-link", get(to_page).post(status::new_link))
             .route("/events", get(live::events))
             .route("/assets/{file}", get(assets::serve))
             .route("/favicon.ico", get(assets::icon))
             .route("/c/{c}", get(home::page))
-            .route("/c/{c}/checkin", post(home::checkin))
-            .route("/c/{c}/moment", post(home::moment))
+            .route("/c/{c}/checkin", get(to_page).post(home::checkin))
+            .route("/c/{c}/moment", get(to_page).post(home::moment))
             .route("/c/{c}/e/{e}", get(entry::page))
-            .route("/c/{c}/e/{e}/reply", post(entry::reply))
-            .route("/c/{c}/e/{e}/commit", post(entry::commit))
-            .route("/c/{c}/e/{e}/done", post(entry::done))
-            .route("/c/{c}/e/{e}/edit", post(entry::edit))
-            .route("/c/{c}/e/{e}/withdraw", post(entry::withdraw))
+            .route("/c/{c}/e/{e}/reply", get(to_page).post(entry::reply))
+            .route("/c/{c}/e/{e}/commit", get(to_page).post(entry::commit))
+            .route("/c/{c}/e/{e}/done", get(to_page).post(entry::done))
+            .route("/c/{c}/e/{e}/edit", get(to_page).post(entry::edit))
+            .route(
+                "/c/{c}/e/{e}/withdraw",
+                get(entry::confirm_withdraw).post(entry::withdraw),
+            )
             .route("/c/{c}/help", get(help::page).post(help::share))
             .route(
                 "/c/{c}/gatherings",
                 get(gatherings::list).post(gatherings::propose),
             )
             .route("/c/{c}/g/{g}", get(gatherings::page))
-            .route("/c/{c}/g/{g}/rsvp", post(gatherings::rsvp))
-            .route("/c/{c}/g/{g}/bring", post(gatherings::bring))
-            .route("/c/{c}/g/{g}/came", post(gatherings::came))
+            .route("/c/{c}/g/{g}/rsvp", get(to_page).post(gatherings::rsvp))
+            .route("/c/{c}/g/{g}/bring", get(to_page).post(gatherings::bring))
+            .route("/c/{c}/g/{g}/came", get(to_page).post(gatherings::came))
             .route("/c/{c}/people", get(people::page))
-            .route("/c/{c}/profile", post(people::profile))
-            .route("/c/{c}/away", post(people::away))
-            .route("/c/{c}/back", post(people::back))
+            .route("/c/{c}/profile", get(to_page).post(people::profile))
+            .route("/c/{c}/away", get(to_page).post(people::away))
+            .route("/c/{c}/back", get(to_page).post(people::back))
+            .route(
+                "/c/{c}/devices/{d}/revoke",
+                get(people::confirm_revoke).post(people::revoke),
+            )
             .route("/c/{c}/invite", get(invite::page).post(invite::make))
-            .route("/c/{c}/invite/{i}/revoke", post(invite::revoke))
+            .route("/c/{c}/invite/{i}", get(invite::made))
+            .route(
+                "/c/{c}/invite/{i}/revoke",
+                get(invite::confirm_revoke).post(invite::revoke),
+            )
             .route("/c/{c}/pair", get(invite::pair_page).post(invite::pair))
+            .route("/c/{c}/pair/{i}", get(invite::paired))
             .route("/c/{c}/stewards", get(stewards::page).post(stewards::add))
-            .route("/c/{c}/stewards/{s}/remove", post(stewards::remove))
+            .route(
+                "/c/{c}/stewards/{s}/remove",
+                get(stewards::confirm_remove).post(stewards::remove),
+            )
             .route("/c/{c}/removal", get(removal::page).post(removal::propose))
-            .route("/c/{c}/removal/{p}/consent", post(removal::consent))
-            .route("/c/{c}/removal/{p}/withdraw", post(removal::withdraw))
+            .route(
+                "/c/{c}/removal/{p}/consent",
+                get(removal::confirm_consent).post(removal::consent),
+            )
+            .route(
+                "/c/{c}/removal/{p}/withdraw",
+                get(to_page).post(removal::withdraw),
+            )
             .route("/c/{c}/export.md", get(status::export_markdown))
             .route("/c/{c}/export.json", get(status::export_json))
             .fallback(not_found)
@@ -126,7 +170,7 @@ impl Inner {
 /// A node error in words a person can act on.
 pub(crate) fn plain(e: &NodeError) -> String {
     match e {
-        NodeError::Closed => "Your node has stopped. Start `roundtable up` again.".into(),
+        NodeError::Closed => "Your node has stopped. Start Roundtable again.".into(),
         other => sentence(&other.to_string()),
     }
 }
@@ -176,6 +220,26 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         (self.status, pages::layout::bare("Roundtable", &self.words)).into_response()
     }
+}
+
+/// The page whose form posts to `path`: where a GET of a form's address
+/// goes.
+pub(crate) fn page_of(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["create" | "join"] => "/welcome".into(),
+        ["new-link"] => "/status".into(),
+        ["c", c, "profile" | "away" | "back"] => format!("/c/{c}/people"),
+        ["c", c, "removal" | "stewards", _, _] => format!("/c/{}/{}", c, parts[2]),
+        ["c", c, "e" | "g", id, _] => format!("/c/{c}/{}/{id}", parts[2]),
+        ["c", c, _] => format!("/c/{c}"),
+        _ => "/".into(),
+    }
+}
+
+/// A GET of a form's address: on to the page the form is on.
+async fn to_page(uri: axum::http::Uri) -> Redirect {
+    Redirect::to(&page_of(uri.path()))
 }
 
 async fn not_found() -> Failure {
@@ -325,4 +389,29 @@ pub(crate) fn again(markup: maud::Markup) -> Response {
 /// Parses an id from a path; a wrong one is "no such thing".
 pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Failure> {
     s.parse().map_err(|_| Failure::not_found(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_of;
+
+    #[test]
+    fn a_form_address_leads_to_the_page_of_its_form() {
+        for (form, page) in [
+            ("/create", "/welcome"),
+            ("/join", "/welcome"),
+            ("/new-link", "/status"),
+            ("/c/ab/checkin", "/c/ab"),
+            ("/c/ab/moment", "/c/ab"),
+            ("/c/ab/profile", "/c/ab/people"),
+            ("/c/ab/away", "/c/ab/people"),
+            ("/c/ab/back", "/c/ab/people"),
+            ("/c/ab/e/cd/reply", "/c/ab/e/cd"),
+            ("/c/ab/e/cd/edit", "/c/ab/e/cd"),
+            ("/c/ab/g/cd/rsvp", "/c/ab/g/cd"),
+            ("/c/ab/removal/cd/withdraw", "/c/ab/removal"),
+        ] {
+            assert_eq!(page_of(form), page, "{form}");
+        }
+    }
 }

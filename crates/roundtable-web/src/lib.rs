@@ -30,7 +30,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use roundtable_core::{DeviceId, MemberId};
 use roundtable_node::NodeHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -112,19 +111,13 @@ impl WebApp {
         let local = listeners[0]
             .local_addr()
             .map_err(|source| WebError::Bind { addr, source })?;
-        let (device, member): (DeviceId, MemberId) = node
+        let (device, _) = node
             .identity()
             .await
             .map_err(|e| WebError::Node(Box::new(e)))?;
         let access = Arc::new(Access::new(local.port()));
         let (stop, stopped) = watch::channel(false);
-        let app = Inner::shared(
-            node.clone(),
-            access.clone(),
-            device,
-            member,
-            stopped.clone(),
-        );
+        let app = Inner::shared(node.clone(), access.clone(), device, stopped.clone());
         let router = app.router();
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let tasks = listeners

@@ -74,6 +74,18 @@ pub(crate) fn name(view: &CircleView, m: &MemberId) -> String {
     view.name_of(m)
 }
 
+/// A person as feeds and lists show them: their mark (a colour and an
+/// initial that stay with them across renames) and their name.
+pub(crate) fn who(view: &CircleView, m: &MemberId) -> Markup {
+    let (initial, hue) = view.mark_of(m);
+    // One of twelve colours (the pages allow no inline style).
+    let colour = format!("mark h{}", hue / 30);
+    html! {
+        span class=(colour) aria-hidden="true" { (initial) }
+        strong { (name(view, m)) }
+    }
+}
+
 /// Text with its line breaks kept.
 pub(crate) fn words(text: &str) -> Markup {
     html! {

@@ -472,7 +472,8 @@ async fn a_live_page_hears_of_a_change() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains("text/event-stream"), "{seen}");
-    assert!(seen.contains("Offline"), "{seen}");
+    // A circle of one so far is not "offline": there is nobody to miss.
+    assert!(seen.contains("Only you so far"), "{seen}");
     // Before anything else, the run's id, which the pages carry.
     let page = request(addr, "GET", "/welcome", &s.ours(), "").await;
     let run = page
@@ -884,7 +885,12 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
         &[("lasts", "1d"), ("uses", "1")],
     )
     .await;
-    assert_eq!(made.status, 200, "{}", made.body);
+    // Post, then redirect to the page that shows the ticket (a refresh
+    // makes no second invite).
+    assert_eq!(made.status, 303, "{}", made.body);
+    let to = made.header("location").pop().expect("a location");
+    assert!(to.starts_with(&format!("/c/{c}/invite/")), "{to}");
+    let made = get(&s, &to).await;
     assert!(
         made.body
             .contains("they can join even while this device is off, until it expires"),
@@ -913,6 +919,8 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
     let id = records[0].id;
     let remove = format!("/c/{c}/stewards/{id}/remove");
     let a = post(&s, &remove, &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let a = get(&s, &remove).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(
         a.body.contains(
@@ -955,5 +963,163 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
     assert_eq!(post(&s, &remove, &[("confirm", "yes")]).await.status, 404);
 
     timeout(LIMIT, steward.shutdown()).await.expect("in time");
+    s.stop().await;
+}
+
+/// A GET that is answered with a redirect: where to.
+async fn redirected(s: &Setup, path: &str) -> String {
+    let a = request(s.addr(), "GET", path, &s.ours(), "").await;
+    assert_eq!(a.status, 303, "GET {path}: {}", a.body);
+    a.header("location").pop().expect("a location")
+}
+
+#[tokio::test]
+async fn every_form_address_shows_a_page_and_pages_are_never_kept_by_the_browser() {
+    let s = Setup::new().await;
+    let node = s.node.as_ref().expect("running").handle();
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let e = node
+        .perform(
+            c,
+            Op::Moment {
+                text: "soup".into(),
+            },
+            Timestamp::now(),
+        )
+        .await
+        .expect("saved")
+        .expect("an id");
+    for (form, page) in [
+        ("/create".to_owned(), "/welcome".to_owned()),
+        ("/join".to_owned(), "/welcome".to_owned()),
+        ("/new-link".to_owned(), "/status".to_owned()),
+        (format!("/c/{c}/checkin"), format!("/c/{c}")),
+        (format!("/c/{c}/moment"), format!("/c/{c}")),
+        (format!("/c/{c}/profile"), format!("/c/{c}/people")),
+        (format!("/c/{c}/e/{e}/reply"), format!("/c/{c}/e/{e}")),
+    ] {
+        assert_eq!(redirected(&s, &form).await, page, "{form}");
+    }
+    // The pages themselves: never stored, so Back shows them as they are.
+    for path in ["/welcome".to_owned(), format!("/c/{c}"), "/status".into()] {
+        let a = get(&s, &path).await;
+        assert_eq!(a.header("cache-control"), ["no-store"], "{path}");
+    }
+    // A form field carries the node's own limit.
+    let home = get(&s, &format!("/c/{c}")).await;
+    let limit = roundtable_core::schema::limits::NOTE;
+    assert!(
+        home.body
+            .contains(&format!("name=\"note\" rows=\"2\" data-max=\"{limit}\"")),
+        "{}",
+        home.body
+    );
+    // No word of the mood is ungrammatical.
+    node.perform(
+        c,
+        Op::Checkin {
+            mood: Mood::Struggling,
+            note: String::new(),
+        },
+        Timestamp::now(),
+    )
+    .await
+    .expect("saved");
+    let home = get(&s, &format!("/c/{c}")).await;
+    assert!(home.body.contains("is struggling"), "{}", home.body);
+    assert!(!home.body.contains("is feeling struggling"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn lasting_actions_are_asked_first_and_invites_are_posted_then_shown() {
+    let s = Setup::new().await;
+    let node = s.node.as_ref().expect("running").handle();
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let e = node
+        .perform(
+            c,
+            Op::Moment {
+                text: "soup".into(),
+            },
+            Timestamp::now(),
+        )
+        .await
+        .expect("saved")
+        .expect("an id");
+    // Taking back: the entry page links to a page that asks; only its
+    // button does it.
+    let entry = get(&s, &format!("/c/{c}/e/{e}")).await;
+    assert!(
+        entry
+            .body
+            .contains(&format!("href=\"/c/{c}/e/{e}/withdraw\"")),
+        "{}",
+        entry.body
+    );
+    assert!(!entry.body.contains("action=\"/c/{c}/e/{e}/withdraw\""));
+    let ask = get(&s, &format!("/c/{c}/e/{e}/withdraw")).await;
+    assert!(ask.body.contains("Take this back?"), "{}", ask.body);
+    let read = |node: roundtable_node::NodeHandle| async move {
+        let doc = node.doc(c).await.expect("answers");
+        roundtable_core::Circle::load(&doc).expect("loads").view()
+    };
+    assert_eq!(read(node.clone()).await.moments.len(), 1);
+    let a = post(&s, &format!("/c/{c}/e/{e}/withdraw"), &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(read(node.clone()).await.moments.is_empty());
+
+    // An invite, with a label: posted, then shown at its own address,
+    // again and again while it is open.
+    let made = post(
+        &s,
+        &format!("/c/{c}/invite"),
+        &[("lasts", "1d"), ("uses", "1"), ("label", "for Sam")],
+    )
+    .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let to = made.header("location").pop().expect("a location");
+    let first = get(&s, &to).await;
+    let again = get(&s, &to).await;
+    let ticket = |body: &str| {
+        body.split_once("id=\"made-ticket\"")
+            .and_then(|(_, r)| r.split_once('>'))
+            .and_then(|(_, r)| r.split_once('<'))
+            .map(|(t, _)| t.to_owned())
+            .expect("a ticket")
+    };
+    assert_eq!(ticket(&first.body), ticket(&again.body));
+    let view = read(node.clone()).await;
+    assert_eq!(view.invites.len(), 1);
+    let (id, invite) = view.invites.iter().next().expect("one");
+    assert_eq!(invite.label, "for Sam");
+    let list = get(&s, &format!("/c/{c}/invite")).await;
+    assert!(list.body.contains("for Sam"), "{}", list.body);
+    // Revoking asks first.
+    let ask = get(&s, &format!("/c/{c}/invite/{id}/revoke")).await;
+    assert!(ask.body.contains("Revoke this invite?"), "{}", ask.body);
+    assert!(!read(node.clone()).await.invites[id].revoked);
+    let a = post(&s, &format!("/c/{c}/invite/{id}/revoke"), &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(read(node.clone()).await.invites[id].revoked);
+    // Revoked: its ticket is not shown any more.
+    let gone = request(s.addr(), "GET", &to, &s.ours(), "").await;
+    assert_eq!(gone.status, 410, "{}", gone.body);
+    // A label longer than a name is refused in words, with what was typed.
+    let long = "l".repeat(roundtable_core::schema::limits::NAME + 1);
+    let a = post(
+        &s,
+        &format!("/c/{c}/invite"),
+        &[("lasts", "1d"), ("uses", "1"), ("label", &long)],
+    )
+    .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains(&long));
     s.stop().await;
 }

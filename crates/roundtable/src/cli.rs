@@ -100,6 +100,28 @@ The running node (`roundtable up`) serves the app and makes the link; it works o
         #[arg(long)]
         new_link: bool,
     },
+    /// Open Roundtable in the browser, starting this device's node first if it is not running
+    #[command(after_help = "Example: roundtable open --print
+What a click on the Roundtable launcher does. A node it starts keeps running after it ends (through the systemd user unit where there is one, else on its own, its errors kept in HOME/node.log); `roundtable autostart on` starts it at login.")]
+    Open {
+        /// Print the link instead of opening a browser
+        #[arg(long)]
+        print: bool,
+        /// Where a node it starts serves the web app: 127.0.0.1:PORT or [::1]:PORT
+        #[arg(long, default_value = "127.0.0.1:7777", value_name = "ADDR")]
+        web: std::net::SocketAddr,
+        /// Relays of a node it starts: default, none, or the URL of your own relay
+        #[arg(long, default_value = "default", value_name = "default|none|URL")]
+        relay: String,
+    },
+    /// Start this device's node when you log in, or stop doing so (a systemd user service)
+    #[command(after_help = "Example: roundtable autostart on
+Needs the roundtable.service user unit, which Roundtable's package installs, and a systemd user session.")]
+    Autostart {
+        /// on or off
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// The node's peers and circles, and what each peer still lacks
     #[command(after_help = "Example: roundtable status --json")]
     Status,
@@ -111,8 +133,8 @@ The running node (`roundtable up`) serves the app and makes the link; it works o
     Invite {
         #[command(subcommand)]
         action: Option<InviteCommand>,
-        /// How long the ticket works, e.g. 30m, 24h, 7d (at most 30d)
-        #[arg(long, default_value = "24h")]
+        /// How long the ticket works, e.g. 30m, 24h, 7d (at most 30d); a week unless you say
+        #[arg(long, default_value = "7d")]
         expires: String,
         /// How many people can use it
         #[arg(long, default_value_t = 1)]

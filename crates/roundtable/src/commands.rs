@@ -43,20 +43,44 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             clap_mangen::Man::new(cmd).render(&mut render::out::stdout())?;
             return Ok(());
         }
+        Command::Autostart { ref state } => {
+            return crate::launcher::autostart(&cli.global, state == "on");
+        }
         _ => {}
     }
-    let config = crate::config::load()?;
+    let config_path = crate::config::path(cli.global.home.as_deref());
+    let config = crate::config::load(config_path.as_deref())?;
     if cli.global.circle.is_none() {
         cli.global.circle = config.circle.clone();
     }
-    let backend = &Backend::new(Home::new(home_dir(&cli.global)?));
+    let home = Home::new(home_dir(&cli.global)?);
+    // A home a newer release wrote is refused before anything here reads
+    // or writes it.
+    home.check_format()?;
+    if let Command::Open {
+        print,
+        web,
+        ref relay,
+    } = cli.command
+    {
+        let args = crate::launcher::OpenArgs {
+            print,
+            web,
+            relay: relay.clone(),
+        };
+        return crate::launcher::open(&home, &cli.global, &args);
+    }
+    let backend = &Backend::new(home);
     let global = &cli.global;
     let now = now(global)?;
     let default_name = |given: Option<String>| given.or_else(|| config.name.clone());
     let view = || -> Result<CircleView> { Ok(read(backend, global)?.view()) };
     match cli.command {
-        Command::Completions { .. } | Command::Man => Ok(()),
-        Command::Config => render::config(crate::config::path(), &config, global.json),
+        Command::Completions { .. }
+        | Command::Man
+        | Command::Autostart { .. }
+        | Command::Open { .. } => Ok(()),
+        Command::Config => render::config(config_path, &config, global.json),
         Command::Up {
             listen,
             relay,
@@ -398,7 +422,7 @@ fn resolve_in<'a>(
     match resolve_prefix(prefix, ids.copied()) {
         Resolved::One(id) => Ok(id),
         Resolved::None => Err(bad_input(format!(
-            "there is no {noun} with an id starting with \"{prefix}\"; `roundtable feed` shows the ids"
+            "this device's copy has no {noun} with an id starting with \"{prefix}\"; `roundtable feed` shows the ids (if someone has just posted it, it arrives when your node next syncs with theirs: see `roundtable status`)"
         ))),
         Resolved::Ambiguous(_) => Err(bad_input(format!(
             "several entries have ids starting with \"{prefix}\"; type more of the id"

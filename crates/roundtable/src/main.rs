@@ -19,6 +19,7 @@ mod backend;
 mod cli;
 mod commands;
 mod config;
+mod launcher;
 mod network;
 mod render;
 

@@ -194,7 +194,7 @@ pub(crate) fn web(backend: &Backend, global: &Global, open_it: bool, new_link: b
 pub(crate) const OPENER: &str = "web-open.html";
 
 /// Opens `link` in the person's browser through [`OPENER`] in the home.
-fn open_in_browser(home: &std::path::Path, link: &str) -> Result<()> {
+pub(crate) fn open_in_browser(home: &std::path::Path, link: &str) -> Result<()> {
     use std::io::Write;
     let path = home.join(OPENER);
     let page = format!(
@@ -352,15 +352,24 @@ pub(crate) fn invite(
     if qr {
         render::qr(&ticket)?;
     }
-    if !global.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let how = match kind {
-            InviteKind::Member => "They join with: roundtable join TICKET --as THEIR_NAME",
-            InviteKind::Device => "On your other device: roundtable pair TICKET",
-        };
-        render::out::note(&format!(
-            "{how}  (works for {expires}, {uses} use{})",
-            if uses == 1 { "" } else { "s" }
-        ));
+    let how = match kind {
+        InviteKind::Member => "They join with: roundtable join TICKET --as THEIR_NAME",
+        InviteKind::Device => "On your other device: roundtable pair TICKET",
+    };
+    let until = roundtable_core::dates::words(
+        now.plus_millis(expires_ms),
+        now,
+        &jiff::tz::TimeZone::system(),
+    );
+    let times = match uses {
+        1 => "once".to_owned(),
+        2 => "twice".to_owned(),
+        n => format!("{n} times"),
+    };
+    // Stdout keeps to the ticket (scripts read it); the person is told on
+    // the terminal how long it works and what the friend does with it.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        render::out::note(&format!("Works {times}, until {until}. {how}"));
     }
     Ok(())
 }
@@ -417,7 +426,11 @@ pub(crate) fn join(
             (RelayChoice::Default, false) => ways.push("through the public relays".into()),
             (RelayChoice::Disabled, false) => {}
         }
-        ways.push("on this network (mDNS)".into());
+        // The short-lived node looks on this network too; a running
+        // node looks wherever it was told to.
+        if backend.node().is_none() {
+            ways.push("on this network".into());
+        }
         say!(
             "Reaching the inviting device ({}) {}...",
             ticket.inviter.id.fmt_short(),

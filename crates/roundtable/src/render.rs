@@ -41,7 +41,11 @@ pub(crate) fn done(as_json: bool, message: &str, id: Option<EntityId>) -> Result
         return json(&json!({ "ok": true, "id": id.map(|i| i.to_string()) }));
     }
     if !silent() {
-        say!("{message}");
+        // Its id, for `edit`, `withdraw`, `reply` and the like.
+        match id {
+            Some(id) => say!("{message} (id {})", id.fmt_short()),
+            None => say!("{message}"),
+        }
     }
     Ok(())
 }
@@ -293,6 +297,21 @@ pub(crate) fn status(s: &roundtable_node::Status) {
                  they should revoke it (`roundtable device revoke`)",
                 f.name
             );
+        }
+        for o in &c.other_versions {
+            if o.needs_update() {
+                say!(
+                    "  ! {}'s device needs an update: it runs an older Roundtable (wire version {}), and the two cannot sync until it is updated",
+                    o.name,
+                    o.speaks
+                );
+            } else {
+                say!(
+                    "  ! this device needs an update: {}'s device runs a newer Roundtable (wire version {}), and the two cannot sync until this one is updated",
+                    o.name,
+                    o.speaks
+                );
+            }
         }
         for st in &c.stewards {
             say!("  {}", steward_words(st, Timestamp::now()));

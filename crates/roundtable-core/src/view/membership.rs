@@ -109,6 +109,14 @@ pub struct Invite {
     /// When it was made (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// What its maker called it ("for Sam"), to tell invites apart; empty
+    /// when none was given.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub label: String,
     /// Set when someone withdrew it.
     #[serde(default)]
     pub revoked: bool,
@@ -205,7 +213,33 @@ pub struct Member {
         skip_serializing_if = "Option::is_none"
     )]
     pub left: Option<Left>,
+    /// The names they went by before, each change of name once, keyed by
+    /// a random id (so renames made apart all stay).
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub renames: BTreeMap<String, Rename>,
     /// Causal position of their joining (a Lamport clock, never wall-clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+}
+
+/// "Lee now goes by Maya": a member took another name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Rename {
+    /// The name they went by until then.
+    #[serde(default)]
+    pub from: String,
+    /// The name they took.
+    #[serde(default)]
+    pub to: String,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock), for the feed.
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
 }

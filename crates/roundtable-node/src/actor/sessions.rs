@@ -111,6 +111,7 @@ impl Actor {
             SessionRequest::Broken { session, refused } => {
                 machine.broken(session, refused, now(), &mut rng())
             }
+            SessionRequest::Speaks { peer, version } => machine.peer_speaks(peer, version),
             SessionRequest::JoinServe {
                 request,
                 peer,

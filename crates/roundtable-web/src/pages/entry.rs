@@ -8,13 +8,14 @@ use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::feed::Entry;
 use roundtable_core::quiet::away_words;
+use roundtable_core::schema::limits;
 use roundtable_core::view::{Reply, Request};
 use roundtable_core::{
     CircleId, CircleView, EntityId, MemberId, Membership, Mood, Op, RequestKind, Timestamp, dates,
 };
 
 use super::layout::{Place, page as layout};
-use super::{Ctx, ago, name, problem, words};
+use super::{Ctx, ago, name, problem, who, words};
 use crate::Shared;
 use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
 
@@ -37,6 +38,7 @@ pub(crate) fn feed_item(
                         " · " (ago(app, m.joined_at)) }
                 }
                 Entry::Left(id, l) => { p { (name(view, id)) " left the circle · " (ago(app, l.at)) } }
+                Entry::Renamed(id, r) => { p { (view.rename_words(id, r)) " · " (ago(app, r.at)) } }
                 Entry::SteppingBack(id, a) => { p { (away_words(view, id, a, &app.tz)) " · " (ago(app, a.since)) } }
                 Entry::Proposal(id, p) => {
                     @if let Some(words) = membership.proposals.get(id).map(|p| p.words(view)) {
@@ -44,7 +46,7 @@ pub(crate) fn feed_item(
                     }
                 }
                 Entry::Checkin(id, ci) => {
-                    p.head { strong { (name(view, &ci.author)) } " is feeling " span.mood.(ci.mood.as_str()) { (ci.mood.as_str()) } " · " (ago(app, ci.at)) }
+                    p.head { (who(view, &ci.author)) " " span.mood.(ci.mood.as_str()) { (ci.mood.in_words()) } " · " (ago(app, ci.at)) }
                     @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
                     (replies(app, view, &ci.replies))
                     @if ci.mood == Mood::Struggling && ci.replies.is_empty() {
@@ -53,19 +55,25 @@ pub(crate) fn feed_item(
                     p.act { a href=(link(id)) aria-label={ "Reply to " (name(view, &ci.author)) } { "Reply" } }
                 }
                 Entry::Moment(id, m) => {
-                    p.head { strong { (name(view, &m.author)) } " shared a moment · " (ago(app, m.at)) }
+                    p.head { (who(view, &m.author)) " shared a moment · " (ago(app, m.at)) }
                     blockquote { (words(&m.text)) }
                     (replies(app, view, &m.replies))
                     p.act { a href=(link(id)) aria-label={ "Reply to " (name(view, &m.author)) "'s moment" } { "Reply" } }
                 }
                 Entry::Request(id, r) => {
                     (request_summary(app, view, r))
-                    p.act { a href=(link(id)) aria-label={ "Open " (name(view, &r.author)) "'s " (r.kind.as_str()) } {
-                        @if r.done.is_some() { "Open" } @else if r.kind == RequestKind::Ask { "Reply or help" } @else { "Reply or take it up" }
-                    } }
+                    p.act {
+                        @if r.done.is_some() {
+                            a href=(link(id)) aria-label={ "See how it went: " (name(view, &r.author)) "'s " (r.kind.as_str()) } { "See how it went" }
+                        } @else {
+                            a href=(link(id)) aria-label={ "Open " (name(view, &r.author)) "'s " (r.kind.as_str()) } {
+                                @if r.kind == RequestKind::Ask { "Reply or help" } @else { "Reply or take it up" }
+                            }
+                        }
+                    }
                 }
                 Entry::Gathering(id, g) => {
-                    p.head { strong { (name(view, &g.author)) } " proposed " a href={ "/c/" (c) "/g/" (id) } { (g.title) } " · " (dates::starts_words(g, now, &app.tz)) }
+                    p.head { (who(view, &g.author)) " proposed " a href={ "/c/" (c) "/g/" (id) } { (g.title) } " · " (dates::starts_words(g, now, &app.tz)) }
                     @if !g.place.is_empty() { p.sub { "at " (g.place) } }
                 }
             }
@@ -77,7 +85,7 @@ fn request_summary(app: &Shared, view: &CircleView, r: &Request) -> Markup {
     let mut cs: Vec<_> = r.commitments.iter().collect();
     cs.sort_by_key(|(cid, c)| (c.order, **cid));
     html! {
-        p.head { strong { (name(view, &r.author)) } " " (r.kind.verb()) ": " (r.text)
+        p.head { (who(view, &r.author)) " " (r.kind.verb()) ": " (r.text)
             @if !r.when.is_empty() { " (" (r.when) ")" }
             " · " (ago(app, r.at)) }
         @if !cs.is_empty() {
@@ -164,12 +172,12 @@ async fn render(
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
-    let mine = found.author() == app.member;
+    let mine = found.author() == app.member();
     let v = |form, field| Failed::value(failed, form, field);
     let here = format!("/c/{c}/e/{e}");
     let (title, main) = match &found {
         Found::Checkin(ci) => (
-            format!("{} is feeling {}", name(view, &ci.author), ci.mood),
+            format!("{} {}", name(view, &ci.author), ci.mood.in_words()),
             html! {
                 p.head { " · " (ago(app, ci.at)) }
                 @if !ci.note.is_empty() { blockquote { (words(&ci.note)) } }
@@ -204,7 +212,7 @@ async fn render(
                 (ctx.token())
                 (problem(failed, "reply"))
                 label for="reply-words" { "Your reply" }
-                textarea #reply-words name="text" rows="3" required maxlength="2000" { (v("reply", "text")) }
+                textarea #reply-words name="text" rows="3" required data-max=(limits::NOTE) autocomplete="off" { (v("reply", "text")) }
                 button type="submit" { "Reply" }
             }
         }
@@ -216,7 +224,7 @@ async fn render(
                         (ctx.token())
                         (problem(failed, "commit"))
                         label for="commit-words" { "What you'll do" }
-                        input #commit-words name="text" required maxlength="500" placeholder="I'll bring soup on Tuesday" value=(v("commit", "text"));
+                        input #commit-words name="text" required data-max=(limits::NOTE) autocomplete="off" placeholder="I'll bring soup on Tuesday" value=(v("commit", "text"));
                         button type="submit" { "I'll do it" }
                     }
                 }
@@ -227,7 +235,7 @@ async fn render(
                         (ctx.token())
                         (problem(failed, "done"))
                         label for="thanks-words" { "Thanks (optional)" }
-                        input #thanks-words name="thanks" maxlength="500" placeholder="Thank you, Sam — the soup was perfect" value=(v("done", "thanks"));
+                        input #thanks-words name="thanks" data-max=(limits::NOTE) autocomplete="off" placeholder="Thank you, Sam — the soup was perfect" value=(v("done", "thanks"));
                         button type="submit" { "Mark done" }
                     }
                 }
@@ -240,20 +248,49 @@ async fn render(
                     (ctx.token())
                     (problem(failed, "edit"))
                     label for="edit-words" { "Change what you wrote" }
-                    textarea #edit-words name="text" rows="2" maxlength="2000" {
+                    textarea #edit-words name="text" rows="2" data-max=(limits::NOTE) autocomplete="off" {
                         @if failed.is_some_and(|f| f.form == "edit") { (v("edit", "text")) } @else { (found.text()) }
                     }
                     button type="submit" { "Save the change" }
                 }
-                form method="post" action={ (here) "/withdraw" } {
-                    (ctx.token())
-                    (problem(failed, "withdraw"))
-                    button.quiet type="submit" { "Take it back" }
-                }
+                (problem(failed, "withdraw"))
+                p.act { a href={ (here) "/withdraw" } { "Take it back…" } }
             }
         }
     };
     Ok(layout(app, ctx, Some(c), Place::Home, &title, body).await)
+}
+
+/// Taking something back, asked first: what it is, what taking it back
+/// means, and the one button that does it.
+pub(crate) async fn confirm_withdraw(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, e)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, e): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
+    let here = format!("/c/{c}/e/{e}");
+    let body = html! {
+        p.back { a href=(here) { "← Back" } }
+        h1 { "Take this back?" }
+        section.card aria-labelledby="confirm-title" {
+            h2 #confirm-title { "What you wrote" }
+            @if found.text().is_empty() { p { "(no words)" } } @else { blockquote { (words(found.text())) } }
+            p { "Taken back, it no longer shows on the circle's pages, on any device. This cannot be undone." }
+            form method="post" action={ (here) "/withdraw" } aria-labelledby="confirm-title" {
+                (ctx.token())
+                button type="submit" { "Take it back" }
+            }
+            p { a href=(here) { "Keep it" } }
+        }
+    };
+    Ok(shown(
+        layout(&app, &ctx, Some(c), Place::Home, "Take this back?", body).await,
+        &ctx.said,
+    ))
 }
 
 async fn act(

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
+use roundtable_core::schema::limits;
 use roundtable_core::view::Gathering;
 use roundtable_core::{Answer, CircleId, CircleView, EntityId, Membership, Op, Timestamp, dates};
 
@@ -62,12 +63,12 @@ async fn render_list(
                 (ctx.token())
                 (problem(failed, "propose"))
                 label for="g-title" { "What" }
-                input #g-title name="title" required maxlength="200" placeholder="Soup night" value=(v("title"));
+                input #g-title name="title" required maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="Soup night" value=(v("title"));
                 label for="g-when" { "When" }
-                input #g-when name="at" required maxlength="100" aria-describedby="g-when-hint" placeholder="thursday 7pm" value=(v("at"));
+                input #g-when name="at" required maxlength=(limits::NAME) autocomplete="off" aria-describedby="g-when-hint" placeholder="thursday 7pm" value=(v("at"));
                 p.hint #g-when-hint { "As you would say it: \"thursday 7pm\", \"8 Dec 19:30\", \"2026-12-24 18:00\". Your time zone: " (app.tz.iana_name().unwrap_or("this computer's")) "." }
                 label for="g-where" { "Where (optional)" }
-                input #g-where name="place" maxlength="200" placeholder="Maya's kitchen" value=(v("place"));
+                input #g-where name="place" data-max=(limits::NOTE) autocomplete="off" placeholder="Maya's kitchen" value=(v("place"));
                 label.check { input type="checkbox" name="past" value="yes" checked[v("past") == "yes"]; " It already happened (to record it)" }
                 button type="submit" { "Propose" }
             }
@@ -158,8 +159,8 @@ async fn render(
         .ok_or_else(|| Failure::not_found("gathering"))?;
     let now = Timestamp::now();
     let here = format!("/c/{c}/g/{id}");
-    let mine = g.rsvps.get(&app.member);
-    let my_dishes = view.dishes_of(id, app.member);
+    let mine = g.rsvps.get(&app.member());
+    let my_dishes = view.dishes_of(id, app.member());
     let began = g
         .starts_at()
         .is_some_and(|t| t.as_millis() <= now.as_millis());
@@ -220,7 +221,7 @@ async fn render(
                     label { input type="radio" name="answer" value="no" checked[chosen == "no"]; " No" }
                 }
                 label for="rsvp-note" { "A word with it (optional)" }
-                input #rsvp-note name="note" maxlength="200" placeholder="might be late" value=(if failed.is_some() { v("rsvp", "note") } else { mine.map(|r| r.note.as_str()).unwrap_or("") });
+                input #rsvp-note name="note" data-max=(limits::NOTE) autocomplete="off" placeholder="might be late" value=(if failed.is_some() { v("rsvp", "note") } else { mine.map(|r| r.note.as_str()).unwrap_or("") });
                 button type="submit" { "Answer" }
             }
             @if mine.is_some() {
@@ -237,9 +238,9 @@ async fn render(
                 (ctx.token())
                 (problem(failed, "bring"))
                 label for="dish" { "Dish" }
-                input #dish name="dish" required maxlength="200" placeholder="lentil soup" value=(v("bring", "dish"));
+                input #dish name="dish" required maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="lentil soup" value=(v("bring", "dish"));
                 label for="dietary" { "Dietary notes (optional)" }
-                input #dietary name="dietary" maxlength="200" placeholder="vegan, no nuts" value=(v("bring", "dietary"));
+                input #dietary name="dietary" maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="vegan, no nuts" value=(v("bring", "dietary"));
                 @if !my_dishes.is_empty() {
                     @let before: Vec<&str> = my_dishes.iter().map(|(_, d)| d.as_str()).collect();
                     label.check { input type="checkbox" name="instead" value="yes" checked[v("bring", "instead") == "yes"]; " Instead of " (before.join(" and ")) }
@@ -256,7 +257,7 @@ async fn render(
                     fieldset.choice {
                         legend { "Tick who was there" }
                         @for (m, _) in &members {
-                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member && g.came.is_empty())]; " " (name(view, m)) }
+                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member() && g.came.is_empty())]; " " (name(view, m)) }
                         }
                     }
                     button type="submit" { "Note who came" }

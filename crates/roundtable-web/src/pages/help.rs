@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
+use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, Op, RequestKind};
 
 use super::layout::{Place, page as layout};
@@ -46,9 +47,9 @@ async fn render(
                     label { input type="radio" name="kind" value="offer" checked[kind == "offer"]; " an offer" }
                 }
                 label for="share-what" { "What" }
-                input #share-what name="text" required maxlength="1000" placeholder="A lift to the clinic" value=(v("text"));
+                input #share-what name="text" required data-max=(limits::NOTE) autocomplete="off" placeholder="A lift to the clinic" value=(v("text"));
                 label for="share-when" { "When (optional)" }
-                input #share-when name="when" maxlength="200" placeholder="Tuesday morning" value=(v("when"));
+                input #share-when name="when" maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="Tuesday morning" value=(v("when"));
                 button type="submit" { "Share" }
             }
         }

@@ -6,6 +6,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::feed::{Entry, timeline};
 use roundtable_core::quiet::{QuietRule, quiet_for, stepping_back};
+use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, CircleView, Membership, Mood, Op, Timestamp, dates};
 
 use super::entry::feed_item;
@@ -38,9 +39,9 @@ async fn render(
     let now = Timestamp::now();
     let v = |form, field| Failed::value(failed, form, field);
     let chosen = v("checkin", "mood");
-    let quiet = quiet_for(view, now, &QuietRule::default(), app.member);
+    let quiet = quiet_for(view, now, &QuietRule::default(), app.member());
     let away = stepping_back(view, now, &app.tz);
-    let me_in = membership.is_member(app.member);
+    let me_in = membership.is_member(app.member());
     let body = html! {
         h1 { (view.circle.name) }
         @if !view.circle.about.is_empty() { p.lead { (view.circle.about) } }
@@ -60,11 +61,12 @@ async fn render(
                         }
                     }
                     label for="checkin-words" { "In your words (optional)" }
-                    textarea #checkin-words name="note" rows="2" maxlength="2000" { (v("checkin", "note")) }
+                    textarea #checkin-words name="note" rows="2" data-max=(limits::NOTE) autocomplete="off" { (v("checkin", "note")) }
                     button type="submit" { "Check in" }
                 }
             }
         }
+        div #proposals data-live { (proposals(view, membership, c)) }
         div.columns {
             div {
                 section #quiet data-live aria-labelledby="quiet-title" {
@@ -125,7 +127,7 @@ async fn render(
                             (ctx.token())
                             (problem(failed, "moment"))
                             label for="moment-words" { "What happened" }
-                            textarea #moment-words name="text" rows="2" required maxlength="2000" { (v("moment", "text")) }
+                            textarea #moment-words name="text" rows="2" required data-max=(limits::NOTE) autocomplete="off" { (v("moment", "text")) }
                             button type="submit" { "Share" }
                         }
                     }
@@ -134,6 +136,28 @@ async fn render(
         }
     };
     Ok(layout(app, ctx, Some(c), Place::Home, "Home", body).await)
+}
+
+/// Open proposals to remove someone, on every member's home (the one
+/// concerned included): nobody learns of one by chance.
+fn proposals(view: &CircleView, membership: &Membership, c: CircleId) -> Markup {
+    let open: Vec<_> = membership
+        .proposals
+        .values()
+        .filter(|p| p.state == roundtable_core::ProposalState::Open)
+        .collect();
+    html! {
+        @if !open.is_empty() {
+            section.card.proposals aria-labelledby="proposals-title" {
+                h2 #proposals-title { "Waiting for the circle" }
+                ul.plain {
+                    @for p in open {
+                        li { (p.words(view)) ". " a href={ "/c/" (c) "/removal" } { "See the proposal" } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn open_requests(

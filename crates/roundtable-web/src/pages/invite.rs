@@ -5,12 +5,14 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use data_encoding::BASE64;
 use maud::{Markup, html};
+use roundtable_core::schema::limits;
+use roundtable_core::view::InviteState;
 use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp, dates};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, plain, saved, shown};
+use crate::app::{Failed, Failure, Kept, Posted, again, parse_id, plain, saved, shown};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -21,16 +23,6 @@ const LASTS: [(&str, &str, i64); 4] = [
     ("7d", "a week", 7 * 24 * HOUR_MS),
     ("30d", "thirty days", 30 * 24 * HOUR_MS),
 ];
-
-/// A ticket just made, to show once.
-struct Made {
-    ticket: String,
-    kind: InviteKind,
-    expires_at: Timestamp,
-    uses: u32,
-    /// It names a steward of the circle, where it also waits.
-    waits: bool,
-}
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -58,7 +50,7 @@ fn qr(ticket: &str) -> Markup {
     }
 }
 
-fn show_ticket(app: &Shared, made: &Made) -> Markup {
+fn show_ticket(app: &Shared, made: &Kept) -> Markup {
     let now = Timestamp::now();
     let how = match (made.kind, made.waits) {
         (InviteKind::Member, false) => {
@@ -68,10 +60,10 @@ fn show_ticket(app: &Shared, made: &Made) -> Markup {
             "Send it to them however you like (a message, a letter). They open Roundtable, choose \"Join with a ticket\", paste it or scan the code, and say their name. Your node also leaves the invite with the circle's steward: once it is there, they can join even while this device is off, until it expires."
         }
         (InviteKind::Device, false) => {
-            "On your other device, start Roundtable (`roundtable up`), choose \"Join with a ticket\", and paste this or scan the code. Keep this device running until it is done."
+            "On your other device, start Roundtable, choose \"Join with a ticket\", and paste this or scan the code. Keep this device running until it is done."
         }
         (InviteKind::Device, true) => {
-            "On your other device, start Roundtable (`roundtable up`), choose \"Join with a ticket\", and paste this or scan the code. Your node also leaves it with the circle's steward: once it is there, your other device can join even while this one is off, until the ticket expires."
+            "On your other device, start Roundtable, choose \"Join with a ticket\", and paste this or scan the code. Your node also leaves it with the circle's steward: once it is there, your other device can join even while this one is off, until the ticket expires."
         }
     };
     html! {
@@ -103,7 +95,7 @@ async fn render(
     app: &Shared,
     ctx: &Ctx,
     c: CircleId,
-    made: Option<&Made>,
+    made: Option<&Kept>,
     failed: Option<&Failed>,
 ) -> Result<Markup, Failure> {
     let reading = app.read(c).await?;
@@ -140,6 +132,8 @@ async fn render(
                 }
                 label for="uses" { "How many people may use it" }
                 input #uses name="uses" type="number" min="1" max="50" required value=(uses);
+                label for="invite-label" { "A label, to tell it apart (optional)" }
+                input #invite-label name="label" maxlength=(limits::NAME) autocomplete="off" placeholder="for Sam" value=(v("label"));
                 button type="submit" { "Make an invite" }
             }
         }
@@ -150,18 +144,23 @@ async fn render(
                 @for (id, i) in &list {
                     @let state = i.state(now);
                     li {
-                        strong { "By " (name(view, &i.by)) } " · " (state.as_str())
+                        @if i.label.is_empty() { strong { "By " (name(view, &i.by)) } } @else { strong { (i.label) } " · by " (name(view, &i.by)) }
+                        " · " (state.as_str())
                         p.sub { (i.redeemed.len()) " of " (i.uses) " used · "
-                            @if state == roundtable_core::view::InviteState::Expired { "expired " } @else { "works until " }
+                            @if state == InviteState::Expired { "expired " } @else { "works until " }
                             (dates::words(i.expires_at, now, &app.tz)) }
                         @if !i.redeemed.is_empty() {
                             @let who: Vec<String> = i.redeemed.values().map(|r| name(view, &r.member)).collect();
                             p.sub { "Joined with it: " (who.join(", ")) }
                         }
-                        @if state == roundtable_core::view::InviteState::Open && i.by == app.member {
-                            form method="post" action={ "/c/" (c) "/invite/" (id) "/revoke" } {
-                                (ctx.token())
-                                button.quiet type="submit" aria-label={ "Revoke the invite made " (dates::words(i.at, now, &app.tz)) } { "Revoke" }
+                        @if state == InviteState::Open && i.by == app.member() {
+                            @let which = if i.label.is_empty() { format!("made {}", dates::words(i.at, now, &app.tz)) } else { format!("\"{}\"", i.label) };
+                            p.act {
+                                @if kept_ticket(app, **id).is_some() {
+                                    a href={ "/c/" (c) "/invite/" (id) } aria-label={ "Show the ticket of the invite " (which) } { "Show the ticket" }
+                                    " · "
+                                }
+                                a href={ "/c/" (c) "/invite/" (id) "/revoke" } aria-label={ "Revoke the invite " (which) } { "Revoke…" }
                             }
                         }
                     }
@@ -188,13 +187,17 @@ pub(crate) async fn make(
         .parse()
         .ok()
         .filter(|u| (1..=50).contains(u));
+    let label = form.get("label");
     let outcome = match (lasts, uses) {
-        (Some(ms), Some(uses)) => mint(&app, c, InviteKind::Member, ms, uses).await,
+        (Some(ms), Some(uses)) => mint(&app, c, InviteKind::Member, ms, uses, &label).await,
         (None, _) => Err("Choose how long the invite works.".into()),
         (_, None) => Err("Say how many people may use it: 1 to 50.".into()),
     };
     Ok(match outcome {
-        Ok(made) => shown(render(&app, &ctx, c, Some(&made), None).await?, &ctx.said),
+        Ok(id) => saved(
+            &format!("/c/{c}/invite/{id}"),
+            "Your invite is made. Its ticket is below, and stays at hand here while the invite is open.",
+        ),
         Err(message) => {
             let f = Failed::new("invite", message, form);
             again(render(&app, &ctx, c, None, Some(&f)).await?)
@@ -202,27 +205,147 @@ pub(crate) async fn make(
     })
 }
 
+/// Makes an invite, keeps its ticket in this run's memory, and returns its
+/// id.
 async fn mint(
     app: &Shared,
     c: CircleId,
     kind: InviteKind,
     lasts_ms: i64,
     uses: u32,
-) -> Result<Made, String> {
+    label: &str,
+) -> Result<EntityId, String> {
     let now = Timestamp::now();
     let expires_at = now.plus_millis(lasts_ms);
     let ticket = app
         .node
-        .invite(c, kind, expires_at, uses, now)
+        .invite_labelled(c, kind, expires_at, uses, label, now)
         .await
         .map_err(|e| plain(&e))?;
-    Ok(Made {
+    let id = ticket.invite;
+    let kept = Kept {
+        circle: c,
         ticket: ticket.to_line(),
         kind,
         expires_at,
         uses,
         waits: !ticket.stewards.is_empty(),
-    })
+    };
+    let mut tickets = app.tickets.lock().unwrap_or_else(|e| e.into_inner());
+    // Tickets of invites that can no longer be used are let go.
+    let now_ms = now.as_millis();
+    tickets.retain(|_, k| k.expires_at.as_millis() > now_ms);
+    tickets.insert(id, kept);
+    Ok(id)
+}
+
+/// The ticket of invite `id`, where this device made it in this run.
+fn kept_ticket(app: &Shared, id: EntityId) -> Option<Kept> {
+    let tickets = app.tickets.lock().unwrap_or_else(|e| e.into_inner());
+    tickets.get(&id).cloned()
+}
+
+/// The ticket of an invite of circle `c`, while it can still be used:
+/// kept here, and open in the circle.
+async fn open_ticket(app: &Shared, c: CircleId, id: EntityId) -> Result<Kept, Failure> {
+    let reading = app.read(c).await?;
+    let invite = reading
+        .view
+        .invites
+        .get(&id)
+        .ok_or_else(|| Failure::not_found("invite"))?;
+    if invite.state(Timestamp::now()) != InviteState::Open {
+        return Err(Failure::new(
+            axum::http::StatusCode::GONE,
+            format!(
+                "This invite is {} now, so its ticket is no longer shown.",
+                invite.state(Timestamp::now()).as_str()
+            ),
+        ));
+    }
+    match kept_ticket(app, id).filter(|k| k.circle == c) {
+        Some(k) => Ok(k),
+        None => Err(Failure::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "Its ticket is not kept here: a ticket is kept only on the device that made it, while Roundtable runs. Make a new invite if you need one.",
+        )),
+    }
+}
+
+/// `/c/{c}/invite/{i}`: the invite page with that invite's ticket shown
+/// again.
+pub(crate) async fn made(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, i)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
+    let k = open_ticket(&app, c, id).await?;
+    Ok(shown(
+        render(&app, &ctx, c, Some(&k), None).await?,
+        &ctx.said,
+    ))
+}
+
+/// `/c/{c}/pair/{i}`: the pairing page with that ticket shown again.
+pub(crate) async fn paired(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, i)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
+    let k = open_ticket(&app, c, id).await?;
+    Ok(shown(
+        render_pair(&app, &ctx, c, Some(&k), None).await,
+        &ctx.said,
+    ))
+}
+
+/// Revoking an invite, asked first.
+pub(crate) async fn confirm_revoke(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, i)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let invite = view
+        .invites
+        .get(&id)
+        .ok_or_else(|| Failure::not_found("invite"))?;
+    let now = Timestamp::now();
+    let which = if invite.label.is_empty() {
+        format!("made {}", dates::words(invite.at, now, &app.tz))
+    } else {
+        format!("\"{}\"", invite.label)
+    };
+    let body = html! {
+        p.back { a href={ "/c/" (c) "/invite" } { "← Back to the invites" } }
+        h1 { "Revoke this invite?" }
+        section.card aria-labelledby="confirm-title" {
+            h2 #confirm-title { "The invite " (which) }
+            p { (invite.redeemed.len()) " of " (invite.uses) " used · works until " (dates::words(invite.expires_at, now, &app.tz)) "." }
+            p { "Once revoked, its ticket no longer works for anyone, on any device. Whoever already joined with it stays in the circle. This cannot be undone: to invite someone again, make a new invite." }
+            form method="post" action={ "/c/" (c) "/invite/" (id) "/revoke" } aria-labelledby="confirm-title" {
+                (ctx.token())
+                button type="submit" { "Revoke the invite" }
+            }
+            p { a href={ "/c/" (c) "/invite" } { "Keep it" } }
+        }
+    };
+    Ok(shown(
+        layout(
+            &app,
+            &ctx,
+            Some(c),
+            Place::Invite,
+            "Revoke this invite?",
+            body,
+        )
+        .await,
+        &ctx.said,
+    ))
 }
 
 pub(crate) async fn revoke(
@@ -233,10 +356,16 @@ pub(crate) async fn revoke(
 ) -> Result<Response, Failure> {
     let (c, invite): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
     Ok(match app.perform(c, Op::RevokeInvite { invite }).await {
-        Ok(_) => saved(
-            &format!("/c/{c}/invite"),
-            "The invite is revoked; its ticket no longer works.",
-        ),
+        Ok(_) => {
+            app.tickets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&invite);
+            saved(
+                &format!("/c/{c}/invite"),
+                "The invite is revoked; its ticket no longer works.",
+            )
+        }
         Err(message) => {
             let f = Failed::new("invite", message, form);
             again(render(&app, &ctx, c, None, Some(&f)).await?)
@@ -260,7 +389,7 @@ async fn render_pair(
     app: &Shared,
     ctx: &Ctx,
     c: CircleId,
-    made: Option<&Made>,
+    made: Option<&Kept>,
     failed: Option<&Failed>,
 ) -> Markup {
     let body = html! {
@@ -291,14 +420,16 @@ pub(crate) async fn pair(
     form: Posted,
 ) -> Result<Response, Failure> {
     let c = parse_id(&c, "circle")?;
-    Ok(match mint(&app, c, InviteKind::Device, HOUR_MS, 1).await {
-        Ok(made) => shown(
-            render_pair(&app, &ctx, c, Some(&made), None).await,
-            &ctx.said,
-        ),
-        Err(message) => {
-            let f = Failed::new("pair", message, form);
-            again(render_pair(&app, &ctx, c, None, Some(&f)).await)
-        }
-    })
+    Ok(
+        match mint(&app, c, InviteKind::Device, HOUR_MS, 1, "").await {
+            Ok(id) => saved(
+                &format!("/c/{c}/pair/{id}"),
+                "Your pairing ticket is made. It is below while it works.",
+            ),
+            Err(message) => {
+                let f = Failed::new("pair", message, form);
+                again(render_pair(&app, &ctx, c, None, Some(&f)).await)
+            }
+        },
+    )
 }

@@ -34,11 +34,9 @@ pub(crate) fn net_words(status: &Status) -> (bool, String) {
     let mut behind = false;
     for c in &status.circles {
         for d in c.devices.iter().filter(|d| d.connected) {
-            let who = if d.device_name.is_empty() {
-                d.name.clone()
-            } else {
-                format!("{} ({})", d.name, d.device_name)
-            };
+            // People by their names: a device's name (often the computer's
+            // host name) is for the status page.
+            let who = d.name.clone();
             if !names.contains(&who) {
                 names.push(who);
             }
@@ -67,6 +65,18 @@ pub(crate) fn net_words(status: &Status) -> (bool, String) {
             format!(
                 "No other device of the circle is awake right now. What you write also goes to {whose}, and reaches the others when their devices next run."
             ),
+        );
+    }
+    // A circle of one so far: there is nobody to be out of touch with.
+    if names.is_empty()
+        && status
+            .circles
+            .iter()
+            .all(|c| c.devices.is_empty() && c.stewards.is_empty())
+    {
+        return (
+            true,
+            "Only you so far. What you write is kept on this device, and shared with the others once they join.".into(),
         );
     }
     if names.is_empty() {
@@ -143,7 +153,7 @@ pub(crate) async fn page(
                             p #net .net.(if *online { "online" } else { "offline" }) role="status" aria-live="polite" { (words) }
                         }
                         None => {
-                            p #net .net.offline role="status" aria-live="polite" { "Your node is not answering. Is `roundtable up` still running?" }
+                            p #net .net.offline role="status" aria-live="polite" { "Your node is not answering. Is Roundtable still running?" }
                         }
                     }
                 }

@@ -5,10 +5,11 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::quiet::away_words;
-use roundtable_core::{CircleId, Op, Timestamp, dates};
+use roundtable_core::schema::limits;
+use roundtable_core::{CircleId, DeviceId, Op, Timestamp, dates};
 
 use super::layout::{Place, page as layout};
-use super::{Ctx, name, problem, words};
+use super::{Ctx, name, problem, who, words};
 use crate::Shared;
 use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
 
@@ -37,7 +38,7 @@ async fn render(
         .filter(|(id, _)| membership.members.contains(id))
         .collect();
     people.sort_by_key(|(id, m)| (m.order, **id));
-    let me = view.members.get(&app.member);
+    let me = view.members.get(&app.member());
     let field = |form: &str, name: &str, current: &str| -> String {
         if failed.is_some_and(|f| f.form == form) {
             Failed::value(failed, form, name).to_owned()
@@ -52,9 +53,9 @@ async fn render(
             ul.cards {
                 @for (id, m) in &people {
                     li {
-                        strong { (name(view, id)) }
+                        (who(view, id))
                         @if !m.pronouns.is_empty() { " (" (m.pronouns) ")" }
-                        @if **id == app.member { " " span.tag { "you" } }
+                        @if **id == app.member() { " " span.tag { "you" } }
                         p.sub { "Joined " (dates::day_words(m.joined_at, now, &app.tz))
                             @if let Some(by) = m.invited_by { ", invited by " (name(view, &by)) } }
                         @if let Some(a) = &m.away { p.sub { (away_words(view, id, a, &app.tz)) } }
@@ -64,27 +65,27 @@ async fn render(
                 }
             }
         }
-        @if let Some(me) = me.filter(|_| membership.is_member(app.member)) {
+        @if let Some(me) = me.filter(|_| membership.is_member(app.member())) {
             section.card aria-labelledby="profile-title" {
                 h2 #profile-title { "About you" }
                 form method="post" action={ "/c/" (c) "/profile" } aria-labelledby="profile-title" {
                     (ctx.token())
                     (problem(failed, "profile"))
                     label for="p-name" { "Your name" }
-                    input #p-name name="name" required maxlength="80" value=(field("profile", "name", &me.name));
+                    input #p-name name="name" required maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" value=(field("profile", "name", &me.name));
                     label for="p-pronouns" { "Pronouns (optional)" }
-                    input #p-pronouns name="pronouns" maxlength="40" value=(field("profile", "pronouns", &me.pronouns));
+                    input #p-pronouns name="pronouns" maxlength=(limits::PRONOUNS) data-max=(limits::PRONOUNS) autocomplete="off" value=(field("profile", "pronouns", &me.pronouns));
                     label for="p-remember" { "What the circle should remember about you" }
-                    textarea #p-remember name="remember" rows="2" maxlength="1000" placeholder="vegetarian; my sister's name is Ines" { (field("profile", "remember", &me.remember)) }
+                    textarea #p-remember name="remember" rows="2" data-max=(limits::NOTE) autocomplete="off" placeholder="vegetarian; my sister's name is Ines" { (field("profile", "remember", &me.remember)) }
                     label for="p-story" { "A little about you (optional)" }
-                    textarea #p-story name="story" rows="3" maxlength="4000" { (field("profile", "story", &me.story)) }
+                    textarea #p-story name="story" rows="3" data-max=(limits::STORY) autocomplete="off" { (field("profile", "story", &me.story)) }
                     button type="submit" { "Save" }
                 }
             }
             section.card aria-labelledby="away-title" {
                 h2 #away-title { "Stepping back" }
                 @if let Some(a) = &me.away {
-                    p { (away_words(view, &app.member, a, &app.tz)) }
+                    p { (away_words(view, &app.member(), a, &app.tz)) }
                     form method="post" action={ "/c/" (c) "/back" } {
                         (ctx.token())
                         (problem(failed, "back"))
@@ -96,9 +97,9 @@ async fn render(
                         (ctx.token())
                         (problem(failed, "away"))
                         label for="away-until" { "Until (optional)" }
-                        input #away-until name="until" maxlength="60" placeholder="next week, 24 Dec" value=(Failed::value(failed, "away", "until"));
+                        input #away-until name="until" maxlength=(limits::NAME) autocomplete="off" placeholder="next week, 24 Dec" value=(Failed::value(failed, "away", "until"));
                         label for="away-note" { "A word for the circle (optional)" }
-                        input #away-note name="note" maxlength="500" placeholder="family stuff" value=(Failed::value(failed, "away", "note"));
+                        input #away-note name="note" data-max=(limits::NOTE) autocomplete="off" placeholder="family stuff" value=(Failed::value(failed, "away", "note"));
                         button type="submit" { "Step back" }
                     }
                 }
@@ -108,12 +109,16 @@ async fn render(
                 ul.plain {
                     @for (d, info) in &me.devices {
                         li {
-                            (if info.name.is_empty() { "a device" } else { info.name.as_str() })
+                            (device_name(&info.name))
                             @if *d == app.device { " " span.tag { "this one" } }
                             @if membership.revoked.contains(d) { " " span.tag { "revoked" } }
+                            @else if *d != app.device {
+                                " · " a href={ "/c/" (c) "/devices/" (d) "/revoke" } aria-label={ "Revoke " (device_name(&info.name)) ", if it is lost" } { "Revoke if lost…" }
+                            }
                         }
                     }
                 }
+                (problem(failed, "revoke"))
                 p { a href={ "/c/" (c) "/pair" } { "Pair another device" } }
             }
             section.card aria-labelledby="removal-title" {
@@ -123,6 +128,73 @@ async fn render(
         }
     };
     Ok(layout(app, ctx, Some(c), Place::People, "People", body).await)
+}
+
+/// A device's name, or words for one that has none.
+fn device_name(name: &str) -> &str {
+    if name.is_empty() {
+        "a device without a name"
+    } else {
+        name
+    }
+}
+
+/// Revoking a device of one's own (a lost one), asked first.
+pub(crate) async fn confirm_revoke(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, d)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, d): (CircleId, DeviceId) = (parse_id(&c, "circle")?, parse_id(&d, "device")?);
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let info = view
+        .members
+        .get(&app.member())
+        .and_then(|m| m.devices.get(&d))
+        .ok_or_else(|| Failure::not_found("device of yours"))?;
+    let revoked = reading.membership.revoked.contains(&d);
+    let back = format!("/c/{c}/people");
+    let body = html! {
+        p.back { a href=(back) { "← Back to People" } }
+        h1 { "Revoke " (device_name(&info.name)) "?" }
+        section.card aria-labelledby="confirm-title" {
+            h2 #confirm-title { "If this device is lost or in someone else's hands" }
+            @if revoked {
+                p { "This device is revoked already." }
+            } @else if d == app.device {
+                p { "This is the device you are using now: revoke it from another of your devices." }
+            } @else {
+                p { "Once revoked, it can no longer take part in the circle as you. Your other devices stay as they are. This cannot be undone: to use it again, pair it again." }
+                form method="post" action={ "/c/" (c) "/devices/" (d) "/revoke" } aria-labelledby="confirm-title" {
+                    (ctx.token())
+                    button type="submit" { "Revoke " (device_name(&info.name)) }
+                }
+                p { a href=(back) { "Keep it" } }
+            }
+        }
+    };
+    Ok(shown(
+        layout(&app, &ctx, Some(c), Place::People, "Revoke a device?", body).await,
+        &ctx.said,
+    ))
+}
+
+/// Revokes a device of this member.
+pub(crate) async fn revoke(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, d)): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let device: DeviceId = parse_id(&d, "device")?;
+    act(&app, &ctx, c, form, "revoke", move |_| {
+        Ok((
+            Op::RevokeDevice { device },
+            "The device is revoked: it can no longer write in the circle as you.".into(),
+        ))
+    })
+    .await
 }
 
 async fn act(

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::membership::REMOVAL_RULE;
+use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, EntityId, MemberId, Op, ProposalState};
 
 use super::layout::{Place, page as layout};
@@ -34,7 +35,7 @@ async fn render(
     let mut others: Vec<_> = view
         .members
         .iter()
-        .filter(|(id, _)| membership.members.contains(id) && **id != app.member)
+        .filter(|(id, _)| membership.members.contains(id) && **id != app.member())
         .collect();
     others.sort_by_key(|(id, m)| (m.order, **id));
     let mut proposals: Vec<_> = membership.proposals.values().collect();
@@ -60,23 +61,26 @@ async fn render(
                         p.sub { "It needs " (p.needed) " of the " (p.electorate.len()) " asked."
                             @if !consented.is_empty() { " Agreed so far: " (consented.join(", ")) "." } }
                         @if p.state == ProposalState::Open {
-                            @if p.by == app.member {
+                            @if p.by == app.member() {
                                 form method="post" action={ "/c/" (c) "/removal/" (p.id) "/withdraw" } {
                                     (ctx.token())
                                     button.quiet type="submit" { "Withdraw my proposal" }
                                 }
-                            } @else if p.electorate.contains(&app.member) && !p.consents.contains(&app.member) {
-                                form method="post" action={ "/c/" (c) "/removal/" (p.id) "/consent" } {
-                                    (ctx.token())
-                                    button type="submit" { "I agree " (name(view, &p.target)) " should be removed" }
-                                }
+                            } @else if p.electorate.contains(&app.member()) && !p.consents.contains(&app.member()) {
+                                p.act { a href={ "/c/" (c) "/removal/" (p.id) "/consent" } { "Consider agreeing that " (name(view, &p.target)) " should be removed…" } }
                             }
                         }
                     }
                 }
             }
         }
-        @if membership.is_member(app.member) && !others.is_empty() {
+        @let never = roundtable_core::membership::cannot_pass(membership.members.len().saturating_sub(1));
+        @if let (true, Some(why)) = (membership.is_member(app.member()), &never) {
+            section.card aria-labelledby="propose-title" {
+                h2 #propose-title { "Propose a removal" }
+                p { (crate::app::sentence(why)) }
+            }
+        } @else if membership.is_member(app.member()) && !others.is_empty() {
             section.card aria-labelledby="propose-title" {
                 h2 #propose-title { "Propose a removal" }
                 p.hint { "Only when someone's presence harms the circle. The others are asked; it happens only if enough of them agree." }
@@ -91,13 +95,71 @@ async fn render(
                         }
                     }
                     label for="reason" { "Why, in words" }
-                    textarea #reason name="reason" rows="2" required maxlength="1000" { (v("reason")) }
+                    textarea #reason name="reason" rows="2" required data-max=(limits::NOTE) autocomplete="off" { (v("reason")) }
                     button type="submit" { "Propose" }
                 }
             }
         }
     };
     Ok(layout(app, ctx, Some(c), Place::People, "Removing someone", body).await)
+}
+
+/// Consenting to a removal, asked first: the proposal, the rule (how many
+/// must agree, and how many have), and the one button that consents.
+pub(crate) async fn confirm_consent(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, p)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&p, "proposal")?);
+    let reading = app.read(c).await?;
+    let view = &*reading.view;
+    let p = reading
+        .membership
+        .proposals
+        .get(&id)
+        .ok_or_else(|| Failure::not_found("proposal"))?;
+    let target = name(view, &p.target);
+    let consented: Vec<String> = p.consents.iter().map(|m| name(view, m)).collect();
+    let can = p.state == ProposalState::Open
+        && p.electorate.contains(&app.member())
+        && !p.consents.contains(&app.member());
+    let back = format!("/c/{c}/removal");
+    let body = html! {
+        p.back { a href=(back) { "← Back to the proposals" } }
+        h1 { "Agree that " (target) " should be removed?" }
+        section.card aria-labelledby="confirm-title" {
+            h2 #confirm-title { "The proposal" }
+            p { (p.words(view)) " · " (ago(&app, p.at)) }
+            @if !p.reason.is_empty() { blockquote { (p.reason) } }
+            h2 { "The rule" }
+            p { (REMOVAL_RULE) }
+            p { "Here that is " strong { (p.needed) " of the " (p.electorate.len()) " asked" } ". "
+                @if consented.is_empty() { "Nobody has agreed yet." } @else { "Agreed so far (" (consented.len()) "): " (consented.join(", ")) "." } }
+            @if can {
+                p { "If enough agree, " (target) " leaves the circle. Your consent cannot be taken back once given." }
+                form method="post" action={ "/c/" (c) "/removal/" (p.id) "/consent" } aria-labelledby="confirm-title" {
+                    (ctx.token())
+                    button type="submit" { "I agree " (target) " should be removed" }
+                }
+                p { a href=(back) { "Not now" } }
+            } @else {
+                p { "There is nothing for you to agree to here now." }
+            }
+        }
+    };
+    Ok(shown(
+        layout(
+            &app,
+            &ctx,
+            Some(c),
+            Place::People,
+            "Agree to a removal?",
+            body,
+        )
+        .await,
+        &ctx.said,
+    ))
 }
 
 async fn act(

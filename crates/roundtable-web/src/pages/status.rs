@@ -35,7 +35,7 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
                                 td { (d.name) @if !d.device_name.is_empty() { " — " (d.device_name) } }
                                 td { @if d.connected { "yes" } @else { "no" } }
                                 td { @if d.has_all_our_changes { "up to date" } @else if d.connected { "catching up" } @else { "not yet" } }
-                                td { @match d.last_synced { Some(t) => { (super::ago(&app, t)) } None => { "never" } } }
+                                td { @match d.last_synced { Some(t) => { (super::ago(&app, t)) } None if d.has_all_our_changes => { "no need yet" } None => { "not yet" } } }
                             }
                         }
                     }
@@ -47,19 +47,34 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
                         "If " (f.name) " did not copy that device, it may be lost or in someone else's hands: they should sign it out of the circle from their other device."
                     }
                 }
+                @for o in &c.other_versions {
+                    p.problem role="status" {
+                        @if o.needs_update() {
+                            (o.name) "'s device" @if !o.device_name.is_empty() { " (" (o.device_name) ")" }
+                            " needs an update: it runs an older Roundtable, and the two cannot sync until it is updated."
+                        } @else {
+                            "This device needs an update: " (o.name) "'s device" @if !o.device_name.is_empty() { " (" (o.device_name) ")" }
+                            " runs a newer Roundtable, and the two cannot sync until this one is updated."
+                        }
+                    }
+                }
                 (super::stewards::on_status(&app, c.id, &c.stewards))
                 p { "Export: " a href={ "/c/" (c.id) "/export.md" } download { "as a readable document" } " · " a href={ "/c/" (c.id) "/export.json" } download { "as data (JSON)" } }
             }
         }
         section.card aria-labelledby="device-title" {
             h2 #device-title { "This device" }
-            p { "Device id: " code { (status.device) } }
-            p { "Listening at: " (status.addrs.join(", ")) }
             p.sub { "Checked " (super::ago(&app, now)) "." }
+            details {
+                summary { "Details, for whoever helps you with the computer" }
+                p { "Device id: " code { (status.device) } }
+                p { "Listening at: " (status.addrs.join(", ")) }
+                p { "To open the circle in a browser again: " code { "roundtable web --open" } " in a terminal." }
+            }
         }
         section.card aria-labelledby="link-title" {
             h2 #link-title { "Browsers signed in" }
-            p { "Each link to this app works once, for 15 minutes, and only while your node runs; `roundtable web --open` makes a fresh one. If another browser should not be signed in, sign it out: every other browser is signed out, and this one stays in." }
+            p { "Each link to this app works once, for 15 minutes, and only while Roundtable runs on this device. If another browser should not be signed in, sign it out: every other browser is signed out, and this one stays in." }
             form method="post" action="/new-link" aria-labelledby="link-title" {
                 (ctx.token())
                 button.quiet type="submit" { "Sign out every other browser" }
@@ -81,7 +96,7 @@ pub(crate) async fn new_link(
     let session = app.access.sign_out_others();
     let mut res = crate::app::saved(
         "/status",
-        "Every other browser is signed out. To sign one in again, run `roundtable web --open` there.",
+        "Every other browser is signed out. How to sign one in again is under Details below.",
     );
     if let Ok(v) = HeaderValue::from_str(&access::session_cookie(&session)) {
         res.headers_mut().append(header::SET_COOKIE, v);

@@ -3,7 +3,7 @@
 //! circle using one, once the person confirmed.
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 use roundtable_core::{CircleId, DeviceId, EntityId, Op, Timestamp, dates};
@@ -148,10 +148,7 @@ async fn render(
                     li {
                         (standing(s, now, &app.tz))
                         @if stopping.is_none_or(|x| x.id != s.id) {
-                            form method="post" action={ "/c/" (c) "/stewards/" (s.id) "/remove" } {
-                                (ctx.token())
-                                button.quiet type="submit" aria-label={ "Stop using steward " (s.steward.fmt_short()) } { "Stop using it" }
-                            }
+                            p.act { a href={ "/c/" (c) "/stewards/" (s.id) "/remove" } aria-label={ "Stop using steward " (s.steward.fmt_short()) } { "Stop using it…" } }
                         }
                     }
                 }
@@ -161,7 +158,7 @@ async fn render(
         section.card aria-labelledby="add-title" {
             h2 #add-title { "Add a steward" }
             p.hint {
-                "Whoever runs the steward gives you its ticket: one line starting with \"roundtablesteward\" (`roundtable steward ticket` prints it). "
+                "Whoever runs the steward gives you its ticket: one line starting with \"roundtablesteward\". "
                 "It is not an invite, and it lets nobody into the circle."
             }
             form method="post" action={ "/c/" (c) "/stewards" } aria-labelledby="add-title" {
@@ -224,8 +221,25 @@ pub(crate) async fn add(
     })
 }
 
-/// Stopping the circle using a steward: the first press asks, the second
-/// (with `confirm`) does it.
+/// Stopping the circle using a steward, asked first: a page that says what
+/// it means, with the one button that does it.
+pub(crate) async fn confirm_remove(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path((c, s)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&s, "steward")?);
+    let Some(steward) = of(&app, c).await?.into_iter().find(|s| s.id == id) else {
+        return Err(Failure::not_found("steward"));
+    };
+    Ok(shown(
+        render(&app, &ctx, c, Some(&steward), None).await?,
+        &ctx.said,
+    ))
+}
+
+/// Stopping the circle using a steward: done only with `confirm` (from the
+/// page that asks); without it, on to that page.
 pub(crate) async fn remove(
     State(app): State<Shared>,
     ctx: Ctx,
@@ -237,10 +251,9 @@ pub(crate) async fn remove(
         return Err(Failure::not_found("steward"));
     };
     if form.get("confirm") != "yes" {
-        return Ok(shown(
-            render(&app, &ctx, c, Some(&steward), None).await?,
-            &ctx.said,
-        ));
+        return Ok(
+            axum::response::Redirect::to(&format!("/c/{c}/stewards/{id}/remove")).into_response(),
+        );
     }
     Ok(match app.perform(c, Op::RemoveSteward { id }).await {
         Ok(_) => saved(

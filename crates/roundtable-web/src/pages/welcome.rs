@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use roundtable_core::invite::CLOCK_TOLERANCE_MS;
+use roundtable_core::schema::limits;
 use roundtable_core::{InviteKind, Op, Timestamp, dates};
 use roundtable_net::{CircleTicket, TicketError};
 
@@ -47,11 +48,11 @@ async fn render(app: &Shared, ctx: &Ctx, failed: Option<&Failed>) -> maud::Marku
                     (ctx.token())
                     (problem(failed, "create"))
                     label for="circle-name" { "Circle name" }
-                    input #circle-name name="name" required maxlength="120" placeholder="Tuesday Supper" value=(v("create", "name"));
+                    input #circle-name name="name" required maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="Tuesday Supper" value=(v("create", "name"));
                     label for="create-you" { "Your name" }
-                    input #create-you name="as" required maxlength="80" autocomplete="name" value=(v("create", "as"));
+                    input #create-you name="as" required maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="name" value=(v("create", "as"));
                     label for="circle-about" { "What the circle is for (optional)" }
-                    textarea #circle-about name="about" rows="2" maxlength="1000" { (v("create", "about")) }
+                    textarea #circle-about name="about" rows="2" data-max=(limits::STORY) autocomplete="off" { (v("create", "about")) }
                     button type="submit" { "Start the circle" }
                 }
             }
@@ -66,10 +67,10 @@ async fn render(app: &Shared, ctx: &Ctx, failed: Option<&Failed>) -> maud::Marku
                     button.secondary type="button" hidden data-scan="ticket" { "Scan a QR code" }
                     video.scanner hidden muted playsinline aria-label="Camera, looking for a QR code" {}
                     label for="join-you" { "Your name" }
-                    input #join-you name="as" maxlength="80" autocomplete="name" aria-describedby="join-you-hint" value=(v("join", "as"));
+                    input #join-you name="as" maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="name" aria-describedby="join-you-hint" value=(v("join", "as"));
                     p.hint #join-you-hint { "How the circle will know you. Leave it empty when pairing a device of your own." }
                     label for="device-name" { "This device's name (optional)" }
-                    input #device-name name="device" maxlength="80" placeholder=(host_name()) value=(v("join", "device"));
+                    input #device-name name="device" maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder=(host_name()) value=(v("join", "device"));
                     button type="submit" { "Join" }
                 }
             }

@@ -253,7 +253,7 @@ pub(super) fn devices(
             format!("  [{}]", notes.join(", "))
         };
         let name = if info.name.is_empty() {
-            "(unnamed)"
+            "A device without a name"
         } else {
             info.name.as_str()
         };

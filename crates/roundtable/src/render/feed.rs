@@ -31,6 +31,13 @@ fn entry_json(view: &CircleView, e: &Entry<'_>) -> serde_json::Value {
         Entry::Gathering(_, gathering) => (serde_json::to_value(gathering), Some(gathering.author)),
         Entry::SteppingBack(id, a) => (serde_json::to_value(a), Some(*id)),
         Entry::Left(id, l) => (serde_json::to_value(l), Some(*id)),
+        Entry::Renamed(id, r) => {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("words".into(), view.rename_words(id, r).into());
+            }
+            (Ok(v), Some(*id))
+        }
         Entry::Proposal(id, p) => {
             let words = roundtable_core::Membership::from_view(view)
                 .proposals
@@ -83,6 +90,9 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
         Entry::Left(id, l) => {
             say!("{} left the circle · {}", view.name_of(id), ago(l.at, now));
         }
+        Entry::Renamed(id, r) => {
+            say!("{} · {}", view.rename_words(id, r), ago(r.at, now));
+        }
         Entry::SteppingBack(id, a) => {
             say!(
                 "{} · {}",
@@ -102,8 +112,8 @@ fn entry_text(view: &CircleView, e: &Entry<'_>, now: Timestamp) {
         Entry::Checkin(id, c) => {
             let who = view.name_of(&c.author);
             say!(
-                "{who} is feeling {} · {}  [{}]",
-                c.mood,
+                "{who} {} · {}  [{}]",
+                c.mood.in_words(),
                 ago(c.at, now),
                 short(id)
             );
