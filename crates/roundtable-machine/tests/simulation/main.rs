@@ -1026,6 +1026,18 @@ fn long_partition(seed: u64) {
         "the removed member is out, the other in"
     );
     assert_ne!(w.devs[5].topic(circle), w.devs[0].topic(circle));
+    // Refused by the others, the removed device asks one for its farewell:
+    // it learns of its removal from the records, and of nothing written
+    // after it.
+    w.run_for(60_000);
+    let removed = w.devs[5].machine().status().circles[0].removed.clone();
+    let notice = removed.expect("the removed device knows it was removed");
+    assert!(notice.starts_with("You are no longer in"), "{notice}");
+    let json = w.devs[5].machine().circle(circle).unwrap().canonical_json();
+    assert!(
+        !json.contains("minute 9, from 2"),
+        "it read what was written after"
+    );
 }
 
 /// Two devices open a sync session with each other at the same instant:

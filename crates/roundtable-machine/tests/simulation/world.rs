@@ -79,6 +79,8 @@ pub(crate) struct Dev {
     pub(crate) device: DeviceId,
     topics: BTreeMap<CircleId, [u8; 32]>,
     admitted: BTreeSet<DeviceId>,
+    /// Devices of removed members that may ask it for their farewell.
+    pub(crate) farewell: BTreeSet<DeviceId>,
     neighbours: BTreeMap<CircleId, BTreeSet<usize>>,
     next_tick: u64,
     /// The heads each acknowledged edit left (every change in them
@@ -290,6 +292,7 @@ impl World {
             device: device.id(),
             topics: BTreeMap::new(),
             admitted: BTreeSet::new(),
+            farewell: BTreeSet::new(),
             neighbours: BTreeMap::new(),
             next_tick: self.now_ms + self.rng.random_range(0..TICK),
             acked: Vec::new(),
@@ -344,6 +347,7 @@ impl World {
         dev.life += 1;
         dev.topics.clear();
         dev.admitted.clear();
+        dev.farewell.clear();
         dev.neighbours.clear();
         // The peers of its sessions hear nothing more and give up.
         let cut: Vec<(u64, usize)> = self
@@ -499,6 +503,12 @@ impl World {
                 self.devs[i].neighbours.remove(&circle);
             }
             Output::Admit(devices) => self.devs[i].admitted = devices,
+            Output::AdmitFarewell(devices) => self.devs[i].farewell = devices,
+            Output::Farewell {
+                circle,
+                peer,
+                request,
+            } => self.farewell(i, circle, peer, request),
             Output::Open { session, frames } => self.open(i, session, frames),
             // Gossip's overlay is every reachable follower here.
             Output::JoinPeers { .. } | Output::Meet { .. } => {}
@@ -717,6 +727,33 @@ impl World {
         }
         for frame in frames {
             self.send(id, 1, frame);
+        }
+    }
+
+    /// Device `i` asks `peer` for its farewell: answered at once where the
+    /// peer is up, reachable and lets it ask (else it hears nothing came).
+    fn farewell(
+        &mut self,
+        i: usize,
+        circle: CircleId,
+        peer: DeviceId,
+        request: roundtable_core::wire::FarewellRequest,
+    ) {
+        let me = self.devs[i].device;
+        let reply = self
+            .index_of(peer)
+            .filter(|j| self.reachable(i, *j) && self.devs[*j].farewell.contains(&me))
+            .and_then(|j| {
+                let now = self.now_of(j);
+                let machine = self.devs[j].machine.as_mut()?;
+                let reply = machine.serve_farewell(me, request, now);
+                self.carry_out(j);
+                Some(reply)
+            });
+        let now = self.now_of(i);
+        let dev = &mut self.devs[i];
+        if let Some(machine) = dev.machine.as_mut() {
+            machine.farewell_reply(circle, peer, reply, now, &mut dev.rng);
         }
     }
 
