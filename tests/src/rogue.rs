@@ -79,7 +79,9 @@ impl Rogue {
         let refuser = tokio::spawn(async move {
             while let Some(conn) = incoming.recv().await {
                 match conn {
-                    Incoming::Sync(conn) => conn.close(1u32.into(), b"no"),
+                    Incoming::Sync(conn) | Incoming::Farewell(conn) => {
+                        conn.close(1u32.into(), b"no")
+                    }
                     Incoming::Join(conn) => {
                         let _ = joins_tx.send(conn).await;
                     }
