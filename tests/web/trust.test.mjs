@@ -378,7 +378,7 @@ test('words typed while the node cannot be reached are kept, and sent when it an
   assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('rt-kept:'))), []);
 });
 
-test('when the node itself stops, the words stay in the form and nothing is sent', async () => {
+test('when the node itself stops, the words are kept and offered again once it is back', async () => {
   await page.goto(at(`/c/${circle}`), T);
   const home = maya.home;
   const port = Number(new URL(maya.origin).port);
@@ -391,9 +391,68 @@ test('when the node itself stops, the words stay in the form and nothing is sent
   await shows(page, 'kept here, in this browser');
   assert.deepEqual(posts, []);
   maya = await up(home, [], { web: `127.0.0.1:${port}` });
-  // The node is back under a new name of its own: this page cannot send
-  // to it, and says so; the words are still in the form to copy.
+  // The node is back, at the same address: this page was of the run that
+  // ended, so it sends nothing and says so, the words still in its form.
   await shows(page, 'Roundtable was restarted');
   assert.equal(await page.locator('#moment-words').inputValue(), 'written while the node was off');
+  assert.equal(new URL(maya.origin).host, new URL(page.url()).host, 'the same address as before');
   assert.deepEqual(posts, []);
+  // Opened again in this browser, every page points to what was kept,
+  // and its own page has it back in the form, ready to send.
+  const again = await page.context().newPage();
+  again.on('request', (r) => {
+    if (r.method() === 'POST') posts.push(new URL(r.url()).pathname);
+  });
+  try {
+    await again.goto(freshLink(maya), T);
+    await again.waitForURL((u) => u.pathname !== '/login', T);
+    await again.goto(at('/status'), T);
+    const pointer = again.locator('.kept-elsewhere');
+    await pointer.waitFor({ state: 'visible', ...T });
+    assert.match(await pointer.innerText(), /written while the node was off/);
+    await pointer.getByRole('link', { name: 'Open it to send it' }).click();
+    const moment = form(again, 'Share a moment');
+    await shows(again, 'Not sent yet');
+    assert.equal(await again.locator('#moment-words').inputValue(), 'written while the node was off');
+    assert.deepEqual(posts, [], 'nothing is sent before the person says so');
+    await moment.getByRole('button', { name: 'Share' }).click();
+    await again.waitForURL(/\/c\/[0-9a-f]+$/, T);
+    await shows(again, 'written while the node was off');
+    assert.equal(posts.length, 1);
+    assert.deepEqual(await again.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('rt-kept:'))), []);
+    await again.goto(at('/status'), T);
+    assert.equal(await again.locator('.kept-elsewhere').count(), 0);
+    const shared = runJson(maya.home, ['--json', 'feed']);
+    assert.match(JSON.stringify(shared), /written while the node was off/);
+  } finally {
+    await again.close();
+  }
+});
+
+test('the person a circle removed is told so on its pages, kindly, and offered no form', async () => {
+  // Sam proposed removing Lee (above); Maya agrees, which completes it.
+  await page.close().catch(() => {});
+  ({ page } = await openApp(chromium, freshLink(maya)));
+  await page.goto(at(`/c/${circle}/removal`), T);
+  await page.getByRole('link', { name: /Consider agreeing/ }).first().click();
+  await page.getByRole('button', { name: /I agree/ }).click();
+  await waitFor(() => {
+    const people = runJson(maya.home, ['--json', 'members']);
+    return people.some((m) => m.name === LONG_NAME && m.removed);
+  }, { timeout: 60_000, what: 'the removal completing on Maya\'s device' });
+  // Lee's node, refused by the others, learns of it from the records.
+  const { page: lees } = await openApp(chromium, freshLink(lee));
+  try {
+    await waitFor(async () => {
+      await lees.goto(new URL(`/c/${circle}`, lee.origin).href, T);
+      return (await lees.getByText('You are no longer in').count()) > 0;
+    }, { timeout: 60_000, what: 'Lee hearing of the removal' });
+    assert.equal(await lees.locator('main form:visible').count(), 0, 'no form to write with');
+    await assertNoSeriousA11y(lees, 'removed: circle page');
+    const r = run(lee.home, ['checkin', '--mood', 'okay']);
+    assert.notEqual(r.code, 0, 'a check-in is refused');
+    assert.match(r.stderr, /no longer in/);
+  } finally {
+    await lees.context().close();
+  }
 });

@@ -15,7 +15,7 @@ use rand::rngs::ThreadRng;
 use roundtable_core::{DeviceId, MemberId, Timestamp};
 use roundtable_machine::{Machine, Now, Output, Terms, Ticketed, Timing};
 use roundtable_net::{CircleTicket, Dialer, EndpointId, GossipEvent, GossipSender, Incoming, Net};
-use roundtable_store::Home;
+use roundtable_store::{Home, NodeRecord};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -434,8 +434,30 @@ impl Actor {
                 let me = self.machine.identity();
                 let _ = reply.send((me.device.id(), me.member.id()));
             }
+            Request::WebHost { fresh, reply } => {
+                let _ = reply.send(self.web_host(fresh));
+            }
             Request::Shutdown(_) => {}
         }
+    }
+
+    /// See [`crate::NodeHandle::web_host`].
+    fn web_host(&self, fresh: String) -> Result<String, NodeError> {
+        let is_label = |l: &str| {
+            (16..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
+        if let Some(kept) = self.machine.read_record(NodeRecord::WebHost)
+            && let Ok(kept) = String::from_utf8(kept)
+            && is_label(kept.trim_end())
+        {
+            return Ok(kept.trim_end().to_owned());
+        }
+        debug_assert!(is_label(&fresh), "{fresh:?} is not a host label");
+        self.machine
+            .write_record(NodeRecord::WebHost, format!("{fresh}\n").as_bytes())?;
+        Ok(fresh)
     }
 
     async fn shutdown(&mut self) {

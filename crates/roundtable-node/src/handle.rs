@@ -64,6 +64,10 @@ pub(crate) enum Request {
     Status(oneshot::Sender<Status>),
     Addr(oneshot::Sender<EndpointAddr>),
     Identity(oneshot::Sender<(DeviceId, MemberId)>),
+    WebHost {
+        fresh: String,
+        reply: oneshot::Sender<Result<String, NodeError>>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -257,6 +261,14 @@ impl NodeHandle {
     /// This device and its member.
     pub async fn identity(&self) -> Result<(DeviceId, MemberId), NodeError> {
         self.ask(Request::Identity).await
+    }
+
+    /// The web app's host label kept in this home, or, the first time (or
+    /// when the kept one does not read as a DNS label), `fresh`, kept from
+    /// now on. It is owner-only like the keys, and lets nobody in by
+    /// itself: sessions and login links stay of one run.
+    pub async fn web_host(&self, fresh: String) -> Result<String, NodeError> {
+        self.ask(|reply| Request::WebHost { fresh, reply }).await?
     }
 
     /// Follows what happens in the node.

@@ -33,6 +33,7 @@ const FORGET: &str = "forget";
 const STEWARDS: &str = "stewards";
 const FAREWELLS: &str = "farewells";
 const ADDRESSES: &str = "addresses.json";
+const WEB_HOST: &str = "web-host";
 
 /// The node's own records in the home, each a small file written whole
 /// (see `docs/ARCHITECTURE.md`, "Storage layout"). The store decides where
@@ -57,6 +58,10 @@ pub enum NodeRecord {
     /// What this device hands the devices of members a circle removed
     /// (`roundtable_core::farewell`).
     Farewells(CircleId),
+    /// The web app's host label for this home: kept so that what a person
+    /// typed in the browser while the node was down is still theirs (the
+    /// same origin) when it is back. It lets nobody in by itself.
+    WebHost,
 }
 
 impl NodeRecord {
@@ -68,6 +73,7 @@ impl NodeRecord {
             NodeRecord::Forget(c) => format!("{FORGET}/{c}"),
             NodeRecord::Stewards(c) => format!("{STEWARDS}/{c}"),
             NodeRecord::Farewells(c) => format!("{FAREWELLS}/{c}"),
+            NodeRecord::WebHost => WEB_HOST.to_owned(),
         }
     }
 }

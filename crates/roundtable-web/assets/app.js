@@ -15,8 +15,10 @@
   // would only show "can't be reached" and drop the words): what was
   // typed is kept in this browser's own storage (never sent anywhere
   // else), the form says so, and it is sent as soon as the node answers
-  // again. A kept form comes back into its page if the page is opened
-  // again here.
+  // again. When the node restarted instead, the app is at the same
+  // address (its host name is kept in the home), so the next page opened
+  // here finds what was kept: its form is filled in again, and every
+  // other page points to it.
   const KEEP = "rt-kept:";
   const keyOf = (form) => KEEP + (form.getAttribute("action") || location.pathname);
   function fieldsOf(form) {
@@ -70,10 +72,41 @@
       note(form, "kept", "Not sent yet: what you wrote while your node was not answering is back in the form. Send it when you are ready.");
     }
   }
+  /** Points to what was kept for forms of other pages. */
+  function pointToKept() {
+    const here = new Set([...document.querySelectorAll("form[method=post]")].map(keyOf));
+    const main = document.querySelector("main");
+    if (!main) return;
+    let keys = [];
+    try { keys = Object.keys(localStorage).filter((k) => k.startsWith(KEEP) && !here.has(k)); } catch { return; }
+    for (const key of keys.sort()) {
+      const path = key.slice(KEEP.length);
+      // Only an address of this app, never another site's.
+      if (!path.startsWith("/") || path.startsWith("//")) continue;
+      let kept;
+      try { kept = JSON.parse(localStorage.getItem(key) || "null"); } catch { kept = null; }
+      if (!kept || !kept.fields || !typed(kept.fields)) continue;
+      const words = Object.entries(kept.fields)
+        .filter(([k]) => k !== "confirm")
+        .map(([, v]) => v.trim())
+        .sort((a, b) => b.length - a.length)[0];
+      const p = document.createElement("p");
+      p.className = "problem kept-elsewhere";
+      p.setAttribute("role", "status");
+      p.append("Not sent yet: you wrote “" + ([...words].length > 60 ? [...words].slice(0, 60).join("") + "…" : words) + "” while your node was not answering. ");
+      const a = document.createElement("a");
+      a.href = path;
+      a.textContent = "Open it to send it";
+      p.append(a);
+      main.prepend(p);
+    }
+  }
   restore();
+  pointToKept();
 
   const KEPT = "Your node is not answering, so this was not sent. What you wrote is kept here, in this browser, and is sent as soon as your node answers again.";
-  const STALE = "This page is not in touch with your node, so nothing was sent. Your words are still in the form: copy them, then open your circle again (in a terminal: roundtable web --open) and paste them there.";
+  const STALE = "This page is not in touch with your node, so nothing was sent. Your words are still in the form: copy them, then open Roundtable again and paste them there.";
+  const RESTARTED = "This page is not in touch with your node any more (Roundtable was restarted), so nothing was sent. What you wrote is kept in this browser: open Roundtable again and it is back in its form, ready to send.";
   /** Forms held back while the node could not be reached. */
   const held = new Set();
   let lost = false;
@@ -84,11 +117,13 @@
     if (!(form instanceof HTMLFormElement)) return;
     if (!trusted) {
       ev.preventDefault();
-      if (lost && keep(form)) {
+      if (!keep(form)) {
+        note(form, "stale", STALE);
+      } else if (lost) {
         held.add(form);
         note(form, "stale", KEPT);
       } else {
-        note(form, "stale", STALE);
+        note(form, "stale", RESTARTED);
       }
       return;
     }
@@ -251,9 +286,9 @@
       trusted = false;
       lost = false;
       events.close();
-      for (const form of held) note(form, "stale", STALE);
+      for (const form of held) note(form, "stale", RESTARTED);
       held.clear();
-      net.textContent = "Roundtable was restarted, so this page can't be used any more. To open your circle again, run roundtable web --open in a terminal.";
+      net.textContent = "Roundtable was restarted, so this page can't be used any more. Open Roundtable again (from your applications, or roundtable open in a terminal) to go on.";
       net.className = "net offline";
     }
     events.addEventListener("changed", (ev) => {

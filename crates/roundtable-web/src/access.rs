@@ -1,18 +1,22 @@
 //! Who gets in: only the person at this machine, and only through this run
 //! of the node.
 //!
-//! - Each run of the app has its own secret host name below `.localhost`
+//! - The app answers at a secret host name below `.localhost`
 //!   (`http://<label>.localhost:7777/`; browsers resolve `*.localhost` to
 //!   loopback themselves). No page that does not know the label can make a
 //!   browser address the app, and the session cookie is host-only (no
 //!   `Domain`), HttpOnly and SameSite=Strict: a browser sends it to that
-//!   host alone, never to another port of `127.0.0.1` or `localhost`.
-//! - Everything is held in memory by the running node and dies with it: the
-//!   host name, the one-time login links ([`Access::login_link`]: good once,
-//!   for [`LINK_LIFE`]), the sessions, the run's id. A cookie that leaks
-//!   while the node restarts (an open tab reconnecting to whoever took the
-//!   port) never works against the node afterwards; nothing is derived from
-//!   a file in the home.
+//!   host alone, never to another port of `127.0.0.1` or `localhost`. The
+//!   label is kept in the home (owner-only, like the keys), so the app is
+//!   the same origin from one run to the next and what a person typed while
+//!   the node was down is still in this browser's storage for it. The label
+//!   lets nobody in by itself.
+//! - What lets a browser in is held in memory by the running node and dies
+//!   with it: the one-time login links ([`Access::login_link`]: good once,
+//!   for [`LINK_LIFE`]), the sessions, the key of the forms' tokens, the
+//!   run's id. A cookie that leaks while the node restarts (an open tab
+//!   reconnecting to whoever took the port) never works against the node
+//!   afterwards; none of these is derived from a file in the home.
 //! - `/login?token=ONCE` spends the one-time link: a fresh session cookie,
 //!   and on to `/` (by a page of the app itself, so the strict cookie is
 //!   sent on the way there even when the link came from a file).
@@ -83,9 +87,13 @@ struct Keys {
 }
 
 impl Access {
-    /// A new run's secrets, for the app on `port` of loopback.
-    pub fn new(port: u16) -> Self {
-        let label = BASE32_DNSSEC.encode(&random::<20>());
+    /// A fresh secret host label: 32 lower-case letters and digits.
+    pub fn fresh_label() -> String {
+        BASE32_DNSSEC.encode(&random::<20>())
+    }
+
+    /// A new run's secrets, for the app at `label` on `port` of loopback.
+    pub fn new(label: &str, port: u16) -> Self {
         Self {
             host: format!("{label}.localhost:{port}"),
             run: BASE64URL_NOPAD.encode(&random::<16>()),
@@ -403,11 +411,13 @@ mod tests {
 
     #[test]
     fn a_link_works_once_and_a_sign_out_ends_every_session() {
-        let a = Access::new(7777);
-        assert!(a.host().ends_with(".localhost:7777"), "{}", a.host());
-        let label = a.host().split('.').next().unwrap_or("");
+        let label = Access::fresh_label();
         assert!(label.len() >= 32 && label.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(Access::new(7777).host(), a.host(), "each run its own host");
+        assert_ne!(Access::fresh_label(), label, "each home its own label");
+        let a = Access::new(&label, 7777);
+        assert_eq!(a.host(), format!("{label}.localhost:7777"));
+        let next = Access::new(&label, 7777);
+        assert_ne!(next.run(), a.run(), "each run its own id");
         let link = a.login_link(false);
         let once = link.split_once("token=").map(|(_, t)| t).unwrap_or("");
         let session = a.redeem(once).expect("a live link");
@@ -420,8 +430,17 @@ mod tests {
         assert!(!a.is_session(&session), "signed out");
         let unused = unused.split_once("token=").map(|(_, t)| t).unwrap_or("");
         assert_eq!(a.redeem(unused), None, "older links stop working");
-        // Another run knows none of this run's sessions.
-        assert!(!Access::new(7777).is_session(&session));
+        // The next run, at the same host, knows none of this run's sessions
+        // and none of its links.
+        let session = a.redeem(
+            a.login_link(false)
+                .split_once("token=")
+                .map(|(_, t)| t)
+                .unwrap_or(""),
+        );
+        let session = session.expect("a live link");
+        assert!(!next.is_session(&session));
+        assert_ne!(next.form_token(&session), a.form_token(&session));
     }
 
     #[test]

@@ -115,7 +115,11 @@ impl WebApp {
             .identity()
             .await
             .map_err(|e| WebError::Node(Box::new(e)))?;
-        let access = Arc::new(Access::new(local.port()));
+        let label = node
+            .web_host(Access::fresh_label())
+            .await
+            .map_err(|e| WebError::Node(Box::new(e)))?;
+        let access = Arc::new(Access::new(&label, local.port()));
         let (stop, stopped) = watch::channel(false);
         let app = Inner::shared(node.clone(), access.clone(), device, stopped.clone());
         let router = app.router();

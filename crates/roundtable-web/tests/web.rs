@@ -599,14 +599,24 @@ async fn nothing_of_one_run_works_in_the_next_and_a_sign_out_lets_others_out() {
     let unused = app.login_link(false);
     app.stop().await;
     let node = node.expect("running");
-    // Again on the same port: a new host name, and nothing of the old run
-    // (its cookie, a link it made) lets anyone in. Nothing lasting was
-    // written to the home.
+    // Again on the same port: the same host name (kept owner-only in the
+    // home, so a browser's storage for the app carries over), and nothing
+    // of the old run (its cookie, a link it made) lets anyone in.
     let app = WebApp::start(node.handle(), local(port))
         .await
         .expect("starts");
     assert_eq!(app.addr().port(), port);
-    assert_ne!(app.host(), old_host);
+    assert_eq!(app.host(), old_host);
+    let kept_host = dir.join("web-host");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept_host)
+            .expect("kept")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only its owner reads the host name");
+    }
     assert!(!dir.join("web-token").exists());
     let addr = app.addr();
     let with = |host: &str, session: &str| {
@@ -616,7 +626,8 @@ async fn nothing_of_one_run_works_in_the_next_and_a_sign_out_lets_others_out() {
             ("Origin", format!("http://{host}")),
         ]
     };
-    let a = request(addr, "GET", "/status", &with(&old_host, &old_session), "").await;
+    let other = format!("{}.localhost:{port}", access::Access::fresh_label());
+    let a = request(addr, "GET", "/status", &with(&other, &old_session), "").await;
     assert_eq!(a.status, 421);
     assert!(a.body.contains("restarted"), "{}", a.body);
     assert_eq!(
@@ -663,6 +674,20 @@ async fn nothing_of_one_run_works_in_the_next_and_a_sign_out_lets_others_out() {
             .await
             .status,
         401
+    );
+    app.stop().await;
+    // A kept host name that does not read as one is made anew, and kept.
+    std::fs::write(&kept_host, "Not A Label!\n").expect("written");
+    let app = WebApp::start(node.handle(), local(port))
+        .await
+        .expect("starts");
+    assert_ne!(app.host(), old_host);
+    let label = app.host().split('.').next().expect("a label").to_owned();
+    assert_eq!(
+        std::fs::read_to_string(&kept_host)
+            .expect("kept")
+            .trim_end(),
+        label
     );
     app.stop().await;
     timeout(LIMIT, node.shutdown())

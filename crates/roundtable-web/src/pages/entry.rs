@@ -66,9 +66,8 @@ pub(crate) fn feed_item(
                         @if r.done.is_some() {
                             a href=(link(id)) aria-label={ "See how it went: " (name(view, &r.author)) "'s " (r.kind.as_str()) } { "See how it went" }
                         } @else {
-                            a href=(link(id)) aria-label={ "Open " (name(view, &r.author)) "'s " (r.kind.as_str()) } {
-                                @if r.kind == RequestKind::Ask { "Reply or help" } @else { "Reply or take it up" }
-                            }
+                            @let act = if r.kind == RequestKind::Ask { "Reply or help" } else { "Reply or take it up" };
+                            a href=(link(id)) aria-label={ (act) ": " (name(view, &r.author)) "'s " (r.kind.as_str()) } { (act) }
                         }
                     }
                 }
