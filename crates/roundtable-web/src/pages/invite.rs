@@ -6,7 +6,7 @@ use axum::response::Response;
 use data_encoding::BASE64;
 use maud::{Markup, html};
 use roundtable_core::schema::limits;
-use roundtable_core::view::InviteState;
+use roundtable_core::view::{Invite, InviteState};
 use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp, dates};
 
 use super::layout::{Place, page as layout};
@@ -154,7 +154,7 @@ async fn render(
                             p.sub { "Joined with it: " (who.join(", ")) }
                         }
                         @if state == InviteState::Open && i.by == app.member() {
-                            @let which = if i.label.is_empty() { format!("made {}", dates::words(i.at, now, &app.tz)) } else { format!("\"{}\"", i.label) };
+                            @let which = which(app, i, now);
                             p.act {
                                 @if kept_ticket(app, **id).is_some() {
                                     a href={ "/c/" (c) "/invite/" (id) } aria-label={ "Show the ticket of the invite " (which) } { "Show the ticket" }
@@ -240,6 +240,15 @@ async fn mint(
 }
 
 /// The ticket of invite `id`, where this device made it in this run.
+/// How an invite is told apart in words: its label, or when it was made.
+fn which(app: &Shared, invite: &Invite, now: Timestamp) -> String {
+    if invite.label.is_empty() {
+        format!("made {}", dates::words(invite.at, now, &app.tz))
+    } else {
+        format!("\"{}\"", invite.label)
+    }
+}
+
 fn kept_ticket(app: &Shared, id: EntityId) -> Option<Kept> {
     let tickets = app.tickets.lock().unwrap_or_else(|e| e.into_inner());
     tickets.get(&id).cloned()
@@ -315,11 +324,7 @@ pub(crate) async fn confirm_revoke(
         .get(&id)
         .ok_or_else(|| Failure::not_found("invite"))?;
     let now = Timestamp::now();
-    let which = if invite.label.is_empty() {
-        format!("made {}", dates::words(invite.at, now, &app.tz))
-    } else {
-        format!("\"{}\"", invite.label)
-    };
+    let which = which(&app, invite, now);
     let body = html! {
         p.back { a href={ "/c/" (c) "/invite" } { "← Back to the invites" } }
         h1 { "Revoke this invite?" }
