@@ -2,8 +2,9 @@
 // fits a phone, a refresh or Back never sends a form twice, every form's
 // address shows a page, lasting actions are asked first (take back,
 // revoke an invite or a device, consent to a removal), invites carry a
-// label and show their ticket again, limits are the node's, and words
-// typed while the node cannot be reached are kept.
+// label and show their ticket again, limits are the node's, words typed
+// while the node cannot be reached (or while it restarts) are kept and
+// offered again, and the person a circle removed is told so.
 //
 // Maya starts a circle in her browser; Sam and Lee (whose name is long)
 // join with the CLI, and Maya pairs a second device the same way.
@@ -429,10 +430,24 @@ test('when the node itself stops, the words are kept and offered again once it i
   }
 });
 
-test('the person a circle removed is told so on its pages, kindly, and offered no form', async () => {
-  // Sam proposed removing Lee (above); Maya agrees, which completes it.
+test('words kept but no longer wanted can be put away, for good', async () => {
   await page.close().catch(() => {});
   ({ page } = await openApp(chromium, freshLink(maya)));
+  await page.evaluate((path) => localStorage.setItem(`rt-kept:${path}`, JSON.stringify({
+    at: Date.now(), fields: { text: 'never mind' },
+  })), `/c/${circle}/moment`);
+  await page.goto(at('/status'), T);
+  const pointer = page.locator('.kept-elsewhere');
+  await pointer.waitFor({ state: 'visible', ...T });
+  await pointer.getByRole('button', { name: 'Forget it' }).click();
+  assert.equal(await pointer.count(), 0);
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('rt-kept:'))), []);
+  await page.reload({ waitUntil: 'load' });
+  assert.equal(await page.locator('.kept-elsewhere').count(), 0);
+});
+
+test('the person a circle removed is told so on its pages, kindly, and offered no form', async () => {
+  // Sam proposed removing Lee (above); Maya agrees, which completes it.
   await page.goto(at(`/c/${circle}/removal`), T);
   await page.getByRole('link', { name: /Consider agreeing/ }).first().click();
   await page.getByRole('button', { name: /I agree/ }).click();

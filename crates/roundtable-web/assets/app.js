@@ -70,7 +70,21 @@
         }
       }
       note(form, "kept", "Not sent yet: what you wrote while your node was not answering is back in the form. Send it when you are ready.");
+      putAway(form.querySelector(".kept"), keyOf(form), () => form.reset());
     }
+  }
+  /** A button that forgets what was kept under `key`, for words nobody wants sent any more. */
+  function putAway(p, key, then) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "quiet";
+    b.textContent = "Forget it";
+    b.addEventListener("click", () => {
+      try { localStorage.removeItem(key); } catch { /* nothing kept */ }
+      p.remove();
+      if (then) then();
+    });
+    p.append(" ", b);
   }
   /** Points to what was kept for forms of other pages. */
   function pointToKept() {
@@ -98,6 +112,7 @@
       a.href = path;
       a.textContent = "Open it to send it";
       p.append(a);
+      putAway(p, key);
       main.prepend(p);
     }
   }
