@@ -53,6 +53,11 @@ pub struct Timing {
     pub anti_entropy: Duration,
     /// The longest wait after sessions that failed.
     pub max_backoff: Duration,
+    /// A steward's shelf is read again from its start this long after it
+    /// was last read whole: an item the steward once replayed, altered or
+    /// withheld, and the cursor moved past, comes again once it answers
+    /// honestly.
+    pub steward_reread: Duration,
 }
 
 /// What happened, as the machine tells it.
@@ -262,6 +267,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                 let Timing {
                     anti_entropy,
                     max_backoff,
+                    ..
                 } = self.timing;
                 let again = match self.plans.get_mut(&key) {
                     Some(plan) => {
@@ -388,6 +394,7 @@ mod tests {
     const TIMING: Timing = Timing {
         anti_entropy: Duration::from_secs(10),
         max_backoff: Duration::from_secs(20),
+        steward_reread: Duration::from_secs(3600),
     };
 
     fn met(s: &mut S, peer: u8, now: Instant) {
@@ -470,6 +477,7 @@ mod tests {
         let mut s = S::new(Timing {
             anti_entropy: Duration::from_secs(1),
             max_backoff: Duration::from_secs(20),
+            steward_reread: Duration::from_secs(3600),
         });
         s.handle(
             Input::Met {

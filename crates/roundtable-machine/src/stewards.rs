@@ -17,7 +17,13 @@
 //! knows, and moves on.
 //!
 //! A steward that answers with less than it had (its newest number lower
-//! than one seen) is marked stale, and everything is put there again.
+//! than one seen) is marked stale, and everything is put there again. One
+//! that hands over an item that does not open is marked stale too, and the
+//! cursor stays before that item for [`DOUBTS`] visits, so an item altered
+//! for a while comes intact once the steward is honest. And every shelf is
+//! read whole again after [`Timing::steward_reread`], so an item the
+//! cursor moved past (replayed in its place, or withheld) comes again: a
+//! steward that lies for a while delays, and loses nobody anything.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -48,6 +54,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Keys of earlier shelves kept to visit, at most.
 const MAX_VISITS: usize = 16;
+/// Visits on which the cursor stays before an item that does not open,
+/// before it is passed (a member could have put bytes that never open).
+const DOUBTS: u8 = 3;
 
 /// One session with one steward about one circle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,6 +110,15 @@ struct Mark {
     snapshot: u64,
 }
 
+/// How this device checks one shelf of a steward that may lie.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Check {
+    /// When the shelf was last read whole, from its start (ms since 1970).
+    read_whole: i64,
+    /// An item that did not open, and on how many visits it did not.
+    doubt: Option<(u64, u8)>,
+}
+
 /// What is kept between runs, per circle.
 #[derive(Default, Serialize, Deserialize)]
 struct Kept {
@@ -114,8 +132,33 @@ struct Kept {
     /// stewards they were visited.
     visits: Vec<(KeptKey, BTreeSet<EntityId>)>,
     /// Welcomes of this device's invites, until they expire.
-    #[serde(default)]
     welcomes: Vec<PendingWelcome>,
+    /// By steward record, then shelf.
+    checks: BTreeMap<EntityId, BTreeMap<[u8; 32], Check>>,
+}
+
+/// [`Kept`] as releases before shelf checks wrote it (postcard has no
+/// field names: a field added is a layout of its own).
+#[derive(Default, Serialize, Deserialize)]
+struct KeptBefore {
+    marks: BTreeMap<EntityId, BTreeMap<[u8; 32], Mark>>,
+    reached: BTreeMap<EntityId, i64>,
+    active: Option<KeptKey>,
+    visits: Vec<(KeptKey, BTreeSet<EntityId>)>,
+    welcomes: Vec<PendingWelcome>,
+}
+
+impl From<KeptBefore> for Kept {
+    fn from(k: KeptBefore) -> Self {
+        Self {
+            marks: k.marks,
+            reached: k.reached,
+            active: k.active,
+            visits: k.visits,
+            welcomes: k.welcomes,
+            checks: BTreeMap::new(),
+        }
+    }
 }
 
 /// What a reply is expected next.
@@ -150,6 +193,11 @@ struct Open {
     shelf_bytes: u64,
     /// All of the shelf was fetched.
     caught_up: bool,
+    /// Where this session's fetching goes on from (the cursor kept may
+    /// stay behind, before an item that did not open).
+    read_to: u64,
+    /// The number the kept cursor stays before during this session.
+    hold: Option<u64>,
     /// When this device last asked something (a watched stream that says
     /// nothing for long is closed by the transport).
     asked: Instant,
@@ -162,6 +210,8 @@ struct Link {
     backoff: Option<Duration>,
     error: Option<String>,
     stale: Option<String>,
+    /// `stale` tells of an item that did not open.
+    doubted: bool,
 }
 
 /// The stewards of one served circle, as this device deals with them.
@@ -176,7 +226,11 @@ impl Stewards {
     pub(crate) fn restore(bytes: Option<Vec<u8>>) -> Self {
         Self {
             kept: bytes
-                .and_then(|b| postcard::from_bytes(&b).ok())
+                .and_then(|b| {
+                    postcard::from_bytes::<Kept>(&b)
+                        .ok()
+                        .or_else(|| postcard::from_bytes::<KeptBefore>(&b).ok().map(Kept::from))
+                })
                 .unwrap_or_default(),
             dirty: false,
             links: BTreeMap::new(),
@@ -384,6 +438,8 @@ impl Machine {
             put_again: false,
             shelf_bytes: 0,
             caught_up: false,
+            read_to: 0,
+            hold: None,
             asked: now.mono,
         });
         debug!(%circle, steward = %record.steward.fmt_short(), visit, "opening a steward's shelf");
@@ -414,6 +470,28 @@ impl Machine {
             .as_ref()
             .is_some_and(|o| o.token == session.token)
             .then_some(link)
+    }
+
+    fn check_mut(&mut self, session: StewardSession) -> Option<&mut Check> {
+        let served = self.circles.get_mut(&session.circle)?;
+        let shelf = served
+            .stewards
+            .links
+            .get(&session.steward)?
+            .open
+            .as_ref()?
+            .shelf;
+        served.stewards.dirty = true;
+        Some(
+            served
+                .stewards
+                .kept
+                .checks
+                .entry(session.steward)
+                .or_default()
+                .entry(shelf)
+                .or_default(),
+        )
     }
 
     fn mark_mut(&mut self, session: StewardSession) -> Option<&mut Mark> {
@@ -520,13 +598,30 @@ impl Machine {
                     }
                 }
                 let after = self.mark_mut(session).expect("linked").after;
-                self.fetch(session, after)
+                // Now and then the whole shelf again (see the module's docs).
+                let every =
+                    i64::try_from(self.timing.steward_reread.as_millis()).unwrap_or(i64::MAX);
+                let wall = now.wall.as_millis();
+                let check = self.check_mut(session).expect("linked");
+                let from = if visit || wall.saturating_sub(check.read_whole) < every {
+                    after
+                } else {
+                    0
+                };
+                if from == 0 {
+                    check.read_whole = wall;
+                }
+                self.fetch(session, from)
             }
             (Expect::Items, StewardReply::Items { items, upto, more }) => {
                 self.take_entries(session, items, Some(upto), now, rng);
                 if more {
-                    let after = self.mark_mut(session).expect("linked").after;
-                    return self.fetch(session, after);
+                    let next = self
+                        .link_mut(session)
+                        .and_then(|l| l.open.as_ref())
+                        .expect("linked")
+                        .read_to;
+                    return self.fetch(session, next);
                 }
                 let open = self
                     .link_mut(session)
@@ -627,6 +722,7 @@ impl Machine {
             .and_then(|l| l.open.as_mut())
             .expect("linked");
         open.expect.push_back(Expect::Items);
+        open.read_to = after;
         vec![StewardRequest::Fetch {
             after,
             max_bytes: FETCH_BYTES,
@@ -746,4 +842,43 @@ fn sorted(v: &[[u8; 32]]) -> Vec<[u8; 32]> {
     let mut v = v.to_vec();
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_earlier_release_kept_is_read() {
+        let steward = EntityId::random(&mut rand::rng());
+        let mark = Mark {
+            after: 7,
+            frontier: vec![[1; 32]],
+            highest: 9,
+            snapshot: 0,
+        };
+        let before = KeptBefore {
+            marks: BTreeMap::from([(steward, BTreeMap::from([([2; 32], mark)]))]),
+            reached: BTreeMap::from([(steward, 1_780_000_000_000)]),
+            ..KeptBefore::default()
+        };
+        let bytes = postcard::to_stdvec(&before).expect("encodes");
+        let kept = Stewards::restore(Some(bytes)).kept;
+        assert_eq!(kept.marks[&steward][&[2; 32]].after, 7);
+        assert_eq!(kept.reached[&steward], 1_780_000_000_000);
+        assert!(kept.checks.is_empty());
+        // And what this release keeps reads back as it was.
+        let mut now = kept;
+        now.checks.entry(steward).or_default().insert(
+            [2; 32],
+            Check {
+                read_whole: 5,
+                doubt: Some((8, 1)),
+            },
+        );
+        let bytes = postcard::to_stdvec(&now).expect("encodes");
+        let again = Stewards::restore(Some(bytes)).kept;
+        assert_eq!(again.checks[&steward][&[2; 32]].doubt, Some((8, 1)));
+        assert_eq!(again.marks[&steward][&[2; 32]].highest, 9);
+    }
 }

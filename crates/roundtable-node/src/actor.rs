@@ -29,6 +29,11 @@ use crate::{Event, NodeConfig, NodeError};
 mod gossip;
 mod sessions;
 
+/// How often a steward's shelf is read whole again (see
+/// [`Timing::steward_reread`]): once a day costs at most a copy of the
+/// circle a day, and heals what a steward got wrong for a while.
+const STEWARD_REREAD: Duration = Duration::from_secs(24 * 3600);
+
 /// A circle's gossip topic as followed: the sender, and the task that
 /// reads it.
 struct Topic {
@@ -124,6 +129,7 @@ impl Actor {
         let timing = Timing {
             anti_entropy: config.anti_entropy,
             max_backoff: config.max_backoff,
+            steward_reread: STEWARD_REREAD,
         };
         let machine = {
             let _in = span.enter();

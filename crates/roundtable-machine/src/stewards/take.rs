@@ -35,6 +35,7 @@ impl Machine {
             let seq = entry.seq;
             match item {
                 Ok(item) => {
+                    self.trusted_again(session, seq);
                     if self.take_item(session, item, now, rng) {
                         // Who is in, and the epoch, as of this item: a
                         // key left further along is for the epoch it
@@ -46,7 +47,11 @@ impl Machine {
                 Err(e) => {
                     let n = count(&mut self.dropped, format!("steward item {e}"));
                     debug!(%circle, seq, count = n, "dropped an item a steward handed out: {e}");
+                    self.doubt(session, seq);
                 }
+            }
+            if let Some(open) = self.link_mut(session).and_then(|l| l.open.as_mut()) {
+                open.read_to = open.read_to.max(seq);
             }
             if let Some(mark) = self.mark_mut(session) {
                 mark.highest = mark.highest.max(seq);
@@ -55,15 +60,91 @@ impl Machine {
                 }
             }
         }
-        if let Some(upto) = upto
+        if let Some(upto) = upto {
+            if let Some(open) = self.link_mut(session).and_then(|l| l.open.as_mut()) {
+                open.read_to = open.read_to.max(upto);
+            }
+            if let Some(mark) = self.mark_mut(session) {
+                mark.after = mark.after.max(upto);
+                mark.highest = mark.highest.max(upto);
+            }
+        }
+        // The kept cursor stays before an item in doubt, so the next visit
+        // asks for it again.
+        let hold = self
+            .link_mut(session)
+            .and_then(|l| l.open.as_ref())
+            .and_then(|o| o.hold);
+        if let Some(hold) = hold
             && let Some(mark) = self.mark_mut(session)
         {
-            mark.after = mark.after.max(upto);
-            mark.highest = mark.highest.max(upto);
+            mark.after = mark.after.min(hold.saturating_sub(1));
         }
         if changed {
             self.keep_book(circle);
             self.changed(circle, now);
+        }
+    }
+
+    /// Item `seq` did not open: the steward altered it, or someone put
+    /// bytes there that never open. The person is told, and the cursor
+    /// stays before it for [`DOUBTS`] visits (the first such item of a
+    /// session only); then it is passed.
+    fn doubt(&mut self, session: StewardSession, seq: u64) {
+        let holding = self
+            .link_mut(session)
+            .and_then(|l| l.open.as_ref())
+            .is_some_and(|o| o.hold.is_some());
+        let Some(check) = self.check_mut(session) else {
+            return;
+        };
+        let tries = match check.doubt {
+            Some((s, n)) if s == seq => n.saturating_add(1),
+            // Already holding before another item this session.
+            _ if holding => return,
+            _ => 1,
+        };
+        let (hold, stale) = if tries > DOUBTS {
+            check.doubt = None;
+            (
+                None,
+                format!(
+                    "it handed over an item that never opened (number {seq}); what it held there comes by other paths"
+                ),
+            )
+        } else {
+            check.doubt = Some((seq, tries));
+            (
+                Some(seq),
+                format!(
+                    "it handed over an item that does not open (number {seq}); it is asked for again on the next visit"
+                ),
+            )
+        };
+        warn!(circle = %session.circle, "a steward: {stale}");
+        let link = self.link_mut(session).expect("linked");
+        link.stale = Some(stale);
+        link.doubted = true;
+        if let Some(open) = link.open.as_mut()
+            && open.hold.is_none()
+        {
+            open.hold = hold;
+        }
+    }
+
+    /// Item `seq` opened: if it was the one in doubt, the doubt is over.
+    fn trusted_again(&mut self, session: StewardSession, seq: u64) {
+        let Some(check) = self.check_mut(session) else {
+            return;
+        };
+        if check.doubt.is_none_or(|(s, _)| s != seq) {
+            return;
+        }
+        check.doubt = None;
+        if let Some(link) = self.link_mut(session)
+            && std::mem::take(&mut link.doubted)
+        {
+            link.stale = None;
         }
     }
 

@@ -96,10 +96,12 @@ fn nothing_false(w: &mut World, circle: CircleId) {
 /// same circle and key, every acknowledged edit everywhere; the removed
 /// member holds nothing written under a key after theirs.
 fn never_together(seed: u64) {
-    never_together_with(seed, None);
+    never_together_with(seed, None, None);
 }
 
-fn never_together_with(seed: u64, hostile: Option<Hostile>) {
+/// `hostile`: how the steward lies; `honest_from`: the round from which it
+/// stops (never, with `None`).
+fn never_together_with(seed: u64, hostile: Option<Hostile>, honest_from: Option<usize>) {
     let mut w = World::new(seed);
     w.weather = Weather::CALM;
     let (founder, circle) = found(&mut w);
@@ -133,6 +135,9 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>) {
     let mut written = Vec::new();
     let mut step = 0;
     for round in 0..5 {
+        if honest_from == Some(round) {
+            w.stewards[st].hostile = None;
+        }
         let mut order: Vec<usize> = (0..w.devs.len()).collect();
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), w.rng());
         for i in order {
@@ -200,13 +205,16 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>) {
         restart(&mut w, i);
     }
     nothing_false(&mut w, circle);
-    if hostile.is_some() {
+    if hostile.is_some() && honest_from.is_none() {
         // A lying steward may keep people apart (it is one path, never
         // the only one); it cannot make anyone take something false.
         return;
     }
     if let Err(why) = converged(&mut w, circle) {
         tell(&mut w, circle);
+        if hostile.is_some() {
+            panic!("a steward that lied for a while, then was honest, kept people apart: {why}");
+        }
         panic!("devices never awake together did not meet through the steward: {why}");
     }
     if let Some(epoch) = removed_epoch {
@@ -296,6 +304,82 @@ fn rolled_back(seed: u64) {
     if let Err(why) = converged(&mut w, circle) {
         panic!("after the steward's rollback: {why}");
     }
+}
+
+/// A steward alters what it hands out to one device: that device says
+/// so, and once the steward is honest again it takes the same items
+/// intact (its cursor stayed before them), so the two still meet.
+fn altered(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (founder, circle) = found(&mut w);
+    let other = w.add_device("m1");
+    assert!(join(&mut w, founder, other, circle, InviteKind::Member));
+    let st = w.add_steward(None);
+    let steward = w.stewards[st].id;
+    assert!(perform(
+        &mut w,
+        founder,
+        circle,
+        Op::AddSteward {
+            ticket: "a steward of the simulation".into(),
+            steward,
+        },
+    ));
+    w.run_for(4_000);
+    w.stop(founder);
+    w.stop(other);
+    w.apart = true;
+    restart(&mut w, other);
+    w.run_for(2_000);
+    let note = format!("written while {} slept", w.devs[founder].name);
+    assert!(perform(
+        &mut w,
+        other,
+        circle,
+        Op::Checkin {
+            mood: Mood::Okay,
+            note: note.clone(),
+        },
+    ));
+    w.run_for(3_000);
+    w.stop(other);
+    w.stewards[st].hostile = Some(Hostile::AltersEvery);
+    restart(&mut w, founder);
+    w.run_for(5_000);
+    let status = w.devs[founder].machine().status();
+    let stewards = &status.circles[0].stewards;
+    assert!(
+        stewards.iter().any(|s| s
+            .stale
+            .as_deref()
+            .is_some_and(|why| why.contains("does not open"))),
+        "a steward that altered what it handed out is not told: {stewards:?}"
+    );
+    let json = w.devs[founder]
+        .machine()
+        .circle(circle)
+        .unwrap()
+        .canonical_json();
+    assert!(!json.contains(&note), "an altered item was taken");
+    w.stop(founder);
+    w.stewards[st].hostile = None;
+    restart(&mut w, founder);
+    restart(&mut w, other);
+    w.run_for(5_000);
+    if let Err(why) = converged(&mut w, circle) {
+        tell(&mut w, circle);
+        panic!("after the steward altered items for a while: {why}");
+    }
+}
+
+#[test]
+fn a_steward_that_alters_items_is_told_and_they_come_intact_later() {
+    run_seeds(
+        "a_steward_that_alters_items_is_told_and_they_come_intact_later",
+        0..40,
+        altered,
+    );
 }
 
 // 1,000 seeds in two halves, so they run side by side.
@@ -396,7 +480,28 @@ fn a_hostile_steward_makes_no_device_take_anything_false() {
                 Hostile::Mixes,
                 Hostile::Withholds,
             ][(seed % 4) as usize];
-            never_together_with(seed, Some(how));
+            never_together_with(seed, Some(how), None);
+        },
+    );
+}
+
+/// A steward that lies for a while (altering, replaying, mixing or
+/// withholding what it hands out) and is honest afterwards has delayed
+/// people, and lost nobody anything: devices never awake together meet
+/// through it all the same.
+#[test]
+fn a_steward_that_lies_for_a_while_delays_but_loses_nothing() {
+    run_seeds(
+        "a_steward_that_lies_for_a_while_delays_but_loses_nothing",
+        0..100,
+        |seed| {
+            let how = [
+                Hostile::FlipsBits,
+                Hostile::Replays,
+                Hostile::Mixes,
+                Hostile::Withholds,
+            ][(seed % 4) as usize];
+            never_together_with(seed, Some(how), Some(2 + (seed / 4 % 2) as usize));
         },
     );
 }

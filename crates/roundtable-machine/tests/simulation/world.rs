@@ -169,6 +169,8 @@ enum Delivery {
 pub(crate) enum Hostile {
     /// Flips a bit of some items it hands out.
     FlipsBits,
+    /// Flips a bit of every item it hands out.
+    AltersEvery,
     /// Hands out items it handed out before, again, in place of new ones.
     Replays,
     /// Hands out items of another shelf or locker.
@@ -233,6 +235,7 @@ impl World {
             timing: Timing {
                 anti_entropy: Duration::from_secs(3),
                 max_backoff: Duration::from_secs(8),
+                steward_reread: Duration::from_secs(20),
             },
             devs: Vec::new(),
             queue: BTreeMap::new(),
@@ -1071,9 +1074,14 @@ fn misbehave(
         return reply;
     };
     match how {
-        Hostile::FlipsBits => {
+        Hostile::FlipsBits | Hostile::AltersEvery => {
+            let odds = if how == Hostile::AltersEvery {
+                1.0
+            } else {
+                0.5
+            };
             for item in &mut items {
-                if !item.bytes.is_empty() && rng.random_bool(0.5) {
+                if !item.bytes.is_empty() && rng.random_bool(odds) {
                     let at = rng.random_range(0..item.bytes.len());
                     item.bytes[at] ^= 1 << rng.random_range(0..8);
                 }
