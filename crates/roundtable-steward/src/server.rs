@@ -359,19 +359,25 @@ async fn serve_stream(
                 };
                 // The request holds what the frame held.
                 drop(bytes);
-                // What a fetch reads, and its answer, take room too.
-                let room = match &request {
+                // What a fetch or a take reads, and its answer, take room
+                // too: twice what is read.
+                let reads = match &request {
                     StewardRequest::Fetch { after, max_bytes } => {
-                        let size = shared.keeper.fetch_size(&session, *after, *max_bytes);
-                        let wanted = u32::try_from((2 * size).min(MAX_IN_FLIGHT as u64))
-                            .unwrap_or(u32::MAX);
-                        let asked = shared.in_flight.clone().acquire_many_owned(wanted);
-                        match timeout(IDLE, asked).await {
-                            Ok(Ok(p)) => Some(p),
-                            _ => break,
-                        }
+                        shared.keeper.fetch_size(&session, *after, *max_bytes)
                     }
-                    _ => None,
+                    StewardRequest::Take { slot } => shared.keeper.welcome_size(slot),
+                    _ => 0,
+                };
+                let room = if reads > 0 {
+                    let wanted = u32::try_from((2 * reads).min(MAX_IN_FLIGHT as u64))
+                        .unwrap_or(u32::MAX);
+                    let asked = shared.in_flight.clone().acquire_many_owned(wanted);
+                    match timeout(IDLE, asked).await {
+                        Ok(Ok(p)) => Some(p),
+                        _ => break,
+                    }
+                } else {
+                    None
                 };
                 let shared2 = shared.clone();
                 let now_ms = roundtable_core::Timestamp::now().as_millis();

@@ -202,6 +202,8 @@ fn a_welcome_waits_for_its_ticket_until_forgotten_or_expired() {
     let mut a = open(&k, [1; 32], 1);
     let h = k.handle(&mut a, leave(1_000), 0).expect("answers");
     assert_eq!(h.reply, StewardReply::Left);
+    assert_eq!(k.welcome_size(&slot), 3, "what a take of it reads");
+    assert_eq!(k.welcome_size(&[0; 32]), 0);
     // Anyone with the slot's name takes it; it outlives a restart.
     let k = Keeper::open(mem, STEWARD, Limits::default()).expect("opens again");
     let h = k

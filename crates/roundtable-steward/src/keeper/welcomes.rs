@@ -87,6 +87,12 @@ impl<B: Blobs> Keeper<B> {
         Ok(Handled::reply(StewardReply::Left))
     }
 
+    /// The size of the welcome waiting at `slot` (0 if none): what a take
+    /// of it reads.
+    pub fn welcome_size(&self, slot: &[u8; 32]) -> u64 {
+        lock(&self.index).welcomes.get(slot).map_or(0, |w| w.size)
+    }
+
     pub(super) fn take(&self, slot: [u8; 32], now_ms: i64) -> Result<Handled, BlobError> {
         self.sweep(now_ms)?;
         let found = lock(&self.index).welcomes.get(&slot).copied();
