@@ -29,7 +29,20 @@
 //!   change's own history holds it, with more than
 //!   [`MAX_DEVICE_RECORDS`] device records or more than
 //!   [`MAX_ACTIVE_DEVICES`] devices not revoked (so a member cannot certify
-//!   thousands of devices into everyone's copy).
+//!   thousands of devices into everyone's copy);
+//! - replaces or deletes the circle's stewards collection
+//!   (`circle.stewards`), makes a second one where its history holds one,
+//!   or overwrites or deletes a steward record in it (records only ever
+//!   grow);
+//! - adds a steward record that does not read as one, or in another name
+//!   than its writer's member (`by`), or that leaves the circle, as the
+//!   change's own history holds it, with more than [`MAX_STEWARDS`]
+//!   stewards in use or [`MAX_STEWARD_RECORDS`] records;
+//! - writes into a steward record other than to remove it: `removed_by`
+//!   (the writer's own member) with `removed_at`, once, where the change's
+//!   history holds no removal of it. So who added a steward, its ticket and
+//!   who stopped the circle using it stay as written, and a removal is
+//!   never undone.
 //!
 //! The first change of a circle, and objects a change creates itself, are
 //! free: the rules guard what others made. (A device letting itself in with
@@ -46,9 +59,10 @@ use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::circle::device_of;
-use crate::ids::{DeviceId, MemberId};
+use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS, Membership};
 use crate::schema::{self, limits};
+use crate::steward::{MAX_STEWARD_RECORDS, MAX_STEWARDS, STEWARDS, count_stewards, record_of};
 use crate::view::CircleView;
 
 /// The guarded objects of a document, by the ids changes name them with.
@@ -75,6 +89,13 @@ pub(crate) struct Shape {
     /// Objects nobody writes into once made: electorates, consents,
     /// withdrawals, revocations, redemptions.
     sealed: HashSet<ObjectId>,
+    /// The circle record (`circle`): only its stewards collection is
+    /// guarded there.
+    circle_infos: HashSet<ObjectId>,
+    /// Each stewards collection (`circle.stewards`).
+    steward_maps: HashSet<ObjectId>,
+    /// Each steward record.
+    steward_objs: HashSet<ObjectId>,
 }
 
 pub(crate) fn legacy(id: &ObjId) -> ObjectId {
@@ -176,6 +197,14 @@ impl Shape {
             }
             s.removals = Some(legacy(&removals));
         }
+        for info in maps(doc, &ROOT, schema::CIRCLE) {
+            for stewards in maps(doc, &info, STEWARDS) {
+                s.steward_objs
+                    .extend(children(doc, &stewards).iter().map(legacy));
+                s.steward_maps.insert(legacy(&stewards));
+            }
+            s.circle_infos.insert(legacy(&info));
+        }
         s
     }
 
@@ -197,10 +226,22 @@ impl Shape {
             return true;
         }
         let mut new_proposals = Vec::new();
+        // Stewards collections and records this change makes.
+        let mut new_steward_maps: HashSet<ObjectId> = HashSet::new();
+        let mut new_stewards: Vec<(ObjectId, String)> = Vec::new();
         for (i, op) in expanded.operations.iter().enumerate() {
             let obj = &op.obj;
             if *obj == ObjectId::Root {
                 return true;
+            }
+            let made = ObjectId::Id(OpId(start + i as u64, actor.clone()));
+            if new_steward_maps.contains(obj) {
+                // A record in a stewards collection this change makes.
+                match new_steward(op) {
+                    Some(key) => new_stewards.push((made, key)),
+                    None => return true,
+                }
+                continue;
             }
             if made_here(obj) {
                 continue;
@@ -238,6 +279,25 @@ impl Shape {
             };
             let broken = if self.sealed.contains(obj) || someone_elses {
                 true
+            } else if self.circle_infos.contains(obj) {
+                if key != STEWARDS {
+                    false
+                } else if makes_map && !rewrites && !holds_before(doc, c, obj, key) {
+                    new_steward_maps.insert(made);
+                    false
+                } else {
+                    true
+                }
+            } else if self.steward_maps.contains(obj) {
+                match new_steward(op) {
+                    Some(key) if !holds_before(doc, c, obj, &key) => {
+                        new_stewards.push((made, key));
+                        false
+                    }
+                    _ => true,
+                }
+            } else if self.steward_objs.contains(obj) {
+                !removes_steward(op, obj, &expanded.operations, writer, doc, c)
             } else if self.member_objs.contains(obj) {
                 // Leaving is said once and never taken back.
                 key == schema::DEVICES || (key == "left" && (rewrites || !makes_map))
@@ -268,10 +328,120 @@ impl Shape {
                 return true;
             }
         }
+        if !new_stewards.is_empty() {
+            let writer = self.owner_of(actor);
+            let honest = new_stewards
+                .iter()
+                .all(|(rec, key)| steward_as_written(rec, key, &expanded.operations, writer));
+            if !honest || !stewards_within_bound(doc, c) {
+                return true;
+            }
+        }
         new_proposals
             .into_iter()
             .any(|ctr| !honest_electorate(c, actor, ctr, doc))
     }
+}
+
+/// The legacy object id as the document names it (the actor's index is
+/// looked up when it does not match).
+fn obj_id(obj: &ObjectId) -> ObjId {
+    match obj {
+        ObjectId::Root => ROOT,
+        ObjectId::Id(OpId(ctr, actor)) => ObjId::Id(*ctr, actor.clone(), usize::MAX),
+    }
+}
+
+/// Whether `obj[key]` holds anything in the history `c` builds on.
+fn holds_before(doc: &Automerge, c: &Change, obj: &ObjectId, key: &str) -> bool {
+    doc.get_all_at(obj_id(obj), key, c.deps())
+        .map_or(true, |v| !v.is_empty())
+}
+
+/// The key of the steward record `op` adds to a stewards collection, if
+/// it adds one: a new map under a record id, replacing nothing.
+fn new_steward(op: &automerge::legacy::Op) -> Option<String> {
+    let Key::Map(key) = &op.key else {
+        return None;
+    };
+    let adds = matches!(op.action, OpType::Make(ObjType::Map)) && op.pred.is_empty();
+    (adds && key.parse::<EntityId>().is_ok()).then(|| key.to_string())
+}
+
+/// Whether the steward record `rec`, made by a change of `ops` under
+/// `key`, reads as a steward record added in `writer`'s name.
+fn steward_as_written(
+    rec: &ObjectId,
+    key: &str,
+    ops: &[automerge::legacy::Op],
+    writer: Option<&MemberId>,
+) -> bool {
+    let Some(writer) = writer else {
+        return false;
+    };
+    let Ok(id) = key.parse::<EntityId>() else {
+        return false;
+    };
+    let mut fields: HashMap<&str, ScalarValue> = HashMap::new();
+    for op in ops.iter().filter(|op| op.obj == *rec) {
+        let Key::Map(k) = &op.key else {
+            return false;
+        };
+        match &op.action {
+            OpType::Put(v) => {
+                fields.insert(k.as_str(), v.clone());
+            }
+            _ => return false,
+        }
+    }
+    record_of(id, |k| fields.get(k).cloned())
+        .is_some_and(|r| r.added_by.as_ref() == Some(writer) && r.removed_by.is_none())
+}
+
+/// Whether `op`, writing into the existing steward record `rec`, is part
+/// of a removal in the writer's own name: `removed_by` (the writer's
+/// member) and `removed_at` (a time), both in this change, replacing
+/// nothing, where the change's own history holds no removal yet.
+fn removes_steward(
+    op: &automerge::legacy::Op,
+    rec: &ObjectId,
+    ops: &[automerge::legacy::Op],
+    writer: Option<&MemberId>,
+    doc: &Automerge,
+    c: &Change,
+) -> bool {
+    let Some(writer) = writer else {
+        return false;
+    };
+    let Key::Map(key) = &op.key else {
+        return false;
+    };
+    if !op.pred.is_empty() || holds_before(doc, c, rec, "removed_by") {
+        return false;
+    }
+    let names_writer = |op: &automerge::legacy::Op| matches!(&op.action, OpType::Put(ScalarValue::Str(s)) if s.as_str() == writer.to_string());
+    let writes = |k: &str| {
+        ops.iter()
+            .filter(|o| o.obj == *rec && matches!(&o.key, Key::Map(x) if x == k))
+            .count()
+    };
+    // One removal, of both fields, in this change.
+    if writes("removed_by") != 1 || writes("removed_at") != 1 {
+        return false;
+    }
+    match key.as_str() {
+        "removed_by" => names_writer(op),
+        "removed_at" => matches!(op.action, OpType::Put(ScalarValue::Int(_))),
+        _ => false,
+    }
+}
+
+/// Whether the circle as `c` leaves it, its own history only, holds at
+/// most [`MAX_STEWARDS`] stewards in use and [`MAX_STEWARD_RECORDS`]
+/// records: every device that judges `c` judges it alike.
+fn stewards_within_bound(doc: &Automerge, c: &Change) -> bool {
+    let count = count_stewards(doc, Some(&[c.hash()]));
+    count.in_use <= MAX_STEWARDS && count.records <= MAX_STEWARD_RECORDS
 }
 
 impl Shape {

@@ -22,6 +22,10 @@
 //! The circle records its stewards (`circle.stewards.<id>`): any member
 //! may add one and any member may stop the circle using one; both are
 //! written down with who did it, for everyone to see ([`StewardRecord`]).
+//! Every device holds each change to those records to what this module
+//! writes (see [`crate::shape`]): a record is added in its writer's own
+//! name, keeps its ticket, steward, locker and who added it, and gains
+//! only a removal, once, in its writer's own name; nothing is deleted.
 
 use std::collections::BTreeMap;
 
@@ -48,9 +52,14 @@ const BOX_CONTEXT: &str = "roundtable 2026 steward key box v1";
 const PROOF_CONTEXT: &[u8] = b"roundtable/steward/open/1";
 const SEAL_CONTEXT: &[u8] = b"roundtable/shelf/1";
 /// The key under the circle record where stewards are recorded.
-const STEWARDS: &str = "stewards";
-/// The most stewards a circle records (removed ones included).
+pub(crate) const STEWARDS: &str = "stewards";
+/// The most stewards a circle uses at once (records not removed).
 pub const MAX_STEWARDS: usize = 16;
+/// The most steward records a circle holds, removed ones included: records
+/// are never deleted, so this keeps the document bounded (at about 1.2 KB
+/// a record, some 150 KB), and is far more than a circle adding and
+/// removing a steward every month for ten years writes.
+pub const MAX_STEWARD_RECORDS: usize = 128;
 /// The longest a steward's ticket may be, in bytes.
 pub const MAX_TICKET: usize = 1024;
 
@@ -541,9 +550,15 @@ impl Circle {
                 "this circle already uses that steward".into(),
             ));
         }
-        if all.len() >= MAX_STEWARDS {
+        let count = count_stewards(self.doc(), None);
+        if count.in_use >= MAX_STEWARDS {
             return Err(CoreError::Invalid(format!(
-                "a circle records at most {MAX_STEWARDS} stewards"
+                "a circle uses at most {MAX_STEWARDS} stewards at once: stop using one first"
+            )));
+        }
+        if count.records >= MAX_STEWARD_RECORDS {
+            return Err(CoreError::Invalid(format!(
+                "this circle has recorded {MAX_STEWARD_RECORDS} stewards, as many as a circle may"
             )));
         }
         let id = EntityId::random(rng);
@@ -603,17 +618,26 @@ impl Circle {
 }
 
 fn read_record(doc: &automerge::Automerge, rec: &ObjId, id: EntityId) -> Option<StewardRecord> {
-    let text = |k: &str| match scalar(doc, rec, k)? {
+    record_of(id, |k| scalar(doc, rec, k))
+}
+
+/// A steward record from its fields, as `get` finds them; `None` when it
+/// does not read as one.
+pub(crate) fn record_of(
+    id: EntityId,
+    get: impl Fn(&str) -> Option<ScalarValue>,
+) -> Option<StewardRecord> {
+    let text = |k: &str| match get(k)? {
         ScalarValue::Str(s) => Some(s.to_string()),
         _ => None,
     };
     let ticket = text("ticket")?;
-    if ticket.len() > MAX_TICKET {
+    if ticket.is_empty() || ticket.len() > MAX_TICKET {
         return None;
     }
     let locker = LockerId::from_hex(&text("locker")?)?;
     let steward = text("steward")?.parse().ok()?;
-    let added_at = match scalar(doc, rec, "at")? {
+    let added_at = match get("at")? {
         ScalarValue::Int(n) => Timestamp::from_millis(n),
         _ => return None,
     };
@@ -626,6 +650,55 @@ fn read_record(doc: &automerge::Automerge, rec: &ObjId, id: EntityId) -> Option<
         added_at,
         removed_by: text("removed_by").and_then(|s| s.parse().ok()),
     })
+}
+
+/// How many steward records a circle holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StewardCount {
+    /// Every record, removed ones included.
+    pub(crate) records: usize,
+    /// Records with no removal: the stewards in use.
+    pub(crate) in_use: usize,
+}
+
+/// The steward records of `doc`, as it stands or at `heads`: every map in
+/// every stewards collection (concurrent ones included), so every device
+/// counting a change's own history counts alike.
+pub(crate) fn count_stewards(
+    doc: &automerge::Automerge,
+    heads: Option<&[automerge::ChangeHash]>,
+) -> StewardCount {
+    let all = |obj: &ObjId, key: &str| {
+        match heads {
+            Some(h) => doc.get_all_at(obj, key, h),
+            None => doc.get_all(obj, key),
+        }
+        .unwrap_or_default()
+    };
+    let maps = |obj: &ObjId, key: &str| -> Vec<ObjId> {
+        all(obj, key)
+            .into_iter()
+            .filter_map(|(v, id)| matches!(v, Value::Object(ObjType::Map)).then_some(id))
+            .collect()
+    };
+    let mut count = StewardCount::default();
+    for info in maps(&automerge::ROOT, schema::CIRCLE) {
+        for stewards in maps(&info, STEWARDS) {
+            let keys: Vec<String> = match heads {
+                Some(h) => doc.keys_at(&stewards, h).collect(),
+                None => doc.keys(&stewards).collect(),
+            };
+            for key in keys {
+                for rec in maps(&stewards, &key) {
+                    count.records += 1;
+                    if all(&rec, "removed_by").is_empty() {
+                        count.in_use += 1;
+                    }
+                }
+            }
+        }
+    }
+    count
 }
 
 /// What a batch of changes (or a saved document) covers: the devices

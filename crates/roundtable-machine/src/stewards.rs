@@ -11,10 +11,11 @@
 //!
 //! When its key changes (an epoch moved, or the candidates settled on
 //! another), the shelves of the keys it held before are visited once:
-//! what lies there is fetched and applied, the new key is left there
-//! boxed to every device still in, and what was fetched is superseded by
-//! that. A device asleep through the change finds its box on the shelf it
-//! knows, and moves on.
+//! what lies there is fetched and applied, and the new key is left there
+//! boxed to every device still in. That supersedes nothing: devices still
+//! on that shelf need what lies there (the change that moved the epoch,
+//! first of all). A device asleep through the change finds its box on the
+//! shelf it knows, and moves on.
 //!
 //! A steward that answers with less than it had (its newest number lower
 //! than one seen) is marked stale, and everything is put there again. One

@@ -1,7 +1,7 @@
 //! The endpoint, the router and gossip of one device.
 
 use iroh::address_lookup::memory::MemoryLookup;
-use iroh::endpoint::{Connection, presets};
+use iroh::endpoint::{Connection, QuicTransportConfig, VarInt, presets};
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayConfig, RelayMap, RelayMode, SecretKey};
 use iroh_gossip::Gossip;
@@ -78,6 +78,7 @@ async fn endpoint(
     secret: [u8; 32],
     config: &NetConfig,
     hooks: Option<AdmissionHook>,
+    transport: Option<QuicTransportConfig>,
 ) -> Result<(Endpoint, MemoryLookup), NetError> {
     let memory = MemoryLookup::new();
     let mut builder = Endpoint::builder(presets::Minimal)
@@ -100,6 +101,9 @@ async fn endpoint(
     let mut builder = builder.relay_mode(relay).address_lookup(memory.clone());
     if let Some(hooks) = hooks {
         builder = builder.hooks(hooks);
+    }
+    if let Some(transport) = transport {
+        builder = builder.transport_config(transport);
     }
     let endpoint = builder
         .bind()
@@ -200,6 +204,7 @@ impl Net {
             Some(AdmissionHook {
                 admitted: admitted.clone(),
             }),
+            None,
         )
         .await?;
         let gossip = Gossip::builder()
@@ -274,6 +279,22 @@ impl Net {
     }
 }
 
+/// The most bytes one connection may have a steward hold for it in QUIC's
+/// buffers, each way (received and not yet read, sent and not yet
+/// acknowledged). A steward serves at most 256 connections, so these hold
+/// at most 128 MiB in all however its peers behave; a connection still
+/// moves 256 KiB per round trip (2.5 MiB/s at 100 ms).
+const STEWARD_CONNECTION_WINDOW: u32 = 256 * 1024;
+
+/// iroh's transport settings, with a steward's windows.
+fn steward_transport() -> QuicTransportConfig {
+    QuicTransportConfig::builder()
+        .receive_window(VarInt::from_u32(STEWARD_CONNECTION_WINDOW))
+        .stream_receive_window(VarInt::from_u32(STEWARD_CONNECTION_WINDOW))
+        .send_window(u64::from(STEWARD_CONNECTION_WINDOW))
+        .build()
+}
+
 /// A steward on the network: it serves only the steward protocol, to
 /// anyone (whether a device may open a shelf is the steward's to check).
 #[derive(Debug)]
@@ -303,7 +324,7 @@ impl StewardNet {
         config: &NetConfig,
         incoming: mpsc::Sender<Connection>,
     ) -> Result<Self, NetError> {
-        let (endpoint, _memory) = endpoint(secret, config, None).await?;
+        let (endpoint, _memory) = endpoint(secret, config, None, Some(steward_transport())).await?;
         let router = Router::builder(endpoint.clone())
             .accept(STEWARD_ALPN, ForwardSteward(incoming))
             .spawn();
@@ -338,5 +359,62 @@ impl StewardNet {
         if let Err(e) = self.router.shutdown().await {
             warn!("network shutdown: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::timeout;
+
+    use super::*;
+
+    /// A peer writing to a steward that reads nothing gets only the
+    /// steward's window into its buffers, not QUIC's default.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_steward_buffers_at_most_its_window_for_a_connection() {
+        let limit = Duration::from_secs(30);
+        let (tx, mut unserved) = mpsc::channel(4);
+        let steward = timeout(limit, StewardNet::bind([3; 32], &NetConfig::loopback(), tx))
+            .await
+            .expect("in time")
+            .expect("binds");
+        let (itx, _irx) = mpsc::channel(1);
+        let client = timeout(
+            limit,
+            Net::bind([4; 32], &NetConfig::loopback(), Admitted::default(), itx),
+        )
+        .await
+        .expect("in time")
+        .expect("binds");
+        let conn = timeout(limit, client.dialer().connect(steward.addr(), STEWARD_ALPN))
+            .await
+            .expect("in time")
+            .expect("connects");
+        // The steward holds the connection and never reads from it.
+        let held = timeout(limit, unserved.recv()).await.expect("in time");
+        let (mut send, _recv) = timeout(limit, conn.open_bi())
+            .await
+            .expect("in time")
+            .expect("a stream");
+        let chunk = vec![7u8; 16 * 1024];
+        let mut written = 0usize;
+        while written < 8 * 1024 * 1024 {
+            match timeout(Duration::from_millis(500), send.write_all(&chunk)).await {
+                Ok(Ok(())) => written += chunk.len(),
+                Ok(Err(e)) => panic!("the stream broke: {e}"),
+                Err(_) => break,
+            }
+        }
+        assert!(written > 0, "nothing went through");
+        assert!(
+            written <= STEWARD_CONNECTION_WINDOW as usize + chunk.len(),
+            "{written} bytes were taken by a steward that reads nothing"
+        );
+        drop(held);
+        conn.close(0u32.into(), b"done");
+        timeout(limit, client.shutdown()).await.expect("in time");
+        timeout(limit, steward.shutdown()).await.expect("in time");
     }
 }

@@ -22,6 +22,9 @@ pub fn steward_requests(data: &[u8]) {
         max_shelves: 4,
         max_key_items: 4,
         max_seen: 4,
+        item_overhead: 64,
+        max_shelf_items: 16,
+        max_total_items: 48,
     };
     let blobs = FsBlobs::open(Arc::new(SimFs::new()), "/steward/blobs").expect("opens");
     let keeper = Keeper::open(blobs, [9; 32], limits).expect("opens");
@@ -40,9 +43,15 @@ pub fn steward_requests(data: &[u8]) {
         if let StewardReply::Refused { reason } = &handled.reply {
             assert!(!reason.is_empty());
         }
+        let status = keeper.status();
         assert!(
-            keeper.status().bytes <= limits.max_total_bytes,
+            status.bytes <= limits.max_total_bytes,
             "the steward kept more than it may"
+        );
+        let items: usize = status.lockers.iter().map(|l| l.items).sum();
+        assert!(
+            items <= limits.max_total_items,
+            "the steward kept more items than it may"
         );
     }
 }

@@ -45,6 +45,16 @@ pub struct Limits {
     pub max_key_items: usize,
     /// The most devices remembered per locker.
     pub max_seen: usize,
+    /// What each item and each waiting welcome costs against the byte
+    /// bounds beyond its own bytes (a file or object of its own, and an
+    /// entry in the index), so that many tiny items are not free.
+    pub item_overhead: u64,
+    /// The most items a shelf holds. Devices fold a shelf into a snapshot
+    /// once it holds twice the circle, so an honest shelf stays far below.
+    pub max_shelf_items: usize,
+    /// The most items all shelves hold together (the index keeps about
+    /// 110 bytes of memory per item).
+    pub max_total_items: usize,
 }
 
 impl Default for Limits {
@@ -57,9 +67,20 @@ impl Default for Limits {
             max_shelves: 64,
             max_key_items: 64,
             max_seen: 256,
+            item_overhead: ITEM_OVERHEAD,
+            max_shelf_items: 100_000,
+            max_total_items: 1_000_000,
         }
     }
 }
+
+/// What an item costs against the byte bounds beyond its bytes: about a
+/// file's block on a disk.
+pub const ITEM_OVERHEAD: u64 = 4096;
+
+/// The most a fetch hands out at once beyond its first item, whatever it
+/// asks for (devices ask 4 MiB).
+pub const MAX_FETCH_BYTES: u32 = 4 * 1024 * 1024;
 
 /// One item as the index knows it.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +100,45 @@ struct Shelf {
 impl Shelf {
     fn last(&self) -> u64 {
         self.items.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// What it holds against the byte bounds: its bytes, and the overhead
+    /// of each item.
+    fn charged(&self, overhead: u64) -> u64 {
+        self.bytes + self.items.len() as u64 * overhead
+    }
+
+    /// The items a put of `kind`, numbered `seq` and superseding below
+    /// `below`, drops: what lies below it but key items, and the oldest key
+    /// items past `max_keys`.
+    fn dropped_by(
+        &self,
+        kind: ShelfKind,
+        seq: u64,
+        below: Option<u64>,
+        max_keys: usize,
+    ) -> Vec<(u64, Meta)> {
+        let mut dropped: Vec<(u64, Meta)> = Vec::new();
+        if let Some(below) = below {
+            dropped.extend(
+                self.items
+                    .range(..below.min(seq))
+                    .filter(|(_, m)| m.kind != ShelfKind::Keys)
+                    .map(|(k, m)| (*k, *m)),
+            );
+        }
+        if kind == ShelfKind::Keys {
+            let keys: Vec<(u64, Meta)> = self
+                .items
+                .iter()
+                .filter(|(_, m)| m.kind == ShelfKind::Keys)
+                .map(|(k, m)| (*k, *m))
+                .collect();
+            // With the one being put.
+            let excess = (keys.len() + 1).saturating_sub(max_keys);
+            dropped.extend(keys.into_iter().take(excess));
+        }
+        dropped
     }
 }
 
@@ -101,6 +161,15 @@ struct Index {
     /// Welcomes waiting, by slot.
     welcomes: HashMap<[u8; 32], Waiting>,
     total_bytes: u64,
+    /// Items on all shelves.
+    total_items: usize,
+}
+
+impl Index {
+    /// What all shelves and welcomes hold against the byte bound.
+    fn charged(&self, overhead: u64) -> u64 {
+        self.total_bytes + (self.total_items + self.welcomes.len()) as u64 * overhead
+    }
 }
 
 /// A welcome waiting for someone holding a ticket.
@@ -308,6 +377,7 @@ impl<B: Blobs> Keeper<B> {
                 );
                 s.bytes += size;
                 index.total_bytes += size;
+                index.total_items += 1;
             }
             if page.len() < LIST_PAGE {
                 break;
@@ -443,6 +513,29 @@ impl<B: Blobs> Keeper<B> {
         }
     }
 
+    /// About how many bytes of items a fetch of `session` would hand out
+    /// (from the index, before reading any).
+    pub fn fetch_size(&self, session: &Session, after: u64, max_bytes: u32) -> u64 {
+        let Some(shelf) = session.open else {
+            return 0;
+        };
+        let max = u64::from(max_bytes.min(MAX_FETCH_BYTES));
+        let s = self.shelf(&shelf);
+        let s = lock(&s);
+        let (mut taken, mut any) = (0u64, false);
+        for m in s.items.range(after.saturating_add(1)..).map(|(_, m)| m) {
+            if m.by == session.device && m.kind != ShelfKind::Keys {
+                continue;
+            }
+            if any && taken + m.size > max {
+                break;
+            }
+            taken += m.size;
+            any = true;
+        }
+        taken
+    }
+
     fn shelf(&self, shelf: &ShelfRef) -> Arc<Mutex<Shelf>> {
         lock(&self.index).shelves.entry(*shelf).or_default().clone()
     }
@@ -538,6 +631,7 @@ impl<B: Blobs> Keeper<B> {
                 .map(|(k, m)| (*k, *m))
                 .collect()
         };
+        let max_bytes = max_bytes.min(MAX_FETCH_BYTES);
         let mut items = Vec::new();
         let mut upto = after;
         let mut taken = 0u64;
@@ -582,22 +676,50 @@ impl<B: Blobs> Keeper<B> {
                 self.limits.max_item
             )));
         }
+        if bytes.is_empty() {
+            return Ok(Handled::refused("an empty item: nothing sealed is empty"));
+        }
         let size = bytes.len() as u64;
+        let overhead = self.limits.item_overhead;
         let s = self.shelf(&shelf);
         // One put at a time per shelf: numbers are handed out in order.
         let mut s = lock(&s);
+        // What the shelf would hold with this item, once what it
+        // supersedes is dropped: a fold makes room, a put superseding
+        // nothing does not.
+        let planned = s.dropped_by(
+            kind,
+            s.last() + 1,
+            supersede_below,
+            self.limits.max_key_items,
+        );
+        let freed_items = planned.len();
+        let freed_bytes: u64 = planned.iter().map(|(_, m)| m.size).sum();
+        let freed_charged = freed_bytes + freed_items as u64 * overhead;
+        let cost = size + overhead;
         {
             let index = lock(&self.index);
-            if index.total_bytes + size > self.limits.max_total_bytes {
+            let total_after = (index.charged(overhead) + cost).saturating_sub(freed_charged);
+            let items_after = (index.total_items + 1).saturating_sub(freed_items);
+            if total_after > self.limits.max_total_bytes
+                || items_after > self.limits.max_total_items
+            {
                 return Ok(Handled::refused(
                     "this steward is full; ask its operator for room",
                 ));
             }
         }
-        if s.bytes + size > self.limits.max_shelf_bytes && supersede_below.is_none() {
+        if (s.charged(overhead) + cost).saturating_sub(freed_charged) > self.limits.max_shelf_bytes
+        {
             return Ok(Handled::refused(
                 "this circle's room at the steward is full until a member's device folds it into a snapshot",
             ));
+        }
+        if (s.items.len() + 1).saturating_sub(freed_items) > self.limits.max_shelf_items {
+            return Ok(Handled::refused(format!(
+                "this circle's shelf at the steward holds {} items, as many as it may, until a member's device folds it into a snapshot",
+                s.items.len()
+            )));
         }
         let meta = Meta {
             kind,
@@ -616,28 +738,10 @@ impl<B: Blobs> Keeper<B> {
             }
             seq += 1;
         }
+        let dropped = s.dropped_by(kind, seq, supersede_below, self.limits.max_key_items);
         s.items.insert(seq, meta);
         s.bytes += size;
         let mut freed = 0u64;
-        let mut dropped = Vec::new();
-        if let Some(below) = supersede_below {
-            dropped.extend(
-                s.items
-                    .range(..below.min(seq))
-                    .filter(|(_, m)| m.kind != ShelfKind::Keys)
-                    .map(|(k, m)| (*k, *m)),
-            );
-        }
-        if kind == ShelfKind::Keys {
-            let keys: Vec<(u64, Meta)> = s
-                .items
-                .iter()
-                .filter(|(_, m)| m.kind == ShelfKind::Keys)
-                .map(|(k, m)| (*k, *m))
-                .collect();
-            let excess = keys.len().saturating_sub(self.limits.max_key_items);
-            dropped.extend(keys.into_iter().take(excess));
-        }
         for (k, m) in &dropped {
             self.blobs.delete(&item_key(&shelf, *k, m))?;
             s.items.remove(k);
@@ -649,6 +753,7 @@ impl<B: Blobs> Keeper<B> {
         {
             let mut index = lock(&self.index);
             index.total_bytes = (index.total_bytes + size).saturating_sub(freed);
+            index.total_items = (index.total_items + 1).saturating_sub(dropped.len());
         }
         if !dropped.is_empty() {
             debug!(items = dropped.len(), freed, "superseded items dropped");

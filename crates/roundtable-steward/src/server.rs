@@ -15,12 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::timeout;
+
 use roundtable_core::DeviceKey;
-use roundtable_core::wire::{self, ShelfEntry, StewardReply, StewardRequest};
-use roundtable_net::framing::{read_frame, write_frame};
+use roundtable_core::wire::{self, StewardReply, StewardRequest};
+use roundtable_net::framing::write_frame;
 use roundtable_net::{Connection, NetConfig, StewardNet, StewardTicket};
 use roundtable_store::{Home, OsFs, WriteLock};
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, warn};
 
@@ -36,6 +39,15 @@ const MAX_CONNECTIONS: usize = 256;
 const MAX_STREAMS: usize = 8;
 /// The largest request read (an item and its frame).
 const MAX_REQUEST: usize = 48 * 1024 * 1024 + 1024;
+/// The most bytes of requests held at once, all streams together: a
+/// frame's bytes are counted from before its body is read until its
+/// request was answered and, for an item put, every watcher of the shelf
+/// was sent it. A frame waits for room (and its stream's idle time runs
+/// meanwhile). With the index (about 110 bytes per item, at most
+/// [`Limits::max_total_items`] of them) and the process itself, this keeps a
+/// steward well under the 512 MiB its system unit allows.
+pub const MAX_IN_FLIGHT: usize = 128 * 1024 * 1024;
+const _: () = assert!(MAX_REQUEST <= MAX_IN_FLIGHT);
 /// A stream quiet this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
 /// Arrivals a watching stream may lag behind before it is closed (it then
@@ -140,13 +152,23 @@ pub fn status_of(home: &Path, store: Option<&str>) -> Result<KeeperStatus, Stewa
     Ok(keeper.status())
 }
 
-type Arrival = Arc<([u8; 32], ShelfEntry)>;
+/// An item put, for the shelf's watchers: its answer, encoded once for
+/// all of them, with the room its request held.
+struct Arrived {
+    by: [u8; 32],
+    frame: Vec<u8>,
+    _held: OwnedSemaphorePermit,
+}
+
+type Arrival = Arc<Arrived>;
 type Watchers =
     Mutex<HashMap<(roundtable_core::steward::LockerId, [u8; 32]), broadcast::Sender<Arrival>>>;
 
 struct Shared {
     keeper: Keeper<Box<dyn Blobs>>,
     watchers: Watchers,
+    /// Bytes of requests in flight, [`MAX_IN_FLIGHT`] in all.
+    in_flight: Arc<Semaphore>,
 }
 
 /// A running steward.
@@ -199,6 +221,7 @@ impl Steward {
         let shared = Arc::new(Shared {
             keeper,
             watchers: Mutex::new(HashMap::new()),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         });
         let kept = shared.clone();
         let span = tracing::info_span!("steward", id = %key.id().fmt_short());
@@ -288,13 +311,14 @@ async fn serve_stream(
 ) {
     // Frames are read in a task of their own, so a frame half read is
     // never lost to an arrival told meanwhile.
-    let (frames_tx, mut frames) = mpsc::channel::<Result<Vec<u8>, String>>(1);
+    let (frames_tx, mut frames) = mpsc::channel::<Result<Framed, String>>(1);
+    let budget = shared.in_flight.clone();
     let reader = tokio::spawn(async move {
         loop {
-            let r = match read_frame(&mut recv, MAX_REQUEST).await {
+            let r = match read_within(&mut recv, MAX_REQUEST, &budget).await {
                 Ok(Some(b)) => Ok(b),
                 Ok(None) => return,
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             let stop = r.is_err();
             if frames_tx.send(r).await.is_err() || stop {
@@ -312,9 +336,10 @@ async fn serve_stream(
                 None => std::future::pending().await,
             }
         };
-        let reply = tokio::select! {
+        // What is sent, and the room it holds until it is sent.
+        let (out, _room): (Vec<u8>, Option<OwnedSemaphorePermit>) = tokio::select! {
             frame = tokio::time::timeout(IDLE, frames.recv()) => {
-                let bytes = match frame {
+                let Framed { bytes, held } = match frame {
                     Ok(Some(Ok(b))) => b,
                     Ok(Some(Err(e))) => {
                         debug!("a stream broke: {e}");
@@ -328,9 +353,31 @@ async fn serve_stream(
                         let refused = StewardReply::Refused {
                             reason: format!("that request does not read ({e}); update Roundtable"),
                         };
-                        let _ = write_frame(&mut send, &wire::encode(&refused)).await;
+                        let _ = timeout(IDLE, write_frame(&mut send, &wire::encode(&refused))).await;
                         break;
                     }
+                };
+                // The request holds what the frame held.
+                drop(bytes);
+                // What a fetch or a take reads, and its answer, take room
+                // too: twice what is read.
+                let reads = match &request {
+                    StewardRequest::Fetch { after, max_bytes } => {
+                        shared.keeper.fetch_size(&session, *after, *max_bytes)
+                    }
+                    StewardRequest::Take { slot } => shared.keeper.welcome_size(slot),
+                    _ => 0,
+                };
+                let room = if reads > 0 {
+                    let wanted = u32::try_from((2 * reads).min(MAX_IN_FLIGHT as u64))
+                        .unwrap_or(u32::MAX);
+                    let asked = shared.in_flight.clone().acquire_many_owned(wanted);
+                    match timeout(IDLE, asked).await {
+                        Ok(Ok(p)) => Some(p),
+                        _ => break,
+                    }
+                } else {
+                    None
                 };
                 let shared2 = shared.clone();
                 let now_ms = roundtable_core::Timestamp::now().as_millis();
@@ -342,12 +389,14 @@ async fn serve_stream(
                 let Ok((back, out)) = handled else { break };
                 session = back;
                 opened = session.shelf();
-                match out {
+                let reply = match out {
                     Ok(h) => {
-                        if let Some((shelf, by, entry)) = h.arrived
-                            && let Some(tx) = lock(&shared.watchers).get(&shelf)
-                        {
-                            let _ = tx.send(Arc::new((by, entry)));
+                        if let Some((shelf, by, entry)) = h.arrived {
+                            let tx = lock(&shared.watchers).get(&shelf).cloned();
+                            if let Some(tx) = tx {
+                                let frame = wire::encode(&StewardReply::Arrived(entry));
+                                let _ = tx.send(Arc::new(Arrived { by, frame, _held: held }));
+                            }
                         }
                         if session.watching()
                             && watch.is_none()
@@ -367,18 +416,31 @@ async fn serve_stream(
                             reason: "the steward could not keep that just now; try again later".into(),
                         }
                     }
-                }
+                };
+                (wire::encode(&reply), room)
             }
             arrival = next => {
                 match arrival {
-                    Some(Ok(a)) if a.0 != device => StewardReply::Arrived(a.1.clone()),
+                    Some(Ok(a)) if a.by != device => {
+                        // Written from the one encoding every watcher shares.
+                        let sent = timeout(IDLE, write_frame(&mut send, &a.frame)).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break;
+                        }
+                        continue;
+                    }
                     Some(Ok(_)) => continue,
                     // Fell behind: the device comes back and fetches.
                     _ => break,
                 }
             }
         };
-        if write_frame(&mut send, &wire::encode(&reply)).await.is_err() {
+        // A peer that does not read what it is sent is let go, with what
+        // it held up.
+        if !matches!(
+            timeout(IDLE, write_frame(&mut send, &out)).await,
+            Ok(Ok(()))
+        ) {
             break;
         }
     }
@@ -393,6 +455,123 @@ async fn serve_stream(
     }
 }
 
+/// A request's bytes, with the room they take in [`MAX_IN_FLIGHT`].
+struct Framed {
+    bytes: Vec<u8>,
+    held: OwnedSemaphorePermit,
+}
+
+/// Reads one frame of at most `max` bytes (a `u32` length, little endian,
+/// then the bytes), taking its length's worth of `budget` before reading
+/// its body and holding it as long as the bytes are; `Ok(None)` at a
+/// clean end of the stream.
+async fn read_within<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<Option<Framed>, String> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    }
+    let len = u32::from_le_bytes(len);
+    if len as usize > max {
+        return Err(format!(
+            "the peer sent a frame of {len} bytes, more than the {max} accepted"
+        ));
+    }
+    let held = budget
+        .clone()
+        .acquire_many_owned(len)
+        .await
+        .map_err(|_| "the steward is stopping".to_owned())?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    r.take(u64::from(len))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.len() < len as usize {
+        return Err("the stream ended inside a frame".into());
+    }
+    Ok(Some(Framed { bytes, held }))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> Vec<u8> {
+        let mut f = u32::try_from(n).expect("small").to_le_bytes().to_vec();
+        f.extend(std::iter::repeat_n(7u8, n));
+        f
+    }
+
+    /// Frames read on many streams at once hold at most the budget: a
+    /// frame waits, body unread, until what others hold is let go; a frame
+    /// longer than allowed is refused before anything is held.
+    #[tokio::test]
+    async fn requests_in_flight_hold_at_most_the_budget() {
+        let budget = Arc::new(Semaphore::new(1000));
+        let limit = Duration::from_secs(5);
+        let (a, mut b) = (frame(600), frame(600));
+        let first = tokio::time::timeout(limit, read_within(&mut a.as_slice(), 1000, &budget))
+            .await
+            .expect("in time")
+            .expect("reads")
+            .expect("a frame");
+        assert_eq!(first.bytes.len(), 600);
+        assert_eq!(budget.available_permits(), 400);
+        // The second waits while the first is held ...
+        let (mut tx, mut rx) = tokio::io::duplex(64);
+        let reading = tokio::spawn({
+            let budget = budget.clone();
+            async move { read_within(&mut rx, 1000, &budget).await }
+        });
+        use tokio::io::AsyncWriteExt;
+        tx.write_all(&b[..4]).await.expect("writes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!reading.is_finished());
+        // ... and its body is not read meanwhile: the pipe stays full.
+        let body = b.split_off(4);
+        let mut written = 0;
+        while written < body.len() {
+            match tokio::time::timeout(Duration::from_millis(100), tx.write(&body[written..])).await
+            {
+                Ok(Ok(n)) => written += n,
+                _ => break,
+            }
+        }
+        assert!(
+            written < body.len(),
+            "the body was read before there was room for it"
+        );
+        // Let the first go: the second is read, then let go too.
+        drop(first);
+        tx.write_all(&body[written..]).await.expect("writes");
+        let second = tokio::time::timeout(limit, reading)
+            .await
+            .expect("in time")
+            .expect("joins")
+            .expect("reads")
+            .expect("a frame");
+        assert_eq!(second.bytes.len(), 600);
+        assert_eq!(budget.available_permits(), 400);
+        drop(second);
+        assert_eq!(budget.available_permits(), 1000);
+        // Too long: refused, nothing held.
+        let long = frame(1001);
+        assert!(
+            tokio::time::timeout(limit, read_within(&mut long.as_slice(), 1000, &budget))
+                .await
+                .expect("in time")
+                .is_err()
+        );
+        assert_eq!(budget.available_permits(), 1000);
+    }
 }

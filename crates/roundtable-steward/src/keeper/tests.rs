@@ -202,6 +202,8 @@ fn a_welcome_waits_for_its_ticket_until_forgotten_or_expired() {
     let mut a = open(&k, [1; 32], 1);
     let h = k.handle(&mut a, leave(1_000), 0).expect("answers");
     assert_eq!(h.reply, StewardReply::Left);
+    assert_eq!(k.welcome_size(&slot), 3, "what a take of it reads");
+    assert_eq!(k.welcome_size(&[0; 32]), 0);
     // Anyone with the slot's name takes it; it outlives a restart.
     let k = Keeper::open(mem, STEWARD, Limits::default()).expect("opens again");
     let h = k
@@ -243,9 +245,10 @@ fn a_welcome_waits_for_its_ticket_until_forgotten_or_expired() {
 #[test]
 fn limits_hold_against_anyone() {
     let mem = Arc::new(Mem::default());
+    // A shelf holds two items of 100 bytes, not three.
     let limits = Limits {
         max_item: 100,
-        max_shelf_bytes: 250,
+        max_shelf_bytes: 2 * (100 + ITEM_OVERHEAD) + 50,
         max_lockers: 1,
         ..Limits::default()
     };
@@ -290,4 +293,103 @@ fn limits_hold_against_anyone() {
         )
         .expect("answers");
     assert!(refused(h));
+}
+
+#[test]
+fn tiny_and_empty_items_cost_their_overhead_and_a_shelf_holds_so_many() {
+    let mem = Arc::new(Mem::default());
+    let limits = Limits {
+        max_shelf_bytes: 10 * (1 + ITEM_OVERHEAD),
+        max_shelf_items: 20,
+        max_total_items: 30,
+        ..Limits::default()
+    };
+    let k = Keeper::open(mem.clone(), STEWARD, limits).expect("opens");
+    let refusal = |h: Handled| match h.reply {
+        StewardReply::Refused { reason } => reason,
+        other => panic!("not refused: {other:?}"),
+    };
+    let one = |n: usize, below: Option<u64>| StewardRequest::Put {
+        kind: ShelfKind::Changes as u8,
+        bytes: vec![1; n],
+        supersede_below: below,
+    };
+    let mut a = open(&k, [1; 32], 1);
+    // Nothing sealed is empty.
+    let why = refusal(k.handle(&mut a, one(0, None), 0).expect("answers"));
+    assert!(why.contains("empty"), "{why}");
+    // One-byte items are not free: ten fill the shelf's bytes.
+    for _ in 0..10 {
+        put(&k, &mut a, ShelfKind::Changes, 1, None);
+    }
+    let why = refusal(k.handle(&mut a, one(1, None), 0).expect("answers"));
+    assert!(why.contains("full"), "{why}");
+    // A put that says it supersedes but drops nothing makes no room.
+    let why = refusal(k.handle(&mut a, one(1, Some(0)), 0).expect("answers"));
+    assert!(why.contains("full"), "{why}");
+    // A fold does.
+    let snap = put(&k, &mut a, ShelfKind::Snapshot, 1, Some(11));
+    assert_eq!(k.status().lockers[0].items, 1);
+
+    // Items per shelf are bounded even where bytes are not.
+    let k = Keeper::open(
+        Arc::new(Mem::default()),
+        STEWARD,
+        Limits {
+            max_shelf_items: 20,
+            max_total_items: 30,
+            ..Limits::default()
+        },
+    )
+    .expect("opens");
+    let mut a = open(&k, [1; 32], 1);
+    for _ in 0..20 {
+        put(&k, &mut a, ShelfKind::Changes, 1, None);
+    }
+    let why = refusal(k.handle(&mut a, one(1, None), 0).expect("answers"));
+    assert!(why.contains("20 items"), "{why}");
+    // Another shelf takes what is left in all, no more.
+    let mut b = open(&k, [2; 32], 2);
+    for _ in 0..10 {
+        put(&k, &mut b, ShelfKind::Changes, 1, None);
+    }
+    let why = refusal(k.handle(&mut b, one(1, None), 0).expect("answers"));
+    assert!(why.contains("steward is full"), "{why}");
+    // Folding makes room on the shelf and in all, and the count is read
+    // again from storage alike.
+    let snap2 = put(&k, &mut a, ShelfKind::Snapshot, 1, Some(21));
+    assert!(snap2 > snap);
+    put(&k, &mut b, ShelfKind::Changes, 1, None);
+    let status = k.status();
+    let again = Keeper::open(k.blobs.clone(), STEWARD, k.limits).expect("opens");
+    assert_eq!(again.status(), status);
+    assert_eq!(lock(&again.index).total_items, 12);
+}
+
+#[test]
+fn a_fetch_hands_out_at_most_its_bound_whatever_it_asks() {
+    let k = Keeper::open(Arc::new(Mem::default()), STEWARD, Limits::default()).expect("opens");
+    let mut a = open(&k, [1; 32], 1);
+    let mut b = open(&k, [2; 32], 1);
+    let item = 1024 * 1024;
+    for _ in 0..8 {
+        put(&k, &mut a, ShelfKind::Changes, item, None);
+    }
+    let h = k
+        .handle(
+            &mut b,
+            StewardRequest::Fetch {
+                after: 0,
+                max_bytes: u32::MAX,
+            },
+            0,
+        )
+        .expect("fetches");
+    match h.reply {
+        StewardReply::Items { items, more, .. } => {
+            assert_eq!(items.len(), MAX_FETCH_BYTES as usize / item);
+            assert!(more);
+        }
+        other => panic!("{other:?}"),
+    }
 }

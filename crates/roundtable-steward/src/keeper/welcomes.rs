@@ -44,6 +44,11 @@ impl<B: Blobs> Keeper<B> {
                 "that welcome is larger than this steward keeps",
             ));
         }
+        if bytes.is_empty() {
+            return Ok(Handled::refused(
+                "an empty welcome: nothing sealed is empty",
+            ));
+        }
         if expires_at <= now_ms {
             return Ok(Handled::refused("that invite has expired already"));
         }
@@ -67,7 +72,8 @@ impl<B: Blobs> Keeper<B> {
                     "this circle has as many invites waiting at this steward as it may; revoke some or wait for them to expire",
                 ));
             }
-            if index.total_bytes + w.size > self.limits.max_total_bytes {
+            let cost = w.size + self.limits.item_overhead;
+            if index.charged(self.limits.item_overhead) + cost > self.limits.max_total_bytes {
                 return Ok(Handled::refused(
                     "this steward is full; ask its operator for room",
                 ));
@@ -79,6 +85,12 @@ impl<B: Blobs> Keeper<B> {
             index.total_bytes += w.size;
         }
         Ok(Handled::reply(StewardReply::Left))
+    }
+
+    /// The size of the welcome waiting at `slot` (0 if none): what a take
+    /// of it reads.
+    pub fn welcome_size(&self, slot: &[u8; 32]) -> u64 {
+        lock(&self.index).welcomes.get(slot).map_or(0, |w| w.size)
     }
 
     pub(super) fn take(&self, slot: [u8; 32], now_ms: i64) -> Result<Handled, BlobError> {
