@@ -280,11 +280,14 @@
   }
   if ("EventSource" in window && net && run) {
     const events = new EventSource("/events");
+    /** Whether the stream said hello yet. */
+    let heard = false;
     events.addEventListener("hello", (ev) => {
       if (ev.data === run) {
         // The first hello: what changed between this page and its stream
         // was told to nobody, so read the page once more.
-        const first = !trusted && !lost;
+        const first = !heard;
+        heard = true;
         trusted = true;
         lost = false;
         if (held.size > 0) { sendHeld(); return; }

@@ -337,10 +337,19 @@ pub(crate) struct Said(pub(crate) Option<String>);
 
 const SAID: &str = "rt_said";
 
+/// The header `app.js` marks its live reads of a page with.
+const LIVE: &str = "x-live";
+
 impl<S: Send + Sync> FromRequestParts<S> for Said {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // A page's live read of itself (`app.js`) swaps only its live
+        // parts: what is to be said once is left for the page the browser
+        // is on its way to, which the read may overtake.
+        if parts.headers.contains_key(LIVE) {
+            return Ok(Said(None));
+        }
         let said = parts
             .headers
             .get_all(header::COOKIE)

@@ -370,6 +370,18 @@ async fn forms_act_only_once_the_node_saved_them() {
         .expect("a word for the next page");
     let mut h = s.ours();
     h[1].1 = format!("{}; {}", h[1].1, said.split(';').next().unwrap_or(""));
+    // A page's live read of itself, overtaking the browser on its way
+    // there, leaves the word for the page.
+    let mut live = h.clone();
+    live.push(("X-Live", "1".to_owned()));
+    let read = request(addr, "GET", &format!("/c/{c}"), &live, "").await;
+    assert_eq!(read.status, 200);
+    assert!(!read.body.contains("is started"), "{}", read.body);
+    assert!(
+        read.header("set-cookie").is_empty(),
+        "{:?}",
+        read.header("set-cookie")
+    );
     let page = request(addr, "GET", &format!("/c/{c}"), &h, "").await;
     assert!(page.body.contains("is started"), "{}", page.body);
     assert!(
