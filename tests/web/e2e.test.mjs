@@ -120,7 +120,9 @@ test('a failed form says why in words and keeps what was typed', async () => {
 });
 
 test('the keyboard alone is enough, and focus can be seen', async () => {
-  await mayaPage.getByRole('link', { name: 'Home' }).click();
+  // Loaded afresh (not a click still under way), so Tab starts at the top.
+  const home = await mayaPage.getByRole('link', { name: 'Home' }).getAttribute('href');
+  await mayaPage.goto(new URL(home, mayaPage.url()).href, { waitUntil: 'load', timeout: 20_000 });
   await mayaPage.keyboard.press('Tab');
   const first = await mayaPage.evaluate(() => ({
     text: document.activeElement?.textContent,
