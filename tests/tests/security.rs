@@ -200,10 +200,35 @@ async fn removed_member_is_refused_and_cannot_read_after_rotation() {
         .await;
     never_gets(&cluster, 3, "after the removal").await;
     assert_ne!(cluster.keys(3).active(), cluster.keys(0).active());
-    // And what they write reaches nobody.
-    cluster.perform(3, checkin("still here?")).await;
+    // What they write reaches nobody; once their device has heard of the
+    // removal (a peer hands it the records), it writes nothing more and
+    // says why, in the core's words.
+    let wrote = bounded(
+        "an edit",
+        cluster
+            .handle(3)
+            .perform(cluster.circle, checkin("still here?"), Timestamp::now()),
+    )
+    .await;
+    if let Err(e) = &wrote {
+        assert!(e.to_string().contains("no longer in"), "{e}");
+    }
     never_gets(&cluster, 0, "still here?").await;
     never_gets(&cluster, 1, "still here?").await;
+    cluster
+        .status_until(3, |s| s.circles[0].removed.is_some())
+        .await;
+    let refused = bounded(
+        "an edit",
+        cluster
+            .handle(3)
+            .perform(cluster.circle, checkin("and now?"), Timestamp::now()),
+    )
+    .await;
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("no longer in")),
+        "a removed member's device that knows it still writes"
+    );
 
     // Node 2 was away for all of it; back, it catches up and gets the key.
     cluster.restart(2).await;
@@ -216,7 +241,10 @@ async fn removed_member_is_refused_and_cannot_read_after_rotation() {
     same_key(&cluster, 2, 0).await;
     // Nothing was deleted from the removed member's own device.
     let json = cluster.json(3).await;
-    assert!(json.contains("still here?"));
+    if wrote.is_ok() {
+        assert!(json.contains("still here?"));
+    }
+    assert!(json.contains("we agreed"), "the removal's records are kept");
     bounded("shutdown", cluster.shutdown()).await;
 }
 
