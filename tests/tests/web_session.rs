@@ -360,11 +360,13 @@ fn a_program_that_takes_the_port_during_a_restart_gets_nothing_that_works() {
     assert!(!refused.stdout.contains("http"), "{}", refused.stdout);
     drop(squatter);
 
-    // The node again, on its port: nothing the squatter got works, at the
-    // old name or the new one, for a page or a pairing ticket.
+    // The node again, on its port, at the name kept in its home: nothing
+    // the squatter got works there, nor at another name, for a page or a
+    // pairing ticket.
     let second = Up::start(&home, port, &[], false);
-    assert_ne!(second.host, old_host);
-    for host in [&old_host, &second.host] {
+    assert_eq!(second.host, old_host);
+    let other = format!("{}.localhost:{port}", "q".repeat(32));
+    for host in [&other, &second.host] {
         for (method, path) in [
             ("GET", "/status".to_owned()),
             ("GET", format!("/c/{circle}/pair")),
