@@ -34,10 +34,12 @@ use roundtable_core::wire::{ShelfEntry, StewardReply, StewardRequest};
 
 use super::*;
 
+mod kept;
 mod put;
 mod take;
 mod welcomes;
 
+use kept::{Check, Kept, Mark};
 use welcomes::PendingWelcome;
 
 /// How much a fetch asks for at once.
@@ -95,70 +97,6 @@ impl KeptKey {
 impl Drop for KeptKey {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.key);
-    }
-}
-
-/// Where this device stands with one shelf at one steward.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Mark {
-    /// Everything up to this number was fetched (or was this device's).
-    after: u64,
-    /// The shelf holds every change these reach.
-    frontier: Vec<[u8; 32]>,
-    /// The newest number seen on the shelf.
-    highest: u64,
-    /// The size of the last snapshot this device put there.
-    snapshot: u64,
-}
-
-/// How this device checks one shelf of a steward that may lie.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Check {
-    /// When the shelf was last read whole, from its start (ms since 1970).
-    read_whole: i64,
-    /// An item that did not open, and on how many visits it did not.
-    doubt: Option<(u64, u8)>,
-}
-
-/// What is kept between runs, per circle.
-#[derive(Default, Serialize, Deserialize)]
-struct Kept {
-    /// By steward record, then shelf.
-    marks: BTreeMap<EntityId, BTreeMap<[u8; 32], Mark>>,
-    /// When each steward was last reached (ms since 1970).
-    reached: BTreeMap<EntityId, i64>,
-    /// The key this device used last.
-    active: Option<KeptKey>,
-    /// Keys held before, whose shelves are still to visit, and at which
-    /// stewards they were visited.
-    visits: Vec<(KeptKey, BTreeSet<EntityId>)>,
-    /// Welcomes of this device's invites, until they expire.
-    welcomes: Vec<PendingWelcome>,
-    /// By steward record, then shelf.
-    checks: BTreeMap<EntityId, BTreeMap<[u8; 32], Check>>,
-}
-
-/// [`Kept`] as releases before shelf checks wrote it (postcard has no
-/// field names: a field added is a layout of its own).
-#[derive(Default, Serialize, Deserialize)]
-struct KeptBefore {
-    marks: BTreeMap<EntityId, BTreeMap<[u8; 32], Mark>>,
-    reached: BTreeMap<EntityId, i64>,
-    active: Option<KeptKey>,
-    visits: Vec<(KeptKey, BTreeSet<EntityId>)>,
-    welcomes: Vec<PendingWelcome>,
-}
-
-impl From<KeptBefore> for Kept {
-    fn from(k: KeptBefore) -> Self {
-        Self {
-            marks: k.marks,
-            reached: k.reached,
-            active: k.active,
-            visits: k.visits,
-            welcomes: k.welcomes,
-            checks: BTreeMap::new(),
-        }
     }
 }
 
@@ -226,13 +164,7 @@ pub(crate) struct Stewards {
 impl Stewards {
     pub(crate) fn restore(bytes: Option<Vec<u8>>) -> Self {
         Self {
-            kept: bytes
-                .and_then(|b| {
-                    postcard::from_bytes::<Kept>(&b)
-                        .ok()
-                        .or_else(|| postcard::from_bytes::<KeptBefore>(&b).ok().map(Kept::from))
-                })
-                .unwrap_or_default(),
+            kept: bytes.and_then(|b| Kept::read(&b)).unwrap_or_default(),
             dirty: false,
             links: BTreeMap::new(),
         }
@@ -473,48 +405,25 @@ impl Machine {
             .then_some(link)
     }
 
+    /// What is kept of the circle's stewards, and the shelf `session` is
+    /// open on; marked to be written.
+    fn kept_for(&mut self, session: StewardSession) -> Option<(&mut Kept, [u8; 32])> {
+        let stewards = &mut self.circles.get_mut(&session.circle)?.stewards;
+        let shelf = stewards.links.get(&session.steward)?.open.as_ref()?.shelf;
+        stewards.dirty = true;
+        Some((&mut stewards.kept, shelf))
+    }
+
     fn check_mut(&mut self, session: StewardSession) -> Option<&mut Check> {
-        let served = self.circles.get_mut(&session.circle)?;
-        let shelf = served
-            .stewards
-            .links
-            .get(&session.steward)?
-            .open
-            .as_ref()?
-            .shelf;
-        served.stewards.dirty = true;
-        Some(
-            served
-                .stewards
-                .kept
-                .checks
-                .entry(session.steward)
-                .or_default()
-                .entry(shelf)
-                .or_default(),
-        )
+        let (kept, shelf) = self.kept_for(session)?;
+        let by_shelf = kept.checks.entry(session.steward).or_default();
+        Some(by_shelf.entry(shelf).or_default())
     }
 
     fn mark_mut(&mut self, session: StewardSession) -> Option<&mut Mark> {
-        let served = self.circles.get_mut(&session.circle)?;
-        let shelf = served
-            .stewards
-            .links
-            .get(&session.steward)?
-            .open
-            .as_ref()?
-            .shelf;
-        served.stewards.dirty = true;
-        Some(
-            served
-                .stewards
-                .kept
-                .marks
-                .entry(session.steward)
-                .or_default()
-                .entry(shelf)
-                .or_default(),
-        )
+        let (kept, shelf) = self.kept_for(session)?;
+        let by_shelf = kept.marks.entry(session.steward).or_default();
+        Some(by_shelf.entry(shelf).or_default())
     }
 
     /// A steward answered (or something arrived on a watched shelf):
@@ -843,43 +752,4 @@ fn sorted(v: &[[u8; 32]]) -> Vec<[u8; 32]> {
     let mut v = v.to_vec();
     v.sort();
     v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_an_earlier_release_kept_is_read() {
-        let steward = EntityId::random(&mut rand::rng());
-        let mark = Mark {
-            after: 7,
-            frontier: vec![[1; 32]],
-            highest: 9,
-            snapshot: 0,
-        };
-        let before = KeptBefore {
-            marks: BTreeMap::from([(steward, BTreeMap::from([([2; 32], mark)]))]),
-            reached: BTreeMap::from([(steward, 1_780_000_000_000)]),
-            ..KeptBefore::default()
-        };
-        let bytes = postcard::to_stdvec(&before).expect("encodes");
-        let kept = Stewards::restore(Some(bytes)).kept;
-        assert_eq!(kept.marks[&steward][&[2; 32]].after, 7);
-        assert_eq!(kept.reached[&steward], 1_780_000_000_000);
-        assert!(kept.checks.is_empty());
-        // And what this release keeps reads back as it was.
-        let mut now = kept;
-        now.checks.entry(steward).or_default().insert(
-            [2; 32],
-            Check {
-                read_whole: 5,
-                doubt: Some((8, 1)),
-            },
-        );
-        let bytes = postcard::to_stdvec(&now).expect("encodes");
-        let again = Stewards::restore(Some(bytes)).kept;
-        assert_eq!(again.checks[&steward][&[2; 32]].doubt, Some((8, 1)));
-        assert_eq!(again.marks[&steward][&[2; 32]].highest, 9);
-    }
 }
