@@ -11,22 +11,27 @@
 //!
 //! Layout: `lockers/<locker>/<shelf>/<seq:016x>-<kind>-<device>` for each
 //! item (the name alone says what [`Keeper`] needs to know about it, so a
-//! shelf is indexed by listing it), and `seen/<locker>` for the devices
-//! seen there lately.
+//! shelf is indexed by listing it), `seen/<locker>` for the devices
+//! seen there lately, and `shelves/<locker>` for the order of its shelves
+//! (see `shelves`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use roundtable_core::steward::{LockerId, ShelfKind, verify_proof};
 use roundtable_core::wire::{ShelfEntry, StewardReply, StewardRequest};
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::blobs::{BlobError, Blobs};
 
+mod load;
+mod shared;
+mod shelves;
 mod welcomes;
 
-use welcomes::{parse_welcome_key, welcome_key};
+use shelves::{Admit, Held};
+use welcomes::welcome_key;
 
 /// How much a steward takes on.
 #[derive(Debug, Clone, Copy)]
@@ -147,7 +152,12 @@ type ShelfRef = (LockerId, [u8; 32]);
 
 #[derive(Debug, Default)]
 struct Locker {
-    shelves: BTreeSet<[u8; 32]>,
+    /// Its shelves, in the order they were first opened (see `shelves`).
+    shelves: Vec<Held>,
+    /// Shelves retired, newest last.
+    retired: Vec<[u8; 32]>,
+    /// When the order of shelves was last written (ms since the epoch).
+    order_written: i64,
     /// Devices seen, with when (ms since the epoch).
     seen: BTreeMap<[u8; 32], i64>,
     /// When `seen` was last written, per device.
@@ -334,112 +344,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-const LIST_PAGE: usize = 1000;
-
 impl<B: Blobs> Keeper<B> {
-    /// A keeper with the steward's id over `blobs`: reads what is kept
-    /// (every item's name, never its bytes).
-    pub fn open(blobs: B, id: [u8; 32], limits: Limits) -> Result<Self, BlobError> {
-        let keeper = Self {
-            blobs,
-            id,
-            limits,
-            index: Mutex::new(Index::default()),
-        };
-        let mut index = Index::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = keeper.blobs.list("lockers", after.as_deref(), LIST_PAGE)?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (key, size) in &page {
-                let Some((shelf, seq, kind, by)) = parse_item_key(key) else {
-                    debug!(key, "not an item of a shelf; left alone");
-                    continue;
-                };
-                index
-                    .lockers
-                    .entry(shelf.0)
-                    .or_default()
-                    .shelves
-                    .insert(shelf.1);
-                let s = index.shelves.entry(shelf).or_default();
-                let mut s = lock(s);
-                s.items.insert(
-                    seq,
-                    Meta {
-                        kind,
-                        size: *size,
-                        by,
-                    },
-                );
-                s.bytes += size;
-                index.total_bytes += size;
-                index.total_items += 1;
-            }
-            if page.len() < LIST_PAGE {
-                break;
-            }
-        }
-        let mut after: Option<String> = None;
-        loop {
-            let page = keeper.blobs.list("seen", after.as_deref(), LIST_PAGE)?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (key, _) in &page {
-                if let Some(locker) = key.strip_prefix("seen/").and_then(LockerId::from_hex) {
-                    index.lockers.entry(locker).or_default();
-                }
-            }
-            if page.len() < LIST_PAGE {
-                break;
-            }
-        }
-        let mut after: Option<String> = None;
-        loop {
-            let page = keeper.blobs.list("welcomes", after.as_deref(), LIST_PAGE)?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (key, size) in &page {
-                if let Some((slot, expires_at, locker)) = parse_welcome_key(key) {
-                    index.welcomes.insert(
-                        slot,
-                        Waiting {
-                            locker,
-                            expires_at,
-                            size: *size,
-                        },
-                    );
-                    index.total_bytes += size;
-                }
-            }
-            if page.len() < LIST_PAGE {
-                break;
-            }
-        }
-        for (locker, l) in index.lockers.iter_mut() {
-            if let Some(bytes) = keeper.blobs.get(&seen_key(locker))?
-                && let Ok(seen) = postcard::from_bytes::<Vec<([u8; 32], i64)>>(&bytes)
-            {
-                l.seen_written = seen.iter().copied().collect();
-                l.seen = l.seen_written.clone();
-            }
-        }
-        info!(
-            lockers = index.lockers.len(),
-            bytes = index.total_bytes,
-            "steward's keeping read"
-        );
-        *lock(&keeper.index) = index;
-        Ok(keeper)
-    }
-
     /// The steward's id.
     pub fn id(&self) -> [u8; 32] {
         self.id
@@ -475,6 +380,7 @@ impl<B: Blobs> Keeper<B> {
                 let Some(kind) = ShelfKind::from_u8(kind) else {
                     return Ok(Handled::refused("not a kind of item this steward keeps"));
                 };
+                self.catch_up(shelf, false)?;
                 self.put(shelf, session.device, kind, bytes, supersede_below)
             }
             StewardRequest::Leave {
@@ -490,6 +396,7 @@ impl<B: Blobs> Keeper<B> {
             StewardRequest::Take { slot } => self.take(slot, now_ms),
             StewardRequest::Forget { token } => {
                 let slot = roundtable_core::steward::slot_of_token(&token);
+                self.find_welcome(&slot)?;
                 let gone = lock(&self.index).welcomes.remove(&slot);
                 if let Some(w) = gone {
                     self.blobs.delete(&welcome_key(&slot, &w))?;
@@ -503,6 +410,7 @@ impl<B: Blobs> Keeper<B> {
                     return Ok(Handled::refused("open a shelf first"));
                 };
                 session.watching = true;
+                self.catch_up(shelf, false)?;
                 let s = self.shelf(&shelf);
                 let s = lock(&s);
                 Ok(Handled::reply(StewardReply::Opened {
@@ -514,11 +422,15 @@ impl<B: Blobs> Keeper<B> {
     }
 
     /// About how many bytes of items a fetch of `session` would hand out
-    /// (from the index, before reading any).
+    /// (from the index, before reading any; where storage is shared, the
+    /// index first catches up with what other processes put).
     pub fn fetch_size(&self, session: &Session, after: u64, max_bytes: u32) -> u64 {
         let Some(shelf) = session.open else {
             return 0;
         };
+        if let Err(e) = self.catch_up(shelf, false) {
+            debug!("could not catch up with shared storage: {e}");
+        }
         let max = u64::from(max_bytes.min(MAX_FETCH_BYTES));
         let s = self.shelf(&shelf);
         let s = lock(&s);
@@ -536,8 +448,13 @@ impl<B: Blobs> Keeper<B> {
         taken
     }
 
+    /// A shelf's index (an empty one where it holds nothing).
     fn shelf(&self, shelf: &ShelfRef) -> Arc<Mutex<Shelf>> {
-        lock(&self.index).shelves.entry(*shelf).or_default().clone()
+        lock(&self.index)
+            .shelves
+            .get(shelf)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn open_shelf(
@@ -556,7 +473,7 @@ impl<B: Blobs> Keeper<B> {
                 "that proof does not open this shelf (is this device still in the circle?)",
             ));
         }
-        let seen_write = {
+        let (admitted, seen_write) = {
             let mut index = lock(&self.index);
             let lockers = index.lockers.len();
             let locker_entry = match index.lockers.get_mut(&locker) {
@@ -568,14 +485,10 @@ impl<B: Blobs> Keeper<B> {
                 }
                 None => index.lockers.entry(locker).or_default(),
             };
-            if !locker_entry.shelves.contains(&shelf) {
-                if locker_entry.shelves.len() >= self.limits.max_shelves {
-                    return Ok(Handled::refused(
-                        "this circle has used too many keys at this steward; add the steward again",
-                    ));
-                }
-                locker_entry.shelves.insert(shelf);
-            }
+            let admitted = match locker_entry.admit(shelf, self.limits.max_shelves, now_ms) {
+                Err(why) => return Ok(Handled::refused(why)),
+                Ok(a) => a,
+            };
             locker_entry.seen.insert(session.device, now_ms);
             let stale = locker_entry
                 .seen_written
@@ -593,22 +506,38 @@ impl<B: Blobs> Keeper<B> {
                     }
                 }
                 locker_entry.seen_written = locker_entry.seen.clone();
-                Some(postcard::to_stdvec(
+                let seen = postcard::to_stdvec(
                     &locker_entry
                         .seen
                         .iter()
                         .map(|(d, t)| (*d, *t))
                         .collect::<Vec<_>>(),
-                ))
+                );
+                (admitted, Some(seen))
             } else {
-                None
+                (admitted, None)
             }
         };
         if let Some(Ok(bytes)) = seen_write {
             self.blobs.put(&seen_key(&locker), &bytes)?;
         }
+        let (write_order, retire) = match admitted {
+            Admit::Held { write } => (write, None),
+            Admit::New(retired) => (true, retired),
+        };
+        if write_order {
+            self.write_order(&locker, now_ms)?;
+        }
+        if let Some(retired) = retire {
+            self.empty_retired((locker, retired))?;
+        }
         session.open = Some((locker, shelf));
-        let s = self.shelf(&(locker, shelf));
+        let s = lock(&self.index)
+            .shelves
+            .entry((locker, shelf))
+            .or_default()
+            .clone();
+        self.catch_up((locker, shelf), true)?;
         let s = lock(&s);
         Ok(Handled::reply(StewardReply::Opened {
             last: s.last(),
@@ -684,6 +613,9 @@ impl<B: Blobs> Keeper<B> {
         let s = self.shelf(&shelf);
         // One put at a time per shelf: numbers are handed out in order.
         let mut s = lock(&s);
+        if !self.holds(&shelf) {
+            return Ok(Handled::refused(shelves::RETIRED));
+        }
         // What the shelf would hold with this item, once what it
         // supersedes is dropped: a fold makes room, a put superseding
         // nothing does not.
@@ -783,8 +715,8 @@ impl<B: Blobs> Keeper<B> {
             .iter()
             .map(|(id, l)| {
                 let (mut shelves, mut items, mut bytes) = (0, 0, 0);
-                for shelf in &l.shelves {
-                    if let Some(s) = index.shelves.get(&(*id, *shelf)) {
+                for held in &l.shelves {
+                    if let Some(s) = index.shelves.get(&(*id, held.shelf)) {
                         let s = lock(s);
                         shelves += usize::from(!s.items.is_empty());
                         items += s.items.len();

@@ -1,4 +1,5 @@
-//! `S3Blobs` against a real S3-compatible server: moto's, from PyPI,
+//! `S3Blobs`, and two keepers sharing a bucket as two steward processes
+//! do, against a real S3-compatible server: moto's, from PyPI,
 //! installed into a virtual environment under the target directory the
 //! first time and started by each test on a free loopback port.
 //!
@@ -21,7 +22,12 @@ use std::time::{Duration, Instant};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
+use roundtable_core::CircleId;
+use roundtable_core::keys::EpochKey;
+use roundtable_core::steward::{LockerId, ShelfKey, ShelfKind};
+use roundtable_core::wire::{StewardReply, StewardRequest};
 use roundtable_steward::blobs::{BlobError, Blobs, MAX_BLOB_LEN, S3Blobs};
+use roundtable_steward::{Keeper, Limits, Session};
 
 use common::{behaves_as_blobs, racing_creates};
 
@@ -342,4 +348,121 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     runtime
         .block_on(async { tokio::time::timeout(Duration::from_secs(120), future).await })
         .expect("object_store answered in time")
+}
+
+/// What a keeper answers `request` of `session`.
+fn ask(k: &Keeper<S3Blobs>, session: &mut Session, request: StewardRequest) -> StewardReply {
+    k.handle(session, request, 1_000).unwrap().reply
+}
+
+/// A session of `device` on the one shelf of the test's circle.
+fn opened(k: &Keeper<S3Blobs>, device: [u8; 32]) -> Session {
+    let (locker, shelf) = test_shelf();
+    let mut s = Session::new(device);
+    let request = StewardRequest::Open {
+        locker: locker.0,
+        shelf: shelf.shelf(),
+        proof: shelf.proof(&k.id(), &locker, &device),
+    };
+    let reply = ask(k, &mut s, request);
+    assert!(matches!(reply, StewardReply::Opened { .. }), "{reply:?}");
+    s
+}
+
+fn test_shelf() -> (LockerId, ShelfKey) {
+    let circle = CircleId::from_bytes([1; 16]);
+    let key = EpochKey::new(0, [2; 32], [3; 32]);
+    (LockerId([1; 16]), ShelfKey::of(circle, &key))
+}
+
+fn put_item(
+    k: &Keeper<S3Blobs>,
+    s: &mut Session,
+    kind: ShelfKind,
+    bytes: &[u8],
+    below: Option<u64>,
+) -> u64 {
+    let request = StewardRequest::Put {
+        kind: kind as u8,
+        bytes: bytes.to_vec(),
+        supersede_below: below,
+    };
+    match ask(k, s, request) {
+        StewardReply::Stored { seq, .. } => seq,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn fetched(k: &Keeper<S3Blobs>, s: &mut Session) -> Vec<(u64, Vec<u8>)> {
+    assert!(k.fetch_size(s, 0, u32::MAX) > 0, "a fetch takes room first");
+    let request = StewardRequest::Fetch {
+        after: 0,
+        max_bytes: u32::MAX,
+    };
+    match ask(k, s, request) {
+        StewardReply::Items { items, .. } => items.into_iter().map(|i| (i.seq, i.bytes)).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn two_steward_processes_over_one_bucket_serve_what_either_keeps() {
+    let Some(moto) = Moto::start("shared") else {
+        return;
+    };
+    let (ana, ben, anyone) = ([10; 32], [11; 32], [12; 32]);
+    let url = "s3://shared/steward";
+    let a = Keeper::open(moto.blobs(url), [42; 32], Limits::default()).unwrap();
+    let b = Keeper::open(moto.blobs(url), [42; 32], Limits::default()).unwrap();
+    // Ben's device is on B before anything is kept; Ana's puts through A.
+    let mut on_b = opened(&b, ben);
+    let mut on_a = opened(&a, ana);
+    assert_eq!(put_item(&a, &mut on_a, ShelfKind::Changes, b"one", None), 1);
+    assert_eq!(put_item(&a, &mut on_a, ShelfKind::Changes, b"two", None), 2);
+    // B tells Ben's keep-alive of them, and hands them over.
+    let reply = ask(&b, &mut on_b, StewardRequest::Watch);
+    assert!(
+        matches!(reply, StewardReply::Opened { last: 2, .. }),
+        "{reply:?}"
+    );
+    assert_eq!(
+        fetched(&b, &mut on_b),
+        [(1, b"one".to_vec()), (2, b"two".to_vec())]
+    );
+    // Ben's put through B takes the next number, not one A handed out.
+    assert_eq!(
+        put_item(&b, &mut on_b, ShelfKind::Changes, b"three", None),
+        3
+    );
+    // A fold through A drops what it covers; B, opened afresh, serves
+    // only the snapshot and counts only its bytes.
+    assert_eq!(
+        put_item(&a, &mut on_a, ShelfKind::Snapshot, b"all of it", Some(4)),
+        4
+    );
+    let mut again = opened(&b, ben);
+    assert_eq!(fetched(&b, &mut again), [(4, b"all of it".to_vec())]);
+    assert_eq!(b.status().bytes, 9);
+
+    // A welcome left through A is taken, and forgotten, through B.
+    let token = [7; 32];
+    let slot = roundtable_core::steward::slot_of_token(&token);
+    let leave = StewardRequest::Leave {
+        slot,
+        bytes: b"sealed welcome".to_vec(),
+        expires_at: i64::MAX,
+    };
+    assert!(matches!(ask(&a, &mut on_a, leave), StewardReply::Left));
+    let mut stranger = Session::new(anyone);
+    assert_eq!(b.welcome_size(&slot), 14);
+    let reply = ask(&b, &mut stranger, StewardRequest::Take { slot });
+    assert!(
+        matches!(&reply, StewardReply::Welcome { bytes } if bytes == b"sealed welcome"),
+        "{reply:?}"
+    );
+    let reply = ask(&b, &mut stranger, StewardRequest::Forget { token });
+    assert!(matches!(reply, StewardReply::Left), "{reply:?}");
+    // Gone for A too.
+    let reply = ask(&a, &mut stranger, StewardRequest::Take { slot });
+    assert!(matches!(reply, StewardReply::Refused { .. }), "{reply:?}");
 }

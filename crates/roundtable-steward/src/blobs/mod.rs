@@ -59,6 +59,11 @@ pub trait Blobs: Send + Sync {
     ) -> Result<Vec<(String, u64)>, BlobError>;
     /// Removes `key`; nothing happens if it is not there.
     fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Whether other processes may write here too (shared object
+    /// storage), so what this one indexed may be behind.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Checks that `key` is one the namespace allows (see the [module](self)).
@@ -125,6 +130,9 @@ macro_rules! forward {
             }
             fn delete(&self, key: &str) -> Result<(), BlobError> {
                 (**self).delete(key)
+            }
+            fn shared(&self) -> bool {
+                (**self).shared()
             }
         }
     )*};

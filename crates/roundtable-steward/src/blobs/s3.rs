@@ -304,6 +304,11 @@ impl Blobs for S3Blobs {
             }
         })
     }
+
+    /// Several steward processes may share a bucket.
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 /// The key that `object` holds under `root`, if it is one.

@@ -393,3 +393,80 @@ fn a_fetch_hands_out_at_most_its_bound_whatever_it_asks() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Opens, for `device` at `now`, the shelf of key `key` of circle 1 (one
+/// locker).
+fn open_key(k: &Keeper<Arc<Mem>>, device: [u8; 32], key: u8, now: i64) -> Result<Session, String> {
+    let circle = CircleId::from_bytes([1; 16]);
+    let by = *DeviceKey::from_seed(&[1; 32]).id().as_bytes();
+    let key = ShelfKey::of(circle, &EpochKey::new(u64::from(key), by, [key; 32]));
+    let locker = LockerId([1; 16]);
+    let mut s = Session::new(device);
+    let request = StewardRequest::Open {
+        locker: locker.0,
+        shelf: key.shelf(),
+        proof: key.proof(&STEWARD, &locker, &device),
+    };
+    match k.handle(&mut s, request, now).expect("answers").reply {
+        StewardReply::Opened { .. } => Ok(s),
+        StewardReply::Refused { reason } => Err(reason),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_circle_that_moves_on_many_keys_is_kept_and_its_oldest_quiet_shelf_retires() {
+    let mem = Arc::new(Mem::default());
+    let limits = Limits {
+        max_shelves: 2,
+        ..Limits::default()
+    };
+    let quiet = shelves::QUIET;
+    let k = Keeper::open(mem.clone(), STEWARD, limits).expect("opens");
+    let mut first = open_key(&k, [1; 32], 1, 0).expect("opens");
+    put(&k, &mut first, ShelfKind::Snapshot, 1000, None);
+    let mut second = open_key(&k, [1; 32], 2, 0).expect("opens");
+    put(&k, &mut second, ShelfKind::Snapshot, 2000, None);
+    // Both in use: a third is refused, and nothing goes.
+    let why = open_key(&k, [2; 32], 3, 10).expect_err("all in use");
+    assert!(why.contains("add the steward again"), "{why}");
+    assert_eq!(k.status().bytes, 3000);
+    // A month on, the second is still opened; the first is not.
+    open_key(&k, [1; 32], 2, quiet).expect("opens");
+    let mut third = open_key(&k, [2; 32], 3, quiet + 10).expect("a third key's shelf opens");
+    put(&k, &mut third, ShelfKind::Snapshot, 500, None);
+    // The first shelf went with what lay on it, from storage too.
+    assert_eq!(k.status().bytes, 2500);
+    assert_eq!(k.status().lockers[0].shelves, 2);
+    assert!(!lock(&mem.0).values().any(|b| b.len() == 1000));
+    // A session still on it puts nothing more there, and it is not
+    // opened again: the device asleep on it is told why.
+    let late = StewardRequest::Put {
+        kind: ShelfKind::Changes as u8,
+        bytes: vec![1; 10],
+        supersede_below: None,
+    };
+    let reply = k.handle(&mut first, late, 0).expect("answers").reply;
+    assert!(
+        matches!(&reply, StewardReply::Refused { reason } if reason == shelves::RETIRED),
+        "{reply:?}"
+    );
+    assert_eq!(
+        open_key(&k, [3; 32], 1, quiet + 20).expect_err("retired"),
+        shelves::RETIRED
+    );
+    // All of it holds across a restart: the order, the times and what
+    // was retired.
+    drop(k);
+    let k = Keeper::open(mem.clone(), STEWARD, limits).expect("opens again");
+    assert_eq!(k.status().bytes, 2500);
+    assert!(open_key(&k, [3; 32], 1, quiet + 30).is_err());
+    assert!(
+        open_key(&k, [3; 32], 4, quiet + 30).is_err(),
+        "2 and 3 in use"
+    );
+    open_key(&k, [3; 32], 4, 2 * quiet + 100).expect("a fourth key's shelf opens");
+    // The second shelf was the oldest quiet one.
+    assert_eq!(k.status().bytes, 500);
+    assert!(open_key(&k, [3; 32], 2, 2 * quiet + 200).is_err());
+}

@@ -11,6 +11,12 @@ use crate::blobs::{BlobError, Blobs};
 /// Welcomes one circle may leave waiting at once.
 pub(super) const MAX_WELCOMES: usize = 64;
 
+/// Where the keys of the welcomes at `slot` start (every one sorts
+/// after it).
+pub(super) fn welcome_key_prefix(slot: &[u8; 32]) -> String {
+    format!("welcomes/{}", hex(slot))
+}
+
 pub(super) fn welcome_key(slot: &[u8; 32], w: &Waiting) -> String {
     format!(
         "welcomes/{}-{:016x}-{}",
@@ -89,13 +95,21 @@ impl<B: Blobs> Keeper<B> {
 
     /// The size of the welcome waiting at `slot` (0 if none): what a take
     /// of it reads.
+    /// (Where storage is shared, a welcome another process left is
+    /// looked for first.)
     pub fn welcome_size(&self, slot: &[u8; 32]) -> u64 {
-        lock(&self.index).welcomes.get(slot).map_or(0, |w| w.size)
+        match self.find_welcome(slot) {
+            Ok(w) => w.map_or(0, |w| w.size),
+            Err(e) => {
+                tracing::debug!("could not look for a welcome: {e}");
+                0
+            }
+        }
     }
 
     pub(super) fn take(&self, slot: [u8; 32], now_ms: i64) -> Result<Handled, BlobError> {
         self.sweep(now_ms)?;
-        let found = lock(&self.index).welcomes.get(&slot).copied();
+        let found = self.find_welcome(&slot)?;
         let bytes = match found {
             Some(w) => self.blobs.get(&welcome_key(&slot, &w))?,
             None => None,
