@@ -182,6 +182,10 @@ pub enum Op {
         ticket: String,
         /// Its id, as the ticket says.
         steward: DeviceId,
+        /// What to call it ("Maya's Pi"); without one, it is called after
+        /// who added it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// Stops the circle using a steward.
     RemoveSteward {
@@ -361,9 +365,14 @@ impl Circle {
                 self.withdraw_removal(me, *proposal, now)?;
                 None
             }
-            Op::AddSteward { ticket, steward } => {
-                Some(self.add_steward(me, ticket, *steward, now, rng)?.0)
-            }
+            Op::AddSteward {
+                ticket,
+                steward,
+                name,
+            } => Some(
+                self.add_steward(me, ticket, name.as_deref(), *steward, now, rng)?
+                    .0,
+            ),
             Op::RemoveSteward { id } => {
                 self.remove_steward(me, *id, now)?;
                 None

@@ -51,7 +51,7 @@ impl Dev {
     fn add(&mut self, n: u32) -> EntityId {
         let me = self.id();
         self.circle
-            .add_steward(me, &ticket(n), steward_id(n), now(), &mut rand::rng())
+            .add_steward(me, &ticket(n), None, steward_id(n), now(), &mut rand::rng())
             .unwrap()
             .0
     }
@@ -396,7 +396,14 @@ fn stewards_past_the_bounds_are_refused_on_receipt() {
     let mut in_use: Vec<EntityId> = (0..MAX_STEWARDS as u32).map(|n| sam.add(n)).collect();
     let err = sam
         .circle
-        .add_steward(sam_id, &ticket(99), steward_id(99), now(), &mut rand::rng())
+        .add_steward(
+            sam_id,
+            &ticket(99),
+            None,
+            steward_id(99),
+            now(),
+            &mut rand::rng(),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("at most 16"), "{err}");
     let out = ana.receive(&sam.circle.clone(), &before, &[&sam]);
@@ -451,6 +458,7 @@ fn stewards_past_the_bounds_are_refused_on_receipt() {
             sam.circle.add_steward(
                 sam_id,
                 &ticket(999),
+                None,
                 steward_id(999),
                 now(),
                 &mut rand::rng(),
