@@ -63,7 +63,7 @@ mod sync;
 pub use farewell::FAREWELL_EVERY;
 pub use rate::Delayed;
 use schedule::Schedule;
-pub use schedule::Timing;
+pub use schedule::{STEWARD_FOLD_FLOOR, Timing};
 pub use session::{MAX_OPENING, SessionError, SessionId, Step, SyncRefusal};
 pub use stewards::{StewardSession, StewardStatus};
 
@@ -711,7 +711,7 @@ impl Machine {
         self.release_held(now, rng);
         let outputs = self.schedule.handle(schedule::Input::Tick, now.mono);
         self.carry_out(outputs, rng);
-        self.tick_stewards(now);
+        self.tick_stewards(now, rng);
         let due: Vec<CircleId> = self
             .circles
             .iter_mut()

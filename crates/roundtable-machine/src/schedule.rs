@@ -58,7 +58,13 @@ pub struct Timing {
     /// withheld, and the cursor moved past, comes again once it answers
     /// honestly.
     pub steward_reread: Duration,
+    /// A steward's shelf smaller than this is never folded into a
+    /// snapshot (past it, once it holds twice the circle).
+    pub steward_fold_floor: u64,
 }
+
+/// Below this, a steward's shelf is never folded: what a node uses.
+pub const STEWARD_FOLD_FLOOR: u64 = 64 * 1024;
 
 /// What happened, as the machine tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,6 +401,7 @@ mod tests {
         anti_entropy: Duration::from_secs(10),
         max_backoff: Duration::from_secs(20),
         steward_reread: Duration::from_secs(3600),
+        steward_fold_floor: STEWARD_FOLD_FLOOR,
     };
 
     fn met(s: &mut S, peer: u8, now: Instant) {
@@ -478,6 +485,7 @@ mod tests {
             anti_entropy: Duration::from_secs(1),
             max_backoff: Duration::from_secs(20),
             steward_reread: Duration::from_secs(3600),
+            steward_fold_floor: STEWARD_FOLD_FLOOR,
         });
         s.handle(
             Input::Met {

@@ -36,19 +36,19 @@ use super::*;
 
 mod kept;
 mod put;
+mod status;
 mod take;
 mod welcomes;
 
 use kept::{Check, Kept, Mark};
+pub use status::StewardStatus;
 use welcomes::PendingWelcome;
 
 /// How much a fetch asks for at once.
 const FETCH_BYTES: u32 = 4 * 1024 * 1024;
 /// A shelf is folded into a snapshot once it holds more than this many
-/// times the circle's size (and at least [`FOLD_FLOOR`]).
+/// times the circle's size (and at least [`Timing::steward_fold_floor`]).
 const FOLD_FACTOR: u64 = 2;
-/// Below this, a shelf is never folded.
-const FOLD_FLOOR: u64 = 64 * 1024;
 /// The longest wait between tries at an unreachable steward.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The first wait after a failure.
@@ -171,40 +171,6 @@ impl Stewards {
     }
 }
 
-/// A steward in [`CircleStatus`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StewardStatus {
-    /// Its record in the circle.
-    pub id: EntityId,
-    /// Its id.
-    pub steward: DeviceId,
-    /// Its ticket.
-    pub ticket: String,
-    /// Who added it.
-    pub added_by: String,
-    /// Who stopped the circle using it, if anyone did (it is then listed
-    /// for everyone to see, and no longer used).
-    #[serde(default)]
-    pub removed_by: Option<String>,
-    /// When this device last reached it.
-    pub last_reached: Option<Timestamp>,
-    /// Connected now, and told of what others put.
-    pub connected: bool,
-    /// Why the last try failed, if it did.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Set when it answered with less than it had kept.
-    #[serde(default)]
-    pub stale: Option<String>,
-    /// Invites of this device not yet left there.
-    #[serde(default)]
-    pub invites_waiting: usize,
-    /// It holds everything this device holds (as far as this device put
-    /// or took there).
-    #[serde(default)]
-    pub up_to_date: bool,
-}
-
 impl Machine {
     fn next_steward_token(&mut self) -> u64 {
         self.steward_tokens += 1;
@@ -229,10 +195,10 @@ impl Machine {
 
     /// At each tick: notices a key change, closes sessions of stewards no
     /// longer used, and opens those that are due.
-    pub(crate) fn tick_stewards(&mut self, now: Now) {
+    pub(crate) fn tick_stewards(&mut self, now: Now, rng: &mut impl RngCore) {
         let ids: Vec<CircleId> = self.circles.keys().copied().collect();
         for circle in ids {
-            self.notice_key(circle);
+            self.notice_key(circle, rng);
             let records = self.usable_stewards(circle);
             let used: BTreeSet<EntityId> = records.iter().map(|r| r.id).collect();
             let served = self.circles.get_mut(&circle).expect("listed");
@@ -292,7 +258,7 @@ impl Machine {
 
     /// The active key changed since it was last looked at: the shelf of
     /// the one before is to be visited, and sessions on it end.
-    fn notice_key(&mut self, circle: CircleId) {
+    fn notice_key(&mut self, circle: CircleId, rng: &mut impl RngCore) {
         let served = self.circles.get_mut(&circle).expect("served");
         let active = KeptKey::of(served.keys.active());
         let s = &mut served.stewards;
@@ -300,6 +266,7 @@ impl Machine {
             return;
         }
         let before = s.kept.active.replace(active.clone());
+        let changed = before.is_some();
         s.dirty = true;
         // Every other key held, and the one before: others may still be
         // on their shelves.
@@ -334,6 +301,9 @@ impl Machine {
                     },
                 });
             }
+        }
+        if changed {
+            self.reseal_welcomes(circle, rng);
         }
     }
 
@@ -440,12 +410,20 @@ impl Machine {
         }
         match reply {
             StewardReply::Arrived(entry) => {
+                // Numbers passed over unseen (put through another process
+                // of the steward, or this device's own) are asked for.
+                let from = self.unread_below(session, entry.seq.saturating_sub(1));
                 self.take_entries(session, vec![entry], None, now, rng);
-                self.push_if_watching(session.circle, rng)
+                let mut out: Vec<StewardRequest> = self
+                    .push_if_watching(session.circle, rng)
                     .into_iter()
                     .flat_map(|(id, r)| (id == session.steward).then_some(r))
                     .flatten()
-                    .collect()
+                    .collect();
+                if let Some(from) = from {
+                    out.extend(self.fetch(session, from));
+                }
+                out
             }
             StewardReply::Refused { reason } => {
                 self.end_steward(session, Some(format!("the steward refused: {reason}")), now);
@@ -589,7 +567,7 @@ impl Machine {
                 }
                 Vec::new()
             }
-            (Expect::Watching, StewardReply::Opened { .. }) => {
+            (Expect::Watching, StewardReply::Opened { last, .. }) => {
                 let open = self
                     .link_mut(session)
                     .and_then(|l| l.open.as_mut())
@@ -598,7 +576,13 @@ impl Machine {
                 if first {
                     info!(circle = %session.circle, "a steward keeps this circle and tells of what arrives");
                 }
-                self.welcomes_for(session)
+                let mut out = self.welcomes_for(session);
+                // At a keep-alive: the shelf holds what was never sent
+                // here (another process of the steward kept it).
+                if !first && let Some(from) = self.unread_below(session, last) {
+                    out.extend(self.fetch(session, from));
+                }
+                out
             }
             (Expect::Left { slot, forgot }, StewardReply::Left) => {
                 let served = self.circles.get_mut(&session.circle).expect("linked");
@@ -607,11 +591,12 @@ impl Machine {
                 if let Some(p) = pending.iter_mut().find(|p| p.slot == slot) {
                     if forgot {
                         p.left.remove(&session.steward);
+                        p.outdated.remove(&session.steward);
                     } else {
                         p.left.insert(session.steward);
                     }
                 }
-                pending.retain(|p| !(p.revoked && p.left.is_empty()));
+                pending.retain(|p| !(p.revoked && p.left.is_empty() && p.outdated.is_empty()));
                 Vec::new()
             }
             (_, other) => {
@@ -624,6 +609,14 @@ impl Machine {
                 Vec::new()
             }
         }
+    }
+
+    /// Where to fetch from when a watched shelf holds numbers up to
+    /// `upto` this session has not read (none while a fetch is under way).
+    fn unread_below(&mut self, session: StewardSession, upto: u64) -> Option<u64> {
+        let open = self.link_mut(session).and_then(|l| l.open.as_ref())?;
+        let fetching = open.expect.iter().any(|e| matches!(e, Expect::Items));
+        (open.watching && !fetching && upto > open.read_to).then_some(open.read_to)
     }
 
     fn fetch(&mut self, session: StewardSession, after: u64) -> Vec<StewardRequest> {
@@ -685,66 +678,6 @@ impl Machine {
         {
             debug!(%circle, "could not keep where this device stands with the stewards: {e}");
         }
-    }
-
-    /// The stewards of a circle, for its status.
-    pub(crate) fn steward_status(&self, circle: CircleId) -> Vec<StewardStatus> {
-        let Some(served) = self.circles.get(&circle) else {
-            return Vec::new();
-        };
-        let view = served.store.circle().view();
-        served
-            .store
-            .circle()
-            .stewards()
-            .into_iter()
-            .map(|r| {
-                // A steward no longer used has no link that counts.
-                let link = served
-                    .stewards
-                    .links
-                    .get(&r.id)
-                    .filter(|_| r.removed_by.is_none());
-                StewardStatus {
-                    id: r.id,
-                    steward: r.steward,
-                    ticket: r.ticket.clone(),
-                    added_by: r.added_by.map(|m| view.name_of(&m)).unwrap_or_default(),
-                    removed_by: r.removed_by.map(|m| view.name_of(&m)),
-                    last_reached: served
-                        .stewards
-                        .kept
-                        .reached
-                        .get(&r.id)
-                        .map(|ms| Timestamp::from_millis(*ms)),
-                    connected: link
-                        .and_then(|l| l.open.as_ref())
-                        .is_some_and(|o| o.watching),
-                    error: link.and_then(|l| l.error.clone()),
-                    stale: link.and_then(|l| l.stale.clone()),
-                    up_to_date: {
-                        let shelf = ShelfKey::of(circle, served.keys.active()).shelf();
-                        let mut heads: Vec<[u8; 32]> =
-                            served.store.circle().heads().iter().map(|h| h.0).collect();
-                        heads.sort();
-                        served
-                            .stewards
-                            .kept
-                            .marks
-                            .get(&r.id)
-                            .and_then(|m| m.get(&shelf))
-                            .is_some_and(|m| sorted(&m.frontier) == heads)
-                    },
-                    invites_waiting: served
-                        .stewards
-                        .kept
-                        .welcomes
-                        .iter()
-                        .filter(|p| !p.revoked && !p.left.contains(&r.id))
-                        .count(),
-                }
-            })
-            .collect()
     }
 }
 

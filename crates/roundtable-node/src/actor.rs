@@ -130,6 +130,7 @@ impl Actor {
             anti_entropy: config.anti_entropy,
             max_backoff: config.max_backoff,
             steward_reread: STEWARD_REREAD,
+            steward_fold_floor: roundtable_machine::STEWARD_FOLD_FLOOR,
         };
         let machine = {
             let _in = span.enter();

@@ -22,6 +22,7 @@ impl Machine {
             return Vec::new();
         };
         let mark = self.mark_mut(session).cloned().unwrap_or_default();
+        let floor = self.timing.steward_fold_floor;
         let served = self.circles.get_mut(&circle).expect("served");
         let link = served
             .stewards
@@ -40,7 +41,7 @@ impl Machine {
         }
         let frontier: Vec<ChangeHash> = mark.frontier.iter().map(|h| ChangeHash(*h)).collect();
         let size = served.store.snapshot_len().max(mark.snapshot);
-        let grown = open.caught_up && open.shelf_bytes > (FOLD_FACTOR * size).max(FOLD_FLOOR);
+        let grown = open.caught_up && open.shelf_bytes > (FOLD_FACTOR * size).max(floor);
         let (kind, item, supersede) = if frontier.is_empty() || grown {
             let mut proofs = served.book.all();
             proofs.extend(SignedHead::sign_all(circle_ref, &self.me.device));

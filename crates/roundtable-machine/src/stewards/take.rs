@@ -157,6 +157,7 @@ impl Machine {
         rng: &mut impl RngCore,
     ) -> bool {
         let circle = session.circle;
+        let snapshot = matches!(item, ShelfItem::Snapshot { .. });
         let served = self.circles.get_mut(&circle).expect("served");
         match item {
             ShelfItem::Changes {
@@ -177,7 +178,11 @@ impl Machine {
                             .map(|h| DeviceId::from_bytes(h.device))
                             .unwrap_or(self.me.device.id());
                         self.note_refused(circle, from, &applied);
-                        self.cover(session, &bytes, &before);
+                        if snapshot {
+                            self.covered_by_snapshot(session, &bytes);
+                        } else {
+                            self.cover(session, &bytes, &before);
+                        }
                         self.settle_forks(circle, &applied, &before, now, rng);
                         changed
                     }
@@ -214,6 +219,48 @@ impl Machine {
                 self.follow(circle, now);
                 false
             }
+        }
+    }
+
+    /// A snapshot taken from a steward supersedes what lay below it on
+    /// the shelf, so what the shelf surely holds is that snapshot (and
+    /// what comes after it): the mark of the shelf is set to its heads,
+    /// and this device puts past them what it holds and the snapshot
+    /// lacks. So a change a fold dropped without holding it (its folder
+    /// was handed something else in its place) is put there again by
+    /// whoever holds it.
+    fn covered_by_snapshot(&mut self, session: StewardSession, bytes: &[u8]) {
+        let Some((_, heads)) = st::covered_by(bytes) else {
+            return;
+        };
+        let Some(served) = self.circles.get_mut(&session.circle) else {
+            return;
+        };
+        let Some(shelf) = served
+            .stewards
+            .links
+            .get(&session.steward)
+            .and_then(|l| l.open.as_ref())
+            .map(|o| o.shelf)
+        else {
+            return;
+        };
+        let circle_ref = served.store.circle();
+        let mut frontier: Vec<[u8; 32]> = heads
+            .iter()
+            .filter(|h| circle_ref.has_change(h))
+            .map(|h| h.0)
+            .collect();
+        frontier.sort();
+        if let Some(mark) = served
+            .stewards
+            .kept
+            .marks
+            .get_mut(&session.steward)
+            .and_then(|m| m.get_mut(&shelf))
+        {
+            mark.frontier = frontier;
+            served.stewards.dirty = true;
         }
     }
 

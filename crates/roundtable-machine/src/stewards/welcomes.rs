@@ -1,6 +1,9 @@
 //! Invites that wait: a welcome for each ticket this device makes where
 //! the circle has stewards, left at each of them (and forgotten there when
-//! the invite is revoked) until it expires.
+//! the invite is revoked) until it expires. When the circle's key changes
+//! while one waits, it is sealed again with the circle as it stands and
+//! its new key, and replaces the one before at each steward: a joiner who
+//! takes it later comes in under the key the circle uses by then.
 
 use super::*;
 
@@ -16,6 +19,17 @@ pub(super) struct PendingWelcome {
     pub(super) left: BTreeSet<EntityId>,
     /// Revoked: to be forgotten at each steward it was left at.
     pub(super) revoked: bool,
+    /// The slot's sealing key, to seal it again when the circle's key
+    /// changes (welcomes kept before there was one are not).
+    #[serde(default)]
+    pub(super) aead: Option<[u8; 32]>,
+    /// A pairing: it carries this member's key.
+    #[serde(default)]
+    pub(super) pairing: bool,
+    /// Stewards holding an earlier seal of it, to be forgotten there
+    /// before this one is left.
+    #[serde(default)]
+    pub(super) outdated: BTreeSet<EntityId>,
 }
 
 impl Machine {
@@ -33,24 +47,12 @@ impl Machine {
         if self.usable_stewards(circle).is_empty() {
             return;
         }
-        let Ok(heads) = self.signed_heads(circle) else {
+        let pairing = kind == roundtable_core::InviteKind::Device;
+        let Some(welcome) = self.welcome_now(circle, pairing) else {
             return;
-        };
-        let member_key =
-            (kind == roundtable_core::InviteKind::Device).then(|| *self.me.member.to_seed());
-        let served = self.circles.get_mut(&circle).expect("served");
-        let Some(key) = served.keys.offer() else {
-            return;
-        };
-        let welcome = st::WaitingWelcome {
-            circle: roundtable_core::wire::WelcomeCircle {
-                doc: served.store.circle().save(),
-                key,
-                heads,
-            },
-            member_key,
         };
         let slot = st::WelcomeSlot::of(circle, secret);
+        let served = self.circles.get_mut(&circle).expect("served");
         served.stewards.kept.welcomes.push(PendingWelcome {
             invite,
             slot: slot.name(),
@@ -59,8 +61,60 @@ impl Machine {
             expires_at: expires_at.as_millis(),
             left: BTreeSet::new(),
             revoked: false,
+            aead: Some(slot.keys().1),
+            pairing,
+            outdated: BTreeSet::new(),
         });
         served.stewards.dirty = true;
+        self.send_welcomes(circle);
+    }
+
+    /// A welcome into the circle as it stands, under its key now.
+    fn welcome_now(&self, circle: CircleId, pairing: bool) -> Option<st::WaitingWelcome> {
+        let heads = self.signed_heads(circle).ok()?;
+        let served = self.circles.get(&circle)?;
+        Some(st::WaitingWelcome {
+            circle: roundtable_core::wire::WelcomeCircle {
+                doc: served.store.circle().save(),
+                key: served.keys.offer()?,
+                heads,
+            },
+            member_key: pairing.then(|| *self.me.member.to_seed()),
+        })
+    }
+
+    /// The circle's key changed: every welcome still waiting is sealed
+    /// again with the circle as it stands and its new key, to replace the
+    /// one left at each steward.
+    pub(super) fn reseal_welcomes(&mut self, circle: CircleId, rng: &mut impl RngCore) {
+        let waiting = self.circles.get(&circle).is_some_and(|s| {
+            s.stewards
+                .kept
+                .welcomes
+                .iter()
+                .any(|p| !p.revoked && p.aead.is_some())
+        });
+        if !waiting {
+            return;
+        }
+        let (Some(plain), Some(paired)) = (
+            self.welcome_now(circle, false),
+            self.welcome_now(circle, true),
+        ) else {
+            return;
+        };
+        let served = self.circles.get_mut(&circle).expect("served");
+        for p in &mut served.stewards.kept.welcomes {
+            let Some(aead) = p.aead.filter(|_| !p.revoked) else {
+                continue;
+            };
+            let slot = st::WelcomeSlot::from_keys(p.forget, aead);
+            p.bytes = slot.seal(if p.pairing { &paired } else { &plain }, rng);
+            let left = std::mem::take(&mut p.left);
+            p.outdated.extend(left);
+        }
+        served.stewards.dirty = true;
+        info!(%circle, "the circle's key changed: invites waiting at stewards sealed again");
         self.send_welcomes(circle);
     }
 
@@ -133,13 +187,15 @@ impl Machine {
                 continue;
             }
             let here = p.left.contains(&session.steward);
-            if p.revoked && here {
+            let outdated = p.outdated.contains(&session.steward);
+            if (p.revoked && here) || outdated {
                 open.expect.push_back(Expect::Left {
                     slot: p.slot,
                     forgot: true,
                 });
                 out.push(StewardRequest::Forget { token: p.forget });
-            } else if !p.revoked && !here {
+            }
+            if !p.revoked && !here {
                 open.expect.push_back(Expect::Left {
                     slot: p.slot,
                     forgot: false,

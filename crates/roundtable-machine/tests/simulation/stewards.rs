@@ -119,6 +119,7 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>, honest_from: Option<
         Op::AddSteward {
             ticket: "a steward of the simulation".into(),
             steward,
+            name: None,
         },
     ));
     // The record reaches everyone while they are together, once.
@@ -217,6 +218,21 @@ fn never_together_with(seed: u64, hostile: Option<Hostile>, honest_from: Option<
         }
         panic!("devices never awake together did not meet through the steward: {why}");
     }
+    // Folding keeps the steward near the circle's size: each shelf (one
+    // per key the circle used) within about twice a sealed save, once
+    // past the fold floor (small here, so that folding is played).
+    let size = w.devs[0].machine().circle(circle).unwrap().save().len() as u64;
+    if let Some(keeper) = w.stewards[st].keeper.as_ref() {
+        for l in keeper.status().lockers {
+            let bound = l.shelves as u64 * (3 * size + 4096);
+            assert!(
+                l.bytes <= bound,
+                "the steward holds {} bytes on {} shelves for a circle of {size}",
+                l.bytes,
+                l.shelves
+            );
+        }
+    }
     if let Some(epoch) = removed_epoch {
         let doc = w.devs[target].machine().circle(circle).unwrap().clone();
         for wr in written
@@ -274,6 +290,7 @@ fn rolled_back(seed: u64) {
         Op::AddSteward {
             ticket: "a steward of the simulation".into(),
             steward,
+            name: None,
         },
     ));
     w.run_for(4_000);
@@ -324,6 +341,7 @@ fn altered(seed: u64) {
         Op::AddSteward {
             ticket: "a steward of the simulation".into(),
             steward,
+            name: None,
         },
     ));
     w.run_for(4_000);
@@ -419,6 +437,7 @@ fn live(seed: u64) {
         Op::AddSteward {
             ticket: "a steward of the simulation".into(),
             steward,
+            name: None,
         },
     ));
     w.run_for(4_000);

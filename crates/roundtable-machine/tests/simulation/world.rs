@@ -184,7 +184,7 @@ pub(crate) struct SimSteward {
     pub(crate) id: DeviceId,
     root: PathBuf,
     fs: Arc<SimFs>,
-    keeper: Option<Keeper<FsBlobs<Arc<SimFs>>>>,
+    pub(crate) keeper: Option<Keeper<FsBlobs<Arc<SimFs>>>>,
     life: u64,
     pub(crate) hostile: Option<Hostile>,
     /// Items it handed out (a replaying or mixing steward uses them).
@@ -236,6 +236,8 @@ impl World {
                 anti_entropy: Duration::from_secs(3),
                 max_backoff: Duration::from_secs(8),
                 steward_reread: Duration::from_secs(20),
+                // Small circles fold too, so folding is played.
+                steward_fold_floor: 1024,
             },
             devs: Vec::new(),
             queue: BTreeMap::new(),
