@@ -310,3 +310,175 @@ fn a_steward_refuses_bad_tickets_and_bad_words() {
     let out = home.run(&["steward", "ticket"]).expect_code(1);
     assert!(out.stderr.contains("steward run"), "{}", out.stderr);
 }
+
+#[test]
+fn members_name_list_and_stop_stewards_in_words() {
+    let home = TestHome::new();
+    home.run(&["circle", "create", "Neighbours", "--as", "Lee"])
+        .ok();
+    home.run(&["circle", "create", "Book club", "--as", "Lee"])
+        .ok();
+    let (pi_home, spare_home) = (TestHome::new(), TestHome::new());
+    let free = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (pi, pi_ticket) = StewardProcess::start(&pi_home, free());
+    let (spare, spare_ticket) = StewardProcess::start(&spare_home, free());
+    // Plain `steward ticket` ends with the ticket, the line to copy.
+    let out = pi_home.run(&["steward", "ticket"]).ok();
+    assert_eq!(out.stdout.lines().last(), Some(pi_ticket.as_str()));
+    pi.kill9();
+    spare.kill9();
+
+    let neighbours = ["--circle", "neighbours"];
+    let run = |args: &[&str]| home.run(&[&neighbours[..], args].concat());
+    // A name past the circle's bound: one line, nothing recorded.
+    let long = "Pi ".repeat(40);
+    let out = run(&["steward", "add", &pi_ticket, "--name", &long]).one_line_error();
+    assert!(out.stderr.contains("steward's name"), "{}", out.stderr);
+    let out = run(&["steward", "add", &pi_ticket, "--name", "Lee's Pi"]).ok();
+    assert!(out.stdout.contains("kept by Lee's Pi"), "{}", out.stdout);
+    run(&["steward", "add", &spare_ticket]).ok();
+    // Each circle has its own: the book club has none.
+    let other = home
+        .run(&["--circle", "book club", "steward", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(other.as_array().map(Vec::len), Some(0), "{other}");
+    let listed = run(&["steward", "list", "--json"]).ok().json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["Lee's Pi", "Lee's steward"], "{listed}");
+    let out = run(&["steward", "list"]).ok();
+    assert!(
+        out.stdout
+            .contains("Lee's Pi  added by Lee  reached when your node runs"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Lee's steward  added by Lee"),
+        "{}",
+        out.stdout
+    );
+
+    // Stopping one, by the start of its id: it stays listed, with who.
+    let id = listed[0]["id"].as_str().expect("an id").to_owned();
+    run(&["steward", "remove", &id[..6]]).ok();
+    let out = run(&["steward", "list"]).ok();
+    assert!(
+        out.stdout
+            .contains("Lee's Pi  added by Lee  no longer used: Lee stopped the circle using it"),
+        "{}",
+        out.stdout
+    );
+    let listed = run(&["steward", "list", "--json"]).ok().json();
+    assert!(listed[0]["removed_by"].is_string(), "{listed}");
+    assert!(listed[1]["removed_by"].is_null(), "{listed}");
+    // Stopped already, or never there: refused in words.
+    let out = run(&["steward", "remove", &id[..6]]).one_line_error();
+    assert!(out.stderr.contains("steward"), "{}", out.stderr);
+    // Added again, it is a record of its own.
+    run(&["steward", "add", &pi_ticket, "--name", "Lee's Pi"]).ok();
+    let listed = run(&["steward", "list", "--json"]).ok().json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+}
+
+#[test]
+fn an_invite_waiting_at_the_steward_lets_the_joiner_in_after_the_key_changed() {
+    let (ana, phone, fay) = (TestHome::new(), TestHome::new(), TestHome::new());
+    let box_home = TestHome::new();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let (steward, steward_ticket) = StewardProcess::start(&box_home, port);
+    ana.run(&["circle", "create", "Allotment", "--as", "Ana"])
+        .ok();
+    ana.run(&["steward", "add", &steward_ticket, "--name", "Ana's Pi"])
+        .ok();
+    let pairing = pair_turn(&ana);
+    phone.run(&["pair", &pairing]).ok();
+    let phone_id = phone.run(&["id", "--json"]).ok().json()["device"]
+        .as_str()
+        .expect("a device id")
+        .to_owned();
+    turn(&phone, "the phone's turn", |_| true);
+
+    // Ana's turn: an invite left at the steward; then, while the steward
+    // is down, her phone is lost and revoked, so the circle's key changes
+    // while the invite waits, and the change that moved it reaches the
+    // steward only on the new key's shelf.
+    let up = Up::start(&ana);
+    wait_connected(&ana, "Ana");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ana
+        .run(&["device", "list", "--json"])
+        .ok()
+        .stdout
+        .contains(&phone_id)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Ana's copy never heard of her phone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ticket = ana.run(&["invite", "--uses", "1", "--json"]).ok().json()["ticket"]
+        .as_str()
+        .expect("a ticket")
+        .to_owned();
+    wait_invites_left(&ana);
+    steward.kill9();
+    ana.run(&["device", "revoke", &phone_id[..12]]).ok();
+    let (_steward, _) = StewardProcess::start(&box_home, port);
+    // Under the new key, her copy and her invite both at the steward.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = ana.run(&["status", "--json"]).ok().json();
+        let c = &status["circles"][0];
+        let st = &c["stewards"][0];
+        if c["epoch"].as_u64() == Some(1)
+            && st["up_to_date"] == true
+            && st["invites_waiting"].as_u64() == Some(0)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not at the steward: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    up.stop();
+
+    // Fay joins while every device is off: she comes in under the key
+    // the circle uses now, so what she writes reaches Ana.
+    fay.run(&["join", &ticket, "--as", "Fay"]).ok();
+    fay.run(&["moment", "planted the beans"]).ok();
+    turn(&fay, "Fay's turn", |_| true);
+    turn(&ana, "Ana sees Fay", |h| {
+        show(h).to_string().contains("planted the beans")
+    });
+    let members = ana.run(&["members", "--json"]).ok().stdout;
+    assert!(members.contains("Fay"), "{members}");
+}
+
+fn wait_invites_left(home: &TestHome) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = home.run(&["status", "--json"]).ok().json();
+        if list["circles"][0]["stewards"][0]["invites_waiting"].as_u64() == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the invite did not reach the steward: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -32,6 +32,7 @@ fn add_steward_op(steward: &Steward) -> Op {
     Op::AddSteward {
         ticket: steward.ticket().to_line(),
         steward: DeviceId::from_bytes(steward.ticket().id()),
+        name: None,
     }
 }
 

@@ -856,9 +856,21 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
     .expect("in time")
     .expect("the steward starts");
     let line = steward.ticket().to_line();
-    let short = roundtable_core::DeviceId::from_bytes(steward.ticket().id()).fmt_short();
     let wrapped = format!("  {}\r\n{}\n", &line[..40], &line[40..]);
-    let a = post(&s, &stewards, &[("ticket", &wrapped)]).await;
+    // A name past the circle's bound for names: refused in the core's
+    // words, the form kept, nothing recorded.
+    let long = "Pi ".repeat(40);
+    let a = post(&s, &stewards, &[("ticket", &wrapped), ("name", &long)]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("steward's name"), "{}", a.body);
+    assert!(a.body.contains(&long), "what was typed is kept");
+    assert!(recorded(&node, c).await.is_empty());
+    let a = post(
+        &s,
+        &stewards,
+        &[("ticket", &wrapped), ("name", " Maya's Pi ")],
+    )
+    .await;
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), std::slice::from_ref(&stewards));
     assert!(
@@ -871,11 +883,13 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].ticket, line);
     assert_eq!(records[0].added_by, Some(maya));
-    let named = format!("Kept by steward <code>{short}</code> (added by Maya)");
+    assert_eq!(records[0].name.as_deref(), Some("Maya's Pi"));
+    // Called by its name, with who added it; its id only in the ticket.
+    let named = "Kept by Maya's Pi (added by Maya)";
     let reached = timeout(LIMIT, async {
         loop {
             let page = get(&s, "/status").await;
-            assert!(page.body.contains(&named), "{}", page.body);
+            assert!(page.body.contains(named), "{}", page.body);
             if page.body.contains("connected now") {
                 return page;
             }
@@ -967,6 +981,7 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
         a.body
     );
     assert!(a.body.contains("name=\"confirm\""));
+    assert!(a.body.contains("Stop using Maya's Pi?"), "{}", a.body);
     assert!(recorded(&node, c).await[0].removed_by.is_none());
     // Confirmed: the circle no longer uses it, and records who stopped it.
     let a = post(&s, &remove, &[("confirm", "yes")]).await;
@@ -980,8 +995,9 @@ async fn a_steward_is_added_from_its_ticket_named_on_the_status_page_and_stopped
     );
     // It is still named, as no longer used and by whom.
     assert!(
-        page.body
-            .contains("no longer used: Maya stopped the circle using it"),
+        page.body.contains(
+            "Maya's Pi (added by Maya) is no longer used: Maya stopped the circle using it"
+        ),
         "{}",
         page.body
     );

@@ -194,7 +194,7 @@ Needs the roundtable.service user unit, which Roundtable's package installs, and
     /// rarely awake together still meet
     #[command(
         subcommand,
-        after_help = "On a member's device: roundtable steward add TICKET | list | remove ID\nOn the always-on box: roundtable --home DIR steward run | ticket | status"
+        after_help = "On a member's device: roundtable steward add TICKET [--name NAME] | list | remove NAME\nOn the always-on box: roundtable --home DIR steward run | ticket | status"
     )]
     Steward(StewardCommand),
     /// Who is in the circle

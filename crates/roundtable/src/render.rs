@@ -319,28 +319,27 @@ pub(crate) fn status(s: &roundtable_node::Status) {
     }
 }
 
-/// How a steward stands, in words: "kept by steward 3fa2… (added by Maya):
+/// How a steward stands, in words: "kept by Maya's Pi (added by Maya):
 /// connected now".
 pub(crate) fn steward_words(s: &roundtable_machine::StewardStatus, now: Timestamp) -> String {
     if let Some(by) = &s.removed_by {
         return format!(
-            "steward {} (added by {}) is no longer used: {by} stopped the circle using it",
-            s.steward.fmt_short(),
-            s.added_by
+            "{} is no longer used: {by} stopped the circle using it",
+            s.who()
         );
     }
-    let how = match (&s.stale, s.connected, s.last_reached, &s.error) {
+    format!("kept by {}: {}", s.who(), steward_how(s, now))
+}
+
+/// How a steward in use stands, in words: "last reached 5 min ago".
+pub(crate) fn steward_how(s: &roundtable_machine::StewardStatus, now: Timestamp) -> String {
+    match (&s.stale, s.connected, s.last_reached, &s.error) {
         (Some(stale), ..) => format!("kept less than it had before ({stale}): tell its operator"),
         (None, true, ..) => "connected now".to_owned(),
         (None, false, Some(t), _) => format!("last reached {}", ago(t, now)),
         (None, false, None, Some(e)) => format!("not reached yet: {e}"),
         (None, false, None, None) => "not reached yet".to_owned(),
-    };
-    format!(
-        "kept by steward {} (added by {}): {how}",
-        s.steward.fmt_short(),
-        s.added_by
-    )
+    }
 }
 
 /// Draws a ticket as a QR code in the terminal.

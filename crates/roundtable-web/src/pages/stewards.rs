@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
+use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, DeviceId, EntityId, Op, Timestamp, dates};
 use roundtable_net::{CircleTicket, StewardTicket, TicketError};
 use roundtable_node::StewardStatus;
@@ -19,14 +20,11 @@ use crate::app::{Failed, Failure, Posted, again, parse_id, saved, sentence, show
 pub(crate) const STOP_WORDS: &str =
     "The circle will stop using this steward. Anyone in the circle can add it again.";
 
-/// How a steward stands, in words: "Kept by steward 3fa2… (added by
-/// Maya): last reached 5 min ago." A steward that kept less than it had
-/// before is a warning, with what to do.
+/// How a steward stands, in words: "Kept by Maya's Pi (added by Maya):
+/// last reached 5 min ago." A steward that kept less than it had before
+/// is a warning, with what to do.
 pub(crate) fn standing(s: &StewardStatus, now: Timestamp, tz: &TimeZone) -> Markup {
-    let who = html! {
-        "steward " code { (s.steward.fmt_short()) }
-        @if !s.added_by.is_empty() { " (added by " (s.added_by) ")" }
-    };
+    let who = s.who();
     if let Some(by) = &s.removed_by {
         return html! {
             p.hint {
@@ -127,7 +125,7 @@ async fn render(
         }
         @if let Some(s) = stopping {
             section.card #stop aria-labelledby="stop-title" {
-                h2 #stop-title { "Stop using steward " code { (s.steward.fmt_short()) } "?" }
+                h2 #stop-title { "Stop using " (s.name) "?" }
                 p { (STOP_WORDS) }
                 (problem(failed, "stop"))
                 form method="post" action={ "/c/" (c) "/stewards/" (s.id) "/remove" } aria-labelledby="stop-title" {
@@ -148,7 +146,7 @@ async fn render(
                     li {
                         (standing(s, now, &app.tz))
                         @if stopping.is_none_or(|x| x.id != s.id) {
-                            p.act { a href={ "/c/" (c) "/stewards/" (s.id) "/remove" } aria-label={ "Stop using steward " (s.steward.fmt_short()) } { "Stop using it…" } }
+                            p.act { a href={ "/c/" (c) "/stewards/" (s.id) "/remove" } aria-label={ "Stop using " (s.name) } { "Stop using it…" } }
                         }
                     }
                 }
@@ -166,6 +164,8 @@ async fn render(
                 (problem(failed, "add"))
                 label for="steward-ticket" { "The steward's ticket" }
                 textarea #steward-ticket name="ticket" required rows="3" spellcheck="false" autocomplete="off" placeholder="roundtablesteward…" { (Failed::value(failed, "add", "ticket")) }
+                label for="steward-name" { "What to call it (optional)" }
+                input #steward-name name="name" maxlength=(limits::NAME) autocomplete="off" placeholder="Maya's Pi" value=(Failed::value(failed, "add", "name"));
                 button type="submit" { "Add the steward" }
             }
         }
@@ -197,21 +197,31 @@ pub(crate) async fn add(
         match StewardTicket::parse(&text) {
             Ok(ticket) => {
                 let steward = DeviceId::from_bytes(ticket.id());
+                let name = form.text("name");
                 let op = Op::AddSteward {
                     ticket: ticket.to_line(),
                     steward,
+                    name: (!name.trim().is_empty()).then_some(name),
                 };
-                app.perform(c, op).await.map(|_| steward)
+                app.perform(c, op).await
             }
             Err(e) => Err(refusal(&text, &e)),
         }
     };
+    let called = match &outcome {
+        Ok(Some(id)) => of(&app, c)
+            .await?
+            .into_iter()
+            .find(|s| s.id == *id)
+            .map(|s| s.name),
+        _ => None,
+    }
+    .unwrap_or_else(|| "the steward".into());
     Ok(match outcome {
-        Ok(steward) => saved(
+        Ok(_) => saved(
             &format!("/c/{c}/stewards"),
             &format!(
-                "The circle is kept by steward {} from now on; your node reaches it whenever it runs.",
-                steward.fmt_short()
+                "The circle is kept by {called} from now on; your node reaches it whenever it runs."
             ),
         ),
         Err(message) => {
@@ -279,6 +289,8 @@ mod tests {
             id: EntityId::from_bytes([1; 8]),
             steward: DeviceId::from_bytes([0x3f; 32]),
             ticket: "roundtablesteward…".into(),
+            name: "Maya's steward".into(),
+            named: false,
             added_by: "Maya".into(),
             removed_by: None,
             up_to_date: false,
@@ -297,13 +309,10 @@ mod tests {
     #[test]
     fn a_steward_is_told_in_the_words_the_node_gives() {
         let now = Timestamp::from_millis(1_795_464_000_000);
-        let short = DeviceId::from_bytes([0x3f; 32]).fmt_short();
         let mut s = steward();
         let words = said(&s, now);
         assert!(
-            words.contains(&format!(
-                "Kept by steward <code>{short}</code> (added by Maya): not reached yet."
-            )),
+            words.contains("Kept by Maya's steward: not reached yet."),
             "{words}"
         );
         s.error = Some("could not reach it".into());
@@ -313,7 +322,7 @@ mod tests {
         assert!(words.contains("last reached <time"), "{words}");
         assert!(words.contains(">5 min ago</time>."), "{words}");
         s.connected = true;
-        assert!(said(&s, now).contains("(added by Maya): connected now."));
+        assert!(said(&s, now).contains("Kept by Maya's steward: connected now."));
         s.invites_waiting = 2;
         assert!(said(&s, now).contains("connected now. 2 invites made here are not there yet"));
         s.invites_waiting = 0;
@@ -323,10 +332,17 @@ mod tests {
         assert!(words.contains("class=\"problem\""), "{words}");
         assert!(words.contains("it showed 12 items before and only 3 now"));
         assert!(words.contains("tell its operator"), "{words}");
-        // Nobody named: no "added by".
+        // Given a name: called by it, with who added it; named by nobody
+        // known, called by its id.
         let mut s = steward();
+        s.name = "Maya's Pi".into();
+        s.named = true;
+        assert!(said(&s, now).contains("Kept by Maya's Pi (added by Maya): not reached yet."));
         s.added_by.clear();
         assert!(!said(&s, now).contains("added by"));
+        s.name.clear();
+        let short = DeviceId::from_bytes([0x3f; 32]).fmt_short();
+        assert!(said(&s, now).contains(&format!("Kept by steward {short}: ")));
     }
 
     #[test]

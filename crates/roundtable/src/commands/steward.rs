@@ -46,18 +46,25 @@ pub(crate) enum StewardCommand {
         store: Option<String>,
     },
     /// Have the circle kept by a steward too, from its ticket (your node need not run)
-    #[command(after_help = "Example: roundtable steward add roundtablesteward...")]
+    #[command(
+        after_help = "Example: roundtable steward add roundtablesteward... --name \"Maya's Pi\""
+    )]
     Add {
         /// The steward's ticket, from its operator
         ticket: String,
+        /// What to call it, for everyone in the circle (e.g. "Maya's Pi")
+        /// [default: after you, "Maya's steward"]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
     },
     /// The stewards that keep the circle, and when this device last reached each
     #[command(after_help = "Example: roundtable steward list --json")]
     List,
     /// Stop the circle using a steward (anyone in the circle may; everyone sees who did)
-    #[command(after_help = "Example: roundtable steward remove 3fa2")]
+    #[command(after_help = "Example: roundtable steward remove \"Maya's Pi\"")]
     Remove {
-        /// The steward's id in the circle (or the start of it), from `roundtable steward list`
+        /// What the circle calls it ("Maya's Pi"), or the start of its id, as
+        /// `roundtable steward list` shows them
         id: String,
     },
 }
@@ -92,17 +99,21 @@ pub(crate) fn run(
                 server::status_of(&home, store.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
             keeper_status(&status, now, global.json)
         }
-        StewardCommand::Add { ticket } => {
+        StewardCommand::Add { ticket, name } => {
             let parsed = StewardTicket::parse(&ticket).map_err(|e| bad_input(e.to_string()))?;
             let steward = roundtable_core::DeviceId::from_bytes(parsed.id());
+            let called = match &name {
+                Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+                _ => "the steward".to_owned(),
+            };
             let edit = (
                 Op::AddSteward {
                     ticket: parsed.to_line(),
                     steward,
+                    name,
                 },
                 format!(
-                    "The circle is kept by steward {} from now on; your node reaches it whenever it runs.",
-                    steward.fmt_short()
+                    "The circle is kept by {called} from now on; your node reaches it whenever it runs."
                 ),
             );
             perform_and_say(backend, global, edit, now)
@@ -110,16 +121,53 @@ pub(crate) fn run(
         StewardCommand::List => list(backend, global, now),
         StewardCommand::Remove { id } => {
             let circle = read(backend, global)?;
-            let ids: Vec<EntityId> = circle
+            let view = circle.view();
+            let in_use: Vec<_> = circle
                 .stewards()
                 .into_iter()
                 .filter(|s| s.removed_by.is_none())
-                .map(|s| s.id)
                 .collect();
-            let id = resolve_in(ids.iter(), &id, "steward")?;
+            if in_use.is_empty() {
+                return Err(bad_input(
+                    "this circle uses no steward now; `roundtable steward list` shows those it used",
+                ));
+            }
+            // By what people call it, or by the start of its id.
+            let called: Vec<&roundtable_core::steward::StewardRecord> = in_use
+                .iter()
+                .filter(|s| {
+                    s.called(|m| view.name_of(m))
+                        .eq_ignore_ascii_case(id.trim())
+                })
+                .collect();
+            let (id, called) = match called[..] {
+                [one] => (one.id, one.called(|m| view.name_of(m))),
+                _ => {
+                    let one = match resolve_prefix(&id, in_use.iter().map(|s| s.id)) {
+                        Resolved::One(found) => in_use.iter().find(|s| s.id == found),
+                        Resolved::Ambiguous(_) => {
+                            return Err(bad_input(format!(
+                                "\"{id}\" could be more than one steward: type more of its id, as `roundtable steward list` shows it"
+                            )));
+                        }
+                        Resolved::TooShort => {
+                            return Err(bad_input(format!(
+                                "\"{id}\" is too short to find the steward by: type its name or at least {MIN_PREFIX} characters of its id"
+                            )));
+                        }
+                        Resolved::None => None,
+                    };
+                    let Some(one) = one else {
+                        return Err(bad_input(format!(
+                            "this circle uses no steward called \"{id}\" or with an id starting so; `roundtable steward list` shows them"
+                        )));
+                    };
+                    (one.id, one.called(|m| view.name_of(m)))
+                }
+            };
             let edit = (
                 Op::RemoveSteward { id },
-                "The circle no longer uses that steward.".into(),
+                format!("The circle no longer uses {called}; anyone in it can add it again."),
             );
             perform_and_say(backend, global, edit, now)
         }
@@ -238,6 +286,7 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
                 let s = standing.iter().find(|s| s.id == r.id);
                 json!({
                     "id": r.id,
+                    "name": r.called(|m| view.name_of(m)),
                     "steward": r.steward,
                     "ticket": r.ticket,
                     "added_by": r.added_by,
@@ -263,21 +312,22 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
     }
     for r in &records {
         let by = r.added_by.map(|m| view.name_of(&m)).unwrap_or_default();
+        let called = r.called(|m| view.name_of(m));
         let s = standing.iter().find(|s| s.id == r.id);
         if let Some(gone) = r.removed_by {
             say!(
-                "{}  added by {by}  no longer used: {} stopped the circle using it",
+                "{}  {called}  added by {by}  no longer used: {} stopped the circle using it",
                 r.id.fmt_short(),
                 view.name_of(&gone)
             );
             continue;
         }
         let how = match s {
-            Some(s) => render::steward_words(s, now),
+            Some(s) => render::steward_how(s, now),
             None if backend.node().is_none() => "reached when your node runs".to_owned(),
             None => "not reached yet".to_owned(),
         };
-        say!("{}  added by {by}  {how}", r.id.fmt_short());
+        say!("{}  {called}  added by {by}  {how}", r.id.fmt_short());
     }
     Ok(())
 }
