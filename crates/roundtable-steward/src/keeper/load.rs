@@ -24,7 +24,7 @@ impl<B: Blobs> Keeper<B> {
             index: Mutex::new(Index::default()),
         };
         let mut index = Index::default();
-        keeper.list_all("lockers", |key, size| {
+        keeper.list_all("lockers", None, |key, size| {
             let Some((shelf, seq, kind, by)) = parse_item_key(key) else {
                 debug!(key, "not an item of a shelf; left alone");
                 return;
@@ -37,12 +37,12 @@ impl<B: Blobs> Keeper<B> {
             index.total_bytes += size;
             index.total_items += 1;
         })?;
-        keeper.list_all("seen", |key, _| {
+        keeper.list_all("seen", None, |key, _| {
             if let Some(locker) = key.strip_prefix("seen/").and_then(LockerId::from_hex) {
                 index.lockers.entry(locker).or_default();
             }
         })?;
-        keeper.list_all("welcomes", |key, size| {
+        keeper.list_all("welcomes", None, |key, size| {
             if let Some((slot, expires_at, locker)) = parse_welcome_key(key) {
                 index.welcomes.insert(
                     slot,
@@ -83,10 +83,14 @@ impl<B: Blobs> Keeper<B> {
         Ok(keeper)
     }
 
-    /// Calls `each` with every key under `prefix` and its size, a page at
-    /// a time.
-    fn list_all(&self, prefix: &str, mut each: impl FnMut(&str, u64)) -> Result<(), BlobError> {
-        let mut after: Option<String> = None;
+    /// Calls `each` with every key under `prefix` (past `after`, if
+    /// given) and its size, a page at a time.
+    pub(super) fn list_all(
+        &self,
+        prefix: &str,
+        mut after: Option<String>,
+        mut each: impl FnMut(&str, u64),
+    ) -> Result<(), BlobError> {
         loop {
             let page = self.blobs.list(prefix, after.as_deref(), LIST_PAGE)?;
             for (key, size) in &page {

@@ -15,9 +15,6 @@ use super::welcomes::{parse_welcome_key, welcome_key_prefix};
 use super::{Keeper, Meta, ShelfRef, Waiting, item_key, lock, parse_item_key};
 use crate::blobs::{BlobError, Blobs};
 
-/// Keys listed at once.
-const PAGE: usize = 1000;
-
 impl<B: Blobs> Keeper<B> {
     /// Reads again what storage holds of `shelf`: all of it when `whole`
     /// (items others dropped go from the index too), else the items past
@@ -31,32 +28,18 @@ impl<B: Blobs> Keeper<B> {
         };
         let mut s = lock(&s);
         let prefix = format!("lockers/{}/{}", shelf.0.to_hex(), super::hex(&shelf.1));
-        let mut after = match (whole, s.items.iter().next_back()) {
+        let after = match (whole, s.items.iter().next_back()) {
             (false, Some((seq, meta))) => Some(item_key(&shelf, *seq, meta)),
             _ => None,
         };
         let mut found: BTreeMap<u64, Meta> = BTreeMap::new();
-        loop {
-            let page = self.blobs.list(&prefix, after.as_deref(), PAGE)?;
-            for (key, size) in &page {
-                if let Some((at, seq, kind, by)) = parse_item_key(key)
-                    && at == shelf
-                {
-                    found.insert(
-                        seq,
-                        Meta {
-                            kind,
-                            size: *size,
-                            by,
-                        },
-                    );
-                }
+        self.list_all(&prefix, after, |key, size| {
+            if let Some((at, seq, kind, by)) = parse_item_key(key)
+                && at == shelf
+            {
+                found.insert(seq, Meta { kind, size, by });
             }
-            match page.last() {
-                Some((last, _)) if page.len() == PAGE => after = Some(last.clone()),
-                _ => break,
-            }
-        }
+        })?;
         let (items_before, bytes_before) = (s.items.len(), s.bytes);
         if whole {
             s.items = found;
