@@ -544,6 +544,10 @@ impl Machine {
                     .expect("linked");
                 open.shelf_bytes = bytes;
                 open.putting = false;
+                // Its own item, next in line: nothing to fetch there.
+                if seq == open.read_to + 1 {
+                    open.read_to = seq;
+                }
                 if open.visit {
                     // Visited: the key is left there.
                     let served = self.circles.get_mut(&session.circle).expect("linked");
