@@ -389,6 +389,26 @@ fn members_name_list_and_stop_stewards_in_words() {
     run(&["steward", "add", &pi_ticket, "--name", "Lee's Pi"]).ok();
     let listed = run(&["steward", "list", "--json"]).ok().json();
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    // Two called alike: the name alone does not say which.
+    let third_home = TestHome::new();
+    let (third, third_ticket) = StewardProcess::start(&third_home, free());
+    third.kill9();
+    run(&["steward", "add", &third_ticket]).ok();
+    let out = run(&["steward", "remove", "lee's steward"]).one_line_error();
+    assert!(
+        out.stderr.contains("more than one steward is called"),
+        "{}",
+        out.stderr
+    );
+    run(&["steward", "remove", "Lee's Pi"]).ok();
+    let listed = run(&["steward", "list", "--json"]).ok().json();
+    let in_use = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|s| s["removed_by"].is_null())
+        .count();
+    assert_eq!(in_use, 2, "{listed}");
 }
 
 #[test]

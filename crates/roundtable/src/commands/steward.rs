@@ -142,7 +142,13 @@ pub(crate) fn run(
                 .collect();
             let (id, called) = match called[..] {
                 [one] => (one.id, one.called(|m| view.name_of(m))),
-                _ => {
+                [_, _, ..] => {
+                    return Err(bad_input(format!(
+                        "more than one steward is called \"{}\": give the start of its id, as `roundtable steward list` shows it",
+                        id.trim()
+                    )));
+                }
+                [] => {
                     let one = match resolve_prefix(&id, in_use.iter().map(|s| s.id)) {
                         Resolved::One(found) => in_use.iter().find(|s| s.id == found),
                         Resolved::Ambiguous(_) => {
