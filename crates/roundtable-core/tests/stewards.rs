@@ -483,3 +483,99 @@ fn ana_count(c: &Circle) -> usize {
 fn in_use_any(c: &Circle) -> EntityId {
     c.stewards()[0].id
 }
+
+#[test]
+fn a_stewards_name_is_kept_as_names_are_and_never_rewritten() {
+    let (mut maya, mut sam, _) = circle();
+    let me = maya.id();
+    // Trimmed and cleaned as names are; past the bound, refused in words.
+    let long = "Pi ".repeat(40);
+    let err = maya
+        .circle
+        .add_steward(
+            me,
+            &ticket(1),
+            Some(&long),
+            steward_id(1),
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("steward's name"), "{err}");
+    let (id, _) = maya
+        .circle
+        .add_steward(
+            me,
+            &ticket(1),
+            Some("  Maya's Pi "),
+            steward_id(1),
+            now(),
+            &mut rand::rng(),
+        )
+        .unwrap();
+    // Without one, it is called after who added it.
+    let (other, _) = maya
+        .circle
+        .add_steward(me, &ticket(2), None, steward_id(2), now(), &mut rand::rng())
+        .unwrap();
+    sam.take_all(&maya);
+    let view = sam.circle.view();
+    let called = |id: EntityId| {
+        let r = sam
+            .circle
+            .stewards()
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap();
+        r.called(|m| view.name_of(m))
+    };
+    assert_eq!(called(id), "Maya's Pi");
+    assert_eq!(called(other), "Maya's steward");
+
+    // A rogue copy renaming it, or adding one under a name no name may
+    // be, is refused by every honest copy.
+    let (_, stewards, rec) = objs(&sam.circle, id);
+    let maya_id = maya.id();
+    let attempts: Vec<(&str, Attempt<'_>)> = vec![
+        (
+            "rename it",
+            Box::new(|tx| tx.put(&rec, "name", "Sam's Pi").unwrap()),
+        ),
+        (
+            "add one named with a control character",
+            Box::new(|tx| {
+                let id = write_record(tx, &stewards, maya_id, 4);
+                let rec = match tx.get(&stewards, id.to_string()).unwrap() {
+                    Some((_, o)) => o,
+                    None => unreachable!("just written"),
+                };
+                tx.put(&rec, "name", "Pi\u{202e}").unwrap();
+            }),
+        ),
+    ];
+    each_refused(&maya, &sam, attempts);
+
+    // One named past the bound is refused too (by the bound on texts,
+    // before the outline is read).
+    let mut copy = maya.circle.clone();
+    let before = copy.heads();
+    copy.transact(now(), "long name", |tx| {
+        let id = write_record(tx, &stewards, maya_id, 3);
+        let rec = match tx.get(&stewards, id.to_string()).unwrap() {
+            Some((_, o)) => o,
+            None => unreachable!("just written"),
+        };
+        tx.put(&rec, "name", "x".repeat(200)).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let rogue = Dev {
+        key: maya.key.clone(),
+        member: maya.member.clone(),
+        circle: copy.clone(),
+    };
+    let kept = sam.circle.stewards();
+    let out = sam.receive(&copy, &before, &[&rogue]);
+    assert_eq!(out.rejected.len(), 1, "{out:?}");
+    assert_eq!(sam.circle.stewards(), kept);
+}
