@@ -98,19 +98,7 @@ fn invite_turn(home: &TestHome, uses: &str) -> String {
     wait_connected(home, "the inviter");
     let out = home.run(&["invite", "--uses", uses, "--json"]).ok().json();
     let ticket = out["ticket"].as_str().expect("a ticket").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = home.run(&["status", "--json"]).ok().json();
-        let waiting = list["circles"][0]["stewards"][0]["invites_waiting"].as_u64();
-        if waiting == Some(0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the invite did not reach the steward: {list}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_invites_left(home);
     up.stop();
     ticket
 }
@@ -122,18 +110,7 @@ fn pair_turn(home: &TestHome) -> String {
     wait_connected(home, "the inviter");
     let out = home.run(&["pair", "--json"]).ok().json();
     let ticket = out["ticket"].as_str().expect("a ticket").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = home.run(&["status", "--json"]).ok().json();
-        if list["circles"][0]["stewards"][0]["invites_waiting"].as_u64() == Some(0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pairing did not reach the steward: {list}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_invites_left(home);
     up.stop();
     ticket
 }
@@ -488,6 +465,8 @@ fn an_invite_waiting_at_the_steward_lets_the_joiner_in_after_the_key_changed() {
     assert!(members.contains("Fay"), "{members}");
 }
 
+/// Waits until every invite or pairing `home` made is left at its
+/// steward.
 fn wait_invites_left(home: &TestHome) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -497,7 +476,7 @@ fn wait_invites_left(home: &TestHome) {
         }
         assert!(
             Instant::now() < deadline,
-            "the invite did not reach the steward: {list}"
+            "the invite or pairing did not reach the steward: {list}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

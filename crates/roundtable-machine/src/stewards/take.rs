@@ -233,16 +233,7 @@ impl Machine {
         let Some((_, heads)) = st::covered_by(bytes) else {
             return;
         };
-        let Some(served) = self.circles.get_mut(&session.circle) else {
-            return;
-        };
-        let Some(shelf) = served
-            .stewards
-            .links
-            .get(&session.steward)
-            .and_then(|l| l.open.as_ref())
-            .map(|o| o.shelf)
-        else {
+        let Some(served) = self.circles.get(&session.circle) else {
             return;
         };
         let circle_ref = served.store.circle();
@@ -252,15 +243,8 @@ impl Machine {
             .map(|h| h.0)
             .collect();
         frontier.sort();
-        if let Some(mark) = served
-            .stewards
-            .kept
-            .marks
-            .get_mut(&session.steward)
-            .and_then(|m| m.get_mut(&shelf))
-        {
+        if let Some(mark) = self.mark_mut(session) {
             mark.frontier = frontier;
-            served.stewards.dirty = true;
         }
     }
 
