@@ -271,10 +271,30 @@ impl Net {
     }
 
     /// Shuts down in order: protocol handlers (gossip leaves its topics),
-    /// then the endpoint closes its connections.
+    /// then the endpoint closes its connections. Bounded: see
+    /// [`close_within`].
     pub async fn shutdown(self) {
-        if let Err(e) = self.router.shutdown().await {
-            warn!("network shutdown: {e}");
+        close_within(&self.router, &self.dialer.endpoint).await;
+    }
+}
+
+/// How long closing in order may take: the protocol handlers' goodbyes
+/// and the peers' confirmations that they heard of the close. iroh puts a
+/// silent peer's wait at about 3 s on its own.
+const CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Shuts `router` down in order, but not for longer than
+/// [`CLOSE_PATIENCE`]: a peer that never confirms (gone, or reached at an
+/// address that leads nowhere now) or a busy handler must not keep a node
+/// from stopping. Past that, the endpoint closes at once and such peers
+/// learn of it by their own timeout. What matters is kept before this.
+async fn close_within(router: &Router, endpoint: &Endpoint) {
+    match tokio::time::timeout(CLOSE_PATIENCE, router.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!("network shutdown: {e}"),
+        Err(_) => {
+            debug!("closing in order is taking long; closing at once");
+            let _ = tokio::time::timeout(CLOSE_PATIENCE / 4, endpoint.close()).await;
         }
     }
 }
@@ -354,11 +374,9 @@ impl StewardNet {
             .is_ok()
     }
 
-    /// Closes every connection and stops.
+    /// Closes every connection and stops (bounded: see [`close_within`]).
     pub async fn shutdown(self) {
-        if let Err(e) = self.router.shutdown().await {
-            warn!("network shutdown: {e}");
-        }
+        close_within(&self.router, &self.endpoint).await;
     }
 }
 

@@ -468,19 +468,23 @@ impl Actor {
     }
 
     async fn shutdown(&mut self) {
+        let started = Instant::now();
         info!("shutting down");
         self.control = None;
         let _ = std::fs::remove_file(crate::control::socket_path(self.machine.home().root()));
         // Leave every topic: drop the senders and the readers.
         self.topics.clear();
+        self.stewards.clear();
         self.tasks.shutdown().await;
         self.answering.shutdown().await;
         self.joining.shutdown().await;
         // Sessions only move bytes: what they exchanged is already in the
         // machine's sync states, which it keeps now as a session's end would.
         self.machine.close();
+        info!(elapsed = ?started.elapsed(), "everything kept; closing connections");
         if let Some(net) = self.net.take() {
             net.shutdown().await;
         }
+        info!(elapsed = ?started.elapsed(), "stopped");
     }
 }
