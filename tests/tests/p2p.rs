@@ -127,6 +127,7 @@ async fn partitions_that_edit_the_same_records_heal_to_one_circle() {
                 starts,
                 place: "Maya's".into(),
                 hosts: vec![],
+                one_of_each: false,
             },
         )
         .await;

@@ -23,6 +23,19 @@ pub struct NewGathering {
     pub place: String,
     /// Who hosts; the proposer when empty.
     pub hosts: Vec<MemberId>,
+    /// Whether the potluck asks for one of each dish.
+    pub one_of_each: bool,
+}
+
+/// What a gathering's proposer or host changes: each field given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatheringEdit {
+    /// A new title.
+    pub title: Option<String>,
+    /// A new start, with its time zone.
+    pub starts: Option<jiff::ZonedDateTime>,
+    /// A new place.
+    pub place: Option<String>,
 }
 
 impl Circle {
@@ -57,13 +70,33 @@ impl Circle {
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<EntityId, CoreError> {
+        self.request_for(kind, author, text, when, 1, now, rng)
+    }
+
+    /// Asks for help that needs `hands` people (or offers it: an offer
+    /// has no such number).
+    #[allow(clippy::too_many_arguments)]
+    pub fn request_for(
+        &mut self,
+        kind: RequestKind,
+        author: MemberId,
+        text: &str,
+        when: &str,
+        hands: u32,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
         self.require_member(author)?;
         let text = checked(kind.as_str(), text, limits::NOTE, true)?;
         let when = checked("when", when, limits::NAME, false)?;
+        check_hands(hands)?;
         let id = EntityId::random(rng);
         self.transact(now, kind.as_str(), |tx| {
             let obj = new_entity(tx, schema::REQUESTS, id)?;
             tx.put(&obj, "kind", kind.as_str())?;
+            if kind == RequestKind::Ask && hands != 1 {
+                tx.put(&obj, "hands", u64::from(hands))?;
+            }
             tx.put(&obj, "author", author.to_string())?;
             tx.put(&obj, "text", text)?;
             tx.put(&obj, "when", when)?;
@@ -109,6 +142,41 @@ impl Circle {
             tx.put(&c, "text", text)?;
             tx.put(&c, "at", now.as_millis())?;
             Ok(id)
+        })
+    }
+
+    /// Says how many people one's own ask needs: "both are welcome"
+    /// settles an ask more people took up than it said.
+    pub fn set_hands(
+        &mut self,
+        request: EntityId,
+        author: MemberId,
+        hands: u32,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(author)?;
+        check_hands(hands)?;
+        let obj = self.require_entity(schema::REQUESTS, request, "ask or offer")?;
+        let view = self.view_of(&[schema::REQUESTS]);
+        let Some(r) = view.requests.get(&request) else {
+            return Err(CoreError::NoSuchEntity {
+                kind: "ask or offer",
+                id: request,
+            });
+        };
+        if r.author != author {
+            return Err(CoreError::NotAllowed(
+                "only the person who asked can say how many people it needs".into(),
+            ));
+        }
+        if r.kind != RequestKind::Ask {
+            return Err(CoreError::NotAllowed(
+                "an offer has no number of people; whoever takes it up is welcome".into(),
+            ));
+        }
+        self.transact(now, "hands", |tx| {
+            tx.put(&obj, "hands", u64::from(hands))?;
+            Ok(())
         })
     }
 
@@ -184,10 +252,68 @@ impl Circle {
             for h in &hosts {
                 tx.put(&host_map, h.to_string(), true)?;
             }
+            if g.one_of_each {
+                tx.put(&obj, "one_of_each", true)?;
+            }
             for m in ["rsvps", "dishes", "came"] {
                 tx.put_object(&obj, m, ObjType::Map)?;
             }
             Ok(id)
+        })
+    }
+
+    /// Changes a gathering's title, time or place. Its proposer and its
+    /// hosts may. Two such changes on devices that had not met are a
+    /// double-up until one of them keeps one (see [`crate::double_ups`]).
+    pub fn edit_gathering(
+        &mut self,
+        gathering: EntityId,
+        member: MemberId,
+        edit: &GatheringEdit,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(member)?;
+        let obj = self.require_entity(schema::GATHERINGS, gathering, "gathering")?;
+        let view = self.view_of(&[schema::GATHERINGS]);
+        let Some(g) = view.gatherings.get(&gathering) else {
+            return Err(CoreError::NoSuchEntity {
+                kind: "gathering",
+                id: gathering,
+            });
+        };
+        if g.author != member && !g.hosts.get(&member).copied().unwrap_or(false) {
+            return Err(CoreError::NotAllowed(
+                "only whoever proposed this gathering or hosts it can change it; reply to suggest a change"
+                    .into(),
+            ));
+        }
+        let title = edit
+            .title
+            .as_deref()
+            .map(|t| checked("title", t, limits::NAME, true))
+            .transpose()?;
+        let place = edit
+            .place
+            .as_deref()
+            .map(|p| checked("place", p, limits::NOTE, false))
+            .transpose()?;
+        let starts = edit.starts.as_ref().map(ToString::to_string);
+        if title.is_none() && place.is_none() && starts.is_none() {
+            return Err(CoreError::Invalid(
+                "say what to change: a title, a time or a place".into(),
+            ));
+        }
+        self.transact(now, "edit gathering", |tx| {
+            for (field, value) in [
+                ("title", title),
+                ("starts", starts.as_deref()),
+                ("place", place),
+            ] {
+                if let Some(v) = value {
+                    tx.put(&obj, field, v)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -360,5 +486,17 @@ impl Circle {
             }
             Ok(())
         })
+    }
+}
+
+/// An ask needs from 1 to [`limits::HANDS`] people.
+fn check_hands(hands: u32) -> Result<(), CoreError> {
+    if (1..=limits::HANDS).contains(&hands) {
+        Ok(())
+    } else {
+        Err(CoreError::Invalid(format!(
+            "an ask needs from 1 to {} people, not {hands}",
+            limits::HANDS
+        )))
     }
 }

@@ -37,6 +37,7 @@ pub mod authorship;
 pub mod care;
 pub mod circle;
 pub mod dates;
+pub mod double_ups;
 pub mod entries;
 pub mod equivocation;
 pub mod error;
@@ -65,8 +66,9 @@ pub mod wire;
 
 pub use authorship::{Applied, HeadBook, Rejection, SignedHead};
 pub use automerge::ChangeHash;
-pub use care::NewGathering;
+pub use care::{GatheringEdit, NewGathering};
 pub use circle::{Circle, Profile, ProfileEdit, Repliable};
+pub use double_ups::DoubleUp;
 pub use error::{CoreError, ParseIdError};
 pub use identity::{
     DeviceCert, DeviceKey, KeyKind, MemberKey, key_file_text, parse_key_file,

@@ -6,7 +6,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::care::NewGathering;
+use crate::care::{GatheringEdit, NewGathering};
 use crate::circle::{Circle, ProfileEdit};
 use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
@@ -57,6 +57,16 @@ pub enum Op {
         text: String,
         /// When, in their words.
         when: String,
+        /// How many people an ask needs.
+        #[serde(default = "one")]
+        hands: u32,
+    },
+    /// How many people one's own ask needs.
+    Hands {
+        /// The ask.
+        request: EntityId,
+        /// How many.
+        hands: u32,
     },
     /// "I'll do it."
     Commit {
@@ -82,6 +92,23 @@ pub enum Op {
         place: String,
         /// Who hosts (empty: the proposer).
         hosts: Vec<MemberId>,
+        /// Whether the potluck asks for one of each dish.
+        #[serde(default)]
+        one_of_each: bool,
+    },
+    /// Changes a gathering's title, time or place.
+    EditGathering {
+        /// The gathering.
+        gathering: EntityId,
+        /// A new title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// A new start, RFC 9557 with its zone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts: Option<String>,
+        /// A new place.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        place: Option<String>,
     },
     /// Yes, no or maybe.
     Rsvp {
@@ -207,9 +234,11 @@ impl Op {
                 ..
             } => "ask",
             Op::Request { .. } => "offer",
+            Op::Hands { .. } => "hands",
             Op::Commit { .. } => "commit",
             Op::Close { .. } => "done",
             Op::Gathering { .. } => "gathering",
+            Op::EditGathering { .. } => "gathering edit",
             Op::Rsvp { .. } => "rsvp",
             Op::WithdrawRsvp { .. } => "rsvp withdraw",
             Op::Bring { .. } => "bring",
@@ -259,8 +288,15 @@ impl Circle {
                 None
             }
             Op::Moment { text } => Some(self.moment(me, text, now, rng)?),
-            Op::Request { kind, text, when } => {
-                Some(self.request(*kind, me, text, when, now, rng)?)
+            Op::Request {
+                kind,
+                text,
+                when,
+                hands,
+            } => Some(self.request_for(*kind, me, text, when, *hands, now, rng)?),
+            Op::Hands { request, hands } => {
+                self.set_hands(*request, me, *hands, now)?;
+                None
             }
             Op::Commit { to, text } => Some(self.commit_to(*to, me, text, now, rng)?),
             Op::Close { request, thanks } => {
@@ -272,17 +308,30 @@ impl Circle {
                 starts,
                 place,
                 hosts,
+                one_of_each,
             } => {
-                let starts = starts.parse().map_err(|_| {
-                    CoreError::Invalid(format!("{starts:?} is not a time with a time zone"))
-                })?;
                 let g = NewGathering {
                     title: title.clone(),
-                    starts,
+                    starts: zoned(starts)?,
                     place: place.clone(),
                     hosts: hosts.clone(),
+                    one_of_each: *one_of_each,
                 };
                 Some(self.gathering(me, &g, now, rng)?)
+            }
+            Op::EditGathering {
+                gathering,
+                title,
+                starts,
+                place,
+            } => {
+                let edit = GatheringEdit {
+                    title: title.clone(),
+                    starts: starts.as_deref().map(zoned).transpose()?,
+                    place: place.clone(),
+                };
+                self.edit_gathering(*gathering, me, &edit, now)?;
+                None
             }
             Op::Rsvp {
                 gathering,
@@ -379,4 +428,16 @@ impl Circle {
             }
         })
     }
+}
+
+/// One, the hands an ask needs unless it says.
+fn one() -> u32 {
+    1
+}
+
+/// A start as written in an op: RFC 9557, with its zone.
+fn zoned(starts: &str) -> Result<jiff::ZonedDateTime, CoreError> {
+    starts
+        .parse()
+        .map_err(|_| CoreError::Invalid(format!("{starts:?} is not a time with a time zone")))
 }

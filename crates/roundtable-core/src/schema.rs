@@ -69,4 +69,6 @@ pub mod limits {
     pub const NOTE: usize = 4_000;
     /// Long free text: a member's story, a circle's about.
     pub const STORY: usize = 20_000;
+    /// The most hands an ask may say it needs.
+    pub const HANDS: u32 = 20;
 }

@@ -142,6 +142,7 @@ fn concurrent_commitments_rsvps_and_dishes_are_all_kept() {
                     .unwrap(),
                 place: "Maya's".into(),
                 hosts: vec![maya, ada],
+                one_of_each: false,
             },
             at(0.0),
             &mut rng,

@@ -410,6 +410,7 @@ fn an_answer_to_a_gathering_carries_a_word_and_can_be_taken_back() {
                 starts: "2026-12-01T19:00[UTC]".parse().unwrap(),
                 place: String::new(),
                 hosts: vec![],
+                one_of_each: false,
             },
             t(1),
             &mut rng,

@@ -701,6 +701,7 @@ fn what_a_member_wrote_is_theirs_to_change() {
                 starts: "2026-12-01T19:00[UTC]".parse().unwrap(),
                 place: String::new(),
                 hosts: vec![],
+                one_of_each: false,
             },
             now(),
             &mut rng,

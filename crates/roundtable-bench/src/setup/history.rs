@@ -124,6 +124,7 @@ impl Life {
                 },
                 text: words(rng, 3, 10),
                 when: "this week".into(),
+                hands: 1,
             },
             85..89 => match pick(rng, &self.requests) {
                 Some(to) => Op::Commit {
@@ -145,6 +146,7 @@ impl Life {
                     starts,
                     place: words(rng, 1, 3),
                     hosts: Vec::new(),
+                    one_of_each: false,
                 }
             }
             92..97 => match pick(rng, &self.gatherings) {

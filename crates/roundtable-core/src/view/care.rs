@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{lenient_map, or_default};
+use super::{Also, Version, lenient_map, or_default};
 use crate::ids::{EntityId, MemberId};
 use crate::mood::Mood;
 use crate::time::Timestamp;
@@ -27,6 +27,15 @@ pub struct Checkin {
     /// Replies, in words.
     #[serde(default, deserialize_with = "lenient_map")]
     pub replies: BTreeMap<EntityId, Reply>,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
     /// Causal position (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -43,6 +52,15 @@ pub struct Reply {
     /// When (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
     /// Causal position (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -62,6 +80,15 @@ pub struct Moment {
     /// Replies, in words.
     #[serde(default, deserialize_with = "lenient_map")]
     pub replies: BTreeMap<EntityId, Reply>,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
     /// Causal position (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -111,6 +138,14 @@ pub struct Request {
     /// When it was posted (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// How many people an ask needs (1 unless it says; left out of the
+    /// JSON when 1).
+    #[serde(
+        default = "one",
+        deserialize_with = "hands",
+        skip_serializing_if = "is_one"
+    )]
+    pub hands: u32,
     /// People saying "I'll do it", each in their own words; concurrent
     /// commitments are all kept.
     #[serde(default, deserialize_with = "lenient_map")]
@@ -125,6 +160,15 @@ pub struct Request {
     /// Replies, in words.
     #[serde(default, deserialize_with = "lenient_map")]
     pub replies: BTreeMap<EntityId, Reply>,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
     /// Causal position (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -141,6 +185,15 @@ pub struct Commitment {
     /// When (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
     /// Causal position (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -181,15 +234,51 @@ pub struct Gathering {
     /// Each member's answer; their latest word stands.
     #[serde(default, deserialize_with = "lenient_map")]
     pub rsvps: BTreeMap<MemberId, Rsvp>,
+    /// Whether the potluck asks for one of each dish, so the same dish
+    /// twice is a double-up.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub one_of_each: bool,
     /// Potluck: who brings what.
     #[serde(default, deserialize_with = "lenient_map")]
     pub dishes: BTreeMap<EntityId, Dish>,
     /// Who came.
     #[serde(default, deserialize_with = "lenient_map")]
     pub came: BTreeMap<MemberId, Came>,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
     /// Causal position (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
+}
+
+/// One, the hands an ask needs unless it says.
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Hands as written: a number from 1 to [`crate::schema::limits::HANDS`];
+/// anything else reads as one.
+fn hands<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Value::deserialize(d)?.as_u64().unwrap_or(1);
+    Ok(u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=crate::schema::limits::HANDS).contains(n))
+        .unwrap_or(1))
 }
 
 impl Gathering {
@@ -240,6 +329,15 @@ pub struct Rsvp {
     /// A word with it ("running late").
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// When the member answered on devices that had not met, each answer
+    /// as written (the one that stands first).
+    #[serde(
+        default,
+        rename = "__versions",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub versions: Vec<Version<Rsvp>>,
 }
 
 /// Something someone brings.
@@ -256,6 +354,15 @@ pub struct Dish {
     /// When they said so (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// Values concurrent edits left at its fields, by field (see
+    /// [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: Also,
 }
 
 /// Someone was there.

@@ -224,6 +224,15 @@ pub struct Member {
     /// Causal position of their joining (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
+    /// Values edits on devices of theirs that had not met left at their
+    /// profile's fields (see [`crate::double_ups`]).
+    #[serde(
+        default,
+        rename = "__also",
+        skip_serializing,
+        deserialize_with = "or_default"
+    )]
+    pub also: super::Also,
 }
 
 /// "Lee now goes by Maya": a member took another name.

@@ -44,6 +44,14 @@ const ORDER: &str = "__order";
 /// The key under which the reader records the device that made an object
 /// (its Automerge actor), so rules can check who wrote what.
 const BY: &str = "__by";
+/// The key under which the reader keeps, in a map, the values concurrent
+/// edits left at its scalar keys: `{key: [{value, by}, ...]}`, the winner
+/// first (see [`crate::double_ups`]).
+const ALSO: &str = "__also";
+/// The key under which the reader keeps, in a map that concurrent edits
+/// made more than once, each of them as written: `[{value, by}, ...]`, the
+/// winner first.
+const VERSIONS: &str = "__versions";
 
 /// Everything in a circle. Serializes to the canonical JSON of `show --json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +86,23 @@ pub struct CircleView {
     #[serde(default, deserialize_with = "lenient_map")]
     pub removals: BTreeMap<EntityId, RemovalRecord>,
 }
+
+/// One of several values that edits on devices that had not met left at
+/// one field, with the device that wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Version<T> {
+    /// The value.
+    pub value: T,
+    /// The device that wrote it.
+    #[serde(default, deserialize_with = "or_default")]
+    pub by: Option<crate::ids::DeviceId>,
+}
+
+/// The values edits on devices that had not met left at an object's
+/// fields, by field, the one that stands first. Empty for nearly every
+/// object.
+pub type Also = BTreeMap<String, Vec<Version<Json>>>;
 
 /// The circle itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

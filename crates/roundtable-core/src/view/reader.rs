@@ -10,7 +10,7 @@ use automerge::iter::{DocItem, DocObjItem};
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde_json::Value as Json;
 
-use super::{BY, ORDER};
+use super::{ALSO, BY, ORDER, VERSIONS};
 
 /// Deep enough for any shape this schema has; deeper data is not ours.
 const MAX_DEPTH: usize = 16;
@@ -72,7 +72,7 @@ fn build(doc: &impl ReadDoc, maps: &HashMap<ObjId, Slots>, obj: &ObjId, depth: u
             Slot::Scalar(j) => Some(j.clone()),
             Slot::Object(ObjType::Map, id) => Some(mark(build(doc, maps, id, depth + 1), id)),
             Slot::Object(k, id) => Some(read_value(doc, Value::Object(*k), id, depth, true)),
-            Slot::Conflict => read_key(doc, obj, key, depth),
+            Slot::Conflict => read_key(doc, obj, key, depth).map(|c| c.keep(&mut out, key)),
         };
         if let Some(j) = json {
             out.insert(key.clone(), j);
@@ -83,11 +83,9 @@ fn build(doc: &impl ReadDoc, maps: &HashMap<ObjId, Slots>, obj: &ObjId, depth: u
 
 /// A map read from inside a map, marked with its causal position and maker.
 fn mark(mut json: Json, id: &ObjId) -> Json {
-    if let (Json::Object(m), ObjId::Id(counter, actor, _)) = (&mut json, id) {
+    if let (Json::Object(m), ObjId::Id(counter, ..)) = (&mut json, id) {
         m.insert(ORDER.into(), Json::from(*counter));
-        let by = crate::circle::device_of(actor)
-            .map_or_else(|| actor.to_hex_string(), |(d, _)| d.to_string());
-        m.insert(BY.into(), Json::String(by));
+        m.insert(BY.into(), writer(id));
     }
     json
 }
@@ -107,7 +105,7 @@ fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> 
             for item in doc.map_range(obj, ..) {
                 let id = item.id();
                 let json = if item.conflict {
-                    read_key(doc, obj, &item.key, depth)
+                    read_key(doc, obj, &item.key, depth).map(|c| c.keep(&mut out, &item.key))
                 } else {
                     Some(read_value(doc, item.value.into_value(), &id, depth, true))
                 };
@@ -129,17 +127,81 @@ fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> 
     }
 }
 
-/// Every value concurrent edits left at `key`, merged: the winner's fields
-/// first, the others filling in what it lacks.
-fn read_key(doc: &impl ReadDoc, obj: &ObjId, key: &str, depth: usize) -> Option<Json> {
-    let mut all = doc.get_all(obj, key).ok()?;
-    // Automerge's winner is the last of the conflicting values.
-    let winner = all.pop();
-    winner
-        .into_iter()
-        .chain(all)
-        .map(|(value, id)| read_value(doc, value, &id, depth, true))
-        .reduce(union)
+/// Every value concurrent edits left at `key`, winner first.
+fn read_key(doc: &impl ReadDoc, obj: &ObjId, key: &str, depth: usize) -> Option<Concurrent> {
+    let all = doc.get_all(obj, key).ok()?;
+    Concurrent::read(doc, all, depth)
+}
+
+/// The values concurrent edits left at one key, each with who wrote it,
+/// the winner first.
+pub(super) struct Concurrent(Vec<(Json, Json)>);
+
+impl Concurrent {
+    /// Reads the values `get_all` gave, in its order (the winner last).
+    pub(super) fn read(
+        doc: &impl ReadDoc,
+        mut all: Vec<(Value<'_>, ObjId)>,
+        depth: usize,
+    ) -> Option<Self> {
+        // Automerge's winner is the last of the conflicting values.
+        let winner = all.pop()?;
+        Some(Self(
+            std::iter::once(winner)
+                .chain(all)
+                .map(|(value, id)| (read_value(doc, value, &id, depth, true), writer(&id)))
+                .collect(),
+        ))
+    }
+
+    /// The value the key reads as: the values merged (the winner's fields
+    /// first, the others filling in what it lacks). With more than one,
+    /// they are also kept as they were written, for the rules that notice
+    /// double-ups: a map keeps them under [`VERSIONS`], and a scalar under
+    /// [`ALSO`] in the map `out` that holds the key.
+    pub(super) fn keep(self, out: &mut serde_json::Map<String, Json>, key: &str) -> Json {
+        let versions: Vec<Json> = self
+            .0
+            .iter()
+            .map(|(value, by)| serde_json::json!({ "value": value, "by": by }))
+            .collect();
+        let merged = self
+            .0
+            .into_iter()
+            .map(|(value, _)| value)
+            .reduce(union)
+            .unwrap_or(Json::Null);
+        if versions.len() < 2 {
+            return merged;
+        }
+        match merged {
+            Json::Object(mut m) => {
+                m.insert(VERSIONS.into(), Json::Array(versions));
+                Json::Object(m)
+            }
+            scalar => {
+                if let Json::Object(also) = out
+                    .entry(ALSO)
+                    .or_insert_with(|| Json::Object(serde_json::Map::new()))
+                {
+                    also.insert(key.to_owned(), Json::Array(versions));
+                }
+                scalar
+            }
+        }
+    }
+}
+
+/// The device that made an operation, as text (an actor that is no
+/// device's, in hex).
+fn writer(id: &ObjId) -> Json {
+    match id {
+        ObjId::Id(_, actor, _) => Json::String(
+            crate::circle::device_of(actor)
+                .map_or_else(|| actor.to_hex_string(), |(d, _)| d.to_string()),
+        ),
+        ObjId::Root => Json::Null,
+    }
 }
 
 /// One value as JSON. A map in a map is marked with its causal position
@@ -225,12 +287,13 @@ mod tests {
                 let mut out = serde_json::Map::new();
                 for key in doc.keys(obj) {
                     let mut all = doc.get_all(obj, key.as_str()).unwrap();
-                    let winner = all.pop();
-                    let merged = winner
-                        .into_iter()
-                        .chain(all)
-                        .map(|(v, id)| value(v, id, true))
-                        .reduce(union);
+                    if all.len() > 1 {
+                        let c = Concurrent::read(doc, all, depth).unwrap();
+                        let j = c.keep(&mut out, &key);
+                        out.insert(key, j);
+                        continue;
+                    }
+                    let merged = all.pop().map(|(v, id)| value(v, id, true));
                     if let Some(j) = merged {
                         out.insert(key, j);
                     }

@@ -364,6 +364,7 @@ impl Edit {
                         .unwrap(),
                     place: "Ada's kitchen".into(),
                     hosts: vec![],
+                    one_of_each: false,
                 };
                 c.gathering(cast.members[member].id(), &g, now, rng).ok()
             }
