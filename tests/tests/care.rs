@@ -290,7 +290,12 @@ fn every_kind_of_care_from_the_cli() {
         .ok();
     let archived: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(archived, ada.run(&["show", "--json"]).ok().json());
+    // The archive is the circle as `show --json` prints it, less what the
+    // core finds in it (double-ups, none here).
+    let mut shown = ada.run(&["show", "--json"]).ok().json();
+    assert_eq!(shown["double_ups"], serde_json::json!([]));
+    shown.as_object_mut().unwrap().remove("double_ups");
+    assert_eq!(archived, shown);
 
     // All three devices hold the same circle.
     let shows: Vec<String> = [maya, sam, ada]
@@ -582,4 +587,103 @@ fn an_rsvp_with_a_word_and_taken_back() {
         .expect_code(2)
         .one_line_error();
     assert!(r.stderr.contains("nothing to take back"), "{}", r.stderr);
+}
+
+/// Two people take up one ask while apart: once their copies meet, both
+/// hear of it in the same words from `feed` and `settle`, `show --json`
+/// lists it alike everywhere, and one stepping aside settles it on every
+/// copy.
+#[test]
+fn an_ask_taken_twice_apart_is_said_and_settled_from_the_cli() {
+    let c = circle();
+    let ask = id_of(c.sam.run_at(
+        &day(1),
+        &[
+            "--json",
+            "ask",
+            "a lift to the clinic",
+            "--when",
+            "Thursday",
+        ],
+    ));
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    c.maya
+        .run_at(&day(2), &["commit", &ask[..8], "I'll drive"])
+        .ok();
+    c.ada
+        .run_at(&day(2), &["commit", &ask[..8], "I can take him"])
+        .ok();
+    let none = c.maya.run_at(&day(2), &["settle"]).ok().stdout;
+    assert!(none.contains("Nothing doubled up"), "{none}");
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+
+    let mine = c.maya.run_at(&day(2), &["--json", "settle"]).ok().json();
+    let list = mine.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{mine:#}");
+    let d = &list[0];
+    assert_eq!(d["kind"], "taken_by_more");
+    assert_eq!(d["about"], ask.as_str());
+    assert_eq!(
+        d["says"],
+        "You and Ada both took up Sam's ask \"a lift to the clinic\", which needs one person. One of you can step aside, or Sam can say all are welcome."
+    );
+    assert_eq!(d["choices"][0]["label"], "Step aside");
+    let id = d["id"].as_str().unwrap().to_owned();
+    let feed = c.ada.run_at(&day(2), &["feed"]).ok().stdout;
+    assert!(
+        feed.starts_with("You and Maya both took up Sam's ask")
+            && feed.contains(&format!("Step aside: roundtable settle {id} 1")),
+        "{feed}"
+    );
+    let sams = c.sam.run_at(&day(2), &["feed"]).ok().stdout;
+    assert!(sams.contains("If both are welcome, say so"), "{sams}");
+    assert!(
+        sams.contains(&format!("Both are welcome: roundtable settle {id} 1")),
+        "{sams}"
+    );
+    let shows: Vec<serde_json::Value> = [&c.maya, &c.sam, &c.ada]
+        .iter()
+        .map(|h| h.run_at(&day(2), &["show", "--json"]).ok().json())
+        .collect();
+    assert_eq!(shows[0]["double_ups"], shows[1]["double_ups"]);
+    assert_eq!(shows[1]["double_ups"], shows[2]["double_ups"]);
+    assert_eq!(shows[0]["double_ups"][0]["id"], id.as_str());
+    assert_eq!(
+        shows[0]["double_ups"][0]["says"],
+        "Ada and Maya both took up Sam's ask \"a lift to the clinic\", which needs one person."
+    );
+
+    // What does not fit is refused in one line, and nothing changes.
+    let before = c.maya.snapshot_files();
+    c.maya
+        .run_at(&day(2), &["settle", &id, "7"])
+        .expect_code(2)
+        .one_line_error();
+    c.maya
+        .run_at(&day(2), &["settle", "ffffffff", "1"])
+        .expect_code(2)
+        .one_line_error();
+    c.sam
+        .run_at(&day(2), &["ask", "x", "--hands", "0"])
+        .expect_code(2)
+        .one_line_error();
+    assert_eq!(before, c.maya.snapshot_files());
+
+    // Maya steps aside; once the copies meet, it is settled everywhere.
+    let out = c
+        .maya
+        .run_at(&day(2), &["settle", &id[..6], "1"])
+        .ok()
+        .stdout;
+    assert!(out.contains("Settled: step aside."), "{out}");
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    for h in [&c.maya, &c.sam, &c.ada] {
+        let show = h.run_at(&day(2), &["show", "--json"]).ok().json();
+        assert_eq!(show["double_ups"], serde_json::json!([]));
+        let commitments = &show["requests"][ask.as_str()]["commitments"];
+        assert_eq!(commitments.as_object().unwrap().len(), 1, "{commitments:#}");
+    }
+    let gone = c.ada.run_at(&day(2), &["settle", &id, "1"]);
+    let gone = gone.expect_code(2).one_line_error();
+    assert!(gone.stderr.contains("settled already"), "{}", gone.stderr);
 }

@@ -90,6 +90,7 @@ impl Inner {
             .route("/c/{c}", get(home::page))
             .route("/c/{c}/checkin", get(to_page).post(home::checkin))
             .route("/c/{c}/moment", get(to_page).post(home::moment))
+            .route("/c/{c}/settle", get(to_page).post(double_ups::settle))
             .route("/c/{c}/e/{e}", get(entry::page))
             .route("/c/{c}/e/{e}/reply", get(to_page).post(entry::reply))
             .route("/c/{c}/e/{e}/commit", get(to_page).post(entry::commit))

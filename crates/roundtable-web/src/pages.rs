@@ -10,6 +10,7 @@ use crate::Shared;
 use crate::app::{Failed, FormToken, Said};
 
 pub(crate) mod assets;
+pub(crate) mod double_ups;
 pub(crate) mod entry;
 pub(crate) mod gatherings;
 pub(crate) mod help;

@@ -236,6 +236,9 @@ Needs the roundtable.service user unit, which Roundtable's package installs, and
         /// When, in your words
         #[arg(long, default_value = "")]
         when: String,
+        /// How many people it needs; more taking it up is a double-up
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        hands: u32,
     },
     /// Offer the circle something: a meal, a ride, company
     #[command(
@@ -327,6 +330,18 @@ Needs the roundtable.service user unit, which Roundtable's package installs, and
     /// The whole circle; with --json, canonical: identical state prints identical bytes
     #[command(after_help = "Example: roundtable show --json")]
     Show,
+    /// Double-ups: what edits made apart doubled (an ask taken by more
+    /// people than it needs, a time changed on two devices, ...), and the
+    /// choices that settle them
+    #[command(
+        after_help = "Examples:\n  roundtable settle            what needs you, with numbered choices\n  roundtable settle 3fa2 1     take choice 1 of double-up 3fa2"
+    )]
+    Settle {
+        /// The double-up's id, or the start of it
+        id: Option<String>,
+        /// The number of the choice to take
+        choice: Option<usize>,
+    },
     /// Print a shell's completions for roundtable (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Example: roundtable completions bash > ~/.local/share/bash-completion/completions/roundtable"

@@ -23,6 +23,7 @@ pub(crate) mod circles;
 pub(crate) mod gatherings;
 mod help;
 pub(crate) mod people;
+mod settle;
 pub(crate) mod steward;
 mod when;
 
@@ -190,9 +191,17 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         Command::Circle(CircleCommand::Leave { forget }) => leave(backend, global, forget, now),
         Command::Members => render::members(&read(backend, global)?.view(), global.json),
         Command::Feed { limit } => {
-            render::feed(&read(backend, global)?.view(), limit, now, global.json)
+            let view = read(backend, global)?.view();
+            let me = backend.home().identity()?.map(|i| i.member.id());
+            if !global.json
+                && let Some(me) = me
+            {
+                settle::heads_up(&view, me, now);
+            }
+            render::feed(&view, limit, now, global.json)
         }
-        Command::Show => render::show(&read(backend, global)?.view(), global.json),
+        Command::Show => render::show(&read(backend, global)?.view(), now, global.json),
+        Command::Settle { id, choice } => settle::run(backend, global, id, choice, now),
         Command::Quiet => {
             let view = read(backend, global)?.view();
             let me = backend.home().identity()?.map(|i| i.member.id());
@@ -256,12 +265,12 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             let edit = care::withdraw_entry(&view()?, &id)?;
             perform_and_say(backend, global, edit, now)
         }
-        Command::Ask { text, when } => {
-            let edit = help::request(RequestKind::Ask, text, when);
+        Command::Ask { text, when, hands } => {
+            let edit = help::request(RequestKind::Ask, text, when, hands);
             perform_and_say(backend, global, edit, now)
         }
         Command::Offer { text, when } => {
-            let edit = help::request(RequestKind::Offer, text, when);
+            let edit = help::request(RequestKind::Offer, text, when, 1);
             perform_and_say(backend, global, edit, now)
         }
         Command::Commit { to, text } => {

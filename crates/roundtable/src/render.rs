@@ -194,10 +194,23 @@ pub(crate) fn quiet(quiet: &[Quiet], away: &[SteppingBack], as_json: bool) -> Re
     Ok(())
 }
 
-pub(crate) fn show(view: &CircleView, as_json: bool) -> Result<()> {
+pub(crate) fn show(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
     if as_json {
-        out::raw(&view.to_canonical_json());
-        return Ok(());
+        // The view, with the double-ups the core finds in it, in words
+        // that are the same for everyone.
+        let tz = TimeZone::system();
+        let mut v = serde_json::to_value(view)?;
+        if let Some(o) = v.as_object_mut() {
+            let found = roundtable_core::double_ups::find(view, now);
+            o.insert(
+                "double_ups".into(),
+                found
+                    .iter()
+                    .map(|d| d.to_shared_json(view, now, &tz))
+                    .collect(),
+            );
+        }
+        return json(&v);
     }
     say!("{}  ({})", view.circle.name, view.circle.id);
     if !view.circle.about.is_empty() {

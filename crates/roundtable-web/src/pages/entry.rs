@@ -203,6 +203,7 @@ async fn render(
         p.back { a href={ "/c/" (c) } { "← Back to the circle" } }
         article.entry {
             h1 { (title) }
+            (super::double_ups::notice(app, ctx, view, c, Some(&e.to_string())))
             div #entry data-live { (main) }
         }
         section.card aria-labelledby="reply-title" {

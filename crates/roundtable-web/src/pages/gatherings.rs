@@ -69,6 +69,7 @@ async fn render_list(
                 p.hint #g-when-hint { "As you would say it: \"thursday 7pm\", \"8 Dec 19:30\", \"2026-12-24 18:00\". Your time zone: " (app.tz.iana_name().unwrap_or("this computer's")) "." }
                 label for="g-where" { "Where (optional)" }
                 input #g-where name="place" data-max=(limits::NOTE) autocomplete="off" placeholder="Maya's kitchen" value=(v("place"));
+                label.check { input type="checkbox" name="one_of_each" value="yes" checked[v("one_of_each") == "yes"]; " Potluck: one of each dish" }
                 label.check { input type="checkbox" name="past" value="yes" checked[v("past") == "yes"]; " It already happened (to record it)" }
                 button type="submit" { "Propose" }
             }
@@ -113,6 +114,7 @@ pub(crate) async fn propose(
                 starts,
                 place: form.get("place"),
                 hosts: Vec::new(),
+                one_of_each: form.get("one_of_each") == "yes",
             };
             app.perform(c, op).await
         }
@@ -179,6 +181,7 @@ async fn render(
     let body = html! {
         p.back { a href={ "/c/" (c) "/gatherings" } { "← All gatherings" } }
         h1 { (g.title) }
+        (super::double_ups::notice(app, ctx, view, c, Some(&id.to_string())))
         div #gathering data-live {
             p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
             p { "Hosted by " (hosts.join(" and ")) "." }

@@ -50,6 +50,8 @@ async fn render(
                 input #share-what name="text" required data-max=(limits::NOTE) autocomplete="off" placeholder="A lift to the clinic" value=(v("text"));
                 label for="share-when" { "When (optional)" }
                 input #share-when name="when" maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="Tuesday morning" value=(v("when"));
+                label for="share-hands" { "How many people an ask needs" }
+                input #share-hands name="hands" type="number" min="1" max=(limits::HANDS) inputmode="numeric" value=(match v("hands") { "" => "1", h => h });
                 button type="submit" { "Share" }
             }
         }
@@ -98,12 +100,23 @@ pub(crate) async fn share(
     } else {
         RequestKind::Ask
     };
-    let op = Op::Request {
+    let hands = match form.get("hands").trim() {
+        "" => Ok(1),
+        n => n
+            .parse::<u32>()
+            .map_err(|_| format!("\"{n}\" is not a number of people: say 1, 2, 3 ...")),
+    };
+    let op = hands.map(|hands| Op::Request {
         kind,
         text: form.get("text"),
         when: form.get("when"),
+        hands,
+    });
+    let outcome = match op {
+        Ok(op) => app.perform(c, op).await,
+        Err(e) => Err(e),
     };
-    Ok(match app.perform(c, op).await {
+    Ok(match outcome {
         Ok(_) => saved(
             &format!("/c/{c}/help"),
             match kind {

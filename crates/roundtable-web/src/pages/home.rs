@@ -67,6 +67,7 @@ async fn render(
             }
         }
         div #proposals data-live { (proposals(view, membership, c)) }
+        @if me_in { (super::double_ups::notice(app, ctx, view, c, None)) }
         div.columns {
             div {
                 section #quiet data-live aria-labelledby="quiet-title" {

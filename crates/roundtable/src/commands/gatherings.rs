@@ -30,6 +30,28 @@ pub(crate) enum GatheringCommand {
         /// Record a gathering that already happened
         #[arg(long)]
         past: bool,
+        /// The potluck asks for one of each dish: the same dish twice is
+        /// a double-up
+        #[arg(long)]
+        one_of_each: bool,
+    },
+    /// Change a gathering's title, time or place (its proposer or hosts)
+    #[command(after_help = "Example: roundtable gathering edit 3fa2 --at \"thursday 7pm\"")]
+    Edit {
+        /// The gathering's id, or the start of it
+        id: String,
+        /// A new title
+        #[arg(long)]
+        title: Option<String>,
+        /// A new start: "thursday 7pm", "2026-12-01 19:00" (in --tz)
+        #[arg(long, value_name = "WHEN")]
+        at: Option<String>,
+        /// The time zone of --at [default: the gathering's]
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// A new place
+        #[arg(long)]
+        place: Option<String>,
     },
     /// Gatherings still to come, soonest first
     #[command(after_help = "Example: roundtable gathering upcoming")]
@@ -106,6 +128,7 @@ fn to_op(
             place,
             hosts,
             past,
+            one_of_each,
         } => {
             let starts = parse_when(&at, tz.as_deref(), now, past)?.to_string();
             let v = view()?;
@@ -120,6 +143,47 @@ fn to_op(
                     starts,
                     place,
                     hosts,
+                    one_of_each,
+                },
+                message,
+            )
+        }
+        GatheringCommand::Edit {
+            id,
+            title,
+            at,
+            tz,
+            place,
+        } => {
+            let v = view()?;
+            let gathering = resolve_in(v.gatherings.keys(), &id, "gathering")?;
+            let tz = tz.or_else(|| {
+                v.gatherings
+                    .get(&gathering)
+                    .and_then(|g| g.starts_zoned())
+                    .and_then(|z| z.time_zone().iana_name().map(str::to_owned))
+            });
+            let starts = at
+                .map(|at| parse_when(&at, tz.as_deref(), now, false))
+                .transpose()?
+                .map(|z| z.to_string());
+            if title.is_none() && starts.is_none() && place.is_none() {
+                return Err(bad_input(
+                    "say what to change: --title, --at or --place".to_owned(),
+                ));
+            }
+            let message = format!(
+                "\"{}\" is changed; everyone will see it.",
+                v.gatherings
+                    .get(&gathering)
+                    .map_or("", |g| g.title.as_str())
+            );
+            (
+                Op::EditGathering {
+                    gathering,
+                    title,
+                    starts,
+                    place,
                 },
                 message,
             )

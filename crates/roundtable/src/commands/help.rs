@@ -3,7 +3,12 @@
 
 use super::*;
 
-pub(super) fn request(kind: RequestKind, text: Vec<String>, when: String) -> (Op, String) {
+pub(super) fn request(
+    kind: RequestKind,
+    text: Vec<String>,
+    when: String,
+    hands: u32,
+) -> (Op, String) {
     let message = match kind {
         RequestKind::Ask => "Your ask is with the circle. Asking is wisdom.",
         RequestKind::Offer => "Your offer is with the circle.",
@@ -13,6 +18,7 @@ pub(super) fn request(kind: RequestKind, text: Vec<String>, when: String) -> (Op
             kind,
             text: text.join(" "),
             when,
+            hands,
         },
         message.into(),
     )
