@@ -50,7 +50,7 @@ async fn render(
                 input #share-what name="text" required data-max=(limits::NOTE) autocomplete="off" placeholder="A lift to the clinic" value=(v("text"));
                 label for="share-when" { "When (optional)" }
                 input #share-when name="when" maxlength=(limits::NAME) data-max=(limits::NAME) autocomplete="off" placeholder="Tuesday morning" value=(v("when"));
-                label for="share-hands" { "How many people an ask needs" }
+                label for="share-hands" { "How many people it takes (for asks)" }
                 input #share-hands name="hands" type="number" min="1" max=(limits::HANDS) inputmode="numeric" value=(match v("hands") { "" => "1", h => h });
                 button type="submit" { "Share" }
             }
