@@ -156,12 +156,19 @@ impl Mend {
     }
 }
 
+/// How long an open of this device's may wait for its peer before the
+/// peer's own open of a session, arriving meanwhile, goes first whatever
+/// the tie-break says.
+const UNANSWERED: Duration = Duration::from_secs(5);
+
 /// The sync decisions of one node (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule<C, P> {
     timing: Timing,
     plans: BTreeMap<(C, P), Plan>,
-    running: BTreeMap<(C, P), (u64, Role)>,
+    /// Each session under way: its token, this device's role, and when
+    /// it began.
+    running: BTreeMap<(C, P), (u64, Role, Instant)>,
     next_token: u64,
     neighbours: BTreeMap<C, BTreeSet<P>>,
     mending: BTreeMap<C, Mend>,
@@ -225,7 +232,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                     // session exchanged what it covers.
                     plan.again = true;
                 } else {
-                    out.push(self.open(key));
+                    out.push(self.open(key, now));
                 }
             }
             Input::Asked {
@@ -234,16 +241,23 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                 theirs_first,
             } => {
                 let key = (circle, peer);
-                let busy = match self.running.get(&key).map(|(_, role)| *role) {
-                    Some(Role::Answerer) => true,
-                    Some(Role::Opener) => !theirs_first,
+                let busy = match self.running.get(&key) {
+                    Some((_, Role::Answerer, _)) => true,
+                    // A peer asks only when it has no session with this
+                    // device: an open of ours it has not answered for
+                    // this long never reached it (it went to where the
+                    // peer was before it restarted, say), so it stands
+                    // aside for the peer's, which plainly does.
+                    Some((_, Role::Opener, since)) => {
+                        !theirs_first && now.saturating_duration_since(*since) < UNANSWERED
+                    }
                     None => false,
                 };
                 if busy {
                     out.push(Output::Busy { circle, peer });
                 } else {
                     let token = self.token();
-                    self.running.insert(key, (token, Role::Answerer));
+                    self.running.insert(key, (token, Role::Answerer, now));
                     out.push(Output::Admit {
                         circle,
                         peer,
@@ -265,7 +279,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                 ok,
             } => {
                 let key = (circle, peer);
-                if self.running.get(&key).map(|(t, _)| *t) != Some(token) {
+                if self.running.get(&key).map(|(t, ..)| *t) != Some(token) {
                     // A session that lost the tie-break: nothing to record.
                     return out;
                 }
@@ -306,7 +320,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                         // Until this attempt ends, not again.
                         plan.next = now + self.timing.max_backoff * 4;
                     }
-                    out.push(self.open(key));
+                    out.push(self.open(key, now));
                 }
                 self.mend(now, &mut out);
             }
@@ -363,9 +377,10 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
         self.next_token
     }
 
-    fn open(&mut self, (circle, peer): (C, P)) -> Output<C, P> {
+    fn open(&mut self, (circle, peer): (C, P), now: Instant) -> Output<C, P> {
         let token = self.token();
-        self.running.insert((circle, peer), (token, Role::Opener));
+        self.running
+            .insert((circle, peer), (token, Role::Opener, now));
         Output::Open {
             circle,
             peer,
@@ -375,7 +390,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
 
     /// The token of the session under way with `peer` in `circle`.
     pub(crate) fn current(&self, circle: C, peer: P) -> Option<u64> {
-        self.running.get(&(circle, peer)).map(|(token, _)| *token)
+        self.running.get(&(circle, peer)).map(|(token, ..)| *token)
     }
 
     /// Whether a session of `circle` is under way.
@@ -387,7 +402,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
     pub(crate) fn sessions(&self) -> impl Iterator<Item = (C, P, Role)> + '_ {
         self.running
             .iter()
-            .map(|((c, p), (_, role))| (*c, *p, *role))
+            .map(|((c, p), (_, role, _))| (*c, *p, *role))
     }
 }
 
@@ -581,6 +596,33 @@ mod tests {
         };
         assert_eq!(s.handle(again, t0), [Output::Busy { circle: 1, peer: 7 }]);
         assert_eq!(end(&mut s, 7, theirs, true, t0).len(), 1);
+        assert!(!s.syncing(1));
+    }
+
+    #[test]
+    fn an_open_the_peer_never_answered_stands_aside_for_the_peers_own() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        // Ours went to where the peer was before it restarted; the peer,
+        // back, asks. Were it the same moment, the tie-break would refuse it.
+        let (_, ours) = opened(&s.handle(Input::Wanted { circle: 1, peer: 7 }, t0))[0];
+        let asked = Input::Asked {
+            circle: 1,
+            peer: 7,
+            theirs_first: false,
+        };
+        assert_eq!(
+            s.handle(asked.clone(), t0 + UNANSWERED / 2),
+            [Output::Busy { circle: 1, peer: 7 }]
+        );
+        let [Output::Admit { token: theirs, .. }] = s.handle(asked, t0 + UNANSWERED)[..] else {
+            panic!("the peer's session goes on");
+        };
+        assert_eq!(s.current(1, 7), Some(theirs));
+        // Ours ends when its dial gives up, and changes nothing.
+        assert!(end(&mut s, 7, ours, false, t0 + UNANSWERED * 4).is_empty());
+        assert_eq!(end(&mut s, 7, theirs, true, t0 + UNANSWERED * 4).len(), 1);
         assert!(!s.syncing(1));
     }
 
