@@ -526,33 +526,30 @@ impl DoubleUp {
                         }
                     })
                     .collect();
+                let whose = |m: &MemberId, what: &str| {
+                    if is_me(m) {
+                        format!("Your {what}")
+                    } else {
+                        format!("{}'s {what}", view.name_of(m))
+                    }
+                };
                 let (thing, devices) = match target {
                     Target::Gathering { title, .. } => (
-                        format!("{} of \"{}\"", field_words(field), short(title)),
+                        format!("The {} of \"{}\"", field_words(field), short(title)),
                         "on devices that had not met",
                     ),
-                    Target::Entry { kind, author, .. } => (
-                        if is_me(author) {
-                            format!("your {}", kind.noun())
-                        } else {
-                            format!("{}'s {}", view.name_of(author), kind.noun())
-                        },
-                        "on two devices before they met",
-                    ),
+                    Target::Entry { kind, author, .. } => {
+                        (whose(author, kind.noun()), "on two devices before they met")
+                    }
                     Target::Profile(m) => (
-                        if is_me(m) {
-                            format!("your {}", field_words(field))
-                        } else {
-                            format!("{}'s {}", view.name_of(m), field_words(field))
-                        },
+                        whose(m, field_words(field)),
                         "on two devices before they met",
                     ),
                 };
-                capital(&format!(
-                    "The {thing} was changed {devices}: {}. Keep one.",
+                format!(
+                    "{thing} was changed {devices}: {}. Keep one.",
                     or_list(&options)
-                ))
-                .replace("The your", "Your")
+                )
             }
             What::Answers {
                 title,
@@ -579,35 +576,35 @@ impl DoubleUp {
                 bringers,
                 ..
             } => {
-                let who: Vec<MemberId> = {
-                    let mut w: Vec<MemberId> = bringers.iter().map(|(m, _)| *m).collect();
-                    w.dedup();
-                    w
-                };
-                let lead = if who.len() == 1 {
-                    format!("{} said twice", capital(&name(&who[0])))
-                } else {
-                    format!(
-                        "{} are {}",
-                        capital(&names(&who, &name)),
-                        if who.len() == 2 { "both" } else { "all" }
-                    )
-                };
-                let lead = if who.len() == 1 {
-                    format!("{lead} they'd bring \"{}\"", short(dish))
-                } else {
-                    format!("{lead} bringing \"{}\"", short(dish))
-                };
-                let then = if who.iter().any(is_me) {
-                    " One of you can bring something else."
-                } else {
-                    ""
-                };
-                format!(
-                    "{lead} to \"{}\", which asks for one of each.{then}",
-                    short(title)
-                )
-                .replace("You said twice they'd", "You said twice you'd")
+                let who: Vec<MemberId> = bringers
+                    .iter()
+                    .map(|(m, _)| *m)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let dish = short(dish);
+                let title = short(title);
+                match who.as_slice() {
+                    [one] if is_me(one) => format!(
+                        "You said twice you'd bring \"{dish}\" to \"{title}\", which asks for one of each. Take one back."
+                    ),
+                    [one] => format!(
+                        "{} said twice they'd bring \"{dish}\" to \"{title}\", which asks for one of each.",
+                        view.name_of(one)
+                    ),
+                    _ => {
+                        let then = if who.iter().any(is_me) {
+                            " One of you can bring something else."
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{} are {} bringing \"{dish}\" to \"{title}\", which asks for one of each.{then}",
+                            capital(&names(&who, &name)),
+                            if who.len() == 2 { "both" } else { "all" }
+                        )
+                    }
+                }
             }
         }
     }
