@@ -687,3 +687,71 @@ fn an_ask_taken_twice_apart_is_said_and_settled_from_the_cli() {
     let gone = gone.expect_code(2).one_line_error();
     assert!(gone.stderr.contains("settled already"), "{}", gone.stderr);
 }
+
+/// `feed --since-last`: the first look only marks where you are; then what
+/// others wrote since is told in words, what concerns you first, and it
+/// counts as seen.
+#[test]
+fn feed_since_last_tells_what_arrived_what_concerns_you_first() {
+    let c = circle();
+    let first = c
+        .maya
+        .run_at(&day(2), &["feed", "--since-last"])
+        .ok()
+        .stdout;
+    assert!(first.contains("From now on"), "{first}");
+    let mine = id_of(c.maya.run_at(
+        &day(2),
+        &["--json", "checkin", "--mood", "heavy", "long week"],
+    ));
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    c.ada
+        .run_at(&day(3), &["checkin", "--mood", "struggling", "rough"])
+        .ok();
+    c.sam.run_at(&day(3), &["moment", "first snow"]).ok();
+    c.sam
+        .run_at(&day(4), &["reply", &mine[..8], "here for you"])
+        .ok();
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    let told = c
+        .maya
+        .run_at(&day(5), &["feed", "--since-last"])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = told.lines().collect();
+    assert_eq!(lines.len(), 4, "{told}");
+    assert_eq!(lines[0], "While you were away (since Tue 3 Nov):");
+    // What concerns her first; the others' news after, in the order the
+    // circle's history gives (the same on every device).
+    assert_eq!(lines[1], "  Sam replied to you: \"here for you\"");
+    let mut news = lines[2..].to_vec();
+    news.sort_unstable();
+    assert_eq!(
+        news,
+        vec![
+            "  Ada checked in, and is struggling",
+            "  Sam shared a moment: \"first snow\""
+        ]
+    );
+    let again = c
+        .maya
+        .run_at(&day(5), &["feed", "--since-last"])
+        .ok()
+        .stdout;
+    assert!(
+        again.starts_with("Nothing new from the others since you last looked"),
+        "{again}"
+    );
+    // Seen is this device's own: nothing of it reaches the others.
+    let shows: Vec<String> = [&c.maya, &c.sam]
+        .iter()
+        .map(|h| h.run_at(&day(5), &["show", "--json"]).ok().stdout)
+        .collect();
+    assert_eq!(shows[0], shows[1]);
+    let json = c
+        .sam
+        .run_at(&day(5), &["--json", "feed", "--since-last"])
+        .ok()
+        .json();
+    assert_eq!(json["account"], serde_json::Value::Null);
+}

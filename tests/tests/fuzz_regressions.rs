@@ -52,6 +52,11 @@ fn wire() {
 }
 
 #[test]
+fn seen() {
+    replay("seen", roundtable_core::fuzzing::seen);
+}
+
+#[test]
 fn farewell() {
     replay("farewell", roundtable_core::fuzzing::farewell);
 }

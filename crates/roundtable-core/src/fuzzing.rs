@@ -306,6 +306,32 @@ pub fn dates(data: &[u8]) {
     }
 }
 
+/// Where a person last looked (`since::Seen`), as read from its file: no
+/// panic; a mark that reads writes back to bytes that read as itself; and
+/// the circle read at its heads is either refused (heads [`base_circle`]
+/// does not hold) or read, with an account from it told without panic.
+pub fn seen(data: &[u8]) {
+    let Some(seen) = crate::since::Seen::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        crate::since::Seen::from_bytes(&seen.to_bytes()).as_ref(),
+        Some(&seen),
+        "a mark does not read back as itself"
+    );
+    let base = base_circle();
+    if let Ok(before) = base.view_at(&seen.heads) {
+        let _ = crate::since::account(
+            &before,
+            &base.view(),
+            base_member().id(),
+            seen.at,
+            seen.at,
+            &jiff::tz::TimeZone::UTC,
+        );
+    }
+}
+
 /// The farewell protocol: what a removed device asks, and what it is
 /// answered (see [`crate::farewell`]). No panic; a message that decodes
 /// re-encodes to no more bytes and decodes to itself; a request answered

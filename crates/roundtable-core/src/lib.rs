@@ -57,6 +57,7 @@ pub mod plain;
 pub mod quiet;
 pub mod schema;
 mod shape;
+pub mod since;
 mod standing;
 pub mod steward;
 pub mod sync;

@@ -92,6 +92,7 @@ impl Machine {
                 replays: ReplayFilter::default(),
                 peers,
                 reading: None,
+                seen: None,
                 compact_failing: false,
                 forked: BTreeMap::new(),
                 stewards: stewards::Stewards::restore(

@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use rand::RngCore;
 use roundtable_core::keys::Sealed;
+use roundtable_core::since::Seen;
 use roundtable_core::wire::{self, Body, JoinReply, JoinRequest, SyncFrame, WelcomeCircle};
 use roundtable_core::{
     ChangeHash, Circle, CircleId, CircleView, CoreError, DeviceCert, DeviceId, EntityId,
@@ -255,6 +256,15 @@ pub struct Reading {
     pub membership: Arc<Membership>,
 }
 
+/// Where a person last looked at a circle (see [`Machine::seen`]).
+#[derive(Debug, Clone)]
+pub struct Looked {
+    /// When.
+    pub at: Timestamp,
+    /// The circle as it stood then.
+    pub before: Arc<CircleView>,
+}
+
 /// What a device receives when an invite lets it in.
 #[derive(Debug, Clone)]
 pub struct Welcome {
@@ -373,6 +383,8 @@ struct Served {
     peers: BTreeMap<DeviceId, Peer>,
     /// The last reading and the heads it was read at.
     reading: Option<(Vec<ChangeHash>, Reading)>,
+    /// The circle where this device's person last looked, and those heads.
+    seen: Option<(Vec<ChangeHash>, Arc<CircleView>)>,
     /// Folding the log in failed at the last try.
     compact_failing: bool,
     /// Devices found to have signed two different changes under one
@@ -507,6 +519,46 @@ impl Machine {
     /// One of the home's named records, if it was written and reads.
     pub fn read_record(&self, record: NodeRecord) -> Option<Vec<u8>> {
         self.home.read_record(record).ok().flatten()
+    }
+
+    /// Where this device's person last looked at `circle`, with the
+    /// circle as it stood then; `None` before their first look (or when
+    /// this copy no longer holds that point: the next look sets it again).
+    /// The old circle is read once per look, not per page.
+    pub fn seen(&mut self, circle: CircleId) -> Result<Option<Looked>, Error> {
+        let bytes = self.read_record(NodeRecord::Seen(circle));
+        let served = self
+            .circles
+            .get_mut(&circle)
+            .ok_or_else(|| Error::UnknownCircle(circle))?;
+        let Some(seen) = bytes.as_deref().and_then(Seen::from_bytes) else {
+            return Ok(None);
+        };
+        if let Some((heads, before)) = &served.seen
+            && *heads == seen.heads
+        {
+            return Ok(Some(Looked {
+                at: seen.at,
+                before: before.clone(),
+            }));
+        }
+        let Ok(before) = served.store.circle().view_at(&seen.heads) else {
+            return Ok(None);
+        };
+        let before = Arc::new(before);
+        served.seen = Some((seen.heads, before.clone()));
+        Ok(Some(Looked {
+            at: seen.at,
+            before,
+        }))
+    }
+
+    /// This device's person looked at `circle` now: what arrived so far is
+    /// no longer news to them.
+    pub fn mark_seen(&mut self, circle: CircleId, at: Timestamp) -> Result<(), Error> {
+        let seen = Seen::now(self.served(circle)?.store.circle(), at);
+        self.write_record(NodeRecord::Seen(circle), &seen.to_bytes())?;
+        Ok(())
     }
 
     /// Writes one of the home's named records, durably.

@@ -444,6 +444,12 @@ impl Actor {
             Request::WebHost { fresh, reply } => {
                 let _ = reply.send(self.web_host(fresh));
             }
+            Request::Seen { circle, reply } => {
+                let _ = reply.send(self.machine.seen(circle).map_err(Into::into));
+            }
+            Request::MarkSeen { circle, at, reply } => {
+                let _ = reply.send(self.machine.mark_seen(circle, at).map_err(Into::into));
+            }
             Request::Shutdown(_) => {}
         }
     }

@@ -103,6 +103,13 @@ pub enum ControlRequest {
         #[serde(default)]
         sign_out: bool,
     },
+    /// This device's person looked at a circle now: `{"ok": true}`.
+    Seen {
+        /// Which circle.
+        circle: CircleId,
+        /// When.
+        now: Timestamp,
+    },
 }
 
 /// An error from the node, as the client sees it.
@@ -233,6 +240,10 @@ async fn answer(node: &NodeHandle, request: ControlRequest) -> Result<Value, Nod
             Value::Array(list)
         }
         ControlRequest::Doc { circle } => json!({"doc": BASE64.encode(&node.doc(circle).await?)}),
+        ControlRequest::Seen { circle, now } => {
+            node.mark_seen(circle, now).await?;
+            json!({"ok": true})
+        }
         ControlRequest::Perform { circle, op, now } => {
             json!({"id": node.perform(circle, op, now).await?})
         }

@@ -68,6 +68,15 @@ pub(crate) enum Request {
         fresh: String,
         reply: oneshot::Sender<Result<String, NodeError>>,
     },
+    Seen {
+        circle: CircleId,
+        reply: oneshot::Sender<Result<Option<roundtable_machine::Looked>, NodeError>>,
+    },
+    MarkSeen {
+        circle: CircleId,
+        at: Timestamp,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -269,6 +278,22 @@ impl NodeHandle {
     /// itself: sessions and login links stay of one run.
     pub async fn web_host(&self, fresh: String) -> Result<String, NodeError> {
         self.ask(|reply| Request::WebHost { fresh, reply }).await?
+    }
+
+    /// Where this device's person last looked at a circle, with the
+    /// circle as it stood then (`None` before the first look): what
+    /// `roundtable_core::since::account` tells them arrived since.
+    pub async fn seen(
+        &self,
+        circle: CircleId,
+    ) -> Result<Option<roundtable_machine::Looked>, NodeError> {
+        self.ask(|reply| Request::Seen { circle, reply }).await?
+    }
+
+    /// This device's person looked at a circle at `at`.
+    pub async fn mark_seen(&self, circle: CircleId, at: Timestamp) -> Result<(), NodeError> {
+        self.ask(|reply| Request::MarkSeen { circle, at, reply })
+            .await?
     }
 
     /// Follows what happens in the node.

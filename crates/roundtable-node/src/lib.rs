@@ -41,8 +41,8 @@ use roundtable_store::StoreError;
 pub use handle::{Node, NodeHandle, WebLinks};
 pub use roundtable_machine::rate::PER_SECOND as EDITS_PER_SECOND;
 pub use roundtable_machine::{
-    CircleStatus, Delayed, DeviceStatus, Event, ForkedDevice, Reading, Status, StewardStatus,
-    Welcome,
+    CircleStatus, Delayed, DeviceStatus, Event, ForkedDevice, Looked, Reading, Status,
+    StewardStatus, Welcome,
 };
 pub use session::redeem_ticket;
 

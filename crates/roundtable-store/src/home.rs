@@ -34,6 +34,7 @@ const STEWARDS: &str = "stewards";
 const FAREWELLS: &str = "farewells";
 const ADDRESSES: &str = "addresses.json";
 const WEB_HOST: &str = "web-host";
+const SEEN: &str = "seen";
 
 /// The node's own records in the home, each a small file written whole
 /// (see `docs/ARCHITECTURE.md`, "Storage layout"). The store decides where
@@ -62,6 +63,9 @@ pub enum NodeRecord {
     /// typed in the browser while the node was down is still theirs (the
     /// same origin) when it is back. It lets nobody in by itself.
     WebHost,
+    /// Where this device's person last looked at a circle
+    /// (`roundtable_core::since::Seen`): theirs alone, never synced.
+    Seen(CircleId),
 }
 
 impl NodeRecord {
@@ -74,6 +78,7 @@ impl NodeRecord {
             NodeRecord::Stewards(c) => format!("{STEWARDS}/{c}"),
             NodeRecord::Farewells(c) => format!("{FAREWELLS}/{c}"),
             NodeRecord::WebHost => WEB_HOST.to_owned(),
+            NodeRecord::Seen(c) => format!("{SEEN}/{c}"),
         }
     }
 }

@@ -91,6 +91,7 @@ impl Inner {
             .route("/c/{c}/checkin", get(to_page).post(home::checkin))
             .route("/c/{c}/moment", get(to_page).post(home::moment))
             .route("/c/{c}/settle", get(to_page).post(double_ups::settle))
+            .route("/c/{c}/seen", get(to_page).post(home::seen))
             .route("/c/{c}/e/{e}", get(entry::page))
             .route("/c/{c}/e/{e}/reply", get(to_page).post(entry::reply))
             .route("/c/{c}/e/{e}/commit", get(to_page).post(entry::commit))
@@ -153,6 +154,41 @@ impl Inner {
     /// changes, so pages read no document of their own).
     pub(crate) async fn read(&self, id: CircleId) -> Result<Reading, Failure> {
         self.node.read(id).await.map_err(Failure::node)
+    }
+
+    /// What arrived since this device's person last looked at a circle,
+    /// in the core's words. Their first look only sets where they looked.
+    pub(crate) async fn since(
+        &self,
+        circle: CircleId,
+        view: &roundtable_core::CircleView,
+    ) -> Result<Option<roundtable_core::since::Account>, Failure> {
+        let now = Timestamp::now();
+        match self.node.seen(circle).await.map_err(Failure::node)? {
+            Some(looked) => Ok(roundtable_core::since::account(
+                &looked.before,
+                view,
+                self.member(),
+                looked.at,
+                now,
+                &self.tz,
+            )),
+            None => {
+                self.node
+                    .mark_seen(circle, now)
+                    .await
+                    .map_err(Failure::node)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The reader has looked at a circle: what arrived so far is not news.
+    pub(crate) async fn mark_seen(&self, circle: CircleId) -> Result<(), Failure> {
+        self.node
+            .mark_seen(circle, Timestamp::now())
+            .await
+            .map_err(Failure::node)
     }
 
     /// Performs an edit; returns once the node says it is durable.

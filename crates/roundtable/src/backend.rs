@@ -92,6 +92,37 @@ impl Backend {
         }
     }
 
+    /// Notes that this device's person looked at `circle` now (a record of
+    /// this device's own, never synced): through the node when it runs, as
+    /// it is the home's writer then.
+    pub(crate) fn mark_seen(
+        &self,
+        circle: CircleId,
+        seen: &roundtable_core::since::Seen,
+    ) -> Result<()> {
+        match self {
+            Backend::Offline(home) => {
+                let lock = home.lock("roundtable feed --since-last")?;
+                home.write_record(
+                    &lock,
+                    roundtable_store::NodeRecord::Seen(circle),
+                    &seen.to_bytes(),
+                )?;
+                Ok(())
+            }
+            Backend::Node { client, .. } => {
+                Self::call(
+                    client,
+                    &ControlRequest::Seen {
+                        circle,
+                        now: seen.at,
+                    },
+                )?;
+                Ok(())
+            }
+        }
+    }
+
     /// Performs an edit; returns once it is durable.
     pub(crate) fn perform(
         &self,

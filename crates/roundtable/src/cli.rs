@@ -326,6 +326,10 @@ Needs the roundtable.service user unit, which Roundtable's package installs, and
         /// How many entries to show
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
+        /// What arrived since you last looked on this device, in words
+        /// (what concerns you first); it then counts as seen
+        #[arg(long)]
+        since_last: bool,
     },
     /// The whole circle; with --json, canonical: identical state prints identical bytes
     #[command(after_help = "Example: roundtable show --json")]

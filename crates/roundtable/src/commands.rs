@@ -24,6 +24,7 @@ pub(crate) mod gatherings;
 mod help;
 pub(crate) mod people;
 mod settle;
+mod since;
 pub(crate) mod steward;
 mod when;
 
@@ -190,7 +191,10 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         Command::Circle(CircleCommand::List) => list(backend, global),
         Command::Circle(CircleCommand::Leave { forget }) => leave(backend, global, forget, now),
         Command::Members => render::members(&read(backend, global)?.view(), global.json),
-        Command::Feed { limit } => {
+        Command::Feed {
+            since_last: true, ..
+        } => since::since_last(backend, global, now),
+        Command::Feed { limit, .. } => {
             let view = read(backend, global)?.view();
             let me = backend.home().identity()?.map(|i| i.member.id());
             if !global.json

@@ -7,6 +7,7 @@ use maud::{Markup, html};
 use roundtable_core::feed::{Entry, timeline};
 use roundtable_core::quiet::{QuietRule, quiet_for, stepping_back};
 use roundtable_core::schema::limits;
+use roundtable_core::since::About;
 use roundtable_core::{CircleId, CircleView, Membership, Mood, Op, Timestamp, dates};
 
 use super::entry::feed_item;
@@ -42,6 +43,11 @@ async fn render(
     let quiet = quiet_for(view, now, &QuietRule::default(), app.member());
     let away = stepping_back(view, now, &app.tz);
     let me_in = membership.is_member(app.member());
+    let since = if me_in {
+        app.since(c, view).await?
+    } else {
+        None
+    };
     let body = html! {
         h1 { (view.circle.name) }
         @if !view.circle.about.is_empty() { p.lead { (view.circle.about) } }
@@ -66,6 +72,7 @@ async fn render(
                 }
             }
         }
+        @if let Some(a) = &since { (since_card(ctx, c, a)) }
         div #proposals data-live { (proposals(view, membership, c)) }
         @if me_in { (super::double_ups::notice(app, ctx, view, c, None)) }
         div.columns {
@@ -137,6 +144,44 @@ async fn render(
         }
     };
     Ok(layout(app, ctx, Some(c), Place::Home, "Home", body).await)
+}
+
+/// What arrived since the reader last looked, in the core's words, with a
+/// button to put it away.
+fn since_card(ctx: &Ctx, c: CircleId, a: &roundtable_core::since::Account) -> Markup {
+    html! {
+        section.card.since #since aria-labelledby="since-title" {
+            h2 #since-title { (a.heading()) }
+            ul.plain {
+                @for line in &a.lines {
+                    li.yours[line.yours] {
+                        @match line.about {
+                            Some(About::Entry(id)) => a href={ "/c/" (c) "/e/" (id) } { (line.text) },
+                            Some(About::Gathering(id)) => a href={ "/c/" (c) "/g/" (id) } { (line.text) },
+                            None => (line.text),
+                        }
+                    }
+                }
+            }
+            @if a.more { p.hint { "And more below, in Recent." } }
+            form method="post" action={ "/c/" (c) "/seen" } {
+                (ctx.token())
+                button type="submit" { "Put this away" }
+            }
+        }
+    }
+}
+
+pub(crate) async fn seen(
+    State(app): State<Shared>,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    app.mark_seen(c).await?;
+    Ok(saved(
+        &format!("/c/{c}"),
+        "Put away. What arrives from now on will show here.",
+    ))
 }
 
 /// Open proposals to remove someone, on every member's home (the one
