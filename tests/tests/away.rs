@@ -72,7 +72,14 @@ async fn a_node_back_from_fifty_edits_opens_with_what_happened_replies_to_you_fi
     cluster
         .converge(|v| v["checkins"].get(&key).is_some())
         .await;
-    // Maya looks, then her laptop is closed.
+    // Maya's node has synced with both (so it knows where they are, for
+    // when it is back); she looks, then her laptop is closed.
+    cluster
+        .status_until(0, |s| {
+            let others = s.circles[0].devices.iter().filter(|d| d.name != "Maya");
+            others.clone().count() == 2 && others.clone().all(|d| d.last_synced.is_some())
+        })
+        .await;
     bounded("looking", maya.mark_seen(c, Timestamp::now()))
         .await
         .unwrap();

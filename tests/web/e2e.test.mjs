@@ -232,6 +232,52 @@ test('an ask is taken up and closed with thanks', async () => {
   await stillSamePage(mayaPage);
 });
 
+test('a dish brought twice while apart is said on both pages and settled from one', async () => {
+  // Maya proposes a potluck that asks for one of each dish.
+  await mayaPage.getByRole('link', { name: 'Gatherings' }).click();
+  const propose = form(mayaPage, 'Propose a gathering');
+  await propose.getByLabel('What').fill('Pie night');
+  await propose.getByLabel('When').fill('tomorrow 8pm');
+  await propose.getByLabel('Potluck: one of each dish').check();
+  await propose.getByRole('button', { name: 'Propose' }).click();
+  await shows(mayaPage, '"Pie night" is on the table.');
+  const pie = new URL(mayaPage.url()).pathname;
+  await samPage.getByRole('link', { name: 'Gatherings' }).click();
+  await shows(samPage, 'Pie night');
+
+  // Apart: Sam's node is off while both say they will bring apple pie.
+  const samHome = sam.home;
+  const samPort = Number(new URL(sam.origin).port);
+  await stop(sam);
+  sam = undefined;
+  const bring = form(mayaPage, 'Bring something');
+  await bring.getByLabel('Dish').fill('apple pie');
+  await bring.getByRole('button', { name: 'Bring it' }).click();
+  await shows(mayaPage, "You're bringing apple pie.");
+  const gathering = pie.split('/').pop();
+  const offline = run(samHome, ['gathering', 'bring', gathering.slice(0, 8), 'Apple', 'pie']);
+  assert.equal(offline.code, 0, offline.stderr);
+  await mark(mayaPage);
+
+  // They meet again: both pages say so, Maya's without a reload.
+  sam = await up(samHome, [], { web: `127.0.0.1:${samPort}` });
+  ({ page: samPage } = await openApp(chromium, sam.url));
+  await samPage.goto(new URL(pie, sam.origin).href);
+  // Sam's node finds Maya's again first: give it the time a restart takes.
+  const met = { state: 'visible', timeout: 60_000 };
+  await mayaPage.getByText(/You and Sam are both bringing/).waitFor(met);
+  await samPage.getByText(/You and Maya are both bringing/).waitFor(met);
+  await stillSamePage(mayaPage);
+  await checked(samPage, 'gathering with a double-up');
+
+  // Sam steps aside; the notice leaves both pages.
+  await samPage.getByRole('button', { name: 'Step aside' }).click();
+  await shows(samPage, 'Settled: step aside.');
+  await mayaPage.getByText(/both bringing/).waitFor({ state: 'detached', ...T });
+  await samPage.getByText(/both bringing/).waitFor({ state: 'detached', ...T });
+  await stillSamePage(mayaPage);
+});
+
 test('stepping back and coming back, seen by the circle', async () => {
   await samPage.getByRole('link', { name: 'People' }).click();
   await checked(samPage, 'people');
