@@ -108,6 +108,7 @@ impl Inner {
             )
             .route("/c/{c}/g/{g}", get(gatherings::page))
             .route("/c/{c}/g/{g}/rsvp", get(to_page).post(gatherings::rsvp))
+            .route("/c/{c}/g/{g}/edit", get(to_page).post(gatherings::edit))
             .route("/c/{c}/g/{g}/bring", get(to_page).post(gatherings::bring))
             .route("/c/{c}/g/{g}/came", get(to_page).post(gatherings::came))
             .route("/c/{c}/people", get(people::page))

@@ -1176,3 +1176,69 @@ async fn lasting_actions_are_asked_first_and_invites_are_posted_then_shown() {
     assert!(a.body.contains(&long));
     s.stop().await;
 }
+
+/// A gathering's proposer changes its time and place from its page; an
+/// empty change is refused in words and changes nothing.
+#[tokio::test]
+async fn a_gatherings_proposer_changes_its_time_and_place_from_its_page() {
+    let s = Setup::new().await;
+    let node = s.node.as_ref().expect("running").handle();
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let starts = jiff::ZonedDateTime::now()
+        .checked_add(jiff::Span::new().days(3))
+        .expect("a date")
+        .to_string();
+    let g = node
+        .perform(
+            c,
+            Op::Gathering {
+                title: "Soup night".into(),
+                starts: starts.clone(),
+                place: "Maya's".into(),
+                hosts: vec![],
+                one_of_each: false,
+            },
+            Timestamp::now(),
+        )
+        .await
+        .expect("proposed")
+        .expect("an id");
+    let page = get(&s, &format!("/c/{c}/g/{g}")).await;
+    assert!(
+        page.body.contains("Change the time or place"),
+        "{}",
+        page.body
+    );
+    let refused = post(
+        &s,
+        &format!("/c/{c}/g/{g}/edit"),
+        &[("at", ""), ("place", "")],
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused
+            .body
+            .contains("Say the new time, the new place, or both.")
+    );
+    let changed = post(
+        &s,
+        &format!("/c/{c}/g/{g}/edit"),
+        &[("at", "2030-01-05 19:30"), ("place", "the hall")],
+    )
+    .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    let reading = node.read(c).await.expect("reads");
+    let now = &reading.view.gatherings[&g];
+    assert_eq!(now.place, "the hall");
+    assert_ne!(now.starts, starts);
+    assert!(
+        now.starts.starts_with("2030-01-05T19:30:00"),
+        "{}",
+        now.starts
+    );
+    s.stop().await;
+}

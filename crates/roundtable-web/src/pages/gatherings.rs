@@ -235,6 +235,20 @@ async fn render(
                 }
             }
         }
+        @if g.author == app.member() || g.hosts.get(&app.member()).copied().unwrap_or(false) {
+            section.card aria-labelledby="change-title" {
+                h2 #change-title { "Change the time or place" }
+                form method="post" action={ (here) "/edit" } aria-labelledby="change-title" {
+                    (ctx.token())
+                    (problem(failed, "change"))
+                    label for="change-when" { "New time (optional)" }
+                    input #change-when name="at" maxlength=(limits::NAME) autocomplete="off" placeholder="thursday 7pm" value=(v("change", "at"));
+                    label for="change-where" { "New place (optional)" }
+                    input #change-where name="place" data-max=(limits::NOTE) autocomplete="off" value=(v("change", "place"));
+                    button type="submit" { "Change it" }
+                }
+            }
+        }
         section.card aria-labelledby="bring-title" {
             h2 #bring-title { "Bring something" }
             form method="post" action={ (here) "/bring" } aria-labelledby="bring-title" {
@@ -291,6 +305,42 @@ async fn act(
             again(render(app, ctx, c, g, Some(&f)).await?)
         }
     })
+}
+
+/// Its proposer or a host changes its time or place; the others see it,
+/// and a change made apart from another is a double-up to settle.
+pub(crate) async fn edit(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let tz = app.tz.clone();
+    act(&app, &ctx, ids, form, "change", |gathering, f| {
+        let now = Timestamp::now();
+        let starts = match f.get("at") {
+            at if at.is_empty() => None,
+            at => Some(
+                dates::gathering_start(&at, &tz, now)
+                    .map_err(|e| crate::app::sentence(&e.to_string()))?
+                    .to_string(),
+            ),
+        };
+        let place = Some(f.get("place")).filter(|p| !p.is_empty());
+        if starts.is_none() && place.is_none() {
+            return Err("Say the new time, the new place, or both.".into());
+        }
+        Ok((
+            Op::EditGathering {
+                gathering,
+                title: None,
+                starts,
+                place,
+            },
+            "Changed. Everyone will see it.".into(),
+        ))
+    })
+    .await
 }
 
 pub(crate) async fn rsvp(
