@@ -278,6 +278,60 @@ test('a dish brought twice while apart is said on both pages and settled from on
   await stillSamePage(mayaPage);
 });
 
+test('an ask two people took up while apart is said on both pages and settled from one', async () => {
+  // Lee joins from the command line and asks for a lift.
+  const lee = await up(await tempHome());
+  try {
+    const made = runJson(maya.home, ['--json', 'invite']);
+    const joined = run(lee.home, ['join', made.ticket, '--as', 'Lee']);
+    assert.equal(joined.code, 0, joined.stderr);
+    const ask = runJson(lee.home, ['--json', 'ask', 'a lift to the clinic', '--when', 'Thursday']).id;
+    const has = (node) => () => runJson(node.home, ['--json', 'show']).requests?.[ask] !== undefined;
+    await waitFor(has(maya), { timeout: 60_000, what: "Lee's ask reaching Maya" });
+    await waitFor(has(sam), { timeout: 60_000, what: "Lee's ask reaching Sam" });
+    const circle = new URL(mayaPage.url()).pathname.split('/')[2];
+    const entry = `/c/${circle}/e/${ask}`;
+
+    // Apart: Sam's node is off while both say they will drive.
+    const samHome = sam.home;
+    const samPort = Number(new URL(sam.origin).port);
+    await stop(sam);
+    sam = undefined;
+    await mayaPage.goto(new URL(entry, maya.origin).href);
+    const commit = form(mayaPage, 'Can you help?');
+    await commit.getByLabel("What you'll do").fill("I'll drive");
+    await commit.getByRole('button', { name: "I'll do it" }).click();
+    await shows(mayaPage, "The circle knows you'll do it.");
+    const offline = run(samHome, ['commit', ask.slice(0, 8), 'I can take Lee']);
+    assert.equal(offline.code, 0, offline.stderr);
+    await mark(mayaPage);
+
+    // They meet again: both pages say so, Maya's without a reload.
+    sam = await up(samHome, [], { web: `127.0.0.1:${samPort}` });
+    ({ page: samPage } = await openApp(chromium, sam.url));
+    await samPage.goto(new URL(entry, sam.origin).href);
+    const met = { state: 'visible', timeout: 60_000 };
+    await mayaPage.getByText(/You and Sam both took up Lee's ask/).waitFor(met);
+    await samPage.getByText(/You and Maya both took up Lee's ask/).waitFor(met);
+    await stillSamePage(mayaPage);
+    await checked(samPage, 'ask with a double-up');
+
+    // Sam steps aside; the notice leaves both pages, and Lee's copy agrees.
+    await samPage.getByRole('button', { name: 'Step aside' }).click();
+    await shows(samPage, 'Settled: step aside.');
+    await mayaPage.getByText(/both took up/).waitFor({ state: 'detached', ...T });
+    await samPage.getByText(/both took up/).waitFor({ state: 'detached', ...T });
+    await stillSamePage(mayaPage);
+    await waitFor(
+      () => runJson(lee.home, ['--json', 'show']).double_ups.length === 0
+        && Object.keys(runJson(lee.home, ['--json', 'show']).requests[ask].commitments).length === 1,
+      { timeout: 60_000, what: "Lee's copy settled too" },
+    );
+  } finally {
+    await stop(lee);
+  }
+});
+
 test('stepping back and coming back, seen by the circle', async () => {
   await samPage.getByRole('link', { name: 'People' }).click();
   await checked(samPage, 'people');
