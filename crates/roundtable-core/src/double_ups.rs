@@ -798,13 +798,7 @@ fn starts_words(v: &str, now: Timestamp, tz: &TimeZone) -> String {
 
 /// At most a line of someone's words.
 fn short(text: &str) -> String {
-    const MAX: usize = 60;
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() <= MAX {
-        text
-    } else {
-        format!("{}…", text.chars().take(MAX - 1).collect::<String>())
-    }
+    crate::plain::quoted(text, 60)
 }
 
 /// "Maya and Sam", "you, Lee and Sam": the reader first, the others by

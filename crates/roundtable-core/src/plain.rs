@@ -76,9 +76,33 @@ pub fn one_line(text: &str) -> Cow<'_, str> {
     shown(text, false)
 }
 
+/// Someone's words quoted in a sentence: on one line, runs of spaces as
+/// one, at most `max` characters (cut with "…").
+pub fn quoted(text: &str, max: usize) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= max {
+        text
+    } else {
+        format!(
+            "{}…",
+            text.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_quoted_in_a_sentence_stay_on_one_short_line() {
+        assert_eq!(
+            quoted("  a lift\n to  the clinic ", 60),
+            "a lift to the clinic"
+        );
+        assert_eq!(quoted("abcdef", 4), "abc…");
+        assert_eq!(quoted("abcd", 4), "abcd");
+    }
 
     #[test]
     fn nothing_that_acts_on_a_terminal_passes() {

@@ -445,11 +445,5 @@ impl News {
 
 /// At most a line of someone's words.
 fn short(text: &str) -> String {
-    const MAX: usize = 80;
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() <= MAX {
-        text
-    } else {
-        format!("{}…", text.chars().take(MAX - 1).collect::<String>())
-    }
+    crate::plain::quoted(text, 80)
 }
