@@ -22,12 +22,13 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc, Value};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use roundtable_core::double_ups::{self, DoubleUp};
 use roundtable_core::keys::seal;
 use roundtable_core::membership::needed;
 use roundtable_core::wire::Body;
 use roundtable_core::{
     ChangeHash, Circle, CircleId, DeviceId, HeadBook, InviteKind, MemberId, Mood, Op,
-    ProposalState, SignedHead,
+    ProposalState, RequestKind, SignedHead, Timestamp,
 };
 use roundtable_machine::{Terms, Ticketed, Welcome, join_request};
 use world::{Acked, Weather, World};
@@ -159,7 +160,7 @@ fn perform(w: &mut World, i: usize, circle: CircleId, op: Op) -> bool {
 fn write(w: &mut World, circle: CircleId, step: usize) {
     let ins = insiders(w, circle);
     let Some(i) = pick(w, &ins) else { return };
-    let op = match w.rng().random_range(0..3) {
+    let op = match w.rng().random_range(0..5) {
         0 => Op::Checkin {
             mood: Mood::Okay,
             note: format!("step {step}"),
@@ -167,14 +168,99 @@ fn write(w: &mut World, circle: CircleId, step: usize) {
         1 => Op::Moment {
             text: format!("a moment at step {step}"),
         },
-        _ => Op::Profile {
+        2 => Op::Profile {
             name: None,
             pronouns: None,
             remember: Some(format!("as of step {step}")),
             story: None,
         },
+        // Asks, taken up by whoever is about, apart as often as not: the
+        // double-ups of a partitioned circle.
+        3 => {
+            let view = w.devs[i].machine().read(circle).unwrap().view;
+            let open: Vec<_> = view
+                .requests
+                .iter()
+                .filter(|(_, r)| r.done.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            match open.choose(w.rng()) {
+                Some(to) if w.rng().random_bool(0.8) => Op::Commit {
+                    to: *to,
+                    text: format!("I'll go (step {step})"),
+                },
+                _ => Op::Request {
+                    kind: RequestKind::Ask,
+                    text: format!("a lift at step {step}"),
+                    when: String::new(),
+                    hands: 1,
+                },
+            }
+        }
+        _ => {
+            settle_one(w, i, circle);
+            return;
+        }
     };
     perform(w, i, circle, op);
+}
+
+/// The double-ups device `i`'s copy finds.
+fn double_ups_of(w: &mut World, i: usize, circle: CircleId) -> Vec<DoubleUp> {
+    let view = w.devs[i].machine().read(circle).unwrap().view;
+    double_ups::find(&view, Timestamp::from_millis(0))
+}
+
+/// Device `i`'s person settles a double-up that concerns them, if any, by
+/// its first choice; whether they did.
+fn settle_one(w: &mut World, i: usize, circle: CircleId) -> bool {
+    let me = w.devs[i].machine().identity().member.id();
+    let at = w.wall(i);
+    let choice = double_ups_of(w, i, circle).iter().find_map(|d| {
+        d.choices(me, at, &jiff::tz::TimeZone::UTC)
+            .into_iter()
+            .next()
+    });
+    match choice {
+        Some(c) => perform(w, i, circle, c.op),
+        None => false,
+    }
+}
+
+/// Every device still in settles what concerns its person, round after
+/// round, the circle converging between: then none of them finds a
+/// double-up it could settle, and all find the same ones.
+fn settle_double_ups(w: &mut World, circle: CircleId) {
+    for _ in 0..4 {
+        let Some((live, _)) = still_in(w, circle) else {
+            return;
+        };
+        for &i in &live {
+            for _ in 0..8 {
+                if !settle_one(w, i, circle) {
+                    break;
+                }
+            }
+        }
+        settle(w, circle);
+    }
+    let Some((live, _)) = still_in(w, circle) else {
+        return;
+    };
+    for &i in &live {
+        let me = w.devs[i].machine().identity().member.id();
+        let at = w.wall(i);
+        let left: Vec<String> = double_ups_of(w, i, circle)
+            .iter()
+            .filter(|d| !d.choices(me, at, &jiff::tz::TimeZone::UTC).is_empty())
+            .map(|d| d.id.clone())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{} could still settle {left:?} after everyone settled and met",
+            w.devs[i].name
+        );
+    }
 }
 
 /// Someone proposes a removal, consents to one, or withdraws their own.
@@ -351,14 +437,19 @@ fn converged(w: &mut World, circle: CircleId) -> Result<(), String> {
         return Ok(());
     };
     let topic = w.devs[first].topic(circle);
-    let (heads, json, membership, epoch) = {
+    let (heads, json, membership, epoch, ups) = {
         let m = w.devs[first].machine();
         let doc = m.circle(circle).unwrap();
+        let ups: Vec<String> = double_ups::find(&doc.view(), Timestamp::from_millis(0))
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
         (
             doc.heads(),
             doc.canonical_json(),
             doc.membership(),
             m.epoch(circle).unwrap(),
+            ups,
         )
     };
     for &i in &live {
@@ -371,6 +462,15 @@ fn converged(w: &mut World, circle: CircleId) -> Result<(), String> {
         }
         if doc.canonical_json() != json {
             return Err(format!("{name} reads the circle otherwise"));
+        }
+        let found: Vec<String> = double_ups::find(&doc.view(), Timestamp::from_millis(0))
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        if found != ups {
+            return Err(format!(
+                "{name} finds other double-ups: {found:?}, not {ups:?}"
+            ));
         }
         let mine = doc.membership();
         if mine.epoch != membership.epoch || mine.members != membership.members {
@@ -563,6 +663,7 @@ fn life_with(seed: u64, rogue: bool) -> u64 {
         w.run_for(pause);
     }
     settle(&mut w, circle);
+    settle_double_ups(&mut w, circle);
     if rogue.is_some() {
         for i in 0..w.devs.len() {
             if let Some(m) = w.devs[i].machine.as_mut()
