@@ -486,7 +486,11 @@ impl Machine {
         if told && tracing::enabled!(tracing::Level::INFO) {
             info!(%circle, "synced with {}: {got} changes in, {} KB out", self.who(circle, peer), sent.div_ceil(1024));
         }
-        self.outbox.push(Output::Reached(peer));
+        if ok {
+            // Only where a session went through is worth keeping: a failed
+            // one tells nothing of where the peer is now.
+            self.outbox.push(Output::Reached(peer));
+        }
         self.emit(Event::Synced { circle, peer, ok });
         // Once a peer has had everything (or shut us out as departed), the
         // others know this member left.

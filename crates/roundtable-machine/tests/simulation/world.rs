@@ -93,6 +93,9 @@ pub(crate) struct Dev {
     pub(crate) heard: Vec<(CircleId, Vec<u8>)>,
     /// What its machine told its followers.
     pub(crate) events: Vec<roundtable_machine::Event>,
+    /// A peer the machine just said it reached, until the session's end
+    /// is told right after.
+    reached: Option<DeviceId>,
 }
 
 impl Dev {
@@ -304,6 +307,7 @@ impl World {
             forked: false,
             heard: Vec::new(),
             events: Vec::new(),
+            reached: None,
         });
         self.start(i);
         i
@@ -517,8 +521,23 @@ impl World {
             Output::Open { session, frames } => self.open(i, session, frames),
             // Gossip's overlay is every reachable follower here.
             Output::JoinPeers { .. } | Output::Meet { .. } => {}
-            Output::Event(event) => self.devs[i].events.push(event),
-            Output::Reached(_) => {}
+            Output::Event(event) => {
+                // Where a peer was reached is kept for the sessions that
+                // went through, and only for those.
+                if let roundtable_machine::Event::Synced { peer, ok, .. } = &event {
+                    let reached = self.devs[i].reached.take();
+                    assert_eq!(
+                        reached == Some(*peer),
+                        *ok,
+                        "{}: a session with {} that {} kept where it was reached: {reached:?}",
+                        self.devs[i].name,
+                        peer.fmt_short(),
+                        if *ok { "went through" } else { "failed" },
+                    );
+                }
+                self.devs[i].events.push(event);
+            }
+            Output::Reached(peer) => self.devs[i].reached = Some(peer),
             Output::StewardOpen {
                 session,
                 steward,
