@@ -755,3 +755,67 @@ fn feed_since_last_tells_what_arrived_what_concerns_you_first() {
         .json();
     assert_eq!(json["account"], serde_json::Value::Null);
 }
+
+/// `gathering edit`: its proposer moves it, and the others see it; a
+/// member who neither proposed nor hosts it is told who can, and nothing
+/// changes.
+#[test]
+fn a_gathering_is_moved_by_its_proposer_and_by_nobody_else() {
+    let c = circle();
+    let g = id_of(c.maya.run_at(
+        &day(2),
+        &[
+            "--json",
+            "gathering",
+            "new",
+            "Soup night",
+            "--at",
+            "2026-12-01 19:00",
+            "--tz",
+            "Europe/Lisbon",
+            "--place",
+            "Maya's",
+        ],
+    ));
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    let before = c.sam.snapshot_files();
+    let refused = c
+        .sam
+        .run_at(
+            &day(3),
+            &["gathering", "edit", &g[..8], "--place", "the hall"],
+        )
+        .expect_code(2)
+        .one_line_error();
+    assert!(
+        refused
+            .stderr
+            .contains("proposed this gathering or hosts it"),
+        "{}",
+        refused.stderr
+    );
+    c.maya
+        .run_at(&day(3), &["gathering", "edit", &g[..8]])
+        .expect_code(2)
+        .one_line_error();
+    assert_eq!(before, c.sam.snapshot_files());
+    c.maya
+        .run_at(
+            &day(3),
+            &[
+                "gathering",
+                "edit",
+                &g[..8],
+                "--at",
+                "2026-12-02 18:30",
+                "--place",
+                "the hall",
+            ],
+        )
+        .ok();
+    sync_by_hand(&[&c.maya, &c.sam, &c.ada]);
+    let show = c.sam.run_at(&day(3), &["show", "--json"]).ok().json();
+    let moved = &show["gatherings"][g.as_str()];
+    assert_eq!(moved["starts"], "2026-12-02T18:30:00+00:00[Europe/Lisbon]");
+    assert_eq!(moved["place"], "the hall");
+}
