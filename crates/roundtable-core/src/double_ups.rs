@@ -444,14 +444,7 @@ impl DoubleUp {
         now: Timestamp,
         tz: &TimeZone,
     ) -> String {
-        let is_me = |m: &MemberId| Some(*m) == me;
-        let name = |m: &MemberId| {
-            if is_me(m) {
-                "you".to_owned()
-            } else {
-                view.name_of(m)
-            }
-        };
+        let r = Reader { view, me };
         match &self.what {
             What::TakenByMore {
                 asker,
@@ -459,153 +452,24 @@ impl DoubleUp {
                 hands,
                 takers,
                 ..
-            } => {
-                let who: Vec<MemberId> = takers.iter().map(|(m, _)| *m).collect();
-                let all = if who.len() == 2 { "both" } else { "all" };
-                let whose = if is_me(asker) {
-                    "your ask".to_owned()
-                } else {
-                    format!("{}'s ask", view.name_of(asker))
-                };
-                let needs = match hands {
-                    1 => "one person".to_owned(),
-                    n => format!("{n} people"),
-                };
-                let extra = who.len() - *hands as usize;
-                let aside = if extra == 1 {
-                    "One of you can step aside".to_owned()
-                } else {
-                    format!("{extra} of you can step aside")
-                };
-                let then = if who.iter().any(is_me) {
-                    if is_me(asker) {
-                        format!(" {aside}.")
-                    } else {
-                        format!(
-                            " {aside}, or {} can say all are welcome.",
-                            view.name_of(asker)
-                        )
-                    }
-                } else if is_me(asker) {
-                    let are = if who.len() == 2 {
-                        "both are"
-                    } else {
-                        "all are"
-                    };
-                    format!(" If {are} welcome, say so; else one of them can step aside.")
-                } else {
-                    String::new()
-                };
-                capital(&format!(
-                    "{} {all} took up {whose} \"{}\", which needs {needs}.{then}",
-                    names(&who, &name),
-                    short(text),
-                ))
-            }
+            } => taken_words(r, asker, text, *hands, takers),
             What::Changed {
                 target,
                 field,
                 values,
-            } => {
-                let shown = |v: &str| match target {
-                    Target::Gathering {
-                        starts_field: true, ..
-                    } => starts_words(v, now, tz),
-                    _ => format!("\"{}\"", short(v)),
-                };
-                let options: Vec<String> = values
-                    .iter()
-                    .map(|(v, who)| {
-                        let who: Vec<MemberId> = who.iter().copied().collect();
-                        if who.is_empty()
-                            || matches!(target, Target::Profile(_) | Target::Entry { .. })
-                        {
-                            shown(v)
-                        } else {
-                            format!("{} ({})", shown(v), names(&who, &name))
-                        }
-                    })
-                    .collect();
-                let whose = |m: &MemberId, what: &str| {
-                    if is_me(m) {
-                        format!("Your {what}")
-                    } else {
-                        format!("{}'s {what}", view.name_of(m))
-                    }
-                };
-                let (thing, devices) = match target {
-                    Target::Gathering { title, .. } => (
-                        format!("The {} of \"{}\"", field_words(field), short(title)),
-                        "on devices that had not met",
-                    ),
-                    Target::Entry { kind, author, .. } => {
-                        (whose(author, kind.noun()), "on two devices before they met")
-                    }
-                    Target::Profile(m) => (
-                        whose(m, field_words(field)),
-                        "on two devices before they met",
-                    ),
-                };
-                format!(
-                    "{thing} was changed {devices}: {}. Keep one.",
-                    or_list(&options)
-                )
-            }
+            } => changed_words(r, target, field, values, now, tz),
             What::Answers {
                 title,
                 member,
                 answers,
                 ..
-            } => {
-                let words: Vec<String> =
-                    answers.iter().map(|(a, _)| a.as_str().to_owned()).collect();
-                let who = if is_me(member) {
-                    "You".to_owned()
-                } else {
-                    view.name_of(member)
-                };
-                format!(
-                    "{who} answered \"{}\" differently on devices that had not met: {}. Which stands?",
-                    short(title),
-                    or_list(&words)
-                )
-            }
+            } => answers_words(r, title, member, answers),
             What::DishTwice {
                 title,
                 dish,
                 bringers,
                 ..
-            } => {
-                let who: Vec<MemberId> = bringers
-                    .iter()
-                    .map(|(m, _)| *m)
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let dish = short(dish);
-                let title = short(title);
-                match who.as_slice() {
-                    [one] if is_me(one) => format!(
-                        "You said twice you'd bring \"{dish}\" to \"{title}\", which asks for one of each. Take one back."
-                    ),
-                    [one] => format!(
-                        "{} said twice they'd bring \"{dish}\" to \"{title}\", which asks for one of each.",
-                        view.name_of(one)
-                    ),
-                    _ => {
-                        let then = if who.iter().any(is_me) {
-                            " One of you can bring something else."
-                        } else {
-                            ""
-                        };
-                        format!(
-                            "{} are {} bringing \"{dish}\" to \"{title}\", which asks for one of each.{then}",
-                            capital(&names(&who, &name)),
-                            if who.len() == 2 { "both" } else { "all" }
-                        )
-                    }
-                }
-            }
+            } => dish_words(r, title, dish, bringers),
         }
     }
 
@@ -771,6 +635,184 @@ impl DoubleUp {
             "people": self.people.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "says": self.says(view, None, now, tz),
         })
+    }
+}
+
+/// Who reads a double-up's words: "you" is them.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    view: &'a CircleView,
+    me: Option<MemberId>,
+}
+
+impl Reader<'_> {
+    fn is_me(&self, m: &MemberId) -> bool {
+        Some(*m) == self.me
+    }
+
+    /// "you", or the name the circle tells them apart by.
+    fn name(&self, m: &MemberId) -> String {
+        if self.is_me(m) {
+            "you".to_owned()
+        } else {
+            self.view.name_of(m)
+        }
+    }
+}
+
+/// An ask taken up by more people than it needs, in words.
+fn taken_words(
+    r: Reader<'_>,
+    asker: &MemberId,
+    text: &str,
+    hands: u32,
+    takers: &[(MemberId, EntityId)],
+) -> String {
+    let who: Vec<MemberId> = takers.iter().map(|(m, _)| *m).collect();
+    let all = if who.len() == 2 { "both" } else { "all" };
+    let whose = if r.is_me(asker) {
+        "your ask".to_owned()
+    } else {
+        format!("{}'s ask", r.view.name_of(asker))
+    };
+    let needs = match hands {
+        1 => "one person".to_owned(),
+        n => format!("{n} people"),
+    };
+    let extra = who.len() - hands as usize;
+    let aside = if extra == 1 {
+        "One of you can step aside".to_owned()
+    } else {
+        format!("{extra} of you can step aside")
+    };
+    let then = if who.iter().any(|m| r.is_me(m)) {
+        if r.is_me(asker) {
+            format!(" {aside}.")
+        } else {
+            format!(
+                " {aside}, or {} can say all are welcome.",
+                r.view.name_of(asker)
+            )
+        }
+    } else if r.is_me(asker) {
+        let are = if who.len() == 2 {
+            "both are"
+        } else {
+            "all are"
+        };
+        format!(" If {are} welcome, say so; else one of them can step aside.")
+    } else {
+        String::new()
+    };
+    capital(&format!(
+        "{} {all} took up {whose} \"{}\", which needs {needs}.{then}",
+        names(&who, &|m| r.name(m)),
+        short(text),
+    ))
+}
+
+/// A field given different values apart, in words.
+fn changed_words(
+    r: Reader<'_>,
+    target: &Target,
+    field: &str,
+    values: &[(String, BTreeSet<MemberId>)],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> String {
+    let shown = |v: &str| match target {
+        Target::Gathering {
+            starts_field: true, ..
+        } => starts_words(v, now, tz),
+        _ => format!("\"{}\"", short(v)),
+    };
+    let options: Vec<String> = values
+        .iter()
+        .map(|(v, who)| {
+            let who: Vec<MemberId> = who.iter().copied().collect();
+            if who.is_empty() || matches!(target, Target::Profile(_) | Target::Entry { .. }) {
+                shown(v)
+            } else {
+                format!("{} ({})", shown(v), names(&who, &|m| r.name(m)))
+            }
+        })
+        .collect();
+    let whose = |m: &MemberId, what: &str| {
+        if r.is_me(m) {
+            format!("Your {what}")
+        } else {
+            format!("{}'s {what}", r.view.name_of(m))
+        }
+    };
+    let (thing, devices) = match target {
+        Target::Gathering { title, .. } => (
+            format!("The {} of \"{}\"", field_words(field), short(title)),
+            "on devices that had not met",
+        ),
+        Target::Entry { kind, author, .. } => {
+            (whose(author, kind.noun()), "on two devices before they met")
+        }
+        Target::Profile(m) => (
+            whose(m, field_words(field)),
+            "on two devices before they met",
+        ),
+    };
+    format!(
+        "{thing} was changed {devices}: {}. Keep one.",
+        or_list(&options)
+    )
+}
+
+/// One member's answers that differ across their devices, in words.
+fn answers_words(
+    r: Reader<'_>,
+    title: &str,
+    member: &MemberId,
+    answers: &[(Answer, String)],
+) -> String {
+    let words: Vec<String> = answers.iter().map(|(a, _)| a.as_str().to_owned()).collect();
+    let who = if r.is_me(member) {
+        "You".to_owned()
+    } else {
+        r.view.name_of(member)
+    };
+    format!(
+        "{who} answered \"{}\" differently on devices that had not met: {}. Which stands?",
+        short(title),
+        or_list(&words)
+    )
+}
+
+/// The same dish twice at a one-of-each potluck, in words.
+fn dish_words(r: Reader<'_>, title: &str, dish: &str, bringers: &[(MemberId, EntityId)]) -> String {
+    let who: Vec<MemberId> = bringers
+        .iter()
+        .map(|(m, _)| *m)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let dish = short(dish);
+    let title = short(title);
+    match who.as_slice() {
+        [one] if r.is_me(one) => format!(
+            "You said twice you'd bring \"{dish}\" to \"{title}\", which asks for one of each. Take one back."
+        ),
+        [one] => format!(
+            "{} said twice they'd bring \"{dish}\" to \"{title}\", which asks for one of each.",
+            r.view.name_of(one)
+        ),
+        _ => {
+            let then = if who.iter().any(|m| r.is_me(m)) {
+                " One of you can bring something else."
+            } else {
+                ""
+            };
+            format!(
+                "{} are {} bringing \"{dish}\" to \"{title}\", which asks for one of each.{then}",
+                capital(&names(&who, &|m| r.name(m))),
+                if who.len() == 2 { "both" } else { "all" }
+            )
+        }
     }
 }
 
