@@ -33,9 +33,10 @@
 //! device writes it, and nobody undoes it): they are out, their devices
 //! with them. A proposal about someone who left counts for nothing.
 //!
-//! **Epochs.** Each carried removal, each revocation and each leaving
-//! starts a new epoch: `epoch = carried removals + revoked devices + members
-//! who left`. The circle key, and the
+//! **Epochs.** Each carried removal, each revocation, each leaving and
+//! each admission void under "removal wins" starts a new epoch: `epoch =
+//! carried removals + revoked devices + members who left + void members +
+//! void devices of members still in`. The circle key, and the
 //! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
 //!
 //! **Invites used at once.** Two devices may let people in with the same
@@ -59,6 +60,14 @@
 //! device once beyond stays beyond). So no member's devices can make every
 //! copy of the circle large or slow.
 //!
+//! **Removal wins.** What a revoked device let in beside its revocation
+//! (people, devices, anyone who came in with an invite it made) on changes
+//! the revocation does not build on is void once the revocation is known,
+//! with whatever they let in in turn: they are out, each starting a new
+//! epoch, and their word counts in no proposal (see `removal_wins`). This
+//! is the one place where more news can take someone out who was in
+//! without a new record about them: they were never rightly in.
+//!
 //! **Departed devices.** A revoked device, every device of a removed
 //! member, and a device beyond its member's records bound has *departed*. Its changes made before it departed (by causal
 //! order: the change does not build on its departure) stay part of the
@@ -68,8 +77,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use automerge::ObjType;
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc};
 use rand::RngCore;
 
 use crate::circle::{Circle, checked, child_map, new_entity};
@@ -79,6 +88,11 @@ use crate::invite::InviteKind;
 use crate::schema::{self, limits};
 use crate::time::Timestamp;
 use crate::view::{CircleView, RemovalRecord};
+
+mod removal_wins;
+pub use removal_wins::LetIn;
+use removal_wins::Void;
+pub(crate) use removal_wins::note_unaware;
 
 /// Where a proposal to remove someone stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -156,7 +170,7 @@ pub struct Membership {
 
 impl Membership {
     /// Reads the membership out of a document.
-    pub fn read(doc: &impl ReadDoc) -> Self {
+    pub fn read(doc: &automerge::Automerge) -> Self {
         Self::from_view(&CircleView::read_membership(doc))
     }
 
@@ -201,6 +215,21 @@ impl Membership {
                 }
             }
         }
+
+        // Removal wins: what a revoked device let in beside its revocation
+        // is void, and so is whatever that let in (see `removal_wins`).
+        let void = Void::find(view, &out.revoked);
+        out.epoch += void.members.len() as u64;
+        out.epoch += void
+            .devices
+            .iter()
+            .filter(|d| {
+                device_owner
+                    .get(d)
+                    .is_none_or(|m| !void.members.contains(m))
+            })
+            .count() as u64;
+        out.departed.extend(void.devices.iter().copied());
 
         // Invites: two devices may let people in with the same invite at
         // once. Only its first `uses` redemptions count, in causal order then
@@ -251,7 +280,10 @@ impl Membership {
         // then counts for nothing, whichever came first, so the epoch moves
         // once for them whatever order the news arrives in.
         for (member, m) in &view.members {
-            if m.left.is_some() && !turned_away_members.contains(member) {
+            if m.left.is_some()
+                && !turned_away_members.contains(member)
+                && !void.members.contains(member)
+            {
                 out.left.insert(*member);
                 out.epoch += 1;
                 out.departed.extend(m.devices.keys().copied());
@@ -263,7 +295,7 @@ impl Membership {
         records.sort_by_key(|(id, r)| (r.order, **id));
         for (id, r) in records {
             let gone: BTreeSet<MemberId> = out.removed.union(&out.left).copied().collect();
-            let proposal = judge_proposal(view, &device_owner, &gone, *id, r);
+            let proposal = judge_proposal(view, &device_owner, &gone, &void.members, *id, r);
             if proposal.state == ProposalState::Carried {
                 out.removed.insert(proposal.target);
                 out.epoch += 1;
@@ -278,6 +310,7 @@ impl Membership {
             if out.removed.contains(member)
                 || out.left.contains(member)
                 || turned_away_members.contains(member)
+                || void.members.contains(member)
             {
                 continue;
             }
@@ -287,6 +320,7 @@ impl Membership {
                     .keys()
                     .filter(|d| {
                         !out.revoked.contains(d)
+                            && !void.devices.contains(d)
                             && !turned_away_devices.contains(d)
                             && !beyond_bound.contains(d)
                     })
@@ -397,6 +431,7 @@ fn judge_proposal(
     view: &CircleView,
     device_owner: &BTreeMap<DeviceId, MemberId>,
     removed_before: &BTreeSet<MemberId>,
+    void: &BTreeSet<MemberId>,
     id: EntityId,
     r: &RemovalRecord,
 ) -> Proposal {
@@ -408,7 +443,8 @@ fn judge_proposal(
         .collect();
     let by_device_ok = r
         .by_device
-        .is_some_and(|d| device_owner.get(&d) == Some(&r.by));
+        .is_some_and(|d| device_owner.get(&d) == Some(&r.by))
+        && !void.contains(&r.by);
     let well_formed = by_device_ok
         && r.by != r.target
         && electorate.contains(&r.by)
@@ -423,6 +459,7 @@ fn judge_proposal(
         if c.by_device == Some(*device)
             && device_owner.get(device) == Some(&c.member)
             && electorate.contains(&c.member)
+            && !void.contains(&c.member)
         {
             consents.insert(c.member);
         }

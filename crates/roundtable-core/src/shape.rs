@@ -17,7 +17,7 @@
 //!   reply, commitment, dish or RSVP: only its author's devices edit or
 //!   withdraw it);
 //! - replaces a member's devices map, writes a device record other than to
-//!   revoke it (or, the device itself, to name it), or writes a proposal
+//!   revoke it from another device (or, the device itself, to name it), or writes a proposal
 //!   other than to withdraw it;
 //! - writes a consent for another device than its own;
 //! - makes a proposal whose electorate is not exactly the members, other
@@ -106,7 +106,7 @@ pub(crate) fn legacy(id: &ObjId) -> ObjectId {
 }
 
 /// Every map object at `obj[key]` (concurrent ones included).
-fn maps(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
+pub(crate) fn maps(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
     doc.get_all(obj, key)
         .unwrap_or_default()
         .into_iter()
@@ -302,7 +302,13 @@ impl Shape {
                 // Leaving is said once and never taken back.
                 key == schema::DEVICES || (key == "left" && (rewrites || !makes_map))
             } else if let Some(device) = self.device_objs.get(obj) {
-                let revokes = key == "revoked" && makes_map && !rewrites;
+                // Another device of the member revokes it; a device
+                // writing its own revocation (which nothing counts) would
+                // otherwise hold the key against the real one.
+                let revokes = key == "revoked"
+                    && makes_map
+                    && !rewrites
+                    && writing_device.as_ref() != Some(device);
                 let names_itself = key == "name"
                     && writing_device.as_ref() == Some(device)
                     && matches!(op.action, OpType::Put(ScalarValue::Str(_)));

@@ -2,7 +2,7 @@
 //! redemptions, proposals to remove someone and the consents to them. What
 //! these add up to is [`crate::membership`]'s to say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -224,6 +224,15 @@ pub struct Member {
     /// Causal position of their joining (a Lamport clock, never wall-clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
+    /// The device that wrote their record: the device that let them in,
+    /// or, for someone who let themselves in with an invite, their own.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
     /// Values edits on devices of theirs that had not met left at their
     /// profile's fields (see [`crate::double_ups`]).
     #[serde(
@@ -311,6 +320,16 @@ pub struct Device {
     /// earliest count.
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
+    /// The device that wrote its record: another device of the member
+    /// (pairing), the device that let the member in, or, for a device that
+    /// let itself in with an invite, itself.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
 }
 
 /// A device's revocation.
@@ -320,6 +339,12 @@ pub struct Revoked {
     /// When (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// What the device let in that this revocation had not seen: people
+    /// and devices it let in on changes the revocation does not build on.
+    /// Worked out from the document's history when it is read (see
+    /// [`crate::membership`], "removal wins"); never written.
+    #[serde(skip)]
+    pub unaware_of: BTreeSet<crate::membership::LetIn>,
     /// Causal position (a Lamport clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,

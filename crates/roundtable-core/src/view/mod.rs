@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use automerge::{ObjType, ROOT, ReadDoc, Value};
+use automerge::{Automerge, ObjType, ROOT, ReadDoc, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json;
@@ -174,16 +174,17 @@ impl CircleView {
 
 impl CircleView {
     /// Reads a whole document.
-    pub fn read(doc: &impl ReadDoc) -> Self {
+    pub fn read(doc: &Automerge) -> Self {
         let mut json = read_tree(doc, &ROOT, ObjType::Map, 0);
         crate::entries::drop_withdrawn(&mut json);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
         view.check_authors();
+        crate::membership::note_unaware(&mut view, doc);
         view
     }
 
     /// Only the collections membership rests on: members, invites and removals.
-    pub fn read_membership(doc: &impl ReadDoc) -> Self {
+    pub fn read_membership(doc: &Automerge) -> Self {
         use crate::schema::{INVITES, MEMBERS, REMOVALS};
         Self::read_collections(doc, &[MEMBERS, INVITES, REMOVALS])
     }
@@ -191,7 +192,7 @@ impl CircleView {
     /// Only the named collections, read as [`Self::read`] reads them; the
     /// rest of the view is empty. Invites are checked against members, so
     /// read the members with them.
-    pub(crate) fn read_collections(doc: &impl ReadDoc, collections: &[&str]) -> Self {
+    pub(crate) fn read_collections(doc: &Automerge, collections: &[&str]) -> Self {
         let mut root = serde_json::Map::new();
         for collection in collections {
             let Ok(all) = doc.get_all(&ROOT, *collection) else {
@@ -213,6 +214,7 @@ impl CircleView {
         crate::entries::drop_withdrawn(&mut root);
         let mut view: CircleView = serde_json::from_value(root).unwrap_or_default();
         view.check_authors();
+        crate::membership::note_unaware(&mut view, doc);
         view
     }
 

@@ -1141,6 +1141,88 @@ fn long_partition(seed: u64) {
     );
 }
 
+/// A member's phone is stolen. The thief, apart from the member's laptop,
+/// lets an accomplice in from the phone (redeeming a ticket there, or
+/// making one the accomplice uses), and some seeds the accomplice lets a
+/// friend in too, while the member revokes the phone from the laptop. Some
+/// of the others hear from the thief's side first, some from the laptop's.
+/// Once the news meets, on every device still in: the accomplices are out,
+/// without the key; the phone is out; the member and everyone else are in.
+fn stolen(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (laptop, circle) = found(&mut w);
+    for k in 1..=2 {
+        let d = w.add_device(&format!("m{k}"));
+        assert!(join(&mut w, laptop, d, circle, InviteKind::Member));
+    }
+    let phone = w.add_device("m0's phone");
+    assert!(join(&mut w, laptop, phone, circle, InviteKind::Device));
+    w.run_for(10_000);
+    let accomplice = w.add_device("x");
+    let friend = w.add_device("y");
+    // The thief's side: the phone, the accomplices, and whoever of the
+    // others hears from it first.
+    let mut thieves: BTreeSet<usize> = [phone, accomplice, friend].into();
+    for k in 1..=2 {
+        if w.rng().random_bool(0.5) {
+            thieves.insert(k);
+        }
+    }
+    w.cut = Some(thieves);
+    w.weather = Weather::STORMY;
+    let revoke_first = w.rng().random_bool(0.5);
+    let revoke = |w: &mut World| {
+        let device = w.devs[phone].device;
+        assert!(perform(w, laptop, circle, Op::RevokeDevice { device }));
+    };
+    if revoke_first {
+        revoke(&mut w);
+    }
+    assert!(join(&mut w, phone, accomplice, circle, InviteKind::Member));
+    let with_friend = w.rng().random_bool(0.5);
+    if with_friend {
+        let pause = w.rng().random_range(0..5_000);
+        w.run_for(pause);
+        assert!(join(&mut w, accomplice, friend, circle, InviteKind::Member));
+    }
+    perform(
+        &mut w,
+        accomplice,
+        circle,
+        Op::Checkin {
+            mood: Mood::Okay,
+            note: "hello".into(),
+        },
+    );
+    if !revoke_first {
+        revoke(&mut w);
+    }
+    let pause = w.rng().random_range(0..30_000);
+    w.run_for(pause);
+    settle(&mut w, circle);
+    let (live, all) = still_in(&mut w, circle).unwrap();
+    assert_eq!(live, vec![laptop, 1, 2], "only the laptop and the others");
+    let m = all.membership();
+    let view = all.view();
+    let mut heard = 0;
+    for who in [accomplice, friend] {
+        let member = w.devs[who].machine().identity().member.id();
+        assert!(
+            !m.is_member(member),
+            "{} is still a member",
+            w.devs[who].name
+        );
+        assert!(!m.admitted.contains(&w.devs[who].device));
+        heard += u64::from(view.members.contains_key(&member));
+    }
+    assert!(m.revoked.contains(&w.devs[phone].device));
+    assert_eq!(m.members.len(), 3);
+    // The phone, and each accomplice whose admission reached those in
+    // (a thief's side nobody in heard from keeps its news to itself).
+    assert_eq!(m.epoch, 1 + heard);
+}
+
 /// Two devices open a sync session with each other at the same instant:
 /// the sessions cross. The one the smaller device id opened goes on, the
 /// other is refused and ends without a word, and one session brings both
@@ -1246,6 +1328,24 @@ fn an_equivocating_member() {
 #[test]
 fn a_home_restored_from_a_backup() {
     run_seeds("a_home_restored_from_a_backup", 80_000..80_040, restored);
+}
+
+#[test]
+fn a_stolen_phone_lets_an_accomplice_in_as_it_is_revoked_0() {
+    run_seeds(
+        "a_stolen_phone_lets_an_accomplice_in_as_it_is_revoked_0",
+        90_000..90_500,
+        stolen,
+    );
+}
+
+#[test]
+fn a_stolen_phone_lets_an_accomplice_in_as_it_is_revoked_1() {
+    run_seeds(
+        "a_stolen_phone_lets_an_accomplice_in_as_it_is_revoked_1",
+        90_500..91_000,
+        stolen,
+    );
 }
 
 #[test]
