@@ -135,6 +135,13 @@ impl TestHome {
         run_bounded(cmd, Duration::from_secs(60))
     }
 
+    /// Runs `roundtable --home HOME args...` with `input` on its stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
+        run_bounded_with_input(cmd, Some(input), Duration::from_secs(60))
+    }
+
     /// Runs the binary with its clock fixed at `now` (RFC 3339).
     pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
         let mut cmd = self.command();
@@ -246,11 +253,26 @@ pub fn sync_by_hand(homes: &[&TestHome]) {
 }
 
 /// Runs a command to completion, killing it if it outlives `limit`.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn roundtable");
+pub fn run_bounded(cmd: Command, limit: Duration) -> Run {
+    run_bounded_with_input(cmd, None, limit)
+}
+
+/// Runs a command to completion with `input` on its stdin (none: no
+/// stdin), killing it if it outlives `limit`.
+pub fn run_bounded_with_input(mut cmd: Command, input: Option<&str>, limit: Duration) -> Run {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn roundtable");
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        use std::io::Write;
+        // A child that stops reading early closes the pipe: not an error here.
+        let _ = stdin.write_all(text.as_bytes());
+    }
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     // Reading both pipes to the end in another thread: a full pipe must never stall the child.

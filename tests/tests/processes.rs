@@ -426,3 +426,82 @@ fn leaving_a_circle_from_the_command_line() {
         up.stop();
     }
 }
+
+/// Sam writes his recovery key down, loses his laptop, restores the key on
+/// a new one, and comes back in with Maya's ticket as himself: one Sam,
+/// his name and his check-in kept, writing again, the lost laptop revoked.
+#[test]
+fn a_recovery_key_brings_a_member_back_on_a_new_device() {
+    let (maya, sam) = (TestHome::new(), TestHome::new());
+    maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+        .ok();
+    let maya_up = Up::start(&maya);
+    let sam_up = Up::start(&sam);
+    let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+    sam.run(&["join", &ticket, "--as", "Sam"]).ok();
+    sam.run(&["checkin", "--mood", "okay", "from the old laptop"])
+        .ok();
+    let sam_id = sam.run(&["id", "--json"]).ok().json();
+    let backup = sam.run(&["identity", "backup"]).ok().stdout;
+    assert!(backup.contains("Write these 24 words on paper"), "{backup}");
+    let words: Vec<String> = sam.run(&["identity", "backup", "--json"]).ok().json()["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(words.len(), 24);
+    wait_identical(&[&maya, &sam], |v| notes(v) == ["from the old laptop"]);
+    sam_up.stop();
+    drop(sam);
+
+    let new_laptop = TestHome::new();
+    // Miscopied: one line, nothing kept.
+    let mut wrong = words.clone();
+    wrong.swap(0, 23);
+    if wrong == words {
+        wrong[0] = "zoo".into();
+    }
+    let r = new_laptop
+        .run_with_input(&["recover", "--words"], &wrong.join(" "))
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("recovery key"), "{}", r.stderr);
+    assert!(
+        !new_laptop.path().join("identity").exists(),
+        "a refused recovery keeps nothing"
+    );
+    // Typed back in two lines.
+    let typed = format!("{}\n{}\n", words[..12].join(" "), words[12..].join(" "));
+    new_laptop
+        .run_with_input(&["recover", "--words"], &typed)
+        .ok();
+    let id = new_laptop.run(&["id", "--json"]).ok().json();
+    assert_eq!(id["member"], sam_id["member"]);
+    assert_ne!(id["device"], sam_id["device"]);
+
+    let up = Up::start(&new_laptop);
+    let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+    new_laptop.run(&["join", &ticket]).ok();
+    new_laptop
+        .run(&["checkin", "--mood", "thriving", "back on a new laptop"])
+        .ok();
+    wait_identical(&[&maya, &new_laptop], |v| notes(v).len() == 2);
+    let members = maya.run(&["members", "--json"]).ok().json();
+    let sams: Vec<&serde_json::Value> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["id"] == sam_id["member"])
+        .collect();
+    assert_eq!(sams.len(), 1);
+    assert_eq!(sams[0]["name"], "Sam");
+    assert_eq!(sams[0]["devices"].as_array().unwrap().len(), 2);
+    let old = sam_id["device"].as_str().unwrap();
+    new_laptop.run(&["device", "revoke", &old[..12]]).ok();
+    wait_identical(&[&maya, &new_laptop], |v| {
+        v["members"][sam_id["member"].as_str().unwrap()]["devices"][old]["revoked"].is_object()
+    });
+    up.stop();
+    maya_up.stop();
+}

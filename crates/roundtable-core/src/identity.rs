@@ -120,7 +120,62 @@ pub fn verify_device_signature(device: DeviceId, msg: &[u8], sig: &[u8; 64]) -> 
         .is_ok_and(|k| k.verify_strict(msg, &Signature::from_bytes(sig)).is_ok())
 }
 
+/// How many words a recovery key is.
+pub const RECOVERY_WORDS: usize = 24;
+
 impl MemberKey {
+    /// The member key as a recovery key a person can write down: the 24
+    /// words of the BIP39 English list that spell its 32 bytes (the last
+    /// word carries a checksum, so a miscopied word is caught).
+    pub fn to_words(&self) -> Zeroizing<String> {
+        let seed = self.to_seed();
+        // 32 bytes is a length BIP39 spells: this cannot fail.
+        let words = bip39::Mnemonic::from_entropy(seed.as_ref())
+            .map(|m| m.words().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        Zeroizing::new(words)
+    }
+
+    /// The member key a recovery key spells. Case, numbering ("1." or
+    /// "1)") and line breaks are ignored; anything else wrong is said in
+    /// one line: which word is not in the list, how many there are, or
+    /// that they do not add up (a word miscopied or out of order).
+    pub fn from_words(text: &str) -> Result<Self, CoreError> {
+        let words: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .map(|w| w.trim_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ')'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let wrong = |why: String| CoreError::Invalid(why);
+        if words.len() != RECOVERY_WORDS {
+            return Err(wrong(format!(
+                "a recovery key is {RECOVERY_WORDS} words; these are {}",
+                words.len()
+            )));
+        }
+        let joined = Zeroizing::new(words.join(" "));
+        let mnemonic = bip39::Mnemonic::parse_in_normalized(bip39::Language::English, &joined)
+            .map_err(|e| match e {
+                bip39::Error::UnknownWord(i) => wrong(format!(
+                    "word {} (\"{}\") is not one a recovery key uses; check how it is spelled",
+                    i + 1,
+                    words.get(i).map_or("", String::as_str)
+                )),
+                _ => wrong(
+                    "these words do not add up to a recovery key: one is probably miscopied or out of order"
+                        .into(),
+                ),
+            })?;
+        let (entropy, len) = mnemonic.to_entropy_array();
+        let entropy = Zeroizing::new(entropy);
+        let seed: [u8; 32] = entropy[..len]
+            .try_into()
+            .map_err(|_| wrong(format!("a recovery key is {RECOVERY_WORDS} words")))?;
+        let seed = Zeroizing::new(seed);
+        Ok(Self::from_seed(&seed))
+    }
+
     /// Certifies that `device` speaks for this member.
     pub fn certify(&self, device: DeviceId) -> DeviceCert {
         let member = self.id();

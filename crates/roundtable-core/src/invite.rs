@@ -19,7 +19,14 @@
 //!   writes, in one change of its own device, the redemption, signed with
 //!   the redeem key (`proof`), and its own record: the new member with this
 //!   device, or this device of the inviting member (whose member key came
-//!   with the welcome). Invites made before there were redeem keys have
+//!   with the welcome).
+//!
+//! **A member's ticket also brings back someone who lost their devices.**
+//! A person who restored their member key from its recovery key
+//! ([`crate::MemberKey::from_words`]) on a new device redeems any member's
+//! ticket as themselves: where they are in the circle, the ticket adds
+//! this device of theirs (certified by their member key) rather than a new
+//! member, either way above. Invites made before there were redeem keys have
 //!   none, and only the first way redeems them.
 //!
 //! **Every device judges a self-redemption alike.** Its device is admitted
@@ -32,7 +39,8 @@
 //! revoked nor used up in that history; the change writes the redemption
 //! and that one member's (or device's) record and nothing else; a new
 //! member is new to that history (so nobody removed, or who left, comes
-//! back this way), and a paired device is certified by the invite's maker,
+//! back this way), and a device brought in by a member's ticket for
+//! someone already in is theirs, in their devices record, and a paired device is certified by the invite's maker,
 //! still a member. Anything else is refused like any change its device may
 //! not make. Once in, the device's later changes are judged as any
 //! member's. Who counts when redemptions of one invite meet is
@@ -357,6 +365,12 @@ impl Circle {
             ));
         }
         match inv.kind {
+            // A member who lost their devices and restored their member key
+            // (a recovery key) comes in with any member's ticket as
+            // themselves: the ticket adds this device of theirs.
+            InviteKind::Member if membership.members.contains(&r.cert.member) => {
+                self.device_admission(r.cert)
+            }
             InviteKind::Member => {
                 let profile = r.profile.ok_or_else(|| {
                     CoreError::Invalid("a new member needs a name: join with --as NAME".into())
@@ -377,7 +391,8 @@ impl Circle {
                 }
                 if view.members.contains_key(&r.cert.member) {
                     return Err(CoreError::NotAllowed(
-                        "you are already a member of this circle".into(),
+                        "you were in this circle and are not now; a ticket cannot bring you back"
+                            .into(),
                     ));
                 }
                 self.member_admission(r.cert, profile, Some(inv.by))

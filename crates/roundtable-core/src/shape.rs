@@ -16,6 +16,9 @@
 //!   changes what another member wrote (a check-in, moment, ask or offer,
 //!   reply, commitment, dish or RSVP: only its author's devices edit or
 //!   withdraw it);
+//!   (A device record another member's device adds is theirs to write
+//!   when the same change records that device redeeming an invite: a
+//!   member's ticket bringing in a new device of someone already in.)
 //! - replaces a member's devices map, writes a device record other than to
 //!   revoke it from another device (or, the device itself, to name it), or writes a proposal
 //!   other than to withdraw it;
@@ -225,6 +228,22 @@ impl Shape {
         if !added_devices.is_empty() && !devices_within_bound(doc, c, &added_devices) {
             return true;
         }
+        // Devices this change records as redeeming an invite: a member's
+        // ticket redeemed at another member's device for someone already
+        // in (who restored their member key) adds a device to their record.
+        let redeemed_here: HashSet<&str> = expanded
+            .operations
+            .iter()
+            .filter(|op| {
+                matches!(op.action, OpType::Make(ObjType::Map))
+                    && op.pred.is_empty()
+                    && self.redeemed_maps.contains(&op.obj)
+            })
+            .filter_map(|op| match &op.key {
+                Key::Map(k) => Some(k.as_str()),
+                Key::Seq(_) => None,
+            })
+            .collect();
         let mut new_proposals = Vec::new();
         // Stewards collections and records this change makes.
         let mut new_steward_maps: HashSet<ObjectId> = HashSet::new();
@@ -260,7 +279,12 @@ impl Shape {
                 || self.consents_maps.contains(obj);
             let writer = self.owner_of(actor);
             let writing_device = device_of(actor).map(|(d, _)| d);
+            let redeemed_device = self.devices_maps.contains(obj)
+                && makes_map
+                && !rewrites
+                && redeemed_here.contains(key);
             let someone_elses = match self.member_of.get(obj) {
+                Some(_) if redeemed_device => false,
                 Some(m) => m.is_none() || writer != m.as_ref(),
                 None => match authored(doc, obj) {
                     // What someone wrote: only its author's devices change it.

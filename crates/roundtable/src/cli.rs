@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::care::ProfileArgs;
 use crate::commands::circles::CircleCommand;
 use crate::commands::gatherings::GatheringCommand;
+use crate::commands::identity::{IdentityCommand, RecoverArgs};
 use crate::commands::people::{DeviceCommand, InviteCommand, RemoveCommand};
 use crate::commands::steward::StewardCommand;
 
@@ -178,6 +179,13 @@ Needs the roundtable.service user unit, which Roundtable's package installs, and
     /// Show this device's id and your member id (made on first use)
     #[command(after_help = "Example: roundtable id --json")]
     Id,
+    /// Your recovery key: 24 words to write down, that bring you back if you lose every device
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Come back as yourself on a new device, from your recovery key
+    #[command(after_help = "Example: roundtable recover --words
+Then ask someone in each of your circles for a ticket and `roundtable join TICKET`: it brings this device in as you.")]
+    Recover(RecoverArgs),
     /// Your devices: list them, or revoke a lost one from another of yours
     #[command(subcommand)]
     Device(DeviceCommand),

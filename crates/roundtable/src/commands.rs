@@ -22,6 +22,7 @@ pub(crate) mod care;
 pub(crate) mod circles;
 pub(crate) mod gatherings;
 mod help;
+pub(crate) mod identity;
 pub(crate) mod people;
 mod settle;
 mod since;
@@ -103,6 +104,8 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
             action: Some(action),
             ..
         } => people::invite(backend, global, action, now),
+        Command::Identity(command) => identity::identity(backend, global, command),
+        Command::Recover(args) => identity::recover(backend, global, args),
         Command::Device(command) => people::device(backend, global, command, now),
         Command::Remove(command) => people::remove(backend, global, command, now),
         Command::Invite {

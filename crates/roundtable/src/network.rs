@@ -391,7 +391,10 @@ pub(crate) fn join(
             roundtable_core::dates::words(ticket.expires_at, now, &jiff::tz::TimeZone::system())
         )));
     }
-    if ticket.kind == InviteKind::Member && name.is_none() {
+    // Someone who restored their member key needs no name: they are in
+    // already (the inviting device says so if they are not).
+    let restored = backend.home().identity()?.is_some();
+    if ticket.kind == InviteKind::Member && name.is_none() && !restored {
         return Err(bad_input(
             "say what the circle should call you: add --as YOUR_NAME",
         ));

@@ -191,7 +191,23 @@ fn holds(ops: &Ops, before: &Automerge, device: DeviceId, circle: CircleId) -> O
     // invite's maker.
     let mut parts: HashMap<ObjectId, Part> = HashMap::new();
     parts.insert(redemption.id.clone(), Part::Redemption);
+    // A member's ticket also brings in a new device of someone in the
+    // circle (who restored their member key): then it writes a device
+    // record in their devices map, as a device ticket does.
+    let adds_device = inv.kind == InviteKind::Device || record.parent != legacy(&members);
     let member = match inv.kind {
+        InviteKind::Member if adds_device => {
+            let member = membership.members.iter().copied().find(|m| {
+                map_at(before, &members, &m.to_string())
+                    .and_then(|theirs| map_at(before, &theirs, schema::DEVICES))
+                    .is_some_and(|devices| legacy(&devices) == record.parent)
+            })?;
+            if record.key != device_key {
+                return None;
+            }
+            parts.insert(record.id.clone(), Part::Device);
+            member
+        }
         InviteKind::Member => {
             if record.parent != legacy(&members) {
                 return None;
@@ -230,9 +246,10 @@ fn holds(ops: &Ops, before: &Automerge, device: DeviceId, circle: CircleId) -> O
         };
         parts.insert(m.id.clone(), part);
     }
-    let wanted: &[Part] = match inv.kind {
-        InviteKind::Member => &[Part::Redemption, Part::Member, Part::Devices, Part::Device],
-        InviteKind::Device => &[Part::Redemption, Part::Device],
+    let wanted: &[Part] = if adds_device {
+        &[Part::Redemption, Part::Device]
+    } else {
+        &[Part::Redemption, Part::Member, Part::Devices, Part::Device]
     };
     let found: HashSet<Part> = parts.values().copied().collect();
     if found.len() != wanted.len() || !wanted.iter().all(|p| found.contains(p)) {
@@ -252,7 +269,7 @@ fn holds(ops: &Ops, before: &Automerge, device: DeviceId, circle: CircleId) -> O
         Some(ScalarValue::Str(s)) => Some(s.to_string()),
         _ => None,
     };
-    if inv.kind == InviteKind::Member {
+    if !adds_device {
         text(Part::Member, "name")?;
     }
     let named: MemberId = text(Part::Redemption, "member")?.parse().ok()?;
