@@ -441,6 +441,9 @@ impl Actor {
                 let me = self.machine.identity();
                 let _ = reply.send((me.device.id(), me.member.id()));
             }
+            Request::RecoveryWords(reply) => {
+                let _ = reply.send(self.machine.identity().member.to_words());
+            }
             Request::WebHost { fresh, reply } => {
                 let _ = reply.send(self.web_host(fresh));
             }

@@ -64,6 +64,7 @@ pub(crate) enum Request {
     Status(oneshot::Sender<Status>),
     Addr(oneshot::Sender<EndpointAddr>),
     Identity(oneshot::Sender<(DeviceId, MemberId)>),
+    RecoveryWords(oneshot::Sender<zeroize::Zeroizing<String>>),
     WebHost {
         fresh: String,
         reply: oneshot::Sender<Result<String, NodeError>>,
@@ -270,6 +271,13 @@ impl NodeHandle {
     /// This device and its member.
     pub async fn identity(&self) -> Result<(DeviceId, MemberId), NodeError> {
         self.ask(Request::Identity).await
+    }
+
+    /// This device's member's recovery key: their member key as 24 words
+    /// to write down (see `roundtable_core::MemberKey::to_words`). Asked
+    /// for only when the person asks to see it.
+    pub async fn recovery_words(&self) -> Result<zeroize::Zeroizing<String>, NodeError> {
+        self.ask(Request::RecoveryWords).await
     }
 
     /// The web app's host label kept in this home, or, the first time (or

@@ -116,6 +116,10 @@ impl Inner {
             .route("/c/{c}/away", get(to_page).post(people::away))
             .route("/c/{c}/back", get(to_page).post(people::back))
             .route(
+                "/c/{c}/recovery-key",
+                get(people::recovery_key).post(people::show_recovery_key),
+            )
+            .route(
                 "/c/{c}/devices/{d}/revoke",
                 get(people::confirm_revoke).post(people::revoke),
             )

@@ -1242,3 +1242,48 @@ async fn a_gatherings_proposer_changes_its_time_and_place_from_its_page() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_recovery_key_is_shown_only_when_asked_with_the_form_and_spells_the_member() {
+    let s = Setup::new().await;
+    let node = s.node.as_ref().expect("running").handle();
+    let (_, maya) = node.identity().await.expect("answers");
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let people = get(&s, &format!("/c/{c}/people")).await;
+    assert!(people.body.contains(&format!("/c/{c}/recovery-key")));
+    let page = get(&s, &format!("/c/{c}/recovery-key")).await;
+    assert!(page.body.contains("Show my recovery key"), "{}", page.body);
+    assert!(!page.body.contains("recovery-words"));
+    // Without the form's token, nothing is shown.
+    let bare = request(
+        s.addr(),
+        "POST",
+        &format!("/c/{c}/recovery-key"),
+        &s.posting(),
+        "",
+    )
+    .await;
+    assert_ne!(bare.status, 200);
+    assert!(!bare.body.contains("recovery-words"));
+    let shown = post(&s, &format!("/c/{c}/recovery-key"), &[]).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.header("cache-control"), ["no-store"]);
+    let list = shown
+        .body
+        .split("id=\"recovery-words\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ol>").next())
+        .expect("the words are listed");
+    let words: Vec<&str> = list
+        .split("<li>")
+        .skip(1)
+        .map(|w| w.split("</li>").next().unwrap_or_default())
+        .collect();
+    assert_eq!(words.len(), 24);
+    let restored = roundtable_core::MemberKey::from_words(&words.join(" ")).expect("a key");
+    assert_eq!(restored.id(), maya);
+    s.stop().await;
+}

@@ -120,6 +120,7 @@ async fn render(
                 }
                 (problem(failed, "revoke"))
                 p { a href={ "/c/" (c) "/pair" } { "Pair another device" } }
+                p { a href={ "/c/" (c) "/recovery-key" } { "Your recovery key, in case you lose them all" } }
             }
             section.card aria-labelledby="removal-title" {
                 h2 #removal-title { "If someone harms the circle" }
@@ -128,6 +129,57 @@ async fn render(
         }
     };
     Ok(layout(app, ctx, Some(c), Place::People, "People", body).await)
+}
+
+/// Your recovery key: what it is and how to keep it.
+pub(crate) async fn recovery_key(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    Ok(shown(recovery_page(&app, &ctx, c, None).await, &ctx.said))
+}
+
+/// Your recovery key's words, shown when asked for (the page is never
+/// kept: every page of the app is sent `no-store`).
+pub(crate) async fn show_recovery_key(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Path(c): Path<String>,
+    _form: Posted,
+) -> Result<Response, Failure> {
+    let c = parse_id(&c, "circle")?;
+    let words = app.node.recovery_words().await.map_err(Failure::node)?;
+    Ok(shown(
+        recovery_page(&app, &ctx, c, Some(&words)).await,
+        &ctx.said,
+    ))
+}
+
+async fn recovery_page(app: &Shared, ctx: &Ctx, c: CircleId, words: Option<&str>) -> Markup {
+    let body = html! {
+        p.back { a href={ "/c/" (c) "/people" } { "← Back to People" } }
+        h1 { "Your recovery key" }
+        section.card aria-labelledby="key-title" {
+            h2 #key-title { "If you lose every device of yours" }
+            p { "Your recovery key is 24 words. With them, a new device of yours comes back as you: your name, what you wrote, your place in every circle. Nobody else can do that for you, so write them down." }
+            @if let Some(words) = words {
+                ol.words #recovery-words {
+                    @for w in words.split(' ') { li { (w) } }
+                }
+                p { "Write them on paper, in order, and keep it somewhere safe, away from this device. On a new device, run " code { "roundtable recover --words" } ", then join with a ticket from anyone in the circle." }
+                p.hint { "Anyone who has these words can act as you: never type them into a website or send them in a message. This page is not kept; leave it when you are done." }
+            } @else {
+                p.hint { "Show them only where nobody can look over your shoulder." }
+                form method="post" action={ "/c/" (c) "/recovery-key" } aria-labelledby="key-title" {
+                    (ctx.token())
+                    button type="submit" { "Show my recovery key" }
+                }
+            }
+        }
+    };
+    layout(app, ctx, Some(c), Place::People, "Your recovery key", body).await
 }
 
 /// A device's name, or words for one that has none.
