@@ -1223,6 +1223,78 @@ fn stolen(seed: u64) {
     assert_eq!(m.epoch, 1 + heard);
 }
 
+/// A member loses their laptop. On a new device they type their recovery
+/// key back in and come in with a ticket from whoever is about, as
+/// themselves, while others write across a stormy network; half the seeds
+/// they then revoke the lost laptop (which may turn up again). Once
+/// settled: one member, their old words and their new ones everywhere, the
+/// new device in, the lost one out if revoked.
+fn recovered(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (founder, circle) = found(&mut w);
+    for k in 1..=2 {
+        let d = w.add_device(&format!("m{k}"));
+        assert!(join(&mut w, founder, d, circle, InviteKind::Member));
+    }
+    let lost = 1;
+    let before = Op::Checkin {
+        mood: Mood::Okay,
+        note: "before the loss".into(),
+    };
+    assert!(perform(&mut w, lost, circle, before));
+    w.run_for(10_000);
+    let words = w.devs[lost].machine().identity().member.to_words();
+    let lost_member = w.devs[lost].machine().identity().member.id();
+    w.stop(lost);
+    let member = roundtable_core::MemberKey::from_words(&words).unwrap();
+    let again = w.add_device_of("m1 again", member);
+    w.weather = Weather::STORMY;
+    for step in 0..5 {
+        write_words(&mut w, circle, step);
+    }
+    let inviter = if w.rng().random_bool(0.5) { 0 } else { 2 };
+    let mut joined = false;
+    for _ in 0..20 {
+        if join(&mut w, inviter, again, circle, InviteKind::Member) {
+            joined = true;
+            break;
+        }
+        w.run_for(5_000);
+    }
+    if !joined {
+        w.weather = Weather::CALM;
+        w.cut = None;
+        assert!(join(&mut w, inviter, again, circle, InviteKind::Member));
+    }
+    let after = Op::Moment {
+        text: "after the recovery".into(),
+    };
+    assert!(perform(&mut w, again, circle, after));
+    let revoke_lost = w.rng().random_bool(0.5);
+    if revoke_lost {
+        let device = w.devs[lost].device;
+        assert!(perform(&mut w, again, circle, Op::RevokeDevice { device }));
+    }
+    for step in 5..10 {
+        write_words(&mut w, circle, step);
+        w.run_for(1_000);
+    }
+    settle(&mut w, circle);
+    let (live, all) = still_in(&mut w, circle).unwrap();
+    assert!(live.contains(&again));
+    assert_eq!(live.contains(&lost), !revoke_lost);
+    let m = all.membership();
+    assert_eq!(m.members.len(), 3, "the same three people");
+    let me = w.devs[again].machine().identity().member.id();
+    assert_eq!(me, lost_member);
+    assert!(m.admitted.contains(&w.devs[again].device));
+    let json = all.canonical_json();
+    for text in ["before the loss", "after the recovery"] {
+        assert!(json.contains(text), "{text:?} is missing");
+    }
+}
+
 /// Two devices open a sync session with each other at the same instant:
 /// the sessions cross. The one the smaller device id opened goes on, the
 /// other is refused and ends without a word, and one session brings both
@@ -1345,6 +1417,15 @@ fn a_stolen_phone_lets_an_accomplice_in_as_it_is_revoked_1() {
         "a_stolen_phone_lets_an_accomplice_in_as_it_is_revoked_1",
         90_500..91_000,
         stolen,
+    );
+}
+
+#[test]
+fn a_lost_laptop_and_a_recovery_key() {
+    run_seeds(
+        "a_lost_laptop_and_a_recovery_key",
+        95_000..95_100,
+        recovered,
     );
 }
 

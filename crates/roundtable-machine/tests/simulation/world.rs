@@ -278,6 +278,12 @@ impl World {
     /// Adds a device with a member key of its own (from the seed), up.
     pub(crate) fn add_device(&mut self, name: &str) -> usize {
         let member = MemberKey::from_seed(&self.rng.random());
+        self.add_device_of(name, member)
+    }
+
+    /// A new device whose home holds `member`'s key (restored from its
+    /// recovery key, say), with a device key of its own; started.
+    pub(crate) fn add_device_of(&mut self, name: &str, member: MemberKey) -> usize {
         let device = DeviceKey::from_seed(&self.rng.random());
         let i = self.devs.len();
         let root = self.dir.path().join(format!("dev{i}"));
