@@ -80,7 +80,6 @@ pub struct Now {
 
 /// What the machine asks whoever runs it to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Tell the node's followers.
     Event(Event),

@@ -283,7 +283,6 @@ impl Actor {
                         // Its task sees the channel close and ends.
                         self.stewards.remove(&session);
                     }
-                    _ => {}
                 }
             }
         }

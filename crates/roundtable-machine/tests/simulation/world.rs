@@ -572,7 +572,6 @@ impl World {
             Output::StewardClose { session } => {
                 self.steward_conns.remove(&(i, session));
             }
-            _ => {}
         }
     }
 
