@@ -1,7 +1,9 @@
 //! The node's state machines, the code that ships, simulated by seed: many
 //! writers, joins and pairings, removals by consent and revocations with
 //! key rotation, partitions, crashes that lose what was not durable, a
-//! device away for thousands of edits, and a member who misbehaves. Every
+//! device away for thousands of edits, a member who misbehaves, a stolen
+//! phone letting an accomplice in as it is revoked, and a member coming
+//! back from their recovery key on a new device. Every
 //! seed must end converged: on every device still in, the same document
 //! (the same heads and canonical JSON), the same epoch, members and key;
 //! no acknowledged edit lost; nobody out holding the key.
