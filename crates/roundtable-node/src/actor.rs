@@ -79,6 +79,8 @@ pub(crate) struct Actor {
         roundtable_machine::StewardSession,
         mpsc::UnboundedSender<Vec<roundtable_core::wire::StewardRequest>>,
     >,
+    /// Where devices were last reached, kept to disk now and then.
+    addresses: sessions::AddressBook,
 }
 
 /// The time, as the machine takes it (tokio's clock, so a paused test
@@ -158,6 +160,7 @@ impl Actor {
             joining: JoinSet::new(),
             control: None,
             stewards: HashMap::new(),
+            addresses: sessions::AddressBook::default(),
         };
         actor.load_addresses();
         actor.carry_out().instrument(span.clone()).await;
@@ -204,7 +207,10 @@ impl Actor {
                 }
                 Some(conn) = self.incoming.recv() => self.accept(conn),
                 Some((circle, ev)) = self.gossip_rx.recv() => self.on_gossip(circle, ev),
-                _ = tick.tick() => self.machine.tick(now(), &mut rng()),
+                _ = tick.tick() => {
+                    self.machine.tick(now(), &mut rng());
+                    self.keep_addresses(false);
+                }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 Some(done) = self.answering.join_next(), if !self.answering.is_empty() => {
                     if let Ok(peer) = done
@@ -486,6 +492,7 @@ impl Actor {
         self.tasks.shutdown().await;
         self.answering.shutdown().await;
         self.joining.shutdown().await;
+        self.keep_addresses(true);
         // Sessions only move bytes: what they exchanged is already in the
         // machine's sync states, which it keeps now as a session's end would.
         self.machine.close();

@@ -147,3 +147,67 @@ async fn a_running_node_folds_a_grown_log_in() {
         .expect("in time")
         .expect("stops");
 }
+
+/// Where a peer was reached is kept for the next run: a node that synced
+/// with another has it in its address book once it stops, without having
+/// rewritten the book after every session.
+#[tokio::test]
+async fn where_a_peer_was_reached_is_kept_when_the_node_stops() {
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("a temp dir"),
+        tempfile::tempdir().expect("a temp dir"),
+    );
+    let (a, b) = (start(a_dir.path()).await, start(b_dir.path()).await);
+    let circle = a
+        .handle()
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let expires = Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_000);
+    let ticket = a
+        .handle()
+        .invite(
+            circle,
+            roundtable_core::InviteKind::Member,
+            expires,
+            1,
+            Timestamp::now(),
+        )
+        .await
+        .expect("a ticket");
+    timeout(LIMIT, b.handle().join(&ticket, Some("Sam")))
+        .await
+        .expect("in time")
+        .expect("joins");
+    let (b_device, _) = b.handle().identity().await.expect("answers");
+    // A session between the two goes through.
+    timeout(LIMIT, async {
+        loop {
+            let status = a.handle().status().await.expect("answers");
+            if status.circles[0]
+                .devices
+                .iter()
+                .any(|d| d.device == b_device && d.last_synced.is_some())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a session went through");
+    timeout(LIMIT, a.shutdown())
+        .await
+        .expect("stops in time")
+        .expect("stops");
+    let book = std::fs::read(a_dir.path().join("addresses.json")).expect("an address book");
+    let book: Vec<roundtable_net::EndpointAddr> = serde_json::from_slice(&book).expect("reads");
+    assert!(
+        book.iter().any(|a| a.id.as_bytes() == b_device.as_bytes()),
+        "{book:?}"
+    );
+    timeout(LIMIT, b.shutdown())
+        .await
+        .expect("stops in time")
+        .expect("stops");
+}

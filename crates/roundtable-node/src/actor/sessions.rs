@@ -9,6 +9,21 @@ use tracing::{debug, warn};
 use super::*;
 use crate::session;
 
+/// Where devices were last reached: read once at start, kept in memory,
+/// written back when it changed (at most once every [`Self::EVERY`], and
+/// when the node stops).
+#[derive(Debug, Default)]
+pub(super) struct AddressBook {
+    pub(super) known: BTreeMap<EndpointId, EndpointAddr>,
+    dirty: bool,
+    written: Option<Instant>,
+}
+
+impl AddressBook {
+    /// How often the book goes to disk at most.
+    const EVERY: Duration = Duration::from_secs(30);
+}
+
 /// Sync sessions one peer may have open with us at once, counted from the
 /// connection on (before its Hello is read).
 const MAX_ANSWERING_PER_PEER: usize = 8;
@@ -188,19 +203,35 @@ impl Actor {
             return;
         };
         for a in addrs {
-            self.dialer.add_addr(a);
+            self.dialer.add_addr(a.clone());
+            self.addresses.known.insert(a.id, a);
         }
     }
 
-    pub(super) fn save_address(&self, addr: EndpointAddr) {
-        let mut book: Vec<EndpointAddr> = self
-            .machine
-            .read_record(NodeRecord::AddressBook)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        book.retain(|a| a.id != addr.id);
-        book.push(addr);
-        if let Ok(bytes) = serde_json::to_vec_pretty(&book)
+    /// Notes where a device was reached (after a session with it went
+    /// through); the book goes to disk later, with whatever else changed.
+    pub(super) fn save_address(&mut self, addr: EndpointAddr) {
+        if self.addresses.known.get(&addr.id) != Some(&addr) {
+            self.addresses.known.insert(addr.id, addr);
+            self.addresses.dirty = true;
+        }
+    }
+
+    /// Writes the address book when it changed, at most once every
+    /// [`AddressBook::EVERY`] (or now, when the node stops): a session's
+    /// end never waits on the disk for it.
+    pub(super) fn keep_addresses(&mut self, now: bool) {
+        let book = &mut self.addresses;
+        let due = book
+            .written
+            .is_none_or(|at| at.elapsed() >= AddressBook::EVERY);
+        if !book.dirty || !(now || due) {
+            return;
+        }
+        book.dirty = false;
+        book.written = Some(Instant::now());
+        let all: Vec<&EndpointAddr> = book.known.values().collect();
+        if let Ok(bytes) = serde_json::to_vec_pretty(&all)
             && let Err(e) = self.machine.write_record(NodeRecord::AddressBook, &bytes)
         {
             debug!("could not save the address book: {e}");
