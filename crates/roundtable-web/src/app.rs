@@ -437,6 +437,25 @@ pub(crate) fn again(markup: maud::Markup) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, markup).into_response()
 }
 
+/// What a form's post answers, the one way every form does: once its edit
+/// is saved (`Ok((to, words))`), a redirect to `to` that says `words`;
+/// else the form's page (`page`) again, with the refusal in words and what
+/// was typed (the form named `form_name`).
+pub(crate) async fn answer(
+    outcome: Result<(String, String), String>,
+    form_name: &'static str,
+    form: Posted,
+    page: impl AsyncFnOnce(&Failed) -> Result<maud::Markup, Failure>,
+) -> Result<Response, Failure> {
+    Ok(match outcome {
+        Ok((to, words)) => saved(&to, &words),
+        Err(message) => {
+            let f = Failed::new(form_name, message, form);
+            again(page(&f).await?)
+        }
+    })
+}
+
 /// Parses an id from a path; a wrong one is "no such thing".
 pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Failure> {
     s.parse().map_err(|_| Failure::not_found(what))

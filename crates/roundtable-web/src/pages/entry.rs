@@ -17,7 +17,7 @@ use roundtable_core::{
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem, who, words};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
 
 /// One line of the circle's life, as the home lists it.
 pub(crate) fn feed_item(
@@ -308,13 +308,11 @@ async fn act(
     } else {
         format!("/c/{c}/e/{e}")
     };
-    Ok(match app.perform(c, op).await {
-        Ok(_) => saved(&to, &words),
-        Err(message) => {
-            let f = Failed::new(form_name, message, form);
-            again(render(app, ctx, c, e, Some(&f)).await?)
-        }
+    let outcome = app.perform(c, op).await.map(|_| (to, words));
+    answer(outcome, form_name, form, async |f| {
+        render(app, ctx, c, e, Some(f)).await
     })
+    .await
 }
 
 pub(crate) async fn reply(

@@ -10,7 +10,7 @@ use roundtable_core::{Answer, CircleId, CircleView, EntityId, Membership, Op, Ti
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
 
 pub(crate) async fn list(
     State(app): State<Shared>,
@@ -120,20 +120,17 @@ pub(crate) async fn propose(
         }
         Err(e) => Err(e),
     };
-    Ok(match outcome {
-        Ok(Some(id)) => saved(
-            &format!("/c/{c}/g/{id}"),
-            &format!("\"{title}\" is on the table."),
-        ),
-        Ok(None) => saved(
-            &format!("/c/{c}/gatherings"),
-            &format!("\"{title}\" is on the table."),
-        ),
-        Err(message) => {
-            let f = Failed::new("propose", message, form);
-            again(render_list(&app, &ctx, c, Some(&f)).await?)
-        }
+    let outcome = outcome.map(|id| {
+        let to = match id {
+            Some(id) => format!("/c/{c}/g/{id}"),
+            None => format!("/c/{c}/gatherings"),
+        };
+        (to, format!("\"{title}\" is on the table."))
+    });
+    answer(outcome, "propose", form, async |f| {
+        render_list(&app, &ctx, c, Some(f)).await
     })
+    .await
 }
 
 pub(crate) async fn page(
@@ -295,16 +292,16 @@ async fn act(
 ) -> Result<Response, Failure> {
     let (c, g): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&g, "gathering")?);
     let outcome = match make(g, &form) {
-        Ok((op, words)) => app.perform(c, op).await.map(|_| words),
+        Ok((op, words)) => app
+            .perform(c, op)
+            .await
+            .map(|_| (format!("/c/{c}/g/{g}"), words)),
         Err(e) => Err(e),
     };
-    Ok(match outcome {
-        Ok(words) => saved(&format!("/c/{c}/g/{g}"), &words),
-        Err(message) => {
-            let f = Failed::new(form_name, message, form);
-            again(render(app, ctx, c, g, Some(&f)).await?)
-        }
+    answer(outcome, form_name, form, async |f| {
+        render(app, ctx, c, g, Some(f)).await
     })
+    .await
 }
 
 /// Its proposer or a host changes its time or place; the others see it,

@@ -10,7 +10,7 @@ use roundtable_core::{CircleId, Op, RequestKind};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -116,17 +116,13 @@ pub(crate) async fn share(
         Ok(op) => app.perform(c, op).await,
         Err(e) => Err(e),
     };
-    Ok(match outcome {
-        Ok(_) => saved(
-            &format!("/c/{c}/help"),
-            match kind {
-                RequestKind::Ask => "Your ask is with the circle. Asking is wisdom.",
-                RequestKind::Offer => "Your offer is with the circle.",
-            },
-        ),
-        Err(message) => {
-            let f = Failed::new("share", message, form);
-            again(render(&app, &ctx, c, Some(&f)).await?)
-        }
+    let words = match kind {
+        RequestKind::Ask => "Your ask is with the circle. Asking is wisdom.",
+        RequestKind::Offer => "Your offer is with the circle.",
+    };
+    let outcome = outcome.map(|_| (format!("/c/{c}/help"), words.to_owned()));
+    answer(outcome, "share", form, async |f| {
+        render(&app, &ctx, c, Some(f)).await
     })
+    .await
 }

@@ -14,7 +14,7 @@ use super::entry::feed_item;
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, saved, shown};
 
 /// How much of the circle's life the home shows.
 const RECENT: usize = 30;
@@ -304,11 +304,9 @@ async fn done(
     outcome: Result<String, String>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    Ok(match outcome {
-        Ok(words) => saved(&format!("/c/{c}"), &words),
-        Err(message) => {
-            let f = Failed::new(form_name, message, form);
-            again(render(app, ctx, c, Some(&f)).await?)
-        }
+    let outcome = outcome.map(|words| (format!("/c/{c}"), words));
+    answer(outcome, form_name, form, async |f| {
+        render(app, ctx, c, Some(f)).await
     })
+    .await
 }

@@ -12,7 +12,7 @@ use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp, dates};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Kept, Posted, again, parse_id, plain, saved, shown};
+use crate::app::{Failed, Failure, Kept, Posted, answer, parse_id, plain, shown};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -193,16 +193,16 @@ pub(crate) async fn make(
         (None, _) => Err("Choose how long the invite works.".into()),
         (_, None) => Err("Say how many people may use it: 1 to 50.".into()),
     };
-    Ok(match outcome {
-        Ok(id) => saved(
-            &format!("/c/{c}/invite/{id}"),
-            "Your invite is made. Its ticket is below, and stays at hand here while the invite is open.",
-        ),
-        Err(message) => {
-            let f = Failed::new("invite", message, form);
-            again(render(&app, &ctx, c, None, Some(&f)).await?)
-        }
+    let outcome = outcome.map(|id| {
+        (
+            format!("/c/{c}/invite/{id}"),
+            "Your invite is made. Its ticket is below, and stays at hand here while the invite is open.".to_owned(),
+        )
+    });
+    answer(outcome, "invite", form, async |f| {
+        render(&app, &ctx, c, None, Some(f)).await
     })
+    .await
 }
 
 /// Makes an invite, keeps its ticket in this run's memory, and returns its
@@ -360,22 +360,20 @@ pub(crate) async fn revoke(
     form: Posted,
 ) -> Result<Response, Failure> {
     let (c, invite): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
-    Ok(match app.perform(c, Op::RevokeInvite { invite }).await {
-        Ok(_) => {
-            app.tickets
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&invite);
-            saved(
-                &format!("/c/{c}/invite"),
-                "The invite is revoked; its ticket no longer works.",
-            )
-        }
-        Err(message) => {
-            let f = Failed::new("invite", message, form);
-            again(render(&app, &ctx, c, None, Some(&f)).await?)
-        }
+    let outcome = app.perform(c, Op::RevokeInvite { invite }).await.map(|_| {
+        app.tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&invite);
+        (
+            format!("/c/{c}/invite"),
+            "The invite is revoked; its ticket no longer works.".to_owned(),
+        )
+    });
+    answer(outcome, "invite", form, async |f| {
+        render(&app, &ctx, c, None, Some(f)).await
     })
+    .await
 }
 
 pub(crate) async fn pair_page(
@@ -425,16 +423,16 @@ pub(crate) async fn pair(
     form: Posted,
 ) -> Result<Response, Failure> {
     let c = parse_id(&c, "circle")?;
-    Ok(
-        match mint(&app, c, InviteKind::Device, HOUR_MS, 1, "").await {
-            Ok(id) => saved(
-                &format!("/c/{c}/pair/{id}"),
-                "Your pairing ticket is made. It is below while it works.",
-            ),
-            Err(message) => {
-                let f = Failed::new("pair", message, form);
-                again(render_pair(&app, &ctx, c, None, Some(&f)).await)
-            }
-        },
-    )
+    let outcome = mint(&app, c, InviteKind::Device, HOUR_MS, 1, "")
+        .await
+        .map(|id| {
+            (
+                format!("/c/{c}/pair/{id}"),
+                "Your pairing ticket is made. It is below while it works.".to_owned(),
+            )
+        });
+    answer(outcome, "pair", form, async |f| {
+        Ok(render_pair(&app, &ctx, c, None, Some(f)).await)
+    })
+    .await
 }

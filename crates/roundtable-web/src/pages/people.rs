@@ -11,7 +11,7 @@ use roundtable_core::{CircleId, DeviceId, Op, Timestamp, dates};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem, who, words};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -259,16 +259,16 @@ async fn act(
 ) -> Result<Response, Failure> {
     let c: CircleId = parse_id(&c, "circle")?;
     let outcome = match make(&form) {
-        Ok((op, words)) => app.perform(c, op).await.map(|_| words),
+        Ok((op, words)) => app
+            .perform(c, op)
+            .await
+            .map(|_| (format!("/c/{c}/people"), words)),
         Err(e) => Err(e),
     };
-    Ok(match outcome {
-        Ok(words) => saved(&format!("/c/{c}/people"), &words),
-        Err(message) => {
-            let f = Failed::new(form_name, message, form);
-            again(render(app, ctx, c, Some(&f)).await?)
-        }
+    answer(outcome, form_name, form, async |f| {
+        render(app, ctx, c, Some(f)).await
     })
+    .await
 }
 
 pub(crate) async fn profile(

@@ -11,7 +11,7 @@ use roundtable_core::{CircleId, EntityId, MemberId, Op, ProposalState};
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -171,16 +171,16 @@ async fn act(
 ) -> Result<Response, Failure> {
     let c: CircleId = parse_id(&c, "circle")?;
     let outcome = match op {
-        Ok((op, words)) => app.perform(c, op).await.map(|_| words.to_owned()),
+        Ok((op, words)) => app
+            .perform(c, op)
+            .await
+            .map(|_| (format!("/c/{c}/removal"), words.to_owned())),
         Err(e) => Err(e),
     };
-    Ok(match outcome {
-        Ok(words) => saved(&format!("/c/{c}/removal"), &words),
-        Err(message) => {
-            let f = Failed::new("propose", message, form);
-            again(render(app, ctx, c, Some(&f)).await?)
-        }
+    answer(outcome, "propose", form, async |f| {
+        render(app, ctx, c, Some(f)).await
     })
+    .await
 }
 
 pub(crate) async fn propose(

@@ -14,7 +14,7 @@ use roundtable_node::StewardStatus;
 use super::layout::{Place, page as layout};
 use super::{Ctx, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, parse_id, saved, sentence, shown};
+use crate::app::{Failed, Failure, Posted, answer, parse_id, sentence, shown};
 
 /// What stopping a steward means, said before it is done.
 pub(crate) const STOP_WORDS: &str =
@@ -217,18 +217,18 @@ pub(crate) async fn add(
         _ => None,
     }
     .unwrap_or_else(|| "the steward".into());
-    Ok(match outcome {
-        Ok(_) => saved(
-            &format!("/c/{c}/stewards"),
-            &format!(
+    let outcome = outcome.map(|_| {
+        (
+            format!("/c/{c}/stewards"),
+            format!(
                 "The circle is kept by {called} from now on; your node reaches it whenever it runs."
             ),
-        ),
-        Err(message) => {
-            let f = Failed::new("add", message, form);
-            again(render(&app, &ctx, c, None, Some(&f)).await?)
-        }
+        )
+    });
+    answer(outcome, "add", form, async |f| {
+        render(&app, &ctx, c, None, Some(f)).await
     })
+    .await
 }
 
 /// Stopping the circle using a steward, asked first: a page that says what
@@ -265,19 +265,19 @@ pub(crate) async fn remove(
             axum::response::Redirect::to(&format!("/c/{c}/stewards/{id}/remove")).into_response(),
         );
     }
-    Ok(match app.perform(c, Op::RemoveSteward { id }).await {
-        Ok(_) => saved(
-            &format!("/c/{c}/stewards"),
-            &format!(
+    let outcome = app.perform(c, Op::RemoveSteward { id }).await.map(|_| {
+        (
+            format!("/c/{c}/stewards"),
+            format!(
                 "The circle no longer uses steward {}. Anyone in the circle can add it again with its ticket.",
                 steward.steward.fmt_short()
             ),
-        ),
-        Err(message) => {
-            let f = Failed::new("stop", message, form);
-            again(render(&app, &ctx, c, Some(&steward), Some(&f)).await?)
-        }
+        )
+    });
+    answer(outcome, "stop", form, async |f| {
+        render(&app, &ctx, c, Some(&steward), Some(f)).await
     })
+    .await
 }
 
 #[cfg(test)]
