@@ -57,6 +57,11 @@ fn seen() {
 }
 
 #[test]
+fn recovery_words() {
+    replay("recovery_words", roundtable_core::fuzzing::recovery_words);
+}
+
+#[test]
 fn farewell() {
     replay("farewell", roundtable_core::fuzzing::farewell);
 }

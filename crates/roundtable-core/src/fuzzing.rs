@@ -306,6 +306,36 @@ pub fn dates(data: &[u8]) {
     }
 }
 
+/// A recovery key as a person types it back (`MemberKey::from_words`): no
+/// panic; a refusal is one line that never holds a word of the input that
+/// is in the list (so an error never shows the key); a key that reads
+/// spells itself back as 24 words that read as the same key.
+pub fn recovery_words(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match crate::identity::MemberKey::from_words(&text) {
+        Ok(key) => {
+            let words = key.to_words();
+            assert_eq!(words.split(' ').count(), crate::identity::RECOVERY_WORDS);
+            let again = crate::identity::MemberKey::from_words(&words).map(|k| k.id());
+            assert_eq!(again.ok(), Some(key.id()), "the words do not read back");
+        }
+        Err(e) => {
+            let said = e.to_string();
+            assert!(!said.contains('\n'), "a refusal of more than one line");
+            // Only a word not in the list is ever named.
+            for w in text.split(|c: char| c.is_whitespace() || c == ',') {
+                let w = w.to_lowercase();
+                if bip39::Language::English.find_word(&w).is_some() {
+                    assert!(
+                        !said.contains(&format!("\"{w}\"")),
+                        "a refusal names a word of the list: {said}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Where a person last looked (`since::Seen`), as read from its file: no
 /// panic; a mark that reads writes back to bytes that read as itself; and
 /// the circle read at its heads is either refused (heads [`base_circle`]

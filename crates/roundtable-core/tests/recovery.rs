@@ -54,6 +54,12 @@ fn the_words_spell_the_member_key_and_say_what_is_wrong() {
     let e = err(&swapped.join(" "));
     assert!(e.contains("miscopied or out of order"), "{e}");
     assert!(!e.contains(&words[..]), "an error never repeats the key");
+    // BIP39's own vector: 32 zero bytes are "abandon" 23 times and "art".
+    let zeros = MemberKey::from_seed(&[0; 32]);
+    assert_eq!(
+        zeros.to_words().as_str(),
+        format!("{}art", "abandon ".repeat(23))
+    );
 }
 
 /// Maya founds the circle; Ana joins on her laptop and writes.
