@@ -456,9 +456,42 @@ pub(crate) async fn answer(
     })
 }
 
-/// Parses an id from a path; a wrong one is "no such thing".
-pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Failure> {
-    s.parse().map_err(|_| Failure::not_found(what))
+/// The ids in a page's address, typed: `Ids<CircleId>`,
+/// `Ids<(CircleId, EntityId)>`. Each segment is read as the kind of id its
+/// name in the route says (`c` a circle, `e` an entry, `g` a gathering, `i`
+/// an invite, `p` a proposal, `s` a steward, `d` a device); one that does
+/// not read is "there is no such …", in words, before any page runs.
+pub(crate) struct Ids<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Ids<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        let no_page = |_| Failure::new(StatusCode::NOT_FOUND, "There is no such page here.");
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(no_page)?;
+        for (name, value) in &raw {
+            let (what, reads) = match name.as_str() {
+                "c" => ("circle", value.parse::<CircleId>().is_ok()),
+                "d" => ("device", value.parse::<DeviceId>().is_ok()),
+                "e" => ("entry", value.parse::<EntityId>().is_ok()),
+                "g" => ("gathering", value.parse::<EntityId>().is_ok()),
+                "i" => ("invite", value.parse::<EntityId>().is_ok()),
+                "p" => ("proposal", value.parse::<EntityId>().is_ok()),
+                "s" => ("steward", value.parse::<EntityId>().is_ok()),
+                _ => ("page", true),
+            };
+            if !reads {
+                return Err(Failure::not_found(what));
+            }
+        }
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(ids)| Ids(ids))
+            .map_err(no_page)
+    }
 }
 
 #[cfg(test)]

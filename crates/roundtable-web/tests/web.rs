@@ -450,9 +450,17 @@ async fn forms_act_only_once_the_node_saved_them() {
     assert!(!a.body.contains("panicked") && !a.body.contains("{\""));
 
     // An unknown circle or entry is a page in words.
-    let a = request(addr, "GET", &format!("/c/{c}/e/nonsense"), &s.ours(), "").await;
-    assert_eq!(a.status, 404);
-    assert!(a.body.contains("no such entry"), "{}", a.body);
+    for (path, words) in [
+        (format!("/c/{c}/e/nonsense"), "no such entry"),
+        (format!("/c/{c}/g/nonsense"), "no such gathering"),
+        (format!("/c/{c}/removal/nonsense/consent"), "no such proposal"),
+        (format!("/c/{c}/devices/nonsense/revoke"), "no such device"),
+        ("/c/nonsense/people".to_owned(), "no such circle"),
+    ] {
+        let a = request(addr, "GET", &path, &s.ours(), "").await;
+        assert_eq!(a.status, 404, "{path}");
+        assert!(a.body.contains(words), "{path}: {}", a.body);
+    }
     s.stop().await;
 }
 

@@ -3,7 +3,7 @@
 //! shows every one that concerns the reader; an ask's or a gathering's
 //! page shows those about it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::double_ups::{self, DoubleUp};
@@ -11,7 +11,7 @@ use roundtable_core::{CircleId, CircleView, Timestamp};
 
 use super::Ctx;
 use crate::Shared;
-use crate::app::{Failure, Posted, parse_id, saved};
+use crate::app::{Failure, Ids, Posted, saved};
 
 /// The double-ups that concern the reader, those about `about` only when
 /// given. A live part of the page: settled ones leave it without a reload.
@@ -61,10 +61,9 @@ pub(crate) fn notice(
 /// found again from what the copy holds now.
 pub(crate) async fn settle(
     State(app): State<Shared>,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c: CircleId = parse_id(&c, "circle")?;
     let reading = app.read(c).await?;
     let now = Timestamp::now();
     let me = app.member();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::feed::Entry;
@@ -17,7 +17,7 @@ use roundtable_core::{
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem, who, words};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
 
 /// One line of the circle's life, as the home lists it.
 pub(crate) fn feed_item(
@@ -155,9 +155,8 @@ fn find(view: &CircleView, e: EntityId) -> Option<Found<'_>> {
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, e)): Path<(String, String)>,
+    Ids((c, e)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, e) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
     Ok(shown(render(&app, &ctx, c, e, None).await?, &ctx.said))
 }
 
@@ -266,9 +265,8 @@ async fn render(
 pub(crate) async fn confirm_withdraw(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, e)): Path<(String, String)>,
+    Ids((c, e)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, e): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
@@ -296,12 +294,11 @@ pub(crate) async fn confirm_withdraw(
 async fn act(
     app: &Shared,
     ctx: &Ctx,
-    (c, e): (String, String),
+    (c, e): (CircleId, EntityId),
     form: Posted,
     form_name: &'static str,
     make: impl FnOnce(EntityId, &Posted) -> (Op, String),
 ) -> Result<Response, Failure> {
-    let (c, e): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&e, "entry")?);
     let (op, words) = make(e, &form);
     let to = if form_name == "withdraw" {
         format!("/c/{c}")
@@ -318,7 +315,7 @@ async fn act(
 pub(crate) async fn reply(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "reply", |to, f| {
@@ -336,7 +333,7 @@ pub(crate) async fn reply(
 pub(crate) async fn commit(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "commit", |to, f| {
@@ -354,7 +351,7 @@ pub(crate) async fn commit(
 pub(crate) async fn done(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "done", |request, f| {
@@ -372,7 +369,7 @@ pub(crate) async fn done(
 pub(crate) async fn edit(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "edit", |id, f| {
@@ -390,7 +387,7 @@ pub(crate) async fn edit(
 pub(crate) async fn withdraw(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "withdraw", |id, _| {

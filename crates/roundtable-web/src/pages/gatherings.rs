@@ -1,6 +1,6 @@
 //! Gatherings: propose one, answer, bring a dish, and note who came.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::schema::limits;
@@ -10,14 +10,13 @@ use roundtable_core::{Answer, CircleId, CircleView, EntityId, Membership, Op, Ti
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
 
 pub(crate) async fn list(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render_list(&app, &ctx, c, None).await?, &ctx.said))
 }
 
@@ -87,10 +86,9 @@ async fn render_list(
 pub(crate) async fn propose(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let now = Timestamp::now();
     let title = form.get("title");
     let starts = match dates::gathering_start(&form.get("at"), &app.tz, now) {
@@ -136,9 +134,8 @@ pub(crate) async fn propose(
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, g)): Path<(String, String)>,
+    Ids((c, g)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, g) = (parse_id(&c, "circle")?, parse_id(&g, "gathering")?);
     Ok(shown(render(&app, &ctx, c, g, None).await?, &ctx.said))
 }
 
@@ -285,12 +282,11 @@ async fn render(
 async fn act(
     app: &Shared,
     ctx: &Ctx,
-    (c, g): (String, String),
+    (c, g): (CircleId, EntityId),
     form: Posted,
     form_name: &'static str,
     make: impl FnOnce(EntityId, &Posted) -> Result<(Op, String), String>,
 ) -> Result<Response, Failure> {
-    let (c, g): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&g, "gathering")?);
     let outcome = match make(g, &form) {
         Ok((op, words)) => app
             .perform(c, op)
@@ -309,7 +305,7 @@ async fn act(
 pub(crate) async fn edit(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     let tz = app.tz.clone();
@@ -343,7 +339,7 @@ pub(crate) async fn edit(
 pub(crate) async fn rsvp(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "rsvp", |gathering, f| {
@@ -379,7 +375,7 @@ pub(crate) async fn rsvp(
 pub(crate) async fn bring(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "bring", |gathering, f| {
@@ -401,7 +397,7 @@ pub(crate) async fn bring(
 pub(crate) async fn came(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(ids): Path<(String, String)>,
+    Ids(ids): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, ids, form, "came", |gathering, f| {

@@ -1,7 +1,7 @@
 //! Asks and offers: ask for a hand (asking is wisdom), offer one, and see
 //! what is open and what was done.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::schema::limits;
@@ -10,14 +10,13 @@ use roundtable_core::{CircleId, Op, RequestKind};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
 }
 
@@ -91,10 +90,9 @@ async fn render(
 pub(crate) async fn share(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let kind = if form.get("kind") == "offer" {
         RequestKind::Offer
     } else {

@@ -1,7 +1,7 @@
 //! A circle's home: how you are, who has gone quiet, what is coming up,
 //! who needs a hand, and the circle's recent life.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::feed::{Entry, timeline};
@@ -14,7 +14,7 @@ use super::entry::feed_item;
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, saved, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, saved, shown};
 
 /// How much of the circle's life the home shows.
 const RECENT: usize = 30;
@@ -22,9 +22,8 @@ const RECENT: usize = 30;
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
 }
 
@@ -174,9 +173,8 @@ fn since_card(ctx: &Ctx, c: CircleId, a: &roundtable_core::since::Account) -> Ma
 
 pub(crate) async fn seen(
     State(app): State<Shared>,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     app.mark_seen(c).await?;
     Ok(saved(
         &format!("/c/{c}"),
@@ -256,10 +254,9 @@ fn recent(app: &Shared, view: &CircleView, membership: &Membership, c: CircleId)
 pub(crate) async fn checkin(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let mood: Result<Mood, _> = form.get("mood").parse();
     let outcome = match mood {
         Ok(mood) => app
@@ -280,10 +277,9 @@ pub(crate) async fn checkin(
 pub(crate) async fn moment(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let outcome = app
         .perform(
             c,

@@ -1,7 +1,7 @@
 //! Inviting someone and pairing a device: a ticket to copy and a QR code
 //! to scan, the invites made so far, and revoking one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use data_encoding::BASE64;
 use maud::{Markup, html};
@@ -12,7 +12,7 @@ use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp, dates};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Kept, Posted, answer, parse_id, plain, shown};
+use crate::app::{Failed, Failure, Ids, Kept, Posted, answer, plain, shown};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -27,9 +27,8 @@ const LASTS: [(&str, &str, i64); 4] = [
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render(&app, &ctx, c, None, None).await?, &ctx.said))
 }
 
@@ -174,10 +173,9 @@ async fn render(
 pub(crate) async fn make(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let lasts = LASTS
         .iter()
         .find(|(v, _, _)| *v == form.get("lasts"))
@@ -286,9 +284,8 @@ async fn open_ticket(app: &Shared, c: CircleId, id: EntityId) -> Result<Kept, Fa
 pub(crate) async fn made(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, i)): Path<(String, String)>,
+    Ids((c, id)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
     let k = open_ticket(&app, c, id).await?;
     Ok(shown(
         render(&app, &ctx, c, Some(&k), None).await?,
@@ -300,9 +297,8 @@ pub(crate) async fn made(
 pub(crate) async fn paired(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, i)): Path<(String, String)>,
+    Ids((c, id)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
     let k = open_ticket(&app, c, id).await?;
     Ok(shown(
         render_pair(&app, &ctx, c, Some(&k), None).await,
@@ -314,9 +310,8 @@ pub(crate) async fn paired(
 pub(crate) async fn confirm_revoke(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, i)): Path<(String, String)>,
+    Ids((c, id)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let invite = view
@@ -356,10 +351,9 @@ pub(crate) async fn confirm_revoke(
 pub(crate) async fn revoke(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, i)): Path<(String, String)>,
+    Ids((c, invite)): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let (c, invite): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&i, "invite")?);
     let outcome = app.perform(c, Op::RevokeInvite { invite }).await.map(|_| {
         app.tickets
             .lock()
@@ -379,9 +373,8 @@ pub(crate) async fn revoke(
 pub(crate) async fn pair_page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(
         render_pair(&app, &ctx, c, None, None).await,
         &ctx.said,
@@ -419,10 +412,9 @@ async fn render_pair(
 pub(crate) async fn pair(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let outcome = mint(&app, c, InviteKind::Device, HOUR_MS, 1, "")
         .await
         .map(|id| {

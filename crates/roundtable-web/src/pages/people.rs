@@ -1,7 +1,7 @@
 //! The people of the circle, what to remember about each, your own
 //! profile, your devices, and stepping back for a while.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::quiet::away_words;
@@ -11,14 +11,13 @@ use roundtable_core::{CircleId, DeviceId, Op, Timestamp, dates};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem, who, words};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
 }
 
@@ -135,9 +134,8 @@ async fn render(
 pub(crate) async fn recovery_key(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(recovery_page(&app, &ctx, c, None).await, &ctx.said))
 }
 
@@ -146,10 +144,9 @@ pub(crate) async fn recovery_key(
 pub(crate) async fn show_recovery_key(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     _form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let words = app.node.recovery_words().await.map_err(Failure::node)?;
     Ok(shown(
         recovery_page(&app, &ctx, c, Some(&words)).await,
@@ -195,9 +192,8 @@ fn device_name(name: &str) -> &str {
 pub(crate) async fn confirm_revoke(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, d)): Path<(String, String)>,
+    Ids((c, d)): Ids<(CircleId, DeviceId)>,
 ) -> Result<Response, Failure> {
-    let (c, d): (CircleId, DeviceId) = (parse_id(&c, "circle")?, parse_id(&d, "device")?);
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let info = view
@@ -236,10 +232,9 @@ pub(crate) async fn confirm_revoke(
 pub(crate) async fn revoke(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, d)): Path<(String, String)>,
+    Ids((c, device)): Ids<(CircleId, DeviceId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let device: DeviceId = parse_id(&d, "device")?;
     act(&app, &ctx, c, form, "revoke", move |_| {
         Ok((
             Op::RevokeDevice { device },
@@ -252,12 +247,11 @@ pub(crate) async fn revoke(
 async fn act(
     app: &Shared,
     ctx: &Ctx,
-    c: String,
+    c: CircleId,
     form: Posted,
     form_name: &'static str,
     make: impl FnOnce(&Posted) -> Result<(Op, String), String>,
 ) -> Result<Response, Failure> {
-    let c: CircleId = parse_id(&c, "circle")?;
     let outcome = match make(&form) {
         Ok((op, words)) => app
             .perform(c, op)
@@ -274,7 +268,7 @@ async fn act(
 pub(crate) async fn profile(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, c, form, "profile", |f| {
@@ -294,7 +288,7 @@ pub(crate) async fn profile(
 pub(crate) async fn away(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
     let tz = app.tz.clone();
@@ -320,7 +314,7 @@ pub(crate) async fn away(
 pub(crate) async fn back(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
     act(&app, &ctx, c, form, "back", |_| {

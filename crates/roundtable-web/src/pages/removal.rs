@@ -1,7 +1,7 @@
 //! Removing someone, by consent: propose, consent, withdraw, with the rule
 //! in words. Nobody removes anyone alone.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::membership::REMOVAL_RULE;
@@ -11,14 +11,13 @@ use roundtable_core::{CircleId, EntityId, MemberId, Op, ProposalState};
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
 }
 
@@ -109,9 +108,8 @@ async fn render(
 pub(crate) async fn confirm_consent(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, p)): Path<(String, String)>,
+    Ids((c, id)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&p, "proposal")?);
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let p = reading
@@ -165,11 +163,10 @@ pub(crate) async fn confirm_consent(
 async fn act(
     app: &Shared,
     ctx: &Ctx,
-    c: String,
+    c: CircleId,
     form: Posted,
     op: Result<(Op, &str), String>,
 ) -> Result<Response, Failure> {
-    let c: CircleId = parse_id(&c, "circle")?;
     let outcome = match op {
         Ok((op, words)) => app
             .perform(c, op)
@@ -186,7 +183,7 @@ async fn act(
 pub(crate) async fn propose(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
     let op = match form.get("target").parse::<MemberId>() {
@@ -205,10 +202,9 @@ pub(crate) async fn propose(
 pub(crate) async fn consent(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, p)): Path<(String, String)>,
+    Ids((c, proposal)): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let proposal: EntityId = parse_id(&p, "proposal")?;
     act(
         &app,
         &ctx,
@@ -222,10 +218,9 @@ pub(crate) async fn consent(
 pub(crate) async fn withdraw(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, p)): Path<(String, String)>,
+    Ids((c, proposal)): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let proposal: EntityId = parse_id(&p, "proposal")?;
     act(
         &app,
         &ctx,

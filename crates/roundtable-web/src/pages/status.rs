@@ -2,7 +2,7 @@
 //! date, when they last synced; the stewards that keep each circle; the
 //! circle as a file; a new link.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -10,7 +10,7 @@ use roundtable_core::{CircleId, Timestamp, export};
 
 use super::Ctx;
 use super::layout::{Place, page as layout};
-use crate::app::{Failure, Posted, parse_id, shown};
+use crate::app::{Failure, Ids, Posted, shown};
 use crate::{Shared, access};
 
 pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response, Failure> {
@@ -104,8 +104,7 @@ pub(crate) async fn new_link(
     Ok(res)
 }
 
-async fn export(app: &Shared, c: &str, markdown: bool) -> Result<Response, Failure> {
-    let c: CircleId = parse_id(c, "circle")?;
+async fn export(app: &Shared, c: CircleId, markdown: bool) -> Result<Response, Failure> {
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let (body, kind, ext) = if markdown {
@@ -134,14 +133,14 @@ async fn export(app: &Shared, c: &str, markdown: bool) -> Result<Response, Failu
 
 pub(crate) async fn export_markdown(
     State(app): State<Shared>,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    export(&app, &c, true).await
+    export(&app, c, true).await
 }
 
 pub(crate) async fn export_json(
     State(app): State<Shared>,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    export(&app, &c, false).await
+    export(&app, c, false).await
 }

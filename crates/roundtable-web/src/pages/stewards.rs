@@ -2,7 +2,7 @@
 //! place the app words it), adding one from its ticket, and stopping the
 //! circle using one, once the person confirmed.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
@@ -14,7 +14,7 @@ use roundtable_node::StewardStatus;
 use super::layout::{Place, page as layout};
 use super::{Ctx, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, answer, parse_id, sentence, shown};
+use crate::app::{Failed, Failure, Ids, Posted, answer, sentence, shown};
 
 /// What stopping a steward means, said before it is done.
 pub(crate) const STOP_WORDS: &str =
@@ -85,9 +85,8 @@ pub(crate) fn on_status(app: &Shared, c: CircleId, stewards: &[StewardStatus]) -
 pub(crate) async fn page(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     Ok(shown(render(&app, &ctx, c, None, None).await?, &ctx.said))
 }
 
@@ -186,10 +185,9 @@ fn refusal(text: &str, e: &TicketError) -> String {
 pub(crate) async fn add(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path(c): Path<String>,
+    Ids(c): Ids<CircleId>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let c = parse_id(&c, "circle")?;
     let text = form.text("ticket");
     let outcome = if text.is_empty() {
         Err("Paste the steward's ticket: one line starting with \"roundtablesteward\".".into())
@@ -236,9 +234,8 @@ pub(crate) async fn add(
 pub(crate) async fn confirm_remove(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, s)): Path<(String, String)>,
+    Ids((c, id)): Ids<(CircleId, EntityId)>,
 ) -> Result<Response, Failure> {
-    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&s, "steward")?);
     let Some(steward) = of(&app, c).await?.into_iter().find(|s| s.id == id) else {
         return Err(Failure::not_found("steward"));
     };
@@ -253,10 +250,9 @@ pub(crate) async fn confirm_remove(
 pub(crate) async fn remove(
     State(app): State<Shared>,
     ctx: Ctx,
-    Path((c, s)): Path<(String, String)>,
+    Ids((c, id)): Ids<(CircleId, EntityId)>,
     form: Posted,
 ) -> Result<Response, Failure> {
-    let (c, id): (CircleId, EntityId) = (parse_id(&c, "circle")?, parse_id(&s, "steward")?);
     let Some(steward) = of(&app, c).await?.into_iter().find(|s| s.id == id) else {
         return Err(Failure::not_found("steward"));
     };
