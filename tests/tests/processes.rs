@@ -433,12 +433,19 @@ fn leaving_a_circle_from_the_command_line() {
 #[test]
 fn a_recovery_key_brings_a_member_back_on_a_new_device() {
     let (maya, sam) = (TestHome::new(), TestHome::new());
-    maya.run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
+    let made = maya
+        .run(&["circle", "create", "Tuesday Supper", "--as", "Maya"])
         .ok();
+    assert!(
+        made.stdout.contains("roundtable identity backup"),
+        "starting a circle says how to keep the recovery key:\n{}",
+        made.stdout
+    );
     let maya_up = Up::start(&maya);
     let sam_up = Up::start(&sam);
     let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
-    sam.run(&["join", &ticket, "--as", "Sam"]).ok();
+    let joined = sam.run(&["join", &ticket, "--as", "Sam"]).ok();
+    assert!(joined.stdout.contains("roundtable identity backup"));
     sam.run(&["checkin", "--mood", "okay", "from the old laptop"])
         .ok();
     let sam_id = sam.run(&["id", "--json"]).ok().json();

@@ -453,7 +453,10 @@ async fn forms_act_only_once_the_node_saved_them() {
     for (path, words) in [
         (format!("/c/{c}/e/nonsense"), "no such entry"),
         (format!("/c/{c}/g/nonsense"), "no such gathering"),
-        (format!("/c/{c}/removal/nonsense/consent"), "no such proposal"),
+        (
+            format!("/c/{c}/removal/nonsense/consent"),
+            "no such proposal",
+        ),
         (format!("/c/{c}/devices/nonsense/revoke"), "no such device"),
         ("/c/nonsense/people".to_owned(), "no such circle"),
     ] {

@@ -507,7 +507,10 @@ pub(crate) fn join(
         return Ok(circles);
     }
     match ticket.kind {
-        InviteKind::Member => say!("You're in: {}. Welcome.", names.join(", ")),
+        InviteKind::Member => {
+            say!("You're in: {}. Welcome.", names.join(", "));
+            say!("{}", crate::commands::identity::BACKUP_HINT);
+        }
         InviteKind::Device => say!(
             "This device is paired. Your circles here: {}.",
             names.join(", ")

@@ -112,6 +112,7 @@ pub(super) fn create(
         display_name.trim()
     );
     say!("Say how you are: roundtable checkin --mood okay \"a few words\"");
+    say!("{}", super::identity::BACKUP_HINT);
     Ok(())
 }
 

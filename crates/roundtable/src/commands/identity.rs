@@ -15,6 +15,10 @@ use crate::bad_input;
 use crate::cli::Global;
 use crate::render;
 
+/// Said once someone is in a circle: the recovery key is what brings them
+/// back if they lose every device.
+pub(crate) const BACKUP_HINT: &str = "If you lose this device, your recovery key brings you back: write it down with `roundtable identity backup`.";
+
 /// What to do with your identity.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum IdentityCommand {
