@@ -19,15 +19,15 @@
 //!   writes, in one change of its own device, the redemption, signed with
 //!   the redeem key (`proof`), and its own record: the new member with this
 //!   device, or this device of the inviting member (whose member key came
-//!   with the welcome).
+//!   with the welcome). Invites made before there were redeem keys have
+//!   none, and only the first way redeems them.
 //!
 //! **A member's ticket also brings back someone who lost their devices.**
 //! A person who restored their member key from its recovery key
 //! ([`crate::MemberKey::from_words`]) on a new device redeems any member's
 //! ticket as themselves: where they are in the circle, the ticket adds
 //! this device of theirs (certified by their member key) rather than a new
-//! member, either way above. Invites made before there were redeem keys have
-//!   none, and only the first way redeems them.
+//! member, either way above.
 //!
 //! **Every device judges a self-redemption alike.** Its device is admitted
 //! nowhere yet, so the change is taken in (see [`crate::authorship`]) only
@@ -39,9 +39,9 @@
 //! revoked nor used up in that history; the change writes the redemption
 //! and that one member's (or device's) record and nothing else; a new
 //! member is new to that history (so nobody removed, or who left, comes
-//! back this way), and a device brought in by a member's ticket for
-//! someone already in is theirs, in their devices record, and a paired device is certified by the invite's maker,
-//! still a member. Anything else is refused like any change its device may
+//! back this way); a device a member's ticket brings in for someone
+//! already in goes into their devices record, certified by them; and a
+//! paired device is certified by the invite's maker, still a member. Anything else is refused like any change its device may
 //! not make. Once in, the device's later changes are judged as any
 //! member's. Who counts when redemptions of one invite meet is
 //! [`crate::membership`]'s rule, the same for both ways.

@@ -20,8 +20,8 @@
 //!   when the same change records that device redeeming an invite: a
 //!   member's ticket bringing in a new device of someone already in.)
 //! - replaces a member's devices map, writes a device record other than to
-//!   revoke it from another device (or, the device itself, to name it), or writes a proposal
-//!   other than to withdraw it;
+//!   revoke it from another device (or, the device itself, to name it), or
+//!   writes a proposal other than to withdraw it;
 //! - writes a consent for another device than its own;
 //! - makes a proposal whose electorate is not exactly the members, other
 //!   than the one concerned, that the change's own history holds;

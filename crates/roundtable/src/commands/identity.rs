@@ -61,8 +61,7 @@ fn backup(backend: &Backend, global: &Global) -> Result<()> {
     say!("Your recovery key (member {}):", me.member.id().fmt_short());
     say!();
     let list: Vec<&str> = words.split(' ').collect();
-    for row in list.chunks(4).enumerate() {
-        let (r, chunk) = row;
+    for (r, chunk) in list.chunks(4).enumerate() {
         let cells: Vec<String> = chunk
             .iter()
             .enumerate()
