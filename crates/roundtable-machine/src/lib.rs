@@ -179,7 +179,6 @@ pub enum Output {
 
 /// What went wrong, as the machine says it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A problem with the files of the home.
     #[error(transparent)]

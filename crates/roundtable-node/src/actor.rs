@@ -172,7 +172,7 @@ impl Actor {
         };
         if actor.config.control_socket {
             let server = crate::control::serve(actor.machine.home().root(), handle.clone(), &span)
-                .map_err(|e| NodeError::Protocol(format!("control socket: {e}")))?;
+                .map_err(NodeError::ControlSocket)?;
             actor.control = Some(server);
         }
         let task = tokio::spawn(actor.run().instrument(span));

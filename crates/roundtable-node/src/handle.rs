@@ -365,7 +365,6 @@ impl Node {
         if handle.tx.send(Request::Shutdown(reply)).await.is_ok() {
             let _ = rx.await;
         }
-        task.await
-            .map_err(|e| NodeError::Protocol(format!("node task failed: {e}")))
+        task.await.map_err(|e| NodeError::Crashed(e.to_string()))
     }
 }

@@ -115,11 +115,51 @@ pub enum NodeError {
     #[error("{0}")]
     Refused(String),
     /// A peer broke the protocol or went silent.
-    #[error("{0}")]
-    Protocol(String),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The control socket could not be served.
+    #[error("control socket: {0}")]
+    ControlSocket(std::io::Error),
+    /// The node's own task ended abnormally (it panicked).
+    #[error("the node's task failed: {0}")]
+    Crashed(String),
     /// The device to reach could not be reached.
     #[error("{0}")]
     Unreachable(String),
+}
+
+/// How a conversation with a peer went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// A step of the conversation failed on the connection.
+    #[error("{step}: {why}")]
+    Step {
+        /// What this side was doing ("sending", "connecting").
+        step: &'static str,
+        /// What the connection said.
+        why: String,
+    },
+    /// The peer said nothing for longer than a step may take.
+    #[error("{step}: the peer went silent")]
+    Silent {
+        /// What this side was waiting on.
+        step: &'static str,
+    },
+    /// The peer closed the stream before the message this side waited for.
+    #[error("{0}")]
+    EndedEarly(&'static str),
+    /// What the peer sent does not read.
+    #[error(transparent)]
+    Wire(#[from] roundtable_core::wire::WireError),
+    /// The peer speaks another version of the wire protocol.
+    #[error("the peer speaks wire version {0}")]
+    Version(u32),
+    /// The sync session ended early, and why.
+    #[error(transparent)]
+    Session(#[from] roundtable_machine::SessionError),
+    /// An id that is no device's.
+    #[error("not a device id: {0}")]
+    NotADevice(String),
 }
 
 impl From<roundtable_machine::Error> for NodeError {
@@ -131,7 +171,6 @@ impl From<roundtable_machine::Error> for NodeError {
             Error::UnknownCircle(circle) => Self::UnknownCircle(circle),
             Error::Unopened { circle, reason } => Self::Unopened { circle, reason },
             Error::Refused(why) => Self::Refused(why),
-            other => Self::Protocol(other.to_string()),
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::NodeError;
+use crate::{NodeError, ProtocolError};
 
 /// The longest wait for any one step of a session.
 const STEP: Duration = Duration::from_secs(20);
@@ -90,13 +90,17 @@ type Send = roundtable_net::framing::SendHalf;
 type Recv = roundtable_net::framing::RecvHalf;
 
 async fn step<T, E: std::fmt::Display>(
-    what: &str,
+    what: &'static str,
     fut: impl Future<Output = Result<T, E>>,
 ) -> Result<T, NodeError> {
     match timeout(STEP, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(NodeError::Protocol(format!("{what}: {e}"))),
-        Err(_) => Err(NodeError::Protocol(format!("{what}: the peer went silent"))),
+        Ok(Err(e)) => Err(ProtocolError::Step {
+            step: what,
+            why: e.to_string(),
+        }
+        .into()),
+        Err(_) => Err(ProtocolError::Silent { step: what }.into()),
     }
 }
 
@@ -107,8 +111,12 @@ async fn send_frame(send: &mut Send, frame: &SyncFrame) -> Result<(), NodeError>
 async fn recv_frame_of(recv: &mut Recv, max: usize) -> Result<SyncFrame, NodeError> {
     let bytes = step("receiving", read_frame(recv, max))
         .await?
-        .ok_or_else(|| NodeError::Protocol("the peer ended the session early".into()))?;
-    wire::decode(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))
+        .ok_or_else(|| {
+            NodeError::Protocol(ProtocolError::EndedEarly(
+                "the peer ended the session early",
+            ))
+        })?;
+    wire::decode(&bytes).map_err(|e| NodeError::Protocol(e.into()))
 }
 
 async fn ask<T>(
@@ -172,7 +180,7 @@ async fn open_sync(
     slot: &mut Option<Connection>,
 ) -> Result<(), NodeError> {
     let peer = EndpointId::from_bytes(session.peer.as_bytes())
-        .map_err(|e| NodeError::Protocol(format!("not a device id: {e}")))?;
+        .map_err(|e| NodeError::Protocol(ProtocolError::NotADevice(e.to_string())))?;
     let conn = step(
         "connecting",
         dialer.connect(EndpointAddr::from(peer), SYNC_ALPN),
@@ -215,7 +223,11 @@ async fn answer_sync(
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
     let bytes = step("receiving", read_frame(&mut recv, MAX_OPENING))
         .await?
-        .ok_or_else(|| NodeError::Protocol("the peer ended the session early".into()))?;
+        .ok_or_else(|| {
+            NodeError::Protocol(ProtocolError::EndedEarly(
+                "the peer ended the session early",
+            ))
+        })?;
     let hello = match wire::decode::<SyncFrame>(&bytes) {
         Ok(hello) => hello,
         // Another version: the peer is told ours, and status says which
@@ -223,11 +235,9 @@ async fn answer_sync(
         Err(wire::WireError::Version { found }) => {
             close_naming_version(conn);
             tell_speaks(actor, peer, found).await;
-            return Err(NodeError::Protocol(format!(
-                "the peer speaks wire version {found}"
-            )));
+            return Err(ProtocolError::Version(found.into()).into());
         }
-        Err(e) => return Err(NodeError::Protocol(e.to_string())),
+        Err(e) => return Err(ProtocolError::Wire(e).into()),
     };
     let (session, first) = ask(actor, |reply| SessionRequest::Hello { peer, hello, reply }).await?;
     *admitted = session;
@@ -269,7 +279,7 @@ async fn carry(
         match step.end {
             Some(Ok(())) => return Ok(()),
             Some(Err(SessionError::Refused(reason))) => return Err(NodeError::Refused(reason)),
-            Some(Err(why)) => return Err(NodeError::Protocol(why.to_string())),
+            Some(Err(why)) => return Err(ProtocolError::Session(why).into()),
             None => {}
         }
     }
@@ -291,7 +301,7 @@ async fn answer_join(
     let (mut send, mut recv) = step("accepting a stream", conn.accept_bi()).await?;
     let bytes = step("receiving", read_frame(&mut recv, MAX_JOIN_REQUEST))
         .await?
-        .ok_or_else(|| NodeError::Protocol("no join request".into()))?;
+        .ok_or_else(|| NodeError::Protocol(ProtocolError::EndedEarly("no join request")))?;
     let reply = match wire::decode::<JoinRequest>(&bytes) {
         Ok(request) => {
             ask(actor, |reply| SessionRequest::JoinServe {
@@ -330,7 +340,7 @@ async fn answer_farewell(
     let max = roundtable_core::farewell::MAX_REQUEST;
     let bytes = step("receiving", read_frame(&mut recv, max))
         .await?
-        .ok_or_else(|| NodeError::Protocol("no farewell request".into()))?;
+        .ok_or_else(|| NodeError::Protocol(ProtocolError::EndedEarly("no farewell request")))?;
     let reply = match wire::decode::<FarewellRequest>(&bytes) {
         Ok(request) => {
             ask(actor, |reply| SessionRequest::FarewellServe {
@@ -381,7 +391,7 @@ async fn farewell_of(
     request: &FarewellRequest,
 ) -> Result<FarewellReply, NodeError> {
     let id = EndpointId::from_bytes(peer.as_bytes())
-        .map_err(|e| NodeError::Protocol(format!("not a device id: {e}")))?;
+        .map_err(|e| NodeError::Protocol(ProtocolError::NotADevice(e.to_string())))?;
     let conn = step(
         "connecting",
         dialer.connect(EndpointAddr::from(id), FAREWELL_ALPN),
@@ -392,9 +402,9 @@ async fn farewell_of(
     let _ = send.finish();
     let bytes = step("receiving", read_frame(&mut recv, MAX_MESSAGE))
         .await?
-        .ok_or_else(|| NodeError::Protocol("the peer said nothing".into()))?;
+        .ok_or_else(|| NodeError::Protocol(ProtocolError::EndedEarly("the peer said nothing")))?;
     conn.close(0u32.into(), b"thanks");
-    wire::decode::<FarewellReply>(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))
+    wire::decode::<FarewellReply>(&bytes).map_err(|e| NodeError::Protocol(e.into()))
 }
 
 /// Redeems a ticket at the inviting device and returns what it hands over.
@@ -429,9 +439,12 @@ pub async fn redeem_ticket(
     let _ = send.finish();
     let bytes = step("receiving", read_frame(&mut recv, MAX_MESSAGE))
         .await?
-        .ok_or_else(|| NodeError::Protocol("the inviting device closed the connection".into()))?;
+        .ok_or_else(|| {
+            NodeError::Protocol(ProtocolError::EndedEarly(
+                "the inviting device closed the connection",
+            ))
+        })?;
     conn.close(0u32.into(), b"thanks");
-    let reply =
-        wire::decode::<JoinReply>(&bytes).map_err(|e| NodeError::Protocol(e.to_string()))?;
+    let reply = wire::decode::<JoinReply>(&bytes).map_err(|e| NodeError::Protocol(e.into()))?;
     Ok(Welcome::from_reply(reply)?)
 }
