@@ -174,47 +174,20 @@ impl Membership {
         Self::from_view(&CircleView::read_membership(doc))
     }
 
-    /// Works the membership out of a view.
+    /// Works the membership out of a view, rule by rule (see the module
+    /// docs): the devices each member may have, revocations, removal wins,
+    /// invites used at once, leaving, proposals, and who is in after all.
     pub fn from_view(view: &CircleView) -> Self {
         let mut out = Membership::default();
-        let device_owner: BTreeMap<DeviceId, MemberId> = view
+        let owners: BTreeMap<DeviceId, MemberId> = view
             .members
             .iter()
             .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
             .collect();
-        out.certified = device_owner.keys().copied().collect();
-
-        // Devices per member: of records merged past the bound, the first
-        // count in causal order (then by device id); the rest departed.
-        let mut beyond_bound = BTreeSet::new();
-        for m in view.members.values() {
-            if m.devices.len() <= MAX_DEVICE_RECORDS {
-                continue;
-            }
-            let mut records: Vec<(u64, DeviceId)> =
-                m.devices.iter().map(|(d, dd)| (dd.order, *d)).collect();
-            records.sort();
-            beyond_bound.extend(records.into_iter().skip(MAX_DEVICE_RECORDS).map(|(_, d)| d));
-        }
+        out.certified = owners.keys().copied().collect();
+        let beyond_bound = beyond_records_bound(view);
         out.departed.extend(beyond_bound.iter().copied());
-
-        // Revocations: one counts when another device of the same member
-        // wrote it. Two devices revoking each other at once both end up
-        // revoked, so the answer never depends on which arrived first.
-        for (member, m) in &view.members {
-            for (device, d) in &m.devices {
-                let valid = d
-                    .revoked
-                    .as_ref()
-                    .and_then(|r| r.by_device)
-                    .is_some_and(|by| by != *device && device_owner.get(&by) == Some(member));
-                if valid {
-                    out.revoked.insert(*device);
-                    out.departed.insert(*device);
-                    out.epoch += 1;
-                }
-            }
-        }
+        out.count_revocations(view, &owners);
 
         // Removal wins: what a revoked device let in beside its revocation
         // is void, and so is whatever that let in (see `removal_wins`).
@@ -223,18 +196,138 @@ impl Membership {
         out.epoch += void
             .devices
             .iter()
-            .filter(|d| {
-                device_owner
-                    .get(d)
-                    .is_none_or(|m| !void.members.contains(m))
-            })
+            .filter(|d| owners.get(d).is_none_or(|m| !void.members.contains(m)))
             .count() as u64;
         out.departed.extend(void.devices.iter().copied());
 
-        // Invites: two devices may let people in with the same invite at
-        // once. Only its first `uses` redemptions count, in causal order then
-        // by device id; whoever came in only beyond that is not in (what they
-        // wrote meanwhile stays, as for a departed device).
+        let turned_away = TurnedAway::find(view);
+        for m in &turned_away.members {
+            if let Some(mm) = view.members.get(m) {
+                out.departed.extend(mm.devices.keys().copied());
+            }
+        }
+        out.departed.extend(turned_away.devices.iter().copied());
+
+        // Leaving: a member who says they leave is out, their devices with
+        // them, and the circle moves to a new epoch. A proposal about them
+        // then counts for nothing, whichever came first, so the epoch moves
+        // once for them whatever order the news arrives in.
+        for (member, m) in &view.members {
+            if m.left.is_some()
+                && !turned_away.members.contains(member)
+                && !void.members.contains(member)
+            {
+                out.left.insert(*member);
+                out.epoch += 1;
+                out.departed.extend(m.devices.keys().copied());
+            }
+        }
+
+        out.judge_proposals(view, &owners, &void.members);
+
+        for (member, m) in &view.members {
+            if out.removed.contains(member)
+                || out.left.contains(member)
+                || turned_away.members.contains(member)
+                || void.members.contains(member)
+            {
+                continue;
+            }
+            out.members.insert(*member);
+            out.admitted.extend(
+                m.devices
+                    .keys()
+                    .filter(|d| {
+                        !out.revoked.contains(d)
+                            && !void.devices.contains(d)
+                            && !turned_away.devices.contains(d)
+                            && !beyond_bound.contains(d)
+                    })
+                    .copied(),
+            );
+        }
+        out
+    }
+
+    /// Revocations: one counts when another device of the same member
+    /// wrote it. Two devices revoking each other at once both end up
+    /// revoked, so the answer never depends on which arrived first.
+    fn count_revocations(&mut self, view: &CircleView, owners: &BTreeMap<DeviceId, MemberId>) {
+        for (member, m) in &view.members {
+            for (device, d) in &m.devices {
+                let valid = d
+                    .revoked
+                    .as_ref()
+                    .and_then(|r| r.by_device)
+                    .is_some_and(|by| by != *device && owners.get(&by) == Some(member));
+                if valid {
+                    self.revoked.insert(*device);
+                    self.departed.insert(*device);
+                    self.epoch += 1;
+                }
+            }
+        }
+    }
+
+    /// Proposals, in causal order: each judged against who was removed or
+    /// left before it; a carried one removes its member and moves the epoch.
+    fn judge_proposals(
+        &mut self,
+        view: &CircleView,
+        owners: &BTreeMap<DeviceId, MemberId>,
+        void: &BTreeSet<MemberId>,
+    ) {
+        let mut records: Vec<(&EntityId, &RemovalRecord)> = view.removals.iter().collect();
+        records.sort_by_key(|(id, r)| (r.order, **id));
+        for (id, r) in records {
+            let gone: BTreeSet<MemberId> = self.removed.union(&self.left).copied().collect();
+            let proposal = judge_proposal(view, owners, &gone, void, *id, r);
+            if proposal.state == ProposalState::Carried {
+                self.removed.insert(proposal.target);
+                self.epoch += 1;
+                if let Some(m) = view.members.get(&proposal.target) {
+                    self.departed.extend(m.devices.keys().copied());
+                }
+            }
+            self.proposals.insert(*id, proposal);
+        }
+    }
+
+    /// Whether `member` is in the circle now.
+    pub fn is_member(&self, member: MemberId) -> bool {
+        self.members.contains(&member)
+    }
+}
+
+/// Devices per member: of records merged past the bound, the first count
+/// in causal order (then by device id); the rest departed, for good.
+fn beyond_records_bound(view: &CircleView) -> BTreeSet<DeviceId> {
+    let mut beyond = BTreeSet::new();
+    for m in view.members.values() {
+        if m.devices.len() <= MAX_DEVICE_RECORDS {
+            continue;
+        }
+        let mut records: Vec<(u64, DeviceId)> =
+            m.devices.iter().map(|(d, dd)| (dd.order, *d)).collect();
+        records.sort();
+        beyond.extend(records.into_iter().skip(MAX_DEVICE_RECORDS).map(|(_, d)| d));
+    }
+    beyond
+}
+
+/// Who came in only beyond an invite's uses.
+#[derive(Debug, Default)]
+struct TurnedAway {
+    members: BTreeSet<MemberId>,
+    devices: BTreeSet<DeviceId>,
+}
+
+impl TurnedAway {
+    /// Invites: two devices may let people in with the same invite at once.
+    /// Only its first `uses` redemptions count, in causal order then by
+    /// device id; whoever came in only beyond that is not in (what they
+    /// wrote meanwhile stays, as for a departed device).
+    fn find(view: &CircleView) -> Self {
         let mut counted = BTreeSet::new();
         let mut beyond = BTreeSet::new();
         for inv in view.invites.values() {
@@ -253,8 +346,7 @@ impl Membership {
                 }
             }
         }
-        let mut turned_away_members = BTreeSet::new();
-        let mut turned_away_devices = BTreeSet::new();
+        let mut out = TurnedAway::default();
         for (device, member, kind) in &beyond {
             let also_counted = |k: InviteKind| {
                 counted.iter().any(|(d, m, kk)| {
@@ -262,77 +354,13 @@ impl Membership {
                 })
             };
             if *kind == InviteKind::Member && !also_counted(InviteKind::Member) {
-                turned_away_members.insert(*member);
+                out.members.insert(*member);
             }
             if !counted.iter().any(|(d, _, _)| d == device) {
-                turned_away_devices.insert(*device);
+                out.devices.insert(*device);
             }
-        }
-        for m in &turned_away_members {
-            if let Some(mm) = view.members.get(m) {
-                out.departed.extend(mm.devices.keys().copied());
-            }
-        }
-        out.departed.extend(turned_away_devices.iter().copied());
-
-        // Leaving: a member who says they leave is out, their devices with
-        // them, and the circle moves to a new epoch. A proposal about them
-        // then counts for nothing, whichever came first, so the epoch moves
-        // once for them whatever order the news arrives in.
-        for (member, m) in &view.members {
-            if m.left.is_some()
-                && !turned_away_members.contains(member)
-                && !void.members.contains(member)
-            {
-                out.left.insert(*member);
-                out.epoch += 1;
-                out.departed.extend(m.devices.keys().copied());
-            }
-        }
-
-        // Proposals, in causal order.
-        let mut records: Vec<(&EntityId, &RemovalRecord)> = view.removals.iter().collect();
-        records.sort_by_key(|(id, r)| (r.order, **id));
-        for (id, r) in records {
-            let gone: BTreeSet<MemberId> = out.removed.union(&out.left).copied().collect();
-            let proposal = judge_proposal(view, &device_owner, &gone, &void.members, *id, r);
-            if proposal.state == ProposalState::Carried {
-                out.removed.insert(proposal.target);
-                out.epoch += 1;
-                if let Some(m) = view.members.get(&proposal.target) {
-                    out.departed.extend(m.devices.keys().copied());
-                }
-            }
-            out.proposals.insert(*id, proposal);
-        }
-
-        for (member, m) in &view.members {
-            if out.removed.contains(member)
-                || out.left.contains(member)
-                || turned_away_members.contains(member)
-                || void.members.contains(member)
-            {
-                continue;
-            }
-            out.members.insert(*member);
-            out.admitted.extend(
-                m.devices
-                    .keys()
-                    .filter(|d| {
-                        !out.revoked.contains(d)
-                            && !void.devices.contains(d)
-                            && !turned_away_devices.contains(d)
-                            && !beyond_bound.contains(d)
-                    })
-                    .copied(),
-            );
         }
         out
-    }
-
-    /// Whether `member` is in the circle now.
-    pub fn is_member(&self, member: MemberId) -> bool {
-        self.members.contains(&member)
     }
 }
 

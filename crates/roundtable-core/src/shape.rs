@@ -228,22 +228,7 @@ impl Shape {
         if !added_devices.is_empty() && !devices_within_bound(doc, c, &added_devices) {
             return true;
         }
-        // Devices this change records as redeeming an invite: a member's
-        // ticket redeemed at another member's device for someone already
-        // in (who restored their member key) adds a device to their record.
-        let redeemed_here: HashSet<&str> = expanded
-            .operations
-            .iter()
-            .filter(|op| {
-                matches!(op.action, OpType::Make(ObjType::Map))
-                    && op.pred.is_empty()
-                    && self.redeemed_maps.contains(&op.obj)
-            })
-            .filter_map(|op| match &op.key {
-                Key::Map(k) => Some(k.as_str()),
-                Key::Seq(_) => None,
-            })
-            .collect();
+        let redeemed_here = self.redeemed_in(&expanded.operations);
         let mut new_proposals = Vec::new();
         // Stewards collections and records this change makes.
         let mut new_steward_maps: HashSet<ObjectId> = HashSet::new();
@@ -477,6 +462,23 @@ fn stewards_within_bound(doc: &Automerge, c: &Change) -> bool {
 impl Shape {
     /// The members whose device records `ops` may add to: a new member
     /// record, or a new map in a member's devices.
+    /// Devices these operations record as redeeming an invite: a member's
+    /// ticket redeemed at another member's device for someone already in
+    /// (who restored their member key) adds a device to their record.
+    fn redeemed_in<'a>(&self, ops: &'a [automerge::legacy::Op]) -> HashSet<&'a str> {
+        ops.iter()
+            .filter(|op| {
+                matches!(op.action, OpType::Make(ObjType::Map))
+                    && op.pred.is_empty()
+                    && self.redeemed_maps.contains(&op.obj)
+            })
+            .filter_map(|op| match &op.key {
+                Key::Map(k) => Some(k.as_str()),
+                Key::Seq(_) => None,
+            })
+            .collect()
+    }
+
     fn adds_devices_to(&self, ops: &[automerge::legacy::Op]) -> BTreeSet<MemberId> {
         ops.iter()
             .filter(|op| matches!(op.action, OpType::Make(ObjType::Map)))
