@@ -25,7 +25,8 @@
 //! Whether one change is in another's history is Automerge's own record
 //! (every change names the hashes it builds on), so every device holding
 //! the same changes reaches the same answer. The answer never changes for
-//! two given changes, so it is kept for the process (bounded).
+//! two given changes, so it is kept for the process (bounded), and one
+//! walk back from a revocation answers for every admission it is asked of.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -187,18 +188,31 @@ pub(crate) fn note_unaware(view: &mut CircleView, doc: &Automerge) {
             })
             .filter_map(|r| doc.hash_for_opid(&r))
             .collect();
-        let unaware: BTreeSet<LetIn> = let_in
+        let made: Vec<(LetIn, Vec<ChangeHash>)> = let_in
             .into_iter()
-            .filter(|what| {
-                let made: Vec<ChangeHash> = records(doc, &members, *what)
+            .map(|what| {
+                let hashes = records(doc, &members, what)
                     .iter()
                     .filter_map(|o| doc.hash_for_opid(o))
                     .collect();
-                !made.is_empty()
-                    && revocations
-                        .iter()
-                        .any(|r| made.iter().all(|m| !knows(doc, *r, *m)))
+                (what, hashes)
             })
+            .collect();
+        let all: Vec<ChangeHash> = made.iter().flat_map(|(_, h)| h.iter().copied()).collect();
+        // One walk back from each revocation answers for every admission.
+        let seen_by: Vec<HashSet<ChangeHash>> = revocations
+            .iter()
+            .map(|r| known_of(doc, *r, &all))
+            .collect();
+        let unaware: BTreeSet<LetIn> = made
+            .into_iter()
+            .filter(|(_, hashes)| {
+                !hashes.is_empty()
+                    && seen_by
+                        .iter()
+                        .any(|seen| hashes.iter().all(|h| !seen.contains(h)))
+            })
+            .map(|(what, _)| what)
             .collect();
         if let Some(r) = view
             .members
@@ -224,51 +238,70 @@ fn records(doc: &Automerge, members: &ObjId, what: LetIn) -> Vec<ObjId> {
     }
 }
 
-/// Whether change `of` has change `what` in its history (or is it).
+/// Which of `candidates` change `of` has in its history (or is).
 ///
-/// Walks back from `of`, never past a change whose operations all come
-/// before `what`'s: Automerge numbers operations so that a change's come
-/// after every operation it builds on, so `what` cannot be behind it.
-pub(crate) fn knows(doc: &Automerge, of: ChangeHash, what: ChangeHash) -> bool {
-    if of == what {
-        return true;
-    }
-    if let Some(k) = known()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&(of, what))
+/// One walk back from `of` answers for all of them, never past a change
+/// whose operations all come before the oldest candidate's: Automerge
+/// numbers operations so that a change's come after every operation it
+/// builds on, so no candidate can be behind it. Answers are kept.
+pub(crate) fn known_of(
+    doc: &Automerge,
+    of: ChangeHash,
+    candidates: &[ChangeHash],
+) -> HashSet<ChangeHash> {
+    let mut found = HashSet::new();
+    let mut asked: HashSet<ChangeHash> = HashSet::new();
     {
-        return *k;
-    }
-    let answer = (|| {
-        let start = doc.get_change_meta_by_hash(&what)?.start_op;
-        let mut seen = HashSet::new();
-        let mut stack = vec![of];
-        while let Some(h) = stack.pop() {
-            if h == what {
-                return Some(true);
+        let kept = known().lock().unwrap_or_else(PoisonError::into_inner);
+        for c in candidates {
+            match kept.get(&(of, *c)) {
+                Some(true) => {
+                    found.insert(*c);
+                }
+                Some(false) => {}
+                None if *c == of => {
+                    found.insert(*c);
+                }
+                None => {
+                    asked.insert(*c);
+                }
             }
-            if !seen.insert(h) {
-                continue;
-            }
-            let meta = doc.get_change_meta_by_hash(&h)?;
-            if meta.start_op <= start {
-                continue;
-            }
-            stack.extend(meta.deps.iter().copied());
         }
-        Some(false)
-    })();
-    let Some(answer) = answer else {
-        // Either change is not in this document: nothing to keep.
-        return false;
+    }
+    let oldest = asked
+        .iter()
+        .filter_map(|c| Some(doc.get_change_meta_by_hash(c)?.start_op))
+        .min();
+    let Some(oldest) = oldest else {
+        return found;
     };
+    let mut reached = HashSet::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![of];
+    while let Some(h) = stack.pop() {
+        if !seen.insert(h) {
+            continue;
+        }
+        if asked.contains(&h) {
+            reached.insert(h);
+        }
+        let Some(meta) = doc.get_change_meta_by_hash(&h) else {
+            continue;
+        };
+        if meta.start_op <= oldest {
+            continue;
+        }
+        stack.extend(meta.deps.iter().copied());
+    }
     let mut kept = known().lock().unwrap_or_else(PoisonError::into_inner);
-    if kept.len() >= MAX_KNOWN {
+    if kept.len() + asked.len() > MAX_KNOWN {
         kept.clear();
     }
-    kept.insert((of, what), answer);
-    answer
+    for c in asked {
+        kept.insert((of, c), reached.contains(&c));
+    }
+    found.extend(reached);
+    found
 }
 
 /// Answers kept at most; past this the memory starts again.
