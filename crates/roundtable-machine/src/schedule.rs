@@ -72,7 +72,8 @@ pub(crate) enum Input<C, P> {
     /// A peer to sync with in a circle: due at the next tick, its
     /// backoff starting from `first`.
     Met { circle: C, peer: P, first: Duration },
-    /// A peer no longer to sync with in a circle (it departed).
+    /// A peer no longer to sync with in a circle (it departed): a
+    /// session with it under way is over (no end of it is heard of).
     Gone { circle: C, peer: P },
     /// A circle no longer served: its peers and sessions are forgotten.
     LetGo { circle: C },
@@ -204,6 +205,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
             }
             Input::Gone { circle, peer } => {
                 self.plans.remove(&(circle, peer));
+                self.running.remove(&(circle, peer));
             }
             Input::LetGo { circle } => {
                 self.plans.retain(|(c, _), _| *c != circle);
@@ -662,6 +664,34 @@ mod tests {
             s.handle(Input::Tick, t0 + TIMING.max_backoff * 10)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_peer_that_departs_mid_session_is_met_afresh_when_it_comes_back() {
+        let t0 = Instant::now();
+        let mut s = S::new(TIMING);
+        met(&mut s, 7, t0);
+        let [(7, token)] = opened(&s.handle(Input::Tick, t0))[..] else {
+            panic!("one session opens");
+        };
+        // Departed mid-session: the session's end is never heard of.
+        s.handle(Input::Gone { circle: 1, peer: 7 }, t0);
+        assert!(!s.syncing(1));
+        // Welcomed back, it is synced with at once.
+        met(&mut s, 7, t0);
+        let [(7, again)] = opened(&s.handle(Input::Tick, t0))[..] else {
+            panic!("one session opens again");
+        };
+        assert_ne!(again, token);
+        // The old session's end, should it come, changes nothing.
+        let late = Input::Ended {
+            circle: 1,
+            peer: 7,
+            token,
+            ok: false,
+        };
+        assert!(s.handle(late, t0).is_empty());
+        assert_eq!(s.current(1, 7), Some(again));
     }
 
     fn meets(out: &[Output<u8, u8>]) -> Vec<(Vec<u8>, usize)> {
