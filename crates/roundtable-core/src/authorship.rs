@@ -18,7 +18,10 @@
 //! - its device is admitted to the circle, or, for a device that has
 //!   departed (revoked, or its member removed), the change does not build on
 //!   its departure (so it cannot go on writing, while what it wrote before
-//!   stays, wherever it arrived first);
+//!   stays, wherever it arrived first); a device whose member left or was
+//!   removed and came back is judged by the circle each change builds on,
+//!   so what it wrote while out stays out and what it writes back in
+//!   counts;
 //! - or, for a device not admitted in the circle the change builds on, the
 //!   change is a valid self-redemption: the device letting itself in with
 //!   an invite, proven with the invite's redeem key, writing its redemption
@@ -40,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::circle::{Circle, device_of, guarded};
 use crate::error::CoreError;
 use crate::identity::DeviceKey;
-use crate::ids::{CircleId, DeviceId};
+use crate::ids::{CircleId, DeviceId, MemberId};
 use crate::membership::Membership;
 
 const HEAD_CONTEXT: &[u8] = b"roundtable/head/1";
@@ -509,12 +512,61 @@ fn newest_per_session(changes: Vec<Change>) -> Vec<Change> {
     best.into_values().collect()
 }
 
+/// Whether each change of `chain` (one device's, in order) was made while
+/// its device was admitted, for a device whose member left or was removed
+/// and came back. Whether it was depends only on which of `turns` (the
+/// changes that wrote a leaving, a return, a proposal about the member or
+/// a consent to one, or a revocation of the device) the change builds on,
+/// and each change builds on all its predecessor did: so the chain falls
+/// into stretches that build on the same turns, found by halving, and the
+/// circle is read once per stretch (`was_in`), not once per change.
+fn admitted_along(
+    doc: &automerge::Automerge,
+    chain: &[&Change],
+    turns: &[ChangeHash],
+    was_in: impl Fn(&Change) -> bool,
+) -> Vec<bool> {
+    if chain.is_empty() {
+        return Vec::new();
+    }
+    let seen = |i: usize| {
+        let c = chain[i].hash();
+        let mut s = crate::membership::known_of(doc, c, turns);
+        s.remove(&c);
+        s
+    };
+    // Where each stretch starts, found by halving between changes that
+    // build on different turns.
+    let mut starts = vec![0];
+    let mut stack = vec![(0, seen(0), chain.len() - 1, seen(chain.len() - 1))];
+    while let Some((lo, at_lo, hi, at_hi)) = stack.pop() {
+        if at_lo == at_hi {
+            continue;
+        }
+        if hi - lo == 1 {
+            starts.push(hi);
+            continue;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let at_mid = seen(mid);
+        stack.push((lo, at_lo, mid, at_mid.clone()));
+        stack.push((mid, at_mid, hi, at_hi));
+    }
+    starts.sort_unstable();
+    let mut out = vec![false; chain.len()];
+    for (k, start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(chain.len());
+        let admitted = was_in(chain[*start]);
+        out[*start..end].fill(admitted);
+    }
+    out
+}
+
 /// The most bytes received while Automerge holds changes back for missing
 /// history before all of it is forgotten: each could be a change a member
 /// made up, so what a peer can make this device hold is bounded.
 const MAX_WAITING: usize = 1 << 20;
 
-/// Decides which of `new` (just applied on top of `before`) must go.
 /// Decides which of `new` (just applied on top of `before`, where the
 /// membership was `was`) must go.
 fn judge(
@@ -536,15 +588,26 @@ fn judge(
     // is read as the change saw it. A device's own changes form a chain
     // (one per writing session) along which admission starts once and
     // ends once, so when its first and last new changes were made while
-    // admitted, all between were too.
+    // admitted, all between were too. Not so for a device whose member
+    // left or was removed and came back: it may have been out in between,
+    // so its chain is read in stretches (see `admitted_along`).
     let was_in = |c: &Change, device: &DeviceId| {
         circle
             .doc()
             .fork_at(c.deps())
             .is_ok_and(|then| Membership::read(&then).admitted.contains(device))
     };
+    let came_back: BTreeMap<DeviceId, MemberId> = standing
+        .view
+        .members
+        .iter()
+        .filter(|(m, _)| membership.stints.contains_key(m))
+        .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
+        .collect();
     let quick = |device: &DeviceId| {
-        membership.admitted.contains(device) && was.is_none_or(|m| m.admitted.contains(device))
+        membership.admitted.contains(device)
+            && was.is_none_or(|m| m.admitted.contains(device))
+            && !came_back.contains_key(device)
     };
     let mut chains: BTreeMap<(DeviceId, u64), Vec<&Change>> = BTreeMap::new();
     for c in new {
@@ -572,7 +635,16 @@ fn judge(
         } else {
             false
         };
-        if opens && rest.last().is_none_or(|last| was_in(last, &device)) {
+        if let Some(member) = came_back.get(&device) {
+            let turns = crate::membership::turns_of(circle.doc(), *member, device);
+            let along = admitted_along(circle.doc(), rest, &turns, |c| was_in(c, &device));
+            was_admitted.extend(
+                rest.iter()
+                    .zip(along)
+                    .filter(|(_, a)| *a)
+                    .map(|(c, _)| c.hash()),
+            );
+        } else if opens && rest.last().is_none_or(|last| was_in(last, &device)) {
             was_admitted.extend(rest.iter().map(|c| c.hash()));
         } else {
             was_admitted.extend(rest.iter().filter(|c| was_in(c, &device)).map(|c| c.hash()));

@@ -458,8 +458,16 @@ impl Circle {
     /// back takes an invitation and a new identity.
     pub fn leave(&mut self, member: MemberId, now: Timestamp) -> Result<(), CoreError> {
         let obj = self.require_member(member)?;
+        // The first stint ends with `left`; one after coming back, with
+        // its number in `leaves`.
+        let stint = self.standing().membership.stint_of(member);
         self.transact(now, "leave", |tx| {
-            let left = tx.put_object(&obj, "left", ObjType::Map)?;
+            let left = if stint == 0 {
+                tx.put_object(&obj, "left", ObjType::Map)?
+            } else {
+                let leaves = crate::circle::child_map(tx, &obj, crate::schema::LEAVES)?;
+                tx.put_object(&leaves, stint.to_string(), ObjType::Map)?
+            };
             tx.put(&left, "at", now.as_millis())?;
             Ok(())
         })

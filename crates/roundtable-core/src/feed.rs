@@ -98,11 +98,12 @@ pub fn timeline(view: &CircleView) -> Vec<Entry<'_>> {
             .iter()
             .filter_map(|(id, m)| Some(Entry::SteppingBack(*id, m.away.as_ref()?))),
     );
-    out.extend(
-        view.members
+    out.extend(view.members.iter().flat_map(|(id, m)| {
+        m.left
             .iter()
-            .filter_map(|(id, m)| Some(Entry::Left(*id, m.left.as_ref()?))),
-    );
+            .chain(m.leaves.values())
+            .map(move |l| Entry::Left(*id, l))
+    }));
     out.extend(
         view.members
             .iter()

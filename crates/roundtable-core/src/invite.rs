@@ -29,6 +29,13 @@
 //! this device of theirs (certified by their member key) rather than a new
 //! member, either way above.
 //!
+//! **A member's ticket also brings back someone who left**, at a member's
+//! device only: the device that takes the ticket records the redemption
+//! and the return to their next stint (`returns/<stint>`) in one change,
+//! and their old devices come back with them. Someone removed comes back
+//! only by the consent that removed them (see [`crate::membership`]):
+//! their ticket is refused, with words that say so.
+//!
 //! **Every device judges a self-redemption alike.** Its device is admitted
 //! nowhere yet, so the change is taken in (see [`crate::authorship`]) only
 //! when it is exactly a valid self-redemption, judged by the circle the
@@ -41,8 +48,8 @@
 //! member is new to that history (so nobody removed, or who left, comes
 //! back this way); a device a member's ticket brings in for someone
 //! already in goes into their devices record, certified by them; and a
-//! paired device is certified by the invite's maker, still a member. Anything else is refused like any change its device may
-//! not make. Once in, the device's later changes are judged as any
+//! paired device is certified by the invite's maker, still a member.
+//! Anything else is refused like any change its device may not make. Once in, the device's later changes are judged as any
 //! member's. Who counts when redemptions of one invite meet is
 //! [`crate::membership`]'s rule, the same for both ways.
 //!
@@ -322,6 +329,12 @@ impl Circle {
             ));
         }
         let admission = self.admission_for(&view, r, &inv)?;
+        if matches!(admission, Admission::Return { .. }) {
+            return Err(CoreError::NotAllowed(
+                "you left this circle, and coming back is recorded by a member's device: join again while the member who gave you the ticket is online"
+                    .into(),
+            ));
+        }
         let known = Membership::from_view(&view)
             .certified
             .contains(&r.cert.device);
@@ -359,12 +372,24 @@ impl Circle {
         inv: &Invite,
     ) -> Result<Admission, CoreError> {
         let membership = Membership::from_view(view);
-        if membership.departed.contains(&r.cert.device) {
+        if inv.kind == InviteKind::Member && membership.removed.contains(&r.cert.member) {
+            return Err(CoreError::NotAllowed(
+                "you were removed from this circle by consent; a ticket cannot bring you back, but the circle can welcome you back by the same consent: ask a member to propose it"
+                    .into(),
+            ));
+        }
+        let returning = inv.kind == InviteKind::Member && membership.left.contains(&r.cert.member);
+        if membership.departed.contains(&r.cert.device) && !returning {
             return Err(CoreError::NotAllowed(
                 "this device has left the circle and cannot come back with a ticket".into(),
             ));
         }
         match inv.kind {
+            // Someone who left comes back as themselves with any member's
+            // ticket: their name, their history, their devices.
+            InviteKind::Member if returning => {
+                self.return_admission(view, &membership, r.cert, r.invite)
+            }
             // A member who lost their devices and restored their member key
             // (a recovery key) comes in with any member's ticket as
             // themselves: the ticket adds this device of theirs.
@@ -377,18 +402,6 @@ impl Circle {
                 })?;
                 crate::circle::checked_name("name", &profile.name)?;
                 view.check_new_name(&profile.name, Some(r.cert.member))?;
-                if membership.removed.contains(&r.cert.member) {
-                    return Err(CoreError::NotAllowed(
-                        "you were removed from this circle by consent; a ticket cannot bring you back"
-                            .into(),
-                    ));
-                }
-                if membership.left.contains(&r.cert.member) {
-                    return Err(CoreError::NotAllowed(
-                        "you left this circle; to come back, ask for a new ticket and join as someone new (from a fresh --home)"
-                            .into(),
-                    ));
-                }
                 if view.members.contains_key(&r.cert.member) {
                     return Err(CoreError::NotAllowed(
                         "you were in this circle and are not now; a ticket cannot bring you back"
@@ -407,6 +420,40 @@ impl Circle {
                 self.device_admission(r.cert)
             }
         }
+    }
+
+    /// What a member's ticket writes for someone who left: their return,
+    /// starting their next stint, and the device, if it is new (their old
+    /// devices come back with them; a revoked one does not).
+    fn return_admission(
+        &self,
+        view: &CircleView,
+        membership: &Membership,
+        cert: &DeviceCert,
+        invite: EntityId,
+    ) -> Result<Admission, CoreError> {
+        let member = cert.member;
+        let obj = self
+            .entity(schema::MEMBERS, &member.to_string())
+            .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))?;
+        if membership.revoked.contains(&cert.device) {
+            return Err(CoreError::NotAllowed(
+                "this device was revoked and cannot come back; join from another device".into(),
+            ));
+        }
+        let known = view
+            .members
+            .get(&member)
+            .is_some_and(|m| m.devices.contains_key(&cert.device));
+        if !known {
+            self.room_for_a_device(member)?;
+        }
+        Ok(Admission::Return {
+            member: obj,
+            stint: membership.stint_of(member) + 1,
+            invite,
+            device: (!known).then(|| cert.clone()),
+        })
     }
 
     /// The invite `id` as the circle reads it now.

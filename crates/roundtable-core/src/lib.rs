@@ -78,7 +78,7 @@ pub use identity::{
 pub use ids::{CircleId, DeviceId, EntityId, MIN_PREFIX, MemberId, Resolved, resolve_prefix};
 pub use invite::{InviteKind, InviteSecret, Redemption, UNKNOWN_INVITE};
 pub use keys::{EnvelopeError, EpochKey, KeyOffer, Keyring, ReplayFilter};
-pub use membership::{Membership, Proposal, ProposalState};
+pub use membership::{Membership, Proposal, ProposalKind, ProposalState, Return};
 pub use mood::Mood;
 pub use op::Op;
 pub use schema::SCHEMA_VERSION;

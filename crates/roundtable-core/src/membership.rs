@@ -33,10 +33,23 @@
 //! device writes it, and nobody undoes it): they are out, their devices
 //! with them. A proposal about someone who left counts for nothing.
 //!
-//! **Epochs.** Each carried removal, each revocation, each leaving and
-//! each admission void under "removal wins" starts a new epoch: `epoch =
-//! carried removals + revoked devices + members who left + void members +
-//! void devices of members still in`. The circle key, and the
+//! **Coming back: stints.** A member's time in the circle is a run of
+//! *stints*, numbered from 0. A stint ends when they leave (`left` for
+//! stint 0, `leaves/<s>` after) or when a removal proposal *about that
+//! stint* carries; leaving wins over a removal of the same stint. The
+//! next stint begins when someone who left redeems a member's ticket
+//! (the redeeming device records `returns/<s>` in the same change), or
+//! when a *welcome* proposal about the removed stint carries, by the same
+//! consent a removal needs. Every record is keyed by the stint it is
+//! about, so a removal proposed before someone came back never carries
+//! against their next stint, and devices that saw the stints in any order
+//! agree. Their old devices come back with them (see `walk_stints`).
+//!
+//! **Epochs.** Each carried removal, each revocation, each leaving, each
+//! return and each admission void under "removal wins" starts a new
+//! epoch: `epoch = stints ended (carried removals + leavings) + stints
+//! begun again (returns) + revoked devices + void members + void devices
+//! of members still in`. The circle key, and the
 //! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
 //!
 //! **Invites used at once.** Two devices may let people in with the same
@@ -87,14 +100,16 @@ use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::invite::InviteKind;
 use crate::schema::{self, limits};
 use crate::time::Timestamp;
-use crate::view::{CircleView, RemovalRecord};
+use crate::view::{CircleView, RemovalRecord, Returned};
 
 mod removal_wins;
 pub use removal_wins::LetIn;
 use removal_wins::Void;
-pub(crate) use removal_wins::note_unaware;
+pub(crate) use removal_wins::{known_of, note_unaware};
 
-/// Where a proposal to remove someone stands.
+pub use crate::view::ProposalKind;
+
+/// Where a proposal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProposalState {
@@ -126,8 +141,12 @@ impl ProposalState {
 pub struct Proposal {
     /// Its id.
     pub id: EntityId,
-    /// Whom it would remove.
+    /// To remove them, or to welcome them back.
+    pub kind: ProposalKind,
+    /// Whom it would remove (or welcome back).
     pub target: MemberId,
+    /// Which of their stints in the circle it is about (0 for the first).
+    pub stint: u64,
     /// Who proposed it.
     pub by: MemberId,
     /// In the proposer's words.
@@ -151,9 +170,9 @@ pub struct Membership {
     pub epoch: u64,
     /// Members who are in the circle (not removed).
     pub members: BTreeSet<MemberId>,
-    /// Members removed by consent.
+    /// Members removed by consent, and not welcomed back since.
     pub removed: BTreeSet<MemberId>,
-    /// Members who left of their own accord.
+    /// Members who left of their own accord, and have not come back.
     pub left: BTreeSet<MemberId>,
     /// Devices that may connect and write: certified devices of current
     /// members, not revoked.
@@ -166,6 +185,25 @@ pub struct Membership {
     pub departed: BTreeSet<DeviceId>,
     /// Every proposal, by id.
     pub proposals: BTreeMap<EntityId, Proposal>,
+    /// Each time someone who was out came back, by member, in order.
+    pub returns: BTreeMap<MemberId, Vec<Return>>,
+    /// The stint each member who came back is in (see
+    /// [`Membership::stint_of`]); absent for a first stint.
+    pub stints: BTreeMap<MemberId, u64>,
+}
+
+/// "Welcomed back by Sam": someone who was out came back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Return {
+    /// The stint it started (1 for the first time back).
+    pub stint: u64,
+    /// Who welcomed them back: the member whose device took their ticket,
+    /// or the members who consented.
+    pub by: BTreeSet<MemberId>,
+    /// The welcome that carried, when it was by consent.
+    pub proposal: Option<EntityId>,
+    /// When (display only): the ticket taken, or the last consent.
+    pub at: Timestamp,
 }
 
 impl Membership {
@@ -208,22 +246,12 @@ impl Membership {
         }
         out.departed.extend(turned_away.devices.iter().copied());
 
-        // Leaving: a member who says they leave is out, their devices with
-        // them, and the circle moves to a new epoch. A proposal about them
-        // then counts for nothing, whichever came first, so the epoch moves
-        // once for them whatever order the news arrives in.
-        for (member, m) in &view.members {
-            if m.left.is_some()
-                && !turned_away.members.contains(member)
-                && !void.members.contains(member)
-            {
-                out.left.insert(*member);
-                out.epoch += 1;
+        out.walk_stints(view, &owners, &void.members, &turned_away);
+        for member in out.left.iter().chain(&out.removed) {
+            if let Some(m) = view.members.get(member) {
                 out.departed.extend(m.devices.keys().copied());
             }
         }
-
-        out.judge_proposals(view, &owners, &void.members);
 
         for (member, m) in &view.members {
             if out.removed.contains(member)
@@ -269,34 +297,173 @@ impl Membership {
         }
     }
 
-    /// Proposals, in causal order: each judged against who was removed or
-    /// left before it; a carried one removes its member and moves the epoch.
-    fn judge_proposals(
+    /// Each member's stints, from the first: a stint ends when they leave
+    /// (their own word for that stint) or when a removal about that stint
+    /// carries, and the next starts when a member's ticket brings them
+    /// back or a welcome about the stint that ended carries. Each end and
+    /// each start moves the epoch. Proposals are judged by what they are
+    /// about: a removal counts for nothing when its stint ended by leaving,
+    /// and of those that carried for one stint the first in causal order
+    /// counts and those after it do not; so it is with welcomes, and a
+    /// ticket that brought someone back makes every welcome for that stint
+    /// count for nothing. A proposal about a stint never reached counts for
+    /// nothing either.
+    fn walk_stints(
         &mut self,
         view: &CircleView,
         owners: &BTreeMap<DeviceId, MemberId>,
         void: &BTreeSet<MemberId>,
+        turned_away: &TurnedAway,
     ) {
         let mut records: Vec<(&EntityId, &RemovalRecord)> = view.removals.iter().collect();
         records.sort_by_key(|(id, r)| (r.order, **id));
+        let mut about: BTreeMap<(MemberId, ProposalKind, u64), Vec<EntityId>> = BTreeMap::new();
         for (id, r) in records {
-            let gone: BTreeSet<MemberId> = self.removed.union(&self.left).copied().collect();
-            let proposal = judge_proposal(view, owners, &gone, void, *id, r);
-            if proposal.state == ProposalState::Carried {
-                self.removed.insert(proposal.target);
+            let p = tally(view, owners, void, *id, r);
+            about
+                .entry((p.target, p.kind, p.stint))
+                .or_default()
+                .push(*id);
+            self.proposals.insert(*id, p);
+        }
+        for (member, m) in &view.members {
+            // Someone never rightly in cannot leave; a removal still counts.
+            let may_leave = !turned_away.members.contains(member) && !void.contains(member);
+            let mut stint = 0;
+            loop {
+                let left = if stint == 0 {
+                    m.left.is_some()
+                } else {
+                    m.leaves.contains_key(&stint)
+                };
+                let left = left && may_leave;
+                let removals = about.remove(&(*member, ProposalKind::Remove, stint));
+                let removed = self.first_carried(removals.unwrap_or_default(), left);
+                if !left && removed.is_none() {
+                    break;
+                }
                 self.epoch += 1;
-                if let Some(m) = view.members.get(&proposal.target) {
-                    self.departed.extend(m.devices.keys().copied());
+                let welcomes = about.remove(&(*member, ProposalKind::Welcome, stint));
+                let next = stint + 1;
+                let by_ticket = m
+                    .returns
+                    .get(&next)
+                    .and_then(|r| ticket_return(view, turned_away, *member, next, r));
+                let welcomed =
+                    self.first_carried(welcomes.unwrap_or_default(), by_ticket.is_some());
+                let back = by_ticket.or_else(|| {
+                    let p = &self.proposals[&welcomed?];
+                    Some(Return {
+                        stint: next,
+                        by: p.consents.clone(),
+                        proposal: Some(p.id),
+                        at: last_consent(view, p),
+                    })
+                });
+                let Some(back) = back else {
+                    if left {
+                        self.left.insert(*member);
+                    } else {
+                        self.removed.insert(*member);
+                    }
+                    break;
+                };
+                self.epoch += 1;
+                self.returns.entry(*member).or_default().push(back);
+                stint = next;
+            }
+            if stint > 0 {
+                self.stints.insert(*member, stint);
+            }
+        }
+        // What is left is about a stint never reached (or an ill-formed one).
+        for ids in about.into_values() {
+            for id in ids {
+                if let Some(p) = self.proposals.get_mut(&id) {
+                    p.state = ProposalState::Void;
                 }
             }
-            self.proposals.insert(*id, proposal);
         }
+    }
+
+    /// Of proposals about one stint, in causal order: the first that
+    /// carried, unless `moot` (its stint ended, or began, another way),
+    /// when none counts. Those after it count for nothing.
+    fn first_carried(&mut self, ids: Vec<EntityId>, moot: bool) -> Option<EntityId> {
+        let mut first = None;
+        for id in ids {
+            let Some(p) = self.proposals.get_mut(&id) else {
+                continue;
+            };
+            if moot || first.is_some() {
+                p.state = ProposalState::Void;
+            } else if p.state == ProposalState::Carried {
+                first = Some(id);
+            }
+        }
+        first
+    }
+
+    /// The stint `member` is in: 0 for the first, one more each time they
+    /// came back.
+    pub fn stint_of(&self, member: MemberId) -> u64 {
+        self.stints.get(&member).copied().unwrap_or(0)
     }
 
     /// Whether `member` is in the circle now.
     pub fn is_member(&self, member: MemberId) -> bool {
         self.members.contains(&member)
     }
+}
+
+/// The changes that wrote a record that may take `member` out or bring
+/// them back, or take `device` out: their leavings and returns, the
+/// proposals about them with their consents and withdrawals, and the
+/// device's revocation. Whether a change of the device was made while it
+/// was admitted depends only on which of these it builds on (see
+/// [`crate::authorship`]).
+pub(crate) fn turns_of(
+    doc: &automerge::Automerge,
+    member: MemberId,
+    device: DeviceId,
+) -> Vec<automerge::ChangeHash> {
+    use crate::shape::{children, maps};
+    use automerge::{ROOT, ReadDoc};
+    let mut objs = Vec::new();
+    for members in maps(doc, &ROOT, schema::MEMBERS) {
+        for rec in maps(doc, &members, &member.to_string()) {
+            objs.extend(maps(doc, &rec, "left"));
+            for name in [schema::LEAVES, schema::RETURNS] {
+                for by_stint in maps(doc, &rec, name) {
+                    objs.extend(children(doc, &by_stint));
+                }
+            }
+            for devices in maps(doc, &rec, schema::DEVICES) {
+                for d in maps(doc, &devices, &device.to_string()) {
+                    objs.extend(maps(doc, &d, "revoked"));
+                }
+            }
+        }
+    }
+    let target = member.to_string();
+    for removals in maps(doc, &ROOT, schema::REMOVALS) {
+        for p in children(doc, &removals) {
+            let about = doc
+                .get(&p, "target")
+                .ok()
+                .flatten()
+                .is_some_and(|(v, _)| v.as_str() == Some(target.as_str()));
+            if !about {
+                continue;
+            }
+            objs.extend(maps(doc, &p, "withdrawn"));
+            for consents in maps(doc, &p, "consents") {
+                objs.extend(children(doc, &consents));
+            }
+            objs.push(p);
+        }
+    }
+    objs.iter().filter_map(|o| doc.hash_for_opid(o)).collect()
 }
 
 /// Devices per member: of records merged past the bound, the first count
@@ -320,6 +487,8 @@ fn beyond_records_bound(view: &CircleView) -> BTreeSet<DeviceId> {
 struct TurnedAway {
     members: BTreeSet<MemberId>,
     devices: BTreeSet<DeviceId>,
+    /// Redemptions among their invite's uses: (invite, member).
+    counted: BTreeSet<(EntityId, MemberId)>,
 }
 
 impl TurnedAway {
@@ -330,7 +499,8 @@ impl TurnedAway {
     fn find(view: &CircleView) -> Self {
         let mut counted = BTreeSet::new();
         let mut beyond = BTreeSet::new();
-        for inv in view.invites.values() {
+        let mut out = TurnedAway::default();
+        for (id, inv) in &view.invites {
             let mut all: Vec<(u64, DeviceId, MemberId)> = inv
                 .redeemed
                 .iter()
@@ -341,19 +511,24 @@ impl TurnedAway {
                 let entry = (device, member, inv.kind);
                 if i < inv.uses as usize {
                     counted.insert(entry);
+                    out.counted.insert((*id, member));
                 } else {
                     beyond.insert(entry);
                 }
             }
         }
-        let mut out = TurnedAway::default();
         for (device, member, kind) in &beyond {
             let also_counted = |k: InviteKind| {
                 counted.iter().any(|(d, m, kk)| {
                     *kk == k && (*d == *device || (k == InviteKind::Member && m == member))
                 })
             };
-            if *kind == InviteKind::Member && !also_counted(InviteKind::Member) {
+            // The founder came in by founding the circle, not by a ticket.
+            let founder = view
+                .members
+                .get(member)
+                .is_some_and(|m| m.invited_by.is_none());
+            if *kind == InviteKind::Member && !also_counted(InviteKind::Member) && !founder {
                 out.members.insert(*member);
             }
             if !counted.iter().any(|(d, _, _)| d == device) {
@@ -365,6 +540,29 @@ impl TurnedAway {
 }
 
 impl Membership {
+    /// "Welcomed back by Maya on 3 Dec", or "welcomed back by consent of
+    /// Maya and Sam on 4 Dec": the last time `member` came back, as the
+    /// people page says it; `None` for someone in their first stint.
+    pub fn back_words(&self, view: &CircleView, member: MemberId) -> Option<String> {
+        let back = self.returns.get(&member)?.last()?;
+        let mut names: Vec<String> = back.by.iter().map(|m| view.name_of(m)).collect();
+        names.sort();
+        let who = match names.as_slice() {
+            [] => "the others".to_owned(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        let how = if back.proposal.is_some() {
+            "by consent of "
+        } else {
+            "by "
+        };
+        Some(format!(
+            "welcomed back {how}{who} on {}",
+            crate::people::day_month(back.at)
+        ))
+    }
+
     /// What a member removed by consent is told, in one sentence, the same
     /// on every device and in every app: "You are no longer in Tuesday
     /// Supper: Maya and Sam agreed to remove you on 3 Dec. Your copy is
@@ -384,30 +582,19 @@ impl Membership {
         let carried = self
             .proposals
             .values()
-            .filter(|p| p.target == member && p.state == ProposalState::Carried)
+            .filter(|p| {
+                p.target == member
+                    && p.kind == ProposalKind::Remove
+                    && p.stint == self.stint_of(member)
+                    && p.state == ProposalState::Carried
+            })
             .min_by_key(|p| (p.at, p.id));
         let Some(p) = carried else {
             return Some(format!(
                 "You are no longer in {circle}: the others agreed to remove you. {KEPT}"
             ));
         };
-        let record = view.removals.get(&p.id);
-        let when = p
-            .consents
-            .iter()
-            .filter_map(|m| {
-                if *m == p.by {
-                    return Some(p.at);
-                }
-                record?
-                    .consents
-                    .values()
-                    .filter(|c| c.member == *m)
-                    .map(|c| c.at)
-                    .min()
-            })
-            .max()
-            .unwrap_or(p.at);
+        let when = last_consent(view, p);
         let mut names: Vec<String> = p.consents.iter().map(|m| view.name_of(m)).collect();
         names.sort();
         let who = match names.as_slice() {
@@ -433,6 +620,10 @@ pub const MAX_DEVICE_RECORDS: usize = 32;
 /// The rule for removing someone, in words, as every view states it.
 pub const REMOVAL_RULE: &str = "Nobody owns the table: removing someone takes a majority of the others, and never fewer than two people.";
 
+/// The rule for welcoming back someone removed, in words, as every view
+/// states it before anyone agrees.
+pub const WELCOME_RULE: &str = "Welcoming back someone who was removed takes what removing them took: a majority of the others, and never fewer than two people. They come back as themselves, and the circle moves to a new key.";
+
 /// How many consents a proposal with this electorate needs.
 pub fn needed(electorate: usize) -> usize {
     (electorate / 2 + 1).max(2)
@@ -455,10 +646,12 @@ pub fn cannot_pass(electorate: usize) -> Option<String> {
     })
 }
 
-fn judge_proposal(
+/// A proposal as its record and its consents stand: void when ill-formed,
+/// carried when enough consented; what its stint makes of it is
+/// [`Membership::walk_stints`]'s to say.
+fn tally(
     view: &CircleView,
     device_owner: &BTreeMap<DeviceId, MemberId>,
-    removed_before: &BTreeSet<MemberId>,
     void: &BTreeSet<MemberId>,
     id: EntityId,
     r: &RemovalRecord,
@@ -498,7 +691,7 @@ fn judge_proposal(
         .and_then(|w| w.by_device)
         .is_some_and(|d| device_owner.get(&d) == Some(&r.by));
     let needed = needed(electorate.len());
-    let state = if !well_formed || removed_before.contains(&r.target) {
+    let state = if !well_formed {
         ProposalState::Void
     } else if consents.len() >= needed {
         ProposalState::Carried
@@ -509,7 +702,9 @@ fn judge_proposal(
     };
     Proposal {
         id,
+        kind: r.kind,
         target: r.target,
+        stint: r.stint,
         by: r.by,
         reason: r.reason.clone(),
         at: r.at,
@@ -518,6 +713,48 @@ fn judge_proposal(
         needed,
         state,
     }
+}
+
+/// A return by ticket, when it counts: the ticket's invite is a member's,
+/// and a redemption of it for `member` is among its uses.
+fn ticket_return(
+    view: &CircleView,
+    turned_away: &TurnedAway,
+    member: MemberId,
+    stint: u64,
+    r: &Returned,
+) -> Option<Return> {
+    let inv = view.invites.get(&r.invite)?;
+    if inv.kind != InviteKind::Member || !turned_away.counted.contains(&(r.invite, member)) {
+        return None;
+    }
+    Some(Return {
+        stint,
+        by: BTreeSet::from([inv.by]),
+        proposal: None,
+        at: r.at,
+    })
+}
+
+/// When a proposal carried, for display: the time of the last consent it
+/// counted (the proposer's is the proposal's own).
+fn last_consent(view: &CircleView, p: &Proposal) -> Timestamp {
+    let record = view.removals.get(&p.id);
+    p.consents
+        .iter()
+        .filter_map(|m| {
+            if *m == p.by {
+                return Some(p.at);
+            }
+            record?
+                .consents
+                .values()
+                .filter(|c| c.member == *m)
+                .map(|c| c.at)
+                .min()
+        })
+        .max()
+        .unwrap_or(p.at)
 }
 
 impl Circle {
@@ -595,15 +832,56 @@ impl Circle {
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<EntityId, CoreError> {
+        self.propose(ProposalKind::Remove, by, target, reason, now, rng)
+    }
+
+    /// Proposes to welcome back `target`, who was removed by consent; it
+    /// carries by the same rule as a removal ([`WELCOME_RULE`]). Returns
+    /// the proposal's id.
+    pub fn propose_welcome(
+        &mut self,
+        by: MemberId,
+        target: MemberId,
+        reason: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        self.propose(ProposalKind::Welcome, by, target, reason, now, rng)
+    }
+
+    fn propose(
+        &mut self,
+        kind: ProposalKind,
+        by: MemberId,
+        target: MemberId,
+        reason: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
         self.require_member(by)?;
         let reason = checked("reason", reason, limits::NOTE, false)?;
         let view = self.view();
         let membership = Membership::from_view(&view);
-        if !membership.is_member(target) {
-            return Err(CoreError::NotAMember(format!(
-                "member {}",
-                target.fmt_short()
-            )));
+        match kind {
+            ProposalKind::Remove if !membership.is_member(target) => {
+                return Err(CoreError::NotAMember(format!(
+                    "member {}",
+                    target.fmt_short()
+                )));
+            }
+            ProposalKind::Welcome if membership.left.contains(&target) => {
+                return Err(CoreError::NotAllowed(format!(
+                    "{} left of their own accord; to come back they need only a ticket (`roundtable invite create`)",
+                    view.name_of(&target)
+                )));
+            }
+            ProposalKind::Welcome if !membership.removed.contains(&target) => {
+                return Err(CoreError::NotAllowed(format!(
+                    "{} is not removed from the circle, so there is nothing to welcome them back from",
+                    view.name_of(&target)
+                )));
+            }
+            _ => {}
         }
         if target == by {
             return Err(CoreError::NotAllowed(
@@ -611,11 +889,13 @@ impl Circle {
                     .into(),
             ));
         }
-        if let Some(p) = membership
-            .proposals
-            .values()
-            .find(|p| p.target == target && p.state == ProposalState::Open)
-        {
+        let stint = membership.stint_of(target);
+        if let Some(p) = membership.proposals.values().find(|p| {
+            p.target == target
+                && p.kind == kind
+                && p.stint == stint
+                && p.state == ProposalState::Open
+        }) {
             return Err(CoreError::NotAllowed(format!(
                 "there is already an open proposal about them ({}); consent to it instead",
                 p.id
@@ -631,12 +911,22 @@ impl Circle {
             return Err(CoreError::NotAllowed(why));
         }
         let id = EntityId::random(rng);
-        self.transact(now, "propose removal", |tx| {
+        let message = match kind {
+            ProposalKind::Remove => "propose removal",
+            ProposalKind::Welcome => "propose welcome back",
+        };
+        self.transact(now, message, |tx| {
             let obj = new_entity(tx, schema::REMOVALS, id)?;
             tx.put(&obj, "target", target.to_string())?;
             tx.put(&obj, "by", by.to_string())?;
             tx.put(&obj, "reason", reason)?;
             tx.put(&obj, "at", now.as_millis())?;
+            if kind != ProposalKind::Remove {
+                tx.put(&obj, "kind", kind.as_str())?;
+            }
+            if stint > 0 {
+                tx.put(&obj, "stint", stint)?;
+            }
             let e = tx.put_object(&obj, "electorate", ObjType::Map)?;
             for m in &electorate {
                 tx.put(&e, m.to_string(), true)?;
@@ -771,6 +1061,24 @@ impl Proposal {
         } else {
             format!(": {}", self.reason)
         };
+        if self.kind == ProposalKind::Welcome {
+            return match self.state {
+                ProposalState::Open => format!(
+                    "{by} proposed welcoming {target} back{reason} ({} of {} consents needed so far)",
+                    self.consents.len(),
+                    self.needed
+                ),
+                ProposalState::Carried => format!(
+                    "{target} was welcomed back by consent ({} of {} consented to {by}'s proposal{reason})",
+                    self.consents.len(),
+                    self.electorate.len()
+                ),
+                ProposalState::Withdrawn => {
+                    format!("{by} withdrew the proposal to welcome {target} back")
+                }
+                ProposalState::Void => format!("a proposal about {target} did not count"),
+            };
+        }
         match self.state {
             ProposalState::Open => format!(
                 "{by} proposed that {target} leave the circle{reason} ({} of {} consents needed so far)",

@@ -193,7 +193,14 @@ pub enum Op {
         /// Why, in words.
         reason: String,
     },
-    /// Consents to a proposal to remove a member.
+    /// Proposes to welcome back a member the circle removed.
+    ProposeWelcome {
+        /// Whom.
+        target: MemberId,
+        /// Why, in words.
+        reason: String,
+    },
+    /// Consents to a proposal (to remove a member, or welcome one back).
     Consent {
         /// The proposal.
         proposal: EntityId,
@@ -252,6 +259,7 @@ impl Op {
             Op::RevokeInvite { .. } => "invite revoke",
             Op::RevokeDevice { .. } => "device revoke",
             Op::ProposeRemoval { .. } => "remove propose",
+            Op::ProposeWelcome { .. } => "remove welcome-back",
             Op::Consent { .. } => "remove consent",
             Op::Withdraw { .. } => "remove withdraw",
             Op::AddSteward { .. } => "steward add",
@@ -405,6 +413,9 @@ impl Circle {
             }
             Op::ProposeRemoval { target, reason } => {
                 Some(self.propose_removal(me, *target, reason, now, rng)?)
+            }
+            Op::ProposeWelcome { target, reason } => {
+                Some(self.propose_welcome(me, *target, reason, now, rng)?)
             }
             Op::Consent { proposal } => {
                 self.consent_removal(me, *proposal, now)?;

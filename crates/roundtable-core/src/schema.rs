@@ -46,6 +46,10 @@ pub(crate) const MEMBERS: &str = "members";
 pub(crate) const DEVICES: &str = "devices";
 /// A member's changes of name, each said to everyone.
 pub(crate) const RENAMES: &str = "renames";
+/// Each time a member left again after coming back, by stint.
+pub(crate) const LEAVES: &str = "leaves";
+/// Each time a member's ticket brought back someone who had left, by stint.
+pub(crate) const RETURNS: &str = "returns";
 pub(crate) const CHECKINS: &str = "checkins";
 pub(crate) const REPLIES: &str = "replies";
 pub(crate) const MOMENTS: &str = "moments";

@@ -12,19 +12,28 @@
 //!   devices, a device record, an invite's redemptions, or the removals
 //!   collection and everything in it (these records only ever grow);
 //! - writes into a member's record (their profile, devices, changes of
-//!   name, stepping back, leaving) from a device that is not theirs, undoes a leaving, or
-//!   changes what another member wrote (a check-in, moment, ask or offer,
-//!   reply, commitment, dish or RSVP: only its author's devices edit or
-//!   withdraw it);
+//!   name, stepping back, leaving) from a device that is not theirs,
+//!   undoes a leaving, or changes what another member wrote (a check-in,
+//!   moment, ask or offer, reply, commitment, dish or RSVP: only its
+//!   author's devices edit or withdraw it);
 //!   (A device record another member's device adds is theirs to write
 //!   when the same change records that device redeeming an invite: a
 //!   member's ticket bringing in a new device of someone already in.)
+//! - writes a member's stints other than one new record at a time, keyed
+//!   by the stint it is about as the change's own history holds it: a
+//!   leaving (`leaves/<s>`, their own device, while in, for a stint after
+//!   the first) or a return (`returns/<s>`, by any member's device, for
+//!   someone who left, in the same change as the redemption that names
+//!   them); both only grow;
 //! - replaces a member's devices map, writes a device record other than to
 //!   revoke it from another device (or, the device itself, to name it), or
 //!   writes a proposal other than to withdraw it;
 //! - writes a consent for another device than its own;
 //! - makes a proposal whose electorate is not exactly the members, other
-//!   than the one concerned, that the change's own history holds;
+//!   than the one concerned, that the change's own history holds, or that
+//!   is not about the stint its history holds: a removal of someone in,
+//!   in the stint they are in; a welcome of someone removed, about the
+//!   stint the removal ended;
 //! - overwrites or deletes an invite, or changes one in any way but to
 //!   revoke it, or does so from a device not of the member who made it
 //!   (so nobody can un-revoke, extend or re-key someone else's invite);
@@ -63,7 +72,7 @@ use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, Scala
 
 use crate::circle::device_of;
 use crate::ids::{DeviceId, EntityId, MemberId};
-use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS, Membership};
+use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS, Membership, ProposalKind};
 use crate::schema::{self, limits};
 use crate::steward::{MAX_STEWARD_RECORDS, MAX_STEWARDS, STEWARDS, count_stewards, record_of};
 use crate::view::CircleView;
@@ -89,6 +98,9 @@ pub(crate) struct Shape {
     invite_objs: HashMap<ObjectId, Option<MemberId>>,
     /// The member of each certified device.
     owner: HashMap<DeviceId, MemberId>,
+    /// Each member's returns (`returns`) and leavings after coming back
+    /// (`leaves`), by stint: maps, and the member whose they are.
+    stint_maps: HashMap<ObjectId, (MemberId, &'static str)>,
     /// Objects nobody writes into once made: electorates, consents,
     /// withdrawals, revocations, redemptions.
     sealed: HashSet<ObjectId>,
@@ -118,7 +130,7 @@ pub(crate) fn maps(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
 }
 
 /// Every map object that is a value of `obj`.
-fn children(doc: &Automerge, obj: &ObjId) -> Vec<ObjId> {
+pub(crate) fn children(doc: &Automerge, obj: &ObjId) -> Vec<ObjId> {
     doc.keys(obj).flat_map(|k| maps(doc, obj, &k)).collect()
 }
 
@@ -162,6 +174,17 @@ impl Shape {
                         owned.push(legacy(&renames));
                     }
                     s.sealed.extend(maps(doc, &m, "left").iter().map(legacy));
+                    for name in [schema::LEAVES, schema::RETURNS] {
+                        for by_stint in maps(doc, &m, name) {
+                            s.sealed.extend(children(doc, &by_stint).iter().map(legacy));
+                            if let Some(member) = member {
+                                s.stint_maps.insert(legacy(&by_stint), (member, name));
+                            }
+                            if name == schema::LEAVES {
+                                owned.push(legacy(&by_stint));
+                            }
+                        }
+                    }
                     s.member_objs.insert(legacy(&m));
                     for o in owned {
                         s.member_of.insert(o, member);
@@ -230,6 +253,8 @@ impl Shape {
         }
         let redeemed_here = self.redeemed_in(&expanded.operations);
         let mut new_proposals = Vec::new();
+        // Members whose leavings or returns by stint this change writes.
+        let mut stints_written: BTreeSet<(MemberId, &'static str)> = BTreeSet::new();
         // Stewards collections and records this change makes.
         let mut new_steward_maps: HashSet<ObjectId> = HashSet::new();
         let mut new_stewards: Vec<(ObjectId, String)> = Vec::new();
@@ -268,8 +293,28 @@ impl Shape {
                 && makes_map
                 && !rewrites
                 && redeemed_here.contains(key);
+            // A return is written by the device that took the ticket, a
+            // leaving by the member's own: both checked after the loop.
+            let by_stint = if self.member_objs.contains(obj)
+                && (key == schema::LEAVES || key == schema::RETURNS)
+            {
+                self.member_of.get(obj).copied().flatten().map(|m| {
+                    let name = if key == schema::LEAVES {
+                        schema::LEAVES
+                    } else {
+                        schema::RETURNS
+                    };
+                    (m, name)
+                })
+            } else {
+                self.stint_maps.get(obj).copied()
+            };
+            if let Some(written) = by_stint {
+                stints_written.insert(written);
+            }
             let someone_elses = match self.member_of.get(obj) {
                 Some(_) if redeemed_device => false,
+                Some(_) if by_stint.is_some_and(|(_, name)| name == schema::RETURNS) => false,
                 Some(m) => m.is_none() || writer != m.as_ref(),
                 None => match authored(doc, obj) {
                     // What someone wrote: only its author's devices change it.
@@ -309,7 +354,8 @@ impl Shape {
                 !removes_steward(op, obj, &expanded.operations, writer, doc, c)
             } else if self.member_objs.contains(obj) {
                 // Leaving is said once and never taken back.
-                key == schema::DEVICES || (key == "left" && (rewrites || !makes_map))
+                let once = ["left", schema::LEAVES, schema::RETURNS].contains(&key);
+                key == schema::DEVICES || (once && (rewrites || !makes_map))
             } else if let Some(device) = self.device_objs.get(obj) {
                 // Another device of the member revokes it; a device
                 // writing its own revocation (which nothing counts) would
@@ -343,6 +389,11 @@ impl Shape {
                 return true;
             }
         }
+        for (member, name) in stints_written {
+            if !self.by_stint_as_written(member, name, &expanded.operations, start, actor, doc, c) {
+                return true;
+            }
+        }
         if !new_stewards.is_empty() {
             let writer = self.owner_of(actor);
             let honest = new_stewards
@@ -354,7 +405,7 @@ impl Shape {
         }
         new_proposals
             .into_iter()
-            .any(|ctr| !honest_electorate(c, actor, ctr, doc))
+            .any(|ctr| !honest_proposal(c, actor, ctr, doc))
     }
 }
 
@@ -460,6 +511,106 @@ fn stewards_within_bound(doc: &Automerge, c: &Change) -> bool {
 }
 
 impl Shape {
+    /// Whether what a change writes at `member`'s leavings or returns
+    /// (`name`) by stint is one new record, for the stint it must be as
+    /// the change's own history holds it: a leaving for the stint they are
+    /// in (after coming back: the first stint ends with `left`); a return
+    /// for the stint after the one they left, in a change that records a
+    /// redemption of a ticket for them.
+    #[allow(clippy::too_many_arguments)]
+    fn by_stint_as_written(
+        &self,
+        member: MemberId,
+        name: &str,
+        ops: &[automerge::legacy::Op],
+        start: u64,
+        actor: &ActorId,
+        doc: &Automerge,
+        c: &Change,
+    ) -> bool {
+        let Some(record) = self
+            .member_of
+            .iter()
+            .find(|(o, m)| **m == Some(member) && self.member_objs.contains(*o))
+            .map(|(o, _)| o.clone())
+        else {
+            return false;
+        };
+        let existing: Vec<&ObjectId> = self
+            .stint_maps
+            .iter()
+            .filter(|(_, v)| **v == (member, name))
+            .map(|(o, _)| o)
+            .collect();
+        // The map of records by stint: the one there, or one made here.
+        let mut by_stint: Vec<ObjectId> = existing.into_iter().cloned().collect();
+        let there = by_stint.len();
+        let mut keys = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let Key::Map(key) = &op.key else { continue };
+            let fresh = op.pred.is_empty() && matches!(op.action, OpType::Make(ObjType::Map));
+            if op.obj == record && key == name {
+                if !fresh {
+                    return false;
+                }
+                by_stint.push(ObjectId::Id(OpId(start + i as u64, actor.clone())));
+            }
+        }
+        for op in ops {
+            let Key::Map(key) = &op.key else { continue };
+            if let Some(at) = by_stint.iter().position(|o| *o == op.obj) {
+                let fresh = op.pred.is_empty() && matches!(op.action, OpType::Make(ObjType::Map));
+                if !fresh || (at < there && holds_before(doc, c, &op.obj, key)) {
+                    return false;
+                }
+                keys.push(key.as_str());
+            }
+        }
+        let Ok(then) = doc.fork_at(c.deps()) else {
+            return false;
+        };
+        let membership = Membership::read(&then);
+        let stint = membership.stint_of(member);
+        let expected = if name == schema::LEAVES {
+            if !membership.members.contains(&member) || stint == 0 {
+                return false;
+            }
+            stint
+        } else {
+            let named = self.redemptions_named(ops, start, actor);
+            if !membership.left.contains(&member) || !named.contains(&member) {
+                return false;
+            }
+            stint + 1
+        };
+        keys == [expected.to_string().as_str()]
+    }
+
+    /// The members named by the redemptions `ops` record.
+    fn redemptions_named(
+        &self,
+        ops: &[automerge::legacy::Op],
+        start: u64,
+        actor: &ActorId,
+    ) -> BTreeSet<MemberId> {
+        let made: HashSet<ObjectId> = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| {
+                matches!(op.action, OpType::Make(ObjType::Map))
+                    && self.redeemed_maps.contains(&op.obj)
+            })
+            .map(|(i, _)| ObjectId::Id(OpId(start + i as u64, actor.clone())))
+            .collect();
+        ops.iter()
+            .filter(|op| made.contains(&op.obj) && matches!(&op.key, Key::Map(k) if k == "member"))
+            .filter_map(|op| match &op.action {
+                OpType::Put(ScalarValue::Str(m)) => m.parse().ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The members whose device records `ops` may add to: a new member
     /// record, or a new map in a member's devices.
     /// Devices these operations record as redeeming an invite: a member's
@@ -603,8 +754,10 @@ fn authored(doc: &Automerge, obj: &ObjectId) -> Option<Written> {
 }
 
 /// Whether the proposal made by op `ctr` of `c` names as its electorate
-/// exactly the members, but the one concerned, of the circle as `c` saw it.
-fn honest_electorate(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> bool {
+/// exactly the members, but the one concerned, of the circle as `c` saw
+/// it, and is about the stint the one concerned is in there: one they are
+/// in, to remove them; one that ended by a removal, to welcome them back.
+fn honest_proposal(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> bool {
     let view = CircleView::read_membership(doc);
     let Some(p) = view.removals.values().find(|r| {
         r.order == ctr
@@ -618,8 +771,19 @@ fn honest_electorate(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> 
     let Ok(then) = doc.fork_at(c.deps()) else {
         return false;
     };
-    let members = Membership::read(&then).members;
-    let expected: BTreeSet<MemberId> = members.into_iter().filter(|m| *m != p.target).collect();
+    let membership = Membership::read(&then);
+    let target_is = match p.kind {
+        ProposalKind::Remove => &membership.members,
+        ProposalKind::Welcome => &membership.removed,
+    };
+    if !target_is.contains(&p.target) || p.stint != membership.stint_of(p.target) {
+        return false;
+    }
+    let expected: BTreeSet<MemberId> = membership
+        .members
+        .into_iter()
+        .filter(|m| *m != p.target)
+        .collect();
     let written: BTreeSet<MemberId> = p
         .electorate
         .iter()

@@ -347,7 +347,7 @@ fn what_you_wrote_you_can_change_or_take_back_and_nobody_else_can() {
 }
 
 #[test]
-fn leaving_is_for_good_and_moves_the_key_on() {
+fn leaving_is_said_once_and_moves_the_key_on() {
     let cast = Cast::new(27);
     let mut c = cast.circle();
     let mut rng = rand::rng();

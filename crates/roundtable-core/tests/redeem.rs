@@ -976,7 +976,7 @@ fn an_invite_without_a_redeem_key_is_redeemed_only_the_old_way() {
 }
 
 #[test]
-fn nobody_removed_or_gone_comes_back_and_no_certificate_is_forged() {
+fn nobody_removed_or_gone_lets_themselves_back_in_and_no_certificate_is_forged() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let (mut maya, mut sam, mut ana) = circle(&mut rng);
     // Sam makes an invite, then leaves; Maya and Ana hear of both.
@@ -1017,11 +1017,13 @@ fn nobody_removed_or_gone_comes_back_and_no_certificate_is_forged() {
         sam.member.clone(),
         DeviceKey::from_seed(&rng.random()),
     );
+    // Coming back after leaving is recorded by a member's device, never by
+    // the one coming back.
     let err = redeem_self(&mut back, invite, &secret, Some("Sam again")).unwrap_err();
     assert!(err.to_string().contains("left"), "{err}");
     ByHand::honest(&back, invite, InviteKind::Member, &secret).write(&mut back, |_, _| {});
     refused_everywhere(&back, [&mut maya, &mut sam, &mut ana]);
-    // Sam's own device cannot come back either, not even as someone new.
+    // Nor by Sam's own device, and it cannot come in as someone new.
     let mut same = welcome(&maya, sam.member.clone(), sam.key.clone());
     let err = redeem_self(&mut same, invite, &secret, Some("Sam again")).unwrap_err();
     assert!(err.to_string().contains("left"), "{err}");

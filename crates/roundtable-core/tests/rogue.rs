@@ -380,7 +380,11 @@ fn a_removed_member_cannot_come_back_with_a_ticket() {
             now(),
         )
         .unwrap_err();
-    assert!(err.to_string().contains("left the circle"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("welcome you back by the same consent"),
+        "{err}"
+    );
     let new_device = DeviceKey::generate();
     let same_member = sam.member.certify(new_device.id());
     let err = maya

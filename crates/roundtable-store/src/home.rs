@@ -421,6 +421,16 @@ impl Home {
         )
     }
 
+    /// Takes back [`Home::mark_forget`]: the member came back.
+    pub fn unmark_forget(&self, _writer: &WriteLock, id: CircleId) -> Result<(), StoreError> {
+        let path = self.root.join(NodeRecord::Forget(id).path());
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", &path, e)),
+        }
+    }
+
     /// Whether a circle is to be forgotten once the others know.
     pub fn marked_forget(&self, id: CircleId) -> bool {
         self.read_record(NodeRecord::Forget(id))

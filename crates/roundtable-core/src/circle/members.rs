@@ -11,7 +11,7 @@ use super::{
 };
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
-use crate::ids::MemberId;
+use crate::ids::{EntityId, MemberId};
 use crate::schema::{self, limits};
 use crate::time::Timestamp;
 use crate::view::CircleView;
@@ -29,6 +29,15 @@ pub(crate) enum Admission {
     },
     /// A new device of a member already here (the map of their record).
     Device { cert: DeviceCert, member: ObjId },
+    /// Someone who left, back with a member's ticket (the map of their
+    /// record): their return, starting `stint`, and the device, when it
+    /// is new.
+    Return {
+        member: ObjId,
+        stint: u64,
+        invite: EntityId,
+        device: Option<DeviceCert>,
+    },
     /// The device is there already: nothing to write.
     Already,
 }
@@ -45,6 +54,22 @@ impl Admission {
             Admission::Device { cert, member } => {
                 let devices = child_map(tx, member, schema::DEVICES)?;
                 put_device(tx, &devices, cert, now)
+            }
+            Admission::Return {
+                member,
+                stint,
+                invite,
+                device,
+            } => {
+                let returns = child_map(tx, member, schema::RETURNS)?;
+                let r = tx.put_object(&returns, stint.to_string(), ObjType::Map)?;
+                tx.put(&r, "invite", invite.to_string())?;
+                tx.put(&r, "at", now.as_millis())?;
+                if let Some(cert) = device {
+                    let devices = child_map(tx, member, schema::DEVICES)?;
+                    put_device(tx, &devices, cert, now)?;
+                }
+                Ok(())
             }
             Admission::Already => Ok(()),
         }
@@ -128,6 +153,7 @@ impl Circle {
         let message = match admission {
             Admission::Member { .. } => "add member",
             Admission::Device { .. } => "add device",
+            Admission::Return { .. } => "welcome back",
             Admission::Already => return Ok(()),
         };
         self.transact(now, message, |tx| admission.write(tx, now))

@@ -24,6 +24,22 @@ pub struct RemovalRecord {
     /// When (display only).
     #[serde(default)]
     pub at: Timestamp,
+    /// To remove them, or to welcome them back.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "ProposalKind::is_remove"
+    )]
+    pub kind: ProposalKind,
+    /// Which of the target's stints in the circle it is about: 0 for the
+    /// first, one more for each time they came back (see
+    /// [`crate::membership`]).
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub stint: u64,
     /// The members whose consent counts, as the proposer saw the circle.
     #[serde(default, deserialize_with = "lenient_map")]
     pub electorate: BTreeMap<MemberId, bool>,
@@ -50,7 +66,40 @@ pub struct RemovalRecord {
     pub by_device: Option<DeviceId>,
 }
 
-/// One member's consent to a removal.
+/// What a proposal asks the circle to agree to.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ProposalKind {
+    /// That a member leave the circle.
+    #[default]
+    Remove,
+    /// That someone removed come back.
+    Welcome,
+}
+
+impl ProposalKind {
+    /// Whether it is a removal (as records written before there were
+    /// welcomes are).
+    pub fn is_remove(&self) -> bool {
+        *self == ProposalKind::Remove
+    }
+
+    /// The word written and printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProposalKind::Remove => "remove",
+            ProposalKind::Welcome => "welcome",
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One member's consent to a proposal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Consent {
@@ -213,6 +262,22 @@ pub struct Member {
         skip_serializing_if = "Option::is_none"
     )]
     pub left: Option<Left>,
+    /// Each time they left again after coming back, by the stint it ends
+    /// (1 for the first time back; the first leaving is `left`).
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub leaves: BTreeMap<u64, Left>,
+    /// Each time a member's ticket brought them back after they left, by
+    /// the stint it starts (1 for the first time back).
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub returns: BTreeMap<u64, Returned>,
     /// The names they went by before, each change of name once, keyed by
     /// a random id (so renames made apart all stay).
     #[serde(
@@ -294,6 +359,28 @@ pub struct Left {
     /// Causal position (a Lamport clock), for the feed.
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
+}
+
+/// "Welcome back": a member's ticket brought back someone who had left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Returned {
+    /// The invite whose ticket they came back with.
+    pub invite: crate::ids::EntityId,
+    /// When (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// Causal position (a Lamport clock), for the feed.
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
+    /// The device that wrote it: the one that took the ticket.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
 }
 
 /// One device of a member.

@@ -34,8 +34,8 @@ pub use care::{
     Rsvp,
 };
 pub use membership::{
-    Away, Consent, Device, Invite, InviteState, Left, Member, Redeemed, RemovalRecord, Rename,
-    Revoked, Withdrawn,
+    Away, Consent, Device, Invite, InviteState, Left, Member, ProposalKind, Redeemed,
+    RemovalRecord, Rename, Returned, Revoked, Withdrawn,
 };
 use reader::{read_tree, union};
 
