@@ -161,12 +161,11 @@ impl Machine {
         });
     }
 
-    /// The devices, other than this one, admitted to a circle.
-    /// None for a device whose member the circle removed.
+    /// The devices, other than this one, admitted to a circle. A device
+    /// whose member the circle removed keeps them too, though it no longer
+    /// syncs with them: they may let it in again, should the circle
+    /// welcome its member back.
     pub(crate) fn others(&self, membership: &Membership) -> Vec<DeviceId> {
-        if self.removed_here(membership) {
-            return Vec::new();
-        }
         let mine = self.me.device.id();
         membership
             .admitted
@@ -191,19 +190,35 @@ impl Machine {
                 .filter(|p| !devices.contains(p))
                 .copied()
                 .collect();
+            let mine = self.me.member.id();
+            let out = membership.removed.contains(&mine);
+            let was_removed = served.membership.removed.contains(&mine);
+            // Welcomed back: every device of the circle is to be met again,
+            // from scratch (what was said before the removal is stale).
+            let welcomed_back = was_removed && !out;
+            if welcomed_back {
+                for p in served.peers.values_mut() {
+                    p.sync = PeerSync::fresh();
+                }
+            }
             let mut new = Vec::new();
             for d in &devices {
-                served.peers.entry(*d).or_insert_with(|| {
+                let known = served.peers.contains_key(d);
+                served
+                    .peers
+                    .entry(*d)
+                    .or_insert_with(|| Peer::new(PeerSync::fresh(), None));
+                if !known || welcomed_back {
                     new.push(*d);
-                    Peer::new(PeerSync::fresh(), None)
-                });
+                }
             }
             for peer in gone {
                 served.peers.remove(&peer);
                 self.schedule
                     .handle(schedule::Input::Gone { circle: id, peer }, now.mono);
             }
-            for peer in &new {
+            // A device out is met by nobody; it only lets them in.
+            for peer in new.iter().filter(|_| !out) {
                 let met = schedule::Input::Met {
                     circle: id,
                     peer: *peer,
@@ -211,10 +226,7 @@ impl Machine {
                 };
                 self.schedule.handle(met, now.mono);
             }
-            let mine = self.me.member.id();
-            let out = membership.removed.contains(&mine);
             let served = self.circles.get_mut(&id).expect("present");
-            let was_removed = served.membership.removed.contains(&mine);
             if out {
                 // Out: no key of a later epoch, no topic, no peers.
                 served.membership = membership;
@@ -230,7 +242,10 @@ impl Machine {
             served.membership = membership;
             self.keep_farewells(id);
             self.admit_peers();
-            if rotated {
+            if welcomed_back {
+                info!(circle = %id, "the circle welcomed you back");
+            }
+            if rotated || welcomed_back {
                 let keys = self.circles[&id].keys.clone();
                 if let Err(e) = self.home.save_circle_keys(self.lock(), id, &keys) {
                     warn!(circle = %id, "could not keep the new epoch's key: {e}");

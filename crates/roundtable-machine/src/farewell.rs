@@ -57,6 +57,16 @@ impl Machine {
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
         };
+        // Someone welcomed back is told nothing of a removal that no
+        // longer stands (a later one gets a farewell of its own).
+        let kept = served.farewells.len();
+        served
+            .farewells
+            .retain(|m, _| served.membership.removed.contains(m));
+        served
+            .farewell_tried
+            .retain(|m| served.membership.removed.contains(m));
+        let mut made = served.farewells.len() != kept;
         let due: Vec<MemberId> = served
             .membership
             .removed
@@ -65,10 +75,6 @@ impl Machine {
             .filter(|m| !served.farewell_tried.contains(m))
             .copied()
             .collect();
-        if due.is_empty() {
-            return;
-        }
-        let mut made = false;
         for member in due {
             served.farewell_tried.insert(member);
             let proofs = served.book.all();
@@ -269,6 +275,11 @@ impl Machine {
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
         };
+        // Should the circle welcome its member back, its devices come
+        // with all they wrote meanwhile: start afresh with each.
+        for p in served.peers.values_mut() {
+            p.sync = PeerSync::fresh();
+        }
         let name = served.store.circle().name();
         let reading = served.read();
         let notice = reading

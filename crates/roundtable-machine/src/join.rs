@@ -213,6 +213,27 @@ impl Machine {
                 known.learn(id, &wc.heads);
                 store
                     .edit(|c| -> Result<_, StoreError> { Ok(c.apply_verified(&wc.doc, known)?) })?;
+                // Someone who left and is back before this device let the
+                // circle go: the key of the epoch their return started.
+                if keys.epoch() > served.keys.epoch() {
+                    served.keys = keys.clone();
+                    self.home.save_circle_keys(self.lock(), id, &keys)?;
+                }
+            } else if self.home.circle_ids()?.contains(&id) {
+                // Someone who left, back with a ticket: their copy is kept
+                // here, and what was handed over (their return, the key
+                // of the epoch it started) joins it.
+                let mut store = self.home.open_circle(self.lock(), id)?;
+                let mut known = book;
+                store.edit(|c| -> Result<_, StoreError> {
+                    Ok(c.apply_verified(&wc.doc, &mut known)?)
+                })?;
+                self.home.save_circle_keys(self.lock(), id, &keys)?;
+                self.home.unmark_forget(self.lock(), id)?;
+                self.serve(id, store, keys, now);
+                if let Some(served) = self.circles.get_mut(&id) {
+                    served.book.learn(id, &wc.heads);
+                }
             } else {
                 let store = self.home.create_circle(self.lock(), &circle, &keys)?;
                 self.serve(id, store, keys, now);
@@ -262,6 +283,11 @@ impl Machine {
         }
         if self.circles.contains_key(&id) {
             return Err(refused("this device is in that circle already"));
+        }
+        if self.home.circle_ids()?.contains(&id) {
+            return Err(refused(
+                "this device holds that circle already: someone who left comes back through a member's device, so join again while the member who gave you the ticket is online",
+            ));
         }
         let mut book = HeadBook::for_circle(&probe);
         book.learn(id, &wc.heads);

@@ -1297,6 +1297,203 @@ fn recovered(seed: u64) {
     }
 }
 
+/// A member steps out of the circle after a hard month, over a stormy
+/// network, while the others write on; later one of them (any) gives them
+/// a ticket, and they come back on the laptop they left from, as
+/// themselves: the same person, the same device, what they wrote before
+/// still theirs, and the circle on its third key.
+fn left_and_back(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (founder, circle) = found(&mut w);
+    for k in 1..=3 {
+        let d = w.add_device(&format!("m{k}"));
+        assert!(join(&mut w, founder, d, circle, InviteKind::Member));
+    }
+    let leaver = 3;
+    let member = w.devs[leaver].machine().identity().member.id();
+    let before = Op::Moment {
+        text: "before I step out".into(),
+    };
+    assert!(perform(&mut w, leaver, circle, before));
+    w.run_for(10_000);
+    w.weather = Weather::STORMY;
+    assert!(perform(&mut w, leaver, circle, Op::Leave { forget: false }));
+    for step in 0..5 {
+        write_words(&mut w, circle, step);
+        w.run_for(20_000);
+    }
+    let inviter = w.rng().random_range(0..3);
+    let mut back = false;
+    for _ in 0..20 {
+        if join(&mut w, inviter, leaver, circle, InviteKind::Member) {
+            back = true;
+            break;
+        }
+        w.run_for(5_000);
+    }
+    if !back {
+        w.weather = Weather::CALM;
+        w.cut = None;
+        assert!(join(&mut w, inviter, leaver, circle, InviteKind::Member));
+    }
+    let after = Op::Moment {
+        text: "glad to be back".into(),
+    };
+    assert!(perform(&mut w, leaver, circle, after));
+    for step in 5..10 {
+        write_words(&mut w, circle, step);
+        w.run_for(1_000);
+    }
+    settle(&mut w, circle);
+    let (live, all) = still_in(&mut w, circle).unwrap();
+    assert_eq!(
+        live,
+        [0, 1, 2, 3],
+        "the one who left is back, on the same device"
+    );
+    let m = all.membership();
+    assert!(m.is_member(member));
+    assert_eq!(m.stint_of(member), 1);
+    assert_eq!(m.epoch, 2, "one key for the leaving, one for the return");
+    let by = w.devs[inviter].machine().identity().member.id();
+    assert_eq!(m.returns[&member][0].by, [by].into());
+    assert_eq!(
+        w.devs[leaver].machine().epoch(circle).unwrap(),
+        2,
+        "the one back holds the new key"
+    );
+    assert_eq!(w.devs[leaver].topic(circle), w.devs[0].topic(circle));
+    let json = all.canonical_json();
+    for text in ["before I step out", "glad to be back"] {
+        assert!(json.contains(text), "{text:?} is missing");
+    }
+}
+
+/// Five members; three of the others remove one, who is told. Weeks
+/// later, after talking it through, three of the four welcome them back
+/// by the same consent. The removed laptop, never told to do anything
+/// (whether or not it heard of its removal), hears of the welcome from the
+/// others and is in the circle again on its new key; the removal stays in
+/// the record.
+fn removed_and_welcomed_back(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (founder, circle) = found(&mut w);
+    for k in 1..=4 {
+        let d = w.add_device(&format!("m{k}"));
+        assert!(join(&mut w, founder, d, circle, InviteKind::Member));
+    }
+    w.run_for(10_000);
+    let out = 4;
+    let target = w.devs[out].machine().identity().member.id();
+    let propose = |w: &mut World, by: usize, op: Op| {
+        let at = w.wall(by);
+        w.input(by, |m, now, rng| m.perform(circle, &op, at, now, rng))
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    w.weather = Weather::STORMY;
+    let removal = propose(
+        &mut w,
+        0,
+        Op::ProposeRemoval {
+            target,
+            reason: "it hurt people".into(),
+        },
+    );
+    w.run_for(30_000);
+    for i in 1..3 {
+        let consented = (0..60).any(|_| {
+            perform(&mut w, i, circle, Op::Consent { proposal: removal }) || {
+                w.run_for(5_000);
+                false
+            }
+        });
+        assert!(consented, "the proposal reached them");
+    }
+    for step in 0..5 {
+        write_words(&mut w, circle, step);
+        w.run_for(20_000);
+    }
+    settle(&mut w, circle);
+    // Refused by the others, it asks them for its farewell, one at most
+    // hourly each: some seeds it hears of its removal, some not (where
+    // every copy wrote on before it could keep a farewell).
+    let told = (0..6).any(|_| {
+        w.run_for(600_000);
+        w.devs[out].machine().status().circles[0].removed.is_some()
+    });
+    if told {
+        let r = w.devs[out].machine().read(circle).unwrap();
+        assert!(r.membership.removed.contains(&target));
+    }
+
+    w.weather = Weather::STORMY;
+    let welcome = propose(
+        &mut w,
+        1,
+        Op::ProposeWelcome {
+            target,
+            reason: "we talked it through".into(),
+        },
+    );
+    w.run_for(30_000);
+    for i in [0, 3] {
+        let consented = (0..60).any(|_| {
+            perform(&mut w, i, circle, Op::Consent { proposal: welcome }) || {
+                w.run_for(5_000);
+                false
+            }
+        });
+        assert!(consented, "the proposal reached them");
+    }
+    for step in 5..8 {
+        write_words(&mut w, circle, step);
+        w.run_for(20_000);
+    }
+    settle(&mut w, circle);
+    let after = Op::Moment {
+        text: "thank you for having me back".into(),
+    };
+    assert!(perform(&mut w, out, circle, after));
+    settle(&mut w, circle);
+    let (live, all) = still_in(&mut w, circle).unwrap();
+    assert_eq!(live, [0, 1, 2, 3, 4], "welcomed back, without a command");
+    let m = all.membership();
+    assert!(m.is_member(target));
+    assert_eq!(m.stint_of(target), 1);
+    assert_eq!(m.epoch, 2);
+    assert_eq!(m.proposals[&removal].state, ProposalState::Carried);
+    assert_eq!(m.returns[&target][0].proposal, Some(welcome));
+    assert!(w.devs[out].machine().status().circles[0].removed.is_none());
+    assert_eq!(
+        w.devs[out].machine().epoch(circle).unwrap(),
+        2,
+        "on the new key"
+    );
+    assert_eq!(w.devs[out].topic(circle), w.devs[0].topic(circle));
+    assert!(
+        all.canonical_json()
+            .contains("thank you for having me back")
+    );
+}
+
+#[test]
+fn leaving_and_coming_back() {
+    run_seeds("leaving_and_coming_back", 96_000..96_100, left_and_back);
+}
+
+#[test]
+fn a_removal_and_a_welcome_back_by_consent() {
+    run_seeds(
+        "a_removal_and_a_welcome_back_by_consent",
+        97_000..97_025,
+        removed_and_welcomed_back,
+    );
+}
+
 /// Two devices open a sync session with each other at the same instant:
 /// the sessions cross. The one the smaller device id opened goes on, the
 /// other is refused and ends without a word, and one session brings both
