@@ -510,3 +510,129 @@ fn a_recovery_key_brings_a_member_back_on_a_new_device() {
     up.stop();
     maya_up.stop();
 }
+
+/// The epoch `home`'s node reports for its one circle.
+fn epoch_of(home: &TestHome) -> Option<u64> {
+    home.run(&["status", "--json"]).json()["circles"][0]["epoch"].as_u64()
+}
+
+/// Waits, at most a minute, until `check` holds of `home`'s members.
+fn until_members(home: &TestHome, what: &str, check: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members = home.run(&["members", "--json"]).ok().json();
+        if check(members.as_array().unwrap()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {members:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn row<'a>(members: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    members.iter().find(|m| m["name"] == name).unwrap()
+}
+
+/// Sam leaves, then comes back with Maya's ticket on the same laptop, as
+/// himself; Lee is removed by consent, then welcomed back by the same
+/// consent, and his node, never told to do anything, is in again.
+#[test]
+fn coming_back_after_leaving_and_after_a_removal() {
+    let homes = [0; 4].map(|_| TestHome::new());
+    let [maya, sam, ada, lee] = &homes;
+    maya.run(&["circle", "create", "Book Club", "--as", "Maya"])
+        .ok();
+    let ups: Vec<Up> = homes.iter().map(Up::start).collect();
+    for (home, name) in [(sam, "Sam"), (ada, "Ada"), (lee, "Lee")] {
+        let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+        home.run(&["join", &ticket, "--as", name]).ok();
+    }
+    wait_identical(&[maya, sam, ada, lee], |v| {
+        v["members"].as_object().is_some_and(|m| m.len() == 4)
+    });
+    sam.run(&["checkin", "--mood", "okay", "before a hard month"])
+        .ok();
+    sam.run(&["circle", "leave"]).ok();
+    until_members(maya, "Sam left", |m| row(m, "Sam")["left"] == true);
+
+    // Back with a ticket, from the home he left from: no name needed.
+    let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+    let said = sam.run(&["join", &ticket]).ok().stdout;
+    assert!(said.contains("Book Club"), "{said}");
+    until_members(maya, "Sam is back", |m| {
+        row(m, "Sam")["left"] == false && row(m, "Sam")["welcomed_back"][0]["stint"] == 1
+    });
+    let people = maya.run(&["members"]).ok().stdout;
+    assert!(people.contains("welcomed back by Maya"), "{people}");
+    sam.run(&["checkin", "--mood", "thriving", "glad to be back"])
+        .ok();
+    let all = wait_identical(&[maya, sam, ada, lee], |v| {
+        serde_json::to_string(v)
+            .unwrap()
+            .contains("glad to be back")
+    });
+    assert!(all.contains("before a hard month"));
+    assert_eq!(epoch_of(sam), Some(2));
+
+    // Lee is removed: Maya proposes, Ada agrees.
+    maya.run(&["remove", "propose", "Lee", "--reason", "it hurt people"])
+        .ok();
+    let id = |home: &TestHome, kind: &str| {
+        let list = home.run(&["remove", "list", "--json"]).ok().json();
+        list["proposals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["kind"] == kind && p["state"] == "open")
+            .map(|p| p["id"].as_str().unwrap()[..8].to_owned())
+    };
+    let removal = id(maya, "remove").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ada.run(&["remove", "consent", &removal]).code != 0 {
+        assert!(Instant::now() < deadline, "the proposal never reached Ada");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    until_members(maya, "Lee removed", |m| row(m, "Lee")["removed"] == true);
+    let r = maya
+        .run(&["remove", "welcome-back", "Sam"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("not removed"), "{}", r.stderr);
+
+    // Welcomed back: Maya proposes, Sam agrees.
+    maya.run(&[
+        "remove",
+        "welcome-back",
+        "Lee",
+        "--reason",
+        "we talked it through",
+    ])
+    .ok();
+    let welcome = id(maya, "welcome").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sam.run(&["remove", "consent", &welcome]).code != 0 {
+        assert!(Instant::now() < deadline, "the welcome never reached Sam");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    until_members(maya, "Lee welcomed back", |m| {
+        row(m, "Lee")["removed"] == false
+    });
+    let people = maya.run(&["members"]).ok().stdout;
+    assert!(
+        people.contains("welcomed back by consent of Maya and Sam"),
+        "{people}"
+    );
+    // Lee's node hears of it by itself, and Lee writes again.
+    until_members(lee, "Lee's own copy has him back", |m| {
+        row(m, "Lee")["removed"] == false
+    });
+    lee.run(&["checkin", "--mood", "okay", "thank you all"])
+        .ok();
+    wait_identical(&[maya, sam, ada, lee], |v| {
+        serde_json::to_string(v).unwrap().contains("thank you all")
+    });
+    assert_eq!(epoch_of(lee), Some(4));
+    for up in ups {
+        up.stop();
+    }
+}

@@ -138,6 +138,10 @@ impl Inner {
             )
             .route("/c/{c}/removal", get(removal::page).post(removal::propose))
             .route(
+                "/c/{c}/removal/welcome",
+                get(to_page).post(removal::welcome),
+            )
+            .route(
                 "/c/{c}/removal/{p}/consent",
                 get(removal::confirm_consent).post(removal::consent),
             )
@@ -273,6 +277,7 @@ pub(crate) fn page_of(path: &str) -> String {
         ["new-link"] => "/status".into(),
         ["c", c, "profile" | "away" | "back"] => format!("/c/{c}/people"),
         ["c", c, "removal" | "stewards", _, _] => format!("/c/{}/{}", c, parts[2]),
+        ["c", c, "removal", "welcome"] => format!("/c/{c}/removal"),
         ["c", c, "e" | "g", id, _] => format!("/c/{c}/{}/{id}", parts[2]),
         ["c", c, _] => format!("/c/{c}"),
         _ => "/".into(),
@@ -513,6 +518,7 @@ mod tests {
             ("/c/ab/e/cd/edit", "/c/ab/e/cd"),
             ("/c/ab/g/cd/rsvp", "/c/ab/g/cd"),
             ("/c/ab/removal/cd/withdraw", "/c/ab/removal"),
+            ("/c/ab/removal/welcome", "/c/ab/removal"),
         ] {
             assert_eq!(page_of(form), page, "{form}");
         }

@@ -1063,6 +1063,7 @@ async fn every_form_address_shows_a_page_and_pages_are_never_kept_by_the_browser
         (format!("/c/{c}/checkin"), format!("/c/{c}")),
         (format!("/c/{c}/moment"), format!("/c/{c}")),
         (format!("/c/{c}/profile"), format!("/c/{c}/people")),
+        (format!("/c/{c}/removal/welcome"), format!("/c/{c}/removal")),
         (format!("/c/{c}/e/{e}/reply"), format!("/c/{c}/e/{e}")),
     ] {
         assert_eq!(redirected(&s, &form).await, page, "{form}");

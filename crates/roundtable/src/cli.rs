@@ -189,10 +189,10 @@ Then ask someone in each of your circles for a ticket and `roundtable join TICKE
     /// Your devices: list them, or revoke a lost one from another of yours
     #[command(subcommand)]
     Device(DeviceCommand),
-    /// Removal by consent: nobody owns the table
+    /// Removal, and welcome back, by consent: nobody owns the table
     #[command(
         subcommand,
-        after_help = "Example: roundtable remove propose Lee --reason \"...\"\nA removal carries when a majority of the other members consent, and never with fewer than two people."
+        after_help = "Example: roundtable remove propose Lee --reason \"...\"\nA removal carries when a majority of the other members consent, and never with fewer than two people; so does a welcome back (`roundtable remove welcome-back Lee`)."
     )]
     Remove(RemoveCommand),
     /// Create or list circles

@@ -114,6 +114,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
                     "devices": m.devices.keys().map(|d| d.to_string()).collect::<Vec<_>>(),
                     "removed": membership.removed.contains(id),
                     "left": membership.left.contains(id),
+                    "welcomed_back": membership.returns.get(id),
                     "away": m.away,
                 })
             })
@@ -151,14 +152,20 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
         }
         if membership.left.contains(id) {
             say!("      left the circle");
+        } else if let Some(back) = membership.back_words(view, *id) {
+            say!("      {back}");
         }
         for p in membership
             .proposals
             .values()
             .filter(|p| p.target == *id && p.state == roundtable_core::ProposalState::Open)
         {
+            let what = match p.kind {
+                roundtable_core::ProposalKind::Remove => "removing them",
+                roundtable_core::ProposalKind::Welcome => "welcoming them back",
+            };
             say!(
-                "      {} proposed removing them ({} of {} consents; `roundtable remove list`)",
+                "      {} proposed {what} ({} of {} consents; `roundtable remove list`)",
                 view.name_of(&p.by),
                 p.consents.len(),
                 p.needed

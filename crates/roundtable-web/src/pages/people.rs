@@ -57,6 +57,7 @@ async fn render(
                         @if **id == app.member() { " " span.tag { "you" } }
                         p.sub { "Joined " (dates::day_words(m.joined_at, now, &app.tz))
                             @if let Some(by) = m.invited_by { ", invited by " (name(view, &by)) } }
+                        @if let Some(back) = membership.back_words(view, **id) { p.sub.back-again { (crate::app::sentence(&back)) } }
                         @if let Some(a) = &m.away { p.sub { (away_words(view, id, a, &app.tz)) } }
                         @if !m.remember.is_empty() { p { "Remember: " (words(&m.remember)) } }
                         @if !m.story.is_empty() { p { (words(&m.story)) } }

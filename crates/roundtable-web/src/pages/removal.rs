@@ -1,12 +1,13 @@
-//! Removing someone, by consent: propose, consent, withdraw, with the rule
-//! in words. Nobody removes anyone alone.
+//! Removing someone, and welcoming someone removed back, by consent:
+//! propose, consent, withdraw, with the rule in words. Nobody removes
+//! anyone alone, nor brings them back alone.
 
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use roundtable_core::membership::REMOVAL_RULE;
+use roundtable_core::membership::{REMOVAL_RULE, WELCOME_RULE};
 use roundtable_core::schema::limits;
-use roundtable_core::{CircleId, EntityId, MemberId, Op, ProposalState};
+use roundtable_core::{CircleId, EntityId, MemberId, Op, Proposal, ProposalKind, ProposalState};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem};
@@ -37,6 +38,13 @@ async fn render(
         .filter(|(id, _)| membership.members.contains(id) && **id != app.member())
         .collect();
     others.sort_by_key(|(id, m)| (m.order, **id));
+    let w = |field| Failed::value(failed, "welcome", field);
+    let mut removed: Vec<_> = view
+        .members
+        .iter()
+        .filter(|(id, _)| membership.removed.contains(id))
+        .collect();
+    removed.sort_by_key(|(id, m)| (m.order, **id));
     let mut proposals: Vec<_> = membership.proposals.values().collect();
     proposals.sort_by_key(|p| {
         (
@@ -66,7 +74,7 @@ async fn render(
                                     button.quiet type="submit" { "Withdraw my proposal" }
                                 }
                             } @else if p.electorate.contains(&app.member()) && !p.consents.contains(&app.member()) {
-                                p.act { a href={ "/c/" (c) "/removal/" (p.id) "/consent" } { "Consider agreeing that " (name(view, &p.target)) " should be removed…" } }
+                                p.act { a href={ "/c/" (c) "/removal/" (p.id) "/consent" } { "Consider agreeing that " (name(view, &p.target)) " " (should_be(p)) "…" } }
                             }
                         }
                     }
@@ -99,8 +107,40 @@ async fn render(
                 }
             }
         }
+        @if membership.is_member(app.member()) && !removed.is_empty() {
+            section.card aria-labelledby="welcome-title" {
+                h2 #welcome-title { "Welcome someone back" }
+                p { (WELCOME_RULE) }
+                @if let Some(why) = roundtable_core::membership::cannot_pass(membership.members.len()) {
+                    p { (crate::app::sentence(&why)) }
+                } @else {
+                    form method="post" action={ "/c/" (c) "/removal/welcome" } aria-labelledby="welcome-title" {
+                        (ctx.token())
+                        (problem(failed, "welcome"))
+                        label for="welcome-target" { "Who" }
+                        select #welcome-target name="target" required {
+                            option value="" { "Choose…" }
+                            @for (id, _) in &removed {
+                                option value=(id) selected[w("target") == id.to_string()] { (name(view, id)) }
+                            }
+                        }
+                        label for="welcome-reason" { "Why, in words" }
+                        textarea #welcome-reason name="reason" rows="2" required data-max=(limits::NOTE) autocomplete="off" { (w("reason")) }
+                        button type="submit" { "Propose welcoming them back" }
+                    }
+                }
+            }
+        }
     };
     Ok(layout(app, ctx, Some(c), Place::People, "Removing someone", body).await)
+}
+
+/// "should be removed", "should be welcomed back".
+fn should_be(p: &Proposal) -> &'static str {
+    match p.kind {
+        ProposalKind::Remove => "should be removed",
+        ProposalKind::Welcome => "should be welcomed back",
+    }
 }
 
 /// Consenting to a removal, asked first: the proposal, the rule (how many
@@ -123,22 +163,30 @@ pub(crate) async fn confirm_consent(
         && p.electorate.contains(&app.member())
         && !p.consents.contains(&app.member());
     let back = format!("/c/{c}/removal");
+    let (rule, outcome, title) = match p.kind {
+        ProposalKind::Remove => (REMOVAL_RULE, "leaves the circle", "Agree to a removal?"),
+        ProposalKind::Welcome => (
+            WELCOME_RULE,
+            "comes back to the circle as themselves",
+            "Agree to a welcome back?",
+        ),
+    };
     let body = html! {
         p.back { a href=(back) { "← Back to the proposals" } }
-        h1 { "Agree that " (target) " should be removed?" }
+        h1 { "Agree that " (target) " " (should_be(p)) "?" }
         section.card aria-labelledby="confirm-title" {
             h2 #confirm-title { "The proposal" }
             p { (p.words(view)) " · " (ago(&app, p.at)) }
             @if !p.reason.is_empty() { blockquote { (p.reason) } }
             h2 { "The rule" }
-            p { (REMOVAL_RULE) }
+            p { (rule) }
             p { "Here that is " strong { (p.needed) " of the " (p.electorate.len()) " asked" } ". "
                 @if consented.is_empty() { "Nobody has agreed yet." } @else { "Agreed so far (" (consented.len()) "): " (consented.join(", ")) "." } }
             @if can {
-                p { "If enough agree, " (target) " leaves the circle. Your consent cannot be taken back once given." }
+                p { "If enough agree, " (target) " " (outcome) ". Your consent cannot be taken back once given." }
                 form method="post" action={ "/c/" (c) "/removal/" (p.id) "/consent" } aria-labelledby="confirm-title" {
                     (ctx.token())
-                    button type="submit" { "I agree " (target) " should be removed" }
+                    button type="submit" { "I agree " (target) " " (should_be(p)) }
                 }
                 p { a href=(back) { "Not now" } }
             } @else {
@@ -147,15 +195,7 @@ pub(crate) async fn confirm_consent(
         }
     };
     Ok(shown(
-        layout(
-            &app,
-            &ctx,
-            Some(c),
-            Place::People,
-            "Agree to a removal?",
-            body,
-        )
-        .await,
+        layout(&app, &ctx, Some(c), Place::People, title, body).await,
         &ctx.said,
     ))
 }
@@ -166,6 +206,7 @@ async fn act(
     c: CircleId,
     form: Posted,
     op: Result<(Op, &str), String>,
+    form_name: &'static str,
 ) -> Result<Response, Failure> {
     let outcome = match op {
         Ok((op, words)) => app
@@ -174,7 +215,7 @@ async fn act(
             .map(|_| (format!("/c/{c}/removal"), words.to_owned())),
         Err(e) => Err(e),
     };
-    answer(outcome, "propose", form, async |f| {
+    answer(outcome, form_name, form, async |f| {
         render(app, ctx, c, Some(f)).await
     })
     .await
@@ -196,7 +237,26 @@ pub(crate) async fn propose(
         )),
         Err(_) => Err("Choose who.".to_owned()),
     };
-    act(&app, &ctx, c, form, op).await
+    act(&app, &ctx, c, form, op, "propose").await
+}
+
+pub(crate) async fn welcome(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Ids(c): Ids<CircleId>,
+    form: Posted,
+) -> Result<Response, Failure> {
+    let op = match form.get("target").parse::<MemberId>() {
+        Ok(target) => Ok((
+            Op::ProposeWelcome {
+                target,
+                reason: form.text("reason"),
+            },
+            "Your proposal is with the others. They are welcomed back only if enough of them agree.",
+        )),
+        Err(_) => Err("Choose who.".to_owned()),
+    };
+    act(&app, &ctx, c, form, op, "welcome").await
 }
 
 pub(crate) async fn consent(
@@ -211,6 +271,7 @@ pub(crate) async fn consent(
         c,
         form,
         Ok((Op::Consent { proposal }, "Your consent is counted.")),
+        "propose",
     )
     .await
 }
@@ -227,6 +288,7 @@ pub(crate) async fn withdraw(
         c,
         form,
         Ok((Op::Withdraw { proposal }, "Your proposal is withdrawn.")),
+        "propose",
     )
     .await
 }

@@ -45,7 +45,19 @@ pub(crate) enum RemoveCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Consent to a proposal
+    /// Propose to welcome back someone the circle removed; the others decide
+    #[command(
+        name = "welcome-back",
+        after_help = "Example: roundtable remove welcome-back Lee --reason \"we talked it through\"\nWelcoming someone back takes what removing them took: a majority of the others, and never fewer than two people."
+    )]
+    WelcomeBack {
+        /// Their name or member id
+        member: String,
+        /// Why, in a few words (everyone will see it)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Consent to a proposal (to remove someone, or welcome them back)
     #[command(after_help = "Example: roundtable remove consent 3fa2")]
     Consent {
         /// The proposal's id (or the start of it), from `roundtable remove list`
@@ -150,6 +162,19 @@ pub(super) fn remove(
                 },
                 format!(
                     "Proposed. {} and the others will see it; it carries when a majority of the other members consent.",
+                    v.name_of(&target)
+                ),
+            )
+        }
+        RemoveCommand::WelcomeBack { member, reason } => {
+            let target = resolve_member(&v, &member)?;
+            (
+                Op::ProposeWelcome {
+                    target,
+                    reason: reason.unwrap_or_default(),
+                },
+                format!(
+                    "Proposed. The others will see it; {} is welcomed back when a majority of the other members consent.",
                     v.name_of(&target)
                 ),
             )
@@ -282,6 +307,7 @@ pub(super) fn proposals(
             .map(|p| {
                 json!({
                     "id": p.id.to_string(),
+                    "kind": p.kind.as_str(),
                     "target": p.target.to_string(),
                     "by": p.by.to_string(),
                     "reason": p.reason,
@@ -301,8 +327,12 @@ pub(super) fn proposals(
         );
     }
     for p in membership.proposals.values() {
+        let what = match p.kind {
+            roundtable_core::ProposalKind::Remove => "remove",
+            roundtable_core::ProposalKind::Welcome => "welcome back",
+        };
         say!(
-            "{}  remove {}, proposed by {}  [{}]",
+            "{}  {what} {}, proposed by {}  [{}]",
             render::short(&p.id),
             view.name_of(&p.target),
             view.name_of(&p.by),
