@@ -589,8 +589,10 @@ fn judge(
     // (one per writing session) along which admission starts once and
     // ends once, so when its first and last new changes were made while
     // admitted, all between were too. Not so for a device whose member
-    // left or was removed and came back: it may have been out in between,
-    // so its chain is read in stretches (see `admitted_along`).
+    // left or was removed and came back, or was recovered (a recovery
+    // refused after it was carried through lets devices go and back): it
+    // may have been out in between, so its chain is read in stretches
+    // (see `admitted_along`).
     let was_in = |c: &Change, device: &DeviceId| {
         circle
             .doc()
@@ -601,7 +603,7 @@ fn judge(
         .view
         .members
         .iter()
-        .filter(|(m, _)| membership.stints.contains_key(m))
+        .filter(|(m, _)| membership.stints.contains_key(m) || membership.recovered.contains(m))
         .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
         .collect();
     let quick = |device: &DeviceId| {

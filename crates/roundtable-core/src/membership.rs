@@ -45,11 +45,18 @@
 //! against their next stint, and devices that saw the stints in any order
 //! agree. Their old devices come back with them (see `walk_stints`).
 //!
+//! **Recovery.** Someone who lost every device is vouched for by the
+//! others, by the rule a removal carries by, and once their own devices
+//! have had a wait to refuse it, a new device on a new member key is
+//! theirs and the devices of their old key depart (see `recovery`).
+//!
 //! **Epochs.** Each carried removal, each revocation, each leaving, each
-//! return and each admission void under "removal wins" starts a new
+//! return, each recovery carried through (and each of those refused
+//! after) and each admission void under "removal wins" starts a new
 //! epoch: `epoch = stints ended (carried removals + leavings) + stints
-//! begun again (returns) + revoked devices + void members + void devices
-//! of members still in`. The circle key, and the
+//! begun again (returns) + recoveries carried through + those refused
+//! after + revoked devices + void members + void devices of members still
+//! in`. The circle key, and the
 //! gossip topic derived from it, belong to an epoch (see [`crate::keys`]).
 //!
 //! **Invites used at once.** Two devices may let people in with the same
@@ -102,7 +109,11 @@ use crate::schema::{self, limits};
 use crate::time::Timestamp;
 use crate::view::{CircleView, RemovalRecord, Returned};
 
+mod recovery;
 mod removal_wins;
+pub use recovery::{
+    MAX_RECOVERY_WAIT_HOURS, MIN_RECOVERY_WAIT_HOURS, RECOVERY_RULE, RECOVERY_WAIT_HOURS, Recovery,
+};
 pub use removal_wins::LetIn;
 use removal_wins::Void;
 pub(crate) use removal_wins::{known_of, note_unaware};
@@ -122,6 +133,9 @@ pub enum ProposalState {
     /// It does not count (its electorate left someone out, or the member
     /// concerned had already left).
     Void,
+    /// A recovery one of the member's own devices refused: whoever asked
+    /// was not them, or they found their device again.
+    Refused,
 }
 
 impl ProposalState {
@@ -132,6 +146,7 @@ impl ProposalState {
             ProposalState::Carried => "carried",
             ProposalState::Withdrawn => "withdrawn",
             ProposalState::Void => "void",
+            ProposalState::Refused => "refused",
         }
     }
 }
@@ -161,6 +176,9 @@ pub struct Proposal {
     pub needed: usize,
     /// Where it stands.
     pub state: ProposalState,
+    /// For a recovery: the new device and key, the wait, and where it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
 }
 
 /// The circle's membership as the document says it is now.
@@ -190,6 +208,12 @@ pub struct Membership {
     /// The stint each member who came back is in (see
     /// [`Membership::stint_of`]); absent for a first stint.
     pub stints: BTreeMap<MemberId, u64>,
+    /// The member key each member whose circle recovered them holds now
+    /// (see [`Membership::key_of`]); absent for the key they joined with.
+    pub keys: BTreeMap<MemberId, MemberId>,
+    /// Members a recovery was carried through for, even one refused
+    /// after: their devices' changes are judged one by one.
+    pub recovered: BTreeSet<MemberId>,
 }
 
 /// "Welcomed back by Sam": someone who was out came back.
@@ -252,6 +276,18 @@ impl Membership {
                 out.departed.extend(m.devices.keys().copied());
             }
         }
+        // A recovery carried through lets go the devices its member's
+        // earlier key certified.
+        out.judge_recoveries(view, &owners);
+        for (member, m) in &view.members {
+            let key = out.key_of(*member);
+            out.departed.extend(
+                m.devices
+                    .iter()
+                    .filter(|(_, d)| d.key.map_or(*member, MemberId::from_bytes) != key)
+                    .map(|(id, _)| *id),
+            );
+        }
 
         for (member, m) in &view.members {
             if out.removed.contains(member)
@@ -262,15 +298,12 @@ impl Membership {
                 continue;
             }
             out.members.insert(*member);
+            // Revoked, void, turned away, beyond the bound, or certified by
+            // a key the member no longer holds: departed, all of them.
             out.admitted.extend(
                 m.devices
                     .keys()
-                    .filter(|d| {
-                        !out.revoked.contains(d)
-                            && !void.devices.contains(d)
-                            && !turned_away.devices.contains(d)
-                            && !beyond_bound.contains(d)
-                    })
+                    .filter(|d| !out.departed.contains(d))
                     .copied(),
             );
         }
@@ -320,10 +353,13 @@ impl Membership {
         let mut about: BTreeMap<(MemberId, ProposalKind, u64), Vec<EntityId>> = BTreeMap::new();
         for (id, r) in records {
             let p = tally(view, owners, void, *id, r);
-            about
-                .entry((p.target, p.kind, p.stint))
-                .or_default()
-                .push(*id);
+            // A recovery ends no stint and begins none (see `recovery`).
+            if p.kind != ProposalKind::Recover {
+                about
+                    .entry((p.target, p.kind, p.stint))
+                    .or_default()
+                    .push(*id);
+            }
             self.proposals.insert(*id, p);
         }
         for (member, m) in &view.members {
@@ -414,12 +450,33 @@ impl Membership {
     pub fn is_member(&self, member: MemberId) -> bool {
         self.members.contains(&member)
     }
+
+    /// The member key whose certificates make `member`'s devices now: the
+    /// one they joined with (their id), or the one the last recovery
+    /// carried through gave them.
+    pub fn key_of(&self, member: MemberId) -> MemberId {
+        self.keys.get(&member).copied().unwrap_or(member)
+    }
+
+    /// The member who holds `key` now: the member whose id it is, unless
+    /// a recovery gave them another since, or the member a recovery gave
+    /// it to.
+    pub fn member_by_key(&self, key: MemberId) -> Option<MemberId> {
+        let known = |m: &MemberId| {
+            self.members.contains(m) || self.removed.contains(m) || self.left.contains(m)
+        };
+        self.keys
+            .iter()
+            .find(|(_, k)| **k == key)
+            .map(|(m, _)| *m)
+            .or_else(|| (known(&key) && !self.keys.contains_key(&key)).then_some(key))
+    }
 }
 
 /// The changes that wrote a record that may take `member` out or bring
 /// them back, or take `device` out: their leavings and returns, the
-/// proposals about them with their consents and withdrawals, and the
-/// device's revocation. Whether a change of the device was made while it
+/// proposals about them with their consents, withdrawals, refusals and
+/// completions, and the device's revocation. Whether a change of the device was made while it
 /// was admitted depends only on which of these it builds on (see
 /// [`crate::authorship`]).
 pub(crate) fn turns_of(
@@ -457,8 +514,11 @@ pub(crate) fn turns_of(
                 continue;
             }
             objs.extend(maps(doc, &p, "withdrawn"));
-            for consents in maps(doc, &p, "consents") {
-                objs.extend(children(doc, &consents));
+            objs.extend(maps(doc, &p, "completed"));
+            for name in ["consents", "refused"] {
+                for said in maps(doc, &p, name) {
+                    objs.extend(children(doc, &said));
+                }
             }
             objs.push(p);
         }
@@ -690,6 +750,7 @@ fn tally(
         .as_ref()
         .and_then(|w| w.by_device)
         .is_some_and(|d| device_owner.get(&d) == Some(&r.by));
+    let well_formed = well_formed && (r.kind != ProposalKind::Recover || recovery::well_formed(r));
     let needed = needed(electorate.len());
     let state = if !well_formed {
         ProposalState::Void
@@ -712,6 +773,7 @@ fn tally(
         consents,
         needed,
         state,
+        recovery: None,
     }
 }
 
@@ -832,7 +894,7 @@ impl Circle {
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<EntityId, CoreError> {
-        self.propose(ProposalKind::Remove, by, target, reason, now, rng)
+        self.propose(ProposalKind::Remove, by, target, reason, None, now, rng)
     }
 
     /// Proposes to welcome back `target`, who was removed by consent; it
@@ -846,15 +908,17 @@ impl Circle {
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<EntityId, CoreError> {
-        self.propose(ProposalKind::Welcome, by, target, reason, now, rng)
+        self.propose(ProposalKind::Welcome, by, target, reason, None, now, rng)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn propose(
         &mut self,
         kind: ProposalKind,
         by: MemberId,
         target: MemberId,
         reason: &str,
+        extra: Option<recovery::Extra>,
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<EntityId, CoreError> {
@@ -863,7 +927,7 @@ impl Circle {
         let view = self.view();
         let membership = Membership::from_view(&view);
         match kind {
-            ProposalKind::Remove if !membership.is_member(target) => {
+            ProposalKind::Remove | ProposalKind::Recover if !membership.is_member(target) => {
                 return Err(CoreError::NotAMember(format!(
                     "member {}",
                     target.fmt_short()
@@ -893,6 +957,7 @@ impl Circle {
         if let Some(p) = membership.proposals.values().find(|p| {
             p.target == target
                 && p.kind == kind
+                && kind != ProposalKind::Recover
                 && p.stint == stint
                 && p.state == ProposalState::Open
         }) {
@@ -914,6 +979,7 @@ impl Circle {
         let message = match kind {
             ProposalKind::Remove => "propose removal",
             ProposalKind::Welcome => "propose welcome back",
+            ProposalKind::Recover => "vouch for a recovery",
         };
         self.transact(now, message, |tx| {
             let obj = new_entity(tx, schema::REMOVALS, id)?;
@@ -932,6 +998,9 @@ impl Circle {
                 tx.put(&e, m.to_string(), true)?;
             }
             tx.put_object(&obj, "consents", ObjType::Map)?;
+            if let Some(extra) = &extra {
+                extra.write(tx, &obj)?;
+            }
             Ok(())
         })?;
         Ok(id)
@@ -1061,6 +1130,9 @@ impl Proposal {
         } else {
             format!(": {}", self.reason)
         };
+        if let Some(r) = &self.recovery {
+            return recovery::words(self, r, view);
+        }
         if self.kind == ProposalKind::Welcome {
             return match self.state {
                 ProposalState::Open => format!(
@@ -1076,7 +1148,9 @@ impl Proposal {
                 ProposalState::Withdrawn => {
                     format!("{by} withdrew the proposal to welcome {target} back")
                 }
-                ProposalState::Void => format!("a proposal about {target} did not count"),
+                ProposalState::Void | ProposalState::Refused => {
+                    format!("a proposal about {target} did not count")
+                }
             };
         }
         match self.state {
@@ -1093,7 +1167,9 @@ impl Proposal {
             ProposalState::Withdrawn => {
                 format!("{by} withdrew the proposal that {target} leave the circle")
             }
-            ProposalState::Void => format!("a proposal about {target} did not count"),
+            ProposalState::Void | ProposalState::Refused => {
+                format!("a proposal about {target} did not count")
+            }
         }
     }
 }

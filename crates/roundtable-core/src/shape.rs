@@ -28,12 +28,20 @@
 //! - replaces a member's devices map, writes a device record other than to
 //!   revoke it from another device (or, the device itself, to name it), or
 //!   writes a proposal other than to withdraw it;
-//! - writes a consent for another device than its own;
+//! - writes a consent, or a refusal of a recovery, for another device
+//!   than its own;
+//! - carries a recovery through other than once, by a device of a member
+//!   who could vouch for it, where its own history holds it vouched for
+//!   and refused by nobody, at a time past its wait, adding in the same
+//!   change the new device to its member's record, certified by the new
+//!   key (the one device record someone else's device may add but for a
+//!   redemption);
 //! - makes a proposal whose electorate is not exactly the members, other
 //!   than the one concerned, that the change's own history holds, or that
 //!   is not about the stint its history holds: a removal of someone in,
 //!   in the stint they are in; a welcome of someone removed, about the
-//!   stint the removal ended;
+//!   stint the removal ended; a recovery of someone in, naming a key
+//!   nobody in the circle holds or held and a device new to it;
 //! - overwrites or deletes an invite, or changes one in any way but to
 //!   revoke it, or does so from a device not of the member who made it
 //!   (so nobody can un-revoke, extend or re-key someone else's invite);
@@ -91,7 +99,11 @@ pub(crate) struct Shape {
     redeemed_maps: HashSet<ObjectId>,
     removals: Option<ObjectId>,
     proposals: HashSet<ObjectId>,
+    /// Each proposal's id, and the device a recovery names (hex).
+    proposal_ids: HashMap<ObjectId, (EntityId, Option<String>)>,
     consents_maps: HashSet<ObjectId>,
+    /// A recovery's refusals, by the refusing device.
+    refused_maps: HashSet<ObjectId>,
     invites: Option<ObjectId>,
     /// Each invite, and the member whose device made it (`None` when its
     /// maker is no certified device: nobody may change it).
@@ -208,16 +220,38 @@ impl Shape {
             s.invites = Some(legacy(&invites));
         }
         if let Some(removals) = maps(doc, &ROOT, schema::REMOVALS).into_iter().next() {
-            for p in children(doc, &removals) {
+            let proposals = doc
+                .keys(&removals)
+                .flat_map(|k| {
+                    maps(doc, &removals, &k)
+                        .into_iter()
+                        .map(move |p| (k.clone(), p))
+                })
+                .collect::<Vec<_>>();
+            for (key, p) in proposals {
                 for e in maps(doc, &p, "electorate") {
                     s.sealed.insert(legacy(&e));
                 }
-                for w in maps(doc, &p, "withdrawn") {
-                    s.sealed.insert(legacy(&w));
+                for w in maps(doc, &p, "withdrawn")
+                    .iter()
+                    .chain(&maps(doc, &p, "completed"))
+                {
+                    s.sealed.insert(legacy(w));
                 }
                 for c in maps(doc, &p, "consents") {
                     s.sealed.extend(children(doc, &c).iter().map(legacy));
                     s.consents_maps.insert(legacy(&c));
+                }
+                for r in maps(doc, &p, "refused") {
+                    s.sealed.extend(children(doc, &r).iter().map(legacy));
+                    s.refused_maps.insert(legacy(&r));
+                }
+                if let Ok(id) = key.parse::<EntityId>() {
+                    let device = match doc.get(&p, "device") {
+                        Ok(Some((Value::Scalar(v), _))) => v.as_str().map(str::to_owned),
+                        _ => None,
+                    };
+                    s.proposal_ids.insert(legacy(&p), (id, device));
                 }
                 s.proposals.insert(legacy(&p));
             }
@@ -252,6 +286,21 @@ impl Shape {
             return true;
         }
         let redeemed_here = self.redeemed_in(&expanded.operations);
+        // Recoveries this change carries through, and the devices they add.
+        let completions: Vec<&ObjectId> = expanded
+            .operations
+            .iter()
+            .filter(|op| {
+                self.proposals.contains(&op.obj)
+                    && matches!(&op.key, Key::Map(k) if k == "completed")
+                    && matches!(op.action, OpType::Make(ObjType::Map))
+            })
+            .map(|op| &op.obj)
+            .collect();
+        let completed_here: HashSet<&str> = completions
+            .iter()
+            .filter_map(|obj| self.proposal_ids.get(*obj)?.1.as_deref())
+            .collect();
         let mut new_proposals = Vec::new();
         // Members whose leavings or returns by stint this change writes.
         let mut stints_written: BTreeSet<(MemberId, &'static str)> = BTreeSet::new();
@@ -286,13 +335,14 @@ impl Shape {
                 || self.invites.as_ref() == Some(obj)
                 || self.devices_maps.contains(obj)
                 || self.redeemed_maps.contains(obj)
-                || self.consents_maps.contains(obj);
+                || self.consents_maps.contains(obj)
+                || self.refused_maps.contains(obj);
             let writer = self.owner_of(actor);
             let writing_device = device_of(actor).map(|(d, _)| d);
             let redeemed_device = self.devices_maps.contains(obj)
                 && makes_map
                 && !rewrites
-                && redeemed_here.contains(key);
+                && (redeemed_here.contains(key) || completed_here.contains(key));
             // A return is written by the device that took the ticket, a
             // leaving by the member's own: both checked after the loop.
             let by_stint = if self.member_objs.contains(obj)
@@ -369,8 +419,12 @@ impl Shape {
                     && matches!(op.action, OpType::Put(ScalarValue::Str(_)));
                 !(revokes || names_itself)
             } else if self.proposals.contains(obj) {
-                rewrites || !(key == "withdrawn" && makes_map)
-            } else if self.consents_maps.contains(obj) {
+                // Withdrawn by its proposer, or a recovery carried through
+                // (checked after the loop): once each.
+                rewrites
+                    || !((key == "withdrawn" || key == "completed") && makes_map)
+                    || holds_before(doc, c, obj, key)
+            } else if self.consents_maps.contains(obj) || self.refused_maps.contains(obj) {
                 rewrites || !makes_map || writing_device.is_none_or(|d| key != d.to_string())
             } else if let Some(maker) = self.invite_objs.get(obj) {
                 let revokes = key == "revoked"
@@ -388,6 +442,13 @@ impl Shape {
             if broken {
                 return true;
             }
+        }
+        if completions.len() > 1
+            || completions
+                .iter()
+                .any(|p| !self.completion_as_written(p, c, doc, actor))
+        {
+            return true;
         }
         for (member, name) in stints_written {
             if !self.by_stint_as_written(member, name, &expanded.operations, start, actor, doc, c) {
@@ -586,6 +647,52 @@ impl Shape {
         keys == [expected.to_string().as_str()]
     }
 
+    /// Whether the change `c` carries the recovery `proposal` through as
+    /// it may: in its own history the recovery carried and was neither
+    /// refused nor carried through yet, and its writer could vouch; and
+    /// in the circle it leaves, the completion counts (its time past the
+    /// wait) and the new device is its member's, certified by the new key.
+    fn completion_as_written(
+        &self,
+        proposal: &ObjectId,
+        c: &Change,
+        doc: &Automerge,
+        actor: &ActorId,
+    ) -> bool {
+        let Some((id, _)) = self.proposal_ids.get(proposal) else {
+            return false;
+        };
+        let Ok(then) = doc.fork_at(c.deps()) else {
+            return false;
+        };
+        let before = Membership::read(&then);
+        let Some(p) = before.proposals.get(id) else {
+            return false;
+        };
+        let Some(r) = &p.recovery else {
+            return false;
+        };
+        let may = p.state == crate::membership::ProposalState::Carried
+            && r.completed.is_none()
+            && r.refused_by.is_empty()
+            && self
+                .owner_of(actor)
+                .is_some_and(|w| p.electorate.contains(w));
+        if !may {
+            return false;
+        }
+        let Ok(now) = doc.fork_at(&[c.hash()]) else {
+            return false;
+        };
+        let after = Membership::read(&now);
+        after
+            .proposals
+            .get(id)
+            .and_then(|p| p.recovery.as_ref())
+            .is_some_and(|r| r.completed.is_some())
+            && after.admitted.contains(&r.device)
+    }
+
     /// The members named by the redemptions `ops` record.
     fn redemptions_named(
         &self,
@@ -773,11 +880,26 @@ fn honest_proposal(c: &Change, actor: &ActorId, ctr: u64, doc: &Automerge) -> bo
     };
     let membership = Membership::read(&then);
     let target_is = match p.kind {
-        ProposalKind::Remove => &membership.members,
+        ProposalKind::Remove | ProposalKind::Recover => &membership.members,
         ProposalKind::Welcome => &membership.removed,
     };
     if !target_is.contains(&p.target) || p.stint != membership.stint_of(p.target) {
         return false;
+    }
+    // A recovery names a key nobody in the circle holds or held, and a
+    // device new to it.
+    if p.kind == ProposalKind::Recover {
+        let (Some(key), Some(device)) = (p.key, p.device) else {
+            return false;
+        };
+        let key = MemberId::from_bytes(key);
+        let then_view = CircleView::read_membership(&then);
+        if then_view.members.contains_key(&key)
+            || membership.keys.values().any(|k| *k == key)
+            || membership.certified.contains(&device)
+        {
+            return false;
+        }
     }
     let expected: BTreeSet<MemberId> = membership
         .members

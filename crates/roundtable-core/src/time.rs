@@ -1,8 +1,10 @@
 //! Wall-clock time, for display only.
 //!
 //! Roundtable stores when things happened so people can read it, and so the
-//! quiet view can notice a long silence. Wall-clock time never decides who
-//! may do what: devices disagree about it, and a member could lie.
+//! quiet view can notice a long silence. Wall-clock time decides who may
+//! do what in one place only, a recovery's wait, and there on the times
+//! written (see `membership::recovery`): devices disagree about it, and a
+//! member could lie.
 
 use std::fmt;
 

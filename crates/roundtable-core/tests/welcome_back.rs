@@ -241,6 +241,7 @@ fn carried(maya: &mut Dev, sam: &mut Dev, kind: ProposalKind, lee: MemberId) -> 
             maya.circle
                 .propose_welcome(maya.id(), lee, "we talked it through", at(5), &mut rng)
         }
+        ProposalKind::Recover => panic!("a recovery names a device: see recovery.rs"),
     }
     .unwrap();
     sam.hear(maya);

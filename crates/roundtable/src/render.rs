@@ -163,6 +163,7 @@ pub(crate) fn members(view: &CircleView, as_json: bool) -> Result<()> {
             let what = match p.kind {
                 roundtable_core::ProposalKind::Remove => "removing them",
                 roundtable_core::ProposalKind::Welcome => "welcoming them back",
+                roundtable_core::ProposalKind::Recover => "recognising a new device as theirs",
             };
             say!(
                 "      {} proposed {what} ({} of {} consents; `roundtable remove list`)",

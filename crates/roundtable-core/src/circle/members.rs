@@ -27,8 +27,14 @@ pub(crate) enum Admission {
         profile: Profile,
         invited_by: Option<MemberId>,
     },
-    /// A new device of a member already here (the map of their record).
-    Device { cert: DeviceCert, member: ObjId },
+    /// A new device of a member already here (the map of their record),
+    /// and, when the key that certified it is one a recovery gave them,
+    /// that key.
+    Device {
+        cert: DeviceCert,
+        member: ObjId,
+        recovered_key: bool,
+    },
     /// Someone who left, back with a member's ticket (the map of their
     /// record): their return, starting `stint`, and the device, when it
     /// is new.
@@ -51,9 +57,18 @@ impl Admission {
                 profile,
                 invited_by,
             } => put_member(tx, cert, profile, *invited_by, now),
-            Admission::Device { cert, member } => {
+            Admission::Device {
+                cert,
+                member,
+                recovered_key,
+            } => {
                 let devices = child_map(tx, member, schema::DEVICES)?;
-                put_device(tx, &devices, cert, now)
+                put_device(tx, &devices, cert, now)?;
+                if *recovered_key {
+                    let d = child_map(tx, &devices, &cert.device.to_string())?;
+                    tx.put(&d, "key", crate::identity::hex(cert.member.as_bytes()))?;
+                }
+                Ok(())
             }
             Admission::Return {
                 member,
@@ -110,7 +125,11 @@ impl Circle {
         if let Some(inviter) = invited_by {
             self.require_member(inviter)?;
         }
-        if self.is_member(device.member) {
+        if self
+            .membership()
+            .member_by_key(device.member)
+            .is_some_and(|m| self.is_member(m))
+        {
             return self.device_admission(device);
         }
         self.view()
@@ -123,13 +142,23 @@ impl Circle {
     }
 
     /// Checks what [`Circle::add_device`] would write, writing nothing.
+    /// A device certified by the key a recovery gave its member goes into
+    /// that member's record, naming the key.
     pub(crate) fn device_admission(&self, cert: &DeviceCert) -> Result<Admission, CoreError> {
         cert.verify()?;
-        let member = self.require_member(cert.member)?;
+        let membership = self.membership();
+        if membership.keys.contains_key(&cert.member) {
+            return Err(CoreError::NotAllowed(
+                "the circle recovered this member on a new key, so a device their old key certifies no longer counts; pair from a device of the new key"
+                    .into(),
+            ));
+        }
+        let id = membership.member_by_key(cert.member).unwrap_or(cert.member);
+        let member = self.require_member(id)?;
         if let Some(known) = self
             .view()
             .members
-            .get(&cert.member)
+            .get(&id)
             .and_then(|m| m.devices.get(&cert.device).cloned())
         {
             if known.revoked.is_some() {
@@ -140,10 +169,11 @@ impl Circle {
             }
             return Ok(Admission::Already);
         }
-        self.room_for_a_device(cert.member)?;
+        self.room_for_a_device(id)?;
         Ok(Admission::Device {
             cert: cert.clone(),
             member,
+            recovered_key: id != cert.member,
         })
     }
 

@@ -53,6 +53,48 @@ pub struct RemovalRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub withdrawn: Option<Withdrawn>,
+    /// For a recovery: the member key the person holds now, on a device
+    /// with no key of the circle (see [`crate::membership`]).
+    #[serde(default, with = "hex_key", skip_serializing_if = "Option::is_none")]
+    pub key: Option<[u8; 32]>,
+    /// For a recovery: their new device.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub device: Option<DeviceId>,
+    /// For a recovery: the new key's signature over the new device (hex),
+    /// as a device record keeps it.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub cert: String,
+    /// For a recovery: how many hours the member's devices may refuse it
+    /// once it carried.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub wait_hours: u64,
+    /// For a recovery: refusals by the member's own devices, by device.
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub refused: BTreeMap<DeviceId, Stamp>,
+    /// For a recovery: set when it was carried through, once its wait was
+    /// over, with the new device's record in the same change.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completed: Option<Stamp>,
     /// Causal position (a Lamport clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,
@@ -77,6 +119,9 @@ pub enum ProposalKind {
     Remove,
     /// That someone removed come back.
     Welcome,
+    /// That a new device, with no key of the circle, be a member's in
+    /// place of the ones they lost.
+    Recover,
 }
 
 impl ProposalKind {
@@ -91,6 +136,7 @@ impl ProposalKind {
         match self {
             ProposalKind::Remove => "remove",
             ProposalKind::Welcome => "welcome",
+            ProposalKind::Recover => "recover",
         }
     }
 }
@@ -133,6 +179,27 @@ pub struct Withdrawn {
         skip_serializing
     )]
     pub by_device: Option<DeviceId>,
+}
+
+/// When, and from which device, something was said once (a refusal of a
+/// recovery, its completion).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Stamp {
+    /// When (as the writing device's clock said).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The device that wrote it.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+    /// Causal position (a Lamport clock).
+    #[serde(default, rename = "__order", skip_serializing)]
+    pub order: u64,
 }
 
 /// An invitation recorded in the circle.
@@ -389,6 +456,10 @@ pub struct Returned {
 pub struct Device {
     /// The member's signature over this device (hex).
     pub cert: String,
+    /// The member key that signed it, when it is not the one the member
+    /// joined with (a key a recovery gave them); `None` for that one.
+    #[serde(default, with = "hex_key", skip_serializing_if = "Option::is_none")]
+    pub key: Option<[u8; 32]>,
     /// When it was added (display only).
     #[serde(default)]
     pub added_at: Timestamp,

@@ -219,10 +219,15 @@ impl CircleView {
     }
 
     fn check_authors(&mut self) {
-        // A device whose certificate does not verify does not speak for anyone.
+        // A device whose certificate does not verify does not speak for
+        // anyone. One certified by a key a recovery gave its member names
+        // that key; whether the key is the member's is the membership's
+        // to say.
         for (member, m) in &mut self.members {
-            m.devices
-                .retain(|device, d| DeviceCert::from_parts(*member, *device, &d.cert).is_ok());
+            m.devices.retain(|device, d| {
+                let signer = d.key.map_or(*member, MemberId::from_bytes);
+                DeviceCert::from_parts(signer, *device, &d.cert).is_ok()
+            });
         }
         // An invite speaks for the member it names only when a device of
         // that member wrote it; any other is no invite at all.

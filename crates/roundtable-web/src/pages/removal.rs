@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use roundtable_core::membership::{REMOVAL_RULE, WELCOME_RULE};
+use roundtable_core::membership::{RECOVERY_RULE, REMOVAL_RULE, WELCOME_RULE};
 use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, EntityId, MemberId, Op, Proposal, ProposalKind, ProposalState};
 
@@ -140,6 +140,7 @@ fn should_be(p: &Proposal) -> &'static str {
     match p.kind {
         ProposalKind::Remove => "should be removed",
         ProposalKind::Welcome => "should be welcomed back",
+        ProposalKind::Recover => "is recognised on a new device",
     }
 }
 
@@ -169,6 +170,11 @@ pub(crate) async fn confirm_consent(
             WELCOME_RULE,
             "comes back to the circle as themselves",
             "Agree to a welcome back?",
+        ),
+        ProposalKind::Recover => (
+            RECOVERY_RULE,
+            "is recognised on the new device once their own devices have had the wait to refuse it",
+            "Vouch for a new device?",
         ),
     };
     let body = html! {

@@ -330,6 +330,7 @@ pub(super) fn proposals(
         let what = match p.kind {
             roundtable_core::ProposalKind::Remove => "remove",
             roundtable_core::ProposalKind::Welcome => "welcome back",
+            roundtable_core::ProposalKind::Recover => "recognise on a new device",
         };
         say!(
             "{}  {what} {}, proposed by {}  [{}]",

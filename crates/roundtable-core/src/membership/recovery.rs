@@ -1,0 +1,471 @@
+//! Recovery: a person who lost every device is recognised by the circle.
+//!
+//! On a new device they make a new member key and ask to be known by it
+//! ("It's Ana, I lost my laptop"). Members who checked with them out of
+//! band vouch: the first vouch is a proposal of kind
+//! [`ProposalKind::Recover`] that names the member, the new key, the new
+//! device and the key's certificate of it; the others consent to it. It
+//! carries by the rule a removal carries by. Then the member's own
+//! devices have a while to refuse it ([`RECOVERY_WAIT_HOURS`] unless the
+//! voucher chose another, between [`MIN_RECOVERY_WAIT_HOURS`] and
+//! [`MAX_RECOVERY_WAIT_HOURS`]): a thief with a vouching friend cannot
+//! take over someone whose phone is only in a drawer. Once the wait is
+//! over, a device of a member who could vouch carries it through: one
+//! change records it done and adds the new device to the member's record,
+//! certified by the new key.
+//!
+//! From then on the member's devices are those the new key certified: the
+//! ones their old key certified have departed (a thief's among them), and
+//! the circle moves to a new epoch. They are the same member, with their
+//! name and everything they wrote and were given.
+//!
+//! **Time.** The wait is the one rule wall-clock time decides, and it is
+//! kept on the times written: a completion counts only when its time is
+//! past the wait from the time of the vouch that carried it, and a device
+//! carries a recovery through only when its own clock says so. Members
+//! who lie about the time together can shorten the wait; they are
+//! already enough to vouch.
+//!
+//! **Refusal wins.** A refusal counts when a device of the member that
+//! their earlier key certified wrote it, and the device was admitted then
+//! (every change is judged so, see [`crate::authorship`]). A refused
+//! recovery never counts, even one already carried through on copies that
+//! had not heard of the refusal (it was made beside the completion, not
+//! after: once a device knows of the completion it has departed and writes
+//! nothing more): the new device departs again, the old ones are back, and
+//! the circle moves to one more epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+use rand::RngCore;
+
+use super::{Membership, ProposalKind, ProposalState, last_consent};
+use crate::circle::{Circle, child_map};
+use crate::error::CoreError;
+use crate::identity::{DeviceCert, hex};
+use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::schema;
+use crate::time::Timestamp;
+use crate::view::{CircleView, RemovalRecord};
+
+/// How long a member's devices may refuse a recovery once it carried,
+/// unless the first to vouch chose otherwise.
+pub const RECOVERY_WAIT_HOURS: u64 = 48;
+/// The shortest wait a recovery may have.
+pub const MIN_RECOVERY_WAIT_HOURS: u64 = 24;
+/// The longest wait a recovery may have.
+pub const MAX_RECOVERY_WAIT_HOURS: u64 = 14 * 24;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The rule for recovering someone, in words, as every view states it
+/// before anyone vouches.
+pub const RECOVERY_RULE: &str = "Vouch only for someone you have checked with yourself, by voice or face to face. A new device becomes a member's when a majority of the others vouch for it, and never fewer than two people; then the member's own devices have a while to refuse it. Once it is theirs, their old devices are let go and the circle moves to a new key.";
+
+/// A recovery as the rules read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Recovery {
+    /// The member key the person holds now.
+    pub key: MemberId,
+    /// Their new device.
+    pub device: DeviceId,
+    /// How long the member's devices may refuse it once enough vouched.
+    pub wait_hours: u64,
+    /// When enough had vouched (the last vouch counted), once they had.
+    pub vouched_at: Option<Timestamp>,
+    /// The member's devices that refused it.
+    pub refused_by: BTreeSet<DeviceId>,
+    /// When it was carried through: the new device is theirs.
+    pub completed: Option<Timestamp>,
+}
+
+impl Recovery {
+    /// Until when the member's devices may refuse it; `None` until enough
+    /// vouched.
+    pub fn until(&self) -> Option<Timestamp> {
+        let wait = i64::try_from(self.wait_hours).unwrap_or(i64::MAX);
+        self.vouched_at
+            .map(|t| t.plus_millis(wait.saturating_mul(HOUR_MS)))
+    }
+
+    /// Whether the wait is over at `now`.
+    pub fn waited(&self, now: Timestamp) -> bool {
+        self.until().is_some_and(|until| now >= until)
+    }
+}
+
+/// Whether a recovery's record holds what one needs: a key other than
+/// the member's id, a device, the key's certificate of it, a wait within
+/// bounds.
+pub(super) fn well_formed(r: &RemovalRecord) -> bool {
+    let (Some(key), Some(device)) = (r.key, r.device) else {
+        return false;
+    };
+    let key = MemberId::from_bytes(key);
+    key != r.target
+        && (MIN_RECOVERY_WAIT_HOURS..=MAX_RECOVERY_WAIT_HOURS).contains(&r.wait_hours)
+        && DeviceCert::from_parts(key, device, &r.cert).is_ok()
+}
+
+impl Membership {
+    /// Recoveries, in causal order: what each counts for (see the module
+    /// docs). One carried through, and not refused, gives its member its
+    /// key; each carried through moves the epoch, and each of those
+    /// refused moves it once more.
+    pub(super) fn judge_recoveries(
+        &mut self,
+        view: &CircleView,
+        owners: &BTreeMap<DeviceId, MemberId>,
+    ) {
+        let mut ids: Vec<(u64, EntityId)> = self
+            .proposals
+            .values()
+            .filter(|p| p.kind == ProposalKind::Recover)
+            .filter_map(|p| Some((view.removals.get(&p.id)?.order, p.id)))
+            .collect();
+        ids.sort_unstable();
+        for (_, id) in ids {
+            let (Some(r), Some(p)) = (view.removals.get(&id), self.proposals.get(&id)) else {
+                continue;
+            };
+            let (Some(key), Some(device)) = (r.key, r.device) else {
+                continue;
+            };
+            if p.state == ProposalState::Void {
+                continue;
+            }
+            let key = MemberId::from_bytes(key);
+            let target = p.target;
+            let vouched_at = (p.state == ProposalState::Carried).then(|| last_consent(view, p));
+            let old_device = |d: &DeviceId| {
+                *d != device
+                    && owners.get(d) == Some(&target)
+                    && view
+                        .members
+                        .get(&target)
+                        .and_then(|m| m.devices.get(d))
+                        .is_some_and(|rec| rec.key.map_or(target, MemberId::from_bytes) != key)
+            };
+            let refused_by: BTreeSet<DeviceId> = r
+                .refused
+                .iter()
+                .filter(|(d, s)| s.by_device == Some(**d) && old_device(d))
+                .map(|(d, _)| *d)
+                .collect();
+            let mut recovery = Recovery {
+                key,
+                device,
+                wait_hours: r.wait_hours,
+                vouched_at,
+                refused_by,
+                completed: None,
+            };
+            recovery.completed = r
+                .completed
+                .as_ref()
+                .filter(|c| {
+                    c.by_device
+                        .and_then(|d| owners.get(&d))
+                        .is_some_and(|m| p.electorate.contains(m))
+                        && recovery.waited(c.at)
+                })
+                .map(|c| c.at);
+            let state = if recovery.completed.is_some() {
+                self.epoch += 1;
+                self.recovered.insert(target);
+                if recovery.refused_by.is_empty() {
+                    self.keys.insert(target, key);
+                    p.state
+                } else {
+                    // Let go again, once the refusal is known.
+                    self.epoch += 1;
+                    ProposalState::Refused
+                }
+            } else if !recovery.refused_by.is_empty() {
+                ProposalState::Refused
+            } else if self.removed.contains(&target)
+                || self.left.contains(&target)
+                || p.stint != self.stint_of(target)
+            {
+                // Its member's stint ended first.
+                ProposalState::Void
+            } else {
+                p.state
+            };
+            if let Some(p) = self.proposals.get_mut(&id) {
+                p.state = state;
+                p.recovery = Some(recovery);
+            }
+        }
+    }
+}
+
+impl Circle {
+    /// Vouches, as `by`, that `cert`'s device (certified by the new key
+    /// its person holds) is `target`'s: the first vouch makes the
+    /// proposal, with the wait the member's devices have to refuse it.
+    /// Returns the proposal's id. Those after consent to it
+    /// ([`Circle::consent_removal`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn propose_recovery(
+        &mut self,
+        by: MemberId,
+        target: MemberId,
+        cert: &DeviceCert,
+        wait_hours: u64,
+        reason: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        cert.verify()?;
+        if !(MIN_RECOVERY_WAIT_HOURS..=MAX_RECOVERY_WAIT_HOURS).contains(&wait_hours) {
+            return Err(CoreError::Invalid(format!(
+                "the wait must be between {MIN_RECOVERY_WAIT_HOURS} and {MAX_RECOVERY_WAIT_HOURS} hours"
+            )));
+        }
+        let membership = self.membership();
+        if membership.certified.contains(&cert.device) {
+            return Err(CoreError::NotAllowed(
+                "that device is in the circle already; a request comes from a device new to it"
+                    .into(),
+            ));
+        }
+        if cert.member == target || membership.member_by_key(cert.member).is_some() {
+            return Err(CoreError::NotAllowed(
+                "that key is a member's already: whoever holds it can pair a device or join with a ticket"
+                    .into(),
+            ));
+        }
+        if let Some(p) = membership.proposals.values().find(|p| {
+            p.recovery.as_ref().is_some_and(|r| r.device == cert.device)
+                && matches!(p.state, ProposalState::Open | ProposalState::Carried)
+        }) {
+            return Err(CoreError::NotAllowed(format!(
+                "someone vouched for this device already ({}); vouch with that proposal instead",
+                p.id
+            )));
+        }
+        let extra = Extra {
+            cert: cert.clone(),
+            wait_hours,
+        };
+        self.propose(
+            ProposalKind::Recover,
+            by,
+            target,
+            reason,
+            Some(extra),
+            now,
+            rng,
+        )
+    }
+
+    /// Refuses a recovery of this device's own member (`by`): whoever
+    /// asked is not them, or they have their device back.
+    pub fn refuse_recovery(
+        &mut self,
+        by: MemberId,
+        proposal: EntityId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(by)?;
+        let me = self.me()?;
+        let membership = self.membership();
+        let p = recovery_of(&membership, proposal)?;
+        if p.target != by || !membership.admitted.contains(&me) {
+            return Err(CoreError::NotAllowed(
+                "only the member's own devices can refuse a request to become theirs".into(),
+            ));
+        }
+        let r = p.recovery.as_ref().expect("a recovery");
+        if r.completed.is_some() || !matches!(p.state, ProposalState::Open | ProposalState::Carried)
+        {
+            return Err(CoreError::NotAllowed(format!(
+                "this request is {}; nothing to refuse",
+                state_words(p.state, r)
+            )));
+        }
+        if r.refused_by.contains(&me) {
+            return Err(CoreError::NotAllowed(
+                "this device refused it already".into(),
+            ));
+        }
+        let obj = self.require_entity(schema::REMOVALS, proposal, "proposal")?;
+        self.transact(now, "refuse recovery", |tx| {
+            let refused = child_map(tx, &obj, "refused")?;
+            let s = tx.put_object(&refused, me.to_string(), ObjType::Map)?;
+            tx.put(&s, "at", now.as_millis())?;
+            Ok(())
+        })
+    }
+
+    /// The recoveries this device (of member `by`) may carry through at
+    /// `now`: vouched for, the wait over by its clock, refused by nobody.
+    pub fn recoveries_due(&self, by: MemberId, now: Timestamp) -> Vec<EntityId> {
+        let membership = self.membership();
+        if !membership.is_member(by) {
+            return Vec::new();
+        }
+        membership
+            .proposals
+            .values()
+            .filter(|p| {
+                p.state == ProposalState::Carried
+                    && p.electorate.contains(&by)
+                    && p.recovery.as_ref().is_some_and(|r| {
+                        r.completed.is_none() && r.refused_by.is_empty() && r.waited(now)
+                    })
+            })
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Carries a recovery through, as `by` (a member who could vouch):
+    /// records it done and adds the new device to its member's record, in
+    /// one change. Only once the wait is over by this device's clock.
+    pub fn complete_recovery(
+        &mut self,
+        by: MemberId,
+        proposal: EntityId,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(by)?;
+        let membership = self.membership();
+        let p = recovery_of(&membership, proposal)?;
+        let r = p.recovery.clone().expect("a recovery");
+        if !p.electorate.contains(&by) {
+            return Err(CoreError::NotAllowed(
+                "only a member who could vouch for it carries a recovery through".into(),
+            ));
+        }
+        if p.state != ProposalState::Carried || r.completed.is_some() || !r.refused_by.is_empty() {
+            return Err(CoreError::NotAllowed(format!(
+                "this request is {}; nothing to carry through",
+                state_words(p.state, &r)
+            )));
+        }
+        if !r.waited(now) {
+            return Err(CoreError::NotAllowed(
+                "the member's own devices may still refuse it; it can be carried through once the wait is over"
+                    .into(),
+            ));
+        }
+        self.room_for_a_device(p.target)?;
+        let record =
+            self.view()
+                .removals
+                .get(&proposal)
+                .cloned()
+                .ok_or(CoreError::NoSuchEntity {
+                    kind: "proposal",
+                    id: proposal,
+                })?;
+        let member = self.require_member(p.target)?;
+        let obj = self.require_entity(schema::REMOVALS, proposal, "proposal")?;
+        self.transact(now, "complete recovery", |tx| {
+            let done = tx.put_object(&obj, "completed", ObjType::Map)?;
+            tx.put(&done, "at", now.as_millis())?;
+            let devices = child_map(tx, &member, schema::DEVICES)?;
+            let d = tx.put_object(&devices, r.device.to_string(), ObjType::Map)?;
+            tx.put(&d, "cert", record.cert.as_str())?;
+            tx.put(&d, "key", hex(r.key.as_bytes()))?;
+            tx.put(&d, "added_at", now.as_millis())?;
+            Ok(())
+        })
+    }
+}
+
+/// What a recovery's proposal writes beside a removal's.
+pub(super) struct Extra {
+    pub(super) cert: DeviceCert,
+    pub(super) wait_hours: u64,
+}
+
+impl Extra {
+    /// Writes the new key, device, certificate and wait into the
+    /// proposal `obj`, and the (empty) map refusals go in.
+    pub(super) fn write(
+        &self,
+        tx: &mut automerge::transaction::Transaction<'_>,
+        obj: &automerge::ObjId,
+    ) -> Result<(), automerge::AutomergeError> {
+        tx.put(obj, "key", hex(self.cert.member.as_bytes()))?;
+        tx.put(obj, "device", self.cert.device.to_string())?;
+        tx.put(obj, "cert", self.cert.signature_hex())?;
+        tx.put(obj, "wait_hours", self.wait_hours)?;
+        tx.put_object(obj, "refused", ObjType::Map)?;
+        Ok(())
+    }
+}
+
+fn recovery_of(membership: &Membership, id: EntityId) -> Result<&super::Proposal, CoreError> {
+    membership
+        .proposals
+        .get(&id)
+        .filter(|p| p.kind == ProposalKind::Recover && p.recovery.is_some())
+        .ok_or(CoreError::NoSuchEntity {
+            kind: "recovery",
+            id,
+        })
+}
+
+/// Where a recovery stands, in a word or two.
+fn state_words(state: ProposalState, r: &Recovery) -> &'static str {
+    match state {
+        _ if r.completed.is_some() && state != ProposalState::Refused => "carried through",
+        ProposalState::Carried => "vouched for",
+        other => other.as_str(),
+    }
+}
+
+/// What a recovery proposal says, in words (see
+/// [`super::Proposal::words`]).
+pub(super) fn words(p: &super::Proposal, r: &Recovery, view: &CircleView) -> String {
+    let (by, target) = (view.name_of(&p.by), view.name_of(&p.target));
+    let reason = if p.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", p.reason)
+    };
+    let day = |t: Timestamp| crate::people::day_month(t);
+    match p.state {
+        ProposalState::Refused => {
+            format!("a device of {target}'s refused the request to become theirs")
+        }
+        ProposalState::Carried => match (r.completed, r.until()) {
+            (Some(at), _) => format!(
+                "{target} is back on a new device, vouched for by {} of {} ({})",
+                p.consents.len(),
+                p.electorate.len(),
+                day(at)
+            ),
+            (None, Some(until)) => format!(
+                "a request to become {target}'s device: vouched for by {} of {}; {target}'s own devices can refuse it until {}",
+                p.consents.len(),
+                p.electorate.len(),
+                day(until)
+            ),
+            (None, None) => String::new(),
+        },
+        ProposalState::Open => {
+            let mut names: Vec<String> = p.consents.iter().map(|m| view.name_of(m)).collect();
+            names.sort();
+            let more = p.needed.saturating_sub(p.consents.len());
+            let more = if more == 1 {
+                "one more needed".to_owned()
+            } else {
+                format!("{more} more needed")
+            };
+            format!(
+                "a request to become {target}'s device{reason}: vouched for by {}; {more}",
+                names.join(", ")
+            )
+        }
+        ProposalState::Withdrawn => {
+            format!("{by} withdrew the request to become {target}'s device")
+        }
+        ProposalState::Void => format!("a request to become {target}'s device did not count"),
+    }
+}
