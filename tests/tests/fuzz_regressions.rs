@@ -102,6 +102,14 @@ fn steward_ticket() {
 }
 
 #[test]
+fn recovery_request() {
+    replay(
+        "recovery_request",
+        roundtable_net::fuzzing::recovery_request,
+    );
+}
+
+#[test]
 fn steward_requests() {
     replay(
         "steward_requests",

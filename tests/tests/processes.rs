@@ -636,3 +636,87 @@ fn coming_back_after_leaving_and_after_a_removal() {
         up.stop();
     }
 }
+
+/// The state of the recovery `remove list --json` shows at `home`, if any.
+fn recovery_state(home: &TestHome) -> Option<(String, String)> {
+    let list = home.run(&["remove", "list", "--json"]).ok().json();
+    list["proposals"]
+        .as_array()?
+        .iter()
+        .find(|p| p["kind"] == "recover" && p["state"] != "void")
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap()[..8].to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+            )
+        })
+}
+
+#[test]
+fn a_lost_laptop_is_vouched_for_from_the_command_line() {
+    let homes = [0; 3].map(|_| TestHome::new());
+    let [maya, sam, ana] = &homes;
+    maya.run(&["circle", "create", "Book Club", "--as", "Maya"])
+        .ok();
+    let ups: Vec<Up> = homes.iter().map(Up::start).collect();
+    for (home, name) in [(sam, "Sam"), (ana, "Ana")] {
+        let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+        home.run(&["join", &ticket, "--as", name]).ok();
+    }
+    wait_identical(&[maya, sam, ana], |v| {
+        v["members"].as_object().is_some_and(|m| m.len() == 3)
+    });
+
+    // Ana's new laptop asks, with a ticket Maya sent her.
+    let laptop = TestHome::new();
+    let ticket = maya.run(&["invite"]).ok().stdout.trim().to_owned();
+    let r = laptop
+        .run(&["recover", &ticket])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("--as NAME"), "{}", r.stderr);
+    let asked = laptop.run(&["recover", &ticket, "--as", "Ana"]).ok().stdout;
+    assert!(asked.contains("roundtable vouch REQUEST"), "{asked}");
+    let request = laptop
+        .run(&["recover", &ticket, "--as", "Ana", "--json"])
+        .ok()
+        .json()["request"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Pasted where a ticket goes, it says what it is.
+    let r = sam.run(&["join", &request]).expect_code(2).one_line_error();
+    assert!(r.stderr.contains("roundtable vouch"), "{}", r.stderr);
+
+    // Maya and Sam vouch, each on their own device: one recovery.
+    let said = maya
+        .run(&["vouch", &request, "--reason", "she rang me"])
+        .ok()
+        .stdout;
+    assert!(said.contains("one more needed"), "{said}");
+    sam.run(&["vouch", &request]).ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        match recovery_state(ana) {
+            Some((id, state)) if state == "carried" => break id,
+            _ => {
+                assert!(Instant::now() < deadline, "the vouches never reached Ana");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let members = ana.run(&["remove", "list"]).ok().stdout;
+    assert!(members.contains("recognise on a new device"), "{members}");
+
+    // Ana still has her old device after all: she refuses, and everyone
+    // sees it.
+    let r = sam.run(&["refuse", &id]).expect_code(2).one_line_error();
+    assert!(r.stderr.contains("own devices"), "{}", r.stderr);
+    ana.run(&["refuse", &id]).ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recovery_state(maya).is_none_or(|(_, state)| state != "refused") {
+        assert!(Instant::now() < deadline, "the refusal never reached Maya");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(ups);
+}

@@ -210,6 +210,36 @@ pub enum Op {
         /// The proposal.
         proposal: EntityId,
     },
+    /// Vouches that a new device, certified by the new member key its
+    /// person made, is `target`'s: the first vouch proposes the recovery,
+    /// later ones consent to it.
+    Vouch {
+        /// Whose it would be.
+        target: MemberId,
+        /// The new member key.
+        key: MemberId,
+        /// The new device.
+        device: DeviceId,
+        /// The new key's signature over the device (hex).
+        cert: String,
+        /// How many hours the member's own devices may refuse it, for the
+        /// first vouch.
+        #[serde(default = "default_wait")]
+        wait_hours: u64,
+        /// How the one vouching checked, in words.
+        #[serde(default)]
+        reason: String,
+    },
+    /// Refuses a request to become a device of the member acting.
+    RefuseRecovery {
+        /// The recovery.
+        proposal: EntityId,
+    },
+    /// Carries a recovery through once its wait is over.
+    CompleteRecovery {
+        /// The recovery.
+        proposal: EntityId,
+    },
     /// Has the circle kept by a steward too (its ticket).
     AddSteward {
         /// The steward's ticket.
@@ -262,6 +292,9 @@ impl Op {
             Op::ProposeWelcome { .. } => "remove welcome-back",
             Op::Consent { .. } => "remove consent",
             Op::Withdraw { .. } => "remove withdraw",
+            Op::Vouch { .. } => "vouch",
+            Op::RefuseRecovery { .. } => "refuse",
+            Op::CompleteRecovery { .. } => "recovery complete",
             Op::AddSteward { .. } => "steward add",
             Op::RemoveSteward { .. } => "steward remove",
         }
@@ -425,6 +458,25 @@ impl Circle {
                 self.withdraw_removal(me, *proposal, now)?;
                 None
             }
+            Op::Vouch {
+                target,
+                key,
+                device,
+                cert,
+                wait_hours,
+                reason,
+            } => {
+                let cert = crate::DeviceCert::from_parts(*key, *device, cert)?;
+                Some(self.vouch(me, *target, &cert, *wait_hours, reason, now, rng)?)
+            }
+            Op::RefuseRecovery { proposal } => {
+                self.refuse_recovery(me, *proposal, now)?;
+                None
+            }
+            Op::CompleteRecovery { proposal } => {
+                self.complete_recovery(me, *proposal, now)?;
+                None
+            }
             Op::AddSteward {
                 ticket,
                 steward,
@@ -451,4 +503,8 @@ fn zoned(starts: &str) -> Result<jiff::ZonedDateTime, CoreError> {
     starts
         .parse()
         .map_err(|_| CoreError::Invalid(format!("{starts:?} is not a time with a time zone")))
+}
+
+fn default_wait() -> u64 {
+    crate::membership::RECOVERY_WAIT_HOURS
 }

@@ -477,3 +477,60 @@ fn member_record(c: &Circle, member: MemberId) -> automerge::ObjId {
         .unwrap()
         .1
 }
+
+#[test]
+fn vouches_made_apart_count_together() {
+    let mut rng = rand::rng();
+    let (w, mut devs, (new_key, laptop)) = circle();
+    let cert = new_key.certify(laptop.id());
+    let [maya, sam, lee, ana] = &mut devs;
+    let ana_id = id(ana);
+    // Maya and Sam each vouch on their own copy, neither having heard of
+    // the other's.
+    let mine = maya
+        .circle
+        .vouch(id(maya), ana_id, &cert, 48, "she rang me", at(10), &mut rng)
+        .unwrap();
+    let theirs = sam
+        .circle
+        .vouch(
+            id(sam),
+            ana_id,
+            &cert,
+            48,
+            "we met for coffee",
+            at(12),
+            &mut rng,
+        )
+        .unwrap();
+    assert_ne!(mine, theirs);
+    w.hears(lee, sam);
+    w.hears(lee, maya);
+    w.hears(maya, sam);
+    let m = lee.circle.membership();
+    let (first, other) = if m.proposals[&mine].state == ProposalState::Void {
+        (theirs, mine)
+    } else {
+        (mine, theirs)
+    };
+    assert_eq!(m.proposals[&first].state, ProposalState::Carried);
+    assert_eq!(m.proposals[&first].consents.len(), 2);
+    assert_eq!(
+        m.proposals[&other].recovery.as_ref().unwrap().joined,
+        Some(first)
+    );
+    assert_eq!(
+        m.proposals[&first].recovery.as_ref().unwrap().until(),
+        Some(at(12 + 48)),
+        "enough vouched once the second did"
+    );
+    assert_eq!(maya.circle.canonical_json(), lee.circle.canonical_json());
+    // A refusal of either is a refusal of the one recovery.
+    w.hears(ana, lee);
+    ana.circle.refuse_recovery(ana_id, other, at(20)).unwrap();
+    w.hears(lee, ana);
+    assert_eq!(
+        lee.circle.membership().proposals[&first].state,
+        ProposalState::Refused
+    );
+}

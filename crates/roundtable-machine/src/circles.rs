@@ -94,6 +94,7 @@ impl Machine {
                 reading: None,
                 seen: None,
                 compact_failing: false,
+                recovery_failing: false,
                 forked: BTreeMap::new(),
                 stewards: stewards::Stewards::restore(
                     self.home

@@ -385,6 +385,9 @@ struct Served {
     seen: Option<(Vec<ChangeHash>, Arc<CircleView>)>,
     /// Folding the log in failed at the last try.
     compact_failing: bool,
+    /// Whether carrying a recovery through failed (said once, not every
+    /// tick, until it works).
+    recovery_failing: bool,
     /// Devices found to have signed two different changes under one
     /// number, and which the circle kept (one entry per device).
     forked: BTreeMap<DeviceId, roundtable_core::equivocation::Equivocation>,
@@ -770,8 +773,47 @@ impl Machine {
         for circle in due {
             self.push_to_stewards(circle, rng);
         }
+        self.complete_recoveries(now, rng);
         self.save_books();
         self.compact_due();
+    }
+
+    /// Carries through every recovery whose wait is over by this device's
+    /// clock, in the circles where its member could vouch for it: whoever
+    /// is awake then does it, so the person waits for nobody's laptop.
+    fn complete_recoveries(&mut self, now: Now, rng: &mut impl RngCore) {
+        let member = self.me.member.id();
+        let due: Vec<(CircleId, EntityId)> = self
+            .circles
+            .iter()
+            .flat_map(|(id, s)| {
+                s.store
+                    .circle()
+                    .recoveries_due(member, now.wall)
+                    .into_iter()
+                    .map(move |p| (*id, p))
+            })
+            .collect();
+        for (circle, proposal) in due {
+            let op = Op::CompleteRecovery { proposal };
+            let done = self.perform(circle, &op, now.wall, now, rng);
+            let Some(served) = self.circles.get_mut(&circle) else {
+                continue;
+            };
+            match done {
+                Ok(_) => {
+                    served.recovery_failing = false;
+                    info!(circle = %circle, "a recovery vouched for is carried through: the new device is its member's");
+                }
+                Err(e) if served.recovery_failing => {
+                    debug!(circle = %circle, "still cannot carry a recovery through: {e}");
+                }
+                Err(e) => {
+                    served.recovery_failing = true;
+                    warn!(circle = %circle, "could not carry a recovery through, will keep trying: {e}");
+                }
+            }
+        }
     }
 
     /// Stops: keeps what every session under way shared so far and the

@@ -47,7 +47,7 @@ pub use iroh_gossip::TopicId;
 pub use iroh_gossip::api::GossipTopic;
 pub use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
 pub use net::{Dialer, Incoming, Net, NetError, StewardNet};
-pub use ticket::{CircleTicket, StewardTicket, TicketError};
+pub use ticket::{CircleTicket, RecoveryRequest, StewardTicket, TicketError};
 
 /// The sync protocol: Automerge sync over one bi-directional stream.
 pub const SYNC_ALPN: &[u8] = b"roundtable/sync/1";

@@ -10,9 +10,10 @@
 
 use iroh::EndpointAddr;
 use iroh_tickets::{ParseError, Ticket};
+use roundtable_core::schema::limits;
 use roundtable_core::{
-    CircleId, DeviceId, DeviceKey, EntityId, InviteKind, InviteSecret, Timestamp,
-    verify_device_signature,
+    CircleId, DeviceCert, DeviceId, DeviceKey, EntityId, InviteKind, InviteSecret, MemberId,
+    Timestamp, verify_device_signature,
 };
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +215,117 @@ impl Ticket for CircleTicket {
     }
 }
 
+/// A person's request to be recognised in a circle on a new device, after
+/// losing every device of theirs: one line they send to members as they
+/// would a ticket (`roundtablerecover` and base32 of a versioned postcard
+/// body and a checksum). It names the circle, who they say they are, and
+/// their new device, certified by the new member key they made, which
+/// proves they hold it. It holds no secret: what makes it count is
+/// members vouching, having checked with the person themselves (see
+/// `roundtable_core::membership`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRequest {
+    /// The circle.
+    pub circle: CircleId,
+    /// The name they say is theirs in the circle ("Ana").
+    pub name: String,
+    /// Their new device, certified by their new member key.
+    pub cert: DeviceCert,
+}
+
+#[derive(Serialize, Deserialize)]
+enum RecoveryWire {
+    V1 {
+        circle: [u8; 16],
+        name: String,
+        key: [u8; 32],
+        device: [u8; 32],
+        sig: Vec<u8>,
+    },
+}
+
+impl Ticket for RecoveryRequest {
+    const KIND: &'static str = "roundtablerecover";
+
+    fn encode_bytes(&self) -> Vec<u8> {
+        let wire = RecoveryWire::V1 {
+            circle: *self.circle.as_bytes(),
+            name: self.name.clone(),
+            key: *self.cert.member.as_bytes(),
+            device: *self.cert.device.as_bytes(),
+            sig: self.cert.signature.to_vec(),
+        };
+        let mut body = postcard::to_stdvec(&wire).unwrap_or_default();
+        let sum = checksum(&body);
+        body.extend_from_slice(&sum);
+        body
+    }
+
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
+        if bytes.len() < CHECKSUM {
+            return Err(ParseError::verification_failed("too short"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
+        if checksum(body) != sum {
+            return Err(ParseError::verification_failed("checksum mismatch"));
+        }
+        let RecoveryWire::V1 {
+            circle,
+            name,
+            key,
+            device,
+            sig,
+        } = postcard::from_bytes(body)?;
+        if name.trim().is_empty() || name.chars().count() > limits::NAME {
+            return Err(ParseError::verification_failed(
+                "the name in it is empty or too long",
+            ));
+        }
+        let signature = <[u8; 64]>::try_from(sig.as_slice())
+            .map_err(|_| ParseError::verification_failed("its signature is malformed"))?;
+        let cert = DeviceCert {
+            member: MemberId::from_bytes(key),
+            device: DeviceId::from_bytes(device),
+            signature,
+        };
+        cert.verify()
+            .map_err(|_| ParseError::verification_failed("its certificate does not verify"))?;
+        Ok(Self {
+            circle: CircleId::from_bytes(circle),
+            name,
+            cert,
+        })
+    }
+}
+
+impl RecoveryRequest {
+    /// The request as one line of text.
+    pub fn to_line(&self) -> String {
+        self.encode_string()
+    }
+
+    /// Reads a request someone pasted (white space anywhere is ignored,
+    /// and case). Pure; never panics (fuzzed).
+    pub fn parse(line: &str) -> Result<Self, TicketError> {
+        let line: String = line
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if !line.starts_with(Self::KIND) {
+            return Err(TicketError::NotARecoveryRequest);
+        }
+        Self::decode_string(&line).map_err(|e| {
+            TicketError::Damaged(match e {
+                ParseError::Encoding { .. } => "not valid base32".to_owned(),
+                ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
+                ParseError::Verify { message, .. } => message.to_owned(),
+                other => other.to_string(),
+            })
+        })
+    }
+}
+
 /// A ticket could not be read. Every message is one line a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -233,6 +345,16 @@ pub enum TicketError {
         "this is not a steward's ticket (it should start with \"roundtablesteward\"); ask its operator for `roundtable steward ticket`"
     )]
     NotASteward,
+    /// Something else where a recovery request was expected.
+    #[error(
+        "this is not a request to be recognised on a new device (it should start with \"roundtablerecover\"); ask the person to send it again"
+    )]
+    NotARecoveryRequest,
+    /// A recovery request where an invite was expected.
+    #[error(
+        "this is someone's request to be recognised on a new device, not an invite: vouch for it with `roundtable vouch REQUEST` once you have checked with them"
+    )]
+    RecoveryNotInvite,
     /// Cut short, mistyped, or altered.
     #[error("this ticket is damaged or incomplete ({0}); copy the whole line again")]
     Damaged(String),
@@ -289,6 +411,9 @@ impl CircleTicket {
             .collect();
         if line.starts_with(StewardTicket::KIND) {
             return Err(TicketError::StewardNotInvite);
+        }
+        if line.starts_with(RecoveryRequest::KIND) {
+            return Err(TicketError::RecoveryNotInvite);
         }
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::WrongPrefix);
@@ -514,5 +639,42 @@ mod tests {
             StewardTicket::parse(&line[..line.len() - 3]),
             Err(TicketError::Damaged(_))
         ));
+    }
+
+    #[test]
+    fn a_recovery_request_round_trips_and_is_told_from_an_invite() {
+        let key = roundtable_core::MemberKey::from_seed(&[9; 32]);
+        let device = DeviceKey::from_seed(&[10; 32]);
+        let r = RecoveryRequest {
+            circle: CircleId::from_bytes([1; 16]),
+            name: "Ana".into(),
+            cert: key.certify(device.id()),
+        };
+        let line = r.to_line();
+        assert!(line.starts_with("roundtablerecover"), "{line}");
+        // Wrapped and upper-cased by a chat app, it reads the same.
+        let wrapped = format!(" {}\n{} ", &line[..40], line[40..].to_uppercase());
+        assert_eq!(RecoveryRequest::parse(&wrapped).unwrap(), r);
+        assert_eq!(
+            CircleTicket::parse(&line),
+            Err(TicketError::RecoveryNotInvite)
+        );
+        assert_eq!(
+            RecoveryRequest::parse(&ticket().to_line()),
+            Err(TicketError::NotARecoveryRequest)
+        );
+        assert!(matches!(
+            RecoveryRequest::parse(&line[..line.len() - 3]),
+            Err(TicketError::Damaged(_))
+        ));
+        // A certificate that is not the new key's own is refused.
+        let mut forged = r.clone();
+        forged.cert.device = DeviceKey::from_seed(&[11; 32]).id();
+        let err = RecoveryRequest::parse(&forged.to_line()).unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+        // So is a name nobody could have.
+        let mut long = r.clone();
+        long.name = "A".repeat(500);
+        assert!(RecoveryRequest::parse(&long.to_line()).is_err());
     }
 }

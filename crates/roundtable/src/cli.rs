@@ -30,7 +30,7 @@ pub(crate) struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Global {
     /// Where this device keeps its circles and keys [default: the platform's data directory]
     #[arg(long, global = true, env = "ROUNDTABLE_HOME", value_name = "DIR")]
@@ -189,6 +189,31 @@ Then ask someone in each of your circles for a ticket and `roundtable join TICKE
     /// Your devices: list them, or revoke a lost one from another of yours
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Vouch that a request to be recognised on a new device really is the person's
+    #[command(
+        after_help = "Example: roundtable vouch roundtablerecover... --reason \"she rang me\"\nVouch only once you have checked with them yourself, by voice or face to face. The new device becomes theirs when a majority of the other members vouch, never fewer than two people, and their own devices have had the wait to refuse it; then their old devices are let go."
+    )]
+    Vouch {
+        /// The request they sent you (a line starting with roundtablerecover)
+        request: String,
+        /// Who they are in the circle [default: the name in the request]
+        #[arg(long = "for", value_name = "MEMBER")]
+        member: Option<String>,
+        /// Hours their own devices may refuse it, when yours is the first vouch (24 to 336)
+        #[arg(long, value_name = "HOURS", default_value_t = roundtable_core::membership::RECOVERY_WAIT_HOURS)]
+        wait: u64,
+        /// How you checked it is them
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Refuse a request to become one of your devices: it is not you, or you found your device
+    #[command(
+        after_help = "Example: roundtable refuse 3fa9\n`roundtable remove list` shows the requests; any device of yours can refuse one until its wait is over."
+    )]
+    Refuse {
+        /// The request's id (or its start), as `roundtable remove list` shows it
+        request: String,
+    },
     /// Removal, and welcome back, by consent: nobody owns the table
     #[command(
         subcommand,

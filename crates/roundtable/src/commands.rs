@@ -108,6 +108,21 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         Command::Recover(args) => identity::recover(backend, global, args),
         Command::Device(command) => people::device(backend, global, command, now),
         Command::Remove(command) => people::remove(backend, global, command, now),
+        Command::Vouch {
+            request,
+            member,
+            wait,
+            reason,
+        } => {
+            let args = people::VouchArgs {
+                request: &request,
+                member: member.as_deref(),
+                wait,
+                reason: reason.unwrap_or_default(),
+            };
+            people::vouch(backend, global, args, now)
+        }
+        Command::Refuse { request } => people::refuse(backend, global, &request, now),
         Command::Invite {
             action: None,
             expires,

@@ -79,6 +79,9 @@ pub struct Recovery {
     pub refused_by: BTreeSet<DeviceId>,
     /// When it was carried through: the new device is theirs.
     pub completed: Option<Timestamp>,
+    /// For vouches made apart from the first for the same device: the
+    /// recovery they count with.
+    pub joined: Option<EntityId>,
 }
 
 impl Recovery {
@@ -122,10 +125,16 @@ impl Membership {
         let mut ids: Vec<(u64, EntityId)> = self
             .proposals
             .values()
-            .filter(|p| p.kind == ProposalKind::Recover)
+            .filter(|p| p.kind == ProposalKind::Recover && p.state != ProposalState::Void)
             .filter_map(|p| Some((view.removals.get(&p.id)?.order, p.id)))
             .collect();
         ids.sort_unstable();
+        // Vouches for one device as one member's, made on copies apart,
+        // are one recovery: the first in causal order, with the others'
+        // vouches, refusals and completions.
+        let mut order: Vec<(MemberId, MemberId, DeviceId, u64)> = Vec::new();
+        let mut groups: BTreeMap<(MemberId, MemberId, DeviceId, u64), Vec<EntityId>> =
+            BTreeMap::new();
         for (_, id) in ids {
             let (Some(r), Some(p)) = (view.removals.get(&id), self.proposals.get(&id)) else {
                 continue;
@@ -133,72 +142,146 @@ impl Membership {
             let (Some(key), Some(device)) = (r.key, r.device) else {
                 continue;
             };
-            if p.state == ProposalState::Void {
-                continue;
+            let about = (p.target, MemberId::from_bytes(key), device, p.stint);
+            if !groups.contains_key(&about) {
+                order.push(about);
             }
-            let key = MemberId::from_bytes(key);
-            let target = p.target;
-            let vouched_at = (p.state == ProposalState::Carried).then(|| last_consent(view, p));
-            let old_device = |d: &DeviceId| {
-                *d != device
-                    && owners.get(d) == Some(&target)
-                    && view
-                        .members
-                        .get(&target)
-                        .and_then(|m| m.devices.get(d))
-                        .is_some_and(|rec| rec.key.map_or(target, MemberId::from_bytes) != key)
+            groups.entry(about).or_default().push(id);
+        }
+        for about in order {
+            let group = groups.remove(&about).unwrap_or_default();
+            self.judge_recovery(view, owners, about, &group);
+        }
+    }
+
+    /// One recovery: `group[0]` and the vouches for the same device made
+    /// apart from it.
+    fn judge_recovery(
+        &mut self,
+        view: &CircleView,
+        owners: &BTreeMap<DeviceId, MemberId>,
+        (target, key, device, stint): (MemberId, MemberId, DeviceId, u64),
+        group: &[EntityId],
+    ) {
+        let Some(first) = group.first().and_then(|id| self.proposals.get(id)).cloned() else {
+            return;
+        };
+        let records: Vec<&RemovalRecord> = group
+            .iter()
+            .filter_map(|id| view.removals.get(id))
+            .collect();
+        // Each member's earliest vouch, in any of them, if they could vouch.
+        let mut vouched: BTreeMap<MemberId, Timestamp> = BTreeMap::new();
+        for id in group {
+            let Some(p) = self.proposals.get(id) else {
+                continue;
             };
-            let refused_by: BTreeSet<DeviceId> = r
-                .refused
-                .iter()
-                .filter(|(d, s)| s.by_device == Some(**d) && old_device(d))
-                .map(|(d, _)| *d)
-                .collect();
-            let mut recovery = Recovery {
-                key,
-                device,
-                wait_hours: r.wait_hours,
-                vouched_at,
-                refused_by,
-                completed: None,
-            };
-            recovery.completed = r
-                .completed
-                .as_ref()
-                .filter(|c| {
-                    c.by_device
-                        .and_then(|d| owners.get(&d))
-                        .is_some_and(|m| p.electorate.contains(m))
-                        && recovery.waited(c.at)
-                })
-                .map(|c| c.at);
-            let state = if recovery.completed.is_some() {
-                self.epoch += 1;
-                self.recovered.insert(target);
-                if recovery.refused_by.is_empty() {
-                    self.keys.insert(target, key);
-                    p.state
+            for m in p.consents.iter().filter(|m| first.electorate.contains(m)) {
+                let at = if *m == p.by {
+                    p.at
                 } else {
-                    // Let go again, once the refusal is known.
-                    self.epoch += 1;
-                    ProposalState::Refused
-                }
-            } else if !recovery.refused_by.is_empty() {
-                ProposalState::Refused
-            } else if self.removed.contains(&target)
-                || self.left.contains(&target)
-                || p.stint != self.stint_of(target)
-            {
-                // Its member's stint ended first.
-                ProposalState::Void
-            } else {
-                p.state
-            };
-            if let Some(p) = self.proposals.get_mut(&id) {
-                p.state = state;
-                p.recovery = Some(recovery);
+                    last_consent(view, &single(p, *m))
+                };
+                let e = vouched.entry(*m).or_insert(at);
+                *e = (*e).min(at);
             }
         }
+        let consents: BTreeSet<MemberId> = vouched.keys().copied().collect();
+        let mut times: Vec<Timestamp> = vouched.into_values().collect();
+        times.sort_unstable();
+        let enough = consents.len() >= first.needed;
+        let vouched_at = enough.then(|| times[first.needed.max(1) - 1]);
+        let old_device = |d: &DeviceId| {
+            *d != device
+                && owners.get(d) == Some(&target)
+                && view
+                    .members
+                    .get(&target)
+                    .and_then(|m| m.devices.get(d))
+                    .is_some_and(|rec| rec.key.map_or(target, MemberId::from_bytes) != key)
+        };
+        let refused_by: BTreeSet<DeviceId> = records
+            .iter()
+            .flat_map(|r| &r.refused)
+            .filter(|(d, s)| s.by_device == Some(**d) && old_device(d))
+            .map(|(d, _)| *d)
+            .collect();
+        let wait_hours = records
+            .first()
+            .map_or(RECOVERY_WAIT_HOURS, |r| r.wait_hours);
+        let mut recovery = Recovery {
+            key,
+            device,
+            wait_hours,
+            vouched_at,
+            refused_by,
+            completed: None,
+            joined: None,
+        };
+        recovery.completed = records
+            .iter()
+            .filter_map(|r| r.completed.as_ref())
+            .filter(|c| {
+                c.by_device
+                    .and_then(|d| owners.get(&d))
+                    .is_some_and(|m| first.electorate.contains(m))
+                    && recovery.waited(c.at)
+            })
+            .map(|c| c.at)
+            .min();
+        let open = if enough {
+            ProposalState::Carried
+        } else if first.state == ProposalState::Withdrawn {
+            ProposalState::Withdrawn
+        } else {
+            ProposalState::Open
+        };
+        let state = if recovery.completed.is_some() {
+            self.epoch += 1;
+            self.recovered.insert(target);
+            if recovery.refused_by.is_empty() {
+                self.keys.insert(target, key);
+                open
+            } else {
+                // Let go again, once the refusal is known.
+                self.epoch += 1;
+                ProposalState::Refused
+            }
+        } else if !recovery.refused_by.is_empty() {
+            ProposalState::Refused
+        } else if self.removed.contains(&target)
+            || self.left.contains(&target)
+            || stint != self.stint_of(target)
+        {
+            // Its member's stint ended first.
+            ProposalState::Void
+        } else {
+            open
+        };
+        for (i, id) in group.iter().enumerate() {
+            let Some(p) = self.proposals.get_mut(id) else {
+                continue;
+            };
+            if i == 0 {
+                p.state = state;
+                p.consents = consents.clone();
+                p.recovery = Some(recovery.clone());
+            } else {
+                p.state = ProposalState::Void;
+                p.recovery = Some(Recovery {
+                    joined: Some(first.id),
+                    ..recovery.clone()
+                });
+            }
+        }
+    }
+}
+
+/// `p` as if `member` alone had consented (to read when they did).
+fn single(p: &super::Proposal, member: MemberId) -> super::Proposal {
+    super::Proposal {
+        consents: BTreeSet::from([member]),
+        ..p.clone()
     }
 }
 
@@ -262,6 +345,37 @@ impl Circle {
         )
     }
 
+    /// Vouches, as `by`, that `cert`'s device is `target`'s: the first
+    /// vouch for the device proposes the recovery (with its wait), later
+    /// ones consent to it. Returns the recovery's id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn vouch(
+        &mut self,
+        by: MemberId,
+        target: MemberId,
+        cert: &DeviceCert,
+        wait_hours: u64,
+        reason: &str,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<EntityId, CoreError> {
+        let open = self.standing().membership.proposals.values().find_map(|p| {
+            let r = p.recovery.as_ref()?;
+            (r.device == cert.device && r.key == cert.member && p.state == ProposalState::Open)
+                .then_some((p.id, p.target))
+        });
+        match open {
+            Some((id, about)) if about == target => {
+                self.consent_removal(by, id, now)?;
+                Ok(id)
+            }
+            Some(_) => Err(CoreError::NotAllowed(
+                "someone vouched for this device as another member's; check with them, and with the person".into(),
+            )),
+            None => self.propose_recovery(by, target, cert, wait_hours, reason, now, rng),
+        }
+    }
+
     /// Refuses a recovery of this device's own member (`by`): whoever
     /// asked is not them, or they have their device back.
     pub fn refuse_recovery(
@@ -274,6 +388,12 @@ impl Circle {
         let me = self.me()?;
         let membership = self.membership();
         let p = recovery_of(&membership, proposal)?;
+        // A vouch made apart counts with the first: so does refusing it.
+        let p = match p.recovery.as_ref().and_then(|r| r.joined) {
+            Some(first) => recovery_of(&membership, first)?,
+            None => p,
+        };
+        let proposal = p.id;
         if p.target != by || !membership.admitted.contains(&me) {
             return Err(CoreError::NotAllowed(
                 "only the member's own devices can refuse a request to become theirs".into(),
@@ -304,11 +424,12 @@ impl Circle {
     /// The recoveries this device (of member `by`) may carry through at
     /// `now`: vouched for, the wait over by its clock, refused by nobody.
     pub fn recoveries_due(&self, by: MemberId, now: Timestamp) -> Vec<EntityId> {
-        let membership = self.membership();
-        if !membership.is_member(by) {
+        let standing = self.standing();
+        if !standing.membership.is_member(by) {
             return Vec::new();
         }
-        membership
+        standing
+            .membership
             .proposals
             .values()
             .filter(|p| {
@@ -466,6 +587,11 @@ pub(super) fn words(p: &super::Proposal, r: &Recovery, view: &CircleView) -> Str
         ProposalState::Withdrawn => {
             format!("{by} withdrew the request to become {target}'s device")
         }
-        ProposalState::Void => format!("a request to become {target}'s device did not count"),
+        ProposalState::Void => match r.joined {
+            Some(first) => {
+                format!("{by}'s vouch for {target}'s new device counts with the request {first}")
+            }
+            None => format!("a request to become {target}'s device did not count"),
+        },
     }
 }

@@ -35,8 +35,15 @@ pub(crate) enum IdentityCommand {
 pub(crate) struct RecoverArgs {
     /// Restore yourself from your recovery key: type its 24 words when asked (or pipe them in;
     /// they never go on the command line)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ticket")]
     pub(crate) words: bool,
+    /// Without the words: a ticket to your circle, from someone in it; makes a request for the
+    /// others to vouch for
+    #[arg(value_name = "TICKET")]
+    pub(crate) ticket: Option<String>,
+    /// With a ticket: your name in the circle
+    #[arg(long = "as", value_name = "NAME", requires = "ticket")]
+    pub(crate) name: Option<String>,
 }
 
 pub(crate) fn identity(backend: &Backend, global: &Global, command: IdentityCommand) -> Result<()> {
@@ -83,9 +90,12 @@ fn backup(backend: &Backend, global: &Global) -> Result<()> {
 }
 
 pub(crate) fn recover(backend: &Backend, global: &Global, args: RecoverArgs) -> Result<()> {
+    if let Some(ticket) = &args.ticket {
+        return request(backend, global, ticket, args.name.as_deref());
+    }
     if !args.words {
         return Err(bad_input(
-            "say how to recover: `roundtable recover --words` restores you from your recovery key's 24 words",
+            "say how to recover: `roundtable recover --words` restores you from your recovery key's 24 words; without them, `roundtable recover TICKET --as NAME` asks your circle to vouch for you",
         ));
     }
     let home = backend.home();
@@ -153,4 +163,53 @@ fn read_words(global: &Global) -> Result<Zeroizing<String>> {
         ));
     }
     Ok(text)
+}
+
+/// A request to be recognised on this device, for the people of the
+/// ticket's circle to vouch for: this device's identity (made now on a
+/// fresh one) signs it.
+fn request(backend: &Backend, global: &Global, ticket: &str, name: Option<&str>) -> Result<()> {
+    let ticket =
+        roundtable_net::CircleTicket::parse(ticket).map_err(|e| bad_input(e.to_string()))?;
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Err(bad_input(
+            "say who you are in the circle: `roundtable recover TICKET --as NAME`",
+        ));
+    };
+    let most = roundtable_core::schema::limits::NAME;
+    if name.chars().count() > most {
+        return Err(bad_input(format!(
+            "a name is at most {most} characters: say the one the circle knows you by"
+        )));
+    }
+    let home = backend.home();
+    if home.circle_ids()?.contains(&ticket.circle) {
+        return Err(bad_input(
+            "this device holds that circle already: there is nothing to recover here",
+        ));
+    }
+    let lock = home.lock("roundtable recover")?;
+    let (me, _) = home.ensure_identity(&lock)?;
+    let request = roundtable_net::RecoveryRequest {
+        circle: ticket.circle,
+        name: name.to_owned(),
+        cert: me.cert.clone(),
+    };
+    let line = request.to_line();
+    if global.json {
+        return render::json(&json!({
+            "request": line,
+            "device": me.device.id().to_string(),
+            "key": me.member.id().to_string(),
+        }));
+    }
+    say!("Send this to people in your circle, the way you would send a ticket:");
+    say!();
+    say!("{line}");
+    say!();
+    say!(
+        "Each who checks with you that it is really you (a call, or face to face) vouches with `roundtable vouch REQUEST`. When enough have, your old devices have {} hours to refuse it; then this device is yours in the circle, and `roundtable join TICKET` (with a fresh ticket, if this one expired) brings the circle here.",
+        roundtable_core::membership::RECOVERY_WAIT_HOURS
+    );
+    Ok(())
 }

@@ -194,6 +194,83 @@ pub(super) fn remove(
     perform_and_say(backend, global, edit, now)
 }
 
+/// What `roundtable vouch` was given.
+pub(crate) struct VouchArgs<'a> {
+    pub(crate) request: &'a str,
+    pub(crate) member: Option<&'a str>,
+    pub(crate) wait: u64,
+    pub(crate) reason: String,
+}
+
+/// Vouches for a request to be recognised on a new device, in the circle
+/// it names: the first vouch proposes the recovery, later ones consent.
+pub(super) fn vouch(
+    backend: &Backend,
+    global: &Global,
+    args: VouchArgs<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let request = roundtable_net::RecoveryRequest::parse(args.request)
+        .map_err(|e| bad_input(e.to_string()))?;
+    if !backend.circle_ids()?.contains(&request.circle) {
+        return Err(bad_input(
+            "this request is for a circle this device does not hold; it is for someone in that circle to vouch",
+        ));
+    }
+    let global = &Global {
+        circle: Some(request.circle.to_string()),
+        ..global.clone()
+    };
+    let circle = read(backend, global)?;
+    let v = circle.view();
+    let target = resolve_member(&v, args.member.unwrap_or(&request.name))?;
+    let op = Op::Vouch {
+        target,
+        key: request.cert.member,
+        device: request.cert.device,
+        cert: request.cert.signature_hex(),
+        wait_hours: args.wait,
+        reason: args.reason,
+    };
+    let id = perform(backend, global, &op, now)?;
+    let after = read(backend, global)?;
+    let membership = after.membership();
+    let words = id
+        .and_then(|id| membership.proposals.get(&id))
+        .map(|p| p.words(&after.view()))
+        .unwrap_or_default();
+    render::done(
+        global.json,
+        &format!(
+            "You vouched that this new device is {}'s. Now: {words}.",
+            v.name_of(&target)
+        ),
+        id,
+    )
+}
+
+/// Refuses, from one of the member's own devices, a request to become
+/// theirs.
+pub(super) fn refuse(
+    backend: &Backend,
+    global: &Global,
+    request: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let circle = read(backend, global)?;
+    let v = circle.view();
+    let proposal = resolve_in(v.removals.keys(), request, "request")?;
+    perform_and_say(
+        backend,
+        global,
+        (
+            Op::RefuseRecovery { proposal },
+            "Refused: that device will not become yours, and everyone in the circle sees that one of your devices refused it.".into(),
+        ),
+        now,
+    )
+}
+
 // --- how it looks ---
 
 /// The circle's invites.
