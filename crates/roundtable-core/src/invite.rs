@@ -289,10 +289,18 @@ impl Circle {
         }
         let inv = check(&view, self.device(), r.invite, r.secret, now)?;
         let admission = self.admission_for(&view, r, &inv)?;
+        // A device a recovery made its member's is in already: the ticket
+        // only brings it the circle, and stays unused.
+        let member = Membership::from_view(&view)
+            .member_by_key(r.cert.member)
+            .unwrap_or(r.cert.member);
+        if member != r.cert.member && matches!(admission, Admission::Already) {
+            return Ok(inv);
+        }
         let obj = self.require_entity(schema::INVITES, r.invite, "invite")?;
         let cert = r.cert.clone();
         self.transact(now, "redeem invite", |tx| {
-            put_redemption(tx, &obj, &cert, now, None)?;
+            put_redemption(tx, &obj, &cert, member, now, None)?;
             admission.write(tx, now)
         })?;
         self.read_invite(r.invite)
@@ -357,7 +365,7 @@ impl Circle {
         let proof = crate::identity::hex(&key.sign(&message).to_bytes());
         let cert = r.cert.clone();
         self.transact(now, "redeem invite", |tx| {
-            put_redemption(tx, &obj, &cert, now, Some((inv.kind, &proof)))?;
+            put_redemption(tx, &obj, &cert, cert.member, now, Some((inv.kind, &proof)))?;
             admission.write(tx, now)
         })?;
         self.read_invite(r.invite)
@@ -372,13 +380,17 @@ impl Circle {
         inv: &Invite,
     ) -> Result<Admission, CoreError> {
         let membership = Membership::from_view(view);
-        if inv.kind == InviteKind::Member && membership.removed.contains(&r.cert.member) {
+        // A key a recovery gave a member speaks for that member.
+        let member = membership
+            .member_by_key(r.cert.member)
+            .unwrap_or(r.cert.member);
+        if inv.kind == InviteKind::Member && membership.removed.contains(&member) {
             return Err(CoreError::NotAllowed(
                 "you were removed from this circle by consent; a ticket cannot bring you back, but the circle can welcome you back by the same consent: ask a member to propose it"
                     .into(),
             ));
         }
-        let returning = inv.kind == InviteKind::Member && membership.left.contains(&r.cert.member);
+        let returning = inv.kind == InviteKind::Member && membership.left.contains(&member);
         if membership.departed.contains(&r.cert.device) && !returning {
             return Err(CoreError::NotAllowed(
                 "this device has left the circle and cannot come back with a ticket".into(),
@@ -393,7 +405,7 @@ impl Circle {
             // A member who lost their devices and restored their member key
             // (a recovery key) comes in with any member's ticket as
             // themselves: the ticket adds this device of theirs.
-            InviteKind::Member if membership.members.contains(&r.cert.member) => {
+            InviteKind::Member if membership.members.contains(&member) => {
                 self.device_admission(r.cert)
             }
             InviteKind::Member => {
@@ -411,7 +423,7 @@ impl Circle {
                 self.member_admission(r.cert, profile, Some(inv.by))
             }
             InviteKind::Device => {
-                if r.cert.member != inv.by {
+                if member != inv.by {
                     return Err(CoreError::NotAllowed(
                         "this ticket pairs a device of the member who made it, not of someone else"
                             .into(),
@@ -476,18 +488,20 @@ fn redeemed_already(view: &CircleView, r: &Redemption<'_>) -> Option<Invite> {
         .cloned()
 }
 
-/// Writes the record of `cert`'s device redeeming the invite `invite`, with
-/// the invite's kind and the proof for a self-redemption.
+/// Writes the record of `cert`'s device redeeming the invite `invite` for
+/// `member` (whose key certified it), with the invite's kind and the proof
+/// for a self-redemption.
 fn put_redemption(
     tx: &mut Transaction<'_>,
     invite: &ObjId,
     cert: &DeviceCert,
+    member: MemberId,
     now: Timestamp,
     proof: Option<(InviteKind, &str)>,
 ) -> Result<(), CoreError> {
     let redeemed = crate::circle::child_map(tx, invite, "redeemed")?;
     let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
-    tx.put(&rec, "member", cert.member.to_string())?;
+    tx.put(&rec, "member", member.to_string())?;
     tx.put(&rec, "at", now.as_millis())?;
     if let Some((kind, proof)) = proof {
         tx.put(&rec, "kind", kind.as_str())?;

@@ -8,8 +8,8 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc};
 use roundtable_core::membership::{RECOVERY_WAIT_HOURS, Recovery};
 use roundtable_core::{
-    Circle, DeviceCert, DeviceKey, EntityId, HeadBook, MemberId, MemberKey, Mood, Profile,
-    ProposalState, Rejection, SignedHead, Timestamp,
+    Circle, DeviceCert, DeviceKey, EntityId, HeadBook, InviteKind, MemberId, MemberKey, Mood,
+    Profile, ProposalState, Redemption, Rejection, SignedHead, Timestamp,
 };
 
 fn at(hours: i64) -> Timestamp {
@@ -205,6 +205,40 @@ fn a_lost_identity_is_vouched_for_and_becomes_theirs_after_the_wait() {
         assert_eq!(m.epoch, epoch + 1);
         assert_eq!(recovery(&d.circle, first).1.completed, Some(at(60)));
     }
+
+    // A member's ticket, taken at Maya's, brings the laptop the circle
+    // and uses nothing up; one for another device of the new key adds it
+    // to Ana's record.
+    let (invite, secret) = maya
+        .circle
+        .create_invite(id(maya), InviteKind::Member, at(100), 1, at(60), &mut rng)
+        .unwrap();
+    let heads = maya.circle.heads();
+    let ticket = |cert| Redemption {
+        invite,
+        secret: &secret,
+        cert,
+        profile: None,
+    };
+    maya.circle.redeem_invite(&ticket(&cert), at(61)).unwrap();
+    assert_eq!(maya.circle.heads(), heads);
+    let tablet = DeviceKey::generate();
+    let tablet_cert = new_key.certify(tablet.id());
+    let mut host = Dev {
+        member: maya.member.clone(),
+        key: maya.key.clone(),
+        circle: maya.circle.clone(),
+    };
+    host.circle
+        .redeem_invite(&ticket(&tablet_cert), at(61))
+        .unwrap();
+    let m = host.circle.membership();
+    assert!(m.admitted.contains(&tablet.id()));
+    assert!(
+        host.circle.view().members[&ana_id]
+            .devices
+            .contains_key(&tablet.id())
+    );
 
     // The laptop writes as Ana: her name, her history.
     let mut copy = lee.circle.clone();

@@ -113,7 +113,10 @@ impl Machine {
         // A circle this member left, and that a peer already has all of:
         // nothing more to serve.
         let served = &self.circles[&id];
-        if served.membership.left.contains(&self.me.member.id())
+        if served
+            .membership
+            .left
+            .contains(&self.mine(&served.membership))
             && served
                 .peers
                 .values()
@@ -184,6 +187,7 @@ impl Machine {
         for id in ids {
             let membership = self.circles[&id].store.circle().membership();
             let devices = self.others(&membership);
+            let mine = self.mine(&membership);
             let served = self.circles.get_mut(&id).expect("present");
             let gone: Vec<DeviceId> = served
                 .peers
@@ -191,7 +195,6 @@ impl Machine {
                 .filter(|p| !devices.contains(p))
                 .copied()
                 .collect();
-            let mine = self.me.member.id();
             let out = membership.removed.contains(&mine);
             let was_removed = served.membership.removed.contains(&mine);
             // Welcomed back: every device of the circle is to be met again,

@@ -32,7 +32,14 @@ impl Machine {
     /// Whether this device's member was removed from the circle by consent,
     /// as `membership` says.
     pub(crate) fn removed_here(&self, membership: &Membership) -> bool {
-        membership.removed.contains(&self.me.member.id())
+        membership.removed.contains(&self.mine(membership))
+    }
+
+    /// This device's member as `membership` knows them: the member whose
+    /// id its member key is, or whom a recovery gave that key.
+    pub(crate) fn mine(&self, membership: &Membership) -> MemberId {
+        let key = self.me.member.id();
+        membership.member_by_key(key).unwrap_or(key)
     }
 
     /// Reads a circle's kept farewells.
@@ -53,7 +60,9 @@ impl Machine {
     /// A copy in which something already builds on a removal makes none
     /// for it (something written after would go along): tried once a run.
     pub(crate) fn keep_farewells(&mut self, circle: CircleId) {
-        let me = self.me.member.id();
+        let Some(me) = self.circles.get(&circle).map(|s| self.mine(&s.membership)) else {
+            return;
+        };
         let Some(served) = self.circles.get_mut(&circle) else {
             return;
         };
@@ -180,10 +189,10 @@ impl Machine {
     /// A peer shut this device out as not admitted while this copy still
     /// has its member in: asks it, at most once an hour, what made it so.
     pub(crate) fn ask_farewell(&mut self, circle: CircleId, peer: DeviceId, now: Now) {
-        let me = self.me.member.id();
         let Some(served) = self.circles.get(&circle) else {
             return;
         };
+        let me = self.mine(&served.membership);
         if !served.membership.members.contains(&me) {
             return;
         }
@@ -284,7 +293,7 @@ impl Machine {
         let reading = served.read();
         let notice = reading
             .membership
-            .removal_notice(&reading.view, self.me.member.id())
+            .removal_notice(&reading.view, self.mine(&reading.membership))
             .unwrap_or_default();
         self.schedule
             .handle(schedule::Input::LetGo { circle }, now.mono);

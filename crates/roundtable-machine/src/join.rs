@@ -201,7 +201,7 @@ impl Machine {
         let mut ids = Vec::new();
         for (circle, book, keys, wc) in checked {
             let id = circle.id();
-            if !circle.is_member(self.me.member.id()) {
+            if !circle.is_member(self.mine(&circle.membership())) {
                 return Err(refused(
                     "the circle handed over does not list this device's member",
                 ));

@@ -681,7 +681,10 @@ impl Machine {
         now: Now,
         rng: &mut impl RngCore,
     ) -> Result<Option<EntityId>, Error> {
-        let member = self.me.member.id();
+        let member = match self.circles.get(&circle) {
+            Some(s) => self.mine(&s.membership),
+            None => self.me.member.id(),
+        };
         let out = self.edit_announced(circle, now, rng, |c, rng| c.perform(op, member, at, rng))?;
         if let Op::RevokeInvite { invite } = op {
             self.forget_welcome(circle, *invite);
@@ -782,14 +785,13 @@ impl Machine {
     /// clock, in the circles where its member could vouch for it: whoever
     /// is awake then does it, so the person waits for nobody's laptop.
     fn complete_recoveries(&mut self, now: Now, rng: &mut impl RngCore) {
-        let member = self.me.member.id();
         let due: Vec<(CircleId, EntityId)> = self
             .circles
             .iter()
             .flat_map(|(id, s)| {
                 s.store
                     .circle()
-                    .recoveries_due(member, now.wall)
+                    .recoveries_due(self.mine(&s.membership), now.wall)
                     .into_iter()
                     .map(move |p| (*id, p))
             })

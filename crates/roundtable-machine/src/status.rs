@@ -188,7 +188,7 @@ impl Machine {
                     devices,
                     forked,
                     stewards: self.steward_status(*id),
-                    removed: s.membership.removal_notice(&view, self.me.member.id()),
+                    removed: s.membership.removal_notice(&view, self.mine(&s.membership)),
                     other_versions,
                 }
             })

@@ -360,19 +360,23 @@ fn perform(
     let id = select(backend, global)?;
     backend.perform(id, op, now, |home, lock| {
         let mut store = home.open_circle(lock, id)?;
-        if !store.circle().is_member(me.member.id()) {
+        // A member key a recovery gave its member acts in their name.
+        let key = me.member.id();
+        let member = store
+            .circle()
+            .membership()
+            .member_by_key(key)
+            .unwrap_or(key);
+        if !store.circle().is_member(member) {
             let circle = store.circle();
             // A removed member is told as everywhere, in the core's words.
-            if let Some(notice) = circle
-                .membership()
-                .removal_notice(&circle.view(), me.member.id())
-            {
+            if let Some(notice) = circle.membership().removal_notice(&circle.view(), member) {
                 return Err(bad_input(notice));
             }
             let why = "you are not a member of \"{}\"; ask a member for an invitation";
             return Err(bad_input(why.replace("{}", &circle.name())));
         }
-        store.edit(|c| Ok(c.perform(op, me.member.id(), now, &mut rand::rng())?))
+        store.edit(|c| Ok(c.perform(op, member, now, &mut rand::rng())?))
     })
 }
 

@@ -1297,6 +1297,131 @@ fn recovered(seed: u64) {
     }
 }
 
+/// A member loses their laptop, and has no recovery key. A new device of
+/// theirs, on a new member key, asks; two of the other three vouch, each on
+/// their own copy, over a stormy network. Half the seeds the lost laptop
+/// turns up in the wait and refuses. Then every device sleeps past the
+/// wait, and wakes: where nobody refused, whoever ticks first carries it
+/// through, and a ticket brings the new device the circle, where it
+/// writes as the same member; where one refused, the old laptop stays
+/// theirs and the new device is nobody's.
+fn vouched_for(seed: u64) {
+    let mut w = World::new(seed);
+    w.weather = Weather::CALM;
+    let (founder, circle) = found(&mut w);
+    for k in 1..=3 {
+        let d = w.add_device(&format!("m{k}"));
+        assert!(join(&mut w, founder, d, circle, InviteKind::Member));
+    }
+    let lost = 3;
+    let member = w.devs[lost].machine().identity().member.id();
+    let before = Op::Checkin {
+        mood: Mood::Okay,
+        note: "before the loss".into(),
+    };
+    assert!(perform(&mut w, lost, circle, before));
+    w.run_for(10_000);
+    w.stop(lost);
+    let new = w.add_device("m3 new");
+    let cert = w.devs[new].machine().identity().cert.clone();
+    let vouch = Op::Vouch {
+        target: member,
+        key: cert.member,
+        device: cert.device,
+        cert: cert.signature_hex(),
+        wait_hours: 24,
+        reason: "we spoke on the phone".into(),
+    };
+    w.weather = Weather::STORMY;
+    let mut proposal = None;
+    for i in [0, 2] {
+        let at = w.wall(i);
+        let id = w
+            .input(i, |m, now, rng| m.perform(circle, &vouch, at, now, rng))
+            .expect("up")
+            .expect("a vouch is taken")
+            .expect("an id");
+        proposal.get_or_insert(id);
+        write_words(&mut w, circle, i);
+        w.run_for(20_000);
+    }
+    let proposal = proposal.expect("vouched");
+    settle(&mut w, circle);
+    let refuse = w.rng().random_bool(0.5);
+    if refuse {
+        // Found in a drawer in the wait (settle woke it): it refuses.
+        assert!(perform(
+            &mut w,
+            lost,
+            circle,
+            Op::RefuseRecovery { proposal }
+        ));
+        w.run_for(30_000);
+    } else {
+        w.stop(lost);
+    }
+    // Everyone's laptop is closed past the wait.
+    let up: Vec<usize> = (0..w.devs.len()).filter(|i| w.devs[*i].up()).collect();
+    for &i in &up {
+        w.stop(i);
+    }
+    w.run_for(25 * 3_600_000);
+    for &i in &up {
+        w.start(i);
+    }
+    w.run_for(30_000);
+    settle(&mut w, circle);
+    if !refuse {
+        let inviter = w.rng().random_range(0..3);
+        assert!(
+            join(&mut w, inviter, new, circle, InviteKind::Member),
+            "a ticket brings the new device the circle"
+        );
+        let after = Op::Moment {
+            text: "back on a new laptop".into(),
+        };
+        assert!(perform(&mut w, new, circle, after));
+        settle(&mut w, circle);
+    }
+    let (live, all) = still_in(&mut w, circle).unwrap();
+    let m = all.membership();
+    assert_eq!(m.members.len(), 4, "the same four people");
+    assert!(m.is_member(member));
+    let (state, recovery) = {
+        let p = &m.proposals[&proposal];
+        let first = p
+            .recovery
+            .as_ref()
+            .and_then(|r| r.joined)
+            .unwrap_or(proposal);
+        let p = &m.proposals[&first];
+        (p.state, p.recovery.clone().expect("a recovery"))
+    };
+    let json = all.canonical_json();
+    assert!(json.contains("before the loss"));
+    if refuse {
+        assert_eq!(state, ProposalState::Refused);
+        assert!(recovery.completed.is_none());
+        assert!(live.contains(&lost));
+        assert!(!m.admitted.contains(&w.devs[new].device));
+        assert_eq!(m.key_of(member), member);
+    } else {
+        assert_eq!(state, ProposalState::Carried);
+        assert!(recovery.completed.is_some());
+        assert!(live.contains(&new) && !live.contains(&lost));
+        assert_eq!(m.key_of(member), cert.member);
+        assert!(m.departed.contains(&w.devs[lost].device));
+        assert!(json.contains("back on a new laptop"));
+        let author = all
+            .view()
+            .moments
+            .values()
+            .find(|e| e.text == "back on a new laptop")
+            .map(|e| e.author);
+        assert_eq!(author, Some(member), "written as the same member");
+    }
+}
+
 /// A member steps out of the circle after a hard month, over a stormy
 /// network, while the others write on; later one of them (any) gives them
 /// a ticket, and they come back on the laptop they left from, as
@@ -1626,6 +1751,11 @@ fn a_lost_laptop_and_a_recovery_key() {
         95_000..95_100,
         recovered,
     );
+}
+
+#[test]
+fn a_lost_identity_vouched_for() {
+    run_seeds("a_lost_identity_vouched_for", 98_000..98_020, vouched_for);
 }
 
 #[test]
