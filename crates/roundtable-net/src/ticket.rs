@@ -83,6 +83,18 @@ const MAX_TICKET_STEWARDS: usize = 4;
 
 const CHECKSUM: usize = 4;
 
+/// The body of `bytes`, once its checksum (the last bytes) matches.
+fn checked(bytes: &[u8]) -> Result<&[u8], ParseError> {
+    if bytes.len() < CHECKSUM {
+        return Err(ParseError::verification_failed("too short"));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
+    if checksum(body) != sum {
+        return Err(ParseError::verification_failed("checksum mismatch"));
+    }
+    Ok(body)
+}
+
 fn checksum(body: &[u8]) -> [u8; CHECKSUM] {
     let h = blake3::hash(body);
     let mut out = [0u8; CHECKSUM];
@@ -136,13 +148,7 @@ impl Ticket for CircleTicket {
     }
 
     fn decode_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        if bytes.len() < CHECKSUM {
-            return Err(ParseError::verification_failed("too short"));
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
-        if checksum(body) != sum {
-            return Err(ParseError::verification_failed("checksum mismatch"));
-        }
+        let body = checked(bytes)?;
         let (circle, inviter, invite, secret, device, expires_at, uses, stewards, sig) =
             match postcard::from_bytes(body)? {
                 Wire::V1 { .. } => {
@@ -262,13 +268,7 @@ impl Ticket for RecoveryRequest {
     }
 
     fn decode_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        if bytes.len() < CHECKSUM {
-            return Err(ParseError::verification_failed("too short"));
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
-        if checksum(body) != sum {
-            return Err(ParseError::verification_failed("checksum mismatch"));
-        }
+        let body = checked(bytes)?;
         let RecoveryWire::V1 {
             circle,
             name,
@@ -307,23 +307,32 @@ impl RecoveryRequest {
     /// Reads a request someone pasted (white space anywhere is ignored,
     /// and case). Pure; never panics (fuzzed).
     pub fn parse(line: &str) -> Result<Self, TicketError> {
-        let line: String = line
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        let line = pasted(line);
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::NotARecoveryRequest);
         }
-        Self::decode_string(&line).map_err(|e| {
-            TicketError::Damaged(match e {
-                ParseError::Encoding { .. } => "not valid base32".to_owned(),
-                ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
-                ParseError::Verify { message, .. } => message.to_owned(),
-                other => other.to_string(),
-            })
-        })
+        Self::decode_string(&line).map_err(damaged)
     }
+}
+
+/// A line as pasted, without the white space chat apps and mail wrap long
+/// lines with, and lower-cased (base32 a phone or a person upper-cased
+/// reads the same).
+fn pasted(line: &str) -> String {
+    line.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Why a line with the right prefix does not read, in words.
+fn damaged(e: ParseError) -> TicketError {
+    TicketError::Damaged(match e {
+        ParseError::Encoding { .. } => "not valid base32".to_owned(),
+        ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
+        ParseError::Verify { message, .. } => message.to_owned(),
+        other => other.to_string(),
+    })
 }
 
 /// A ticket could not be read. Every message is one line a person can act on.
@@ -404,11 +413,7 @@ impl CircleTicket {
     /// Tickets are lower-case base32, so one a phone or a person upper-cased
     /// reads the same.
     pub fn parse(line: &str) -> Result<Self, TicketError> {
-        let line: String = line
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        let line = pasted(line);
         if line.starts_with(StewardTicket::KIND) {
             return Err(TicketError::StewardNotInvite);
         }
@@ -418,15 +423,9 @@ impl CircleTicket {
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::WrongPrefix);
         }
-        Self::decode_string(&line).map_err(|e| {
-            let why = match e {
-                ParseError::Kind { .. } => return TicketError::WrongPrefix,
-                ParseError::Encoding { .. } => "not valid base32".to_owned(),
-                ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
-                ParseError::Verify { message, .. } => message.to_owned(),
-                other => other.to_string(),
-            };
-            TicketError::Damaged(why)
+        Self::decode_string(&line).map_err(|e| match e {
+            ParseError::Kind { .. } => TicketError::WrongPrefix,
+            other => damaged(other),
         })
     }
 }
@@ -460,13 +459,7 @@ impl Ticket for StewardTicket {
     }
 
     fn decode_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        if bytes.len() < CHECKSUM {
-            return Err(ParseError::verification_failed("too short"));
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
-        if checksum(body) != sum {
-            return Err(ParseError::verification_failed("checksum mismatch"));
-        }
+        let body = checked(bytes)?;
         let StewardWire::V1 { addr } = postcard::from_bytes(body)?;
         Ok(Self { addr })
     }
@@ -486,22 +479,11 @@ impl StewardTicket {
     /// Reads a steward's ticket someone pasted (white space anywhere is
     /// ignored). Pure; never panics (fuzzed).
     pub fn parse(line: &str) -> Result<Self, TicketError> {
-        let line: String = line
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        let line = pasted(line);
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::NotASteward);
         }
-        Self::decode_string(&line).map_err(|e| {
-            TicketError::Damaged(match e {
-                ParseError::Encoding { .. } => "not valid base32".to_owned(),
-                ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
-                ParseError::Verify { message, .. } => message.to_owned(),
-                other => other.to_string(),
-            })
-        })
+        Self::decode_string(&line).map_err(damaged)
     }
 }
 
