@@ -666,6 +666,20 @@ fn a_lost_laptop_is_vouched_for_from_the_command_line() {
     wait_identical(&[maya, sam, ana], |v| {
         v["members"].as_object().is_some_and(|m| m.len() == 3)
     });
+    // Sam sets the circle's wait; Maya's device learns it.
+    let r = sam
+        .run(&["circle", "recovery-wait", "2h"])
+        .expect_code(2)
+        .one_line_error();
+    assert!(r.stderr.contains("24"), "{}", r.stderr);
+    sam.run(&["circle", "recovery-wait", "3d"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while maya.run(&["circle", "recovery-wait", "--json"]).ok().json()["hours"] != 72 {
+        assert!(Instant::now() < deadline, "the wait never reached Maya");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = maya.run(&["circle", "recovery-wait"]).ok().stdout;
+    assert!(said.contains("3 days (set by Sam"), "{said}");
 
     // Ana's new laptop asks, with a ticket Maya sent her.
     let laptop = TestHome::new();

@@ -510,7 +510,7 @@ impl Circle {
             .ok_or(CoreError::NoSuchEntity { kind, id })
     }
 
-    fn info_obj(&self) -> Result<ObjId, CoreError> {
+    pub(crate) fn info_obj(&self) -> Result<ObjId, CoreError> {
         match self.doc.get(ROOT, schema::CIRCLE) {
             Ok(Some((Value::Object(ObjType::Map), obj))) => Ok(obj),
             _ => Err(CoreError::NotACircle("it has no circle record".into())),

@@ -114,6 +114,7 @@ mod removal_wins;
 pub use proposals::{REMOVAL_RULE, WELCOME_RULE, cannot_pass, needed};
 pub use recovery::{
     MAX_RECOVERY_WAIT_HOURS, MIN_RECOVERY_WAIT_HOURS, RECOVERY_RULE, RECOVERY_WAIT_HOURS, Recovery,
+    wait_words,
 };
 pub use removal_wins::LetIn;
 use removal_wins::Void;

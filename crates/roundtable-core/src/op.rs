@@ -222,13 +222,15 @@ pub enum Op {
         device: DeviceId,
         /// The new key's signature over the device (hex).
         cert: String,
-        /// How many hours the member's own devices may refuse it, for the
-        /// first vouch.
-        #[serde(default = "default_wait")]
-        wait_hours: u64,
         /// How the one vouching checked, in words.
         #[serde(default)]
         reason: String,
+    },
+    /// Sets how long a member's own devices may refuse a recovery, for
+    /// recoveries vouched for from now on.
+    RecoveryWait {
+        /// Hours, between 24 and 336.
+        hours: u64,
     },
     /// Refuses a request to become a device of the member acting.
     RefuseRecovery {
@@ -293,6 +295,7 @@ impl Op {
             Op::Consent { .. } => "remove consent",
             Op::Withdraw { .. } => "remove withdraw",
             Op::Vouch { .. } => "vouch",
+            Op::RecoveryWait { .. } => "recovery wait",
             Op::RefuseRecovery { .. } => "refuse",
             Op::CompleteRecovery { .. } => "recovery complete",
             Op::AddSteward { .. } => "steward add",
@@ -463,11 +466,15 @@ impl Circle {
                 key,
                 device,
                 cert,
-                wait_hours,
                 reason,
             } => {
                 let cert = crate::DeviceCert::from_parts(*key, *device, cert)?;
-                Some(self.vouch(me, *target, &cert, *wait_hours, reason, now, rng)?)
+                let wait = self.recovery_wait_hours();
+                Some(self.vouch(me, *target, &cert, wait, reason, now, rng)?)
+            }
+            Op::RecoveryWait { hours } => {
+                self.set_recovery_wait(me, *hours, now)?;
+                None
             }
             Op::RefuseRecovery { proposal } => {
                 self.refuse_recovery(me, *proposal, now)?;
@@ -503,8 +510,4 @@ fn zoned(starts: &str) -> Result<jiff::ZonedDateTime, CoreError> {
     starts
         .parse()
         .map_err(|_| CoreError::Invalid(format!("{starts:?} is not a time with a time zone")))
-}
-
-fn default_wait() -> u64 {
-    crate::membership::RECOVERY_WAIT_HOURS
 }

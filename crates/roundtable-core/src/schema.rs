@@ -3,7 +3,8 @@
 //! ```text
 //! ROOT
 //! ├─ schema: uint                       SCHEMA_VERSION of the newest writer's format
-//! ├─ circle: { id, name, about, created_at, created_by }
+//! ├─ circle: { id, name, about, created_at, created_by,
+//! │            recovery_wait: { hours, at }, stewards: { ... } }
 //! ├─ members:     { <member id>: { name, pronouns, remember, story, joined_at,
 //! │                                invited_by, devices: { <device id>: { cert, added_at } },
 //! │                                renames: { <at>-<device>: { from, to, at } } } }
@@ -57,6 +58,8 @@ pub(crate) const REQUESTS: &str = "requests";
 pub(crate) const GATHERINGS: &str = "gatherings";
 pub(crate) const INVITES: &str = "invites";
 pub(crate) const REMOVALS: &str = "removals";
+/// The circle's wait for recoveries, in its record: `{ hours, at }`.
+pub(crate) const RECOVERY_WAIT: &str = "recovery_wait";
 
 /// Every top-level collection, created in the circle's first change.
 pub(crate) const COLLECTIONS: [&str; 7] = [

@@ -568,3 +568,79 @@ fn vouches_made_apart_count_together() {
         ProposalState::Refused
     );
 }
+
+#[test]
+fn the_circles_wait_is_what_a_vouch_writes() {
+    let mut rng = rand::rng();
+    let (w, mut devs, (new_key, laptop)) = circle();
+    let cert = new_key.certify(laptop.id());
+    let [maya, sam, _lee, ana] = &mut devs;
+    assert_eq!(maya.circle.recovery_wait_hours(), RECOVERY_WAIT_HOURS);
+    assert!(
+        maya.circle
+            .view()
+            .recovery_wait_words()
+            .starts_with("48 hours")
+    );
+    // Out of bounds: refused, nothing written.
+    let heads = sam.circle.doc().get_heads();
+    for hours in [0, 23, 337] {
+        assert!(sam.circle.set_recovery_wait(id(sam), hours, at(1)).is_err());
+    }
+    assert_eq!(sam.circle.doc().get_heads(), heads);
+    // Sam sets a week; Maya hears, and her vouch, made through an op as
+    // the node makes it, writes the circle's wait on the proposal.
+    sam.circle
+        .perform(
+            &roundtable_core::Op::RecoveryWait { hours: 7 * 24 },
+            id(sam),
+            at(2),
+            &mut rng,
+        )
+        .unwrap();
+    w.hears(maya, sam);
+    assert_eq!(maya.circle.recovery_wait_hours(), 7 * 24);
+    let words = maya.circle.view().recovery_wait_words();
+    assert!(
+        words.contains("1 week") && words.contains("set by Sam"),
+        "{words}"
+    );
+    let vouch = roundtable_core::Op::Vouch {
+        target: id(ana),
+        key: cert.member,
+        device: cert.device,
+        cert: cert.signature_hex(),
+        reason: "she rang me".into(),
+    };
+    let p = maya
+        .circle
+        .perform(&vouch, id(maya), at(10), &mut rng)
+        .unwrap()
+        .unwrap();
+    assert_eq!(recovery(&maya.circle, p).1.wait_hours, 7 * 24);
+    // A later change of the setting leaves a vouched request's wait be.
+    maya.circle.set_recovery_wait(id(maya), 24, at(11)).unwrap();
+    assert_eq!(recovery(&maya.circle, p).1.wait_hours, 7 * 24);
+    assert_eq!(maya.circle.recovery_wait_hours(), 24);
+    // A member's own tool writing an hour: every copy reads the shortest
+    // wait.
+    let info = maya
+        .circle
+        .doc()
+        .get(automerge::ROOT, "circle")
+        .unwrap()
+        .unwrap()
+        .1;
+    maya.circle
+        .transact(at(12), "recovery wait", |tx| {
+            let w = tx.put_object(&info, "recovery_wait", ObjType::Map)?;
+            tx.put(&w, "hours", 1_u64)?;
+            Ok(())
+        })
+        .unwrap();
+    w.hears(sam, maya);
+    assert_eq!(sam.circle.recovery_wait_hours(), 24);
+    // Someone who is not a member sets nothing.
+    let stranger = MemberKey::generate().id();
+    assert!(ana.circle.set_recovery_wait(stranger, 72, at(3)).is_err());
+}

@@ -299,6 +299,27 @@ impl Ticket for RecoveryRequest {
 }
 
 impl RecoveryRequest {
+    /// A request to be recognised as `name` in `circle` on the device
+    /// `cert` certifies, or, when the name would not read back, why in
+    /// words.
+    pub fn new(circle: CircleId, name: &str, cert: DeviceCert) -> Result<Self, String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err("say the name the circle knows you by".to_owned());
+        }
+        if name.chars().count() > limits::NAME {
+            return Err(format!(
+                "a name is at most {} characters: say the one the circle knows you by",
+                limits::NAME
+            ));
+        }
+        Ok(Self {
+            circle,
+            name: name.to_owned(),
+            cert,
+        })
+    }
+
     /// The request as one line of text.
     pub fn to_line(&self) -> String {
         self.encode_string()

@@ -191,7 +191,7 @@ Then ask someone in each of your circles for a ticket and `roundtable join TICKE
     Device(DeviceCommand),
     /// Vouch that a request to be recognised on a new device really is the person's
     #[command(
-        after_help = "Example: roundtable vouch roundtablerecover... --reason \"she rang me\"\nVouch only once you have checked with them yourself, by voice or face to face. The new device becomes theirs when a majority of the other members vouch, never fewer than two people, and their own devices have had the wait to refuse it; then their old devices are let go."
+        after_help = "Example: roundtable vouch roundtablerecover... --reason \"she rang me\"\nVouch only once you have checked with them yourself, by voice or face to face. The new device becomes theirs when a majority of the other members vouch, never fewer than two people, and their own devices have had the circle's wait to refuse it (`roundtable circle recovery-wait`); then their old devices are let go."
     )]
     Vouch {
         /// The request they sent you (a line starting with roundtablerecover)
@@ -199,9 +199,6 @@ Then ask someone in each of your circles for a ticket and `roundtable join TICKE
         /// Who they are in the circle [default: the name in the request]
         #[arg(long = "for", value_name = "MEMBER")]
         member: Option<String>,
-        /// Hours their own devices may refuse it, when yours is the first vouch (24 to 336)
-        #[arg(long, value_name = "HOURS", default_value_t = roundtable_core::membership::RECOVERY_WAIT_HOURS)]
-        wait: u64,
         /// How you checked it is them
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,

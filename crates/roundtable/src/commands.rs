@@ -31,7 +31,7 @@ mod when;
 
 use circles::CircleCommand;
 
-use circles::{create, leave, list, name_this_device, repair};
+use circles::{create, leave, list, name_this_device, recovery_wait, repair};
 use when::{now, parse_date, parse_when};
 
 pub(crate) fn run(mut cli: Cli) -> Result<()> {
@@ -111,13 +111,11 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         Command::Vouch {
             request,
             member,
-            wait,
             reason,
         } => {
             let args = people::VouchArgs {
                 request: &request,
                 member: member.as_deref(),
-                wait,
                 reason: reason.unwrap_or_default(),
             };
             people::vouch(backend, global, args, now)
@@ -208,6 +206,9 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         }
         Command::Circle(CircleCommand::List) => list(backend, global),
         Command::Circle(CircleCommand::Leave { forget }) => leave(backend, global, forget, now),
+        Command::Circle(CircleCommand::RecoveryWait { wait }) => {
+            recovery_wait(backend, global, wait.as_deref(), now)
+        }
         Command::Members => render::members(&read(backend, global)?.view(), global.json),
         Command::Feed {
             since_last: true, ..

@@ -6,10 +6,13 @@
 //! [`ProposalKind::Recover`] that names the member, the new key, the new
 //! device and the key's certificate of it; the others consent to it. It
 //! carries by the rule a removal carries by. Then the member's own
-//! devices have a while to refuse it ([`RECOVERY_WAIT_HOURS`] unless the
-//! voucher chose another, between [`MIN_RECOVERY_WAIT_HOURS`] and
-//! [`MAX_RECOVERY_WAIT_HOURS`]): a thief with a vouching friend cannot
-//! take over someone whose phone is only in a drawer. Once the wait is
+//! devices have a while to refuse it: the circle's wait as the first vouch
+//! found it ([`RECOVERY_WAIT_HOURS`] until a member sets another, between
+//! [`MIN_RECOVERY_WAIT_HOURS`] and [`MAX_RECOVERY_WAIT_HOURS`]), written
+//! on the proposal so a later change of the setting leaves it be. A thief
+//! with a vouching friend cannot take over someone whose phone is only in
+//! a drawer: a member's own tool may write another wait on a vouch, or set
+//! the circle's, but never below the shortest, which every copy holds. Once the wait is
 //! over, a device of a member who could vouch carries it through: one
 //! change records it done and adds the new device to the member's record,
 //! certified by the new key.
@@ -51,7 +54,7 @@ use crate::time::Timestamp;
 use crate::view::{CircleView, RemovalRecord};
 
 /// How long a member's devices may refuse a recovery once it carried,
-/// unless the first to vouch chose otherwise.
+/// until a member sets the circle's wait.
 pub const RECOVERY_WAIT_HOURS: u64 = 48;
 /// The shortest wait a recovery may have.
 pub const MIN_RECOVERY_WAIT_HOURS: u64 = 24;
@@ -96,6 +99,58 @@ impl Recovery {
     /// Whether the wait is over at `now`.
     pub fn waited(&self, now: Timestamp) -> bool {
         self.until().is_some_and(|until| now >= until)
+    }
+}
+
+impl CircleView {
+    /// How long a member's own devices may refuse a recovery in this
+    /// circle: what a member set, held within bounds, else
+    /// [`RECOVERY_WAIT_HOURS`].
+    pub fn recovery_wait_hours(&self) -> u64 {
+        self.circle
+            .recovery_wait
+            .as_ref()
+            .map_or(RECOVERY_WAIT_HOURS, |w| {
+                w.hours
+                    .clamp(MIN_RECOVERY_WAIT_HOURS, MAX_RECOVERY_WAIT_HOURS)
+            })
+    }
+
+    /// The circle's wait for recoveries, in words: how long, and who set
+    /// it when, unless it was never changed.
+    pub fn recovery_wait_words(&self) -> String {
+        let hours = self.recovery_wait_hours();
+        let long = wait_words(hours);
+        let Some(set) = &self.circle.recovery_wait else {
+            return format!("{long} (as every circle starts)");
+        };
+        let by = set.by_device.and_then(|d| {
+            self.members
+                .iter()
+                .find(|(_, m)| m.devices.contains_key(&d))
+                .map(|(id, _)| self.name_of(id))
+        });
+        match by {
+            Some(by) => format!("{long} (set by {by}, {})", crate::people::day_month(set.at)),
+            None => long,
+        }
+    }
+}
+
+/// A wait in words: "48 hours", "3 days", "2 weeks".
+pub fn wait_words(hours: u64) -> String {
+    match hours {
+        h if h % (7 * 24) == 0 => plural(h / (7 * 24), "week"),
+        h if h % 24 == 0 && h > 48 => plural(h / 24, "day"),
+        h => plural(h, "hour"),
+    }
+}
+
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 
@@ -374,6 +429,36 @@ impl Circle {
             )),
             None => self.propose_recovery(by, target, cert, wait_hours, reason, now, rng),
         }
+    }
+
+    /// The circle's wait for recoveries now (see
+    /// [`CircleView::recovery_wait_hours`]), read from its record alone.
+    pub fn recovery_wait_hours(&self) -> u64 {
+        self.view_of(&[schema::CIRCLE]).recovery_wait_hours()
+    }
+
+    /// Sets, as member `by`, how long a member's own devices may refuse a
+    /// recovery from now on; recoveries already vouched for keep the wait
+    /// they began with.
+    pub fn set_recovery_wait(
+        &mut self,
+        by: MemberId,
+        hours: u64,
+        now: Timestamp,
+    ) -> Result<(), CoreError> {
+        self.require_member(by)?;
+        if !(MIN_RECOVERY_WAIT_HOURS..=MAX_RECOVERY_WAIT_HOURS).contains(&hours) {
+            return Err(CoreError::Invalid(format!(
+                "the wait must be between {MIN_RECOVERY_WAIT_HOURS} and {MAX_RECOVERY_WAIT_HOURS} hours (1 to 14 days)"
+            )));
+        }
+        let info = self.info_obj()?;
+        self.transact(now, "recovery wait", |tx| {
+            let w = tx.put_object(&info, schema::RECOVERY_WAIT, ObjType::Map)?;
+            tx.put(&w, "hours", hours)?;
+            tx.put(&w, "at", now.as_millis())?;
+            Ok(())
+        })
     }
 
     /// Refuses a recovery of this device's own member (`by`): whoever

@@ -181,6 +181,27 @@ pub struct Withdrawn {
     pub by_device: Option<DeviceId>,
 }
 
+/// The circle's wait for recoveries, as the member who last set it wrote
+/// it (see [`crate::membership::Recovery`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RecoveryWait {
+    /// Hours a member's own devices may refuse a recovery once it carried.
+    #[serde(default)]
+    pub hours: u64,
+    /// When it was set (display only).
+    #[serde(default)]
+    pub at: Timestamp,
+    /// The device that set it.
+    #[serde(
+        default,
+        rename = "__by",
+        deserialize_with = "or_default",
+        skip_serializing
+    )]
+    pub by_device: Option<DeviceId>,
+}
+
 /// When, and from which device, something was said once (a refusal of a
 /// recovery, its completion).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ pub use care::{
     Rsvp,
 };
 pub use membership::{
-    Away, Consent, Device, Invite, InviteState, Left, Member, ProposalKind, Redeemed,
+    Away, Consent, Device, Invite, InviteState, Left, Member, ProposalKind, RecoveryWait, Redeemed,
     RemovalRecord, Rename, Returned, Revoked, Withdrawn,
 };
 use reader::{read_tree, union};
@@ -122,6 +122,10 @@ pub struct CircleInfo {
     /// Who created it.
     #[serde(default, deserialize_with = "or_default")]
     pub created_by: Option<MemberId>,
+    /// The wait for recoveries, once a member set one (see
+    /// [`CircleView::recovery_wait_hours`]).
+    #[serde(default, deserialize_with = "or_default")]
+    pub recovery_wait: Option<RecoveryWait>,
 }
 
 impl Default for CircleInfo {
@@ -132,6 +136,7 @@ impl Default for CircleInfo {
             about: String::new(),
             created_at: Timestamp::default(),
             created_by: None,
+            recovery_wait: None,
         }
     }
 }

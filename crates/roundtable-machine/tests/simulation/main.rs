@@ -1320,6 +1320,8 @@ fn vouched_for(seed: u64) {
         note: "before the loss".into(),
     };
     assert!(perform(&mut w, lost, circle, before));
+    // The circle's wait, set by one member: the first vouch writes it.
+    assert!(perform(&mut w, 1, circle, Op::RecoveryWait { hours: 24 }));
     w.run_for(10_000);
     w.stop(lost);
     let new = w.add_device("m3 new");
@@ -1329,7 +1331,6 @@ fn vouched_for(seed: u64) {
         key: cert.member,
         device: cert.device,
         cert: cert.signature_hex(),
-        wait_hours: 24,
         reason: "we spoke on the phone".into(),
     };
     w.weather = Weather::STORMY;
@@ -1397,6 +1398,10 @@ fn vouched_for(seed: u64) {
         let p = &m.proposals[&first];
         (p.state, p.recovery.clone().expect("a recovery"))
     };
+    assert_eq!(
+        recovery.wait_hours, 24,
+        "the circle's wait, as the first vouch found it"
+    );
     let json = all.canonical_json();
     assert!(json.contains("before the loss"));
     if refuse {

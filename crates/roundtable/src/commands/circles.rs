@@ -35,6 +35,14 @@ pub(crate) enum CircleCommand {
         #[arg(long)]
         forget: bool,
     },
+    /// How long a member's own devices may refuse a recovery: show it, or
+    /// set it for everyone in the circle
+    #[command(after_help = "Example: roundtable circle recovery-wait 3d
+When enough members vouch for someone's new device (`roundtable vouch`), that person's own devices have this long to refuse it. Between 24h and 14d; 48h until someone sets another. Everyone sees who set it, and a request already vouched for keeps the wait it began with.")]
+    RecoveryWait {
+        /// The new wait, e.g. 48h, 3d, 1w [default: show it]
+        wait: Option<String>,
+    },
 }
 
 pub(super) fn create(
@@ -150,6 +158,46 @@ pub(super) fn leave(
             "You left \"{name}\". The others will know when this device next syncs with one of them (`roundtable up`); from then on it no longer serves the circle, and {copy}."
         ),
         None,
+    )
+}
+
+/// Shows the circle's wait for recoveries, or sets it.
+pub(super) fn recovery_wait(
+    backend: &Backend,
+    global: &Global,
+    wait: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(wait) = wait else {
+        let view = read(backend, global)?.view();
+        if global.json {
+            return render::json(&json!({ "hours": view.recovery_wait_hours() }));
+        }
+        say!(
+            "A member's own devices may refuse a request to become theirs for {}.",
+            view.recovery_wait_words()
+        );
+        return Ok(());
+    };
+    const HOUR_MS: i64 = 3_600_000;
+    let ms = crate::network::parse_expiry(wait)?;
+    if ms % HOUR_MS != 0 {
+        return Err(bad_input(format!(
+            "\"{wait}\" is not a whole number of hours; write it like 48h, 3d or 1w"
+        )));
+    }
+    let hours = u64::try_from(ms / HOUR_MS).unwrap_or(u64::MAX);
+    let words = roundtable_core::membership::wait_words(hours);
+    perform_and_say(
+        backend,
+        global,
+        (
+            Op::RecoveryWait { hours },
+            format!(
+                "From now on, a member's own devices may refuse a request to become theirs for {words}."
+            ),
+        ),
+        now,
     )
 }
 

@@ -176,12 +176,6 @@ fn request(backend: &Backend, global: &Global, ticket: &str, name: Option<&str>)
             "say who you are in the circle: `roundtable recover TICKET --as NAME`",
         ));
     };
-    let most = roundtable_core::schema::limits::NAME;
-    if name.chars().count() > most {
-        return Err(bad_input(format!(
-            "a name is at most {most} characters: say the one the circle knows you by"
-        )));
-    }
     let home = backend.home();
     if home.circle_ids()?.contains(&ticket.circle) {
         return Err(bad_input(
@@ -190,11 +184,8 @@ fn request(backend: &Backend, global: &Global, ticket: &str, name: Option<&str>)
     }
     let lock = home.lock("roundtable recover")?;
     let (me, _) = home.ensure_identity(&lock)?;
-    let request = roundtable_net::RecoveryRequest {
-        circle: ticket.circle,
-        name: name.to_owned(),
-        cert: me.cert.clone(),
-    };
+    let request = roundtable_net::RecoveryRequest::new(ticket.circle, name, me.cert.clone())
+        .map_err(bad_input)?;
     let line = request.to_line();
     if global.json {
         return render::json(&json!({
@@ -208,8 +199,8 @@ fn request(backend: &Backend, global: &Global, ticket: &str, name: Option<&str>)
     say!("{line}");
     say!();
     say!(
-        "Each who checks with you that it is really you (a call, or face to face) vouches with `roundtable vouch REQUEST`. When enough have, your old devices have {} hours to refuse it; then this device is yours in the circle, and `roundtable join TICKET` (with a fresh ticket, if this one expired) brings the circle here.",
-        roundtable_core::membership::RECOVERY_WAIT_HOURS
+        "Each who checks with you that it is really you (a call, or face to face) vouches with `roundtable vouch REQUEST`. When enough have, your old devices have the circle's wait to refuse it ({}, unless the circle set another); then this device is yours in the circle, and `roundtable join TICKET` (with a fresh ticket, if this one expired) brings the circle here.",
+        roundtable_core::membership::wait_words(roundtable_core::membership::RECOVERY_WAIT_HOURS)
     );
     Ok(())
 }

@@ -198,7 +198,6 @@ pub(super) fn remove(
 pub(crate) struct VouchArgs<'a> {
     pub(crate) request: &'a str,
     pub(crate) member: Option<&'a str>,
-    pub(crate) wait: u64,
     pub(crate) reason: String,
 }
 
@@ -229,7 +228,6 @@ pub(super) fn vouch(
         key: request.cert.member,
         device: request.cert.device,
         cert: request.cert.signature_hex(),
-        wait_hours: args.wait,
         reason: args.reason,
     };
     let id = perform(backend, global, &op, now)?;
