@@ -449,6 +449,9 @@ impl Actor {
             Request::RecoveryWords(reply) => {
                 let _ = reply.send(self.machine.identity().member.to_words());
             }
+            Request::Certificate(reply) => {
+                let _ = reply.send(self.machine.identity().cert.clone());
+            }
             Request::WebHost { fresh, reply } => {
                 let _ = reply.send(self.web_host(fresh));
             }

@@ -65,6 +65,7 @@ pub(crate) enum Request {
     Addr(oneshot::Sender<EndpointAddr>),
     Identity(oneshot::Sender<(DeviceId, MemberId)>),
     RecoveryWords(oneshot::Sender<zeroize::Zeroizing<String>>),
+    Certificate(oneshot::Sender<roundtable_core::DeviceCert>),
     WebHost {
         fresh: String,
         reply: oneshot::Sender<Result<String, NodeError>>,
@@ -271,6 +272,12 @@ impl NodeHandle {
     /// This device and its member.
     pub async fn identity(&self) -> Result<(DeviceId, MemberId), NodeError> {
         self.ask(Request::Identity).await
+    }
+
+    /// This device's certificate from its member key: what a request to
+    /// be recognised on it carries (see `roundtable_net::RecoveryRequest`).
+    pub async fn certificate(&self) -> Result<roundtable_core::DeviceCert, NodeError> {
+        self.ask(Request::Certificate).await
     }
 
     /// This device's member's recovery key: their member key as 24 words

@@ -82,6 +82,8 @@ impl Inner {
             .route("/welcome", get(welcome::page))
             .route("/create", get(to_page).post(welcome::create))
             .route("/join", get(to_page).post(welcome::join))
+            .route("/recover", get(recovery::ask_page).post(recovery::ask))
+            .route("/recover/{c}", get(recovery::request_page))
             .route("/status", get(status::page))
             .route("/new-link", get(to_page).post(status::new_link))
             .route("/events", get(live::events))
@@ -122,6 +124,18 @@ impl Inner {
             .route(
                 "/c/{c}/devices/{d}/revoke",
                 get(people::confirm_revoke).post(people::revoke),
+            )
+            .route(
+                "/c/{c}/vouch",
+                get(recovery::confirm_vouch).post(recovery::vouch),
+            )
+            .route(
+                "/c/{c}/recovery/{p}/refuse",
+                get(recovery::confirm_refuse).post(recovery::refuse),
+            )
+            .route(
+                "/c/{c}/recovery-wait",
+                get(to_page).post(recovery::set_wait),
             )
             .route("/c/{c}/invite", get(invite::page).post(invite::make))
             .route("/c/{c}/invite/{i}", get(invite::made))
@@ -275,7 +289,7 @@ pub(crate) fn page_of(path: &str) -> String {
     match parts.as_slice() {
         ["create" | "join"] => "/welcome".into(),
         ["new-link"] => "/status".into(),
-        ["c", c, "profile" | "away" | "back"] => format!("/c/{c}/people"),
+        ["c", c, "profile" | "away" | "back" | "recovery-wait"] => format!("/c/{c}/people"),
         ["c", c, "removal" | "stewards", _, _] => format!("/c/{}/{}", c, parts[2]),
         ["c", c, "removal", "welcome"] => format!("/c/{c}/removal"),
         ["c", c, "e" | "g", id, _] => format!("/c/{c}/{}/{id}", parts[2]),
@@ -514,6 +528,7 @@ mod tests {
             ("/c/ab/profile", "/c/ab/people"),
             ("/c/ab/away", "/c/ab/people"),
             ("/c/ab/back", "/c/ab/people"),
+            ("/c/ab/recovery-wait", "/c/ab/people"),
             ("/c/ab/e/cd/reply", "/c/ab/e/cd"),
             ("/c/ab/e/cd/edit", "/c/ab/e/cd"),
             ("/c/ab/g/cd/rsvp", "/c/ab/g/cd"),

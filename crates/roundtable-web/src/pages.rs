@@ -18,6 +18,7 @@ pub(crate) mod home;
 pub(crate) mod invite;
 pub(crate) mod layout;
 pub(crate) mod people;
+pub(crate) mod recovery;
 pub(crate) mod removal;
 pub(crate) mod status;
 pub(crate) mod stewards;

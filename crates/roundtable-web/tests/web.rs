@@ -1299,3 +1299,145 @@ async fn the_recovery_key_is_shown_only_when_asked_with_the_form_and_spells_the_
     assert_eq!(restored.id(), maya);
     s.stop().await;
 }
+
+/// The text of the `textarea` with this id in a page.
+fn textarea(body: &str, id: &str) -> String {
+    let start = body
+        .split(&format!("id=\"{id}\""))
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(_, rest)| rest)
+        .expect("the textarea is there");
+    start
+        .split("</textarea>")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_request_to_be_recognised_is_made_on_a_new_device_and_looked_at_before_a_vouch() {
+    let maya = Setup::new().await;
+    let laptop = Setup::new().await;
+    let node = maya.node.as_ref().expect("running").handle();
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let ticket = node
+        .invite(
+            c,
+            roundtable_core::InviteKind::Member,
+            Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_000),
+            1,
+            Timestamp::now(),
+        )
+        .await
+        .expect("a ticket")
+        .to_line();
+
+    // On the new device: the welcome page leads to the request.
+    let welcome = get(&laptop, "/welcome").await;
+    assert!(welcome.body.contains("href=\"/recover\""));
+    let page = get(&laptop, "/recover").await;
+    assert!(page.body.contains("Ask your circle to recognise you"));
+    // A ticket that does not read, or no name: refused in words, what was
+    // typed kept.
+    let bad = post(
+        &laptop,
+        "/recover",
+        &[("ticket", "roundtablexyz"), ("as", "Ana")],
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("role=\"alert\""));
+    assert!(bad.body.contains("roundtablexyz") && bad.body.contains("value=\"Ana\""));
+    let nameless = post(&laptop, "/recover", &[("ticket", &ticket), ("as", " ")]).await;
+    assert_eq!(nameless.status, 422);
+    assert!(
+        nameless
+            .body
+            .contains("Say the name the circle knows you by")
+    );
+    let made = post(&laptop, "/recover", &[("ticket", &ticket), ("as", "Ana B")]).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let to = made.header("location").pop().expect("a location");
+    assert_eq!(to, format!("/recover/{c}?as=Ana+B"));
+    let shown = get(&laptop, &to).await;
+    let line = textarea(&shown.body, "request");
+    let request = roundtable_net::RecoveryRequest::parse(&line).expect("a request");
+    let (device, _) = laptop
+        .node
+        .as_ref()
+        .expect("running")
+        .handle()
+        .identity()
+        .await
+        .expect("answers");
+    assert_eq!((request.circle, request.name.as_str()), (c, "Ana B"));
+    assert_eq!(request.cert.device, device);
+    // Maya's own device holds the circle: nothing to recover there.
+    let held = post(&maya, "/recover", &[("ticket", &ticket), ("as", "Maya")]).await;
+    assert_eq!(held.status, 422);
+    assert!(held.body.contains("holds that circle already"));
+
+    // Maya pastes it: who it is for and the rule, before anything happens.
+    let people = get(&maya, &format!("/c/{c}/people")).await;
+    assert!(people.body.contains("Vouch for someone on a new device"));
+    let look = get(&maya, &format!("/c/{c}/vouch?request={}", encode(&line))).await;
+    assert!(
+        look.body.contains("A request to become Ana B's device"),
+        "{}",
+        look.body
+    );
+    assert!(
+        look.body
+            .contains(roundtable_core::membership::RECOVERY_RULE)
+    );
+    let damaged = get(
+        &maya,
+        &format!("/c/{c}/vouch?request={}", encode(&line[..line.len() - 4])),
+    )
+    .await;
+    assert!(damaged.body.contains("role=\"alert\""), "{}", damaged.body);
+    assert!(!damaged.body.contains("I checked with them myself"));
+    // Nobody is chosen (Ana B is nobody here): refused in words, nothing
+    // written.
+    let heads = node.heads(c).await.expect("answers");
+    let refused = post(
+        &maya,
+        &format!("/c/{c}/vouch"),
+        &[("request", &line), ("target", "")],
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Choose who they are in the circle"));
+    let me = node.identity().await.expect("answers").1.to_string();
+    let alone = post(
+        &maya,
+        &format!("/c/{c}/vouch"),
+        &[("request", &line), ("target", &me)],
+    )
+    .await;
+    assert_eq!(alone.status, 422, "{}", alone.body);
+    assert_eq!(node.heads(c).await.expect("answers"), heads);
+
+    // The circle's wait: set from the people page, said with who set it.
+    let odd = post(&maya, &format!("/c/{c}/recovery-wait"), &[("hours", "5")]).await;
+    assert_eq!(odd.status, 422);
+    assert!(
+        odd.body.contains("between 24 and 336 hours"),
+        "{}",
+        odd.body
+    );
+    let set = post(&maya, &format!("/c/{c}/recovery-wait"), &[("hours", "72")]).await;
+    assert_eq!(set.status, 303);
+    let people = get(&maya, &format!("/c/{c}/people")).await;
+    assert!(
+        people.body.contains("3 days (set by Maya"),
+        "{}",
+        people.body
+    );
+    maya.stop().await;
+    laptop.stop().await;
+}

@@ -182,13 +182,20 @@ pub(crate) async fn seen(
     ))
 }
 
-/// Open proposals to remove someone, on every member's home (the one
-/// concerned included): nobody learns of one by chance.
+/// Open proposals to remove someone, welcome them back or recognise
+/// them on a new device, and recoveries in their wait to refuse, on every
+/// member's home (the one concerned included): nobody learns of one by
+/// chance.
 fn proposals(view: &CircleView, membership: &Membership, c: CircleId) -> Markup {
+    use roundtable_core::ProposalState;
     let open: Vec<_> = membership
         .proposals
         .values()
-        .filter(|p| p.state == roundtable_core::ProposalState::Open)
+        .filter(|p| match (&p.recovery, p.state) {
+            (_, ProposalState::Open) => true,
+            (Some(r), ProposalState::Carried) => r.completed.is_none() && r.refused_by.is_empty(),
+            _ => false,
+        })
         .collect();
     html! {
         @if !open.is_empty() {
@@ -196,7 +203,13 @@ fn proposals(view: &CircleView, membership: &Membership, c: CircleId) -> Markup 
                 h2 #proposals-title { "Waiting for the circle" }
                 ul.plain {
                     @for p in open {
-                        li { (p.words(view)) ". " a href={ "/c/" (c) "/removal" } { "See the proposal" } }
+                        li { (crate::app::sentence(&p.words(view))) " "
+                            @if p.recovery.is_some() {
+                                a href={ "/c/" (c) "/people#recoveries" } { "See the request" }
+                            } @else {
+                                a href={ "/c/" (c) "/removal" } { "See the proposal" }
+                            }
+                        }
                     }
                 }
             }

@@ -21,7 +21,7 @@ pub(crate) async fn page(
     Ok(shown(render(&app, &ctx, c, None).await?, &ctx.said))
 }
 
-async fn render(
+pub(crate) async fn render(
     app: &Shared,
     ctx: &Ctx,
     c: CircleId,
@@ -122,6 +122,7 @@ async fn render(
                 p { a href={ "/c/" (c) "/pair" } { "Pair another device" } }
                 p { a href={ "/c/" (c) "/recovery-key" } { "Your recovery key, in case you lose them all" } }
             }
+            (super::recovery::section(app, ctx, c, view, membership, failed))
             section.card aria-labelledby="removal-title" {
                 h2 #removal-title { "If someone harms the circle" }
                 p { (roundtable_core::membership::REMOVAL_RULE) " " a href={ "/c/" (c) "/removal" } { "Proposals to remove someone" } }

@@ -75,6 +75,7 @@ async fn render(app: &Shared, ctx: &Ctx, failed: Option<&Failed>) -> maud::Marku
                 }
             }
         }
+        p.sub { "Lost every device you used for a circle? " a href="/recover" { "Ask your circle to recognise you on this one" } "." }
     };
     layout(app, ctx, None, Place::Elsewhere, "Welcome", body).await
 }
