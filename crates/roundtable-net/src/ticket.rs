@@ -332,7 +332,7 @@ impl RecoveryRequest {
         if !line.starts_with(Self::KIND) {
             return Err(TicketError::NotARecoveryRequest);
         }
-        Self::decode_string(&line).map_err(damaged)
+        Self::decode_string(&line).map_err(|e| TicketError::DamagedRequest(why_damaged(e)))
     }
 }
 
@@ -346,14 +346,19 @@ fn pasted(line: &str) -> String {
         .collect()
 }
 
-/// Why a line with the right prefix does not read, in words.
+/// A ticket with the right prefix that does not read.
 fn damaged(e: ParseError) -> TicketError {
-    TicketError::Damaged(match e {
+    TicketError::Damaged(why_damaged(e))
+}
+
+/// Why a line with the right prefix does not read, in words.
+fn why_damaged(e: ParseError) -> String {
+    match e {
         ParseError::Encoding { .. } => "not valid base32".to_owned(),
         ParseError::Postcard { .. } => "its contents do not parse".to_owned(),
         ParseError::Verify { message, .. } => message.to_owned(),
         other => other.to_string(),
-    })
+    }
 }
 
 /// A ticket could not be read. Every message is one line a person can act on.
@@ -388,6 +393,9 @@ pub enum TicketError {
     /// Cut short, mistyped, or altered.
     #[error("this ticket is damaged or incomplete ({0}); copy the whole line again")]
     Damaged(String),
+    /// A recovery request cut short, mistyped, or altered.
+    #[error("this request is damaged or incomplete ({0}); copy the whole line again")]
+    DamagedRequest(String),
 }
 
 impl CircleTicket {
@@ -666,10 +674,12 @@ mod tests {
             RecoveryRequest::parse(&ticket().to_line()),
             Err(TicketError::NotARecoveryRequest)
         );
-        assert!(matches!(
-            RecoveryRequest::parse(&line[..line.len() - 3]),
-            Err(TicketError::Damaged(_))
-        ));
+        let cut = RecoveryRequest::parse(&line[..line.len() - 3]).unwrap_err();
+        assert!(matches!(cut, TicketError::DamagedRequest(_)));
+        assert!(
+            cut.to_string().starts_with("this request is damaged"),
+            "{cut}"
+        );
         // A certificate that is not the new key's own is refused.
         let mut forged = r.clone();
         forged.cert.device = DeviceKey::from_seed(&[11; 32]).id();

@@ -1376,6 +1376,17 @@ async fn a_request_to_be_recognised_is_made_on_a_new_device_and_looked_at_before
         .expect("answers");
     assert_eq!((request.circle, request.name.as_str()), (c, "Ana B"));
     assert_eq!(request.cert.device, device);
+    // The request pasted back where a ticket goes, on either page: said
+    // what it is, in words without commands.
+    let again = post(&laptop, "/recover", &[("ticket", &line), ("as", "Ana B")]).await;
+    assert!(
+        again.body.contains("That is a request, not a ticket"),
+        "{}",
+        again.body
+    );
+    let join = post(&laptop, "/join", &[("ticket", &line), ("as", "Ana B")]).await;
+    assert!(join.body.contains("paste it under People"), "{}", join.body);
+    assert!(!join.body.contains("roundtable vouch"));
     // Maya's own device holds the circle: nothing to recover there.
     let held = post(&maya, "/recover", &[("ticket", &ticket), ("as", "Maya")]).await;
     assert_eq!(held.status, 422);

@@ -122,7 +122,7 @@ impl CircleView {
         let hours = self.recovery_wait_hours();
         let long = wait_words(hours);
         let Some(set) = &self.circle.recovery_wait else {
-            return format!("{long} (as every circle starts)");
+            return long;
         };
         let by = set.by_device.and_then(|d| {
             self.members

@@ -13,7 +13,7 @@ use roundtable_core::ids::Resolved;
 use roundtable_core::membership::{RECOVERY_RULE, Recovery, wait_words};
 use roundtable_core::schema::limits;
 use roundtable_core::{CircleId, CircleView, EntityId, Membership, Op, Proposal, ProposalState};
-use roundtable_net::{CircleTicket, RecoveryRequest};
+use roundtable_net::{CircleTicket, RecoveryRequest, TicketError};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem};
@@ -75,7 +75,12 @@ pub(crate) async fn ask(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Re
 
 /// This device's request to be recognised as `who` in the ticket's circle.
 async fn request_for(app: &Shared, ticket: &str, who: &str) -> Result<RecoveryRequest, String> {
-    let ticket = CircleTicket::parse(ticket).map_err(|e| crate::app::sentence(&e.to_string()))?;
+    let ticket = CircleTicket::parse(ticket).map_err(|e| match e {
+        TicketError::RecoveryNotInvite => {
+            "That is a request, not a ticket. Ask someone in the circle for a ticket (Invite) and paste that here.".to_owned()
+        }
+        e => crate::app::sentence(&e.to_string()),
+    })?;
     held_already(app, ticket.circle).await?;
     let cert = app.node.certificate().await.map_err(|e| plain(&e))?;
     RecoveryRequest::new(ticket.circle, who, cert).map_err(|e| crate::app::sentence(&e))

@@ -127,6 +127,7 @@ async fn redeem(
 ) -> Result<(roundtable_core::CircleId, String), String> {
     let ticket = CircleTicket::parse(&form.get("ticket")).map_err(|e| match e {
         TicketError::StewardNotInvite => "This is a steward's ticket, not an invite: it lets nobody into a circle. Once you are in one, add the steward from the Status page.".to_owned(),
+        TicketError::RecoveryNotInvite => "This is someone's request to be recognised on a new device, not an invite. Once you have checked with them yourself, paste it under People, in \"Vouch for someone on a new device\".".to_owned(),
         e => format!(
             "That ticket does not read ({e}). Copy it again, whole, from the message it came in."
         ),
