@@ -343,10 +343,17 @@ impl Circle {
                     .into(),
             ));
         }
-        let known = Membership::from_view(&view)
-            .certified
-            .contains(&r.cert.device);
-        if known || matches!(admission, Admission::Already) {
+        let membership = Membership::from_view(&view);
+        // A device a recovery made its member's is in already: the copy is
+        // all it needed (as at a member's device, the ticket stays unused).
+        let recovered = membership
+            .member_by_key(r.cert.member)
+            .is_some_and(|m| m != r.cert.member);
+        if recovered && matches!(admission, Admission::Already) {
+            return Ok(inv);
+        }
+        if membership.certified.contains(&r.cert.device) || matches!(admission, Admission::Already)
+        {
             return Err(CoreError::NotAllowed(
                 "this device is in the circle already, or was; a ticket cannot bring it in again"
                     .into(),

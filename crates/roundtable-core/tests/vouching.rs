@@ -222,6 +222,12 @@ fn a_lost_identity_is_vouched_for_and_becomes_theirs_after_the_wait() {
     };
     maya.circle.redeem_invite(&ticket(&cert), at(61)).unwrap();
     assert_eq!(maya.circle.heads(), heads);
+    // So does the same ticket on a copy a steward handed the laptop while
+    // no member's device is on: it is in already, nothing is written.
+    let mut handed = maya.circle.clone();
+    handed.set_device(laptop.id());
+    handed.redeem_self(&ticket(&cert), at(61)).unwrap();
+    assert_eq!(handed.heads(), heads);
     let tablet = DeviceKey::generate();
     let tablet_cert = new_key.certify(tablet.id());
     let mut host = Dev {
