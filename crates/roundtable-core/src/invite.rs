@@ -291,9 +291,7 @@ impl Circle {
         let admission = self.admission_for(&view, r, &inv)?;
         // A device a recovery made its member's is in already: the ticket
         // only brings it the circle, and stays unused.
-        let member = Membership::from_view(&view)
-            .member_by_key(r.cert.member)
-            .unwrap_or(r.cert.member);
+        let member = Membership::from_view(&view).acting_as(r.cert.member);
         if member != r.cert.member && matches!(admission, Admission::Already) {
             return Ok(inv);
         }
@@ -388,9 +386,7 @@ impl Circle {
     ) -> Result<Admission, CoreError> {
         let membership = Membership::from_view(view);
         // A key a recovery gave a member speaks for that member.
-        let member = membership
-            .member_by_key(r.cert.member)
-            .unwrap_or(r.cert.member);
+        let member = membership.acting_as(r.cert.member);
         if inv.kind == InviteKind::Member && membership.removed.contains(&member) {
             return Err(CoreError::NotAllowed(
                 "you were removed from this circle by consent; a ticket cannot bring you back, but the circle can welcome you back by the same consent: ask a member to propose it"

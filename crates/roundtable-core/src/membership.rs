@@ -473,6 +473,12 @@ impl Membership {
             .map(|(m, _)| *m)
             .or_else(|| (known(&key) && !self.keys.contains_key(&key)).then_some(key))
     }
+
+    /// The member a device holding member key `key` acts as: whom a
+    /// recovery gave that key, else the member whose id it is.
+    pub fn acting_as(&self, key: MemberId) -> MemberId {
+        self.member_by_key(key).unwrap_or(key)
+    }
 }
 
 /// The changes that wrote a record that may take `member` out or bring

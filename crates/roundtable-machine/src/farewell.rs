@@ -38,8 +38,7 @@ impl Machine {
     /// This device's member as `membership` knows them: the member whose
     /// id its member key is, or whom a recovery gave that key.
     pub(crate) fn mine(&self, membership: &Membership) -> MemberId {
-        let key = self.me.member.id();
-        membership.member_by_key(key).unwrap_or(key)
+        membership.acting_as(self.me.member.id())
     }
 
     /// Reads a circle's kept farewells.

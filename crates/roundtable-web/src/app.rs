@@ -71,6 +71,12 @@ impl Inner {
         self.node.me().1
     }
 
+    /// This device's member in a circle, as `membership` knows them: the
+    /// member whose id its key is, or whom a recovery gave that key.
+    pub(crate) fn me_in(&self, membership: &roundtable_core::Membership) -> MemberId {
+        membership.acting_as(self.member())
+    }
+
     pub(crate) fn router(self: &Arc<Self>) -> Router {
         use pages::*;
         // Every address a form posts to shows a page when asked with GET
@@ -185,13 +191,14 @@ impl Inner {
         &self,
         circle: CircleId,
         view: &roundtable_core::CircleView,
+        me: MemberId,
     ) -> Result<Option<roundtable_core::since::Account>, Failure> {
         let now = Timestamp::now();
         match self.node.seen(circle).await.map_err(Failure::node)? {
             Some(looked) => Ok(roundtable_core::since::account(
                 &looked.before,
                 view,
-                self.member(),
+                me,
                 looked.at,
                 now,
                 &self.tz,

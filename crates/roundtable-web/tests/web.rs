@@ -141,7 +141,11 @@ fn form_token_in(body: &str) -> String {
 
 impl Setup {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
+        Self::in_home(tempfile::tempdir().expect("a temp dir")).await
+    }
+
+    /// The app of a node whose home is `dir` (made ready beforehand).
+    async fn in_home(dir: tempfile::TempDir) -> Self {
         let node = timeout(LIMIT, Node::spawn(NodeConfig::loopback(dir.path())))
             .await
             .expect("in time")
@@ -1451,4 +1455,94 @@ async fn a_request_to_be_recognised_is_made_on_a_new_device_and_looked_at_before
     );
     maya.stop().await;
     laptop.stop().await;
+}
+
+#[tokio::test]
+async fn a_device_a_recovery_made_a_members_is_them_on_every_page() {
+    use roundtable_core::{
+        Circle, DeviceKey, EpochKey, Keyring, MemberKey, Profile, ProposalState,
+    };
+    let mut rng = rand::rng();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let home = roundtable_store::Home::new(dir.path());
+    let lock = home.lock("test").expect("the lock");
+    let (laptop, _) = home.ensure_identity(&lock).expect("an identity");
+    // Ana lost every device; Maya and Sam vouched for this laptop, on its
+    // own key, ten days ago, and the wait is long over.
+    let hour =
+        |h: i64| Timestamp::from_millis(Timestamp::now().as_millis() - (240 - h) * 3_600_000);
+    let [maya, sam, ana] = [0; 3].map(|_| (MemberKey::generate(), DeviceKey::generate()));
+    let mut c = Circle::create(
+        "Supper",
+        "",
+        &maya.0.certify(maya.1.id()),
+        &Profile::named("Maya"),
+        hour(0),
+        &mut rng,
+    )
+    .expect("made");
+    c.set_device(maya.1.id());
+    for (who, name) in [(&sam, "Sam"), (&ana, "Ana")] {
+        c.add_member(
+            &who.0.certify(who.1.id()),
+            &Profile::named(name),
+            Some(maya.0.id()),
+            hour(0),
+        )
+        .expect("added");
+    }
+    let ana_id = ana.0.id();
+    let p = c
+        .vouch(maya.0.id(), ana_id, &laptop.cert, 24, "", hour(1), &mut rng)
+        .expect("vouched");
+    c.set_device(sam.1.id());
+    c.vouch(sam.0.id(), ana_id, &laptop.cert, 24, "", hour(2), &mut rng)
+        .expect("vouched");
+    c.set_device(maya.1.id());
+    c.complete_recovery(maya.0.id(), p, hour(30))
+        .expect("carried through");
+    let m = c.membership();
+    assert_eq!(m.proposals[&p].state, ProposalState::Carried);
+    assert_eq!(m.acting_as(laptop.member.id()), ana_id);
+    let keys = Keyring::with(EpochKey::random(c.id(), m.epoch, &maya.1, &mut rng));
+    home.create_circle(&lock, &c, &keys).expect("kept");
+    drop(lock);
+    let id = c.id();
+
+    let s = Setup::in_home(dir).await;
+    // The people page knows this device as Ana, and offers her forms.
+    let people = get(&s, &format!("/c/{id}/people")).await;
+    let tagged = people
+        .body
+        .split("<li>")
+        .find(|li| li.contains("<span class=\"tag\">you</span>"))
+        .expect("someone is you");
+    assert!(tagged.contains("<strong>Ana</strong>"), "{tagged}");
+    assert!(people.body.contains("About you"), "{}", people.body);
+    assert!(people.body.contains("value=\"Ana\""));
+    // So does the home: a check-in form, not the words for someone outside.
+    let home_page = get(&s, &format!("/c/{id}")).await;
+    assert!(
+        home_page.body.contains("How are you?"),
+        "{}",
+        home_page.body
+    );
+    // A check-in from the web is Ana's.
+    let sent = post(
+        &s,
+        &format!("/c/{id}/checkin"),
+        &[("mood", "okay"), ("note", "new laptop")],
+    )
+    .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let node = s.node.as_ref().expect("running").handle();
+    let reading = node.read(id).await.expect("answers");
+    assert!(
+        reading
+            .view
+            .checkins
+            .values()
+            .any(|e| e.author == ana_id && e.note == "new laptop")
+    );
+    s.stop().await;
 }

@@ -363,11 +363,7 @@ fn perform(
         let mut store = home.open_circle(lock, id)?;
         // A member key a recovery gave its member acts in their name.
         let key = me.member.id();
-        let member = store
-            .circle()
-            .membership()
-            .member_by_key(key)
-            .unwrap_or(key);
+        let member = store.circle().membership().acting_as(key);
         if !store.circle().is_member(member) {
             let circle = store.circle();
             // A removed member is told as everywhere, in the core's words.

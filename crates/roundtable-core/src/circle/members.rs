@@ -153,7 +153,7 @@ impl Circle {
                     .into(),
             ));
         }
-        let id = membership.member_by_key(cert.member).unwrap_or(cert.member);
+        let id = membership.acting_as(cert.member);
         let member = self.require_member(id)?;
         if let Some(known) = self
             .view()

@@ -19,11 +19,11 @@ pub(crate) fn notice(
     app: &Shared,
     ctx: &Ctx,
     view: &CircleView,
+    me: roundtable_core::MemberId,
     c: CircleId,
     about: Option<&str>,
 ) -> Markup {
     let now = Timestamp::now();
-    let me = app.member();
     let mine: Vec<DoubleUp> = double_ups::find(view, now)
         .into_iter()
         .filter(|d| d.concerns(me) && about.is_none_or(|a| d.is_about(a)))
@@ -66,7 +66,7 @@ pub(crate) async fn settle(
 ) -> Result<Response, Failure> {
     let reading = app.read(c).await?;
     let now = Timestamp::now();
-    let me = app.member();
+    let me = app.me_in(&reading.membership);
     let back = match form.get("back") {
         b if b.is_empty() => format!("/c/{c}"),
         b => match b.parse::<roundtable_core::EntityId>() {

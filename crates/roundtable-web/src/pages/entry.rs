@@ -170,7 +170,8 @@ async fn render(
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let found = find(view, e).ok_or_else(|| Failure::not_found("entry"))?;
-    let mine = found.author() == app.member();
+    let me = app.me_in(&reading.membership);
+    let mine = found.author() == me;
     let v = |form, field| Failed::value(failed, form, field);
     let here = format!("/c/{c}/e/{e}");
     let (title, main) = match &found {
@@ -202,7 +203,7 @@ async fn render(
         p.back { a href={ "/c/" (c) } { "← Back to the circle" } }
         article.entry {
             h1 { (title) }
-            (super::double_ups::notice(app, ctx, view, c, Some(&e.to_string())))
+            (super::double_ups::notice(app, ctx, view, me, c, Some(&e.to_string())))
             div #entry data-live { (main) }
         }
         section.card aria-labelledby="reply-title" {

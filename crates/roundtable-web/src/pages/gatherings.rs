@@ -155,8 +155,9 @@ async fn render(
         .ok_or_else(|| Failure::not_found("gathering"))?;
     let now = Timestamp::now();
     let here = format!("/c/{c}/g/{id}");
-    let mine = g.rsvps.get(&app.member());
-    let my_dishes = view.dishes_of(id, app.member());
+    let me = app.me_in(membership);
+    let mine = g.rsvps.get(&me);
+    let my_dishes = view.dishes_of(id, me);
     let began = g
         .starts_at()
         .is_some_and(|t| t.as_millis() <= now.as_millis());
@@ -175,7 +176,7 @@ async fn render(
     let body = html! {
         p.back { a href={ "/c/" (c) "/gatherings" } { "← All gatherings" } }
         h1 { (g.title) }
-        (super::double_ups::notice(app, ctx, view, c, Some(&id.to_string())))
+        (super::double_ups::notice(app, ctx, view, me, c, Some(&id.to_string())))
         div #gathering data-live {
             p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
             p { "Hosted by " (hosts.join(" and ")) "." }
@@ -229,7 +230,7 @@ async fn render(
                 }
             }
         }
-        @if g.author == app.member() || g.hosts.get(&app.member()).copied().unwrap_or(false) {
+        @if g.author == me || g.hosts.get(&me).copied().unwrap_or(false) {
             section.card aria-labelledby="change-title" {
                 h2 #change-title { "Change the time or place" }
                 form method="post" action={ (here) "/edit" } aria-labelledby="change-title" {
@@ -268,7 +269,7 @@ async fn render(
                     fieldset.choice {
                         legend { "Tick who was there" }
                         @for (m, _) in &members {
-                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == app.member() && g.came.is_empty())]; " " (name(view, m)) }
+                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == me && g.came.is_empty())]; " " (name(view, m)) }
                         }
                     }
                     button type="submit" { "Note who came" }

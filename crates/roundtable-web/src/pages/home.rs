@@ -39,11 +39,12 @@ async fn render(
     let now = Timestamp::now();
     let v = |form, field| Failed::value(failed, form, field);
     let chosen = v("checkin", "mood");
-    let quiet = quiet_for(view, now, &QuietRule::default(), app.member());
+    let me = app.me_in(membership);
+    let quiet = quiet_for(view, now, &QuietRule::default(), me);
     let away = stepping_back(view, now, &app.tz);
-    let me_in = membership.is_member(app.member());
+    let me_in = membership.is_member(me);
     let since = if me_in {
-        app.since(c, view).await?
+        app.since(c, view, me).await?
     } else {
         None
     };
@@ -73,7 +74,7 @@ async fn render(
         }
         @if let Some(a) = &since { (since_card(ctx, c, a)) }
         div #proposals data-live { (proposals(view, membership, c)) }
-        @if me_in { (super::double_ups::notice(app, ctx, view, c, None)) }
+        @if me_in { (super::double_ups::notice(app, ctx, view, me, c, None)) }
         div.columns {
             div {
                 section #quiet data-live aria-labelledby="quiet-title" {

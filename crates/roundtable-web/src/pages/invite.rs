@@ -152,7 +152,7 @@ async fn render(
                             @let who: Vec<String> = i.redeemed.values().map(|r| name(view, &r.member)).collect();
                             p.sub { "Joined with it: " (who.join(", ")) }
                         }
-                        @if state == InviteState::Open && i.by == app.member() {
+                        @if state == InviteState::Open && i.by == app.me_in(&reading.membership) {
                             @let which = which(app, i, now);
                             p.act {
                                 @if kept_ticket(app, **id).is_some() {

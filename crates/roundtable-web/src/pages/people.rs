@@ -37,7 +37,8 @@ pub(crate) async fn render(
         .filter(|(id, _)| membership.members.contains(id))
         .collect();
     people.sort_by_key(|(id, m)| (m.order, **id));
-    let me = view.members.get(&app.member());
+    let my_id = app.me_in(membership);
+    let me = view.members.get(&my_id);
     let field = |form: &str, name: &str, current: &str| -> String {
         if failed.is_some_and(|f| f.form == form) {
             Failed::value(failed, form, name).to_owned()
@@ -54,7 +55,7 @@ pub(crate) async fn render(
                     li {
                         (who(view, id))
                         @if !m.pronouns.is_empty() { " (" (m.pronouns) ")" }
-                        @if **id == app.member() { " " span.tag { "you" } }
+                        @if **id == my_id { " " span.tag { "you" } }
                         p.sub { "Joined " (dates::day_words(m.joined_at, now, &app.tz))
                             @if let Some(by) = m.invited_by { ", invited by " (name(view, &by)) } }
                         @if let Some(back) = membership.back_words(view, **id) { p.sub.back-again { (crate::app::sentence(&back)) } }
@@ -65,7 +66,7 @@ pub(crate) async fn render(
                 }
             }
         }
-        @if let Some(me) = me.filter(|_| membership.is_member(app.member())) {
+        @if let Some(me) = me.filter(|_| membership.is_member(my_id)) {
             section.card aria-labelledby="profile-title" {
                 h2 #profile-title { "About you" }
                 form method="post" action={ "/c/" (c) "/profile" } aria-labelledby="profile-title" {
@@ -85,7 +86,7 @@ pub(crate) async fn render(
             section.card aria-labelledby="away-title" {
                 h2 #away-title { "Stepping back" }
                 @if let Some(a) = &me.away {
-                    p { (away_words(view, &app.member(), a, &app.tz)) }
+                    p { (away_words(view, &my_id, a, &app.tz)) }
                     form method="post" action={ "/c/" (c) "/back" } {
                         (ctx.token())
                         (problem(failed, "back"))
@@ -200,7 +201,7 @@ pub(crate) async fn confirm_revoke(
     let view = &*reading.view;
     let info = view
         .members
-        .get(&app.member())
+        .get(&app.me_in(&reading.membership))
         .and_then(|m| m.devices.get(&d))
         .ok_or_else(|| Failure::not_found("device of yours"))?;
     let revoked = reading.membership.revoked.contains(&d);

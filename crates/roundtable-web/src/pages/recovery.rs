@@ -154,7 +154,7 @@ pub(crate) fn section(
     membership: &Membership,
     failed: Option<&Failed>,
 ) -> Markup {
-    let me = app.member();
+    let me = app.me_in(membership);
     let mut under_way: Vec<(&Proposal, &Recovery)> = membership
         .proposals
         .values()
@@ -280,7 +280,7 @@ async fn vouch_render(
                 Err("This request is for another circle: it is for someone in that circle to vouch.".into())
             }
         });
-    let me = app.member();
+    let me = app.me_in(membership);
     let body = html! {
         p.back { a href=(back) { "← Back to People" } }
         h1 { "Vouch for someone on a new device?" }
@@ -409,7 +409,7 @@ pub(crate) async fn confirm_refuse(
             h2 #confirm-title { "A request to become your device" }
             p { (crate::app::sentence(&p.words(view))) "." }
             @if !p.reason.is_empty() { blockquote { (p.reason) } }
-            @if can_refuse(p, r, app.member(), app.device) {
+            @if can_refuse(p, r, app.me_in(&reading.membership), app.device) {
                 p { "If it is not you asking — or you have your device back — refuse it. The new device will not become yours, and everyone in the circle sees that one of your devices refused." }
                 form method="post" action={ "/c/" (c) "/recovery/" (p.id) "/refuse" } aria-labelledby="confirm-title" {
                     (ctx.token())

@@ -31,11 +31,12 @@ async fn render(
     let reading = app.read(c).await?;
     let view = &*reading.view;
     let membership = &*reading.membership;
+    let me = app.me_in(membership);
     let v = |field| Failed::value(failed, "propose", field);
     let mut others: Vec<_> = view
         .members
         .iter()
-        .filter(|(id, _)| membership.members.contains(id) && **id != app.member())
+        .filter(|(id, _)| membership.members.contains(id) && **id != me)
         .collect();
     others.sort_by_key(|(id, m)| (m.order, **id));
     let w = |field| Failed::value(failed, "welcome", field);
@@ -68,12 +69,12 @@ async fn render(
                         p.sub { "It needs " (p.needed) " of the " (p.electorate.len()) " asked."
                             @if !consented.is_empty() { " Agreed so far: " (consented.join(", ")) "." } }
                         @if p.state == ProposalState::Open {
-                            @if p.by == app.member() {
+                            @if p.by == me {
                                 form method="post" action={ "/c/" (c) "/removal/" (p.id) "/withdraw" } {
                                     (ctx.token())
                                     button.quiet type="submit" { "Withdraw my proposal" }
                                 }
-                            } @else if p.electorate.contains(&app.member()) && !p.consents.contains(&app.member()) {
+                            } @else if p.electorate.contains(&me) && !p.consents.contains(&me) {
                                 p.act { a href={ "/c/" (c) "/removal/" (p.id) "/consent" } { "Consider agreeing that " (name(view, &p.target)) " " (should_be(p)) "…" } }
                             }
                         }
@@ -82,12 +83,12 @@ async fn render(
             }
         }
         @let never = roundtable_core::membership::cannot_pass(membership.members.len().saturating_sub(1));
-        @if let (true, Some(why)) = (membership.is_member(app.member()), &never) {
+        @if let (true, Some(why)) = (membership.is_member(me), &never) {
             section.card aria-labelledby="propose-title" {
                 h2 #propose-title { "Propose a removal" }
                 p { (crate::app::sentence(why)) }
             }
-        } @else if membership.is_member(app.member()) && !others.is_empty() {
+        } @else if membership.is_member(me) && !others.is_empty() {
             section.card aria-labelledby="propose-title" {
                 h2 #propose-title { "Propose a removal" }
                 p.hint { "Only when someone's presence harms the circle. The others are asked; it happens only if enough of them agree." }
@@ -107,7 +108,7 @@ async fn render(
                 }
             }
         }
-        @if membership.is_member(app.member()) && !removed.is_empty() {
+        @if membership.is_member(me) && !removed.is_empty() {
             section.card aria-labelledby="welcome-title" {
                 h2 #welcome-title { "Welcome someone back" }
                 p { (WELCOME_RULE) }
@@ -161,8 +162,8 @@ pub(crate) async fn confirm_consent(
     let target = name(view, &p.target);
     let consented: Vec<String> = p.consents.iter().map(|m| name(view, m)).collect();
     let can = p.state == ProposalState::Open
-        && p.electorate.contains(&app.member())
-        && !p.consents.contains(&app.member());
+        && p.electorate.contains(&app.me_in(&reading.membership))
+        && !p.consents.contains(&app.me_in(&reading.membership));
     let back = format!("/c/{c}/removal");
     let (rule, outcome, title) = match p.kind {
         ProposalKind::Remove => (REMOVAL_RULE, "leaves the circle", "Agree to a removal?"),
