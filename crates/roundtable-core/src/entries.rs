@@ -268,40 +268,38 @@ pub(crate) const WITHDRAWN: &str = "withdrawn";
 /// Leaves withdrawn entries out of a circle read as JSON (before it is
 /// typed), so no view shows them.
 pub(crate) fn drop_withdrawn(root: &mut serde_json::Value) {
-    let gone = |v: &serde_json::Value| v.get(WITHDRAWN).is_some();
-    let prune = |map: &mut serde_json::Value, sub: &[&str]| {
-        if let Some(entries) = map.as_object_mut() {
-            entries.retain(|_, e| !gone(e));
-            for e in entries.values_mut() {
-                for s in sub {
-                    if let Some(inner) = e.get_mut(*s).and_then(|m| m.as_object_mut()) {
-                        inner.retain(|_, x| !gone(x));
-                    }
-                }
-            }
-        }
-    };
-    for (coll, sub) in [
-        (schema::CHECKINS, &[schema::REPLIES][..]),
-        (schema::MOMENTS, &[schema::REPLIES][..]),
-        (schema::REQUESTS, &[schema::REPLIES, "commitments"][..]),
+    for coll in [
+        schema::CHECKINS,
+        schema::MOMENTS,
+        schema::REQUESTS,
+        schema::GATHERINGS,
     ] {
-        if let Some(m) = root.get_mut(coll) {
-            prune(m, sub);
+        if let Some(entries) = root.get_mut(coll).and_then(|m| m.as_object_mut()) {
+            entries.retain(|_, e| stands(coll, e));
         }
     }
-    if let Some(gatherings) = root
-        .get_mut(schema::GATHERINGS)
-        .and_then(|g| g.as_object_mut())
-    {
-        for g in gatherings.values_mut() {
-            for sub in ["dishes", "rsvps"] {
-                if let Some(m) = g.get_mut(sub).and_then(|d| d.as_object_mut()) {
-                    m.retain(|_, d| !gone(d));
-                }
-            }
+}
+
+/// Whether an entity of `collection` stands (its author did not withdraw
+/// it), with what was withdrawn inside it (replies, commitments, dishes,
+/// answers) left out. A gathering is never withdrawn as a whole.
+pub(crate) fn stands(collection: &str, e: &mut serde_json::Value) -> bool {
+    let gone = |v: &serde_json::Value| v.get(WITHDRAWN).is_some();
+    let inside: &[&str] = match collection {
+        schema::CHECKINS | schema::MOMENTS => &[schema::REPLIES],
+        schema::REQUESTS => &[schema::REPLIES, "commitments"],
+        schema::GATHERINGS => &["dishes", "rsvps"],
+        _ => &[],
+    };
+    if collection != schema::GATHERINGS && gone(e) {
+        return false;
+    }
+    for sub in inside {
+        if let Some(m) = e.get_mut(*sub).and_then(|m| m.as_object_mut()) {
+            m.retain(|_, x| !gone(x));
         }
     }
+    true
 }
 
 impl CircleView {

@@ -402,7 +402,8 @@ struct Served {
 }
 
 impl Served {
-    /// The circle as it reads now; read again only when it changed.
+    /// The circle as it reads now; read again only when it changed, and
+    /// then only what changed (see `CircleView::read_after`).
     fn read(&mut self) -> Reading {
         let heads = self.store.circle().heads();
         if let Some((at, reading)) = &self.reading
@@ -411,8 +412,17 @@ impl Served {
             return reading.clone();
         }
         let circle = self.store.circle();
+        let view = match self.reading.take() {
+            Some((at, before)) => {
+                // Pages let go of a reading once drawn: the view is taken,
+                // not copied, unless one still holds it.
+                let prev = Arc::try_unwrap(before.view).unwrap_or_else(|v| (*v).clone());
+                CircleView::read_after(prev, circle.doc(), &at)
+            }
+            None => circle.view(),
+        };
         let reading = Reading {
-            view: Arc::new(circle.view()),
+            view: Arc::new(view),
             membership: Arc::new(circle.membership()),
         };
         self.reading = Some((heads, reading.clone()));

@@ -10,7 +10,8 @@
 //!   collections, and the canonical JSON;
 //! - `membership.rs`: members and devices, invites, removals as written;
 //! - `care.rs`: check-ins, moments, asks and offers, gatherings;
-//! - `reader.rs`: the document as JSON, in one walk.
+//! - `reader.rs`: the document as JSON, in one walk;
+//! - `after.rs`: reading it again after a change, at the change's cost.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +26,7 @@ use crate::identity::DeviceCert;
 use crate::ids::{CircleId, EntityId, MemberId};
 use crate::time::Timestamp;
 
+mod after;
 mod care;
 mod membership;
 mod reader;

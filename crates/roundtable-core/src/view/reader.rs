@@ -127,8 +127,28 @@ fn read_object(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> 
     }
 }
 
+/// One entry of a collection as a whole read gives it: its value in each
+/// of `maps` (the collection's maps, winner first: several where
+/// concurrent edits made the collection twice), merged as the collections
+/// are. `None` where no map holds it.
+pub(super) fn read_entry(doc: &impl ReadDoc, maps: &[ObjId], key: &str) -> Option<Json> {
+    maps.iter()
+        .filter_map(|m| {
+            // Where a scalar's concurrent values would be kept: beside the
+            // entries, where no entry is read from.
+            let mut beside = serde_json::Map::new();
+            read_key(doc, m, key, 1).map(|c| c.keep(&mut beside, key))
+        })
+        .reduce(union)
+}
+
 /// Every value concurrent edits left at `key`, winner first.
-fn read_key(doc: &impl ReadDoc, obj: &ObjId, key: &str, depth: usize) -> Option<Concurrent> {
+pub(super) fn read_key(
+    doc: &impl ReadDoc,
+    obj: &ObjId,
+    key: &str,
+    depth: usize,
+) -> Option<Concurrent> {
     let all = doc.get_all(obj, key).ok()?;
     Concurrent::read(doc, all, depth)
 }
