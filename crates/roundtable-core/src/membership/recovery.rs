@@ -12,10 +12,10 @@
 //! on the proposal so a later change of the setting leaves it be. A thief
 //! with a vouching friend cannot take over someone whose phone is only in
 //! a drawer: a member's own tool may write another wait on a vouch, or set
-//! the circle's, but never below the shortest, which every copy holds. Once the wait is
-//! over, a device of a member who could vouch carries it through: one
-//! change records it done and adds the new device to the member's record,
-//! certified by the new key.
+//! the circle's, but never below the shortest, which every copy holds.
+//! Once the wait is over, a device of a member who could vouch carries it
+//! through: one change records it done and adds the new device to the
+//! member's record, certified by the new key.
 //!
 //! From then on the member's devices are those the new key certified: the
 //! ones their old key certified have departed (a thief's among them), and

@@ -81,19 +81,24 @@ async fn request_for(app: &Shared, ticket: &str, who: &str) -> Result<RecoveryRe
         }
         e => crate::app::sentence(&e.to_string()),
     })?;
-    held_already(app, ticket.circle).await?;
-    let cert = app.node.certificate().await.map_err(|e| plain(&e))?;
-    RecoveryRequest::new(ticket.circle, who, cert).map_err(|e| crate::app::sentence(&e))
+    this_devices(app, ticket.circle, who).await
 }
 
-async fn held_already(app: &Shared, circle: CircleId) -> Result<(), String> {
+/// This device's request to be recognised as `who` in `circle` (one it
+/// does not hold).
+async fn this_devices(
+    app: &Shared,
+    circle: CircleId,
+    who: &str,
+) -> Result<RecoveryRequest, String> {
     let circles = app.node.circles().await.map_err(|e| plain(&e))?;
     if circles.iter().any(|(id, _)| *id == circle) {
         return Err(
             "This device holds that circle already: there is nothing to recover here.".into(),
         );
     }
-    Ok(())
+    let cert = app.node.certificate().await.map_err(|e| plain(&e))?;
+    RecoveryRequest::new(circle, who, cert).map_err(|e| crate::app::sentence(&e))
 }
 
 /// `/recover/{c}?as=NAME`: this device's request, to copy and send.
@@ -104,12 +109,7 @@ pub(crate) async fn request_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
     let who = q.get("as").map(String::as_str).unwrap_or("");
-    let made = async {
-        held_already(&app, c).await?;
-        let cert = app.node.certificate().await.map_err(|e| plain(&e))?;
-        RecoveryRequest::new(c, who, cert).map_err(|e| crate::app::sentence(&e))
-    }
-    .await;
+    let made = this_devices(&app, c, who).await;
     let body = html! {
         p.back { a href="/recover" { "← Back" } }
         h1 { "Your request" }
@@ -364,20 +364,21 @@ pub(crate) async fn vouch(
         }),
     };
     let outcome = match op {
-        Ok(op) => match app.perform(c, op).await {
-            Ok(id) => {
-                let after = app.read(c).await?;
-                let words = id
-                    .and_then(|id| after.membership.proposals.get(&id))
-                    .map(|p| p.words(&after.view))
-                    .unwrap_or_default();
-                Ok((
-                    format!("/c/{c}/people"),
-                    format!("You vouched. Now: {words}."),
-                ))
-            }
-            Err(e) => Err(e),
-        },
+        Ok(op) => app.perform(c, op).await,
+        Err(e) => Err(e),
+    };
+    let outcome = match outcome {
+        Ok(id) => {
+            let after = app.read(c).await?;
+            let words = id
+                .and_then(|id| after.membership.proposals.get(&id))
+                .map(|p| p.words(&after.view))
+                .unwrap_or_default();
+            Ok((
+                format!("/c/{c}/people"),
+                format!("You vouched. Now: {words}."),
+            ))
+        }
         Err(e) => Err(e),
     };
     answer(outcome, "vouch", form, async |f| {
