@@ -136,10 +136,23 @@ fn honest(rng: &mut StdRng, copy: &mut Replica, at: Timestamp) -> String {
                 text: "none".into(),
             },
         },
-        _ => match pick(rng, &mine) {
+        90..95 => match pick(rng, &mine) {
             Some(id) => Op::WithdrawEntry { id },
             None => Op::Moment {
                 text: "none".into(),
+            },
+        },
+        95..98 => Op::Profile {
+            name: None,
+            pronouns: None,
+            remember: Some(format!("remember {n}")),
+            story: None,
+        },
+        _ => match view.members.get(&copy.member).and_then(|m| m.away.as_ref()) {
+            Some(_) => Op::Back,
+            None => Op::Away {
+                until: None,
+                note: "a while".into(),
             },
         },
     };
@@ -157,7 +170,29 @@ fn hostile(rng: &mut StdRng, copy: &mut Replica, at: Timestamp) -> String {
     };
     let keys: Vec<String> = doc.keys(&coll).collect();
     let key = pick_str(rng, &keys);
-    let kind = rng.random_range(0..7);
+    let kind = rng.random_range(0..8);
+    if kind == 7 {
+        // Into membership's part: a member's record.
+        let Some((_, members)) = doc.get(ROOT, "members").unwrap() else {
+            return "nothing".into();
+        };
+        let keys: Vec<String> = doc.keys(&members).collect();
+        let Some(key) = pick_str(rng, &keys) else {
+            return "nothing".into();
+        };
+        let Some((_, record)) = doc.get(&members, key.as_str()).unwrap() else {
+            return "nothing".into();
+        };
+        copy.circle
+            .transact(at, "hostile", |tx| {
+                tx.put(&record, "remember", 5_u64)?;
+                let devices = tx.put_object(&record, "devices", ObjType::Map)?;
+                tx.put(&devices, "00", "not a device")?;
+                Ok(())
+            })
+            .ok();
+        return "hostile into a member's record".into();
+    }
     let entry = key
         .as_ref()
         .and_then(|k| doc.get(&coll, k.as_str()).unwrap())

@@ -8,8 +8,8 @@
 //! only those the new changes wrote into are read again: each change's
 //! operations name the objects they write, and each object's path up to the
 //! root names the entry it lies in. The small collections membership rests
-//! on (the circle's record, members, invites, removals) are read whole, as
-//! are the rules over them.
+//! on (the circle's record, members, invites, removals) are read whole, with
+//! the rules over them, when a change wrote into them, and kept otherwise.
 //!
 //! The result is the view a whole read gives, by construction: an entry is
 //! read and merged by the same code a whole read uses, withdrawn entries are
@@ -56,15 +56,24 @@ impl CircleView {
     /// of `doc`; it costs what changed since `before`, not the history.
     pub fn read_after(prev: CircleView, doc: &Automerge, before: &[ChangeHash]) -> Self {
         match touched(doc, before) {
-            Some(entries) => after(prev, doc, &entries).unwrap_or_else(|| Self::read(doc)),
+            Some(t) => after(prev, doc, &t).unwrap_or_else(|| Self::read(doc)),
             None => Self::read(doc),
         }
     }
 }
 
-/// The entries of the care collections the changes since `before` wrote
-/// into, or `None` where a whole read is needed.
-fn touched(doc: &Automerge, before: &[ChangeHash]) -> Option<BTreeSet<(&'static str, String)>> {
+/// What the changes since an earlier view wrote into.
+#[derive(Default)]
+struct Touched {
+    /// Entries of the care collections, by collection and key.
+    entries: BTreeSet<(&'static str, String)>,
+    /// The small parts (members, invites, removals, the circle's record).
+    small: bool,
+}
+
+/// What the changes since `before` wrote into, or `None` where a whole
+/// read is needed.
+fn touched(doc: &Automerge, before: &[ChangeHash]) -> Option<Touched> {
     // A document that does not hold `before` is another one (a copy
     // rebuilt, say): nothing of the earlier view can be kept.
     if !before.iter().all(|h| doc.get_change_by_hash(h).is_some()) {
@@ -74,14 +83,17 @@ fn touched(doc: &Automerge, before: &[ChangeHash]) -> Option<BTreeSet<(&'static 
     if changes.len() > MOST_CHANGES {
         return None;
     }
-    let mut entries = BTreeSet::new();
+    let mut t = Touched::default();
     for change in &changes {
         for op in change.decode().operations {
             let (counter, actor) = match &op.obj {
                 // A care collection made (again) at the root: read it all.
                 ObjectId::Root => match &op.key {
                     Key::Map(k) if CARE.contains(&k.as_str()) => return None,
-                    Key::Map(_) => continue,
+                    Key::Map(k) => {
+                        t.small |= SMALL.contains(&k.as_str());
+                        continue;
+                    }
                     Key::Seq(_) => return None,
                 },
                 ObjectId::Id(OpId(counter, actor)) => (*counter, actor.clone()),
@@ -91,6 +103,7 @@ fn touched(doc: &Automerge, before: &[ChangeHash]) -> Option<BTreeSet<(&'static 
                 return None;
             };
             let Some(collection) = CARE.iter().find(|c| *c == top) else {
+                t.small |= SMALL.contains(&top.as_str());
                 continue;
             };
             let key = match (path.get(1), &op.key) {
@@ -98,34 +111,39 @@ fn touched(doc: &Automerge, before: &[ChangeHash]) -> Option<BTreeSet<(&'static 
                 (None, Key::Map(k)) => k.to_string(),
                 _ => return None,
             };
-            entries.insert((*collection, key));
+            t.entries.insert((*collection, key));
         }
     }
-    Some(entries)
+    Some(t)
 }
 
-/// `prev`'s entries with those in `entries` read again, and the small
-/// parts read whole; `None` where the root does not read as a whole read
-/// would take it.
-fn after(
-    mut prev: CircleView,
-    doc: &Automerge,
-    entries: &BTreeSet<(&'static str, String)>,
-) -> Option<CircleView> {
-    let mut root = serde_json::Map::new();
-    for key in SMALL {
-        if let Some(c) = read_key(doc, &ROOT, key, 0) {
-            let v = c.keep(&mut root, key);
-            root.insert(key.to_owned(), v);
+/// `prev` with the entries the changes wrote into read again, and the
+/// small parts read whole where they wrote into those; `None` where the
+/// root does not read as a whole read would take it.
+fn after(mut prev: CircleView, doc: &Automerge, touched: &Touched) -> Option<CircleView> {
+    let mut view = if touched.small {
+        let mut root = serde_json::Map::new();
+        for key in SMALL {
+            if let Some(c) = read_key(doc, &ROOT, key, 0) {
+                let v = c.keep(&mut root, key);
+                root.insert(key.to_owned(), v);
+            }
         }
-    }
-    let mut view: CircleView = serde_json::from_value(Json::Object(root)).ok()?;
-    view.checkins = std::mem::take(&mut prev.checkins);
-    view.moments = std::mem::take(&mut prev.moments);
-    view.requests = std::mem::take(&mut prev.requests);
-    view.gatherings = std::mem::take(&mut prev.gatherings);
+        let mut view: CircleView = serde_json::from_value(Json::Object(root)).ok()?;
+        view.check_authors();
+        crate::membership::note_unaware(&mut view, doc);
+        view.checkins = std::mem::take(&mut prev.checkins);
+        view.moments = std::mem::take(&mut prev.moments);
+        view.requests = std::mem::take(&mut prev.requests);
+        view.gatherings = std::mem::take(&mut prev.gatherings);
+        view
+    } else {
+        // Nothing membership rests on changed: what `prev` made of it
+        // stands (checked authors, admissions a revocation voids).
+        prev
+    };
     let mut maps: BTreeMap<&str, Vec<ObjId>> = BTreeMap::new();
-    for (collection, key) in entries {
+    for (collection, key) in &touched.entries {
         if !maps.contains_key(collection) {
             maps.insert(collection, collection_maps(doc, collection)?);
         }
@@ -137,8 +155,6 @@ fn after(
             _ => refresh(&mut view.gatherings, collection, key, json),
         }
     }
-    view.check_authors();
-    crate::membership::note_unaware(&mut view, doc);
     Some(view)
 }
 
