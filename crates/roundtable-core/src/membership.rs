@@ -108,9 +108,11 @@ use crate::schema;
 use crate::time::Timestamp;
 use crate::view::{CircleView, RemovalRecord, Returned};
 
+mod devices;
 mod proposals;
 mod recovery;
 mod removal_wins;
+mod words;
 pub use proposals::{REMOVAL_RULE, WELCOME_RULE, cannot_pass, needed};
 pub use recovery::{
     MAX_RECOVERY_WAIT_HOURS, MIN_RECOVERY_WAIT_HOURS, RECOVERY_RULE, RECOVERY_WAIT_HOURS, Recovery,
@@ -607,79 +609,6 @@ impl TurnedAway {
     }
 }
 
-impl Membership {
-    /// "Welcomed back by Maya on 3 Dec", or "welcomed back by consent of
-    /// Maya and Sam on 4 Dec": the last time `member` came back, as the
-    /// people page says it; `None` for someone in their first stint.
-    pub fn back_words(&self, view: &CircleView, member: MemberId) -> Option<String> {
-        let back = self.returns.get(&member)?.last()?;
-        let mut names: Vec<String> = back.by.iter().map(|m| view.name_of(m)).collect();
-        names.sort();
-        let who = match names.as_slice() {
-            [] => "the others".to_owned(),
-            [one] => one.clone(),
-            [init @ .., last] => format!("{} and {last}", init.join(", ")),
-        };
-        let how = if back.proposal.is_some() {
-            "by consent of "
-        } else {
-            "by "
-        };
-        Some(format!(
-            "welcomed back {how}{who} on {}",
-            crate::people::day_month(back.at)
-        ))
-    }
-
-    /// What a member removed by consent is told, in one sentence, the same
-    /// on every device and in every app: "You are no longer in Tuesday
-    /// Supper: Maya and Sam agreed to remove you on 3 Dec. Your copy is
-    /// kept; you can read it but not write." `None` unless `member` was
-    /// removed by consent in this copy. The day is that of the last
-    /// consent the removal counted (UTC, display only).
-    pub fn removal_notice(&self, view: &CircleView, member: MemberId) -> Option<String> {
-        if !self.removed.contains(&member) {
-            return None;
-        }
-        let circle = crate::people::clean_name(&view.circle.name);
-        let circle = if circle.is_empty() {
-            "this circle".to_owned()
-        } else {
-            circle
-        };
-        let carried = self
-            .proposals
-            .values()
-            .filter(|p| {
-                p.target == member
-                    && p.kind == ProposalKind::Remove
-                    && p.stint == self.stint_of(member)
-                    && p.state == ProposalState::Carried
-            })
-            .min_by_key(|p| (p.at, p.id));
-        let Some(p) = carried else {
-            return Some(format!(
-                "You are no longer in {circle}: the others agreed to remove you. {KEPT}"
-            ));
-        };
-        let when = last_consent(view, p);
-        let mut names: Vec<String> = p.consents.iter().map(|m| view.name_of(m)).collect();
-        names.sort();
-        let who = match names.as_slice() {
-            [] => "the others".to_owned(),
-            [one] => one.clone(),
-            [init @ .., last] => format!("{} and {last}", init.join(", ")),
-        };
-        Some(format!(
-            "You are no longer in {circle}: {who} agreed to remove you on {}. {KEPT}",
-            crate::people::day_month(when)
-        ))
-    }
-}
-
-/// What a removed member keeps, as every notice ends.
-const KEPT: &str = "Your copy is kept; you can read it but not write.";
-
 /// The most devices a member may have that are not revoked.
 pub const MAX_ACTIVE_DEVICES: usize = 8;
 /// The most device records a member may ever have, revoked ones included.
@@ -796,101 +725,4 @@ fn last_consent(view: &CircleView, p: &Proposal) -> Timestamp {
         })
         .max()
         .unwrap_or(p.at)
-}
-
-impl Circle {
-    /// The membership as the document says it is now (the circle keeps
-    /// it until a change touches what it rests on).
-    pub fn membership(&self) -> Membership {
-        self.standing().membership.clone()
-    }
-
-    /// The device whose edits these are (the document's actor).
-    pub fn device(&self) -> Option<DeviceId> {
-        crate::circle::device_of(self.doc().get_actor()).map(|(d, _)| d)
-    }
-
-    fn me(&self) -> Result<DeviceId, CoreError> {
-        self.device()
-            .ok_or_else(|| CoreError::Invalid("this copy of the circle has no device set".into()))
-    }
-
-    /// Revokes another device of `member` (this device's member).
-    pub fn revoke_device(
-        &mut self,
-        member: MemberId,
-        device: DeviceId,
-        now: Timestamp,
-    ) -> Result<(), CoreError> {
-        let me = self.me()?;
-        let view = self.view();
-        let m = view
-            .members
-            .get(&member)
-            .ok_or_else(|| CoreError::NotAMember(format!("member {}", member.fmt_short())))?;
-        if !m.devices.contains_key(&me) {
-            return Err(CoreError::NotAllowed(
-                "only a device of the same member can revoke a device".into(),
-            ));
-        }
-        if !m.devices.contains_key(&device) {
-            return Err(CoreError::NotAllowed(format!(
-                "device {} is not one of yours; `roundtable device list` shows them",
-                device.fmt_short()
-            )));
-        }
-        if device == me {
-            return Err(CoreError::NotAllowed(
-                "a device cannot revoke itself; revoke it from another of your devices".into(),
-            ));
-        }
-        let membership = Membership::from_view(&view);
-        if membership.revoked.contains(&me) {
-            return Err(CoreError::NotAllowed("this device has been revoked".into()));
-        }
-        if membership.revoked.contains(&device) {
-            return Err(CoreError::NotAllowed(format!(
-                "device {} is already revoked",
-                device.fmt_short()
-            )));
-        }
-        let obj = self.require_member(member)?;
-        self.transact(now, "revoke device", |tx| {
-            let devices = child_map(tx, &obj, schema::DEVICES)?;
-            let d = child_map(tx, &devices, &device.to_string())?;
-            let r = tx.put_object(&d, "revoked", ObjType::Map)?;
-            tx.put(&r, "at", now.as_millis())?;
-            Ok(())
-        })
-    }
-
-    /// Revokes an invite so its ticket no longer works.
-    pub fn revoke_invite(
-        &mut self,
-        by: MemberId,
-        invite: EntityId,
-        now: Timestamp,
-    ) -> Result<(), CoreError> {
-        self.require_member(by)?;
-        let view = self.view();
-        let inv = view.invites.get(&invite).ok_or(CoreError::NoSuchEntity {
-            kind: "invite",
-            id: invite,
-        })?;
-        if inv.by != by {
-            return Err(CoreError::NotAllowed(
-                "only the member who made an invite can revoke it; ask them".into(),
-            ));
-        }
-        if inv.revoked {
-            return Err(CoreError::NotAllowed(
-                "this invite is already revoked".into(),
-            ));
-        }
-        let obj = self.require_entity(schema::INVITES, invite, "invite")?;
-        self.transact(now, "revoke invite", |tx| {
-            tx.put(&obj, "revoked", true)?;
-            Ok(())
-        })
-    }
 }
