@@ -13,8 +13,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 
 import {
-  tempHome, up, stop, browser, closeBrowser, openApp, cookieOf, freshLink,
-  assertNoSeriousA11y, rawRequest, run, runJson, waitFor, withTimeout,
+  tempHome, up, stop, browser, closeBrowser, openApp, cookieOf, freshLink, assertNoSeriousA11y, rawRequest, run, runJson, waitFor, withTimeout, shows, mark, stillSamePage, form,
 } from './harness.mjs';
 
 const T = { timeout: 30_000 };
@@ -29,26 +28,6 @@ const visited = [];
 async function checked(page, label) {
   visited.push(label);
   await assertNoSeriousA11y(page, label);
-}
-
-/** Waits until `text` shows in the page (no reload). */
-async function shows(page, text, what = text) {
-  await page.getByText(text).first().waitFor({ state: 'visible', ...T }).catch((e) => {
-    throw new Error(`timed out waiting for "${what}" on ${page.url()}: ${e.message}`);
-  });
-}
-
-/** Marks the page so a reload would show (the mark would be gone). */
-async function mark(page) {
-  await page.evaluate(() => { window.__noReload = true; });
-}
-
-async function stillSamePage(page) {
-  assert.equal(await page.evaluate(() => window.__noReload === true), true, 'the page reloaded');
-}
-
-function form(page, name) {
-  return page.getByRole('form', { name });
 }
 
 before(async () => {

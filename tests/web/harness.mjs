@@ -522,3 +522,46 @@ export async function waitFor(fn, { timeout = 20_000, interval = 100, what = 'a 
   }
   throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError.message})` : ''}`);
 }
+
+// --- What the browser tests share ---
+
+/** Waits until `text` (a string or a RegExp) shows in the page, without a
+ * reload; says what it waited for, and on which page, when it never does. */
+export async function shows(page, text, what = text) {
+  await page.getByText(text).first().waitFor({ state: 'visible', timeout: 30_000 }).catch((e) => {
+    throw new Error(`timed out waiting for "${what}" on ${page.url()}: ${e.message}`);
+  });
+}
+
+/** The form a page labels `name`. */
+export function form(page, name) {
+  return page.getByRole('form', { name });
+}
+
+/** Marks the page, so a reload would show (the mark would be gone). */
+export async function mark(page) {
+  await page.evaluate(() => { window.__noReload = true; });
+}
+
+/** Fails if the page reloaded since `mark`. */
+export async function stillSamePage(page) {
+  if (!(await page.evaluate(() => window.__noReload === true))) {
+    throw new Error(`the page reloaded: ${page.url()}`);
+  }
+}
+
+/** Runs a command that must succeed; returns what it printed. */
+export function ok(home, args, opts) {
+  const r = run(home, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`roundtable ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** The ticket a command printed: its first line starting "roundtable". */
+export function ticketOf(out) {
+  const line = out.split('\n').map((l) => l.trim()).find((l) => l.startsWith('roundtable'));
+  if (!line) throw new Error(`no ticket in:\n${out}`);
+  return line;
+}

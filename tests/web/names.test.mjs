@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  tempHome, up, stop, browser, closeBrowser, openApp, freshLink, run, assertNoSeriousA11y,
+  tempHome, up, stop, browser, closeBrowser, openApp, freshLink, run, assertNoSeriousA11y, shows, form, ok, ticketOf,
 } from './harness.mjs';
 
 const T = { timeout: 30_000 };
@@ -18,30 +18,6 @@ let maya;
 let sam;
 let ada;
 let phone;
-
-async function shows(page, text, what = text) {
-  await page.getByText(text).first().waitFor({ state: 'visible', ...T }).catch((e) => {
-    throw new Error(`timed out waiting for "${what}" on ${page.url()}: ${e.message}`);
-  });
-}
-
-function form(page, name) {
-  return page.getByRole('form', { name });
-}
-
-/** Runs a command that must succeed; returns what it printed. */
-function ok(home, args, opts) {
-  const r = run(home, args, opts);
-  assert.equal(r.code, 0, `roundtable ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** The ticket a command printed: its first line. */
-function ticketOf(out) {
-  const line = out.split('\n').map((l) => l.trim()).find((l) => l.startsWith('roundtable'));
-  assert.ok(line, `no ticket in:\n${out}`);
-  return line;
-}
 
 before(async () => {
   const [mh, sh, ah, ph] = [await tempHome(), await tempHome(), await tempHome(), await tempHome()];

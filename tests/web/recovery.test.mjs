@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  tempHome, up, stop, browser, closeBrowser, openApp, freshLink, run, assertNoSeriousA11y,
+  tempHome, up, stop, browser, closeBrowser, openApp, freshLink, run, assertNoSeriousA11y, shows, form, ok, ticketOf, mark, stillSamePage,
 } from './harness.mjs';
 
 const T = { timeout: 30_000 };
@@ -20,30 +20,6 @@ let maya;
 let sam;
 let ana;
 let laptop;
-
-async function shows(page, text, what = text) {
-  await page.getByText(text).first().waitFor({ state: 'visible', ...T }).catch((e) => {
-    throw new Error(`timed out waiting for "${what}" on ${page.url()}: ${e.message}`);
-  });
-}
-
-function form(page, name) {
-  return page.getByRole('form', { name });
-}
-
-/** Runs a command that must succeed; returns what it printed. */
-function ok(home, args, opts) {
-  const r = run(home, args, opts);
-  assert.equal(r.code, 0, `roundtable ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** The ticket a command printed: its first line. */
-function ticketOf(out) {
-  const line = out.split('\n').map((l) => l.trim()).find((l) => l.startsWith('roundtable'));
-  assert.ok(line, `no ticket in:\n${out}`);
-  return line;
-}
 
 /** Asserts the page is no wider than a 360 px screen. */
 async function fitsAPhone(page, label) {
@@ -56,15 +32,6 @@ async function fitsAPhone(page, label) {
 async function checked(page, label) {
   await assertNoSeriousA11y(page, label);
   await fitsAPhone(page, label);
-}
-
-/** Marks the page so a reload would show (the mark would be gone). */
-async function mark(page) {
-  await page.evaluate(() => { window.__noReload = true; });
-}
-
-async function stillSamePage(page) {
-  assert.equal(await page.evaluate(() => window.__noReload === true), true, 'the page reloaded');
 }
 
 before(async () => {
