@@ -59,6 +59,9 @@ pub struct NodeConfig {
     pub max_backoff: Duration,
     /// Serve the local control socket in the home.
     pub control_socket: bool,
+    /// The file layer the home is kept through: the real file system
+    /// unless a test swaps in one that is slow or fails.
+    pub fs: Option<std::sync::Arc<dyn roundtable_store::Fs>>,
 }
 
 impl NodeConfig {
@@ -70,6 +73,7 @@ impl NodeConfig {
             anti_entropy: Duration::from_secs(10),
             max_backoff: Duration::from_secs(20),
             control_socket: true,
+            fs: None,
         }
     }
 

@@ -96,23 +96,28 @@ impl Actor {
         );
     }
 
-    pub(super) fn on_gossip(&mut self, circle: CircleId, ev: GossipEvent) {
-        let machine = &mut self.machine;
-        match ev {
-            GossipEvent::NeighborUp(peer) => {
-                machine.neighbour_up(circle, device_of(peer), now(), &mut rng())
-            }
-            GossipEvent::NeighborDown(peer) => {
-                machine.neighbour_down(circle, device_of(peer), now())
-            }
-            GossipEvent::Received(msg) => machine.gossip(
-                circle,
-                &msg.content,
-                device_of(msg.delivered_from),
-                now(),
-                &mut rng(),
-            ),
-            GossipEvent::Lagged => machine.lagged(circle, now(), &mut rng()),
-        }
+    pub(super) async fn on_gossip(&mut self, circle: CircleId, ev: GossipEvent) {
+        let at = now();
+        self.keeper
+            .submit(move |k| {
+                let machine = &mut k.machine;
+                match ev {
+                    GossipEvent::NeighborUp(peer) => {
+                        machine.neighbour_up(circle, device_of(peer), at, &mut rng())
+                    }
+                    GossipEvent::NeighborDown(peer) => {
+                        machine.neighbour_down(circle, device_of(peer), at)
+                    }
+                    GossipEvent::Received(msg) => machine.gossip(
+                        circle,
+                        &msg.content,
+                        device_of(msg.delivered_from),
+                        at,
+                        &mut rng(),
+                    ),
+                    GossipEvent::Lagged => machine.lagged(circle, at, &mut rng()),
+                }
+            })
+            .await;
     }
 }

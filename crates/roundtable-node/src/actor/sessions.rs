@@ -1,28 +1,11 @@
 //! Sessions: letting peers' connections in (within bounds), opening the
 //! sync sessions the machine asks for, passing their frames to it, serving
-//! joins, and the address book of where each device was last reached.
+//! joins, and noting where each device was reached.
 
-use roundtable_net::EndpointAddr;
-use roundtable_store::NodeRecord;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::*;
 use crate::session;
-
-/// Where devices were last reached: read once at start, kept in memory,
-/// written back when it changed (at most once every [`Self::EVERY`], and
-/// when the node stops).
-#[derive(Debug, Default)]
-pub(super) struct AddressBook {
-    pub(super) known: BTreeMap<EndpointId, EndpointAddr>,
-    dirty: bool,
-    written: Option<Instant>,
-}
-
-impl AddressBook {
-    /// How often the book goes to disk at most.
-    const EVERY: Duration = Duration::from_secs(30);
-}
 
 /// Sync sessions one peer may have open with us at once, counted from the
 /// connection on (before its Hello is read).
@@ -36,16 +19,16 @@ impl Actor {
     /// Starts serving a connection a peer opened, unless that peer (or
     /// everyone) already has as many open as we serve at once: then the
     /// connection is closed at once, before anything is read from it.
-    pub(super) fn accept(&mut self, conn: Incoming) {
+    pub(super) async fn accept(&mut self, conn: Incoming) {
         let tx = self.sessions_tx.clone();
         match conn {
             Incoming::Sync(conn) => {
                 let peer = conn.remote_id();
                 let open = self.answering_per_peer.entry(peer).or_default();
                 if *open >= MAX_ANSWERING_PER_PEER || self.answering.len() >= MAX_ANSWERING {
-                    let n = self.machine.note_dropped("too many sync sessions at once");
-                    debug!(peer = %peer.fmt_short(), count = n, "refused a sync session: too many open");
                     conn.close(1u32.into(), b"busy");
+                    debug!(peer = %peer.fmt_short(), "refused a sync session: too many open");
+                    self.note_dropped("too many sync sessions at once").await;
                     return;
                 }
                 *open += 1;
@@ -59,9 +42,9 @@ impl Actor {
             }
             Incoming::Join(conn) => {
                 if self.joining.len() >= MAX_JOINING {
-                    let n = self.machine.note_dropped("too many joins at once");
-                    debug!(count = n, "refused a join: too many at once");
                     conn.close(1u32.into(), b"busy");
+                    debug!("refused a join: too many at once");
+                    self.note_dropped("too many joins at once").await;
                     return;
                 }
                 self.joining
@@ -71,9 +54,9 @@ impl Actor {
             // (or no longer) admitted.
             Incoming::Farewell(conn) => {
                 if self.joining.len() >= MAX_JOINING {
-                    let n = self.machine.note_dropped("too many farewells at once");
-                    debug!(count = n, "refused a farewell: too many at once");
                     conn.close(1u32.into(), b"busy");
+                    debug!("refused a farewell: too many at once");
+                    self.note_dropped("too many farewells at once").await;
                     return;
                 }
                 self.joining
@@ -109,53 +92,23 @@ impl Actor {
         );
     }
 
-    /// Hands the machine what a session brought, and the session its answer.
-    pub(super) fn handle_session(&mut self, req: SessionRequest) {
-        let machine = &mut self.machine;
-        match req {
-            SessionRequest::Hello { peer, hello, reply } => {
-                let _ = reply.send(machine.answer(peer, hello, now()));
-            }
-            SessionRequest::Frame {
-                session,
-                frame,
-                reply,
-            } => {
-                let _ = reply.send(machine.frame(session, frame, now(), &mut rng()));
-            }
-            SessionRequest::Broken { session, refused } => {
-                machine.broken(session, refused, now(), &mut rng())
-            }
-            SessionRequest::Speaks { peer, version } => machine.peer_speaks(peer, version),
-            SessionRequest::JoinServe {
-                request,
-                peer,
-                reply,
-            } => {
-                let _ = reply.send(machine.serve_join(request, peer, now(), &mut rng()));
-            }
-            SessionRequest::FarewellServe {
-                peer,
-                request,
-                reply,
-            } => {
-                let _ = reply.send(machine.serve_farewell(peer, request, now()));
-            }
-            SessionRequest::FarewellHeard {
-                circle,
-                peer,
-                reply,
-            } => machine.farewell_reply(circle, peer, reply, now(), &mut rng()),
-            SessionRequest::Remember(addr) => self.save_address(addr),
-            SessionRequest::StewardReply { session, reply } => {
-                let next = machine.steward_reply(session, reply, now(), &mut rng());
-                self.steward_send(session, next);
-            }
-            SessionRequest::StewardBroken { session, why } => {
-                self.stewards.remove(&session);
-                machine.steward_broken(session, why, now());
-            }
+    /// Counts a connection refused for being one too many.
+    async fn note_dropped(&self, reason: &'static str) {
+        self.keeper
+            .submit(move |k| {
+                k.machine.note_dropped(reason);
+            })
+            .await;
+    }
+
+    /// Hands the machine what a session brought; the keeper gives the
+    /// session its answer.
+    pub(super) async fn handle_session(&mut self, req: SessionRequest) {
+        if let SessionRequest::StewardBroken { session, .. } = &req {
+            self.stewards.remove(session);
         }
+        let at = now();
+        self.keeper.submit(move |k| k.session(req, at)).await;
     }
 
     /// Opens the steward session the machine asked for.
@@ -192,52 +145,6 @@ impl Actor {
         }
     }
 
-    // --- the address book: where devices were last reached ---
-
-    pub(super) fn load_addresses(&mut self) {
-        let Some(bytes) = self.machine.read_record(NodeRecord::AddressBook) else {
-            return;
-        };
-        let Ok(addrs) = serde_json::from_slice::<Vec<EndpointAddr>>(&bytes) else {
-            warn!("the address book does not read; starting without it");
-            return;
-        };
-        for a in addrs {
-            self.dialer.add_addr(a.clone());
-            self.addresses.known.insert(a.id, a);
-        }
-    }
-
-    /// Notes where a device was reached (after a session with it went
-    /// through); the book goes to disk later, with whatever else changed.
-    pub(super) fn save_address(&mut self, addr: EndpointAddr) {
-        if self.addresses.known.get(&addr.id) != Some(&addr) {
-            self.addresses.known.insert(addr.id, addr);
-            self.addresses.dirty = true;
-        }
-    }
-
-    /// Writes the address book when it changed, at most once every
-    /// [`AddressBook::EVERY`] (or now, when the node stops): a session's
-    /// end never waits on the disk for it.
-    pub(super) fn keep_addresses(&mut self, now: bool) {
-        let book = &mut self.addresses;
-        let due = book
-            .written
-            .is_none_or(|at| at.elapsed() >= AddressBook::EVERY);
-        if !book.dirty || !(now || due) {
-            return;
-        }
-        book.dirty = false;
-        book.written = Some(Instant::now());
-        let all: Vec<&EndpointAddr> = book.known.values().collect();
-        if let Ok(bytes) = serde_json::to_vec_pretty(&all)
-            && let Err(e) = self.machine.write_record(NodeRecord::AddressBook, &bytes)
-        {
-            debug!("could not save the address book: {e}");
-        }
-    }
-
     /// Asks the endpoint where `peer` was reached, and keeps it in the
     /// address book so the next run can dial it before anyone else speaks.
     pub(super) fn remember_addr(&mut self, peer: DeviceId) {
@@ -254,5 +161,55 @@ impl Actor {
             }
             .instrument(self.span.clone()),
         );
+    }
+}
+
+impl Kept {
+    /// What a session brought, for the machine; its answer, for the session.
+    fn session(&mut self, req: SessionRequest, at: Now) {
+        let machine = &mut self.machine;
+        match req {
+            SessionRequest::Hello { peer, hello, reply } => {
+                let _ = reply.send(machine.answer(peer, hello, at));
+            }
+            SessionRequest::Frame {
+                session,
+                frame,
+                reply,
+            } => {
+                let _ = reply.send(machine.frame(session, frame, at, &mut rng()));
+            }
+            SessionRequest::Broken { session, refused } => {
+                machine.broken(session, refused, at, &mut rng())
+            }
+            SessionRequest::Speaks { peer, version } => machine.peer_speaks(peer, version),
+            SessionRequest::JoinServe {
+                request,
+                peer,
+                reply,
+            } => {
+                let _ = reply.send(machine.serve_join(request, peer, at, &mut rng()));
+            }
+            SessionRequest::FarewellServe {
+                peer,
+                request,
+                reply,
+            } => {
+                let _ = reply.send(machine.serve_farewell(peer, request, at));
+            }
+            SessionRequest::FarewellHeard {
+                circle,
+                peer,
+                reply,
+            } => machine.farewell_reply(circle, peer, reply, at, &mut rng()),
+            SessionRequest::Remember(addr) => self.save_address(addr),
+            SessionRequest::StewardReply { session, reply } => {
+                let requests = machine.steward_reply(session, reply, at, &mut rng());
+                self.extra.push(Output::StewardSend { session, requests });
+            }
+            SessionRequest::StewardBroken { session, why } => {
+                machine.steward_broken(session, why, at)
+            }
+        }
     }
 }
