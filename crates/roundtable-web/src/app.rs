@@ -418,15 +418,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Said {
         if parts.headers.contains_key(LIVE) {
             return Ok(Said(None));
         }
-        let said = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == SAID)
-            .and_then(|(_, v)| BASE64URL_NOPAD.decode(v.as_bytes()).ok())
+        let said = access::cookie(&parts.headers, SAID)
+            .and_then(|v| BASE64URL_NOPAD.decode(v.as_bytes()).ok())
             .and_then(|b| String::from_utf8(b).ok())
             .filter(|s| !s.is_empty());
         Ok(Said(said))
