@@ -5,7 +5,9 @@ use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::schema::limits;
 use roundtable_core::view::Gathering;
-use roundtable_core::{Answer, CircleId, CircleView, EntityId, Membership, Op, Timestamp, dates};
+use roundtable_core::{
+    Answer, CircleId, CircleView, EntityId, MemberId, Membership, Op, Timestamp, dates,
+};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
@@ -166,47 +168,11 @@ async fn render(
         "" => mine.map(|r| r.answer.as_str()).unwrap_or(""),
         a => a,
     };
-    let hosts: Vec<String> = g.hosts.keys().map(|h| name(view, h)).collect();
-    let mut members: Vec<_> = view
-        .members
-        .iter()
-        .filter(|(m, _)| membership.members.contains(m))
-        .collect();
-    members.sort_by_key(|(m, x)| (x.order, **m));
     let body = html! {
         p.back { a href={ "/c/" (c) "/gatherings" } { "← All gatherings" } }
         h1 { (g.title) }
         (super::double_ups::notice(app, ctx, view, me, c, Some(&id.to_string())))
-        div #gathering data-live {
-            p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
-            p { "Hosted by " (hosts.join(" and ")) "." }
-            h2 { "Who's coming" }
-            @let groups = [(Answer::Yes, "Coming"), (Answer::Maybe, "Maybe"), (Answer::No, "Can't make it")];
-            @if g.rsvps.is_empty() { p { "No answers yet." } }
-            @for (answer, label) in groups {
-                @let who: Vec<_> = g.rsvps.iter().filter(|(_, r)| r.answer == answer).collect();
-                @if !who.is_empty() {
-                    p { strong { (label) ": " }
-                        @for (i, (m, r)) in who.iter().enumerate() {
-                            @if i > 0 { ", " }
-                            (name(view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
-                        }
-                    }
-                }
-            }
-            h2 { "Potluck" }
-            @if g.dishes.is_empty() { p { "No dishes yet." } }
-            ul.plain {
-                @for d in g.dishes.values() {
-                    li { (name(view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
-                }
-            }
-            @if !g.came.is_empty() {
-                h2 { "Who came" }
-                @let came: Vec<String> = g.came.keys().map(|m| name(view, m)).collect();
-                p { (came.join(", ")) }
-            }
-        }
+        (live_part(app, view, g, now))
         section.card aria-labelledby="rsvp-title" {
             h2 #rsvp-title { "Your answer" }
             form method="post" action={ (here) "/rsvp" } aria-labelledby="rsvp-title" {
@@ -260,24 +226,81 @@ async fn render(
                 button type="submit" { "Bring it" }
             }
         }
-        @if began {
-            section.card aria-labelledby="came-title" {
-                h2 #came-title { "Who came" }
-                form method="post" action={ (here) "/came" } aria-labelledby="came-title" {
-                    (ctx.token())
-                    (problem(failed, "came"))
-                    fieldset.choice {
-                        legend { "Tick who was there" }
-                        @for (m, _) in &members {
-                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == me && g.came.is_empty())]; " " (name(view, m)) }
-                        }
-                    }
-                    button type="submit" { "Note who came" }
-                }
-            }
-        }
+        @if began { (came_form(ctx, &here, view, membership, g, me, failed)) }
     };
     Ok(layout(app, ctx, Some(c), Place::Gatherings, &g.title, body).await)
+}
+
+/// What changes while the page is open: when and where, who answered
+/// what, the dishes, and who came.
+fn live_part(app: &Shared, view: &CircleView, g: &Gathering, now: Timestamp) -> Markup {
+    let hosts: Vec<String> = g.hosts.keys().map(|h| name(view, h)).collect();
+    html! {
+        div #gathering data-live {
+            p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
+            p { "Hosted by " (hosts.join(" and ")) "." }
+            h2 { "Who's coming" }
+            @let groups = [(Answer::Yes, "Coming"), (Answer::Maybe, "Maybe"), (Answer::No, "Can't make it")];
+            @if g.rsvps.is_empty() { p { "No answers yet." } }
+            @for (answer, label) in groups {
+                @let who: Vec<_> = g.rsvps.iter().filter(|(_, r)| r.answer == answer).collect();
+                @if !who.is_empty() {
+                    p { strong { (label) ": " }
+                        @for (i, (m, r)) in who.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (name(view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
+                        }
+                    }
+                }
+            }
+            h2 { "Potluck" }
+            @if g.dishes.is_empty() { p { "No dishes yet." } }
+            ul.plain {
+                @for d in g.dishes.values() {
+                    li { (name(view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
+                }
+            }
+            @if !g.came.is_empty() {
+                h2 { "Who came" }
+                @let came: Vec<String> = g.came.keys().map(|m| name(view, m)).collect();
+                p { (came.join(", ")) }
+            }
+        }
+    }
+}
+
+/// Once it began: tick who was there.
+fn came_form(
+    ctx: &Ctx,
+    here: &str,
+    view: &CircleView,
+    membership: &Membership,
+    g: &Gathering,
+    me: MemberId,
+    failed: Option<&Failed>,
+) -> Markup {
+    let mut members: Vec<_> = view
+        .members
+        .iter()
+        .filter(|(m, _)| membership.members.contains(m))
+        .collect();
+    members.sort_by_key(|(m, x)| (x.order, **m));
+    html! {
+        section.card aria-labelledby="came-title" {
+            h2 #came-title { "Who came" }
+            form method="post" action={ (here) "/came" } aria-labelledby="came-title" {
+                (ctx.token())
+                (problem(failed, "came"))
+                fieldset.choice {
+                    legend { "Tick who was there" }
+                    @for (m, _) in &members {
+                        label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == me && g.came.is_empty())]; " " (name(view, m)) }
+                    }
+                }
+                button type="submit" { "Note who came" }
+            }
+        }
+    }
 }
 
 async fn act(
