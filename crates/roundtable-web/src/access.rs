@@ -325,7 +325,7 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
     match decision {
         Decision::Pass(session) => {
             req.extensions_mut()
-                .insert(crate::app::FormToken(app.access.form_token(&session)));
+                .insert(crate::forms::FormToken(app.access.form_token(&session)));
             let mut res = next.run(req).await;
             harden(res.headers_mut());
             res

@@ -1,5 +1,7 @@
 //! Gatherings: propose one, answer, bring a dish, and note who came.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -12,7 +14,8 @@ use roundtable_core::{
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
+use crate::app::{Failed, Failure, Ids, answer, shown};
+use crate::forms::{Line, Posted, Typed, ticked};
 
 pub(crate) async fn list(
     State(app): State<Shared>,
@@ -85,25 +88,37 @@ async fn render_list(
     Ok(layout(app, ctx, Some(c), Place::Gatherings, "Gatherings", body).await)
 }
 
+/// Proposing a gathering: what, when (as a person says it), where, and
+/// whether it is a potluck of one of each dish or a record of one past.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Propose {
+    title: Line,
+    at: Line,
+    place: Line,
+    #[serde(deserialize_with = "ticked")]
+    one_of_each: bool,
+    #[serde(deserialize_with = "ticked")]
+    past: bool,
+}
+
 pub(crate) async fn propose(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Propose>,
 ) -> Result<Response, Failure> {
     let now = Timestamp::now();
-    let title = form.get("title");
-    let starts = match dates::gathering_start(&form.get("at"), &app.tz, now) {
-        Ok(z) if z.timestamp().as_millisecond() < now.as_millis() && form.get("past") != "yes" => {
-            Err(format!(
-                "{} is in the past. To record a gathering that already happened, tick \"It already happened\".",
-                dates::words(
-                    Timestamp::from_millis(z.timestamp().as_millisecond()),
-                    now,
-                    &app.tz
-                )
-            ))
-        }
+    let title = form.title.0;
+    let starts = match dates::gathering_start(&form.at, &app.tz, now) {
+        Ok(z) if z.timestamp().as_millisecond() < now.as_millis() && !form.past => Err(format!(
+            "{} is in the past. To record a gathering that already happened, tick \"It already happened\".",
+            dates::words(
+                Timestamp::from_millis(z.timestamp().as_millisecond()),
+                now,
+                &app.tz
+            )
+        )),
         Ok(z) => Ok(z.to_string()),
         Err(e) => Err(crate::app::sentence(&e.to_string())),
     };
@@ -112,9 +127,9 @@ pub(crate) async fn propose(
             let op = Op::Gathering {
                 title: title.clone(),
                 starts,
-                place: form.get("place"),
+                place: form.place.0,
                 hosts: Vec::new(),
-                one_of_each: form.get("one_of_each") == "yes",
+                one_of_each: form.one_of_each,
             };
             app.perform(c, op).await
         }
@@ -127,7 +142,7 @@ pub(crate) async fn propose(
         };
         (to, format!("\"{title}\" is on the table."))
     });
-    answer(outcome, "propose", form, async |f| {
+    answer(outcome, "propose", typed, async |f| {
         render_list(&app, &ctx, c, Some(f)).await
     })
     .await
@@ -307,21 +322,29 @@ async fn act(
     app: &Shared,
     ctx: &Ctx,
     (c, g): (CircleId, EntityId),
-    form: Posted,
+    typed: Typed,
     form_name: &'static str,
-    make: impl FnOnce(EntityId, &Posted) -> Result<(Op, String), String>,
+    made: Result<(Op, String), String>,
 ) -> Result<Response, Failure> {
-    let outcome = match make(g, &form) {
+    let outcome = match made {
         Ok((op, words)) => app
             .perform(c, op)
             .await
             .map(|_| (format!("/c/{c}/g/{g}"), words)),
         Err(e) => Err(e),
     };
-    answer(outcome, form_name, form, async |f| {
+    answer(outcome, form_name, typed, async |f| {
         render(app, ctx, c, g, Some(f)).await
     })
     .await
+}
+
+/// A new time or place for a gathering, or both.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Change {
+    at: Line,
+    place: Line,
 }
 
 /// Its proposer or a host changes its time or place; the others see it,
@@ -330,110 +353,149 @@ pub(crate) async fn edit(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Change>,
 ) -> Result<Response, Failure> {
-    let tz = app.tz.clone();
-    act(&app, &ctx, ids, form, "change", |gathering, f| {
-        let now = Timestamp::now();
-        let starts = match f.get("at") {
-            at if at.is_empty() => None,
-            at => Some(
-                dates::gathering_start(&at, &tz, now)
-                    .map_err(|e| crate::app::sentence(&e.to_string()))?
-                    .to_string(),
-            ),
-        };
-        let place = Some(f.get("place")).filter(|p| !p.is_empty());
-        if starts.is_none() && place.is_none() {
-            return Err("Say the new time, the new place, or both.".into());
-        }
-        Ok((
-            Op::EditGathering {
-                gathering,
-                title: None,
-                starts,
-                place,
-            },
-            "Changed. Everyone will see it.".into(),
-        ))
-    })
-    .await
+    let made = change(ids.1, form, &app.tz);
+    act(&app, &ctx, ids, typed, "change", made).await
+}
+
+fn change(
+    gathering: EntityId,
+    form: Change,
+    tz: &jiff::tz::TimeZone,
+) -> Result<(Op, String), String> {
+    let now = Timestamp::now();
+    let starts = match form.at.0 {
+        at if at.is_empty() => None,
+        at => Some(
+            dates::gathering_start(&at, tz, now)
+                .map_err(|e| crate::app::sentence(&e.to_string()))?
+                .to_string(),
+        ),
+    };
+    let place = Some(form.place.0).filter(|p| !p.is_empty());
+    if starts.is_none() && place.is_none() {
+        return Err("Say the new time, the new place, or both.".into());
+    }
+    Ok((
+        Op::EditGathering {
+            gathering,
+            title: None,
+            starts,
+            place,
+        },
+        "Changed. Everyone will see it.".into(),
+    ))
+}
+
+/// An answer (`yes`, `maybe`, `no`, or `undo` to take it back), with a
+/// word.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Rsvp {
+    answer: Line,
+    note: Line,
 }
 
 pub(crate) async fn rsvp(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Rsvp>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "rsvp", |gathering, f| {
-        let answer = match f.get("answer").as_str() {
-            "undo" => {
-                return Ok((
-                    Op::WithdrawRsvp { gathering },
-                    "Your answer is taken back.".into(),
-                ));
-            }
-            "yes" => Answer::Yes,
-            "no" => Answer::No,
-            "maybe" => Answer::Maybe,
-            _ => return Err("Choose yes, maybe or no.".into()),
-        };
-        let words = match answer {
-            Answer::Yes => "You're coming. See you there.",
-            Answer::Maybe => "You said maybe.",
-            Answer::No => "You said you can't make it. You'll be missed.",
-        };
-        Ok((
-            Op::Rsvp {
-                gathering,
-                answer,
-                note: f.get("note"),
-            },
-            words.into(),
-        ))
-    })
-    .await
+    let gathering = ids.1;
+    let answer = match &*form.answer {
+        "undo" => Ok(None),
+        "yes" => Ok(Some(Answer::Yes)),
+        "no" => Ok(Some(Answer::No)),
+        "maybe" => Ok(Some(Answer::Maybe)),
+        _ => Err("Choose yes, maybe or no.".to_owned()),
+    };
+    let made = answer.map(|answer| match answer {
+        None => (
+            Op::WithdrawRsvp { gathering },
+            "Your answer is taken back.".into(),
+        ),
+        Some(answer) => {
+            let words = match answer {
+                Answer::Yes => "You're coming. See you there.",
+                Answer::Maybe => "You said maybe.",
+                Answer::No => "You said you can't make it. You'll be missed.",
+            };
+            let note = form.note.0;
+            (
+                Op::Rsvp {
+                    gathering,
+                    answer,
+                    note,
+                },
+                words.into(),
+            )
+        }
+    });
+    act(&app, &ctx, ids, typed, "rsvp", made).await
+}
+
+/// A dish to bring, its dietary notes, and whether it replaces what you
+/// said you would bring before.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Bring {
+    dish: Line,
+    dietary: Line,
+    #[serde(deserialize_with = "ticked")]
+    instead: bool,
 }
 
 pub(crate) async fn bring(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Bring>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "bring", |gathering, f| {
-        let dish = f.get("dish");
-        let words = format!("You're bringing {dish}.");
-        Ok((
-            Op::Bring {
-                gathering,
-                dish,
-                dietary: f.get("dietary"),
-                instead: f.get("instead") == "yes",
-            },
-            words,
-        ))
-    })
-    .await
+    let dish = form.dish.0;
+    let words = format!("You're bringing {dish}.");
+    let op = Op::Bring {
+        gathering: ids.1,
+        dish,
+        dietary: form.dietary.0,
+        instead: form.instead,
+    };
+    act(&app, &ctx, ids, typed, "bring", Ok((op, words))).await
+}
+
+/// Who came: a tick box per member, `m-<member>` sent as `yes`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(from = "HashMap<String, String>")]
+pub(crate) struct Came {
+    who: Vec<MemberId>,
+}
+
+impl From<HashMap<String, String>> for Came {
+    fn from(fields: HashMap<String, String>) -> Self {
+        let who = fields
+            .iter()
+            .filter(|(_, v)| v.as_str() == "yes")
+            .filter_map(|(k, _)| k.strip_prefix("m-")?.parse().ok())
+            .collect();
+        Came { who }
+    }
 }
 
 pub(crate) async fn came(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Came>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "came", |gathering, f| {
-        let who =
-            f.0.iter()
-                .filter(|(k, v)| k.starts_with("m-") && v.as_str() == "yes")
-                .filter_map(|(k, _)| k[2..].parse().ok())
-                .collect::<Vec<_>>();
-        if who.is_empty() {
-            return Err("Tick at least one person who came.".into());
-        }
-        Ok((Op::Came { gathering, who }, "Noted who came.".into()))
-    })
-    .await
+    let made = if form.who.is_empty() {
+        Err("Tick at least one person who came.".into())
+    } else {
+        let op = Op::Came {
+            gathering: ids.1,
+            who: form.who,
+        };
+        Ok((op, "Noted who came.".into()))
+    };
+    act(&app, &ctx, ids, typed, "came", made).await
 }
