@@ -202,16 +202,22 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
 }
 
-/// The session cookie's value, if the request carries one.
-pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie named `name`, if the request carries one: the
+/// one place this app reads its `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE).map(str::to_owned)
 }
 
 /// What the guard knows of this run's secrets.
@@ -319,7 +325,7 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
     match decision {
         Decision::Pass(session) => {
             req.extensions_mut()
-                .insert(crate::app::FormToken(app.access.form_token(&session)));
+                .insert(crate::forms::FormToken(app.access.form_token(&session)));
             let mut res = next.run(req).await;
             harden(res.headers_mut());
             res
@@ -454,5 +460,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("rt_sessionx=abc"));
         assert_eq!(cookie_value(&h), None);
+        // Every `Cookie` header is read, and any cookie by its name.
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("rt_said=d29yZHM; b=2"),
+        );
+        assert_eq!(cookie(&h, "rt_said"), Some("d29yZHM"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
     }
 }

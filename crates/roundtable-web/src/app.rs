@@ -4,18 +4,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
 use data_encoding::BASE64URL_NOPAD;
 use jiff::tz::TimeZone;
 use roundtable_core::{CircleId, DeviceId, EntityId, MemberId, Op, Timestamp};
 use roundtable_node::{NodeError, NodeHandle, Reading};
 use tokio::sync::watch;
 
+use crate::forms::Typed;
 use crate::{Shared, access, live, pages};
 
 /// A ticket this device made, kept in memory (it holds the invite's
@@ -314,78 +315,21 @@ async fn not_found() -> Failure {
     Failure::new(StatusCode::NOT_FOUND, "There is no such page here.")
 }
 
-/// The fields of a form that came from one of this app's pages: it must
-/// carry the form token (see [`access::Access::form_token`]).
-pub(crate) struct Posted(pub(crate) HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequest<S> for Posted {
-    type Rejection = Failure;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let token = req
-            .extensions()
-            .get::<FormToken>()
-            .map(|t| t.0.clone())
-            .unwrap_or_default();
-        let Form(fields) = Form::<HashMap<String, String>>::from_request(req, state)
-            .await
-            .map_err(|_| {
-                Failure::new(
-                    StatusCode::BAD_REQUEST,
-                    "That form did not arrive whole. Try again.",
-                )
-            })?;
-        let given = fields
-            .get(access::FORM_FIELD)
-            .map(String::as_str)
-            .unwrap_or("");
-        if token.is_empty() || !access::same_secret(given, &token) {
-            return Err(Failure::new(
-                StatusCode::FORBIDDEN,
-                "This form is out of date or came from elsewhere. Reload the page and try again.",
-            ));
-        }
-        Ok(Posted(fields))
-    }
-}
-
-impl Posted {
-    /// A field, trimmed; empty when absent.
-    pub(crate) fn get(&self, name: &str) -> String {
-        self.0
-            .get(name)
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    }
-
-    /// A field's text with its inner line breaks kept, trimmed at the ends.
-    pub(crate) fn text(&self, name: &str) -> String {
-        self.0
-            .get(name)
-            .map(|s| s.replace("\r\n", "\n").trim().to_owned())
-            .unwrap_or_default()
-    }
-}
-
-/// The form token of this request's session, put there by the guard.
-#[derive(Debug, Clone)]
-pub(crate) struct FormToken(pub(crate) String);
-
 /// A form that failed: what went wrong and what was typed, so the page is
 /// shown again with both.
 #[derive(Debug, Default)]
 pub(crate) struct Failed {
     pub(crate) form: &'static str,
     pub(crate) message: String,
-    pub(crate) values: HashMap<String, String>,
+    pub(crate) typed: Typed,
 }
 
 impl Failed {
-    pub(crate) fn new(form: &'static str, message: impl Into<String>, posted: Posted) -> Self {
+    pub(crate) fn new(form: &'static str, message: impl Into<String>, typed: Typed) -> Self {
         Self {
             form,
             message: message.into(),
-            values: posted.0,
+            typed,
         }
     }
 
@@ -393,8 +337,7 @@ impl Failed {
     pub(crate) fn value<'a>(failed: Option<&'a Failed>, form: &str, field: &str) -> &'a str {
         failed
             .filter(|f| f.form == form)
-            .and_then(|f| f.values.get(field))
-            .map(String::as_str)
+            .map(|f| f.typed.get(field))
             .unwrap_or("")
     }
 }
@@ -418,15 +361,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Said {
         if parts.headers.contains_key(LIVE) {
             return Ok(Said(None));
         }
-        let said = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == SAID)
-            .and_then(|(_, v)| BASE64URL_NOPAD.decode(v.as_bytes()).ok())
+        let said = access::cookie(&parts.headers, SAID)
+            .and_then(|v| BASE64URL_NOPAD.decode(v.as_bytes()).ok())
             .and_then(|b| String::from_utf8(b).ok())
             .filter(|s| !s.is_empty());
         Ok(Said(said))
@@ -466,17 +402,17 @@ pub(crate) fn again(markup: maud::Markup) -> Response {
 /// What a form's post answers, the one way every form does: once its edit
 /// is saved (`Ok((to, words))`), a redirect to `to` that says `words`;
 /// else the form's page (`page`) again, with the refusal in words and what
-/// was typed (the form named `form_name`).
+/// was typed (`typed`, in the form named `form_name`).
 pub(crate) async fn answer(
     outcome: Result<(String, String), String>,
     form_name: &'static str,
-    form: Posted,
+    typed: Typed,
     page: impl AsyncFnOnce(&Failed) -> Result<maud::Markup, Failure>,
 ) -> Result<Response, Failure> {
     Ok(match outcome {
         Ok((to, words)) => saved(&to, &words),
         Err(message) => {
-            let f = Failed::new(form_name, message, form);
+            let f = Failed::new(form_name, message, typed);
             again(page(&f).await?)
         }
     })

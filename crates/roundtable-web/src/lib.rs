@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 
 pub mod access;
 mod app;
+mod forms;
 pub mod fuzzing;
 mod live;
 mod pages;

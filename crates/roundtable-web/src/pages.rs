@@ -7,7 +7,8 @@ use maud::{Markup, html};
 use roundtable_core::{CircleView, MemberId, Timestamp, dates};
 
 use crate::Shared;
-use crate::app::{Failed, FormToken, Said};
+use crate::app::{Failed, Said};
+use crate::forms::FormToken;
 
 pub(crate) mod assets;
 pub(crate) mod double_ups;

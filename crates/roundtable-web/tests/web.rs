@@ -472,6 +472,75 @@ async fn forms_act_only_once_the_node_saved_them() {
 }
 
 #[tokio::test]
+async fn a_typed_form_is_checked_for_its_token_first_and_a_field_left_out_is_refused_in_words() {
+    let s = Setup::new().await;
+    let addr = s.addr();
+    let node = s.node.as_ref().expect("running").handle();
+    let a = post(&s, "/create", &[("name", "Tuesday Supper"), ("as", "Maya")]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let c = node.circles().await.expect("answers")[0].0;
+    let view = async || {
+        let doc = node.doc(c).await.expect("answers");
+        roundtable_core::Circle::load(&doc).expect("loads").view()
+    };
+    let checkin = format!("/c/{c}/checkin");
+
+    // A bad token or none: refused before the form is read, nothing saved.
+    for token in [Some("0123"), None] {
+        let mut fields = vec![("mood", "heavy"), ("note", "forged")];
+        if let Some(t) = token {
+            fields.push(("_form", t));
+        }
+        let a = request(addr, "POST", &checkin, &s.posting(), &form(&fields)).await;
+        assert_eq!(a.status, 403, "{token:?}: {}", a.body);
+        assert!(a.body.contains("This form is out of date"), "{}", a.body);
+    }
+    // A body that is not a form at all does not arrive whole.
+    let a = request(addr, "POST", &checkin, &s.posting(), "").await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("did not arrive whole"), "{}", a.body);
+    assert!(view().await.checkins.is_empty());
+
+    // A field left out is an empty one: the page refuses it in words and
+    // shows again what was typed, as it came.
+    let a = post(&s, &checkin, &[("note", "  my typed words")]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("Choose how you are"), "{}", a.body);
+    assert!(a.body.contains("  my typed words"), "{}", a.body);
+    let a = post(
+        &s,
+        &format!("/c/{c}/gatherings"),
+        &[("title", "Soup night")],
+    )
+    .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("role=\"alert\""), "{}", a.body);
+    assert!(a.body.contains("value=\"Soup night\""), "{}", a.body);
+    let a = post(&s, &format!("/c/{c}/moment"), &[]).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("role=\"alert\""), "{}", a.body);
+    let v = view().await;
+    assert!(v.checkins.is_empty() && v.gatherings.is_empty() && v.moments.is_empty());
+
+    // What is saved is trimmed, its line breaks kept as one kind.
+    let a = post(
+        &s,
+        &checkin,
+        &[("mood", " okay "), ("note", "\r\n one\r\ntwo \r\n")],
+    )
+    .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(
+        view()
+            .await
+            .checkins
+            .values()
+            .any(|x| x.mood == Mood::Okay && x.note == "one\ntwo")
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_live_page_hears_of_a_change() {
     let s = Setup::new().await;
     let addr = s.addr();

@@ -11,7 +11,8 @@ use roundtable_core::{CircleId, CircleView, Timestamp};
 
 use super::Ctx;
 use crate::Shared;
-use crate::app::{Failure, Ids, Posted, saved};
+use crate::app::{Failure, Ids, saved};
+use crate::forms::{Line, Posted};
 
 /// The double-ups that concern the reader, those about `about` only when
 /// given. A live part of the page: settled ones leave it without a reload.
@@ -57,33 +58,42 @@ pub(crate) fn notice(
     }
 }
 
+/// One of a double-up's choices: the double-up (`id`), the choice's place
+/// among them (`n`, from 1), and the page it was taken on (`back`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Settle {
+    id: Line,
+    n: Line,
+    back: Line,
+}
+
 /// Takes one of a double-up's choices: the edit the core offers for it,
 /// found again from what the copy holds now.
 pub(crate) async fn settle(
     State(app): State<Shared>,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, .. }: Posted<Settle>,
 ) -> Result<Response, Failure> {
     let reading = app.read(c).await?;
     let now = Timestamp::now();
     let me = app.me_in(&reading.membership);
-    let back = match form.get("back") {
-        b if b.is_empty() => format!("/c/{c}"),
+    let back = match &*form.back {
+        "" => format!("/c/{c}"),
         b => match b.parse::<roundtable_core::EntityId>() {
             Ok(id) if reading.view.gatherings.contains_key(&id) => format!("/c/{c}/g/{id}"),
             Ok(id) => format!("/c/{c}/e/{id}"),
             Err(_) => format!("/c/{c}"),
         },
     };
-    let id = form.get("id");
     let Some(d) = double_ups::find(&reading.view, now)
         .into_iter()
-        .find(|d| d.id == id && d.concerns(me))
+        .find(|d| d.id == *form.id && d.concerns(me))
     else {
         return Ok(saved(&back, "That is settled already."));
     };
     let choice = form
-        .get("n")
+        .n
         .parse::<usize>()
         .ok()
         .and_then(|n| n.checked_sub(1))

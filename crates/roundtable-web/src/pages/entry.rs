@@ -17,7 +17,8 @@ use roundtable_core::{
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem, who, words};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
+use crate::app::{Failed, Failure, Ids, answer, shown};
+use crate::forms::{Button, Line, Posted, Text, Typed};
 
 /// One line of the circle's life, as the home lists it.
 pub(crate) fn feed_item(
@@ -296,92 +297,103 @@ async fn act(
     app: &Shared,
     ctx: &Ctx,
     (c, e): (CircleId, EntityId),
-    form: Posted,
+    typed: Typed,
     form_name: &'static str,
-    make: impl FnOnce(EntityId, &Posted) -> (Op, String),
+    (op, words): (Op, &str),
 ) -> Result<Response, Failure> {
-    let (op, words) = make(e, &form);
     let to = if form_name == "withdraw" {
         format!("/c/{c}")
     } else {
         format!("/c/{c}/e/{e}")
     };
-    let outcome = app.perform(c, op).await.map(|_| (to, words));
-    answer(outcome, form_name, form, async |f| {
+    let outcome = app.perform(c, op).await.map(|_| (to, words.to_owned()));
+    answer(outcome, form_name, typed, async |f| {
         render(app, ctx, c, e, Some(f)).await
     })
     .await
+}
+
+/// Words with line breaks kept: a reply, or an entry's words changed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Words {
+    text: Text,
+}
+
+/// What you will do for an ask, in one line.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Commit {
+    text: Line,
+}
+
+/// Closing an ask: a word of thanks.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Done {
+    thanks: Line,
 }
 
 pub(crate) async fn reply(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Words>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "reply", |to, f| {
-        (
-            Op::Reply {
-                to,
-                text: f.text("text"),
-            },
-            "Your reply is with the circle.".into(),
-        )
-    })
-    .await
+    let op = Op::Reply {
+        to: ids.1,
+        text: form.text.0,
+    };
+    let words = "Your reply is with the circle.";
+    act(&app, &ctx, ids, typed, "reply", (op, words)).await
 }
 
 pub(crate) async fn commit(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Commit>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "commit", |to, f| {
-        (
-            Op::Commit {
-                to,
-                text: f.get("text"),
-            },
-            "Thank you. The circle knows you'll do it.".into(),
-        )
-    })
-    .await
+    let op = Op::Commit {
+        to: ids.1,
+        text: form.text.0,
+    };
+    let words = "Thank you. The circle knows you'll do it.";
+    act(&app, &ctx, ids, typed, "commit", (op, words)).await
 }
 
 pub(crate) async fn done(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Done>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "done", |request, f| {
-        (
-            Op::Close {
-                request,
-                thanks: f.get("thanks"),
-            },
-            "Marked done. Thank you for closing the loop.".into(),
-        )
-    })
-    .await
+    let op = Op::Close {
+        request: ids.1,
+        thanks: form.thanks.0,
+    };
+    let words = "Marked done. Thank you for closing the loop.";
+    act(&app, &ctx, ids, typed, "done", (op, words)).await
 }
 
 pub(crate) async fn edit(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Words>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "edit", |id, f| {
-        (
-            Op::EditEntry {
-                id,
-                text: f.text("text"),
-            },
-            "Your words are changed.".into(),
-        )
-    })
+    let op = Op::EditEntry {
+        id: ids.1,
+        text: form.text.0,
+    };
+    act(
+        &app,
+        &ctx,
+        ids,
+        typed,
+        "edit",
+        (op, "Your words are changed."),
+    )
     .await
 }
 
@@ -389,10 +401,8 @@ pub(crate) async fn withdraw(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "withdraw", |id, _| {
-        (Op::WithdrawEntry { id }, "Taken back.".into())
-    })
-    .await
+    let op = Op::WithdrawEntry { id: ids.1 };
+    act(&app, &ctx, ids, typed, "withdraw", (op, "Taken back.")).await
 }

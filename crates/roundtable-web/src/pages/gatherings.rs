@@ -1,16 +1,21 @@
 //! Gatherings: propose one, answer, bring a dish, and note who came.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use roundtable_core::schema::limits;
 use roundtable_core::view::Gathering;
-use roundtable_core::{Answer, CircleId, CircleView, EntityId, Membership, Op, Timestamp, dates};
+use roundtable_core::{
+    Answer, CircleId, CircleView, EntityId, MemberId, Membership, Op, Timestamp, dates,
+};
 
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
+use crate::app::{Failed, Failure, Ids, answer, shown};
+use crate::forms::{Line, Posted, Typed, ticked};
 
 pub(crate) async fn list(
     State(app): State<Shared>,
@@ -83,25 +88,37 @@ async fn render_list(
     Ok(layout(app, ctx, Some(c), Place::Gatherings, "Gatherings", body).await)
 }
 
+/// Proposing a gathering: what, when (as a person says it), where, and
+/// whether it is a potluck of one of each dish or a record of one past.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Propose {
+    title: Line,
+    at: Line,
+    place: Line,
+    #[serde(deserialize_with = "ticked")]
+    one_of_each: bool,
+    #[serde(deserialize_with = "ticked")]
+    past: bool,
+}
+
 pub(crate) async fn propose(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Propose>,
 ) -> Result<Response, Failure> {
     let now = Timestamp::now();
-    let title = form.get("title");
-    let starts = match dates::gathering_start(&form.get("at"), &app.tz, now) {
-        Ok(z) if z.timestamp().as_millisecond() < now.as_millis() && form.get("past") != "yes" => {
-            Err(format!(
-                "{} is in the past. To record a gathering that already happened, tick \"It already happened\".",
-                dates::words(
-                    Timestamp::from_millis(z.timestamp().as_millisecond()),
-                    now,
-                    &app.tz
-                )
-            ))
-        }
+    let title = form.title.0;
+    let starts = match dates::gathering_start(&form.at, &app.tz, now) {
+        Ok(z) if z.timestamp().as_millisecond() < now.as_millis() && !form.past => Err(format!(
+            "{} is in the past. To record a gathering that already happened, tick \"It already happened\".",
+            dates::words(
+                Timestamp::from_millis(z.timestamp().as_millisecond()),
+                now,
+                &app.tz
+            )
+        )),
         Ok(z) => Ok(z.to_string()),
         Err(e) => Err(crate::app::sentence(&e.to_string())),
     };
@@ -110,9 +127,9 @@ pub(crate) async fn propose(
             let op = Op::Gathering {
                 title: title.clone(),
                 starts,
-                place: form.get("place"),
+                place: form.place.0,
                 hosts: Vec::new(),
-                one_of_each: form.get("one_of_each") == "yes",
+                one_of_each: form.one_of_each,
             };
             app.perform(c, op).await
         }
@@ -125,7 +142,7 @@ pub(crate) async fn propose(
         };
         (to, format!("\"{title}\" is on the table."))
     });
-    answer(outcome, "propose", form, async |f| {
+    answer(outcome, "propose", typed, async |f| {
         render_list(&app, &ctx, c, Some(f)).await
     })
     .await
@@ -166,47 +183,11 @@ async fn render(
         "" => mine.map(|r| r.answer.as_str()).unwrap_or(""),
         a => a,
     };
-    let hosts: Vec<String> = g.hosts.keys().map(|h| name(view, h)).collect();
-    let mut members: Vec<_> = view
-        .members
-        .iter()
-        .filter(|(m, _)| membership.members.contains(m))
-        .collect();
-    members.sort_by_key(|(m, x)| (x.order, **m));
     let body = html! {
         p.back { a href={ "/c/" (c) "/gatherings" } { "← All gatherings" } }
         h1 { (g.title) }
         (super::double_ups::notice(app, ctx, view, me, c, Some(&id.to_string())))
-        div #gathering data-live {
-            p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
-            p { "Hosted by " (hosts.join(" and ")) "." }
-            h2 { "Who's coming" }
-            @let groups = [(Answer::Yes, "Coming"), (Answer::Maybe, "Maybe"), (Answer::No, "Can't make it")];
-            @if g.rsvps.is_empty() { p { "No answers yet." } }
-            @for (answer, label) in groups {
-                @let who: Vec<_> = g.rsvps.iter().filter(|(_, r)| r.answer == answer).collect();
-                @if !who.is_empty() {
-                    p { strong { (label) ": " }
-                        @for (i, (m, r)) in who.iter().enumerate() {
-                            @if i > 0 { ", " }
-                            (name(view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
-                        }
-                    }
-                }
-            }
-            h2 { "Potluck" }
-            @if g.dishes.is_empty() { p { "No dishes yet." } }
-            ul.plain {
-                @for d in g.dishes.values() {
-                    li { (name(view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
-                }
-            }
-            @if !g.came.is_empty() {
-                h2 { "Who came" }
-                @let came: Vec<String> = g.came.keys().map(|m| name(view, m)).collect();
-                p { (came.join(", ")) }
-            }
-        }
+        (live_part(app, view, g, now))
         section.card aria-labelledby="rsvp-title" {
             h2 #rsvp-title { "Your answer" }
             form method="post" action={ (here) "/rsvp" } aria-labelledby="rsvp-title" {
@@ -260,45 +241,110 @@ async fn render(
                 button type="submit" { "Bring it" }
             }
         }
-        @if began {
-            section.card aria-labelledby="came-title" {
-                h2 #came-title { "Who came" }
-                form method="post" action={ (here) "/came" } aria-labelledby="came-title" {
-                    (ctx.token())
-                    (problem(failed, "came"))
-                    fieldset.choice {
-                        legend { "Tick who was there" }
-                        @for (m, _) in &members {
-                            label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == me && g.came.is_empty())]; " " (name(view, m)) }
-                        }
-                    }
-                    button type="submit" { "Note who came" }
-                }
-            }
-        }
+        @if began { (came_form(ctx, &here, view, membership, g, me, failed)) }
     };
     Ok(layout(app, ctx, Some(c), Place::Gatherings, &g.title, body).await)
+}
+
+/// What changes while the page is open: when and where, who answered
+/// what, the dishes, and who came.
+fn live_part(app: &Shared, view: &CircleView, g: &Gathering, now: Timestamp) -> Markup {
+    let hosts: Vec<String> = g.hosts.keys().map(|h| name(view, h)).collect();
+    html! {
+        div #gathering data-live {
+            p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
+            p { "Hosted by " (hosts.join(" and ")) "." }
+            h2 { "Who's coming" }
+            @let groups = [(Answer::Yes, "Coming"), (Answer::Maybe, "Maybe"), (Answer::No, "Can't make it")];
+            @if g.rsvps.is_empty() { p { "No answers yet." } }
+            @for (answer, label) in groups {
+                @let who: Vec<_> = g.rsvps.iter().filter(|(_, r)| r.answer == answer).collect();
+                @if !who.is_empty() {
+                    p { strong { (label) ": " }
+                        @for (i, (m, r)) in who.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (name(view, m)) @if !r.note.is_empty() { " (“" (r.note) "”)" }
+                        }
+                    }
+                }
+            }
+            h2 { "Potluck" }
+            @if g.dishes.is_empty() { p { "No dishes yet." } }
+            ul.plain {
+                @for d in g.dishes.values() {
+                    li { (name(view, &d.author)) " brings " strong { (d.dish) } @if !d.dietary.is_empty() { " (" (d.dietary) ")" } }
+                }
+            }
+            @if !g.came.is_empty() {
+                h2 { "Who came" }
+                @let came: Vec<String> = g.came.keys().map(|m| name(view, m)).collect();
+                p { (came.join(", ")) }
+            }
+        }
+    }
+}
+
+/// Once it began: tick who was there.
+fn came_form(
+    ctx: &Ctx,
+    here: &str,
+    view: &CircleView,
+    membership: &Membership,
+    g: &Gathering,
+    me: MemberId,
+    failed: Option<&Failed>,
+) -> Markup {
+    let mut members: Vec<_> = view
+        .members
+        .iter()
+        .filter(|(m, _)| membership.members.contains(m))
+        .collect();
+    members.sort_by_key(|(m, x)| (x.order, **m));
+    html! {
+        section.card aria-labelledby="came-title" {
+            h2 #came-title { "Who came" }
+            form method="post" action={ (here) "/came" } aria-labelledby="came-title" {
+                (ctx.token())
+                (problem(failed, "came"))
+                fieldset.choice {
+                    legend { "Tick who was there" }
+                    @for (m, _) in &members {
+                        label { input type="checkbox" name={ "m-" (m) } value="yes" checked[g.came.contains_key(m) || (**m == me && g.came.is_empty())]; " " (name(view, m)) }
+                    }
+                }
+                button type="submit" { "Note who came" }
+            }
+        }
+    }
 }
 
 async fn act(
     app: &Shared,
     ctx: &Ctx,
     (c, g): (CircleId, EntityId),
-    form: Posted,
+    typed: Typed,
     form_name: &'static str,
-    make: impl FnOnce(EntityId, &Posted) -> Result<(Op, String), String>,
+    made: Result<(Op, String), String>,
 ) -> Result<Response, Failure> {
-    let outcome = match make(g, &form) {
+    let outcome = match made {
         Ok((op, words)) => app
             .perform(c, op)
             .await
             .map(|_| (format!("/c/{c}/g/{g}"), words)),
         Err(e) => Err(e),
     };
-    answer(outcome, form_name, form, async |f| {
+    answer(outcome, form_name, typed, async |f| {
         render(app, ctx, c, g, Some(f)).await
     })
     .await
+}
+
+/// A new time or place for a gathering, or both.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Change {
+    at: Line,
+    place: Line,
 }
 
 /// Its proposer or a host changes its time or place; the others see it,
@@ -307,110 +353,149 @@ pub(crate) async fn edit(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Change>,
 ) -> Result<Response, Failure> {
-    let tz = app.tz.clone();
-    act(&app, &ctx, ids, form, "change", |gathering, f| {
-        let now = Timestamp::now();
-        let starts = match f.get("at") {
-            at if at.is_empty() => None,
-            at => Some(
-                dates::gathering_start(&at, &tz, now)
-                    .map_err(|e| crate::app::sentence(&e.to_string()))?
-                    .to_string(),
-            ),
-        };
-        let place = Some(f.get("place")).filter(|p| !p.is_empty());
-        if starts.is_none() && place.is_none() {
-            return Err("Say the new time, the new place, or both.".into());
-        }
-        Ok((
-            Op::EditGathering {
-                gathering,
-                title: None,
-                starts,
-                place,
-            },
-            "Changed. Everyone will see it.".into(),
-        ))
-    })
-    .await
+    let made = change(ids.1, form, &app.tz);
+    act(&app, &ctx, ids, typed, "change", made).await
+}
+
+fn change(
+    gathering: EntityId,
+    form: Change,
+    tz: &jiff::tz::TimeZone,
+) -> Result<(Op, String), String> {
+    let now = Timestamp::now();
+    let starts = match form.at.0 {
+        at if at.is_empty() => None,
+        at => Some(
+            dates::gathering_start(&at, tz, now)
+                .map_err(|e| crate::app::sentence(&e.to_string()))?
+                .to_string(),
+        ),
+    };
+    let place = Some(form.place.0).filter(|p| !p.is_empty());
+    if starts.is_none() && place.is_none() {
+        return Err("Say the new time, the new place, or both.".into());
+    }
+    Ok((
+        Op::EditGathering {
+            gathering,
+            title: None,
+            starts,
+            place,
+        },
+        "Changed. Everyone will see it.".into(),
+    ))
+}
+
+/// An answer (`yes`, `maybe`, `no`, or `undo` to take it back), with a
+/// word.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Rsvp {
+    answer: Line,
+    note: Line,
 }
 
 pub(crate) async fn rsvp(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Rsvp>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "rsvp", |gathering, f| {
-        let answer = match f.get("answer").as_str() {
-            "undo" => {
-                return Ok((
-                    Op::WithdrawRsvp { gathering },
-                    "Your answer is taken back.".into(),
-                ));
-            }
-            "yes" => Answer::Yes,
-            "no" => Answer::No,
-            "maybe" => Answer::Maybe,
-            _ => return Err("Choose yes, maybe or no.".into()),
-        };
-        let words = match answer {
-            Answer::Yes => "You're coming. See you there.",
-            Answer::Maybe => "You said maybe.",
-            Answer::No => "You said you can't make it. You'll be missed.",
-        };
-        Ok((
-            Op::Rsvp {
-                gathering,
-                answer,
-                note: f.get("note"),
-            },
-            words.into(),
-        ))
-    })
-    .await
+    let gathering = ids.1;
+    let answer = match &*form.answer {
+        "undo" => Ok(None),
+        "yes" => Ok(Some(Answer::Yes)),
+        "no" => Ok(Some(Answer::No)),
+        "maybe" => Ok(Some(Answer::Maybe)),
+        _ => Err("Choose yes, maybe or no.".to_owned()),
+    };
+    let made = answer.map(|answer| match answer {
+        None => (
+            Op::WithdrawRsvp { gathering },
+            "Your answer is taken back.".into(),
+        ),
+        Some(answer) => {
+            let words = match answer {
+                Answer::Yes => "You're coming. See you there.",
+                Answer::Maybe => "You said maybe.",
+                Answer::No => "You said you can't make it. You'll be missed.",
+            };
+            let note = form.note.0;
+            (
+                Op::Rsvp {
+                    gathering,
+                    answer,
+                    note,
+                },
+                words.into(),
+            )
+        }
+    });
+    act(&app, &ctx, ids, typed, "rsvp", made).await
+}
+
+/// A dish to bring, its dietary notes, and whether it replaces what you
+/// said you would bring before.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Bring {
+    dish: Line,
+    dietary: Line,
+    #[serde(deserialize_with = "ticked")]
+    instead: bool,
 }
 
 pub(crate) async fn bring(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Bring>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "bring", |gathering, f| {
-        let dish = f.get("dish");
-        let words = format!("You're bringing {dish}.");
-        Ok((
-            Op::Bring {
-                gathering,
-                dish,
-                dietary: f.get("dietary"),
-                instead: f.get("instead") == "yes",
-            },
-            words,
-        ))
-    })
-    .await
+    let dish = form.dish.0;
+    let words = format!("You're bringing {dish}.");
+    let op = Op::Bring {
+        gathering: ids.1,
+        dish,
+        dietary: form.dietary.0,
+        instead: form.instead,
+    };
+    act(&app, &ctx, ids, typed, "bring", Ok((op, words))).await
+}
+
+/// Who came: a tick box per member, `m-<member>` sent as `yes`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(from = "HashMap<String, String>")]
+pub(crate) struct Came {
+    who: Vec<MemberId>,
+}
+
+impl From<HashMap<String, String>> for Came {
+    fn from(fields: HashMap<String, String>) -> Self {
+        let who = fields
+            .iter()
+            .filter(|(_, v)| v.as_str() == "yes")
+            .filter_map(|(k, _)| k.strip_prefix("m-")?.parse().ok())
+            .collect();
+        Came { who }
+    }
 }
 
 pub(crate) async fn came(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(ids): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Came>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, ids, form, "came", |gathering, f| {
-        let who =
-            f.0.iter()
-                .filter(|(k, v)| k.starts_with("m-") && v.as_str() == "yes")
-                .filter_map(|(k, _)| k[2..].parse().ok())
-                .collect::<Vec<_>>();
-        if who.is_empty() {
-            return Err("Tick at least one person who came.".into());
-        }
-        Ok((Op::Came { gathering, who }, "Noted who came.".into()))
-    })
-    .await
+    let made = if form.who.is_empty() {
+        Err("Tick at least one person who came.".into())
+    } else {
+        let op = Op::Came {
+            gathering: ids.1,
+            who: form.who,
+        };
+        Ok((op, "Noted who came.".into()))
+    };
+    act(&app, &ctx, ids, typed, "came", made).await
 }

@@ -10,7 +10,8 @@ use roundtable_core::{CircleId, Op, RequestKind};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
+use crate::app::{Failed, Failure, Ids, answer, shown};
+use crate::forms::{Line, Posted};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -87,18 +88,28 @@ async fn render(
     Ok(layout(app, ctx, Some(c), Place::Help, "Asks & offers", body).await)
 }
 
+/// An ask or an offer: what, when, and how many hands.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Share {
+    kind: Line,
+    text: Line,
+    when: Line,
+    hands: Line,
+}
+
 pub(crate) async fn share(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Share>,
 ) -> Result<Response, Failure> {
-    let kind = if form.get("kind") == "offer" {
+    let kind = if form.kind == "offer" {
         RequestKind::Offer
     } else {
         RequestKind::Ask
     };
-    let hands = match form.get("hands").trim() {
+    let hands = match &*form.hands {
         "" => Ok(1),
         n => n
             .parse::<u32>()
@@ -106,8 +117,8 @@ pub(crate) async fn share(
     };
     let op = hands.map(|hands| Op::Request {
         kind,
-        text: form.get("text"),
-        when: form.get("when"),
+        text: form.text.0,
+        when: form.when.0,
         hands,
     });
     let outcome = match op {
@@ -119,7 +130,7 @@ pub(crate) async fn share(
         RequestKind::Offer => "Your offer is with the circle.",
     };
     let outcome = outcome.map(|_| (format!("/c/{c}/help"), words.to_owned()));
-    answer(outcome, "share", form, async |f| {
+    answer(outcome, "share", typed, async |f| {
         render(&app, &ctx, c, Some(f)).await
     })
     .await

@@ -14,7 +14,8 @@ use super::entry::feed_item;
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, saved, shown};
+use crate::app::{Failed, Failure, Ids, answer, saved, shown};
+use crate::forms::{Line, Posted, Text, Typed};
 
 /// How much of the circle's life the home shows.
 const RECENT: usize = 30;
@@ -265,45 +266,55 @@ fn recent(app: &Shared, view: &CircleView, membership: &Membership, c: CircleId)
     }
 }
 
+/// The check-in form: how you are, and a word with it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct CheckIn {
+    mood: Line,
+    note: Text,
+}
+
 pub(crate) async fn checkin(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<CheckIn>,
 ) -> Result<Response, Failure> {
-    let mood: Result<Mood, _> = form.get("mood").parse();
+    let mood: Result<Mood, _> = form.mood.parse();
     let outcome = match mood {
         Ok(mood) => app
             .perform(
                 c,
                 Op::Checkin {
                     mood,
-                    note: form.text("note"),
+                    note: form.note.0,
                 },
             )
             .await
             .map(|_| format!("Checked in: {mood}.")),
         Err(_) => Err("Choose how you are: thriving, okay, heavy or struggling.".into()),
     };
-    done(&app, &ctx, c, "checkin", outcome, form).await
+    done(&app, &ctx, c, "checkin", outcome, typed).await
+}
+
+/// A moment shared with the circle.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Moment {
+    text: Text,
 }
 
 pub(crate) async fn moment(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Moment>,
 ) -> Result<Response, Failure> {
     let outcome = app
-        .perform(
-            c,
-            Op::Moment {
-                text: form.text("text"),
-            },
-        )
+        .perform(c, Op::Moment { text: form.text.0 })
         .await
         .map(|_| "Shared with the circle.".to_owned());
-    done(&app, &ctx, c, "moment", outcome, form).await
+    done(&app, &ctx, c, "moment", outcome, typed).await
 }
 
 async fn done(
@@ -312,10 +323,10 @@ async fn done(
     c: CircleId,
     form_name: &'static str,
     outcome: Result<String, String>,
-    form: Posted,
+    typed: Typed,
 ) -> Result<Response, Failure> {
     let outcome = outcome.map(|words| (format!("/c/{c}"), words));
-    answer(outcome, form_name, form, async |f| {
+    answer(outcome, form_name, typed, async |f| {
         render(app, ctx, c, Some(f)).await
     })
     .await

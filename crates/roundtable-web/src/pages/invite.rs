@@ -12,7 +12,8 @@ use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp, dates};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Kept, Posted, answer, plain, shown};
+use crate::app::{Failed, Failure, Ids, Kept, answer, plain, shown};
+use crate::forms::{Button, Line, Posted};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -170,22 +171,28 @@ async fn render(
     Ok(layout(app, ctx, Some(c), Place::Invite, "Invite", body).await)
 }
 
+/// An invite: how long it works, how many may use it, and a label to
+/// know it by.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct NewInvite {
+    lasts: Line,
+    uses: Line,
+    label: Line,
+}
+
 pub(crate) async fn make(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<NewInvite>,
 ) -> Result<Response, Failure> {
     let lasts = LASTS
         .iter()
-        .find(|(v, _, _)| *v == form.get("lasts"))
+        .find(|(v, _, _)| form.lasts == *v)
         .map(|(_, _, ms)| *ms);
-    let uses: Option<u32> = form
-        .get("uses")
-        .parse()
-        .ok()
-        .filter(|u| (1..=50).contains(u));
-    let label = form.get("label");
+    let uses: Option<u32> = form.uses.parse().ok().filter(|u| (1..=50).contains(u));
+    let label = form.label.0;
     let outcome = match (lasts, uses) {
         (Some(ms), Some(uses)) => mint(&app, c, InviteKind::Member, ms, uses, &label).await,
         (None, _) => Err("Choose how long the invite works.".into()),
@@ -197,7 +204,7 @@ pub(crate) async fn make(
             "Your invite is made. Its ticket is below, and stays at hand here while the invite is open.".to_owned(),
         )
     });
-    answer(outcome, "invite", form, async |f| {
+    answer(outcome, "invite", typed, async |f| {
         render(&app, &ctx, c, None, Some(f)).await
     })
     .await
@@ -352,7 +359,7 @@ pub(crate) async fn revoke(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids((c, invite)): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
     let outcome = app.perform(c, Op::RevokeInvite { invite }).await.map(|_| {
         app.tickets
@@ -364,7 +371,7 @@ pub(crate) async fn revoke(
             "The invite is revoked; its ticket no longer works.".to_owned(),
         )
     });
-    answer(outcome, "invite", form, async |f| {
+    answer(outcome, "invite", typed, async |f| {
         render(&app, &ctx, c, None, Some(f)).await
     })
     .await
@@ -413,7 +420,7 @@ pub(crate) async fn pair(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
     let outcome = mint(&app, c, InviteKind::Device, HOUR_MS, 1, "")
         .await
@@ -423,7 +430,7 @@ pub(crate) async fn pair(
                 "Your pairing ticket is made. It is below while it works.".to_owned(),
             )
         });
-    answer(outcome, "pair", form, async |f| {
+    answer(outcome, "pair", typed, async |f| {
         Ok(render_pair(&app, &ctx, c, None, Some(f)).await)
     })
     .await

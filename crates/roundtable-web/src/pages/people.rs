@@ -11,7 +11,8 @@ use roundtable_core::{CircleId, DeviceId, Op, Timestamp, dates};
 use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem, who, words};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
+use crate::app::{Failed, Failure, Ids, answer, shown};
+use crate::forms::{Button, Line, Posted, Text, Typed};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -148,7 +149,7 @@ pub(crate) async fn show_recovery_key(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    _form: Posted,
+    _: Posted<Button>,
 ) -> Result<Response, Failure> {
     let words = app.node.recovery_words().await.map_err(Failure::node)?;
     Ok(shown(
@@ -236,92 +237,100 @@ pub(crate) async fn revoke(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids((c, device)): Ids<(CircleId, DeviceId)>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, c, form, "revoke", move |_| {
-        Ok((
-            Op::RevokeDevice { device },
-            "The device is revoked: it can no longer write in the circle as you.".into(),
-        ))
-    })
-    .await
+    let made = Ok((
+        Op::RevokeDevice { device },
+        "The device is revoked: it can no longer write in the circle as you.".into(),
+    ));
+    act(&app, &ctx, c, typed, "revoke", made).await
 }
 
 async fn act(
     app: &Shared,
     ctx: &Ctx,
     c: CircleId,
-    form: Posted,
+    typed: Typed,
     form_name: &'static str,
-    make: impl FnOnce(&Posted) -> Result<(Op, String), String>,
+    made: Result<(Op, String), String>,
 ) -> Result<Response, Failure> {
-    let outcome = match make(&form) {
+    let outcome = match made {
         Ok((op, words)) => app
             .perform(c, op)
             .await
             .map(|_| (format!("/c/{c}/people"), words)),
         Err(e) => Err(e),
     };
-    answer(outcome, form_name, form, async |f| {
+    answer(outcome, form_name, typed, async |f| {
         render(app, ctx, c, Some(f)).await
     })
     .await
+}
+
+/// Your profile: name, pronouns, what to remember about you, your story.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Profile {
+    name: Line,
+    pronouns: Line,
+    remember: Text,
+    story: Text,
 }
 
 pub(crate) async fn profile(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Profile>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, c, form, "profile", |f| {
-        Ok((
-            Op::Profile {
-                name: Some(f.get("name")),
-                pronouns: Some(f.get("pronouns")),
-                remember: Some(f.text("remember")),
-                story: Some(f.text("story")),
-            },
-            "Your profile is updated.".into(),
-        ))
-    })
-    .await
+    let op = Op::Profile {
+        name: Some(form.name.0),
+        pronouns: Some(form.pronouns.0),
+        remember: Some(form.remember.0),
+        story: Some(form.story.0),
+    };
+    let made = Ok((op, "Your profile is updated.".into()));
+    act(&app, &ctx, c, typed, "profile", made).await
+}
+
+/// Stepping back: until when (as a person says a day), and a word.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Away {
+    until: Line,
+    note: Line,
 }
 
 pub(crate) async fn away(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Away>,
 ) -> Result<Response, Failure> {
-    let tz = app.tz.clone();
-    act(&app, &ctx, c, form, "away", move |f| {
-        let until = match f.get("until") {
-            u if u.is_empty() => None,
-            u => Some(
-                dates::day_start(&u, &tz, Timestamp::now())
-                    .map_err(|e| crate::app::sentence(&e.to_string()))?,
-            ),
-        };
-        Ok((
+    let until = match form.until.0 {
+        u if u.is_empty() => Ok(None),
+        u => dates::day_start(&u, &app.tz, Timestamp::now())
+            .map(Some)
+            .map_err(|e| crate::app::sentence(&e.to_string())),
+    };
+    let made = until.map(|until| {
+        (
             Op::Away {
                 until,
-                note: f.get("note"),
+                note: form.note.0,
             },
             "Take the time you need. The circle won't count you as quiet.".into(),
-        ))
-    })
-    .await
+        )
+    });
+    act(&app, &ctx, c, typed, "away", made).await
 }
 
 pub(crate) async fn back(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
-    act(&app, &ctx, c, form, "back", |_| {
-        Ok((Op::Back, "Welcome back.".into()))
-    })
-    .await
+    let made = Ok((Op::Back, "Welcome back.".into()));
+    act(&app, &ctx, c, typed, "back", made).await
 }

@@ -18,7 +18,8 @@ use roundtable_net::{CircleTicket, RecoveryRequest, TicketError};
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, again, answer, plain, saved, shown};
+use crate::app::{Failed, Failure, Ids, again, answer, plain, saved, shown};
+use crate::forms::{Button, Line, Posted, Text};
 
 /// The waits a circle may choose, in hours, as the page offers them.
 const WAITS: [u64; 6] = [24, 48, 72, 7 * 24, 10 * 24, 14 * 24];
@@ -56,8 +57,22 @@ async fn ask_render(app: &Shared, ctx: &Ctx, failed: Option<&Failed>) -> Markup 
 }
 
 /// Makes the request for this device, and shows it.
-pub(crate) async fn ask(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Response {
-    match request_for(&app, &form.get("ticket"), &form.get("as")).await {
+/// Asking to be recognised on this device: the circle's ticket, and who
+/// you are in it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Ask {
+    ticket: Line,
+    #[serde(rename = "as")]
+    who: Line,
+}
+
+pub(crate) async fn ask(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Posted { form, typed }: Posted<Ask>,
+) -> Response {
+    match request_for(&app, &form.ticket, &form.who).await {
         Ok(request) => saved(
             &format!(
                 "/recover/{}?as={}",
@@ -67,7 +82,7 @@ pub(crate) async fn ask(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Re
             "Your request is ready. Send it to people in your circle.",
         ),
         Err(message) => {
-            let f = Failed::new("recover", message, form);
+            let f = Failed::new("recover", message, typed);
             again(ask_render(&app, &ctx, Some(&f)).await)
         }
     }
@@ -340,17 +355,27 @@ async fn vouch_render(
     Ok(layout(app, ctx, Some(c), Place::People, "Vouch for someone?", body).await)
 }
 
+/// Vouching: the request as pasted, who it is in the circle, and why you
+/// are sure.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Vouch {
+    request: Line,
+    target: Line,
+    reason: Text,
+}
+
 /// Vouches for the request as the chosen member's.
 pub(crate) async fn vouch(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Vouch>,
 ) -> Result<Response, Failure> {
-    let pasted = form.get("request");
+    let pasted = form.request.0;
     let op = match (
         RecoveryRequest::parse(&pasted),
-        form.get("target").parse::<roundtable_core::MemberId>(),
+        form.target.parse::<roundtable_core::MemberId>(),
     ) {
         (Err(e), _) => Err(crate::app::sentence(&e.to_string())),
         (Ok(r), _) if r.circle != c => Err("This request is for another circle.".to_owned()),
@@ -360,7 +385,7 @@ pub(crate) async fn vouch(
             key: r.cert.member,
             device: r.cert.device,
             cert: r.cert.signature_hex(),
-            reason: form.text("reason"),
+            reason: form.reason.0,
         }),
     };
     let outcome = match op {
@@ -381,7 +406,7 @@ pub(crate) async fn vouch(
         }
         Err(e) => Err(e),
     };
-    answer(outcome, "vouch", form, async |f| {
+    answer(outcome, "vouch", typed, async |f| {
         vouch_render(&app, &ctx, c, &pasted, Some(f)).await
     })
     .await
@@ -441,7 +466,7 @@ pub(crate) async fn refuse(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids((c, proposal)): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
     let outcome = app
         .perform(c, Op::RefuseRecovery { proposal })
@@ -452,10 +477,17 @@ pub(crate) async fn refuse(
                 "Refused: that device will not become yours, and everyone sees one of your devices refused it.".to_owned(),
             )
         });
-    answer(outcome, "refuse", form, async |f| {
+    answer(outcome, "refuse", typed, async |f| {
         super::people::render(&app, &ctx, c, Some(f)).await
     })
     .await
+}
+
+/// The circle's wait, in hours.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Wait {
+    hours: Line,
 }
 
 /// Sets the circle's wait.
@@ -463,9 +495,9 @@ pub(crate) async fn set_wait(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Wait>,
 ) -> Result<Response, Failure> {
-    let outcome = match form.get("hours").parse::<u64>() {
+    let outcome = match form.hours.parse::<u64>() {
         Ok(hours) => app
             .perform(c, Op::RecoveryWait { hours })
             .await
@@ -480,7 +512,7 @@ pub(crate) async fn set_wait(
             }),
         Err(_) => Err("Choose how long.".to_owned()),
     };
-    answer(outcome, "wait", form, async |f| {
+    answer(outcome, "wait", typed, async |f| {
         super::people::render(&app, &ctx, c, Some(f)).await
     })
     .await

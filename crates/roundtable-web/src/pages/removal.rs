@@ -12,7 +12,8 @@ use roundtable_core::{CircleId, EntityId, MemberId, Op, Proposal, ProposalKind, 
 use super::layout::{Place, page as layout};
 use super::{Ctx, ago, name, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, shown};
+use crate::app::{Failed, Failure, Ids, answer, shown};
+use crate::forms::{Button, Line, Posted, Text, Typed};
 
 pub(crate) async fn page(
     State(app): State<Shared>,
@@ -211,7 +212,7 @@ async fn act(
     app: &Shared,
     ctx: &Ctx,
     c: CircleId,
-    form: Posted,
+    typed: Typed,
     op: Result<(Op, &str), String>,
     form_name: &'static str,
 ) -> Result<Response, Failure> {
@@ -222,61 +223,69 @@ async fn act(
             .map(|_| (format!("/c/{c}/removal"), words.to_owned())),
         Err(e) => Err(e),
     };
-    answer(outcome, form_name, form, async |f| {
+    answer(outcome, form_name, typed, async |f| {
         render(app, ctx, c, Some(f)).await
     })
     .await
+}
+
+/// Whom a proposal is about, and why.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Propose {
+    target: Line,
+    reason: Text,
 }
 
 pub(crate) async fn propose(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Propose>,
 ) -> Result<Response, Failure> {
-    let op = match form.get("target").parse::<MemberId>() {
+    let op = match form.target.parse::<MemberId>() {
         Ok(target) => Ok((
             Op::ProposeRemoval {
                 target,
-                reason: form.text("reason"),
+                reason: form.reason.0,
             },
             "Your proposal is with the others. It happens only if enough of them agree.",
         )),
         Err(_) => Err("Choose who.".to_owned()),
     };
-    act(&app, &ctx, c, form, op, "propose").await
+    act(&app, &ctx, c, typed, op, "propose").await
 }
 
 pub(crate) async fn welcome(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Propose>,
 ) -> Result<Response, Failure> {
-    let op = match form.get("target").parse::<MemberId>() {
+    let op = match form.target.parse::<MemberId>() {
         Ok(target) => Ok((
             Op::ProposeWelcome {
                 target,
-                reason: form.text("reason"),
+                reason: form.reason.0,
             },
             "Your proposal is with the others. They are welcomed back only if enough of them agree.",
         )),
         Err(_) => Err("Choose who.".to_owned()),
     };
-    act(&app, &ctx, c, form, op, "welcome").await
+    act(&app, &ctx, c, typed, op, "welcome").await
 }
 
 pub(crate) async fn consent(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids((c, proposal)): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
     act(
         &app,
         &ctx,
         c,
-        form,
+        typed,
         Ok((Op::Consent { proposal }, "Your consent is counted.")),
         "propose",
     )
@@ -287,13 +296,13 @@ pub(crate) async fn withdraw(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids((c, proposal)): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { typed, .. }: Posted<Button>,
 ) -> Result<Response, Failure> {
     act(
         &app,
         &ctx,
         c,
-        form,
+        typed,
         Ok((Op::Withdraw { proposal }, "Your proposal is withdrawn.")),
         "propose",
     )

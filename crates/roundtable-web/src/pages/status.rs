@@ -10,7 +10,8 @@ use roundtable_core::{CircleId, Timestamp, export};
 
 use super::Ctx;
 use super::layout::{Place, page as layout};
-use crate::app::{Failure, Ids, Posted, shown};
+use crate::app::{Failure, Ids, shown};
+use crate::forms::{Button, Posted};
 use crate::{Shared, access};
 
 pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response, Failure> {
@@ -91,7 +92,7 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
 
 pub(crate) async fn new_link(
     State(app): State<Shared>,
-    _form: Posted,
+    _: Posted<Button>,
 ) -> Result<Response, Failure> {
     let session = app.access.sign_out_others();
     let mut res = crate::app::saved(

@@ -14,7 +14,8 @@ use roundtable_node::StewardStatus;
 use super::layout::{Place, page as layout};
 use super::{Ctx, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Ids, Posted, answer, sentence, shown};
+use crate::app::{Failed, Failure, Ids, answer, sentence, shown};
+use crate::forms::{Posted, Text, ticked};
 
 /// What stopping a steward means, said before it is done.
 pub(crate) const STOP_WORDS: &str =
@@ -182,20 +183,28 @@ fn refusal(text: &str, e: &TicketError) -> String {
     }
 }
 
+/// A steward's ticket, as pasted, and a name for it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Add {
+    ticket: Text,
+    name: Text,
+}
+
 pub(crate) async fn add(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids(c): Ids<CircleId>,
-    form: Posted,
+    Posted { form, typed }: Posted<Add>,
 ) -> Result<Response, Failure> {
-    let text = form.text("ticket");
+    let text = form.ticket.0;
     let outcome = if text.is_empty() {
         Err("Paste the steward's ticket: one line starting with \"roundtablesteward\".".into())
     } else {
         match StewardTicket::parse(&text) {
             Ok(ticket) => {
                 let steward = DeviceId::from_bytes(ticket.id());
-                let name = form.text("name");
+                let name = form.name.0;
                 let op = Op::AddSteward {
                     ticket: ticket.to_line(),
                     steward,
@@ -223,7 +232,7 @@ pub(crate) async fn add(
             ),
         )
     });
-    answer(outcome, "add", form, async |f| {
+    answer(outcome, "add", typed, async |f| {
         render(&app, &ctx, c, None, Some(f)).await
     })
     .await
@@ -245,18 +254,26 @@ pub(crate) async fn confirm_remove(
     ))
 }
 
+/// The one button of the page that asks before a steward is stopped.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Confirm {
+    #[serde(deserialize_with = "ticked")]
+    confirm: bool,
+}
+
 /// Stopping the circle using a steward: done only with `confirm` (from the
 /// page that asks); without it, on to that page.
 pub(crate) async fn remove(
     State(app): State<Shared>,
     ctx: Ctx,
     Ids((c, id)): Ids<(CircleId, EntityId)>,
-    form: Posted,
+    Posted { form, typed }: Posted<Confirm>,
 ) -> Result<Response, Failure> {
     let Some(steward) = of(&app, c).await?.into_iter().find(|s| s.id == id) else {
         return Err(Failure::not_found("steward"));
     };
-    if form.get("confirm") != "yes" {
+    if !form.confirm {
         return Ok(
             axum::response::Redirect::to(&format!("/c/{c}/stewards/{id}/remove")).into_response(),
         );
@@ -270,7 +287,7 @@ pub(crate) async fn remove(
             ),
         )
     });
-    answer(outcome, "stop", form, async |f| {
+    answer(outcome, "stop", typed, async |f| {
         render(&app, &ctx, c, Some(&steward), Some(f)).await
     })
     .await

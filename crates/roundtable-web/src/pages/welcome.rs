@@ -12,7 +12,8 @@ use roundtable_net::{CircleTicket, TicketError};
 use super::layout::{Place, page as layout};
 use super::{Ctx, problem};
 use crate::Shared;
-use crate::app::{Failed, Failure, Posted, again, plain, saved, shown};
+use crate::app::{Failed, Failure, again, plain, saved, shown};
+use crate::forms::{Line, Posted, Text};
 
 /// `/`: the first circle, or the welcome when there is none.
 pub(crate) async fn root(State(app): State<Shared>) -> Result<Response, Failure> {
@@ -80,12 +81,24 @@ async fn render(app: &Shared, ctx: &Ctx, failed: Option<&Failed>) -> maud::Marku
     layout(app, ctx, None, Place::Elsewhere, "Welcome", body).await
 }
 
-pub(crate) async fn create(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Response {
-    let name = form.get("name");
-    let who = form.get("as");
-    let about = form.text("about");
+/// Starting a circle: its name, what you are called in it, what it is for.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Create {
+    name: Line,
+    #[serde(rename = "as")]
+    who: Line,
+    about: Text,
+}
+
+pub(crate) async fn create(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Posted { form, typed }: Posted<Create>,
+) -> Response {
+    let Create { name, who, about } = form;
     if who.is_empty() {
-        let f = Failed::new("create", "Say what the circle should call you.", form);
+        let f = Failed::new("create", "Say what the circle should call you.", typed);
         return again(render(&app, &ctx, Some(&f)).await);
     }
     match app
@@ -104,28 +117,40 @@ pub(crate) async fn create(State(app): State<Shared>, ctx: Ctx, form: Posted) ->
             )
         }
         Err(e) => {
-            let f = Failed::new("create", plain(&e), form);
+            let f = Failed::new("create", plain(&e), typed);
             again(render(&app, &ctx, Some(&f)).await)
         }
     }
 }
 
-pub(crate) async fn join(State(app): State<Shared>, ctx: Ctx, form: Posted) -> Response {
-    let outcome = redeem(&app, &form).await;
+/// Joining with a ticket: what you are called (for an invite to the
+/// circle) and what this device is called.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Join {
+    ticket: Line,
+    #[serde(rename = "as")]
+    who: Line,
+    device: Line,
+}
+
+pub(crate) async fn join(
+    State(app): State<Shared>,
+    ctx: Ctx,
+    Posted { form, typed }: Posted<Join>,
+) -> Response {
+    let outcome = redeem(&app, form).await;
     match outcome {
         Ok((first, words)) => saved(&format!("/c/{first}"), &words),
         Err(message) => {
-            let f = Failed::new("join", message, form);
+            let f = Failed::new("join", message, typed);
             again(render(&app, &ctx, Some(&f)).await)
         }
     }
 }
 
-async fn redeem(
-    app: &Shared,
-    form: &Posted,
-) -> Result<(roundtable_core::CircleId, String), String> {
-    let ticket = CircleTicket::parse(&form.get("ticket")).map_err(|e| match e {
+async fn redeem(app: &Shared, form: Join) -> Result<(roundtable_core::CircleId, String), String> {
+    let ticket = CircleTicket::parse(&form.ticket).map_err(|e| match e {
         TicketError::StewardNotInvite => "This is a steward's ticket, not an invite: it lets nobody into a circle. Once you are in one, add the steward from the Status page.".to_owned(),
         TicketError::RecoveryNotInvite => "This is someone's request to be recognised on a new device, not an invite. Once you have checked with them yourself, paste it under People, in \"Vouch for someone on a new device\".".to_owned(),
         e => format!(
@@ -139,19 +164,19 @@ async fn redeem(
             dates::words(ticket.expires_at, now, &app.tz)
         ));
     }
-    let who = form.get("as");
+    let who = form.who;
     let name = match ticket.kind {
         InviteKind::Member if who.is_empty() => {
             return Err("Say what the circle should call you.".into());
         }
-        InviteKind::Member => Some(who.as_str()),
+        InviteKind::Member => Some(&*who),
         InviteKind::Device => None,
     };
     let circles = app.node.join(&ticket, name).await.map_err(|e| plain(&e))?;
     let Some(first) = circles.first().copied() else {
         return Err("The other device handed over no circle.".into());
     };
-    let device = form.get("device");
+    let device = form.device.0;
     for id in &circles {
         name_device(app, *id, Some(device.clone()).filter(|d| !d.is_empty())).await;
     }
