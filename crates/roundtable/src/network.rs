@@ -310,7 +310,7 @@ fn need_node(backend: &Backend, what: &str) -> Result<()> {
 }
 
 /// What an invitation is for and how long it lasts.
-pub(crate) struct InviteArgs<'a> {
+pub(crate) struct Invitation<'a> {
     pub(crate) kind: InviteKind,
     pub(crate) expires: &'a str,
     pub(crate) uses: u32,
@@ -321,10 +321,10 @@ pub(crate) fn invite(
     backend: &Backend,
     global: &Global,
     circle: CircleId,
-    args: InviteArgs<'_>,
+    args: Invitation<'_>,
     now: Timestamp,
 ) -> Result<()> {
-    let InviteArgs {
+    let Invitation {
         kind,
         expires,
         uses,
