@@ -31,19 +31,31 @@ const LOG_LIMIT: u64 = 1 << 20;
 /// How long a node may take to answer after it was started.
 const START_PATIENCE: Duration = Duration::from_secs(60);
 
-/// How `open` starts a node when none runs.
+/// `roundtable open`, and how it starts a node when none runs.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable open --print
+What a click on the Roundtable launcher does. A node it starts keeps running after it ends (through the systemd user unit where there is one, else on its own, its errors kept in HOME/node.log); `roundtable autostart on` starts it at login.")]
 pub(crate) struct OpenArgs {
-    /// Print the link instead of opening a browser.
-    pub(crate) print: bool,
-    /// Where the node it starts serves the web app.
-    pub(crate) web: std::net::SocketAddr,
-    /// The relay choice of the node it starts.
-    pub(crate) relay: String,
+    /// Print the link instead of opening a browser
+    #[arg(long)]
+    print: bool,
+    /// Where a node it starts serves the web app: 127.0.0.1:PORT or [::1]:PORT
+    #[arg(long, default_value = "127.0.0.1:7777", value_name = "ADDR")]
+    web: std::net::SocketAddr,
+    /// Relays of a node it starts: default, none, or the URL of your own relay
+    #[arg(long, default_value = "default", value_name = "default|none|URL")]
+    relay: String,
+}
+
+impl OpenArgs {
+    pub(crate) fn run(self, home: &Home, global: &Global) -> Result<()> {
+        open(home, global, &self)
+    }
 }
 
 /// `roundtable open`: the app's link from this home's node, started first
 /// if it is not running, then opened in the browser (or printed).
-pub(crate) fn open(home: &Home, global: &Global, args: &OpenArgs) -> Result<()> {
+fn open(home: &Home, global: &Global, args: &OpenArgs) -> Result<()> {
     network::relay_choice(&args.relay)?;
     let (client, started) = match ControlClient::connect(home.root()) {
         Some(client) => (client, false),
@@ -174,8 +186,24 @@ fn spawn_detached(home: &Path, args: &OpenArgs) -> Result<std::process::Child> {
     cmd.spawn().context("could not start the node")
 }
 
+/// `roundtable autostart on|off`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable autostart on
+Needs the roundtable.service user unit, which Roundtable's package installs, and a systemd user session.")]
+pub(crate) struct AutostartArgs {
+    /// on or off
+    #[arg(value_parser = ["on", "off"])]
+    state: String,
+}
+
+impl AutostartArgs {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
+        autostart(global, self.state == "on")
+    }
+}
+
 /// `roundtable autostart on|off`: the node starts at login, or no longer.
-pub(crate) fn autostart(global: &Global, on: bool) -> Result<()> {
+fn autostart(global: &Global, on: bool) -> Result<()> {
     if global.home.is_some() {
         return Err(bad_input(
             "autostart runs the node of your usual home; it takes no --home (nor ROUNDTABLE_HOME)",

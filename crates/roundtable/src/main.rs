@@ -50,13 +50,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Output piped into `head` ends quietly, as any Unix tool does; only
     // the node keeps running when nobody reads what it prints.
-    if !matches!(cli.command, cli::Command::Up { .. }) {
+    if !matches!(cli.command, cli::Command::Up(_)) {
         sigpipe::reset();
     }
     init_tracing(cli.global.verbose, cli.global.quiet);
     render::set_quiet(cli.global.quiet);
     let json = cli.global.json;
-    match commands::run(cli) {
+    match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = exit_code(&err);

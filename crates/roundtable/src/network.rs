@@ -310,7 +310,7 @@ fn need_node(backend: &Backend, what: &str) -> Result<()> {
 }
 
 /// What an invitation is for and how long it lasts.
-pub(crate) struct InviteArgs<'a> {
+pub(crate) struct Invitation<'a> {
     pub(crate) kind: InviteKind,
     pub(crate) expires: &'a str,
     pub(crate) uses: u32,
@@ -321,10 +321,10 @@ pub(crate) fn invite(
     backend: &Backend,
     global: &Global,
     circle: CircleId,
-    args: InviteArgs<'_>,
+    args: Invitation<'_>,
     now: Timestamp,
 ) -> Result<()> {
-    let InviteArgs {
+    let Invitation {
         kind,
         expires,
         uses,
@@ -418,27 +418,7 @@ pub(crate) fn join(
     // keeps to the one line of an error.
     let progress = !global.json && !render::silent();
     if progress {
-        let mut ways: Vec<String> = Vec::new();
-        let direct: Vec<String> = ticket.inviter.ip_addrs().map(|a| a.to_string()).collect();
-        if !direct.is_empty() {
-            ways.push(format!("directly at {}", direct.join(", ")));
-        }
-        match (&relay, backend.node().is_some()) {
-            (_, true) => ways.push("through this device's running node".into()),
-            (RelayChoice::Custom(url), false) => ways.push(format!("through the relay {url}")),
-            (RelayChoice::Default, false) => ways.push("through the public relays".into()),
-            (RelayChoice::Disabled, false) => {}
-        }
-        // The short-lived node looks on this network too; a running
-        // node looks wherever it was told to.
-        if backend.node().is_none() {
-            ways.push("on this network".into());
-        }
-        say!(
-            "Reaching the inviting device ({}) {}...",
-            ticket.inviter.id.fmt_short(),
-            ways.join(", ")
-        );
+        say_how_reaching(backend, &ticket, &relay);
     }
     let circles: Vec<CircleId> = match backend.node() {
         Some(client) => {
@@ -486,22 +466,8 @@ pub(crate) fn join(
         render::json(&json!({"circles": circles}))?;
         return Ok(circles);
     }
-    if let (Some(name), Ok(Some(me))) = (name, home.identity()) {
-        for id in &circles {
-            let Ok(c) = Backend::new(roundtable_store::Home::new(home.root())).read_circle(*id)
-            else {
-                continue;
-            };
-            let view = c.view();
-            if view.name_taken(name, Some(me.member.id())) {
-                say!(
-                    "Someone in \"{}\" is called {} too; the others will see you as \"{}\". To choose another name: roundtable profile --name NEW_NAME",
-                    view.circle.name,
-                    name.trim(),
-                    view.name_of(&me.member.id())
-                );
-            }
-        }
+    if let Some(name) = name {
+        say_if_name_taken(home, &circles, name);
     }
     if render::silent() {
         return Ok(circles);
@@ -520,4 +486,51 @@ pub(crate) fn join(
         say!("Start your node to stay in sync: roundtable up");
     }
     Ok(circles)
+}
+
+/// How a joining device tries to reach the one that invited it.
+fn say_how_reaching(backend: &Backend, ticket: &CircleTicket, relay: &RelayChoice) {
+    let mut ways: Vec<String> = Vec::new();
+    let direct: Vec<String> = ticket.inviter.ip_addrs().map(|a| a.to_string()).collect();
+    if !direct.is_empty() {
+        ways.push(format!("directly at {}", direct.join(", ")));
+    }
+    match (relay, backend.node().is_some()) {
+        (_, true) => ways.push("through this device's running node".into()),
+        (RelayChoice::Custom(url), false) => ways.push(format!("through the relay {url}")),
+        (RelayChoice::Default, false) => ways.push("through the public relays".into()),
+        (RelayChoice::Disabled, false) => {}
+    }
+    // The short-lived node looks on this network too; a running
+    // node looks wherever it was told to.
+    if backend.node().is_none() {
+        ways.push("on this network".into());
+    }
+    say!(
+        "Reaching the inviting device ({}) {}...",
+        ticket.inviter.id.fmt_short(),
+        ways.join(", ")
+    );
+}
+
+/// Tells a person who just joined where someone else goes by their name,
+/// and how the others will see them there.
+fn say_if_name_taken(home: &roundtable_store::Home, circles: &[CircleId], name: &str) {
+    let Ok(Some(me)) = home.identity() else {
+        return;
+    };
+    for id in circles {
+        let Ok(c) = Backend::new(roundtable_store::Home::new(home.root())).read_circle(*id) else {
+            continue;
+        };
+        let view = c.view();
+        if view.name_taken(name, Some(me.member.id())) {
+            say!(
+                "Someone in \"{}\" is called {} too; the others will see you as \"{}\". To choose another name: roundtable profile --name NEW_NAME",
+                view.circle.name,
+                name.trim(),
+                view.name_of(&me.member.id())
+            );
+        }
+    }
 }

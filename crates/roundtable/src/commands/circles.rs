@@ -45,7 +45,130 @@ When enough members vouch for someone's new device (`roundtable vouch`), that pe
     },
 }
 
-pub(super) fn create(
+impl CircleCommand {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        let (backend, global, now) = (&cx.backend, &cx.global, cx.now);
+        match self {
+            CircleCommand::Create {
+                name,
+                display_name,
+                about,
+                again,
+            } => {
+                let display_name = cx.default_name(display_name);
+                if !again {
+                    let same = backend.circle_ids()?.into_iter().find(|id| {
+                        backend
+                            .read_circle(*id)
+                            .is_ok_and(|c| c.name().trim().eq_ignore_ascii_case(name.trim()))
+                    });
+                    if let Some(id) = same {
+                        return Err(bad_input(format!(
+                            "you are in a circle called \"{}\" already ({}); to start another of that name, add --again",
+                            name.trim(),
+                            id.fmt_short()
+                        )));
+                    }
+                }
+                create(backend, global, &name, display_name, about, now)
+            }
+            CircleCommand::List => list(backend, global),
+            CircleCommand::Leave { forget } => leave(backend, global, forget, now),
+            CircleCommand::RecoveryWait { wait } => {
+                recovery_wait(backend, global, wait.as_deref(), now)
+            }
+        }
+    }
+}
+
+/// `roundtable join`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable join roundtable... --as Sam")]
+pub(crate) struct JoinArgs {
+    /// The ticket (one line starting with "roundtable"; line breaks in it are fine)
+    ticket: String,
+    /// What the circle should call you
+    #[arg(long = "as", value_name = "NAME")]
+    display_name: Option<String>,
+    /// What to call this device [default: this computer's name]
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
+    /// Relays, when no node runs here: default, none, or a URL [default: the ticket's relay]
+    #[arg(long, value_name = "default|none|URL")]
+    relay: Option<String>,
+}
+
+impl JoinArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        let (backend, global, now) = (&cx.backend, &cx.global, cx.now);
+        if let Some(n) = &self.device_name {
+            roundtable_core::circle::check_device_name(n)?;
+        }
+        let display_name = cx.default_name(self.display_name);
+        let circles = network::join(
+            backend,
+            global,
+            &self.ticket,
+            display_name.as_deref(),
+            self.relay.as_deref(),
+            now,
+        )?;
+        name_this_device(backend, &circles, self.device_name, now)
+    }
+}
+
+/// `roundtable pair`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example: on your laptop, roundtable pair --qr; on your phone, roundtable pair TICKET --name \"Ana's phone\""
+)]
+pub(crate) struct PairArgs {
+    /// A ticket from `roundtable pair` on your other device
+    ticket: Option<String>,
+    /// Also draw the ticket as a QR code
+    #[arg(long)]
+    qr: bool,
+    /// What to call this device, when pairing it [default: this computer's name]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Relays, when no node runs here: default, none, or a URL [default: the ticket's relay]
+    #[arg(long, value_name = "default|none|URL")]
+    relay: Option<String>,
+}
+
+impl PairArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        let (backend, global, now) = (&cx.backend, &cx.global, cx.now);
+        let Some(t) = self.ticket else {
+            let circle = select(backend, global)?;
+            let args = network::Invitation {
+                kind: InviteKind::Device,
+                expires: "1h",
+                uses: 1,
+                qr: self.qr,
+            };
+            return network::invite(backend, global, circle, args, now);
+        };
+        if let Some(n) = &self.name {
+            roundtable_core::circle::check_device_name(n)?;
+        }
+        let circles = network::join(backend, global, &t, None, self.relay.as_deref(), now)?;
+        name_this_device(backend, &circles, self.name, now)
+    }
+}
+
+/// `roundtable repair`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable repair --circle \"Tuesday Supper\"")]
+pub(crate) struct RepairArgs;
+
+impl RepairArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        repair(&cx.backend, &cx.global)
+    }
+}
+
+fn create(
     backend: &Backend,
     global: &Global,
     name: &str,
@@ -125,12 +248,7 @@ pub(super) fn create(
 }
 
 /// `circle leave`: this member leaves the chosen circle for good.
-pub(super) fn leave(
-    backend: &Backend,
-    global: &Global,
-    forget: bool,
-    now: Timestamp,
-) -> Result<()> {
+fn leave(backend: &Backend, global: &Global, forget: bool, now: Timestamp) -> Result<()> {
     let Some(me) = backend.home().identity()? else {
         return Err(no_circle_yet());
     };
@@ -162,7 +280,7 @@ pub(super) fn leave(
 }
 
 /// Shows the circle's wait for recoveries, or sets it.
-pub(super) fn recovery_wait(
+fn recovery_wait(
     backend: &Backend,
     global: &Global,
     wait: Option<&str>,
@@ -244,7 +362,7 @@ pub(super) fn name_this_device(
 }
 
 /// The name this person uses in the circles they are already in.
-pub(super) fn known_name(backend: &Backend, me: &Identity) -> Option<String> {
+fn known_name(backend: &Backend, me: &Identity) -> Option<String> {
     let member = me.member.id();
     backend
         .circle_ids()
@@ -261,7 +379,7 @@ pub(super) fn known_name(backend: &Backend, me: &Identity) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-pub(super) fn list(backend: &Backend, global: &Global) -> Result<()> {
+fn list(backend: &Backend, global: &Global) -> Result<()> {
     let mut rows = Vec::new();
     for id in backend.circle_ids()? {
         rows.push((id, backend.read_circle(id).map_err(|e| format!("{e:#}"))));
@@ -275,7 +393,7 @@ pub(super) fn list(backend: &Backend, global: &Global) -> Result<()> {
     circle_list(&rows, me, global.json)
 }
 
-pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
+fn repair(backend: &Backend, global: &Global) -> Result<()> {
     if backend.node().is_some() {
         return Err(anyhow::anyhow!(
             "the node is running and holds the circles open; stop `roundtable up` first, then repair"
@@ -290,7 +408,7 @@ pub(super) fn repair(backend: &Backend, global: &Global) -> Result<()> {
 
 // --- how it looks ---
 
-pub(super) fn circle_list(
+fn circle_list(
     rows: &[(CircleId, Result<Circle, String>)],
     me: Option<roundtable_core::MemberId>,
     as_json: bool,
@@ -349,7 +467,7 @@ pub(super) fn circle_list(
     Ok(())
 }
 
-pub(super) fn repaired(id: CircleId, r: &Repaired, as_json: bool) -> Result<()> {
+fn repaired(id: CircleId, r: &Repaired, as_json: bool) -> Result<()> {
     if as_json {
         return render::json(&json!({
             "circle": id.to_string(),

@@ -96,17 +96,13 @@ pub(crate) enum GatheringCommand {
     },
 }
 
-pub(super) fn run(
-    backend: &Backend,
-    global: &Global,
-    command: GatheringCommand,
-    now: Timestamp,
-) -> Result<()> {
-    if let GatheringCommand::Upcoming = command {
-        return upcoming(&read(backend, global)?.view(), now, global.json);
+impl GatheringCommand {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        if let GatheringCommand::Upcoming = self {
+            return upcoming(&cx.view()?, cx.now, cx.global.json);
+        }
+        cx.perform_and_say(to_op(&cx.backend, &cx.global, self, cx.now)?)
     }
-    let edit = to_op(backend, global, command, now)?;
-    perform_and_say(backend, global, edit, now)
 }
 
 /// Turns a gathering command into a resolved edit and the words to say.
@@ -154,40 +150,7 @@ fn to_op(
             at,
             tz,
             place,
-        } => {
-            let v = view()?;
-            let gathering = resolve_in(v.gatherings.keys(), &id, "gathering")?;
-            let tz = tz.or_else(|| {
-                v.gatherings
-                    .get(&gathering)
-                    .and_then(|g| g.starts_zoned())
-                    .and_then(|z| z.time_zone().iana_name().map(str::to_owned))
-            });
-            let starts = at
-                .map(|at| parse_when(&at, tz.as_deref(), now, false))
-                .transpose()?
-                .map(|z| z.to_string());
-            if title.is_none() && starts.is_none() && place.is_none() {
-                return Err(bad_input(
-                    "say what to change: --title, --at or --place".to_owned(),
-                ));
-            }
-            let message = format!(
-                "\"{}\" is changed; everyone will see it.",
-                v.gatherings
-                    .get(&gathering)
-                    .map_or("", |g| g.title.as_str())
-            );
-            (
-                Op::EditGathering {
-                    gathering,
-                    title,
-                    starts,
-                    place,
-                },
-                message,
-            )
-        }
+        } => edit(&view()?, &id, title, at.as_deref(), tz, place, now)?,
         GatheringCommand::Rsvp {
             id,
             answer,
@@ -220,39 +183,7 @@ fn to_op(
             dish,
             dietary,
             instead,
-        } => {
-            let circle = read(backend, global)?;
-            let gathering = resolve_in(circle.view().gatherings.keys(), &id, "gathering")?;
-            let dish = dish.join(" ");
-            let before: Vec<String> = match backend.home().identity()? {
-                Some(me) => circle
-                    .dishes_of(gathering, me.member.id())
-                    .into_iter()
-                    .map(|(_, d)| d)
-                    .collect(),
-                None => Vec::new(),
-            };
-            let message = match (before.is_empty(), instead) {
-                (true, _) => format!("You're bringing {dish}."),
-                (false, true) => format!(
-                    "You're bringing {dish} instead of {}.",
-                    before.join(" and ")
-                ),
-                (false, false) => format!(
-                    "You're bringing {dish} as well as {}. (To bring it instead, add --instead.)",
-                    before.join(" and ")
-                ),
-            };
-            (
-                Op::Bring {
-                    gathering,
-                    dish,
-                    dietary,
-                    instead,
-                },
-                message,
-            )
-        }
+        } => bring(backend, global, &id, dish, dietary, instead)?,
         GatheringCommand::Came { id, members } => {
             let v = view()?;
             let gathering = resolve_in(v.gatherings.keys(), &id, "gathering")?;
@@ -263,6 +194,91 @@ fn to_op(
             (Op::Came { gathering, who }, "Noted who came.".into())
         }
     })
+}
+
+/// A gathering's new title, time or place.
+fn edit(
+    v: &CircleView,
+    id: &str,
+    title: Option<String>,
+    at: Option<&str>,
+    tz: Option<String>,
+    place: Option<String>,
+    now: Timestamp,
+) -> Result<(Op, String)> {
+    let gathering = resolve_in(v.gatherings.keys(), id, "gathering")?;
+    let tz = tz.or_else(|| {
+        v.gatherings
+            .get(&gathering)
+            .and_then(|g| g.starts_zoned())
+            .and_then(|z| z.time_zone().iana_name().map(str::to_owned))
+    });
+    let starts = at
+        .map(|at| parse_when(at, tz.as_deref(), now, false))
+        .transpose()?
+        .map(|z| z.to_string());
+    if title.is_none() && starts.is_none() && place.is_none() {
+        return Err(bad_input(
+            "say what to change: --title, --at or --place".to_owned(),
+        ));
+    }
+    let message = format!(
+        "\"{}\" is changed; everyone will see it.",
+        v.gatherings
+            .get(&gathering)
+            .map_or("", |g| g.title.as_str())
+    );
+    Ok((
+        Op::EditGathering {
+            gathering,
+            title,
+            starts,
+            place,
+        },
+        message,
+    ))
+}
+
+/// What you will bring, said against what you said before.
+fn bring(
+    backend: &Backend,
+    global: &Global,
+    id: &str,
+    dish: Vec<String>,
+    dietary: String,
+    instead: bool,
+) -> Result<(Op, String)> {
+    let circle = read(backend, global)?;
+    let gathering = resolve_in(circle.view().gatherings.keys(), id, "gathering")?;
+    let dish = dish.join(" ");
+    let before: Vec<String> = match backend.home().identity()? {
+        Some(me) => circle
+            .dishes_of(gathering, me.member.id())
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect(),
+        None => Vec::new(),
+    };
+    let message = match (before.is_empty(), instead) {
+        (true, _) => format!("You're bringing {dish}."),
+        (false, true) => format!(
+            "You're bringing {dish} instead of {}.",
+            before.join(" and ")
+        ),
+        (false, false) => format!(
+            "You're bringing {dish} as well as {}. (To bring it instead, add --instead.)",
+            before.join(" and ")
+        ),
+    };
+    Ok((
+        Op::Bring {
+            gathering,
+            dish,
+            dietary,
+            instead,
+        },
+        message,
+    ))
 }
 
 // --- how it looks ---

@@ -13,11 +13,31 @@ use zeroize::Zeroizing;
 use crate::backend::Backend;
 use crate::bad_input;
 use crate::cli::Global;
+use crate::commands::Ctx;
 use crate::render;
 
 /// Said once someone is in a circle: the recovery key is what brings them
 /// back if they lose every device.
 pub(crate) const BACKUP_HINT: &str = "If you lose this device, your recovery key brings you back: write it down with `roundtable identity backup`.";
+
+/// `roundtable id`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable id --json")]
+pub(crate) struct IdArgs;
+
+impl IdArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        let home = cx.backend.home();
+        let (me, created) = match home.identity()? {
+            Some(me) => (me, false),
+            None => {
+                let lock = home.lock("roundtable id")?;
+                home.ensure_identity(&lock)?
+            }
+        };
+        render::identity(&me, created, cx.global.json)
+    }
+}
 
 /// What to do with your identity.
 #[derive(Debug, clap::Subcommand)]
@@ -32,23 +52,27 @@ pub(crate) enum IdentityCommand {
 
 /// How to recover.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable recover --words
+Then ask someone in each of your circles for a ticket and `roundtable join TICKET`: it brings this device in as you.")]
 pub(crate) struct RecoverArgs {
     /// Restore yourself from your recovery key: type its 24 words when asked (or pipe them in;
     /// they never go on the command line)
     #[arg(long, conflicts_with = "ticket")]
-    pub(crate) words: bool,
+    words: bool,
     /// Without the words: a ticket to your circle, from someone in it; makes a request for the
     /// others to vouch for
     #[arg(value_name = "TICKET")]
-    pub(crate) ticket: Option<String>,
+    ticket: Option<String>,
     /// With a ticket: your name in the circle
     #[arg(long = "as", value_name = "NAME", requires = "ticket")]
-    pub(crate) name: Option<String>,
+    name: Option<String>,
 }
 
-pub(crate) fn identity(backend: &Backend, global: &Global, command: IdentityCommand) -> Result<()> {
-    match command {
-        IdentityCommand::Backup => backup(backend, global),
+impl IdentityCommand {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        match self {
+            IdentityCommand::Backup => backup(&cx.backend, &cx.global),
+        }
     }
 }
 
@@ -89,7 +113,13 @@ fn backup(backend: &Backend, global: &Global) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn recover(backend: &Backend, global: &Global, args: RecoverArgs) -> Result<()> {
+impl RecoverArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        recover(&cx.backend, &cx.global, self)
+    }
+}
+
+fn recover(backend: &Backend, global: &Global, args: RecoverArgs) -> Result<()> {
     if let Some(ticket) = &args.ticket {
         return request(backend, global, ticket, args.name.as_deref());
     }

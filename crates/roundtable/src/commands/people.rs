@@ -5,6 +5,55 @@ use serde_json::json;
 
 use super::*;
 
+/// `roundtable members`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: roundtable members --json")]
+pub(crate) struct MembersArgs;
+
+impl MembersArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        render::members(&cx.view()?, cx.global.json)
+    }
+}
+
+/// `roundtable invite`: a ticket, or with a subcommand, the circle's
+/// invites.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example: roundtable invite --expires 7d --uses 3 --qr\nThey join with: roundtable join TICKET --as THEIR_NAME\n`roundtable invite list` shows your circle's invites; `roundtable invite revoke ID` stops one of yours.",
+    args_conflicts_with_subcommands = true
+)]
+pub(crate) struct InviteArgs {
+    #[command(subcommand)]
+    action: Option<InviteCommand>,
+    /// How long the ticket works, e.g. 30m, 24h, 7d (at most 30d); a week unless you say
+    #[arg(long, default_value = "7d")]
+    expires: String,
+    /// How many people can use it
+    #[arg(long, default_value_t = 1)]
+    uses: u32,
+    /// Also draw the ticket as a QR code
+    #[arg(long)]
+    qr: bool,
+}
+
+impl InviteArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        let (backend, global, now) = (&cx.backend, &cx.global, cx.now);
+        if let Some(action) = self.action {
+            return invite(backend, global, action, now);
+        }
+        let circle = select(backend, global)?;
+        let args = network::Invitation {
+            kind: InviteKind::Member,
+            expires: &self.expires,
+            uses: self.uses,
+            qr: self.qr,
+        };
+        network::invite(backend, global, circle, args, now)
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum InviteCommand {
     /// The circle's invites: who made them, until when, how many uses are left
@@ -33,6 +82,9 @@ pub(crate) enum DeviceCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
+#[command(
+    after_help = "Example: roundtable remove propose Lee --reason \"...\"\nA removal carries when a majority of the other members consent, and never with fewer than two people; so does a welcome back (`roundtable remove welcome-back Lee`)."
+)]
 pub(crate) enum RemoveCommand {
     /// Propose to remove a member; the others decide
     #[command(
@@ -74,7 +126,7 @@ pub(crate) enum RemoveCommand {
     List,
 }
 
-pub(super) fn invite(
+fn invite(
     backend: &Backend,
     global: &Global,
     command: InviteCommand,
@@ -94,7 +146,13 @@ pub(super) fn invite(
     }
 }
 
-pub(super) fn device(
+impl DeviceCommand {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        device(&cx.backend, &cx.global, self, cx.now)
+    }
+}
+
+fn device(
     backend: &Backend,
     global: &Global,
     command: DeviceCommand,
@@ -141,7 +199,13 @@ pub(super) fn device(
     perform_and_say(backend, global, edit, now)
 }
 
-pub(super) fn remove(
+impl RemoveCommand {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        remove(&cx.backend, &cx.global, self, cx.now)
+    }
+}
+
+fn remove(
     backend: &Backend,
     global: &Global,
     command: RemoveCommand,
@@ -194,22 +258,32 @@ pub(super) fn remove(
     perform_and_say(backend, global, edit, now)
 }
 
-/// What `roundtable vouch` was given.
-pub(crate) struct VouchArgs<'a> {
-    pub(crate) request: &'a str,
-    pub(crate) member: Option<&'a str>,
-    pub(crate) reason: String,
+/// `roundtable vouch`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example: roundtable vouch roundtablerecover... --reason \"she rang me\"\nVouch only once you have checked with them yourself, by voice or face to face. The new device becomes theirs when a majority of the other members vouch, never fewer than two people, and their own devices have had the circle's wait to refuse it (`roundtable circle recovery-wait`); then their old devices are let go."
+)]
+pub(crate) struct VouchArgs {
+    /// The request they sent you (a line starting with roundtablerecover)
+    request: String,
+    /// Who they are in the circle [default: the name in the request]
+    #[arg(long = "for", value_name = "MEMBER")]
+    member: Option<String>,
+    /// How you checked it is them
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+}
+
+impl VouchArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        vouch(&cx.backend, &cx.global, self, cx.now)
+    }
 }
 
 /// Vouches for a request to be recognised on a new device, in the circle
 /// it names: the first vouch proposes the recovery, later ones consent.
-pub(super) fn vouch(
-    backend: &Backend,
-    global: &Global,
-    args: VouchArgs<'_>,
-    now: Timestamp,
-) -> Result<()> {
-    let request = roundtable_net::RecoveryRequest::parse(args.request)
+fn vouch(backend: &Backend, global: &Global, args: VouchArgs, now: Timestamp) -> Result<()> {
+    let request = roundtable_net::RecoveryRequest::parse(&args.request)
         .map_err(|e| bad_input(e.to_string()))?;
     if !backend.circle_ids()?.contains(&request.circle) {
         return Err(bad_input(
@@ -222,13 +296,13 @@ pub(super) fn vouch(
     };
     let circle = read(backend, global)?;
     let v = circle.view();
-    let target = resolve_member(&v, args.member.unwrap_or(&request.name))?;
+    let target = resolve_member(&v, args.member.as_deref().unwrap_or(&request.name))?;
     let op = Op::Vouch {
         target,
         key: request.cert.member,
         device: request.cert.device,
         cert: request.cert.signature_hex(),
-        reason: args.reason,
+        reason: args.reason.unwrap_or_default(),
     };
     let id = perform(backend, global, &op, now)?;
     let after = read(backend, global)?;
@@ -247,14 +321,25 @@ pub(super) fn vouch(
     )
 }
 
+/// `roundtable refuse`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example: roundtable refuse 3fa9\n`roundtable remove list` shows the requests; any device of yours can refuse one until its wait is over."
+)]
+pub(crate) struct RefuseArgs {
+    /// The request's id (or its start), as `roundtable remove list` shows it
+    request: String,
+}
+
+impl RefuseArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        refuse(&cx.backend, &cx.global, &self.request, cx.now)
+    }
+}
+
 /// Refuses, from one of the member's own devices, a request to become
 /// theirs.
-pub(super) fn refuse(
-    backend: &Backend,
-    global: &Global,
-    request: &str,
-    now: Timestamp,
-) -> Result<()> {
+fn refuse(backend: &Backend, global: &Global, request: &str, now: Timestamp) -> Result<()> {
     let circle = read(backend, global)?;
     let v = circle.view();
     let proposal = resolve_in(v.removals.keys(), request, "request")?;
@@ -272,7 +357,7 @@ pub(super) fn refuse(
 // --- how it looks ---
 
 /// The circle's invites.
-pub(super) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
+fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Result<()> {
     let mut list: Vec<_> = view.invites.iter().collect();
     list.sort_by_key(|(id, i)| (i.at, **id));
     let state = |i: &roundtable_core::view::Invite| i.state(now).as_str();
@@ -312,7 +397,7 @@ pub(super) fn invites(view: &CircleView, now: Timestamp, as_json: bool) -> Resul
 }
 
 /// This member's devices.
-pub(super) fn devices(
+fn devices(
     view: &CircleView,
     membership: &roundtable_core::Membership,
     me: &Identity,
@@ -367,7 +452,7 @@ pub(super) fn devices(
 }
 
 /// Proposals to remove someone, and where each stands.
-pub(super) fn proposals(
+fn proposals(
     view: &CircleView,
     membership: &roundtable_core::Membership,
     as_json: bool,

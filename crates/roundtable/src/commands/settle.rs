@@ -8,7 +8,24 @@ use serde_json::json;
 use super::*;
 
 /// `roundtable settle [ID [N]]`.
-pub(super) fn run(
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  roundtable settle            what needs you, with numbered choices\n  roundtable settle 3fa2 1     take choice 1 of double-up 3fa2"
+)]
+pub(crate) struct SettleArgs {
+    /// The double-up's id, or the start of it
+    id: Option<String>,
+    /// The number of the choice to take
+    choice: Option<usize>,
+}
+
+impl SettleArgs {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        settle(&cx.backend, &cx.global, self.id, self.choice, cx.now)
+    }
+}
+
+fn settle(
     backend: &Backend,
     global: &Global,
     id: Option<String>,

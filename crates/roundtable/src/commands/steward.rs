@@ -11,6 +11,9 @@ use serde_json::json;
 use super::*;
 
 #[derive(Debug, clap::Subcommand)]
+#[command(
+    after_help = "On a member's device: roundtable steward add TICKET [--name NAME] | list | remove NAME\nOn the always-on box: roundtable --home DIR steward run | ticket | status"
+)]
 pub(crate) enum StewardCommand {
     /// Run a steward here (in the foreground, for systemd or a container):
     /// it keeps circles' changes sealed for devices that are rarely awake
@@ -69,115 +72,117 @@ pub(crate) enum StewardCommand {
     },
 }
 
-pub(crate) fn run(
-    backend: &Backend,
-    global: &Global,
-    command: StewardCommand,
-    now: Timestamp,
-) -> Result<()> {
-    let home = backend.home().root().to_path_buf();
-    match command {
-        StewardCommand::Run {
-            listen,
-            relay,
-            no_mdns,
-            store,
-        } => run_steward(global, home, listen, &relay, no_mdns, store),
-        StewardCommand::Ticket => {
-            let ticket = server::ticket_of(&home).map_err(|e| anyhow::anyhow!(e))?;
-            if global.json {
-                render::json(&json!({ "ticket": ticket }))
-            } else {
-                say!("Hand this ticket to a member of each circle this steward should keep;");
-                say!("they add it with `roundtable steward add TICKET`:");
-                render::out::raw(&format!("{ticket}\n"));
-                Ok(())
-            }
-        }
-        StewardCommand::Status { store } => {
-            let status =
-                server::status_of(&home, store.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
-            keeper_status(&status, now, global.json)
-        }
-        StewardCommand::Add { ticket, name } => {
-            let parsed = StewardTicket::parse(&ticket).map_err(|e| bad_input(e.to_string()))?;
-            let steward = roundtable_core::DeviceId::from_bytes(parsed.id());
-            let called = match &name {
-                Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
-                _ => "the steward".to_owned(),
-            };
-            let edit = (
-                Op::AddSteward {
-                    ticket: parsed.to_line(),
-                    steward,
-                    name,
-                },
-                format!(
-                    "The circle is kept by {called} from now on; your node reaches it whenever it runs."
-                ),
-            );
-            perform_and_say(backend, global, edit, now)
-        }
-        StewardCommand::List => list(backend, global, now),
-        StewardCommand::Remove { id } => {
-            let circle = read(backend, global)?;
-            let view = circle.view();
-            let in_use: Vec<_> = circle
-                .stewards()
-                .into_iter()
-                .filter(|s| s.removed_by.is_none())
-                .collect();
-            if in_use.is_empty() {
-                return Err(bad_input(
-                    "this circle uses no steward now; `roundtable steward list` shows those it used",
-                ));
-            }
-            // By what people call it, or by the start of its id.
-            let called: Vec<&roundtable_core::steward::StewardRecord> = in_use
-                .iter()
-                .filter(|s| {
-                    s.called(|m| view.name_of(m))
-                        .eq_ignore_ascii_case(id.trim())
-                })
-                .collect();
-            let (id, called) = match called[..] {
-                [one] => (one.id, one.called(|m| view.name_of(m))),
-                [_, _, ..] => {
-                    return Err(bad_input(format!(
-                        "more than one steward is called \"{}\": give the start of its id, as `roundtable steward list` shows it",
-                        id.trim()
-                    )));
+impl StewardCommand {
+    pub(crate) fn run(self, cx: &Ctx) -> Result<()> {
+        let (backend, global, now) = (&cx.backend, &cx.global, cx.now);
+        let home = backend.home().root().to_path_buf();
+        match self {
+            StewardCommand::Run {
+                listen,
+                relay,
+                no_mdns,
+                store,
+            } => run_steward(global, home, listen, &relay, no_mdns, store),
+            StewardCommand::Ticket => {
+                let ticket = server::ticket_of(&home).map_err(|e| anyhow::anyhow!(e))?;
+                if global.json {
+                    render::json(&json!({ "ticket": ticket }))
+                } else {
+                    say!("Hand this ticket to a member of each circle this steward should keep;");
+                    say!("they add it with `roundtable steward add TICKET`:");
+                    render::out::raw(&format!("{ticket}\n"));
+                    Ok(())
                 }
-                [] => {
-                    let one = match resolve_prefix(&id, in_use.iter().map(|s| s.id)) {
-                        Resolved::One(found) => in_use.iter().find(|s| s.id == found),
-                        Resolved::Ambiguous(_) => {
-                            return Err(bad_input(format!(
-                                "\"{id}\" could be more than one steward: type more of its id, as `roundtable steward list` shows it"
-                            )));
-                        }
-                        Resolved::TooShort => {
-                            return Err(bad_input(format!(
-                                "\"{id}\" is too short to find the steward by: type its name or at least {MIN_PREFIX} characters of its id"
-                            )));
-                        }
-                        Resolved::None => None,
-                    };
-                    let Some(one) = one else {
-                        return Err(bad_input(format!(
-                            "this circle uses no steward called \"{id}\" or with an id starting so; `roundtable steward list` shows them"
-                        )));
-                    };
-                    (one.id, one.called(|m| view.name_of(m)))
-                }
-            };
-            let edit = (
-                Op::RemoveSteward { id },
-                format!("The circle no longer uses {called}; anyone in it can add it again."),
-            );
-            perform_and_say(backend, global, edit, now)
+            }
+            StewardCommand::Status { store } => {
+                let status =
+                    server::status_of(&home, store.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+                keeper_status(&status, now, global.json)
+            }
+            StewardCommand::Add { ticket, name } => {
+                let parsed = StewardTicket::parse(&ticket).map_err(|e| bad_input(e.to_string()))?;
+                let steward = roundtable_core::DeviceId::from_bytes(parsed.id());
+                let called = match &name {
+                    Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+                    _ => "the steward".to_owned(),
+                };
+                let edit = (
+                    Op::AddSteward {
+                        ticket: parsed.to_line(),
+                        steward,
+                        name,
+                    },
+                    format!(
+                        "The circle is kept by {called} from now on; your node reaches it whenever it runs."
+                    ),
+                );
+                perform_and_say(backend, global, edit, now)
+            }
+            StewardCommand::List => list(backend, global, now),
+            StewardCommand::Remove { id } => remove(backend, global, &id, now),
         }
     }
+}
+
+/// Stops the circle using a steward, found by what it is called or the
+/// start of its id.
+fn remove(backend: &Backend, global: &Global, id: &str, now: Timestamp) -> Result<()> {
+    let circle = read(backend, global)?;
+    let view = circle.view();
+    let in_use: Vec<_> = circle
+        .stewards()
+        .into_iter()
+        .filter(|s| s.removed_by.is_none())
+        .collect();
+    if in_use.is_empty() {
+        return Err(bad_input(
+            "this circle uses no steward now; `roundtable steward list` shows those it used",
+        ));
+    }
+    // By what people call it, or by the start of its id.
+    let called: Vec<&roundtable_core::steward::StewardRecord> = in_use
+        .iter()
+        .filter(|s| {
+            s.called(|m| view.name_of(m))
+                .eq_ignore_ascii_case(id.trim())
+        })
+        .collect();
+    let (id, called) = match called[..] {
+        [one] => (one.id, one.called(|m| view.name_of(m))),
+        [_, _, ..] => {
+            return Err(bad_input(format!(
+                "more than one steward is called \"{}\": give the start of its id, as `roundtable steward list` shows it",
+                id.trim()
+            )));
+        }
+        [] => {
+            let one = match resolve_prefix(id, in_use.iter().map(|s| s.id)) {
+                Resolved::One(found) => in_use.iter().find(|s| s.id == found),
+                Resolved::Ambiguous(_) => {
+                    return Err(bad_input(format!(
+                        "\"{id}\" could be more than one steward: type more of its id, as `roundtable steward list` shows it"
+                    )));
+                }
+                Resolved::TooShort => {
+                    return Err(bad_input(format!(
+                        "\"{id}\" is too short to find the steward by: type its name or at least {MIN_PREFIX} characters of its id"
+                    )));
+                }
+                Resolved::None => None,
+            };
+            let Some(one) = one else {
+                return Err(bad_input(format!(
+                    "this circle uses no steward called \"{id}\" or with an id starting so; `roundtable steward list` shows them"
+                )));
+            };
+            (one.id, one.called(|m| view.name_of(m)))
+        }
+    };
+    let edit = (
+        Op::RemoveSteward { id },
+        format!("The circle no longer uses {called}; anyone in it can add it again."),
+    );
+    perform_and_say(backend, global, edit, now)
 }
 
 fn run_steward(
