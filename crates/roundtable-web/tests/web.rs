@@ -495,6 +495,16 @@ async fn a_typed_form_is_checked_for_its_token_first_and_a_field_left_out_is_ref
         assert_eq!(a.status, 403, "{token:?}: {}", a.body);
         assert!(a.body.contains("This form is out of date"), "{}", a.body);
     }
+    // A form that is only a button is checked alike: "Put this away"
+    // with no token leaves what arrived where it was.
+    let seen = format!("/c/{c}/seen");
+    let a = request(addr, "POST", &seen, &s.posting(), &form(&[("go", "1")])).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(node.seen(c).await.expect("answers").is_none());
+    let a = post(&s, &seen, &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(node.seen(c).await.expect("answers").is_some());
+
     // A body that is not a form at all does not arrive whole.
     let a = request(addr, "POST", &checkin, &s.posting(), "").await;
     assert_eq!(a.status, 400, "{}", a.body);

@@ -15,7 +15,7 @@ use super::layout::{Place, page as layout};
 use super::{Ctx, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, saved, shown};
-use crate::forms::{Line, Posted, Text, Typed};
+use crate::forms::{Button, Line, Posted, Text, Typed};
 
 /// How much of the circle's life the home shows.
 const RECENT: usize = 30;
@@ -176,6 +176,7 @@ fn since_card(ctx: &Ctx, c: CircleId, a: &roundtable_core::since::Account) -> Ma
 pub(crate) async fn seen(
     State(app): State<Shared>,
     Ids(c): Ids<CircleId>,
+    _: Posted<Button>,
 ) -> Result<Response, Failure> {
     app.mark_seen(c).await?;
     Ok(saved(
