@@ -22,40 +22,11 @@ impl Machine {
             // nobody learns from asking which circles this device holds.
             return refuse(roundtable_core::UNKNOWN_INVITE.into());
         }
-        let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
-            return refuse("the device certificate is malformed".into());
-        };
-        let mut cert = DeviceCert {
-            member: MemberId::from_bytes(req.member),
-            device: peer,
-            signature,
-        };
-        if cert.verify().is_err() {
-            return refuse("your device's certificate does not verify".into());
-        }
         let invite_id = EntityId::from_bytes(req.invite);
-        // The view holds only invites a device of their member wrote.
-        let pairing_by = self.circles[&circle]
-            .store
-            .circle()
-            .view()
-            .invites
-            .get(&invite_id)
-            .filter(|i| i.kind == InviteKind::Device)
-            .map(|i| i.by);
-        if let Some(by) = pairing_by {
-            // A new device of this member: the member key here certifies it
-            // (the device's own key proved itself in the TLS handshake), and
-            // travels to it in the welcome. Only for an invite this member's
-            // own device wrote.
-            if by != self.me.member.id() {
-                return refuse(
-                    "pair using a ticket from one of your own devices' nodes, the one that made it"
-                        .into(),
-                );
-            }
-            cert = self.me.member.certify(peer);
-        }
+        let cert = match self.joining_cert(circle, &req, invite_id, peer) {
+            Ok(cert) => cert,
+            Err(reason) => return refuse(reason),
+        };
         let secret = InviteSecret::from_bytes(req.secret);
         let profile = req.name.as_deref().map(Profile::named);
         let redemption = Redemption {
@@ -86,32 +57,111 @@ impl Machine {
         }
         let mut handed = vec![circle];
         if invite.kind == InviteKind::Device {
-            // A member's new device joins every circle the member is in here.
-            let others: Vec<CircleId> = self
-                .circles
-                .iter()
-                .filter(|(id, s)| **id != circle && s.store.circle().is_member(cert.member))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in others {
-                let served = self.circles.get_mut(&id).expect("listed above");
-                let before = served.store.circle().heads();
-                if served
-                    .store
-                    .edit(|c| -> Result<_, StoreError> { Ok(c.add_device(&cert, now.wall)?) })
-                    .is_ok()
-                {
-                    self.announce(id, &before, now, rng);
-                    handed.push(id);
-                }
+            handed.extend(self.pair_everywhere(circle, &cert, now, rng));
+        }
+        let circles = match self.welcome_circles(circle, &handed) {
+            Ok(circles) => circles,
+            Err(reason) => return refuse(reason),
+        };
+        let member_key = (invite.kind == InviteKind::Device && cert.member == self.me.member.id())
+            .then(|| *self.me.member.to_seed());
+        info!(%circle, peer = %peer.fmt_short(), kind = invite.kind.as_str(), "let a device in");
+        JoinReply::Welcome {
+            circles,
+            member_key,
+        }
+    }
+
+    /// The certificate a joining device will hold: its own, verified; or,
+    /// for a pairing, one this member's key makes for it (only on an
+    /// invite this member's own device wrote).
+    fn joining_cert(
+        &self,
+        circle: CircleId,
+        req: &JoinRequest,
+        invite_id: EntityId,
+        peer: DeviceId,
+    ) -> Result<DeviceCert, String> {
+        let Ok(signature) = <[u8; 64]>::try_from(req.cert.as_slice()) else {
+            return Err("the device certificate is malformed".into());
+        };
+        let cert = DeviceCert {
+            member: MemberId::from_bytes(req.member),
+            device: peer,
+            signature,
+        };
+        if cert.verify().is_err() {
+            return Err("your device's certificate does not verify".into());
+        }
+        // The view holds only invites a device of their member wrote.
+        let pairing_by = self.circles[&circle]
+            .store
+            .circle()
+            .view()
+            .invites
+            .get(&invite_id)
+            .filter(|i| i.kind == InviteKind::Device)
+            .map(|i| i.by);
+        let Some(by) = pairing_by else {
+            return Ok(cert);
+        };
+        // A new device of this member: the member key here certifies it
+        // (the device's own key proved itself in the TLS handshake), and
+        // travels to it in the welcome.
+        if by != self.me.member.id() {
+            return Err(
+                "pair using a ticket from one of your own devices' nodes, the one that made it"
+                    .into(),
+            );
+        }
+        Ok(self.me.member.certify(peer))
+    }
+
+    /// A member's new device joins every other circle the member is in
+    /// here: the circles it was added to.
+    fn pair_everywhere(
+        &mut self,
+        circle: CircleId,
+        cert: &DeviceCert,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Vec<CircleId> {
+        let others: Vec<CircleId> = self
+            .circles
+            .iter()
+            .filter(|(id, s)| **id != circle && s.store.circle().is_member(cert.member))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut added = Vec::new();
+        for id in others {
+            let served = self.circles.get_mut(&id).expect("listed above");
+            let before = served.store.circle().heads();
+            if served
+                .store
+                .edit(|c| -> Result<_, StoreError> { Ok(c.add_device(cert, now.wall)?) })
+                .is_ok()
+            {
+                self.announce(id, &before, now, rng);
+                added.push(id);
             }
         }
+        added
+    }
+
+    /// What a welcome hands over of each circle: the document, the key
+    /// and the signed heads; refused when the circle asked for has no key
+    /// to offer yet.
+    fn welcome_circles(
+        &self,
+        circle: CircleId,
+        handed: &[CircleId],
+    ) -> Result<Vec<WelcomeCircle>, String> {
         let mut circles = Vec::new();
-        for id in &handed {
+        for id in handed {
             let served = &self.circles[id];
             let Some(key) = served.keys.offer() else {
                 if *id == circle {
-                    return refuse(
+                    return Err(
                         "this device cannot hand over the circle's key yet; ask another member for a ticket"
                             .into(),
                     );
@@ -126,13 +176,7 @@ impl Machine {
                 heads,
             });
         }
-        let member_key = (invite.kind == InviteKind::Device && cert.member == self.me.member.id())
-            .then(|| *self.me.member.to_seed());
-        info!(%circle, peer = %peer.fmt_short(), kind = invite.kind.as_str(), "let a device in");
-        JoinReply::Welcome {
-            circles,
-            member_key,
-        }
+        Ok(circles)
     }
 
     /// Keeps what an inviting device handed over for `ticket`, once all

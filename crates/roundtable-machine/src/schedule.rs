@@ -242,30 +242,7 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                 peer,
                 theirs_first,
             } => {
-                let key = (circle, peer);
-                let busy = match self.running.get(&key) {
-                    Some((_, Role::Answerer, _)) => true,
-                    // A peer asks only when it has no session with this
-                    // device: an open of ours it has not answered for
-                    // this long never reached it (it went to where the
-                    // peer was before it restarted, say), so it stands
-                    // aside for the peer's, which plainly does.
-                    Some((_, Role::Opener, since)) => {
-                        !theirs_first && now.saturating_duration_since(*since) < UNANSWERED
-                    }
-                    None => false,
-                };
-                if busy {
-                    out.push(Output::Busy { circle, peer });
-                } else {
-                    let token = self.token();
-                    self.running.insert(key, (token, Role::Answerer, now));
-                    out.push(Output::Admit {
-                        circle,
-                        peer,
-                        token,
-                    });
-                }
+                self.asked((circle, peer), theirs_first, now, &mut out);
             }
             Input::Changed { circle } => {
                 let interval = self.timing.anti_entropy;
@@ -280,54 +257,105 @@ impl<C: Ord + Copy, P: Ord + Copy> Schedule<C, P> {
                 token,
                 ok,
             } => {
-                let key = (circle, peer);
-                if self.running.get(&key).map(|(t, ..)| *t) != Some(token) {
-                    // A session that lost the tie-break: nothing to record.
-                    return out;
-                }
-                self.running.remove(&key);
-                let Timing {
-                    anti_entropy,
-                    max_backoff,
-                    ..
-                } = self.timing;
-                let again = match self.plans.get_mut(&key) {
-                    Some(plan) => {
-                        plan.backoff = if ok {
-                            anti_entropy
-                        } else {
-                            (plan.backoff * 2).clamp(Duration::from_secs(1), max_backoff)
-                        };
-                        plan.next = now + plan.backoff;
-                        std::mem::take(&mut plan.again) && ok
-                    }
-                    None => false,
-                };
-                out.push(Output::Closed {
-                    circle,
-                    peer,
-                    ok,
-                    again,
-                });
+                self.ended((circle, peer), token, ok, now, &mut out);
             }
             Input::Tick => {
-                let due: Vec<(C, P)> = self
-                    .plans
-                    .iter()
-                    .filter(|(key, plan)| plan.next <= now && !self.running.contains_key(key))
-                    .map(|(key, _)| *key)
-                    .collect();
-                for key in due {
-                    if let Some(plan) = self.plans.get_mut(&key) {
-                        // Until this attempt ends, not again.
-                        plan.next = now + self.timing.max_backoff * 4;
-                    }
-                    out.push(self.open(key, now));
-                }
-                self.mend(now, &mut out);
+                self.due(now, &mut out);
             }
         }
         out
+    }
+
+    /// A peer asks for a session: let it in, or say we are busy.
+    fn asked(
+        &mut self,
+        key: (C, P),
+        theirs_first: bool,
+        now: Instant,
+        out: &mut Vec<Output<C, P>>,
+    ) {
+        let (circle, peer) = key;
+        let busy = match self.running.get(&key) {
+            Some((_, Role::Answerer, _)) => true,
+            // A peer asks only when it has no session with this
+            // device: an open of ours it has not answered for
+            // this long never reached it (it went to where the
+            // peer was before it restarted, say), so it stands
+            // aside for the peer's, which plainly does.
+            Some((_, Role::Opener, since)) => {
+                !theirs_first && now.saturating_duration_since(*since) < UNANSWERED
+            }
+            None => false,
+        };
+        if busy {
+            out.push(Output::Busy { circle, peer });
+        } else {
+            let token = self.token();
+            self.running.insert(key, (token, Role::Answerer, now));
+            out.push(Output::Admit {
+                circle,
+                peer,
+                token,
+            });
+        }
+    }
+
+    /// A session ended: when to try that peer again.
+    fn ended(
+        &mut self,
+        key: (C, P),
+        token: u64,
+        ok: bool,
+        now: Instant,
+        out: &mut Vec<Output<C, P>>,
+    ) {
+        let (circle, peer) = key;
+        if self.running.get(&key).map(|(t, ..)| *t) != Some(token) {
+            // A session that lost the tie-break: nothing to record.
+            return;
+        }
+        self.running.remove(&key);
+        let Timing {
+            anti_entropy,
+            max_backoff,
+            ..
+        } = self.timing;
+        let again = match self.plans.get_mut(&key) {
+            Some(plan) => {
+                plan.backoff = if ok {
+                    anti_entropy
+                } else {
+                    (plan.backoff * 2).clamp(Duration::from_secs(1), max_backoff)
+                };
+                plan.next = now + plan.backoff;
+                std::mem::take(&mut plan.again) && ok
+            }
+            None => false,
+        };
+        out.push(Output::Closed {
+            circle,
+            peer,
+            ok,
+            again,
+        });
+    }
+
+    /// Opens the sessions due now, and looks for missing neighbours.
+    fn due(&mut self, now: Instant, out: &mut Vec<Output<C, P>>) {
+        let due: Vec<(C, P)> = self
+            .plans
+            .iter()
+            .filter(|(key, plan)| plan.next <= now && !self.running.contains_key(key))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            if let Some(plan) = self.plans.get_mut(&key) {
+                // Until this attempt ends, not again.
+                plan.next = now + self.timing.max_backoff * 4;
+            }
+            out.push(self.open(key, now));
+        }
+        self.mend(now, out);
     }
 
     /// Asks for neighbours where a circle has fewer than it looks for.

@@ -455,153 +455,17 @@ impl Machine {
     ) -> Vec<StewardRequest> {
         match (expect, reply) {
             (Expect::Opened, StewardReply::Opened { last, bytes }) => {
-                let served = self.circles.get_mut(&session.circle).expect("linked");
-                served
-                    .stewards
-                    .kept
-                    .reached
-                    .insert(session.steward, now.wall.as_millis());
-                let link = served
-                    .stewards
-                    .links
-                    .get_mut(&session.steward)
-                    .expect("linked");
-                link.error = None;
-                link.backoff = None;
-                let open = link.open.as_mut().expect("linked");
-                open.shelf_bytes = bytes;
-                let visit = open.visit;
-                let mark = self.mark_mut(session).expect("linked");
-                if last < mark.highest {
-                    // It holds less than it once showed: put everything
-                    // there again.
-                    let stale = format!(
-                        "it showed {} items before and only {last} now",
-                        mark.highest
-                    );
-                    *mark = Mark::default();
-                    if !visit {
-                        warn!(circle = %session.circle, "a steward kept less than before: {stale}");
-                        self.link_mut(session).expect("linked").stale = Some(stale);
-                    }
-                }
-                let after = self.mark_mut(session).expect("linked").after;
-                // Now and then the whole shelf again (see the module's docs).
-                let every =
-                    i64::try_from(self.timing.steward_reread.as_millis()).unwrap_or(i64::MAX);
-                let wall = now.wall.as_millis();
-                let check = self.check_mut(session).expect("linked");
-                let from = if visit || wall.saturating_sub(check.read_whole) < every {
-                    after
-                } else {
-                    0
-                };
-                if from == 0 {
-                    check.read_whole = wall;
-                }
-                self.fetch(session, from)
+                self.opened(session, last, bytes, now)
             }
             (Expect::Items, StewardReply::Items { items, upto, more }) => {
-                self.take_entries(session, items, Some(upto), now, rng);
-                if more {
-                    let next = self
-                        .link_mut(session)
-                        .and_then(|l| l.open.as_ref())
-                        .expect("linked")
-                        .read_to;
-                    return self.fetch(session, next);
-                }
-                let open = self
-                    .link_mut(session)
-                    .and_then(|l| l.open.as_mut())
-                    .expect("linked");
-                open.caught_up = true;
-                if open.visit {
-                    self.leave_keys(session, rng)
-                } else {
-                    let mut out = self.put_lacking(session, rng);
-                    let open = self
-                        .link_mut(session)
-                        .and_then(|l| l.open.as_mut())
-                        .expect("linked");
-                    open.expect.push_back(Expect::Watching);
-                    out.push(StewardRequest::Watch);
-                    out
-                }
+                self.took_items(session, items, upto, more, now, rng)
             }
             (Expect::Stored { kind, heads }, StewardReply::Stored { seq, bytes }) => {
-                let mark = self.mark_mut(session).expect("linked");
-                mark.highest = mark.highest.max(seq);
-                if seq == mark.after + 1 {
-                    mark.after = seq;
-                }
-                if kind != ShelfKind::Keys {
-                    mark.frontier = heads;
-                }
-                let open = self
-                    .link_mut(session)
-                    .and_then(|l| l.open.as_mut())
-                    .expect("linked");
-                open.shelf_bytes = bytes;
-                open.putting = false;
-                // Its own item, next in line: nothing to fetch there.
-                if seq == open.read_to + 1 {
-                    open.read_to = seq;
-                }
-                if open.visit {
-                    // Visited: the key is left there.
-                    let served = self.circles.get_mut(&session.circle).expect("linked");
-                    let shelf = served.stewards.links[&session.steward]
-                        .open
-                        .as_ref()
-                        .expect("linked")
-                        .shelf;
-                    let circle = session.circle;
-                    for (k, at) in &mut served.stewards.kept.visits {
-                        if k.shelf_key(circle).shelf() == shelf {
-                            at.insert(session.steward);
-                        }
-                    }
-                    served.stewards.dirty = true;
-                    self.end_steward(session, None, now);
-                    return Vec::new();
-                }
-                if std::mem::take(&mut open.put_again) {
-                    return self.put_lacking(session, rng);
-                }
-                Vec::new()
+                self.stored(session, kind, heads, seq, bytes, now, rng)
             }
-            (Expect::Watching, StewardReply::Opened { last, .. }) => {
-                let open = self
-                    .link_mut(session)
-                    .and_then(|l| l.open.as_mut())
-                    .expect("linked");
-                let first = !std::mem::replace(&mut open.watching, true);
-                if first {
-                    info!(circle = %session.circle, "a steward keeps this circle and tells of what arrives");
-                }
-                let mut out = self.welcomes_for(session);
-                // At a keep-alive: the shelf holds what was never sent
-                // here (another process of the steward kept it).
-                if !first && let Some(from) = self.unread_below(session, last) {
-                    out.extend(self.fetch(session, from));
-                }
-                out
-            }
+            (Expect::Watching, StewardReply::Opened { last, .. }) => self.watching(session, last),
             (Expect::Left { slot, forgot }, StewardReply::Left) => {
-                let served = self.circles.get_mut(&session.circle).expect("linked");
-                served.stewards.dirty = true;
-                let pending = &mut served.stewards.kept.welcomes;
-                if let Some(p) = pending.iter_mut().find(|p| p.slot == slot) {
-                    if forgot {
-                        p.left.remove(&session.steward);
-                        p.outdated.remove(&session.steward);
-                    } else {
-                        p.left.insert(session.steward);
-                    }
-                }
-                pending.retain(|p| !(p.revoked && p.left.is_empty() && p.outdated.is_empty()));
-                Vec::new()
+                self.left_welcome(session, slot, forgot)
             }
             (_, other) => {
                 debug!(?other, "a steward answered out of turn");
@@ -613,6 +477,194 @@ impl Machine {
                 Vec::new()
             }
         }
+    }
+
+    /// The shelf is open: how much it holds, and where to read from.
+    fn opened(
+        &mut self,
+        session: StewardSession,
+        last: u64,
+        bytes: u64,
+        now: Now,
+    ) -> Vec<StewardRequest> {
+        let served = self.circles.get_mut(&session.circle).expect("linked");
+        served
+            .stewards
+            .kept
+            .reached
+            .insert(session.steward, now.wall.as_millis());
+        let link = served
+            .stewards
+            .links
+            .get_mut(&session.steward)
+            .expect("linked");
+        link.error = None;
+        link.backoff = None;
+        let open = link.open.as_mut().expect("linked");
+        open.shelf_bytes = bytes;
+        let visit = open.visit;
+        let mark = self.mark_mut(session).expect("linked");
+        if last < mark.highest {
+            // It holds less than it once showed: put everything
+            // there again.
+            let stale = format!(
+                "it showed {} items before and only {last} now",
+                mark.highest
+            );
+            *mark = Mark::default();
+            if !visit {
+                warn!(circle = %session.circle, "a steward kept less than before: {stale}");
+                self.link_mut(session).expect("linked").stale = Some(stale);
+            }
+        }
+        let after = self.mark_mut(session).expect("linked").after;
+        // Now and then the whole shelf again (see the module's docs).
+        let every = i64::try_from(self.timing.steward_reread.as_millis()).unwrap_or(i64::MAX);
+        let wall = now.wall.as_millis();
+        let check = self.check_mut(session).expect("linked");
+        let from = if visit || wall.saturating_sub(check.read_whole) < every {
+            after
+        } else {
+            0
+        };
+        if from == 0 {
+            check.read_whole = wall;
+        }
+        self.fetch(session, from)
+    }
+
+    /// Items read from the shelf: the next page, or once caught up, what
+    /// to put there or the key a visit leaves.
+    fn took_items(
+        &mut self,
+        session: StewardSession,
+        items: Vec<ShelfEntry>,
+        upto: u64,
+        more: bool,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Vec<StewardRequest> {
+        self.take_entries(session, items, Some(upto), now, rng);
+        if more {
+            let next = self
+                .link_mut(session)
+                .and_then(|l| l.open.as_ref())
+                .expect("linked")
+                .read_to;
+            return self.fetch(session, next);
+        }
+        let open = self
+            .link_mut(session)
+            .and_then(|l| l.open.as_mut())
+            .expect("linked");
+        open.caught_up = true;
+        if open.visit {
+            self.leave_keys(session, rng)
+        } else {
+            let mut out = self.put_lacking(session, rng);
+            let open = self
+                .link_mut(session)
+                .and_then(|l| l.open.as_mut())
+                .expect("linked");
+            open.expect.push_back(Expect::Watching);
+            out.push(StewardRequest::Watch);
+            out
+        }
+    }
+
+    /// What was put on the shelf is kept there.
+    #[allow(clippy::too_many_arguments)]
+    fn stored(
+        &mut self,
+        session: StewardSession,
+        kind: ShelfKind,
+        heads: Vec<[u8; 32]>,
+        seq: u64,
+        bytes: u64,
+        now: Now,
+        rng: &mut impl RngCore,
+    ) -> Vec<StewardRequest> {
+        let mark = self.mark_mut(session).expect("linked");
+        mark.highest = mark.highest.max(seq);
+        if seq == mark.after + 1 {
+            mark.after = seq;
+        }
+        if kind != ShelfKind::Keys {
+            mark.frontier = heads;
+        }
+        let open = self
+            .link_mut(session)
+            .and_then(|l| l.open.as_mut())
+            .expect("linked");
+        open.shelf_bytes = bytes;
+        open.putting = false;
+        // Its own item, next in line: nothing to fetch there.
+        if seq == open.read_to + 1 {
+            open.read_to = seq;
+        }
+        if open.visit {
+            // Visited: the key is left there.
+            let served = self.circles.get_mut(&session.circle).expect("linked");
+            let shelf = served.stewards.links[&session.steward]
+                .open
+                .as_ref()
+                .expect("linked")
+                .shelf;
+            let circle = session.circle;
+            for (k, at) in &mut served.stewards.kept.visits {
+                if k.shelf_key(circle).shelf() == shelf {
+                    at.insert(session.steward);
+                }
+            }
+            served.stewards.dirty = true;
+            self.end_steward(session, None, now);
+            return Vec::new();
+        }
+        if std::mem::take(&mut open.put_again) {
+            return self.put_lacking(session, rng);
+        }
+        Vec::new()
+    }
+
+    /// The steward watches the shelf for us (first time, or a keep-alive).
+    fn watching(&mut self, session: StewardSession, last: u64) -> Vec<StewardRequest> {
+        let open = self
+            .link_mut(session)
+            .and_then(|l| l.open.as_mut())
+            .expect("linked");
+        let first = !std::mem::replace(&mut open.watching, true);
+        if first {
+            info!(circle = %session.circle, "a steward keeps this circle and tells of what arrives");
+        }
+        let mut out = self.welcomes_for(session);
+        // At a keep-alive: the shelf holds what was never sent
+        // here (another process of the steward kept it).
+        if !first && let Some(from) = self.unread_below(session, last) {
+            out.extend(self.fetch(session, from));
+        }
+        out
+    }
+
+    /// A welcome left at the steward (or forgotten there).
+    fn left_welcome(
+        &mut self,
+        session: StewardSession,
+        slot: [u8; 32],
+        forgot: bool,
+    ) -> Vec<StewardRequest> {
+        let served = self.circles.get_mut(&session.circle).expect("linked");
+        served.stewards.dirty = true;
+        let pending = &mut served.stewards.kept.welcomes;
+        if let Some(p) = pending.iter_mut().find(|p| p.slot == slot) {
+            if forgot {
+                p.left.remove(&session.steward);
+                p.outdated.remove(&session.steward);
+            } else {
+                p.left.insert(session.steward);
+            }
+        }
+        pending.retain(|p| !(p.revoked && p.left.is_empty() && p.outdated.is_empty()));
+        Vec::new()
     }
 
     /// Where to fetch from when a watched shelf holds numbers up to

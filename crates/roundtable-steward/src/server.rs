@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::blobs::{BlobError, Blobs, FsBlobs, S3Blobs};
-use crate::keeper::{Keeper, KeeperStatus, Limits, Session};
+use crate::keeper::{Handled, Keeper, KeeperStatus, Limits, Session};
 
 const KEY_FILE: &str = "steward.key";
 const TICKET_FILE: &str = "ticket";
@@ -309,23 +309,7 @@ async fn serve_stream(
     mut recv: roundtable_net::framing::RecvHalf,
     shared: Arc<Shared>,
 ) {
-    // Frames are read in a task of their own, so a frame half read is
-    // never lost to an arrival told meanwhile.
-    let (frames_tx, mut frames) = mpsc::channel::<Result<Framed, String>>(1);
-    let budget = shared.in_flight.clone();
-    let reader = tokio::spawn(async move {
-        loop {
-            let r = match read_within(&mut recv, MAX_REQUEST, &budget).await {
-                Ok(Some(b)) => Ok(b),
-                Ok(None) => return,
-                Err(e) => Err(e),
-            };
-            let stop = r.is_err();
-            if frames_tx.send(r).await.is_err() || stop {
-                return;
-            }
-        }
-    });
+    let (reader, mut frames) = read_frames(recv, shared.in_flight.clone());
     let mut session = Session::new(device);
     let mut opened = None;
     let mut watch: Option<broadcast::Receiver<Arrival>> = None;
@@ -359,25 +343,8 @@ async fn serve_stream(
                 };
                 // The request holds what the frame held.
                 drop(bytes);
-                // What a fetch or a take reads, and its answer, take room
-                // too: twice what is read.
-                let reads = match &request {
-                    StewardRequest::Fetch { after, max_bytes } => {
-                        shared.keeper.fetch_size(&session, *after, *max_bytes)
-                    }
-                    StewardRequest::Take { slot } => shared.keeper.welcome_size(slot),
-                    _ => 0,
-                };
-                let room = if reads > 0 {
-                    let wanted = u32::try_from((2 * reads).min(MAX_IN_FLIGHT as u64))
-                        .unwrap_or(u32::MAX);
-                    let asked = shared.in_flight.clone().acquire_many_owned(wanted);
-                    match timeout(IDLE, asked).await {
-                        Ok(Ok(p)) => Some(p),
-                        _ => break,
-                    }
-                } else {
-                    None
+                let Some(room) = room_for(&shared, &session, &request).await else {
+                    break;
                 };
                 let shared2 = shared.clone();
                 let now_ms = roundtable_core::Timestamp::now().as_millis();
@@ -389,34 +356,7 @@ async fn serve_stream(
                 let Ok((back, out)) = handled else { break };
                 session = back;
                 opened = session.shelf();
-                let reply = match out {
-                    Ok(h) => {
-                        if let Some((shelf, by, entry)) = h.arrived {
-                            let tx = lock(&shared.watchers).get(&shelf).cloned();
-                            if let Some(tx) = tx {
-                                let frame = wire::encode(&StewardReply::Arrived(entry));
-                                let _ = tx.send(Arc::new(Arrived { by, frame, _held: held }));
-                            }
-                        }
-                        if session.watching()
-                            && watch.is_none()
-                            && let Some(shelf) = session.shelf()
-                        {
-                            let mut w = lock(&shared.watchers);
-                            let tx = w
-                                .entry(shelf)
-                                .or_insert_with(|| broadcast::channel(WATCH_BACKLOG).0);
-                            watch = Some(tx.subscribe());
-                        }
-                        h.reply
-                    }
-                    Err(e) => {
-                        warn!("storage failed: {e}");
-                        StewardReply::Refused {
-                            reason: "the steward could not keep that just now; try again later".into(),
-                        }
-                    }
-                };
+                let reply = answered(&shared, &session, out, held, &mut watch);
                 (wire::encode(&reply), room)
             }
             arrival = next => {
@@ -453,6 +393,101 @@ async fn serve_stream(
             w.remove(&shelf);
         }
     }
+}
+
+/// Reads a stream's frames in a task of their own, so a frame half read
+/// is never lost to an arrival told meanwhile.
+fn read_frames(
+    mut recv: roundtable_net::framing::RecvHalf,
+    budget: Arc<Semaphore>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Result<Framed, String>>,
+) {
+    let (frames_tx, frames) = mpsc::channel::<Result<Framed, String>>(1);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = match read_within(&mut recv, MAX_REQUEST, &budget).await {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            let stop = r.is_err();
+            if frames_tx.send(r).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    (reader, frames)
+}
+
+/// The room what a fetch or a take reads, and its answer, take: twice
+/// what is read (none for other requests); `None` when it did not come
+/// in time.
+async fn room_for(
+    shared: &Shared,
+    session: &Session,
+    request: &StewardRequest,
+) -> Option<Option<OwnedSemaphorePermit>> {
+    let reads = match request {
+        StewardRequest::Fetch { after, max_bytes } => {
+            shared.keeper.fetch_size(session, *after, *max_bytes)
+        }
+        StewardRequest::Take { slot } => shared.keeper.welcome_size(slot),
+        _ => 0,
+    };
+    if reads == 0 {
+        return Some(None);
+    }
+    let wanted = u32::try_from((2 * reads).min(MAX_IN_FLIGHT as u64)).unwrap_or(u32::MAX);
+    let asked = shared.in_flight.clone().acquire_many_owned(wanted);
+    match timeout(IDLE, asked).await {
+        Ok(Ok(p)) => Some(Some(p)),
+        _ => None,
+    }
+}
+
+/// The reply to a request the keeper handled: an item put is told to
+/// those watching its shelf, and a session that now watches starts
+/// hearing of arrivals.
+fn answered(
+    shared: &Shared,
+    session: &Session,
+    out: Result<Handled, BlobError>,
+    held: OwnedSemaphorePermit,
+    watch: &mut Option<broadcast::Receiver<Arrival>>,
+) -> StewardReply {
+    let h = match out {
+        Ok(h) => h,
+        Err(e) => {
+            warn!("storage failed: {e}");
+            return StewardReply::Refused {
+                reason: "the steward could not keep that just now; try again later".into(),
+            };
+        }
+    };
+    if let Some((shelf, by, entry)) = h.arrived {
+        let tx = lock(&shared.watchers).get(&shelf).cloned();
+        if let Some(tx) = tx {
+            let frame = wire::encode(&StewardReply::Arrived(entry));
+            let _ = tx.send(Arc::new(Arrived {
+                by,
+                frame,
+                _held: held,
+            }));
+        }
+    }
+    if session.watching()
+        && watch.is_none()
+        && let Some(shelf) = session.shelf()
+    {
+        let mut w = lock(&shared.watchers);
+        let tx = w
+            .entry(shelf)
+            .or_insert_with(|| broadcast::channel(WATCH_BACKLOG).0);
+        *watch = Some(tx.subscribe());
+    }
+    h.reply
 }
 
 /// A request's bytes, with the room they take in [`MAX_IN_FLIGHT`].
