@@ -1,11 +1,14 @@
 //! The local control API: JSON lines over a Unix socket in the home.
 //!
 //! The socket is `HOME/control.sock`, readable and writable by its owner
-//! only. A client writes one request line and reads one response line
-//! (`{"ok": ...}` or `{"error": "...", "bad_input": true|false}`); an
-//! `events` request instead streams one [`Event`](crate::Event) per line
-//! until the client hangs up. The CLI uses [`ControlClient`]; anything that
-//! can open a Unix socket can do the same.
+//! only. A client writes one request line, an [`api::RequestLine`]
+//! (`{"v": 1, "req": ...}`), and reads one answer line, an
+//! [`api::AnswerLine`] (`{"ok": answer}` or `{"error": {"message",
+//! "kind"}}`); an `events` request instead streams one
+//! [`Event`](crate::Event) per line until the client hangs up. Both are
+//! the serde forms of the node's one API ([`crate::api`]), served by
+//! [`NodeHandle::call`]; `docs/PROTOCOL.md` shows every line. The CLI uses
+//! [`ControlClient`]; anything that can open a Unix socket can do the same.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -13,18 +16,19 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use data_encoding::BASE64;
-use roundtable_core::{CircleId, InviteKind, Op, Timestamp};
-use roundtable_net::CircleTicket;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp};
+use serde::Deserialize;
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::{UnixListener, UnixStream as TokioUnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, debug};
 
-use crate::{NodeError, NodeHandle};
+use crate::api::{
+    Answer, AnswerLine, CircleSummary, ControlError, ErrorKind, Request, RequestLine, VERSION,
+};
+use crate::{NodeHandle, Status};
 
 /// The socket's file name in the home.
 pub const SOCKET: &str = "control.sock";
@@ -36,100 +40,6 @@ pub const MAX_REQUEST: usize = 1024 * 1024;
 /// Where a home's control socket is.
 pub fn socket_path(home: &Path) -> PathBuf {
     home.join(SOCKET)
-}
-
-/// One request to the node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "req", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ControlRequest {
-    /// The circles served: `[{"id", "name"}]`.
-    Circles,
-    /// A circle's document: `{"doc": base64}`.
-    Doc {
-        /// Which circle.
-        circle: CircleId,
-    },
-    /// An edit as this device's member: `{"id": entity id or null}`.
-    Perform {
-        /// Which circle.
-        circle: CircleId,
-        /// The edit.
-        op: Op,
-        /// When.
-        now: Timestamp,
-    },
-    /// A new circle: `{"circle": id}`.
-    Create {
-        /// Its name.
-        name: String,
-        /// What it is about.
-        about: String,
-        /// What it calls its founder.
-        display_name: String,
-        /// When.
-        now: Timestamp,
-    },
-    /// An invite: `{"ticket": line}`.
-    Invite {
-        /// Which circle.
-        circle: CircleId,
-        /// For a member or a device.
-        kind: InviteKind,
-        /// When it stops working.
-        expires_at: Timestamp,
-        /// How many times it can be used.
-        uses: u32,
-        /// When.
-        now: Timestamp,
-    },
-    /// Redeem a ticket: `{"circles": [id]}`.
-    Join {
-        /// The ticket line.
-        ticket: String,
-        /// The name to join as (new members).
-        name: Option<String>,
-    },
-    /// [`Status`](crate::Status).
-    Status,
-    /// `{"device", "member"}`.
-    Identity,
-    /// A stream of events, one per line.
-    Events,
-    /// A fresh one-time login link for the web app: `{"web": link}`. With
-    /// `sign_out`, every browser signed in so far is signed out first.
-    WebLink {
-        /// Sign every browser out first.
-        #[serde(default)]
-        sign_out: bool,
-    },
-    /// This device's person looked at a circle now: `{"ok": true}`.
-    Seen {
-        /// Which circle.
-        circle: CircleId,
-        /// When.
-        now: Timestamp,
-    },
-}
-
-/// An error from the node, as the client sees it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ControlError {
-    /// What went wrong, in words for the person.
-    pub message: String,
-    /// Whether the request itself was at fault (exit code 2).
-    pub bad_input: bool,
-}
-
-fn is_bad_input(e: &NodeError) -> bool {
-    match e {
-        NodeError::Core(c) | NodeError::Store(roundtable_store::StoreError::Refused(c)) => {
-            c.is_bad_input()
-        }
-        NodeError::UnknownCircle(_) | NodeError::Refused(_) => true,
-        _ => false,
-    }
 }
 
 /// The control socket while it is served. Dropping it stops taking
@@ -193,20 +103,14 @@ async fn serve_one(stream: TokioUnixStream, node: NodeHandle, stop: Cancellation
     if reader.read_until(b'\n', &mut line).await.is_err() || line.is_empty() {
         return;
     }
-    if line.len() > MAX_REQUEST {
-        let err = json!({"error": format!("the request is longer than the {MAX_REQUEST} bytes a request may be"), "bad_input": true});
-        let _ = write.write_all(format!("{err}\n").as_bytes()).await;
-        return;
-    }
-    let request: ControlRequest = match serde_json::from_slice(&line) {
+    let request = match read_request(&line) {
         Ok(r) => r,
         Err(e) => {
-            let err = json!({"error": format!("the node did not understand the request ({e})"), "bad_input": true});
-            let _ = write.write_all(format!("{err}\n").as_bytes()).await;
+            say(&mut write, Err(e)).await;
             return;
         }
     };
-    if let ControlRequest::Events = request {
+    if let Request::Events = request {
         let mut events = node.subscribe();
         // Until the node stops: then the stream ends.
         while let Some(Ok(ev)) = stop.run_until_cancelled(events.recv()).await {
@@ -221,68 +125,57 @@ async fn serve_one(stream: TokioUnixStream, node: NodeHandle, stop: Cancellation
         }
         return;
     }
-    let response = match answer(&node, request).await {
-        Ok(v) => json!({ "ok": v }),
-        Err(e) => json!({ "error": e.to_string(), "bad_input": is_bad_input(&e) }),
-    };
-    let _ = write.write_all(format!("{response}\n").as_bytes()).await;
+    let answer = node.call(request).await.map_err(ControlError::from);
+    say(&mut write, answer).await;
 }
 
-async fn answer(node: &NodeHandle, request: ControlRequest) -> Result<Value, NodeError> {
-    Ok(match request {
-        ControlRequest::Circles => {
-            let list: Vec<Value> = node
-                .circles()
-                .await?
-                .into_iter()
-                .map(|(id, name)| json!({"id": id, "name": name}))
-                .collect();
-            Value::Array(list)
+/// What a request line asks, or why it is refused: too long, not a line
+/// of this version, not a request.
+fn read_request(line: &[u8]) -> Result<Request, ControlError> {
+    if line.len() > MAX_REQUEST {
+        return Err(ControlError::new(
+            ErrorKind::BadInput,
+            format!("the request is longer than the {MAX_REQUEST} bytes a request may be"),
+        ));
+    }
+    let not_understood = |e: serde_json::Error| {
+        ControlError::new(
+            ErrorKind::BadInput,
+            format!("the node did not understand the request ({e})"),
+        )
+    };
+    /// The version a line names, read before anything else in it.
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: Option<u32>,
+    }
+    let Versioned { v } = serde_json::from_slice(line).map_err(not_understood)?;
+    match v {
+        Some(VERSION) => {}
+        Some(v) => {
+            return Err(ControlError::new(
+                ErrorKind::Version,
+                format!(
+                    "the request speaks version {v} of the control socket and this node version {VERSION}: use the roundtable of the same release as the running node"
+                ),
+            ));
         }
-        ControlRequest::Doc { circle } => json!({"doc": BASE64.encode(&node.doc(circle).await?)}),
-        ControlRequest::Seen { circle, now } => {
-            node.mark_seen(circle, now).await?;
-            json!({"ok": true})
+        None => {
+            return Err(ControlError::new(
+                ErrorKind::Version,
+                format!(
+                    "the request names no version (\"v\") and this node speaks version {VERSION} of the control socket"
+                ),
+            ));
         }
-        ControlRequest::Perform { circle, op, now } => {
-            json!({"id": node.perform(circle, op, now).await?})
-        }
-        ControlRequest::Create {
-            name,
-            about,
-            display_name,
-            now,
-        } => json!({"circle": node.create_circle(&name, &about, &display_name, now).await?}),
-        ControlRequest::Invite {
-            circle,
-            kind,
-            expires_at,
-            uses,
-            now,
-        } => {
-            let ticket = node.invite(circle, kind, expires_at, uses, now).await?;
-            json!({"ticket": ticket.to_line()})
-        }
-        ControlRequest::Join { ticket, name } => {
-            let ticket =
-                CircleTicket::parse(&ticket).map_err(|e| NodeError::Refused(e.to_string()))?;
-            json!({"circles": node.join(&ticket, name.as_deref()).await?})
-        }
-        ControlRequest::Status => serde_json::to_value(node.status().await?).unwrap_or_default(),
-        ControlRequest::Identity => {
-            let (device, member) = node.identity().await?;
-            json!({"device": device, "member": member})
-        }
-        ControlRequest::Events => Value::Null,
-        ControlRequest::WebLink { sign_out } => match node.web_login_link(sign_out) {
-            Some(link) => json!({ "web": link }),
-            None => {
-                return Err(NodeError::Refused(
-                    "this node serves no web app (it was started with --no-web); restart it with `roundtable up` to use your circles in a browser".into(),
-                ));
-            }
-        },
-    })
+    }
+    serde_json::from_slice(line).map_err(not_understood)
+}
+
+/// Writes one answer line.
+async fn say(write: &mut (impl AsyncWriteExt + Unpin), answer: Result<Answer, ControlError>) {
+    let line = serde_json::to_string(&AnswerLine::from(answer)).unwrap_or_default();
+    let _ = write.write_all(format!("{line}\n").as_bytes()).await;
 }
 
 /// A connection to a running node's control socket, for the CLI.
@@ -299,19 +192,21 @@ impl ControlClient {
         Some(Self { path })
     }
 
-    /// Sends one request and returns the `ok` value.
-    pub fn call(&self, request: &ControlRequest) -> Result<Value, ControlError> {
-        let broken = |e: std::io::Error| ControlError {
-            message: format!(
-                "lost contact with the running node ({e}); is `roundtable up` still running?"
-            ),
-            bad_input: false,
+    /// Sends one request and returns the node's answer.
+    pub fn call(&self, request: &Request) -> Result<Answer, ControlError> {
+        let broken = |e: std::io::Error| {
+            ControlError::new(
+                ErrorKind::Closed,
+                format!(
+                    "lost contact with the running node ({e}); is `roundtable up` still running?"
+                ),
+            )
         };
         let mut stream = UnixStream::connect(&self.path).map_err(broken)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(120)))
             .map_err(broken)?;
-        let line = serde_json::to_string(request).unwrap_or_default();
+        let line = serde_json::to_string(&RequestLine::new(request.clone())).unwrap_or_default();
         stream
             .write_all(format!("{line}\n").as_bytes())
             .map_err(broken)?;
@@ -319,30 +214,149 @@ impl ControlClient {
         BufReader::new(stream)
             .read_line(&mut response)
             .map_err(broken)?;
-        let value: Value = serde_json::from_str(&response).map_err(|e| ControlError {
-            message: format!("the node's answer did not read ({e})"),
-            bad_input: false,
+        let line: AnswerLine = serde_json::from_str(&response).map_err(|e| {
+            ControlError::new(
+                ErrorKind::Failed,
+                format!("the node's answer did not read ({e})"),
+            )
         })?;
-        if let Some(ok) = value.get("ok") {
-            return Ok(ok.clone());
-        }
-        Err(ControlError {
-            message: value["error"]
-                .as_str()
-                .unwrap_or("the node failed")
-                .to_owned(),
-            bad_input: value["bad_input"].as_bool().unwrap_or(false),
+        line.into()
+    }
+
+    /// Asks, and takes the answer `pick` expects.
+    fn ask<T>(
+        &self,
+        request: Request,
+        pick: impl FnOnce(Answer) -> Option<T>,
+    ) -> Result<T, ControlError> {
+        let answer = self.call(&request)?;
+        let name = answer.name();
+        pick(answer).ok_or_else(|| {
+            ControlError::new(
+                ErrorKind::Failed,
+                format!("the node answered with {name}, not what was asked for"),
+            )
+        })
+    }
+
+    /// The circles served.
+    pub fn circles(&self) -> Result<Vec<CircleSummary>, ControlError> {
+        self.ask(Request::Circles, |a| match a {
+            Answer::Circles(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// A circle's whole document, saved.
+    pub fn doc(&self, circle: CircleId) -> Result<Vec<u8>, ControlError> {
+        self.ask(Request::Doc { circle }, |a| match a {
+            Answer::Doc(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Performs an edit; returns once it is durable.
+    pub fn perform(
+        &self,
+        circle: CircleId,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Option<EntityId>, ControlError> {
+        self.ask(Request::Perform { circle, op, now }, |a| match a {
+            Answer::Performed(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Starts a new circle.
+    pub fn create(
+        &self,
+        name: &str,
+        about: &str,
+        display_name: &str,
+        now: Timestamp,
+    ) -> Result<CircleId, ControlError> {
+        let request = Request::Create {
+            name: name.to_owned(),
+            about: about.to_owned(),
+            display_name: display_name.to_owned(),
+            now,
+        };
+        self.ask(request, |a| match a {
+            Answer::Created(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Makes an invite; returns its ticket's line.
+    pub fn invite(
+        &self,
+        circle: CircleId,
+        kind: InviteKind,
+        expires_at: Timestamp,
+        uses: u32,
+        now: Timestamp,
+    ) -> Result<String, ControlError> {
+        let request = Request::Invite {
+            circle,
+            kind,
+            expires_at,
+            uses,
+            label: String::new(),
+            now,
+        };
+        self.ask(request, |a| match a {
+            Answer::Invited(ticket) => Some(ticket),
+            _ => None,
+        })
+    }
+
+    /// Redeems a ticket; returns the circles served now.
+    pub fn join(&self, ticket: &str, name: Option<&str>) -> Result<Vec<CircleId>, ControlError> {
+        let request = Request::Join {
+            ticket: ticket.to_owned(),
+            name: name.map(str::to_owned),
+        };
+        self.ask(request, |a| match a {
+            Answer::Joined(ids) => Some(ids),
+            _ => None,
+        })
+    }
+
+    /// How the node stands.
+    pub fn status(&self) -> Result<Status, ControlError> {
+        self.ask(Request::Status, |a| match a {
+            Answer::Status(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// A fresh one-time login link for the web app.
+    pub fn web_link(&self, sign_out: bool) -> Result<String, ControlError> {
+        self.ask(Request::WebLink { sign_out }, |a| match a {
+            Answer::WebLink(link) => Some(link),
+            _ => None,
+        })
+    }
+
+    /// Notes that this device's person looked at a circle at `now`.
+    pub fn seen(&self, circle: CircleId, now: Timestamp) -> Result<(), ControlError> {
+        self.ask(Request::Seen { circle, now }, |a| match a {
+            Answer::Done => Some(()),
+            _ => None,
         })
     }
 
     /// Follows the node's events, calling `f` for each line until it returns false.
     pub fn follow(&self, mut f: impl FnMut(&Value) -> bool) -> Result<(), ControlError> {
-        let broken = |e: std::io::Error| ControlError {
-            message: format!("lost contact with the running node ({e})"),
-            bad_input: false,
+        let broken = |e: std::io::Error| {
+            ControlError::new(
+                ErrorKind::Closed,
+                format!("lost contact with the running node ({e})"),
+            )
         };
         let mut stream = UnixStream::connect(&self.path).map_err(broken)?;
-        let line = serde_json::to_string(&ControlRequest::Events).unwrap_or_default();
+        let line = serde_json::to_string(&RequestLine::new(Request::Events)).unwrap_or_default();
         stream
             .write_all(format!("{line}\n").as_bytes())
             .map_err(broken)?;

@@ -7,10 +7,13 @@ use tokio::task::JoinHandle;
 
 use crate::Welcome;
 use crate::actor::Actor;
+use crate::api::{self, Answer, CircleSummary};
 use crate::{Event, NodeConfig, NodeError, Status};
 
-/// What the handle asks of the actor: the node's public API. (What
-/// sessions and other tasks ask is [`crate::session::SessionRequest`].)
+/// What the handle asks of the actor, each with the channel its answer
+/// comes back on. The node's public API is [`crate::api`], served by
+/// [`NodeHandle::call`] through these. (What sessions and other tasks ask
+/// is [`crate::session::SessionRequest`].)
 #[derive(Debug)]
 pub(crate) enum Request {
     Circles(oneshot::Sender<Vec<(CircleId, String)>>),
@@ -113,6 +116,76 @@ impl NodeHandle {
             .await
             .map_err(|_| NodeError::Closed)?;
         rx.await.map_err(|_| NodeError::Closed)
+    }
+
+    /// Serves one request of the node's API ([`api::Request`]): the one
+    /// path the control socket takes, and what the typed methods below
+    /// are for in process. [`api::Request::Events`] is a stream, not an
+    /// answer: follow it with [`Self::subscribe`].
+    pub async fn call(&self, request: api::Request) -> Result<Answer, NodeError> {
+        use api::Request as R;
+        Ok(match request {
+            R::Circles => Answer::Circles(
+                self.circles()
+                    .await?
+                    .into_iter()
+                    .map(|(id, name)| CircleSummary { id, name })
+                    .collect(),
+            ),
+            R::Doc { circle } => Answer::Doc(self.doc(circle).await?),
+            R::Heads { circle } => Answer::Heads(self.heads(circle).await?),
+            R::Perform { circle, op, now } => {
+                Answer::Performed(self.perform(circle, op, now).await?)
+            }
+            R::Create {
+                name,
+                about,
+                display_name,
+                now,
+            } => Answer::Created(
+                self.create_circle(&name, &about, &display_name, now)
+                    .await?,
+            ),
+            R::Invite {
+                circle,
+                kind,
+                expires_at,
+                uses,
+                label,
+                now,
+            } => {
+                let ticket = self
+                    .invite_labelled(circle, kind, expires_at, uses, &label, now)
+                    .await?;
+                Answer::Invited(ticket.to_line())
+            }
+            R::Join { ticket, name } => {
+                let ticket =
+                    CircleTicket::parse(&ticket).map_err(|e| NodeError::Refused(e.to_string()))?;
+                Answer::Joined(self.join(&ticket, name.as_deref()).await?)
+            }
+            R::Status => Answer::Status(self.status().await?),
+            R::Identity => {
+                let (device, member) = self.identity().await?;
+                Answer::Identity { device, member }
+            }
+            R::Events => {
+                return Err(NodeError::Refused(
+                    "events are a stream: follow them rather than ask for an answer".into(),
+                ));
+            }
+            R::WebLink { sign_out } => Answer::WebLink(self.web_login_link(sign_out).ok_or_else(
+                || {
+                    NodeError::Refused(
+                        "this node serves no web app (it was started with --no-web); restart it with `roundtable up` to use your circles in a browser".into(),
+                    )
+                },
+            )?),
+            R::Seen { circle, now } => {
+                self.mark_seen(circle, now).await?;
+                Answer::Done
+            }
+        })
     }
 
     /// The circles served, with their names.

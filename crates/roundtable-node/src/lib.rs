@@ -26,6 +26,7 @@
 //! ```
 
 mod actor;
+pub mod api;
 pub mod control;
 mod handle;
 mod session;
@@ -34,15 +35,16 @@ mod steward;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use roundtable_core::{CircleId, CoreError};
+use roundtable_core::CoreError;
 use roundtable_net::{NetConfig, NetError};
 use roundtable_store::StoreError;
 
+pub use api::{Answer, ControlError, ErrorKind, Request};
 pub use handle::{Node, NodeHandle, WebLinks};
 pub use roundtable_machine::rate::PER_SECOND as EDITS_PER_SECOND;
 pub use roundtable_machine::{
-    CircleStatus, Delayed, DeviceStatus, Event, ForkedDevice, Looked, Reading, Status,
-    StewardStatus, Welcome,
+    CircleStatus, Delayed, DeviceStatus, Error as MachineError, Event, ForkedDevice, Looked,
+    Reading, Status, StewardStatus, Welcome,
 };
 pub use session::redeem_ticket;
 
@@ -95,27 +97,18 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Closed,
-    /// A problem with the files of the home.
+    /// What the machine could not do: the circle's rules, the files of a
+    /// circle, a circle not here. (Its refusals are [`Self::Refused`].)
+    #[error(transparent)]
+    Machine(MachineError),
+    /// The home's own files, as the node starts (its lock, its identity).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The circle's rules refused something.
-    #[error(transparent)]
-    Core(#[from] CoreError),
     /// The network failed.
     #[error(transparent)]
     Net(#[from] NetError),
-    /// No such circle here.
-    #[error("this device is not in circle {0}")]
-    UnknownCircle(CircleId),
-    /// A circle whose files the node could not open when it started.
-    #[error("the running node could not open this circle: {reason} (stop `roundtable up` first)")]
-    Unopened {
-        /// Which circle.
-        circle: CircleId,
-        /// Why, naming what to do.
-        reason: String,
-    },
-    /// The other device said no, with its reason.
+    /// This device or the other one said no, with its reason: the
+    /// machine's refusals and the other device's alike.
     #[error("{0}")]
     Refused(String),
     /// A peer broke the protocol or went silent.
@@ -130,6 +123,49 @@ pub enum NodeError {
     /// The device to reach could not be reached.
     #[error("{0}")]
     Unreachable(String),
+}
+
+impl NodeError {
+    /// What kind of failure this is: the one place a node's error is
+    /// sorted for the CLI's exit code, the control socket and the web app.
+    pub fn kind(&self) -> ErrorKind {
+        let core = |c: &CoreError| {
+            if c.is_bad_input() {
+                ErrorKind::BadInput
+            } else {
+                ErrorKind::Failed
+            }
+        };
+        match self {
+            Self::Machine(MachineError::Core(c)) => core(c),
+            Self::Machine(MachineError::Store(s)) => match &**s {
+                StoreError::Refused(c) => core(c),
+                _ => ErrorKind::Failed,
+            },
+            Self::Store(StoreError::Refused(c)) => core(c),
+            Self::Machine(MachineError::UnknownCircle(_)) => ErrorKind::UnknownCircle,
+            Self::Machine(MachineError::Refused(_)) | Self::Refused(_) => ErrorKind::Refused,
+            Self::Unreachable(_) => ErrorKind::Unreachable,
+            Self::Closed => ErrorKind::Closed,
+            _ => ErrorKind::Failed,
+        }
+    }
+}
+
+impl From<MachineError> for NodeError {
+    fn from(e: MachineError) -> Self {
+        match e {
+            // One variant for every refusal, wherever it was said.
+            MachineError::Refused(why) => Self::Refused(why),
+            e => Self::Machine(e),
+        }
+    }
+}
+
+impl From<CoreError> for NodeError {
+    fn from(e: CoreError) -> Self {
+        Self::Machine(e.into())
+    }
 }
 
 /// How a conversation with a peer went wrong.
@@ -164,17 +200,4 @@ pub enum ProtocolError {
     /// An id that is no device's.
     #[error("not a device id: {0}")]
     NotADevice(String),
-}
-
-impl From<roundtable_machine::Error> for NodeError {
-    fn from(e: roundtable_machine::Error) -> Self {
-        use roundtable_machine::Error;
-        match e {
-            Error::Store(e) => Self::Store(*e),
-            Error::Core(e) => Self::Core(e),
-            Error::UnknownCircle(circle) => Self::UnknownCircle(circle),
-            Error::Unopened { circle, reason } => Self::Unopened { circle, reason },
-            Error::Refused(why) => Self::Refused(why),
-        }
-    }
 }

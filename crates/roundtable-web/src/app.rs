@@ -269,8 +269,8 @@ impl Failure {
     }
 
     pub(crate) fn node(e: NodeError) -> Self {
-        let status = match e {
-            NodeError::UnknownCircle(_) => StatusCode::NOT_FOUND,
+        let status = match e.kind() {
+            roundtable_node::ErrorKind::UnknownCircle => StatusCode::NOT_FOUND,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, plain(&e))

@@ -3,11 +3,10 @@
 //! the home's only writer).
 
 use anyhow::Result;
-use data_encoding::BASE64;
 use roundtable_core::{Circle, CircleId, EntityId, Op, Timestamp};
-use roundtable_node::control::{ControlClient, ControlError, ControlRequest};
+use roundtable_node::ControlError;
+use roundtable_node::control::ControlClient;
 use roundtable_store::{Home, WriteLock};
-use serde_json::Value;
 
 use crate::bad_input;
 
@@ -38,34 +37,22 @@ impl Backend {
         }
     }
 
-    /// Asks the node; its refusals of bad input keep exit code 2.
-    pub(crate) fn call(client: &ControlClient, req: &ControlRequest) -> Result<Value> {
-        client.call(req).map_err(
-            |ControlError {
-                 message,
-                 bad_input: bad,
-             }| {
-                if bad {
-                    bad_input(message)
-                } else {
-                    anyhow::anyhow!(message)
-                }
-            },
-        )
+    /// A request the node did not serve, as the CLI's error: where the
+    /// input was at fault it keeps exit code 2.
+    pub(crate) fn failed(e: ControlError) -> anyhow::Error {
+        if e.is_bad_input() {
+            bad_input(e.message)
+        } else {
+            anyhow::anyhow!(e.message)
+        }
     }
 
     pub(crate) fn circle_ids(&self) -> Result<Vec<CircleId>> {
         match self {
             Backend::Offline(home) => Ok(home.circle_ids()?),
             Backend::Node { client, .. } => {
-                let v = Self::call(client, &ControlRequest::Circles)?;
-                Ok(v.as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|c| c["id"].as_str()?.parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default())
+                let circles = client.circles().map_err(Self::failed)?;
+                Ok(circles.into_iter().map(|c| c.id).collect())
             }
         }
     }
@@ -74,11 +61,7 @@ impl Backend {
         match self {
             Backend::Offline(home) => Ok(home.read_circle(id)?),
             Backend::Node { client, .. } => {
-                let v = Self::call(client, &ControlRequest::Doc { circle: id })?;
-                let doc = v["doc"]
-                    .as_str()
-                    .and_then(|s| BASE64.decode(s.as_bytes()).ok())
-                    .ok_or_else(|| anyhow::anyhow!("the node sent a circle that does not read"))?;
+                let doc = client.doc(id).map_err(Self::failed)?;
                 Ok(Circle::load(&doc)?)
             }
         }
@@ -110,16 +93,7 @@ impl Backend {
                 )?;
                 Ok(())
             }
-            Backend::Node { client, .. } => {
-                Self::call(
-                    client,
-                    &ControlRequest::Seen {
-                        circle,
-                        now: seen.at,
-                    },
-                )?;
-                Ok(())
-            }
+            Backend::Node { client, .. } => client.seen(circle, seen.at).map_err(Self::failed),
         }
     }
 
@@ -136,15 +110,9 @@ impl Backend {
                 let lock = home.lock(&format!("roundtable {}", op.name()))?;
                 offline(home, &lock)
             }
-            Backend::Node { client, .. } => {
-                let req = ControlRequest::Perform {
-                    circle,
-                    op: op.clone(),
-                    now,
-                };
-                let v = Self::call(client, &req)?;
-                Ok(v["id"].as_str().and_then(|s| s.parse().ok()))
-            }
+            Backend::Node { client, .. } => client
+                .perform(circle, op.clone(), now)
+                .map_err(Self::failed),
         }
     }
 }

@@ -11,7 +11,6 @@ use roundtable_core::{
     Answer, Circle, CircleId, CircleView, EntityId, InviteKind, MIN_PREFIX, MemberId, Mood, Op,
     Profile, RequestKind, Resolved, Timestamp, dates, export, resolve_prefix,
 };
-use roundtable_node::control::ControlRequest;
 use roundtable_store::{Home, Identity};
 
 use crate::backend::Backend;

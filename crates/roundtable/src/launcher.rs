@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use roundtable_node::control::{ControlClient, ControlRequest};
+use roundtable_node::control::ControlClient;
 use roundtable_store::Home;
 use serde_json::json;
 
@@ -64,19 +64,15 @@ fn open(home: &Home, global: &Global, args: &OpenArgs) -> Result<()> {
     // A node just started answers on its socket a moment before its web
     // app is up: ask again until it is, within the same patience.
     let deadline = Instant::now() + START_PATIENCE;
-    let v = loop {
-        match Backend::call(&client, &ControlRequest::WebLink { sign_out: false }) {
-            Ok(v) => break v,
+    let link = loop {
+        match client.web_link(false).map_err(Backend::failed) {
+            Ok(link) => break link,
             Err(_) if started && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => return Err(e),
         }
     };
-    let link = v["web"]
-        .as_str()
-        .context("the node gave no link")?
-        .to_owned();
     let print = args.print || global.json;
     if !print {
         match network::open_in_browser(home.root(), &link) {

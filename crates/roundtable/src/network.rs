@@ -6,8 +6,7 @@ use anyhow::{Context, Result};
 use roundtable_core::invite::CLOCK_TOLERANCE_MS;
 use roundtable_core::{CircleId, InviteKind, Timestamp};
 use roundtable_net::{CircleTicket, RelayChoice};
-use roundtable_node::control::ControlRequest;
-use roundtable_node::{Node, NodeConfig, NodeError, Status};
+use roundtable_node::{Node, NodeConfig, NodeError};
 use roundtable_web::WebApp;
 use serde_json::json;
 
@@ -166,11 +165,7 @@ pub(crate) fn web(backend: &Backend, global: &Global, open_it: bool, new_link: b
             "your node is not running, so there is no link to open: start it with `roundtable up`; it opens your circle in the browser and prints a link"
         ));
     };
-    let v = Backend::call(client, &ControlRequest::WebLink { sign_out: new_link })?;
-    let link = v["web"]
-        .as_str()
-        .context("the node gave no link")?
-        .to_owned();
+    let link = client.web_link(new_link).map_err(Backend::failed)?;
     if open_it {
         open_in_browser(backend.home().root(), &link)
             .context("could not open a browser; open the link by hand")?;
@@ -266,13 +261,12 @@ pub(crate) fn status(backend: &Backend, global: &Global) -> Result<()> {
         say!("The node is not running; start it with `roundtable up` to sync with the others.");
         return Ok(());
     };
-    let v = Backend::call(client, &ControlRequest::Status)?;
+    let status = client.status().map_err(Backend::failed)?;
     if global.json {
-        let mut v = v;
+        let mut v = serde_json::to_value(&status)?;
         v["running"] = json!(true);
         return render::json(&v);
     }
-    let status: Status = serde_json::from_value(v)?;
     render::status(&status);
     Ok(())
 }
@@ -336,15 +330,9 @@ pub(crate) fn invite(
     }
     need_node(backend, "inviting")?;
     let client = backend.node().context("node")?;
-    let req = ControlRequest::Invite {
-        circle,
-        kind,
-        expires_at: now.plus_millis(expires_ms),
-        uses,
-        now,
-    };
-    let v = Backend::call(client, &req)?;
-    let ticket = v["ticket"].as_str().unwrap_or_default().to_owned();
+    let ticket = client
+        .invite(circle, kind, now.plus_millis(expires_ms), uses, now)
+        .map_err(Backend::failed)?;
     if global.json {
         return render::json(&json!({"ticket": ticket, "expires_at": now.plus_millis(expires_ms)}));
     }
@@ -421,14 +409,7 @@ pub(crate) fn join(
         say_how_reaching(backend, &ticket, &relay);
     }
     let circles: Vec<CircleId> = match backend.node() {
-        Some(client) => {
-            let req = ControlRequest::Join {
-                ticket: line.trim().to_owned(),
-                name: name.map(str::to_owned),
-            };
-            let v = Backend::call(client, &req)?;
-            serde_json::from_value(v["circles"].clone())?
-        }
+        Some(client) => client.join(line.trim(), name).map_err(Backend::failed)?,
         None => runtime()?.block_on(async {
             let mut config = NodeConfig::new(backend.home().root());
             config.net.relay = relay;

@@ -188,14 +188,9 @@ fn create(
                 .ok_or_else(|| {
                     bad_input("say what the circle should call you: add --as YOUR_NAME")
                 })?;
-            let req = ControlRequest::Create {
-                name: name.to_owned(),
-                about: about.clone(),
-                display_name: display_name.trim().to_owned(),
-                now,
-            };
-            let v = Backend::call(client, &req)?;
-            let id: CircleId = serde_json::from_value(v["circle"].clone())?;
+            let id = client
+                .create(name, &about, display_name.trim(), now)
+                .map_err(Backend::failed)?;
             (id, me.member.id(), display_name)
         }
         None => {

@@ -2,7 +2,6 @@
 //! steward's own home), and a circle's use of them (`add`, `list`,
 //! `remove` on a member's device).
 
-use roundtable_machine::Status;
 use roundtable_net::StewardTicket;
 use roundtable_steward::server::{self, StewardOptions};
 use roundtable_steward::{KeeperStatus, Limits, Steward};
@@ -285,8 +284,7 @@ fn list(backend: &Backend, global: &Global, now: Timestamp) -> Result<()> {
     // How each stands, where the node runs and knows.
     let standing: Vec<roundtable_machine::StewardStatus> = backend
         .node()
-        .and_then(|client| Backend::call(client, &ControlRequest::Status).ok())
-        .and_then(|v| serde_json::from_value::<Status>(v).ok())
+        .and_then(|client| client.status().ok())
         .and_then(|s| s.circles.into_iter().find(|c| c.id == circle.id()))
         .map(|c| c.stewards)
         .unwrap_or_default();
