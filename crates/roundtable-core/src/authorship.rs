@@ -40,7 +40,9 @@ use automerge::{Change, ChangeHash, ReadDoc};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::circle::{Circle, device_of, guarded};
+use crate::actors::device_of;
+use crate::circle::Circle;
+use crate::doc::guarded;
 use crate::error::CoreError;
 use crate::identity::DeviceKey;
 use crate::ids::{CircleId, DeviceId, MemberId};

@@ -12,10 +12,11 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
 
-use crate::circle::{Circle, checked};
+use crate::circle::Circle;
 use crate::error::CoreError;
 use crate::ids::{EntityId, MemberId};
 use crate::schema::{self, limits};
+use crate::text::checked;
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
@@ -233,7 +234,7 @@ impl Circle {
                     tx.put(&obj, *field, "")?;
                 }
             }
-            tx.put(&obj, WITHDRAWN, now.as_millis())?;
+            tx.put(&obj, crate::view::WITHDRAWN, now.as_millis())?;
             Ok(())
         })?;
         Ok(found.kind)
@@ -260,46 +261,6 @@ impl Circle {
         }
         Ok(())
     }
-}
-
-/// The field that marks an entry withdrawn.
-pub(crate) const WITHDRAWN: &str = "withdrawn";
-
-/// Leaves withdrawn entries out of a circle read as JSON (before it is
-/// typed), so no view shows them.
-pub(crate) fn drop_withdrawn(root: &mut serde_json::Value) {
-    for coll in [
-        schema::CHECKINS,
-        schema::MOMENTS,
-        schema::REQUESTS,
-        schema::GATHERINGS,
-    ] {
-        if let Some(entries) = root.get_mut(coll).and_then(|m| m.as_object_mut()) {
-            entries.retain(|_, e| stands(coll, e));
-        }
-    }
-}
-
-/// Whether an entity of `collection` stands (its author did not withdraw
-/// it), with what was withdrawn inside it (replies, commitments, dishes,
-/// answers) left out. A gathering is never withdrawn as a whole.
-pub(crate) fn stands(collection: &str, e: &mut serde_json::Value) -> bool {
-    let gone = |v: &serde_json::Value| v.get(WITHDRAWN).is_some();
-    let inside: &[&str] = match collection {
-        schema::CHECKINS | schema::MOMENTS => &[schema::REPLIES],
-        schema::REQUESTS => &[schema::REPLIES, "commitments"],
-        schema::GATHERINGS => &["dishes", "rsvps"],
-        _ => &[],
-    };
-    if collection != schema::GATHERINGS && gone(e) {
-        return false;
-    }
-    for sub in inside {
-        if let Some(m) = e.get_mut(*sub).and_then(|m| m.as_object_mut()) {
-            m.retain(|_, x| !gone(x));
-        }
-    }
-    true
 }
 
 impl CircleView {

@@ -32,8 +32,10 @@ use automerge::{
     ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, PatchAction, Prop, ROOT, ReadDoc, Value,
 };
 
+use crate::actors::{device_of, next_session};
 use crate::authorship::{Applied, HeadBook, Rejection, proven};
-use crate::circle::{Circle, device_of, guarded, next_session};
+use crate::circle::Circle;
+use crate::doc::guarded;
 use crate::error::CoreError;
 use crate::ids::DeviceId;
 use crate::time::Timestamp;
@@ -194,7 +196,7 @@ impl Circle {
         let applied = guarded(|| {
             let doc = self.doc_mut();
             doc.apply_changes(pending.clone())
-                .inspect_err(|e| clash = crate::circle::is_clash(e))
+                .inspect_err(|e| clash = crate::doc::is_clash(e))
         });
         self.know_own_actor();
         let mut out = if clash && depth < MAX_FORKS {
@@ -309,7 +311,7 @@ impl Circle {
         guarded(|| fresh.apply_changes(kept))?;
         // Never number a change like one that went: a new session.
         let actor = match me {
-            Some((device, session)) => crate::circle::session_actor(device, next_session(session)),
+            Some((device, session)) => crate::actors::session_actor(device, next_session(session)),
             None => old.get_actor().clone(),
         };
         fresh.set_actor(actor);

@@ -64,10 +64,10 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType, ReadDoc, Value};
 use ed25519_dalek::{Signer, SigningKey};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::circle::{Admission, Circle, Profile, new_entity};
+use crate::circle::{Admission, Circle, Profile};
+use crate::doc::{Maker, authored, collection};
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
 use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
@@ -75,6 +75,7 @@ use crate::membership::Membership;
 use crate::schema;
 use crate::schema::limits;
 use crate::time::Timestamp;
+pub use crate::view::InviteKind;
 use crate::view::{CircleView, Invite};
 
 /// How far apart two devices' clocks may be when an expiry is checked.
@@ -116,26 +117,6 @@ pub fn redeem_message(
 
 /// The longest an invite may stay open: thirty days.
 pub const MAX_INVITE_LIFETIME_MS: i64 = 30 * 24 * 60 * 60 * 1000;
-
-/// Whom an invite is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InviteKind {
-    /// Someone new to the circle.
-    Member,
-    /// Another device of the member who made the invite.
-    Device,
-}
-
-impl InviteKind {
-    /// The word stored and printed.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            InviteKind::Member => "member",
-            InviteKind::Device => "device",
-        }
-    }
-}
 
 /// The secret half of an invite, carried by the ticket. Zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]
@@ -221,7 +202,7 @@ impl Circle {
         rng: &mut impl RngCore,
     ) -> Result<(EntityId, InviteSecret), CoreError> {
         self.require_member(by)?;
-        let label = crate::circle::checked("invite's label", label, limits::NAME, false)?;
+        let label = crate::text::checked("invite's label", label, limits::NAME, false)?;
         if uses == 0 {
             return Err(CoreError::Invalid(
                 "an invite needs at least one use".into(),
@@ -246,14 +227,13 @@ impl Circle {
         let hash = secret.hash_hex();
         let redeem_key = crate::identity::hex(secret.redeem_key().verifying_key().as_bytes());
         self.transact(now, "invite", |tx| {
-            let obj = new_entity(tx, schema::INVITES, id)?;
-            tx.put(&obj, "by", by.to_string())?;
+            let invites = collection(tx, schema::INVITES)?;
+            let obj = authored(tx, &invites, id, Maker::By(by), now)?;
             tx.put(&obj, "kind", kind.as_str())?;
             tx.put(&obj, "secret_hash", hash.as_str())?;
             tx.put(&obj, "redeem_key", redeem_key.as_str())?;
             tx.put(&obj, "expires_at", expires_at.as_millis())?;
             tx.put(&obj, "uses", i64::from(uses))?;
-            tx.put(&obj, "at", now.as_millis())?;
             if !label.is_empty() {
                 tx.put(&obj, "label", label)?;
             }
@@ -415,7 +395,7 @@ impl Circle {
                 let profile = r.profile.ok_or_else(|| {
                     CoreError::Invalid("a new member needs a name: join with --as NAME".into())
                 })?;
-                crate::circle::checked_name("name", &profile.name)?;
+                crate::text::checked_name("name", &profile.name)?;
                 view.check_new_name(&profile.name, Some(r.cert.member))?;
                 if view.members.contains_key(&r.cert.member) {
                     return Err(CoreError::NotAllowed(
@@ -502,7 +482,7 @@ fn put_redemption(
     now: Timestamp,
     proof: Option<(InviteKind, &str)>,
 ) -> Result<(), CoreError> {
-    let redeemed = crate::circle::child_map(tx, invite, "redeemed")?;
+    let redeemed = crate::doc::child_map(tx, invite, "redeemed")?;
     let rec = tx.put_object(&redeemed, cert.device.to_string(), ObjType::Map)?;
     tx.put(&rec, "member", member.to_string())?;
     tx.put(&rec, "at", now.as_millis())?;

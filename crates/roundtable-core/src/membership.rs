@@ -100,13 +100,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::ObjType;
 use automerge::transaction::Transactable;
 
-use crate::circle::{Circle, child_map};
+use crate::circle::Circle;
+use crate::doc::child_map;
 use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
-use crate::invite::InviteKind;
 use crate::schema;
 use crate::time::Timestamp;
-use crate::view::{CircleView, RemovalRecord, Returned};
+use crate::view::{CircleView, InviteKind, RemovalRecord, Returned};
 
 mod devices;
 mod proposals;
@@ -494,7 +494,7 @@ pub(crate) fn turns_of(
     member: MemberId,
     device: DeviceId,
 ) -> Vec<automerge::ChangeHash> {
-    use crate::shape::{children, maps};
+    use crate::doc::{children, maps};
     use automerge::{ROOT, ReadDoc};
     let mut objs = Vec::new();
     for members in maps(doc, &ROOT, schema::MEMBERS) {

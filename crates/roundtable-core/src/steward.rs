@@ -378,7 +378,7 @@ pub fn covered_by(
     let mut devices = std::collections::BTreeSet::new();
     let mut deps = std::collections::BTreeSet::new();
     for c in &changes {
-        if let Some((d, _)) = crate::circle::device_of(c.actor_id()) {
+        if let Some((d, _)) = crate::actors::device_of(c.actor_id()) {
             devices.insert(d);
         }
         deps.extend(c.deps().iter().copied());

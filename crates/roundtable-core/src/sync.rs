@@ -11,7 +11,8 @@ use automerge::ChangeHash;
 use automerge::ReadDoc;
 use automerge::sync::{Message, State, SyncDoc};
 
-use crate::circle::{Circle, guarded};
+use crate::circle::Circle;
+use crate::doc::guarded;
 use crate::error::CoreError;
 
 /// What this device knows of one peer's copy of a circle.
@@ -93,7 +94,7 @@ impl Circle {
         let mut clash = false;
         let received = guarded(|| {
             doc.receive_sync_message(state, msg)
-                .inspect_err(|e| clash = crate::circle::is_clash(e))
+                .inspect_err(|e| clash = crate::doc::is_clash(e))
         });
         self.know_own_actor();
         (received, clash)

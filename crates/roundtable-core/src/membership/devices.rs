@@ -12,7 +12,7 @@ impl Circle {
 
     /// The device whose edits these are (the document's actor).
     pub fn device(&self) -> Option<DeviceId> {
-        crate::circle::device_of(self.doc().get_actor()).map(|(d, _)| d)
+        crate::actors::device_of(self.doc().get_actor()).map(|(d, _)| d)
     }
 
     pub(super) fn me(&self) -> Result<DeviceId, CoreError> {

@@ -7,10 +7,12 @@ use automerge::transaction::Transactable;
 use rand::RngCore;
 
 use super::{Membership, Proposal, ProposalKind, ProposalState, recovery};
-use crate::circle::{Circle, checked, child_map, new_entity};
+use crate::circle::Circle;
+use crate::doc::{Maker, authored, child_map, collection};
 use crate::error::CoreError;
 use crate::ids::{EntityId, MemberId};
 use crate::schema::{self, limits};
+use crate::text::checked;
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
@@ -141,11 +143,10 @@ impl Circle {
             ProposalKind::Recover => "vouch for a recovery",
         };
         self.transact(now, message, |tx| {
-            let obj = new_entity(tx, schema::REMOVALS, id)?;
+            let removals = collection(tx, schema::REMOVALS)?;
+            let obj = authored(tx, &removals, id, Maker::By(by), now)?;
             tx.put(&obj, "target", target.to_string())?;
-            tx.put(&obj, "by", by.to_string())?;
             tx.put(&obj, "reason", reason)?;
-            tx.put(&obj, "at", now.as_millis())?;
             if kind != ProposalKind::Remove {
                 tx.put(&obj, "kind", kind.as_str())?;
             }

@@ -45,7 +45,8 @@ use automerge::transaction::Transactable;
 use rand::RngCore;
 
 use super::{Membership, ProposalKind, ProposalState, last_consent};
-use crate::circle::{Circle, child_map};
+use crate::circle::Circle;
+use crate::doc::child_map;
 use crate::error::CoreError;
 use crate::identity::{DeviceCert, hex};
 use crate::ids::{DeviceId, EntityId, MemberId};

@@ -8,7 +8,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{LockerId, MAX_STEWARD_RECORDS, MAX_STEWARDS, MAX_TICKET, STEWARDS};
-use crate::circle::{Circle, child_map};
+use crate::circle::Circle;
+use crate::doc::{Maker, authored, child_map};
 use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::schema;
@@ -106,7 +107,7 @@ impl Circle {
         }
         let name = name
             .filter(|n| !n.trim().is_empty())
-            .map(|n| crate::circle::checked_name("steward's name", n))
+            .map(|n| crate::text::checked_name("steward's name", n))
             .transpose()?;
         let all = self.stewards();
         if all
@@ -136,13 +137,11 @@ impl Circle {
                 _ => return Err(CoreError::NotACircle("it has no circle record".into())),
             };
             let stewards = child_map(tx, &info, STEWARDS)?;
-            let rec = tx.put_object(&stewards, id.to_string(), ObjType::Map)?;
+            let rec = authored(tx, &stewards, id, Maker::By(me), now)?;
             use automerge::transaction::Transactable;
             tx.put(&rec, "ticket", ticket)?;
             tx.put(&rec, "steward", steward.to_string())?;
             tx.put(&rec, "locker", locker.to_hex())?;
-            tx.put(&rec, "by", me.to_string())?;
-            tx.put(&rec, "at", now.as_millis())?;
             if let Some(name) = &name {
                 tx.put(&rec, "name", name.as_str())?;
             }
@@ -217,7 +216,7 @@ pub(crate) fn record_of(
         None => None,
         Some(ScalarValue::Str(n)) => {
             let n = n.to_string();
-            if crate::circle::checked_name("steward's name", &n).ok()? != n {
+            if crate::text::checked_name("steward's name", &n).ok()? != n {
                 return None;
             }
             Some(n)

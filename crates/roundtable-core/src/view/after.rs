@@ -185,7 +185,7 @@ fn refresh<V: DeserializeOwned>(
         return;
     };
     let entry = json
-        .and_then(|mut j| crate::entries::stands(collection, &mut j).then_some(j))
+        .and_then(|mut j| super::reader::stands(collection, &mut j).then_some(j))
         .and_then(|j| serde_json::from_value(j).ok());
     match entry {
         Some(v) => map.insert(id, v),
