@@ -20,46 +20,19 @@ use crate::text::{checked, checked_name};
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
+mod clashes;
+mod devices;
+mod entries;
+mod invites;
 mod members;
+mod proposals;
+mod recovery;
+mod stewards;
+mod sync;
+mod verified;
 pub use crate::actors::{actor, device_of, next_session, session_actor};
-pub(crate) use members::Admission;
+pub use crate::people::{Profile, ProfileEdit};
 use members::{check_profile, put_member};
-
-/// A member's own words about themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Profile {
-    /// The name the circle calls them by.
-    pub name: String,
-    /// Pronouns, if they want to share them.
-    pub pronouns: String,
-    /// "What I'd like you to remember about me."
-    pub remember: String,
-    /// An unfinished story of their own.
-    pub story: String,
-}
-
-impl Profile {
-    /// A profile with only a name.
-    pub fn named(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
-    }
-}
-
-/// A change to some fields of a profile; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProfileEdit {
-    /// New name.
-    pub name: Option<String>,
-    /// New pronouns.
-    pub pronouns: Option<String>,
-    /// New "what I'd like you to remember about me".
-    pub remember: Option<String>,
-    /// New story.
-    pub story: Option<String>,
-}
 
 /// The collections whose entries can be replied to, in words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,7 +79,7 @@ pub struct Circle {
     /// This device's newest changes, as last found (see
     /// `Circle::newest_of_device`); copies share it, keyed by the heads it
     /// was found at, which hold the same history in every copy.
-    pub(crate) own_newest: std::sync::Arc<std::sync::Mutex<Option<crate::authorship::OwnNewest>>>,
+    pub(crate) own_newest: std::sync::Arc<std::sync::Mutex<Option<OwnNewest>>>,
 }
 
 impl Circle {
@@ -529,6 +502,14 @@ impl Circle {
             _ => None,
         }
     }
+}
+
+/// What [`Circle::newest_of_device`] found, and at which heads.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnNewest {
+    device: DeviceId,
+    heads: Vec<ChangeHash>,
+    newest: Vec<ChangeHash>,
 }
 
 fn commit_options(now: Timestamp, message: &str) -> CommitOptions {

@@ -97,18 +97,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::ObjType;
-use automerge::transaction::Transactable;
-
-use crate::circle::Circle;
-use crate::doc::child_map;
-use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::schema;
 use crate::time::Timestamp;
 use crate::view::{CircleView, InviteKind, RemovalRecord, Returned};
 
-mod devices;
 mod proposals;
 mod recovery;
 mod removal_wins;

@@ -83,7 +83,9 @@ use crate::doc::{children, maps};
 use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS, Membership, ProposalKind};
 use crate::schema::{self, limits};
-use crate::steward::{MAX_STEWARD_RECORDS, MAX_STEWARDS, STEWARDS, count_stewards, record_of};
+use crate::steward::records::{
+    MAX_STEWARD_RECORDS, MAX_STEWARDS, STEWARDS, count_stewards, record_of,
+};
 use crate::view::CircleView;
 
 /// The guarded objects of a document, by the ids changes name them with.

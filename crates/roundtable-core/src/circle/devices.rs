@@ -1,7 +1,16 @@
 //! The membership as a copy of the circle reads it, and a member taking
 //! back one of their devices or one of their invites.
 
-use super::*;
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+
+use super::Circle;
+use crate::doc::child_map;
+use crate::error::CoreError;
+use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::membership::Membership;
+use crate::schema;
+use crate::time::Timestamp;
 
 impl Circle {
     /// The membership as the document says it is now (the circle keeps
