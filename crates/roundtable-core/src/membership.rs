@@ -104,7 +104,7 @@ use crate::view::{CircleView, InviteKind, RemovalRecord, Returned};
 
 mod proposals;
 mod recovery;
-mod removal_wins;
+pub(crate) mod removal_wins;
 mod words;
 pub use proposals::{REMOVAL_RULE, WELCOME_RULE, cannot_pass, needed};
 pub use recovery::{
@@ -113,7 +113,7 @@ pub use recovery::{
 };
 pub use removal_wins::LetIn;
 use removal_wins::Void;
-pub(crate) use removal_wins::{known_of, note_unaware};
+pub(crate) use removal_wins::known_of;
 
 pub use crate::view::ProposalKind;
 

@@ -158,7 +158,7 @@ impl CircleView {
         reader::drop_withdrawn(&mut json);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
         view.check_authors();
-        crate::membership::note_unaware(&mut view, doc);
+        crate::membership::removal_wins::note_unaware(&mut view, doc);
         view
     }
 
@@ -193,7 +193,7 @@ impl CircleView {
         reader::drop_withdrawn(&mut root);
         let mut view: CircleView = serde_json::from_value(root).unwrap_or_default();
         view.check_authors();
-        crate::membership::note_unaware(&mut view, doc);
+        crate::membership::removal_wins::note_unaware(&mut view, doc);
         view
     }
 
