@@ -5,10 +5,12 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc};
 use rand::RngCore;
 
-use crate::circle::{Circle, checked, child_map, new_entity};
+use crate::circle::Circle;
+use crate::doc::{Maker, authored, child_map, collection};
 use crate::error::CoreError;
 use crate::ids::{EntityId, MemberId};
 use crate::schema::{self, limits};
+use crate::text::checked;
 use crate::time::Timestamp;
 use crate::view::{Answer, RequestKind};
 
@@ -51,10 +53,9 @@ impl Circle {
         let text = checked("moment", text, limits::NOTE, true)?;
         let id = EntityId::random(rng);
         self.transact(now, "share a moment", |tx| {
-            let obj = new_entity(tx, schema::MOMENTS, id)?;
-            tx.put(&obj, "author", author.to_string())?;
+            let moments = collection(tx, schema::MOMENTS)?;
+            let obj = authored(tx, &moments, id, Maker::Author(author), now)?;
             tx.put(&obj, "text", text)?;
-            tx.put(&obj, "at", now.as_millis())?;
             tx.put_object(&obj, schema::REPLIES, ObjType::Map)?;
             Ok(id)
         })
@@ -92,15 +93,14 @@ impl Circle {
         check_hands(hands)?;
         let id = EntityId::random(rng);
         self.transact(now, kind.as_str(), |tx| {
-            let obj = new_entity(tx, schema::REQUESTS, id)?;
+            let requests = collection(tx, schema::REQUESTS)?;
+            let obj = authored(tx, &requests, id, Maker::Author(author), now)?;
             tx.put(&obj, "kind", kind.as_str())?;
             if kind == RequestKind::Ask && hands != 1 {
                 tx.put(&obj, "hands", u64::from(hands))?;
             }
-            tx.put(&obj, "author", author.to_string())?;
             tx.put(&obj, "text", text)?;
             tx.put(&obj, "when", when)?;
-            tx.put(&obj, "at", now.as_millis())?;
             tx.put_object(&obj, "commitments", ObjType::Map)?;
             tx.put_object(&obj, schema::REPLIES, ObjType::Map)?;
             Ok(id)
@@ -137,10 +137,8 @@ impl Circle {
         let id = EntityId::random(rng);
         self.transact(now, "commit", |tx| {
             let commitments = child_map(tx, &obj, "commitments")?;
-            let c = tx.put_object(&commitments, id.to_string(), ObjType::Map)?;
-            tx.put(&c, "author", author.to_string())?;
+            let c = authored(tx, &commitments, id, Maker::Author(author), now)?;
             tx.put(&c, "text", text)?;
-            tx.put(&c, "at", now.as_millis())?;
             Ok(id)
         })
     }
@@ -242,12 +240,11 @@ impl Circle {
         let starts = g.starts.to_string();
         let id = EntityId::random(rng);
         self.transact(now, "propose a gathering", |tx| {
-            let obj = new_entity(tx, schema::GATHERINGS, id)?;
+            let gatherings = collection(tx, schema::GATHERINGS)?;
+            let obj = authored(tx, &gatherings, id, Maker::Author(author), now)?;
             tx.put(&obj, "title", title)?;
             tx.put(&obj, "starts", starts.as_str())?;
             tx.put(&obj, "place", place)?;
-            tx.put(&obj, "author", author.to_string())?;
-            tx.put(&obj, "at", now.as_millis())?;
             let host_map = tx.put_object(&obj, "hosts", ObjType::Map)?;
             for h in &hosts {
                 tx.put(&host_map, h.to_string(), true)?;
@@ -376,7 +373,7 @@ impl Circle {
             let rsvps = child_map(tx, &obj, "rsvps")?;
             let r = child_map(tx, &rsvps, &member.to_string())?;
             tx.put(&r, "note", "")?;
-            tx.put(&r, crate::entries::WITHDRAWN, now.as_millis())?;
+            tx.put(&r, crate::view::WITHDRAWN, now.as_millis())?;
             Ok(())
         })
     }
@@ -398,11 +395,9 @@ impl Circle {
         let id = EntityId::random(rng);
         self.transact(now, "bring", |tx| {
             let dishes = child_map(tx, &obj, "dishes")?;
-            let d = tx.put_object(&dishes, id.to_string(), ObjType::Map)?;
-            tx.put(&d, "author", member.to_string())?;
+            let d = authored(tx, &dishes, id, Maker::Author(member), now)?;
             tx.put(&d, "dish", dish)?;
             tx.put(&d, "dietary", dietary)?;
-            tx.put(&d, "at", now.as_millis())?;
             Ok(id)
         })
     }
@@ -465,7 +460,7 @@ impl Circle {
             let left = if stint == 0 {
                 tx.put_object(&obj, "left", ObjType::Map)?
             } else {
-                let leaves = crate::circle::child_map(tx, &obj, crate::schema::LEAVES)?;
+                let leaves = crate::doc::child_map(tx, &obj, crate::schema::LEAVES)?;
                 tx.put_object(&leaves, stint.to_string(), ObjType::Map)?
             };
             tx.put(&left, "at", now.as_millis())?;

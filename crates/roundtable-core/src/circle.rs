@@ -5,62 +5,34 @@
 //! say (the author is a member, the mood is one of four words, text is not
 //! absurdly long) before anything is written; a refused edit changes nothing.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use rand::RngCore;
 
+use crate::doc::{Maker, authored, child_map, collection, guarded, is_clash};
 use crate::error::CoreError;
 use crate::identity::DeviceCert;
 use crate::ids::{CircleId, DeviceId, EntityId, MemberId};
 use crate::mood::Mood;
 use crate::schema::{self, SCHEMA_VERSION, limits};
 use crate::standing::{Kept, Standing};
+use crate::text::{checked, checked_name};
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
-mod actors;
+mod clashes;
+mod devices;
+mod entries;
+mod invites;
 mod members;
-pub use actors::{actor, device_of, next_session, session_actor};
-pub(crate) use members::Admission;
+mod proposals;
+mod recovery;
+mod stewards;
+mod sync;
+mod verified;
+pub use crate::actors::{actor, device_of, next_session, session_actor};
+pub use crate::people::{Profile, ProfileEdit};
 use members::{check_profile, put_member};
-
-/// A member's own words about themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Profile {
-    /// The name the circle calls them by.
-    pub name: String,
-    /// Pronouns, if they want to share them.
-    pub pronouns: String,
-    /// "What I'd like you to remember about me."
-    pub remember: String,
-    /// An unfinished story of their own.
-    pub story: String,
-}
-
-impl Profile {
-    /// A profile with only a name.
-    pub fn named(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
-    }
-}
-
-/// A change to some fields of a profile; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProfileEdit {
-    /// New name.
-    pub name: Option<String>,
-    /// New pronouns.
-    pub pronouns: Option<String>,
-    /// New "what I'd like you to remember about me".
-    pub remember: Option<String>,
-    /// New story.
-    pub story: Option<String>,
-}
 
 /// The collections whose entries can be replied to, in words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,7 +79,7 @@ pub struct Circle {
     /// This device's newest changes, as last found (see
     /// `Circle::newest_of_device`); copies share it, keyed by the heads it
     /// was found at, which hold the same history in every copy.
-    pub(crate) own_newest: std::sync::Arc<std::sync::Mutex<Option<crate::authorship::OwnNewest>>>,
+    pub(crate) own_newest: std::sync::Arc<std::sync::Mutex<Option<OwnNewest>>>,
 }
 
 impl Circle {
@@ -425,11 +397,10 @@ impl Circle {
         let note = checked("note", note, limits::NOTE, false)?;
         let id = EntityId::random(rng);
         self.transact(now, "check in", |tx| {
-            let obj = new_entity(tx, schema::CHECKINS, id)?;
-            tx.put(&obj, "author", author.to_string())?;
+            let checkins = collection(tx, schema::CHECKINS)?;
+            let obj = authored(tx, &checkins, id, Maker::Author(author), now)?;
             tx.put(&obj, "mood", mood.as_str())?;
             tx.put(&obj, "note", note)?;
-            tx.put(&obj, "at", now.as_millis())?;
             tx.put_object(&obj, schema::REPLIES, ObjType::Map)?;
             Ok(id)
         })
@@ -459,10 +430,8 @@ impl Circle {
         let id = EntityId::random(rng);
         self.transact(now, "reply", |tx| {
             let replies = child_map(tx, &target, schema::REPLIES)?;
-            let obj = tx.put_object(&replies, id.to_string(), ObjType::Map)?;
-            tx.put(&obj, "author", author.to_string())?;
+            let obj = authored(tx, &replies, id, Maker::Author(author), now)?;
             tx.put(&obj, "text", text)?;
-            tx.put(&obj, "at", now.as_millis())?;
             Ok(id)
         })
     }
@@ -535,85 +504,21 @@ impl Circle {
     }
 }
 
+/// What [`Circle::newest_of_device`] found, and at which heads.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnNewest {
+    device: DeviceId,
+    heads: Vec<ChangeHash>,
+    newest: Vec<ChangeHash>,
+}
+
 fn commit_options(now: Timestamp, message: &str) -> CommitOptions {
     CommitOptions::default()
         .with_message(message)
         .with_time(now.as_millis().div_euclid(1000))
 }
 
-/// Runs an Automerge parse of outside bytes, turning both errors and panics
-/// into [`CoreError::BadDocument`]: hostile bytes must never bring a node down.
-pub(crate) fn guarded<T>(
-    f: impl FnOnce() -> Result<T, automerge::AutomergeError>,
-) -> Result<T, CoreError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(CoreError::BadDocument(e.to_string())),
-        Err(_) => Err(CoreError::BadDocument("malformed data".into())),
-    }
-}
-
-/// Whether Automerge refused changes because one held back for missing
-/// history already holds their device's sequence number.
-pub(crate) fn is_clash(e: &automerge::AutomergeError) -> bool {
-    matches!(e, automerge::AutomergeError::DuplicateSeqNumber(..))
-}
-
-/// Checks a piece of text against its limit; returns it trimmed.
-pub(crate) fn checked<'a>(
-    field: &'static str,
-    text: &'a str,
-    max: usize,
-    required: bool,
-) -> Result<&'a str, CoreError> {
-    let text = text.trim();
-    if required && text.is_empty() {
-        return Err(CoreError::Empty(field));
-    }
-    let len = text.chars().count();
-    if len > max {
-        return Err(CoreError::TooLong { field, len, max });
-    }
-    Ok(text)
-}
-
-/// A name (of a member, a device, a circle) as it will be kept
-/// ([`crate::people::clean_name`]: no controls, no invisible characters),
-/// or why it cannot be.
-pub(crate) fn checked_name(field: &'static str, name: &str) -> Result<String, CoreError> {
-    let cleaned = crate::people::clean_name(name);
-    checked(field, &cleaned, limits::NAME, true)?;
-    Ok(cleaned)
-}
-
 /// A device's name as it will be kept, or why it cannot be.
 pub fn check_device_name(name: &str) -> Result<String, CoreError> {
     checked_name("device name", name)
-}
-
-/// The winning map at `ROOT[name]`, created if a document lacks it.
-pub(crate) fn collection(tx: &mut Transaction<'_>, name: &str) -> Result<ObjId, CoreError> {
-    child_map(tx, &ROOT, name)
-}
-
-/// The winning map at `parent[key]`, created if missing.
-pub(crate) fn child_map(
-    tx: &mut Transaction<'_>,
-    parent: &ObjId,
-    key: &str,
-) -> Result<ObjId, CoreError> {
-    match tx.get(parent, key)? {
-        Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
-        _ => Ok(tx.put_object(parent, key, ObjType::Map)?),
-    }
-}
-
-/// A new map for an entity at `ROOT[collection][id]`.
-pub(crate) fn new_entity(
-    tx: &mut Transaction<'_>,
-    collection_name: &str,
-    id: EntityId,
-) -> Result<ObjId, CoreError> {
-    let coll = collection(tx, collection_name)?;
-    Ok(tx.put_object(&coll, id.to_string(), ObjType::Map)?)
 }

@@ -9,14 +9,8 @@
 //! the earlier values stay in past changes, which a member could read with
 //! tools of their own.
 
-use automerge::transaction::Transactable;
-use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
-
-use crate::circle::{Circle, checked};
-use crate::error::CoreError;
 use crate::ids::{EntityId, MemberId};
 use crate::schema::{self, limits};
-use crate::time::Timestamp;
 use crate::view::CircleView;
 
 /// What kind of entry an id names.
@@ -51,7 +45,7 @@ impl EntryKind {
 
     /// The field that holds its words, how long they may be, and whether
     /// an edit may leave it empty.
-    fn text_field(self) -> (&'static str, usize, bool) {
+    pub(crate) fn text_field(self) -> (&'static str, usize, bool) {
         match self {
             EntryKind::Checkin => ("note", limits::NOTE, false),
             EntryKind::Dish => ("dish", limits::NAME, true),
@@ -60,7 +54,7 @@ impl EntryKind {
     }
 
     /// Fields a withdrawal empties.
-    fn words(self) -> &'static [&'static str] {
+    pub(crate) fn words(self) -> &'static [&'static str] {
         match self {
             EntryKind::Checkin => &["note"],
             EntryKind::Request => &["text", "when"],
@@ -72,13 +66,13 @@ impl EntryKind {
 
 /// Where an entry sits: its path from the root, and whose it is.
 #[derive(Debug, Clone)]
-struct Found {
-    kind: EntryKind,
-    path: Vec<String>,
-    author: MemberId,
+pub(crate) struct Found {
+    pub(crate) kind: EntryKind,
+    pub(crate) path: Vec<String>,
+    pub(crate) author: MemberId,
 }
 
-fn find(view: &CircleView, id: EntityId) -> Option<Found> {
+pub(crate) fn find(view: &CircleView, id: EntityId) -> Option<Found> {
     let key = id.to_string();
     let p = |parts: &[&str]| parts.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     if let Some(c) = view.checkins.get(&id) {
@@ -167,139 +161,6 @@ pub fn entry_ids(view: &CircleView) -> Vec<EntityId> {
         ids.extend(g.dishes.keys());
     }
     ids
-}
-
-impl Circle {
-    fn obj_at(&self, path: &[String]) -> Option<ObjId> {
-        let mut obj = ROOT;
-        for key in path {
-            obj = match self.doc().get(&obj, key.as_str()).ok()?? {
-                (Value::Object(ObjType::Map), id) => id,
-                _ => return None,
-            };
-        }
-        Some(obj)
-    }
-
-    fn own_entry(&self, id: EntityId, me: MemberId) -> Result<(Found, ObjId), CoreError> {
-        self.require_member(me)?;
-        let view = self.view();
-        let found = find(&view, id).ok_or(CoreError::NoSuchEntity { kind: "entry", id })?;
-        if found.author != me {
-            return Err(CoreError::NotAllowed(format!(
-                "this {} is {}'s; only they can change or withdraw it",
-                found.kind.noun(),
-                view.name_of(&found.author)
-            )));
-        }
-        let obj = self.obj_at(&found.path).ok_or(CoreError::NoSuchEntity {
-            kind: found.kind.noun(),
-            id,
-        })?;
-        Ok((found, obj))
-    }
-
-    /// Changes the words of something `me` wrote; returns what it was.
-    pub fn edit_entry(
-        &mut self,
-        id: EntityId,
-        me: MemberId,
-        text: &str,
-        now: Timestamp,
-    ) -> Result<EntryKind, CoreError> {
-        let (found, obj) = self.own_entry(id, me)?;
-        let (field, max, required) = found.kind.text_field();
-        let text = checked(found.kind.noun(), text, max, required)?;
-        self.transact(now, "edit", |tx| {
-            tx.put(&obj, field, text)?;
-            tx.put(&obj, "edited_at", now.as_millis())?;
-            Ok(())
-        })?;
-        Ok(found.kind)
-    }
-
-    /// Takes back something `me` wrote: its words are emptied and views
-    /// leave it out. Returns what it was.
-    pub fn withdraw_entry(
-        &mut self,
-        id: EntityId,
-        me: MemberId,
-        now: Timestamp,
-    ) -> Result<EntryKind, CoreError> {
-        let (found, obj) = self.own_entry(id, me)?;
-        self.transact(now, "withdraw", |tx| {
-            for field in found.kind.words() {
-                if tx.get(&obj, *field)?.is_some() {
-                    tx.put(&obj, *field, "")?;
-                }
-            }
-            tx.put(&obj, WITHDRAWN, now.as_millis())?;
-            Ok(())
-        })?;
-        Ok(found.kind)
-    }
-}
-
-impl Circle {
-    /// The dishes `member` brings to a gathering now.
-    pub fn dishes_of(&self, gathering: EntityId, member: MemberId) -> Vec<(EntityId, String)> {
-        self.view_of(&[schema::GATHERINGS])
-            .dishes_of(gathering, member)
-    }
-
-    /// Withdraws every dish `member` brings to a gathering (before they
-    /// bring something else instead).
-    pub fn withdraw_dishes(
-        &mut self,
-        gathering: EntityId,
-        member: MemberId,
-        now: Timestamp,
-    ) -> Result<(), CoreError> {
-        for (id, _) in self.dishes_of(gathering, member) {
-            self.withdraw_entry(id, member, now)?;
-        }
-        Ok(())
-    }
-}
-
-/// The field that marks an entry withdrawn.
-pub(crate) const WITHDRAWN: &str = "withdrawn";
-
-/// Leaves withdrawn entries out of a circle read as JSON (before it is
-/// typed), so no view shows them.
-pub(crate) fn drop_withdrawn(root: &mut serde_json::Value) {
-    for coll in [
-        schema::CHECKINS,
-        schema::MOMENTS,
-        schema::REQUESTS,
-        schema::GATHERINGS,
-    ] {
-        if let Some(entries) = root.get_mut(coll).and_then(|m| m.as_object_mut()) {
-            entries.retain(|_, e| stands(coll, e));
-        }
-    }
-}
-
-/// Whether an entity of `collection` stands (its author did not withdraw
-/// it), with what was withdrawn inside it (replies, commitments, dishes,
-/// answers) left out. A gathering is never withdrawn as a whole.
-pub(crate) fn stands(collection: &str, e: &mut serde_json::Value) -> bool {
-    let gone = |v: &serde_json::Value| v.get(WITHDRAWN).is_some();
-    let inside: &[&str] = match collection {
-        schema::CHECKINS | schema::MOMENTS => &[schema::REPLIES],
-        schema::REQUESTS => &[schema::REPLIES, "commitments"],
-        schema::GATHERINGS => &["dishes", "rsvps"],
-        _ => &[],
-    };
-    if collection != schema::GATHERINGS && gone(e) {
-        return false;
-    }
-    for sub in inside {
-        if let Some(m) = e.get_mut(*sub).and_then(|m| m.as_object_mut()) {
-            m.retain(|_, x| !gone(x));
-        }
-    }
-    true
 }
 
 impl CircleView {

@@ -22,7 +22,8 @@ use automerge::{ChangeHash, ObjType, ROOT, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::authorship::SignedHead;
-use crate::circle::{Circle, guarded};
+use crate::circle::Circle;
+use crate::doc::guarded;
 use crate::error::CoreError;
 use crate::identity::DeviceKey;
 use crate::ids::MemberId;

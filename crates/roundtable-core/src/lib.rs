@@ -33,10 +33,12 @@
 //! # Ok::<(), roundtable_core::CoreError>(())
 //! ```
 
+mod actors;
 pub mod authorship;
 pub mod care;
 pub mod circle;
 pub mod dates;
+mod doc;
 pub mod double_ups;
 pub mod entries;
 pub mod equivocation;
@@ -61,6 +63,7 @@ pub mod since;
 mod standing;
 pub mod steward;
 pub mod sync;
+mod text;
 pub mod time;
 pub mod view;
 pub mod wire;

@@ -97,21 +97,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::ObjType;
-use automerge::transaction::Transactable;
-
-use crate::circle::{Circle, child_map};
-use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
-use crate::invite::InviteKind;
 use crate::schema;
 use crate::time::Timestamp;
-use crate::view::{CircleView, RemovalRecord, Returned};
+use crate::view::{CircleView, InviteKind, RemovalRecord, Returned};
 
-mod devices;
 mod proposals;
 mod recovery;
-mod removal_wins;
+pub(crate) mod removal_wins;
 mod words;
 pub use proposals::{REMOVAL_RULE, WELCOME_RULE, cannot_pass, needed};
 pub use recovery::{
@@ -120,7 +113,7 @@ pub use recovery::{
 };
 pub use removal_wins::LetIn;
 use removal_wins::Void;
-pub(crate) use removal_wins::{known_of, note_unaware};
+pub(crate) use removal_wins::known_of;
 
 pub use crate::view::ProposalKind;
 
@@ -494,7 +487,7 @@ pub(crate) fn turns_of(
     member: MemberId,
     device: DeviceId,
 ) -> Vec<automerge::ChangeHash> {
-    use crate::shape::{children, maps};
+    use crate::doc::{children, maps};
     use automerge::{ROOT, ReadDoc};
     let mut objs = Vec::new();
     for members in maps(doc, &ROOT, schema::MEMBERS) {

@@ -37,6 +37,42 @@ use crate::ids::{MemberId, Resolved, resolve_prefix};
 use crate::time::Timestamp;
 use crate::view::CircleView;
 
+/// A member's own words about themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// The name the circle calls them by.
+    pub name: String,
+    /// Pronouns, if they want to share them.
+    pub pronouns: String,
+    /// "What I'd like you to remember about me."
+    pub remember: String,
+    /// An unfinished story of their own.
+    pub story: String,
+}
+
+impl Profile {
+    /// A profile with only a name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A change to some fields of a profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileEdit {
+    /// New name.
+    pub name: Option<String>,
+    /// New pronouns.
+    pub pronouns: Option<String>,
+    /// New "what I'd like you to remember about me".
+    pub remember: Option<String>,
+    /// New story.
+    pub story: Option<String>,
+}
+
 /// Whether `c` is invisible: a default-ignorable code point, which the
 /// UTS #39 skeleton drops (zero-width space, joiners, BOM, soft hyphen,
 /// bidi controls, variation selectors, tags, fillers).

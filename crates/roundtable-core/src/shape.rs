@@ -78,11 +78,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
-use crate::circle::device_of;
+use crate::actors::device_of;
+use crate::doc::{children, maps};
 use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::membership::{MAX_ACTIVE_DEVICES, MAX_DEVICE_RECORDS, Membership, ProposalKind};
 use crate::schema::{self, limits};
-use crate::steward::{MAX_STEWARD_RECORDS, MAX_STEWARDS, STEWARDS, count_stewards, record_of};
+use crate::steward::records::{
+    MAX_STEWARD_RECORDS, MAX_STEWARDS, STEWARDS, count_stewards, record_of,
+};
 use crate::view::CircleView;
 
 /// The guarded objects of a document, by the ids changes name them with.
@@ -130,20 +133,6 @@ pub(crate) fn legacy(id: &ObjId) -> ObjectId {
         ObjId::Root => ObjectId::Root,
         ObjId::Id(ctr, actor, _) => ObjectId::Id(OpId(*ctr, actor.clone())),
     }
-}
-
-/// Every map object at `obj[key]` (concurrent ones included).
-pub(crate) fn maps(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
-    doc.get_all(obj, key)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(v, id)| matches!(v, Value::Object(ObjType::Map)).then_some(id))
-        .collect()
-}
-
-/// Every map object that is a value of `obj`.
-pub(crate) fn children(doc: &Automerge, obj: &ObjId) -> Vec<ObjId> {
-    doc.keys(obj).flat_map(|k| maps(doc, obj, &k)).collect()
 }
 
 impl Shape {

@@ -39,11 +39,11 @@ use crate::identity::DeviceKey;
 use crate::ids::{CircleId, DeviceId};
 use crate::keys::{EpochKey, KeyOffer};
 
-mod records;
+pub(crate) mod records;
 mod welcome;
 
-pub use records::StewardRecord;
-pub(crate) use records::{count_stewards, record_of};
+use records::hex;
+pub use records::{LockerId, MAX_STEWARD_RECORDS, MAX_STEWARDS, MAX_TICKET, StewardRecord};
 pub use welcome::{WaitingWelcome, WelcomeSlot, slot_of_token};
 
 const ACCESS_CONTEXT: &str = "roundtable 2026 steward shelf access v1";
@@ -51,42 +51,6 @@ const AEAD_CONTEXT: &str = "roundtable 2026 steward shelf aead v1";
 const BOX_CONTEXT: &str = "roundtable 2026 steward key box v1";
 const PROOF_CONTEXT: &[u8] = b"roundtable/steward/open/1";
 const SEAL_CONTEXT: &[u8] = b"roundtable/shelf/1";
-/// The key under the circle record where stewards are recorded.
-pub(crate) const STEWARDS: &str = "stewards";
-/// The most stewards a circle uses at once (records not removed).
-pub const MAX_STEWARDS: usize = 16;
-/// The most steward records a circle holds, removed ones included: records
-/// are never deleted, so this keeps the document bounded (at about 1.2 KB
-/// a record, some 150 KB), and is far more than a circle adding and
-/// removing a steward every month for ten years writes.
-pub const MAX_STEWARD_RECORDS: usize = 128;
-/// The longest a steward's ticket may be, in bytes.
-pub const MAX_TICKET: usize = 1024;
-
-/// Where one steward keeps one circle: random, kept in the circle's
-/// steward record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct LockerId(pub [u8; 16]);
-
-impl LockerId {
-    /// A fresh one.
-    pub fn random(rng: &mut impl RngCore) -> Self {
-        let mut b = [0u8; 16];
-        rng.fill_bytes(&mut b);
-        Self(b)
-    }
-
-    /// As lowercase hex.
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
-    }
-
-    /// From lowercase hex.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        Some(Self(unhex(s)?))
-    }
-}
-
 /// What lies on a shelf, as the steward sees it: which kind of sealed
 /// thing (the kind is bound into the seal, so a steward cannot relabel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -378,7 +342,7 @@ pub fn covered_by(
     let mut devices = std::collections::BTreeSet::new();
     let mut deps = std::collections::BTreeSet::new();
     for c in &changes {
-        if let Some((d, _)) = crate::circle::device_of(c.actor_id()) {
+        if let Some((d, _)) = crate::actors::device_of(c.actor_id()) {
             devices.insert(d);
         }
         deps.extend(c.deps().iter().copied());
@@ -389,21 +353,6 @@ pub fn covered_by(
         .filter(|h| !deps.contains(h))
         .collect();
     Some((devices, heads))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChangeHash, Circle, CircleId, DeviceId, Rejection, SignedHead};
+use super::{ChangeHash, CircleId, DeviceId, Rejection, SignedHead};
 
 /// A device's writing session: where a head has its place in the book.
 type Slot = ([u8; 32], u64);
@@ -82,13 +82,6 @@ impl HeadBook {
     /// An empty book.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// An empty book for the devices `circle` certifies.
-    pub fn for_circle(circle: &Circle) -> Self {
-        let mut book = Self::new();
-        book.know_devices(&circle.membership().certified);
-        book
     }
 
     /// Reads a kept book; damaged bytes give an empty one (peers send heads
@@ -227,12 +220,12 @@ impl HeadBook {
             .retain(|_, s| s.held.is_some() || !s.pending.is_empty());
     }
 
-    /// Marks, in each session, the newest head whose change `circle`
-    /// holds, and lets go of heads behind it. Heads of changes not held
+    /// Marks, in each session, the newest head whose change is held
+    /// (`has`), and lets go of heads behind it. Heads of changes not held
     /// stay pending (under two changes of one number, the other's proof
     /// is still needed until its change arrives or is refused).
-    pub fn settle(&mut self, circle: &Circle) {
-        let holds = |k: &SignedHead| circle.has_change(&ChangeHash(k.hash));
+    pub(crate) fn settle_by(&mut self, has: impl Fn(&ChangeHash) -> bool) {
+        let holds = |k: &SignedHead| has(&ChangeHash(k.hash));
         for s in self.sessions.values_mut() {
             // A session's changes held here form one chain, so of the
             // heads whose change is here, the highest numbered covers the

@@ -12,14 +12,14 @@ use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::{InviteKind, redeem_message};
-use crate::circle::device_of;
+use super::redeem_message;
+use crate::actors::device_of;
 use crate::identity::{DeviceCert, decode_hex_exact};
 use crate::ids::{CircleId, DeviceId, MemberId};
 use crate::membership::Membership;
 use crate::schema;
 use crate::shape::legacy;
-use crate::view::{CircleView, Invite};
+use crate::view::{CircleView, Invite, InviteKind};
 
 /// The most operations a self-redemption may hold (it makes about fifteen).
 const MAX_OPS: usize = 32;

@@ -33,20 +33,11 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use automerge::{Automerge, ChangeHash, ObjId, ROOT};
 
+use crate::doc::maps;
 use crate::ids::{DeviceId, MemberId};
 use crate::schema;
-use crate::shape::maps;
 use crate::view::CircleView;
-
-/// One admission into the circle, as written: a member's record, or one
-/// device record of a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LetIn {
-    /// The member's record.
-    Member(MemberId),
-    /// A device record of the member.
-    Device(MemberId, DeviceId),
-}
+pub use crate::view::LetIn;
 
 /// The device on whose authority `what` came in: the device that wrote its
 /// record, or, where the device let itself in with an invite (it wrote its
@@ -182,7 +173,7 @@ pub(crate) fn note_unaware(view: &mut CircleView, doc: &Automerge) {
             .iter()
             .flat_map(|d| maps(doc, d, "revoked"))
             .filter(|r| match r {
-                ObjId::Id(_, actor, _) => crate::circle::device_of(actor)
+                ObjId::Id(_, actor, _) => crate::actors::device_of(actor)
                     .is_some_and(|(by, _)| by != device && owners_devices.contains_key(&by)),
                 ObjId::Root => false,
             })

@@ -75,3 +75,58 @@ impl Membership {
 
 /// What a removed member keeps, as every notice ends.
 const KEPT: &str = "Your copy is kept; you can read it but not write.";
+
+impl Proposal {
+    /// What became of the proposal, in words: "Maya proposed that Lee
+    /// leave the circle: ... (1 of 2 consents needed)", "Lee left the
+    /// circle by consent", ...
+    pub fn words(&self, view: &CircleView) -> String {
+        let (by, target) = (view.name_of(&self.by), view.name_of(&self.target));
+        let reason = if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.reason)
+        };
+        if let Some(r) = &self.recovery {
+            return recovery::words(self, r, view);
+        }
+        if self.kind == ProposalKind::Welcome {
+            return match self.state {
+                ProposalState::Open => format!(
+                    "{by} proposed welcoming {target} back{reason} ({} of {} consents needed so far)",
+                    self.consents.len(),
+                    self.needed
+                ),
+                ProposalState::Carried => format!(
+                    "{target} was welcomed back by consent ({} of {} consented to {by}'s proposal{reason})",
+                    self.consents.len(),
+                    self.electorate.len()
+                ),
+                ProposalState::Withdrawn => {
+                    format!("{by} withdrew the proposal to welcome {target} back")
+                }
+                ProposalState::Void | ProposalState::Refused => {
+                    format!("a proposal about {target} did not count")
+                }
+            };
+        }
+        match self.state {
+            ProposalState::Open => format!(
+                "{by} proposed that {target} leave the circle{reason} ({} of {} consents needed so far)",
+                self.consents.len(),
+                self.needed
+            ),
+            ProposalState::Carried => format!(
+                "{target} left the circle by consent ({} of {} consented to {by}'s proposal{reason})",
+                self.consents.len(),
+                self.electorate.len()
+            ),
+            ProposalState::Withdrawn => {
+                format!("{by} withdrew the proposal that {target} leave the circle")
+            }
+            ProposalState::Void | ProposalState::Refused => {
+                format!("a proposal about {target} did not count")
+            }
+        }
+    }
+}

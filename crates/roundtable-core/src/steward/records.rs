@@ -1,18 +1,49 @@
 //! The stewards a circle records (`circle.stewards.<id>`): added by any
 //! member in their own name, stopped by any member, never deleted.
 
-use std::collections::BTreeMap;
-
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{LockerId, MAX_STEWARD_RECORDS, MAX_STEWARDS, MAX_TICKET, STEWARDS};
-use crate::circle::{Circle, child_map};
-use crate::error::CoreError;
 use crate::ids::{DeviceId, EntityId, MemberId};
 use crate::schema;
 use crate::time::Timestamp;
+
+/// The key under the circle record where stewards are recorded.
+pub(crate) const STEWARDS: &str = "stewards";
+/// The most stewards a circle uses at once (records not removed).
+pub const MAX_STEWARDS: usize = 16;
+/// The most steward records a circle holds, removed ones included: records
+/// are never deleted, so this keeps the document bounded (at about 1.2 KB
+/// a record, some 150 KB), and is far more than a circle adding and
+/// removing a steward every month for ten years writes.
+pub const MAX_STEWARD_RECORDS: usize = 128;
+/// The longest a steward's ticket may be, in bytes.
+pub const MAX_TICKET: usize = 1024;
+
+/// Where one steward keeps one circle: random, kept in the circle's
+/// steward record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LockerId(pub [u8; 16]);
+
+impl LockerId {
+    /// A fresh one.
+    pub fn random(rng: &mut impl RngCore) -> Self {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        Self(b)
+    }
+
+    /// As lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// From lowercase hex.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        Some(Self(unhex(s)?))
+    }
+}
 
 /// A steward as the circle records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +86,7 @@ fn scalar(doc: &automerge::Automerge, obj: &ObjId, key: &str) -> Option<ScalarVa
     }
 }
 
-fn maps_at(doc: &automerge::Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
+pub(crate) fn maps_at(doc: &automerge::Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
     doc.get_all(obj, key)
         .unwrap_or_default()
         .into_iter()
@@ -63,131 +94,11 @@ fn maps_at(doc: &automerge::Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
         .collect()
 }
 
-impl Circle {
-    /// The stewards the circle records, removed ones included, in the
-    /// order they were added.
-    pub fn stewards(&self) -> Vec<StewardRecord> {
-        let doc = self.doc();
-        let mut out = BTreeMap::new();
-        for info in maps_at(doc, &automerge::ROOT, schema::CIRCLE) {
-            for stewards in maps_at(doc, &info, STEWARDS) {
-                for key in doc.keys(&stewards) {
-                    let Ok(id) = key.parse::<EntityId>() else {
-                        continue;
-                    };
-                    for rec in maps_at(doc, &stewards, &key) {
-                        if let Some(r) = read_record(doc, &rec, id) {
-                            let e = out.entry((r.added_at, id)).or_insert(r.clone());
-                            e.removed_by = e.removed_by.or(r.removed_by);
-                        }
-                    }
-                }
-            }
-        }
-        out.into_values().collect()
-    }
-
-    /// Records a steward for the circle, in `me`'s name; returns its id.
-    pub fn add_steward(
-        &mut self,
-        me: MemberId,
-        ticket: &str,
-        name: Option<&str>,
-        steward: DeviceId,
-        now: Timestamp,
-        rng: &mut impl RngCore,
-    ) -> Result<(EntityId, LockerId), CoreError> {
-        self.require_member(me)?;
-        let ticket = ticket.trim();
-        if ticket.is_empty() || ticket.len() > MAX_TICKET || !ticket.is_ascii() {
-            return Err(CoreError::Invalid(
-                "that is not a steward's ticket: copy the whole line `roundtable steward ticket` printed".into(),
-            ));
-        }
-        let name = name
-            .filter(|n| !n.trim().is_empty())
-            .map(|n| crate::circle::checked_name("steward's name", n))
-            .transpose()?;
-        let all = self.stewards();
-        if all
-            .iter()
-            .any(|s| s.ticket == ticket && s.removed_by.is_none())
-        {
-            return Err(CoreError::Invalid(
-                "this circle already uses that steward".into(),
-            ));
-        }
-        let count = count_stewards(self.doc(), None);
-        if count.in_use >= MAX_STEWARDS {
-            return Err(CoreError::Invalid(format!(
-                "a circle uses at most {MAX_STEWARDS} stewards at once: stop using one first"
-            )));
-        }
-        if count.records >= MAX_STEWARD_RECORDS {
-            return Err(CoreError::Invalid(format!(
-                "this circle has recorded {MAX_STEWARD_RECORDS} stewards, as many as a circle may"
-            )));
-        }
-        let id = EntityId::random(rng);
-        let locker = LockerId::random(rng);
-        self.transact(now, "add steward", |tx| {
-            let info = match tx.get(automerge::ROOT, schema::CIRCLE)? {
-                Some((Value::Object(ObjType::Map), obj)) => obj,
-                _ => return Err(CoreError::NotACircle("it has no circle record".into())),
-            };
-            let stewards = child_map(tx, &info, STEWARDS)?;
-            let rec = tx.put_object(&stewards, id.to_string(), ObjType::Map)?;
-            use automerge::transaction::Transactable;
-            tx.put(&rec, "ticket", ticket)?;
-            tx.put(&rec, "steward", steward.to_string())?;
-            tx.put(&rec, "locker", locker.to_hex())?;
-            tx.put(&rec, "by", me.to_string())?;
-            tx.put(&rec, "at", now.as_millis())?;
-            if let Some(name) = &name {
-                tx.put(&rec, "name", name.as_str())?;
-            }
-            Ok(())
-        })?;
-        Ok((id, locker))
-    }
-
-    /// Stops the circle using a steward, in `me`'s name.
-    pub fn remove_steward(
-        &mut self,
-        me: MemberId,
-        id: EntityId,
-        now: Timestamp,
-    ) -> Result<(), CoreError> {
-        self.require_member(me)?;
-        let Some(found) = self.stewards().into_iter().find(|s| s.id == id) else {
-            return Err(CoreError::NoSuchEntity {
-                kind: "steward",
-                id,
-            });
-        };
-        if found.removed_by.is_some() {
-            return Ok(());
-        }
-        let doc = self.doc();
-        let rec = maps_at(doc, &automerge::ROOT, schema::CIRCLE)
-            .into_iter()
-            .flat_map(|info| maps_at(doc, &info, STEWARDS))
-            .flat_map(|s| maps_at(doc, &s, &id.to_string()))
-            .next()
-            .ok_or(CoreError::NoSuchEntity {
-                kind: "steward",
-                id,
-            })?;
-        self.transact(now, "remove steward", |tx| {
-            use automerge::transaction::Transactable;
-            tx.put(&rec, "removed_by", me.to_string())?;
-            tx.put(&rec, "removed_at", now.as_millis())?;
-            Ok(())
-        })
-    }
-}
-
-fn read_record(doc: &automerge::Automerge, rec: &ObjId, id: EntityId) -> Option<StewardRecord> {
+pub(crate) fn read_record(
+    doc: &automerge::Automerge,
+    rec: &ObjId,
+    id: EntityId,
+) -> Option<StewardRecord> {
     record_of(id, |k| scalar(doc, rec, k))
 }
 
@@ -217,7 +128,7 @@ pub(crate) fn record_of(
         None => None,
         Some(ScalarValue::Str(n)) => {
             let n = n.to_string();
-            if crate::circle::checked_name("steward's name", &n).ok()? != n {
+            if crate::text::checked_name("steward's name", &n).ok()? != n {
                 return None;
             }
             Some(n)
@@ -283,4 +194,19 @@ pub(crate) fn count_stewards(
         }
     }
     count
+}
+
+pub(super) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }

@@ -131,7 +131,7 @@ fn after(mut prev: CircleView, doc: &Automerge, touched: &Touched) -> Option<Cir
         }
         let mut view: CircleView = serde_json::from_value(Json::Object(root)).ok()?;
         view.check_authors();
-        crate::membership::note_unaware(&mut view, doc);
+        crate::membership::removal_wins::note_unaware(&mut view, doc);
         view.checkins = std::mem::take(&mut prev.checkins);
         view.moments = std::mem::take(&mut prev.moments);
         view.requests = std::mem::take(&mut prev.requests);
@@ -185,7 +185,7 @@ fn refresh<V: DeserializeOwned>(
         return;
     };
     let entry = json
-        .and_then(|mut j| crate::entries::stands(collection, &mut j).then_some(j))
+        .and_then(|mut j| super::reader::stands(collection, &mut j).then_some(j))
         .and_then(|j| serde_json::from_value(j).ok());
     match entry {
         Some(v) => map.insert(id, v),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Also, Version, lenient_map, or_default};
+use super::lenient::{Also, Version, lenient_map, or_default};
 use crate::ids::{EntityId, MemberId};
 use crate::mood::Mood;
 use crate::time::Timestamp;

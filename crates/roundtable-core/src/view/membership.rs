@@ -6,9 +6,39 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{lenient_map, or_default};
+use super::lenient::{Also, lenient_map, or_default};
 use crate::ids::{DeviceId, MemberId};
 use crate::time::Timestamp;
+
+/// Whom an invite is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteKind {
+    /// Someone new to the circle.
+    Member,
+    /// Another device of the member who made the invite.
+    Device,
+}
+
+impl InviteKind {
+    /// The word stored and printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InviteKind::Member => "member",
+            InviteKind::Device => "device",
+        }
+    }
+}
+
+/// One admission into the circle, as written: a member's record, or one
+/// device record of a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LetIn {
+    /// The member's record.
+    Member(MemberId),
+    /// A device record of the member.
+    Device(MemberId, DeviceId),
+}
 
 /// A proposal to remove a member, as written in the circle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,7 +260,7 @@ pub struct Invite {
     /// The member who made it.
     pub by: MemberId,
     /// For a new member or a new device.
-    pub kind: crate::invite::InviteKind,
+    pub kind: InviteKind,
     /// BLAKE3 of the secret in the ticket.
     pub secret_hash: String,
     /// The public half of the key derived from the secret
@@ -394,7 +424,7 @@ pub struct Member {
         skip_serializing,
         deserialize_with = "or_default"
     )]
-    pub also: super::Also,
+    pub also: Also,
 }
 
 /// "Lee now goes by Maya": a member took another name.
@@ -523,7 +553,7 @@ pub struct Revoked {
     /// Worked out from the document's history when it is read (see
     /// [`crate::membership`], "removal wins"); never written.
     #[serde(skip)]
-    pub unaware_of: BTreeSet<crate::membership::LetIn>,
+    pub unaware_of: BTreeSet<LetIn>,
     /// Causal position (a Lamport clock).
     #[serde(default, rename = "__order", skip_serializing)]
     pub order: u64,

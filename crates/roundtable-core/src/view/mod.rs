@@ -10,16 +10,15 @@
 //!   collections, and the canonical JSON;
 //! - `membership.rs`: members and devices, invites, removals as written;
 //! - `care.rs`: check-ins, moments, asks and offers, gatherings;
-//! - `reader.rs`: the document as JSON, in one walk;
+//! - `reader.rs`: the document as JSON, in one walk, less what was withdrawn;
+//! - `lenient.rs`: typing it, leaving out what does not parse;
 //! - `after.rs`: reading it again after a change, at the change's cost.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use automerge::{Automerge, ObjType, ROOT, ReadDoc, Value};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::identity::DeviceCert;
@@ -28,6 +27,7 @@ use crate::time::Timestamp;
 
 mod after;
 mod care;
+mod lenient;
 mod membership;
 mod reader;
 
@@ -35,25 +35,14 @@ pub use care::{
     Answer, Came, Checkin, Commitment, Dish, Done, Gathering, Moment, Reply, Request, RequestKind,
     Rsvp,
 };
+pub use lenient::{Also, Version};
+use lenient::{lenient_map, or_default};
 pub use membership::{
-    Away, Consent, Device, Invite, InviteState, Left, Member, ProposalKind, RecoveryWait, Redeemed,
-    RemovalRecord, Rename, Returned, Revoked, Withdrawn,
+    Away, Consent, Device, Invite, InviteKind, InviteState, Left, LetIn, Member, ProposalKind,
+    RecoveryWait, Redeemed, RemovalRecord, Rename, Returned, Revoked, Withdrawn,
 };
+pub(crate) use reader::WITHDRAWN;
 use reader::{read_tree, union};
-
-/// The key under which the reader records an object's causal position.
-const ORDER: &str = "__order";
-/// The key under which the reader records the device that made an object
-/// (its Automerge actor), so rules can check who wrote what.
-const BY: &str = "__by";
-/// The key under which the reader keeps, in a map, the values concurrent
-/// edits left at its scalar keys: `{key: [{value, by}, ...]}`, the winner
-/// first (see [`crate::double_ups`]).
-const ALSO: &str = "__also";
-/// The key under which the reader keeps, in a map that concurrent edits
-/// made more than once, each of them as written: `[{value, by}, ...]`, the
-/// winner first.
-const VERSIONS: &str = "__versions";
 
 /// Everything in a circle. Serializes to the canonical JSON of `show --json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -88,23 +77,6 @@ pub struct CircleView {
     #[serde(default, deserialize_with = "lenient_map")]
     pub removals: BTreeMap<EntityId, RemovalRecord>,
 }
-
-/// One of several values that edits on devices that had not met left at
-/// one field, with the device that wrote it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Version<T> {
-    /// The value.
-    pub value: T,
-    /// The device that wrote it.
-    #[serde(default, deserialize_with = "or_default")]
-    pub by: Option<crate::ids::DeviceId>,
-}
-
-/// The values edits on devices that had not met left at an object's
-/// fields, by field, the one that stands first. Empty for nearly every
-/// object.
-pub type Also = BTreeMap<String, Vec<Version<Json>>>;
 
 /// The circle itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,10 +155,10 @@ impl CircleView {
     /// Reads a whole document.
     pub fn read(doc: &Automerge) -> Self {
         let mut json = read_tree(doc, &ROOT, ObjType::Map, 0);
-        crate::entries::drop_withdrawn(&mut json);
+        reader::drop_withdrawn(&mut json);
         let mut view: CircleView = serde_json::from_value(json).unwrap_or_default();
         view.check_authors();
-        crate::membership::note_unaware(&mut view, doc);
+        crate::membership::removal_wins::note_unaware(&mut view, doc);
         view
     }
 
@@ -218,10 +190,10 @@ impl CircleView {
             }
         }
         let mut root = Json::Object(root);
-        crate::entries::drop_withdrawn(&mut root);
+        reader::drop_withdrawn(&mut root);
         let mut view: CircleView = serde_json::from_value(root).unwrap_or_default();
         view.check_authors();
-        crate::membership::note_unaware(&mut view, doc);
+        crate::membership::removal_wins::note_unaware(&mut view, doc);
         view
     }
 
@@ -269,32 +241,6 @@ pub fn canonicalize(value: Json) -> Json {
         Json::Array(items) => Json::Array(items.into_iter().map(canonicalize).collect()),
         other => other,
     }
-}
-
-/// Deserializes a map, leaving out entries whose key or value does not parse.
-fn lenient_map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
-where
-    D: Deserializer<'de>,
-    K: FromStr + Ord,
-    V: DeserializeOwned,
-{
-    let raw = match Json::deserialize(d)? {
-        Json::Object(m) => m,
-        _ => return Ok(BTreeMap::new()),
-    };
-    Ok(raw
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.parse().ok()?, serde_json::from_value(v).ok()?)))
-        .collect())
-}
-
-/// Deserializes a value, falling back to its default if it does not parse.
-fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned + Default,
-{
-    Ok(serde_json::from_value(Json::deserialize(d)?).unwrap_or_default())
 }
 
 impl fmt::Display for CircleView {

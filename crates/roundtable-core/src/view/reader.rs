@@ -10,7 +10,19 @@ use automerge::iter::{DocItem, DocObjItem};
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde_json::Value as Json;
 
-use super::{ALSO, BY, ORDER, VERSIONS};
+/// The key under which the reader records an object's causal position.
+pub(super) const ORDER: &str = "__order";
+/// The key under which the reader records the device that made an object
+/// (its Automerge actor), so rules can check who wrote what.
+pub(super) const BY: &str = "__by";
+/// The key under which the reader keeps, in a map, the values concurrent
+/// edits left at its scalar keys: `{key: [{value, by}, ...]}`, the winner
+/// first (see [`crate::double_ups`]).
+pub(super) const ALSO: &str = "__also";
+/// The key under which the reader keeps, in a map that concurrent edits
+/// made more than once, each of them as written: `[{value, by}, ...]`, the
+/// winner first.
+pub(super) const VERSIONS: &str = "__versions";
 
 /// Deep enough for any shape this schema has; deeper data is not ours.
 const MAX_DEPTH: usize = 16;
@@ -217,7 +229,7 @@ impl Concurrent {
 fn writer(id: &ObjId) -> Json {
     match id {
         ObjId::Id(_, actor, _) => Json::String(
-            crate::circle::device_of(actor)
+            crate::actors::device_of(actor)
                 .map_or_else(|| actor.to_hex_string(), |(d, _)| d.to_string()),
         ),
         ObjId::Root => Json::Null,
@@ -273,6 +285,46 @@ fn scalar(s: &ScalarValue) -> Json {
     }
 }
 
+/// The field that marks an entry withdrawn.
+pub(crate) const WITHDRAWN: &str = "withdrawn";
+
+/// Leaves withdrawn entries out of a circle read as JSON (before it is
+/// typed), so no view shows them.
+pub(super) fn drop_withdrawn(root: &mut Json) {
+    for coll in [
+        crate::schema::CHECKINS,
+        crate::schema::MOMENTS,
+        crate::schema::REQUESTS,
+        crate::schema::GATHERINGS,
+    ] {
+        if let Some(entries) = root.get_mut(coll).and_then(|m| m.as_object_mut()) {
+            entries.retain(|_, e| stands(coll, e));
+        }
+    }
+}
+
+/// Whether an entity of `collection` stands (its author did not withdraw
+/// it), with what was withdrawn inside it (replies, commitments, dishes,
+/// answers) left out. A gathering is never withdrawn as a whole.
+pub(crate) fn stands(collection: &str, e: &mut Json) -> bool {
+    let gone = |v: &Json| v.get(WITHDRAWN).is_some();
+    let inside: &[&str] = match collection {
+        crate::schema::CHECKINS | crate::schema::MOMENTS => &[crate::schema::REPLIES],
+        crate::schema::REQUESTS => &[crate::schema::REPLIES, "commitments"],
+        crate::schema::GATHERINGS => &["dishes", "rsvps"],
+        _ => &[],
+    };
+    if collection != crate::schema::GATHERINGS && gone(e) {
+        return false;
+    }
+    for sub in inside {
+        if let Some(m) = e.get_mut(*sub).and_then(|m| m.as_object_mut()) {
+            m.retain(|_, x| !gone(x));
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -294,7 +346,7 @@ mod tests {
                 let mut j = by_key(doc, &id, k, depth + 1);
                 if let (true, Json::Object(m), ObjId::Id(counter, actor, _)) = (mark, &mut j, &id) {
                     m.insert(ORDER.into(), Json::from(*counter));
-                    let by = crate::circle::device_of(actor)
+                    let by = crate::actors::device_of(actor)
                         .map_or_else(|| actor.to_hex_string(), |(d, _)| d.to_string());
                     m.insert(BY.into(), Json::String(by));
                 }

@@ -1,7 +1,16 @@
 //! The membership as a copy of the circle reads it, and a member taking
 //! back one of their devices or one of their invites.
 
-use super::*;
+use automerge::ObjType;
+use automerge::transaction::Transactable;
+
+use super::Circle;
+use crate::doc::child_map;
+use crate::error::CoreError;
+use crate::ids::{DeviceId, EntityId, MemberId};
+use crate::membership::Membership;
+use crate::schema;
+use crate::time::Timestamp;
 
 impl Circle {
     /// The membership as the document says it is now (the circle keeps
@@ -12,7 +21,7 @@ impl Circle {
 
     /// The device whose edits these are (the document's actor).
     pub fn device(&self) -> Option<DeviceId> {
-        crate::circle::device_of(self.doc().get_actor()).map(|(d, _)| d)
+        crate::actors::device_of(self.doc().get_actor()).map(|(d, _)| d)
     }
 
     pub(super) fn me(&self) -> Result<DeviceId, CoreError> {
