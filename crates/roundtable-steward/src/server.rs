@@ -306,7 +306,7 @@ async fn serve_connection(conn: Connection, shared: Arc<Shared>) {
 async fn serve_stream(
     device: [u8; 32],
     mut send: roundtable_net::framing::SendHalf,
-    mut recv: roundtable_net::framing::RecvHalf,
+    recv: roundtable_net::framing::RecvHalf,
     shared: Arc<Shared>,
 ) {
     let (reader, mut frames) = read_frames(recv, shared.in_flight.clone());
