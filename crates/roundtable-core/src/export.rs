@@ -13,58 +13,98 @@ use std::fmt::Write as _;
 
 use jiff::tz::TimeZone;
 
+use std::collections::BTreeMap;
+
 use crate::feed::{Entry, timeline};
+use crate::ids::{EntityId, MemberId};
 use crate::time::Timestamp;
-use crate::view::{CircleView, Reply};
+use crate::view::{CircleView, Gathering, Member, Reply, Request, RequestKind};
 
 /// The whole circle as Markdown: who is in it, and everything that was said
 /// and done, in order, with every reply. Times are shown in `tz`.
 pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
-    let when = |t: Timestamp| {
+    let a = Archive {
+        view,
+        tz,
+        membership: crate::membership::Membership::from_view(view),
+    };
+    let mut out = String::new();
+    a.heading(&mut out);
+    a.members(&mut out);
+    let _ = writeln!(out, "## Life of the circle\n");
+    for e in timeline(view) {
+        a.entry(&mut out, e);
+    }
+    out
+}
+
+/// What the archive is written from: the circle, and the zone its times
+/// are shown in.
+struct Archive<'a> {
+    view: &'a CircleView,
+    tz: &'a TimeZone,
+    membership: crate::membership::Membership,
+}
+
+impl Archive<'_> {
+    fn when(&self, t: Timestamp) -> String {
         t.to_jiff()
-            .to_zoned_datetime(tz.clone())
+            .to_zoned_datetime(self.tz.clone())
             .strftime("%Y-%m-%d %H:%M")
             .to_string()
-    };
-    let name = |m: &crate::ids::MemberId| line(&view.name_of(m));
-    let membership = crate::membership::Membership::from_view(view);
-    let mut out = String::new();
-    let w = &mut out;
-    let _ = writeln!(w, "# {}\n", line(&view.circle.name));
-    if !view.circle.about.is_empty() {
-        let _ = writeln!(w, "{}\n", escape(&view.circle.about, ""));
     }
-    let _ = writeln!(
-        w,
-        "Begun {}. Circle id `{}`.\n",
-        when(view.circle.created_at),
-        view.circle.id
-    );
 
-    let _ = writeln!(w, "## Members\n");
-    let mut people: Vec<_> = view.members.iter().collect();
-    people.sort_by_key(|(id, m)| (m.order, **id));
-    for (id, m) in people {
+    fn name(&self, m: &MemberId) -> String {
+        line(&self.view.name_of(m))
+    }
+
+    /// The circle's name, what it is about, and when it began.
+    fn heading(&self, w: &mut String) {
+        let c = &self.view.circle;
+        let _ = writeln!(w, "# {}\n", line(&c.name));
+        if !c.about.is_empty() {
+            let _ = writeln!(w, "{}\n", escape(&c.about, ""));
+        }
+        let _ = writeln!(
+            w,
+            "Begun {}. Circle id `{}`.\n",
+            self.when(c.created_at),
+            c.id
+        );
+    }
+
+    /// Everyone in the circle, in the order they came, as they describe
+    /// themselves.
+    fn members(&self, w: &mut String) {
+        let _ = writeln!(w, "## Members\n");
+        let mut people: Vec<_> = self.view.members.iter().collect();
+        people.sort_by_key(|(id, m)| (m.order, **id));
+        for (id, m) in people {
+            self.member(w, id, m);
+        }
+    }
+
+    fn member(&self, w: &mut String, id: &MemberId, m: &Member) {
         let pronouns = if m.pronouns.is_empty() {
             String::new()
         } else {
             format!(" ({})", line(&m.pronouns))
         };
-        let _ = writeln!(w, "### {}{pronouns}\n", name(id));
-        let _ = writeln!(w, "- joined {}", when(m.joined_at));
+        let _ = writeln!(w, "### {}{pronouns}\n", self.name(id));
+        let _ = writeln!(w, "- joined {}", self.when(m.joined_at));
         if let Some(i) = m.invited_by {
-            let _ = writeln!(w, "- invited by {}", name(&i));
+            let _ = writeln!(w, "- invited by {}", self.name(&i));
         }
         let _ = writeln!(w, "- member id `{id}`");
         if let Some(a) = &m.away {
             let until = a
                 .until
-                .map(|u| format!(" until {}", when(u)))
+                .map(|u| format!(" until {}", self.when(u)))
                 .unwrap_or_default();
             let _ = writeln!(
                 w,
                 "- stepping back since {}{until}: {}",
-                when(a.since),
+                self.when(a.since),
                 escape(&a.note, "  ")
             );
         }
@@ -81,28 +121,16 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
         let _ = writeln!(w);
     }
 
-    let _ = writeln!(w, "## Life of the circle\n");
-    let replies = |w: &mut String, rs: &std::collections::BTreeMap<_, Reply>| {
-        let mut rs: Vec<_> = rs.iter().collect();
-        rs.sort_by_key(|(id, r)| (r.order, **id));
-        for (_, r) in rs {
-            let _ = writeln!(
-                w,
-                "  - {} replied ({}): {}",
-                name(&r.author),
-                when(r.at),
-                escape(&r.text, "    ")
-            );
-        }
-    };
-    for e in timeline(view) {
+    /// One line of the circle's life, with what hangs under it.
+    fn entry(&self, w: &mut String, e: Entry<'_>) {
+        let (view, when) = (self.view, |t| self.when(t));
         match e {
             Entry::Joined(id, m) => {
                 let _ = writeln!(
                     w,
                     "- {} — {} joined the circle",
                     when(m.joined_at),
-                    name(&id)
+                    self.name(&id)
                 );
             }
             Entry::Checkin(_, c) => {
@@ -115,120 +143,144 @@ pub fn markdown(view: &CircleView, tz: &TimeZone) -> String {
                     w,
                     "- {} — {} checked in, feeling {}{note}",
                     when(c.at),
-                    name(&c.author),
+                    self.name(&c.author),
                     c.mood
                 );
-                replies(w, &c.replies);
+                self.replies(w, &c.replies);
             }
             Entry::Moment(_, m) => {
                 let _ = writeln!(
                     w,
                     "- {} — {} shared a moment: {}",
                     when(m.at),
-                    name(&m.author),
+                    self.name(&m.author),
                     escape(&m.text, "  ")
                 );
-                replies(w, &m.replies);
+                self.replies(w, &m.replies);
             }
-            Entry::Request(_, r) => {
-                let verb = match r.kind {
-                    crate::view::RequestKind::Ask => "asked",
-                    crate::view::RequestKind::Offer => "offered",
-                };
-                let wh = if r.when.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", line(&r.when))
-                };
-                let _ = writeln!(
-                    w,
-                    "- {} — {} {verb}: {}{wh}",
-                    when(r.at),
-                    name(&r.author),
-                    escape(&r.text, "  ")
-                );
-                let mut cs: Vec<_> = r.commitments.iter().collect();
-                cs.sort_by_key(|(id, c)| (c.order, **id));
-                for (_, c) in cs {
-                    let _ = writeln!(
-                        w,
-                        "  - {} ({}): {}",
-                        name(&c.author),
-                        when(c.at),
-                        escape(&c.text, "    ")
-                    );
-                }
-                replies(w, &r.replies);
-                if let Some(d) = &r.done {
-                    let thanks = if d.thanks.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" — {}", escape(&d.thanks, "    "))
-                    };
-                    let _ = writeln!(w, "  - done {}{thanks}", when(d.at));
-                }
-            }
-            Entry::Gathering(_, g) => {
-                let place = if g.place.is_empty() {
-                    String::new()
-                } else {
-                    format!(" at {}", line(&g.place))
-                };
-                let _ = writeln!(
-                    w,
-                    "- {} — {} proposed **{}**, {}{place}",
-                    when(g.at),
-                    name(&g.author),
-                    line(&g.title),
-                    // As people say it, with its year: "Thu 3 Dec 2026, 19:00".
-                    line(&crate::dates::starts_words(
-                        g,
-                        Timestamp::from_millis(0),
-                        tz
-                    ))
-                );
-                let hosts: Vec<String> = g.hosts.keys().map(&name).collect();
-                let _ = writeln!(w, "  - hosted by {}", hosts.join(", "));
-                for (m, r) in &g.rsvps {
-                    let note = if r.note.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", line(&r.note))
-                    };
-                    let _ = writeln!(w, "  - {}: {}{note}", name(m), r.answer.as_str());
-                }
-                for d in g.dishes.values() {
-                    let diet = if d.dietary.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", line(&d.dietary))
-                    };
-                    let _ = writeln!(w, "  - {} brings {}{diet}", name(&d.author), line(&d.dish));
-                }
-                if !g.came.is_empty() {
-                    let came: Vec<String> = g.came.keys().map(&name).collect();
-                    let _ = writeln!(w, "  - came: {}", came.join(", "));
-                }
-            }
+            Entry::Request(_, r) => self.request(w, r),
+            Entry::Gathering(_, g) => self.gathering(w, g),
             Entry::Left(m, l) => {
-                let _ = writeln!(w, "- {} — {} left the circle", when(l.at), name(&m));
+                let _ = writeln!(w, "- {} — {} left the circle", when(l.at), self.name(&m));
             }
             Entry::Renamed(m, r) => {
                 let words = view.rename_words(&m, r);
                 let _ = writeln!(w, "- {} — {}", when(r.at), escape(&words, "  "));
             }
             Entry::SteppingBack(m, a) => {
-                let words = crate::quiet::away_words(view, &m, a, tz);
+                let words = crate::quiet::away_words(view, &m, a, self.tz);
                 let _ = writeln!(w, "- {} — {}", when(a.since), escape(&words, "  "));
             }
             Entry::Proposal(id, _) => {
-                if let Some(p) = membership.proposals.get(&id) {
+                if let Some(p) = self.membership.proposals.get(&id) {
                     let _ = writeln!(w, "- {} — {}", when(p.at), escape(&p.words(view), "  "));
                 }
             }
         }
     }
-    out
+
+    /// The replies under an entry, oldest first.
+    fn replies(&self, w: &mut String, rs: &BTreeMap<EntityId, Reply>) {
+        let mut rs: Vec<_> = rs.iter().collect();
+        rs.sort_by_key(|(id, r)| (r.order, **id));
+        for (_, r) in rs {
+            let _ = writeln!(
+                w,
+                "  - {} replied ({}): {}",
+                self.name(&r.author),
+                self.when(r.at),
+                escape(&r.text, "    ")
+            );
+        }
+    }
+
+    /// A request or an offer, who said they would, its replies, and its
+    /// thanks once done.
+    fn request(&self, w: &mut String, r: &Request) {
+        let verb = match r.kind {
+            RequestKind::Ask => "asked",
+            RequestKind::Offer => "offered",
+        };
+        let wh = if r.when.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", line(&r.when))
+        };
+        let _ = writeln!(
+            w,
+            "- {} — {} {verb}: {}{wh}",
+            self.when(r.at),
+            self.name(&r.author),
+            escape(&r.text, "  ")
+        );
+        let mut cs: Vec<_> = r.commitments.iter().collect();
+        cs.sort_by_key(|(id, c)| (c.order, **id));
+        for (_, c) in cs {
+            let _ = writeln!(
+                w,
+                "  - {} ({}): {}",
+                self.name(&c.author),
+                self.when(c.at),
+                escape(&c.text, "    ")
+            );
+        }
+        self.replies(w, &r.replies);
+        if let Some(d) = &r.done {
+            let thanks = if d.thanks.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", escape(&d.thanks, "    "))
+            };
+            let _ = writeln!(w, "  - done {}{thanks}", self.when(d.at));
+        }
+    }
+
+    /// A gathering: who proposed it, when and where, its hosts, who is
+    /// coming, what they bring, and who came.
+    fn gathering(&self, w: &mut String, g: &Gathering) {
+        let place = if g.place.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", line(&g.place))
+        };
+        // As people say it, with its year: "Thu 3 Dec 2026, 19:00".
+        let starts = crate::dates::starts_words(g, Timestamp::from_millis(0), self.tz);
+        let _ = writeln!(
+            w,
+            "- {} — {} proposed **{}**, {}{place}",
+            self.when(g.at),
+            self.name(&g.author),
+            line(&g.title),
+            line(&starts)
+        );
+        let hosts: Vec<String> = g.hosts.keys().map(|m| self.name(m)).collect();
+        let _ = writeln!(w, "  - hosted by {}", hosts.join(", "));
+        for (m, r) in &g.rsvps {
+            let note = if r.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", line(&r.note))
+            };
+            let _ = writeln!(w, "  - {}: {}{note}", self.name(m), r.answer.as_str());
+        }
+        for d in g.dishes.values() {
+            let diet = if d.dietary.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", line(&d.dietary))
+            };
+            let _ = writeln!(
+                w,
+                "  - {} brings {}{diet}",
+                self.name(&d.author),
+                line(&d.dish)
+            );
+        }
+        if !g.came.is_empty() {
+            let came: Vec<String> = g.came.keys().map(|m| self.name(m)).collect();
+            let _ = writeln!(w, "  - came: {}", came.join(", "));
+        }
+    }
 }
 
 /// Text a member wrote, as Markdown that shows it exactly as written and
