@@ -313,6 +313,53 @@ impl Circle {
         now: Timestamp,
         rng: &mut impl RngCore,
     ) -> Result<Option<EntityId>, CoreError> {
+        // Every op is named here, so a new one is sent somewhere on purpose.
+        match op {
+            Op::Gathering { .. }
+            | Op::EditGathering { .. }
+            | Op::Rsvp { .. }
+            | Op::WithdrawRsvp { .. }
+            | Op::Bring { .. }
+            | Op::Came { .. } => self.perform_gathering(op, me, now, rng),
+            Op::Leave { .. }
+            | Op::NameDevice { .. }
+            | Op::RevokeInvite { .. }
+            | Op::RevokeDevice { .. }
+            | Op::ProposeRemoval { .. }
+            | Op::ProposeWelcome { .. }
+            | Op::Consent { .. }
+            | Op::Withdraw { .. }
+            | Op::Vouch { .. }
+            | Op::RecoveryWait { .. }
+            | Op::RefuseRecovery { .. }
+            | Op::CompleteRecovery { .. }
+            | Op::AddSteward { .. }
+            | Op::RemoveSteward { .. } => self.perform_membership(op, me, now, rng),
+            Op::Checkin { .. }
+            | Op::Reply { .. }
+            | Op::Profile { .. }
+            | Op::Moment { .. }
+            | Op::Request { .. }
+            | Op::Hands { .. }
+            | Op::Commit { .. }
+            | Op::Close { .. }
+            | Op::Away { .. }
+            | Op::EditEntry { .. }
+            | Op::WithdrawEntry { .. }
+            | Op::Back => self.perform_care(op, me, now, rng),
+        }
+    }
+
+    /// What members say and do for each other: check-ins, moments, asks
+    /// and offers, replies, profiles, stepping back, editing and
+    /// withdrawing what they wrote.
+    fn perform_care(
+        &mut self,
+        op: &Op,
+        me: MemberId,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<Option<EntityId>, CoreError> {
         Ok(match op {
             Op::Checkin { mood, note } => Some(self.checkin(me, *mood, note, now, rng)?),
             Op::Reply { to, text } => Some(self.reply(*to, me, text, now, rng)?),
@@ -347,6 +394,35 @@ impl Circle {
                 self.close_request(*request, me, thanks, now)?;
                 None
             }
+            Op::Away { until, note } => {
+                self.step_back(me, *until, note, now)?;
+                None
+            }
+            Op::Back => {
+                self.come_back(me, now)?;
+                None
+            }
+            Op::EditEntry { id, text } => {
+                self.edit_entry(*id, me, text, now)?;
+                None
+            }
+            Op::WithdrawEntry { id } => {
+                self.withdraw_entry(*id, me, now)?;
+                None
+            }
+            other => unreachable!("{} is not a care op", other.name()),
+        })
+    }
+
+    /// Gatherings: proposing and editing them, RSVPs, dishes, and who came.
+    fn perform_gathering(
+        &mut self,
+        op: &Op,
+        me: MemberId,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<Option<EntityId>, CoreError> {
+        Ok(match op {
             Op::Gathering {
                 title,
                 starts,
@@ -415,24 +491,21 @@ impl Circle {
                 }
                 None
             }
-            Op::Away { until, note } => {
-                self.step_back(me, *until, note, now)?;
-                None
-            }
-            Op::Back => {
-                self.come_back(me, now)?;
-                None
-            }
+            other => unreachable!("{} is not a gathering op", other.name()),
+        })
+    }
+
+    /// Who is in and how: leaving, devices, invites, removals and welcomes by consent, recoveries, and stewards.
+    fn perform_membership(
+        &mut self,
+        op: &Op,
+        me: MemberId,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<Option<EntityId>, CoreError> {
+        Ok(match op {
             Op::Leave { .. } => {
                 self.leave(me, now)?;
-                None
-            }
-            Op::EditEntry { id, text } => {
-                self.edit_entry(*id, me, text, now)?;
-                None
-            }
-            Op::WithdrawEntry { id } => {
-                self.withdraw_entry(*id, me, now)?;
                 None
             }
             Op::NameDevice { name } => {
@@ -496,6 +569,7 @@ impl Circle {
                 self.remove_steward(me, *id, now)?;
                 None
             }
+            other => unreachable!("{} is not a membership op", other.name()),
         })
     }
 }
