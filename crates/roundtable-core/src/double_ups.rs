@@ -458,99 +458,14 @@ impl DoubleUp {
                 asker,
                 takers,
                 ..
-            } => {
-                let mut out: Vec<Choice> = takers
-                    .iter()
-                    .filter(|(m, _)| *m == me)
-                    .map(|(_, c)| Choice {
-                        label: "Step aside".into(),
-                        op: Op::WithdrawEntry { id: *c },
-                    })
-                    .collect();
-                if *asker == me {
-                    let n = u32::try_from(takers.len()).unwrap_or(u32::MAX);
-                    out.push(Choice {
-                        label: if n == 2 {
-                            "Both are welcome".into()
-                        } else {
-                            "All are welcome".into()
-                        },
-                        op: Op::Hands {
-                            request: *request,
-                            hands: n.min(crate::schema::limits::HANDS),
-                        },
-                    });
-                }
-                out
-            }
+            } => taken_choices(me, *request, *asker, takers),
             What::Changed {
                 target,
                 field,
                 values,
             } => values
                 .iter()
-                .map(|(v, _)| {
-                    let (label, op) = match target {
-                        Target::Gathering { id, .. } => {
-                            let mut op = Op::EditGathering {
-                                gathering: *id,
-                                title: None,
-                                starts: None,
-                                place: None,
-                            };
-                            if let Op::EditGathering {
-                                title,
-                                starts,
-                                place,
-                                ..
-                            } = &mut op
-                            {
-                                match *field {
-                                    "title" => *title = Some(v.clone()),
-                                    "starts" => *starts = Some(v.clone()),
-                                    _ => *place = Some(v.clone()),
-                                }
-                            }
-                            let shown = if *field == "starts" {
-                                starts_words(v, now, tz)
-                            } else {
-                                format!("\"{}\"", short(v))
-                            };
-                            (format!("Keep {shown}"), op)
-                        }
-                        Target::Entry { id, .. } => (
-                            format!("Keep \"{}\"", short(v)),
-                            Op::EditEntry {
-                                id: *id,
-                                text: v.clone(),
-                            },
-                        ),
-                        Target::Profile(_) => {
-                            let mut op = Op::Profile {
-                                name: None,
-                                pronouns: None,
-                                remember: None,
-                                story: None,
-                            };
-                            if let Op::Profile {
-                                name,
-                                pronouns,
-                                remember,
-                                story,
-                            } = &mut op
-                            {
-                                match *field {
-                                    "name" => *name = Some(v.clone()),
-                                    "pronouns" => *pronouns = Some(v.clone()),
-                                    "remember" => *remember = Some(v.clone()),
-                                    _ => *story = Some(v.clone()),
-                                }
-                            }
-                            (format!("Keep \"{}\"", short(v)), op)
-                        }
-                    };
-                    Choice { label, op }
-                })
+                .map(|(v, _)| keep_value(target, field, v, now, tz))
                 .collect(),
             What::Answers {
                 gathering,
@@ -596,6 +511,78 @@ impl DoubleUp {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// An ask taken up by more than it needs: each of `me`'s takings can step
+/// aside, and the asker can welcome them all.
+fn taken_choices(
+    me: MemberId,
+    request: EntityId,
+    asker: MemberId,
+    takers: &[(MemberId, EntityId)],
+) -> Vec<Choice> {
+    let mut out: Vec<Choice> = takers
+        .iter()
+        .filter(|(m, _)| *m == me)
+        .map(|(_, c)| Choice {
+            label: "Step aside".into(),
+            op: Op::WithdrawEntry { id: *c },
+        })
+        .collect();
+    if asker == me {
+        let n = u32::try_from(takers.len()).unwrap_or(u32::MAX);
+        out.push(Choice {
+            label: if n == 2 {
+                "Both are welcome".into()
+            } else {
+                "All are welcome".into()
+            },
+            op: Op::Hands {
+                request,
+                hands: n.min(crate::schema::limits::HANDS),
+            },
+        });
+    }
+    out
+}
+
+/// The edit that keeps `v` as `target`'s `field`.
+fn keep_value(target: &Target, field: &str, v: &str, now: Timestamp, tz: &TimeZone) -> Choice {
+    let set = |f: &str| (field == f).then(|| v.to_owned());
+    let quoted = format!("Keep \"{}\"", short(v));
+    let (label, op) = match target {
+        Target::Gathering { id, .. } => {
+            let label = if field == "starts" {
+                format!("Keep {}", starts_words(v, now, tz))
+            } else {
+                quoted
+            };
+            let op = Op::EditGathering {
+                gathering: *id,
+                title: set("title"),
+                starts: set("starts"),
+                place: set("place"),
+            };
+            (label, op)
+        }
+        Target::Entry { id, .. } => (
+            quoted,
+            Op::EditEntry {
+                id: *id,
+                text: v.to_owned(),
+            },
+        ),
+        Target::Profile(_) => (
+            quoted,
+            Op::Profile {
+                name: set("name"),
+                pronouns: set("pronouns"),
+                remember: set("remember"),
+                story: set("story"),
+            },
+        ),
+    };
+    Choice { label, op }
 }
 
 impl DoubleUp {
