@@ -238,33 +238,8 @@ fn holds(ops: &Ops, before: &Automerge, device: DeviceId, circle: CircleId) -> O
             member
         }
     };
-    for m in &ops.inner {
-        let part = match (parts.get(&m.parent), m.key.as_str()) {
-            (Some(Part::Member), schema::DEVICES) => Part::Devices,
-            (Some(Part::Devices), k) if k == device_key => Part::Device,
-            _ => return None,
-        };
-        parts.insert(m.id.clone(), part);
-    }
-    let wanted: &[Part] = if adds_device {
-        &[Part::Redemption, Part::Device]
-    } else {
-        &[Part::Redemption, Part::Member, Part::Devices, Part::Device]
-    };
-    let found: HashSet<Part> = parts.values().copied().collect();
-    if found.len() != wanted.len() || !wanted.iter().all(|p| found.contains(p)) {
-        return None;
-    }
-
-    // What the parts hold: only their own fields.
-    let mut values: HashMap<(Part, &str), &ScalarValue> = HashMap::new();
-    for (obj, key, value) in &ops.puts {
-        let part = *parts.get(obj)?;
-        if !part.fields().contains(&key.as_str()) {
-            return None;
-        }
-        values.insert((part, key.as_str()), value);
-    }
+    let parts = all_parts(ops, parts, &device_key, adds_device)?;
+    let values = part_values(ops, &parts)?;
     let text = |part: Part, key: &str| match values.get(&(part, key)) {
         Some(ScalarValue::Str(s)) => Some(s.to_string()),
         _ => None,
@@ -281,6 +256,51 @@ fn holds(ops: &Ops, before: &Automerge, device: DeviceId, circle: CircleId) -> O
     let message = redeem_message(circle, *invite, device, member, inv.kind);
     key.verify_strict(&message, &Signature::from_bytes(&proof))
         .ok()
+}
+
+/// Every part `ops` make, given the redemption and the record found
+/// (`parts`): their inner maps (a new member's devices and this device's
+/// record in them) added, if each is where it belongs and nothing is
+/// missing or more.
+fn all_parts(
+    ops: &Ops,
+    mut parts: HashMap<ObjectId, Part>,
+    device_key: &str,
+    adds_device: bool,
+) -> Option<HashMap<ObjectId, Part>> {
+    for m in &ops.inner {
+        let part = match (parts.get(&m.parent), m.key.as_str()) {
+            (Some(Part::Member), schema::DEVICES) => Part::Devices,
+            (Some(Part::Devices), k) if k == device_key => Part::Device,
+            _ => return None,
+        };
+        parts.insert(m.id.clone(), part);
+    }
+    let wanted: &[Part] = if adds_device {
+        &[Part::Redemption, Part::Device]
+    } else {
+        &[Part::Redemption, Part::Member, Part::Devices, Part::Device]
+    };
+    let found: HashSet<Part> = parts.values().copied().collect();
+    let complete = found.len() == wanted.len() && wanted.iter().all(|p| found.contains(p));
+    complete.then_some(parts)
+}
+
+/// What the parts hold, by part and field, if each holds only its own
+/// fields.
+fn part_values<'a>(
+    ops: &'a Ops,
+    parts: &HashMap<ObjectId, Part>,
+) -> Option<HashMap<(Part, &'a str), &'a ScalarValue>> {
+    let mut values = HashMap::new();
+    for (obj, key, value) in &ops.puts {
+        let part = *parts.get(obj)?;
+        if !part.fields().contains(&key.as_str()) {
+            return None;
+        }
+        values.insert((part, key.as_str()), value);
+    }
+    Some(values)
 }
 
 /// The redeem key of `inv` when it may still let `device` in, in the
