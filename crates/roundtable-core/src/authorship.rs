@@ -291,79 +291,10 @@ pub(crate) fn judge(
     new: &[Change],
     heads: &HeadBook,
 ) -> Vec<(ChangeHash, Rejection)> {
-    let membership = &standing.membership;
     let shape = standing.shape(doc);
     let had_history = !before.is_empty();
-
     let proven = proven(new, heads);
-    // Admission: a change counts only if its device was admitted in the
-    // circle the change builds on. That is quick to see for a device
-    // admitted both before and after the batch; for any other, the circle
-    // is read as the change saw it. A device's own changes form a chain
-    // (one per writing session) along which admission starts once and
-    // ends once, so when its first and last new changes were made while
-    // admitted, all between were too. Not so for a device whose member
-    // left or was removed and came back, or was recovered (a recovery
-    // refused after it was carried through lets devices go and back): it
-    // may have been out in between, so its chain is read in stretches
-    // (see `admitted_along`).
-    let was_in = |c: &Change, device: &DeviceId| {
-        doc.fork_at(c.deps())
-            .is_ok_and(|then| Membership::read(&then).admitted.contains(device))
-    };
-    let came_back: BTreeMap<DeviceId, MemberId> = standing
-        .view
-        .members
-        .iter()
-        .filter(|(m, _)| membership.stints.contains_key(m) || membership.recovered.contains(m))
-        .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
-        .collect();
-    let quick = |device: &DeviceId| {
-        membership.admitted.contains(device)
-            && was.is_none_or(|m| m.admitted.contains(device))
-            && !came_back.contains_key(device)
-    };
-    let mut chains: BTreeMap<(DeviceId, u64), Vec<&Change>> = BTreeMap::new();
-    for c in new {
-        if let Some(slot) = device_of(c.actor_id())
-            && !quick(&slot.0)
-        {
-            chains.entry(slot).or_default().push(c);
-        }
-    }
-    // A device that was not admitted may still let itself in: its first
-    // change may be a self-redemption (see [`crate::invite`]), after which
-    // it is admitted, so such a chain opens like an admitted one.
-    let lets_itself_in = |c: &Change| crate::invite::lets_itself_in(doc, c, id);
-    let mut was_admitted: HashSet<ChangeHash> = HashSet::new();
-    let mut let_in: HashSet<ChangeHash> = HashSet::new();
-    for ((device, _), mut chain) in chains {
-        chain.sort_by_key(|c| c.seq());
-        let (first, rest) = (chain[0], &chain[1..]);
-        let opens = if was_in(first, &device) {
-            was_admitted.insert(first.hash());
-            true
-        } else if lets_itself_in(first) {
-            let_in.insert(first.hash());
-            true
-        } else {
-            false
-        };
-        if let Some(member) = came_back.get(&device) {
-            let turns = crate::membership::turns_of(doc, *member, device);
-            let along = admitted_along(doc, rest, &turns, |c| was_in(c, &device));
-            was_admitted.extend(
-                rest.iter()
-                    .zip(along)
-                    .filter(|(_, a)| *a)
-                    .map(|(c, _)| c.hash()),
-            );
-        } else if opens && rest.last().is_none_or(|last| was_in(last, &device)) {
-            was_admitted.extend(rest.iter().map(|c| c.hash()));
-        } else {
-            was_admitted.extend(rest.iter().filter(|c| was_in(c, &device)).map(|c| c.hash()));
-        }
-    }
+    let admission = Admission::find(doc, standing, id, was, new);
 
     let mut rejected = Vec::new();
     let mut bad: HashSet<ChangeHash> = HashSet::new();
@@ -383,9 +314,7 @@ pub(crate) fn judge(
             if !proven.contains(&hash) {
                 return Some(Rejection::Unproven);
             }
-            let allowed = quick(&device)
-                || was_admitted.contains(&hash)
-                || let_in.contains(&hash)
+            let allowed = admission.allowed(c, &device)
                 // The founder's first change makes the circle it is admitted to.
                 || (!had_history && c.deps().is_empty());
             if !allowed {
@@ -402,6 +331,130 @@ pub(crate) fn judge(
         }
     }
     rejected
+}
+
+/// Which new changes their devices made while admitted.
+///
+/// A change counts only if its device was admitted in the circle the change
+/// builds on. That is quick to see for a device admitted both before and
+/// after the batch; for any other, the circle is read as the change saw it.
+/// A device's own changes form a chain (one per writing session) along
+/// which admission starts once and ends once, so when its first and last
+/// new changes were made while admitted, all between were too. Not so for
+/// a device whose member left or was removed and came back, or was
+/// recovered (a recovery refused after it was carried through lets devices
+/// go and back): it may have been out in between, so its chain is read in
+/// stretches (see `admitted_along`).
+struct Admission<'a> {
+    /// The membership after the batch, and before it.
+    now: &'a Membership,
+    was: Option<&'a Membership>,
+    /// Each device of a member who came back or was recovered, and whose
+    /// it is.
+    came_back: BTreeMap<DeviceId, MemberId>,
+    /// Changes made while their device was admitted, each read as it saw
+    /// the circle.
+    was_admitted: HashSet<ChangeHash>,
+    /// First changes by which a device let itself in.
+    let_in: HashSet<ChangeHash>,
+}
+
+impl<'a> Admission<'a> {
+    fn find(
+        doc: &Automerge,
+        standing: &'a Standing,
+        id: CircleId,
+        was: Option<&'a Membership>,
+        new: &[Change],
+    ) -> Self {
+        let now = &standing.membership;
+        let came_back = standing
+            .view
+            .members
+            .iter()
+            .filter(|(m, _)| now.stints.contains_key(m) || now.recovered.contains(m))
+            .flat_map(|(m, mm)| mm.devices.keys().map(move |d| (*d, *m)))
+            .collect();
+        let mut admission = Admission {
+            now,
+            was,
+            came_back,
+            was_admitted: HashSet::new(),
+            let_in: HashSet::new(),
+        };
+        let mut chains: BTreeMap<(DeviceId, u64), Vec<&Change>> = BTreeMap::new();
+        for c in new {
+            if let Some(slot) = device_of(c.actor_id())
+                && !admission.quick(&slot.0)
+            {
+                chains.entry(slot).or_default().push(c);
+            }
+        }
+        for ((device, _), chain) in chains {
+            admission.read_chain(doc, id, device, chain);
+        }
+        admission
+    }
+
+    /// Admitted before the batch and after it, and never out between.
+    fn quick(&self, device: &DeviceId) -> bool {
+        self.now.admitted.contains(device)
+            && self.was.is_none_or(|m| m.admitted.contains(device))
+            && !self.came_back.contains_key(device)
+    }
+
+    /// Notes which of one device's chain of new changes it made while
+    /// admitted. A device that was not admitted may still let itself in:
+    /// its first change may be a self-redemption (see [`crate::invite`]),
+    /// after which it is admitted, so such a chain opens like an admitted
+    /// one.
+    fn read_chain(
+        &mut self,
+        doc: &Automerge,
+        id: CircleId,
+        device: DeviceId,
+        mut chain: Vec<&Change>,
+    ) {
+        let was_in = |c: &Change| was_in(doc, c, &device);
+        chain.sort_by_key(|c| c.seq());
+        let (first, rest) = (chain[0], &chain[1..]);
+        let opens = if was_in(first) {
+            self.was_admitted.insert(first.hash());
+            true
+        } else if crate::invite::lets_itself_in(doc, first, id) {
+            self.let_in.insert(first.hash());
+            true
+        } else {
+            false
+        };
+        if let Some(member) = self.came_back.get(&device) {
+            let turns = crate::membership::turns_of(doc, *member, device);
+            let along = admitted_along(doc, rest, &turns, was_in);
+            self.was_admitted.extend(
+                rest.iter()
+                    .zip(along)
+                    .filter(|(_, a)| *a)
+                    .map(|(c, _)| c.hash()),
+            );
+        } else if opens && rest.last().is_none_or(|last| was_in(last)) {
+            self.was_admitted.extend(rest.iter().map(|c| c.hash()));
+        } else {
+            self.was_admitted
+                .extend(rest.iter().filter(|c| was_in(c)).map(|c| c.hash()));
+        }
+    }
+
+    /// Whether `c`, by `device`, was made while the device was admitted.
+    fn allowed(&self, c: &Change, device: &DeviceId) -> bool {
+        let hash = c.hash();
+        self.quick(device) || self.was_admitted.contains(&hash) || self.let_in.contains(&hash)
+    }
+}
+
+/// Whether `device` was admitted in the circle `c` builds on.
+fn was_in(doc: &Automerge, c: &Change, device: &DeviceId) -> bool {
+    doc.fork_at(c.deps())
+        .is_ok_and(|then| Membership::read(&then).admitted.contains(device))
 }
 
 #[cfg(test)]
