@@ -210,7 +210,7 @@ impl From<StoreError> for Error {
 
 /// Something that happened, for whoever follows the node (the CLI's
 /// `--follow`, the web app).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use roundtable_core::{CircleId, EntityId, InviteKind, Op, Timestamp};
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::{UnixListener, UnixStream as TokioUnixStream};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +27,7 @@ use tracing::{Instrument, debug};
 use crate::api::{
     Answer, AnswerLine, CircleSummary, ControlError, ErrorKind, Request, RequestLine, VERSION,
 };
-use crate::{NodeHandle, Status};
+use crate::{Event, NodeHandle, Status};
 
 /// The socket's file name in the home.
 pub const SOCKET: &str = "control.sock";
@@ -347,8 +346,10 @@ impl ControlClient {
         })
     }
 
-    /// Follows the node's events, calling `f` for each line until it returns false.
-    pub fn follow(&self, mut f: impl FnMut(&Value) -> bool) -> Result<(), ControlError> {
+    /// Follows the node's events, calling `f` for each until it returns
+    /// false or the node stops. A line that is no event this client knows
+    /// (one a newer node added) is passed over.
+    pub fn follow(&self, mut f: impl FnMut(&Event) -> bool) -> Result<(), ControlError> {
         let broken = |e: std::io::Error| {
             ControlError::new(
                 ErrorKind::Closed,
@@ -362,10 +363,10 @@ impl ControlClient {
             .map_err(broken)?;
         for line in BufReader::new(stream).lines() {
             let line = line.map_err(broken)?;
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            let Ok(event) = serde_json::from_str::<Event>(&line) else {
                 continue;
             };
-            if !f(&v) {
+            if !f(&event) {
                 break;
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use roundtable_core::{Circle, Mood, Op, Timestamp};
 use roundtable_node::api::{Answer, AnswerLine, ErrorKind, VERSION};
 use roundtable_node::control::{ControlClient, MAX_REQUEST, socket_path};
-use roundtable_node::{Node, NodeConfig};
+use roundtable_node::{Event, Node, NodeConfig};
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -168,4 +168,45 @@ async fn the_client_reads_typed_answers() {
     assert_eq!(none.kind, ErrorKind::Refused);
     assert!(none.message.contains("no web app"), "{}", none.message);
     node.shutdown().await.unwrap();
+}
+
+/// Following the node over the socket yields typed events: an edit is heard
+/// as its circle changing, and the stream ends when the node stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_hears_typed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    let handle = node.handle();
+    let circle = handle
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .unwrap();
+    let client = ControlClient::connect(dir.path()).expect("the socket answers");
+    let (heard, hearing) = std::sync::mpsc::channel();
+    let follower = tokio::task::spawn_blocking(move || {
+        client.follow(|event| heard.send(event.clone()).is_ok())
+    });
+    // Edit until the follower hears about it, so it surely follows.
+    let event = timeout(LIMIT, async {
+        loop {
+            let op = Op::Checkin {
+                mood: Mood::Okay,
+                note: String::new(),
+            };
+            handle.perform(circle, op, Timestamp::now()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(event) = hearing.try_recv() {
+                break event;
+            }
+        }
+    })
+    .await
+    .expect("the follower hears an event");
+    assert_eq!(event, Event::Changed { circle });
+    timeout(LIMIT, node.shutdown()).await.unwrap().unwrap();
+    timeout(LIMIT, follower)
+        .await
+        .expect("the stream ends with the node")
+        .unwrap()
+        .expect("it ended cleanly");
 }
