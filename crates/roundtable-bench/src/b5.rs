@@ -253,8 +253,9 @@ async fn per_change(h: &HistoryHome, n: usize) -> Result<PerChange> {
         let b = Bytes::from(e.clone());
         to_node.broadcast(b.clone()).await?;
         to_bare.broadcast(b).await?;
-        // One at a time, as people edit: the node's queue stays short.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // One at a time, at a pace the node takes another device's gossip
+        // in at.
+        tokio::time::sleep(crate::setup::PACE).await;
     }
     let ours = busy_cpu(up.pid(), node_idle, node0, t).await?;
     let bare_used = busy_cpu(bare.pid(), bare_idle, bare0, t).await?;

@@ -41,4 +41,12 @@ fn every_scenario_runs_at_tiny_sizes_next_to_its_anchor() {
         );
     }
     assert!(stdout.contains("sizes: quick"), "{stdout}");
+    // B1 stands next to the floor as well as bare gossip, its parts named.
+    for part in [
+        "p50, against the floor",
+        "the author's fsync",
+        "Automerge's apply",
+    ] {
+        assert!(stdout.contains(part), "no {part:?} in B1:\n{stdout}");
+    }
 }

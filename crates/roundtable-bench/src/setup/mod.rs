@@ -240,6 +240,13 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
+/// How often one device gossips an edit in the scenarios that time them: a
+/// little slower than the pace the others take a device's gossip in at
+/// (past it, they hold its messages back and apply them together on a
+/// tick: see `roundtable_machine::rate`). A person writes far slower.
+pub(crate) const PACE: Duration =
+    Duration::from_millis(1_000 / roundtable_node::EDITS_PER_SECOND + 10);
+
 /// The `roundtable` binary of the same profile as this one, built if missing.
 pub(crate) fn roundtable_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
