@@ -416,3 +416,71 @@ impl Machine {
         Ok(vec![id])
     }
 }
+
+/// What a device receives when an invite lets it in.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// The circles to keep.
+    pub circles: Vec<WelcomeCircle>,
+    /// For a paired device: its member's key.
+    pub member_key: Option<[u8; 32]>,
+}
+
+impl Welcome {
+    /// The welcome a join reply carries, or the inviting device's reason
+    /// for refusing.
+    pub fn from_reply(reply: JoinReply) -> Result<Self, Error> {
+        match reply {
+            JoinReply::Welcome {
+                circles,
+                member_key,
+            } => Ok(Self {
+                circles,
+                member_key,
+            }),
+            JoinReply::Refused { reason } => Err(Error::Refused(reason)),
+        }
+    }
+}
+
+/// What an invite allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Terms {
+    /// A new member, or another device of this member.
+    pub kind: InviteKind,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// How many times it may be used.
+    pub uses: u32,
+}
+
+/// What a ticket says, as far as keeping a welcome needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticketed {
+    /// The circle it invites to.
+    pub circle: CircleId,
+    /// The invite.
+    pub invite: EntityId,
+    /// A member's invite or a device pairing.
+    pub kind: InviteKind,
+    /// The device that made it.
+    pub inviter: DeviceId,
+}
+
+/// The request that redeems a ticket at its inviting device.
+pub fn join_request(
+    me: &Identity,
+    circle: CircleId,
+    invite: EntityId,
+    secret: &InviteSecret,
+    name: Option<&str>,
+) -> JoinRequest {
+    JoinRequest {
+        circle: *circle.as_bytes(),
+        invite: *invite.as_bytes(),
+        secret: *secret.as_bytes(),
+        member: *me.member.id().as_bytes(),
+        cert: me.cert.signature.to_vec(),
+        name: name.map(str::to_owned),
+    }
+}

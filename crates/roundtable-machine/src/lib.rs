@@ -52,6 +52,7 @@ use tracing::{debug, info, warn};
 mod circles;
 mod envelopes;
 mod farewell;
+mod io;
 mod join;
 pub mod rate;
 pub mod schedule;
@@ -62,187 +63,13 @@ mod stewards;
 mod sync;
 
 pub use farewell::FAREWELL_EVERY;
+pub use io::{Error, Event, Now, Output};
+pub use join::{Terms, Ticketed, Welcome, join_request};
 pub use rate::Delayed;
 use schedule::Schedule;
 pub use schedule::{STEWARD_FOLD_FLOOR, Timing};
 pub use session::{MAX_OPENING, SessionError, SessionId, Step, SyncRefusal};
 pub use stewards::{StewardSession, StewardStatus};
-
-/// The time an input happened: the monotonic clock the schedule counts
-/// with, and the wall clock records are stamped with.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    /// For waits and intervals.
-    pub mono: Instant,
-    /// For what is written down (when a peer last synced, a join).
-    pub wall: Timestamp,
-}
-
-/// What the machine asks whoever runs it to do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Tell the node's followers.
-    Event(Event),
-    /// Gossip these bytes (a sealed envelope) on the circle's topic.
-    Broadcast {
-        /// Which circle.
-        circle: CircleId,
-        /// The envelope.
-        bytes: Vec<u8>,
-    },
-    /// Follow the circle's gossip topic, leaving the one it followed
-    /// before, if any, with these devices to start from.
-    Follow {
-        /// Which circle.
-        circle: CircleId,
-        /// The topic (see [`roundtable_core::keys::gossip_topic`]).
-        topic: [u8; 32],
-        /// Devices to ask in.
-        peers: Vec<DeviceId>,
-    },
-    /// Stop following the circle's topic.
-    Unfollow {
-        /// Which circle.
-        circle: CircleId,
-    },
-    /// Ask these devices into the circle's topic.
-    JoinPeers {
-        /// Which circle.
-        circle: CircleId,
-        /// Whom.
-        peers: Vec<DeviceId>,
-    },
-    /// Connect to devices of `candidates`, in this order, until `missing`
-    /// are reached, and ask those into the circle's topic.
-    Meet {
-        /// Which circle.
-        circle: CircleId,
-        /// Whom to try, in order.
-        candidates: Vec<DeviceId>,
-        /// How many to reach.
-        missing: usize,
-    },
-    /// Only these devices may connect to this one.
-    Admit(BTreeSet<DeviceId>),
-    /// These devices, of members a circle removed, may ask this one for
-    /// their farewell (and for nothing else); hand each request to
-    /// [`Machine::serve_farewell`].
-    AdmitFarewell(BTreeSet<DeviceId>),
-    /// Ask `peer` for this device's farewell from the circle, and hand
-    /// the answer (or `None` if it could not be had) to
-    /// [`Machine::farewell_reply`].
-    Farewell {
-        /// Which circle.
-        circle: CircleId,
-        /// Whom to ask.
-        peer: DeviceId,
-        /// What to send.
-        request: roundtable_core::wire::FarewellRequest,
-    },
-    /// Open a sync session with the session's peer and send these frames;
-    /// then hand every frame it receives to [`Machine::frame`].
-    Open {
-        /// The session.
-        session: SessionId,
-        /// Its first frames (the Hello and the first round).
-        frames: Vec<SyncFrame>,
-    },
-    /// A sync with this device went through: keep where it was reached.
-    Reached(DeviceId),
-    /// Reach a steward (where its ticket says; it must prove `steward`),
-    /// open a stream of the steward protocol, send these requests, and
-    /// hand every reply to [`Machine::steward_reply`] (or the failure to
-    /// [`Machine::steward_broken`]).
-    StewardOpen {
-        /// The session.
-        session: StewardSession,
-        /// The steward's ticket.
-        ticket: String,
-        /// The steward's id, which its ticket must name.
-        steward: DeviceId,
-        /// What to send first.
-        requests: Vec<roundtable_core::wire::StewardRequest>,
-    },
-    /// Send these on the session's stream.
-    StewardSend {
-        /// The session.
-        session: StewardSession,
-        /// What to send.
-        requests: Vec<roundtable_core::wire::StewardRequest>,
-    },
-    /// Close the session's stream.
-    StewardClose {
-        /// The session.
-        session: StewardSession,
-    },
-}
-
-/// What went wrong, as the machine says it.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A problem with the files of the home.
-    #[error(transparent)]
-    Store(Box<StoreError>),
-    /// The circle's rules refused something.
-    #[error(transparent)]
-    Core(#[from] CoreError),
-    /// No such circle here.
-    #[error("this device is not in circle {0}")]
-    UnknownCircle(CircleId),
-    /// A circle whose files could not be opened at the start.
-    #[error("the running node could not open this circle: {reason} (stop `roundtable up` first)")]
-    Unopened {
-        /// Which circle.
-        circle: CircleId,
-        /// Why, naming what to do.
-        reason: String,
-    },
-    /// Another device's offer was refused, with the reason.
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        Self::Store(Box::new(e))
-    }
-}
-
-/// Something that happened, for whoever follows the node (the CLI's
-/// `--follow`, the web app).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Event {
-    /// A circle changed (a local edit, gossip or sync).
-    Changed {
-        /// Which circle.
-        circle: CircleId,
-    },
-    /// A peer joined a circle's gossip neighbourhood.
-    PeerUp {
-        /// Which circle.
-        circle: CircleId,
-        /// Which device.
-        peer: DeviceId,
-    },
-    /// A peer left it.
-    PeerDown {
-        /// Which circle.
-        circle: CircleId,
-        /// Which device.
-        peer: DeviceId,
-    },
-    /// A sync session ended.
-    Synced {
-        /// Which circle.
-        circle: CircleId,
-        /// With whom.
-        peer: DeviceId,
-        /// Whether it completed.
-        ok: bool,
-    },
-}
 
 /// A circle as it reads now: what pages and views show, computed once
 /// per change of the circle and shared until the next one.
@@ -261,74 +88,6 @@ pub struct Looked {
     pub at: Timestamp,
     /// The circle as it stood then.
     pub before: Arc<CircleView>,
-}
-
-/// What a device receives when an invite lets it in.
-#[derive(Debug, Clone)]
-pub struct Welcome {
-    /// The circles to keep.
-    pub circles: Vec<WelcomeCircle>,
-    /// For a paired device: its member's key.
-    pub member_key: Option<[u8; 32]>,
-}
-
-impl Welcome {
-    /// The welcome a join reply carries, or the inviting device's reason
-    /// for refusing.
-    pub fn from_reply(reply: JoinReply) -> Result<Self, Error> {
-        match reply {
-            JoinReply::Welcome {
-                circles,
-                member_key,
-            } => Ok(Self {
-                circles,
-                member_key,
-            }),
-            JoinReply::Refused { reason } => Err(Error::Refused(reason)),
-        }
-    }
-}
-
-/// What an invite allows.
-#[derive(Debug, Clone, Copy)]
-pub struct Terms {
-    /// A new member, or another device of this member.
-    pub kind: InviteKind,
-    /// When it stops working.
-    pub expires_at: Timestamp,
-    /// How many times it may be used.
-    pub uses: u32,
-}
-
-/// What a ticket says, as far as keeping a welcome needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Ticketed {
-    /// The circle it invites to.
-    pub circle: CircleId,
-    /// The invite.
-    pub invite: EntityId,
-    /// A member's invite or a device pairing.
-    pub kind: InviteKind,
-    /// The device that made it.
-    pub inviter: DeviceId,
-}
-
-/// The request that redeems a ticket at its inviting device.
-pub fn join_request(
-    me: &Identity,
-    circle: CircleId,
-    invite: EntityId,
-    secret: &InviteSecret,
-    name: Option<&str>,
-) -> JoinRequest {
-    JoinRequest {
-        circle: *circle.as_bytes(),
-        invite: *invite.as_bytes(),
-        secret: *secret.as_bytes(),
-        member: *me.member.id().as_bytes(),
-        cert: me.cert.signature.to_vec(),
-        name: name.map(str::to_owned),
-    }
 }
 
 /// What is kept about a peer between runs.
