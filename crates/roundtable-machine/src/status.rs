@@ -120,15 +120,22 @@ pub struct DeviceStatus {
 
 impl Machine {
     /// How every circle and peer stands. Where this device listens is the
-    /// network's to say: `addrs` is left empty.
-    pub fn status(&self) -> Status {
+    /// network's to say: `addrs` is left empty. Names come from each
+    /// circle's kept reading (read again only where it changed), so asking
+    /// (every page does) costs no read of the circle.
+    pub fn status(&mut self) -> Status {
+        let readings: BTreeMap<CircleId, Reading> = self
+            .circles
+            .iter_mut()
+            .map(|(id, s)| (*id, s.read()))
+            .collect();
         let circles = self
             .circles
             .iter()
             .map(|(id, s)| {
                 let circle = s.store.circle();
                 let neighbours: BTreeSet<DeviceId> = self.schedule.neighbours(*id).collect();
-                let view = circle.view();
+                let view = &*readings[id].view;
                 let owner = |d: &DeviceId| {
                     view.members
                         .iter()
@@ -187,8 +194,8 @@ impl Machine {
                     connected: neighbours.iter().copied().collect(),
                     devices,
                     forked,
-                    stewards: self.steward_status(*id),
-                    removed: s.membership.removal_notice(&view, self.mine(&s.membership)),
+                    stewards: self.steward_status(*id, view),
+                    removed: s.membership.removal_notice(view, self.mine(&s.membership)),
                     other_versions,
                 }
             })

@@ -62,12 +62,12 @@ impl StewardStatus {
 }
 
 impl Machine {
-    /// The stewards of a circle, for its status.
-    pub(crate) fn steward_status(&self, circle: CircleId) -> Vec<StewardStatus> {
+    /// The stewards of a circle, for its status, named as `view` (the
+    /// circle's kept reading) names them.
+    pub(crate) fn steward_status(&self, circle: CircleId, view: &CircleView) -> Vec<StewardStatus> {
         let Some(served) = self.circles.get(&circle) else {
             return Vec::new();
         };
-        let view = served.store.circle().view();
         served
             .store
             .circle()

@@ -255,18 +255,16 @@ fn tell(w: &mut World, circle: CircleId) {
         if let Some(m) = d.machine.as_mut() {
             let doc = m.circle(circle).unwrap();
             let changes = doc.doc().get_changes(&[]).len();
+            let heads: Vec<String> = doc
+                .heads()
+                .iter()
+                .map(|h| h.to_string()[..8].to_owned())
+                .collect();
             let status = m.status();
             let c = &status.circles[0];
             eprintln!(
-                "{name}: {changes} changes, heads {:?}, epoch {}, stewards {:?}, dropped {:?}, refused {:?}",
-                doc.heads()
-                    .iter()
-                    .map(|h| h.to_string()[..8].to_owned())
-                    .collect::<Vec<_>>(),
-                c.epoch,
-                c.stewards,
-                status.dropped,
-                status.refused
+                "{name}: {changes} changes, heads {heads:?}, epoch {}, stewards {:?}, dropped {:?}, refused {:?}",
+                c.epoch, c.stewards, status.dropped, status.refused
             );
         }
     }
