@@ -137,6 +137,22 @@ test('a check-in in one browser appears in the other without a reload', async ()
   await shows(mayaPage, 'Checked in: heavy.');
   await shows(samPage, 'long week, tired');
   await stillSamePage(samPage);
+  // The next change sends Sam's page only what it has not got: the item it
+  // holds stays the very element it was (marked here), not sent again.
+  await samPage.evaluate(() => {
+    const item = [...document.querySelectorAll('#life li.item')].find((li) => li.textContent.includes('long week, tired'));
+    item.firstElementChild.dataset.kept = 'yes';
+  });
+  const again = form(mayaPage, 'How are you?');
+  await again.getByLabel('okay').check();
+  await again.getByLabel('In your words (optional)').fill('soup helped');
+  await again.getByRole('button', { name: 'Check in' }).click();
+  await shows(samPage, 'soup helped');
+  await stillSamePage(samPage);
+  const kept = await samPage.evaluate(() => [...document.querySelectorAll('#life li.item')]
+    .filter((li) => li.textContent.includes('long week, tired'))
+    .map((li) => li.firstElementChild.dataset.kept || 'sent again'));
+  assert.deepEqual(kept, ['yes']);
   // Both see each other in touch.
   await shows(samPage, /In touch with Maya/, 'in touch with Maya');
   await shows(mayaPage, /In touch with Sam/, 'in touch with Sam');

@@ -5,7 +5,8 @@
 //! binary's `show --json` and an offline `checkin` as processes against
 //! process start (`roundtable id`) plus `Automerge::load` (plus one fsynced
 //! append for the edit); a web page's read through a running node right
-//! after a change against Automerge applying that change.
+//! after a change against Automerge applying that change; and what a live
+//! page is sent after a change against the whole page.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -117,6 +118,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
             first.get_or_insert(reading.view.checkins.len());
             views.push(took);
         }
+        let live = crate::live::update(&handle, id, repeats.max(1)).await?;
         node.shutdown().await?;
         let apply = apply_one_change(&save, repeats.max(1))?;
         rows.push(
@@ -128,6 +130,19 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Vec<Row>> {
                     crate::table::ms(load),
                     first.unwrap_or(0),
                     bytes(save.len() as u64)
+                )),
+        );
+        rows.push(
+            Row::new("B3", format!("{label}: a live page's update after a change"))
+                .bytes(live.parts, live.page)
+                .goal(Goal::Below(1.0))
+                .note(format!(
+                    "the home page open in a browser, a check-in made: what the web app sends it (the live parts that changed, {} of {}; {}) vs the whole page, which the page fetched again before ({}); whole HTTP answers, medians of {}",
+                    live.changed.0,
+                    live.changed.1,
+                    crate::table::ms(live.parts_took),
+                    crate::table::ms(live.page_took),
+                    repeats.max(1)
                 )),
         );
     }

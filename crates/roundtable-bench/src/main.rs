@@ -20,6 +20,7 @@ mod b6;
 mod b7;
 mod b8;
 mod child;
+mod live;
 mod setup;
 mod table;
 

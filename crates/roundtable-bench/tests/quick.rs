@@ -49,4 +49,11 @@ fn every_scenario_runs_at_tiny_sizes_next_to_its_anchor() {
     ] {
         assert!(stdout.contains(part), "no {part:?} in B1:\n{stdout}");
     }
+    // A live page's update stands next to the whole page, and is smaller:
+    // only the parts that changed come back (bytes, not time).
+    let live = stdout
+        .lines()
+        .find(|l| l.contains("a live page's update after a change"))
+        .unwrap_or_else(|| panic!("no live update row:\n{stdout}"));
+    assert!(live.contains("< 1×: met"), "{live}");
 }

@@ -254,25 +254,48 @@
   }
 
   // --- Live: swap what changed, never what someone is typing. ----------
+  // A live read says which parts this page holds (each part carries the
+  // digest it was served with) and gets back only the parts that changed;
+  // inside those, a part it holds as it is (an item of a feed) is marked
+  // to be kept, not sent again.
   const circle = document.body.dataset.circle;
   const net = document.getElementById("net");
   let pending = null;
+  function holding() {
+    const out = [];
+    for (const part of document.querySelectorAll("[data-live][id]")) {
+      const t = part.querySelector(":scope > template[data-v]");
+      if (t) out.push(part.id + "=" + t.dataset.v);
+    }
+    return out.join(" ");
+  }
   async function refresh() {
     pending = null;
     if (!trusted) return;
-    let html;
+    let parts;
     try {
-      const res = await fetch(location.href, { headers: { "X-Live": "1" }, credentials: "same-origin" });
-      if (!res.ok) return;
-      html = await res.text();
+      const res = await fetch(location.href, {
+        headers: { "X-Live": "1", "X-Live-Have": holding() },
+        credentials: "same-origin",
+      });
+      if (!res.ok || !(res.headers.get("content-type") || "").startsWith("application/json")) return;
+      parts = (await res.json()).parts || [];
     } catch {
       return;
     }
-    const fresh = new DOMParser().parseFromString(html, "text/html");
-    for (const part of document.querySelectorAll("[data-live][id]")) {
-      const next = fresh.getElementById(part.id);
-      if (!next || part.contains(document.activeElement)) continue;
-      if (part.innerHTML !== next.innerHTML) part.innerHTML = next.innerHTML;
+    for (const { id, html } of parts) {
+      const part = document.getElementById(id);
+      if (!part || !part.hasAttribute("data-live") || part.contains(document.activeElement)) continue;
+      const fresh = document.createElement("template");
+      fresh.innerHTML = html;
+      // A part inside it that this page holds as it is: kept, not sent.
+      for (const keep of fresh.content.querySelectorAll("template[data-keep]")) {
+        const holder = keep.parentElement;
+        const old = holder && holder.id ? document.getElementById(holder.id) : null;
+        if (old) holder.replaceChildren(...old.childNodes);
+        else keep.remove();
+      }
+      part.replaceChildren(fresh.content);
     }
   }
   function later() {

@@ -173,6 +173,7 @@ impl Inner {
             .route("/c/{c}/export.md", get(status::export_markdown))
             .route("/c/{c}/export.json", get(status::export_json))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn(live::parts_only))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 access::guard,
@@ -348,9 +349,6 @@ pub(crate) struct Said(pub(crate) Option<String>);
 
 const SAID: &str = "rt_said";
 
-/// The header `app.js` marks its live reads of a page with.
-const LIVE: &str = "x-live";
-
 impl<S: Send + Sync> FromRequestParts<S> for Said {
     type Rejection = std::convert::Infallible;
 
@@ -358,7 +356,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Said {
         // A page's live read of itself (`app.js`) swaps only its live
         // parts: what is to be said once is left for the page the browser
         // is on its way to, which the read may overtake.
-        if parts.headers.contains_key(LIVE) {
+        if parts.headers.contains_key(live::LIVE) {
             return Ok(Said(None));
         }
         let said = access::cookie(&parts.headers, SAID)

@@ -46,6 +46,7 @@ mod port;
 use access::Access;
 use app::Inner;
 
+pub use live::parts_held;
 pub use port::Holder;
 
 /// The most connections the app holds at once; more wait in the system's

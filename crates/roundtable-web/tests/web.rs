@@ -692,6 +692,121 @@ async fn a_burst_of_changes_is_told_a_few_times_not_once_each() {
     s.stop().await;
 }
 
+/// A live read of a page (`app.js`, after a `changed`): JSON of its live
+/// parts, each with what goes inside it.
+async fn live_read(s: &Setup, path: &str, have: &str) -> (Answer, Vec<(String, String)>) {
+    let mut headers = s.ours();
+    headers.push(("X-Live", "1".into()));
+    headers.push(("X-Live-Have", have.into()));
+    let a = request(s.addr(), "GET", path, &headers, "").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.header("content-type")
+            .iter()
+            .any(|t| t.starts_with("application/json")),
+        "{}",
+        a.head
+    );
+    let json: serde_json::Value = serde_json::from_str(&a.body).expect("JSON");
+    let parts = json["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|p| {
+            let id = p["id"].as_str().expect("an id").to_owned();
+            (id, p["html"].as_str().expect("its html").to_owned())
+        })
+        .collect();
+    (a, parts)
+}
+
+/// The digest a part's html carries.
+fn digest_of(html: &str) -> String {
+    html.rsplit_once("<template data-v=\"")
+        .and_then(|(_, r)| r.split_once('"'))
+        .map(|(v, _)| v.to_owned())
+        .expect("a digest")
+}
+
+/// A live page gets back only the parts of it that changed, not the page:
+/// nothing when nothing changed, and after a check-in the parts that show
+/// it, far fewer bytes than the page.
+#[tokio::test]
+async fn a_live_read_brings_back_only_the_parts_that_changed() {
+    let s = Setup::new().await;
+    let node = s.node.as_ref().expect("running").handle();
+    let c = node
+        .create_circle("Supper", "", "Maya", Timestamp::now())
+        .await
+        .expect("made");
+    let path = format!("/c/{c}");
+    let page = get(&s, &path).await;
+    // Holding nothing: every live part of the page, with the digest the
+    // page itself was served with.
+    let (_, all) = live_read(&s, &path, "").await;
+    let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    for id in ["proposals", "quiet", "coming", "open", "here", "life"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    for (id, html) in &all {
+        let v = digest_of(html);
+        assert!(
+            page.body.contains(&format!("<template data-v=\"{v}\">")),
+            "the page carries {id}'s digest"
+        );
+    }
+    // What the page holds: every part, and the parts inside them.
+    let have = |parts: &[(String, String)]| -> String {
+        parts
+            .iter()
+            .flat_map(|(id, html)| roundtable_web::parts_held(id, html).expect("digests"))
+            .map(|(id, v)| format!("{id}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let holding = have(&all);
+    // Holding them all, nothing changed: nothing comes back.
+    let (_, none) = live_read(&s, &path, &holding).await;
+    assert!(none.is_empty(), "{none:?}");
+    // A check-in changes what shows it, and only that comes back.
+    node.perform(
+        c,
+        Op::Checkin {
+            mood: Mood::Okay,
+            note: "the soup is on".into(),
+        },
+        Timestamp::now(),
+    )
+    .await
+    .expect("performs");
+    let (answer, changed) = live_read(&s, &path, &holding).await;
+    let changed_ids: Vec<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(changed_ids.contains(&"life"), "{changed_ids:?}");
+    assert!(!changed_ids.contains(&"coming"), "{changed_ids:?}");
+    assert!(changed.len() < all.len(), "{changed_ids:?}");
+    let life = &changed.iter().find(|(id, _)| id == "life").expect("life").1;
+    assert!(life.contains("the soup is on"), "{life}");
+    assert!(
+        life.contains("<template data-keep>"),
+        "the items the page holds are kept, not sent: {life}"
+    );
+    assert!(
+        answer.body.len() < page.body.len() / 2,
+        "{} bytes for the parts, {} for the page",
+        answer.body.len(),
+        page.body.len()
+    );
+    // A part the page does not say it holds comes back whatever it holds.
+    let (_, again) = live_read(&s, &path, "coming=0000").await;
+    assert_eq!(again.len(), all.len(), "{again:?}");
+    // A page without live parts, or a read without the live header, is
+    // the page as it is.
+    let plain = get(&s, &path).await;
+    assert!(plain.body.starts_with("<!DOCTYPE html>"), "{}", plain.head);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn nothing_of_one_run_works_in_the_next_and_a_sign_out_lets_others_out() {
     let s = Setup::new().await;

@@ -3,6 +3,7 @@
 //! shows every one that concerns the reader; an ask's or a gathering's
 //! page shows those about it.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -30,7 +31,7 @@ pub(crate) fn notice(
         .filter(|d| d.concerns(me) && about.is_none_or(|a| d.is_about(a)))
         .collect();
     html! {
-        div #double-ups data-live {
+        div #double-ups data-live { (live::part("double-ups", html! {
             @if !mine.is_empty() {
                 section.card.double-ups aria-labelledby="double-ups-title" {
                     h2 #double-ups-title { "Doubled up while apart" }
@@ -54,7 +55,7 @@ pub(crate) fn notice(
                     }
                 }
             }
-        }
+        })) }
     }
 }
 

@@ -1,6 +1,7 @@
 //! One check-in, moment, ask or offer, with its replies: reply in words,
 //! take something on, close with thanks, change or take back your own.
 
+use crate::live;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -30,8 +31,11 @@ pub(crate) fn feed_item(
 ) -> Markup {
     let now = Timestamp::now();
     let link = |id: &EntityId| format!("/c/{c}/e/{id}");
+    // A live part of its own: a change elsewhere in the feed sends the
+    // page only the items it has not got (see `live::parts_only`).
+    let part = format!("life-{}-{}", e.id(), e.order());
     html! {
-        li.item.(e.kind()) {
+        li.item.(e.kind()) id=(part) data-live { (live::part(&part, html! {
             @match e {
                 Entry::Joined(id, m) => {
                     p { (name(view, id)) " joined the circle"
@@ -77,7 +81,7 @@ pub(crate) fn feed_item(
                     @if !g.place.is_empty() { p.sub { "at " (g.place) } }
                 }
             }
-        }
+        })) }
     }
 }
 
@@ -205,7 +209,7 @@ async fn render(
         article.entry {
             h1 { (title) }
             (super::double_ups::notice(app, ctx, view, me, c, Some(&e.to_string())))
-            div #entry data-live { (main) }
+            div #entry data-live { (live::part("entry", main)) }
         }
         section.card aria-labelledby="reply-title" {
             h2 #reply-title { "Reply" }

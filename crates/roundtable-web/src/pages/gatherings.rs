@@ -1,5 +1,6 @@
 //! Gatherings: propose one, answer, bring a dish, and note who came.
 
+use crate::live;
 use std::collections::HashMap;
 
 use axum::extract::State;
@@ -56,11 +57,11 @@ async fn render_list(
     let past = view.past_gatherings(now);
     let body = html! {
         h1 { "Gatherings" }
-        section #upcoming data-live aria-labelledby="upcoming-title" {
+        section #upcoming data-live aria-labelledby="upcoming-title" { (live::part("upcoming", html! {
             h2 #upcoming-title { "Coming up" }
             @if upcoming.is_empty() { p { "Nothing on the calendar yet." } }
             ul.cards { @for (id, g) in &upcoming { (summary(app, view, c, id, g)) } }
-        }
+        })) }
         section.card aria-labelledby="propose-title" {
             h2 #propose-title { "Propose a gathering" }
             form method="post" action={ "/c/" (c) "/gatherings" } aria-labelledby="propose-title" {
@@ -79,10 +80,10 @@ async fn render_list(
             }
         }
         @if !past.is_empty() {
-            section #past data-live aria-labelledby="past-title" {
+            section #past data-live aria-labelledby="past-title" { (live::part("past", html! {
                 h2 #past-title { "Past" }
                 ul.cards { @for (id, g) in past.iter().take(20) { (summary(app, view, c, id, g)) } }
-            }
+            })) }
         }
     };
     Ok(layout(app, ctx, Some(c), Place::Gatherings, "Gatherings", body).await)
@@ -251,7 +252,7 @@ async fn render(
 fn live_part(app: &Shared, view: &CircleView, g: &Gathering, now: Timestamp) -> Markup {
     let hosts: Vec<String> = g.hosts.keys().map(|h| name(view, h)).collect();
     html! {
-        div #gathering data-live {
+        div #gathering data-live { (live::part("gathering", html! {
             p.lead { (dates::starts_words(g, now, &app.tz)) @if !g.place.is_empty() { ", at " (g.place) } }
             p { "Hosted by " (hosts.join(" and ")) "." }
             h2 { "Who's coming" }
@@ -280,7 +281,7 @@ fn live_part(app: &Shared, view: &CircleView, g: &Gathering, now: Timestamp) -> 
                 @let came: Vec<String> = g.came.keys().map(|m| name(view, m)).collect();
                 p { (came.join(", ")) }
             }
-        }
+        })) }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Asks and offers: ask for a hand (asking is wisdom), offer one, and see
 //! what is open and what was done.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -55,7 +56,7 @@ async fn render(
                 button type="submit" { "Share" }
             }
         }
-        section #requests data-live aria-labelledby="open-title" {
+        section #requests data-live aria-labelledby="open-title" { (live::part("requests", html! {
             h2 #open-title { "Open" }
             @if open.is_empty() { p { "Nothing open right now." } }
             ul.cards {
@@ -83,7 +84,7 @@ async fn render(
                     }
                 }
             }
-        }
+        })) }
     };
     Ok(layout(app, ctx, Some(c), Place::Help, "Asks & offers", body).await)
 }

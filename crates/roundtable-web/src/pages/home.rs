@@ -1,6 +1,7 @@
 //! A circle's home: how you are, who has gone quiet, what is coming up,
 //! who needs a hand, and the circle's recent life.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -74,11 +75,11 @@ async fn render(
             }
         }
         @if let Some(a) = &since { (since_card(ctx, c, a)) }
-        div #proposals data-live { (proposals(view, membership, c)) }
+        div #proposals data-live { (live::part("proposals", proposals(view, membership, c))) }
         @if me_in { (super::double_ups::notice(app, ctx, view, me, c, None)) }
         div.columns {
             div {
-                section #quiet data-live aria-labelledby="quiet-title" {
+                section #quiet data-live aria-labelledby="quiet-title" { (live::part("quiet", html! {
                     h2 #quiet-title { "Gone quiet" }
                     @if quiet.is_empty() {
                         p { "No one has gone quiet. Everyone has been heard from within their usual rhythm." }
@@ -92,8 +93,8 @@ async fn render(
                         h3 { "Stepping back" }
                         ul.plain { @for a in &away { li { (a.reason) } } }
                     }
-                }
-                section #coming data-live aria-labelledby="coming-title" {
+                })) }
+                section #coming data-live aria-labelledby="coming-title" { (live::part("coming", html! {
                     h2 #coming-title { "Coming up" }
                     @let upcoming = view.upcoming(now);
                     @if upcoming.is_empty() {
@@ -105,8 +106,8 @@ async fn render(
                             }
                         }
                     }
-                }
-                section #open data-live aria-labelledby="open-title" {
+                })) }
+                section #open data-live aria-labelledby="open-title" { (live::part("open", html! {
                     h2 #open-title { "Asks & offers" }
                     @let open: Vec<_> = open_requests(view);
                     @if open.is_empty() {
@@ -118,17 +119,17 @@ async fn render(
                             }
                         }
                     }
-                }
-                section #here data-live aria-labelledby="here-title" {
+                })) }
+                section #here data-live aria-labelledby="here-title" { (live::part("here", html! {
                     h2 #here-title { "Who is here" }
                     (who_is_here(view, membership))
-                }
+                })) }
             }
             div {
-                section #life data-live aria-labelledby="life-title" {
+                section #life data-live aria-labelledby="life-title" { (live::part("life", html! {
                     h2 #life-title { "Recent" }
                     (recent(app, view, membership, c))
-                }
+                })) }
                 @if me_in {
                     section.card aria-labelledby="moment-title" {
                         h2 #moment-title { "Share a moment" }

@@ -1,6 +1,7 @@
 //! Inviting someone and pairing a device: a ticket to copy and a QR code
 //! to scan, the invites made so far, and revoking one.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use data_encoding::BASE64;
@@ -137,7 +138,7 @@ async fn render(
                 button type="submit" { "Make an invite" }
             }
         }
-        section #invites data-live aria-labelledby="invites-title" {
+        section #invites data-live aria-labelledby="invites-title" { (live::part("invites", html! {
             h2 #invites-title { "Invites so far" }
             @if list.is_empty() { p { "None yet." } }
             ul.cards {
@@ -166,7 +167,7 @@ async fn render(
                     }
                 }
             }
-        }
+        })) }
     };
     Ok(layout(app, ctx, Some(c), Place::Invite, "Invite", body).await)
 }

@@ -1,6 +1,7 @@
 //! The people of the circle, what to remember about each, your own
 //! profile, your devices, and stepping back for a while.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -49,7 +50,7 @@ pub(crate) async fn render(
     };
     let body = html! {
         h1 { "People" }
-        section #people data-live aria-labelledby="people-title" {
+        section #people data-live aria-labelledby="people-title" { (live::part("people", html! {
             h2 #people-title { "Who is in the circle" }
             ul.cards {
                 @for (id, m) in &people {
@@ -66,7 +67,7 @@ pub(crate) async fn render(
                     }
                 }
             }
-        }
+        })) }
         @if let Some(me) = me.filter(|_| membership.is_member(my_id)) {
             section.card aria-labelledby="profile-title" {
                 h2 #profile-title { "About you" }

@@ -4,6 +4,7 @@
 //! the circle's wait. The rules are the core's
 //! (`roundtable_core::membership`); these pages say them and act.
 
+use crate::live;
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
@@ -179,7 +180,7 @@ pub(crate) fn section(
     under_way.sort_by_key(|(p, _)| (std::cmp::Reverse(p.at), p.id));
     let wait = view.recovery_wait_hours();
     html! {
-        section.card #recoveries data-live aria-labelledby="recoveries-title" {
+        section.card #recoveries data-live aria-labelledby="recoveries-title" { (live::part("recoveries", html! {
             h2 #recoveries-title { "If someone lost their devices" }
             @if under_way.is_empty() {
                 p.hint { "Someone who lost every device can ask, from a new one, to be recognised. " (RECOVERY_RULE) }
@@ -199,7 +200,7 @@ pub(crate) fn section(
                     }
                 }
             }
-        }
+        })) }
         @if membership.is_member(me) {
             section.card aria-labelledby="vouch-title" {
                 h2 #vouch-title { "Vouch for someone on a new device" }

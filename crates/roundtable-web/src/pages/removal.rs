@@ -2,6 +2,7 @@
 //! propose, consent, withdraw, with the rule in words. Nobody removes
 //! anyone alone, nor brings them back alone.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -58,7 +59,7 @@ async fn render(
     let body = html! {
         h1 { "Removing someone" }
         p.lead { (REMOVAL_RULE) }
-        section #proposals data-live aria-labelledby="proposals-title" {
+        section #proposals data-live aria-labelledby="proposals-title" { (live::part("proposals", html! {
             h2 #proposals-title { "Proposals" }
             @if proposals.is_empty() { p { "None." } }
             ul.cards {
@@ -82,7 +83,7 @@ async fn render(
                     }
                 }
             }
-        }
+        })) }
         @let never = roundtable_core::membership::cannot_pass(membership.members.len().saturating_sub(1));
         @if let (true, Some(why)) = (membership.is_member(me), &never) {
             section.card aria-labelledby="propose-title" {

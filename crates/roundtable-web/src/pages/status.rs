@@ -2,6 +2,7 @@
 //! date, when they last synced; the stewards that keep each circle; the
 //! circle as a file; a new link.
 
+use crate::live;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
     let now = Timestamp::now();
     let body = html! {
         h1 { "Status" }
-        section #status data-live aria-labelledby="devices-title" {
+        section #status data-live aria-labelledby="devices-title" { (live::part("status", html! {
             h2 #devices-title { "Devices" }
             @if status.circles.is_empty() { p { "You are in no circle yet." } }
             @for c in &status.circles {
@@ -62,7 +63,7 @@ pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response
                 (super::stewards::on_status(&app, c.id, &c.stewards))
                 p { "Export: " a href={ "/c/" (c.id) "/export.md" } download { "as a readable document" } " · " a href={ "/c/" (c.id) "/export.json" } download { "as data (JSON)" } }
             }
-        }
+        })) }
         section.card aria-labelledby="device-title" {
             h2 #device-title { "This device" }
             p.sub { "Checked " (super::ago(&app, now)) "." }

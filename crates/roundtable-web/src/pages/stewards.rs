@@ -2,6 +2,7 @@
 //! place the app words it), adding one from its ticket, and stopping the
 //! circle using one, once the person confirmed.
 
+use crate::live;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
@@ -136,7 +137,7 @@ async fn render(
                 p { a href={ "/c/" (c) "/stewards" } { "Keep it" } }
             }
         }
-        section #stewards data-live aria-labelledby="stewards-title" {
+        section #stewards data-live aria-labelledby="stewards-title" { (live::part("stewards", html! {
             h2 #stewards-title { "Who keeps this circle" }
             @if stewards.is_empty() {
                 p { "No steward keeps this circle: without one, it syncs only while members' devices are awake together." }
@@ -152,7 +153,7 @@ async fn render(
                 }
             }
             p.sub { "Anyone in the circle can add a steward or stop using one; everyone sees who added each." }
-        }
+        })) }
         section.card aria-labelledby="add-title" {
             h2 #add-title { "Add a steward" }
             p.hint {
