@@ -110,6 +110,8 @@ pub fn timeline(view: &CircleView) -> Vec<Entry<'_>> {
             .flat_map(|(id, m)| m.renames.values().map(move |r| Entry::Renamed(*id, r))),
     );
     out.extend(view.removals.iter().map(|(id, p)| Entry::Proposal(*id, p)));
-    out.sort_by_key(|e| (e.order(), e.id()));
+    // By causal position, then by id: the id is written out only for
+    // entries of the same position, not in every comparison.
+    out.sort_by(|a, b| a.order().cmp(&b.order()).then_with(|| a.id().cmp(&b.id())));
     out
 }
