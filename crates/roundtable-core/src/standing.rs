@@ -5,11 +5,15 @@
 //! removals out of the document each time would make every edit dearer as
 //! the circle grows, so a [`Circle`](crate::circle::Circle) keeps that
 //! reading together with the heads it was read at, and reads again only
-//! once the heads have moved. A local edit that wrote nothing under those
-//! collections (as where the objects its operations write into were made
-//! says) carries the reading over to its new heads; changes from a peer
-//! are read again (see docs/BENCHMARKS.md on carrying it over those too).
-//! Keyed by heads, a kept
+//! once the heads have moved. Changes that wrote nothing under those
+//! collections or the circle record (whose stewards the guarded shape
+//! holds), as where the objects their operations write into were made
+//! says, carry the reading over to the new heads: a local edit's, with
+//! the places of objects remembered ([`Kept::carry_over`]), and changes
+//! from a peer, looked up afresh in the document that holds them
+//! ([`Kept::carry_over_received`]: a device that signs two changes under
+//! one number could make one object id name two places, so nothing a peer
+//! sent is remembered). Keyed by heads, a kept
 //! reading can never be stale: whatever changed the document in any other
 //! way, the next look finds different heads and reads again.
 
@@ -21,7 +25,7 @@ use automerge::legacy::{ObjectId, OpId, OpType};
 use automerge::{Automerge, Change, ChangeHash, ObjId, Prop, ReadDoc};
 
 use crate::membership::Membership;
-use crate::schema::{INVITES, MEMBERS, REMOVALS};
+use crate::schema::{CIRCLE, INVITES, MEMBERS, REMOVALS};
 use crate::shape::Shape;
 use crate::view::CircleView;
 
@@ -111,6 +115,27 @@ impl Kept {
             *at = doc.get_heads();
         }
     }
+
+    /// As [`Self::carry_over`], for changes received from a peer: where
+    /// each object they write into sits is read from `doc` (which holds
+    /// them), none of it remembered.
+    pub(crate) fn carry_over_received(
+        &self,
+        doc: &Automerge,
+        before: &[ChangeHash],
+        changes: &[Change],
+    ) {
+        let mut inner = self.inner();
+        if inner.at.as_ref().is_none_or(|(at, _)| at != before) {
+            return;
+        }
+        if changes_touch(doc, changes, &mut HashMap::new()) {
+            return;
+        }
+        if let Some((at, _)) = &mut inner.at {
+            *at = doc.get_heads();
+        }
+    }
 }
 
 impl Clone for Kept {
@@ -164,7 +189,7 @@ fn changes_touch(
 }
 
 /// Whether an object that was already there sits at the root or under
-/// members, invites or removals.
+/// members, invites, removals or the circle record.
 fn placed_under_membership(doc: &Automerge, obj: &ObjectId) -> bool {
     let ObjectId::Id(OpId(counter, actor)) = obj else {
         return true;
@@ -178,7 +203,81 @@ fn placed_under_membership(doc: &Automerge, obj: &ObjectId) -> bool {
 
 fn is_membership(prop: &Prop) -> bool {
     match prop {
-        Prop::Map(collection) => [MEMBERS, INVITES, REMOVALS].contains(&collection.as_str()),
+        Prop::Map(collection) => {
+            [MEMBERS, INVITES, REMOVALS, CIRCLE].contains(&collection.as_str())
+        }
         Prop::Seq(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::{
+        Circle, DeviceKey, HeadBook, MemberKey, Mood, Profile, ProfileEdit, SignedHead, Timestamp,
+    };
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(1_795_464_000_000)
+    }
+
+    /// `to` takes in what `from` wrote since `before`, as a node would.
+    fn receive(to: &mut Circle, from: &Circle, before: &[automerge::ChangeHash], key: &DeviceKey) {
+        let mut book = HeadBook::for_circle(to);
+        book.learn(to.id(), &[SignedHead::sign(from, key).expect("a head")]);
+        let out = to
+            .apply_verified(&from.changes_since(before), &mut book)
+            .expect("applies");
+        assert!(out.rejected.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_peers_check_in_carries_who_is_in_over_and_a_profile_edit_does_not() {
+        let (maya, mp) = (MemberKey::generate(), DeviceKey::generate());
+        let (sam, sp) = (MemberKey::generate(), DeviceKey::generate());
+        let mut rng = rand::rng();
+        let mut mine = Circle::create(
+            "Supper",
+            "",
+            &maya.certify(mp.id()),
+            &Profile::named("Maya"),
+            now(),
+            &mut rng,
+        )
+        .expect("made");
+        mine.add_member(
+            &sam.certify(sp.id()),
+            &Profile::named("Sam"),
+            Some(maya.id()),
+            now(),
+        )
+        .expect("added");
+        let mut theirs = mine.clone();
+        theirs.set_device(sp.id());
+        let kept = mine.standing();
+        // A check-in writes nowhere who is in rests: the same reading.
+        let before = theirs.heads();
+        theirs
+            .checkin(sam.id(), Mood::Okay, "soup tonight", now(), &mut rng)
+            .expect("checked in");
+        receive(&mut mine, &theirs, &before, &sp);
+        assert!(Arc::ptr_eq(&kept, &mine.standing()), "carried over");
+        // A profile edit writes under members: read again.
+        let before = theirs.heads();
+        theirs
+            .edit_profile(
+                sam.id(),
+                &ProfileEdit {
+                    name: Some("Sam B".into()),
+                    ..ProfileEdit::default()
+                },
+                now(),
+            )
+            .expect("edited");
+        receive(&mut mine, &theirs, &before, &sp);
+        let fresh = mine.standing();
+        assert!(!Arc::ptr_eq(&kept, &fresh), "read again");
+        assert_eq!(fresh.view.members[&sam.id()].name, "Sam B");
     }
 }

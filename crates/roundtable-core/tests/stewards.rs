@@ -9,7 +9,7 @@ use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
 use roundtable_core::steward::{LockerId, MAX_STEWARD_RECORDS, MAX_STEWARDS};
 use roundtable_core::{
     Applied, ChangeHash, Circle, DeviceId, DeviceKey, EntityId, HeadBook, MemberId, MemberKey,
-    Profile, Rejection, SignedHead, Timestamp,
+    Mood, Profile, Rejection, SignedHead, Timestamp,
 };
 
 fn now() -> Timestamp {
@@ -578,4 +578,42 @@ fn a_stewards_name_is_kept_as_names_are_and_never_rewritten() {
     let out = sam.receive(&copy, &before, &[&rogue]);
     assert_eq!(out.rejected.len(), 1, "{out:?}");
     assert_eq!(sam.circle.stewards(), kept);
+}
+
+/// A steward record and a rewrite of it by another member, arriving in one
+/// batch: the rewrite is judged with the record guarded. Who is in, kept
+/// from before the batch, is carried over changes that wrote nowhere it
+/// rests, and a change under the circle record (where steward records
+/// are) is not such a change.
+#[test]
+fn a_record_and_a_rewrite_of_it_arriving_together_are_judged_apart() {
+    let (mut maya, mut sam, mut ana) = circle();
+    // Maya's copy judges a check-in of Sam's: it has read who is in, and
+    // the guarded objects, and keeps them for these heads.
+    let start = sam.circle.heads();
+    let sam_id = sam.id();
+    sam.circle
+        .checkin(sam_id, Mood::Okay, "soup tonight", now(), &mut rand::rng())
+        .unwrap();
+    let out = maya.receive(&sam.circle, &start, &[&sam]);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    let before = maya.circle.heads();
+    let id = ana.add(1);
+    sam.take_all(&ana);
+    let (_, _, rec) = objs(&sam.circle, id);
+    sam.circle
+        .transact(now(), "rewrite", |tx| {
+            tx.put(&rec, "by", sam_id.to_string()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    let out = maya.receive(&sam.circle, &before, &[&ana, &sam]);
+    assert_eq!(
+        out.rejected.iter().map(|r| r.1).collect::<Vec<_>>(),
+        vec![Rejection::Outline],
+        "{out:?}"
+    );
+    let kept = maya.circle.stewards();
+    let record = kept.iter().find(|r| r.id == id).expect("Ana's record");
+    assert_eq!(record.added_by, Some(ana.id()));
 }

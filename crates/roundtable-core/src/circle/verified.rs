@@ -211,6 +211,9 @@ impl Circle {
         if new.is_empty() {
             return Ok(Applied::default());
         }
+        // Who is in after these changes is who was in before them, unless
+        // one wrote where membership (or the guarded shape) rests.
+        self.kept.carry_over_received(self.doc(), before, &new);
         let rejected = judge(
             self.doc(),
             &self.standing(),
