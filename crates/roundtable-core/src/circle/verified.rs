@@ -73,7 +73,11 @@ impl Circle {
 
     /// The newest changes of `device`, found from the heads back: on each
     /// path, the first change of the device (everything behind it is older).
+    /// The walk reads each change's metadata only (its author and what it
+    /// builds on), not its operations: for a device that never wrote, it
+    /// goes through all of history.
     pub(crate) fn walk_to_newest_of(&self, device: DeviceId) -> Vec<ChangeHash> {
+        let doc = self.doc();
         let mut seen = HashSet::new();
         let mut stack: Vec<ChangeHash> = self.heads();
         let mut found = Vec::new();
@@ -81,14 +85,14 @@ impl Circle {
             if !seen.insert(h) {
                 continue;
             }
-            let Some(c) = self.doc().get_change_by_hash(&h) else {
+            let Some(meta) = doc.get_change_meta_by_hash(&h) else {
                 continue;
             };
-            if of_device(&c, device) {
-                found.push(c);
+            if device_of(&meta.actor).is_some_and(|(d, _)| d == device) {
+                found.extend(doc.get_change_by_hash(&h));
                 continue;
             }
-            stack.extend(c.deps().iter().copied());
+            stack.extend(meta.deps);
         }
         newest_per_session(found).iter().map(Change::hash).collect()
     }
