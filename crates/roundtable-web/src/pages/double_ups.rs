@@ -3,7 +3,6 @@
 //! shows every one that concerns the reader; an ask's or a gathering's
 //! page shows those about it.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -14,6 +13,7 @@ use super::Ctx;
 use crate::Shared;
 use crate::app::{Failure, Ids, saved};
 use crate::forms::{Line, Posted};
+use crate::live;
 
 /// The double-ups that concern the reader, those about `about` only when
 /// given. A live part of the page: settled ones leave it without a reload.

@@ -1,7 +1,6 @@
 //! One check-in, moment, ask or offer, with its replies: reply in words,
 //! take something on, close with thanks, change or take back your own.
 
-use crate::live;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -20,6 +19,7 @@ use super::{Ctx, ago, name, problem, who, words};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, shown};
 use crate::forms::{Button, Line, Posted, Text, Typed};
+use crate::live;
 
 /// One line of the circle's life, as the home lists it.
 pub(crate) fn feed_item(

@@ -1,6 +1,5 @@
 //! Gatherings: propose one, answer, bring a dish, and note who came.
 
-use crate::live;
 use std::collections::HashMap;
 
 use axum::extract::State;
@@ -17,6 +16,7 @@ use super::{Ctx, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, shown};
 use crate::forms::{Line, Posted, Typed, ticked};
+use crate::live;
 
 pub(crate) async fn list(
     State(app): State<Shared>,

@@ -1,7 +1,6 @@
 //! Asks and offers: ask for a hand (asking is wisdom), offer one, and see
 //! what is open and what was done.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -13,6 +12,7 @@ use super::{Ctx, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, shown};
 use crate::forms::{Line, Posted};
+use crate::live;
 
 pub(crate) async fn page(
     State(app): State<Shared>,

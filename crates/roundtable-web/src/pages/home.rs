@@ -1,7 +1,6 @@
 //! A circle's home: how you are, who has gone quiet, what is coming up,
 //! who needs a hand, and the circle's recent life.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -17,6 +16,7 @@ use super::{Ctx, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, saved, shown};
 use crate::forms::{Button, Line, Posted, Text, Typed};
+use crate::live;
 
 /// How much of the circle's life the home shows.
 const RECENT: usize = 30;

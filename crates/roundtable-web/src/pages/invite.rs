@@ -1,7 +1,6 @@
 //! Inviting someone and pairing a device: a ticket to copy and a QR code
 //! to scan, the invites made so far, and revoking one.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use data_encoding::BASE64;
@@ -15,6 +14,7 @@ use super::{Ctx, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, Kept, answer, plain, shown};
 use crate::forms::{Button, Line, Posted};
+use crate::live;
 
 const HOUR_MS: i64 = 3_600_000;
 

@@ -1,7 +1,6 @@
 //! The people of the circle, what to remember about each, your own
 //! profile, your devices, and stepping back for a while.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -14,6 +13,7 @@ use super::{Ctx, name, problem, who, words};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, shown};
 use crate::forms::{Button, Line, Posted, Text, Typed};
+use crate::live;
 
 pub(crate) async fn page(
     State(app): State<Shared>,

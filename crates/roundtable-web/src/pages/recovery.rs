@@ -4,7 +4,6 @@
 //! the circle's wait. The rules are the core's
 //! (`roundtable_core::membership`); these pages say them and act.
 
-use crate::live;
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
@@ -21,6 +20,7 @@ use super::{Ctx, ago, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, again, answer, plain, saved, shown};
 use crate::forms::{Button, Line, Posted, Text};
+use crate::live;
 
 /// The waits a circle may choose, in hours, as the page offers them.
 const WAITS: [u64; 6] = [24, 48, 72, 7 * 24, 10 * 24, 14 * 24];

@@ -2,7 +2,6 @@
 //! propose, consent, withdraw, with the rule in words. Nobody removes
 //! anyone alone, nor brings them back alone.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -15,6 +14,7 @@ use super::{Ctx, ago, name, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, shown};
 use crate::forms::{Button, Line, Posted, Text, Typed};
+use crate::live;
 
 pub(crate) async fn page(
     State(app): State<Shared>,

@@ -2,7 +2,6 @@
 //! date, when they last synced; the stewards that keep each circle; the
 //! circle as a file; a new link.
 
-use crate::live;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use super::Ctx;
 use super::layout::{Place, page as layout};
 use crate::app::{Failure, Ids, shown};
 use crate::forms::{Button, Posted};
+use crate::live;
 use crate::{Shared, access};
 
 pub(crate) async fn page(State(app): State<Shared>, ctx: Ctx) -> Result<Response, Failure> {

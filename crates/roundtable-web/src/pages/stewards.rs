@@ -2,7 +2,6 @@
 //! place the app words it), adding one from its ticket, and stopping the
 //! circle using one, once the person confirmed.
 
-use crate::live;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
@@ -17,6 +16,7 @@ use super::{Ctx, problem};
 use crate::Shared;
 use crate::app::{Failed, Failure, Ids, answer, sentence, shown};
 use crate::forms::{Posted, Text, ticked};
+use crate::live;
 
 /// What stopping a steward means, said before it is done.
 pub(crate) const STOP_WORDS: &str =
