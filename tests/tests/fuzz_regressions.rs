@@ -87,6 +87,11 @@ fn dates() {
 }
 
 #[test]
+fn live_have() {
+    replay("live_have", roundtable_web::fuzzing::live_have);
+}
+
+#[test]
 fn web_request() {
     replay("web_request", roundtable_web::fuzzing::web_request);
 }

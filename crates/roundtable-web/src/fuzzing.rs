@@ -1,9 +1,11 @@
-//! The check behind the `web_request` fuzz target in `fuzz/`: arbitrary
+//! The checks behind the `web_request` and `live_have` fuzz targets in
+//! `fuzz/`. `web_request`: arbitrary
 //! bytes read as a request head (a first line `METHOD /path?query`, then
 //! `Name: value` lines) go through the guard's decision, which must never
 //! panic and never let a request through that breaks a rule of
-//! [`crate::access`]. `tests/fuzz_regressions.rs` replays the inputs kept in
-//! `fuzz/regressions/web_request`. Not part of the crate's API.
+//! [`crate::access`]. `live_have`: arbitrary bytes as the parts a live read
+//! says it holds. `tests/fuzz_regressions.rs` replays the inputs kept in
+//! `fuzz/regressions/`. Not part of the crate's API.
 
 #![doc(hidden)]
 
@@ -99,6 +101,31 @@ pub fn web_request(data: &[u8]) {
             assert!((400..600).contains(&status));
             assert!(!words.is_empty());
         }
+    }
+}
+
+/// Reads `data` as a live read's `X-Live-Have` (the parts a page says it
+/// holds) against a page of a feed with three items: at most
+/// [`crate::live::MOST_PARTS`] pairs are taken, only the page's own parts
+/// are sent, each once, and what is sent reads back as the page would
+/// hold it.
+pub fn live_have(data: &[u8]) {
+    use crate::live;
+    let text = String::from_utf8_lossy(data);
+    let have = live::holding(&text);
+    assert!(have.len() <= live::MOST_PARTS);
+    let page = live::rendered(|| live::sample_feed(&["soup", "bread", "a <b> & \"c\""]));
+    let ids: Vec<String> = page.iter().map(|(p, _)| p.id.clone()).collect();
+    let sent = live::changed_parts(page, &have);
+    let mut seen = std::collections::HashSet::new();
+    for p in &sent {
+        assert!(ids.contains(&p.id), "{} is not a part of the page", p.id);
+        assert!(seen.insert(p.id.clone()), "{} sent twice", p.id);
+        assert!(
+            live::parts_held(&p.id, &p.html).is_some(),
+            "{} does not read back",
+            p.id
+        );
     }
 }
 

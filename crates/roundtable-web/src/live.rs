@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -44,13 +44,13 @@ pub(crate) const LIVE: &str = "x-live";
 pub(crate) const HAVE: &str = "x-live-have";
 
 /// At most this many parts of a live read's [`HAVE`] are looked at.
-const MOST_PARTS: usize = 256;
+pub(crate) const MOST_PARTS: usize = 256;
 
 /// A live part as served: its id and what goes inside it.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct Part {
-    id: String,
-    html: String,
+    pub(crate) id: String,
+    pub(crate) html: String,
 }
 
 tokio::task_local! {
@@ -88,16 +88,12 @@ pub(crate) async fn parts_only(req: Request, next: Next) -> Response {
     if req.method() != Method::GET || !req.headers().contains_key(LIVE) {
         return next.run(req).await;
     }
-    let have: HashMap<String, String> = req
-        .headers()
-        .get(HAVE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split_ascii_whitespace()
-        .take(MOST_PARTS)
-        .filter_map(|p| p.split_once('='))
-        .map(|(id, v)| (id.to_owned(), v.to_owned()))
-        .collect();
+    let have = holding(
+        req.headers()
+            .get(HAVE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
     let gathered = Arc::new(Mutex::new(Vec::new()));
     let page = PARTS.scope(gathered.clone(), next.run(req)).await;
     let parts = gathered.lock().map(|mut p| std::mem::take(&mut *p));
@@ -116,6 +112,35 @@ pub(crate) async fn parts_only(req: Request, next: Next) -> Response {
     out
 }
 
+/// What a live read says it holds ([`HAVE`]): `id=digest` pairs, at most
+/// [`MOST_PARTS`] of them; anything else in it is passed over.
+pub(crate) fn holding(have: &str) -> HashMap<String, String> {
+    have.split_ascii_whitespace()
+        .take(MOST_PARTS)
+        .filter_map(|p| p.split_once('='))
+        .map(|(id, v)| (id.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The parts `render` renders, as a live read gathers them.
+pub(crate) fn rendered(render: impl FnOnce() -> Markup) -> Vec<(Part, String)> {
+    let gathered = Arc::new(Mutex::new(Vec::new()));
+    PARTS.sync_scope(gathered.clone(), render);
+    std::mem::take(&mut *gathered.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// A feed (an outer part) with an item (a part inside it) for each of
+/// `items`, for tests and the fuzz target.
+pub(crate) fn sample_feed(items: &[&str]) -> Markup {
+    part(
+        "life",
+        html! { ol { @for (k, i) in items.iter().enumerate() {
+            @let id = format!("item-{k}");
+            li id=(id) data-live { (part(&id, html! { (i) })) }
+        } } },
+    )
+}
+
 /// What stands in a part sent for a part inside it that the page holds
 /// already: `app.js` puts the one it holds back in its place.
 const KEEP: &str = "<template data-keep></template>";
@@ -124,7 +149,10 @@ const KEEP: &str = "<template data-keep></template>";
 /// digest), each sent once: a part inside another that is sent goes with
 /// it, and inside a part sent, the parts the page holds as they are (a
 /// feed's items, say) are sent as [`KEEP`].
-fn changed_parts(parts: Vec<(Part, String)>, have: &HashMap<String, String>) -> Vec<Part> {
+pub(crate) fn changed_parts(
+    parts: Vec<(Part, String)>,
+    have: &HashMap<String, String>,
+) -> Vec<Part> {
     let (mut kept, changed): (Vec<_>, Vec<_>) = parts
         .into_iter()
         .partition(|(p, digest)| have.get(&p.id) == Some(digest));
@@ -296,17 +324,7 @@ mod tests {
     /// A feed (an outer part) with two items (parts inside it), rendered
     /// as a page renders them: the parts in the order they render.
     fn feed(items: &[&str]) -> Vec<(Part, String)> {
-        let gathered = Arc::new(Mutex::new(Vec::new()));
-        PARTS.sync_scope(gathered.clone(), || {
-            part(
-                "life",
-                html! { ol { @for (k, i) in items.iter().enumerate() {
-                    @let id = format!("item-{k}");
-                    li id=(id) data-live { (part(&id, html! { (i) })) }
-                } } },
-            )
-        });
-        std::mem::take(&mut *gathered.lock().expect("not poisoned"))
+        rendered(|| sample_feed(items))
     }
 
     fn holding(parts: &[(Part, String)]) -> HashMap<String, String> {
