@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use roundtable_core::keys::Sealed;
@@ -48,6 +48,10 @@ use roundtable_core::{
 use roundtable_store::{CircleStore, Home, Identity, NodeRecord, StoreError, WriteLock};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
+
+/// The head books are written at most this often, and at shutdown (see
+/// `Machine::keep_book`).
+const BOOKS_EVERY: Duration = Duration::from_secs(5);
 
 mod circles;
 mod envelopes;
@@ -200,6 +204,8 @@ pub struct Machine {
     unopened: BTreeMap<CircleId, String>,
     /// Circles whose head book changed since it was last written.
     unsaved_books: BTreeSet<CircleId>,
+    /// When the head books were last written (see [`BOOKS_EVERY`]).
+    books_saved: Option<Instant>,
     /// When to sync with whom: the sessions under way, and when each
     /// peer is due.
     schedule: Schedule<CircleId, DeviceId>,
@@ -252,6 +258,7 @@ impl Machine {
             circles: BTreeMap::new(),
             unopened: BTreeMap::new(),
             unsaved_books: BTreeSet::new(),
+            books_saved: None,
             schedule: Schedule::new(timing),
             dropped: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -546,7 +553,14 @@ impl Machine {
             self.push_to_stewards(circle, rng);
         }
         self.complete_recoveries(now, rng);
-        self.save_books();
+        if !self.unsaved_books.is_empty()
+            && self
+                .books_saved
+                .is_none_or(|at| now.mono.saturating_duration_since(at) >= BOOKS_EVERY)
+        {
+            self.books_saved = Some(now.mono);
+            self.save_books();
+        }
         self.compact_due();
     }
 
