@@ -74,13 +74,14 @@ pub enum Output {
         /// What to send.
         request: roundtable_core::wire::FarewellRequest,
     },
-    /// Open a sync session with the session's peer and send these frames;
-    /// then hand every frame it receives to [`Machine::frame`].
+    /// Open a sync session with the session's peer; once connected, send
+    /// what [`Machine::connected`] says (the Hello and the first round),
+    /// then hand every frame it receives to [`Machine::frame`]. Nothing of
+    /// the session is worked out before the peer answers the dial: a peer
+    /// that is away costs a dial, not a sync message.
     Open {
         /// The session.
         session: SessionId,
-        /// Its first frames (the Hello and the first round).
-        frames: Vec<SyncFrame>,
     },
     /// A sync with this device went through: keep where it was reached.
     Reached(DeviceId),

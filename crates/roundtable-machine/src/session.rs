@@ -144,14 +144,14 @@ pub(crate) struct SyncSession {
 }
 
 impl SyncSession {
-    /// The opener's side, its first round (that said something or not)
-    /// sent with the Hello.
-    pub(crate) fn opener(token: u64, said: bool) -> Self {
+    /// The opener's side, dialling; its first round goes with the Hello
+    /// once the peer answers ([`Machine::connected`](crate::Machine::connected)).
+    pub(crate) fn opener(token: u64) -> Self {
         Self {
             token,
             role: Role::Opener,
             phase: Phase::Opening,
-            said,
+            said: false,
             rounds: 1,
             brought: 0,
         }

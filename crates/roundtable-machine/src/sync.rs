@@ -75,6 +75,28 @@ impl Machine {
         step
     }
 
+    /// The session this device opened reached its peer: its first frames,
+    /// the Hello and the first round (worked out now, from what this copy
+    /// holds now, so a peer that never answers costs nothing but the
+    /// dial). The first round goes with the Hello, without waiting for
+    /// Ready. A session no longer current ends here.
+    pub fn connected(&mut self, session: SessionId) -> Step {
+        let Some(mut state) = self.take_session(session) else {
+            return Step::failed(SyncRefusal::Superseded);
+        };
+        let (heads, msg) = self.generate(session);
+        state.said = msg.is_some();
+        if !self.set_session(session, state) {
+            return Step::failed(SyncRefusal::NotAdmitted);
+        }
+        Step::send(vec![
+            SyncFrame::Hello {
+                circle: *session.circle.as_bytes(),
+            },
+            SyncFrame::Round { heads, msg },
+        ])
+    }
+
     /// A sync with `peer` failed because it speaks wire version `version`
     /// (what it sent did not read as ours, or it closed the connection
     /// naming its own): status shows which of the two needs an update,
@@ -386,15 +408,8 @@ impl Machine {
                         token,
                     };
                     self.begin_session(circle, peer);
-                    let (heads, msg) = self.generate(session);
-                    self.set_session(session, SyncSession::opener(token, msg.is_some()));
-                    let frames = vec![
-                        SyncFrame::Hello {
-                            circle: *circle.as_bytes(),
-                        },
-                        SyncFrame::Round { heads, msg },
-                    ];
-                    self.outbox.push(Output::Open { session, frames });
+                    self.set_session(session, SyncSession::opener(token));
+                    self.outbox.push(Output::Open { session });
                 }
                 schedule::Output::Meet {
                     circle,
@@ -479,8 +494,10 @@ impl Machine {
             p.last_synced = Some(now.wall);
         }
         // An idle check-in changes nothing worth a write (its time is kept
-        // in memory until the next session that exchanges something).
-        if told || !ok {
+        // in memory until the next session that exchanges something), nor
+        // does a failed one that brought nothing (a peer away: what the
+        // two share is as it was).
+        if told || got > 0 {
             self.keep_peer(circle, peer);
         }
         if told && tracing::enabled!(tracing::Level::INFO) {

@@ -305,7 +305,7 @@ impl Actor {
                     peer,
                     request,
                 } => self.ask_farewell(circle, peer, request),
-                Output::Open { session, frames } => self.open_session(session, frames),
+                Output::Open { session } => self.open_session(session),
                 Output::Reached(peer) => self.remember_addr(peer),
                 Output::StewardOpen {
                     session,

@@ -40,6 +40,12 @@ pub(crate) enum SessionRequest {
         hello: SyncFrame,
         reply: oneshot::Sender<(Option<SessionId>, Step)>,
     },
+    /// The session this device opened reached its peer: its first
+    /// frames.
+    Connected {
+        session: SessionId,
+        reply: oneshot::Sender<Step>,
+    },
     /// The peer of a session sent a frame: what to send back.
     Frame {
         session: SessionId,
@@ -137,10 +143,9 @@ pub(crate) async fn sync_as_opener(
     dialer: Dialer,
     actor: mpsc::Sender<SessionRequest>,
     session: SessionId,
-    frames: Vec<SyncFrame>,
 ) {
     let mut conn = None;
-    if let Err(e) = open_sync(&dialer, &actor, session, frames, &mut conn).await {
+    if let Err(e) = open_sync(&dialer, &actor, session, &mut conn).await {
         // A peer that closed us out as not admitted knows we departed.
         let refused = conn.as_ref().is_some_and(closed_as_not_admitted);
         // A peer that does not speak our wire version said which it speaks.
@@ -176,7 +181,6 @@ async fn open_sync(
     dialer: &Dialer,
     actor: &mpsc::Sender<SessionRequest>,
     session: SessionId,
-    frames: Vec<SyncFrame>,
     slot: &mut Option<Connection>,
 ) -> Result<(), NodeError> {
     let peer = EndpointId::from_bytes(session.peer.as_bytes())
@@ -191,9 +195,11 @@ async fn open_sync(
     // The first round goes out with the Hello, without waiting for Ready:
     // the answerer reads it only once it has let us in, and drops it with
     // the stream when it does not.
-    for frame in &frames {
+    let first = ask(actor, |reply| SessionRequest::Connected { session, reply }).await?;
+    for frame in &first.send {
         send_frame(&mut send, frame).await?;
     }
+    ended(first.end)?;
     carry(actor, session, &mut send, &mut recv, MAX_OPENING).await?;
     let _ = send.finish();
     // Wait for the answerer to finish too, then close.
@@ -276,12 +282,18 @@ async fn carry(
         for frame in &step.send {
             send_frame(send, frame).await?;
         }
-        match step.end {
-            Some(Ok(())) => return Ok(()),
-            Some(Err(SessionError::Refused(reason))) => return Err(NodeError::Refused(reason)),
-            Some(Err(why)) => return Err(ProtocolError::Session(why).into()),
-            None => {}
+        if step.end.is_some() {
+            return ended(step.end);
         }
+    }
+}
+
+/// How a step of the machine's ends the session: `Ok` also while it goes on.
+fn ended(end: Option<Result<(), SessionError>>) -> Result<(), NodeError> {
+    match end {
+        None | Some(Ok(())) => Ok(()),
+        Some(Err(SessionError::Refused(reason))) => Err(NodeError::Refused(reason)),
+        Some(Err(why)) => Err(ProtocolError::Session(why).into()),
     }
 }
 

@@ -1046,6 +1046,39 @@ fn a_change_made_up_in_anothers_name_cannot_hold_back_their_real_ones() {
     assert_eq!(dropped.get("does not apply"), None, "{dropped:?}");
 }
 
+/// A device left on while everyone else is away is idle: it keeps trying
+/// to reach them, but each try is a dial and nothing more. No sync message
+/// is worked out for a peer that does not answer, and a try that brought
+/// nothing writes nothing to the disk.
+#[test]
+fn a_device_alone_only_dials_while_the_others_are_away() {
+    let mut w = World::new(61_000);
+    w.weather = Weather::CALM;
+    let (a, circle) = found(&mut w);
+    let (b, c) = (w.add_device("m1"), w.add_device("m2"));
+    assert!(join(&mut w, a, b, circle, InviteKind::Member));
+    assert!(join(&mut w, a, c, circle, InviteKind::Member));
+    assert!(perform(
+        &mut w,
+        b,
+        circle,
+        Op::Moment {
+            text: "see you all on Sunday".into()
+        }
+    ));
+    w.run_for(5_000);
+    w.stop(b);
+    w.stop(c);
+    // Sessions under way when they went end, and the head book is written.
+    w.run_for(60_000);
+    let (writes, dialled, connected) = (w.write_ops(a), w.devs[a].dialled, w.devs[a].connected);
+    w.run_for(10 * 60_000);
+    let tries = w.devs[a].dialled - dialled;
+    assert!(tries >= 20, "it kept trying to reach them: {tries} tries");
+    assert_eq!(w.devs[a].connected, connected, "nobody answered");
+    assert_eq!(w.write_ops(a), writes, "{tries} tries wrote to the disk");
+}
+
 /// A device away while the others make thousands of edits comes back and
 /// catches up.
 fn away(seed: u64) {

@@ -96,6 +96,10 @@ pub(crate) struct Dev {
     /// A peer the machine just said it reached, until the session's end
     /// is told right after.
     reached: Option<DeviceId>,
+    /// Sync sessions its machine opened, and how many of them reached
+    /// their peer.
+    pub(crate) dialled: u64,
+    pub(crate) connected: u64,
 }
 
 impl Dev {
@@ -314,6 +318,8 @@ impl World {
             heard: Vec::new(),
             events: Vec::new(),
             reached: None,
+            dialled: 0,
+            connected: 0,
         });
         self.start(i);
         i
@@ -445,6 +451,11 @@ impl World {
         }
     }
 
+    /// How many operations that change its disk device `i` has made.
+    pub(crate) fn write_ops(&self, i: usize) -> u64 {
+        self.devs[i].fs.write_ops()
+    }
+
     /// A copy of what device `i`'s disk holds now, as a backup takes it.
     pub(crate) fn backup(&self, i: usize) -> SimFs {
         self.devs[i].fs.crashed_state(CrashState::ProcessExit)
@@ -524,7 +535,7 @@ impl World {
                 peer,
                 request,
             } => self.farewell(i, circle, peer, request),
-            Output::Open { session, frames } => self.open(i, session, frames),
+            Output::Open { session } => self.open(i, session),
             // Gossip's overlay is every reachable follower here.
             Output::JoinPeers { .. } | Output::Meet { .. } => {}
             Output::Event(event) => {
@@ -725,7 +736,8 @@ impl World {
         self.devs.iter().position(|d| d.device == device)
     }
 
-    fn open(&mut self, i: usize, session: SessionId, frames: Vec<SyncFrame>) {
+    fn open(&mut self, i: usize, session: SessionId) {
+        self.devs[i].dialled += 1;
         let id = self.next_conn;
         self.next_conn += 1;
         let answerer = self.index_of(session.peer);
@@ -754,9 +766,13 @@ impl World {
             self.refuse(id, at);
             return;
         }
-        for frame in frames {
-            self.send(id, 1, frame);
-        }
+        // Connected: the opener works out its first frames now.
+        self.devs[i].connected += 1;
+        let Some(machine) = self.devs[i].machine.as_mut() else {
+            return;
+        };
+        let first = machine.connected(session);
+        self.step(id, 0, first);
     }
 
     /// Device `i` asks `peer` for its farewell: answered at once where the

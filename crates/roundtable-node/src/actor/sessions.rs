@@ -66,16 +66,11 @@ impl Actor {
     }
 
     /// Opens the sync session the machine asked for.
-    pub(super) fn open_session(
-        &mut self,
-        session: roundtable_machine::SessionId,
-        frames: Vec<roundtable_core::wire::SyncFrame>,
-    ) {
+    pub(super) fn open_session(&mut self, session: roundtable_machine::SessionId) {
         let dialer = self.dialer.clone();
         let tx = self.sessions_tx.clone();
-        self.tasks.spawn(
-            session::sync_as_opener(dialer, tx, session, frames).instrument(self.span.clone()),
-        );
+        self.tasks
+            .spawn(session::sync_as_opener(dialer, tx, session).instrument(self.span.clone()));
     }
 
     /// Asks a peer for this device's farewell, as the machine said.
@@ -171,6 +166,9 @@ impl Kept {
         match req {
             SessionRequest::Hello { peer, hello, reply } => {
                 let _ = reply.send(machine.answer(peer, hello, at));
+            }
+            SessionRequest::Connected { session, reply } => {
+                let _ = reply.send(machine.connected(session));
             }
             SessionRequest::Frame {
                 session,
