@@ -281,7 +281,8 @@ fn admitted_along(
 }
 
 /// Decides which of `new` (just applied on top of `before`, where the
-/// membership was `was`) must go.
+/// membership was `was`; `ops[i]` the operations of `new[i]`) must go.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn judge(
     doc: &Automerge,
     standing: &Standing,
@@ -289,6 +290,7 @@ pub(crate) fn judge(
     before: &[ChangeHash],
     was: Option<&Membership>,
     new: &[Change],
+    ops: &[Vec<automerge::legacy::Op>],
     heads: &HeadBook,
 ) -> Vec<(ChangeHash, Rejection)> {
     let shape = standing.shape(doc);
@@ -299,7 +301,7 @@ pub(crate) fn judge(
     let mut rejected = Vec::new();
     let mut bad: HashSet<ChangeHash> = HashSet::new();
     // `get_changes` lists changes in causal order, so a change's new deps are judged first.
-    for c in new {
+    for (c, ops) in new.iter().zip(ops) {
         let hash = c.hash();
         let verdict = (|| {
             let Some((device, _)) = device_of(c.actor_id()) else {
@@ -308,7 +310,7 @@ pub(crate) fn judge(
             if c.deps().iter().any(|d| bad.contains(d)) {
                 return Some(Rejection::BuildsOnRejected);
             }
-            if crate::shape::too_large(c) {
+            if crate::shape::too_large(c, ops) {
                 return Some(Rejection::TooLarge);
             }
             if !proven.contains(&hash) {
@@ -320,7 +322,7 @@ pub(crate) fn judge(
             if !allowed {
                 return Some(Rejection::NotAdmitted);
             }
-            if shape.breaks(c, doc, had_history) {
+            if shape.breaks(c, ops, doc, had_history) {
                 return Some(Rejection::Outline);
             }
             None

@@ -723,16 +723,17 @@ fn text_limit(key: &str) -> usize {
     }
 }
 
-/// Whether `c` is larger than any edit may be: too many operations, a
-/// text longer than its field allows, a long key, bytes, or a long message.
-pub(crate) fn too_large(c: &Change) -> bool {
+/// Whether `c` (whose operations are `ops`) is larger than any edit may
+/// be: too many operations, a text longer than its field allows, a long
+/// key, bytes, or a long message.
+pub(crate) fn too_large(c: &Change, ops: &[automerge::legacy::Op]) -> bool {
     if c.len() > MAX_OPS
         || c.message().is_some_and(|m| m.len() > MAX_NOTE_BYTES)
         || c.extra_bytes().len() > MAX_NOTE_BYTES
     {
         return true;
     }
-    c.decode().operations.iter().any(|op| {
+    ops.iter().any(|op| {
         let key = match &op.key {
             Key::Map(k) => k.as_str(),
             Key::Seq(_) => "",

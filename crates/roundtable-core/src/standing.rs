@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use automerge::legacy::{ObjectId, OpId, OpType};
+use automerge::legacy::{ObjectId, Op, OpId, OpType};
 use automerge::{Automerge, Change, ChangeHash, ObjId, Prop, ReadDoc};
 
 use crate::membership::Membership;
@@ -108,7 +108,8 @@ impl Kept {
         if inner.places.len() > MAX_PLACES {
             inner.places.clear();
         }
-        if changes_touch(doc, changes, &mut inner.places) {
+        let decoded: Vec<Vec<Op>> = changes.iter().map(|c| c.decode().operations).collect();
+        if changes_touch(doc, changes, &decoded, &mut inner.places) {
             return;
         }
         if let Some((at, _)) = &mut inner.at {
@@ -116,20 +117,22 @@ impl Kept {
         }
     }
 
-    /// As [`Self::carry_over`], for changes received from a peer: where
-    /// each object they write into sits is read from `doc` (which holds
-    /// them), none of it remembered.
+    /// As [`Self::carry_over`], for changes received from a peer (with
+    /// their operations, `ops[i]` those of `changes[i]`): where each object
+    /// they write into sits is read from `doc` (which holds them), none of
+    /// it remembered.
     pub(crate) fn carry_over_received(
         &self,
         doc: &Automerge,
         before: &[ChangeHash],
         changes: &[Change],
+        ops: &[Vec<Op>],
     ) {
         let mut inner = self.inner();
         if inner.at.as_ref().is_none_or(|(at, _)| at != before) {
             return;
         }
-        if changes_touch(doc, changes, &mut HashMap::new()) {
+        if changes_touch(doc, changes, ops, &mut HashMap::new()) {
             return;
         }
         if let Some((at, _)) = &mut inner.at {
@@ -159,16 +162,18 @@ impl fmt::Debug for Kept {
 /// place is where the operation that made it put it, whether or not it is
 /// still visible, so a write into a lost or deleted object counts too.
 /// Objects the changes make themselves sit where they are made; older ones
-/// are looked up once and remembered in `places`.
+/// are looked up once and remembered in `places`. `ops[i]` are the
+/// operations of `changes[i]`.
 fn changes_touch(
     doc: &Automerge,
     changes: &[Change],
+    ops: &[Vec<Op>],
     places: &mut HashMap<ObjectId, bool>,
 ) -> bool {
-    for change in changes {
+    for (change, ops) in changes.iter().zip(ops) {
         let start = change.start_op().get();
         let actor = change.actor_id();
-        for (i, op) in change.decode().operations.into_iter().enumerate() {
+        for (i, op) in ops.iter().enumerate() {
             let touches = match places.get(&op.obj) {
                 Some(t) => *t,
                 None => {

@@ -215,9 +215,12 @@ impl Circle {
         if new.is_empty() {
             return Ok(Applied::default());
         }
+        // Each change's operations, decoded once for every check below.
+        let ops: Vec<_> = new.iter().map(|c| c.decode().operations).collect();
         // Who is in after these changes is who was in before them, unless
         // one wrote where membership (or the guarded shape) rests.
-        self.kept.carry_over_received(self.doc(), before, &new);
+        self.kept
+            .carry_over_received(self.doc(), before, &new, &ops);
         let rejected = judge(
             self.doc(),
             &self.standing(),
@@ -225,6 +228,7 @@ impl Circle {
             before,
             was,
             &new,
+            &ops,
             heads,
         );
         if rejected.is_empty() {

@@ -17,14 +17,18 @@ use crate::schema;
 use crate::steward::records::STEWARDS;
 
 impl Shape {
-    /// Whether `c` breaks a rule (see the module docs). `doc` holds `c` and
-    /// everything it builds on.
-    pub(crate) fn breaks(&self, c: &Change, doc: &Automerge, had_history: bool) -> bool {
+    /// Whether `c` (whose operations are `ops`) breaks a rule (see the
+    /// module docs). `doc` holds `c` and everything it builds on.
+    pub(crate) fn breaks(
+        &self,
+        c: &Change,
+        ops: &[Op],
+        doc: &Automerge,
+        had_history: bool,
+    ) -> bool {
         if c.deps().is_empty() {
             return had_history;
         }
-        let expanded = c.decode();
-        let ops = &expanded.operations;
         let added_devices = self.adds_devices_to(ops);
         if !added_devices.is_empty() && !devices_within_bound(doc, c, &added_devices) {
             return true;
