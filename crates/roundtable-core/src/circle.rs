@@ -139,6 +139,14 @@ impl Circle {
         self.kept.now(&self.doc)
     }
 
+    /// The circle's people and its record as the document says now: the
+    /// view with only its members, invites, removals and circle filled
+    /// in. Kept with who is in and read again only when one of those
+    /// moved, so naming someone costs no read of the circle's history.
+    pub fn people(&self) -> std::sync::Arc<CircleView> {
+        self.standing().view.clone()
+    }
+
     /// Loads a saved document. Damaged or hostile bytes give an error, never a panic.
     pub fn load(bytes: &[u8]) -> Result<Self, CoreError> {
         let doc = guarded(|| Automerge::load(bytes))?;

@@ -32,8 +32,10 @@ use crate::view::CircleView;
 /// The membership collections as read at some heads.
 #[derive(Debug)]
 pub(crate) struct Standing {
-    /// Members, invites and removals (the rest of the view is empty).
-    pub(crate) view: CircleView,
+    /// Members, invites, removals and the circle's record (the rest of
+    /// the view is empty): who is in, and what they and the circle are
+    /// called.
+    pub(crate) view: Arc<CircleView>,
     /// What they add up to.
     pub(crate) membership: Membership,
     /// The guarded objects, read when first asked for.
@@ -42,10 +44,10 @@ pub(crate) struct Standing {
 
 impl Standing {
     fn read(doc: &Automerge) -> Self {
-        let view = CircleView::read_membership(doc);
+        let view = CircleView::read_collections(doc, &[MEMBERS, INVITES, REMOVALS, CIRCLE]);
         let membership = Membership::from_view(&view);
         Self {
-            view,
+            view: Arc::new(view),
             membership,
             shape: OnceLock::new(),
         }

@@ -236,6 +236,10 @@ fn a_device_names_itself_and_only_itself() {
         ada.view().members[&sam_id].devices[&sam_dev.id()].name,
         "Sam's laptop"
     );
+    assert_eq!(
+        ada.people().members[&sam_id].devices[&sam_dev.id()].name,
+        "Sam's laptop"
+    );
     // Maya's device writes a name into Sam's device record by hand.
     let mut maya = sam.clone();
     maya.set_device(maya_dev.id());

@@ -121,21 +121,18 @@ pub struct DeviceStatus {
 impl Machine {
     /// How every circle and peer stands. Where this device listens is the
     /// network's to say: `addrs` is left empty. Names come from each
-    /// circle's kept reading (read again only where it changed), so asking
-    /// (every page does) costs no read of the circle.
-    pub fn status(&mut self) -> Status {
-        let readings: BTreeMap<CircleId, Reading> = self
-            .circles
-            .iter_mut()
-            .map(|(id, s)| (*id, s.read()))
-            .collect();
+    /// circle's people, kept with who is in (read again only when they
+    /// changed), so asking (every page does) costs no read of the circle,
+    /// and a node nobody looks at holds no reading of it.
+    pub fn status(&self) -> Status {
         let circles = self
             .circles
             .iter()
             .map(|(id, s)| {
                 let circle = s.store.circle();
                 let neighbours: BTreeSet<DeviceId> = self.schedule.neighbours(*id).collect();
-                let view = &*readings[id].view;
+                let people = circle.people();
+                let view = &*people;
                 let owner = |d: &DeviceId| {
                     view.members
                         .iter()
@@ -211,12 +208,12 @@ impl Machine {
     }
 
     /// A peer device as a person knows it: "Sam's phone" or "Sam (3fa2…)".
-    /// From the circle's kept reading, which a page reads next anyway.
-    pub(crate) fn who(&mut self, circle: CircleId, peer: DeviceId) -> String {
+    /// From the circle's people, kept with who is in.
+    pub(crate) fn who(&self, circle: CircleId, peer: DeviceId) -> String {
         self.circles
-            .get_mut(&circle)
+            .get(&circle)
             .and_then(|s| {
-                let view = s.read().view;
+                let view = s.store.circle().people();
                 view.members.iter().find_map(|(m, mm)| {
                     let d = mm.devices.get(&peer)?;
                     Some(if d.name.is_empty() {
