@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use automerge::{Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use super::{Circle, OwnNewest};
 use crate::actors::device_of;
-use crate::authorship::{Applied, HeadBook, SignedHead, judge, of_device};
+use crate::authorship::{Applied, HeadBook, SignedHead, judge};
 use crate::doc::guarded;
 use crate::error::CoreError;
 use crate::identity::DeviceKey;
@@ -34,9 +34,9 @@ impl Circle {
         if device_of(doc.get_actor()).is_some_and(|(d, _)| d == device)
             && let Some(last) = doc.get_last_local_change()
         {
-            let since = doc.get_changes(&[last.hash()]);
+            let since = changes_of_device_since(doc, &[last.hash()], device);
             let mut newest = vec![last];
-            newest.extend(since.into_iter().filter(|c| of_device(c, device)));
+            newest.extend(since);
             return newest_per_session(newest);
         }
         let mut own = self.own_newest.lock().unwrap_or_else(|e| e.into_inner());
@@ -46,13 +46,12 @@ impl Circle {
         let newest: Vec<ChangeHash> = match kept {
             Some(k) if k.heads == heads => k.newest.clone(),
             Some(k) => {
-                let arrived = doc.get_changes(&k.heads);
                 let mut newest: Vec<Change> = k
                     .newest
                     .iter()
                     .filter_map(|h| doc.get_change_by_hash(h))
                     .collect();
-                newest.extend(arrived.into_iter().filter(|c| of_device(c, device)));
+                newest.extend(changes_of_device_since(doc, &k.heads, device));
                 newest_per_session(newest)
                     .iter()
                     .map(Change::hash)
@@ -330,4 +329,15 @@ impl HeadBook {
     pub fn settle(&mut self, circle: &Circle) {
         self.settle_by(|h| circle.has_change(h));
     }
+}
+
+/// The changes `device` made that `doc` holds beyond `heads`. Only their
+/// metadata is read to pick them out: after a catch-up, the changes since
+/// are thousands, nearly all of other devices.
+fn changes_of_device_since(doc: &Automerge, heads: &[ChangeHash], device: DeviceId) -> Vec<Change> {
+    doc.get_changes_meta(heads)
+        .into_iter()
+        .filter(|m| device_of(&m.actor).is_some_and(|(d, _)| d == device))
+        .filter_map(|m| doc.get_change_by_hash(&m.hash))
+        .collect()
 }
