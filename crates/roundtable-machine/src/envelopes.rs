@@ -214,11 +214,11 @@ impl Machine {
     }
 
     /// Keeps a circle's head book, so proofs survive a restart: written
-    /// at a tick at most every `BOOKS_EVERY` (5 s) and at
-    /// shutdown, not on every change (a busy circle would otherwise spend
-    /// a durable write on it twice a second). A proof lost to a crash
-    /// costs nothing lasting: every device sends its own, and all it
-    /// knows, in each sync session.
+    /// at a tick at most every `BOOKS_EVERY` (5 s) and at shutdown, not
+    /// on every change (a busy circle would otherwise spend a durable
+    /// write on it twice a second). A proof lost to a crash costs nothing
+    /// lasting: every device sends its own, and all it knows, in each
+    /// sync session.
     pub(crate) fn keep_book(&mut self, circle: CircleId) {
         self.unsaved_books.insert(circle);
     }
