@@ -346,11 +346,14 @@ test('words typed while the node cannot be reached are kept, and sent when it an
       constructor(...args) {
         super(...args);
         window.__stream = this;
+        this.addEventListener('hello', () => { window.__heard = true; });
       }
     };
   });
   await page.goto(at(`/c/${circle}`), T);
-  await page.waitForFunction(() => window.__stream?.readyState === 1, null, T);
+  // In touch: the stream is open and has said its hello (which may come a
+  // moment after it opens; heard after the loss below, it would undo it).
+  await page.waitForFunction(() => window.__stream?.readyState === 1 && window.__heard, null, T);
   const run = await page.locator('meta[name="rt-run"]').getAttribute('content');
   // The browser loses the node...
   await page.context().setOffline(true);
